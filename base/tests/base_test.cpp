@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+#include <doctest/doctest.h>
+
+#include <cerrno>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "base/units.h"
+
+TEST_CASE("sizes parse with K, M, G suffixes and reject junk") {
+  CHECK(base::parse_size_bytes("4096") == 4096u);
+  CHECK(base::parse_size_bytes("4K") == 4096u);
+  CHECK(base::parse_size_bytes("256M") == 256ull << 20);
+  CHECK(base::parse_size_bytes("1G") == 1ull << 30);
+  CHECK(base::parse_size_bytes("1GiB") == 1ull << 30);
+  CHECK(base::parse_size_bytes("1.5K") == 1536u);
+  CHECK_FALSE(base::parse_size_bytes(""));
+  CHECK_FALSE(base::parse_size_bytes("K"));
+  CHECK_FALSE(base::parse_size_bytes("12Q"));
+  CHECK_FALSE(base::parse_size_bytes("1.0001K"));          // not a whole byte
+  CHECK_FALSE(base::parse_size_bytes("99999999999999999999"));
+  CHECK_FALSE(base::parse_size_bytes("16777216T"));        // overflows
+}
+
+TEST_CASE("byte sizes format for people") {
+  CHECK(base::format_bytes(100) == "100 B");
+  CHECK(base::format_bytes(1536) == "1.5 KiB");
+  CHECK(base::format_bytes(256ull << 20) == "256 MiB");
+}
+
+TEST_CASE("little-endian reader fails sticky on overrun") {
+  base::Bytes buf;
+  base::ByteWriter w(buf);
+  w.u8(7);
+  w.u32(0xdeadbeef);
+  w.u64(0x0102030405060708ull);
+  w.str16("hi");
+  base::ByteReader r(buf);
+  CHECK(r.u8() == 7);
+  CHECK(r.u32() == 0xdeadbeefu);
+  CHECK(r.u64() == 0x0102030405060708ull);
+  CHECK(r.str16() == "hi");
+  CHECK(r.done());
+  CHECK(r.u16() == 0);
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("hex round-trips and rejects bad digits") {
+  base::Bytes out;
+  CHECK(base::from_hex("00ff10Ab", out));
+  CHECK(base::to_hex(out) == "00ff10ab");
+  CHECK_FALSE(base::from_hex("abc", out));
+  CHECK_FALSE(base::from_hex("zz", out));
+}
+
+TEST_CASE("a status carries errno and a sentence") {
+  base::Status s = base::Status::from_errno(ENOENT, "cannot open /nope");
+  CHECK_FALSE(s.is_ok());
+  CHECK(s.code() == ENOENT);
+  CHECK(s.message() == "cannot open /nope: No such file or directory");
+  base::Result<int> r = base::Status::error(EINVAL, "bad");
+  CHECK_FALSE(r.is_ok());
+  base::Result<int> v = 5;
+  CHECK(*v == 5);
+}

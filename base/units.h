@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: MIT
+// Sizes with K/M/G/T suffixes (powers of 1024), as the command line takes them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace base {
+
+// "4096", "4K", "256M", "1G", "1.5G" (suffix case-insensitive, optional "iB"/"B").
+// nullopt on anything else, on overflow, or on a fraction that is not a whole byte.
+std::optional<uint64_t> parse_size_bytes(std::string_view text);
+
+// 268435456 -> "256 MiB"; 1536 -> "1.5 KiB"; 100 -> "100 B".
+std::string format_bytes(uint64_t bytes);
+
+// Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
+uint64_t monotonic_ns();
+
+}  // namespace base

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+// A fault-injecting BlockDevice wrapper (leveldb's fault_injection_test.cc).
+//
+// It keeps every write, zero and discard that has not been flushed in an
+// overlay in memory and passes them to the inner device only at flush(). Reads
+// see the overlay. power_cut() loses the overlay (optionally tearing one
+// unflushed write, or keeping a seeded random subset), then every call fails
+// with EIO until revive(): what the inner device holds is what a real disk
+// would hold after the power came back. Write and flush failures can be
+// triggered after a count or at a seeded random rate.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include "blockio/device.h"
+
+namespace blockio {
+
+enum class PowerCutMode {
+  drop_unflushed,   // all unflushed operations are lost
+  keep_random,      // each unflushed operation survives with probability 1/2
+  tear_one,         // all lost but one, of which a random prefix of sectors survives
+};
+
+struct FaultPlan {
+  int64_t fail_write_after = -1;  // the (n+1)th write and all after fail; -1 = never
+  double write_error_rate = 0.0;  // each write fails with this probability
+  int64_t fail_flush_after = -1;  // the (n+1)th flush and all after fail; -1 = never
+  int error_code = 5;             // EIO
+};
+
+class FaultyDevice final : public BlockDevice {
+ public:
+  FaultyDevice(std::unique_ptr<BlockDevice> inner, uint64_t seed);
+
+  Geometry geometry() const override;
+  base::Status write(uint64_t offset_bytes, base::ByteSpan data) override;
+  base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) override;
+  base::Status write_zeroes(uint64_t offset_bytes, uint64_t length_bytes) override;
+  base::Status discard(uint64_t offset_bytes, uint64_t length_bytes) override;
+  base::Status flush() override;
+  std::string describe() const override;
+
+  void set_plan(const FaultPlan& plan);
+  void power_cut(PowerCutMode mode);
+  void revive();  // the power is back: operations work again
+  bool is_powered() const;
+
+  uint64_t write_count() const;
+  uint64_t flush_count() const;
+  uint64_t unflushed_count() const;
+  BlockDevice& inner();
+
+ private:
+  struct Pending {
+    uint64_t offset_bytes;
+    std::vector<uint8_t> data;  // zeroes for write_zeroes/discard
+  };
+  base::Status check_powered() const;  // requires mutex_ held
+
+  mutable std::mutex mutex_;
+  std::unique_ptr<BlockDevice> inner_;
+  std::mt19937_64 rng_;
+  FaultPlan plan_;
+  std::vector<Pending> pending_;
+  bool powered_ = true;
+  uint64_t write_count_ = 0;
+  uint64_t flush_count_ = 0;
+};
+
+}  // namespace blockio

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+// The messages of the replication protocol, version 1, and their byte codecs.
+// docs/PROTOCOL.md is the specification; this file follows it field by field.
+//
+// Every message travels as the plaintext of one AEAD frame (frame.h). The
+// first byte is the MsgType. All integers are little-endian. Decoders take
+// untrusted bytes: they check every length against the frame and the limits
+// below and return an error Status (never assert) on anything malformed.
+// They do not judge semantics (offset inside the disk, sequence order): that
+// is the apply state machine's job.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "blockio/digest.h"
+
+namespace proto {
+
+inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr size_t kPairIdBytes = 16;
+using PairId = std::array<uint8_t, kPairIdBytes>;
+
+// Largest payload of one write record, and largest trim/zero extent.
+inline constexpr uint32_t kMaxWritePayloadBytes = 1u << 20;          // 1 MiB
+inline constexpr uint64_t kMaxExtentBytes = 1ull << 30;               // 1 GiB per trim/zero
+// Largest plaintext of any frame: a write header plus the largest payload.
+inline constexpr uint32_t kWriteHeaderBytes = 64;
+inline constexpr uint32_t kMaxFramePlainBytes = kWriteHeaderBytes + kMaxWritePayloadBytes;
+inline constexpr size_t kMaxMessageTextBytes = 512;                   // error/goodbye sentences
+
+enum class MsgType : uint8_t {
+  hello = 1,
+  write = 2,
+  trim = 3,
+  zero = 4,
+  barrier = 5,
+  barrier_ack = 6,
+  receipt_ack = 7,
+  committed = 8,
+  ping = 9,
+  pong = 10,
+  error = 11,
+  goodbye = 12,
+};
+
+// The clone's replication state as told in its hello and status.
+enum class CloneState : uint8_t {
+  fresh = 0,         // paired, nothing applied yet
+  consistent = 1,    // a bootable copy at an epoch boundary
+  inconsistent = 2,  // catching up after an unclean stop, or (later) resyncing
+};
+const char* clone_state_name(CloneState s);
+
+enum class Role : uint8_t { original = 1, clone = 2 };
+
+// Hello flags (original -> clone).
+inline constexpr uint32_t kHelloWantReceiptAcks = 1u << 0;
+
+struct Hello {
+  uint16_t version = kProtocolVersion;
+  Role role = Role::original;
+  PairId pair_id{};
+  uint32_t flags = 0;
+  uint64_t disk_size_bytes = 0;
+  uint32_t logical_block_bytes = 0;
+  uint64_t generation = 0;
+  // Clone: last sequence number durable on its disk (known in this process),
+  // else the committed one. Original: 0.
+  uint64_t applied_seq = 0;
+  // Clone: epoch closed by the barrier at applied_seq (0 before any). Original: 0.
+  uint64_t applied_epoch = 0;
+  // Clone: last sequence number committed in its state store. Original: 0.
+  uint64_t committed_seq = 0;
+  CloneState state = CloneState::fresh;
+  // Original: oldest sequence number it still holds and the newest it has.
+  uint64_t log_start_seq = 0;
+  uint64_t log_end_seq = 0;
+};
+
+// A log record: a write, trim, zero, or barrier (end of epoch). Every record
+// has the next sequence number; barrier e closes epoch e.
+struct RecordHeader {
+  MsgType type = MsgType::write;   // write, trim, zero or barrier
+  uint8_t flags = 0;               // reserved, 0
+  uint64_t seq = 0;
+  uint64_t epoch = 0;
+  uint64_t offset_bytes = 0;       // write/trim/zero
+  uint64_t length_bytes = 0;       // write: payload length; trim/zero: extent
+  blockio::Digest digest{};        // write only: keyed BLAKE2b-256 of the payload
+};
+
+enum class ErrorCode : uint16_t {
+  protocol = 1,            // unexpected or malformed message
+  version = 2,             // protocol version not supported
+  pair_mismatch = 3,       // hello for another pair
+  disk_mismatch = 4,       // disk size or block size differ from the peer's
+  out_of_range = 5,        // record outside the disk
+  misaligned = 6,          // record not aligned to the logical block size
+  digest_mismatch = 7,     // payload does not match its digest
+  sequence_gap = 8,        // record sequence number is not the next one
+  generation_mismatch = 9, // log of another generation: resync needed
+  resync_needed = 10,      // the original cannot continue from the clone's position
+  disk_io = 11,            // the clone's disk failed a write or flush
+  busy = 12,               // another original session is active
+  shutting_down = 13,      // the clone is stopping
+  timeout = 14,            // the peer was silent too long
+  too_large = 15,          // frame or record over the limits
+  diverged = 16,           // the clone refuses writes until a decision
+  internal = 17,
+};
+const char* error_code_name(ErrorCode c);
+
+struct ErrorMsg {
+  ErrorCode code = ErrorCode::protocol;
+  std::string message;  // a sentence; truncated to kMaxMessageTextBytes on encode
+};
+
+// --- Encoding: each appends one message's plaintext to `out`. ---
+void encode_hello(const Hello& m, base::Bytes& out);
+// Writes only the 64-byte header of a write record; the payload follows it.
+void encode_write_header(const RecordHeader& h, uint8_t out[kWriteHeaderBytes]);
+void encode_record(const RecordHeader& h, base::ByteSpan payload, base::Bytes& out);  // any record type
+void encode_barrier_ack(uint64_t epoch, uint64_t seq, base::Bytes& out);
+void encode_receipt_ack(uint64_t seq, base::Bytes& out);
+void encode_committed(uint64_t seq, base::Bytes& out);
+void encode_ping(uint64_t token, uint64_t log_end_seq, base::Bytes& out);
+void encode_pong(uint64_t token, base::Bytes& out);
+void encode_error(const ErrorMsg& m, base::Bytes& out);
+void encode_goodbye(const ErrorMsg& m, base::Bytes& out);
+
+// --- Decoding: `msg` is one frame's whole plaintext. ---
+// The type byte, or an error for an empty frame or an unknown type.
+base::Result<MsgType> peek_type(base::ByteSpan msg);
+base::Status decode_hello(base::ByteSpan msg, Hello& out);
+// For write: `payload` views the bytes after the header inside `msg` and its
+// size equals h.length_bytes. For the other record types `payload` is empty.
+base::Status decode_record(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& payload);
+base::Status decode_barrier_ack(base::ByteSpan msg, uint64_t& epoch, uint64_t& seq);
+base::Status decode_receipt_ack(base::ByteSpan msg, uint64_t& seq);
+base::Status decode_committed(base::ByteSpan msg, uint64_t& seq);
+base::Status decode_ping(base::ByteSpan msg, uint64_t& token, uint64_t& log_end_seq);
+base::Status decode_pong(base::ByteSpan msg, uint64_t& token);
+base::Status decode_error(base::ByteSpan msg, ErrorMsg& out);    // type error
+base::Status decode_goodbye(base::ByteSpan msg, ErrorMsg& out);  // type goodbye
+
+}  // namespace proto

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// Configuration files and pairing material of both sides.
+//
+// The clone reads cloned.toml, the original origin.toml; both name a secret
+// file holding the pairing secret (64 hex digits and a newline, mode 0600).
+// Loading is strict: unknown keys, wrong types, out-of-range values and
+// missing files are errors whose message names file:line and the key.
+// Relative paths inside a config file are relative to the file's directory.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+#include "blockio/digest.h"
+#include "blockio/disk.h"
+#include "cloned/proto/handshake.h"
+#include "cloned/proto/messages.h"
+
+namespace config {
+
+inline constexpr uint16_t kDefaultPort = 7227;
+
+struct PairSecret {
+  std::array<uint8_t, 32> bytes{};
+};
+
+// Keys derived from the pairing secret (libsodium crypto_kdf, context
+// "clonepr1"): subkey 1 authenticates sessions, subkey 2 keys the digests.
+struct DerivedKeys {
+  proto::Key auth_key{};
+  blockio::DigestKey digest_key{};
+};
+DerivedKeys derive_keys(const PairSecret& secret);
+
+// Reads a secret file. Refuses a file readable or writable by group or others
+// ("chmod 600 FILE"), a wrong length, or non-hex content.
+base::Result<PairSecret> load_secret(const std::string& path);
+
+struct CloneConfig {
+  std::string config_path;
+  proto::PairId pair_id{};
+  std::string secret_file;            // absolute
+  // [target]
+  std::string target_path;
+  blockio::DiskIdentity target_identity;
+  bool direct_io = true;
+  // [listen]
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = kDefaultPort;
+  // [state]
+  std::string state_dir;              // absolute; the sqlite store lives here
+  std::string runtime_dir;            // absolute; status file
+  // [apply]
+  uint32_t writer_threads = 4;                 // 1..64
+  uint64_t inflight_bytes_max = 32ull << 20;   // 1 MiB..1 GiB: received, not yet durable
+  uint32_t commit_interval_ms = 100;           // 1..60000: grouped store commits
+  uint32_t store_commit_delay_ms = 0;          // 0..10000: testing, slows every commit
+  // [link]
+  uint32_t handshake_timeout_ms = 5000;        // 100..60000
+  uint32_t idle_timeout_ms = 20000;            // 1000..600000: silence before a drop
+  uint32_t keepalive_interval_ms = 5000;       // 100..60000
+  uint32_t max_pending_handshakes = 4;         // 1..64
+  // [log]
+  std::string log_level = "info";              // error, warning, notice, info, debug
+};
+
+struct OriginConfig {
+  std::string config_path;
+  proto::PairId pair_id{};
+  std::string secret_file;            // absolute
+  // [clone]
+  std::string clone_host = "127.0.0.1";
+  uint16_t clone_port = kDefaultPort;
+  uint64_t disk_size_bytes = 0;
+  uint32_t logical_block_bytes = 512;
+  // [origin]
+  std::string state_dir;              // absolute: the original's log spool and state
+  uint64_t retention_bytes_max = 256ull << 20;  // records kept until committed
+  bool want_receipt_acks = false;
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t reconnect_initial_ms = 100;
+  uint32_t reconnect_max_ms = 5000;
+  uint32_t reconnect_attempts_max = 50;         // per outage, then give up (exit 1)
+  uint32_t idle_timeout_ms = 20000;
+  uint32_t keepalive_interval_ms = 5000;
+};
+
+base::Result<CloneConfig> load_clone_config(const std::string& path);
+base::Result<OriginConfig> load_origin_config(const std::string& path);
+
+struct PairRequest {
+  std::string clone_dir;
+  std::string origin_dir;
+  std::string target_path;
+  std::string listen = "127.0.0.1:7227";   // HOST:PORT the clone listens on
+};
+
+// Writes clone_dir/cloned.toml, clone_dir/pair.secret, origin_dir/origin.toml,
+// origin_dir/pair.secret (creating the directories), sharing a fresh secret
+// and pair id, and recording the target's identity (probe_identity). Refuses
+// to overwrite any existing file. Secret files are created 0600.
+base::Status write_pair(const PairRequest& request);
+
+// "HOST:PORT" -> parts; IPv6 as "[::1]:7227".
+base::Status parse_host_port(const std::string& text, std::string& host, uint16_t& port);
+
+}  // namespace config
