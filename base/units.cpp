@@ -52,7 +52,8 @@ std::optional<uint64_t> parse_size_bytes(std::string_view text) {
   uint64_t total = whole * mult;
   if (frac_num != 0) {
     // The fraction must come to a whole number of bytes.
-    unsigned __int128 f = static_cast<unsigned __int128>(frac_num) * mult;
+    __extension__ typedef unsigned __int128 u128;  // exact, no overflow for 64x64
+    u128 f = static_cast<u128>(frac_num) * mult;
     if (f % frac_den != 0) return std::nullopt;
     uint64_t add = static_cast<uint64_t>(f / frac_den);
     if (total > UINT64_MAX - add) return std::nullopt;

@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/apply/apply.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+
+namespace apply {
+namespace {
+
+bool is_extent(proto::MsgType t) {
+  return t == proto::MsgType::write || t == proto::MsgType::trim || t == proto::MsgType::zero;
+}
+
+std::string u64s(uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+Machine::Machine(const blockio::Geometry& geometry, const store::ReplicaState& loaded,
+                 const Limits& limits)
+    : geometry_(geometry), limits_(limits), replica_(loaded) {
+  assert(geometry_.logical_block_bytes > 0);
+  assert(limits_.io_depth_max > 0);
+  durable_ = {loaded.committed_seq, loaded.committed_epoch};
+  committed_ = durable_;
+  committed_sent_seq_ = committed_.seq;
+  reserved_limit_ = std::max(loaded.reserved_seq, loaded.committed_seq);
+  highest_submitted_seq_ = loaded.committed_seq;
+  // After an unclean stop the disk may hold records past the committed
+  // position, up to the reservation (or up to the target of a catch-up that
+  // was itself interrupted).
+  uint64_t unclean = std::max(loaded.reserved_seq, loaded.consistent_at_seq);
+  if (unclean > loaded.committed_seq) unclean_until_seq_ = unclean;
+}
+
+// ---------------------------------------------------------------- sessions
+
+void Machine::start_session(const proto::Hello& original, Actions& actions) {
+  assert(!in_session_ && !pending_hello_);
+  if (!idle_disk()) {
+    pending_hello_ = original;  // answered once the disk is idle
+    return;
+  }
+  open_session(original, actions);
+}
+
+void Machine::open_session(const proto::Hello& o, Actions& actions) {
+  using proto::ErrorCode;
+  const uint64_t applied = durable_.seq;
+  if (o.role != proto::Role::original || o.version != proto::kProtocolVersion)
+    return fail(actions, ErrorCode::protocol, "the peer's hello is not an original's hello of protocol version 1.");
+  if (o.pair_id != replica_.pair_id)
+    return fail(actions, ErrorCode::pair_mismatch, "the original's hello names another pair; re-pair the two sticks with clonectl pair.");
+  if (shutting_down_)
+    return fail(actions, ErrorCode::shutting_down, "the clone is shutting down; try again after it restarts.");
+  if (disk_failed_)
+    return fail(actions, ErrorCode::disk_io, "the clone's disk failed earlier in this run; it takes no writes until the daemon is restarted and the disk checked (clonectl health).");
+  if (o.disk_size_bytes != geometry_.size_bytes)
+    return fail(actions, ErrorCode::disk_mismatch,
+                "the original's disk has " + u64s(o.disk_size_bytes) + " bytes but the clone's has " +
+                    u64s(geometry_.size_bytes) + "; a clone must be a disk of the same size.");
+  if (o.generation != replica_.generation)
+    return fail(actions, ErrorCode::generation_mismatch,
+                "the original's log is of generation " + u64s(o.generation) + " but the clone holds generation " +
+                    u64s(replica_.generation) + "; a resync is needed.");
+  if (o.log_start_seq > applied + 1)
+    return fail(actions, ErrorCode::resync_needed,
+                "the original's log starts at record " + u64s(o.log_start_seq) + " but the clone needs record " +
+                    u64s(applied + 1) + " next; a resync is needed.");
+  if (o.log_end_seq < applied)
+    return fail(actions, ErrorCode::resync_needed,
+                "the clone has applied record " + u64s(applied) + " but the original's log ends at " +
+                    u64s(o.log_end_seq) + "; the two disagree and a resync is needed.");
+
+  in_session_ = true;
+  want_receipt_acks_ = (o.flags & proto::kHelloWantReceiptAcks) != 0;
+  original_log_end_ = o.log_end_seq;
+  recv_seq_ = applied;
+  recv_epoch_ = durable_.epoch + 1;
+  open_epoch_started_ = false;
+  receipt_acked_seq_ = applied;
+  committed_sent_seq_ = committed_.seq;
+
+  if (unclean_until_seq_ > applied) {
+    // Replaying records the disk may already hold passes through states the
+    // original never had: mark it before the first such write.
+    uint64_t target = std::min(unclean_until_seq_, o.log_end_seq);
+    if (target > applied) {
+      if (replica_.state != proto::CloneState::inconsistent || replica_.consistent_at_seq != target) {
+        replica_.consistent_at_seq = target;
+        mark_catching_up();
+      }
+      writes_wait_for_commit_ = true;
+    } else {
+      unclean_until_seq_ = 0;  // the disk is exactly at the committed position
+      maybe_become_consistent();
+    }
+  }
+  if (writes_wait_for_commit_ || reserved_limit_ < applied + limits_.reserve_ahead_records / 2)
+    request_commit(actions);
+
+  proto::Hello h;
+  h.role = proto::Role::clone;
+  h.pair_id = replica_.pair_id;
+  h.disk_size_bytes = geometry_.size_bytes;
+  h.logical_block_bytes = geometry_.logical_block_bytes;
+  h.generation = replica_.generation;
+  h.applied_seq = durable_.seq;
+  h.applied_epoch = durable_.epoch;
+  h.committed_seq = committed_.seq;
+  h.state = replica_.state;
+  actions.hello_reply = h;
+}
+
+void Machine::mark_catching_up() {
+  replica_.state = proto::CloneState::inconsistent;
+  replica_.state_reason =
+      "catching up after an unclean stop: records the disk may already hold are being replayed, so it is "
+      "not a bootable copy until record " + u64s(replica_.consistent_at_seq) + " is applied";
+  state_dirty_ = true;
+}
+
+void Machine::end_session(Actions& actions) {
+  pending_hello_.reset();
+  if (!in_session_) return;
+  in_session_ = false;
+  drop_queue_after_epoch(0, actions);
+  writes_wait_for_commit_ = false;
+  check_shutdown_progress(actions);
+}
+
+void Machine::drop_queue_after_epoch(uint64_t epoch, Actions& actions) {
+  // Entries are in seq order and epochs never decrease along the queue.
+  while (!queue_.empty() && queue_.back().header.epoch > epoch) {
+    held_bytes_ -= queue_.back().cost_bytes;
+    actions.dropped.push_back(queue_.back().id);
+    queue_.pop_back();
+  }
+}
+
+// ------------------------------------------------------------------ records
+
+std::optional<FailSession> Machine::validate(const proto::RecordHeader& h) const {
+  using proto::ErrorCode;
+  const bool extent = is_extent(h.type);
+  if (!extent && h.type != proto::MsgType::barrier)
+    return FailSession{ErrorCode::protocol, "a message of type " + u64s(static_cast<uint64_t>(h.type)) + " is not a record."};
+  if (h.seq != recv_seq_ + 1)
+    return FailSession{ErrorCode::sequence_gap, "record " + u64s(h.seq) + " arrived where record " +
+                                                    u64s(recv_seq_ + 1) + " was expected; nothing of it was written."};
+  if (h.epoch != recv_epoch_)
+    return FailSession{ErrorCode::protocol, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) +
+                                                " but epoch " + u64s(recv_epoch_) + " is open; nothing of it was written."};
+  if (!extent) return std::nullopt;
+  const uint64_t lbs = geometry_.logical_block_bytes;
+  const std::string where = "record " + u64s(h.seq) + " (offset=" + u64s(h.offset_bytes) +
+                            " len=" + u64s(h.length_bytes) + ")";
+  if (h.length_bytes == 0) return FailSession{ErrorCode::protocol, where + " is empty; nothing was written."};
+  if (h.offset_bytes % lbs != 0 || h.length_bytes % lbs != 0)
+    return FailSession{ErrorCode::misaligned, where + " is not aligned to the disk's " + u64s(lbs) +
+                                                  "-byte logical blocks; nothing of it was written."};
+  if (h.offset_bytes > geometry_.size_bytes || h.length_bytes > geometry_.size_bytes - h.offset_bytes)
+    return FailSession{ErrorCode::out_of_range, where + " reaches past the end of the disk (disk_bytes=" +
+                                                    u64s(geometry_.size_bytes) + "); nothing of it was written."};
+  return std::nullopt;
+}
+
+void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& actions) {
+  id = 0;
+  if (!in_session_) {
+    return fail(actions, proto::ErrorCode::protocol, "a record arrived before the session's hello was answered.");
+  }
+  if (std::optional<FailSession> bad = validate(h)) return fail(actions, bad->code, bad->message);
+  recv_seq_ = h.seq;
+  open_epoch_started_ = h.type != proto::MsgType::barrier;
+  if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
+  if (shutting_down_ && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
+  const uint64_t cost = (h.type == proto::MsgType::write ? h.length_bytes : 0) + kRecordOverheadBytes;
+  id = next_id_++;
+  queue_.push_back(Entry{id, h, cost});
+  held_bytes_ += cost;
+  pump(actions);
+}
+
+void Machine::on_read_batch_done(Actions& actions) {
+  if (in_session_ && want_receipt_acks_ && recv_seq_ > receipt_acked_seq_) {
+    receipt_acked_seq_ = recv_seq_;
+    actions.receipt_acks.push_back({recv_seq_});
+  }
+}
+
+bool Machine::overlaps_in_flight(const proto::RecordHeader& h) const {
+  for (const Entry& e : in_flight_) {
+    if (h.offset_bytes < e.header.offset_bytes + e.header.length_bytes &&
+        e.header.offset_bytes < h.offset_bytes + h.length_bytes)
+      return true;
+  }
+  return false;
+}
+
+void Machine::pump(Actions& actions) {
+  if (disk_failed_ || flushing_) return;
+  while (!queue_.empty()) {
+    Entry& head = queue_.front();
+    if (head.header.type == proto::MsgType::barrier) {
+      if (!in_flight_.empty()) return;
+      flushing_barrier_ = head;
+      queue_.pop_front();
+      flushing_ = true;
+      actions.flush = true;
+      return;
+    }
+    if (writes_wait_for_commit_) return;
+    if (head.header.seq > reserved_limit_) {
+      request_commit(actions);
+      return;
+    }
+    if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
+    assert(is_extent(head.header.type) && head.header.epoch == durable_.epoch + 1);
+    highest_submitted_seq_ = std::max(highest_submitted_seq_, head.header.seq);
+    actions.submit.push_back({head.id, head.header});
+    in_flight_.push_back(head);
+    queue_.pop_front();
+  }
+}
+
+// -------------------------------------------------------------- completions
+
+void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mismatch, Actions& actions) {
+  auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [id](const Entry& e) { return e.id == id; });
+  assert(it != in_flight_.end());
+  held_bytes_ -= it->cost_bytes;
+  in_flight_.erase(it);
+  if (!status.is_ok()) {
+    if (digest_mismatch) {
+      if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
+    } else {
+      disk_failed_ = true;
+      actions.disk_failed.push_back({status.message()});
+      if (in_session_) fail(actions, proto::ErrorCode::disk_io, "the clone's disk failed: " + status.message());
+    }
+  }
+  if (pending_hello_ && idle_disk()) {
+    proto::Hello h = *pending_hello_;
+    pending_hello_.reset();
+    open_session(h, actions);
+  }
+  pump(actions);
+  check_shutdown_progress(actions);
+}
+
+void Machine::on_flush_done(const base::Status& status, Actions& actions) {
+  assert(flushing_);
+  flushing_ = false;
+  held_bytes_ -= flushing_barrier_.cost_bytes;
+  if (!status.is_ok()) {
+    disk_failed_ = true;
+    actions.disk_failed.push_back({status.message()});
+    if (in_session_) fail(actions, proto::ErrorCode::disk_io, "the clone's disk failed to flush: " + status.message());
+    check_shutdown_progress(actions);
+    return;
+  }
+  durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
+  if (in_session_) actions.barrier_acks.push_back({durable_.epoch, durable_.seq});
+  maybe_become_consistent();
+  if (pending_hello_ && idle_disk()) {
+    proto::Hello h = *pending_hello_;
+    pending_hello_.reset();
+    open_session(h, actions);
+  }
+  pump(actions);
+  check_shutdown_progress(actions);
+}
+
+void Machine::maybe_become_consistent() {
+  if (unclean_until_seq_ != 0 && durable_.seq >= unclean_until_seq_) unclean_until_seq_ = 0;
+  const bool caught_up = replica_.state == proto::CloneState::inconsistent && replica_.consistent_at_seq != 0 &&
+                         durable_.seq >= replica_.consistent_at_seq;
+  const bool first = replica_.state == proto::CloneState::fresh && durable_.seq > 0;
+  if (caught_up) unclean_until_seq_ = 0;
+  if (caught_up || first) {
+    replica_.state = proto::CloneState::consistent;
+    replica_.state_reason.clear();
+    replica_.consistent_at_seq = 0;
+    state_dirty_ = true;
+  }
+}
+
+// ------------------------------------------------------------------ commits
+
+store::ReplicaState Machine::snapshot_for_commit() const {
+  store::ReplicaState s = replica_;
+  s.committed_seq = durable_.seq;
+  s.committed_epoch = durable_.epoch;
+  uint64_t written = std::max(highest_submitted_seq_, durable_.seq);
+  if (unclean_until_seq_ > durable_.seq) written = std::max(written, unclean_until_seq_);
+  if (shutting_down_ && final_commit_requested_) {
+    s.reserved_seq = written;  // exact: equal to committed_seq after a clean stop
+  } else {
+    s.reserved_seq = std::max(reserved_limit_, written + limits_.reserve_ahead_records);
+  }
+  return s;
+}
+
+void Machine::request_commit(Actions& actions) {
+  if (commit_in_flight_) return;  // on_commit_done looks again
+  commit_snapshot_ = snapshot_for_commit();
+  commit_in_flight_ = true;
+  state_dirty_ = false;
+  last_commit_ms_ = now_ms_;
+  actions.commits.push_back({commit_snapshot_});
+}
+
+void Machine::on_commit_done(const base::Status& status, Actions& actions) {
+  assert(commit_in_flight_);
+  commit_in_flight_ = false;
+  if (!status.is_ok()) {
+    state_dirty_ = true;  // retried on the next tick
+    if (final_commit_requested_) final_commit_requested_ = false;
+    return;
+  }
+  const store::ReplicaState& s = commit_snapshot_;
+  committed_ = {s.committed_seq, s.committed_epoch};
+  reserved_limit_ = s.reserved_seq;
+  replica_.committed_seq = s.committed_seq;
+  replica_.committed_epoch = s.committed_epoch;
+  replica_.reserved_seq = s.reserved_seq;
+  if (writes_wait_for_commit_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq)
+    writes_wait_for_commit_ = false;
+  if (in_session_ && committed_.seq > committed_sent_seq_) {
+    committed_sent_seq_ = committed_.seq;
+    actions.committed.push_back({committed_.seq});
+  }
+  if (final_commit_requested_) {
+    shutdown_final_committed_ = true;
+    return;
+  }
+  if (writes_wait_for_commit_) request_commit(actions);
+  pump(actions);
+  check_shutdown_progress(actions);
+}
+
+void Machine::on_tick(uint64_t now_ms, Actions& actions) {
+  now_ms_ = now_ms;
+  if (commit_in_flight_ || final_commit_requested_) return;
+  if (now_ms_ - last_commit_ms_ < limits_.commit_interval_ms) return;
+  const bool behind = durable_.seq > committed_.seq || state_dirty_;
+  const bool reserve_low = in_session_ && reserved_limit_ < recv_seq_ + limits_.reserve_ahead_records / 2;
+  if (behind || reserve_low) request_commit(actions);
+}
+
+// ----------------------------------------------------------------- shutdown
+
+void Machine::begin_shutdown(Actions& actions) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  pending_hello_.reset();
+  // Finish the epoch being received; if the last record received closed an
+  // epoch, stop there.
+  shutdown_epoch_ = durable_.epoch;
+  if (in_session_) shutdown_epoch_ = std::max(shutdown_epoch_, open_epoch_started_ ? recv_epoch_ : recv_epoch_ - 1);
+  drop_queue_after_epoch(shutdown_epoch_, actions);
+  check_shutdown_progress(actions);
+}
+
+void Machine::force_shutdown(Actions& actions) {
+  shutting_down_ = true;
+  shutdown_epoch_ = durable_.epoch;
+  drop_queue_after_epoch(shutdown_epoch_, actions);
+  // Records of the unfinished epoch that were not submitted are dropped too.
+  while (!queue_.empty()) {
+    held_bytes_ -= queue_.back().cost_bytes;
+    actions.dropped.push_back(queue_.back().id);
+    queue_.pop_back();
+  }
+  check_shutdown_progress(actions);
+}
+
+void Machine::check_shutdown_progress(Actions& actions) {
+  if (!shutting_down_ || final_commit_requested_ || commit_in_flight_) return;
+  if (!idle_disk()) return;
+  const bool epoch_done = durable_.epoch >= shutdown_epoch_ || !in_session_ || disk_failed_;
+  if (!epoch_done) return;
+  drop_queue_after_epoch(durable_.epoch, actions);
+  final_commit_requested_ = true;
+  request_commit(actions);
+}
+
+bool Machine::done_for_shutdown() const { return shutdown_final_committed_; }
+
+// -------------------------------------------------------------------- misc
+
+bool Machine::can_accept() const { return held_bytes_ < limits_.held_bytes_max && !disk_failed_; }
+
+void Machine::fail(Actions& actions, proto::ErrorCode code, const std::string& message) {
+  actions.fail.push_back({code, message});
+}
+
+}  // namespace apply

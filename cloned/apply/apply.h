@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// The apply state machine: the heart of the clone (design.md invariants 3-6).
+//
+// It does no I/O (leveldb's Env, TigerBeetle's StorageType): the daemon feeds
+// it events (a session's hello, a decoded record, a completed disk operation,
+// a completed flush or store commit, a timer tick) and carries out the actions
+// it returns (submit this record to the disk, flush, send this ack, commit
+// this state, fail the session). Tests drive it with no sockets and no disks.
+//
+// The rules it enforces:
+//  - Validate before touching the disk: type, inside the disk, aligned to the
+//    logical block size, sequence number exactly the next one, epoch the open
+//    one. (The payload digest is checked by whoever performs the submitted
+//    write, right before the write: the machine marks it as required.)
+//  - Records are processed in sequence order. Writes of one epoch go to the
+//    disk concurrently, except that a record overlapping one still in flight
+//    waits for it (so overlapping writes land in log order).
+//  - A barrier is flushed only when nothing is in flight; its ack is sent only
+//    after the flush: nothing of epoch e+1 is submitted before e is durable.
+//  - The position is committed to the store in groups, off the per-epoch path.
+//    Each commit also reserves how far past it the disk may be written
+//    (reserved_seq); after a crash the records between the committed position
+//    and the reservation may be replayed, which makes the disk temporarily
+//    not a bootable copy: the machine marks the clone inconsistent, durably,
+//    before the first such write, and consistent again once it has caught up.
+//  - Memory is bounded: the bytes of records received and not yet written are
+//    limited; the daemon stops reading the socket when can_accept() is false.
+//
+// Threading: one thread (the event loop) owns a Machine.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "blockio/device.h"
+#include "cloned/proto/messages.h"
+#include "cloned/store/store.h"
+
+namespace apply {
+
+struct Limits {
+  uint64_t held_bytes_max = 32ull << 20;  // received, not yet written
+  uint32_t io_depth_max = 32;             // disk operations submitted at once
+  uint32_t commit_interval_ms = 100;      // at most one grouped commit per interval
+  uint64_t reserve_ahead_records = 1u << 20;
+};
+
+// Each accepted record costs its payload plus this, so a flood of tiny trims
+// is bounded too.
+inline constexpr uint64_t kRecordOverheadBytes = 128;
+
+// Identifies an accepted record; the daemon keeps the record's bytes under it.
+using RecordId = uint64_t;
+
+struct SubmitIo {
+  RecordId id;
+  proto::RecordHeader header;  // write (verify digest, then write), trim or zero
+};
+struct Flush {};
+struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
+struct SendReceiptAck { uint64_t seq; };
+struct SendCommitted { uint64_t seq; };
+struct Commit { store::ReplicaState state; };
+// End the session: send an error with this code and sentence, then close.
+struct FailSession { proto::ErrorCode code; std::string message; };
+// The clone's disk failed: the daemon must stop taking writes.
+struct DiskFailed { std::string message; };
+
+struct Actions {
+  std::optional<proto::Hello> hello_reply;  // answer to a deferred hello
+  std::vector<SubmitIo> submit;
+  std::vector<RecordId> dropped;            // accepted earlier, now discarded unwritten
+  bool flush = false;
+  std::vector<SendBarrierAck> barrier_acks;
+  std::vector<SendReceiptAck> receipt_acks;
+  std::vector<SendCommitted> committed;
+  std::vector<Commit> commits;
+  std::vector<FailSession> fail;
+  std::vector<DiskFailed> disk_failed;
+  bool empty() const {
+    return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() && receipt_acks.empty() &&
+           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty();
+  }
+};
+
+struct Position {
+  uint64_t seq = 0;
+  uint64_t epoch = 0;
+};
+
+class Machine {
+ public:
+  Machine(const blockio::Geometry& geometry, const store::ReplicaState& loaded, const Limits& limits);
+
+  // --- Sessions ---
+  // An original's hello. The session opens when the clone's hello goes back
+  // in actions.hello_reply: at once, or, while operations of an earlier
+  // session are still in flight, as soon as they have completed (the position
+  // the clone reports must be final). A refusal is a FailSession in `actions`.
+  // One session at a time: end the previous one first.
+  void start_session(const proto::Hello& original, Actions& actions);
+  // The session is gone (closed, failed, or timed out). Records received and
+  // not yet submitted are dropped (actions.dropped): the daemon frees them.
+  void end_session(Actions& actions);
+  bool in_session() const { return in_session_; }
+  bool hello_pending() const { return pending_hello_.has_value(); }
+
+  // --- Events ---
+  // A record decoded from the session. Assigns `id` on acceptance; on a
+  // validation failure adds a FailSession and nothing of it is kept.
+  void on_record(const proto::RecordHeader& header, RecordId& id, Actions& actions);
+  // The daemon finished a batch of reads (receipt acks are batched per read).
+  void on_read_batch_done(Actions& actions);
+  // A submitted operation finished; `status` not ok = disk error or digest mismatch
+  // (`digest_mismatch` true: the record was refused before writing).
+  void on_io_done(RecordId id, const base::Status& status, bool digest_mismatch, Actions& actions);
+  void on_flush_done(const base::Status& status, Actions& actions);
+  void on_commit_done(const base::Status& status, Actions& actions);
+  // Time passes; may start a grouped commit.
+  void on_tick(uint64_t now_ms, Actions& actions);
+
+  // --- Shutdown ---
+  // Stop after the epoch being received: records of later epochs are dropped
+  // unwritten. done_for_shutdown() turns true once that epoch (or nothing) is
+  // durable, nothing is in flight, and the final commit has completed.
+  void begin_shutdown(Actions& actions);
+  bool done_for_shutdown() const;
+  // Give up waiting for the session's epoch: commit what is durable now.
+  void force_shutdown(Actions& actions);
+
+  // --- Observers ---
+  bool can_accept() const;  // false: stop reading the socket
+  Position durable() const { return durable_; }
+  Position committed() const { return committed_; }
+  uint64_t received_seq() const { return recv_seq_; }
+  uint64_t held_bytes() const { return held_bytes_; }
+  size_t in_flight() const { return in_flight_.size(); }
+  size_t queued() const { return queue_.size(); }
+  const store::ReplicaState& replica() const { return replica_; }
+  bool disk_failed() const { return disk_failed_; }
+  uint64_t original_log_end() const { return original_log_end_; }
+
+ private:
+  struct Entry {
+    RecordId id;
+    proto::RecordHeader header;
+    uint64_t cost_bytes;
+  };
+  std::optional<FailSession> validate(const proto::RecordHeader& h) const;
+  void pump(Actions& actions);
+  bool overlaps_in_flight(const proto::RecordHeader& h) const;
+  void request_commit(Actions& actions);
+  store::ReplicaState snapshot_for_commit() const;
+  void fail(Actions& actions, proto::ErrorCode code, const std::string& message);
+  void maybe_become_consistent();
+  void open_session(const proto::Hello& original, Actions& actions);
+  void mark_catching_up();
+  void check_shutdown_progress(Actions& actions);
+  void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
+  bool idle_disk() const { return in_flight_.empty() && !flushing_; }
+
+  blockio::Geometry geometry_;
+  Limits limits_;
+  store::ReplicaState replica_;  // as last committed, plus pending changes
+
+  Position durable_;             // last barrier on stable storage
+  Position committed_;           // last position the store holds
+  uint64_t reserved_limit_ = 0;  // committed reservation: records <= it may be written
+  uint64_t highest_submitted_seq_ = 0;
+  uint64_t unclean_until_seq_ = 0;  // disk may hold records up to here (after a crash)
+
+  bool in_session_ = false;
+  bool want_receipt_acks_ = false;
+  uint64_t original_log_end_ = 0;
+  uint64_t recv_seq_ = 0;        // last record accepted
+  uint64_t recv_epoch_ = 0;      // the epoch open for receiving
+  bool open_epoch_started_ = false;  // a record of recv_epoch_ has arrived
+  uint64_t receipt_acked_seq_ = 0;
+  uint64_t next_id_ = 1;
+
+  std::optional<proto::Hello> pending_hello_;
+  std::deque<Entry> queue_;      // accepted, not yet submitted, in seq order
+  std::vector<Entry> in_flight_; // submitted, not completed
+  uint64_t held_bytes_ = 0;
+  bool flushing_ = false;
+  Entry flushing_barrier_{};     // the barrier whose flush is in progress
+  uint64_t committed_sent_seq_ = 0;
+
+  bool commit_in_flight_ = false;
+  bool state_dirty_ = false;     // replica_ changed and must be committed
+  bool writes_wait_for_commit_ = false;  // the inconsistent mark must be durable first
+  uint64_t last_commit_ms_ = 0;
+  uint64_t now_ms_ = 0;
+  store::ReplicaState commit_snapshot_;
+
+  bool shutting_down_ = false;
+  bool final_commit_requested_ = false;
+  bool shutdown_final_committed_ = false;
+  uint64_t shutdown_epoch_ = 0;   // the last epoch still written
+  bool disk_failed_ = false;
+};
+
+}  // namespace apply

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+// The apply state machine, driven without sockets or disks.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cloned/apply/apply.h"
+
+using apply::Actions;
+using apply::Machine;
+using proto::MsgType;
+
+namespace {
+
+constexpr uint64_t kDisk = 1 << 20;
+const proto::PairId kPair{1, 2, 3};
+
+store::ReplicaState fresh_state() {
+  store::ReplicaState s;
+  s.pair_id = kPair;
+  s.generation = 1;
+  return s;
+}
+
+proto::Hello original_hello(uint64_t log_start = 1, uint64_t log_end = 1000) {
+  proto::Hello h;
+  h.role = proto::Role::original;
+  h.pair_id = kPair;
+  h.disk_size_bytes = kDisk;
+  h.logical_block_bytes = 512;
+  h.generation = 1;
+  h.log_start_seq = log_start;
+  h.log_end_seq = log_end;
+  return h;
+}
+
+proto::RecordHeader rec(MsgType t, uint64_t seq, uint64_t epoch, uint64_t off = 0, uint64_t len = 4096) {
+  proto::RecordHeader h;
+  h.type = t;
+  h.seq = seq;
+  h.epoch = epoch;
+  if (t != MsgType::barrier) {
+    h.offset_bytes = off;
+    h.length_bytes = len;
+  }
+  return h;
+}
+
+// Wraps a machine and remembers what it asked for.
+struct Rig {
+  explicit Rig(store::ReplicaState s = fresh_state(), apply::Limits l = {})
+      : m(blockio::Geometry{kDisk, 512, 4096}, s, l) {}
+  Machine m;
+  Actions last;
+
+  Actions run(auto&& f) {
+    Actions a;
+    f(a);
+    last = a;
+    return a;
+  }
+  Actions hello(const proto::Hello& h = original_hello()) { return run([&](Actions& a) { m.start_session(h, a); }); }
+  Actions send(const proto::RecordHeader& h, apply::RecordId* id = nullptr) {
+    return run([&](Actions& a) {
+      apply::RecordId got = 0;
+      m.on_record(h, got, a);
+      if (id) *id = got;
+    });
+  }
+  Actions io_done(apply::RecordId id, base::Status s = base::Status::ok(), bool digest = false) {
+    return run([&](Actions& a) { m.on_io_done(id, s, digest, a); });
+  }
+  Actions flushed(base::Status s = base::Status::ok()) { return run([&](Actions& a) { m.on_flush_done(s, a); }); }
+  Actions committed(base::Status s = base::Status::ok()) { return run([&](Actions& a) { m.on_commit_done(s, a); }); }
+  Actions tick(uint64_t now) { return run([&](Actions& a) { m.on_tick(now, a); }); }
+  // Opens a session and completes the reservation commit it asks for.
+  void open() {
+    Actions a = hello();
+    REQUIRE(a.hello_reply);
+    if (!a.commits.empty()) committed();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a session opens with the clone's position and a reservation commit") {
+  Rig r;
+  Actions a = r.hello();
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->role == proto::Role::clone);
+  CHECK(a.hello_reply->applied_seq == 0);
+  CHECK(a.hello_reply->state == proto::CloneState::fresh);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.reserved_seq > 0);
+  CHECK(a.commits[0].state.committed_seq == 0);
+}
+
+TEST_CASE("records wait for the reservation to be durable before they are written") {
+  Rig r;
+  r.hello();
+  Actions a = r.send(rec(MsgType::write, 1, 1));
+  CHECK(a.submit.empty());
+  a = r.committed();
+  CHECK(a.submit.size() == 1);
+}
+
+TEST_CASE("writes of one epoch go out together and the barrier waits for all of them") {
+  Rig r;
+  r.open();
+  std::vector<apply::RecordId> ids;
+  for (uint64_t i = 0; i < 4; ++i) {
+    apply::RecordId id = 0;
+    Actions a = r.send(rec(MsgType::write, i + 1, 1, i * 8192), &id);
+    CHECK(a.submit.size() == 1);
+    ids.push_back(id);
+  }
+  Actions a = r.send(rec(MsgType::barrier, 5, 1));
+  CHECK_FALSE(a.flush);
+  for (size_t i = 0; i < 3; ++i) CHECK_FALSE(r.io_done(ids[i]).flush);
+  a = r.io_done(ids[3]);
+  CHECK(a.flush);
+  CHECK(a.barrier_acks.empty());  // not before the flush completed
+  a = r.flushed();
+  REQUIRE(a.barrier_acks.size() == 1);
+  CHECK(a.barrier_acks[0].epoch == 1);
+  CHECK(a.barrier_acks[0].seq == 5);
+  CHECK(r.m.durable().seq == 5);
+}
+
+TEST_CASE("nothing of the next epoch is written before the barrier is durable") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::barrier, 2, 1));
+  Actions a = r.send(rec(MsgType::write, 3, 2, 8192));
+  CHECK(a.submit.empty());
+  a = r.io_done(w1);
+  CHECK(a.flush);
+  CHECK(a.submit.empty());
+  a = r.flushed();
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].header.seq == 3);
+}
+
+TEST_CASE("overlapping writes in one epoch are written in log order") {
+  Rig r;
+  r.open();
+  apply::RecordId first = 0;
+  CHECK(r.send(rec(MsgType::write, 1, 1, 0, 8192), &first).submit.size() == 1);
+  CHECK(r.send(rec(MsgType::write, 2, 1, 4096, 4096)).submit.empty());
+  Actions a = r.io_done(first);
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].header.seq == 2);
+}
+
+TEST_CASE("invalid records end the session and nothing of them is submitted") {
+  struct Case {
+    const char* name;
+    proto::RecordHeader h;
+    proto::ErrorCode code;
+  };
+  const Case cases[] = {
+      {"gap", rec(MsgType::write, 2, 1), proto::ErrorCode::sequence_gap},
+      {"wrong epoch", rec(MsgType::write, 1, 2), proto::ErrorCode::protocol},
+      {"misaligned offset", rec(MsgType::write, 1, 1, 100, 512), proto::ErrorCode::misaligned},
+      {"misaligned length", rec(MsgType::write, 1, 1, 0, 100), proto::ErrorCode::misaligned},
+      {"past the end", rec(MsgType::write, 1, 1, kDisk - 512, 1024), proto::ErrorCode::out_of_range},
+      {"offset overflow", rec(MsgType::trim, 1, 1, UINT64_MAX - 511, 1024), proto::ErrorCode::out_of_range},
+      {"empty", rec(MsgType::zero, 1, 1, 0, 0), proto::ErrorCode::protocol},
+      {"not a record", rec(MsgType::ping, 1, 1), proto::ErrorCode::protocol},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    Rig r;
+    r.open();
+    apply::RecordId id = 99;
+    Actions a = r.send(c.h, &id);
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == c.code);
+    CHECK(a.submit.empty());
+    CHECK(id == 0);
+    CHECK(r.m.queued() == 0);
+    CHECK(r.m.held_bytes() == 0);
+  }
+}
+
+TEST_CASE("a record before the hello is answered is refused") {
+  Rig r;
+  apply::RecordId id = 0;
+  Actions a;
+  r.m.on_record(rec(MsgType::write, 1, 1), id, a);
+  REQUIRE(a.fail.size() == 1);
+}
+
+TEST_CASE("hellos that cannot continue are refused with the reason") {
+  SUBCASE("another pair") {
+    Rig r;
+    proto::Hello h = original_hello();
+    h.pair_id[0] ^= 1;
+    CHECK(r.hello(h).fail.at(0).code == proto::ErrorCode::pair_mismatch);
+  }
+  SUBCASE("another disk size") {
+    Rig r;
+    proto::Hello h = original_hello();
+    h.disk_size_bytes *= 2;
+    CHECK(r.hello(h).fail.at(0).code == proto::ErrorCode::disk_mismatch);
+  }
+  SUBCASE("another generation") {
+    Rig r;
+    proto::Hello h = original_hello();
+    h.generation = 2;
+    CHECK(r.hello(h).fail.at(0).code == proto::ErrorCode::generation_mismatch);
+  }
+  SUBCASE("the original dropped records the clone needs") {
+    Rig r;
+    Actions a = r.hello(original_hello(5, 10));
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+    CHECK(a.fail[0].message.find("record 1") != std::string::npos);
+    CHECK_FALSE(a.hello_reply);
+  }
+}
+
+TEST_CASE("backpressure: the machine stops accepting when held bytes reach the limit") {
+  apply::Limits l;
+  l.held_bytes_max = 3 * (4096 + apply::kRecordOverheadBytes);
+  l.io_depth_max = 1;
+  Rig r(fresh_state(), l);
+  r.open();
+  apply::RecordId first = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &first);
+  r.send(rec(MsgType::write, 2, 1, 8192));
+  CHECK(r.m.can_accept());
+  r.send(rec(MsgType::write, 3, 1, 16384));
+  CHECK_FALSE(r.m.can_accept());
+  r.io_done(first);
+  CHECK(r.m.can_accept());
+}
+
+TEST_CASE("the position is committed in groups and each commit is acknowledged") {
+  apply::Limits l;
+  l.commit_interval_ms = 100;
+  Rig r(fresh_state(), l);
+  r.tick(1000);
+  r.open();
+  for (uint64_t e = 1; e <= 3; ++e) {
+    apply::RecordId id = 0;
+    r.send(rec(MsgType::write, 2 * e - 1, e, 0), &id);
+    r.send(rec(MsgType::barrier, 2 * e, e));
+    r.io_done(id);
+    r.flushed();
+  }
+  CHECK(r.m.durable().seq == 6);
+  CHECK(r.tick(1050).commits.empty());  // within the interval
+  Actions a = r.tick(1200);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.committed_seq == 6);
+  CHECK(a.commits[0].state.committed_epoch == 3);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  a = r.committed();
+  REQUIRE(a.committed.size() == 1);
+  CHECK(a.committed[0].seq == 6);
+  CHECK(r.tick(1400).commits.empty());  // nothing new to commit
+}
+
+TEST_CASE("receipt acks are batched and only sent when asked for") {
+  Rig plain;
+  plain.open();
+  plain.send(rec(MsgType::write, 1, 1));
+  Actions a;
+  plain.m.on_read_batch_done(a);
+  CHECK(a.receipt_acks.empty());
+
+  Rig r;
+  proto::Hello h = original_hello();
+  h.flags = proto::kHelloWantReceiptAcks;
+  r.hello(h);
+  r.committed();
+  r.send(rec(MsgType::write, 1, 1));
+  r.send(rec(MsgType::write, 2, 1, 8192));
+  Actions b;
+  r.m.on_read_batch_done(b);
+  REQUIRE(b.receipt_acks.size() == 1);
+  CHECK(b.receipt_acks[0].seq == 2);
+}
+
+TEST_CASE("after an unclean stop the clone is marked inconsistent before replaying") {
+  store::ReplicaState s = fresh_state();
+  s.state = proto::CloneState::consistent;
+  s.committed_seq = 10;
+  s.committed_epoch = 5;
+  s.reserved_seq = 1000;
+  Rig r(s);
+  Actions a = r.hello(original_hello(11, 14));
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->applied_seq == 10);
+  CHECK(a.hello_reply->applied_epoch == 5);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK(a.commits[0].state.consistent_at_seq == 14);  // min(reservation, original's log end)
+  // No write before that mark is durable.
+  apply::RecordId id = 0;
+  CHECK(r.send(rec(MsgType::write, 11, 6), &id).submit.empty());
+  CHECK(r.committed().submit.size() == 1);
+  r.send(rec(MsgType::barrier, 12, 6));
+  r.io_done(id);
+  r.flushed();
+  CHECK(r.m.replica().state == proto::CloneState::inconsistent);
+  apply::RecordId id2 = 0;
+  r.send(rec(MsgType::write, 13, 7), &id2);
+  r.send(rec(MsgType::barrier, 14, 7));
+  r.io_done(id2);
+  r.flushed();
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  a = r.tick(10'000);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+}
+
+TEST_CASE("after an unclean stop with nothing newer at the original the clone stays consistent") {
+  store::ReplicaState s = fresh_state();
+  s.state = proto::CloneState::consistent;
+  s.committed_seq = 10;
+  s.committed_epoch = 5;
+  s.reserved_seq = 1000;
+  Rig r(s);
+  Actions a = r.hello(original_hello(11, 10));
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->state == proto::CloneState::consistent);
+}
+
+TEST_CASE("a hello waits until the previous session's writes have completed") {
+  Rig r;
+  r.open();
+  apply::RecordId id = 0;
+  r.send(rec(MsgType::write, 1, 1), &id);
+  Actions a;
+  r.m.end_session(a);
+  a = r.hello();
+  CHECK_FALSE(a.hello_reply);
+  CHECK(r.m.hello_pending());
+  a = r.io_done(id);
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->applied_seq == 0);
+}
+
+TEST_CASE("ending a session drops the records not yet written") {
+  apply::Limits l;
+  l.io_depth_max = 1;
+  Rig r(fresh_state(), l);
+  r.open();
+  apply::RecordId a1, a2 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &a1);
+  r.send(rec(MsgType::write, 2, 1, 8192), &a2);
+  Actions a;
+  r.m.end_session(a);
+  REQUIRE(a.dropped.size() == 1);
+  CHECK(a.dropped[0] == a2);
+  r.io_done(a1);
+  CHECK(r.m.held_bytes() == 0);
+}
+
+TEST_CASE("a digest mismatch fails the session but not the disk") {
+  Rig r;
+  r.open();
+  apply::RecordId id = 0;
+  r.send(rec(MsgType::write, 1, 1), &id);
+  Actions a = r.io_done(id, base::Status::error(EBADMSG, "digest mismatch"), true);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::digest_mismatch);
+  CHECK(a.disk_failed.empty());
+  CHECK_FALSE(r.m.disk_failed());
+}
+
+TEST_CASE("a disk error stops all writing and is reported") {
+  Rig r;
+  r.open();
+  apply::RecordId id = 0;
+  r.send(rec(MsgType::write, 1, 1), &id);
+  Actions a = r.io_done(id, base::Status::error(EIO, "write failed"));
+  CHECK(a.disk_failed.size() == 1);
+  CHECK(a.fail.at(0).code == proto::ErrorCode::disk_io);
+  CHECK(r.m.disk_failed());
+  CHECK_FALSE(r.m.can_accept());
+}
+
+TEST_CASE("shutdown finishes the epoch being received and commits a clean position") {
+  Rig r;
+  r.open();
+  apply::RecordId id = 0;
+  r.send(rec(MsgType::write, 1, 1), &id);
+  Actions a;
+  r.m.begin_shutdown(a);
+  CHECK(a.commits.empty());
+  r.send(rec(MsgType::barrier, 2, 1));
+  Actions later = r.send(rec(MsgType::write, 3, 2, 8192));  // the next epoch: not written
+  CHECK(later.submit.empty());
+  r.io_done(id);
+  a = r.flushed();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.committed_seq == 2);
+  CHECK(a.commits[0].state.reserved_seq == 2);  // clean: nothing written past it
+  CHECK_FALSE(r.m.done_for_shutdown());
+  r.committed();
+  CHECK(r.m.done_for_shutdown());
+}
+
+TEST_CASE("a forced shutdown mid-epoch keeps the reservation over what was written") {
+  Rig r;
+  r.open();
+  apply::RecordId id = 0;
+  r.send(rec(MsgType::write, 1, 1), &id);
+  Actions a;
+  r.m.begin_shutdown(a);
+  r.m.force_shutdown(a);
+  a = r.io_done(id);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.committed_seq == 0);
+  CHECK(a.commits[0].state.reserved_seq == 1);
+  r.committed();
+  CHECK(r.m.done_for_shutdown());
+}
+
+TEST_CASE("shutdown with no session commits at once") {
+  Rig r;
+  Actions a;
+  r.m.begin_shutdown(a);
+  REQUIRE(a.commits.size() == 1);
+  r.committed();
+  CHECK(r.m.done_for_shutdown());
+}
