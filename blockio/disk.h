@@ -50,13 +50,14 @@ struct OpenOptions {
   bool exclusive = true;           // O_EXCL + flock for block devices
 };
 
-// Opens the target for replication after check_not_in_use. The identity check
-// is the caller's (it knows the recorded identity).
+// Opens the target for replication; runs check_not_in_use first. The identity
+// check is the caller's (it knows the recorded identity).
 base::Result<std::unique_ptr<BlockDevice>> open_disk(const std::string& path,
                                                      const OpenOptions& options = {});
 
-// Creates (or extends) a zero-filled regular file of `size_bytes`, for tests,
-// the demo and benchmarks. Refuses an existing file of a different size.
+// Creates a zero-filled (sparse) regular file of `size_bytes`, a positive
+// multiple of 512, for tests, the demo and benchmarks. An existing file of
+// that size is accepted as it is; one of a different size is refused.
 base::Status create_image_file(const std::string& path, uint64_t size_bytes);
 
 }  // namespace blockio

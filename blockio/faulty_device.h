@@ -26,6 +26,9 @@ enum class PowerCutMode {
   tear_one,         // all lost but one, of which a random prefix of sectors survives
 };
 
+// Counts run from set_plan(): fail_write_after = 2 lets two more writes through.
+// Only write() and flush() fail by plan; a failed write is not applied at all,
+// a failed flush leaves the unflushed operations unflushed.
 struct FaultPlan {
   int64_t fail_write_after = -1;  // the (n+1)th write and all after fail; -1 = never
   double write_error_rate = 0.0;  // each write fails with this probability
@@ -50,17 +53,27 @@ class FaultyDevice final : public BlockDevice {
   void revive();  // the power is back: operations work again
   bool is_powered() const;
 
-  uint64_t write_count() const;
-  uint64_t flush_count() const;
+  uint64_t write_count() const;  // write() calls while powered, failed ones included
+  uint64_t flush_count() const;  // flush() calls while powered, failed ones included
   uint64_t unflushed_count() const;
   BlockDevice& inner();
 
  private:
   struct Pending {
-    uint64_t offset_bytes;
-    std::vector<uint8_t> data;  // zeroes for write_zeroes/discard
+    enum class Kind { write, zeroes, discard };
+    Kind kind = Kind::write;
+    uint64_t offset_bytes = 0;
+    uint64_t length_bytes = 0;
+    std::vector<uint8_t> data;  // write only: zero ranges keep no bytes, so they stay cheap
   };
-  base::Status check_powered() const;  // requires mutex_ held
+  // All of these require mutex_ held.
+  base::Status check_powered() const;
+  bool write_should_fail();
+  bool flush_should_fail() const;
+  base::Status push_zero_range(Pending::Kind kind, uint64_t offset_bytes, uint64_t length_bytes);
+  base::Status apply(const Pending& op, uint64_t length_bytes);  // its first length_bytes
+  base::Status apply_pending();
+  void survive_power_cut(PowerCutMode mode);
 
   mutable std::mutex mutex_;
   std::unique_ptr<BlockDevice> inner_;
@@ -70,6 +83,8 @@ class FaultyDevice final : public BlockDevice {
   bool powered_ = true;
   uint64_t write_count_ = 0;
   uint64_t flush_count_ = 0;
+  uint64_t writes_at_plan_ = 0;  // write_count_ when the plan was set
+  uint64_t flushes_at_plan_ = 0;
 };
 
 }  // namespace blockio

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+// Pairing: the matched configuration and secret files of the two sticks, and
+// the HOST:PORT syntax both configurations use.
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <ctime>
+#include <filesystem>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/units.h"
+#include "config/config.h"
+
+namespace config {
+namespace {
+
+// A basic TOML string: quotes, backslashes and control characters escaped, so
+// any path or disk model survives the round trip through the loader.
+std::string toml_quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(byte));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string utc_now_text() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm {};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
+  return text;
+}
+
+std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& disk,
+                       const std::string& listen) {
+  std::string t;
+  t += "# cloned.toml: configuration of the clone daemon, written at pairing on " +
+       utc_now_text() + ".\n";
+  t += "# pair.secret next to this file holds the pairing secret; the original's stick has\n";
+  t += "# the same secret and pair id. Keep both secret files private (mode 0600).\n";
+  t += "# [target] records the identity of the clone's disk as probed at pairing: cloned\n";
+  t += "# refuses to start on a disk that does not match it. Every other key, with its\n";
+  t += "# default, is described in cloned.toml.example.\n\n";
+  t += "[pair]\nid = " + toml_quote(base::to_hex(id)) + "\nsecret_file = \"pair.secret\"\n\n";
+  t += "[target]\npath = " + toml_quote(disk.path) + "\n";
+  t += "kind = " + toml_quote(disk.kind) + "\n";
+  t += "size_bytes = " + std::to_string(disk.size_bytes) + "  # " +
+       base::format_bytes(disk.size_bytes) + "\n";
+  t += "logical_block_bytes = " + std::to_string(disk.logical_block_bytes) + "\n";
+  t += "serial = " + toml_quote(disk.serial) + "\n";
+  t += "wwn = " + toml_quote(disk.wwn) + "\n";
+  t += "model = " + toml_quote(disk.model) + "\n\n";
+  t += "[listen]\naddress = " + toml_quote(listen) + "\n\n";
+  t += "# Relative to this file's directory.\n";
+  t += "[state]\ndir = \"state\"\nruntime_dir = \"run\"\n";
+  return t;
+}
+
+std::string origin_toml(const proto::PairId& id, const blockio::DiskIdentity& disk,
+                        const std::string& listen, const std::string& listen_host) {
+  std::string t;
+  t += "# origin.toml: configuration of the original's replication service, written at\n";
+  t += "# pairing on " + utc_now_text() + ".\n";
+  t += "# pair.secret next to this file holds the pairing secret; the clone's stick has the\n";
+  t += "# same secret and pair id. Keep both secret files private (mode 0600).\n";
+  t += "# [clone] records the clone's disk geometry: the original's disk must match it.\n";
+  t += "# Every other key, with its default, is described in origin.toml.example.\n\n";
+  t += "[pair]\nid = " + toml_quote(base::to_hex(id)) + "\nsecret_file = \"pair.secret\"\n\n";
+  t += "[clone]\n";
+  if (listen_host == "0.0.0.0" || listen_host == "::") {
+    t += "# The clone listens on all its addresses: put its address on the home network here.\n";
+  }
+  t += "address = " + toml_quote(listen) + "\n";
+  t += "disk_size_bytes = " + std::to_string(disk.size_bytes) + "  # " +
+       base::format_bytes(disk.size_bytes) + "\n";
+  t += "logical_block_bytes = " + std::to_string(disk.logical_block_bytes) + "\n\n";
+  t += "# Relative to this file's directory.\n";
+  t += "[origin]\nstate_dir = \"state\"\n";
+  return t;
+}
+
+bool same_dir(const std::filesystem::path& a, const std::filesystem::path& b) {
+  std::error_code error_a, error_b;
+  std::filesystem::path canonical_a = std::filesystem::weakly_canonical(a, error_a);
+  std::filesystem::path canonical_b = std::filesystem::weakly_canonical(b, error_b);
+  if (error_a || error_b) return a.lexically_normal() == b.lexically_normal();
+  return canonical_a == canonical_b;
+}
+
+struct PairFile {
+  std::string path;
+  std::string content;
+  mode_t mode;
+};
+
+base::Status refuse_existing(const std::vector<PairFile>& files) {
+  for (const PairFile& file : files) {
+    struct stat st {};
+    if (::lstat(file.path.c_str(), &st) == 0) {
+      return base::Status::error(EEXIST, "cannot pair: " + file.path +
+                                             " already exists; remove it first or choose "
+                                             "another directory");
+    }
+    if (errno != ENOENT) return base::Status::from_errno("cannot pair: cannot check " + file.path);
+  }
+  return base::Status::ok();
+}
+
+base::Status make_dirs(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    return base::Status::error(error.value() > 0 ? error.value() : EIO,
+                               "cannot pair: cannot create directory " + dir + ": " +
+                                   error.message());
+  }
+  return base::Status::ok();
+}
+
+base::Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return base::Status::from_errno("cannot open directory " + dir);
+  base::Status status;
+  if (::fsync(fd) != 0) status = base::Status::from_errno("cannot sync directory " + dir);
+  ::close(fd);
+  return status;
+}
+
+// O_EXCL: never replaces a file, even one that appeared since the check.
+base::Status write_new_file(const PairFile& file) {
+  int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, file.mode);
+  if (fd < 0) return base::Status::from_errno("cannot create " + file.path);
+  base::Status status;
+  size_t done = 0;
+  while (status && done < file.content.size()) {
+    ssize_t n = ::write(fd, file.content.data() + done, file.content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) status = base::Status::from_errno("cannot write " + file.path);
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  if (status && ::fsync(fd) != 0) status = base::Status::from_errno("cannot sync " + file.path);
+  ::close(fd);
+  if (status) status = sync_dir(std::filesystem::path(file.path).parent_path().string());
+  return status;
+}
+
+// All four files or none: a half-written pair would be refused next time as
+// "already exists", so the files already written are removed on failure.
+base::Status write_all(const std::vector<PairFile>& files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    base::Status status = write_new_file(files[i]);
+    if (status) continue;
+    for (size_t j = 0; j <= i; ++j) {
+      if (j < i || status.code() != EEXIST) ::unlink(files[j].path.c_str());
+    }
+    return status.with_context("cannot pair");
+  }
+  return base::Status::ok();
+}
+
+}  // namespace
+
+base::Status write_pair(const PairRequest& request) {
+  std::string host;
+  uint16_t port = 0;
+  BASE_TRY(parse_host_port(request.listen, host, port).with_context("cannot pair"));
+  const std::filesystem::path clone_dir(request.clone_dir), origin_dir(request.origin_dir);
+  if (same_dir(clone_dir, origin_dir)) {
+    return base::Status::error(EINVAL, "cannot pair: the clone and the original need two "
+                                       "different directories (one for each stick), not " +
+                                           request.clone_dir + " twice");
+  }
+  std::vector<PairFile> files = {
+      {(clone_dir / "pair.secret").string(), "", 0600},
+      {(clone_dir / "cloned.toml").string(), "", 0644},
+      {(origin_dir / "pair.secret").string(), "", 0600},
+      {(origin_dir / "origin.toml").string(), "", 0644},
+  };
+  BASE_TRY(refuse_existing(files));
+  base::Result<blockio::DiskIdentity> disk = blockio::probe_identity(request.target_path);
+  if (!disk) return disk.status().with_context("cannot pair with target " + request.target_path);
+  BASE_TRY(make_dirs(request.clone_dir));
+  BASE_TRY(make_dirs(request.origin_dir));
+  if (sodium_init() < 0) return base::Status::error(EIO, "cannot pair: libsodium failed to start");
+
+  PairSecret secret;
+  randombytes_buf(secret.bytes.data(), secret.bytes.size());
+  proto::PairId id{};
+  randombytes_buf(id.data(), id.size());
+  std::string secret_text = base::to_hex(secret.bytes) + "\n";
+  sodium_memzero(secret.bytes.data(), secret.bytes.size());
+  files[0].content = files[2].content = secret_text;
+  files[1].content = clone_toml(id, *disk, request.listen);
+  files[3].content = origin_toml(id, *disk, request.listen, host);
+  base::Status status = write_all(files);
+  sodium_memzero(secret_text.data(), secret_text.size());
+  sodium_memzero(files[0].content.data(), files[0].content.size());
+  sodium_memzero(files[2].content.data(), files[2].content.size());
+  return status;
+}
+
+base::Status parse_host_port(const std::string& text, std::string& host, uint16_t& port) {
+  auto bad = [&text](const std::string& why) {
+    return base::Status::error(EINVAL, "\"" + text +
+                                           "\" is not HOST:PORT (such as 127.0.0.1:7227 or "
+                                           "[::1]:7227): " + why);
+  };
+  std::string parsed_host;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return bad("the ']' after the IPv6 address is missing");
+    parsed_host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("the port is missing");
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("the port is missing");
+    parsed_host = text.substr(0, colon);
+    if (parsed_host.find(':') != std::string::npos) return bad("an IPv6 address goes in brackets");
+    port_text = text.substr(colon + 1);
+  }
+  if (parsed_host.empty()) return bad("the host is empty");
+  for (char c : parsed_host) {
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']' || c == '/') {
+      return bad("the host contains '" + std::string(1, c) + "'");
+    }
+  }
+  uint32_t value = 0;
+  bool digits = !port_text.empty() && port_text.size() <= 5;
+  for (char c : port_text) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) digits = false;
+    if (digits) value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (!digits || value == 0 || value > 65535) return bad("the port must be between 1 and 65535");
+  host = parsed_host;
+  port = static_cast<uint16_t>(value);
+  return base::Status::ok();
+}
+
+}  // namespace config

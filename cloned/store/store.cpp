@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: MIT
+// The state store's reads and writes (the schema is in store_open.cpp).
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "cloned/store/store_impl.h"
+
+namespace store {
+namespace {
+
+using detail::Use;
+
+// Event texts come partly from peers and disks: bounded (invariant 9).
+constexpr size_t kLevelBytesMax = 16;
+constexpr size_t kKindBytesMax = 64;
+constexpr size_t kMessageBytesMax = 2048;
+
+// Cuts at a UTF-8 character boundary so the text stays valid.
+std::string bounded(std::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
+  return std::string(text.substr(0, end));
+}
+
+}  // namespace
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+base::Status Store::Impl::prune() {
+  Use use(prune_events);
+  use.bind(1, static_cast<uint64_t>(kMaxEvents - kPruneEveryInserts));
+  int rc = use.step();
+  if (rc != SQLITE_DONE) return fail("delete old events", rc);
+  inserts_since_prune = 0;
+  return base::Status::ok();
+}
+
+base::Status Store::Impl::update(const ReplicaState& state) {
+  Use use(update_replica);
+  use.bind(1, std::string_view(state.disk_identity));
+  use.bind(2, state.generation);
+  use.bind(3, state.committed_seq);
+  use.bind(4, state.committed_epoch);
+  use.bind(5, state.reserved_seq);
+  use.bind(6, static_cast<int64_t>(state.state));
+  use.bind(7, std::string_view(bounded(state.state_reason, kMessageBytesMax)));
+  use.bind(8, state.consistent_at_seq);
+  use.bind(9, now_unix_ms());
+  int rc = use.step();
+  if (rc != SQLITE_DONE) return fail("update the replica row", rc);
+  if (sqlite3_changes(db) != 1) {
+    return base::Status::error(EIO, "state store " + dir + " lost its replica row");
+  }
+  return base::Status::ok();
+}
+base::Result<ReplicaState> Store::load() {
+  Use use(impl_->select_replica);
+  int rc = use.step();
+  if (rc != SQLITE_ROW) return impl_->fail("read the replica row", rc);
+  ReplicaState s;
+  s.pair_id = impl_->pair_id;
+  s.disk_identity = use.text(1);
+  s.generation = use.u64(2);
+  s.committed_seq = use.u64(3);
+  s.committed_epoch = use.u64(4);
+  s.reserved_seq = use.u64(5);
+  const int64_t state = use.i64(6);
+  if (state < 0 || state > static_cast<int64_t>(proto::CloneState::inconsistent)) {
+    return base::Status::error(EIO, "state store " + impl_->dir + " holds an unknown state " +
+                                        std::to_string(state) + "; run a newer cloned");
+  }
+  s.state = static_cast<proto::CloneState>(state);
+  s.state_reason = use.text(7);
+  s.consistent_at_seq = use.u64(8);
+  s.updated_unix_ms = use.i64(9);
+  return s;
+}
+
+// save() ignores state.pair_id (fixed when the store was created) and sets
+// updated_unix_ms to the time of the save.
+base::Status Store::save(const ReplicaState& state) {
+  if (impl_->commit_delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(impl_->commit_delay_ms));
+  }
+  BASE_TRY(impl_->run(impl_->begin, "begin a transaction"));
+  base::Status status = impl_->update(state);
+  if (status) status = impl_->run(impl_->commit, "commit");
+  if (!status) {
+    (void)impl_->run(impl_->rollback, "roll back");
+    return status;
+  }
+  ++impl_->commit_count;
+  return base::Status::ok();
+}
+
+base::Status Store::append_event(const std::string& level, const std::string& kind,
+                                 const std::string& message) {
+  // Not prepared statements: sqlite applies PRAGMA synchronous when the
+  // statement is prepared, not when it is stepped.
+  BASE_TRY(impl_->exec("PRAGMA synchronous=NORMAL", "set synchronous=NORMAL"));
+  base::Status status;
+  {
+    Use use(impl_->insert_event);
+    use.bind(1, now_unix_ms());
+    use.bind(2, std::string_view(bounded(level, kLevelBytesMax)));
+    use.bind(3, std::string_view(bounded(kind, kKindBytesMax)));
+    use.bind(4, std::string_view(bounded(message, kMessageBytesMax)));
+    int rc = use.step();
+    if (rc != SQLITE_DONE) status = impl_->fail("append an event", rc);
+  }
+  if (status && ++impl_->inserts_since_prune >= kPruneEveryInserts) status = impl_->prune();
+  base::Status restored = impl_->exec("PRAGMA synchronous=FULL", "set synchronous=FULL");
+  return status ? restored : status;
+}
+
+base::Result<std::vector<Event>> Store::recent_events(size_t limit) {
+  Use use(impl_->select_events);
+  use.bind(1, static_cast<uint64_t>(std::min(limit, kMaxEvents)));
+  std::vector<Event> events;
+  int rc = 0;
+  while ((rc = use.step()) == SQLITE_ROW) {
+    events.push_back(Event{use.i64(0), use.i64(1), use.text(2), use.text(3), use.text(4)});
+  }
+  if (rc != SQLITE_DONE) return impl_->fail("read events", rc);
+  return events;
+}
+
+void Store::set_commit_delay_ms(uint32_t delay_ms) { impl_->commit_delay_ms = delay_ms; }
+
+uint64_t Store::commit_count() const { return impl_->commit_count; }
+
+}  // namespace store

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+// The real device on a loop device this test creates (needs root). Every loop
+// device is detached and every image deleted on scope exit, failed or not;
+// no other disk is opened.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "blockio/disk.h"
+#include "blockio/tests/test_support.h"
+#include "blockio/unique_fd.h"
+
+using blockio_test::all_bytes;
+using blockio_test::filled;
+using blockio_test::pattern;
+using blockio_test::same_bytes;
+using blockio_test::TempDir;
+
+namespace {
+
+constexpr uint64_t kLoopBytes = 64 << 20;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Runs a shell command; returns its first output line ("" on failure).
+std::string first_line_of(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  char line[512] = {};
+  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
+  const int status = ::pclose(pipe);
+  if (!got || status != 0) return "";
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+bool is_block_device(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+// One MBR partition of 32 MiB from sector 2048, so that the loop device has a
+// partition for the in-use checks.
+void write_partition_table(const std::string& image) {
+  std::fstream file(image, std::ios::in | std::ios::out | std::ios::binary);
+  const uint8_t entry[16] = {0, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x00, 0x01, 0};
+  file.seekp(446);
+  file.write(reinterpret_cast<const char*>(entry), sizeof entry);
+  file.seekp(510);
+  file.write("\x55\xaa", 2);
+}
+
+// A loop device over a fresh 64 MiB image; detached and deleted on scope exit.
+class LoopDevice {
+ public:
+  explicit LoopDevice(bool partitioned = false) {
+    if (::geteuid() != 0) {
+      skip_reason_ = "needs root to attach a loop device (run the tests as root to cover block devices)";
+      return;
+    }
+    if (!dir_.ok() || !blockio::create_image_file(dir_.file("loop.img"), kLoopBytes).is_ok()) {
+      skip_reason_ = "cannot create an image file in /var/tmp";
+      return;
+    }
+    if (partitioned) write_partition_table(dir_.file("loop.img"));
+    path_ = first_line_of(std::string("losetup --find --show ") + (partitioned ? "--partscan " : "") +
+                          dir_.file("loop.img") + " 2>/dev/null");
+    if (!is_block_device(path_)) {
+      skip_reason_ = "losetup could not attach a loop device (no loop support in this kernel or container?)";
+      path_.clear();
+    }
+  }
+  ~LoopDevice() {
+    if (!path_.empty() && std::system(("losetup -d " + path_).c_str()) != 0)
+      std::fprintf(stderr, "could not detach %s; detach it with losetup -d\n", path_.c_str());
+  }  // dir_ then deletes the image
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+
+  bool ready() const { return skip_reason_.empty(); }
+  const std::string& skip_reason() const { return skip_reason_; }
+  const std::string& path() const { return path_; }
+  std::string scratch(const std::string& name) const { return dir_.file(name); }
+
+  // The node of partition 1, waiting for the kernel (or asking partx) to add it.
+  std::string first_partition() const {
+    const std::string node = path_ + "p1";
+    for (int attempt = 0; attempt < 40 && !is_block_device(node); ++attempt) {
+      if (attempt == 10) first_line_of("partx -a " + path_ + " 2>/dev/null; true");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return is_block_device(node) ? node : "";
+  }
+
+ private:
+  TempDir dir_;
+  std::string path_;
+  std::string skip_reason_;
+};
+
+std::string device_number(const std::string& node) {
+  struct stat st {};
+  REQUIRE(::stat(node.c_str(), &st) == 0);
+  return std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+}
+
+std::string fake_mountinfo(const LoopDevice& loop, const std::string& lines) {
+  const std::string path = loop.scratch("mountinfo");
+  std::ofstream(path) << "26 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n" << lines;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("block device: a loop device opens, round-trips data, zeroes, and probes as a block device") {
+  LoopDevice loop;
+  if (!loop.ready()) {
+    MESSAGE("skipped: " << loop.skip_reason());
+    return;
+  }
+  auto opened = blockio::open_disk(loop.path());
+  REQUIRE_MESSAGE(opened.is_ok(), opened.status().message());
+  blockio::BlockDevice& device = *opened.value();
+  CHECK(device.geometry().size_bytes == kLoopBytes);
+  CHECK(device.geometry().logical_block_bytes == 512);
+  CHECK(device.describe() == "block " + loop.path() + " (64 MiB, O_DIRECT)");
+
+  const base::AlignedBuffer data = pattern(1 << 20, 13);
+  REQUIRE(device.write(kLoopBytes - (1 << 20), data.span()).is_ok());
+  REQUIRE(device.write(0, data.span()).is_ok());
+  REQUIRE(device.write_zeroes(4096, 8192).is_ok());
+  REQUIRE(device.discard(65536, 65536).is_ok());
+  REQUIRE(device.flush().is_ok());
+  base::AlignedBuffer out(1 << 20);
+  REQUIRE(device.read(kLoopBytes - (1 << 20), out.span()).is_ok());
+  CHECK(same_bytes(out, data));
+  REQUIRE(device.read(0, out.span()).is_ok());
+  CHECK(std::memcmp(out.data(), data.data(), 4096) == 0);
+  CHECK(all_bytes(out.data() + 4096, 8192, 0));
+  CHECK(std::memcmp(out.data() + 12288, data.data() + 12288, 65536 - 12288) == 0);
+  CHECK(all_bytes(out.data() + 65536, 65536, 0));
+
+  auto identity = blockio::probe_identity(loop.path());  // works while the disk is held
+  REQUIRE_MESSAGE(identity.is_ok(), identity.status().message());
+  CHECK(identity->kind == "block");
+  CHECK(identity->path == loop.path());
+  CHECK(identity->size_bytes == kLoopBytes);
+  CHECK(identity->logical_block_bytes == 512);
+  CHECK(identity->serial.empty());  // loop devices have none
+  CHECK(blockio::check_identity(*identity, blockio::probe_identity(loop.path()).value()).is_ok());
+}
+
+TEST_CASE("block device: a second open of a loop device in use fails with a sentence that names it") {
+  LoopDevice loop;
+  if (!loop.ready()) {
+    MESSAGE("skipped: " << loop.skip_reason());
+    return;
+  }
+  auto first = blockio::open_disk(loop.path());
+  REQUIRE_MESSAGE(first.is_ok(), first.status().message());
+  auto second = blockio::open_disk(loop.path());
+  REQUIRE_FALSE(second.is_ok());
+  CHECK(second.status().code() == EBUSY);
+  CHECK(contains(second.status().message(), "cannot open " + loop.path() + " exclusively"));
+  CHECK(contains(second.status().message(), "another program"));
+}
+
+TEST_CASE("block device: a loop device locked by another program is refused with a clear message") {
+  LoopDevice loop;
+  if (!loop.ready()) {
+    MESSAGE("skipped: " << loop.skip_reason());
+    return;
+  }
+  // A plain read-only open does not claim the device, so only the flock stops us.
+  blockio::UniqueFd other(::open(loop.path().c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(other.valid());
+  REQUIRE(::flock(other.get(), LOCK_EX | LOCK_NB) == 0);
+  auto refused = blockio::open_disk(loop.path());
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK(refused.status().code() == EWOULDBLOCK);
+  CHECK(contains(refused.status().message(), "another program holds a lock on " + loop.path()));
+  other.reset();
+  auto opened = blockio::open_disk(loop.path());
+  CHECK_MESSAGE(opened.is_ok(), opened.status().message());
+}
+
+TEST_CASE("block device: check_not_in_use refuses a loop device that the mountinfo shows mounted") {
+  LoopDevice loop;
+  if (!loop.ready()) {
+    MESSAGE("skipped: " << loop.skip_reason());
+    return;
+  }
+  const std::string number = device_number(loop.path());
+  CHECK(blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, "")).is_ok());
+
+  base::Status by_number = blockio::check_not_in_use(
+      loop.path(), fake_mountinfo(loop, "50 26 " + number + " / /mnt/clone rw - ext4 /dev/whatever rw\n"));
+  CHECK(by_number.code() == EBUSY);
+  CHECK(contains(by_number.message(), loop.path() + " is mounted at /mnt/clone; unmount it first"));
+
+  // btrfs shows an anonymous MAJ:MIN; the source still names the device.
+  base::Status by_source = blockio::check_not_in_use(
+      loop.path(), fake_mountinfo(loop, "51 26 0:99 / /srv rw - btrfs " + loop.path() + " rw\n"));
+  CHECK(by_source.code() == EBUSY);
+  CHECK(contains(by_source.message(), "mounted at /srv"));
+
+  base::Status as_root = blockio::check_not_in_use(
+      loop.path(), fake_mountinfo(loop, "52 1 " + number + " / / rw - ext4 " + loop.path() + " rw\n"));
+  CHECK(contains(as_root.message(), "root filesystem"));
+
+  base::Status unreadable = blockio::check_not_in_use(loop.path(), loop.scratch("missing-mountinfo"));
+  CHECK(unreadable.code() == ENOENT);
+  CHECK(contains(unreadable.message(), "to check that " + loop.path() + " is not mounted"));
+}
+
+TEST_CASE("block device: check_not_in_use refuses a disk one of whose partitions is mounted") {
+  LoopDevice loop(/*partitioned=*/true);
+  if (!loop.ready()) {
+    MESSAGE("skipped: " << loop.skip_reason());
+    return;
+  }
+  const std::string partition = loop.first_partition();
+  if (partition.empty()) {
+    MESSAGE("skipped: the kernel did not add a partition for " << loop.path() << " (no partx?)");
+    return;
+  }
+  const std::string line = "60 26 " + device_number(partition) + " / /boot rw - vfat " + partition + " rw\n";
+  const base::Status status = blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, line));
+  CHECK(status.code() == EBUSY);
+  CHECK(contains(status.message(), loop.path() + " (on the same disk as " + partition + ") is mounted at /boot"));
+  // The partition itself is refused as well.
+  CHECK(blockio::check_not_in_use(partition, fake_mountinfo(loop, line)).code() == EBUSY);
+  CHECK(blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, "")).is_ok());
+}

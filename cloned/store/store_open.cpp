@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+// Opening the state store, and its schema.
+//
+// Schema, version 1 (PRAGMA user_version = 1; a store of a newer version is
+// refused rather than misread):
+//
+//   replica   exactly one row, id = 1: the ReplicaState of store.h.
+//             pair_id BLOB (16 bytes), disk_identity TEXT, generation,
+//             committed_seq, committed_epoch, reserved_seq INTEGER (uint64
+//             stored as their int64 bit pattern), state INTEGER
+//             (proto::CloneState), state_reason TEXT, consistent_at_seq,
+//             updated_unix_ms INTEGER (wall clock of the last save).
+//   events    id INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms, level, kind,
+//             message: the event log, at most kMaxEvents rows.
+//
+// Durability: journal_mode=WAL and synchronous=FULL, so save() returns only
+// once its commit is in the fsynced WAL. Events are inserted with
+// synchronous=NORMAL (not fsynced); they become durable with the next save,
+// whose fsync of the WAL covers every frame before it.
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include <algorithm>
+
+#include "base/bytes.h"
+#include "cloned/store/store_impl.h"
+
+namespace store {
+namespace {
+
+using detail::Statement;
+using detail::Use;
+
+constexpr int kSchemaVersion = 1;
+constexpr int kBusyTimeoutMs = 5000;  // a reader (clonectl) may hold the file briefly
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE replica (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pair_id BLOB NOT NULL,
+  disk_identity TEXT NOT NULL,
+  generation INTEGER NOT NULL,
+  committed_seq INTEGER NOT NULL,
+  committed_epoch INTEGER NOT NULL,
+  reserved_seq INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  state_reason TEXT NOT NULL,
+  consistent_at_seq INTEGER NOT NULL,
+  updated_unix_ms INTEGER NOT NULL
+);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  unix_ms INTEGER NOT NULL,
+  level TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+)sql";
+
+// mkdir -p with mode 0700: the store says what the clone holds and is no
+// one else's business.
+base::Status make_dirs(const std::string& dir) {
+  for (size_t slash = dir.find('/', 1); slash != std::string::npos;
+       slash = dir.find('/', slash + 1)) {
+    if (::mkdir(dir.substr(0, slash).c_str(), 0700) != 0 && errno != EEXIST) {
+      return base::Status::from_errno("cannot create state directory " + dir.substr(0, slash));
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return base::Status::from_errno("cannot create state directory " + dir);
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return base::Status::from_errno("cannot use state directory " + dir);
+  if (!S_ISDIR(st.st_mode)) {
+    return base::Status::error(ENOTDIR, "state directory " + dir + " is not a directory");
+  }
+  return base::Status::ok();
+}
+
+}  // namespace
+
+base::Status Store::Impl::connect(OpenMode mode) {
+  const std::string path = dir + "/state.sqlite3";
+  int flags = SQLITE_OPEN_NOMUTEX | (mode == OpenMode::read_only
+                                         ? SQLITE_OPEN_READONLY
+                                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) return fail("open " + path, rc);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  if (mode == OpenMode::read_only) return base::Status::ok();
+  BASE_TRY(exec("PRAGMA journal_mode=WAL", "switch to WAL journaling"));
+  return exec("PRAGMA synchronous=FULL", "set synchronous=FULL");
+}
+
+base::Status Store::Impl::read_version(int& version) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) version = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW) return fail("read the schema version", rc);
+  if (version > kSchemaVersion) {
+    return base::Status::error(
+        EPROTO, "state store " + dir + " has schema version " + std::to_string(version) +
+                    ", newer than this cloned understands (" + std::to_string(kSchemaVersion) +
+                    "); run the newer cloned that wrote it");
+  }
+  return base::Status::ok();
+}
+
+// Schema and first row in one transaction: a crash leaves no store or a whole one.
+base::Status Store::Impl::create_if_new(const proto::PairId& id,
+                                        const std::string& disk_identity) {
+  BASE_TRY(exec("BEGIN IMMEDIATE", "begin creating the store"));
+  int version = 0;
+  base::Status status = read_version(version);
+  if (status && version == 0) status = exec(kSchema, "create the schema");
+  if (status && version == 0) {
+    sqlite3_stmt* stmt = nullptr;
+    const std::string sql = std::string("INSERT INTO replica (id, ") + kReplicaColumns +
+                            ") VALUES (1, ?1, ?2, 1, 0, 0, 0, ?3, '', 0, ?4)";
+    int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
+    if (rc == SQLITE_OK) {
+      sqlite3_bind_blob(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+      sqlite3_bind_text(stmt, 2, disk_identity.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_int(stmt, 3, static_cast<int>(proto::CloneState::fresh));
+      sqlite3_bind_int64(stmt, 4, now_unix_ms());
+      rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE) status = fail("create the replica row", rc);
+  }
+  if (status) status = exec("COMMIT", "commit the new store");
+  if (!status) (void)exec("ROLLBACK", "roll back");
+  return status;
+}
+
+base::Status Store::Impl::prepare_all() {
+  const std::string select = std::string("SELECT ") + kReplicaColumns + " FROM replica WHERE id = 1";
+  const struct {
+    Statement& statement;
+    std::string sql;
+  } all[] = {
+      {select_replica, select},
+      {update_replica,
+       "UPDATE replica SET disk_identity = ?1, generation = ?2, committed_seq = ?3, "
+       "committed_epoch = ?4, reserved_seq = ?5, state = ?6, state_reason = ?7, "
+       "consistent_at_seq = ?8, updated_unix_ms = ?9 WHERE id = 1"},
+      {insert_event, "INSERT INTO events (unix_ms, level, kind, message) VALUES (?1, ?2, ?3, ?4)"},
+      {prune_events, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1"},
+      {select_events,
+       "SELECT id, unix_ms, level, kind, message FROM "
+       "(SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id"},
+      {begin, "BEGIN IMMEDIATE"},
+      {commit, "COMMIT"},
+      {rollback, "ROLLBACK"},
+  };
+  for (const auto& entry : all) {
+    int rc = entry.statement.prepare(db, entry.sql);
+    if (rc != SQLITE_OK) return fail("prepare \"" + entry.sql + "\"", rc);
+  }
+  return base::Status::ok();
+}
+
+base::Status Store::Impl::check_pair(const proto::PairId& expected, bool strict) {
+  Use use(select_replica);
+  int rc = use.step();
+  if (rc == SQLITE_DONE) {
+    return base::Status::error(EIO, "state store " + dir +
+                                        " has no replica row: it is damaged; move it away "
+                                        "and resync the clone");
+  }
+  if (rc != SQLITE_ROW) return fail("read the replica row", rc);
+  std::string_view blob = use.blob(0);
+  if (blob.size() != pair_id.size()) {
+    return base::Status::error(EIO, "state store " + dir + " holds a malformed pair id");
+  }
+  std::copy(blob.begin(), blob.end(), pair_id.begin());
+  if (!strict && expected == proto::PairId{}) return base::Status::ok();
+  if (pair_id == expected) return base::Status::ok();
+  return base::Status::error(
+      EEXIST, "state store " + dir + " belongs to pair " + base::to_hex(pair_id) + ", not " +
+                  base::to_hex(expected) +
+                  ": it was made for another pairing; move it away to start this pairing "
+                  "afresh, or set [state] dir to another directory");
+}
+
+Store::~Store() { delete impl_; }
+
+base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode,
+                                                 const proto::PairId& pair_id,
+                                                 const std::string& disk_identity) {
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  struct stat st {};
+  if (mode == OpenMode::read_only && ::stat((dir + "/state.sqlite3").c_str(), &st) != 0) {
+    if (errno != ENOENT) return base::Status::from_errno("cannot open state store " + dir);
+    return base::Status::error(ENOENT, "no state store at " + dir + " yet: the daemon has not run");
+  }
+  if (mode == OpenMode::read_write) BASE_TRY(make_dirs(dir));
+  BASE_TRY(impl->connect(mode));
+  if (mode == OpenMode::read_write) {
+    BASE_TRY(impl->create_if_new(pair_id, disk_identity));
+  } else {
+    int version = 0;
+    BASE_TRY(impl->read_version(version));
+    if (version == 0) {
+      return base::Status::error(ENOENT, "state store " + dir +
+                                             " is not initialised yet: the daemon has not run");
+    }
+  }
+  BASE_TRY(impl->prepare_all());
+  BASE_TRY(impl->check_pair(pair_id, mode == OpenMode::read_write));
+  if (mode == OpenMode::read_write) BASE_TRY(impl->prune());
+  std::unique_ptr<Store> store(new Store());
+  store->impl_ = impl.release();
+  return store;
+}
+
+}  // namespace store
