@@ -46,7 +46,6 @@ void Machine::start_session(const proto::Hello& original, Actions& actions) {
 
 void Machine::open_session(const proto::Hello& o, Actions& actions) {
   using proto::ErrorCode;
-  const uint64_t applied = durable_.seq;
   if (o.role != proto::Role::original || o.version != proto::kProtocolVersion)
     return fail(actions, ErrorCode::protocol, "the peer's hello is not an original's hello of protocol version 1.");
   if (o.pair_id != replica_.pair_id)
@@ -63,6 +62,8 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
     return fail(actions, ErrorCode::generation_mismatch,
                 "the original's log is of generation " + u64s(o.generation) + " but the clone holds generation " +
                     u64s(replica_.generation) + "; a resync is needed.");
+  if (o.applied_seq > durable_.seq && !adopt_acked_position(o, actions)) return;
+  const uint64_t applied = durable_.seq;
   if (o.log_start_seq > applied + 1)
     return fail(actions, ErrorCode::resync_needed,
                 "the original's log starts at record " + u64s(o.log_start_seq) + " but the clone needs record " +
@@ -110,6 +111,27 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
   h.committed_seq = committed_.seq;
   h.state = replica_.state;
   actions.hello_reply = h;
+}
+
+// After an unclean stop this process knows only the committed position, but
+// the original knows the last barrier the clone acknowledged: that epoch was
+// on stable storage, so the disk holds at least it. Resuming there keeps the
+// replay window (and the inconsistent mark it needs) to the epochs whose acks
+// were lost with the crash, instead of everything since the last commit.
+bool Machine::adopt_acked_position(const proto::Hello& o, Actions& actions) {
+  const bool plausible = unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ &&
+                         o.applied_epoch > durable_.epoch;
+  if (!plausible) {
+    fail(actions, proto::ErrorCode::resync_needed,
+         "the original says the clone acknowledged record " + u64s(o.applied_seq) +
+             " but the clone cannot have written past record " +
+             u64s(std::max(durable_.seq, unclean_until_seq_)) + "; the two disagree and a resync is needed.");
+    return false;
+  }
+  durable_ = {o.applied_seq, o.applied_epoch};
+  highest_submitted_seq_ = std::max(highest_submitted_seq_, durable_.seq);
+  if (durable_.seq >= unclean_until_seq_) unclean_until_seq_ = 0;
+  return true;
 }
 
 void Machine::mark_catching_up() {
@@ -343,10 +365,11 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
 void Machine::on_tick(uint64_t now_ms, Actions& actions) {
   now_ms_ = now_ms;
   if (commit_in_flight_ || final_commit_requested_) return;
-  if (now_ms_ - last_commit_ms_ < limits_.commit_interval_ms) return;
-  const bool behind = durable_.seq > committed_.seq || state_dirty_;
+  // Raising the reservation is urgent (writes stop when it runs out); the
+  // position itself is committed at most once per interval.
   const bool reserve_low = in_session_ && reserved_limit_ < recv_seq_ + limits_.reserve_ahead_records / 2;
-  if (behind || reserve_low) request_commit(actions);
+  const bool behind = durable_.seq > committed_.seq || state_dirty_;
+  if (reserve_low || (behind && now_ms_ - last_commit_ms_ >= limits_.commit_interval_ms)) request_commit(actions);
 }
 
 // ----------------------------------------------------------------- shutdown

@@ -46,7 +46,9 @@ struct Limits {
   uint64_t held_bytes_max = 32ull << 20;  // received, not yet written
   uint32_t io_depth_max = 32;             // disk operations submitted at once
   uint32_t commit_interval_ms = 100;      // at most one grouped commit per interval
-  uint64_t reserve_ahead_records = 1u << 20;
+  // How far past the last commit the disk may be written. After a crash the
+  // clone shows inconsistent while it replays at most this many records.
+  uint64_t reserve_ahead_records = 16384;
 };
 
 // Each accepted record costs its payload plus this, so a flood of tiny trims
@@ -159,6 +161,7 @@ class Machine {
   void maybe_become_consistent();
   void open_session(const proto::Hello& original, Actions& actions);
   void mark_catching_up();
+  bool adopt_acked_position(const proto::Hello& original, Actions& actions);
   void check_shutdown_progress(Actions& actions);
   void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
   bool idle_disk() const { return in_flight_.empty() && !flushing_; }

@@ -431,3 +431,33 @@ TEST_CASE("shutdown with no session commits at once") {
   r.committed();
   CHECK(r.m.done_for_shutdown());
 }
+
+TEST_CASE("after an unclean stop the clone resumes from the last barrier the original saw acknowledged") {
+  store::ReplicaState s = fresh_state();
+  s.state = proto::CloneState::consistent;
+  s.committed_seq = 10;
+  s.committed_epoch = 5;
+  s.reserved_seq = 100;
+  Rig r(s);
+  proto::Hello h = original_hello(11, 30);
+  h.applied_seq = 20;  // acked before the crash, after the last commit
+  h.applied_epoch = 9;
+  Actions a = r.hello(h);
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->applied_seq == 20);
+  CHECK(a.hello_reply->applied_epoch == 9);
+  // Still a replay window up to the original's log end: marked.
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK(a.commits[0].state.consistent_at_seq == 30);
+}
+
+TEST_CASE("an acknowledged position the clone cannot have written is refused") {
+  Rig r;  // clean: nothing can be on the disk past the committed position
+  proto::Hello h = original_hello();
+  h.applied_seq = 20;
+  h.applied_epoch = 9;
+  Actions a = r.hello(h);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+}

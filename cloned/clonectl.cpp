@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+// clonectl: pairing and questions about the clone.
+//
+//   clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]
+//   clonectl status --config FILE [--json]
+//
+// status reads the state store read-only and the daemon's live status file;
+// it works whether or not the daemon runs.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/units.h"
+#include "cloned/daemon/status.h"
+#include "cloned/store/store.h"
+#include "config/config.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
+    "       clonectl status --config FILE [--json]\n";
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
+  return 2;
+}
+
+// --key value options after the command word; false on an unknown or valueless one.
+bool parse_options(int argc, char** argv, const std::vector<std::string>& with_value,
+                   const std::vector<std::string>& flags, std::map<std::string, std::string>& out,
+                   std::string& bad) {
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    bool is_flag = std::find(flags.begin(), flags.end(), a) != flags.end();
+    bool takes = std::find(with_value.begin(), with_value.end(), a) != with_value.end();
+    if (is_flag) {
+      out[a] = "1";
+    } else if (takes && i + 1 < argc) {
+      out[a] = argv[++i];
+    } else {
+      bad = a;
+      return false;
+    }
+  }
+  return true;
+}
+
+int cmd_pair(int argc, char** argv) {
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(argc, argv, {"--clone-dir", "--origin-dir", "--target", "--listen"}, {}, o, bad))
+    return usage_error("unknown or incomplete option '" + bad + "'");
+  for (const char* k : {"--clone-dir", "--origin-dir", "--target"})
+    if (!o.count(k)) return usage_error(std::string("pair needs ") + k);
+  config::PairRequest r;
+  r.clone_dir = o["--clone-dir"];
+  r.origin_dir = o["--origin-dir"];
+  r.target_path = o["--target"];
+  if (o.count("--listen")) r.listen = o["--listen"];
+  if (base::Status s = config::write_pair(r); !s.is_ok()) {
+    std::fprintf(stderr, "clonectl: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("paired: the clone's configuration is %s/cloned.toml, the original's %s/origin.toml\n",
+              r.clone_dir.c_str(), r.origin_dir.c_str());
+  std::printf("keep the two pair.secret files private: they let a machine act as either side.\n");
+  return 0;
+}
+
+std::string json_str(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
+    else out += c;
+  }
+  return out + "\"";
+}
+
+std::string clock_time(int64_t unix_ms) {
+  if (unix_ms <= 0) return "-";
+  time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm_local;
+  localtime_r(&t, &tm_local);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm_local);
+  return buf;
+}
+
+struct Report {
+  store::ReplicaState stored;
+  bool running = false;
+  cloned::LiveStatus live;
+};
+
+// The daemon counts as running when its status file is fresh and its pid alive.
+bool daemon_running(const cloned::LiveStatus& live) {
+  if (live.pid <= 0) return false;
+  if (::kill(static_cast<pid_t>(live.pid), 0) != 0) return false;
+  return cloned::unix_ms_now() - live.updated_unix_ms < 5000;
+}
+
+void print_json(const Report& r) {
+  const store::ReplicaState& s = r.stored;
+  const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
+  const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
+  const uint64_t log_end = r.running ? r.live.original_log_end : 0;
+  std::printf("{\"state\": %s, \"state_reason\": %s, \"bootable\": %s, \"generation\": %llu, ",
+              json_str(proto::clone_state_name(s.state)).c_str(), json_str(s.state_reason).c_str(),
+              bootable ? "true" : "false", static_cast<unsigned long long>(s.generation));
+  std::printf("\"applied_seq\": %llu, \"committed_seq\": %llu, \"committed_epoch\": %llu, ",
+              static_cast<unsigned long long>(applied), static_cast<unsigned long long>(s.committed_seq),
+              static_cast<unsigned long long>(s.committed_epoch));
+  std::printf("\"daemon\": %s, \"link\": %s, \"peer\": %s, \"original_log_end\": %llu, \"lag_records\": %llu, ",
+              r.running ? "\"running\"" : "\"stopped\"", json_str(r.running ? r.live.link : "down").c_str(),
+              json_str(r.running ? r.live.peer : "").c_str(), static_cast<unsigned long long>(log_end),
+              static_cast<unsigned long long>(log_end > applied ? log_end - applied : 0));
+  std::printf("\"bytes_received\": %llu, \"disk\": %s, \"disk_failed\": %s}\n",
+              static_cast<unsigned long long>(r.running ? r.live.bytes_received : 0),
+              json_str(s.disk_identity).c_str(), r.running && r.live.disk_failed ? "true" : "false");
+}
+
+void print_human(const Report& r) {
+  const store::ReplicaState& s = r.stored;
+  switch (s.state) {
+    case proto::CloneState::consistent:
+      std::printf("clone:      a bootable copy (consistent) at record %llu, epoch %llu\n",
+                  static_cast<unsigned long long>(r.running ? r.live.applied_seq : s.committed_seq),
+                  static_cast<unsigned long long>(r.running ? r.live.applied_epoch : s.committed_epoch));
+      break;
+    case proto::CloneState::fresh:
+      std::printf("clone:      fresh: paired, nothing replicated yet (the disk is taken as identical to the original's)\n");
+      break;
+    case proto::CloneState::inconsistent:
+      std::printf("clone:      NOT a bootable copy (inconsistent): %s\n", s.state_reason.c_str());
+      break;
+  }
+  std::printf("generation: %llu; committed in the state store: record %llu\n",
+              static_cast<unsigned long long>(s.generation), static_cast<unsigned long long>(s.committed_seq));
+  if (!r.running) {
+    std::printf("daemon:     not running (start it: systemctl start cloned, or cloned --config FILE)\n");
+  } else {
+    const cloned::LiveStatus& l = r.live;
+    std::printf("daemon:     running (pid %lld), listening on %s\n", static_cast<long long>(l.pid), l.listen.c_str());
+    if (l.link == "connected") {
+      std::printf("link:       connected to the original at %s since %s\n", l.peer.c_str(),
+                  clock_time(l.session_since_unix_ms).c_str());
+    } else {
+      std::printf("link:       waiting for the original\n");
+    }
+    const uint64_t lag = l.original_log_end > l.applied_seq ? l.original_log_end - l.applied_seq : 0;
+    std::printf("lag:        %llu records behind the original's log as last heard (ends at %llu)\n",
+                static_cast<unsigned long long>(lag), static_cast<unsigned long long>(l.original_log_end));
+    std::printf("received:   %s in %llu records over %llu sessions; %llu refused\n",
+                base::format_bytes(l.bytes_received).c_str(), static_cast<unsigned long long>(l.records_received),
+                static_cast<unsigned long long>(l.sessions), static_cast<unsigned long long>(l.refused));
+    if (l.disk_failed) std::printf("DISK FAILED: the daemon takes no writes; see clonectl events and the journal\n");
+  }
+  std::printf("disk:       %s\n", s.disk_identity.c_str());
+}
+
+int cmd_status(int argc, char** argv) {
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(argc, argv, {"--config"}, {"--json"}, o, bad))
+    return usage_error("unknown or incomplete option '" + bad + "'");
+  if (!o.count("--config")) return usage_error("status needs --config FILE");
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+  if (!cfg) {
+    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
+    return 1;
+  }
+  base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_only);
+  if (!st) {
+    std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
+    return 1;
+  }
+  base::Result<store::ReplicaState> loaded = (*st)->load();
+  if (!loaded) {
+    std::fprintf(stderr, "clonectl: %s\n", loaded.status().message().c_str());
+    return 1;
+  }
+  Report r;
+  r.stored = *loaded;
+  if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir)) {
+    r.live = *live;
+    r.running = daemon_running(r.live);
+  }
+  if (r.running) {
+    // The live view is newer than the store: it may have changed state since.
+    r.stored.committed_seq = r.live.committed_seq;
+  }
+  if (o.count("--json")) print_json(r);
+  else print_human(r);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage_error("a command is needed");
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "pair") return cmd_pair(argc, argv);
+    if (cmd == "status") return cmd_status(argc, argv);
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clonectl: unexpected error: %s\n", e.what());
+    return 1;
+  }
+  return usage_error("unknown command '" + cmd + "'");
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/daemon/daemon.h"
+
+#include "cloned/daemon/conn.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cassert>
+
+#include "base/log.h"
+#include "base/units.h"
+#include "cloned/daemon/status.h"
+
+namespace cloned {
+
+namespace {
+constexpr uint64_t kTickMs = 20;
+constexpr uint64_t kStatusIntervalMs = 1000;
+constexpr uint64_t kStopEpochWaitMs = 10000;  // SIGTERM: wait this long for the open epoch
+}  // namespace
+
+uint64_t now_ms() { return base::monotonic_ns() / 1'000'000; }
+
+static apply::Limits limits_from(const config::CloneConfig& c) {
+  apply::Limits l;
+  l.held_bytes_max = c.inflight_bytes_max;
+  l.io_depth_max = std::max<uint32_t>(4, c.writer_threads * 4);
+  l.commit_interval_ms = c.commit_interval_ms;
+  return l;
+}
+
+Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
+               std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
+               const store::ReplicaState& loaded)
+    : config_(config),
+      keys_(keys),
+      device_(std::move(device)),
+      store_(std::move(store)),
+      machine_(device_->geometry(), loaded, limits_from(config)) {
+  store_->set_commit_delay_ms(config_.store_commit_delay_ms);
+  disk_workers_ = std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_);
+  store_worker_ = std::make_unique<StoreWorker>(*store_, completions_);
+  last_logged_state_ = loaded.state;
+}
+
+Daemon::~Daemon() {
+  // Workers join here, before the device and the store they use go away.
+  disk_workers_.reset();
+  store_worker_.reset();
+  if (handles_open_) uv_loop_close(&loop_);
+}
+
+int Daemon::run() {
+  uv_loop_init(&loop_);
+  handles_open_ = true;
+  uv_async_init(&loop_, &wakeup_, [](uv_async_t* a) { static_cast<Daemon*>(a->data)->drain_completions(); });
+  wakeup_.data = this;
+  completions_.set_waker([this] { uv_async_send(&wakeup_); });
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->on_tick(); }, kTickMs, kTickMs);
+  for (auto [sig, handle] : {std::pair{SIGTERM, &sigterm_}, std::pair{SIGINT, &sigint_}}) {
+    uv_signal_init(&loop_, handle);
+    handle->data = this;
+    uv_signal_start(handle, [](uv_signal_t* h, int s) { static_cast<Daemon*>(h->data)->on_signal(s); }, sig);
+  }
+  if (base::Status s = listen(); !s.is_ok()) {
+    LOG_ERROR("%s", s.message().c_str());
+    fatal_ = true;
+    stop_loop();
+  } else {
+    const store::ReplicaState& r = machine_.replica();
+    LOG_NOTICE("cloned started: disk %s, state %s, generation %llu, position %llu (epoch %llu), listening on %s:%u",
+               device_->describe().c_str(), proto::clone_state_name(r.state),
+               static_cast<unsigned long long>(r.generation), static_cast<unsigned long long>(r.committed_seq),
+               static_cast<unsigned long long>(r.committed_epoch), config_.listen_host.c_str(), config_.listen_port);
+    if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
+    record_event("info", "start", "cloned started on " + device_->describe());
+    write_status_file();
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  completions_.set_waker(nullptr);
+  return (stopped_cleanly_ && !fatal_) ? 0 : 1;
+}
+
+void Daemon::apply_actions(apply::Actions& a) {
+  if (a.hello_reply) {
+    if (session_ != nullptr) {
+      base::Bytes out;
+      proto::encode_hello(*a.hello_reply, out);
+      send_plain(session_, out);
+      ++stats_.sessions;
+      stats_.peer = session_->peer;
+      stats_.session_since_unix_ms = static_cast<uint64_t>(unix_ms_now());
+      LOG_INFO("session with %s: the clone is at record %llu (epoch %llu), the original's log ends at %llu",
+               session_->peer.c_str(), static_cast<unsigned long long>(a.hello_reply->applied_seq),
+               static_cast<unsigned long long>(a.hello_reply->applied_epoch),
+               static_cast<unsigned long long>(stats_.original_log_end));
+      record_event("info", "session", "session with " + session_->peer + " started at record " +
+                                          std::to_string(a.hello_reply->applied_seq));
+    }
+  }
+  for (apply::RecordId id : a.dropped) frames_.erase(id);
+  for (const apply::SubmitIo& s : a.submit) {
+    proto::Frame frame;
+    if (s.header.type == proto::MsgType::write) {
+      auto it = frames_.find(s.id);
+      assert(it != frames_.end());
+      frame = std::move(it->second);
+      frames_.erase(it);
+    }
+    disk_workers_->submit(s.id, s.header, std::move(frame));
+  }
+  if (a.flush) disk_workers_->flush();
+  for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
+  for (const apply::DiskFailed& f : a.disk_failed) {
+    LOG_ERROR("the clone's disk failed; no more writes are taken until cloned is restarted: %s", f.message.c_str());
+    record_event("error", "disk", f.message);
+  }
+  Conn* c = session_;
+  if (c != nullptr) {
+    base::Bytes out;
+    for (const apply::SendBarrierAck& b : a.barrier_acks) {
+      out.clear();
+      proto::encode_barrier_ack(b.epoch, b.seq, out);
+      send_plain(c, out);
+    }
+    for (const apply::SendReceiptAck& r : a.receipt_acks) {
+      out.clear();
+      proto::encode_receipt_ack(r.seq, out);
+      send_plain(c, out);
+    }
+    for (const apply::SendCommitted& m : a.committed) {
+      out.clear();
+      proto::encode_committed(m.seq, out);
+      send_plain(c, out);
+    }
+    if (!a.fail.empty() && session_ == c) {
+      const apply::FailSession& f = a.fail.front();
+      LOG_WARN("refused the session with %s: %s", c->peer.c_str(), f.message.c_str());
+      send_error(c, f.code, f.message);
+      close_conn(c, f.message);
+    }
+  }
+  if (machine_.replica().state != last_logged_state_) {
+    last_logged_state_ = machine_.replica().state;
+    LOG_NOTICE("the clone is now %s%s%s", proto::clone_state_name(last_logged_state_),
+               machine_.replica().state_reason.empty() ? "" : ": ", machine_.replica().state_reason.c_str());
+    record_event("notice", "state", std::string("now ") + proto::clone_state_name(last_logged_state_));
+    write_status_file();
+  }
+  finish_if_done();
+}
+
+void Daemon::drain_completions() {
+  for (Completion& c : completions_.take_all()) {
+    apply::Actions actions;
+    switch (c.kind) {
+      case Completion::Kind::io: machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions); break;
+      case Completion::Kind::flush: machine_.on_flush_done(c.status, actions); break;
+      case Completion::Kind::commit:
+        if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
+        machine_.on_commit_done(c.status, actions);
+        break;
+      case Completion::Kind::event: break;
+    }
+    apply_actions(actions);
+  }
+  update_reading();
+}
+
+void Daemon::on_tick() {
+  const uint64_t now = now_ms();
+  apply::Actions actions;
+  machine_.on_tick(now, actions);
+  apply_actions(actions);
+  check_deadlines(now);
+  if (stopping_ && !machine_.done_for_shutdown() && now >= stop_deadline_ms_) {
+    LOG_WARN("the open epoch did not complete within %llu ms; stopping at record %llu",
+             static_cast<unsigned long long>(kStopEpochWaitMs), static_cast<unsigned long long>(machine_.durable().seq));
+    stop_deadline_ms_ = UINT64_MAX;
+    apply::Actions forced;
+    machine_.force_shutdown(forced);
+    apply_actions(forced);
+  }
+  if (now - last_status_ms_ >= kStatusIntervalMs) write_status_file();
+}
+
+void Daemon::on_signal(int signum) {
+  if (stopping_) {
+    LOG_WARN("second signal %d: stopping without waiting for the open epoch", signum);
+    apply::Actions forced;
+    machine_.force_shutdown(forced);
+    apply_actions(forced);
+    return;
+  }
+  LOG_NOTICE("signal %d: finishing the open epoch, then stopping", signum);
+  stopping_ = true;
+  stop_deadline_ms_ = now_ms() + kStopEpochWaitMs;
+  apply::Actions actions;
+  machine_.begin_shutdown(actions);
+  apply_actions(actions);
+}
+
+void Daemon::finish_if_done() {
+  if (!stopping_ || !machine_.done_for_shutdown() || stopped_cleanly_) return;
+  stopped_cleanly_ = true;
+  const apply::Position p = machine_.durable();
+  LOG_NOTICE("stopped cleanly at record %llu (epoch %llu)", static_cast<unsigned long long>(p.seq),
+             static_cast<unsigned long long>(p.epoch));
+  if (session_ != nullptr) {
+    base::Bytes out;
+    proto::encode_goodbye({proto::ErrorCode::shutting_down, "the clone is stopping; it resumes from record " +
+                                                                 std::to_string(p.seq + 1) + " when it is back."},
+                          out);
+    send_plain(session_, out);
+    close_conn(session_, "the daemon is stopping");
+  }
+  record_event("info", "stop", "stopped cleanly at record " + std::to_string(p.seq));
+  write_status_file();
+  stop_loop();
+}
+
+void Daemon::stop_loop() {
+  // Close every handle; uv_run returns once their close callbacks ran.
+  for (Conn* c : conns_) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp)))
+      uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+  }
+  conns_.clear();
+  session_ = nullptr;
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
+                         reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
+                         reinterpret_cast<uv_handle_t*>(&sigint_)}) {
+    if (h->loop != nullptr && !uv_is_closing(h)) uv_close(h, nullptr);
+  }
+}
+
+void Daemon::record_event(const std::string& level, const std::string& kind, const std::string& message) {
+  store_worker_->event(level, kind, message);
+}
+
+void Daemon::write_status_file() {
+  last_status_ms_ = now_ms();
+  const store::ReplicaState& r = machine_.replica();
+  LiveStatus s;
+  s.pid = getpid();
+  s.updated_unix_ms = unix_ms_now();
+  s.state = proto::clone_state_name(r.state);
+  s.state_reason = r.state_reason;
+  s.disk_failed = machine_.disk_failed();
+  s.generation = r.generation;
+  s.applied_seq = machine_.durable().seq;
+  s.applied_epoch = machine_.durable().epoch;
+  s.committed_seq = machine_.committed().seq;
+  s.original_log_end = stats_.original_log_end;
+  s.link = machine_.in_session() ? "connected" : "waiting";
+  s.peer = stats_.peer;
+  s.session_since_unix_ms = static_cast<int64_t>(stats_.session_since_unix_ms);
+  s.sessions = stats_.sessions;
+  s.refused = stats_.refused;
+  s.bytes_received = stats_.bytes_received;
+  s.records_received = stats_.records_received;
+  s.held_bytes = machine_.held_bytes();
+  s.disk = device_->describe();
+  s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
+    LOG_DEBUG("%s", st.message().c_str());
+  }
+}
+
+}  // namespace cloned

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// The daemon's composition: the event loop (libuv), the link to the original,
+// the apply state machine, the disk workers and the store worker.
+//
+// Threading: everything here runs on the loop thread except the workers,
+// which report back through Completions (woken with a uv_async). The machine
+// decides; this class only carries out its actions and feeds it events.
+// Only this folder calls uv_ (the loop adapter of conventions.md).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "blockio/device.h"
+#include "cloned/apply/apply.h"
+#include "cloned/daemon/workers.h"
+#include "cloned/store/store.h"
+#include "config/config.h"
+
+namespace cloned {
+
+struct Conn;
+
+// Counters for status and tests.
+struct LinkStats {
+  uint64_t sessions = 0;
+  uint64_t refused = 0;           // failed handshakes, refusals, protocol errors
+  uint64_t bytes_received = 0;    // whole frames of authenticated sessions
+  uint64_t records_received = 0;
+  uint64_t original_log_end = 0;  // from the original's hello and pings
+  std::string peer;               // of the current session, "" when none
+  uint64_t session_since_unix_ms = 0;
+};
+
+class Daemon {
+ public:
+  Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
+         std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
+         const store::ReplicaState& loaded);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Listens and runs until SIGTERM/SIGINT has been handled (the epoch being
+  // received is finished and the position committed) or a fatal error.
+  // Returns 0 after a clean stop, 1 otherwise.
+  int run();
+
+ private:
+  friend struct Conn;
+  // link.cpp
+  base::Status listen();
+  static void on_connection(uv_stream_t* server, int status);
+  void accept_one();
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  void on_handshake_bytes(Conn* c);
+  void on_authenticated(Conn* c);
+  void on_frame(Conn* c, proto::Frame frame);
+  void on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
+  void send_plain(Conn* c, const base::Bytes& plain);
+  void send_error(Conn* c, proto::ErrorCode code, const std::string& message);
+  void close_conn(Conn* c, const std::string& why);
+  void update_reading();
+  void check_deadlines(uint64_t now_ms);
+  size_t pending_handshakes() const;
+
+  // daemon.cpp
+  void apply_actions(apply::Actions& actions);
+  void drain_completions();
+  void on_tick();
+  void on_signal(int signum);
+  void write_status_file();
+  void record_event(const std::string& level, const std::string& kind, const std::string& message);
+  void finish_if_done();
+  void stop_loop();
+
+  config::CloneConfig config_;
+  config::DerivedKeys keys_;
+  std::unique_ptr<blockio::BlockDevice> device_;
+  std::unique_ptr<store::Store> store_;
+  apply::Machine machine_;
+  Completions completions_;
+  std::unique_ptr<DiskWorkers> disk_workers_;
+  std::unique_ptr<StoreWorker> store_worker_;
+
+  uv_loop_t loop_{};
+  uv_tcp_t listener_{};
+  uv_async_t wakeup_{};
+  uv_timer_t tick_{};
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  bool handles_open_ = false;
+
+  std::vector<Conn*> conns_;          // open connections (owned; freed in close callbacks)
+  Conn* session_ = nullptr;           // the connection whose session is open or pending
+  std::unordered_map<apply::RecordId, proto::Frame> frames_;  // accepted writes, not yet submitted
+  LinkStats stats_;
+  uint64_t next_conn_id_ = 1;
+
+  bool stopping_ = false;
+  uint64_t stop_deadline_ms_ = 0;
+  bool stopped_cleanly_ = false;
+  bool fatal_ = false;
+  uint64_t last_status_ms_ = 0;
+  proto::CloneState last_logged_state_ = proto::CloneState::fresh;
+};
+
+// Milliseconds on the monotonic clock.
+uint64_t now_ms();
+
+}  // namespace cloned

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+// The link to the original: accepting, the handshake under a fixed budget,
+// AEAD frames, and the session's messages.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "base/log.h"
+#include "cloned/daemon/conn.h"
+#include "cloned/daemon/daemon.h"
+#include "cloned/proto/handshake.h"
+
+namespace cloned {
+
+namespace {
+
+constexpr size_t kReadBufferBytes = 256 * 1024;
+constexpr size_t kWriteQueueBytesMax = 4u << 20;  // acks the original does not read
+constexpr uint64_t kCloseGraceMs = 2000;
+
+struct WriteReq {
+  uv_write_t req{};
+  base::Bytes data;
+};
+
+std::string peer_name(uv_tcp_t* tcp) {
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown peer";
+  char host[INET6_ADDRSTRLEN] = {};
+  uint16_t port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  Conn* c = static_cast<Conn*>(handle->data);
+  if (c->handshaking()) {
+    *buf = uv_buf_init(reinterpret_cast<char*>(c->hs_buf + c->hs_have),
+                       static_cast<unsigned>(c->hs_need() - c->hs_have));
+  } else {
+    *buf = uv_buf_init(reinterpret_cast<char*>(c->read_buf.get()), kReadBufferBytes);
+  }
+}
+
+void on_closed(uv_handle_t* handle) { delete static_cast<Conn*>(handle->data); }
+
+}  // namespace
+
+
+base::Status Daemon::listen() {
+  sockaddr_storage addr{};
+  int rc = uv_ip6_addr(config_.listen_host.c_str(), config_.listen_port, reinterpret_cast<sockaddr_in6*>(&addr));
+  if (rc != 0) rc = uv_ip4_addr(config_.listen_host.c_str(), config_.listen_port, reinterpret_cast<sockaddr_in*>(&addr));
+  const std::string where = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  if (rc != 0) return base::Status::error(EINVAL, "cannot listen on " + where + ": not an IP address.");
+  uv_tcp_init(&loop_, &listener_);
+  listener_.data = this;
+  rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 16, &Daemon::on_connection);
+  if (rc != 0)
+    return base::Status::error(-rc, "cannot listen on " + where + ": " + uv_strerror(rc) +
+                                        " (is another cloned running? change [listen] address)");
+  return base::Status::ok();
+}
+
+void Daemon::on_connection(uv_stream_t* server, int status) {
+  Daemon* d = static_cast<Daemon*>(server->data);
+  if (status < 0) {
+    LOG_WARN("accepting a connection failed: %s", uv_strerror(status));
+    return;
+  }
+  d->accept_one();
+}
+
+void Daemon::accept_one() {
+  auto* c = new Conn;
+  c->daemon = this;
+  c->id = next_conn_id_++;
+  uv_tcp_init(&loop_, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
+    return;
+  }
+  c->peer = peer_name(&c->tcp);
+  conns_.push_back(c);
+  if (stopping_ || pending_handshakes() > config_.max_pending_handshakes) {
+    ++stats_.refused;
+    LOG_NOTICE("refused a connection from %s: %s", c->peer.c_str(),
+               stopping_ ? "the daemon is stopping" : "too many handshakes in progress");
+    close_conn(c, "");
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->handshake = std::make_unique<proto::ServerHandshake>(keys_.auth_key, config_.pair_id);
+  c->deadline_ms = now_ms() + config_.handshake_timeout_ms;
+  c->reading = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read);
+  LOG_DEBUG("connection %llu from %s", static_cast<unsigned long long>(c->id), c->peer.c_str());
+}
+
+size_t Daemon::pending_handshakes() const {
+  size_t n = 0;
+  for (const Conn* c : conns_) n += c->handshaking() ? 1 : 0;
+  return n;
+}
+
+// Handshake bytes arrive in hs_buf; act once a whole message is there.
+void Daemon::on_handshake_bytes(Conn* c) {
+  Daemon* d = this;
+  if (c->hs_have < c->hs_need()) return;
+  if (c->phase == Conn::Phase::client_hello) {
+    base::Bytes reply;
+    base::Status s = c->handshake->on_client_hello({c->hs_buf, c->hs_have}, reply);
+    if (!reply.empty()) {
+      auto* w = new WriteReq;
+      w->data = std::move(reply);
+      uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+      uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1,
+               [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
+    }
+    if (!s.is_ok()) return d->close_conn(c, "handshake refused: " + s.message());
+    c->phase = Conn::Phase::client_finish;
+    c->hs_have = 0;
+    return;
+  }
+  base::Status s = c->handshake->on_client_finish({c->hs_buf, c->hs_have});
+  if (!s.is_ok()) return d->close_conn(c, "authentication failed: " + s.message());
+  d->on_authenticated(c);
+}
+
+void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  Conn* c = static_cast<Conn*>(stream->data);
+  Daemon* d = c->daemon;
+  if (c->phase == Conn::Phase::closing) return;
+  if (nread < 0) {
+    d->close_conn(c, nread == UV_EOF ? "the peer closed the connection" : std::string("read failed: ") + uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (nread == 0) return;
+  c->last_recv_ms = now_ms();
+  if (c->handshaking()) {
+    c->hs_have += static_cast<size_t>(nread);
+    d->on_handshake_bytes(c);
+    return;
+  }
+  base::ByteSpan in(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread));
+  while (!in.empty() && c->phase != Conn::Phase::closing) {
+    proto::Frame frame;
+    bool has = false;
+    base::Status s = c->reader->feed(in, frame, has);
+    if (!s.is_ok()) {
+      d->send_error(c, s.code() == EMSGSIZE ? proto::ErrorCode::too_large : proto::ErrorCode::protocol, s.message());
+      d->close_conn(c, s.message());
+      return;
+    }
+    if (has) d->on_frame(c, std::move(frame));
+  }
+  if (c->phase != Conn::Phase::closing && c == d->session_) {
+    apply::Actions actions;
+    d->machine_.on_read_batch_done(actions);
+    d->apply_actions(actions);
+  }
+  d->update_reading();
+}
+
+void Daemon::on_authenticated(Conn* c) {
+  const proto::SessionKeys keys = c->handshake->keys();
+  c->handshake.reset();
+  c->sealer = std::make_unique<proto::FrameSealer>(keys.send);
+  c->reader = std::make_unique<proto::FrameReader>(keys.recv);
+  c->read_buf = std::make_unique<uint8_t[]>(kReadBufferBytes);
+  c->phase = Conn::Phase::await_hello;
+  c->deadline_ms = now_ms() + config_.handshake_timeout_ms;  // the hello must follow
+  LOG_INFO("%s authenticated as the paired original", c->peer.c_str());
+}
+
+void Daemon::on_frame(Conn* c, proto::Frame frame) {
+  base::Result<proto::MsgType> type = proto::peek_type(frame.plain());
+  if (!type) {
+    send_error(c, proto::ErrorCode::protocol, type.status().message());
+    return close_conn(c, type.status().message());
+  }
+  if (c->phase == Conn::Phase::await_hello) {
+    proto::Hello hello;
+    base::Status s = *type == proto::MsgType::hello ? proto::decode_hello(frame.plain(), hello)
+                                                    : base::Status::error(EPROTO, "the first message after the handshake must be a hello.");
+    if (!s.is_ok()) {
+      send_error(c, proto::ErrorCode::protocol, s.message());
+      return close_conn(c, s.message());
+    }
+    if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
+    session_ = c;
+    c->phase = Conn::Phase::session;
+    c->deadline_ms = 0;
+    stats_.original_log_end = hello.log_end_seq;
+    apply::Actions actions;
+    machine_.start_session(hello, actions);
+    apply_actions(actions);
+    return;
+  }
+  on_session_frame(c, *type, frame);
+}
+
+void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
+  stats_.bytes_received += frame.plain_bytes;
+  switch (type) {
+    case proto::MsgType::write:
+    case proto::MsgType::trim:
+    case proto::MsgType::zero:
+    case proto::MsgType::barrier: {
+      proto::RecordHeader h;
+      base::ByteSpan payload;
+      if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
+        send_error(c, proto::ErrorCode::protocol, s.message());
+        return close_conn(c, s.message());
+      }
+      ++stats_.records_received;
+      apply::Actions actions;
+      apply::RecordId id = 0;
+      machine_.on_record(h, id, actions);
+      if (id != 0 && type == proto::MsgType::write) frames_.emplace(id, std::move(frame));
+      apply_actions(actions);
+      return;
+    }
+    case proto::MsgType::ping: {
+      uint64_t token = 0, log_end = 0;
+      if (proto::decode_ping(frame.plain(), token, log_end).is_ok()) {
+        stats_.original_log_end = std::max(stats_.original_log_end, log_end);
+        base::Bytes out;
+        proto::encode_pong(token, out);
+        send_plain(c, out);
+        return;
+      }
+      break;
+    }
+    case proto::MsgType::pong: return;
+    case proto::MsgType::goodbye:
+    case proto::MsgType::error: {
+      proto::ErrorMsg m;
+      base::Status s = type == proto::MsgType::error ? proto::decode_error(frame.plain(), m)
+                                                     : proto::decode_goodbye(frame.plain(), m);
+      return close_conn(c, std::string(type == proto::MsgType::error ? "the original reported an error: " : "the original said goodbye: ") +
+                               (s.is_ok() ? m.message : "(unreadable)"));
+    }
+    default: break;
+  }
+  const std::string msg = "unexpected or malformed message of type " + std::to_string(static_cast<int>(type)) + " in a session.";
+  send_error(c, proto::ErrorCode::protocol, msg);
+  close_conn(c, msg);
+}
+
+void Daemon::send_plain(Conn* c, const base::Bytes& plain) {
+  if (c->phase == Conn::Phase::closing || !c->sealer) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  if (uv_stream_get_write_queue_size(stream) > kWriteQueueBytesMax) {
+    return close_conn(c, "the original does not read what the clone sends");
+  }
+  auto* w = new WriteReq;
+  c->sealer->seal(plain, w->data);
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, stream, &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
+  if (rc != 0) {
+    delete w;
+    return close_conn(c, std::string("write failed: ") + uv_strerror(rc));
+  }
+  c->last_send_ms = now_ms();
+}
+
+void Daemon::send_error(Conn* c, proto::ErrorCode code, const std::string& message) {
+  ++stats_.refused;
+  record_event("warning", "refused", c->peer + ": " + proto::error_code_name(code) + ": " + message);
+  base::Bytes out;
+  proto::encode_error({code, message}, out);
+  send_plain(c, out);
+}
+
+// Ends a connection: its session (if any) ends now; the socket is shut down
+// after pending writes (so an error message reaches the peer), then closed.
+void Daemon::close_conn(Conn* c, const std::string& why) {
+  if (c->phase == Conn::Phase::closing) return;
+  const bool was_session = c == session_;
+  const bool was_handshake = c->handshaking();
+  c->phase = Conn::Phase::closing;
+  c->deadline_ms = now_ms() + kCloseGraceMs;
+  if (!why.empty()) {
+    if (was_handshake) {
+      ++stats_.refused;
+      LOG_NOTICE("dropped %s during the handshake: %s", c->peer.c_str(), why.c_str());
+    } else {
+      LOG_INFO("link to %s closed: %s", c->peer.c_str(), why.c_str());
+    }
+  }
+  if (was_session) {
+    session_ = nullptr;
+    stats_.peer.clear();
+    apply::Actions actions;
+    machine_.end_session(actions);
+    apply_actions(actions);
+    record_event("info", "session", "session with " + c->peer + " ended: " + why);
+  }
+  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  uv_read_stop(stream);
+  c->reading = false;
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, stream, [](uv_shutdown_t* req, int) {
+        Conn* conn = static_cast<Conn*>(req->data);
+        conn->deadline_ms = 1;  // close at the next tick
+      }) != 0) {
+    c->deadline_ms = 1;
+  }
+}
+
+// Reading follows the machine's memory budget: backpressure, not buffering.
+void Daemon::update_reading() {
+  Conn* c = session_;
+  if (c == nullptr || c->phase != Conn::Phase::session) return;
+  const bool want = machine_.can_accept();
+  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
+  if (want && !c->reading) {
+    uv_read_start(stream, on_alloc, on_read);
+    c->reading = true;
+    c->last_recv_ms = now_ms();  // silence while we were not reading is ours
+  } else if (!want && c->reading) {
+    uv_read_stop(stream);
+    c->reading = false;
+  }
+}
+
+void Daemon::check_deadlines(uint64_t now) {
+  // close_conn can end the session and so stop the daemon (stop_loop clears
+  // conns_): walk a copy, and stop walking once stopped. Conns are freed only
+  // in close callbacks, which run after this returns.
+  const std::vector<Conn*> snapshot = conns_;
+  for (Conn* c : snapshot) {
+    if (stopped_cleanly_ || fatal_) return;
+    if (c->phase == Conn::Phase::closing) {
+      if (c->deadline_ms != 0 && now >= c->deadline_ms) {
+        conns_.erase(std::find(conns_.begin(), conns_.end(), c));
+        uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
+      }
+    } else if (c->deadline_ms != 0 && now >= c->deadline_ms) {
+      if (c->phase != Conn::Phase::client_hello && c->phase != Conn::Phase::client_finish)
+        send_error(c, proto::ErrorCode::timeout, "no hello within the handshake timeout.");
+      close_conn(c, "the handshake timed out");
+    } else if (c->phase == Conn::Phase::session) {
+      if (c->reading && now - c->last_recv_ms > config_.idle_timeout_ms) {
+        send_error(c, proto::ErrorCode::timeout, "the original was silent for too long.");
+        close_conn(c, "the original was silent for " + std::to_string(now - c->last_recv_ms) + " ms");
+      } else if (now - c->last_send_ms > config_.keepalive_interval_ms) {
+        base::Bytes out;
+        proto::encode_ping(now, 0, out);
+        send_plain(c, out);
+      }
+    }
+  }
+}
+
+}  // namespace cloned

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/daemon/status.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <toml++/toml.h>
+
+namespace cloned {
+
+int64_t unix_ms_now() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+static std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out.push_back('\\');
+    if (static_cast<unsigned char>(ch) < 0x20) continue;
+    out.push_back(ch);
+  }
+  return out + "\"";
+}
+
+base::Status write_live_status(const std::string& runtime_dir, const LiveStatus& s) {
+  std::string text;
+  auto num = [&](const char* k, uint64_t v) { text += std::string(k) + " = " + std::to_string(v) + "\n"; };
+  auto str = [&](const char* k, const std::string& v) { text += std::string(k) + " = " + quoted(v) + "\n"; };
+  text += "# Written by cloned about once a second; read by clonectl status.\n";
+  num("pid", static_cast<uint64_t>(s.pid));
+  num("updated_unix_ms", static_cast<uint64_t>(s.updated_unix_ms));
+  str("state", s.state);
+  str("state_reason", s.state_reason);
+  text += std::string("disk_failed = ") + (s.disk_failed ? "true" : "false") + "\n";
+  num("generation", s.generation);
+  num("applied_seq", s.applied_seq);
+  num("applied_epoch", s.applied_epoch);
+  num("committed_seq", s.committed_seq);
+  num("original_log_end", s.original_log_end);
+  str("link", s.link);
+  str("peer", s.peer);
+  num("session_since_unix_ms", static_cast<uint64_t>(s.session_since_unix_ms));
+  num("sessions", s.sessions);
+  num("refused", s.refused);
+  num("bytes_received", s.bytes_received);
+  num("records_received", s.records_received);
+  num("held_bytes", s.held_bytes);
+  str("disk", s.disk);
+  str("listen", s.listen);
+
+  const std::string path = runtime_dir + "/" + kStatusFileName;
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return base::Status::from_errno("cannot write " + tmp);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) return base::Status::error(EIO, "short write to " + tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp);
+  return base::Status::ok();
+}
+
+base::Result<LiveStatus> read_live_status(const std::string& runtime_dir) {
+  const std::string path = runtime_dir + "/" + kStatusFileName;
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const std::exception& e) {
+    return base::Status::error(ENOENT, "no live status at " + path + ": " + e.what());
+  }
+  LiveStatus s;
+  auto u = [&](const char* k) { return static_cast<uint64_t>(t[k].value_or<int64_t>(0)); };
+  auto str = [&](const char* k) { return std::string(t[k].value_or<std::string_view>("")); };
+  s.pid = t["pid"].value_or<int64_t>(0);
+  s.updated_unix_ms = t["updated_unix_ms"].value_or<int64_t>(0);
+  s.state = str("state");
+  s.state_reason = str("state_reason");
+  s.disk_failed = t["disk_failed"].value_or(false);
+  s.generation = u("generation");
+  s.applied_seq = u("applied_seq");
+  s.applied_epoch = u("applied_epoch");
+  s.committed_seq = u("committed_seq");
+  s.original_log_end = u("original_log_end");
+  s.link = str("link");
+  s.peer = str("peer");
+  s.session_since_unix_ms = t["session_since_unix_ms"].value_or<int64_t>(0);
+  s.sessions = u("sessions");
+  s.refused = u("refused");
+  s.bytes_received = u("bytes_received");
+  s.records_received = u("records_received");
+  s.held_bytes = u("held_bytes");
+  s.disk = str("disk");
+  s.listen = str("listen");
+  return s;
+}
+
+}  // namespace cloned

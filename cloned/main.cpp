@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+// cloned: the clone daemon. The composition root (MPD's main): read the
+// configuration, check and open the target disk and the state store, build
+// the daemon, run it, and turn whatever escapes into a sentence and exit 1.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "base/log.h"
+#include "blockio/disk.h"
+#include "cloned/daemon/daemon.h"
+#include "config/config.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: cloned --config FILE [--log-level error|warning|notice|info|debug]\n"
+    "Runs the clone daemon in the foreground: receives the original's log over the\n"
+    "link and writes it to the paired disk. Stop it with SIGTERM (it finishes the\n"
+    "epoch being received first).\n";
+
+bool parse_level(const std::string& s, base::LogLevel& out) {
+  if (s == "error") out = base::LogLevel::error;
+  else if (s == "warning") out = base::LogLevel::warning;
+  else if (s == "notice") out = base::LogLevel::notice;
+  else if (s == "info") out = base::LogLevel::info;
+  else if (s == "debug") out = base::LogLevel::debug;
+  else return false;
+  return true;
+}
+
+base::Status make_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return base::Status::ok();
+  return base::Status::from_errno("cannot create directory " + path);
+}
+
+// Invariant 1: never the wrong disk.
+base::Result<std::unique_ptr<blockio::BlockDevice>> open_target(const config::CloneConfig& c) {
+  base::Result<blockio::DiskIdentity> actual = blockio::probe_identity(c.target_path);
+  if (!actual) return actual.status().with_context("refusing to start");
+  if (base::Status s = blockio::check_identity(c.target_identity, *actual); !s.is_ok())
+    return s.with_context("refusing to start");
+  if (base::Status s = blockio::check_not_in_use(c.target_path); !s.is_ok())
+    return s.with_context("refusing to start");
+  blockio::OpenOptions options;
+  options.direct_io = c.direct_io;
+  return blockio::open_disk(c.target_path, options);
+}
+
+int run(const std::string& config_path, const std::string& level_override) {
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
+  if (!cfg) {
+    LOG_ERROR("%s", cfg.status().message().c_str());
+    return 1;
+  }
+  base::LogLevel level;
+  if (parse_level(level_override.empty() ? cfg->log_level : level_override, level)) base::set_log_level(level);
+  base::Result<config::PairSecret> secret = config::load_secret(cfg->secret_file);
+  if (!secret) {
+    LOG_ERROR("%s", secret.status().message().c_str());
+    return 1;
+  }
+  const config::DerivedKeys keys = config::derive_keys(*secret);
+  base::Result<std::unique_ptr<blockio::BlockDevice>> device = open_target(*cfg);
+  if (!device) {
+    LOG_ERROR("%s", device.status().message().c_str());
+    return 1;
+  }
+  for (const std::string& dir : {cfg->state_dir, cfg->runtime_dir}) {
+    if (base::Status s = make_dir(dir); !s.is_ok()) {
+      LOG_ERROR("%s", s.message().c_str());
+      return 1;
+    }
+  }
+  base::Result<std::unique_ptr<store::Store>> st =
+      store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id, cfg->target_identity.describe());
+  if (!st) {
+    LOG_ERROR("%s", st.status().message().c_str());
+    return 1;
+  }
+  base::Result<store::ReplicaState> loaded = (*st)->load();
+  if (!loaded) {
+    LOG_ERROR("%s", loaded.status().message().c_str());
+    return 1;
+  }
+  cloned::Daemon daemon(*cfg, keys, std::move(*device), std::move(*st), *loaded);
+  return daemon.run();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, level;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
+      (a == "--config" ? config_path : level) = argv[++i];
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "cloned: unknown argument '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    }
+  }
+  base::LogLevel ignored;
+  if (config_path.empty() || (!level.empty() && !parse_level(level, ignored))) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  try {
+    return run(config_path, level);
+  } catch (const std::exception& e) {
+    LOG_ERROR("cloned stopped on an unexpected error: %s", e.what());
+    return 1;
+  }
+}
