@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+// AEAD frames: docs/PROTOCOL.md, "Frames". The counter nonce is implicit on
+// both sides, so order, loss and replay all show up as authentication failures
+// without any sequence field on the wire.
+#include "cloned/proto/frame.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace proto {
+namespace {
+
+static_assert(kAeadTagBytes == crypto_aead_chacha20poly1305_ietf_ABYTES);
+static_assert(sizeof(Key) == crypto_aead_chacha20poly1305_ietf_KEYBYTES);
+static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
+static_assert(kFramePlainOffset + kWriteHeaderBytes == base::kIoAlignmentBytes);
+static_assert(kMaxFramePlainBytes + kAeadTagBytes <= std::numeric_limits<uint32_t>::max());
+
+inline constexpr uint32_t kMinWireBytes = 1 + kAeadTagBytes;  // an empty plaintext is never sent
+
+using Nonce = uint8_t[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+
+// 4 zero bytes, then the frame counter little-endian.
+void make_nonce(uint64_t counter, Nonce& nonce) {
+  std::memset(nonce, 0, 4);
+  base::store_le64(nonce + 4, counter);
+}
+
+}  // namespace
+
+FrameSealer::FrameSealer(const Key& key) : key_(key) {
+  [[maybe_unused]] const int rc = sodium_init();
+  assert(rc >= 0);
+}
+
+FrameSealer::~FrameSealer() { sodium_memzero(key_.data(), key_.size()); }
+
+// `plain` must not point into `out`: growing `out` may move it.
+void FrameSealer::seal(base::ByteSpan plain, base::Bytes& out) {
+  assert(!plain.empty() && plain.size() <= kMaxFramePlainBytes);
+  assert(counter_ < std::numeric_limits<uint64_t>::max());  // a nonce is never reused
+  const uint32_t wire_len = static_cast<uint32_t>(plain.size() + kAeadTagBytes);
+  const size_t at = out.size();
+  out.resize(at + kFrameLengthBytes + wire_len);
+  uint8_t* len = out.data() + at;
+  uint8_t* cipher = len + kFrameLengthBytes;
+  base::store_le32(len, wire_len);
+  Nonce nonce;
+  make_nonce(counter_, nonce);
+  unsigned long long tag_len = 0;
+  crypto_aead_chacha20poly1305_ietf_encrypt_detached(cipher, cipher + plain.size(), &tag_len, plain.data(),
+                                                     plain.size(), len, kFrameLengthBytes, nullptr, nonce,
+                                                     key_.data());
+  assert(tag_len == kAeadTagBytes);
+  ++counter_;
+}
+
+FrameReader::FrameReader(const Key& key, uint32_t max_plain_bytes) : key_(key), max_plain_bytes_(max_plain_bytes) {
+  assert(max_plain_bytes >= 1 && max_plain_bytes <= kMaxFramePlainBytes);
+  [[maybe_unused]] const int rc = sodium_init();
+  assert(rc >= 0);
+}
+
+FrameReader::~FrameReader() { sodium_memzero(key_.data(), key_.size()); }
+
+size_t FrameReader::buffered_bytes() const { return len_have_ + body_have_; }
+
+base::Status FrameReader::fail(base::Status s) {
+  failed_ = true;
+  storage_ = base::AlignedBuffer();  // a dead stream holds no memory
+  body_have_ = 0;
+  return s;
+}
+
+// The length prefix is complete: check it, then (only then) allocate.
+base::Status FrameReader::start_body() {
+  wire_len_ = base::load_le32(len_bytes_);
+  const uint64_t max_wire = uint64_t{max_plain_bytes_} + kAeadTagBytes;
+  if (wire_len_ > max_wire)
+    return fail(base::Status::error(EMSGSIZE, "frame of " + std::to_string(wire_len_) +
+                                                  " bytes is over the limit of " + std::to_string(max_wire) + "."));
+  if (wire_len_ < kMinWireBytes)
+    return fail(base::Status::error(EPROTO, "frame of " + std::to_string(wire_len_) +
+                                                " bytes is under the minimum of " + std::to_string(kMinWireBytes) + "."));
+  storage_ = base::AlignedBuffer(kFramePlainOffset + wire_len_);
+  body_have_ = 0;
+  return base::Status::ok();
+}
+
+// The whole ciphertext and tag are in storage_: authenticate and decrypt in place.
+base::Status FrameReader::open(Frame& out) {
+  const size_t plain_bytes = wire_len_ - kAeadTagBytes;
+  uint8_t* c = storage_.data() + kFramePlainOffset;
+  Nonce nonce;
+  make_nonce(counter_, nonce);
+  if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, nullptr, c, plain_bytes, c + plain_bytes, len_bytes_,
+                                                         kFrameLengthBytes, nonce, key_.data()) != 0)
+    return fail(base::Status::error(EBADMSG, "frame " + std::to_string(counter_) +
+                                                 " failed authentication (corrupted or forged)."));
+  out.storage = std::move(storage_);
+  out.plain_bytes = plain_bytes;
+  storage_ = base::AlignedBuffer();
+  len_have_ = 0;
+  body_have_ = 0;
+  wire_len_ = 0;
+  ++counter_;
+  return base::Status::ok();
+}
+
+base::Status FrameReader::feed(base::ByteSpan& in, Frame& out, bool& has_frame) {
+  has_frame = false;
+  if (failed_) return base::Status::error(EPIPE, "the frame stream already failed; the session must be closed.");
+  while (!in.empty()) {
+    if (len_have_ < kFrameLengthBytes) {
+      const size_t n = std::min(kFrameLengthBytes - len_have_, in.size());
+      std::memcpy(len_bytes_ + len_have_, in.data(), n);
+      len_have_ += n;
+      in = in.subspan(n);
+      if (len_have_ < kFrameLengthBytes) break;
+      BASE_TRY(start_body());
+    }
+    const size_t n = std::min(size_t{wire_len_} - body_have_, in.size());
+    std::memcpy(storage_.data() + kFramePlainOffset + body_have_, in.data(), n);
+    body_have_ += n;
+    in = in.subspan(n);
+    if (body_have_ == wire_len_) {
+      BASE_TRY(open(out));
+      has_frame = true;
+      return base::Status::ok();
+    }
+  }
+  return base::Status::ok();
+}
+
+}  // namespace proto

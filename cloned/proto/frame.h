@@ -66,6 +66,10 @@ class FrameReader {
   size_t buffered_bytes() const;
 
  private:
+  base::Status start_body();       // length complete: check the limit, then allocate
+  base::Status open(Frame& out);   // body complete: authenticate, decrypt, hand off
+  base::Status fail(base::Status s);  // marks the stream dead and frees the buffer
+
   Key key_;
   uint32_t max_plain_bytes_;
   uint64_t counter_ = 0;
@@ -74,6 +78,7 @@ class FrameReader {
   uint32_t wire_len_ = 0;        // ciphertext + tag, once the length is read
   base::AlignedBuffer storage_;  // ciphertext lands at kFramePlainOffset, tag after it
   size_t body_have_ = 0;
+  bool failed_ = false;          // after an error every feed() fails: the stream is dead
 };
 
 }  // namespace proto

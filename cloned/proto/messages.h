@@ -69,9 +69,11 @@ struct Hello {
   uint32_t logical_block_bytes = 0;
   uint64_t generation = 0;
   // Clone: last sequence number durable on its disk (known in this process),
-  // else the committed one. Original: 0.
+  // else the committed one. Original: the last barrier the clone acknowledged
+  // (barrier_ack), 0 if none: after a crash of the clone this is where it
+  // resumes, if it is past the clone's committed position.
   uint64_t applied_seq = 0;
-  // Clone: epoch closed by the barrier at applied_seq (0 before any). Original: 0.
+  // The epoch closed by the barrier at applied_seq (0 before any).
   uint64_t applied_epoch = 0;
   // Clone: last sequence number committed in its state store. Original: 0.
   uint64_t committed_seq = 0;
