@@ -100,6 +100,7 @@ void Daemon::apply_actions(apply::Actions& a) {
                static_cast<unsigned long long>(stats_.original_log_end));
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
+      write_status_file();
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -255,7 +256,8 @@ void Daemon::write_status_file() {
   s.applied_seq = machine_.durable().seq;
   s.applied_epoch = machine_.durable().epoch;
   s.committed_seq = machine_.committed().seq;
-  s.original_log_end = stats_.original_log_end;
+  // The original's log reaches at least as far as what it has sent.
+  s.original_log_end = std::max(stats_.original_log_end, machine_.received_seq());
   s.link = machine_.in_session() ? "connected" : "waiting";
   s.peer = stats_.peer;
   s.session_since_unix_ms = static_cast<int64_t>(stats_.session_since_unix_ms);

@@ -53,7 +53,7 @@ void replicate_to(const TempDir& d, const std::string& target, const std::string
 
   std::string status = status_of(p);
   CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
-  CHECK(status.find("connected") != std::string::npos);
+  CHECK_MESSAGE(status.find("lag:        0 records") != std::string::npos, status);
 
   cloned.signal(SIGTERM);
   CHECK(cloned.wait(30000) == 0);

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+#include "origin/position.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace origin {
+
+namespace {
+
+base::Status ensure_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return base::Status::ok();
+  return base::Status::from_errno("cannot create state directory " + dir);
+}
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+base::Status write_file_durably(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return base::Status::from_errno("cannot write " + tmp);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return base::Status::from_errno(err, "cannot write " + tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp + " to " + path);
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);  // best effort: the rename is what matters
+    ::close(dfd);
+  }
+  return base::Status::ok();
+}
+
+}  // namespace
+
+std::string position_path(const std::string& state_dir) { return state_dir + "/origin.position"; }
+
+base::Result<OriginPosition> load_position(const std::string& state_dir) {
+  BASE_TRY(ensure_dir(state_dir));
+  const std::string path = position_path(state_dir);
+  OriginPosition p;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return p;  // a fresh pair
+    return base::Status::from_errno("cannot read " + path);
+  }
+  std::ifstream in(path);
+  if (!in) return base::Status::error(EIO, "cannot read " + path + ".");
+  std::string line;
+  int seen = 0;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find('=');
+    uint64_t v = 0;
+    if (eq == std::string::npos || !parse_u64(line.substr(eq + 1), v))
+      return base::Status::error(EBADMSG, path + " has an unreadable line \"" + line + "\"; fix or remove it.");
+    const std::string key = line.substr(0, eq);
+    if (key == "next_seq") {
+      p.next_seq = v;
+      seen |= 1;
+    } else if (key == "next_epoch") {
+      p.next_epoch = v;
+      seen |= 2;
+    } else if (key == "clean") {
+      p.clean = v != 0;
+      seen |= 4;
+    } else {
+      return base::Status::error(EBADMSG, path + " has an unknown key \"" + key + "\"; fix or remove it.");
+    }
+  }
+  if (seen != 7 || p.next_seq == 0 || p.next_epoch == 0)
+    return base::Status::error(EBADMSG, path + " is incomplete; fix or remove it.");
+  return p;
+}
+
+base::Status save_position(const std::string& state_dir, const OriginPosition& p) {
+  BASE_TRY(ensure_dir(state_dir));
+  std::ostringstream text;
+  text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0) << "\n";
+  return write_file_durably(position_path(state_dir), text.str());
+}
+
+}  // namespace origin

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// One log record as the original holds it: its header and its protocol
+// encoding (the exact plaintext of the frame that carries it, which is also
+// what a spool entry stores). Keeping the encoded form means sending a record
+// is one seal, with no copy of the payload.
+//
+// A Record is immutable once built and shared between threads as
+// std::shared_ptr<const Record> (the producer, the retained log, the sender).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/bytes.h"
+#include "blockio/digest.h"
+#include "cloned/proto/messages.h"
+
+namespace origin {
+
+struct Record {
+  proto::RecordHeader header;
+  base::Bytes plain;  // proto::encode_record(header, payload)
+
+  // The write payload inside `plain` (empty for trim, zero and barrier).
+  base::ByteSpan payload() const;
+  // Data bytes the record stands for: payload or extent length, 0 for a barrier.
+  uint64_t data_bytes() const;
+};
+
+using RecordPtr = std::shared_ptr<const Record>;
+
+// A write record whose payload the caller fills in place (no extra copy):
+// returns the record with header.length_bytes = length_bytes and `plain`
+// sized for header + payload; fill payload_of(record), then seal_write().
+Record begin_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint32_t length_bytes);
+base::MutableByteSpan payload_of(Record& record);
+// Computes the payload digest (blockio::keyed_digest) and encodes the header.
+void seal_write(Record& record, const blockio::DigestKey& digest_key);
+
+// Convenience: a write record from a payload span (copies it).
+Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
+                  const blockio::DigestKey& digest_key);
+// Trim or zero of an extent.
+Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes,
+                   uint64_t length_bytes);
+// Barrier closing `epoch`.
+Record make_barrier(uint64_t seq, uint64_t epoch);
+
+bool is_record_type(proto::MsgType type);
+const char* record_type_name(proto::MsgType type);
+
+}  // namespace origin

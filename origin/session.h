@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// One session with the clone (docs/PROTOCOL.md, "Session"): connect,
+// authenticate (handshake), exchange hellos, then stream the retained log's
+// records from the clone's applied position on while handling what the clone
+// sends (acks, committed positions, pings, errors, goodbye).
+//
+// A Session lives for one connection; the Replicator makes a new one per
+// (re)connect and decides about backoff from the outcome.
+//
+// Threading: run() executes on the caller's thread (the replicator's
+// connection thread) and blocks until the connection ends. The listener is
+// called on that thread. The log may be appended to concurrently; the owner
+// signals `wake_fd` (an eventfd, not owned) after appends and stop requests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "cloned/proto/frame.h"
+#include "cloned/proto/handshake.h"
+#include "cloned/proto/messages.h"
+#include "config/config.h"
+#include "origin/log.h"
+#include "origin/net.h"
+
+namespace origin {
+
+struct SessionConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = config::kDefaultPort;
+  proto::PairId pair_id{};
+  proto::Key auth_key{};
+  uint64_t disk_size_bytes = 0;
+  uint32_t logical_block_bytes = 512;
+  uint64_t generation = 1;
+  bool want_receipt_acks = false;
+  uint32_t connect_timeout_ms = 5000;    // connect and handshake
+  uint32_t idle_timeout_ms = 20000;      // nothing received this long: drop
+  uint32_t keepalive_interval_ms = 5000; // nothing sent this long: ping
+  size_t send_buffer_bytes_max = 4u << 20;  // sealed frames queued, not yet sent
+  // The last barrier the clone acknowledged in an earlier session (0: none).
+  // Told in the hello: after a crash the clone resumes there if it is past
+  // the clone's committed position (docs/PROTOCOL.md, rule 2).
+  uint64_t acked_seq = 0;
+  uint64_t acked_epoch = 0;
+};
+SessionConfig make_session_config(const config::OriginConfig& config, const config::DerivedKeys& keys);
+
+// What a session reports, on the session's thread.
+class SessionListener {
+ public:
+  virtual ~SessionListener() = default;
+  virtual void on_established(const proto::Hello& clone_hello) = 0;
+  virtual void on_barrier_ack(uint64_t epoch, uint64_t seq) = 0;
+  virtual void on_committed(uint64_t seq) = 0;
+  virtual void on_receipt_ack(uint64_t seq) = 0;
+  virtual void on_records_queued(uint64_t record_count) = 0;
+  virtual void on_bytes_sent(uint64_t wire_bytes) = 0;
+  // Polled: true once the owner wants the session to end (with a goodbye).
+  virtual bool stop_requested() const = 0;
+};
+
+enum class SessionEnd {
+  stopped,  // the owner asked; the session said goodbye
+  retry,    // connection lost, refused, timed out, clone busy or going away
+  fatal,    // the clone refused for good, or the two sides disagree
+};
+
+struct SessionOutcome {
+  SessionEnd end = SessionEnd::retry;
+  base::Status status;       // why it ended (ok when stopped)
+  bool established = false;  // the hellos were exchanged
+  bool progressed = false;   // the clone acknowledged or committed something new
+};
+
+// True for the clone's error codes after which a new session may succeed.
+bool is_retryable(proto::ErrorCode code);
+
+class Session {
+ public:
+  Session(const SessionConfig& config, RetainedLog& log, SessionListener& listener, int wake_fd);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  SessionOutcome run();
+
+ private:
+  base::Status connect_and_handshake();
+  base::Status classify_handshake_refusal(const base::Status& s);
+  void queue_hello();
+  base::Status pump();
+  base::Status say_goodbye();
+  void close_gracefully();
+  base::Status fill_send_buffer();
+  base::Status flush_some();
+  base::Status receive();
+  base::Status handle_frame(base::ByteSpan plain);
+  base::Status handle_control(proto::MsgType type, base::ByteSpan plain);
+  base::Status on_clone_hello(base::ByteSpan plain);
+  base::Status on_clone_error(proto::MsgType type, base::ByteSpan plain);
+  base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence);
+  base::Status violation(const std::string& what);
+  base::Status fatal(int code, const std::string& message);
+  void queue_plain(const base::Bytes& plain);
+  size_t send_pending() const { return send_buf_.size() - send_head_; }
+  void drain_wake_fd();
+  int poll_timeout_ms(uint64_t now) const;
+
+  const SessionConfig config_;
+  RetainedLog& log_;
+  SessionListener& listener_;
+  const int wake_fd_;
+  net::UniqueFd fd_;
+  std::unique_ptr<proto::FrameSealer> sealer_;
+  std::unique_ptr<proto::FrameReader> reader_;
+  base::Bytes send_buf_;   // sealed frames; bytes before send_head_ are sent
+  size_t send_head_ = 0;
+  std::unique_ptr<uint8_t[]> recv_buf_;
+  bool established_ = false;
+  bool fatal_ = false;         // the error being returned is not retryable
+  bool progressed_ = false;
+  uint64_t next_send_seq_ = 0;
+  uint64_t expected_epoch_ = 0;  // epoch the record at next_send_seq_ must carry
+  uint64_t acked_seq_ = 0;
+  uint64_t committed_seq_ = 0;
+  uint64_t last_send_ms_ = 0;
+  uint64_t last_recv_ms_ = 0;
+  uint64_t ping_token_ = 0;
+};
+
+}  // namespace origin

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+#include "origin/spool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+
+namespace origin {
+
+namespace {
+
+std::string u64s(uint64_t v) { return std::to_string(v); }
+
+base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes) {
+  return base::ByteSpan(entry.data(), kSpoolEntryLengthBytes + record_bytes);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ writer
+
+SpoolWriter::SpoolWriter(int fd, std::string path, uint64_t first_seq, const blockio::DigestKey& key)
+    : fd_(fd), path_(std::move(path)), next_seq_(first_seq), digest_key_(key) {}
+
+SpoolWriter::~SpoolWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+base::Result<std::unique_ptr<SpoolWriter>> SpoolWriter::create(const std::string& path, const proto::PairId& pair_id,
+                                                               uint64_t first_seq,
+                                                               const blockio::DigestKey& digest_key) {
+  assert(first_seq >= 1);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST)
+      return base::Status::error(EEXIST, "spool " + path + " already exists; a spool is never overwritten: "
+                                         "replay it, or remove it, or choose another path.");
+    return base::Status::from_errno("cannot create spool " + path);
+  }
+  std::unique_ptr<SpoolWriter> w(new SpoolWriter(fd, path, first_seq, digest_key));
+  base::Bytes header;
+  base::ByteWriter out(header);
+  out.raw(kSpoolMagic, sizeof kSpoolMagic);
+  out.u32(kSpoolVersion);
+  out.raw(pair_id.data(), pair_id.size());
+  out.u64(first_seq);
+  assert(header.size() == kSpoolHeaderBytes);
+  BASE_TRY(w->write_all(header));
+  return w;
+}
+
+base::Status SpoolWriter::write_all(const base::Bytes& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return base::Status::from_errno("cannot write spool " + path_ + " at offset=" + u64s(offset_bytes_));
+    done += static_cast<size_t>(n);
+    offset_bytes_ += static_cast<uint64_t>(n);
+  }
+  return base::Status::ok();
+}
+
+base::Status SpoolWriter::append(const Record& record) {
+  assert(fd_ >= 0);
+  assert(record.header.seq == next_seq_);
+  assert(!record.plain.empty() && record.plain.size() <= kSpoolEntryBytesMax);
+  const size_t n = record.plain.size();
+  entry_.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
+  base::store_le32(entry_.data(), static_cast<uint32_t>(n));
+  std::memcpy(entry_.data() + kSpoolEntryLengthBytes, record.plain.data(), n);
+  const blockio::Digest d = blockio::keyed_digest(digest_key_, entry_digest_input(entry_, n));
+  std::memcpy(entry_.data() + kSpoolEntryLengthBytes + n, d.data(), d.size());
+  BASE_TRY(write_all(entry_));
+  ++next_seq_;
+  return base::Status::ok();
+}
+
+base::Status SpoolWriter::finish() {
+  assert(fd_ >= 0);
+  int fd = fd_;
+  fd_ = -1;
+  if (::fdatasync(fd) != 0) {
+    base::Status s = base::Status::from_errno("cannot make spool " + path_ + " durable (fdatasync)");
+    ::close(fd);
+    return s;
+  }
+  if (::close(fd) != 0) return base::Status::from_errno("cannot close spool " + path_);
+  return base::Status::ok();
+}
+
+// ------------------------------------------------------------------ reader
+
+SpoolReader::SpoolReader(int fd, std::string path, const blockio::DigestKey& key)
+    : fd_(fd), path_(std::move(path)), digest_key_(key) {}
+
+SpoolReader::~SpoolReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& path, const proto::PairId& pair_id,
+                                                             const blockio::DigestKey& digest_key) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return base::Status::from_errno("cannot open spool " + path);
+  std::unique_ptr<SpoolReader> r(new SpoolReader(fd, path, digest_key));
+  BASE_TRY(r->read_header(pair_id));
+  return r;
+}
+
+base::Status SpoolReader::read_exact(uint8_t* out, size_t n, size_t& got) {
+  got = 0;
+  while (got < n) {
+    ssize_t k = ::read(fd_, out + got, n - got);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return base::Status::from_errno("cannot read spool " + path_ + " at offset=" + u64s(offset_bytes_ + got));
+    if (k == 0) break;
+    got += static_cast<size_t>(k);
+  }
+  offset_bytes_ += got;
+  return base::Status::ok();
+}
+
+base::Status SpoolReader::corrupt(uint64_t entry_offset, const std::string& what) const {
+  return base::Status::error(EBADMSG, "spool " + path_ + " is corrupt at byte offset " + u64s(entry_offset) + ": " +
+                                          what + "; nothing from there on can be used (records before it are intact).");
+}
+
+base::Status SpoolReader::read_header(const proto::PairId& pair_id) {
+  uint8_t h[kSpoolHeaderBytes];
+  size_t got = 0;
+  BASE_TRY(read_exact(h, sizeof h, got));
+  if (got < sizeof h || std::memcmp(h, kSpoolMagic, sizeof kSpoolMagic) != 0)
+    return base::Status::error(EBADMSG, "file " + path_ + " is not a clone-origin spool (no CLNSPOOL header at byte offset 0).");
+  base::ByteReader in(base::ByteSpan(h, sizeof h).subspan(sizeof kSpoolMagic));
+  header_.version = in.u32();
+  in.raw(header_.pair_id.data(), header_.pair_id.size());
+  header_.first_seq = in.u64();
+  if (header_.version != kSpoolVersion)
+    return base::Status::error(EBADMSG, "spool " + path_ + " has version " + u64s(header_.version) +
+                                            " at byte offset 8; this clone-origin reads version 1 only.");
+  if (header_.pair_id != pair_id)
+    return base::Status::error(EBADMSG, "spool " + path_ + " belongs to another pair (pair id at byte offset 12 is " +
+                                            base::to_hex(header_.pair_id) + "); replay it with that pair's config.");
+  if (header_.first_seq == 0) return corrupt(28, "the first sequence number is 0 (records start at 1)");
+  next_seq_ = header_.first_seq;
+  return base::Status::ok();
+}
+
+base::Status SpoolReader::next(Record& out, bool& has_record) {
+  has_record = false;
+  const uint64_t entry_offset = offset_bytes_;
+  uint8_t len_bytes[kSpoolEntryLengthBytes];
+  size_t got = 0;
+  BASE_TRY(read_exact(len_bytes, sizeof len_bytes, got));
+  if (got == 0) return base::Status::ok();  // clean end
+  if (got < sizeof len_bytes) return corrupt(entry_offset, "the file ends inside an entry's length (truncated)");
+  const uint32_t n = base::load_le32(len_bytes);
+  if (n == 0 || n > kSpoolEntryBytesMax)
+    return corrupt(entry_offset, "entry length " + u64s(n) + " is outside 1.." + u64s(kSpoolEntryBytesMax));
+  entry_.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
+  std::memcpy(entry_.data(), len_bytes, sizeof len_bytes);
+  BASE_TRY(read_exact(entry_.data() + kSpoolEntryLengthBytes, n + kSpoolEntryDigestBytes, got));
+  if (got < n + kSpoolEntryDigestBytes)
+    return corrupt(entry_offset, "the file ends inside an entry of " + u64s(n) + " bytes (truncated)");
+  BASE_TRY(check_entry(entry_offset, out));
+  has_record = true;
+  ++next_seq_;
+  return base::Status::ok();
+}
+
+base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
+  const size_t n = entry_.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes;
+  blockio::Digest stored;
+  std::memcpy(stored.data(), entry_.data() + kSpoolEntryLengthBytes + n, stored.size());
+  if (!blockio::digest_equal(stored, blockio::keyed_digest(digest_key_, entry_digest_input(entry_, n))))
+    return corrupt(entry_offset, "the entry's digest does not match its bytes");
+  base::ByteSpan plain(entry_.data() + kSpoolEntryLengthBytes, n);
+  base::Result<proto::MsgType> type = proto::peek_type(plain);
+  if (!type || !is_record_type(*type)) return corrupt(entry_offset, "the entry is not a log record");
+  proto::RecordHeader h;
+  base::ByteSpan payload;
+  if (base::Status s = proto::decode_record(plain, h, payload); !s.is_ok())
+    return corrupt(entry_offset, "the record does not decode (" + s.message() + ")");
+  if (h.type == proto::MsgType::write &&
+      !blockio::digest_equal(h.digest, blockio::keyed_digest(digest_key_, payload)))
+    return corrupt(entry_offset, "the payload of write record " + u64s(h.seq) + " does not match its digest");
+  if (h.seq != next_seq_)
+    return corrupt(entry_offset, "record " + u64s(h.seq) + " stands where record " + u64s(next_seq_) + " belongs");
+  if (open_epoch_ != 0 && h.epoch != open_epoch_)
+    return corrupt(entry_offset, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) + " but epoch " +
+                                     u64s(open_epoch_) + " is open");
+  open_epoch_ = h.type == proto::MsgType::barrier ? h.epoch + 1 : h.epoch;
+  out.header = h;
+  out.plain.assign(plain.begin(), plain.end());
+  return base::Status::ok();
+}
+
+// ------------------------------------------------------------------ scan
+
+base::Result<SpoolSummary> scan_spool(const std::string& path, const proto::PairId& pair_id,
+                                      const blockio::DigestKey& digest_key) {
+  base::Result<std::unique_ptr<SpoolReader>> reader = SpoolReader::open(path, pair_id, digest_key);
+  if (!reader) return reader.status();
+  SpoolSummary sum;
+  sum.first_seq = (*reader)->header().first_seq;
+  sum.last_seq = sum.first_seq - 1;
+  Record r;
+  for (;;) {
+    bool has = false;
+    BASE_TRY((*reader)->next(r, has));
+    if (!has) break;
+    sum.last_seq = r.header.seq;
+    ++sum.record_count;
+    sum.data_bytes += r.data_bytes();
+    sum.ends_with_barrier = r.header.type == proto::MsgType::barrier;
+  }
+  return sum;
+}
+
+}  // namespace origin

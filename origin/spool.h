@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// The commit-log spool file: the original's commit log on disk, append-only
+// (docs/PROTOCOL.md, "Commit-log spool file"). A capture writes it; a replay
+// reads it back and sends its records.
+//
+//   header: "CLNSPOOL" | u32 version (1) | pair id (16 B) | u64 first_seq
+//   entry:  u32 length L | L record bytes | 32-byte keyed BLAKE2b of (L, bytes)
+//
+// The record bytes are exactly a record's protocol encoding. The entry digest
+// is keyed with the pair's digest key, like the payload digests inside the
+// write records, so a spool rotting on a cheap USB stick is caught twice.
+//
+// Threading: a writer or reader is used by one thread at a time. Each owns
+// its file descriptor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "blockio/digest.h"
+#include "cloned/proto/messages.h"
+#include "origin/record.h"
+
+namespace origin {
+
+inline constexpr char kSpoolMagic[8] = {'C', 'L', 'N', 'S', 'P', 'O', 'O', 'L'};
+inline constexpr uint32_t kSpoolVersion = 1;
+inline constexpr size_t kSpoolHeaderBytes = 8 + 4 + proto::kPairIdBytes + 8;  // 36
+inline constexpr size_t kSpoolEntryLengthBytes = 4;
+inline constexpr size_t kSpoolEntryDigestBytes = blockio::kDigestBytes;
+// A record encoding is at most one frame's plaintext.
+inline constexpr uint32_t kSpoolEntryBytesMax = proto::kMaxFramePlainBytes;
+static_assert(kSpoolHeaderBytes == 36);
+
+class SpoolWriter {
+ public:
+  // Creates a new spool (refuses an existing file: a spool is never
+  // overwritten) whose first record will be `first_seq`.
+  static base::Result<std::unique_ptr<SpoolWriter>> create(const std::string& path, const proto::PairId& pair_id,
+                                                           uint64_t first_seq, const blockio::DigestKey& digest_key);
+  ~SpoolWriter();
+  SpoolWriter(const SpoolWriter&) = delete;
+  SpoolWriter& operator=(const SpoolWriter&) = delete;
+
+  // Appends the next record (seq must follow the previous one: asserted).
+  base::Status append(const Record& record);
+  // Makes the file durable (fdatasync) and closes it.
+  base::Status finish();
+  uint64_t next_seq() const { return next_seq_; }
+  uint64_t size_bytes() const { return offset_bytes_; }
+
+ private:
+  SpoolWriter(int fd, std::string path, uint64_t first_seq, const blockio::DigestKey& key);
+  base::Status write_all(const base::Bytes& bytes);
+
+  int fd_;
+  std::string path_;
+  uint64_t next_seq_;
+  uint64_t offset_bytes_ = 0;
+  blockio::DigestKey digest_key_;
+  base::Bytes entry_;  // reused for each entry
+};
+
+struct SpoolHeader {
+  uint32_t version = kSpoolVersion;
+  proto::PairId pair_id{};
+  uint64_t first_seq = 0;
+};
+
+class SpoolReader {
+ public:
+  // Opens and checks the header: magic, version, and that the spool belongs
+  // to `pair_id`.
+  static base::Result<std::unique_ptr<SpoolReader>> open(const std::string& path, const proto::PairId& pair_id,
+                                                         const blockio::DigestKey& digest_key);
+  ~SpoolReader();
+  SpoolReader(const SpoolReader&) = delete;
+  SpoolReader& operator=(const SpoolReader&) = delete;
+
+  // The next record, validated: entry length within limits (checked before
+  // allocating), entry digest, the record decodes, a write's payload digest,
+  // its seq is the next one and its epoch the open one. `has_record` is
+  // false at a clean end of file.
+  // An error names the file and the byte offset of the bad entry.
+  base::Status next(Record& out, bool& has_record);
+  const SpoolHeader& header() const { return header_; }
+  uint64_t offset_bytes() const { return offset_bytes_; }
+  uint64_t next_seq() const { return next_seq_; }
+
+ private:
+  SpoolReader(int fd, std::string path, const blockio::DigestKey& key);
+  base::Status read_header(const proto::PairId& pair_id);
+  // Reads exactly n bytes; `got` tells how many arrived before end of file.
+  base::Status read_exact(uint8_t* out, size_t n, size_t& got);
+  base::Status corrupt(uint64_t entry_offset, const std::string& what) const;
+  base::Status check_entry(uint64_t entry_offset, Record& out);
+
+  int fd_;
+  std::string path_;
+  blockio::DigestKey digest_key_;
+  SpoolHeader header_;
+  uint64_t offset_bytes_ = 0;
+  uint64_t next_seq_ = 0;
+  uint64_t open_epoch_ = 0;  // epoch the next record must carry; 0 before the first
+  base::Bytes entry_;
+};
+
+// Everything a replay must know before its first byte is sent, from one full
+// validating pass: the first and last seqs and whether the last is a barrier.
+struct SpoolSummary {
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;        // first_seq - 1 when empty
+  uint64_t record_count = 0;
+  uint64_t data_bytes = 0;      // write payloads + trim/zero extents
+  bool ends_with_barrier = false;
+};
+base::Result<SpoolSummary> scan_spool(const std::string& path, const proto::PairId& pair_id,
+                                      const blockio::DigestKey& digest_key);
+
+}  // namespace origin

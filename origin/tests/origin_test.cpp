@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+// Unit tests: records, the workload generator, the retained log, the position file.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "origin/log.h"
+#include "origin/position.h"
+#include "origin/workload.h"
+#include "origin/tests/test_util.h"
+
+using origin::Record;
+using origin::WorkloadGenerator;
+using origin::WorkloadOptions;
+
+namespace {
+
+constexpr uint64_t kDiskBytes = 64ull << 20;
+constexpr uint32_t kBlockBytes = 512;
+
+std::vector<Record> generate_all(const WorkloadOptions& o, uint64_t first_seq = 1, uint64_t first_epoch = 1) {
+  WorkloadGenerator gen(o, kDiskBytes, kBlockBytes, origin_test::test_digest_key(), first_seq, first_epoch);
+  std::vector<Record> out;
+  Record r;
+  while (gen.next(r)) out.push_back(std::move(r));
+  return out;
+}
+
+WorkloadOptions small_options(uint64_t seed) {
+  WorkloadOptions o;
+  o.seed = seed;
+  o.total_bytes = 8ull << 20;
+  o.write_min_bytes = 4096;
+  o.write_max_bytes = 128 * 1024;
+  o.epoch_records_max = 8;
+  o.trim_percent = 20;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a workload is the same, byte for byte, for the same seed") {
+  const std::vector<Record> a = generate_all(small_options(7));
+  const std::vector<Record> b = generate_all(small_options(7));
+  const std::vector<Record> c = generate_all(small_options(8));
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].plain == b[i].plain);
+  }
+  bool differs = a.size() != c.size();
+  for (size_t i = 0; !differs && i < a.size(); ++i) differs = a[i].plain != c[i].plain;
+  CHECK(differs);
+}
+
+TEST_CASE("workload records stay inside their bounds, aligned, numbered and closed by barriers") {
+  const WorkloadOptions o = small_options(42);
+  const std::vector<Record> records = generate_all(o, 10, 3);
+  REQUIRE(!records.empty());
+  CHECK(records.back().header.type == proto::MsgType::barrier);
+  uint64_t seq = 10, epoch = 3, in_epoch = 0, data = 0, trims = 0, writes = 0;
+  for (const Record& r : records) {
+    CAPTURE(r.header.seq);
+    CHECK(r.header.seq == seq++);
+    CHECK(r.header.epoch == epoch);
+    if (r.header.type == proto::MsgType::barrier) {
+      CHECK(in_epoch >= 1);
+      CHECK(in_epoch <= o.epoch_records_max);
+      in_epoch = 0;
+      ++epoch;
+      continue;
+    }
+    ++in_epoch;
+    const proto::RecordHeader& h = r.header;
+    CHECK(h.offset_bytes % kBlockBytes == 0);
+    CHECK(h.length_bytes % kBlockBytes == 0);
+    CHECK(h.length_bytes >= o.write_min_bytes);
+    CHECK(h.length_bytes <= o.write_max_bytes);
+    CHECK(h.offset_bytes + h.length_bytes <= kDiskBytes);
+    data += h.length_bytes;
+    if (h.type == proto::MsgType::trim) ++trims;
+    if (h.type == proto::MsgType::write) {
+      ++writes;
+      CHECK(r.payload().size() == h.length_bytes);
+      CHECK(blockio::digest_equal(h.digest, blockio::keyed_digest(origin_test::test_digest_key(), r.payload())));
+    }
+  }
+  CHECK(data >= o.total_bytes);
+  CHECK(data < o.total_bytes + o.write_max_bytes);
+  CHECK(trims > 0);
+  CHECK(writes > trims);  // 20 % trims
+}
+
+TEST_CASE("a record's encoding decodes back to its header") {
+  const std::vector<Record> records = generate_all(small_options(3));
+  for (size_t i = 0; i < std::min<size_t>(records.size(), 50); ++i) {
+    CAPTURE(i);
+    proto::RecordHeader h;
+    base::ByteSpan payload;
+    REQUIRE(proto::decode_record(records[i].plain, h, payload).is_ok());
+    CHECK(h.seq == records[i].header.seq);
+    CHECK(h.type == records[i].header.type);
+    CHECK(payload.size() == records[i].payload().size());
+  }
+}
+
+TEST_CASE("workload options that do not fit the disk or the protocol are refused with a sentence") {
+  WorkloadOptions o = small_options(1);
+  CHECK(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
+  o.write_min_bytes = 1000;
+  CHECK(origin::check_workload_options(o, kDiskBytes, kBlockBytes).message().find("multiples") != std::string::npos);
+  o = small_options(1);
+  o.write_max_bytes = 2u << 20;
+  CHECK_FALSE(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
+  o = small_options(1);
+  o.write_min_bytes = 256 * 1024;
+  CHECK_FALSE(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
+  o = small_options(1);
+  o.total_bytes = 0;
+  CHECK_FALSE(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
+  o = small_options(1);
+  o.trim_percent = 101;
+  CHECK_FALSE(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
+}
+
+TEST_CASE("the bounded draw covers its whole range and nothing outside it") {
+  origin::Rng rng(5);
+  bool seen[7] = {};
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t v = rng.uniform(3, 9);
+    REQUIRE(v >= 3);
+    REQUIRE(v <= 9);
+    seen[v - 3] = true;
+  }
+  for (bool s : seen) CHECK(s);
+  CHECK(rng.uniform(4, 4) == 4);
+}
+
+namespace {
+origin::RecordPtr barrier_ptr(uint64_t seq) { return std::make_shared<const Record>(origin::make_barrier(seq, seq)); }
+origin::RecordPtr write_ptr(uint64_t seq, size_t bytes) {
+  base::Bytes payload(bytes, 0xab);
+  return std::make_shared<const Record>(origin::make_write(seq, 1, 0, payload, origin_test::test_digest_key()));
+}
+}  // namespace
+
+TEST_CASE("the retained log blocks appends while full and trimming frees space") {
+  const uint64_t record_cost = 64 + 4096 + origin::kRecordOverheadBytes;
+  origin::RetainedLog log(3 * record_cost, 1);
+  for (uint64_t s = 1; s <= 3; ++s) REQUIRE(log.append(write_ptr(s, 4096)));
+  CHECK(log.held_bytes() == 3 * record_cost);
+  std::atomic<bool> appended{false};
+  std::thread producer([&] {
+    appended = log.append(write_ptr(4, 4096));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK_FALSE(appended.load());  // still blocked: the clone has committed nothing
+  log.trim_upto(1);
+  producer.join();
+  CHECK(appended.load());
+  CHECK(log.start_seq() == 2);
+  CHECK(log.end_seq() == 4);
+  CHECK(log.get(1) == nullptr);
+  REQUIRE(log.get(4) != nullptr);
+  CHECK(log.get(4)->header.seq == 4);
+  CHECK(log.get(5) == nullptr);
+}
+
+TEST_CASE("closing the retained log wakes a blocked producer") {
+  origin::RetainedLog log(1, 1);
+  REQUIRE(log.append(barrier_ptr(1)));  // an empty log admits one record over the bound
+  std::atomic<int> result{-1};
+  std::thread producer([&] { result = log.append(barrier_ptr(2)) ? 1 : 0; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(result.load() == -1);
+  log.close();
+  producer.join();
+  CHECK(result.load() == 0);
+}
+
+TEST_CASE("records the clone committed already are counted but not kept") {
+  origin::RetainedLog log(1 << 20, 5);
+  log.trim_upto(6);  // the clone is ahead of this log (a replay started behind it)
+  REQUIRE(log.append(barrier_ptr(5)));
+  REQUIRE(log.append(barrier_ptr(6)));
+  REQUIRE(log.append(barrier_ptr(7)));
+  CHECK(log.start_seq() == 7);
+  CHECK(log.end_seq() == 7);
+  CHECK(log.get(6) == nullptr);
+  CHECK(log.get(7) != nullptr);
+  log.set_known_end_seq(20);
+  CHECK(log.advertised_end_seq() == 20);
+}
+
+TEST_CASE("the position survives a save and a load, and a fresh state dir starts at record 1") {
+  origin_test::TempDir dir;
+  const std::string state = dir / "state";
+  base::Result<origin::OriginPosition> fresh = origin::load_position(state);
+  REQUIRE(fresh.is_ok());
+  CHECK(fresh->next_seq == 1);
+  CHECK(fresh->next_epoch == 1);
+  CHECK(fresh->clean);
+  REQUIRE(origin::save_position(state, {1234, 56, false}).is_ok());
+  base::Result<origin::OriginPosition> back = origin::load_position(state);
+  REQUIRE(back.is_ok());
+  CHECK(back->next_seq == 1234);
+  CHECK(back->next_epoch == 56);
+  CHECK_FALSE(back->clean);
+  origin_test::write_file(origin::position_path(state), base::Bytes{'x', '\n'});
+  CHECK_FALSE(origin::load_position(state).is_ok());
+}

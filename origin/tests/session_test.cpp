@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+// Unit tests: the client (session + replicator) against a fake clone thread,
+// for protocol handling only. The end-to-end tests against the real daemon
+// live in test/.
+#include <doctest/doctest.h>
+
+#include "origin/image.h"
+#include "origin/log.h"
+#include "origin/replicator.h"
+#include "origin/testing.h"
+#include "origin/workload.h"
+#include "origin/tests/fake_clone.h"
+#include "origin/tests/test_util.h"
+
+namespace {
+
+constexpr uint64_t kDiskBytes = 16ull << 20;
+const proto::PairId kPair = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6};
+
+proto::Key auth_key() {
+  proto::Key k{};
+  k.fill(0x5a);
+  return k;
+}
+
+origin::SessionConfig session_config(uint16_t port) {
+  origin::SessionConfig c;
+  c.host = "127.0.0.1";
+  c.port = port;
+  c.pair_id = kPair;
+  c.auth_key = auth_key();
+  c.disk_size_bytes = kDiskBytes;
+  c.logical_block_bytes = 512;
+  c.connect_timeout_ms = 2000;
+  c.idle_timeout_ms = 5000;
+  c.keepalive_interval_ms = 1000;
+  return c;
+}
+
+origin::ReconnectPolicy fast_policy(uint32_t attempts_max) {
+  return origin::ReconnectPolicy{10, 50, attempts_max};
+}
+
+// Generates a workload into `image_path` and the log; returns the last seq.
+uint64_t produce(origin::RetainedLog& log, const std::string& image_path, uint64_t total_bytes) {
+  origin::WorkloadOptions o;
+  o.seed = 11;
+  o.total_bytes = total_bytes;
+  o.write_max_bytes = 256 * 1024;
+  o.epoch_records_max = 6;
+  o.trim_percent = 10;
+  origin::WorkloadGenerator gen(o, kDiskBytes, 512, origin_test::test_digest_key(), log.end_seq() + 1, 1);
+  auto image = origin::SourceImage::open(image_path, kDiskBytes);
+  REQUIRE(image.is_ok());
+  origin::Record r;
+  uint64_t last = 0;
+  while (gen.next(r)) {
+    REQUIRE((*image)->apply(r).is_ok());
+    last = r.header.seq;
+    if (!log.append(std::make_shared<const origin::Record>(std::move(r)))) break;
+  }
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("the client replicates a workload, resumes after a dropped connection and says goodbye") {
+  origin_test::TempDir dir;
+  origin_test::make_zero_image(dir / "source.img", kDiskBytes);
+  origin_test::FakeClone::Script script;
+  script.drop_after_records = 40;
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::RetainedLog log(2u << 20, 1);  // small: the log must be trimmed as the clone commits
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(5), log);
+  REQUIRE(replicator.start().is_ok());
+  const uint64_t last = produce(log, dir / "source.img", 12u << 20);
+  REQUIRE(replicator.wait_durable(last).is_ok());
+  REQUIRE(replicator.wait_committed(last).is_ok());
+  replicator.stop();
+  clone.stop();
+  CHECK(clone.failure() == "");
+  CHECK(clone.sessions() == 2);
+  CHECK(clone.goodbye_received());
+  CHECK(clone.pong_received());
+  CHECK(clone.applied_seq() == last);
+  const std::vector<uint64_t> firsts = clone.first_seq_per_session();
+  REQUIRE(firsts.size() == 2);
+  CHECK(firsts[0] == 1);
+  CHECK(firsts[1] <= 40);  // resumed at the clone's applied position + 1
+  const origin::ReplicatorCounters c = replicator.counters();
+  CHECK(c.acked_seq == last);
+  CHECK(c.committed_seq == last);
+  CHECK(c.reconnects == 1);
+  CHECK(c.records_sent > last);  // the records after the last ack were sent twice
+  CHECK(log.held_bytes() == 0);  // everything committed, everything trimmed
+  CHECK(origin_test::read_file(dir / "source.img") == clone.disk());
+}
+
+TEST_CASE("a final refusal from the clone stops the client with the clone's sentence") {
+  origin_test::FakeClone::Script script;
+  script.refuse = proto::ErrorMsg{proto::ErrorCode::disk_mismatch, "the disks differ in size."};
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::RetainedLog log(1u << 20, 1);
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(5), log);
+  REQUIRE(replicator.start().is_ok());
+  REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(1, 1))));
+  base::Status s = replicator.wait_durable(1);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.message().find("the disks differ in size.") != std::string::npos);
+  CHECK(s.message().find("disk_mismatch") != std::string::npos);
+  CHECK(replicator.counters().reconnects == 0);
+  CHECK(log.closed());  // a blocked producer wakes
+}
+
+TEST_CASE("a busy clone is retried with backoff until the attempts run out") {
+  origin_test::FakeClone::Script script;
+  script.refuse = proto::ErrorMsg{proto::ErrorCode::busy, "another original is connected."};
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::RetainedLog log(1u << 20, 1);
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(3), log);
+  REQUIRE(replicator.start().is_ok());
+  base::Status s = replicator.wait_durable(1);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.message().find("gave up after 3 failed attempts") != std::string::npos);
+  CHECK(s.message().find("another original is connected.") != std::string::npos);
+  CHECK(clone.sessions() == 3);
+  CHECK(replicator.counters().reconnects == 2);
+}
+
+TEST_CASE("nobody listening: the client gives up after its attempts with a sentence") {
+  uint16_t port = 0;
+  {
+    origin_test::FakeClone probe(auth_key(), kPair, kDiskBytes, {});
+    port = probe.port();
+  }  // closed again: connecting is refused now
+  origin::RetainedLog log(1u << 20, 1);
+  origin::Replicator replicator(session_config(port), fast_policy(2), log);
+  REQUIRE(replicator.start().is_ok());
+  base::Status s = replicator.wait_durable(1);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.message().find("cannot connect") != std::string::npos);
+}
+
+TEST_CASE("a clone that needs a record the original no longer holds: resync needed, told to the clone") {
+  origin_test::FakeClone::Script script;
+  script.applied_seq = 10;
+  script.applied_epoch = 2;
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::RetainedLog log(1u << 20, 50);  // holds records from 50 on
+  REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(50, 9))));
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(5), log);
+  REQUIRE(replicator.start().is_ok());
+  base::Status s = replicator.wait_durable(50);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(s.message().find("resync needed") != std::string::npos);
+  clone.stop();
+  REQUIRE(clone.error_received().has_value());
+  CHECK(clone.error_received()->code == proto::ErrorCode::resync_needed);
+}
+
+TEST_CASE("test hooks: a raw session sends chosen records and reads the answers") {
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, {});
+  proto::Hello hello;
+  auto raw = origin::testing::open_raw_session(session_config(clone.port()), 1, 1, &hello);
+  REQUIRE(raw.is_ok());
+  CHECK(hello.role == proto::Role::clone);
+  base::Bytes payload(4096, 0x11);
+  REQUIRE((*raw)->send_record(origin::testing::write_header(1, 1, 8192, payload, origin_test::test_digest_key()),
+                              payload).is_ok());
+  proto::RecordHeader barrier;
+  barrier.type = proto::MsgType::barrier;
+  barrier.seq = 2;
+  barrier.epoch = 1;
+  REQUIRE((*raw)->send_record(barrier).is_ok());
+  base::Bytes plain;
+  REQUIRE((*raw)->receive_until(proto::MsgType::barrier_ack, plain).is_ok());
+  uint64_t epoch = 0, seq = 0;
+  REQUIRE(proto::decode_barrier_ack(plain, epoch, seq).is_ok());
+  CHECK(seq == 2);
+  raw->reset();  // the fake serves one connection at a time
+  // A replayed handshake: the exact bytes of an earlier one fail against a fresh server nonce.
+  auto fd = origin::testing::connect("127.0.0.1", clone.port());
+  REQUIRE(fd.is_ok());
+  auto hs = origin::testing::handshake(fd->get(), auth_key(), kPair);
+  REQUIRE(hs.is_ok());
+  CHECK(hs->client_bytes.size() == proto::kClientHelloBytes + proto::kClientFinishBytes);
+  CHECK(origin::testing::frame_length_prefix(0x01020304) == base::Bytes{4, 3, 2, 1});
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+// Helpers shared by the origin unit tests: a temporary directory and
+// whole-file reads and writes.
+#pragma once
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "base/bytes.h"
+#include "blockio/digest.h"
+
+namespace origin_test {
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/origin_test.XXXXXX";
+    path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline base::Bytes read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return base::Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline void write_file(const std::string& path, const base::Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline void make_zero_image(const std::string& path, uint64_t size_bytes) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (fd >= 0) {
+    (void)::ftruncate(fd, static_cast<off_t>(size_bytes));
+    ::close(fd);
+  }
+}
+
+inline blockio::DigestKey test_digest_key() {
+  blockio::DigestKey k{};
+  for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<uint8_t>(0x40 + i);
+  return k;
+}
+
+}  // namespace origin_test

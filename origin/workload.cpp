@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+#include "origin/workload.h"
+
+#include <cassert>
+#include <cerrno>
+#include <string>
+
+namespace origin {
+
+namespace {
+std::string u64s(uint64_t v) { return std::to_string(v); }
+}  // namespace
+
+base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size_bytes,
+                                    uint32_t logical_block_bytes) {
+  const uint64_t lbs = logical_block_bytes;
+  auto bad = [](const std::string& s) { return base::Status::error(EINVAL, s); };
+  if (lbs == 0 || disk_size_bytes < lbs) return bad("the disk (" + u64s(disk_size_bytes) + " bytes) holds no whole block.");
+  if (o.total_bytes == 0) return bad("--bytes must be more than 0.");
+  if (o.write_min_bytes == 0 || o.write_min_bytes % lbs != 0 || o.write_max_bytes % lbs != 0)
+    return bad("--write-min " + u64s(o.write_min_bytes) + " and --write-max " + u64s(o.write_max_bytes) +
+               " must be whole multiples of the " + u64s(lbs) + "-byte logical block size.");
+  if (o.write_min_bytes > o.write_max_bytes)
+    return bad("--write-min " + u64s(o.write_min_bytes) + " is larger than --write-max " + u64s(o.write_max_bytes) + ".");
+  if (o.write_max_bytes > proto::kMaxWritePayloadBytes)
+    return bad("--write-max " + u64s(o.write_max_bytes) + " is over the protocol's 1 MiB per record.");
+  if (o.write_max_bytes > disk_size_bytes)
+    return bad("--write-max " + u64s(o.write_max_bytes) + " is larger than the disk (" + u64s(disk_size_bytes) + " bytes).");
+  if (o.epoch_records_max == 0) return bad("--epoch-max must be at least 1 record.");
+  if (o.trim_percent > 100) return bad("--trim-percent must be between 0 and 100.");
+  return base::Status::ok();
+}
+
+void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out) {
+  assert(out.size() % 8 == 0);
+  uint64_t state = seed;
+  uint8_t* p = out.data();
+  for (size_t i = 0; i < out.size(); i += 8) base::store_le64(p + i, splitmix64(state));
+}
+
+WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes,
+                                     uint32_t logical_block_bytes, const blockio::DigestKey& digest_key,
+                                     uint64_t first_seq, uint64_t first_epoch)
+    : options_(options),
+      disk_blocks_(disk_size_bytes / logical_block_bytes),
+      block_bytes_(logical_block_bytes),
+      digest_key_(digest_key),
+      rng_(options.seed),
+      next_seq_(first_seq),
+      epoch_(first_epoch) {
+  assert(check_workload_options(options, disk_size_bytes, logical_block_bytes).is_ok());
+  assert(first_seq >= 1 && first_epoch >= 1);
+}
+
+bool WorkloadGenerator::next(Record& out) {
+  if (finished_) return false;
+  if (!epoch_open_) {
+    epoch_records_left_ = rng_.uniform(1, options_.epoch_records_max);
+    epoch_open_ = true;
+  }
+  const bool done = data_bytes_done_ >= options_.total_bytes;
+  if (done || epoch_records_left_ == 0) {
+    out = make_barrier(next_seq_++, epoch_++);
+    epoch_open_ = false;
+    finished_ = done;
+    return true;
+  }
+  make_data_record(out);
+  --epoch_records_left_;
+  return true;
+}
+
+void WorkloadGenerator::make_data_record(Record& out) {
+  const bool trim = rng_.uniform(0, 99) < options_.trim_percent;
+  const uint64_t blocks = rng_.uniform(options_.write_min_bytes / block_bytes_, options_.write_max_bytes / block_bytes_);
+  const uint64_t offset_bytes = rng_.uniform(0, disk_blocks_ - blocks) * block_bytes_;
+  const uint64_t length_bytes = blocks * block_bytes_;
+  if (trim) {
+    out = make_extent(proto::MsgType::trim, next_seq_++, epoch_, offset_bytes, length_bytes);
+  } else {
+    const uint64_t payload_seed = rng_.next();
+    out = begin_write(next_seq_++, epoch_, offset_bytes, static_cast<uint32_t>(length_bytes));
+    fill_pseudo_random(payload_seed, payload_of(out));
+    seal_write(out, digest_key_);
+  }
+  data_bytes_done_ += length_bytes;
+}
+
+}  // namespace origin

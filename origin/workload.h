@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// A seeded workload: the stream of records a busy original would capture.
+//
+// Records per epoch are uniform in 1..epoch_records_max; each data record is
+// a trim with probability trim_percent/100, otherwise a write; its length is
+// uniform in whole logical blocks between write_min_bytes and
+// write_max_bytes, its offset uniform and block-aligned inside the disk; a
+// write's payload comes from a fast PRNG. Generation stops once the write and
+// trim lengths add up to total_bytes; the open epoch is then closed by a
+// barrier, so the stream always ends with one. The same options, seed and
+// starting position give the same records, byte for byte.
+//
+// Threading: a generator is used by one thread.
+#pragma once
+
+#include <cstdint>
+
+#include "base/status.h"
+#include "blockio/digest.h"
+#include "origin/record.h"
+#include "origin/rng.h"
+
+namespace origin {
+
+struct WorkloadOptions {
+  uint64_t seed = 0;
+  uint64_t total_bytes = 0;
+  uint64_t write_min_bytes = 4096;
+  uint64_t write_max_bytes = 1u << 20;
+  uint32_t epoch_records_max = 64;
+  uint32_t trim_percent = 0;
+};
+
+// A sentence for the first option that does not fit the disk or the protocol
+// limits (sizes must be whole logical blocks, at most 1 MiB, min <= max).
+base::Status check_workload_options(const WorkloadOptions& options, uint64_t disk_size_bytes,
+                                    uint32_t logical_block_bytes);
+
+class WorkloadGenerator {
+ public:
+  // Options must have passed check_workload_options (asserted).
+  WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes, uint32_t logical_block_bytes,
+                    const blockio::DigestKey& digest_key, uint64_t first_seq, uint64_t first_epoch);
+
+  // The next record; false once the final barrier has been produced.
+  bool next(Record& out);
+
+  uint64_t data_bytes_done() const { return data_bytes_done_; }
+  uint64_t total_bytes() const { return options_.total_bytes; }
+  uint64_t next_seq() const { return next_seq_; }
+  uint64_t next_epoch() const { return epoch_; }  // epoch the next record would open or continue
+  bool finished() const { return finished_; }
+
+ private:
+  void make_data_record(Record& out);
+
+  WorkloadOptions options_;
+  uint64_t disk_blocks_;
+  uint32_t block_bytes_;
+  blockio::DigestKey digest_key_;
+  Rng rng_;
+  uint64_t next_seq_;
+  uint64_t epoch_;
+  uint64_t epoch_records_left_ = 0;  // drawn at an epoch's first record
+  bool epoch_open_ = false;
+  uint64_t data_bytes_done_ = 0;
+  bool finished_ = false;
+};
+
+// Fills `out` (a multiple of 8 bytes long) with PRNG bytes from `seed`.
+void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out);
+
+}  // namespace origin

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+// Level 3, black box: bad input against the real cloned (invariants 2, 3, 9).
+// Each kind gets a clear refusal, nothing of it reaches the disk, and the
+// daemon then serves a good session.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <thread>
+#include <vector>
+
+#include "base/aligned_buffer.h"
+#include "config/config.h"
+#include "origin/testing.h"
+#include "test/support/harness.h"
+
+namespace t = origin::testing;
+
+namespace {
+
+constexpr uint64_t kDiskBytes = 64ull << 20;
+constexpr uint64_t kBadOffset = 8ull << 20;  // bad records aim here; it must stay zero
+
+struct Rig {
+  harness::TempDir dir;
+  harness::Pair pair;
+  config::OriginConfig origin;
+  config::DerivedKeys keys;
+  origin::SessionConfig session;
+  std::unique_ptr<harness::Process> cloned;
+
+  Rig() {
+    REQUIRE(harness::make_zero_file(dir / "clone.img", kDiskBytes));
+    pair = harness::make_pair(dir.path(), dir / "clone.img",
+                              {{"link.handshake_timeout_ms", "500"}, {"link.max_pending_handshakes", "4"}});
+    REQUIRE(!pair.clone_config.empty());
+    base::Result<config::OriginConfig> cfg = config::load_origin_config(pair.origin_config);
+    REQUIRE(cfg.is_ok());
+    origin = *cfg;
+    base::Result<config::PairSecret> secret = config::load_secret(origin.secret_file);
+    REQUIRE(secret.is_ok());
+    keys = config::derive_keys(*secret);
+    session = origin::make_session_config(origin, keys);
+    cloned = std::make_unique<harness::Process>(
+        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", pair.clone_config}, dir / "cloned.log");
+    REQUIRE(harness::wait_for_listener(pair.port, 10000));
+  }
+  std::string log() const { return harness::read_file(dir / "cloned.log"); }
+
+  std::unique_ptr<t::RawSession> open(proto::Hello* clone_hello) {
+    auto s = t::open_raw_session(session, 1, 1'000'000, clone_hello);
+    REQUIRE_MESSAGE(s.is_ok(), s.status().message());
+    return std::move(*s);
+  }
+
+  // A good session: one write of `fill` at offset 0 and a barrier, acked.
+  void good_session(uint8_t fill) {
+    proto::Hello h;
+    auto s = open(&h);
+    base::Bytes payload(4096, fill);
+    REQUIRE(s->send_record(t::write_header(h.applied_seq + 1, h.applied_epoch + 1, 0, payload, keys.digest_key), payload).is_ok());
+    proto::RecordHeader b;
+    b.type = proto::MsgType::barrier;
+    b.seq = h.applied_seq + 2;
+    b.epoch = h.applied_epoch + 1;
+    REQUIRE(s->send_record(b).is_ok());
+    base::Bytes plain;
+    REQUIRE_MESSAGE(s->receive_until(proto::MsgType::barrier_ack, plain).is_ok(), log());
+    uint64_t epoch = 0, seq = 0;
+    REQUIRE(proto::decode_barrier_ack(plain, epoch, seq).is_ok());
+    CHECK(seq == h.applied_seq + 2);
+    std::string image = harness::read_file(dir / "clone.img");
+    CHECK(static_cast<uint8_t>(image[0]) == fill);
+  }
+
+  // Sends a bad record in a fresh session and expects `code`.
+  void bad_record(const proto::RecordHeader& h, const base::Bytes& payload, proto::ErrorCode code) {
+    proto::Hello hello;
+    auto s = open(&hello);
+    REQUIRE(s->send_record(h, payload).is_ok());
+    base::Result<proto::ErrorMsg> e = s->expect_error();
+    REQUIRE_MESSAGE(e.is_ok(), e.status().message());
+    CHECK(e->code == code);
+    CHECK(!e->message.empty());
+    MESSAGE(std::string(proto::error_code_name(e->code)) << ": " << e->message);
+    CHECK(t::wait_closed(s->fd()));
+  }
+
+  bool bad_region_untouched() {
+    std::string image = harness::read_file(dir / "clone.img");
+    for (uint64_t i = kBadOffset; i < kBadOffset + (1 << 20); ++i)
+      if (image[i] != 0) return false;
+    return true;
+  }
+};
+
+base::Bytes pattern(size_t n) { return base::Bytes(n, 0xAB); }
+
+}  // namespace
+
+TEST_CASE("bad input is refused with a clear error, nothing is written, and the daemon keeps serving") {
+  Rig r;
+  r.good_session(1);
+  uint8_t fill = 2;
+  auto next_good = [&] { r.good_session(fill++); };
+
+  {
+    // Garbage before the handshake: no reply, the connection is dropped.
+    auto fd = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd.is_ok());
+    base::Bytes garbage(200, 'G');
+    (void)t::send_raw(fd->get(), garbage);
+    CHECK(t::wait_closed(fd->get()));
+    next_good();
+  }
+  {
+    // A peer that connects and sends nothing is dropped at the handshake timeout.
+    auto fd = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd.is_ok());
+    CHECK(t::wait_closed(fd->get(), 3000));
+    next_good();
+  }
+  {
+    // A wrong secret: the original notices the clone's proof fails...
+    proto::Key wrong = r.keys.auth_key;
+    wrong[0] ^= 1;
+    auto fd = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd.is_ok());
+    auto hs = t::handshake(fd->get(), wrong, r.origin.pair_id);
+    REQUIRE_FALSE(hs.is_ok());
+    MESSAGE("wrong secret, original side: " << hs.status().message());
+    // ...and the clone refuses a finish made without the secret.
+    auto fd2 = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd2.is_ok());
+    proto::ClientHandshake client(wrong, r.origin.pair_id);
+    REQUIRE(t::send_raw(fd2->get(), client.client_hello()).is_ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    base::Bytes forged_finish(proto::kClientFinishBytes, 0x5A);
+    (void)t::send_raw(fd2->get(), forged_finish);
+    CHECK(t::wait_closed(fd2->get()));
+    next_good();
+  }
+  {
+    // A replayed handshake: the exact bytes of an earlier successful one.
+    auto fd = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd.is_ok());
+    auto hs = t::handshake(fd->get(), r.keys.auth_key, r.origin.pair_id);
+    REQUIRE(hs.is_ok());
+    auto fd2 = t::connect("127.0.0.1", r.pair.port);
+    REQUIRE(fd2.is_ok());
+    (void)t::send_raw(fd2->get(), hs->client_bytes);
+    CHECK(t::wait_closed(fd2->get()));
+    next_good();
+  }
+  {
+    // A flipped byte in a frame fails authentication.
+    proto::Hello h;
+    auto s = r.open(&h);
+    base::Bytes payload = pattern(4096);
+    base::Bytes plain;
+    proto::encode_record(t::write_header(h.applied_seq + 1, h.applied_epoch + 1, kBadOffset, payload, r.keys.digest_key),
+                         payload, plain);
+    base::Bytes wire = s->seal(plain);
+    t::flip_byte(wire, wire.size() / 2);
+    REQUIRE(s->send_raw(wire).is_ok());
+    auto e = s->expect_error();
+    REQUIRE(e.is_ok());
+    CHECK(e->code == proto::ErrorCode::protocol);
+    MESSAGE("flipped byte: " << e->message);
+    next_good();
+  }
+  {
+    // An oversize frame length is refused before anything is allocated.
+    proto::Hello h;
+    auto s = r.open(&h);
+    REQUIRE(s->send_raw(t::frame_length_prefix(proto::kMaxFramePlainBytes + proto::kAeadTagBytes + 1)).is_ok());
+    auto e = s->expect_error();
+    REQUIRE(e.is_ok());
+    CHECK(e->code == proto::ErrorCode::too_large);
+    MESSAGE("oversize frame: " << e->message);
+    next_good();
+  }
+  proto::Hello h;
+  {
+    auto probe = r.open(&h);  // learn the position the next records must take
+  }
+  const uint64_t seq = h.applied_seq + 1, epoch = h.applied_epoch + 1;
+  const base::Bytes payload = pattern(4096);
+  {
+    proto::RecordHeader past = t::write_header(seq, epoch, kDiskBytes - 512, payload, r.keys.digest_key);
+    r.bad_record(past, payload, proto::ErrorCode::out_of_range);
+    next_good();
+  }
+  {
+    // The good sessions move the position on: ask again each time.
+    auto probe = r.open(&h);
+  }
+  {
+    proto::RecordHeader mis = t::write_header(h.applied_seq + 1, h.applied_epoch + 1, kBadOffset + 100, payload, r.keys.digest_key);
+    r.bad_record(mis, payload, proto::ErrorCode::misaligned);
+    next_good();
+  }
+  {
+    auto probe = r.open(&h);
+  }
+  {
+    proto::RecordHeader hd = t::write_header(h.applied_seq + 1, h.applied_epoch + 1, kBadOffset, payload, r.keys.digest_key);
+    base::Bytes spoiled = payload;
+    spoiled[100] ^= 0xFF;
+    r.bad_record(hd, spoiled, proto::ErrorCode::digest_mismatch);
+    next_good();
+  }
+  {
+    auto probe = r.open(&h);
+  }
+  {
+    proto::RecordHeader gap = t::write_header(h.applied_seq + 2, h.applied_epoch + 1, kBadOffset, payload, r.keys.digest_key);
+    r.bad_record(gap, payload, proto::ErrorCode::sequence_gap);
+    next_good();
+  }
+
+  CHECK(r.bad_region_untouched());
+  const std::string log = r.log();
+  CHECK(log.find("authentication failed") != std::string::npos);
+  r.cloned->signal(SIGTERM);
+  CHECK(r.cloned->wait(30000) == 0);
+}
+
+TEST_CASE("a flood of connections costs the daemon a small fixed amount of memory") {
+  Rig r;
+  auto rss_kib = [&] {
+    std::string status = harness::read_file("/proc/" + std::to_string(r.cloned->pid()) + "/status");
+    size_t p = status.find("VmRSS:");
+    return p == std::string::npos ? 0L : std::strtol(status.c_str() + p + 6, nullptr, 10);
+  };
+  r.good_session(1);
+  const long before = rss_kib();
+  for (int round = 0; round < 5; ++round) {
+    std::vector<origin::net::UniqueFd> fds;
+    for (int i = 0; i < 40; ++i) {
+      auto fd = t::connect("127.0.0.1", r.pair.port);
+      if (fd.is_ok()) {
+        base::Bytes half(50, 'x');  // part of a ClientHello, then silence
+        (void)t::send_raw(fd->get(), half);
+        fds.push_back(std::move(*fd));
+      }
+    }
+    for (auto& fd : fds) CHECK(t::wait_closed(fd.get(), 3000));
+  }
+  const long after = rss_kib();
+  MESSAGE("cloned RSS before " << before << " KiB, after 200 stalled connections " << after << " KiB");
+  CHECK(after - before < 2048);
+  r.good_session(2);
+  CHECK(r.log().find("too many handshakes in progress") != std::string::npos);
+}
