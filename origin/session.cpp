@@ -97,20 +97,24 @@ base::Status Session::classify_handshake_refusal(const base::Status& s) {
                              " failed: " + s.message());
 }
 
-void Session::queue_hello() {
+proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq) {
   proto::Hello h;
   h.role = proto::Role::original;
-  h.pair_id = config_.pair_id;
-  h.flags = config_.want_receipt_acks ? proto::kHelloWantReceiptAcks : 0;
-  h.disk_size_bytes = config_.disk_size_bytes;
-  h.logical_block_bytes = config_.logical_block_bytes;
-  h.generation = config_.generation;
-  h.log_start_seq = log_.start_seq();
-  h.log_end_seq = log_.advertised_end_seq();
-  h.applied_seq = config_.acked_seq;
-  h.applied_epoch = config_.acked_epoch;
+  h.pair_id = config.pair_id;
+  h.flags = config.want_receipt_acks ? proto::kHelloWantReceiptAcks : 0;
+  h.disk_size_bytes = config.disk_size_bytes;
+  h.logical_block_bytes = config.logical_block_bytes;
+  h.generation = config.generation;
+  h.log_start_seq = log_start_seq;
+  h.log_end_seq = log_end_seq;
+  h.applied_seq = config.acked_seq;
+  h.applied_epoch = config.acked_epoch;
+  return h;
+}
+
+void Session::queue_hello() {
   base::Bytes plain;
-  proto::encode_hello(h, plain);
+  proto::encode_hello(original_hello(config_, log_.start_seq(), log_.advertised_end_seq()), plain);
   queue_plain(plain);
 }
 

@@ -47,6 +47,9 @@ struct SessionConfig {
   uint64_t acked_epoch = 0;
 };
 SessionConfig make_session_config(const config::OriginConfig& config, const config::DerivedKeys& keys);
+// The hello an original of this configuration sends, holding records
+// log_start_seq..log_end_seq.
+proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq);
 
 // What a session reports, on the session's thread.
 class SessionListener {

@@ -119,19 +119,6 @@ base::Result<proto::ErrorMsg> RawSession::expect_error(uint32_t timeout_ms) {
   return m;
 }
 
-proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq) {
-  proto::Hello h;
-  h.role = proto::Role::original;
-  h.pair_id = config.pair_id;
-  h.flags = config.want_receipt_acks ? proto::kHelloWantReceiptAcks : 0;
-  h.disk_size_bytes = config.disk_size_bytes;
-  h.logical_block_bytes = config.logical_block_bytes;
-  h.generation = config.generation;
-  h.log_start_seq = log_start_seq;
-  h.log_end_seq = log_end_seq;
-  return h;
-}
-
 base::Result<std::unique_ptr<RawSession>> open_raw_session(const SessionConfig& config, uint64_t log_start_seq,
                                                            uint64_t log_end_seq, proto::Hello* clone_hello,
                                                            uint32_t timeout_ms) {

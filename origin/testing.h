@@ -76,8 +76,7 @@ class RawSession {
   base::Bytes pending_;  // received, not yet fed to the reader
 };
 
-// The hello an original of this configuration sends.
-proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq);
+using ::origin::original_hello;  // session.h
 
 // Connects, authenticates, sends original_hello(config, log_start_seq,
 // log_end_seq) and waits for the clone's hello (stored in *clone_hello when

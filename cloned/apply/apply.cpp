@@ -254,14 +254,22 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   held_bytes_ -= it->cost_bytes;
   in_flight_.erase(it);
   if (!status.is_ok()) {
-    if (digest_mismatch) {
-      if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
-    } else {
-      disk_failed_ = true;
-      actions.disk_failed.push_back({status.message()});
-      if (in_session_) fail(actions, proto::ErrorCode::disk_io, "the clone's disk failed: " + status.message());
-    }
+    if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
+    if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
   }
+  after_completion(actions);
+}
+
+void Machine::on_disk_error(const std::string& message, Actions& actions) {
+  disk_failed_ = true;
+  actions.disk_failed.push_back({message});
+  if (in_session_) fail(actions, proto::ErrorCode::disk_io, message);
+  after_completion(actions);
+}
+
+// After the disk finished something: a deferred hello may be answered now,
+// queued records may go out, a shutdown may be able to finish.
+void Machine::after_completion(Actions& actions) {
   if (pending_hello_ && idle_disk()) {
     proto::Hello h = *pending_hello_;
     pending_hello_.reset();
@@ -275,23 +283,11 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
   assert(flushing_);
   flushing_ = false;
   held_bytes_ -= flushing_barrier_.cost_bytes;
-  if (!status.is_ok()) {
-    disk_failed_ = true;
-    actions.disk_failed.push_back({status.message()});
-    if (in_session_) fail(actions, proto::ErrorCode::disk_io, "the clone's disk failed to flush: " + status.message());
-    check_shutdown_progress(actions);
-    return;
-  }
+  if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
   if (in_session_) actions.barrier_acks.push_back({durable_.epoch, durable_.seq});
   maybe_become_consistent();
-  if (pending_hello_ && idle_disk()) {
-    proto::Hello h = *pending_hello_;
-    pending_hello_.reset();
-    open_session(h, actions);
-  }
-  pump(actions);
-  check_shutdown_progress(actions);
+  after_completion(actions);
 }
 
 void Machine::maybe_become_consistent() {

@@ -163,6 +163,8 @@ class Machine {
   void mark_catching_up();
   bool adopt_acked_position(const proto::Hello& original, Actions& actions);
   void check_shutdown_progress(Actions& actions);
+  void on_disk_error(const std::string& message, Actions& actions);
+  void after_completion(Actions& actions);
   void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
   bool idle_disk() const { return in_flight_.empty() && !flushing_; }
 

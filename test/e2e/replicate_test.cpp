@@ -118,3 +118,32 @@ TEST_CASE("kill -9 of cloned at random moments loses nothing and leaves no gap")
   clone->signal(SIGTERM);
   CHECK(clone->wait(30000) == 0);
 }
+
+TEST_CASE("a captured commit-log spool replays byte-identical, and replaying it again changes nothing") {
+  TempDir d;
+  constexpr uint64_t kSmall = 64ull << 20;
+  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
+  harness::Pair p = harness::make_pair(d.path(), d / "clone.img");
+  REQUIRE(!p.clone_config.empty());
+  std::string out;
+  int code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "capture", "--source",
+                           d / "source.img", "--spool", d / "log.spool", "--seed", "3", "--bytes", "48M",
+                           "--write-min", "4K", "--write-max", "256K", "--trim-percent", "5"},
+                          out);
+  REQUIRE_MESSAGE(code == 0, out);
+  CHECK_FALSE(harness::files_equal(d / "source.img", d / "clone.img"));  // nothing shipped yet
+  Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"},
+                      out);
+  CHECK_MESSAGE(code == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"},
+                      out);
+  CHECK_MESSAGE(code == 0, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
