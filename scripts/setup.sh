@@ -10,7 +10,7 @@ packages=(
   g++ pkg-config meson ninja-build cmake
   libuv1-dev libsodium-dev libsqlite3-dev libtomlplusplus-dev doctest-dev
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
-  util-linux iproute2 fio netcat-openbsd time
+  util-linux iproute2 fio netcat-openbsd time systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -79,6 +79,7 @@ int Daemon::run() {
     if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
     write_status_file();
+    notifier_.ready(status_line());
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   completions_.set_waker(nullptr);
@@ -187,6 +188,7 @@ void Daemon::on_tick() {
     apply_actions(forced);
   }
   if (now - last_status_ms_ >= kStatusIntervalMs) write_status_file();
+  notifier_.watchdog(now);
 }
 
 void Daemon::on_signal(int signum) {
@@ -198,6 +200,7 @@ void Daemon::on_signal(int signum) {
     return;
   }
   LOG_NOTICE("signal %d: finishing the open epoch, then stopping", signum);
+  notifier_.stopping("finishing the open epoch, then stopping");
   stopping_ = true;
   stop_deadline_ms_ = now_ms() + kStopEpochWaitMs;
   apply::Actions actions;
@@ -243,6 +246,17 @@ void Daemon::record_event(const std::string& level, const std::string& kind, con
   store_worker_->event(level, kind, message);
 }
 
+// One line for systemctl status: the state, the position, the lag, the link.
+std::string Daemon::status_line() const {
+  const apply::Position p = machine_.durable();
+  const uint64_t log_end = std::max(stats_.original_log_end, machine_.received_seq());
+  std::string line = std::string(proto::clone_state_name(machine_.replica().state)) + " at record " +
+                     std::to_string(p.seq) + ", " + std::to_string(log_end > p.seq ? log_end - p.seq : 0) +
+                     " behind; " + (machine_.in_session() ? "connected to " + stats_.peer : "waiting for the original");
+  if (machine_.disk_failed()) line = "DISK FAILED; " + line;
+  return line;
+}
+
 void Daemon::write_status_file() {
   last_status_ms_ = now_ms();
   const store::ReplicaState& r = machine_.replica();
@@ -268,6 +282,7 @@ void Daemon::write_status_file() {
   s.held_bytes = machine_.held_bytes();
   s.disk = device_->describe();
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  notifier_.status(status_line());
   if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
     LOG_DEBUG("%s", st.message().c_str());
   }

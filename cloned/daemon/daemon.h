@@ -18,6 +18,7 @@
 
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
+#include "cloned/daemon/notify.h"
 #include "cloned/daemon/workers.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
@@ -75,6 +76,7 @@ class Daemon {
   void on_tick();
   void on_signal(int signum);
   void write_status_file();
+  std::string status_line() const;
   void record_event(const std::string& level, const std::string& kind, const std::string& message);
   void finish_if_done();
   void stop_loop();
@@ -100,6 +102,7 @@ class Daemon {
   Conn* session_ = nullptr;           // the connection whose session is open or pending
   std::unordered_map<apply::RecordId, proto::Frame> frames_;  // accepted writes, not yet submitted
   LinkStats stats_;
+  Notifier notifier_;
   uint64_t next_conn_id_ = 1;
 
   bool stopping_ = false;

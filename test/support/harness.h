@@ -34,7 +34,9 @@ std::string binary(const std::string& env_name);
 // A child process; stdout and stderr go to `log_path` (appended).
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  // `env` entries are added to (or replace in) the child's environment.
+  Process(const std::vector<std::string>& argv, const std::string& log_path,
+          const std::map<std::string, std::string>& env = {});
   ~Process();  // kills (SIGKILL) and reaps if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
