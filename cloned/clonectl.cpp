@@ -3,6 +3,7 @@
 //
 //   clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]
 //   clonectl status --config FILE [--json]
+//   clonectl events --config FILE [--json] [--limit N]
 //
 // status reads the state store read-only and the daemon's live status file;
 // it works whether or not the daemon runs.
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <string>
@@ -25,7 +27,8 @@ namespace {
 
 const char kUsage[] =
     "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
-    "       clonectl status --config FILE [--json]\n";
+    "       clonectl status --config FILE [--json]\n"
+    "       clonectl events --config FILE [--json] [--limit N]\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
@@ -202,6 +205,49 @@ int cmd_status(int argc, char** argv) {
   return 0;
 }
 
+int cmd_events(int argc, char** argv) {
+  std::map<std::string, std::string> o;
+  std::string bad;
+  if (!parse_options(argc, argv, {"--config", "--limit"}, {"--json"}, o, bad))
+    return usage_error("unknown or incomplete option '" + bad + "'");
+  if (!o.count("--config")) return usage_error("events needs --config FILE");
+  size_t limit = 50;
+  if (o.count("--limit")) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(o["--limit"].c_str(), &end, 10);
+    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error("--limit takes a number from 1 to 10000");
+    limit = v;
+  }
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+  if (!cfg) {
+    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
+    return 1;
+  }
+  base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_only);
+  base::Result<std::vector<store::Event>> events =
+      st ? (*st)->recent_events(limit) : base::Result<std::vector<store::Event>>(st.status());
+  if (!events) {
+    std::fprintf(stderr, "clonectl: %s\n", events.status().message().c_str());
+    return 1;
+  }
+  const bool json = o.count("--json") != 0;
+  if (json) std::printf("[");
+  bool first = true;
+  for (const store::Event& e : *events) {
+    if (json) {
+      std::printf("%s{\"id\": %lld, \"unix_ms\": %lld, \"level\": %s, \"kind\": %s, \"message\": %s}",
+                  first ? "" : ", ", static_cast<long long>(e.id), static_cast<long long>(e.unix_ms),
+                  json_str(e.level).c_str(), json_str(e.kind).c_str(), json_str(e.message).c_str());
+    } else {
+      std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(),
+                  e.message.c_str());
+    }
+    first = false;
+  }
+  if (json) std::printf("]\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,6 +256,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "pair") return cmd_pair(argc, argv);
     if (cmd == "status") return cmd_status(argc, argv);
+    if (cmd == "events") return cmd_events(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);
       return 0;
