@@ -228,7 +228,10 @@ void Daemon::finish_if_done() {
 }
 
 void Daemon::stop_loop() {
-  // Close every handle; uv_run returns once their close callbacks ran.
+  // Close every handle; uv_run returns once their close callbacks ran. The
+  // workers must not wake a closing async handle: from here on nothing they
+  // finish is needed (the final commit has completed, or the start failed).
+  completions_.set_waker(nullptr);
   for (Conn* c : conns_) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp)))
       uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });

@@ -12,11 +12,16 @@ namespace cloned {
 // event log is informational and must not grow without bound (invariant 9).
 static constexpr size_t kMaxQueuedEvents = 256;
 
+// The waker runs under the lock so that set_waker(nullptr) on the loop thread
+// cannot race with a worker about to wake a handle that is being closed.
+void Completions::set_waker(std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  wake_ = std::move(wake);
+}
+
 void Completions::push(Completion c) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    items_.push_back(std::move(c));
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  items_.push_back(std::move(c));
   if (wake_) wake_();
 }
 

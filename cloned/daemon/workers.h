@@ -36,7 +36,7 @@ struct Completion {
 // the worker thread) and must be async-signal-safe-ish: uv_async_send.
 class Completions {
  public:
-  void set_waker(std::function<void()> wake) { wake_ = std::move(wake); }
+  void set_waker(std::function<void()> wake);
   void push(Completion c);
   std::vector<Completion> take_all();
 
