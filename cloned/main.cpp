@@ -2,6 +2,7 @@
 // cloned: the clone daemon. The composition root (MPD's main): read the
 // configuration, check and open the target disk and the state store, build
 // the daemon, run it, and turn whatever escapes into a sentence and exit 1.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,6 +94,9 @@ int run(const std::string& config_path, const std::string& level_override) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that vanishes mid-write must cost a session, not the daemon:
+  // writes to a closed socket fail with EPIPE instead of killing us.
+  ::signal(SIGPIPE, SIG_IGN);
   std::string config_path, level;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -38,6 +38,10 @@ bool is_retryable(proto::ErrorCode code) {
     case proto::ErrorCode::timeout:
     case proto::ErrorCode::disk_io:   // the clone may be restarted with its disk checked
     case proto::ErrorCode::internal:
+    // Damage in transit: the frame's authentication (or, for a length over
+    // the limit, the check before it) caught it; a new session resends.
+    case proto::ErrorCode::corrupted:
+    case proto::ErrorCode::too_large:
       return true;
     default:
       return false;

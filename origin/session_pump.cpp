@@ -116,7 +116,6 @@ base::Status Session::receive() {
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return base::Status::ok();
     return base::Status::from_errno("receiving from the clone failed");
   }
-  last_recv_ms_ = net::now_ms();
   base::ByteSpan in(recv_buf_.get(), static_cast<size_t>(n));
   while (!in.empty()) {
     proto::Frame frame;
@@ -124,7 +123,11 @@ base::Status Session::receive() {
     // A frame that fails authentication means the stream was damaged or
     // tampered with on the way: this connection is dead, a new one may work.
     BASE_TRY(reader_->feed(in, frame, has_frame).with_context("a frame from the clone was refused"));
-    if (has_frame) BASE_TRY(handle_frame(frame.plain()));
+    if (!has_frame) continue;
+    // Only a whole, authenticated frame counts as hearing from the clone: a
+    // damaged length prefix would otherwise keep a dead stream "alive".
+    last_recv_ms_ = net::now_ms();
+    BASE_TRY(handle_frame(frame.plain()));
   }
   return base::Status::ok();
 }

@@ -149,7 +149,6 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread == 0) return;
-  c->last_recv_ms = now_ms();
   if (c->handshaking()) {
     c->hs_have += static_cast<size_t>(nread);
     d->on_handshake_bytes(c);
@@ -161,11 +160,18 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     bool has = false;
     base::Status s = c->reader->feed(in, frame, has);
     if (!s.is_ok()) {
-      d->send_error(c, s.code() == EMSGSIZE ? proto::ErrorCode::too_large : proto::ErrorCode::protocol, s.message());
+      const proto::ErrorCode code = s.code() == EMSGSIZE  ? proto::ErrorCode::too_large
+                                    : s.code() == EBADMSG ? proto::ErrorCode::corrupted
+                                                          : proto::ErrorCode::protocol;
+      d->send_error(c, code, s.message());
       d->close_conn(c, s.message());
       return;
     }
-    if (has) d->on_frame(c, std::move(frame));
+    if (!has) continue;
+    // Only a whole, authenticated frame counts as hearing from the original:
+    // a damaged length prefix would otherwise keep a dead stream "alive".
+    c->last_recv_ms = now_ms();
+    d->on_frame(c, std::move(frame));
   }
   if (c->phase != Conn::Phase::closing && c == d->session_) {
     apply::Actions actions;

@@ -96,6 +96,7 @@ const char* error_code_name(ErrorCode c) {
     case ErrorCode::too_large: return "too_large";
     case ErrorCode::diverged: return "diverged";
     case ErrorCode::internal: return "internal";
+    case ErrorCode::corrupted: return "corrupted";
   }
   return "unknown";
 }

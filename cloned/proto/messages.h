@@ -113,6 +113,7 @@ enum class ErrorCode : uint16_t {
   too_large = 15,          // frame or record over the limits
   diverged = 16,           // the clone refuses writes until a decision
   internal = 17,
+  corrupted = 18,          // a frame failed authentication: damaged in transit (or forged)
 };
 const char* error_code_name(ErrorCode c);
 

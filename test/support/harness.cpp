@@ -238,8 +238,16 @@ static void override_key(std::string& text, const std::string& dotted, const std
   text.insert(body, key + " = " + value + "\n");
 }
 
+static void override_file(const std::string& path, const std::map<std::string, std::string>& overrides) {
+  if (overrides.empty()) return;
+  std::string text = read_file(path);
+  for (const auto& [k, v] : overrides) override_key(text, k, v);
+  write_file(path, text);
+}
+
 Pair make_pair(const std::string& dir, const std::string& target,
-               const std::map<std::string, std::string>& clone_overrides) {
+               const std::map<std::string, std::string>& clone_overrides,
+               const std::map<std::string, std::string>& origin_overrides) {
   Pair p;
   p.port = free_port();
   std::string out;
@@ -249,11 +257,8 @@ Pair make_pair(const std::string& dir, const std::string& target,
   if (code != 0) return p;
   p.clone_config = dir + "/clone/cloned.toml";
   p.origin_config = dir + "/origin/origin.toml";
-  if (!clone_overrides.empty()) {
-    std::string text = read_file(p.clone_config);
-    for (const auto& [k, v] : clone_overrides) override_key(text, k, v);
-    write_file(p.clone_config, text);
-  }
+  override_file(p.clone_config, clone_overrides);
+  override_file(p.origin_config, origin_overrides);
   return p;
 }
 

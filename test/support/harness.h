@@ -92,7 +92,9 @@ struct Pair {
   std::string origin_config;
   uint16_t port = 0;
 };
+// Overrides are "table.key" -> TOML value text, e.g. {"link.idle_timeout_ms", "500"}.
 Pair make_pair(const std::string& dir, const std::string& target,
-               const std::map<std::string, std::string>& clone_overrides = {});
+               const std::map<std::string, std::string>& clone_overrides = {},
+               const std::map<std::string, std::string>& origin_overrides = {});
 
 }  // namespace harness
