@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/apply/apply.h"
 
+#include "cloned/proto/frame.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
@@ -15,6 +17,13 @@ bool is_extent(proto::MsgType t) {
 std::string u64s(uint64_t v) { return std::to_string(v); }
 
 }  // namespace
+
+uint64_t record_cost_bytes(const proto::RecordHeader& h) {
+  if (h.type != proto::MsgType::write) return kRecordOverheadBytes;
+  const uint64_t page = base::kIoAlignmentBytes;
+  const uint64_t frame = proto::kFramePlainOffset + proto::kWriteHeaderBytes + h.length_bytes + proto::kAeadTagBytes;
+  return (frame + page - 1) / page * page + page + kRecordOverheadBytes;
+}
 
 Machine::Machine(const blockio::Geometry& geometry, const store::ReplicaState& loaded,
                  const Limits& limits)
@@ -197,7 +206,7 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
   if (shutting_down_ && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
-  const uint64_t cost = (h.type == proto::MsgType::write ? h.length_bytes : 0) + kRecordOverheadBytes;
+  const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   queue_.push_back(Entry{id, h, cost});
   held_bytes_ += cost;

@@ -51,9 +51,13 @@ struct Limits {
   uint64_t reserve_ahead_records = 16384;
 };
 
-// Each accepted record costs its payload plus this, so a flood of tiny trims
-// is bounded too.
+// What an accepted record costs against Limits::held_bytes_max: the memory
+// it really holds. A write holds its whole frame (payload 4096-aligned inside
+// it, plus the allocator's alignment slack), so a 4 KiB write costs 12 KiB,
+// not 4; every other record a fixed overhead, so a flood of tiny trims is
+// bounded too.
 inline constexpr uint64_t kRecordOverheadBytes = 128;
+uint64_t record_cost_bytes(const proto::RecordHeader& header);
 
 // Identifies an accepted record; the daemon keeps the record's bytes under it.
 using RecordId = uint64_t;

@@ -65,7 +65,9 @@ struct World {
 
   // Invariant 9: memory and queues stay bounded whatever arrives.
   void check_bounds(const Clone& c) {
-    const uint64_t one_record = 16 * kBlock + apply::kRecordOverheadBytes;
+    proto::RecordHeader largest;
+    largest.length_bytes = 16 * kBlock;
+    const uint64_t one_record = apply::record_cost_bytes(largest);
     CHECK_MESSAGE(c.machine.held_bytes() <= limits.held_bytes_max + one_record, "seed " << seed);
     CHECK_MESSAGE(c.machine.in_flight() <= limits.io_depth_max, "seed " << seed);
   }

@@ -225,7 +225,7 @@ TEST_CASE("hellos that cannot continue are refused with the reason") {
 
 TEST_CASE("backpressure: the machine stops accepting when held bytes reach the limit") {
   apply::Limits l;
-  l.held_bytes_max = 3 * (4096 + apply::kRecordOverheadBytes);
+  l.held_bytes_max = 3 * apply::record_cost_bytes(rec(MsgType::write, 1, 1));
   l.io_depth_max = 1;
   Rig r(fresh_state(), l);
   r.open();
@@ -460,4 +460,15 @@ TEST_CASE("an acknowledged position the clone cannot have written is refused") {
   Actions a = r.hello(h);
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+}
+
+TEST_CASE("a write is charged the memory its frame really holds") {
+  const uint64_t small = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 512));
+  const uint64_t four_k = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 4096));
+  const uint64_t one_mib = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 1 << 20));
+  CHECK(small >= 8192);
+  CHECK(four_k >= 12288);
+  CHECK(one_mib >= (1u << 20) + 4096);
+  CHECK(one_mib < (1u << 20) + 16384);
+  CHECK(apply::record_cost_bytes(rec(MsgType::trim, 1, 1, 0, 1 << 30)) == apply::kRecordOverheadBytes);
 }
