@@ -23,7 +23,8 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  workload --source IMAGE --seed N --bytes SIZE [--write-min SIZE] [--write-max SIZE]\n"
-    "           [--epoch-max RECORDS] [--trim-percent P] [--compare PATH]\n"
+    "           [--epoch-max RECORDS] [--epoch-records RECORDS] [--pattern random|sequential]\n"
+    "           [--trim-percent P] [--compare PATH]\n"
     "      generate a seeded workload, write it to IMAGE and replicate it; returns once\n"
     "      every record is durable on the clone; --compare then checks IMAGE == PATH\n"
     "  capture --source IMAGE --spool FILE --seed N --bytes SIZE [generator options]\n"
@@ -31,9 +32,14 @@ const char kUsage[] =
     "  replay --spool FILE\n"
     "      validate the spool and send its records; returns once all are durable\n"
     "\n"
+    "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
+    "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
+    "anywhere on the disk, sequential puts each right after the previous one and\n"
+    "wraps to offset 0 at the end of the disk.\n"
+    "\n"
     "SIZE takes K, M, G suffixes (powers of 1024). Defaults: --write-min 4K,\n"
-    "--write-max 1M, --epoch-max 64, --trim-percent 0. LEVEL: error, warning,\n"
-    "notice, info, debug.\n";
+    "--write-max 1M, --epoch-max 64, --pattern random, --trim-percent 0.\n"
+    "LEVEL: error, warning, notice, info, debug.\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -48,7 +54,8 @@ struct CommandSpec {
   base::Status (*run)(const config::OriginConfig&, const config::DerivedKeys&, const Options&);
 };
 
-const std::vector<std::string> kGeneratorOptions = {"--write-min", "--write-max", "--epoch-max", "--trim-percent"};
+const std::vector<std::string> kGeneratorOptions = {"--write-min",     "--write-max", "--epoch-max",
+                                                   "--epoch-records", "--pattern",   "--trim-percent"};
 
 uint64_t parse_u64(const std::string& name, const std::string& text) {
   if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos)
@@ -58,6 +65,12 @@ uint64_t parse_u64(const std::string& name, const std::string& text) {
   } catch (const std::out_of_range&) {
     throw UsageError(name + " " + text + " is too large");
   }
+}
+
+origin::WorkloadPattern parse_pattern(const std::string& text) {
+  if (text == "random") return origin::WorkloadPattern::random;
+  if (text == "sequential") return origin::WorkloadPattern::sequential;
+  throw UsageError("--pattern takes random or sequential, not '" + text + "'");
 }
 
 uint64_t parse_size(const std::string& name, const std::string& text) {
@@ -82,6 +95,12 @@ origin::WorkloadOptions workload_options(const Options& o) {
   if (epoch_max == 0 || epoch_max > 1'000'000) throw UsageError("--epoch-max must be between 1 and 1000000");
   if (trim > 100) throw UsageError("--trim-percent must be between 0 and 100");
   w.epoch_records_max = static_cast<uint32_t>(epoch_max);
+  if (o.count("--epoch-records") != 0) {
+    const uint64_t exact = parse_u64("--epoch-records", get(o, "--epoch-records"));
+    if (exact == 0 || exact > 1'000'000) throw UsageError("--epoch-records must be between 1 and 1000000");
+    w.epoch_records = static_cast<uint32_t>(exact);
+  }
+  w.pattern = parse_pattern(get(o, "--pattern", "random"));
   w.trim_percent = static_cast<uint32_t>(trim);
   return w;
 }

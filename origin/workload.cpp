@@ -55,7 +55,7 @@ WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t di
 bool WorkloadGenerator::next(Record& out) {
   if (finished_) return false;
   if (!epoch_open_) {
-    epoch_records_left_ = rng_.uniform(1, options_.epoch_records_max);
+    epoch_records_left_ = draw_epoch_records();
     epoch_open_ = true;
   }
   const bool done = data_bytes_done_ >= options_.total_bytes;
@@ -70,11 +70,28 @@ bool WorkloadGenerator::next(Record& out) {
   return true;
 }
 
+// A fixed count draws nothing, so the rest of the stream does not shift.
+uint64_t WorkloadGenerator::draw_epoch_records() {
+  if (options_.epoch_records > 0) return options_.epoch_records;
+  return rng_.uniform(1, options_.epoch_records_max);
+}
+
+// Sequential placement draws nothing either; a record that would cross the
+// end of the disk starts over at 0 (write_max_bytes <= disk size: checked).
+uint64_t WorkloadGenerator::place_record(uint64_t length_bytes) {
+  const uint64_t blocks = length_bytes / block_bytes_;
+  if (options_.pattern == WorkloadPattern::random) return rng_.uniform(0, disk_blocks_ - blocks) * block_bytes_;
+  if (next_offset_bytes_ + length_bytes > disk_blocks_ * block_bytes_) next_offset_bytes_ = 0;
+  const uint64_t offset_bytes = next_offset_bytes_;
+  next_offset_bytes_ += length_bytes;
+  return offset_bytes;
+}
+
 void WorkloadGenerator::make_data_record(Record& out) {
   const bool trim = rng_.uniform(0, 99) < options_.trim_percent;
   const uint64_t blocks = rng_.uniform(options_.write_min_bytes / block_bytes_, options_.write_max_bytes / block_bytes_);
-  const uint64_t offset_bytes = rng_.uniform(0, disk_blocks_ - blocks) * block_bytes_;
   const uint64_t length_bytes = blocks * block_bytes_;
+  const uint64_t offset_bytes = place_record(length_bytes);
   if (trim) {
     out = make_extent(proto::MsgType::trim, next_seq_++, epoch_, offset_bytes, length_bytes);
   } else {

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 // A seeded workload: the stream of records a busy original would capture.
 //
-// Records per epoch are uniform in 1..epoch_records_max; each data record is
-// a trim with probability trim_percent/100, otherwise a write; its length is
-// uniform in whole logical blocks between write_min_bytes and
-// write_max_bytes, its offset uniform and block-aligned inside the disk; a
-// write's payload comes from a fast PRNG. Generation stops once the write and
-// trim lengths add up to total_bytes; the open epoch is then closed by a
-// barrier, so the stream always ends with one. The same options, seed and
-// starting position give the same records, byte for byte.
+// Records per epoch are uniform in 1..epoch_records_max, or exactly
+// epoch_records when that is set (benchmarks want a fixed barrier interval);
+// each data record is a trim with probability trim_percent/100, otherwise a
+// write; its length is uniform in whole logical blocks between
+// write_min_bytes and write_max_bytes. Its offset is uniform and
+// block-aligned inside the disk (pattern random), or follows the previous
+// record's end, starting at 0 and wrapping to 0 when the record would not fit
+// (pattern sequential). A write's payload comes from a fast PRNG. Generation
+// stops once the write and trim lengths add up to total_bytes; the open epoch
+// is then closed by a barrier, so the stream always ends with one (and its
+// last epoch may be shorter). The same options, seed and starting position
+// give the same records, byte for byte.
 //
 // Threading: a generator is used by one thread.
 #pragma once
@@ -22,6 +26,8 @@
 
 namespace origin {
 
+enum class WorkloadPattern { random, sequential };
+
 struct WorkloadOptions {
   uint64_t seed = 0;
   uint64_t total_bytes = 0;
@@ -29,6 +35,8 @@ struct WorkloadOptions {
   uint64_t write_max_bytes = 1u << 20;
   uint32_t epoch_records_max = 64;
   uint32_t trim_percent = 0;
+  WorkloadPattern pattern = WorkloadPattern::random;
+  uint32_t epoch_records = 0;  // 0: uniform in 1..epoch_records_max; else exactly this many
 };
 
 // A sentence for the first option that does not fit the disk or the protocol
@@ -53,6 +61,8 @@ class WorkloadGenerator {
 
  private:
   void make_data_record(Record& out);
+  uint64_t draw_epoch_records();
+  uint64_t place_record(uint64_t length_bytes);  // the offset of the next data record
 
   WorkloadOptions options_;
   uint64_t disk_blocks_;
@@ -62,6 +72,7 @@ class WorkloadGenerator {
   uint64_t next_seq_;
   uint64_t epoch_;
   uint64_t epoch_records_left_ = 0;  // drawn at an epoch's first record
+  uint64_t next_offset_bytes_ = 0;   // sequential pattern: where the next record starts
   bool epoch_open_ = false;
   uint64_t data_bytes_done_ = 0;
   bool finished_ = false;

@@ -93,6 +93,81 @@ TEST_CASE("workload records stay inside their bounds, aligned, numbered and clos
   CHECK(writes > trims);  // 20 % trims
 }
 
+namespace {
+WorkloadOptions sequential_options(uint64_t seed) {
+  WorkloadOptions o = small_options(seed);
+  o.pattern = origin::WorkloadPattern::sequential;
+  o.total_bytes = 3 * kDiskBytes;  // wraps around the disk more than once
+  o.write_min_bytes = 512 * 1024;
+  o.write_max_bytes = 1u << 20;
+  o.trim_percent = 0;
+  return o;
+}
+// Data records between consecutive barriers.
+std::vector<uint64_t> epoch_sizes(const std::vector<Record>& records) {
+  std::vector<uint64_t> sizes;
+  uint64_t in_epoch = 0;
+  for (const Record& r : records) {
+    if (r.header.type != proto::MsgType::barrier) {
+      ++in_epoch;
+      continue;
+    }
+    sizes.push_back(in_epoch);
+    in_epoch = 0;
+  }
+  return sizes;
+}
+}  // namespace
+
+TEST_CASE("a sequential workload puts each record right after the previous one and wraps at the end of the disk") {
+  const std::vector<Record> records = generate_all(sequential_options(11));
+  uint64_t expected = 0, wraps = 0;
+  for (const Record& r : records) {
+    if (r.header.type == proto::MsgType::barrier) continue;
+    CAPTURE(r.header.seq);
+    if (expected + r.header.length_bytes > kDiskBytes) {
+      expected = 0;
+      ++wraps;
+    }
+    CHECK(r.header.offset_bytes == expected);
+    CHECK(r.header.offset_bytes + r.header.length_bytes <= kDiskBytes);
+    expected += r.header.length_bytes;
+  }
+  CHECK(wraps >= 2);
+  CHECK(records.front().header.offset_bytes == 0);
+}
+
+TEST_CASE("a sequential workload with a fixed epoch size is the same, byte for byte, for the same seed") {
+  WorkloadOptions o = sequential_options(5);
+  o.epoch_records = 7;
+  o.trim_percent = 10;
+  const std::vector<Record> a = generate_all(o);
+  const std::vector<Record> b = generate_all(o);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].plain == b[i].plain);
+  }
+}
+
+TEST_CASE("--epoch-records puts exactly that many records in every epoch but the last") {
+  WorkloadOptions o = small_options(9);
+  o.epoch_records = 32;
+  o.write_min_bytes = o.write_max_bytes = 4096;
+  o.total_bytes = 100 * 32 * 4096 + 5 * 4096;  // 100 whole epochs and a short one
+  std::vector<uint64_t> sizes = epoch_sizes(generate_all(o));
+  REQUIRE(sizes.size() == 101);
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) {
+    CAPTURE(i);
+    CHECK(sizes[i] == 32);
+  }
+  CHECK(sizes.back() == 5);
+
+  o.total_bytes = 10 * 32 * 4096;  // whole epochs: no short one at the end
+  sizes = epoch_sizes(generate_all(o));
+  CHECK(sizes == std::vector<uint64_t>(10, 32));
+}
+
 TEST_CASE("a record's encoding decodes back to its header") {
   const std::vector<Record> records = generate_all(small_options(3));
   for (size_t i = 0; i < std::min<size_t>(records.size(), 50); ++i) {

@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The benchmarks behind docs/PERFORMANCE.md. On a file target in a scratch
+# directory under /var/tmp and then (as root) on a loop device over that same
+# file, it measures, each BENCH_REPS times, interleaved, and reports medians:
+#   1. end-to-end replication of 1 MiB sequential records (clone-origin ->
+#      cloned -> target) against (a) stream-bench, the same crypto with no
+#      disk, (b) fio sequential O_DIRECT writes, (c) nc | dd oflag=direct;
+#   2. 4 KiB random records with a barrier every 32 against fio doing the same
+#      (randwrite, fdatasync every 32 writes, 4 in flight);
+#   3. the same 4 KiB run with every state-store commit slowed by 20 ms;
+#   4. cloned's peak RSS (VmHWM) in every run.
+# Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
+# BENCH_DISK (1G), BENCH_SEQ_BYTES (1G), BENCH_RAND_BYTES (256M),
+# BENCH_REPS (3), BENCH_PORT (first TCP port on 127.0.0.1, 27300),
+# BENCH_TARGETS ("file loop").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=${BENCH_BUILD:-build-bench}
+reps=${BENCH_REPS:-3}
+port=${BENCH_PORT:-27300}
+targets=${BENCH_TARGETS:-file loop}
+# cloned writes with [apply] writer_threads = 4 (the default) synchronous
+# pwrites at a time; the fio baselines get the same depth.
+io_depth=4
+seq_epoch_records=64     # 64 MiB between barriers for the 1 MiB stream
+rand_epoch_records=32    # the 4 KiB pattern: a barrier every 32 records
+slow_commit_ms=20
+
+# Every run is bounded: a stuck one is killed and the bench fails.
+run_limit_s=300
+bounded() { timeout --kill-after=5 "$run_limit_s" "$@"; }
+
+die() { echo "bench: $*" >&2; exit 1; }
+note() { echo "bench: $*" >&2; }
+
+# "1G" -> 1073741824 (K, M, G: powers of 1024).
+to_bytes() {
+  local v=$1
+  case $v in
+    *K) echo $(( ${v%K} << 10 )) ;;
+    *M) echo $(( ${v%M} << 20 )) ;;
+    *G) echo $(( ${v%G} << 30 )) ;;
+    *) echo $(( v )) ;;
+  esac
+}
+
+disk_bytes=$(to_bytes "${BENCH_DISK:-1G}")
+seq_bytes=$(to_bytes "${BENCH_SEQ_BYTES:-1G}")
+rand_bytes=$(to_bytes "${BENCH_RAND_BYTES:-256M}")
+(( seq_bytes % (1 << 20) == 0 && seq_bytes <= disk_bytes )) || die "BENCH_SEQ_BYTES must be whole MiB, at most BENCH_DISK"
+(( rand_bytes % (4096 * rand_epoch_records) == 0 )) || die "BENCH_RAND_BYTES must be a multiple of 128 KiB"
+
+cloned_bin=$build/cloned/cloned
+clonectl_bin=$build/cloned/clonectl
+origin_bin=$build/origin/clone-origin
+stream_bin=$build/bench/stream-bench
+
+build_binaries() {
+  [[ -d $build ]] || meson setup "$build" >/dev/null
+  ninja -C "$build" cloned/cloned cloned/clonectl origin/clone-origin bench/stream-bench >/dev/null
+}
+
+# --- Scratch space, and everything that must be undone on any exit ---------
+scratch=""
+source_img=""
+loop_dev=""
+cloned_pid=""
+helper_pids=()
+
+detach_loop() {
+  [[ -n $loop_dev ]] || return 0
+  for _ in $(seq 50); do  # the kernel may hold the device a moment after close
+    losetup -d "$loop_dev" 2>/dev/null && break
+    sleep 0.1
+  done
+  losetup "$loop_dev" >/dev/null 2>&1 && note "could not detach $loop_dev; run: losetup -d $loop_dev"
+  loop_dev=""
+}
+
+cleanup() {
+  [[ -n $cloned_pid ]] && kill -KILL "$cloned_pid" 2>/dev/null
+  for p in "${helper_pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  detach_loop
+  [[ -n $scratch ]] && rm -rf "$scratch"
+  [[ -n $source_img ]] && rm -f "$source_img"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- Small helpers -----------------------------------------------------------
+now_ns() { date +%s%N; }
+mib_per_s() { awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ns / 1e9) }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+max_of() { printf '%s\n' "$@" | sort -g | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+next_port() { port=$((port + 1)); }
+
+# Waits (5 s at most) until something listens on 127.0.0.1:$1 over IPv4.
+# Reading /proc avoids connecting, which would use up a one-shot listener.
+wait_listen() {
+  local hex
+  hex=$(printf ':%04X' "$1")
+  for _ in $(seq 100); do
+    awk -v p="$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp && return 0
+    sleep 0.05
+  done
+  die "nothing listens on 127.0.0.1:$1"
+}
+
+# Writes the whole target once, so that no run pays for block allocation.
+prefill() {
+  dd if=/dev/zero of="$1" bs=1M count=$((disk_bytes >> 20)) oflag=direct conv=notrunc,fdatasync status=none
+}
+
+# Measurements leave their figure in $R rather than printing it: a command
+# substitution would run them in a subshell, and the processes they start
+# (and the port counter) must stay known to this shell for the cleanup.
+R=""
+
+# --- (a) the bare encrypted, digested stream ---------------------------------
+# The receiver's own clock: from accept to the end of the stream.
+run_stream() {
+  local out=$scratch/stream.out
+  next_port
+  "$stream_bin" recv "$port" >"$out" &
+  helper_pids=($!)
+  wait_listen "$port"
+  bounded "$stream_bin" send 127.0.0.1 "$port" "$seq_bytes" >/dev/null || die "stream-bench send failed"
+  wait "${helper_pids[0]}" || die "stream-bench recv failed"
+  helper_pids=()
+  R=$(sed -n 's/.*mib_per_s=\([0-9.]*\).*/\1/p' "$out")
+}
+
+# --- fio: its own bandwidth figure (its ~0.3 s start-up is not I/O) ---------
+# Terse v3: field 48 is the write bandwidth in KiB/s (group-reported).
+run_fio() {
+  bounded fio --name=bench --filename="$1" --output-format=terse --terse-version=3 --group_reporting "${@:2}" \
+    | awk -F';' '{ printf "%.1f", $48 / 1024 }'
+}
+
+fio_seq() {
+  R=$(run_fio "$1" --rw=write --bs=1M --direct=1 --ioengine=psync --size="$seq_bytes" --end_fsync=1) || die "fio failed on $1"
+}
+
+# The same pattern as the 4 KiB workload: uniform offsets aligned to the
+# logical block (512 bytes on both targets), with repeats, a data sync every
+# 32 writes, 4 writes in flight from one ordered stream (see PERFORMANCE.md).
+fio_rand() {
+  R=$(run_fio "$1" --rw=randwrite --bs=4k --blockalign=512 --norandommap --randrepeat=0 --fdatasync=32 \
+    --direct=1 --ioengine=libaio --iodepth="$io_depth" --size="$disk_bytes" --io_size="$rand_bytes") || die "fio failed on $1"
+}
+
+# --- (c) an unencrypted stream to the disk -----------------------------------
+# nc -l | dd, with a named pipe for the | so that both pids are known (a
+# listener nobody connects to would otherwise outlive a failed run). Timed
+# from the sender's start to the sink's exit; conv=notrunc keeps the target's
+# blocks allocated, conv=fdatasync ends with a flush as every run here does.
+run_nc_dd() {
+  local target=$1 mib=$((seq_bytes >> 20)) fifo=$scratch/nc.fifo
+  next_port
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  nc -l 127.0.0.1 "$port" >"$fifo" &
+  helper_pids=($!)
+  dd if="$fifo" of="$target" bs=1M oflag=direct iflag=fullblock conv=notrunc,fdatasync status=none &
+  helper_pids+=($!)
+  wait_listen "$port"
+  local t0
+  t0=$(now_ns)
+  dd if=/dev/zero bs=1M count="$mib" status=none | bounded nc -N 127.0.0.1 "$port" || die "nc to 127.0.0.1:$port failed"
+  wait "${helper_pids[0]}" || die "nc -l failed"
+  wait "${helper_pids[1]}" || die "dd to $target failed"
+  helper_pids=()
+  R=$(mib_per_s "$seq_bytes" $(($(now_ns) - t0)))
+}
+
+# --- cloned and clone-origin -------------------------------------------------
+# A fresh pair per run, so that every run starts from the same state and
+# cloned's peak RSS belongs to that run alone. Extra lines go to cloned.toml.
+make_pair() {
+  local dir=$1 target=$2 extra=$3
+  next_port
+  "$clonectl_bin" pair --clone-dir "$dir/clone" --origin-dir "$dir/origin" --target "$target" \
+    --listen "127.0.0.1:$port" >/dev/null || die "clonectl pair failed for $target"
+  [[ -z $extra ]] || printf '\n%s\n' "$extra" >>"$dir/clone/cloned.toml"
+}
+
+start_cloned() {
+  local dir=$1
+  "$cloned_bin" --config "$dir/clone/cloned.toml" 2>"$dir/cloned.log" &
+  cloned_pid=$!
+  for _ in $(seq 200); do
+    grep -q "cloned started" "$dir/cloned.log" && return 0
+    kill -0 "$cloned_pid" 2>/dev/null || { cat "$dir/cloned.log" >&2; die "cloned did not start"; }
+    sleep 0.05
+  done
+  die "cloned did not start within 10 s"
+}
+
+# Reads the peak RSS (KiB) and CPU time of cloned, then stops it cleanly.
+stop_cloned() {
+  local dir=$1
+  awk '/^VmHWM:/ { print $2 }' "/proc/$cloned_pid/status" >"$dir/hwm_kib"
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$cloned_pid/stat" >"$dir/cpu_s"
+  kill -TERM "$cloned_pid"
+  wait "$cloned_pid" || die "cloned did not stop cleanly (log: $dir/cloned.log)"
+  cloned_pid=""
+}
+
+# One replication run: R = MiB/s over clone-origin's wall time (it returns once
+# every record is durable on the clone); hwm_kib and cpu_s are left in $dir.
+run_replication() {
+  local target=$1 name=$2 bytes=$3 extra=$4
+  shift 4
+  local dir=$scratch/$name
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  make_pair "$dir" "$target" "$extra"
+  start_cloned "$dir"
+  local t0 elapsed
+  t0=$(now_ns)
+  bounded "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$bytes" "$@" \
+    >"$dir/origin.log" 2>&1 || { cat "$dir/origin.log" >&2; die "clone-origin failed ($name)"; }
+  elapsed=$(($(now_ns) - t0))
+  stop_cloned "$dir"
+  R=$(mib_per_s "$bytes" "$elapsed")
+}
+
+e2e_seq() {
+  run_replication "$1" "$2" "$seq_bytes" "" --seed "$3" --write-min 1M --write-max 1M \
+    --pattern sequential --epoch-records "$seq_epoch_records"
+}
+
+e2e_rand() {
+  run_replication "$1" "$2" "$rand_bytes" "$4" --seed "$3" --write-min 4K --write-max 4K \
+    --pattern random --epoch-records "$rand_epoch_records"
+}
+
+# --- Results -----------------------------------------------------------------
+rows=()
+# row TARGET FIGURE VALUE UNIT [BASELINE_NAME BASELINE_VALUE GOAL], kept as
+# one string with unit separators (figure names contain "|").
+row() { rows+=("$(printf '%s\x1f' "$@")"); }
+
+# The 1-minute load average goes with every run: the machine may be shared.
+print_run() { note "$(printf '%-5s run %s  %-58s %-14s load %s' "$1" "$3" "$2" "$4" "$(cut -d' ' -f1 /proc/loadavg)")"; }
+
+# Samples of every run, keyed "target:figure"; med and peak_mib sum them up.
+# A sample list is space-separated numbers: splitting it is the point.
+declare -A samples
+add_sample() { samples[$1]="${samples[$1]:-} $2"; }
+# shellcheck disable=SC2086
+med() { median ${samples[$1]}; }
+# shellcheck disable=SC2086
+peak_mib() { awk -v k="$(max_of ${samples[$1]})" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# Records $R under "target:figure" and says it.
+keep() {
+  add_sample "$1:$2" "$R"
+  print_run "$1" "$3" "$4" "$R MiB/s"
+}
+
+# Also keeps the run's cloned peak RSS and CPU time.
+keep_replication() {
+  local dir=$scratch/$5
+  add_sample "$1:$2_hwm" "$(cat "$dir/hwm_kib")"
+  add_sample "$1:$2_cpu" "$(cat "$dir/cpu_s")"
+  keep "$1" "$2" "$3 (RSS $(cat "$dir/hwm_kib") KiB, CPU $(cat "$dir/cpu_s") s)" "$4"
+}
+
+bench_seq() {
+  local t=$1 target=$2 rep=$3
+  run_stream;                               keep "$t" stream "bare stream (no disk)" "$rep"
+  fio_seq "$target";                        keep "$t" fio_seq "fio seq 1M O_DIRECT" "$rep"
+  run_nc_dd "$target";                      keep "$t" nc_dd "nc | dd oflag=direct" "$rep"
+  e2e_seq "$target" "$t-seq-$rep" "$rep";   keep_replication "$t" e2e "end to end 1M sequential" "$rep" "$t-seq-$rep"
+}
+
+bench_rand() {
+  local t=$1 target=$2 rep=$3
+  local slow_config
+  slow_config=$(printf '[apply]\nstore_commit_delay_ms = %s' "$slow_commit_ms")
+  fio_rand "$target";                                     keep "$t" fio_rand "fio 4K randwrite" "$rep"
+  e2e_rand "$target" "$t-rand-$rep" "$rep" "";            keep_replication "$t" rand "cloned 4K random" "$rep" "$t-rand-$rep"
+  e2e_rand "$target" "$t-slow-$rep" "$rep" "$slow_config"; keep_replication "$t" slow "cloned 4K random, slow store" "$rep" "$t-slow-$rep"
+}
+
+# All figures of one target; repetitions interleave the methods so that a
+# burst of background load does not land on one method only.
+bench_target() {
+  local t=$1 target=$2 rep
+  note "$t: $target"
+  prefill "$target"
+  for rep in $(seq "$reps"); do bench_seq "$t" "$target" "$rep"; done
+  for rep in $(seq "$reps"); do bench_rand "$t" "$target" "$rep"; done
+  local e2e stream fio nc rand fio_r slow
+  e2e=$(med "$t:e2e"); stream=$(med "$t:stream"); fio=$(med "$t:fio_seq"); nc=$(med "$t:nc_dd")
+  rand=$(med "$t:rand"); fio_r=$(med "$t:fio_rand"); slow=$(med "$t:slow")
+  row "$t" "(a) bare encrypted stream" "$stream" "MiB/s"
+  row "$t" "(b) fio seq write 1M O_DIRECT" "$fio" "MiB/s"
+  row "$t" "(c) nc | dd oflag=direct" "$nc" "MiB/s"
+  row "$t" "1. end to end 1M sequential" "$e2e" "MiB/s" "(a) stream" "$(ratio "$e2e" "$stream")" ">= 0.85"
+  row "$t" "   same, vs fio" "$e2e" "MiB/s" "(b) fio seq" "$(ratio "$e2e" "$fio")" ""
+  row "$t" "   same, vs nc | dd" "$e2e" "MiB/s" "(c) nc | dd" "$(ratio "$e2e" "$nc")" ""
+  row "$t" "fio 4K randwrite, qd 4" "$fio_r" "MiB/s"
+  row "$t" "2. cloned 4K random, barrier/32" "$rand" "MiB/s" "fio 4K" "$(ratio "$rand" "$fio_r")" ">= 0.80"
+  row "$t" "3. same, store commit +${slow_commit_ms} ms" "$slow" "MiB/s" "unslowed" "$(ratio "$slow" "$rand")" ">= 0.90"
+  local kind
+  for kind in e2e rand slow; do
+    row "$t" "4. peak RSS cloned ($kind)" "$(peak_mib "$t:${kind}_hwm")" "MiB" "" "" "<= 64"
+  done
+  for kind in e2e rand slow; do
+    row "$t" "   cloned CPU s per run ($kind)" "$(med "$t:${kind}_cpu")" "s"
+  done
+}
+
+goal_verdict() {
+  local value=$1 goal=$2
+  [[ -n $goal ]] || return 0
+  local op=${goal%% *} limit=${goal##* }
+  if awk -v v="$value" -v l="$limit" -v op="$op" 'BEGIN { exit !((op == ">=") ? v >= l : v <= l) }'; then
+    echo "met"
+  else
+    echo "MISSED"
+  fi
+}
+
+print_table() {
+  echo
+  echo "Medians of $reps runs; seq ${seq_bytes} bytes, 4K random ${rand_bytes} bytes on a ${disk_bytes}-byte target."
+  printf '%-6s %-38s %10s %-6s %-12s %6s  %-8s %s\n' target figure value unit baseline ratio goal verdict
+  local r t f v u bn bv g check
+  for r in "${rows[@]}"; do
+    IFS=$'\x1f' read -r t f v u bn bv g <<<"$r"
+    check=$v
+    [[ -n $bv ]] && check=$bv
+    printf '%-6s %-38s %10s %-6s %-12s %6s  %-8s %s\n' "$t" "$f" "$v" "$u" "$bn" "$bv" "$g" "$(goal_verdict "$check" "$g")"
+  done
+}
+
+main() {
+  command -v fio >/dev/null || die "fio is missing (apt-get install fio)"
+  command -v nc >/dev/null || die "nc is missing (apt-get install netcat-openbsd)"
+  build_binaries
+  local tmp=${BENCH_TMP:-/var/tmp}
+  scratch=$(mktemp -d "$tmp/cloned-bench.XXXXXX")
+  # The original's disk: in RAM when possible, so the original side's own
+  # disk writes do not compete with the clone's disk in the measurement.
+  if [[ -d /dev/shm ]]; then source_img=$(mktemp /dev/shm/cloned-bench-source.XXXXXX); else source_img=$scratch/source.img; fi
+  truncate -s "$disk_bytes" "$source_img"
+  local target=$scratch/target.img
+  note "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  note "scratch: $scratch on $(findmnt -n -o SOURCE,FSTYPE -T "$scratch" | tr -s ' ')"
+  local t
+  for t in $targets; do
+    case $t in
+      file) bench_target file "$target" ;;
+      loop)
+        if [[ $(id -u) -ne 0 ]]; then
+          note "loop: skipped (loop devices need root)"
+          continue
+        fi
+        [[ -f $target ]] || truncate -s "$disk_bytes" "$target"
+        # Direct I/O on the backing file makes the loop device behave like a
+        # disk (no second page cache); fall back if the kernel refuses.
+        loop_dev=$(losetup --find --show --direct-io=on "$target" 2>/dev/null || losetup --find --show "$target") ||
+          die "losetup could not attach $target"
+        bench_target loop "$loop_dev"
+        detach_loop
+        ;;
+      *) die "unknown target '$t' in BENCH_TARGETS (file, loop)" ;;
+    esac
+  done
+  note "done in ${SECONDS} s; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  print_table
+}
+
+main "$@"
