@@ -18,17 +18,23 @@ inline constexpr size_t kIoAlignmentBytes = 4096;
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
+  // Plain malloc, aligned by hand: glibc serves a large posix_memalign with a
+  // fresh mmap every time (page faults, zeroing, and a munmap on free), while
+  // malloc's adaptive threshold lets a steady stream of frames reuse the heap.
   explicit AlignedBuffer(size_t size_bytes, size_t alignment_bytes = kIoAlignmentBytes) {
     if (size_bytes == 0) return;
-    void* p = nullptr;
-    if (posix_memalign(&p, alignment_bytes, size_bytes) != 0) throw std::bad_alloc();
-    data_ = static_cast<uint8_t*>(p);
+    raw_ = static_cast<uint8_t*>(std::malloc(size_bytes + alignment_bytes));
+    if (raw_ == nullptr) throw std::bad_alloc();
+    const uintptr_t at = reinterpret_cast<uintptr_t>(raw_);
+    data_ = raw_ + (alignment_bytes - at % alignment_bytes) % alignment_bytes;
     size_ = size_bytes;
   }
-  AlignedBuffer(AlignedBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  AlignedBuffer(AlignedBuffer&& o) noexcept
+      : raw_(std::exchange(o.raw_, nullptr)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
   AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
     if (this != &o) {
-      std::free(data_);
+      std::free(raw_);
+      raw_ = std::exchange(o.raw_, nullptr);
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
     }
@@ -36,7 +42,7 @@ class AlignedBuffer {
   }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  ~AlignedBuffer() { std::free(data_); }
+  ~AlignedBuffer() { std::free(raw_); }
 
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
@@ -45,7 +51,8 @@ class AlignedBuffer {
   std::span<const uint8_t> span() const { return {data_, size_}; }
 
  private:
-  uint8_t* data_ = nullptr;
+  uint8_t* raw_ = nullptr;   // what malloc returned; freed
+  uint8_t* data_ = nullptr;  // raw_ rounded up to the alignment
   size_t size_ = 0;
 };
 
