@@ -2,9 +2,21 @@
 # SPDX-License-Identifier: MIT
 # Installs what the project needs on Debian 12 (only what is missing), then
 # configures and builds it in ./build. Idempotent; safe to run again.
-# Usage: scripts/setup.sh            (CI=true makes warnings errors)
+# Usage: scripts/setup.sh [--fuzz] [--no-build]   (CI=true makes warnings errors)
+#   --fuzz      also clang and its libFuzzer runtime (scripts/fuzz.sh)
+#   --no-build  install only (scripts/fuzz.sh and scripts/sanitize.sh build elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fuzz=false
+build=true
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) fuzz=true ;;
+    --no-build) build=false ;;
+    *) echo "setup: unknown option $arg (use --fuzz, --no-build)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   g++ pkg-config meson ninja-build cmake
@@ -12,6 +24,9 @@ packages=(
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
   util-linux iproute2 fio netcat-openbsd time systemd
 )
+# The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is
+# clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
+if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +41,8 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+$build || exit 0
 
 werror=false
 [ "${CI:-}" = "true" ] && werror=true

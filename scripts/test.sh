@@ -3,7 +3,53 @@
 # Builds (installing what is missing) and runs every test: unit, scenario and
 # black-box suites. Tests that need root or a loop device say so and skip.
 # Extra arguments go to `meson test` (e.g. --suite e2e, or a test name).
+#
+# With --all, or with CI=true and no test arguments, it then runs the test
+# suite under the sanitizers (scripts/sanitize.sh: ASan+UBSan, TSan) and each
+# fuzz target for FUZZ_SECONDS (default 10; scripts/fuzz.sh). A developer's
+# plain scripts/test.sh stays fast. Every stage runs even if one before it
+# failed, so one CI run shows all that is wrong; the exit status is 1 if any
+# stage failed. Prints the wall time of each stage.
+# Usage: scripts/test.sh [--all] [MESON_TEST_ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-meson test -C build --print-errorlogs --num-processes 2 "$@"
+
+all=false
+args=()
+for arg in "$@"; do
+  if [ "$arg" = --all ]; then all=true; else args+=("$arg"); fi
+done
+[ "${CI:-}" = true ] && ((${#args[@]} == 0)) && all=true
+
+timings=()
+failed=()
+stage() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "=== test.sh: $name"
+  if "$@"; then
+    timings+=("$name: $((SECONDS - start)) s")
+  else
+    timings+=("$name: $((SECONDS - start)) s, FAILED")
+    failed+=("$name")
+  fi
+}
+
+suite() {
+  scripts/setup.sh && meson test -C build --print-errorlogs --num-processes 2 "${args[@]}"
+}
+
+stage "build and test suite" suite
+if $all; then
+  stage "asan+ubsan: build and whole suite" scripts/sanitize.sh asan
+  stage "tsan: build and threaded suites" scripts/sanitize.sh tsan
+  stage "fuzz: build and ${FUZZ_SECONDS:-10} s per target" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi
+
+echo "=== test.sh: stage times"
+printf '  %s\n' "${timings[@]}"
+if ((${#failed[@]})); then
+  echo "test.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi

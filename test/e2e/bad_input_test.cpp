@@ -164,7 +164,7 @@ TEST_CASE("bad input is refused with a clear error, nothing is written, and the 
     REQUIRE(s->send_raw(wire).is_ok());
     auto e = s->expect_error();
     REQUIRE(e.is_ok());
-    CHECK(e->code == proto::ErrorCode::protocol);
+    CHECK(e->code == proto::ErrorCode::corrupted);
     MESSAGE("flipped byte: " << e->message);
     next_good();
   }

@@ -118,6 +118,8 @@ void FaultProxy::run() {
     }
     size_t i = 1;
     for (auto& p : pairs) {
+      // A connection accepted in this pass has no pollfd yet: next pass.
+      if (i >= pfds.size()) break;
       for (int side = 0; side < 2; ++side, ++i) {
         if (p->done || !(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         ssize_t n = ::read(p->fds[side], buf.data(), buf.size());

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// The decoders' contract, checked on untrusted bytes: every decoder returns a
+// Status (never asserts, never reads out of bounds), only the decoder of the
+// message's own type accepts it, and what it accepts re-encodes to bytes that
+// decode to the same message. Byte-exact where the layout has no reserved
+// field; field-wise for records, whose reserved fields are not kept.
+#include <cstring>
+
+#include "fuzz/fuzz_support.h"
+
+namespace fuzz {
+namespace {
+
+using proto::MsgType;
+
+bool same(const proto::RecordHeader& a, const proto::RecordHeader& b) {
+  return a.type == b.type && a.flags == b.flags && a.seq == b.seq && a.epoch == b.epoch &&
+         a.offset_bytes == b.offset_bytes && a.length_bytes == b.length_bytes && a.digest == b.digest;
+}
+
+bool equal_bytes(const base::Bytes& a, base::ByteSpan b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
+bool is_record(MsgType t) {
+  return t == MsgType::write || t == MsgType::trim || t == MsgType::zero || t == MsgType::barrier;
+}
+
+// Accepted only if the type byte says so.
+void check_type(bool decoded, base::ByteSpan msg, MsgType type) {
+  if (decoded) FUZZ_CHECK(!msg.empty() && msg[0] == static_cast<uint8_t>(type));
+}
+
+bool check_hello(base::ByteSpan msg) {
+  proto::Hello h;
+  const bool ok = proto::decode_hello(msg, h).is_ok();
+  check_type(ok, msg, MsgType::hello);
+  if (ok) {
+    base::Bytes again;
+    proto::encode_hello(h, again);
+    FUZZ_CHECK(equal_bytes(again, msg));
+  }
+  return ok;
+}
+
+bool check_record(base::ByteSpan msg) {
+  proto::RecordHeader h;
+  h.seq = 0x5eed;  // a failed decode must leave the caller's header alone
+  base::ByteSpan payload;
+  const bool ok = proto::decode_record(msg, h, payload).is_ok();
+  if (!ok) {
+    FUZZ_CHECK(h.seq == 0x5eed && payload.empty());
+    return false;
+  }
+  FUZZ_CHECK(!msg.empty() && is_record(static_cast<MsgType>(msg[0])) && h.type == static_cast<MsgType>(msg[0]));
+  if (h.type == MsgType::write) {
+    FUZZ_CHECK(payload.size() == h.length_bytes && payload.data() == msg.data() + proto::kWriteHeaderBytes);
+  } else {
+    FUZZ_CHECK(payload.empty());
+  }
+  base::Bytes again;
+  proto::encode_record(h, payload, again);
+  proto::RecordHeader h2;
+  base::ByteSpan payload2;
+  FUZZ_CHECK(proto::decode_record(again, h2, payload2).is_ok());
+  FUZZ_CHECK(same(h, h2) && payload.size() == payload2.size());
+  FUZZ_CHECK(payload.empty() || std::memcmp(payload.data(), payload2.data(), payload.size()) == 0);
+  return true;
+}
+
+bool check_text(base::ByteSpan msg, MsgType type) {
+  proto::ErrorMsg m;
+  const bool ok = type == MsgType::error ? proto::decode_error(msg, m).is_ok() : proto::decode_goodbye(msg, m).is_ok();
+  check_type(ok, msg, type);
+  if (ok) {
+    FUZZ_CHECK(m.message.size() <= proto::kMaxMessageTextBytes);
+    base::Bytes again;
+    if (type == MsgType::error) proto::encode_error(m, again);
+    else proto::encode_goodbye(m, again);
+    FUZZ_CHECK(equal_bytes(again, msg));
+  }
+  return ok;
+}
+
+bool check_small(base::ByteSpan msg) {
+  uint64_t a = 0, b = 0;
+  bool any = false;
+  base::Bytes again;
+  if (proto::decode_barrier_ack(msg, a, b).is_ok()) {
+    check_type(true, msg, MsgType::barrier_ack);
+    proto::encode_barrier_ack(a, b, again);
+    any = true;
+  }
+  if (proto::decode_receipt_ack(msg, a).is_ok()) {
+    check_type(true, msg, MsgType::receipt_ack);
+    proto::encode_receipt_ack(a, again);
+    any = true;
+  }
+  if (proto::decode_committed(msg, a).is_ok()) {
+    check_type(true, msg, MsgType::committed);
+    proto::encode_committed(a, again);
+    any = true;
+  }
+  if (proto::decode_ping(msg, a, b).is_ok()) {
+    check_type(true, msg, MsgType::ping);
+    proto::encode_ping(a, b, again);
+    any = true;
+  }
+  if (proto::decode_pong(msg, a).is_ok()) {
+    check_type(true, msg, MsgType::pong);
+    proto::encode_pong(a, again);
+    any = true;
+  }
+  if (any) FUZZ_CHECK(equal_bytes(again, msg));  // at most one decoder accepted: `again` is its encoding
+  return any;
+}
+
+}  // namespace
+
+bool decode_any(base::ByteSpan msg) {
+  const base::Result<MsgType> type = proto::peek_type(msg);
+  // Every decoder sees every message, not only the one peek_type picks: a
+  // decoder must refuse another type's bytes as cleanly as garbage.
+  const bool hello = check_hello(msg);
+  const bool record = check_record(msg);
+  const bool error = check_text(msg, MsgType::error);
+  const bool goodbye = check_text(msg, MsgType::goodbye);
+  const bool small = check_small(msg);
+  const int accepted = int{hello} + int{record} + int{error} + int{goodbye} + int{small};
+  FUZZ_CHECK(accepted <= 1);
+  if (accepted == 1) FUZZ_CHECK(type.is_ok());  // nothing decodes that peek_type calls unknown
+  return accepted == 1;
+}
+
+}  // namespace fuzz

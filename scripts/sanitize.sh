@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The test suite under the sanitizers (gcc):
+#  asan: the whole tree with AddressSanitizer + UndefinedBehaviorSanitizer
+#        (and LeakSanitizer) in ./build-asan, the whole test suite;
+#  tsan: the whole tree with ThreadSanitizer in ./build-tsan, the threaded
+#        parts: the daemon's black-box suites (e2e-*), origin, blockio and
+#        simulation.
+# The binaries the black-box tests start (cloned, clonectl, clone-origin) are
+# instrumented too, and their reports would vanish with their stderr, so every
+# process writes its reports to build-*/sanitizer-reports/; any report there
+# fails the run, whatever the tests said. Races inside Debian's libuv, sqlite
+# or libsodium may be suppressed in scripts/tsan.supp, never our own.
+# Usage: scripts/sanitize.sh [asan] [tsan]   (default both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stages=("$@")
+((${#stages[@]})) || stages=(asan tsan)
+for s in "${stages[@]}"; do
+  case "$s" in
+    asan | tsan) ;;
+    *) echo "sanitize: unknown stage $s (use asan, tsan)" >&2; exit 2 ;;
+  esac
+done
+
+scripts/setup.sh --no-build
+
+# Warnings stay warnings here: instrumentation makes gcc warn about code it
+# rewrote (-Wmaybe-uninitialized, -Wnull-dereference), not about ours.
+# The build's output is shown only when it fails.
+configure() {
+  local dir=$1
+  shift
+  local log
+  log=$(mktemp)
+  if { if [ ! -f "$dir/build.ninja" ]; then
+         meson setup "$dir" -Dwerror=false -Db_lundef=false "$@"
+       else
+         meson configure "$dir" -Dwerror=false -Db_lundef=false "$@"
+       fi && ninja -C "$dir" -j "$(nproc)"; } >"$log" 2>&1; then
+    rm -f "$log"
+  else
+    tail -n 60 "$log" >&2
+    rm -f "$log"
+    echo "sanitize: building $dir failed" >&2
+    return 1
+  fi
+}
+
+# Fails if any process of the run left a report.
+check_reports() {
+  local dir=$1
+  local reports=("$dir"/sanitizer-reports/*)
+  [ -e "${reports[0]}" ] || return 0
+  echo "sanitize: ${#reports[@]} sanitizer report(s) in $dir/sanitizer-reports/:" >&2
+  for r in "${reports[@]}"; do
+    echo "--- $r" >&2
+    cat "$r" >&2
+  done
+  return 1
+}
+
+fresh_reports() {
+  rm -rf "$1/sanitizer-reports"
+  mkdir -p "$1/sanitizer-reports"
+}
+
+# A sanitized test runs several times slower: meson's timeouts stretch.
+run_tests() {
+  local dir=$1
+  shift
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 --timeout-multiplier 4 "$@"
+}
+
+status=0
+for s in "${stages[@]}"; do
+  dir=build-$s
+  start=$SECONDS
+  if [ "$s" = asan ]; then
+    configure "$dir" -Db_sanitize=address,undefined || { status=1; continue; }
+    fresh_reports "$dir"
+    # halt_on_error: UBSan reports and carries on by default; here a report
+    # fails the test that caused it. abort_on_error: a core-less abort that
+    # the test runner sees as a crash.
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$PWD/$dir/sanitizer-reports/asan"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$dir/sanitizer-reports/ubsan"
+    run_tests "$dir" || status=1
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+  else
+    configure "$dir" -Db_sanitize=thread || { status=1; continue; }
+    fresh_reports "$dir"
+    mapfile -t tests < <(meson introspect --tests "$dir" | python3 -c '
+import json, sys
+threaded = {"origin", "blockio", "simulation"}
+for t in json.load(sys.stdin):
+    if t["name"].startswith("e2e-") or t["name"] in threaded:
+        print(t["name"])')
+    if ((${#tests[@]} == 0)); then
+      echo "sanitize: no threaded tests found in $dir" >&2
+      status=1
+      continue
+    fi
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp:log_path=$PWD/$dir/sanitizer-reports/tsan"
+    run_tests "$dir" "${tests[@]}" || status=1
+    unset TSAN_OPTIONS
+  fi
+  check_reports "$dir" || status=1
+  echo "sanitize: $s took $((SECONDS - start)) s"
+done
+exit $status
