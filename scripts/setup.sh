@@ -22,7 +22,7 @@ packages=(
   g++ pkg-config meson ninja-build cmake
   libuv1-dev libsodium-dev libsqlite3-dev libtomlplusplus-dev doctest-dev
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
-  util-linux iproute2 fio netcat-openbsd time systemd
+  util-linux mount iproute2 fio netcat-openbsd time systemd
 )
 # The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
