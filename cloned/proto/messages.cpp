@@ -73,6 +73,7 @@ const char* clone_state_name(CloneState s) {
     case CloneState::fresh: return "fresh";
     case CloneState::consistent: return "consistent";
     case CloneState::inconsistent: return "inconsistent";
+    case CloneState::diverged: return "diverged";
   }
   return "unknown";
 }
@@ -158,11 +159,16 @@ void encode_goodbye(const ErrorMsg& m, base::Bytes& out) { encode_text(MsgType::
 
 // --- Decoding ---
 
+bool is_known_type(uint8_t t) {
+  return (t >= static_cast<uint8_t>(MsgType::hello) && t <= static_cast<uint8_t>(MsgType::goodbye)) ||
+         (t >= static_cast<uint8_t>(MsgType::resync_begin) && t <= static_cast<uint8_t>(MsgType::progress));
+}
+
 base::Result<MsgType> peek_type(base::ByteSpan msg) {
   if (msg.empty())
     return base::Status::error(EPROTO, "malformed message: the frame is empty and has no type byte.");
   const uint8_t t = msg[0];
-  if (t < static_cast<uint8_t>(MsgType::hello) || t > static_cast<uint8_t>(MsgType::goodbye))
+  if (!is_known_type(t))
     return base::Status::error(EPROTO, "malformed message: unknown message type " + std::to_string(t) + ".");
   return static_cast<MsgType>(t);
 }
@@ -188,8 +194,8 @@ base::Status decode_hello(base::ByteSpan msg, Hello& out) {
   assert(r.done());
   if (role != static_cast<uint8_t>(Role::original) && role != static_cast<uint8_t>(Role::clone))
     return malformed("hello", "role " + std::to_string(role) + " is neither 1 (original) nor 2 (clone)");
-  if (state > static_cast<uint8_t>(CloneState::inconsistent))
-    return malformed("hello", "state " + std::to_string(state) + " is outside 0..2");
+  if (state > static_cast<uint8_t>(CloneState::diverged))
+    return malformed("hello", "state " + std::to_string(state) + " is outside 0..3");
   m.role = static_cast<Role>(role);
   m.state = static_cast<CloneState>(state);
   out = m;

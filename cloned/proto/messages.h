@@ -45,13 +45,29 @@ enum class MsgType : uint8_t {
   pong = 10,
   error = 11,
   goodbye = 12,
+  // Resync and verify (resync.h): 13..24.
+  resync_begin = 13,
+  resync_state = 14,
+  digest_request = 15,
+  digest_reply = 16,
+  resync_data = 17,
+  resync_zero = 18,
+  resync_mark = 19,
+  resync_mark_ack = 20,
+  resync_end = 21,
+  resync_done = 22,
+  out_of_sync = 23,
+  progress = 24,
 };
+// True for every type this version knows (peek_type refuses the others).
+bool is_known_type(uint8_t type);
 
 // The clone's replication state as told in its hello and status.
 enum class CloneState : uint8_t {
   fresh = 0,         // paired, nothing applied yet
   consistent = 1,    // a bootable copy at an epoch boundary
-  inconsistent = 2,  // catching up after an unclean stop, or (later) resyncing
+  inconsistent = 2,  // catching up after an unclean stop, or resyncing
+  diverged = 3,      // the disk changed behind the daemon: no writes until a decision
 };
 const char* clone_state_name(CloneState s);
 
@@ -59,6 +75,10 @@ enum class Role : uint8_t { original = 1, clone = 2 };
 
 // Hello flags (original -> clone).
 inline constexpr uint32_t kHelloWantReceiptAcks = 1u << 0;
+// A maintenance session (resync, verify, repair): the clone opens it whatever
+// its generation and position, and takes records only once they line up
+// (after a resync_begin, or when they did already).
+inline constexpr uint32_t kHelloMaintenance = 1u << 1;
 
 struct Hello {
   uint16_t version = kProtocolVersion;

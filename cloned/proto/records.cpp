@@ -31,6 +31,8 @@ const char* record_name(MsgType t) {
     case MsgType::trim: return "trim record";
     case MsgType::zero: return "zero record";
     case MsgType::barrier: return "barrier record";
+    case MsgType::resync_data: return "resync_data message";
+    case MsgType::resync_zero: return "resync_zero message";
     default: return "record";
   }
 }
@@ -39,9 +41,12 @@ bool is_record_type(MsgType t) {
   return t == MsgType::write || t == MsgType::trim || t == MsgType::zero || t == MsgType::barrier;
 }
 
+bool is_resync_extent_type(MsgType t) { return t == MsgType::resync_data || t == MsgType::resync_zero; }
+bool has_payload(MsgType t) { return t == MsgType::write || t == MsgType::resync_data; }
+
 // The record decoders fill `h` and leave the caller's header untouched on error.
 base::Status decode_write(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& payload) {
-  constexpr std::string_view what = "write record";
+  const std::string_view what = record_name(static_cast<MsgType>(msg[0]));
   if (msg.size() < kWriteHeaderBytes)
     return malformed(what, u64s(msg.size()) + " bytes is shorter than its " +
                                u64s(kWriteHeaderBytes) + "-byte header");
@@ -101,11 +106,11 @@ base::Status decode_barrier(base::ByteSpan msg, RecordHeader& h) {
 }  // namespace
 
 void encode_write_header(const RecordHeader& h, uint8_t out[kWriteHeaderBytes]) {
-  assert(h.type == MsgType::write);
+  assert(has_payload(h.type));
   assert(h.length_bytes >= 1 && h.length_bytes <= kMaxWritePayloadBytes);
   // Stored field by field into the caller's array: this runs once per write
   // record on the sending path and must not allocate.
-  out[0] = static_cast<uint8_t>(MsgType::write);
+  out[0] = static_cast<uint8_t>(h.type);
   out[1] = h.flags;
   base::store_le16(out + 2, 0);  // reserved
   base::store_le32(out + 4, static_cast<uint32_t>(h.length_bytes));
@@ -117,8 +122,8 @@ void encode_write_header(const RecordHeader& h, uint8_t out[kWriteHeaderBytes]) 
 }
 
 void encode_record(const RecordHeader& h, base::ByteSpan payload, base::Bytes& out) {
-  assert(is_record_type(h.type));
-  if (h.type == MsgType::write) {
+  assert(is_record_type(h.type) || is_resync_extent_type(h.type));
+  if (has_payload(h.type)) {
     assert(payload.size() == h.length_bytes);
     uint8_t header[kWriteHeaderBytes];
     encode_write_header(h, header);
@@ -154,6 +159,23 @@ base::Status decode_record(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& 
     default: s = decode_extent(msg, decoded); break;
   }
   if (!s.is_ok()) return s;
+  h = decoded;
+  payload = body;
+  return base::Status::ok();
+}
+
+base::Status decode_resync_extent(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& payload) {
+  payload = {};
+  if (msg.empty() || !is_resync_extent_type(static_cast<MsgType>(msg[0])))
+    return malformed("resync extent", msg.empty() ? std::string("the message is empty")
+                                                  : "type " + std::to_string(msg[0]) + " is not 17 or 18");
+  RecordHeader decoded;
+  base::ByteSpan body;
+  base::Status s = msg[0] == static_cast<uint8_t>(MsgType::resync_data) ? decode_write(msg, decoded, body)
+                                                                          : decode_extent(msg, decoded);
+  if (!s.is_ok()) return s;
+  if (decoded.seq != 0 || decoded.epoch != 0)
+    return malformed(record_name(decoded.type), "seq and epoch must be 0 (resync data is not part of the log)");
   h = decoded;
   payload = body;
   return base::Status::ok();

@@ -52,6 +52,17 @@ base::Status Store::Impl::update(const ReplicaState& state) {
   use.bind(7, std::string_view(bounded(state.state_reason, kMessageBytesMax)));
   use.bind(8, state.consistent_at_seq);
   use.bind(9, now_unix_ms());
+  use.bind(10, state.resync.generation);
+  use.bind(11, state.resync.target_seq);
+  use.bind(12, state.resync.target_epoch);
+  use.bind(13, state.resync.cursor_bytes);
+  use.bind(14, static_cast<uint64_t>(state.resync.extent_bytes));
+  use.bind(15, static_cast<uint64_t>(state.resync.flags));
+  use.bind(16, static_cast<int64_t>(state.needs_resync ? 1 : 0));
+  static const uint8_t kEmpty = 0;  // a null pointer would bind NULL, not an empty blob
+  use.bind_blob(17, state.fingerprint.empty() ? &kEmpty : state.fingerprint.data(), state.fingerprint.size());
+  use.bind(18, static_cast<int64_t>(state.fingerprint_valid ? 1 : 0));
+  use.bind(19, std::string_view(bounded(state.decision, kMessageBytesMax)));
   int rc = use.step();
   if (rc != SQLITE_DONE) return fail("update the replica row", rc);
   if (sqlite3_changes(db) != 1) {
@@ -71,7 +82,7 @@ base::Result<ReplicaState> Store::load() {
   s.committed_epoch = use.u64(4);
   s.reserved_seq = use.u64(5);
   const int64_t state = use.i64(6);
-  if (state < 0 || state > static_cast<int64_t>(proto::CloneState::inconsistent)) {
+  if (state < 0 || state > static_cast<int64_t>(proto::CloneState::diverged)) {
     return base::Status::error(EIO, "state store " + impl_->dir + " holds an unknown state " +
                                         std::to_string(state) + "; run a newer cloned");
   }
@@ -79,6 +90,17 @@ base::Result<ReplicaState> Store::load() {
   s.state_reason = use.text(7);
   s.consistent_at_seq = use.u64(8);
   s.updated_unix_ms = use.i64(9);
+  s.resync.generation = use.u64(10);
+  s.resync.target_seq = use.u64(11);
+  s.resync.target_epoch = use.u64(12);
+  s.resync.cursor_bytes = use.u64(13);
+  s.resync.extent_bytes = static_cast<uint32_t>(use.u64(14));
+  s.resync.flags = static_cast<uint32_t>(use.u64(15));
+  s.needs_resync = use.i64(16) != 0;
+  const std::string_view fp = use.blob(17);
+  s.fingerprint.assign(fp.begin(), fp.end());
+  s.fingerprint_valid = use.i64(18) != 0;
+  s.decision = use.text(19);
   return s;
 }
 
@@ -129,6 +151,39 @@ base::Result<std::vector<Event>> Store::recent_events(size_t limit) {
   }
   if (rc != SQLITE_DONE) return impl_->fail("read events", rc);
   return events;
+}
+
+base::Status Store::add_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes) {
+  base::Result<uint64_t> count = out_of_sync_count();
+  if (!count) return count.status();
+  if (*count >= kMaxOutOfSyncRanges)
+    return base::Status::error(ENOSPC, "state store " + impl_->dir + " already holds " + std::to_string(*count) +
+                                           " out-of-sync ranges; repair them (clone-origin verify --repair)");
+  Use use(impl_->insert_oos);
+  use.bind(1, offset_bytes);
+  use.bind(2, length_bytes);
+  use.bind(3, now_unix_ms());
+  int rc = use.step();
+  return rc == SQLITE_DONE ? base::Status::ok() : impl_->fail("record an out-of-sync range", rc);
+}
+
+base::Status Store::clear_out_of_sync() { return impl_->run(impl_->clear_oos, "clear the out-of-sync ranges"); }
+
+base::Result<std::vector<OutOfSyncRange>> Store::out_of_sync(size_t limit) {
+  Use use(impl_->select_oos);
+  use.bind(1, static_cast<uint64_t>(std::min(limit, kMaxOutOfSyncRanges)));
+  std::vector<OutOfSyncRange> out;
+  int rc = 0;
+  while ((rc = use.step()) == SQLITE_ROW) out.push_back({use.u64(0), use.u64(1), use.i64(2)});
+  if (rc != SQLITE_DONE) return impl_->fail("read the out-of-sync ranges", rc);
+  return out;
+}
+
+base::Result<uint64_t> Store::out_of_sync_count() {
+  Use use(impl_->count_oos);
+  int rc = use.step();
+  if (rc != SQLITE_ROW) return impl_->fail("count the out-of-sync ranges", rc);
+  return use.u64(0);
 }
 
 void Store::set_commit_delay_ms(uint32_t delay_ms) { impl_->commit_delay_ms = delay_ms; }

@@ -18,10 +18,23 @@
 #include <string>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/status.h"
 #include "cloned/proto/messages.h"
 
 namespace store {
+
+// A resync in progress (generation 0: none). The cursor is durable progress:
+// every byte below it holds the original's data as of the resync.
+struct ResyncProgress {
+  uint64_t generation = 0;
+  uint64_t target_seq = 0;      // the log position the resync brings the clone to
+  uint64_t target_epoch = 0;
+  uint64_t cursor_bytes = 0;
+  uint32_t extent_bytes = 0;
+  uint32_t flags = 0;           // proto::kResync* flags of its resync_begin
+  bool active() const { return generation != 0; }
+};
 
 struct ReplicaState {
   proto::PairId pair_id{};
@@ -37,7 +50,25 @@ struct ReplicaState {
   // The state is inconsistent until the applied position reaches this (0 = n/a).
   uint64_t consistent_at_seq = 0;
   int64_t updated_unix_ms = 0;
+  // Schema 2.
+  ResyncProgress resync;
+  // The log cannot continue on this disk (a decision discarded the clone's
+  // own changes, or a resync is owed): only a resync clears it.
+  bool needs_resync = false;
+  // Diverged detection (cloned/diverge): the disk's fingerprint as the daemon
+  // last left it. Not valid while a session may be writing.
+  base::Bytes fingerprint;
+  bool fingerprint_valid = false;
+  std::string decision;             // the last clonectl decide, "" = none
 };
+
+// A range a verify found different from the original (offset, length).
+struct OutOfSyncRange {
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+  int64_t found_unix_ms = 0;
+};
+inline constexpr size_t kMaxOutOfSyncRanges = 65536;
 
 struct Event {
   int64_t id = 0;
@@ -71,6 +102,13 @@ class Store {
   base::Status append_event(const std::string& level, const std::string& kind,
                             const std::string& message);
   base::Result<std::vector<Event>> recent_events(size_t limit);
+
+  // Out-of-sync ranges found by verify. add() replaces a range at the same
+  // offset; past kMaxOutOfSyncRanges it fails (the verify reports the rest).
+  base::Status add_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes);
+  base::Status clear_out_of_sync();
+  base::Result<std::vector<OutOfSyncRange>> out_of_sync(size_t limit);
+  base::Result<uint64_t> out_of_sync_count();
 
   // Fault injection: every save() first sleeps this long (a slow USB stick).
   void set_commit_delay_ms(uint32_t delay_ms);

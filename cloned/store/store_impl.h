@@ -21,7 +21,9 @@ static_assert(kPruneEveryInserts < kMaxEvents);
 
 inline constexpr const char* kReplicaColumns =
     "pair_id, disk_identity, generation, committed_seq, committed_epoch, reserved_seq, state, "
-    "state_reason, consistent_at_seq, updated_unix_ms";
+    "state_reason, consistent_at_seq, updated_unix_ms, resync_generation, resync_target_seq, "
+    "resync_target_epoch, resync_cursor, resync_extent, resync_flags, needs_resync, fingerprint, "
+    "fingerprint_valid, decision";
 
 int64_t now_unix_ms();
 
@@ -34,6 +36,7 @@ struct Store::Impl {
   size_t inserts_since_prune = 0;
   detail::Statement select_replica, update_replica, insert_event, prune_events, select_events;
   detail::Statement begin, commit, rollback;
+  detail::Statement insert_oos, clear_oos, select_oos, count_oos;
 
   // close_v2: the statements above are finalized after this body runs.
   ~Impl() { sqlite3_close_v2(db); }
@@ -56,6 +59,7 @@ struct Store::Impl {
   base::Status connect(OpenMode mode);
   base::Status read_version(int& version);
   base::Status create_if_new(const proto::PairId& id, const std::string& disk_identity);
+  base::Status migrate(int from_version);
   base::Status prepare_all();
   base::Status check_pair(const proto::PairId& expected, bool strict);
   base::Status prune();

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Opening the state store, and its schema.
 //
-// Schema, version 1 (PRAGMA user_version = 1; a store of a newer version is
-// refused rather than misread):
+// Schema, version 2 (PRAGMA user_version; a store of a newer version is
+// refused rather than misread). A new store is created at version 1 and
+// migrated like an old one, so every store takes the same path:
 //
 //   replica   exactly one row, id = 1: the ReplicaState of store.h.
 //             pair_id BLOB (16 bytes), disk_identity TEXT, generation,
@@ -12,6 +13,12 @@
 //             updated_unix_ms INTEGER (wall clock of the last save).
 //   events    id INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms, level, kind,
 //             message: the event log, at most kMaxEvents rows.
+//
+// Version 2 adds to replica: resync_generation, resync_target_seq,
+// resync_target_epoch, resync_cursor, resync_extent, resync_flags (the
+// ResyncProgress), needs_resync, fingerprint BLOB, fingerprint_valid,
+// decision TEXT; and the table out_of_sync (offset INTEGER PRIMARY KEY,
+// length, found_unix_ms): ranges a verify found different.
 //
 // Durability: journal_mode=WAL and synchronous=FULL, so save() returns only
 // once its commit is in the fsynced WAL. Events are inserted with
@@ -32,7 +39,7 @@ namespace {
 using detail::Statement;
 using detail::Use;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;  // a reader (clonectl) may hold the file briefly
 
 constexpr const char* kSchema = R"sql(
@@ -57,6 +64,25 @@ CREATE TABLE events (
   message TEXT NOT NULL
 );
 PRAGMA user_version = 1;
+)sql";
+
+constexpr const char* kMigrateTo2 = R"sql(
+ALTER TABLE replica ADD COLUMN resync_generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN resync_target_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN resync_target_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN resync_cursor INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN resync_extent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN resync_flags INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN needs_resync INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN fingerprint BLOB NOT NULL DEFAULT x'';
+ALTER TABLE replica ADD COLUMN fingerprint_valid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN decision TEXT NOT NULL DEFAULT '';
+CREATE TABLE out_of_sync (
+  offset INTEGER PRIMARY KEY,
+  length INTEGER NOT NULL,
+  found_unix_ms INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
 )sql";
 
 // mkdir -p with mode 0700: the store says what the clone holds and is no
@@ -120,8 +146,9 @@ base::Status Store::Impl::create_if_new(const proto::PairId& id,
   if (status && version == 0) status = exec(kSchema, "create the schema");
   if (status && version == 0) {
     sqlite3_stmt* stmt = nullptr;
-    const std::string sql = std::string("INSERT INTO replica (id, ") + kReplicaColumns +
-                            ") VALUES (1, ?1, ?2, 1, 0, 0, 0, ?3, '', 0, ?4)";
+    const std::string sql =
+        "INSERT INTO replica (id, pair_id, disk_identity, generation, committed_seq, committed_epoch, reserved_seq, "
+        "state, state_reason, consistent_at_seq, updated_unix_ms) VALUES (1, ?1, ?2, 1, 0, 0, 0, ?3, '', 0, ?4)";
     int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
     if (rc == SQLITE_OK) {
       sqlite3_bind_blob(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
@@ -132,10 +159,18 @@ base::Status Store::Impl::create_if_new(const proto::PairId& id,
     }
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) status = fail("create the replica row", rc);
+    if (status) version = 1;
   }
+  if (status && version < kSchemaVersion) status = migrate(version);
   if (status) status = exec("COMMIT", "commit the new store");
   if (!status) (void)exec("ROLLBACK", "roll back");
   return status;
+}
+
+// Runs inside create_if_new's transaction: a crash leaves the old version whole.
+base::Status Store::Impl::migrate(int from_version) {
+  if (from_version < 2) BASE_TRY(exec(kMigrateTo2, "upgrade the store to schema version 2"));
+  return base::Status::ok();
 }
 
 base::Status Store::Impl::prepare_all() {
@@ -148,7 +183,13 @@ base::Status Store::Impl::prepare_all() {
       {update_replica,
        "UPDATE replica SET disk_identity = ?1, generation = ?2, committed_seq = ?3, "
        "committed_epoch = ?4, reserved_seq = ?5, state = ?6, state_reason = ?7, "
-       "consistent_at_seq = ?8, updated_unix_ms = ?9 WHERE id = 1"},
+       "consistent_at_seq = ?8, updated_unix_ms = ?9, resync_generation = ?10, resync_target_seq = ?11, "
+       "resync_target_epoch = ?12, resync_cursor = ?13, resync_extent = ?14, resync_flags = ?15, "
+       "needs_resync = ?16, fingerprint = ?17, fingerprint_valid = ?18, decision = ?19 WHERE id = 1"},
+      {insert_oos, "INSERT OR REPLACE INTO out_of_sync (offset, length, found_unix_ms) VALUES (?1, ?2, ?3)"},
+      {clear_oos, "DELETE FROM out_of_sync"},
+      {select_oos, "SELECT offset, length, found_unix_ms FROM out_of_sync ORDER BY offset LIMIT ?1"},
+      {count_oos, "SELECT count(*) FROM out_of_sync"},
       {insert_event, "INSERT INTO events (unix_ms, level, kind, message) VALUES (?1, ?2, ?3, ?4)"},
       {prune_events, "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1"},
       {select_events,
@@ -210,6 +251,10 @@ base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMod
     if (version == 0) {
       return base::Status::error(ENOENT, "state store " + dir +
                                              " is not initialised yet: the daemon has not run");
+    }
+    if (version < kSchemaVersion) {
+      return base::Status::error(EPROTO, "state store " + dir + " has schema version " + std::to_string(version) +
+                                             "; start cloned once to upgrade it, then ask again");
     }
   }
   BASE_TRY(impl->prepare_all());

@@ -47,6 +47,11 @@ store::ReplicaState sample_state() {
   s.state = proto::CloneState::inconsistent;
   s.state_reason = "catching up after an unclean stop";
   s.consistent_at_seq = 12400;
+  s.resync = {9, 12000, 70, 1ull << 40, 65536, 2};
+  s.needs_resync = true;
+  s.fingerprint = {1, 2, 3, 0, 255};
+  s.fingerprint_valid = true;
+  s.decision = "keep-diverged at 2026-11-22 by root";
   return s;
 }
 
@@ -60,6 +65,16 @@ void check_same(const store::ReplicaState& a, const store::ReplicaState& b) {
   CHECK(a.state == b.state);
   CHECK(a.state_reason == b.state_reason);
   CHECK(a.consistent_at_seq == b.consistent_at_seq);
+  CHECK(a.resync.generation == b.resync.generation);
+  CHECK(a.resync.target_seq == b.resync.target_seq);
+  CHECK(a.resync.target_epoch == b.resync.target_epoch);
+  CHECK(a.resync.cursor_bytes == b.resync.cursor_bytes);
+  CHECK(a.resync.extent_bytes == b.resync.extent_bytes);
+  CHECK(a.resync.flags == b.resync.flags);
+  CHECK(a.needs_resync == b.needs_resync);
+  CHECK(a.fingerprint == b.fingerprint);
+  CHECK(a.fingerprint_valid == b.fingerprint_valid);
+  CHECK(a.decision == b.decision);
 }
 
 }  // namespace
@@ -150,11 +165,11 @@ TEST_CASE("a store written by a newer schema version is refused") {
   open_rw(tmp.path);
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((tmp.path + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 3", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto opened = store::Store::open(tmp.path, store::OpenMode::read_write, pair_of(1));
   REQUIRE_FALSE(opened.is_ok());
-  CHECK(opened.status().message().find("schema version 2, newer than") != std::string::npos);
+  CHECK(opened.status().message().find("schema version 3, newer than") != std::string::npos);
 }
 
 TEST_CASE("events come back oldest first, and long texts are cut") {
@@ -211,4 +226,67 @@ TEST_CASE("a commit delay slows every save and each save is counted") {
   const auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK(store->commit_count() == 2);
   CHECK(elapsed >= std::chrono::milliseconds(60));
+}
+
+TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
+  TempDir tmp;
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open((tmp.path + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
+    const proto::PairId id = pair_of(1);
+    std::string hex;
+    for (uint8_t b : id) {
+      char two[3];
+      std::snprintf(two, sizeof two, "%02x", b);
+      hex += two;
+    }
+    const std::string sql =
+        "CREATE TABLE replica (id INTEGER PRIMARY KEY CHECK (id = 1), pair_id BLOB NOT NULL, disk_identity TEXT NOT NULL,"
+        " generation INTEGER NOT NULL, committed_seq INTEGER NOT NULL, committed_epoch INTEGER NOT NULL,"
+        " reserved_seq INTEGER NOT NULL, state INTEGER NOT NULL, state_reason TEXT NOT NULL,"
+        " consistent_at_seq INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL);"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms INTEGER NOT NULL, level TEXT NOT NULL,"
+        " kind TEXT NOT NULL, message TEXT NOT NULL);"
+        "INSERT INTO replica VALUES (1, x'" + hex + "', 'old disk', 4, 900, 30, 900, 1, '', 0, 1);"
+        "PRAGMA user_version = 1;";
+    REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  // A reader does not upgrade: it asks for the daemon to run first.
+  auto reader = store::Store::open(tmp.path, store::OpenMode::read_only);
+  REQUIRE_FALSE(reader.is_ok());
+  CHECK(reader.status().message().find("start cloned once to upgrade it") != std::string::npos);
+  auto store = open_rw(tmp.path);
+  auto loaded = store->load();
+  REQUIRE(loaded.is_ok());
+  CHECK(loaded->generation == 4);
+  CHECK(loaded->committed_seq == 900);
+  CHECK(loaded->state == proto::CloneState::consistent);
+  CHECK_FALSE(loaded->resync.active());
+  CHECK_FALSE(loaded->fingerprint_valid);
+  CHECK(loaded->fingerprint.empty());
+  store::ReplicaState next = *loaded;
+  next.resync.generation = 5;
+  REQUIRE(store->save(next).is_ok());
+  CHECK(store->load()->resync.generation == 5);
+}
+
+TEST_CASE("out-of-sync ranges are kept in offset order, replaced per offset, and cleared") {
+  TempDir tmp;
+  auto store = open_rw(tmp.path);
+  REQUIRE(store->add_out_of_sync(1 << 20, 4096).is_ok());
+  REQUIRE(store->add_out_of_sync(4096, 8192).is_ok());
+  REQUIRE(store->add_out_of_sync(1 << 20, 65536).is_ok());  // same offset: replaced
+  auto ranges = store->out_of_sync(100);
+  REQUIRE(ranges.is_ok());
+  REQUIRE(ranges->size() == 2);
+  CHECK((*ranges)[0].offset_bytes == 4096);
+  CHECK((*ranges)[0].length_bytes == 8192);
+  CHECK((*ranges)[1].length_bytes == 65536);
+  CHECK(store->out_of_sync_count().value() == 2);
+  store.reset();
+  auto reopened = open_rw(tmp.path);
+  CHECK(reopened->out_of_sync_count().value() == 2);
+  REQUIRE(reopened->clear_out_of_sync().is_ok());
+  CHECK(reopened->out_of_sync_count().value() == 0);
 }
