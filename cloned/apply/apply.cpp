@@ -19,7 +19,7 @@ std::string u64s(uint64_t v) { return std::to_string(v); }
 }  // namespace
 
 uint64_t record_cost_bytes(const proto::RecordHeader& h) {
-  if (h.type != proto::MsgType::write) return kRecordOverheadBytes;
+  if (h.type != proto::MsgType::write && h.type != proto::MsgType::resync_data) return kRecordOverheadBytes;
   const uint64_t page = base::kIoAlignmentBytes;
   const uint64_t frame = proto::kFramePlainOffset + proto::kWriteHeaderBytes + h.length_bytes + proto::kAeadTagBytes;
   return (frame + page - 1) / page * page + page + kRecordOverheadBytes;
@@ -67,20 +67,17 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
     return fail(actions, ErrorCode::disk_mismatch,
                 "the original's disk has " + u64s(o.disk_size_bytes) + " bytes but the clone's has " +
                     u64s(geometry_.size_bytes) + "; a clone must be a disk of the same size.");
-  if (o.generation != replica_.generation)
-    return fail(actions, ErrorCode::generation_mismatch,
-                "the original's log is of generation " + u64s(o.generation) + " but the clone holds generation " +
-                    u64s(replica_.generation) + "; a resync is needed.");
-  if (o.applied_seq > durable_.seq && !adopt_acked_position(o, actions)) return;
+  maintenance_ = (o.flags & proto::kHelloMaintenance) != 0;
+  std::optional<FailSession> refusal = log_refusal(o);
+  if (refusal && !maintenance_) return fail(actions, refusal->code, refusal->message);
+  log_ok_ = !refusal;
+  log_refused_why_ = refusal ? refusal->message : "";
+  if (log_ok_ && o.applied_seq > durable_.seq) {
+    const bool adopted = adopt_acked_position(o, actions);
+    assert(adopted);  // log_refusal checked that it is plausible
+    (void)adopted;
+  }
   const uint64_t applied = durable_.seq;
-  if (o.log_start_seq > applied + 1)
-    return fail(actions, ErrorCode::resync_needed,
-                "the original's log starts at record " + u64s(o.log_start_seq) + " but the clone needs record " +
-                    u64s(applied + 1) + " next; a resync is needed.");
-  if (o.log_end_seq < applied)
-    return fail(actions, ErrorCode::resync_needed,
-                "the clone has applied record " + u64s(applied) + " but the original's log ends at " +
-                    u64s(o.log_end_seq) + "; the two disagree and a resync is needed.");
 
   in_session_ = true;
   want_receipt_acks_ = (o.flags & proto::kHelloWantReceiptAcks) != 0;
@@ -91,7 +88,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
   receipt_acked_seq_ = applied;
   committed_sent_seq_ = committed_.seq;
 
-  if (unclean_until_seq_ > applied) {
+  if (log_ok_ && !replica_.resync.active() && unclean_until_seq_ > applied) {
     // Replaying records the disk may already hold passes through states the
     // original never had: mark it before the first such write.
     uint64_t target = std::min(unclean_until_seq_, o.log_end_seq);
@@ -122,21 +119,57 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
   actions.hello_reply = h;
 }
 
+// Why the original's log cannot continue on this clone, or nothing. A
+// maintenance session opens anyway and takes no records until a resync
+// makes them line up.
+std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
+  using proto::ErrorCode;
+  if (replica_.state == proto::CloneState::diverged)
+    return FailSession{ErrorCode::diverged, "the clone's disk was changed outside cloned (" + replica_.state_reason +
+                                                "); it takes no writes until a decision: clonectl decide "
+                                                "discard-clone-changes or keep-diverged."};
+  if (replica_.resync.active())
+    return FailSession{ErrorCode::resync_needed,
+                       "a resync of generation " + u64s(replica_.resync.generation) + " is in progress (" +
+                           u64s(replica_.resync.cursor_bytes) + " of " + u64s(geometry_.size_bytes) +
+                           " bytes done); resume it (clone-origin resync)."};
+  if (replica_.needs_resync)
+    return FailSession{ErrorCode::resync_needed, "the clone needs a resync before it takes the log again: " +
+                                                     (replica_.state_reason.empty() ? std::string("a decision discarded its changes")
+                                                                                    : replica_.state_reason) + "."};
+  if (o.generation != replica_.generation)
+    return FailSession{ErrorCode::generation_mismatch,
+                       "the original's log is of generation " + u64s(o.generation) + " but the clone holds generation " +
+                           u64s(replica_.generation) + "; a resync is needed."};
+  uint64_t applied = durable_.seq;
+  if (o.applied_seq > durable_.seq) {
+    const bool plausible = unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ &&
+                           o.applied_epoch > durable_.epoch;
+    if (!plausible)
+      return FailSession{ErrorCode::resync_needed,
+                         "the original says the clone acknowledged record " + u64s(o.applied_seq) +
+                             " but the clone cannot have written past record " +
+                             u64s(std::max(durable_.seq, unclean_until_seq_)) + "; the two disagree and a resync is needed."};
+    applied = o.applied_seq;
+  }
+  if (o.log_start_seq > applied + 1)
+    return FailSession{ErrorCode::resync_needed,
+                       "the original's log starts at record " + u64s(o.log_start_seq) + " but the clone needs record " +
+                           u64s(applied + 1) + " next; a resync is needed."};
+  if (o.log_end_seq < applied)
+    return FailSession{ErrorCode::resync_needed,
+                       "the clone has applied record " + u64s(applied) + " but the original's log ends at " +
+                           u64s(o.log_end_seq) + "; the two disagree and a resync is needed."};
+  return std::nullopt;
+}
+
 // After an unclean stop this process knows only the committed position, but
 // the original knows the last barrier the clone acknowledged: that epoch was
 // on stable storage, so the disk holds at least it. Resuming there keeps the
 // replay window (and the inconsistent mark it needs) to the epochs whose acks
 // were lost with the crash, instead of everything since the last commit.
-bool Machine::adopt_acked_position(const proto::Hello& o, Actions& actions) {
-  const bool plausible = unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ &&
-                         o.applied_epoch > durable_.epoch;
-  if (!plausible) {
-    fail(actions, proto::ErrorCode::resync_needed,
-         "the original says the clone acknowledged record " + u64s(o.applied_seq) +
-             " but the clone cannot have written past record " +
-             u64s(std::max(durable_.seq, unclean_until_seq_)) + "; the two disagree and a resync is needed.");
-    return false;
-  }
+bool Machine::adopt_acked_position(const proto::Hello& o, Actions&) {
+  if (unclean_until_seq_ == 0 || o.applied_seq > unclean_until_seq_ || o.applied_epoch <= durable_.epoch) return false;
   durable_ = {o.applied_seq, o.applied_epoch};
   highest_submitted_seq_ = std::max(highest_submitted_seq_, durable_.seq);
   if (durable_.seq >= unclean_until_seq_) unclean_until_seq_ = 0;
@@ -156,6 +189,7 @@ void Machine::end_session(Actions& actions) {
   if (!in_session_) return;
   in_session_ = false;
   drop_queue_after_epoch(0, actions);
+  end_resync_session(actions);
   writes_wait_for_commit_ = false;
   check_shutdown_progress(actions);
 }
@@ -201,7 +235,10 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   if (!in_session_) {
     return fail(actions, proto::ErrorCode::protocol, "a record arrived before the session's hello was answered.");
   }
+  if (!log_ok_)
+    return fail(actions, proto::ErrorCode::resync_needed, "log records are not taken in this session: " + log_refused_why_);
   if (std::optional<FailSession> bad = validate(h)) return fail(actions, bad->code, bad->message);
+  if (resync_running_) note_log_written(h);
   recv_seq_ = h.seq;
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
@@ -230,6 +267,12 @@ bool Machine::overlaps_in_flight(const proto::RecordHeader& h) const {
 }
 
 void Machine::pump(Actions& actions) {
+  pump_log(actions);
+  pump_resync(actions);
+  maybe_flush_for_mark(actions);
+}
+
+void Machine::pump_log(Actions& actions) {
   if (disk_failed_ || flushing_) return;
   while (!queue_.empty()) {
     Entry& head = queue_.front();
@@ -261,7 +304,9 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [id](const Entry& e) { return e.id == id; });
   assert(it != in_flight_.end());
   held_bytes_ -= it->cost_bytes;
+  const uint64_t rseq = it->rseq;
   in_flight_.erase(it);
+  if (rseq != 0) resync_entry_finished(rseq);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
     if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
@@ -291,6 +336,12 @@ void Machine::after_completion(Actions& actions) {
 void Machine::on_flush_done(const base::Status& status, Actions& actions) {
   assert(flushing_);
   flushing_ = false;
+  if (flush_for_mark_) {
+    flush_for_mark_ = false;
+    if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
+    on_mark_flushed(actions);
+    return after_completion(actions);
+  }
   held_bytes_ -= flushing_barrier_.cost_bytes;
   if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
@@ -301,6 +352,8 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
 
 void Machine::maybe_become_consistent() {
   if (unclean_until_seq_ != 0 && durable_.seq >= unclean_until_seq_) unclean_until_seq_ = 0;
+  // A resync in progress, or a Diverged disk, is no copy whatever the log did.
+  if (replica_.resync.active() || replica_.needs_resync || replica_.state == proto::CloneState::diverged) return;
   const bool caught_up = replica_.state == proto::CloneState::inconsistent && replica_.consistent_at_seq != 0 &&
                          durable_.seq >= replica_.consistent_at_seq;
   const bool first = replica_.state == proto::CloneState::fresh && durable_.seq > 0;
@@ -358,6 +411,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     committed_sent_seq_ = committed_.seq;
     actions.committed.push_back({committed_.seq});
   }
+  after_commit_resync(s, actions);
   if (final_commit_requested_) {
     shutdown_final_committed_ = true;
     return;
@@ -388,6 +442,7 @@ void Machine::begin_shutdown(Actions& actions) {
   shutdown_epoch_ = durable_.epoch;
   if (in_session_) shutdown_epoch_ = std::max(shutdown_epoch_, open_epoch_started_ ? recv_epoch_ : recv_epoch_ - 1);
   drop_queue_after_epoch(shutdown_epoch_, actions);
+  end_resync_session(actions);  // resync extents not yet written wait for the next run
   check_shutdown_progress(actions);
 }
 
@@ -401,6 +456,7 @@ void Machine::force_shutdown(Actions& actions) {
     actions.dropped.push_back(queue_.back().id);
     queue_.pop_back();
   }
+  end_resync_session(actions);
   check_shutdown_progress(actions);
 }
 

@@ -31,13 +31,16 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "blockio/device.h"
 #include "cloned/proto/messages.h"
+#include "cloned/proto/resync.h"
 #include "cloned/store/store.h"
 
 namespace apply {
@@ -49,6 +52,9 @@ struct Limits {
   // How far past the last commit the disk may be written. After a crash the
   // clone shows inconsistent while it replays at most this many records.
   uint64_t reserve_ahead_records = 16384;
+  // A Diverged clone takes a resync that discards its own changes only when
+  // its configuration allows it ([resync] allow_remote_discard).
+  bool allow_remote_discard = false;
 };
 
 // What an accepted record costs against Limits::held_bytes_max: the memory
@@ -62,9 +68,18 @@ uint64_t record_cost_bytes(const proto::RecordHeader& header);
 // Identifies an accepted record; the daemon keeps the record's bytes under it.
 using RecordId = uint64_t;
 
+// A byte range of the disk.
+struct Extent {
+  uint64_t offset_bytes;
+  uint64_t length_bytes;
+};
+
 struct SubmitIo {
   RecordId id;
-  proto::RecordHeader header;  // write (verify digest, then write), trim or zero
+  proto::RecordHeader header;  // write or resync_data (verify digest, then write), trim, zero or resync_zero
+  // Resync extents only: when not empty, write just these parts of the
+  // extent (the rest was written by the log meanwhile and must not go back).
+  std::vector<Extent> only;
 };
 struct Flush {};
 struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
@@ -87,9 +102,16 @@ struct Actions {
   std::vector<Commit> commits;
   std::vector<FailSession> fail;
   std::vector<DiskFailed> disk_failed;
+  // Resync: the answer to a resync_begin (once its state is durable), acks of
+  // marks whose cursor is durable, and the end (consistent at a generation).
+  std::optional<proto::ResyncState> resync_state;
+  std::vector<uint64_t> resync_mark_acks;
+  std::optional<proto::ResyncDone> resync_done;
+  bool clear_out_of_sync = false;  // a resync completed: the verify's findings are repaired
   bool empty() const {
     return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() && receipt_acks.empty() &&
-           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty();
+           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() && !resync_state &&
+           resync_mark_acks.empty() && !resync_done && !clear_out_of_sync;
   }
 };
 
@@ -129,6 +151,30 @@ class Machine {
   // Time passes; may start a grouped commit.
   void on_tick(uint64_t now_ms, Actions& actions);
 
+  // --- Resync (resync.cpp; docs/ARCHITECTURE.md, "Resync") ---
+  // Only in a maintenance session (kHelloMaintenance). Begins a new
+  // generation, resumes the interrupted one, or (kResyncRepair) repairs
+  // ranges of the current one. Answered with actions.resync_state once the
+  // "resync in progress" mark is durable, before any resync write.
+  void on_resync_begin(const proto::ResyncBegin& begin, Actions& actions);
+  // resync_data or resync_zero. Assigns `id` on acceptance; for resync_data
+  // the daemon keeps the frame under it like a write's.
+  void on_resync_extent(const proto::RecordHeader& header, RecordId& id, Actions& actions);
+  // Everything received before the mark is made durable, then the cursor is
+  // committed, then acked (actions.resync_mark_acks).
+  void on_resync_mark(uint64_t cursor_bytes, Actions& actions);
+  // The last mark: the clone holds generation G at the target position and
+  // is consistent once record `consistent_at_seq` is durable.
+  void on_resync_end(uint64_t consistent_at_seq, Actions& actions);
+  bool resync_running() const { return resync_running_; }
+
+  // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
+  void mark_diverged(const std::string& reason, Actions& actions);
+  // The disk's fingerprint as the daemon now leaves it (valid), or "about to
+  // change" (the first write of a session waits until that is durable).
+  void set_fingerprint(const base::Bytes& fingerprint, Actions& actions);
+  bool fingerprint_valid() const { return replica_.fingerprint_valid; }
+
   // --- Shutdown ---
   // Stop after the epoch being received: records of later epochs are dropped
   // unwritten. done_for_shutdown() turns true once that epoch (or nothing) is
@@ -155,9 +201,18 @@ class Machine {
     RecordId id;
     proto::RecordHeader header;
     uint64_t cost_bytes;
+    uint64_t rseq = 0;  // resync extents: their order of arrival (0 = a log record)
+  };
+  struct PendingMark {
+    uint64_t rseq;          // the last resync extent received before it
+    uint64_t cursor_bytes;
+    bool is_end = false;
+    uint64_t consistent_at_seq = 0;
   };
   std::optional<FailSession> validate(const proto::RecordHeader& h) const;
   void pump(Actions& actions);
+  void pump_log(Actions& actions);
+  void after_commit_resync(const store::ReplicaState& committed, Actions& actions);
   bool overlaps_in_flight(const proto::RecordHeader& h) const;
   void request_commit(Actions& actions);
   store::ReplicaState snapshot_for_commit() const;
@@ -171,6 +226,18 @@ class Machine {
   void after_completion(Actions& actions);
   void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
   bool idle_disk() const { return in_flight_.empty() && !flushing_; }
+  std::optional<FailSession> log_refusal(const proto::Hello& original) const;
+  std::optional<FailSession> validate_resync_extent(const proto::RecordHeader& h) const;
+  void pump_resync(Actions& actions);
+  void maybe_flush_for_mark(Actions& actions);
+  bool mark_satisfied(const PendingMark& m) const;
+  void on_mark_flushed(Actions& actions);
+  void note_log_written(const proto::RecordHeader& h);
+  std::vector<Extent> unwritten_by_log(const proto::RecordHeader& h) const;
+  void resync_entry_finished(uint64_t rseq);
+  void end_resync_session(Actions& actions);
+  void start_new_resync(const proto::ResyncBegin& begin);
+  void need_write_barrier_commit(Actions& actions);
 
   blockio::Geometry geometry_;
   Limits limits_;
@@ -211,6 +278,23 @@ class Machine {
   bool shutdown_final_committed_ = false;
   uint64_t shutdown_epoch_ = 0;   // the last epoch still written
   bool disk_failed_ = false;
+
+  // Session kind and what it may do.
+  bool maintenance_ = false;         // the hello asked for a maintenance session
+  bool log_ok_ = false;              // log records are taken in this session
+  std::string log_refused_why_;      // when not: the sentence
+  // Resync (resync.cpp).
+  bool resync_running_ = false;      // begun or resumed in this session
+  bool resync_state_pending_ = false;  // answer the begin once its commit is done
+  std::deque<Entry> resync_queue_;   // received resync extents, not yet submitted
+  std::set<uint64_t> resync_outstanding_;  // rseq of extents queued or in flight
+  uint64_t resync_rseq_ = 0;
+  std::deque<PendingMark> marks_;    // in order of arrival
+  bool flush_for_mark_ = false;      // the flush in progress is for the first marks_in_flush_ marks
+  size_t marks_in_flush_ = 0;
+  std::vector<PendingMark> marks_flushed_;  // durable on disk, cursor not yet committed
+  std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight
+  std::map<uint64_t, uint64_t> log_written_;  // offset -> end: written by the log during this resync
 };
 
 }  // namespace apply

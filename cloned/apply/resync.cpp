@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+// The apply machine's resync: a new generation, a resumed one, or a repair
+// of the current one (docs/ARCHITECTURE.md, "Resync"; docs/PROTOCOL.md,
+// "Resync and verify").
+//
+// The rules:
+//  - "resync of generation G in progress" is durable before the first
+//    resync write (the begin is answered only after that commit), and the
+//    state stays inconsistent until the resync's end is durable.
+//  - Resync extents go to the disk concurrently with each other and with the
+//    log, never overlapping anything in flight.
+//  - The log may continue during a resync (records after the target). A range
+//    the log wrote in this session is never written again by resync data that
+//    arrives after it: that data may have been read before the log's write.
+//  - A mark is acknowledged only when every extent received before it is on
+//    stable storage and the cursor is committed: a resumed resync restarts at
+//    the last acknowledged mark, not at the beginning.
+#include <algorithm>
+#include <cassert>
+
+#include "cloned/apply/apply.h"
+
+namespace apply {
+namespace {
+
+std::string u64s(uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+void Machine::need_write_barrier_commit(Actions& actions) {
+  state_dirty_ = true;
+  writes_wait_for_commit_ = true;
+  request_commit(actions);
+}
+
+void Machine::start_new_resync(const proto::ResyncBegin& b) {
+  const bool repair = (b.flags & proto::kResyncRepair) != 0;
+  replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  replica_.state = proto::CloneState::inconsistent;
+  replica_.fingerprint_valid = false;
+  if (repair) {
+    replica_.state_reason = "repairing ranges a verify found out of sync: not a bootable copy until the repair completes";
+    return;
+  }
+  replica_.generation = b.generation;
+  replica_.state_reason = "resync of generation " + u64s(b.generation) +
+                          " in progress: not a bootable copy until it completes";
+  replica_.consistent_at_seq = 0;
+  // The log continues from the resync's target: the resync brings the disk
+  // there (and records after it follow as usual).
+  durable_ = {b.target_seq, b.target_epoch};
+  highest_submitted_seq_ = b.target_seq;
+  unclean_until_seq_ = 0;
+  recv_seq_ = b.target_seq;
+  recv_epoch_ = b.target_epoch + 1;
+  open_epoch_started_ = false;
+  receipt_acked_seq_ = b.target_seq;
+  committed_sent_seq_ = b.target_seq;
+  reserved_limit_ = std::max(reserved_limit_, b.target_seq);
+}
+
+void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
+  using proto::ErrorCode;
+  if (!in_session_ || !maintenance_)
+    return fail(actions, ErrorCode::protocol, "resync_begin outside a maintenance session (the hello did not ask for one).");
+  if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+  if (!queue_.empty() || !idle_disk())
+    return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
+  if (b.target_seq < durable_.seq && (b.flags & proto::kResyncRepair) == 0 && !replica_.resync.active() &&
+      b.generation <= replica_.generation)
+    return fail(actions, ErrorCode::protocol, "resync_begin of an old generation.");
+  const bool repair = (b.flags & proto::kResyncRepair) != 0;
+  if (replica_.state == proto::CloneState::diverged) {
+    if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
+      return fail(actions, ErrorCode::diverged,
+                  "the clone's disk was changed outside cloned (" + replica_.state_reason +
+                      "); a resync must say it discards those changes, or the clone's owner decides with clonectl decide.");
+    if (!limits_.allow_remote_discard)
+      return fail(actions, ErrorCode::diverged,
+                  "the clone's disk was changed outside cloned and its configuration does not let the original discard "
+                  "those changes ([resync] allow_remote_discard = false); decide on the clone with clonectl decide.");
+    if (repair) return fail(actions, ErrorCode::diverged, "a Diverged clone takes a full resync, not a repair.");
+  }
+  const store::ResyncProgress& cur = replica_.resync;
+  if (cur.active() && cur.generation == b.generation && cur.target_seq == b.target_seq &&
+      cur.target_epoch == b.target_epoch && cur.extent_bytes == b.extent_bytes && cur.flags == b.flags) {
+    // The interrupted resync continues from its durable cursor.
+    resync_running_ = true;
+    log_ok_ = true;
+    log_refused_why_.clear();
+    actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
+    return;
+  }
+  if (repair) {
+    if (cur.active() || replica_.needs_resync || b.generation != replica_.generation ||
+        replica_.state != proto::CloneState::consistent || b.target_seq != durable_.seq)
+      return fail(actions, ErrorCode::resync_needed,
+                  "a repair needs a consistent clone of generation " + u64s(b.generation) + " at record " +
+                      u64s(b.target_seq) + "; it holds generation " + u64s(replica_.generation) + " at record " +
+                      u64s(durable_.seq) + " (" + proto::clone_state_name(replica_.state) + "); run a resync instead.");
+  } else if (b.generation <= replica_.generation && !(cur.active() && b.generation == cur.generation)) {
+    return fail(actions, ErrorCode::generation_mismatch,
+                "a resync must start a generation past the clone's " + u64s(replica_.generation) + ", not " +
+                    u64s(b.generation) + ".");
+  }
+  start_new_resync(b);
+  resync_running_ = true;
+  log_ok_ = true;
+  log_refused_why_.clear();
+  resync_state_pending_ = true;
+  log_written_.clear();
+  need_write_barrier_commit(actions);
+}
+
+std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHeader& h) const {
+  using proto::ErrorCode;
+  if (!resync_running_)
+    return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
+  if (!marks_.empty() && marks_.back().is_end)
+    return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
+  const uint64_t lbs = geometry_.logical_block_bytes;
+  const std::string where = std::string(h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero") +
+                            " (offset=" + u64s(h.offset_bytes) + " len=" + u64s(h.length_bytes) + ")";
+  if (h.length_bytes == 0) return FailSession{ErrorCode::protocol, where + " is empty; nothing was written."};
+  if (h.offset_bytes % lbs != 0 || h.length_bytes % lbs != 0)
+    return FailSession{ErrorCode::misaligned, where + " is not aligned to the disk's " + u64s(lbs) +
+                                                  "-byte logical blocks; nothing of it was written."};
+  if (h.offset_bytes > geometry_.size_bytes || h.length_bytes > geometry_.size_bytes - h.offset_bytes)
+    return FailSession{ErrorCode::out_of_range, where + " reaches past the end of the disk (disk_bytes=" +
+                                                    u64s(geometry_.size_bytes) + "); nothing of it was written."};
+  return std::nullopt;
+}
+
+void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actions& actions) {
+  id = 0;
+  if (!in_session_) return fail(actions, proto::ErrorCode::protocol, "resync data arrived outside a session.");
+  if (std::optional<FailSession> bad = validate_resync_extent(h)) return fail(actions, bad->code, bad->message);
+  if (shutting_down_) return;  // not written: the resumed resync sends it again
+  const uint64_t cost = record_cost_bytes(h);
+  id = next_id_++;
+  const uint64_t rseq = ++resync_rseq_;
+  resync_queue_.push_back(Entry{id, h, cost, rseq});
+  resync_outstanding_.insert(rseq);
+  held_bytes_ += cost;
+  pump(actions);
+}
+
+void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
+  if (!in_session_ || !resync_running_)
+    return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
+  const uint64_t last = marks_.empty() ? replica_.resync.cursor_bytes : marks_.back().cursor_bytes;
+  if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
+  if (cursor > geometry_.size_bytes || cursor < last)
+    return fail(actions, proto::ErrorCode::protocol,
+                "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
+  marks_.push_back({resync_rseq_, cursor});
+  pump(actions);
+}
+
+void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
+  if (!in_session_ || !resync_running_)
+    return fail(actions, proto::ErrorCode::protocol, "resync_end outside a resync.");
+  if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
+  if (consistent_at_seq < replica_.resync.target_seq)
+    return fail(actions, proto::ErrorCode::protocol,
+                "resync_end names record " + u64s(consistent_at_seq) + ", before the resync's target " +
+                    u64s(replica_.resync.target_seq) + ".");
+  marks_.push_back({resync_rseq_, geometry_.size_bytes, true, consistent_at_seq});
+  pump(actions);
+}
+
+// ------------------------------------------------------------ the log's ranges
+
+void Machine::note_log_written(const proto::RecordHeader& h) {
+  if (h.type == proto::MsgType::barrier) return;
+  uint64_t begin = h.offset_bytes, end = h.offset_bytes + h.length_bytes;
+  // Merge with every interval that touches [begin, end).
+  auto it = log_written_.upper_bound(begin);
+  if (it != log_written_.begin() && std::prev(it)->second >= begin) --it;
+  while (it != log_written_.end() && it->first <= end) {
+    begin = std::min(begin, it->first);
+    end = std::max(end, it->second);
+    it = log_written_.erase(it);
+  }
+  log_written_.emplace(begin, end);
+}
+
+// The parts of a resync extent the log has not written in this session.
+std::vector<Extent> Machine::unwritten_by_log(const proto::RecordHeader& h) const {
+  std::vector<Extent> out;
+  uint64_t pos = h.offset_bytes;
+  const uint64_t end = h.offset_bytes + h.length_bytes;
+  auto it = log_written_.upper_bound(pos);
+  if (it != log_written_.begin() && std::prev(it)->second > pos) --it;
+  for (; it != log_written_.end() && it->first < end && pos < end; ++it) {
+    if (it->first > pos) out.push_back({pos, it->first - pos});
+    pos = std::max(pos, it->second);
+  }
+  if (pos < end) out.push_back({pos, end - pos});
+  return out;
+}
+
+// ------------------------------------------------------------------ pumping
+
+void Machine::pump_resync(Actions& actions) {
+  if (disk_failed_ || flushing_ || writes_wait_for_commit_) return;
+  // A barrier waiting for the disk to drain goes first: resync writes must
+  // not starve the log's epochs.
+  if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
+  while (!resync_queue_.empty()) {
+    Entry& head = resync_queue_.front();
+    if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
+    std::vector<Extent> parts = unwritten_by_log(head.header);
+    if (parts.empty()) {  // all of it was written by the log meanwhile
+      held_bytes_ -= head.cost_bytes;
+      actions.dropped.push_back(head.id);
+      resync_entry_finished(head.rseq);
+      resync_queue_.pop_front();
+      continue;
+    }
+    const bool whole = parts.size() == 1 && parts[0].offset_bytes == head.header.offset_bytes &&
+                       parts[0].length_bytes == head.header.length_bytes;
+    actions.submit.push_back({head.id, head.header, whole ? std::vector<Extent>{} : std::move(parts)});
+    in_flight_.push_back(head);
+    resync_queue_.pop_front();
+  }
+}
+
+void Machine::resync_entry_finished(uint64_t rseq) { resync_outstanding_.erase(rseq); }
+
+// The front mark may be flushed once every extent received before it is
+// written (its data is on the disk, maybe only in its cache).
+bool Machine::mark_satisfied(const PendingMark& m) const {
+  if (!resync_outstanding_.empty() && *resync_outstanding_.begin() <= m.rseq) return false;
+  return !m.is_end || (queue_.empty() && in_flight_.empty());  // the end waits for the log too
+}
+
+void Machine::maybe_flush_for_mark(Actions& actions) {
+  if (marks_.empty() || flushing_ || disk_failed_) return;
+  // The flush covers the marks satisfied now, not those satisfied while it runs.
+  marks_in_flush_ = 0;
+  while (marks_in_flush_ < marks_.size() && mark_satisfied(marks_[marks_in_flush_])) ++marks_in_flush_;
+  if (marks_in_flush_ == 0) return;
+  flushing_ = true;
+  flush_for_mark_ = true;
+  actions.flush = true;
+}
+
+// Everything before the front mark (and any later marks already satisfied)
+// is on stable storage: commit the cursor, ack after the commit.
+void Machine::on_mark_flushed(Actions& actions) {
+  for (; marks_in_flush_ > 0 && !marks_.empty(); --marks_in_flush_) {
+    const PendingMark m = marks_.front();
+    marks_.pop_front();
+    if (!m.is_end) {
+      replica_.resync.cursor_bytes = std::max(replica_.resync.cursor_bytes, m.cursor_bytes);
+      marks_flushed_.push_back(m);
+      continue;
+    }
+    // The end: the clone holds the resync's generation from here on.
+    const bool repair = (replica_.resync.flags & proto::kResyncRepair) != 0;
+    replica_.resync = {};
+    replica_.needs_resync = false;
+    replica_.state = proto::CloneState::inconsistent;
+    replica_.consistent_at_seq = std::max(m.consistent_at_seq, durable_.seq);
+    replica_.state_reason = "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
+    if (repair && durable_.seq >= replica_.consistent_at_seq) replica_.state_reason.clear();
+    log_written_.clear();
+    maybe_become_consistent();
+    end_committing_ = m;
+    break;
+  }
+  state_dirty_ = true;
+  request_commit(actions);
+}
+
+void Machine::after_commit_resync(const store::ReplicaState& s, Actions& actions) {
+  if (resync_state_pending_ && s.resync.active() && s.resync.generation == replica_.resync.generation) {
+    resync_state_pending_ = false;
+    if (in_session_)
+      actions.resync_state = proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
+  }
+  bool more = false;
+  for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
+    if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
+      if (in_session_) actions.resync_mark_acks.push_back(it->cursor_bytes);
+      it = marks_flushed_.erase(it);
+    } else {
+      more = true;
+      ++it;
+    }
+  }
+  if (end_committing_) {
+    if (!s.resync.active()) {
+      end_committing_.reset();
+      marks_flushed_.clear();
+      resync_running_ = false;
+      actions.clear_out_of_sync = true;
+      if (in_session_) actions.resync_done = proto::ResyncDone{s.generation, s.committed_seq, s.committed_epoch};
+    } else {
+      more = true;
+    }
+  }
+  if (more) request_commit(actions);
+}
+
+// The session ended (or the daemon stops): extents not yet submitted are
+// dropped; the durable cursor stays, and the next session resumes there.
+void Machine::end_resync_session(Actions& actions) {
+  while (!resync_queue_.empty()) {
+    held_bytes_ -= resync_queue_.back().cost_bytes;
+    actions.dropped.push_back(resync_queue_.back().id);
+    resync_outstanding_.erase(resync_queue_.back().rseq);
+    resync_queue_.pop_back();
+  }
+  // Marks not yet flushed are forgotten; flushed ones still get committed.
+  marks_.clear();
+  if (!end_committing_) resync_running_ = false;
+  resync_state_pending_ = false;
+  log_written_.clear();
+  maintenance_ = false;
+}
+
+// ------------------------------------------------------------------ Diverged
+
+void Machine::mark_diverged(const std::string& reason, Actions& actions) {
+  replica_.state = proto::CloneState::diverged;
+  replica_.state_reason = reason;
+  replica_.decision.clear();
+  state_dirty_ = true;
+  request_commit(actions);
+}
+
+void Machine::set_fingerprint(const base::Bytes& fingerprint, Actions& actions) {
+  replica_.fingerprint = fingerprint;
+  replica_.fingerprint_valid = !fingerprint.empty();
+  state_dirty_ = true;
+  request_commit(actions);
+}
+
+}  // namespace apply

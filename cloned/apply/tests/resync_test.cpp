@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+// The apply machine's resync, repair and Diverged rules, driven without
+// sockets or disks.
+#include <doctest/doctest.h>
+
+#include "cloned/apply/tests/rig.h"
+
+using namespace apply_test;
+
+namespace {
+
+proto::Hello maintenance_hello(uint64_t generation, uint64_t log_start = 1, uint64_t log_end = 0) {
+  proto::Hello h = original_hello(log_start, log_end);
+  h.generation = generation;
+  h.flags |= proto::kHelloMaintenance;
+  return h;
+}
+
+proto::RecordHeader resync_data(uint64_t off, uint64_t len = 4096) {
+  proto::RecordHeader h;
+  h.type = MsgType::resync_data;
+  h.offset_bytes = off;
+  h.length_bytes = len;
+  return h;
+}
+
+struct ResyncRig : Rig {
+  using Rig::Rig;
+  Actions begin(const proto::ResyncBegin& b) { return run([&](Actions& a) { m.on_resync_begin(b, a); }); }
+  Actions extent(const proto::RecordHeader& h, apply::RecordId* id = nullptr) {
+    return run([&](Actions& a) {
+      apply::RecordId got = 0;
+      m.on_resync_extent(h, got, a);
+      if (id) *id = got;
+    });
+  }
+  Actions mark(uint64_t cursor) { return run([&](Actions& a) { m.on_resync_mark(cursor, a); }); }
+  Actions end(uint64_t at) { return run([&](Actions& a) { m.on_resync_end(at, a); }); }
+  // Opens a maintenance session and begins generation 2 at record 10 (epoch 3).
+  void begin_gen2() {
+    REQUIRE(hello(maintenance_hello(2)).hello_reply);
+    if (!last.commits.empty()) committed();
+    Actions a = begin({2, 10, 3, 4096, 0});
+    REQUIRE(a.fail.empty());
+    REQUIRE(a.commits.size() == 1);
+    CHECK_FALSE(a.resync_state);  // not before the "in progress" mark is durable
+    a = committed();
+    REQUIRE(a.resync_state);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an incremental hello of another generation is refused; a maintenance hello opens but takes no records") {
+  ResyncRig r;
+  Actions a = r.hello(maintenance_hello(2, 1, 1000));
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->generation == 1);
+  a = r.send(rec(MsgType::write, 1, 1));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(a.fail[0].message.find("generation 2") != std::string::npos);
+  CHECK(a.submit.empty());
+
+  ResyncRig plain;
+  proto::Hello h = original_hello();
+  h.generation = 2;
+  a = plain.hello(h);
+  CHECK_FALSE(a.hello_reply);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::generation_mismatch);
+}
+
+TEST_CASE("a resync: durable mark first, extents, marks acked after flush and commit, end consistent at the target") {
+  ResyncRig r;
+  r.begin_gen2();
+  const store::ReplicaState& during = r.m.replica();
+  CHECK(during.state == proto::CloneState::inconsistent);
+  CHECK(during.generation == 2);
+  CHECK(during.resync.active());
+  CHECK(r.last.resync_state->cursor_bytes == 0);
+  CHECK_FALSE(r.last.resync_state->resumed);
+
+  apply::RecordId id1 = 0, id2 = 0;
+  Actions a = r.extent(resync_data(0), &id1);
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].only.empty());
+  a = r.extent(resync_data(8192), &id2);
+  REQUIRE(a.submit.size() == 1);
+  a = r.mark(65536);
+  CHECK_FALSE(a.flush);  // the extents before it are not written yet
+  a = r.io_done(id1);
+  CHECK_FALSE(a.flush);
+  a = r.io_done(id2);
+  CHECK(a.flush);
+  a = r.flushed();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.resync.cursor_bytes == 65536);
+  CHECK(a.resync_mark_acks.empty());  // not before the commit
+  a = r.committed();
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  CHECK(a.resync_mark_acks[0] == 65536);
+
+  a = r.end(10);
+  CHECK(a.flush);
+  a = r.flushed();
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.resync.active());
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  CHECK(a.commits[0].state.generation == 2);
+  CHECK(a.commits[0].state.committed_seq == 10);
+  a = r.committed();
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+  CHECK(a.resync_done->seq == 10);
+  CHECK(a.clear_out_of_sync);
+  // The log continues at record 11 of epoch 4.
+  a = r.send(rec(MsgType::write, 11, 4));
+  CHECK(a.fail.empty());
+}
+
+TEST_CASE("resync data never overwrites a range the log wrote after it during the resync") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId log_id = 0;
+  Actions a = r.send(rec(MsgType::write, 11, 4, 4096, 4096), &log_id);
+  REQUIRE(a.fail.empty());
+  // Covers [0, 16384): the log's [4096, 8192) must be left out.
+  apply::RecordId big = 0;
+  a = r.extent(resync_data(0, 16384), &big);
+  a = r.io_done(log_id);
+  REQUIRE(a.submit.size() == 1);
+  REQUIRE(a.submit[0].only.size() == 2);
+  CHECK(a.submit[0].only[0].offset_bytes == 0);
+  CHECK(a.submit[0].only[0].length_bytes == 4096);
+  CHECK(a.submit[0].only[1].offset_bytes == 8192);
+  CHECK(a.submit[0].only[1].length_bytes == 8192);
+  // Wholly inside the log's range: dropped, nothing written.
+  apply::RecordId inside = 0;
+  a = r.extent(resync_data(4096, 4096), &inside);
+  CHECK(a.submit.empty());  // waits for the overlapping extent in flight
+  a = r.io_done(big);
+  REQUIRE(a.dropped.size() == 1);
+  CHECK(a.dropped[0] == inside);
+}
+
+TEST_CASE("an interrupted resync resumes at its durable cursor; incremental hellos are told to resume it") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  r.flushed();
+  r.committed();
+  apply::RecordId lost = 0;
+  Actions a = r.extent(resync_data(65536), &lost);  // submitted, then the link drops
+  REQUIRE(a.submit.size() == 1);
+  a = r.run([&](Actions& x) { r.m.on_io_done(lost, base::Status::ok(), false, x); });
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.tick(1000);
+  if (!r.last.commits.empty()) r.committed();
+
+  store::ReplicaState saved = r.m.replica();
+  CHECK(saved.resync.cursor_bytes == 4096);
+  ResyncRig again(saved);
+  a = again.hello(original_hello());
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(a.fail[0].message.find("in progress") != std::string::npos);
+
+  ResyncRig resumed(saved);
+  REQUIRE(resumed.hello(maintenance_hello(2)).hello_reply);
+  a = resumed.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == 4096);
+  CHECK(a.commits.empty());
+}
+
+TEST_CASE("a resync must move to a newer generation; a repair needs a consistent clone at the target") {
+  ResyncRig r;
+  REQUIRE(r.hello(maintenance_hello(1)).hello_reply);
+  Actions a = r.begin({1, 0, 0, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::generation_mismatch);
+
+  ResyncRig fresh;
+  REQUIRE(fresh.hello(maintenance_hello(1)).hello_reply);
+  a = fresh.begin({1, 0, 0, 4096, proto::kResyncRepair});
+  REQUIRE(a.fail.size() == 1);  // fresh, not consistent
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+
+  store::ReplicaState s = fresh_state();
+  s.state = proto::CloneState::consistent;
+  s.committed_seq = s.reserved_seq = 20;
+  s.committed_epoch = 5;
+  ResyncRig ok(s);
+  REQUIRE(ok.hello(maintenance_hello(1, 1, 20)).hello_reply);
+  if (!ok.last.commits.empty()) ok.committed();
+  a = ok.begin({1, 20, 5, 4096, proto::kResyncRepair});
+  REQUIRE(a.fail.empty());
+  a = ok.committed();
+  REQUIRE(a.resync_state);
+  CHECK(ok.m.replica().state == proto::CloneState::inconsistent);
+  CHECK(ok.m.replica().generation == 1);
+  apply::RecordId id = 0;
+  ok.extent(resync_data(4096), &id);
+  ok.io_done(id);
+  ok.end(20);
+  a = ok.flushed();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  CHECK(a.commits[0].state.committed_seq == 20);
+}
+
+TEST_CASE("a Diverged clone takes no log and only a discarding resync its configuration allows") {
+  ResyncRig r;
+  r.run([&](Actions& a) { r.m.mark_diverged("the partition table changed", a); });
+  r.committed();
+  Actions a = r.hello(original_hello());
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::diverged);
+  CHECK(a.fail[0].message.find("clonectl decide") != std::string::npos);
+
+  ResyncRig m(r.m.replica());
+  REQUIRE(m.hello(maintenance_hello(2)).hello_reply);
+  a = m.begin({2, 0, 0, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::diverged);
+
+  ResyncRig denied(r.m.replica());
+  REQUIRE(denied.hello(maintenance_hello(2)).hello_reply);
+  a = denied.begin({2, 0, 0, 4096, proto::kResyncDiscardCloneChanges});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].message.find("allow_remote_discard") != std::string::npos);
+
+  apply::Limits allow;
+  allow.allow_remote_discard = true;
+  ResyncRig allowed(r.m.replica(), allow);
+  REQUIRE(allowed.hello(maintenance_hello(2)).hello_reply);
+  a = allowed.begin({2, 0, 0, 4096, proto::kResyncDiscardCloneChanges});
+  CHECK(a.fail.empty());
+  CHECK(allowed.m.replica().state == proto::CloneState::inconsistent);
+}
+
+TEST_CASE("resync extents are validated before anything is written") {
+  ResyncRig r;
+  r.begin_gen2();
+  Actions a = r.extent(resync_data(100, 4096));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::misaligned);
+  ResyncRig r2;
+  r2.begin_gen2();
+  a = r2.extent(resync_data(kDisk - 4096, 8192));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::out_of_range);
+  ResyncRig r3;
+  REQUIRE(r3.hello(maintenance_hello(2)).hello_reply);
+  a = r3.extent(resync_data(0));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+}
