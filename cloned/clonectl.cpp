@@ -101,6 +101,8 @@ struct Report {
   store::ReplicaState stored;
   bool running = false;
   cloned::LiveStatus live;
+  uint64_t out_of_sync = 0;             // ranges a verify found different, not yet repaired
+  std::vector<store::OutOfSyncRange> out_of_sync_first;
 };
 
 // The daemon counts as running when its status file is fresh and its pid alive.
@@ -125,6 +127,10 @@ void print_json(const Report& r) {
               r.running ? "\"running\"" : "\"stopped\"", json_str(r.running ? r.live.link : "down").c_str(),
               json_str(r.running ? r.live.peer : "").c_str(), static_cast<unsigned long long>(log_end),
               static_cast<unsigned long long>(log_end > applied ? log_end - applied : 0));
+  std::printf("\"resync_generation\": %llu, \"resync_cursor_bytes\": %llu, \"progress\": %s, \"out_of_sync_ranges\": %llu, ",
+              static_cast<unsigned long long>(s.resync.generation), static_cast<unsigned long long>(s.resync.cursor_bytes),
+              json_str(r.running ? r.live.progress : "").c_str(), static_cast<unsigned long long>(r.out_of_sync));
+  std::printf("\"decision\": %s, ", json_str(s.decision).c_str());
   std::printf("\"bytes_received\": %llu, \"disk\": %s, \"disk_failed\": %s}\n",
               static_cast<unsigned long long>(r.running ? r.live.bytes_received : 0),
               json_str(s.disk_identity).c_str(), r.running && r.live.disk_failed ? "true" : "false");
@@ -144,6 +150,23 @@ void print_human(const Report& r) {
     case proto::CloneState::inconsistent:
       std::printf("clone:      NOT a bootable copy (inconsistent): %s\n", s.state_reason.c_str());
       break;
+    case proto::CloneState::diverged:
+      std::printf("clone:      DIVERGED: its disk was changed outside cloned: %s\n", s.state_reason.c_str());
+      std::printf("            it takes no writes until a decision: clonectl decide --config FILE "
+                  "discard-clone-changes | keep-diverged\n");
+      break;
+  }
+  if (!s.decision.empty()) std::printf("decision:   %s\n", s.decision.c_str());
+  if (s.resync.active())
+    std::printf("resync:     generation %llu in progress, %s of the disk durable (resumes there)\n",
+                static_cast<unsigned long long>(s.resync.generation), base::format_bytes(s.resync.cursor_bytes).c_str());
+  if (r.running && !r.live.progress.empty()) std::printf("progress:   %s\n", r.live.progress.c_str());
+  if (r.out_of_sync > 0) {
+    std::printf("verify:     %llu range(s) out of sync, not yet repaired (clone-origin verify --repair):\n",
+                static_cast<unsigned long long>(r.out_of_sync));
+    for (const store::OutOfSyncRange& o : r.out_of_sync_first)
+      std::printf("            offset %llu, %llu bytes\n", static_cast<unsigned long long>(o.offset_bytes),
+                  static_cast<unsigned long long>(o.length_bytes));
   }
   std::printf("generation: %llu; committed in the state store: record %llu\n",
               static_cast<unsigned long long>(s.generation), static_cast<unsigned long long>(s.committed_seq));
@@ -192,6 +215,8 @@ int cmd_status(int argc, char** argv) {
   }
   Report r;
   r.stored = *loaded;
+  if (base::Result<uint64_t> n = (*st)->out_of_sync_count()) r.out_of_sync = *n;
+  if (auto first = (*st)->out_of_sync(10)) r.out_of_sync_first = *first;
   if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir)) {
     r.live = *live;
     r.running = daemon_running(r.live);

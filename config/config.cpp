@@ -167,6 +167,10 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   apply.size("inflight_bytes_max", c.inflight_bytes_max, 1ull << 20, 1ull << 30);
   apply.u32("commit_interval_ms", c.commit_interval_ms, 1, 60000);
   apply.u32("store_commit_delay_ms", c.store_commit_delay_ms, 0, 10000);
+  apply.boolean("read_back", c.read_back);
+
+  TomlSection resync = doc.section("resync");
+  resync.boolean("allow_remote_discard", c.allow_remote_discard);
 
   TomlSection link = doc.section("link");
   link.u32("handshake_timeout_ms", c.handshake_timeout_ms, 100, 60000);
@@ -198,6 +202,11 @@ void read_origin(TomlDoc& doc, const std::string& dir, OriginConfig& c) {
   origin.u32("reconnect_initial_ms", c.reconnect_initial_ms, 10, 60000);
   origin.u32("reconnect_max_ms", c.reconnect_max_ms, 10, 600000);
   origin.u32("reconnect_attempts_max", c.reconnect_attempts_max, 1, 1000000);
+  TomlSection resync = doc.section("resync");
+  if (resync.size("extent_bytes", c.resync_extent_bytes, 4096, 1u << 20) &&
+      (c.resync_extent_bytes & (c.resync_extent_bytes - 1)) != 0)
+    resync.fail("extent_bytes", "must be a power of two, such as \"64K\"");
+  resync.size("rate_max", c.resync_rate_bytes_max, 0, 1ull << 40);
   origin.u32("idle_timeout_ms", c.idle_timeout_ms, 1000, 600000);
   origin.u32("keepalive_interval_ms", c.keepalive_interval_ms, 100, 60000);
   if (c.reconnect_max_ms < c.reconnect_initial_ms) {

@@ -57,6 +57,9 @@ struct CloneConfig {
   uint64_t inflight_bytes_max = 32ull << 20;   // 1 MiB..1 GiB: received, not yet durable
   uint32_t commit_interval_ms = 100;           // 1..60000: grouped store commits
   uint32_t store_commit_delay_ms = 0;          // 0..10000: testing, slows every commit
+  bool read_back = false;                      // read each write back and compare its digest
+  // [resync]
+  bool allow_remote_discard = false;           // a Diverged clone takes a discarding resync from the original
   // [link]
   uint32_t handshake_timeout_ms = 5000;        // 100..60000
   uint32_t idle_timeout_ms = 20000;            // 1000..600000: silence before a drop
@@ -85,6 +88,9 @@ struct OriginConfig {
   uint32_t reconnect_attempts_max = 50;         // per outage, then give up (exit 1)
   uint32_t idle_timeout_ms = 20000;
   uint32_t keepalive_interval_ms = 5000;
+  // [resync]
+  uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: digest and copy unit
+  uint64_t resync_rate_bytes_max = 0;           // bytes/s hashed or sent by resync and verify; 0 = no limit
 };
 
 base::Result<CloneConfig> load_clone_config(const std::string& path);

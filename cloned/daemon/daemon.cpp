@@ -28,6 +28,7 @@ static apply::Limits limits_from(const config::CloneConfig& c) {
   l.held_bytes_max = c.inflight_bytes_max;
   l.io_depth_max = std::max<uint32_t>(4, c.writer_threads * 4);
   l.commit_interval_ms = c.commit_interval_ms;
+  l.allow_remote_discard = c.allow_remote_discard;
   return l;
 }
 
@@ -40,7 +41,8 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
       store_(std::move(store)),
       machine_(device_->geometry(), loaded, limits_from(config)) {
   store_->set_commit_delay_ms(config_.store_commit_delay_ms);
-  disk_workers_ = std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_);
+  disk_workers_ = std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_,
+                                                config_.read_back);
   store_worker_ = std::make_unique<StoreWorker>(*store_, completions_);
   last_logged_state_ = loaded.state;
 }
@@ -105,18 +107,19 @@ void Daemon::apply_actions(apply::Actions& a) {
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
-  for (const apply::SubmitIo& s : a.submit) {
+  for (apply::SubmitIo& s : a.submit) {
     proto::Frame frame;
-    if (s.header.type == proto::MsgType::write) {
+    if (s.header.type == proto::MsgType::write || s.header.type == proto::MsgType::resync_data) {
       auto it = frames_.find(s.id);
       assert(it != frames_.end());
       frame = std::move(it->second);
       frames_.erase(it);
     }
-    disk_workers_->submit(s.id, s.header, std::move(frame));
+    disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
   }
   if (a.flush) disk_workers_->flush();
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
+  if (a.clear_out_of_sync) store_worker_->run_job([](store::Store& st) { return st.clear_out_of_sync(); });
   for (const apply::DiskFailed& f : a.disk_failed) {
     LOG_ERROR("the clone's disk failed; no more writes are taken until cloned is restarted: %s", f.message.c_str());
     record_event("error", "disk", f.message);
@@ -139,6 +142,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       proto::encode_committed(m.seq, out);
       send_plain(c, out);
     }
+    send_resync_actions(c, a);
     if (!a.fail.empty() && session_ == c) {
       const apply::FailSession& f = a.fail.front();
       LOG_WARN("refused the session with %s: %s", c->peer.c_str(), f.message.c_str());
@@ -160,7 +164,17 @@ void Daemon::drain_completions() {
   for (Completion& c : completions_.take_all()) {
     apply::Actions actions;
     switch (c.kind) {
-      case Completion::Kind::io: machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions); break;
+      case Completion::Kind::io:
+        if (!c.read_back_note.empty()) {
+          LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
+          record_event("error", "read-back", c.read_back_note);
+        }
+        machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
+        break;
+      case Completion::Kind::digest: on_digest_done(c); break;
+      case Completion::Kind::store_job:
+        if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
+        break;
       case Completion::Kind::flush: machine_.on_flush_done(c.status, actions); break;
       case Completion::Kind::commit:
         if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
@@ -256,6 +270,7 @@ std::string Daemon::status_line() const {
   std::string line = std::string(proto::clone_state_name(machine_.replica().state)) + " at record " +
                      std::to_string(p.seq) + ", " + std::to_string(log_end > p.seq ? log_end - p.seq : 0) +
                      " behind; " + (machine_.in_session() ? "connected to " + stats_.peer : "waiting for the original");
+  if (progress_.active) line += "; " + std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
   if (machine_.disk_failed()) line = "DISK FAILED; " + line;
   return line;
 }
@@ -285,6 +300,8 @@ void Daemon::write_status_file() {
   s.held_bytes = machine_.held_bytes();
   s.disk = device_->describe();
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  if (progress_.active && now_ms() - progress_.updated_ms < 60000)
+    s.progress = std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
   notifier_.status(status_line());
   if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
     LOG_DEBUG("%s", st.message().c_str());

@@ -20,6 +20,7 @@
 #include "cloned/apply/apply.h"
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/workers.h"
+#include "cloned/proto/resync.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
@@ -70,6 +71,13 @@ class Daemon {
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
 
+  // maintenance.cpp: resync, verify and their progress
+  void on_maintenance_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
+  void on_digest_done(Completion& completion);
+  void send_resync_actions(Conn* c, apply::Actions& actions);
+  void note_progress(const proto::Progress& progress);
+  std::string progress_text() const;
+
   // daemon.cpp
   void apply_actions(apply::Actions& actions);
   void drain_completions();
@@ -104,6 +112,16 @@ class Daemon {
   LinkStats stats_;
   Notifier notifier_;
   uint64_t next_conn_id_ = 1;
+  uint64_t session_serial_ = 0;       // counts sessions: digest replies go to the one that asked
+  uint32_t digests_outstanding_ = 0;  // of the current session
+  struct MaintenanceProgress {
+    bool active = false;
+    proto::ProgressKind kind = proto::ProgressKind::resync;
+    uint64_t done_bytes = 0, total_bytes = 0;
+    uint64_t first_ms = 0, first_done = 0;  // for the rate
+    uint64_t updated_ms = 0, last_log_ms = 0;
+    double rate_bytes_per_s = 0;
+  } progress_;
 
   bool stopping_ = false;
   uint64_t stop_deadline_ms_ = 0;

@@ -208,6 +208,8 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
     }
     if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
     session_ = c;
+    ++session_serial_;
+    digests_outstanding_ = 0;
     c->phase = Conn::Phase::session;
     c->deadline_ms = 0;
     stats_.original_log_end = hello.log_end_seq;
@@ -252,6 +254,19 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
       break;
     }
     case proto::MsgType::pong: return;
+    case proto::MsgType::resync_begin:
+    case proto::MsgType::digest_request:
+    case proto::MsgType::resync_data:
+    case proto::MsgType::resync_zero:
+    case proto::MsgType::resync_mark:
+    case proto::MsgType::resync_end:
+    case proto::MsgType::out_of_sync:
+    case proto::MsgType::progress:
+    case proto::MsgType::resync_state:
+    case proto::MsgType::digest_reply:
+    case proto::MsgType::resync_mark_ack:
+    case proto::MsgType::resync_done:
+      return on_maintenance_frame(c, type, frame);
     case proto::MsgType::goodbye:
     case proto::MsgType::error: {
       proto::ErrorMsg m;

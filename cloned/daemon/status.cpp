@@ -51,6 +51,7 @@ base::Status write_live_status(const std::string& runtime_dir, const LiveStatus&
   num("held_bytes", s.held_bytes);
   str("disk", s.disk);
   str("listen", s.listen);
+  str("progress", s.progress);
 
   const std::string path = runtime_dir + "/" + kStatusFileName;
   const std::string tmp = path + ".tmp";
@@ -94,6 +95,7 @@ base::Result<LiveStatus> read_live_status(const std::string& runtime_dir) {
   s.held_bytes = u("held_bytes");
   s.disk = str("disk");
   s.listen = str("listen");
+  s.progress = str("progress");
   return s;
 }
 

@@ -33,6 +33,9 @@ struct LiveStatus {
   uint64_t held_bytes = 0;
   std::string disk;
   std::string listen;
+  // A resync or verify the original reported: "resync 45.0% (460 MiB of
+  // 1 GiB), 120 MiB/s, ETA 5 s"; "" when none runs.
+  std::string progress;
 };
 
 inline constexpr const char* kStatusFileName = "status.toml";

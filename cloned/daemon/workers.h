@@ -21,15 +21,23 @@
 #include "blockio/digest.h"
 #include "cloned/apply/apply.h"
 #include "cloned/proto/frame.h"
+#include "cloned/proto/resync.h"
 #include "cloned/store/store.h"
 
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event } kind;
-  apply::RecordId id = 0;  // io
+  enum class Kind { io, flush, commit, event, digest, store_job } kind;
+  apply::RecordId id = 0;  // io; digest: the request's id
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
+  // digest: the request and its digests, in order.
+  proto::DigestRequest request;
+  uint64_t session_serial = 0;  // digest: the session that asked
+  std::vector<blockio::Digest> digests;
+  // io with read-back: a sentence when the read-back found a difference
+  // (then the extent was rewritten once; status says whether that held).
+  std::string read_back_note;
 };
 
 // Thread-safe queue of completions; `wake` is called after each push (from
@@ -46,32 +54,46 @@ class Completions {
   std::function<void()> wake_;
 };
 
-// Writes, trims, zeroes and flushes on a pool of threads.
+// Writes, trims, zeroes, flushes and digest scans on a pool of threads.
 class DiskWorkers {
  public:
+  // read_back: after each write, read the data back and compare its digest
+  // (a mismatch is rewritten once and reported; twice is a disk error).
   DiskWorkers(blockio::BlockDevice& device, const blockio::DigestKey& digest_key, uint32_t threads,
-              Completions& done);
+              Completions& done, bool read_back = false);
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
   DiskWorkers& operator=(const DiskWorkers&) = delete;
 
   // A write carries its frame; the payload sits 4096-aligned inside it.
-  void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame);
+  // A resync extent with `only` not empty writes just those parts.
+  void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
+              std::vector<apply::Extent> only = {});
   void flush();
+  // Reads the request's extents and digests them (keyed BLAKE2b); the range
+  // is inside the disk (the caller checked).
+  void digest(const proto::DigestRequest& request, uint64_t session_serial);
 
  private:
   struct Job {
-    bool is_flush = false;
+    enum class Kind { io, flush, digest } kind = Kind::io;
     apply::RecordId id = 0;
     proto::RecordHeader header;
     proto::Frame frame;
+    std::vector<apply::Extent> only;
+    proto::DigestRequest request;
+    uint64_t session_serial = 0;
   };
   void run();
   void perform(Job& job);
+  void perform_digest(const Job& job);
+  base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
+  void push_job(Job job);
 
   blockio::BlockDevice& device_;
   blockio::DigestKey digest_key_;
   Completions& done_;
+  const bool read_back_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;
@@ -89,12 +111,16 @@ class StoreWorker {
 
   void commit(const store::ReplicaState& state);
   void event(const std::string& level, const std::string& kind, const std::string& message);
+  // Any other store work, in order with the commits (out-of-sync ranges, ...);
+  // its status comes back as a store_job completion.
+  void run_job(std::function<base::Status(store::Store&)> job);
 
  private:
   struct Job {
     bool is_commit = false;
     store::ReplicaState state;
     std::string level, kind, message;
+    std::function<base::Status(store::Store&)> fn;
   };
   void run();
 
