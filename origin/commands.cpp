@@ -31,12 +31,28 @@ std::string seconds_text(uint64_t elapsed_ns) {
 base::Result<OriginPosition> load_clean_position(const config::OriginConfig& config) {
   base::Result<OriginPosition> pos = load_position(config.state_dir);
   if (!pos) return pos.status();
+  if (pos->resync_generation != 0)
+    return base::Status::error(EBUSY, "a resync to generation " + u64s(pos->resync_generation) +
+                                          " is under way; finish it first: clone-origin resync --source IMAGE");
   if (!pos->clean)
     return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
                                           position_path(config.state_dir) + " says so), so the source image may hold writes "
-                                          "the clone never got; a resync is needed (not yet available in this version): start "
-                                          "again from two identical images and remove that file.");
+                                          "the clone never got; bring the clone to the image with a resync: "
+                                          "clone-origin resync --source IMAGE");
   return pos;
+}
+
+OriginPosition with_clean(OriginPosition p, bool clean) {
+  p.clean = clean;
+  return p;
+}
+
+// Where a finished run leaves the numbering: past its records, clean.
+OriginPosition advanced(OriginPosition p, const WorkloadGenerator& gen) {
+  p.next_seq = gen.next_seq();
+  p.next_epoch = gen.next_epoch();
+  p.clean = true;
+  return p;
 }
 
 std::string replication_line(const char* what, uint64_t done_bytes, uint64_t total_bytes, uint64_t start_ns,
@@ -87,12 +103,14 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
 
   const uint64_t start_ns = base::monotonic_ns();
   RetainedLog log(config.retention_bytes_max, pos->next_seq);
-  Replicator replicator(make_session_config(config, keys), make_reconnect_policy(config), log);
+  SessionConfig session_config = make_session_config(config, keys);
+  session_config.generation = pos->generation;
+  Replicator replicator(session_config, make_reconnect_policy(config), log);
   BASE_TRY(replicator.start());
   // Nothing touches the image before the clone has accepted a session: a
   // clone that refuses at once leaves the image and the position as they were.
   BASE_TRY(replicator.wait_established());
-  BASE_TRY(save_position(config.state_dir, {pos->next_seq, pos->next_epoch, false}));
+  BASE_TRY(save_position(config.state_dir, with_clean(*pos, false)));
   WorkloadGenerator gen(command.workload, config.disk_size_bytes, config.logical_block_bytes, keys.digest_key,
                         pos->next_seq, pos->next_epoch);
   std::atomic<uint64_t> done_bytes{0};
@@ -104,7 +122,7 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
   if (s.is_ok()) s = replicator.wait_durable(produced.last_seq);
   progress.stop();
   if (!s.is_ok()) return s;
-  BASE_TRY(save_position(config.state_dir, {gen.next_seq(), gen.next_epoch(), true}));
+  BASE_TRY(save_position(config.state_dir, advanced(*pos, gen)));
   const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
   replicator.stop();
   const ReplicatorCounters c = replicator.counters();
@@ -128,7 +146,7 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
   base::Result<std::unique_ptr<SpoolWriter>> spool =
       SpoolWriter::create(command.spool_path, config.pair_id, pos->next_seq, keys.digest_key);
   if (!spool) return spool.status();
-  BASE_TRY(save_position(config.state_dir, {pos->next_seq, pos->next_epoch, false}));
+  BASE_TRY(save_position(config.state_dir, with_clean(*pos, false)));
 
   const uint64_t start_ns = base::monotonic_ns();
   WorkloadGenerator gen(command.workload, config.disk_size_bytes, config.logical_block_bytes, keys.digest_key,
@@ -151,7 +169,7 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
   BASE_TRY((*spool)->finish());
   progress.stop();
   // The spool now holds the records: the numbering moves on past them.
-  BASE_TRY(save_position(config.state_dir, {gen.next_seq(), gen.next_epoch(), true}));
+  BASE_TRY(save_position(config.state_dir, advanced(*pos, gen)));
   const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
   std::printf("capture done: %s in %s (%s), %llu records (seq %llu..%llu) in %s\n",
               base::format_bytes(gen.data_bytes_done()).c_str(), seconds_text(elapsed_ns).c_str(),

@@ -31,6 +31,18 @@ struct ReplayCommand {
   std::string spool_path;
 };
 
+struct ResyncCommand {
+  std::string source_path;
+  uint32_t extent_bytes = 0;            // 0: the configuration's
+  bool discard_clone_changes = false;
+};
+
+struct VerifyCommand {
+  std::string source_path;
+  uint32_t extent_bytes = 0;            // 0: the configuration's
+  bool repair = false;
+};
+
 // Generates the workload, writes it to the source image and replicates it;
 // returns once every record is durable on the clone (then compares, when
 // asked: a difference is an error naming the first differing offset).
@@ -43,5 +55,14 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
 // durable on the clone.
 base::Status run_replay(const config::OriginConfig& config, const config::DerivedKeys& keys,
                         const ReplayCommand& command);
+
+// Brings the clone to the source image's content as a new generation (or
+// resumes an interrupted resync); ok once the clone reports consistent.
+base::Status run_resync(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const ResyncCommand& command);
+// Compares the clone with the source image; prints the ranges that differ.
+// A difference left (after --repair: one the repair did not fix) is an error.
+base::Status run_verify(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const VerifyCommand& command);
 
 }  // namespace origin

@@ -4,6 +4,7 @@
 // in exit 2 with the usage text), loads the configuration and the pairing
 // secret, and runs one command from the table. Exit 0 success, 1 failure
 // (a sentence on stderr), 2 usage error.
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <stdexcept>
@@ -31,6 +32,14 @@ const char kUsage[] =
     "      like workload, but the records go to a new spool file instead of the clone\n"
     "  replay --spool FILE\n"
     "      validate the spool and send its records; returns once all are durable\n"
+    "  resync --source IMAGE [--extent SIZE] [--discard-clone-changes]\n"
+    "      bring the clone to IMAGE's content as a new generation, sending only the\n"
+    "      extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
+    "      the clone reports consistent. --discard-clone-changes overwrites a\n"
+    "      Diverged clone (only if its cloned.toml allows it)\n"
+    "  verify --source IMAGE [--extent SIZE] [--repair]\n"
+    "      compare the clone with IMAGE by digest and print the ranges that differ;\n"
+    "      exit 1 if any (after --repair: any the repair did not fix)\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -51,6 +60,7 @@ struct CommandSpec {
   const char* name;
   std::vector<std::string> required;
   std::vector<std::string> optional;
+  std::vector<std::string> flags;  // options without a value
   base::Status (*run)(const config::OriginConfig&, const config::DerivedKeys&, const Options&);
 };
 
@@ -121,6 +131,32 @@ base::Status cmd_capture(const config::OriginConfig& c, const config::DerivedKey
   return origin::run_capture(c, k, cmd);
 }
 
+uint32_t extent_option(const Options& o) {
+  if (o.count("--extent") == 0) return 0;
+  const uint64_t e = parse_size("--extent", get(o, "--extent"));
+  if (e < 4096 || e > (1u << 20) || (e & (e - 1)) != 0)
+    throw UsageError("--extent takes a power of two from 4K to 1M, such as 64K");
+  return static_cast<uint32_t>(e);
+}
+
+bool yes_option(const Options& o, const std::string& name) { return o.count(name) != 0; }
+
+base::Status cmd_resync(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  origin::ResyncCommand cmd;
+  cmd.source_path = get(o, "--source");
+  cmd.extent_bytes = extent_option(o);
+  cmd.discard_clone_changes = yes_option(o, "--discard-clone-changes");
+  return origin::run_resync(c, k, cmd);
+}
+
+base::Status cmd_verify(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  origin::VerifyCommand cmd;
+  cmd.source_path = get(o, "--source");
+  cmd.extent_bytes = extent_option(o);
+  cmd.repair = yes_option(o, "--repair");
+  return origin::run_verify(c, k, cmd);
+}
+
 base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
   return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
 }
@@ -130,12 +166,14 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
   return a;
 }
 
-// Later commands (wake, health, resync, verify) join this table.
+// Later commands (wake, health) join this table.
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> table = {
-      {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), cmd_workload},
-      {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, cmd_capture},
-      {"replay", {"--spool"}, {}, cmd_replay},
+      {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), {}, cmd_workload},
+      {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, {}, cmd_capture},
+      {"replay", {"--spool"}, {}, {}, cmd_replay},
+      {"resync", {"--source"}, {"--extent"}, {"--discard-clone-changes"}, cmd_resync},
+      {"verify", {"--source"}, {"--extent"}, {"--repair"}, cmd_verify},
   };
   return table;
 }
@@ -152,6 +190,10 @@ bool allowed(const CommandSpec& spec, const std::string& name) {
     for (const std::string& n : *list)
       if (n == name) return true;
   return false;
+}
+
+bool is_flag(const CommandSpec& spec, const std::string& name) {
+  return std::find(spec.flags.begin(), spec.flags.end(), name) != spec.flags.end();
 }
 
 const CommandSpec& find_command(const std::string& name) {
@@ -176,6 +218,10 @@ Invocation parse(int argc, char** argv) {
     if (arg.rfind("--", 0) != 0) {
       if (inv.command != nullptr) throw UsageError("unexpected argument '" + arg + "'");
       inv.command = &find_command(arg);
+      continue;
+    }
+    if (inv.command != nullptr && is_flag(*inv.command, arg)) {
+      if (!inv.options.emplace(arg, "").second) throw UsageError(arg + " given twice");
       continue;
     }
     auto [name, value] = take_option(argc, argv, i);

@@ -84,6 +84,10 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
     } else if (key == "clean") {
       p.clean = v != 0;
       seen |= 4;
+    } else if (key == "generation" && v != 0) {
+      p.generation = v;
+    } else if (key == "resync_generation") {
+      p.resync_generation = v;
     } else {
       return base::Status::error(EBADMSG, path + " has an unknown key \"" + key + "\"; fix or remove it.");
     }
@@ -96,7 +100,8 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
 base::Status save_position(const std::string& state_dir, const OriginPosition& p) {
   BASE_TRY(ensure_dir(state_dir));
   std::ostringstream text;
-  text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0) << "\n";
+  text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0)
+       << "\ngeneration=" << p.generation << "\nresync_generation=" << p.resync_generation << "\n";
   return write_file_durably(position_path(state_dir), text.str());
 }
 

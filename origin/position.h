@@ -8,8 +8,13 @@
 // image may hold writes the clone never got, and only a resync can bring the
 // two together again. A later run refuses to start on an unclean position.
 //
-// Format: text lines "next_seq=N", "next_epoch=N", "clean=0|1". Written to a
-// temporary file, fsynced and renamed into place (atomic).
+// `generation` is the generation of the log (a resync starts a new one);
+// `resync_generation` is not 0 while a resync to that generation is under way
+// (a later `clone-origin resync` resumes it).
+//
+// Format: text lines "next_seq=N", "next_epoch=N", "clean=0|1", and
+// optionally "generation=N" (default 1) and "resync_generation=N" (default
+// 0). Written to a temporary file, fsynced and renamed into place (atomic).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,8 @@ struct OriginPosition {
   uint64_t next_seq = 1;
   uint64_t next_epoch = 1;
   bool clean = true;
+  uint64_t generation = 1;
+  uint64_t resync_generation = 0;
 };
 
 // The position in `state_dir`; the defaults (a fresh pair) when there is no

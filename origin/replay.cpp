@@ -8,6 +8,7 @@
 #include "base/units.h"
 #include "origin/commands.h"
 #include "origin/log.h"
+#include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
 #include "origin/spool.h"
@@ -49,10 +50,14 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
     return base::Status::error(EBADMSG, "spool " + command.spool_path + " ends with record " + u64s(sum->last_seq) +
                                             ", which is not a barrier: the capture was cut short, and its last epoch "
                                             "could never be made durable; nothing was sent.");
+  base::Result<OriginPosition> pos = load_position(config.state_dir);
+  if (!pos) return pos.status();
   const uint64_t start_ns = base::monotonic_ns();
   RetainedLog log(config.retention_bytes_max, sum->first_seq);
   log.set_known_end_seq(sum->last_seq);  // the hello tells the clone how far this original's log goes
-  Replicator replicator(make_session_config(config, keys), make_reconnect_policy(config), log);
+  SessionConfig session_config = make_session_config(config, keys);
+  session_config.generation = pos->generation;  // the spool was captured in this generation
+  Replicator replicator(session_config, make_reconnect_policy(config), log);
   BASE_TRY(replicator.start());
   std::atomic<uint64_t> done_bytes{0};
   ProgressReporter progress([&] {

@@ -11,7 +11,6 @@ namespace origin {
 
 namespace {
 
-constexpr uint32_t kRecvFrameBytesMax = 64 * 1024;  // the clone sends only small messages
 std::string u64s(uint64_t v) { return std::to_string(v); }
 
 }  // namespace
@@ -22,6 +21,7 @@ SessionConfig make_session_config(const config::OriginConfig& c, const config::D
   s.port = c.clone_port;
   s.pair_id = c.pair_id;
   s.auth_key = keys.auth_key;
+  s.digest_key = keys.digest_key;
   s.disk_size_bytes = c.disk_size_bytes;
   s.logical_block_bytes = c.logical_block_bytes;
   s.want_receipt_acks = c.want_receipt_acks;
@@ -72,33 +72,46 @@ base::Status Session::fatal(int code, const std::string& message) {
   return base::Status::error(code, message);
 }
 
-base::Status Session::connect_and_handshake() {
-  const uint64_t deadline = net::now_ms() + config_.connect_timeout_ms;
-  base::Result<net::UniqueFd> fd = net::connect_tcp(config_.host, config_.port, config_.connect_timeout_ms);
+base::Status connect_to_clone(const SessionConfig& config, ClientLink& out) {
+  const uint64_t deadline = net::now_ms() + config.connect_timeout_ms;
+  base::Result<net::UniqueFd> fd = net::connect_tcp(config.host, config.port, config.connect_timeout_ms);
   if (!fd) return fd.status();
-  fd_ = std::move(*fd);
-  proto::ClientHandshake hs(config_.auth_key, config_.pair_id);
+  out.fd = std::move(*fd);
+  out.refused_for_good = false;
+  proto::ClientHandshake hs(config.auth_key, config.pair_id);
   const base::Bytes hello = hs.client_hello();
-  BASE_TRY(net::write_all(fd_.get(), hello, deadline).with_context("handshake with the clone failed"));
+  BASE_TRY(net::write_all(out.fd.get(), hello, deadline).with_context("handshake with the clone failed"));
   uint8_t server_hello[proto::kServerHelloBytes];
-  BASE_TRY(net::read_exact(fd_.get(), server_hello, deadline).with_context("handshake with the clone failed"));
+  BASE_TRY(net::read_exact(out.fd.get(), server_hello, deadline).with_context("handshake with the clone failed"));
   base::Result<base::Bytes> finish = hs.on_server_hello(server_hello);
-  if (!finish) return classify_handshake_refusal(finish.status());
-  BASE_TRY(net::write_all(fd_.get(), *finish, deadline).with_context("handshake with the clone failed"));
-  sealer_ = std::make_unique<proto::FrameSealer>(hs.keys().send);
-  reader_ = std::make_unique<proto::FrameReader>(hs.keys().recv, kRecvFrameBytesMax);
-  recv_buf_ = std::make_unique<uint8_t[]>(256 * 1024);
-  last_recv_ms_ = last_send_ms_ = net::now_ms();
+  if (!finish) {
+    // A busy clone (another original connected, or handshakes queued) is
+    // worth another try; anything else (wrong secret, another pair, another
+    // version) will not get better by retrying.
+    const base::Status& s = finish.status();
+    if (s.code() == EBUSY || s.code() == EAGAIN) return s;  // its sentence says "busy"
+    out.refused_for_good = true;
+    return base::Status::error(s.code(), "the handshake with the clone at " + config.host + ":" +
+                                             std::to_string(config.port) + " failed: " + s.message());
+  }
+  BASE_TRY(net::write_all(out.fd.get(), *finish, deadline).with_context("handshake with the clone failed"));
+  out.keys = hs.keys();
   return base::Status::ok();
 }
 
-// A busy clone (another original connected, or handshakes queued) is worth
-// another try; anything else (wrong secret, another pair, another version)
-// will not get better by retrying.
-base::Status Session::classify_handshake_refusal(const base::Status& s) {
-  if (s.code() == EBUSY || s.code() == EAGAIN) return s;  // retryable: its sentence says "busy"
-  return fatal(s.code(), "the handshake with the clone at " + config_.host + ":" + std::to_string(config_.port) +
-                             " failed: " + s.message());
+base::Status Session::connect_and_handshake() {
+  ClientLink link;
+  base::Status s = connect_to_clone(config_, link);
+  if (!s.is_ok()) {
+    fatal_ = link.refused_for_good;
+    return s;
+  }
+  fd_ = std::move(link.fd);
+  sealer_ = std::make_unique<proto::FrameSealer>(link.keys.send);
+  reader_ = std::make_unique<proto::FrameReader>(link.keys.recv, kRecvFrameBytesMax);
+  recv_buf_ = std::make_unique<uint8_t[]>(256 * 1024);
+  last_recv_ms_ = last_send_ms_ = net::now_ms();
+  return base::Status::ok();
 }
 
 proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq) {
@@ -205,16 +218,16 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
   if (h.generation != config_.generation)
     return refuse(proto::ErrorCode::generation_mismatch, EINVAL,
                   "the clone holds generation " + u64s(h.generation) + " but this original's log is of generation " +
-                      u64s(config_.generation) + "; a resync is needed (not yet available in this version).");
+                      u64s(config_.generation) + "; a resync is needed: clone-origin resync --source IMAGE.");
   const uint64_t start = log_.start_seq(), end = log_.advertised_end_seq();
   if (h.applied_seq + 1 < start)
     return refuse(proto::ErrorCode::resync_needed, ERANGE,
                   "resync needed: the clone needs record " + u64s(h.applied_seq + 1) + " next but this original holds records " +
-                      u64s(start) + " onwards only (resync is not yet available in this version).");
+                      u64s(start) + " onwards only: clone-origin resync --source IMAGE.");
   if (h.applied_seq > end)
     return refuse(proto::ErrorCode::resync_needed, ERANGE,
                   "resync needed: the clone has applied record " + u64s(h.applied_seq) + " but this original's log ends at record " +
-                      u64s(end) + "; the two disagree (resync is not yet available in this version).");
+                      u64s(end) + "; the two disagree: clone-origin resync --source IMAGE.");
   log_.trim_upto(h.committed_seq);
   committed_seq_ = h.committed_seq;
   acked_seq_ = h.applied_seq;

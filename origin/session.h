@@ -32,6 +32,7 @@ struct SessionConfig {
   uint16_t port = config::kDefaultPort;
   proto::PairId pair_id{};
   proto::Key auth_key{};
+  blockio::DigestKey digest_key{};       // resync and verify compare digests keyed with it
   uint64_t disk_size_bytes = 0;
   uint32_t logical_block_bytes = 512;
   uint64_t generation = 1;
@@ -50,6 +51,17 @@ SessionConfig make_session_config(const config::OriginConfig& config, const conf
 // The hello an original of this configuration sends, holding records
 // log_start_seq..log_end_seq.
 proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq);
+
+// An authenticated connection to the clone, before any message.
+struct ClientLink {
+  net::UniqueFd fd;
+  proto::SessionKeys keys{};
+  bool refused_for_good = false;  // on failure: the clone refused the handshake (not busy)
+};
+// Connects and runs the handshake within config.connect_timeout_ms.
+base::Status connect_to_clone(const SessionConfig& config, ClientLink& out);
+// Frames from the clone are small; this bounds what the original accepts.
+inline constexpr uint32_t kRecvFrameBytesMax = 64 * 1024;
 
 // What a session reports, on the session's thread.
 class SessionListener {
@@ -92,7 +104,6 @@ class Session {
 
  private:
   base::Status connect_and_handshake();
-  base::Status classify_handshake_refusal(const base::Status& s);
   void queue_hello();
   base::Status pump();
   base::Status say_goodbye();

@@ -258,15 +258,17 @@ void Machine::on_mark_flushed(Actions& actions) {
       continue;
     }
     // The end: the clone holds the resync's generation from here on.
-    const bool repair = (replica_.resync.flags & proto::kResyncRepair) != 0;
     replica_.resync = {};
     replica_.needs_resync = false;
     replica_.state = proto::CloneState::inconsistent;
     replica_.consistent_at_seq = std::max(m.consistent_at_seq, durable_.seq);
     replica_.state_reason = "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
-    if (repair && durable_.seq >= replica_.consistent_at_seq) replica_.state_reason.clear();
+    if (durable_.seq >= replica_.consistent_at_seq) {
+      replica_.state = proto::CloneState::consistent;
+      replica_.state_reason.clear();
+      replica_.consistent_at_seq = 0;
+    }
     log_written_.clear();
-    maybe_become_consistent();
     end_committing_ = m;
     break;
   }

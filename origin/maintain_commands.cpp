@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// clone-origin resync and verify.
+#include <cerrno>
+#include <cstdio>
+
+#include "base/units.h"
+#include "origin/commands.h"
+#include "origin/maintenance.h"
+#include "origin/position.h"
+#include "origin/progress.h"
+
+namespace origin {
+
+namespace {
+
+std::string u64s(uint64_t v) { return std::to_string(v); }
+
+MaintenanceOptions options_from(const config::OriginConfig& config, uint32_t extent_override) {
+  MaintenanceOptions o;
+  o.extent_bytes = extent_override != 0 ? extent_override : static_cast<uint32_t>(config.resync_extent_bytes);
+  o.rate_bytes_max = config.resync_rate_bytes_max;
+  return o;
+}
+
+std::string percent(uint64_t part, uint64_t whole) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f%%", whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0);
+  return buf;
+}
+
+}  // namespace
+
+base::Status run_resync(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const ResyncCommand& command) {
+  base::Result<OriginPosition> pos = load_position(config.state_dir);
+  if (!pos) return pos.status();
+  SessionConfig session = make_session_config(config, keys);
+  session.generation = pos->generation;
+  base::Result<proto::Hello> clone = ask_clone(session);
+  if (!clone) return clone.status();
+  // Resume the resync this original started, if the clone still has it under
+  // way; else a generation past both sides'.
+  uint64_t generation = std::max(pos->generation, clone->generation) + 1;
+  if (pos->resync_generation != 0 && clone->generation == pos->resync_generation &&
+      clone->state == proto::CloneState::inconsistent)
+    generation = pos->resync_generation;
+  OriginPosition during = *pos;
+  during.resync_generation = generation;
+  during.clean = false;
+  BASE_TRY(save_position(config.state_dir, during));
+
+  const MaintenanceOptions options = [&] {
+    MaintenanceOptions o = options_from(config, command.extent_bytes);
+    o.discard_clone_changes = command.discard_clone_changes;
+    return o;
+  }();
+  base::Result<ResyncReport> r = resync_clone(session, make_reconnect_policy(config), command.source_path, generation,
+                                              pos->next_seq - 1, pos->next_epoch - 1, options);
+  if (!r) return r.status();
+  OriginPosition after = *pos;
+  after.generation = generation;
+  after.resync_generation = 0;
+  after.clean = true;
+  BASE_TRY(save_position(config.state_dir, after));
+  session.generation = generation;
+  base::Result<proto::Hello> now = ask_clone(session);
+  if (!now) return now.status();
+  const uint64_t size = config.disk_size_bytes;
+  std::printf("resync done: generation %llu at record %llu in %.1f s over %llu session(s); compared %s by digest "
+              "(from byte %llu), sent %llu extents: %s of data (%s of the disk), %s as zero extents; %s on the wire\n",
+              static_cast<unsigned long long>(generation), static_cast<unsigned long long>(pos->next_seq - 1),
+              static_cast<double>(r->elapsed_ns) / 1e9, static_cast<unsigned long long>(r->sessions),
+              base::format_bytes(r->digested_bytes).c_str(), static_cast<unsigned long long>(r->started_at_bytes),
+              static_cast<unsigned long long>(r->extents_sent), base::format_bytes(r->data_bytes_sent).c_str(),
+              percent(r->data_bytes_sent, size).c_str(), base::format_bytes(r->zero_bytes_sent).c_str(),
+              base::format_bytes(r->wire_bytes_sent).c_str());
+  std::printf("data_bytes_sent=%llu wire_bytes_sent=%llu digested_bytes=%llu\n",
+              static_cast<unsigned long long>(r->data_bytes_sent), static_cast<unsigned long long>(r->wire_bytes_sent),
+              static_cast<unsigned long long>(r->digested_bytes));
+  if (now->state != proto::CloneState::consistent)
+    return base::Status::error(EAGAIN, std::string("the resync completed but the clone reports ") +
+                                           proto::clone_state_name(now->state) + "; see clonectl status on the clone.");
+  std::printf("the clone is consistent: a bootable copy of %s\n", command.source_path.c_str());
+  return base::Status::ok();
+}
+
+base::Status run_verify(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const VerifyCommand& command) {
+  base::Result<OriginPosition> pos = load_position(config.state_dir);
+  if (!pos) return pos.status();
+  if (!pos->clean || pos->resync_generation != 0)
+    return base::Status::error(EBUSY, "the original's position is not clean (" + position_path(config.state_dir) +
+                                          "): an earlier run or resync did not finish; run clone-origin resync first.");
+  SessionConfig session = make_session_config(config, keys);
+  session.generation = pos->generation;
+  const MaintenanceOptions options = options_from(config, command.extent_bytes);
+  const uint64_t at_seq = pos->next_seq - 1;
+  base::Result<VerifyReport> v = verify_clone(session, command.source_path, at_seq, options);
+  if (!v) return v.status();
+  auto print_ranges = [](const std::vector<Range>& ranges) {
+    for (const Range& r : ranges)
+      std::printf("out of sync: offset %llu, %llu bytes\n", static_cast<unsigned long long>(r.offset_bytes),
+                  static_cast<unsigned long long>(r.length_bytes));
+  };
+  print_ranges(v->out_of_sync);
+  std::printf("verify done: compared %s in %.1f s (%s); %llu extent(s) differed at first, %zu range(s) out of sync\n",
+              base::format_bytes(v->digested_bytes).c_str(), static_cast<double>(v->elapsed_ns) / 1e9,
+              format_rate(v->digested_bytes, v->elapsed_ns).c_str(), static_cast<unsigned long long>(v->suspect_extents),
+              v->out_of_sync.size());
+  if (v->out_of_sync.empty()) return base::Status::ok();
+  if (!command.repair)
+    return base::Status::error(EIO, u64s(v->out_of_sync.size()) + " range(s) of the clone differ from " + command.source_path +
+                                        "; repair them with clone-origin verify --repair.");
+  base::Result<ResyncReport> fixed =
+      repair_clone(session, command.source_path, at_seq, pos->next_epoch - 1, v->out_of_sync, options);
+  if (!fixed) return fixed.status();
+  std::printf("repair done: rewrote %llu extent(s), %s\n", static_cast<unsigned long long>(fixed->extents_sent),
+              base::format_bytes(fixed->data_bytes_sent + fixed->zero_bytes_sent).c_str());
+  base::Result<VerifyReport> again = verify_clone(session, command.source_path, at_seq, options);
+  if (!again) return again.status();
+  print_ranges(again->out_of_sync);
+  std::printf("verify after repair: %zu range(s) out of sync\n", again->out_of_sync.size());
+  if (!again->out_of_sync.empty())
+    return base::Status::error(EIO, u64s(again->out_of_sync.size()) + " range(s) still differ after the repair: the clone's "
+                                                                      "disk may be failing (clonectl health on the clone).");
+  return base::Status::ok();
+}
+
+}  // namespace origin
