@@ -310,8 +310,10 @@ struct Pending {
 // `chunk_done` after each request's range is handled.
 class Scanner {
  public:
-  Scanner(Link& link, Image& image, const blockio::DigestKey& key, const MaintenanceOptions& o, RateLimit& rate)
-      : link_(link), image_(image), key_(key), options_(o), rate_(rate) {}
+  // `digested` counts the bytes compared, as they are (an interrupted scan counts too).
+  Scanner(Link& link, Image& image, const blockio::DigestKey& key, const MaintenanceOptions& o, RateLimit& rate,
+          uint64_t& digested)
+      : link_(link), image_(image), key_(key), options_(o), rate_(rate), digested_(digested) {}
 
   base::Status scan(uint64_t from, uint64_t to, uint32_t extent, const std::function<base::Status(Range)>& differ,
                     const std::function<base::Status(uint64_t)>& chunk_done) {
@@ -369,7 +371,6 @@ class Scanner {
 
   // Messages other than digest replies that may arrive during a scan.
   void set_extra_handler(FrameHandler h) { extra_ = std::move(h); }
-  uint64_t digested() const { return digested_; }
 
  private:
   Link& link_;
@@ -378,7 +379,7 @@ class Scanner {
   const MaintenanceOptions& options_;
   RateLimit& rate_;
   uint64_t ids_ = 0;
-  uint64_t digested_ = 0;
+  uint64_t& digested_;
   FrameHandler extra_;
 };
 
@@ -476,7 +477,7 @@ base::Status resync_session(const SessionConfig& session, Image& image, const pr
     LOG_NOTICE("%s generation %" PRIu64 " %s at byte %" PRIu64 " of %" PRIu64, ranges.empty() ? "resync of" : "repair in",
                begin.generation, state.resumed ? "resumed" : "began", state.cursor_bytes, state.total_bytes);
     RateLimit rate(options.rate_bytes_max);
-    Scanner scanner(link, image, key, options, rate);
+    Scanner scanner(link, image, key, options, rate, report.digested_bytes);
     base::AlignedBuffer buf(proto::kMaxWritePayloadBytes);
     uint64_t last_mark = state.cursor_bytes, acked = state.cursor_bytes;
     scanner.set_extra_handler(scanner_extra(link, acked));
@@ -507,7 +508,6 @@ base::Status resync_session(const SessionConfig& session, Image& image, const pr
     } else {
       for (const Range& r : ranges) BASE_TRY(differ(r));
     }
-    report.digested_bytes += scanner.digested();
     send_progress(link, proto::ProgressKind::resync, total, total);
     msg.clear();
     proto::encode_resync_end(begin.target_seq, msg);
@@ -595,7 +595,7 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
   VerifyReport report;
   const uint64_t start_ns = base::monotonic_ns();
   RateLimit rate(options.rate_bytes_max);
-  Scanner scanner(link, image, session.digest_key, options, rate);
+  Scanner scanner(link, image, session.digest_key, options, rate, report.digested_bytes);
   std::vector<Range> suspects;
   const uint64_t total = image.size();
   uint64_t last_progress_ns = 0;
@@ -613,11 +613,11 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
                           }
                           return base::Status::ok();
                         }));
-  report.digested_bytes = scanner.digested();
   report.suspect_extents = suspects.size();
   // The second look, in 4 KiB blocks: what differs still, and exactly where.
   for (const Range& sus : suspects) {
-    Scanner fine(link, image, session.digest_key, options, rate);
+    uint64_t rechecked = 0;
+    Scanner fine(link, image, session.digest_key, options, rate, rechecked);
     BASE_TRY(fine.scan(sus.offset_bytes, sus.offset_bytes + sus.length_bytes, kVerifyBlockBytes,
                        [&](Range r) {
                          if (!report.out_of_sync.empty() &&

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+// Level 3, black box: resync, verify and the generation rules with the real
+// cloned and clone-origin over loopback (issue 3).
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "test/support/fault_proxy.h"
+#include "test/support/harness.h"
+
+using harness::Process;
+using harness::TempDir;
+
+namespace {
+
+bool write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return false;
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> buf(1 << 17);  // 1 MiB
+  for (uint64_t done = 0; done < size; done += buf.size() * 8) {
+    for (uint64_t& w : buf) w = rng();
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size() * 8, size - done));
+    if (std::fwrite(buf.data(), 1, n, f) != n) {
+      std::fclose(f);
+      return false;
+    }
+  }
+  return std::fclose(f) == 0;
+}
+
+bool copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  std::ofstream out(to, std::ios::binary | std::ios::trunc);
+  out << in.rdbuf();
+  return static_cast<bool>(out);
+}
+
+bool write_at(const std::string& path, uint64_t offset, const std::string& bytes) {
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  if (f == nullptr) return false;
+  const bool ok = std::fseek(f, static_cast<long>(offset), SEEK_SET) == 0 &&
+                  std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+// The "key=N" figure from clone-origin's output, or UINT64_MAX.
+uint64_t figure(const std::string& out, const std::string& key) {
+  const size_t at = out.find(key + "=");
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::strtoull(out.c_str() + at + key.size() + 1, nullptr, 10);
+}
+
+std::vector<std::string> origin(const harness::Pair& p, std::vector<std::string> args) {
+  std::vector<std::string> a = {harness::binary("ORIGIN_BIN"), "--config", p.origin_config};
+  a.insert(a.end(), args.begin(), args.end());
+  return a;
+}
+
+std::string status_of(const harness::Pair& p) {
+  std::string out;
+  harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config}, out);
+  return out;
+}
+
+struct Running {
+  harness::Pair pair;
+  std::unique_ptr<Process> cloned;
+};
+
+Running start(const TempDir& d, uint64_t disk_bytes, const std::map<std::string, std::string>& clone_over = {},
+              const std::map<std::string, std::string>& origin_over = {}) {
+  Running r;
+  r.pair = harness::make_pair(d.path(), d / "clone.img", clone_over, origin_over);
+  REQUIRE(!r.pair.clone_config.empty());
+  (void)disk_bytes;
+  r.cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config},
+                                       d / "cloned.log");
+  REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
+  return r;
+}
+
+void stop(Running& r) {
+  r.cloned->signal(SIGTERM);
+  CHECK(r.cloned->wait(30000) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("resync of a 1 GiB image with 1% of its 4 KiB blocks changed sends about 1% of the image") {
+  TempDir d;
+  constexpr uint64_t kDisk = 1ull << 30;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 1));
+  REQUIRE(copy_file(d / "source.img", d / "clone.img"));
+  // 1% of the 4 KiB blocks, scattered, get new contents on the original.
+  std::mt19937_64 rng(77);
+  const uint64_t blocks = kDisk / 4096, changed = blocks / 100;
+  std::vector<uint64_t> picked;
+  for (uint64_t i = 0; i < changed; ++i) picked.push_back(rng() % blocks);
+  std::sort(picked.begin(), picked.end());
+  picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
+  for (uint64_t b : picked) REQUIRE(write_at(d / "source.img", b * 4096, std::string(4096, static_cast<char>(1 + b % 250))));
+  CHECK_FALSE(harness::files_equal(d / "source.img", d / "clone.img"));
+  Running r = start(d, kDisk);
+  std::string out;
+  const auto t0 = std::chrono::steady_clock::now();
+  int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "4K"}), out, 600000);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE_MESSAGE(code == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  const uint64_t data = figure(out, "data_bytes_sent"), wire = figure(out, "wire_bytes_sent");
+  MESSAGE("1% delta of 1 GiB: " << picked.size() << " blocks changed (" << picked.size() * 4096 << " bytes); extent data sent "
+                                << data << " bytes = " << 100.0 * static_cast<double>(data) / kDisk << "% of the image; "
+                                << wire << " bytes on the wire original->clone; " << secs << " s");
+  CHECK(data == picked.size() * 4096);
+  CHECK(data <= kDisk / 50);
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+}
+
+TEST_CASE("a full copy onto a zeroed clone and onto a clone holding unrelated data ends identical") {
+  for (const bool unrelated : {false, true}) {
+    CAPTURE(unrelated);
+    TempDir d;
+    constexpr uint64_t kDisk = 96ull << 20;
+    REQUIRE(write_random_file(d / "source.img", kDisk, 5));
+    REQUIRE(write_at(d / "source.img", 8 << 20, std::string(16 << 20, '\0')));  // a zero stretch: sent as zero extents
+    if (unrelated) REQUIRE(write_random_file(d / "clone.img", kDisk, 6));
+    else REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+    Running r = start(d, kDisk);
+    std::string out;
+    int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+    REQUIRE_MESSAGE(code == 0, out);
+    uint64_t diff = 0;
+    CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+    CHECK(out.find("the clone is consistent") != std::string::npos);
+    MESSAGE(out.substr(out.find("resync done"), out.find('\n', out.find("resync done")) - out.find("resync done")));
+    std::string events;
+    harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config}, events);
+    CHECK(events.find("resync") != std::string::npos);
+    stop(r);
+  }
+}
+
+TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, without hashing the disk again") {
+  TempDir d;
+  constexpr uint64_t kDisk = 192ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 9));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  const uint16_t proxy_port = harness::free_port();
+  // Slow enough (48 MB/s) to be interrupted mid-way; marks every 64 MiB.
+  Running r = start(d, kDisk, {{"link.idle_timeout_ms", "2000"}, {"link.keepalive_interval_ms", "300"}},
+                    {{"clone.address", "\"127.0.0.1:" + std::to_string(proxy_port) + "\""},
+                     {"resync.rate_max", "\"48M\""},
+                     {"origin.reconnect_initial_ms", "50"},
+                     {"origin.reconnect_max_ms", "500"},
+                     {"origin.reconnect_attempts_max", "200"},
+                     {"origin.idle_timeout_ms", "2000"},
+                     {"origin.keepalive_interval_ms", "300"}});
+  harness::FaultQuota quota;
+  quota.cuts = 3;
+  quota.flips = 0;
+  quota.offset_min_bytes = 70ull << 20;  // past the first mark
+  quota.offset_max_bytes = 90ull << 20;
+  auto proxy = std::make_unique<harness::FaultProxy>(r.pair.port, 31, quota);
+  std::string text = harness::read_file(r.pair.origin_config);
+  const std::string wanted = "127.0.0.1:" + std::to_string(proxy_port);
+  text.replace(text.find(wanted), wanted.size(), "127.0.0.1:" + std::to_string(proxy->port()));
+  REQUIRE(harness::write_file(r.pair.origin_config, text));
+
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  // Two kill -9 of the clone while the resync runs.
+  int kills = 0;
+  for (int i = 0; i < 2 && resync.running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    if (!resync.running()) break;
+    r.cloned->signal(SIGKILL);
+    CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+    ++kills;
+    r.cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config},
+                                         d / "cloned.log");
+    REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  }
+  const int code = resync.wait(600000);
+  const std::string out = harness::read_file(d / "origin.log");
+  REQUIRE_MESSAGE(code == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  const uint64_t digested = figure(out, "digested_bytes");
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  size_t resumed = 0;
+  for (size_t at = events.find("resumed generation"); at != std::string::npos; at = events.find("resumed generation", at + 1)) {
+    // "resumed generation 2 at byte N": past the start.
+    const uint64_t byte = std::strtoull(events.c_str() + events.find("at byte", at) + 8, nullptr, 10);
+    if (byte > 0) ++resumed;
+  }
+  MESSAGE("kills " << kills << ", proxy cuts " << proxy->counts().cuts.load() << ", resumed past byte 0: " << resumed
+                   << ", bytes compared by digest over all sessions " << digested << " (disk " << kDisk << ")");
+  CHECK(kills + proxy->counts().cuts.load() >= 3);
+  CHECK(resumed >= 2);
+  // A restart from zero after each of the interruptions would compare the disk
+  // several times over.
+  CHECK(digested < 2 * kDisk);
+  stop(r);
+}
+
+TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
+  TempDir d;
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 12));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  Running r = start(d, kDisk);
+  std::string out;
+  REQUIRE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0);
+  CHECK(harness::run(origin(r.pair, {"verify", "--source", d / "source.img"}), out) == 0);
+  CHECK(out.find("0 range(s) out of sync") != std::string::npos);
+  // Behind the daemon's back: three blocks, two of them adjacent.
+  REQUIRE(write_at(d / "clone.img", 5 * 4096 + 100, "garbage"));
+  REQUIRE(write_at(d / "clone.img", 1000 * 4096, std::string(8192, 'x')));
+  int code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img"}), out);
+  CHECK(code == 1);
+  CHECK_MESSAGE(out.find("out of sync: offset 20480, 4096 bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("out of sync: offset 4096000, 8192 bytes") != std::string::npos, out);
+  CHECK(out.find("2 range(s) out of sync") != std::string::npos);
+  std::string status = status_of(r.pair);
+  CHECK_MESSAGE(status.find("2 range(s) out of sync") != std::string::npos, status);
+  code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair"}), out);
+  CHECK_MESSAGE(code == 0, out);
+  CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  status = status_of(r.pair);
+  CHECK(status.find("out of sync") == std::string::npos);
+  CHECK(status.find("a bootable copy") != std::string::npos);
+  stop(r);
+}
+
+TEST_CASE("a log of another generation, a log with a gap, and a log from before a resync are refused, nothing written") {
+  TempDir d;
+  constexpr uint64_t kDisk = 32ull << 20;
+  REQUIRE(harness::make_zero_file(d / "source.img", kDisk));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  Running r = start(d, kDisk);
+  std::string out;
+  REQUIRE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}), out) == 0);
+  const std::string state_dir = d / "origin/state";
+  const std::string before_resync = harness::read_file(state_dir + "/origin.position");
+  REQUIRE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out) == 0);
+  REQUIRE(harness::files_equal(d / "source.img", d / "clone.img"));
+  const std::string after_resync = harness::read_file(state_dir + "/origin.position");
+  CHECK(after_resync.find("generation=2") != std::string::npos);
+  auto refused = [&](const std::string& position, const std::string& why) {
+    CAPTURE(why);
+    REQUIRE(harness::write_file(state_dir + "/origin.position", position));
+    REQUIRE(copy_file(d / "clone.img", d / "clone.before"));
+    std::string o;
+    const int code = harness::run(origin(r.pair, {"workload", "--source", d / "other.img", "--seed", "2", "--bytes", "4M"}), o);
+    CHECK(code == 1);
+    CHECK_MESSAGE(o.find(why) != std::string::npos, o);
+    CHECK(harness::files_equal(d / "clone.img", d / "clone.before"));
+  };
+  REQUIRE(harness::make_zero_file(d / "other.img", kDisk));
+  // An original that never heard of the resync: generation 1.
+  refused(before_resync, "generation");
+  // Another generation altogether.
+  std::string g5 = after_resync;
+  g5.replace(g5.find("generation=2"), 12, "generation=5");
+  refused(g5, "generation");
+  // A gap: the original's log starts far past the clone's position.
+  std::string gap = after_resync;
+  const size_t at = gap.find("next_seq=");
+  gap.replace(at, gap.find('\n', at) - at, "next_seq=100000");
+  refused(gap, "resync");
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "100"}, events);
+  CHECK_MESSAGE(events.find("generation_mismatch") != std::string::npos, events);
+  CHECK(events.find("resync_needed") != std::string::npos);
+  stop(r);
+}
