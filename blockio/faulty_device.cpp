@@ -65,6 +65,10 @@ base::Status FaultyDevice::write(uint64_t offset_bytes, base::ByteSpan data) {
                                                      "); nothing of it was written");
   }
   pending_.push_back(Pending{Pending::Kind::write, offset_bytes, data.size(), {data.begin(), data.end()}});
+  if (plan_.corrupt_writes > 0) {
+    --plan_.corrupt_writes;
+    pending_.back().data[0] ^= 0xff;
+  }
   return base::Status::ok();
 }
 

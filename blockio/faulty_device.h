@@ -34,6 +34,9 @@ struct FaultPlan {
   double write_error_rate = 0.0;  // each write fails with this probability
   int64_t fail_flush_after = -1;  // the (n+1)th flush and all after fail; -1 = never
   int error_code = 5;             // EIO
+  // The next this many writes report success but keep a flipped first byte:
+  // a disk that does not hold what it is given (the read-back check's case).
+  int64_t corrupt_writes = 0;
 };
 
 class FaultyDevice final : public BlockDevice {

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+// The disk workers: digest scans, resync writes cut around the log's ranges,
+// and the read-back check against a disk that does not keep what it is given.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "blockio/faulty_device.h"
+#include "blockio/memory_device.h"
+#include "cloned/daemon/workers.h"
+
+namespace {
+
+constexpr uint64_t kDisk = 1 << 20;
+const blockio::DigestKey kKey{7, 7, 7};
+
+// Waits (bounded) for the next completion of `kind`.
+cloned::Completion next(cloned::Completions& done, cloned::Completion::Kind kind) {
+  for (int i = 0; i < 2000; ++i) {
+    for (cloned::Completion& c : done.take_all())
+      if (c.kind == kind) return std::move(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  FAIL("no completion within 2 s");
+  return {};
+}
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 31);
+  return v;
+}
+
+// A frame holding a resync_data or write message whose payload is `data`.
+proto::Frame frame_with(const proto::RecordHeader& h, const std::vector<uint8_t>& data) {
+  proto::Frame f;
+  f.storage = base::AlignedBuffer(proto::kFramePlainOffset + proto::kWriteHeaderBytes + data.size());
+  f.plain_bytes = proto::kWriteHeaderBytes + data.size();
+  proto::encode_write_header(h, f.plain_data());
+  std::memcpy(f.plain_data() + proto::kWriteHeaderBytes, data.data(), data.size());
+  return f;
+}
+
+proto::RecordHeader header(proto::MsgType type, uint64_t off, const std::vector<uint8_t>& data) {
+  proto::RecordHeader h;
+  h.type = type;
+  h.seq = type == proto::MsgType::write ? 1 : 0;
+  h.epoch = type == proto::MsgType::write ? 1 : 0;
+  h.offset_bytes = off;
+  h.length_bytes = data.size();
+  h.digest = blockio::keyed_digest(kKey, data);
+  return h;
+}
+
+std::vector<uint8_t> read_back(blockio::BlockDevice& d, uint64_t off, size_t n) {
+  base::AlignedBuffer b(n);
+  REQUIRE(d.read(off, b.span()).is_ok());
+  return {b.data(), b.data() + n};
+}
+
+}  // namespace
+
+TEST_CASE("a digest request is answered with one keyed digest per extent, the last cut at the disk's end") {
+  // A disk of 1 MiB + 8 KiB: 64 KiB extents leave an 8 KiB tail.
+  const uint64_t size = kDisk + 8192;
+  blockio::MemoryDevice dev(size, 512);
+  const std::vector<uint8_t> all = pattern(size, 3);
+  base::AlignedBuffer b(size);
+  std::memcpy(b.data(), all.data(), size);
+  REQUIRE(dev.write(0, b.span()).is_ok());
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  workers.digest({9, kDisk - 65536, 65536, 2}, 4);
+  cloned::Completion c = next(done, cloned::Completion::Kind::digest);
+  REQUIRE(c.status.is_ok());
+  CHECK(c.request.id == 9);
+  CHECK(c.session_serial == 4);
+  REQUIRE(c.digests.size() == 2);
+  CHECK(c.digests[0] == blockio::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk - 65536, 65536)));
+  CHECK(c.digests[1] == blockio::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk, 8192)));
+}
+
+TEST_CASE("a resync extent with parts writes only those parts") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 1, done);
+  const std::vector<uint8_t> data = pattern(16384, 5);
+  const proto::RecordHeader h = header(proto::MsgType::resync_data, 0, data);
+  // The log wrote [4096, 8192) meanwhile; the second part starts off a 4 KiB boundary.
+  workers.submit(1, h, frame_with(h, data), {{0, 4096}, {8192 + 512, 16384 - 8192 - 512}});
+  cloned::Completion c = next(done, cloned::Completion::Kind::io);
+  REQUIRE_MESSAGE(c.status.is_ok(), c.status.message());
+  const std::vector<uint8_t> now = read_back(dev, 0, 16384);
+  CHECK(std::equal(now.begin(), now.begin() + 4096, data.begin()));
+  CHECK(std::all_of(now.begin() + 4096, now.begin() + 8192 + 512, [](uint8_t x) { return x == 0; }));
+  CHECK(std::equal(now.begin() + 8192 + 512, now.end(), data.begin() + 8192 + 512));
+}
+
+TEST_CASE("read-back catches a write the disk did not keep, rewrites it once, and fails a disk that keeps failing") {
+  const std::vector<uint8_t> data = pattern(8192, 11);
+  const proto::RecordHeader h = header(proto::MsgType::write, 65536, data);
+  SUBCASE("once: rewritten, reported, correct on the disk") {
+    blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+    blockio::FaultPlan plan;
+    plan.corrupt_writes = 1;
+    dev.set_plan(plan);
+    cloned::Completions done;
+    cloned::DiskWorkers workers(dev, kKey, 1, done, /*read_back=*/true);
+    workers.submit(1, h, frame_with(h, data));
+    cloned::Completion c = next(done, cloned::Completion::Kind::io);
+    CHECK(c.status.is_ok());
+    CHECK(c.read_back_note.find("differed from what was written; rewritten once") != std::string::npos);
+    CHECK(read_back(dev, 65536, 8192) == data);
+  }
+  SUBCASE("twice: a disk error") {
+    blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+    blockio::FaultPlan plan;
+    plan.corrupt_writes = 2;
+    dev.set_plan(plan);
+    cloned::Completions done;
+    cloned::DiskWorkers workers(dev, kKey, 1, done, true);
+    workers.submit(1, h, frame_with(h, data));
+    cloned::Completion c = next(done, cloned::Completion::Kind::io);
+    CHECK_FALSE(c.status.is_ok());
+    CHECK_FALSE(c.digest_mismatch);
+    CHECK(c.status.message().find("still differs after a rewrite") != std::string::npos);
+  }
+  SUBCASE("off (the default): the same fault goes unnoticed") {
+    blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+    blockio::FaultPlan plan;
+    plan.corrupt_writes = 1;
+    dev.set_plan(plan);
+    cloned::Completions done;
+    cloned::DiskWorkers workers(dev, kKey, 1, done);
+    workers.submit(1, h, frame_with(h, data));
+    cloned::Completion c = next(done, cloned::Completion::Kind::io);
+    CHECK(c.status.is_ok());
+    CHECK(c.read_back_note.empty());
+    CHECK(read_back(dev, 65536, 8192) != data);
+  }
+}
