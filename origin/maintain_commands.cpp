@@ -74,8 +74,9 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
               static_cast<unsigned long long>(r->extents_sent), base::format_bytes(r->data_bytes_sent).c_str(),
               percent(r->data_bytes_sent, size).c_str(), base::format_bytes(r->zero_bytes_sent).c_str(),
               base::format_bytes(r->wire_bytes_sent).c_str());
-  std::printf("data_bytes_sent=%llu wire_bytes_sent=%llu digested_bytes=%llu\n",
+  std::printf("data_bytes_sent=%llu wire_bytes_sent=%llu wire_bytes_received=%llu digested_bytes=%llu\n",
               static_cast<unsigned long long>(r->data_bytes_sent), static_cast<unsigned long long>(r->wire_bytes_sent),
+              static_cast<unsigned long long>(r->wire_bytes_received),
               static_cast<unsigned long long>(r->digested_bytes));
   if (now->state != proto::CloneState::consistent)
     return base::Status::error(EAGAIN, std::string("the resync completed but the clone reports ") +

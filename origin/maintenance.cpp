@@ -85,6 +85,7 @@ class Link {
   }
   size_t send_pending() const { return send_buf_.size() - send_head_; }
   uint64_t wire_bytes() const { return wire_bytes_; }
+  uint64_t received_bytes() const { return received_bytes_; }
   bool fatal() const { return fatal_; }
 
   // Sends what it can and handles what arrives, waiting at most timeout_ms.
@@ -165,6 +166,7 @@ class Link {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) return base::Status::ok();
       return base::Status::from_errno("receiving from the clone failed");
     }
+    received_bytes_ += static_cast<uint64_t>(n);
     base::ByteSpan in(buf, static_cast<size_t>(n));
     while (!in.empty()) {
       proto::Frame frame;
@@ -216,6 +218,7 @@ class Link {
   base::Bytes send_buf_;
   size_t send_head_ = 0;
   uint64_t wire_bytes_ = 0;
+  uint64_t received_bytes_ = 0;
   uint64_t last_recv_ms_ = 0, last_send_ms_ = 0;
   uint64_t idle_timeout_ms_ = 20000, keepalive_ms_ = 5000;
   uint64_t ping_token_ = 0;
@@ -520,6 +523,7 @@ base::Status resync_session(const SessionConfig& session, Image& image, const pr
     return base::Status::ok();
   }();
   report.wire_bytes_sent += link.wire_bytes();
+  report.wire_bytes_received += link.received_bytes();
   fatal = fatal || link.fatal();
   if (s.is_ok()) link.close();
   return s;

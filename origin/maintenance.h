@@ -55,6 +55,7 @@ struct ResyncReport {
   uint64_t data_bytes_sent = 0;       // resync_data payloads
   uint64_t zero_bytes_sent = 0;       // resync_zero extents (no payload on the wire)
   uint64_t wire_bytes_sent = 0;       // everything this side sent, frames included
+  uint64_t wire_bytes_received = 0;   // everything the clone sent (digest replies, acks)
   uint64_t sessions = 0;
   uint64_t elapsed_ns = 0;
 };
