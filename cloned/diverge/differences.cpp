@@ -68,6 +68,9 @@ std::string changed(const Region& before, const Region& after) {
                         facts);
     case RegionKind::ntfs_mft_bitmap:
       return "files were created or deleted on the NTFS filesystem on " + where + " (its $MFT bitmap changed)";
+    case RegionKind::ntfs_cluster_bitmap:
+      return "clusters were allocated or freed on the NTFS filesystem on " + where +
+             " (its cluster bitmap $Bitmap changed: a file grew, shrank, was created or deleted)";
     case RegionKind::partition_head:
       return "the first 128 KiB of " + where + " changed (a filesystem we do not parse was written there)";
   }

@@ -8,7 +8,8 @@
 // What is read: the first and last MiB of the disk, the MBR or GPT (both
 // copies), and per partition (at most kPartitionsMax; the whole disk when there
 // is no table) the ext2/3/4 superblock, or NTFS's boot sector, metadata
-// records ($MFT..$Extend), $LogFile restart pages and $MFT bitmap, or else the
+// records ($MFT..$Extend), $LogFile restart pages, $MFT bitmap and cluster
+// bitmap (its first 4 MiB), or else the
 // first 128 KiB of the partition. docs/DIVERGED.md says what this catches and
 // what it does not.
 //
@@ -45,8 +46,9 @@ enum class RegionKind : uint8_t {
   ntfs_logfile = 11,           // $LogFile's two restart pages
   ntfs_mft_bitmap = 12,        // which $MFT records are in use (when non-resident)
   partition_head = 13,         // first 128 KiB of a partition with no filesystem we parse
+  ntfs_cluster_bitmap = 14,    // $Bitmap: which clusters are in use (first 4 MiB of it)
 };
-inline constexpr uint8_t kRegionKindMax = 13;
+inline constexpr uint8_t kRegionKindMax = 14;
 
 // A parsed value shown in sentences: {"mount count", "4"}, {"volume dirty", "no"}.
 struct Fact {

@@ -4,7 +4,10 @@
 // start of $LogFile (Windows rewrites them on every mount, ntfs-3g resets a
 // used journal), and the $MFT bitmap (a file created or deleted anywhere
 // flips a bit there). Located by parsing, as the format lays them out:
-// boot sector -> $MFT -> records 0, 2 and 3 -> their attributes' data runs.
+// boot sector -> $MFT -> records 0, 2, 3 and 6 -> their attributes' data
+// runs. The cluster bitmap ($Bitmap, capped) catches a file that grew or
+// shrank; an in-place rewrite or a new timestamp of an existing file changes
+// only that file's own record, which we do not read (docs/DIVERGED.md).
 #include <cstring>
 #include <optional>
 
@@ -18,6 +21,8 @@ constexpr uint32_t kFixupStrideBytes = 512;
 constexpr uint64_t kLogPageBytesDefault = 4096;
 constexpr uint64_t kLogPageBytesMax = 64 * 1024;
 constexpr uint64_t kMftBitmapBytesMax = 256 * 1024;
+// One bit per cluster: 4 MiB covers the first 128 GiB of a volume of 4 KiB clusters.
+constexpr uint64_t kClusterBitmapBytesMax = 4 * kMiB;
 constexpr uint32_t kAttributesMax = 64;
 constexpr uint32_t kAttrVolumeInformation = 0x70;
 constexpr uint32_t kAttrData = 0x80;
@@ -202,6 +207,29 @@ base::Status fingerprint_mft_bitmap(RegionReader& reader, const Volume& v, base:
   return b ? base::Status::ok() : b.status();
 }
 
+base::Status fingerprint_cluster_bitmap(RegionReader& reader, const Volume& v, base::Bytes& records,
+                                       const std::string& where) {
+  std::span<uint8_t> r = record(records, v, 6);  // $Bitmap
+  if (!apply_fixups(r)) return base::Status::ok();
+  auto attr = find_attribute(r, kAttrData);
+  auto run = attr ? first_run(*attr) : std::nullopt;
+  if (!run) return base::Status::ok();
+  const uint64_t data_bytes = base::load_le64(&(*attr)[0x30]);
+  uint64_t want = run->clusters * v.cluster_bytes;
+  if (data_bytes < want) want = data_bytes;
+  const bool capped = want > kClusterBitmapBytesMax;
+  if (capped) want = kClusterBitmapBytesMax;
+  auto at = want == 0 ? std::nullopt : run_offset(v, *run, want);
+  if (!at) return base::Status::ok();
+  base::Result<base::Bytes> bytes = reader.read(*at, want);
+  if (!bytes) return bytes.status();
+  const std::string covers =
+      capped ? "the first " + std::to_string(want * 8 * v.cluster_bytes / kMiB) + " MiB of the volume" : "the volume";
+  reader.add(RegionKind::ntfs_cluster_bitmap, "NTFS cluster bitmap on " + where, where, *at, bytes.value(),
+             {{"covers", covers}});
+  return base::Status::ok();
+}
+
 }  // namespace
 
 base::Result<bool> fingerprint_ntfs(RegionReader& reader, const Partition& part, const std::string& where) {
@@ -221,6 +249,7 @@ base::Result<bool> fingerprint_ntfs(RegionReader& reader, const Partition& part,
              volume_facts(parsed, *v));
   BASE_TRY(fingerprint_logfile(reader, *v, parsed, where));
   BASE_TRY(fingerprint_mft_bitmap(reader, *v, parsed, where));
+  BASE_TRY(fingerprint_cluster_bitmap(reader, *v, parsed, where));
   return true;
 }
 
