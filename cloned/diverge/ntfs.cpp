@@ -223,8 +223,10 @@ base::Status fingerprint_cluster_bitmap(RegionReader& reader, const Volume& v, b
   if (!at) return base::Status::ok();
   base::Result<base::Bytes> bytes = reader.read(*at, want);
   if (!bytes) return bytes.status();
-  const std::string covers =
-      capped ? "the first " + std::to_string(want * 8 * v.cluster_bytes / kMiB) + " MiB of the volume" : "the volume";
+  const uint64_t covered_mib = want * 8 * v.cluster_bytes / kMiB;
+  const std::string covered = covered_mib % 1024 == 0 ? std::to_string(covered_mib / 1024) + " GiB"
+                                                       : std::to_string(covered_mib) + " MiB";
+  const std::string covers = capped ? "the first " + covered + " of the volume" : "the volume";
   reader.add(RegionKind::ntfs_cluster_bitmap, "NTFS cluster bitmap on " + where, where, *at, bytes.value(),
              {{"covers", covers}});
   return base::Status::ok();
