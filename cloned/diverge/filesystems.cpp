@@ -60,9 +60,8 @@ base::Status fingerprint_filesystem(RegionReader& reader, const Partition& part,
   if (found.value()) return base::Status::ok();
   if (part.offset_bytes == 0) return base::Status::ok();  // the whole disk: "first 1 MiB" has it
   const uint64_t length = part.length_bytes < kPartitionHeadBytes ? part.length_bytes : kPartitionHeadBytes;
-  base::Result<base::Bytes> head =
-      reader.read_region(RegionKind::partition_head, "first 128 KiB of " + where, where, part.offset_bytes, length);
-  return head ? base::Status::ok() : head.status();
+  return reader.digest_region(RegionKind::partition_head, "first 128 KiB of " + where, where, part.offset_bytes,
+                              length);
 }
 
 }  // namespace diverge::detail

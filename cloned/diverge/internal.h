@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned_buffer.h"
 #include "cloned/diverge/fingerprint.h"
 
 namespace diverge::detail {
@@ -34,9 +35,16 @@ class RegionReader {
   // read() then add(); returns the bytes for parsing.
   base::Result<base::Bytes> read_region(RegionKind kind, std::string name, std::string where,
                                         uint64_t offset_bytes, uint64_t length_bytes);
+  // The same for a region nobody parses: digested in place, not copied.
+  base::Status digest_region(RegionKind kind, std::string name, std::string where, uint64_t offset_bytes,
+                             uint64_t length_bytes, std::vector<Fact> facts = {});
   Fingerprint& fingerprint() { return out_; }
 
  private:
+  // Reads the blocks around the range into `buffer`; `view` is the range in it.
+  base::Status read_blocks(uint64_t offset_bytes, uint64_t length_bytes, base::AlignedBuffer& buffer,
+                           base::ByteSpan& view);
+
   blockio::BlockDevice& dev_;
   const blockio::DigestKey& key_;
   Fingerprint& out_;

@@ -202,9 +202,7 @@ base::Status fingerprint_mft_bitmap(RegionReader& reader, const Volume& v, base:
   if (want > kMftBitmapBytesMax) want = kMftBitmapBytesMax;
   auto at = want == 0 ? std::nullopt : run_offset(v, *run, want);
   if (!at) return base::Status::ok();
-  base::Result<base::Bytes> b =
-      reader.read_region(RegionKind::ntfs_mft_bitmap, "NTFS $MFT bitmap on " + where, where, *at, want);
-  return b ? base::Status::ok() : b.status();
+  return reader.digest_region(RegionKind::ntfs_mft_bitmap, "NTFS $MFT bitmap on " + where, where, *at, want);
 }
 
 base::Status fingerprint_cluster_bitmap(RegionReader& reader, const Volume& v, base::Bytes& records,
@@ -221,15 +219,12 @@ base::Status fingerprint_cluster_bitmap(RegionReader& reader, const Volume& v, b
   if (capped) want = kClusterBitmapBytesMax;
   auto at = want == 0 ? std::nullopt : run_offset(v, *run, want);
   if (!at) return base::Status::ok();
-  base::Result<base::Bytes> bytes = reader.read(*at, want);
-  if (!bytes) return bytes.status();
   const uint64_t covered_mib = want * 8 * v.cluster_bytes / kMiB;
   const std::string covered = covered_mib % 1024 == 0 ? std::to_string(covered_mib / 1024) + " GiB"
                                                        : std::to_string(covered_mib) + " MiB";
   const std::string covers = capped ? "the first " + covered + " of the volume" : "the volume";
-  reader.add(RegionKind::ntfs_cluster_bitmap, "NTFS cluster bitmap on " + where, where, *at, bytes.value(),
-             {{"covers", covers}});
-  return base::Status::ok();
+  return reader.digest_region(RegionKind::ntfs_cluster_bitmap, "NTFS cluster bitmap on " + where, where, *at, want,
+                              {{"covers", covers}});
 }
 
 }  // namespace

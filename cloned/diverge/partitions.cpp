@@ -109,10 +109,8 @@ base::Status fingerprint_backup_gpt(RegionReader& reader, const GptHeader& prima
   if (!block) return block.status();
   GptHeader backup;
   if (!parse_gpt_header(reader, block.value(), lba, backup)) return base::Status::ok();
-  base::Result<base::Bytes> entries =
-      reader.read_region(RegionKind::gpt_backup_entries, "backup GPT entries", "", backup.entries_lba * bs,
-                         uint64_t(backup.entry_count) * backup.entry_bytes);
-  return entries ? base::Status::ok() : entries.status();
+  return reader.digest_region(RegionKind::gpt_backup_entries, "backup GPT entries", "", backup.entries_lba * bs,
+                              uint64_t(backup.entry_count) * backup.entry_bytes);
 }
 
 // Behind a protective MBR. kind stays none when the primary header is unusable.

@@ -21,14 +21,15 @@ bool RegionReader::inside(uint64_t offset_bytes, uint64_t length_bytes) const {
   return offset_bytes <= disk_bytes_ && length_bytes <= disk_bytes_ - offset_bytes;
 }
 
-base::Result<base::Bytes> RegionReader::read(uint64_t offset_bytes, uint64_t length_bytes) {
+base::Status RegionReader::read_blocks(uint64_t offset_bytes, uint64_t length_bytes, base::AlignedBuffer& buffer,
+                                      base::ByteSpan& view) {
   assert(inside(offset_bytes, length_bytes));
   assert(length_bytes <= 4 * kMiB);  // every region is small by construction
   const uint64_t first = offset_bytes / block_bytes_ * block_bytes_;
   const uint64_t end = offset_bytes + length_bytes;
   uint64_t last = (end + block_bytes_ - 1) / block_bytes_ * block_bytes_;
   if (last > disk_bytes_) last = disk_bytes_;  // a disk is whole blocks; belt and braces
-  base::AlignedBuffer buffer(last - first);
+  buffer = base::AlignedBuffer(last - first);
   if (last > first) {
     base::Status st = dev_.read(first, buffer.span());
     if (!st) {
@@ -37,8 +38,24 @@ base::Result<base::Bytes> RegionReader::read(uint64_t offset_bytes, uint64_t len
     }
     out_.bytes_read += last - first;
   }
-  const uint8_t* at = buffer.data() + (offset_bytes - first);
-  return base::Bytes(at, at + length_bytes);
+  view = base::ByteSpan(buffer.data() + (offset_bytes - first), length_bytes);
+  return base::Status::ok();
+}
+
+base::Result<base::Bytes> RegionReader::read(uint64_t offset_bytes, uint64_t length_bytes) {
+  base::AlignedBuffer buffer;
+  base::ByteSpan view;
+  BASE_TRY(read_blocks(offset_bytes, length_bytes, buffer, view));
+  return base::Bytes(view.begin(), view.end());
+}
+
+base::Status RegionReader::digest_region(RegionKind kind, std::string name, std::string where,
+                                         uint64_t offset_bytes, uint64_t length_bytes, std::vector<Fact> facts) {
+  base::AlignedBuffer buffer;
+  base::ByteSpan view;
+  BASE_TRY(read_blocks(offset_bytes, length_bytes, buffer, view));
+  add(kind, std::move(name), std::move(where), offset_bytes, view, std::move(facts));
+  return base::Status::ok();
 }
 
 void RegionReader::add(RegionKind kind, std::string name, std::string where, uint64_t offset_bytes,
@@ -81,12 +98,8 @@ using detail::kMiB;
 base::Status fingerprint_disk_ends(detail::RegionReader& reader) {
   const uint64_t size = reader.disk_bytes();
   const uint64_t head = size < kMiB ? size : kMiB;
-  base::Result<base::Bytes> b = reader.read_region(RegionKind::disk_head, "first 1 MiB", "", 0, head);
-  if (!b) return b.status();
-  if (size > kMiB) {
-    b = reader.read_region(RegionKind::disk_tail, "last 1 MiB", "", size - kMiB, kMiB);
-    if (!b) return b.status();
-  }
+  BASE_TRY(reader.digest_region(RegionKind::disk_head, "first 1 MiB", "", 0, head));
+  if (size > kMiB) BASE_TRY(reader.digest_region(RegionKind::disk_tail, "last 1 MiB", "", size - kMiB, kMiB));
   return base::Status::ok();
 }
 
