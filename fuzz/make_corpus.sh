@@ -48,5 +48,6 @@ truncate -s 1M "$scratch/target.img"
   --target "$scratch/target.img" --listen 127.0.0.1:7227 >/dev/null
 cp "$scratch/clone/cloned.toml" "$corpus/config/paired-cloned.toml"
 cp "$scratch/origin/origin.toml" "$corpus/config/paired-origin.toml"
+fuzz/make_diverge_corpus.sh "$build"
 chmod 644 "$corpus"/*/*  # the spool writer makes 0600 files; seeds are not secrets
 for d in "$corpus"/*/; do echo "$(basename "$d"): $(ls "$d" | wc -l) seeds"; done

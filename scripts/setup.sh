@@ -23,6 +23,7 @@ packages=(
   libuv1-dev libsodium-dev libsqlite3-dev libtomlplusplus-dev doctest-dev
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
   util-linux mount iproute2 fio netcat-openbsd time systemd
+  e2fsprogs ntfs-3g fdisk  # the diverge tests: mkfs.ext4, mkfs.ntfs + ntfs-3g, sfdisk
 )
 # The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
