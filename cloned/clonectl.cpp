@@ -4,10 +4,13 @@
 //   clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]
 //   clonectl status --config FILE [--json]
 //   clonectl events --config FILE [--json] [--limit N]
+//   clonectl decide --config FILE discard-clone-changes|keep-diverged
 //
 // status reads the state store read-only and the daemon's live status file;
 // it works whether or not the daemon runs.
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -20,6 +23,7 @@
 #include "base/bytes.h"
 #include "base/units.h"
 #include "cloned/daemon/status.h"
+#include "cloned/store/decision.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
@@ -28,7 +32,8 @@ namespace {
 const char kUsage[] =
     "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
     "       clonectl status --config FILE [--json]\n"
-    "       clonectl events --config FILE [--json] [--limit N]\n";
+    "       clonectl events --config FILE [--json] [--limit N]\n"
+    "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
@@ -107,8 +112,16 @@ struct Report {
 
 // The daemon counts as running when its status file is fresh and its pid alive.
 bool daemon_running(const cloned::LiveStatus& live) {
-  if (live.pid <= 0) return false;
+  if (live.pid <= 0 || live.link == "stopped") return false;
   if (::kill(static_cast<pid_t>(live.pid), 0) != 0) return false;
+  // A process that exited but was not yet reaped still answers kill(0).
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(live.pid) + "/stat").c_str(), "r");
+  if (f != nullptr) {
+    char state = '?';
+    const int n = std::fscanf(f, "%*d %*s %c", &state);
+    std::fclose(f);
+    if (n == 1 && (state == 'Z' || state == 'X')) return false;
+  }
   return cloned::unix_ms_now() - live.updated_unix_ms < 5000;
 }
 
@@ -273,6 +286,63 @@ int cmd_events(int argc, char** argv) {
   return 0;
 }
 
+// The decision for a Diverged clone, recorded in the state store and its
+// event log. The daemon reads the store at start: it must be stopped.
+int cmd_decide(int argc, char** argv) {
+  std::string config_path, choice;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+    else if (choice.empty() && a.rfind("--", 0) != 0) choice = a;
+    else return usage_error("unexpected argument '" + a + "'");
+  }
+  if (config_path.empty()) return usage_error("decide needs --config FILE");
+  store::Decision d;
+  if (!store::parse_decision(choice, d)) return usage_error("decide takes discard-clone-changes or keep-diverged");
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
+    return 1;
+  }
+  if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir); live && daemon_running(*live)) {
+    std::fprintf(stderr, "clonectl: cloned is running (pid %lld); stop it (systemctl stop cloned), decide, then start it.\n",
+                 static_cast<long long>(live->pid));
+    return 1;
+  }
+  base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id);
+  if (!st) {
+    std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
+    return 1;
+  }
+  base::Result<store::ReplicaState> s = (*st)->load();
+  if (!s) {
+    std::fprintf(stderr, "clonectl: %s\n", s.status().message().c_str());
+    return 1;
+  }
+  const char* user = std::getenv("SUDO_USER");
+  if (user == nullptr) {
+    const passwd* pw = ::getpwuid(::getuid());
+    user = pw != nullptr ? pw->pw_name : "?";
+  }
+  const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
+  if (base::Status r = store::apply_decision(*s, d, who, cloned::unix_ms_now()); !r.is_ok()) {
+    std::fprintf(stderr, "clonectl: %s\n", r.message().c_str());
+    return 1;
+  }
+  base::Status w = (*st)->append_event("notice", "decision", s->decision);
+  if (w.is_ok()) w = (*st)->save(*s);
+  if (!w.is_ok()) {
+    std::fprintf(stderr, "clonectl: %s\n", w.message().c_str());
+    return 1;
+  }
+  std::printf("recorded: %s\n", s->decision.c_str());
+  if (d == store::Decision::discard_clone_changes)
+    std::printf("the clone now waits for a resync from the original (clone-origin resync --source IMAGE).\n");
+  else
+    std::printf("the clone keeps its changes and takes no writes; decide discard-clone-changes to take the original's again.\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -282,6 +352,7 @@ int main(int argc, char** argv) {
     if (cmd == "pair") return cmd_pair(argc, argv);
     if (cmd == "status") return cmd_status(argc, argv);
     if (cmd == "events") return cmd_events(argc, argv);
+    if (cmd == "decide") return cmd_decide(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);
       return 0;

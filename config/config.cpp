@@ -171,6 +171,7 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
 
   TomlSection resync = doc.section("resync");
   resync.boolean("allow_remote_discard", c.allow_remote_discard);
+  resync.boolean("detect_divergence", c.detect_divergence);
 
   TomlSection link = doc.section("link");
   link.u32("handshake_timeout_ms", c.handshake_timeout_ms, 100, 60000);

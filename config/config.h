@@ -60,6 +60,7 @@ struct CloneConfig {
   bool read_back = false;                      // read each write back and compare its digest
   // [resync]
   bool allow_remote_discard = false;           // a Diverged clone takes a discarding resync from the original
+  bool detect_divergence = true;               // fingerprint the disk (docs/DIVERGED.md)
   // [link]
   uint32_t handshake_timeout_ms = 5000;        // 100..60000
   uint32_t idle_timeout_ms = 20000;            // 1000..600000: silence before a drop

@@ -405,7 +405,11 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
   replica_.committed_seq = s.committed_seq;
   replica_.committed_epoch = s.committed_epoch;
   replica_.reserved_seq = s.reserved_seq;
-  if (writes_wait_for_commit_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq)
+  // Writes wait until the store holds what must precede them: the state and
+  // its catch-up target, a begun resync, an invalidated fingerprint.
+  if (writes_wait_for_commit_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq &&
+      s.resync.generation == replica_.resync.generation && s.fingerprint_valid == replica_.fingerprint_valid &&
+      s.generation == replica_.generation)
     writes_wait_for_commit_ = false;
   if (in_session_ && committed_.seq > committed_sent_seq_) {
     committed_sent_seq_ = committed_.seq;

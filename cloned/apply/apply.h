@@ -173,7 +173,12 @@ class Machine {
   // The disk's fingerprint as the daemon now leaves it (valid), or "about to
   // change" (the first write of a session waits until that is durable).
   void set_fingerprint(const base::Bytes& fingerprint, Actions& actions);
+  // Before the first write of a session: the stored fingerprint stops being
+  // valid, durably, before anything is written (writes wait for the commit).
+  void invalidate_fingerprint(Actions& actions);
   bool fingerprint_valid() const { return replica_.fingerprint_valid; }
+  // Nothing queued, in flight, being flushed, or committing.
+  bool quiet() const { return queue_.empty() && resync_queue_.empty() && idle_disk() && !commit_in_flight_ && !state_dirty_; }
 
   // --- Shutdown ---
   // Stop after the epoch being received: records of later epochs are dropped

@@ -333,6 +333,12 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
   request_commit(actions);
 }
 
+void Machine::invalidate_fingerprint(Actions& actions) {
+  if (!replica_.fingerprint_valid) return;
+  replica_.fingerprint_valid = false;
+  need_write_barrier_commit(actions);
+}
+
 void Machine::set_fingerprint(const base::Bytes& fingerprint, Actions& actions) {
   replica_.fingerprint = fingerprint;
   replica_.fingerprint_valid = !fingerprint.empty();

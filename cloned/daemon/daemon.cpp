@@ -79,7 +79,10 @@ int Daemon::run() {
                static_cast<unsigned long long>(r.generation), static_cast<unsigned long long>(r.committed_seq),
                static_cast<unsigned long long>(r.committed_epoch), config_.listen_host.c_str(), config_.listen_port);
     if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
+    if (r.state == proto::CloneState::diverged)
+      LOG_ERROR("the clone is DIVERGED and takes no writes until clonectl decide: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
+    check_divergence("at startup");
     write_status_file();
     notifier_.ready(status_line());
   }
@@ -201,7 +204,10 @@ void Daemon::on_tick() {
     machine_.force_shutdown(forced);
     apply_actions(forced);
   }
-  if (now - last_status_ms_ >= kStatusIntervalMs) write_status_file();
+  if (now - last_status_ms_ >= kStatusIntervalMs) {
+    refresh_fingerprint_if_quiet();
+    write_status_file();
+  }
   notifier_.watchdog(now);
 }
 
@@ -237,6 +243,7 @@ void Daemon::finish_if_done() {
     close_conn(session_, "the daemon is stopping");
   }
   record_event("info", "stop", "stopped cleanly at record " + std::to_string(p.seq));
+  save_final_fingerprint();
   write_status_file();
   stop_loop();
 }
@@ -290,7 +297,7 @@ void Daemon::write_status_file() {
   s.committed_seq = machine_.committed().seq;
   // The original's log reaches at least as far as what it has sent.
   s.original_log_end = std::max(stats_.original_log_end, machine_.received_seq());
-  s.link = machine_.in_session() ? "connected" : "waiting";
+  s.link = stopped_cleanly_ ? "stopped" : machine_.in_session() ? "connected" : "waiting";
   s.peer = stats_.peer;
   s.session_since_unix_ms = static_cast<int64_t>(stats_.session_since_unix_ms);
   s.sessions = stats_.sessions;

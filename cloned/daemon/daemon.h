@@ -78,6 +78,12 @@ class Daemon {
   void note_progress(const proto::Progress& progress);
   std::string progress_text() const;
 
+  // divergence.cpp
+  bool check_divergence(const char* when);
+  void before_session_writes();
+  void refresh_fingerprint_if_quiet();
+  void save_final_fingerprint();
+
   // daemon.cpp
   void apply_actions(apply::Actions& actions);
   void drain_completions();
@@ -114,6 +120,7 @@ class Daemon {
   uint64_t next_conn_id_ = 1;
   uint64_t session_serial_ = 0;       // counts sessions: digest replies go to the one that asked
   uint32_t digests_outstanding_ = 0;  // of the current session
+  uint64_t last_fingerprint_us_ = 0, last_fingerprint_bytes_ = 0;
   struct MaintenanceProgress {
     bool active = false;
     proto::ProgressKind kind = proto::ProgressKind::resync;

@@ -213,9 +213,16 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
     c->phase = Conn::Phase::session;
     c->deadline_ms = 0;
     stats_.original_log_end = hello.log_end_seq;
+    // Diverged detection runs before the session can take a write.
+    check_divergence("before this session's first write");
     apply::Actions actions;
     machine_.start_session(hello, actions);
     apply_actions(actions);
+    if (session_ == c && config_.detect_divergence) {
+      apply::Actions invalidate;
+      machine_.invalidate_fingerprint(invalidate);
+      apply_actions(invalidate);
+    }
     return;
   }
   on_session_frame(c, *type, frame);

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/store/decision.h"
+
+#include <ctime>
+
+namespace store {
+
+bool parse_decision(const std::string& text, Decision& out) {
+  if (text == "discard-clone-changes") out = Decision::discard_clone_changes;
+  else if (text == "keep-diverged") out = Decision::keep_diverged;
+  else return false;
+  return true;
+}
+
+const char* decision_name(Decision d) {
+  return d == Decision::discard_clone_changes ? "discard-clone-changes" : "keep-diverged";
+}
+
+base::Status apply_decision(ReplicaState& s, Decision d, const std::string& who, int64_t unix_ms) {
+  if (s.state != proto::CloneState::diverged)
+    return base::Status::error(EINVAL, std::string("the clone is not Diverged (it is ") + proto::clone_state_name(s.state) +
+                                           "); there is nothing to decide.");
+  char when[32] = "?";
+  const time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm_utc;
+  if (gmtime_r(&t, &tm_utc) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm_utc);
+  s.decision = std::string(decision_name(d)) + " at " + when + " by " + who;
+  // The disk as it is now is the new baseline either way.
+  s.fingerprint_valid = false;
+  if (d == Decision::discard_clone_changes) {
+    s.state = proto::CloneState::inconsistent;
+    s.needs_resync = true;
+    s.state_reason = "the clone's own changes are to be discarded (decided " + std::string(when) +
+                     "): it takes the original's data again after a resync (clone-origin resync)";
+  } else if (s.state_reason.find("(kept by decision)") == std::string::npos) {
+    s.state_reason += " (kept by decision)";
+  }
+  return base::Status::ok();
+}
+
+}  // namespace store
