@@ -237,6 +237,13 @@ int cmd_status(int argc, char** argv) {
   if (r.running) {
     // The live view is newer than the store: it may have changed state since.
     r.stored.committed_seq = r.live.committed_seq;
+    for (proto::CloneState each : {proto::CloneState::fresh, proto::CloneState::consistent, proto::CloneState::inconsistent,
+                                 proto::CloneState::diverged}) {
+      if (r.live.state == proto::clone_state_name(each)) {
+        r.stored.state = each;
+        r.stored.state_reason = r.live.state_reason;
+      }
+    }
   }
   if (o.count("--json")) print_json(r);
   else print_human(r);

@@ -125,9 +125,9 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
 std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
   using proto::ErrorCode;
   if (replica_.state == proto::CloneState::diverged)
-    return FailSession{ErrorCode::diverged, "the clone's disk was changed outside cloned (" + replica_.state_reason +
-                                                "); it takes no writes until a decision: clonectl decide "
-                                                "discard-clone-changes or keep-diverged."};
+    return FailSession{ErrorCode::diverged, "the clone's disk was changed outside cloned, so it takes no writes until "
+                                                "a decision on the clone (clonectl decide discard-clone-changes or "
+                                                "keep-diverged): " + replica_.state_reason};
   if (replica_.resync.active())
     return FailSession{ErrorCode::resync_needed,
                        "a resync of generation " + u64s(replica_.resync.generation) + " is in progress (" +

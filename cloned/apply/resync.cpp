@@ -73,8 +73,8 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   if (replica_.state == proto::CloneState::diverged) {
     if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
       return fail(actions, ErrorCode::diverged,
-                  "the clone's disk was changed outside cloned (" + replica_.state_reason +
-                      "); a resync must say it discards those changes, or the clone's owner decides with clonectl decide.");
+                  "the clone's disk was changed outside cloned: a resync must say it discards those changes "
+                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " + replica_.state_reason);
     if (!limits_.allow_remote_discard)
       return fail(actions, ErrorCode::diverged,
                   "the clone's disk was changed outside cloned and its configuration does not let the original discard "

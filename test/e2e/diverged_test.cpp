@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// Level 3, black box: the Diverged state with the real cloned, clonectl and
+// clone-origin (issue 3, part 6). The clone's disk image is changed behind the
+// daemon's back the way a person would: mounted read-write (ext4 through the
+// kernel's loop mount, NTFS with ntfs-3g) and a file touched, or its partition
+// table edited with sfdisk. The daemon must then refuse every write until a
+// decision. Needs root (mount, losetup); mkfs.ext4, mkfs.ntfs, ntfs-3g and
+// sfdisk come from scripts/setup.sh.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/mount.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <memory>
+
+#include "test/support/harness.h"
+
+using harness::Process;
+using harness::TempDir;
+
+namespace {
+
+constexpr uint64_t kDisk = 128ull << 20;
+
+int sh(const std::string& command, std::string& out) { return harness::run({"/bin/sh", "-c", command + " 2>&1"}, out, 120000); }
+
+struct Clone {
+  const TempDir& d;
+  harness::Pair pair;
+  std::unique_ptr<Process> cloned;
+
+  Clone(const TempDir& dir, const std::map<std::string, std::string>& clone_over = {}) : d(dir) {
+    pair = harness::make_pair(d.path(), d / "clone.img", clone_over);
+    REQUIRE(!pair.clone_config.empty());
+  }
+  void start() {
+    cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", pair.clone_config},
+                                       d / "cloned.log");
+    REQUIRE_MESSAGE(harness::wait_for_listener(pair.port, 10000), harness::read_file(d / "cloned.log"));
+  }
+  void stop() {
+    cloned->signal(SIGTERM);
+    CHECK(cloned->wait(30000) == 0);
+    cloned.reset();
+  }
+  std::string ctl(const std::vector<std::string>& args, int* code = nullptr) {
+    std::vector<std::string> a = {harness::binary("CLONECTL_BIN")};
+    a.insert(a.end(), args.begin(), args.end());
+    a.insert(a.begin() + 2, {"--config", pair.clone_config});
+    std::string out;
+    const int c = harness::run(a, out);
+    if (code) *code = c;
+    return out;
+  }
+  int origin(const std::vector<std::string>& args, std::string& out) {
+    std::vector<std::string> a = {harness::binary("ORIGIN_BIN"), "--config", pair.origin_config};
+    a.insert(a.end(), args.begin(), args.end());
+    return harness::run(a, out, 300000);
+  }
+};
+
+// Mounts `image` read-write (through a loop device), touches a file, unmounts.
+void touch_a_file(const TempDir& d, const std::string& image, const std::string& mount_command) {
+  std::string out;
+  REQUIRE(sh("mkdir -p " + d / "mnt", out) == 0);
+  REQUIRE_MESSAGE(sh(mount_command + " " + d / "mnt", out) == 0, out);
+  const int touched = sh("echo hello > " + d / "mnt/changed-on-the-clone && sync", out);
+  std::string ignored;
+  sh("umount " + d / "mnt", ignored);
+  REQUIRE_MESSAGE(touched == 0, out);
+  (void)image;
+}
+
+// The Diverged story: the daemon stopped cleanly (a valid fingerprint), the
+// disk changed, the daemon started: Diverged, writes refused, nothing written.
+void expect_diverged(Clone& c, const std::string& what) {
+  c.start();
+  std::string status;
+  for (int i = 0; i < 50; ++i) {  // the start's check runs right after the listener opens
+    status = c.ctl({"status"});
+    if (status.find("DIVERGED") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
+  CHECK_MESSAGE(status.find(what) != std::string::npos, status);
+  std::string out;
+  REQUIRE(harness::make_zero_file(c.d / "other.img", kDisk));
+  const std::string before = c.d / "clone.before";
+  REQUIRE(sh("cp " + c.d / "clone.img" + " " + before, out) == 0);
+  const int code = c.origin({"workload", "--source", c.d / "other.img", "--seed", "1", "--bytes", "4M"}, out);
+  CHECK(code == 1);
+  CHECK_MESSAGE(out.find("clonectl decide") != std::string::npos, out);
+  CHECK(harness::files_equal(c.d / "clone.img", before));
+  // A resync that does not say it discards the clone's changes is refused too.
+  std::string r;
+  CHECK(c.origin({"resync", "--source", c.d / "source.img"}, r) == 1);
+  CHECK(harness::files_equal(c.d / "clone.img", before));
+}
+
+}  // namespace
+
+TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes until a decision, then a resync") {
+  if (!harness::is_root()) FAIL("needs root for loop mounts");
+  TempDir d;
+  std::string out;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  REQUIRE_MESSAGE(sh("mkfs.ext4 -q -F " + d / "clone.img", out) == 0, out);
+  REQUIRE(sh("cp " + d / "clone.img" + " " + d / "source.img", out) == 0);
+  Clone c(d);
+  c.start();
+  c.stop();  // the clean stop records the fingerprint
+  touch_a_file(d, d / "clone.img", "mount -o loop " + d / "clone.img");
+  expect_diverged(c, "ext4");
+  // The decision needs the daemon stopped.
+  int code = 0;
+  out = c.ctl({"decide", "keep-diverged"}, &code);
+  CHECK(code == 1);
+  CHECK(out.find("stop it") != std::string::npos);
+  c.stop();
+  out = c.ctl({"decide", "keep-diverged"}, &code);
+  CHECK_MESSAGE(code == 0, out);
+  c.start();
+  std::string status = c.ctl({"status"});
+  CHECK(status.find("DIVERGED") != std::string::npos);
+  CHECK(status.find("keep-diverged") != std::string::npos);
+  c.stop();
+  out = c.ctl({"decide", "discard-clone-changes"}, &code);
+  CHECK_MESSAGE(code == 0, out);
+  c.start();
+  // Now the log is refused until a resync, and the resync is taken.
+  CHECK(c.origin({"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}, out) == 1);
+  CHECK_MESSAGE(out.find("resync") != std::string::npos, out);
+  CHECK_MESSAGE(c.origin({"resync", "--source", d / "source.img"}, out) == 0, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  CHECK_MESSAGE(c.origin({"workload", "--source", d / "source.img", "--seed", "2", "--bytes", "8M", "--compare", d / "clone.img"},
+                         out) == 0,
+                out);
+  status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+  const std::string events = c.ctl({"events"});
+  CHECK(events.find("diverged") != std::string::npos);
+  CHECK(events.find("decision") != std::string::npos);
+  c.stop();
+}
+
+TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverged") {
+  if (!harness::is_root()) FAIL("needs root for mounts");
+  TempDir d;
+  std::string out;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  REQUIRE_MESSAGE(sh("mkfs.ntfs -F -Q -q " + d / "clone.img", out) == 0, out);
+  REQUIRE(sh("cp " + d / "clone.img" + " " + d / "source.img", out) == 0);
+  Clone c(d);
+  c.start();
+  c.stop();
+  touch_a_file(d, d / "clone.img", "ntfs-3g " + d / "clone.img");
+  expect_diverged(c, "NTFS");
+  c.stop();
+}
+
+TEST_CASE("a partition table edited behind the daemon's back: Diverged; a discarding resync is taken where allowed") {
+  if (!harness::is_root()) FAIL("needs root");
+  TempDir d;
+  std::string out;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  REQUIRE_MESSAGE(sh("printf 'label: gpt\\n,64M,L\\n,,L\\n' | sfdisk -q " + d / "clone.img", out) == 0, out);
+  REQUIRE(sh("cp " + d / "clone.img" + " " + d / "source.img", out) == 0);
+  Clone c(d, {{"resync.allow_remote_discard", "true"}});
+  c.start();
+  c.stop();
+  REQUIRE_MESSAGE(sh("sfdisk -q --part-type " + d / "clone.img" + " 2 S", out) == 0, out);  // Linux swap
+  expect_diverged(c, "partition");
+  // This clone's configuration lets the original discard its changes.
+  CHECK_MESSAGE(c.origin({"resync", "--source", d / "source.img", "--discard-clone-changes"}, out) == 0, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  CHECK(c.ctl({"status"}).find("a bootable copy") != std::string::npos);
+  c.stop();
+}
+
+TEST_CASE("an untouched disk is not Diverged across stops, starts and sessions") {
+  TempDir d;
+  std::string out;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  REQUIRE(harness::make_zero_file(d / "source.img", kDisk));
+  Clone c(d);
+  for (int i = 0; i < 3; ++i) {
+    c.start();
+    CHECK_MESSAGE(c.origin({"workload", "--source", d / "source.img", "--seed", std::to_string(i + 1), "--bytes", "4M",
+                            "--compare", d / "clone.img"},
+                           out) == 0,
+                  out);
+    c.stop();
+  }
+  c.start();
+  const std::string status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+  c.stop();
+  const std::string log = harness::read_file(d / "cloned.log");
+  CHECK(log.find("DIVERGED") == std::string::npos);
+  CHECK(log.find("fingerprint of the disk checked at startup: 0 difference(s)") != std::string::npos);
+}
