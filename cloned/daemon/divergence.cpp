@@ -53,14 +53,13 @@ bool Daemon::check_divergence(const char* when) {
     return true;
   }
   diverge::Fingerprint before;
+  std::vector<std::string> diffs;
   if (base::Status s = diverge::decode(r.fingerprint, before); !s.is_ok()) {
-    LOG_WARN("the stored fingerprint is unreadable (%s); recording a new one", s.message().c_str());
-    apply::Actions actions;
-    machine_.set_fingerprint(diverge::encode(*now), actions);
-    apply_actions(actions);
-    return true;
+    // The store is on a USB stick: damage there must not pass for "unchanged".
+    diffs.push_back("the stored fingerprint is unreadable (" + s.message() + ")");
+  } else {
+    diffs = diverge::differences(before, *now);
   }
-  const std::vector<std::string> diffs = diverge::differences(before, *now);
   LOG_INFO("fingerprint of the disk checked %s: %zu difference(s), %llu bytes read in %llu ms", when, diffs.size(),
            static_cast<unsigned long long>(now->bytes_read), static_cast<unsigned long long>(now->elapsed_us / 1000));
   if (diffs.empty()) return true;
