@@ -92,6 +92,7 @@ struct OriginConfig {
   // [resync]
   uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: digest and copy unit
   uint64_t resync_rate_bytes_max = 0;           // bytes/s hashed or sent by resync and verify; 0 = no limit
+  uint64_t resync_mark_interval_bytes = 64ull << 20;  // 1M..64G: how often the clone persists its cursor
 };
 
 base::Result<CloneConfig> load_clone_config(const std::string& path);

@@ -6,6 +6,7 @@
 // field; field-wise for records, whose reserved fields are not kept.
 #include <cstring>
 
+#include "cloned/proto/resync.h"
 #include "fuzz/fuzz_support.h"
 
 namespace fuzz {
@@ -115,6 +116,83 @@ bool check_small(base::ByteSpan msg) {
   return any;
 }
 
+// The resync and verify messages (cloned/proto/resync.h): each accepted only
+// for its own type, and re-encoded byte for byte.
+bool check_resync(base::ByteSpan msg) {
+  base::Bytes again;
+  int accepted = 0;
+  uint64_t a = 0, b = 0;
+  auto note = [&](bool ok, MsgType t) {
+    check_type(ok, msg, t);
+    accepted += ok ? 1 : 0;
+  };
+  proto::ResyncBegin begin;
+  if (proto::decode_resync_begin(msg, begin).is_ok()) {
+    note(true, MsgType::resync_begin);
+    FUZZ_CHECK(proto::is_valid_extent_size(begin.extent_bytes) && begin.generation != 0);
+    proto::encode_resync_begin(begin, again);
+  }
+  proto::ResyncState state;
+  if (proto::decode_resync_state(msg, state).is_ok()) {
+    note(true, MsgType::resync_state);
+    FUZZ_CHECK(state.cursor_bytes <= state.total_bytes);
+    proto::encode_resync_state(state, again);
+  }
+  proto::DigestRequest q;
+  if (proto::decode_digest_request(msg, q).is_ok()) {
+    note(true, MsgType::digest_request);
+    FUZZ_CHECK(q.count >= 1 && q.count <= proto::kMaxDigestsPerRequest);
+    proto::encode_digest_request(q, again);
+  }
+  proto::DigestReply r;
+  if (proto::decode_digest_reply(msg, r).is_ok()) {
+    note(true, MsgType::digest_reply);
+    FUZZ_CHECK(!r.digests.empty() && r.digests.size() <= proto::kMaxDigestsPerRequest);
+    proto::encode_digest_reply(r, again);
+  }
+  if (proto::decode_resync_mark(msg, a).is_ok()) {
+    note(true, MsgType::resync_mark);
+    proto::encode_resync_mark(a, again);
+  }
+  if (proto::decode_resync_mark_ack(msg, a).is_ok()) {
+    note(true, MsgType::resync_mark_ack);
+    proto::encode_resync_mark_ack(a, again);
+  }
+  if (proto::decode_resync_end(msg, a).is_ok()) {
+    note(true, MsgType::resync_end);
+    proto::encode_resync_end(a, again);
+  }
+  proto::ResyncDone done;
+  if (proto::decode_resync_done(msg, done).is_ok()) {
+    note(true, MsgType::resync_done);
+    proto::encode_resync_done(done, again);
+  }
+  if (proto::decode_out_of_sync(msg, a, b).is_ok()) {
+    note(true, MsgType::out_of_sync);
+    FUZZ_CHECK(b != 0);
+    proto::encode_out_of_sync(a, b, again);
+  }
+  proto::Progress p;
+  if (proto::decode_progress(msg, p).is_ok()) {
+    note(true, MsgType::progress);
+    FUZZ_CHECK(p.done_bytes <= p.total_bytes);
+    proto::encode_progress(p, again);
+  }
+  FUZZ_CHECK(accepted <= 1);
+  if (accepted == 1) FUZZ_CHECK(equal_bytes(again, msg));
+  // resync_data / resync_zero share the record codecs: the header must say 0/0.
+  proto::RecordHeader h;
+  base::ByteSpan payload;
+  if (proto::decode_resync_extent(msg, h, payload).is_ok()) {
+    FUZZ_CHECK(h.seq == 0 && h.epoch == 0);
+    FUZZ_CHECK(h.type == MsgType::resync_data ? payload.size() == h.length_bytes : payload.empty());
+    check_type(true, msg, h.type);
+    ++accepted;
+  }
+  FUZZ_CHECK(accepted <= 1);
+  return accepted == 1;
+}
+
 }  // namespace
 
 bool decode_any(base::ByteSpan msg) {
@@ -126,7 +204,8 @@ bool decode_any(base::ByteSpan msg) {
   const bool error = check_text(msg, MsgType::error);
   const bool goodbye = check_text(msg, MsgType::goodbye);
   const bool small = check_small(msg);
-  const int accepted = int{hello} + int{record} + int{error} + int{goodbye} + int{small};
+  const bool resync = check_resync(msg);
+  const int accepted = int{hello} + int{record} + int{error} + int{goodbye} + int{small} + int{resync};
   FUZZ_CHECK(accepted <= 1);
   if (accepted == 1) FUZZ_CHECK(type.is_ok());  // nothing decodes that peek_type calls unknown
   return accepted == 1;

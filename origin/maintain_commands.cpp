@@ -19,6 +19,7 @@ MaintenanceOptions options_from(const config::OriginConfig& config, uint32_t ext
   MaintenanceOptions o;
   o.extent_bytes = extent_override != 0 ? extent_override : static_cast<uint32_t>(config.resync_extent_bytes);
   o.rate_bytes_max = config.resync_rate_bytes_max;
+  o.mark_interval_bytes = config.resync_mark_interval_bytes;
   return o;
 }
 

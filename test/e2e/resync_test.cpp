@@ -155,10 +155,11 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   REQUIRE(write_random_file(d / "source.img", kDisk, 9));
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
   const uint16_t proxy_port = harness::free_port();
-  // Slow enough (48 MB/s) to be interrupted mid-way; marks every 64 MiB.
+  // Slow enough (48 MB/s, digests and data counted) to be interrupted mid-way; marks every 8 MiB.
   Running r = start(d, kDisk, {{"link.idle_timeout_ms", "2000"}, {"link.keepalive_interval_ms", "300"}},
                     {{"clone.address", "\"127.0.0.1:" + std::to_string(proxy_port) + "\""},
                      {"resync.rate_max", "\"48M\""},
+                     {"resync.mark_interval", "\"8M\""},
                      {"origin.reconnect_initial_ms", "50"},
                      {"origin.reconnect_max_ms", "500"},
                      {"origin.reconnect_attempts_max", "200"},
@@ -167,8 +168,8 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   harness::FaultQuota quota;
   quota.cuts = 3;
   quota.flips = 0;
-  quota.offset_min_bytes = 70ull << 20;  // past the first mark
-  quota.offset_max_bytes = 90ull << 20;
+  quota.offset_min_bytes = 20ull << 20;  // past the first marks
+  quota.offset_max_bytes = 40ull << 20;
   auto proxy = std::make_unique<harness::FaultProxy>(r.pair.port, 31, quota);
   std::string text = harness::read_file(r.pair.origin_config);
   const std::string wanted = "127.0.0.1:" + std::to_string(proxy_port);
