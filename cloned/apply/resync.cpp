@@ -66,9 +66,6 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
-  if (b.target_seq < durable_.seq && (b.flags & proto::kResyncRepair) == 0 && !replica_.resync.active() &&
-      b.generation <= replica_.generation)
-    return fail(actions, ErrorCode::protocol, "resync_begin of an old generation.");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   if (replica_.state == proto::CloneState::diverged) {
     if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
