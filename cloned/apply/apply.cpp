@@ -217,9 +217,14 @@ std::optional<FailSession> Machine::validate(const proto::RecordHeader& h) const
     return FailSession{ErrorCode::protocol, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) +
                                                 " but epoch " + u64s(recv_epoch_) + " is open; nothing of it was written."};
   if (!extent) return std::nullopt;
+  return validate_extent(h, "record " + u64s(h.seq));
+}
+
+// Inside the disk (overflow-safe), aligned to its logical blocks, not empty.
+std::optional<FailSession> Machine::validate_extent(const proto::RecordHeader& h, const std::string& what) const {
+  using proto::ErrorCode;
   const uint64_t lbs = geometry_.logical_block_bytes;
-  const std::string where = "record " + u64s(h.seq) + " (offset=" + u64s(h.offset_bytes) +
-                            " len=" + u64s(h.length_bytes) + ")";
+  const std::string where = what + " (offset=" + u64s(h.offset_bytes) + " len=" + u64s(h.length_bytes) + ")";
   if (h.length_bytes == 0) return FailSession{ErrorCode::protocol, where + " is empty; nothing was written."};
   if (h.offset_bytes % lbs != 0 || h.length_bytes % lbs != 0)
     return FailSession{ErrorCode::misaligned, where + " is not aligned to the disk's " + u64s(lbs) +

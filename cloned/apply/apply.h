@@ -215,6 +215,7 @@ class Machine {
     uint64_t consistent_at_seq = 0;
   };
   std::optional<FailSession> validate(const proto::RecordHeader& h) const;
+  std::optional<FailSession> validate_extent(const proto::RecordHeader& h, const std::string& what) const;
   void pump(Actions& actions);
   void pump_log(Actions& actions);
   void after_commit_resync(const store::ReplicaState& committed, Actions& actions);

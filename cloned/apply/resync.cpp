@@ -115,17 +115,7 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
     return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
   if (!marks_.empty() && marks_.back().is_end)
     return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
-  const uint64_t lbs = geometry_.logical_block_bytes;
-  const std::string where = std::string(h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero") +
-                            " (offset=" + u64s(h.offset_bytes) + " len=" + u64s(h.length_bytes) + ")";
-  if (h.length_bytes == 0) return FailSession{ErrorCode::protocol, where + " is empty; nothing was written."};
-  if (h.offset_bytes % lbs != 0 || h.length_bytes % lbs != 0)
-    return FailSession{ErrorCode::misaligned, where + " is not aligned to the disk's " + u64s(lbs) +
-                                                  "-byte logical blocks; nothing of it was written."};
-  if (h.offset_bytes > geometry_.size_bytes || h.length_bytes > geometry_.size_bytes - h.offset_bytes)
-    return FailSession{ErrorCode::out_of_range, where + " reaches past the end of the disk (disk_bytes=" +
-                                                    u64s(geometry_.size_bytes) + "); nothing of it was written."};
-  return std::nullopt;
+  return validate_extent(h, h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero");
 }
 
 void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actions& actions) {
