@@ -5,9 +5,10 @@
 //   clonectl status --config FILE [--json]
 //   clonectl events --config FILE [--json] [--limit N]
 //
-// status reads the state store read-only and the daemon's live status file;
-// it works whether or not the daemon runs.
-#include <signal.h>
+// status asks the running daemon over its control socket (runtime_dir/control.sock)
+// and reads the state store read-only; when the daemon is not running it says
+// so and answers from the store alone.
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -19,6 +20,8 @@
 
 #include "base/bytes.h"
 #include "base/units.h"
+#include "cloned/daemon/control.h"
+#include "cloned/daemon/control_client.h"
 #include "cloned/daemon/status.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
@@ -103,11 +106,24 @@ struct Report {
   cloned::LiveStatus live;
 };
 
-// The daemon counts as running when its status file is fresh and its pid alive.
-bool daemon_running(const cloned::LiveStatus& live) {
-  if (live.pid <= 0) return false;
-  if (::kill(static_cast<pid_t>(live.pid), 0) != 0) return false;
-  return cloned::unix_ms_now() - live.updated_unix_ms < 5000;
+// Asks the daemon for its live status. Not running (no socket, nobody
+// listening) is not an error: `running` stays false. Anything else is.
+base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
+  std::vector<uid_t> daemon_uids = {0};
+  struct stat st{};
+  if (::stat(cfg.state_dir.c_str(), &st) == 0 && st.st_uid != 0) daemon_uids.push_back(st.st_uid);
+  const std::string path = cfg.runtime_dir + "/" + cloned::kControlSocketName;
+  base::Result<std::string> answer = cloned::control_request(path, "status", daemon_uids);
+  if (!answer) {
+    const int code = answer.status().code();
+    if (code == ENOENT || code == ECONNREFUSED) return base::Status::ok();
+    return answer.status();
+  }
+  base::Result<cloned::LiveStatus> live = cloned::decode_live_status(*answer);
+  if (!live) return live.status();
+  r.live = *live;
+  r.running = true;
+  return base::Status::ok();
 }
 
 void print_json(const Report& r) {
@@ -192,9 +208,9 @@ int cmd_status(int argc, char** argv) {
   }
   Report r;
   r.stored = *loaded;
-  if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir)) {
-    r.live = *live;
-    r.running = daemon_running(r.live);
+  if (base::Status asked = ask_daemon(*cfg, r); !asked.is_ok()) {
+    std::fprintf(stderr, "clonectl: %s\n", asked.message().c_str());
+    return 1;
   }
   if (r.running) {
     // The live view is newer than the store: it may have changed state since.

@@ -66,7 +66,11 @@ int Daemon::run() {
     handle->data = this;
     uv_signal_start(handle, [](uv_signal_t* h, int s) { static_cast<Daemon*>(h->data)->on_signal(s); }, sig);
   }
-  if (base::Status s = listen(); !s.is_ok()) {
+  control_ = std::make_unique<ControlServer>(&loop_);
+  add_control_commands();
+  base::Status s = listen();
+  if (s.is_ok()) s = control_->listen(config_.runtime_dir + "/" + kControlSocketName);
+  if (!s.is_ok()) {
     LOG_ERROR("%s", s.message().c_str());
     fatal_ = true;
     stop_loop();
@@ -78,7 +82,7 @@ int Daemon::run() {
                static_cast<unsigned long long>(r.committed_epoch), config_.listen_host.c_str(), config_.listen_port);
     if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
-    write_status_file();
+    publish_status();
     notifier_.ready(status_line());
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -101,7 +105,7 @@ void Daemon::apply_actions(apply::Actions& a) {
                static_cast<unsigned long long>(stats_.original_log_end));
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
-      write_status_file();
+      publish_status();
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -151,7 +155,7 @@ void Daemon::apply_actions(apply::Actions& a) {
     LOG_NOTICE("the clone is now %s%s%s", proto::clone_state_name(last_logged_state_),
                machine_.replica().state_reason.empty() ? "" : ": ", machine_.replica().state_reason.c_str());
     record_event("notice", "state", std::string("now ") + proto::clone_state_name(last_logged_state_));
-    write_status_file();
+    publish_status();
   }
   finish_if_done();
 }
@@ -187,7 +191,7 @@ void Daemon::on_tick() {
     machine_.force_shutdown(forced);
     apply_actions(forced);
   }
-  if (now - last_status_ms_ >= kStatusIntervalMs) write_status_file();
+  if (now - last_status_ms_ >= kStatusIntervalMs) publish_status();
   notifier_.watchdog(now);
 }
 
@@ -223,7 +227,7 @@ void Daemon::finish_if_done() {
     close_conn(session_, "the daemon is stopping");
   }
   record_event("info", "stop", "stopped cleanly at record " + std::to_string(p.seq));
-  write_status_file();
+  publish_status();
   stop_loop();
 }
 
@@ -238,6 +242,7 @@ void Daemon::stop_loop() {
   }
   conns_.clear();
   session_ = nullptr;
+  if (control_) control_->close();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
                          reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sigint_)}) {
@@ -260,8 +265,20 @@ std::string Daemon::status_line() const {
   return line;
 }
 
-void Daemon::write_status_file() {
+void Daemon::publish_status() {
   last_status_ms_ = now_ms();
+  notifier_.status(status_line());
+}
+
+// The commands clonectl can send on the control socket (control.h): one entry each.
+void Daemon::add_control_commands() {
+  control_->add_command("status", "the live status as a TOML document", [this](const std::string& args) {
+    if (!args.empty()) return ControlReply::error("status takes no arguments");
+    return ControlReply{true, encode_live_status(live_status())};
+  });
+}
+
+LiveStatus Daemon::live_status() const {
   const store::ReplicaState& r = machine_.replica();
   LiveStatus s;
   s.pid = getpid();
@@ -285,10 +302,7 @@ void Daemon::write_status_file() {
   s.held_bytes = machine_.held_bytes();
   s.disk = device_->describe();
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
-  notifier_.status(status_line());
-  if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
-    LOG_DEBUG("%s", st.message().c_str());
-  }
+  return s;
 }
 
 }  // namespace cloned
