@@ -11,6 +11,8 @@
 #     --out     the image file to write (build/clone-stick.img); never a device
 #     --size-mib  image size (2048)
 #     --mirror  Debian mirror (default: the one apt uses here, from /etc/apt/sources.list*)
+#     --root-password-file FILE  root's password on the stick (first line); without it
+#               root is locked and the stick has no login
 # Then write it to a stick: dd if=build/clone-stick.img of=/dev/sdX bs=4M conv=fsync
 # (check sdX twice: dd overwrites whatever disk you name).
 #
@@ -18,7 +20,7 @@
 # 3 "CLONECFG" (32 MiB, FAT: writable from the original's side whatever its OS),
 # 4 root "CLONEROOT" (ext4, the rest).
 #
-# It writes only to the image file, through a loop device it attaches and
+# It writes only to the image file, through loop devices it attaches and
 # always detaches (also on failure).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,12 +29,14 @@ build=build
 out=""
 size_mib=2048
 mirror=""
+root_password_file=""
 while (($#)); do
   case "$1" in
     --build) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --size-mib) size_mib="$2"; shift 2 ;;
     --mirror) mirror="$2"; shift 2 ;;
+    --root-password-file) root_password_file="$2"; shift 2 ;;
     *) echo "build-stick: unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +44,7 @@ done
 
 die() { echo "build-stick: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, loop devices, mounts)."
-for tool in debootstrap sfdisk losetup mkfs.vfat mkfs.ext4 grub-install; do
+for tool in debootstrap sfdisk partx losetup mkfs.vfat mkfs.ext4 grub-mkimage /usr/lib/grub/i386-pc/grub-bios-setup; do
   command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup.sh --stick"
 done
 [ -d /usr/lib/grub/i386-pc ] || die "GRUB's BIOS modules are missing: apt-get install grub-pc-bin"
@@ -60,13 +64,14 @@ fi
 start_s=$(date +%s)
 work=$(mktemp -d /var/tmp/clone-stick.XXXXXX)
 mnt="$work/root"
-loop=""
+loops=()
 cleanup() {
   set +e
   for m in "$mnt/boot/efi" "$mnt/etc/cloned" "$mnt/dev/pts" "$mnt/dev" "$mnt/proc" "$mnt/sys" "$mnt"; do
     mountpoint -q "$m" && umount "$m"
   done
-  [ -n "$loop" ] && losetup -d "$loop"
+  for l in "${loops[@]}"; do losetup -d "$l"; done
+  loops=()
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -81,25 +86,37 @@ size=64MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="CLONEEFI"
 size=32MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="CLONECFG"
 type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="CLONEROOT"
 EOF
-loop=$(losetup --find --show --partscan "$out")
-for i in 1 2 3 4; do
-  for _ in $(seq 50); do [ -b "${loop}p$i" ] && break; sleep 0.1; done
-  [ -b "${loop}p$i" ] || die "the partitions of $loop did not appear"
-done
-mkfs.vfat -F 32 -n CLONEEFI "${loop}p2" >/dev/null
-mkfs.vfat -n CLONECFG "${loop}p3" >/dev/null
-mkfs.ext4 -q -L CLONEROOT "${loop}p4"
+# One loop device for the whole image (GRUB's BIOS stage) and one per
+# partition, by offset: kernels in containers often give loop devices no
+# partition nodes.
+attach() {  # [--offset BYTES --sizelimit BYTES]
+  local l
+  l=$(losetup --find --show "$@" "$out") || die "cannot attach a loop device to $out"
+  loops+=("$l")
+  echo "$l"
+}
+loop=$(attach)
+loops+=("$loop")
+declare -A part
+while read -r nr start sectors; do
+  part[$nr]=$(attach --offset $((start * 512)) --sizelimit $((sectors * 512)))
+  loops+=("${part[$nr]}")
+done < <(partx -g -o NR,START,SECTORS "$out")
+[ "${#part[@]}" -eq 4 ] || die "expected 4 partitions in $out, found ${#part[@]}"
+mkfs.vfat -F 32 -n CLONEEFI "${part[2]}" >/dev/null
+mkfs.vfat -n CLONECFG "${part[3]}" >/dev/null
+mkfs.ext4 -q -L CLONEROOT "${part[4]}"
 
 mkdir -p "$mnt"
-mount "${loop}p4" "$mnt"
+mount "${part[4]}" "$mnt"
 echo "build-stick: debootstrap (the longest step)"
 debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,dosfstools,iproute2,ethtool,libuv1,libsodium23,libsqlite3-0,libnl-3-200,libnl-genl-3-200,libnl-route-3-200,libsystemd0 \
   bookworm "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 
 mkdir -p "$mnt/boot/efi" "$mnt/etc/cloned"
-mount "${loop}p2" "$mnt/boot/efi"
-mount "${loop}p3" "$mnt/etc/cloned"
+mount "${part[2]}" "$mnt/boot/efi"
+mount "${part[3]}" "$mnt/etc/cloned"
 
 # The daemon, its tool, its unit and its documentation.
 install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
@@ -124,15 +141,29 @@ echo clone >"$mnt/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 clone\n' >"$mnt/etc/hosts"
 : >"$mnt/etc/machine-id"   # generated on first boot
 echo "deb $mirror bookworm main" >"$mnt/etc/apt/sources.list"
+if [ -n "$root_password_file" ]; then
+  printf 'root:%s\n' "$(head -n1 "$root_password_file")" | chroot "$mnt" chpasswd || die "cannot set root's password"
+fi
 systemctl --root="$mnt" enable cloned.service systemd-networkd.service >/dev/null 2>&1
 systemctl --root="$mnt" is-enabled cloned.service >/dev/null || die "cloned.service is not enabled in the image"
 
-# GRUB for BIOS (core image in the BIOS boot partition) and UEFI (removable path).
-grub-install --target=i386-pc --boot-directory="$mnt/boot" "$loop" 2>"$work/grub.log" ||
-  { cat "$work/grub.log" >&2; die "grub-install (BIOS) failed"; }
-grub-install --target=x86_64-efi --efi-directory="$mnt/boot/efi" --boot-directory="$mnt/boot" \
-  --removable --no-nvram --no-uefi-secure-boot 2>>"$work/grub.log" ||
-  { cat "$work/grub.log" >&2; die "grub-install (EFI) failed"; }
+# GRUB for BIOS (core image in the BIOS boot partition) and UEFI (the removable
+# path EFI/BOOT/BOOTX64.EFI). Both core images find the root file system by its
+# label and read grub.cfg and their modules from /boot/grub on it.
+mkdir -p "$work/grub" "$mnt/boot/grub" "$mnt/boot/efi/EFI/BOOT"
+printf '%s\n' 'search --no-floppy --label CLONEROOT --set=root' 'set prefix=($root)/boot/grub' >"$work/grub/early.cfg"
+grub_modules="part_gpt part_msdos ext2 fat search search_label normal linux configfile echo test all_video gzio"
+cp -r /usr/lib/grub/i386-pc /usr/lib/grub/x86_64-efi "$mnt/boot/grub/"
+grub-mkimage -O i386-pc -o "$mnt/boot/grub/i386-pc/core.img" -c "$work/grub/early.cfg" -p /boot/grub \
+  biosdisk $grub_modules || die "grub-mkimage (BIOS) failed"
+# grub-bios-setup embeds core.img in the BIOS boot partition and points the
+# MBR's boot.img at it. It must find the disk holding --directory among the
+# devices it knows: map the image and its root partition.
+printf '(hd0) %s\n(hd1) %s\n' "$loop" "${part[4]}" >"$work/grub/device.map"
+/usr/lib/grub/i386-pc/grub-bios-setup --directory="$mnt/boot/grub/i386-pc" --device-map="$work/grub/device.map" \
+  "$loop" 2>"$work/grub.log" || { cat "$work/grub.log" >&2; die "grub-bios-setup failed"; }
+grub-mkimage -O x86_64-efi -o "$mnt/boot/efi/EFI/BOOT/BOOTX64.EFI" -c "$work/grub/early.cfg" -p /boot/grub \
+  $grub_modules || die "grub-mkimage (EFI) failed"
 cat >"$mnt/boot/grub/grub.cfg" <<'EOF'
 # The clone stick. /vmlinuz and /initrd.img follow the installed kernel.
 set timeout=1

@@ -70,20 +70,25 @@ sed -i "s|^address = .*|address = \"127.0.0.1:$port\"|" "$work/origin/origin.tom
 # Into the copy of the image: the pairing material on CLONECFG; this tree's
 # binaries (so the test runs the code under test without rebuilding the image);
 # and the test-only unit that prints clonectl status on the serial console.
-loop=$(losetup --find --show --partscan "$work/stick.img")
-for _ in $(seq 50); do [ -b "${loop}p4" ] && break; sleep 0.1; done
+# Partitions by offset: loop devices here may get no partition nodes.
+mount_partition() {  # NUMBER
+  local start sectors
+  read -r start sectors < <(partx -g -o START,SECTORS -n "$1" "$work/stick.img")
+  loop=$(losetup --find --show --offset $((start * 512)) --sizelimit $((sectors * 512)) "$work/stick.img")
+  mount "$loop" "$mnt"
+}
+unmount_partition() { umount "$mnt"; losetup -d "$loop"; loop=""; }
 mkdir -p "$mnt"
-mount "${loop}p3" "$mnt"
+mount_partition 3
 cp "$work/clone/cloned.toml" "$work/clone/pair.secret" "$mnt/"
-umount "$mnt"
-mount "${loop}p4" "$mnt"
+unmount_partition
+mount_partition 4
 install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
 install -m 0755 "$build/cloned/clonectl" "$mnt/usr/bin/clonectl"
 install -m 0644 "$src/test/vm/cloned-vm-report.service" "$mnt/etc/systemd/system/"
 install -m 0755 "$src/test/vm/report-status.sh" "$mnt/usr/local/bin/cloned-vm-report"
 ln -sf /etc/systemd/system/cloned-vm-report.service "$mnt/etc/systemd/system/multi-user.target.wants/"
-umount "$mnt"
-losetup -d "$loop"; loop=""
+unmount_partition
 
 stamp "booting the stick in qemu ($accel${bios_args:+, UEFI}); the original reaches the clone at 127.0.0.1:$port"
 qemu-system-x86_64 -machine q35,accel=$accel -m 1024 -smp 2 "${bios_args[@]}" \
