@@ -24,8 +24,9 @@ constexpr int kBacklog = 16;
 uint64_t mono_ms() { return base::monotonic_ns() / 1'000'000; }
 
 struct Reply {
-  uv_write_t req{};
+  uv_write_t req{};  // req.data points back to this Reply
   std::string text;
+  ControlServer::Client* client = nullptr;
 };
 
 // What of a client's bytes may appear in a log line or an answer.
@@ -140,9 +141,12 @@ void ControlServer::accept_one() {
   const uid_t own = ::geteuid();
   if (peer.uid != 0 && peer.uid != own) {
     ++refused_peers_;
-    LOG_WARN("control socket: refused a request from uid %u (pid %d): only root and uid %u may ask (%llu refused)",
-             static_cast<unsigned>(peer.uid), static_cast<int>(peer.pid), static_cast<unsigned>(own),
-             static_cast<unsigned long long>(refused_peers_));
+    // The first ten, then at powers of two: a peer retrying in a loop cannot flood the journal.
+    const bool log = refused_peers_ <= 10 || (refused_peers_ & (refused_peers_ - 1)) == 0;
+    if (log)
+      LOG_WARN("control socket: refused a request from uid %u (pid %d): only root and uid %u may ask (%llu refused)",
+               static_cast<unsigned>(peer.uid), static_cast<int>(peer.pid), static_cast<unsigned>(own),
+               static_cast<unsigned long long>(refused_peers_));
     answer(c, "error: permission denied: uid " + std::to_string(peer.uid) +
                   " may not ask cloned; run clonectl as root (or as uid " + std::to_string(own) + ").\n");
     return;
@@ -212,11 +216,12 @@ void ControlServer::answer(Client* c, const std::string& text) {
   c->deadline_ms = mono_ms() + kWriteGraceMs;
   auto* r = new Reply;
   r->text = text;
-  r->req.data = c;
+  r->client = c;
+  r->req.data = r;
   uv_buf_t buf = uv_buf_init(r->text.data(), static_cast<unsigned>(r->text.size()));
   int rc = uv_write(&r->req, reinterpret_cast<uv_stream_t*>(&c->pipe), &buf, 1, [](uv_write_t* req, int) {
-    auto* reply = reinterpret_cast<Reply*>(req);
-    Client* cl = static_cast<Client*>(req->data);
+    auto* reply = static_cast<Reply*>(req->data);
+    Client* cl = reply->client;
     delete reply;
     cl->server->drop(cl);
   });
