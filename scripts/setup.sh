@@ -34,7 +34,7 @@ packages=(
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
 if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
 # The clone stick image and the VM test: opt-in, they are large.
-if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools e2fsprogs fdisk); fi
+if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk); fi
 if $vm; then packages+=(qemu-system-x86 ovmf); fi
 missing=()
 for p in "${packages[@]}"; do

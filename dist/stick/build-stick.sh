@@ -23,6 +23,8 @@
 # It writes only to the image file, through loop devices it attaches and
 # always detaches (also on failure).
 set -euo pipefail
+# mtools: loop devices have no disk geometry to check.
+export MTOOLS_SKIP_CHECK=1
 cd "$(dirname "$0")/../.."
 
 build=build
@@ -44,7 +46,7 @@ done
 
 die() { echo "build-stick: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, loop devices, mounts)."
-for tool in debootstrap sfdisk partx losetup mkfs.vfat mkfs.ext4 grub-mkimage /usr/lib/grub/i386-pc/grub-bios-setup; do
+for tool in debootstrap sfdisk partx losetup mkfs.vfat mkfs.ext4 mcopy mmd grub-mkimage /usr/lib/grub/i386-pc/grub-bios-setup; do
   command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup.sh --stick"
 done
 [ -d /usr/lib/grub/i386-pc ] || die "GRUB's BIOS modules are missing: apt-get install grub-pc-bin"
@@ -114,9 +116,10 @@ debootstrap --variant=minbase \
   --include=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,dosfstools,iproute2,ethtool,libuv1,libsodium23,libsqlite3-0,libnl-3-200,libnl-genl-3-200,libnl-route-3-200,libsystemd0 \
   bookworm "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 
+# The FAT partitions are written with mtools, not mounted: the build machine's
+# kernel may have no vfat (containers often do not).
 mkdir -p "$mnt/boot/efi" "$mnt/etc/cloned"
-mount "${part[2]}" "$mnt/boot/efi"
-mount "${part[3]}" "$mnt/etc/cloned"
+mcopy -i "${part[3]}" dist/stick/README-CLONECFG.txt ::README.txt
 
 # The daemon, its tool, its unit and its documentation.
 install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
@@ -128,7 +131,6 @@ install -D -m 0644 dist/stick/cloned-stick.conf "$mnt/etc/systemd/system/cloned.
 install -D -m 0644 dist/stick/20-wired.network "$mnt/etc/systemd/network/20-wired.network"
 install -D -m 0644 dist/stick/wait-online.conf \
   "$mnt/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf"
-cp dist/stick/README-CLONECFG.txt "$mnt/etc/cloned/README.txt"
 
 cat >"$mnt/etc/fstab" <<'EOF'
 # The clone stick. The internal disk is the mirror: nothing here mounts it.
@@ -150,7 +152,7 @@ systemctl --root="$mnt" is-enabled cloned.service >/dev/null || die "cloned.serv
 # GRUB for BIOS (core image in the BIOS boot partition) and UEFI (the removable
 # path EFI/BOOT/BOOTX64.EFI). Both core images find the root file system by its
 # label and read grub.cfg and their modules from /boot/grub on it.
-mkdir -p "$work/grub" "$mnt/boot/grub" "$mnt/boot/efi/EFI/BOOT"
+mkdir -p "$work/grub" "$mnt/boot/grub"
 printf '%s\n' 'search --no-floppy --label CLONEROOT --set=root' 'set prefix=($root)/boot/grub' >"$work/grub/early.cfg"
 grub_modules="part_gpt part_msdos ext2 fat search search_label normal linux configfile echo test all_video gzio"
 cp -r /usr/lib/grub/i386-pc /usr/lib/grub/x86_64-efi "$mnt/boot/grub/"
@@ -162,8 +164,10 @@ grub-mkimage -O i386-pc -o "$mnt/boot/grub/i386-pc/core.img" -c "$work/grub/earl
 printf '(hd0) %s\n(hd1) %s\n' "$loop" "${part[4]}" >"$work/grub/device.map"
 /usr/lib/grub/i386-pc/grub-bios-setup --directory="$mnt/boot/grub/i386-pc" --device-map="$work/grub/device.map" \
   "$loop" 2>"$work/grub.log" || { cat "$work/grub.log" >&2; die "grub-bios-setup failed"; }
-grub-mkimage -O x86_64-efi -o "$mnt/boot/efi/EFI/BOOT/BOOTX64.EFI" -c "$work/grub/early.cfg" -p /boot/grub \
+grub-mkimage -O x86_64-efi -o "$work/grub/BOOTX64.EFI" -c "$work/grub/early.cfg" -p /boot/grub \
   $grub_modules || die "grub-mkimage (EFI) failed"
+mmd -i "${part[2]}" ::/EFI ::/EFI/BOOT
+mcopy -i "${part[2]}" "$work/grub/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 cat >"$mnt/boot/grub/grub.cfg" <<'EOF'
 # The clone stick. /vmlinuz and /initrd.img follow the installed kernel.
 set timeout=1

@@ -17,6 +17,8 @@
 #   CLONED_VM_KEEP=1    keep the work directory (serial log, images)
 # Exit 77 (skipped, with the reason) where it cannot run.
 set -euo pipefail
+# mtools: loop devices have no disk geometry to check.
+export MTOOLS_SKIP_CHECK=1
 build=$(realpath "$1")
 src=$(realpath "$2")
 image=${CLONED_STICK_IMAGE:-$build/clone-stick.img}
@@ -24,6 +26,7 @@ image=${CLONED_STICK_IMAGE:-$build/clone-stick.img}
 skip() { echo "skipped: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing (scripts/setup.sh --vm installs it)"
+command -v mcopy >/dev/null || skip "mcopy is missing (Debian package mtools; scripts/setup.sh --vm installs it)"
 [ "$(id -u)" -eq 0 ] || skip "needs root (loop devices to put the pairing material into the image)"
 accel=kvm
 if [ ! -w /dev/kvm ]; then
@@ -79,9 +82,9 @@ mount_partition() {  # NUMBER
 }
 unmount_partition() { umount "$mnt"; losetup -d "$loop"; loop=""; }
 mkdir -p "$mnt"
-mount_partition 3
-cp "$work/clone/cloned.toml" "$work/clone/pair.secret" "$mnt/"
-unmount_partition
+# CLONECFG is FAT: written with mtools, as the kernel here may have no vfat.
+read -r cfg_start _ < <(partx -g -o START,SECTORS -n 3 "$work/stick.img")
+mcopy -i "$work/stick.img@@$((cfg_start * 512))" "$work/clone/cloned.toml" "$work/clone/pair.secret" ::
 mount_partition 4
 install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
 install -m 0755 "$build/cloned/clonectl" "$mnt/usr/bin/clonectl"
@@ -93,8 +96,9 @@ unmount_partition
 stamp "booting the stick in qemu ($accel${bios_args:+, UEFI}); the original reaches the clone at 127.0.0.1:$port"
 qemu-system-x86_64 -machine q35,accel=$accel -m 1024 -smp 2 "${bios_args[@]}" \
   -display none -monitor none -serial "file:$work/serial.log" \
-  -drive "file=$work/stick.img,format=raw,if=virtio" \
-  -drive "file=$work/internal.img,format=raw,if=virtio,serial=CLONEVMDISK" \
+  -drive "file=$work/stick.img,format=raw,if=none,id=stick" -device virtio-blk-pci,drive=stick,bootindex=0 \
+  -drive "file=$work/internal.img,format=raw,if=none,id=internal" \
+  -device virtio-blk-pci,drive=internal,serial=CLONEVMDISK \
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:7000" -device virtio-net-pci,netdev=n0 \
   >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
@@ -103,7 +107,7 @@ qemu_pid=$!
 wait_serial() {  # PATTERN LIMIT_S
   local limit=$(( SECONDS + $2 ))
   while ! grep -q "$1" "$work/serial.log" 2>/dev/null; do
-    kill -0 "$qemu_pid" 2>/dev/null || { cat "$work/qemu.log"; tail -50 "$work/serial.log"; fail "qemu exited"; }
+    kill -0 "$qemu_pid" 2>/dev/null || { cat "$work/qemu.log"; tail -50 "$work/serial.log" 2>/dev/null; fail "qemu exited"; }
     if ((SECONDS > limit)); then tail -80 "$work/serial.log"; fail "no '$1' on the serial console within $2 s"; fi
     sleep 1
   done
