@@ -63,6 +63,12 @@ if [ -z "$mirror" ]; then
   [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 fi
 
+# The Debian packages holding the shared libraries the two binaries link.
+# (dpkg -S fails for the few paths it knows only under /lib: libc6, in every system.)
+runtime_packages=$( (ldd "$build/cloned/cloned" "$build/cloned/clonectl" | awk '/=> \//{print $3}' | sort -u |
+  xargs -r realpath | xargs -r dpkg -S 2>/dev/null || true) | cut -d: -f1 | sort -u | paste -sd, -)
+[ -n "$runtime_packages" ] || die "cannot find the Debian packages of the libraries cloned links"
+
 start_s=$(date +%s)
 work=$(mktemp -d /var/tmp/clone-stick.XXXXXX)
 mnt="$work/root"
@@ -111,15 +117,15 @@ mkfs.ext4 -q -L CLONEROOT "${part[4]}"
 
 mkdir -p "$mnt"
 mount "${part[4]}" "$mnt"
-echo "build-stick: debootstrap (the longest step)"
+echo "build-stick: debootstrap (the longest step); cloned's libraries come from $runtime_packages"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,dosfstools,iproute2,ethtool,libuv1,libsodium23,libsqlite3-0,libnl-3-200,libnl-genl-3-200,libnl-route-3-200,libsystemd0 \
+  --include=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,dosfstools,iproute2,ethtool,"$runtime_packages" \
   bookworm "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 
 # The FAT partitions are written with mtools, not mounted: the build machine's
 # kernel may have no vfat (containers often do not).
 mkdir -p "$mnt/boot/efi" "$mnt/etc/cloned"
-mcopy -i "${part[3]}" dist/stick/README-CLONECFG.txt ::README.txt
+mcopy -o -i "${part[3]}" dist/stick/README-CLONECFG.txt ::README.txt
 
 # The daemon, its tool, its unit and its documentation.
 install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
@@ -180,10 +186,14 @@ menuentry "Clone stick (cloned)" {
 }
 EOF
 [ -e "$mnt/vmlinuz" ] && [ -e "$mnt/initrd.img" ] || die "the kernel or its initramfs is missing in the image"
+for bin in /usr/sbin/cloned /usr/bin/clonectl; do
+  chroot "$mnt" ldd "$bin" | grep -q "not found" && die "$bin lacks a library in the image: $(chroot "$mnt" ldd "$bin" | grep 'not found')"
+done
 
 chroot "$mnt" apt-get clean
 rm -rf "$mnt/var/lib/apt/lists/"*
 used_mib=$(df -m --output=used "$mnt" | tail -1 | tr -d ' ')
+fstrim "$mnt" 2>/dev/null || true   # hands freed blocks back as holes in the image file
 cleanup
 trap - EXIT
 end_s=$(date +%s)
