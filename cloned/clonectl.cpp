@@ -6,10 +6,11 @@
 //   clonectl events --config FILE [--json] [--limit N]
 //   clonectl decide --config FILE discard-clone-changes|keep-diverged
 //
-// status reads the state store read-only and the daemon's live status file;
-// it works whether or not the daemon runs.
+// status asks the running daemon over its control socket (runtime_dir/control.sock)
+// and reads the state store read-only; when the daemon is not running it says
+// so and answers from the store alone.
 #include <pwd.h>
-#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,8 @@
 
 #include "base/bytes.h"
 #include "base/units.h"
+#include "cloned/daemon/control.h"
+#include "cloned/daemon/control_client.h"
 #include "cloned/daemon/status.h"
 #include "cloned/store/decision.h"
 #include "cloned/store/store.h"
@@ -110,19 +113,29 @@ struct Report {
   std::vector<store::OutOfSyncRange> out_of_sync_first;
 };
 
-// The daemon counts as running when its status file is fresh and its pid alive.
-bool daemon_running(const cloned::LiveStatus& live) {
-  if (live.pid <= 0 || live.link == "stopped") return false;
-  if (::kill(static_cast<pid_t>(live.pid), 0) != 0) return false;
-  // A process that exited but was not yet reaped still answers kill(0).
-  std::FILE* f = std::fopen(("/proc/" + std::to_string(live.pid) + "/stat").c_str(), "r");
-  if (f != nullptr) {
-    char state = '?';
-    const int n = std::fscanf(f, "%*d %*s %c", &state);
-    std::fclose(f);
-    if (n == 1 && (state == 'Z' || state == 'X')) return false;
+// Who may answer on the control socket: root, or the owner of the state directory.
+std::vector<uid_t> daemon_uids(const config::CloneConfig& cfg) {
+  std::vector<uid_t> uids = {0};
+  struct stat st{};
+  if (::stat(cfg.state_dir.c_str(), &st) == 0 && st.st_uid != 0) uids.push_back(st.st_uid);
+  return uids;
+}
+
+// Asks the daemon for its live status. Not running (no socket, nobody
+// listening) is not an error: `running` stays false. Anything else is.
+base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
+  const std::string path = cfg.runtime_dir + "/" + cloned::kControlSocketName;
+  base::Result<std::string> answer = cloned::control_request(path, "status", daemon_uids(cfg));
+  if (!answer) {
+    const int code = answer.status().code();
+    if (code == ENOENT || code == ECONNREFUSED) return base::Status::ok();
+    return answer.status();
   }
-  return cloned::unix_ms_now() - live.updated_unix_ms < 5000;
+  base::Result<cloned::LiveStatus> live = cloned::decode_live_status(*answer);
+  if (!live) return live.status();
+  r.live = *live;
+  r.running = true;
+  return base::Status::ok();
 }
 
 void print_json(const Report& r) {
@@ -230,9 +243,9 @@ int cmd_status(int argc, char** argv) {
   r.stored = *loaded;
   if (base::Result<uint64_t> n = (*st)->out_of_sync_count()) r.out_of_sync = *n;
   if (auto first = (*st)->out_of_sync(10)) r.out_of_sync_first = *first;
-  if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir)) {
-    r.live = *live;
-    r.running = daemon_running(r.live);
+  if (base::Status asked = ask_daemon(*cfg, r); !asked.is_ok()) {
+    std::fprintf(stderr, "clonectl: %s\n", asked.message().c_str());
+    return 1;
   }
   if (r.running) {
     // The live view is newer than the store: it may have changed state since.
@@ -294,7 +307,7 @@ int cmd_events(int argc, char** argv) {
 }
 
 // The decision for a Diverged clone, recorded in the state store and its
-// event log. The daemon reads the store at start: it must be stopped.
+// event log: by the running daemon, or directly in the store when it is stopped.
 int cmd_decide(int argc, char** argv) {
   std::string config_path, choice;
   for (int i = 2; i < argc; ++i) {
@@ -311,9 +324,23 @@ int cmd_decide(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
   }
-  if (base::Result<cloned::LiveStatus> live = cloned::read_live_status(cfg->runtime_dir); live && daemon_running(*live)) {
-    std::fprintf(stderr, "clonectl: cloned is running (pid %lld); stop it (systemctl stop cloned), decide, then start it.\n",
-                 static_cast<long long>(live->pid));
+  const char* user = std::getenv("SUDO_USER");
+  if (user == nullptr) {
+    const passwd* pw = ::getpwuid(::getuid());
+    user = pw != nullptr ? pw->pw_name : "?";
+  }
+  const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
+  // A running daemon takes the decision itself (it owns the state); a
+  // stopped one finds it in the store at its next start.
+  base::Result<std::string> answer =
+      cloned::control_request(cfg->runtime_dir + "/" + cloned::kControlSocketName,
+                              std::string("decide ") + store::decision_name(d) + " " + who, daemon_uids(*cfg));
+  if (answer) {
+    std::printf("%s", answer->c_str());
+    return 0;
+  }
+  if (answer.status().code() != ENOENT && answer.status().code() != ECONNREFUSED) {
+    std::fprintf(stderr, "clonectl: %s\n", answer.status().message().c_str());
     return 1;
   }
   base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id);
@@ -326,12 +353,6 @@ int cmd_decide(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", s.status().message().c_str());
     return 1;
   }
-  const char* user = std::getenv("SUDO_USER");
-  if (user == nullptr) {
-    const passwd* pw = ::getpwuid(::getuid());
-    user = pw != nullptr ? pw->pw_name : "?";
-  }
-  const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
   if (base::Status r = store::apply_decision(*s, d, who, cloned::unix_ms_now()); !r.is_ok()) {
     std::fprintf(stderr, "clonectl: %s\n", r.message().c_str());
     return 1;

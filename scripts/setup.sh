@@ -2,19 +2,25 @@
 # SPDX-License-Identifier: MIT
 # Installs what the project needs on Debian 12 (only what is missing), then
 # configures and builds it in ./build. Idempotent; safe to run again.
-# Usage: scripts/setup.sh [--fuzz] [--no-build]   (CI=true makes warnings errors)
+# Usage: scripts/setup.sh [--fuzz] [--stick] [--vm] [--no-build]   (CI=true makes warnings errors)
 #   --fuzz      also clang and its libFuzzer runtime (scripts/fuzz.sh)
+#   --stick     also what dist/stick/build-stick.sh needs (debootstrap, GRUB, mkfs)
+#   --vm        --stick, and qemu and OVMF for the VM test (meson test --suite vm)
 #   --no-build  install only (scripts/fuzz.sh and scripts/sanitize.sh build elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fuzz=false
+stick=false
+vm=false
 build=true
 for arg in "$@"; do
   case "$arg" in
     --fuzz) fuzz=true ;;
+    --stick) stick=true ;;
+    --vm) vm=true; stick=true ;;
     --no-build) build=false ;;
-    *) echo "setup: unknown option $arg (use --fuzz, --no-build)" >&2; exit 2 ;;
+    *) echo "setup: unknown option $arg (use --fuzz, --stick, --vm, --no-build)" >&2; exit 2 ;;
   esac
 done
 
@@ -28,6 +34,9 @@ packages=(
 # The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
 if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
+# The clone stick image and the VM test: opt-in, they are large.
+if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk); fi
+if $vm; then packages+=(qemu-system-x86 ovmf); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -41,6 +41,7 @@
 #include "blockio/device.h"
 #include "cloned/proto/messages.h"
 #include "cloned/proto/resync.h"
+#include "cloned/store/decision.h"
 #include "cloned/store/store.h"
 
 namespace apply {
@@ -170,6 +171,8 @@ class Machine {
 
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
+  // The owner's decision (store/decision.h); refused unless Diverged.
+  base::Status apply_decision(store::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);
   // The disk's fingerprint as the daemon now leaves it (valid), or "about to
   // change" (the first write of a session waits until that is durable).
   void set_fingerprint(const base::Bytes& fingerprint, Actions& actions);

@@ -320,6 +320,13 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
   request_commit(actions);
 }
 
+base::Status Machine::apply_decision(store::Decision d, const std::string& who, int64_t unix_ms, Actions& actions) {
+  BASE_TRY(store::apply_decision(replica_, d, who, unix_ms));
+  state_dirty_ = true;
+  request_commit(actions);
+  return base::Status::ok();
+}
+
 void Machine::invalidate_fingerprint(Actions& actions) {
   if (!replica_.fingerprint_valid) return;
   replica_.fingerprint_valid = false;

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cloned/daemon/status.h"
+#include "cloned/store/decision.h"
 
 namespace cloned {
 
@@ -68,7 +69,11 @@ int Daemon::run() {
     handle->data = this;
     uv_signal_start(handle, [](uv_signal_t* h, int s) { static_cast<Daemon*>(h->data)->on_signal(s); }, sig);
   }
-  if (base::Status s = listen(); !s.is_ok()) {
+  control_ = std::make_unique<ControlServer>(&loop_);
+  add_control_commands();
+  base::Status s = listen();
+  if (s.is_ok()) s = control_->listen(config_.runtime_dir + "/" + kControlSocketName);
+  if (!s.is_ok()) {
     LOG_ERROR("%s", s.message().c_str());
     fatal_ = true;
     stop_loop();
@@ -83,7 +88,7 @@ int Daemon::run() {
       LOG_ERROR("the clone is DIVERGED and takes no writes until clonectl decide: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
     check_divergence("at startup");
-    write_status_file();
+    publish_status();
     notifier_.ready(status_line());
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -106,7 +111,7 @@ void Daemon::apply_actions(apply::Actions& a) {
                static_cast<unsigned long long>(stats_.original_log_end));
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
-      write_status_file();
+      publish_status();
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -158,7 +163,7 @@ void Daemon::apply_actions(apply::Actions& a) {
     LOG_NOTICE("the clone is now %s%s%s", proto::clone_state_name(last_logged_state_),
                machine_.replica().state_reason.empty() ? "" : ": ", machine_.replica().state_reason.c_str());
     record_event("notice", "state", std::string("now ") + proto::clone_state_name(last_logged_state_));
-    write_status_file();
+    publish_status();
   }
   finish_if_done();
 }
@@ -206,7 +211,7 @@ void Daemon::on_tick() {
   }
   if (now - last_status_ms_ >= kStatusIntervalMs) {
     refresh_fingerprint_if_quiet();
-    write_status_file();
+    publish_status();
   }
   notifier_.watchdog(now);
 }
@@ -244,7 +249,7 @@ void Daemon::finish_if_done() {
   }
   record_event("info", "stop", "stopped cleanly at record " + std::to_string(p.seq));
   save_final_fingerprint();
-  write_status_file();
+  publish_status();
   stop_loop();
 }
 
@@ -259,6 +264,7 @@ void Daemon::stop_loop() {
   }
   conns_.clear();
   session_ = nullptr;
+  if (control_) control_->close();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
                          reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sigint_)}) {
@@ -282,8 +288,37 @@ std::string Daemon::status_line() const {
   return line;
 }
 
-void Daemon::write_status_file() {
+void Daemon::publish_status() {
   last_status_ms_ = now_ms();
+  notifier_.status(status_line());
+}
+
+// The commands clonectl can send on the control socket (control.h): one entry each.
+void Daemon::add_control_commands() {
+  control_->add_command("status", "the live status as a TOML document", [this](const std::string& args) {
+    if (!args.empty()) return ControlReply::error("status takes no arguments");
+    return ControlReply{true, encode_live_status(live_status())};
+  });
+  control_->add_command("decide", "decide discard-clone-changes|keep-diverged WHO: the decision for a Diverged clone",
+                        [this](const std::string& args) {
+                          const size_t space = args.find(' ');
+                          store::Decision d;
+                          if (!store::parse_decision(args.substr(0, space), d))
+                            return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
+                          const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
+                          apply::Actions actions;
+                          base::Status s = machine_.apply_decision(d, who, unix_ms_now(), actions);
+                          if (!s.is_ok()) return ControlReply::error(s.message());
+                          apply_actions(actions);
+                          const std::string& recorded = machine_.replica().decision;
+                          LOG_NOTICE("decision recorded: %s", recorded.c_str());
+                          record_event("notice", "decision", recorded);
+                          publish_status();
+                          return ControlReply{true, "recorded: " + recorded + "\n"};
+                        });
+}
+
+LiveStatus Daemon::live_status() const {
   const store::ReplicaState& r = machine_.replica();
   LiveStatus s;
   s.pid = getpid();
@@ -309,10 +344,7 @@ void Daemon::write_status_file() {
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
   if (progress_.active && now_ms() - progress_.updated_ms < 60000)
     s.progress = std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
-  notifier_.status(status_line());
-  if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
-    LOG_DEBUG("%s", st.message().c_str());
-  }
+  return s;
 }
 
 }  // namespace cloned

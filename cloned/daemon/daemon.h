@@ -18,7 +18,9 @@
 
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
+#include "cloned/daemon/control.h"
 #include "cloned/daemon/notify.h"
+#include "cloned/daemon/status.h"
 #include "cloned/daemon/workers.h"
 #include "cloned/proto/resync.h"
 #include "cloned/store/store.h"
@@ -89,8 +91,10 @@ class Daemon {
   void drain_completions();
   void on_tick();
   void on_signal(int signum);
-  void write_status_file();
+  void publish_status();
   std::string status_line() const;
+  LiveStatus live_status() const;
+  void add_control_commands();  // the control socket's command table
   void record_event(const std::string& level, const std::string& kind, const std::string& message);
   void finish_if_done();
   void stop_loop();
@@ -111,6 +115,7 @@ class Daemon {
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   bool handles_open_ = false;
+  std::unique_ptr<ControlServer> control_;
 
   std::vector<Conn*> conns_;          // open connections (owned; freed in close callbacks)
   Conn* session_ = nullptr;           // the connection whose session is open or pending

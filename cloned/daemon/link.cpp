@@ -337,7 +337,7 @@ void Daemon::close_conn(Conn* c, const std::string& why) {
     machine_.end_session(actions);
     apply_actions(actions);
     record_event("info", "session", "session with " + c->peer + " ended: " + why);
-    write_status_file();
+    publish_status();
   }
   auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
   uv_read_stop(stream);

@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/daemon/status.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <toml++/toml.h>
@@ -26,11 +22,11 @@ static std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
-base::Status write_live_status(const std::string& runtime_dir, const LiveStatus& s) {
+std::string encode_live_status(const LiveStatus& s) {
   std::string text;
   auto num = [&](const char* k, uint64_t v) { text += std::string(k) + " = " + std::to_string(v) + "\n"; };
   auto str = [&](const char* k, const std::string& v) { text += std::string(k) + " = " + quoted(v) + "\n"; };
-  text += "# Written by cloned about once a second; read by clonectl status.\n";
+  text += "# The live status of cloned, answered on its control socket.\n";
   num("pid", static_cast<uint64_t>(s.pid));
   num("updated_unix_ms", static_cast<uint64_t>(s.updated_unix_ms));
   str("state", s.state);
@@ -53,25 +49,18 @@ base::Status write_live_status(const std::string& runtime_dir, const LiveStatus&
   str("listen", s.listen);
   str("progress", s.progress);
 
-  const std::string path = runtime_dir + "/" + kStatusFileName;
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return base::Status::from_errno("cannot write " + tmp);
-  ssize_t n = ::write(fd, text.data(), text.size());
-  ::close(fd);
-  if (n != static_cast<ssize_t>(text.size())) return base::Status::error(EIO, "short write to " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp);
-  return base::Status::ok();
+  return text;
 }
 
-base::Result<LiveStatus> read_live_status(const std::string& runtime_dir) {
-  const std::string path = runtime_dir + "/" + kStatusFileName;
+base::Result<LiveStatus> decode_live_status(const std::string& text) {
   toml::table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text);
   } catch (const std::exception& e) {
-    return base::Status::error(ENOENT, "no live status at " + path + ": " + e.what());
+    return base::Status::error(EPROTO, std::string("the daemon's status answer is not a TOML document: ") + e.what());
   }
+  if (!t["pid"].is_integer() || !t["state"].is_string())
+    return base::Status::error(EPROTO, "the daemon's status answer lacks pid or state; is clonectl as new as cloned?");
   LiveStatus s;
   auto u = [&](const char* k) { return static_cast<uint64_t>(t[k].value_or<int64_t>(0)); };
   auto str = [&](const char* k) { return std::string(t[k].value_or<std::string_view>("")); };

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The running daemon's status, published as a small TOML file in the runtime
-// directory (rewritten atomically about once a second and on every change of
-// state), read by `clonectl status`. The state store holds what must survive;
-// this file holds what is live: the link, the lag, the counters.
+// The running daemon's live status, answered as a small TOML document on the
+// control socket ("status", see control.h) and read by `clonectl status`. The
+// state store holds what must survive; this holds what is live: the link, the
+// lag, the counters.
 #pragma once
 
 #include <cstdint>
@@ -38,10 +38,9 @@ struct LiveStatus {
   std::string progress;
 };
 
-inline constexpr const char* kStatusFileName = "status.toml";
-
-base::Status write_live_status(const std::string& runtime_dir, const LiveStatus& s);
-base::Result<LiveStatus> read_live_status(const std::string& runtime_dir);
+// The TOML document, and back. decode names what is wrong with a bad document.
+std::string encode_live_status(const LiveStatus& s);
+base::Result<LiveStatus> decode_live_status(const std::string& text);
 
 int64_t unix_ms_now();
 

@@ -113,22 +113,20 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   c.stop();  // the clean stop records the fingerprint
   touch_a_file(d, d / "clone.img", "mount -o loop " + d / "clone.img");
   expect_diverged(c, "ext4");
-  // The decision needs the daemon stopped.
+  // The running daemon takes the decision over its control socket.
   int code = 0;
   out = c.ctl({"decide", "keep-diverged"}, &code);
-  CHECK(code == 1);
-  CHECK(out.find("stop it") != std::string::npos);
-  c.stop();
-  out = c.ctl({"decide", "keep-diverged"}, &code);
   CHECK_MESSAGE(code == 0, out);
-  c.start();
+  CHECK(out.find("recorded: keep-diverged") != std::string::npos);
   std::string status = c.ctl({"status"});
   CHECK(status.find("DIVERGED") != std::string::npos);
   CHECK(status.find("keep-diverged") != std::string::npos);
+  // Kept: the same changes do not alarm again after a restart, and nothing is written.
   c.stop();
+  c.start();
+  CHECK(c.origin({"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}, out) == 1);
   out = c.ctl({"decide", "discard-clone-changes"}, &code);
   CHECK_MESSAGE(code == 0, out);
-  c.start();
   // Now the log is refused until a resync, and the resync is taken.
   CHECK(c.origin({"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}, out) == 1);
   CHECK_MESSAGE(out.find("resync") != std::string::npos, out);
@@ -139,7 +137,7 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
                 out);
   status = c.ctl({"status"});
   CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
-  const std::string events = c.ctl({"events"});
+  std::string events = c.ctl({"events"});
   CHECK(events.find("diverged") != std::string::npos);
   CHECK(events.find("decision") != std::string::npos);
   c.stop();
@@ -157,6 +155,15 @@ TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverg
   c.stop();
   touch_a_file(d, d / "clone.img", "ntfs-3g " + d / "clone.img");
   expect_diverged(c, "NTFS");
+  c.stop();
+  // With the daemon stopped, clonectl records the decision in the store itself.
+  int code = 0;
+  out = c.ctl({"decide", "discard-clone-changes"}, &code);
+  CHECK_MESSAGE(code == 0, out);
+  CHECK(out.find("waits for a resync") != std::string::npos);
+  c.start();
+  CHECK_MESSAGE(c.origin({"resync", "--source", d / "source.img"}, out) == 0, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
   c.stop();
 }
 

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds the clone stick: a bootable Debian 12 image (BIOS and UEFI, GRUB) with
+# the kernel, systemd, cloned and clonectl from this tree, the unit enabled, and
+# a small FAT partition labelled CLONECFG mounted at /etc/cloned for the
+# pairing material (cloned.toml, pair.secret).
+#
+# Usage (as root, on Debian 12):
+#   dist/stick/build-stick.sh [--build DIR] [--out FILE] [--size-mib N] [--mirror URL]
+#     --build   meson build directory holding cloned/cloned and cloned/clonectl (build)
+#     --out     the image file to write (build/clone-stick.img); never a device
+#     --size-mib  image size (2048)
+#     --mirror  Debian mirror (default: the one apt uses here, from /etc/apt/sources.list*)
+#     --root-password-file FILE  root's password on the stick (first line); without it
+#               root is locked and the stick has no login
+# Then write it to a stick: dd if=build/clone-stick.img of=/dev/sdX bs=4M conv=fsync
+# (check sdX twice: dd overwrites whatever disk you name).
+#
+# Partitions (GPT): 1 BIOS boot (1 MiB), 2 EFI system "CLONEEFI" (64 MiB, FAT32),
+# 3 "CLONECFG" (32 MiB, FAT: writable from the original's side whatever its OS),
+# 4 root "CLONEROOT" (ext4, the rest).
+#
+# It writes only to the image file, through loop devices it attaches and
+# always detaches (also on failure).
+set -euo pipefail
+# mtools: loop devices have no disk geometry to check.
+export MTOOLS_SKIP_CHECK=1
+cd "$(dirname "$0")/../.."
+
+build=build
+out=""
+size_mib=2048
+mirror=""
+root_password_file=""
+while (($#)); do
+  case "$1" in
+    --build) build="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --size-mib) size_mib="$2"; shift 2 ;;
+    --mirror) mirror="$2"; shift 2 ;;
+    --root-password-file) root_password_file="$2"; shift 2 ;;
+    *) echo "build-stick: unknown option $1 (see the usage at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$out" ] || out="$build/clone-stick.img"
+
+die() { echo "build-stick: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, loop devices, mounts)."
+for tool in debootstrap sfdisk partx losetup mkfs.vfat mkfs.ext4 mcopy mmd grub-mkimage /usr/lib/grub/i386-pc/grub-bios-setup; do
+  command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup.sh --stick"
+done
+[ -d /usr/lib/grub/i386-pc ] || die "GRUB's BIOS modules are missing: apt-get install grub-pc-bin"
+[ -d /usr/lib/grub/x86_64-efi ] || die "GRUB's EFI modules are missing: apt-get install grub-efi-amd64-bin"
+for bin in "$build/cloned/cloned" "$build/cloned/clonectl"; do
+  [ -x "$bin" ] || die "$bin is missing: build first (ninja -C $build)"
+done
+[ -e "$out" ] && [ ! -f "$out" ] && die "$out exists and is not a regular file; refusing to write to it."
+
+# The mirror apt uses here (deb822 sources first, then sources.list).
+if [ -z "$mirror" ]; then
+  mirror=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+fi
+
+# The Debian packages holding the shared libraries the two binaries link.
+# (dpkg -S fails for the few paths it knows only under /lib: libc6, in every system.)
+runtime_packages=$( (ldd "$build/cloned/cloned" "$build/cloned/clonectl" | awk '/=> \//{print $3}' | sort -u |
+  xargs -r realpath | xargs -r dpkg -S 2>/dev/null || true) | cut -d: -f1 | sort -u | paste -sd, -)
+[ -n "$runtime_packages" ] || die "cannot find the Debian packages of the libraries cloned links"
+
+start_s=$(date +%s)
+work=$(mktemp -d /var/tmp/clone-stick.XXXXXX)
+mnt="$work/root"
+loops=()
+cleanup() {
+  set +e
+  for m in "$mnt/boot/efi" "$mnt/etc/cloned" "$mnt/dev/pts" "$mnt/dev" "$mnt/proc" "$mnt/sys" "$mnt"; do
+    mountpoint -q "$m" && umount "$m"
+  done
+  for l in "${loops[@]}"; do losetup -d "$l"; done
+  loops=()
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "build-stick: image $out (${size_mib} MiB), Debian 12 from $mirror"
+rm -f "$out"
+truncate -s "${size_mib}M" "$out"
+sfdisk --quiet "$out" <<'EOF'
+label: gpt
+size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name="bios"
+size=64MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="CLONEEFI"
+size=32MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="CLONECFG"
+type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name="CLONEROOT"
+EOF
+# One loop device for the whole image (GRUB's BIOS stage) and one per
+# partition, by offset: kernels in containers often give loop devices no
+# partition nodes.
+attach() {  # [--offset BYTES --sizelimit BYTES]
+  local l
+  l=$(losetup --find --show "$@" "$out") || die "cannot attach a loop device to $out"
+  loops+=("$l")
+  echo "$l"
+}
+loop=$(attach)
+loops+=("$loop")
+declare -A part
+while read -r nr start sectors; do
+  part[$nr]=$(attach --offset $((start * 512)) --sizelimit $((sectors * 512)))
+  loops+=("${part[$nr]}")
+done < <(partx -g -o NR,START,SECTORS "$out")
+[ "${#part[@]}" -eq 4 ] || die "expected 4 partitions in $out, found ${#part[@]}"
+mkfs.vfat -F 32 -n CLONEEFI "${part[2]}" >/dev/null
+mkfs.vfat -n CLONECFG "${part[3]}" >/dev/null
+mkfs.ext4 -q -L CLONEROOT "${part[4]}"
+
+mkdir -p "$mnt"
+mount "${part[4]}" "$mnt"
+echo "build-stick: debootstrap (the longest step); cloned's libraries come from $runtime_packages"
+debootstrap --variant=minbase \
+  --include=systemd,systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,e2fsprogs,dosfstools,iproute2,ethtool,"$runtime_packages" \
+  bookworm "$mnt" "$mirror" >"$work/debootstrap.log" 2>&1 || { tail -30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+
+# The FAT partitions are written with mtools, not mounted: the build machine's
+# kernel may have no vfat (containers often do not).
+mkdir -p "$mnt/boot/efi" "$mnt/etc/cloned"
+mcopy -o -i "${part[3]}" dist/stick/README-CLONECFG.txt ::README.txt
+
+# The daemon, its tool, its unit and its documentation.
+install -m 0755 "$build/cloned/cloned" "$mnt/usr/sbin/cloned"
+install -m 0755 "$build/cloned/clonectl" "$mnt/usr/bin/clonectl"
+install -m 0644 dist/systemd/cloned.service "$mnt/usr/lib/systemd/system/cloned.service"
+install -D -m 0644 docs/OPERATIONS.md "$mnt/usr/share/doc/cloned/OPERATIONS.md"
+install -D -m 0644 dist/cloned.toml.example "$mnt/usr/share/doc/cloned/cloned.toml.example"
+install -D -m 0644 dist/stick/cloned-stick.conf "$mnt/etc/systemd/system/cloned.service.d/stick.conf"
+install -D -m 0644 dist/stick/20-wired.network "$mnt/etc/systemd/network/20-wired.network"
+install -D -m 0644 dist/stick/wait-online.conf \
+  "$mnt/etc/systemd/system/systemd-networkd-wait-online.service.d/any.conf"
+
+cat >"$mnt/etc/fstab" <<'EOF'
+# The clone stick. The internal disk is the mirror: nothing here mounts it.
+LABEL=CLONEROOT  /            ext4  defaults,noatime                      0 1
+LABEL=CLONEEFI   /boot/efi    vfat  umask=0077,nofail                     0 2
+# Pairing material: files read as root-only 0600 (cloned refuses a looser secret).
+LABEL=CLONECFG   /etc/cloned  vfat  fmask=0177,dmask=0077,nosuid,nodev,noexec  0 2
+EOF
+echo clone >"$mnt/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 clone\n' >"$mnt/etc/hosts"
+: >"$mnt/etc/machine-id"   # generated on first boot
+echo "deb $mirror bookworm main" >"$mnt/etc/apt/sources.list"
+if [ -n "$root_password_file" ]; then
+  printf 'root:%s\n' "$(head -n1 "$root_password_file")" | chroot "$mnt" chpasswd || die "cannot set root's password"
+fi
+systemctl --root="$mnt" enable cloned.service systemd-networkd.service >/dev/null 2>&1
+systemctl --root="$mnt" is-enabled cloned.service >/dev/null || die "cloned.service is not enabled in the image"
+
+# GRUB for BIOS (core image in the BIOS boot partition) and UEFI (the removable
+# path EFI/BOOT/BOOTX64.EFI). Both core images find the root file system by its
+# label and read grub.cfg and their modules from /boot/grub on it.
+mkdir -p "$work/grub" "$mnt/boot/grub"
+printf '%s\n' 'search --no-floppy --label CLONEROOT --set=root' 'set prefix=($root)/boot/grub' >"$work/grub/early.cfg"
+grub_modules="part_gpt part_msdos ext2 fat search search_label normal linux configfile echo test all_video gzio"
+cp -r /usr/lib/grub/i386-pc /usr/lib/grub/x86_64-efi "$mnt/boot/grub/"
+grub-mkimage -O i386-pc -o "$mnt/boot/grub/i386-pc/core.img" -c "$work/grub/early.cfg" -p /boot/grub \
+  biosdisk $grub_modules || die "grub-mkimage (BIOS) failed"
+# grub-bios-setup embeds core.img in the BIOS boot partition and points the
+# MBR's boot.img at it. It must find the disk holding --directory among the
+# devices it knows: map the image and its root partition.
+printf '(hd0) %s\n(hd1) %s\n' "$loop" "${part[4]}" >"$work/grub/device.map"
+/usr/lib/grub/i386-pc/grub-bios-setup --directory="$mnt/boot/grub/i386-pc" --device-map="$work/grub/device.map" \
+  "$loop" 2>"$work/grub.log" || { cat "$work/grub.log" >&2; die "grub-bios-setup failed"; }
+grub-mkimage -O x86_64-efi -o "$work/grub/BOOTX64.EFI" -c "$work/grub/early.cfg" -p /boot/grub \
+  $grub_modules || die "grub-mkimage (EFI) failed"
+mmd -i "${part[2]}" ::/EFI ::/EFI/BOOT
+mcopy -i "${part[2]}" "$work/grub/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+cat >"$mnt/boot/grub/grub.cfg" <<'EOF'
+# The clone stick. /vmlinuz and /initrd.img follow the installed kernel.
+set timeout=1
+insmod part_gpt
+insmod ext2
+search --no-floppy --label CLONEROOT --set=root
+menuentry "Clone stick (cloned)" {
+  linux /vmlinuz root=LABEL=CLONEROOT ro console=tty0 console=ttyS0,115200
+  initrd /initrd.img
+}
+EOF
+[ -e "$mnt/vmlinuz" ] && [ -e "$mnt/initrd.img" ] || die "the kernel or its initramfs is missing in the image"
+for bin in /usr/sbin/cloned /usr/bin/clonectl; do
+  chroot "$mnt" ldd "$bin" | grep -q "not found" && die "$bin lacks a library in the image: $(chroot "$mnt" ldd "$bin" | grep 'not found')"
+done
+
+chroot "$mnt" apt-get clean
+rm -rf "$mnt/var/lib/apt/lists/"*
+used_mib=$(df -m --output=used "$mnt" | tail -1 | tr -d ' ')
+fstrim "$mnt" 2>/dev/null || true   # hands freed blocks back as holes in the image file
+cleanup
+trap - EXIT
+end_s=$(date +%s)
+echo "build-stick: done in $((end_s - start_s)) s: $out, ${size_mib} MiB image, ${used_mib} MiB used on the root file system, $(du -m "$out" | cut -f1) MiB allocated"
