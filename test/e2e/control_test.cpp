@@ -251,7 +251,7 @@ TEST_CASE("clonectl does not believe a control socket served by another user") {
 
 TEST_CASE("garbage, oversized and idle clients get errors within the limits and the daemon keeps serving") {
   Running r;
-  CHECK(ask_raw(r.socket_path, "hello\n").find("error: unknown command 'hello'; the commands are: help, status") == 0);
+  CHECK(ask_raw(r.socket_path, "hello\n").find("error: unknown command 'hello'; the commands are: decide, help, status") == 0);
   CHECK(ask_raw(r.socket_path, std::string("st\x01\xff\x00tus\n", 9)).find("error: the request is not a line of printable text") == 0);
   CHECK(ask_raw(r.socket_path, "status now please\n").find("error: status takes no arguments") == 0);
   CHECK(ask_raw(r.socket_path, "\n").find("error: the request is not a line") == 0);
