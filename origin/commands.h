@@ -31,6 +31,11 @@ struct ReplayCommand {
   std::string spool_path;
 };
 
+struct HealthCommand {
+  bool json = false;
+  uint64_t collect_ms = 0;  // > 0: first collect from the clone for at most this long
+};
+
 // Generates the workload, writes it to the source image and replicates it;
 // returns once every record is durable on the clone (then compares, when
 // asked: a difference is an error naming the first differing offset).
@@ -41,6 +46,8 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
                          const CaptureCommand& command);
 // Validates the whole spool, then sends its records; returns once all are
 // durable on the clone.
+base::Status run_health(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const HealthCommand& command);
 base::Status run_replay(const config::OriginConfig& config, const config::DerivedKeys& keys,
                         const ReplayCommand& command);
 

@@ -31,6 +31,10 @@ const char kUsage[] =
     "      like workload, but the records go to a new spool file instead of the clone\n"
     "  replay --spool FILE\n"
     "      validate the spool and send its records; returns once all are durable\n"
+    "  health [--json] [--collect-ms MS]\n"
+    "      print the clone's health reports kept by this original, newest first;\n"
+    "      --collect-ms first opens a health-only session (at most MS ms, ending\n"
+    "      after a quiet moment) that collects and acknowledges waiting reports\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -121,6 +125,14 @@ base::Status cmd_capture(const config::OriginConfig& c, const config::DerivedKey
   return origin::run_capture(c, k, cmd);
 }
 
+base::Status cmd_health(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  origin::HealthCommand cmd;
+  cmd.json = o.count("--json") != 0;
+  cmd.collect_ms = o.count("--collect-ms") != 0 ? parse_u64("--collect-ms", get(o, "--collect-ms")) : 0;
+  if (cmd.collect_ms > 3'600'000) throw UsageError("--collect-ms must be at most 3600000");
+  return origin::run_health(c, k, cmd);
+}
+
 base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
   return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
 }
@@ -136,6 +148,7 @@ const std::vector<CommandSpec>& commands() {
       {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), cmd_workload},
       {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, cmd_capture},
       {"replay", {"--spool"}, {}, cmd_replay},
+      {"health", {}, {"--json", "--collect-ms"}, cmd_health},
   };
   return table;
 }
@@ -165,6 +178,7 @@ std::pair<std::string, std::string> take_option(int argc, char** argv, int& i) {
   std::string arg = argv[i];
   const size_t eq = arg.find('=');
   if (eq != std::string::npos) return {arg.substr(0, eq), arg.substr(eq + 1)};
+  if (arg == "--json") return {arg, "1"};  // the one flag without a value
   if (i + 1 >= argc) throw UsageError(arg + " needs a value");
   return {arg, argv[++i]};
 }

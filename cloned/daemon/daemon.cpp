@@ -47,6 +47,7 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
 
 Daemon::~Daemon() {
   // Workers join here, before the device and the store they use go away.
+  health_.reset();
   disk_workers_.reset();
   store_worker_.reset();
   if (handles_open_) uv_loop_close(&loop_);
@@ -78,6 +79,7 @@ int Daemon::run() {
                static_cast<unsigned long long>(r.committed_epoch), config_.listen_host.c_str(), config_.listen_port);
     if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
+    start_health();
     write_status_file();
     notifier_.ready(status_line());
   }
@@ -102,6 +104,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
       write_status_file();
+      health_peer_ready(session_);
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -160,8 +163,15 @@ void Daemon::drain_completions() {
   for (Completion& c : completions_.take_all()) {
     apply::Actions actions;
     switch (c.kind) {
-      case Completion::Kind::io: machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions); break;
-      case Completion::Kind::flush: machine_.on_flush_done(c.status, actions); break;
+      case Completion::Kind::io:
+        if (!c.status.is_ok() && !c.digest_mismatch) health_io_error(c);
+        machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
+        break;
+      case Completion::Kind::flush:
+        if (!c.status.is_ok()) health_io_error(c);
+        machine_.on_flush_done(c.status, actions);
+        break;
+      case Completion::Kind::health: pump_health(); break;
       case Completion::Kind::commit:
         if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
         machine_.on_commit_done(c.status, actions);

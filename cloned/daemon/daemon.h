@@ -18,6 +18,7 @@
 
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
+#include "cloned/daemon/health_monitor.h"
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/workers.h"
 #include "cloned/store/store.h"
@@ -70,6 +71,16 @@ class Daemon {
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
 
+  // health_link.cpp
+  void start_health();
+  void on_health_hello(Conn* c, const proto::Hello& hello);
+  void on_health_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
+  void on_health_ack(Conn* c, proto::Frame& frame);
+  void health_peer_ready(Conn* c);
+  void pump_health();
+  void send_health(Conn* c);
+  void health_io_error(const Completion& c);
+
   // daemon.cpp
   void apply_actions(apply::Actions& actions);
   void drain_completions();
@@ -89,6 +100,7 @@ class Daemon {
   Completions completions_;
   std::unique_ptr<DiskWorkers> disk_workers_;
   std::unique_ptr<StoreWorker> store_worker_;
+  std::unique_ptr<HealthMonitor> health_;  // null when it could not start
 
   uv_loop_t loop_{};
   uv_tcp_t listener_{};

@@ -80,11 +80,16 @@ void DiskWorkers::run() {
 
 void DiskWorkers::perform(Job& job) {
   if (job.is_flush) {
-    done_.push(Completion{Completion::Kind::flush, 0, device_.flush()});
+    Completion c{Completion::Kind::flush, 0, device_.flush()};
+    c.op = "flush";
+    done_.push(std::move(c));
     return;
   }
   const proto::RecordHeader& h = job.header;
   Completion c{Completion::Kind::io, job.id, {}};
+  c.offset_bytes = h.offset_bytes;
+  c.length_bytes = h.length_bytes;
+  c.op = h.type == proto::MsgType::write ? "write" : h.type == proto::MsgType::trim ? "discard" : "write zeroes";
   switch (h.type) {
     case proto::MsgType::write: {
       // The payload follows the 64-byte header inside the frame, 4096-aligned.

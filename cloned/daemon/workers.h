@@ -26,10 +26,14 @@
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event } kind;
+  enum class Kind { io, flush, commit, event, health } kind;  // health: the monitor has reports
   apply::RecordId id = 0;  // io
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
+  // io: what was done where, for the health monitor's I/O error finding.
+  const char* op = "";
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
 };
 
 // Thread-safe queue of completions; `wake` is called after each push (from

@@ -45,6 +45,9 @@ enum class MsgType : uint8_t {
   pong = 10,
   error = 11,
   goodbye = 12,
+  // 13..31 resync/verify, 40..47 wake: reserved for parallel work.
+  health_report = 32,  // clone -> original: a hardware health report (health.cpp)
+  health_ack = 33,     // original -> clone: that report is kept; drop it from the backlog
 };
 
 // The clone's replication state as told in its hello and status.
@@ -59,6 +62,13 @@ enum class Role : uint8_t { original = 1, clone = 2 };
 
 // Hello flags (original -> clone).
 inline constexpr uint32_t kHelloWantReceiptAcks = 1u << 0;
+// The original only collects health reports in this session: the clone
+// answers with its hello but takes no records and does not change its
+// replication state (`clone-origin health`; works while the disk is failed).
+inline constexpr uint32_t kHelloHealthOnly = 1u << 1;
+
+// A health report's payload (hwhealth::encode_report) is at most this long.
+inline constexpr uint32_t kMaxHealthReportBytes = 48 * 1024;
 
 struct Hello {
   uint16_t version = kProtocolVersion;
@@ -149,5 +159,14 @@ base::Status decode_ping(base::ByteSpan msg, uint64_t& token, uint64_t& log_end_
 base::Status decode_pong(base::ByteSpan msg, uint64_t& token);
 base::Status decode_error(base::ByteSpan msg, ErrorMsg& out);    // type error
 base::Status decode_goodbye(base::ByteSpan msg, ErrorMsg& out);  // type goodbye
+
+// Health reports (health.cpp): health_report = type:u8 id:u64 length:u32
+// report[length] (length <= kMaxHealthReportBytes); health_ack = type:u8 id:u64.
+// The report bytes are opaque here (decoded with hwhealth::decode_report).
+void encode_health_report(uint64_t id, base::ByteSpan report, base::Bytes& out);
+void encode_health_ack(uint64_t id, base::Bytes& out);
+// `report` views the bytes inside `msg`.
+base::Status decode_health_report(base::ByteSpan msg, uint64_t& id, base::ByteSpan& report);
+base::Status decode_health_ack(base::ByteSpan msg, uint64_t& id);
 
 }  // namespace proto
