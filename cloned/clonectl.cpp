@@ -4,6 +4,7 @@
 //   clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]
 //   clonectl status --config FILE [--json]
 //   clonectl events --config FILE [--json] [--limit N]
+//   clonectl health --config FILE [--json]     (clonectl_health.cpp)
 //
 // status reads the state store read-only and the daemon's live status file;
 // it works whether or not the daemon runs.
@@ -23,12 +24,15 @@
 #include "cloned/store/store.h"
 #include "config/config.h"
 
+int clonectl_health(int argc, char** argv);  // clonectl_health.cpp
+
 namespace {
 
 const char kUsage[] =
     "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
     "       clonectl status --config FILE [--json]\n"
-    "       clonectl events --config FILE [--json] [--limit N]\n";
+    "       clonectl events --config FILE [--json] [--limit N]\n"
+    "       clonectl health --config FILE [--json]\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
@@ -257,6 +261,7 @@ int main(int argc, char** argv) {
     if (cmd == "pair") return cmd_pair(argc, argv);
     if (cmd == "status") return cmd_status(argc, argv);
     if (cmd == "events") return cmd_events(argc, argv);
+    if (cmd == "health") return clonectl_health(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);
       return 0;

@@ -65,8 +65,9 @@ Report make_summary_report(const Snapshot& snapshot) {
 std::string format_report_text(const Report& r) {
   std::string out = utc_time(r.created_unix_ms) + "  " + report_kind_name(r.kind) + " (poll " +
                     std::to_string(r.poll_number) + "), verdict " + upper(verdict_name(r.verdict)) + "\n";
+  // Sources are listed in summaries; a change of one is among the changes.
   for (const Source& s : r.sources) {
-    if (s.supported()) continue;
+    if (s.supported() || r.kind != ReportKind::summary) continue;
     out += "  source " + s.name + ": " + upper(availability_name(s.availability)) + ": " + s.reason + "\n";
   }
   for (const Finding& f : r.findings) {
