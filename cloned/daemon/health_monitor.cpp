@@ -161,6 +161,10 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
 void HealthMonitor::poll(const Work& work) {
   const int64_t now = unix_ms();
   hwhealth::Snapshot snapshot = collector_.poll(now);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++polls_;  // before its reports are posted: a reader of both sees them in order
+  }
   add_io_findings(snapshot, work);
   const std::vector<hwhealth::Change> changes = diff(previous_ ? *previous_ : hwhealth::Snapshot{}, snapshot);
   previous_ = snapshot;
@@ -178,8 +182,6 @@ void HealthMonitor::poll(const Work& work) {
                                  hwhealth::format_text(snapshot, {.details = true}), hwhealth::format_json(snapshot)};
   if (base::Status s = store_->health_set_latest(latest); !s.is_ok())
     LOG_WARN("could not store the health assessment: %s", s.message().c_str());
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++polls_;
 }
 
 void HealthMonitor::store_report(const hwhealth::Report& report) {
