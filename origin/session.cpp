@@ -262,8 +262,13 @@ base::Status Session::on_health_report(base::ByteSpan plain) {
   base::ByteSpan report;
   if (base::Status s = proto::decode_health_report(plain, id, report); !s.is_ok())
     return violation("a malformed health_report arrived: " + s.message());
-  if (base::Result<hwhealth::Report> decoded = hwhealth::decode_report(report); !decoded)
-    return violation("health report " + u64s(id) + " is unreadable: " + decoded.status().message());
+  // An unreadable report (a newer clone's version, or damage) is neither
+  // kept nor acked: it stays in the clone's backlog, and replication goes on.
+  if (base::Result<hwhealth::Report> decoded = hwhealth::decode_report(report); !decoded) {
+    LOG_WARN("health report %llu from the clone is unreadable and was not acknowledged: %s",
+             static_cast<unsigned long long>(id), decoded.status().message().c_str());
+    return base::Status::ok();
+  }
   if (config_.health_dir.empty()) return base::Status::ok();
   if (!health_inbox_) {
     base::Result<std::unique_ptr<HealthInbox>> inbox = HealthInbox::open(config_.health_dir);

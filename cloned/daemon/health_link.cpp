@@ -112,7 +112,11 @@ void Daemon::health_peer_ready(Conn* c) {
 void Daemon::pump_health() {
   if (!health_) return;
   const std::vector<HealthOutgoing> items = health_->take_outgoing();
-  for (Conn* c : conns_) {
+  // Sending may close a connection, and closing the session may stop the
+  // daemon (stop_loop clears conns_): walk a copy, stop once stopped.
+  const std::vector<Conn*> conns = conns_;
+  for (Conn* c : conns) {
+    if (stopped_cleanly_ || fatal_) return;
     if (!c->health_ready || c->phase != Conn::Phase::session) continue;
     for (const HealthOutgoing& item : items) {
       if (c->health_unacked.count(item.id) != 0) continue;
