@@ -14,6 +14,7 @@
 #include "hwhealth/report.h"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace hwhealth {
 namespace {

@@ -3,6 +3,8 @@
 // monitor's start, the I/O error hook, health-only sessions, and sending the
 // backlog to a peer with a bounded window of unacknowledged reports.
 // Runs on the loop thread.
+#include <algorithm>
+
 #include "base/log.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"

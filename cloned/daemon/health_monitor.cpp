@@ -5,6 +5,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "base/log.h"
 #include "base/units.h"
