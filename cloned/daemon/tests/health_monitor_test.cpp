@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -96,4 +97,78 @@ TEST_CASE("acked reports leave the backlog; the backlog is posted again when a p
   REQUIRE(latest.is_ok());
   CHECK(latest->verdict == "unknown");
   CHECK(latest->text.find("UNSUPPORTED") != std::string::npos);
+}
+
+namespace {
+
+// The fake behind a lock, so that the test can change it while the monitor
+// thread polls it.
+struct SharedFake {
+  std::mutex mutex;
+  hwhealth::FakeHealthSource fake;
+};
+
+class LockedSource final : public hwhealth::HealthSource {
+ public:
+  explicit LockedSource(std::shared_ptr<SharedFake> shared) : shared_(std::move(shared)) {}
+  template <class F>
+  auto locked(F f) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    return f(shared_->fake);
+  }
+  hwhealth::Reading<hwhealth::SmartReading> read_smart() override {
+    return locked([](auto& f) { return f.read_smart(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::TemperatureSensor>> read_temperatures() override {
+    return locked([](auto& f) { return f.read_temperatures(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::MemoryController>> read_memory_ecc() override {
+    return locked([](auto& f) { return f.read_memory_ecc(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::Battery>> read_batteries() override {
+    return locked([](auto& f) { return f.read_batteries(); });
+  }
+  hwhealth::Reading<std::optional<hwhealth::DiskErrorCounters>> read_disk_errors() override {
+    return locked([](auto& f) { return f.read_disk_errors(); });
+  }
+
+ private:
+  std::shared_ptr<SharedFake> shared_;
+};
+
+}  // namespace
+
+TEST_CASE("a counter that rises between two polls is reported; unchanged polls make only the periodic summary") {
+  Dir d;
+  auto shared = std::make_shared<SharedFake>();
+  shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+  // Polls and summaries every second.
+  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path), std::make_unique<LockedSource>(shared), nullptr);
+  std::vector<cloned::HealthOutgoing> got = wait_for(m, 2);  // changes + summary of poll 1
+  REQUIRE(got.size() == 2);
+  std::vector<cloned::HealthOutgoing> next = wait_for(m, 1);  // poll 2: nothing changed
+  REQUIRE(next.size() == 1);
+  const hwhealth::Report second = decode(next[0]);
+  CHECK(second.kind == hwhealth::ReportKind::summary);
+  CHECK(second.poll_number == 2);
+  {
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    shared->fake.memory_ecc.value[0].corrected_count = 5;
+  }
+  // The next changes report (a poll may have run before the change: its summary comes first).
+  hwhealth::Report changes;
+  for (int i = 0; i < 6 && changes.changes.empty(); ++i) {
+    for (const cloned::HealthOutgoing& o : wait_for(m, 1)) {
+      hwhealth::Report r = decode(o);
+      if (r.kind == hwhealth::ReportKind::changes) changes = r;
+    }
+  }
+  REQUIRE(!changes.changes.empty());
+  bool counter = false, finding = false;
+  for (const hwhealth::Change& c : changes.changes) {
+    if (c.kind == hwhealth::Change::Kind::counter_rose && c.before == 0 && c.after == 5) counter = true;
+    if (c.kind == hwhealth::Change::Kind::finding_new && c.finding.code == "memory_ecc.corrected_rose") finding = true;
+  }
+  CHECK(counter);
+  CHECK(finding);
 }
