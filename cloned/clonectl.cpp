@@ -5,6 +5,7 @@
 //   clonectl status --config FILE [--json]
 //   clonectl events --config FILE [--json] [--limit N]
 //   clonectl decide --config FILE discard-clone-changes|keep-diverged
+//   clonectl health --config FILE [--json]     (clonectl_health.cpp)
 //
 // status asks the running daemon over its control socket (runtime_dir/control.sock)
 // and reads the state store read-only; when the daemon is not running it says
@@ -30,13 +31,16 @@
 #include "cloned/store/store.h"
 #include "config/config.h"
 
+int clonectl_health(int argc, char** argv);  // clonectl_health.cpp
+
 namespace {
 
 const char kUsage[] =
     "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
     "       clonectl status --config FILE [--json]\n"
     "       clonectl events --config FILE [--json] [--limit N]\n"
-    "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n";
+    "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n"
+    "       clonectl health --config FILE [--json]\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
@@ -381,6 +385,7 @@ int main(int argc, char** argv) {
     if (cmd == "status") return cmd_status(argc, argv);
     if (cmd == "events") return cmd_events(argc, argv);
     if (cmd == "decide") return cmd_decide(argc, argv);
+    if (cmd == "health") return clonectl_health(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::fputs(kUsage, stdout);
       return 0;

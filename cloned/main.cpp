@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "blockio/disk.h"
+#include "blockio/error_range_device.h"
 #include "cloned/daemon/daemon.h"
 #include "config/config.h"
 
@@ -48,7 +49,13 @@ base::Result<std::unique_ptr<blockio::BlockDevice>> open_target(const config::Cl
     return s.with_context("refusing to start");
   blockio::OpenOptions options;
   options.direct_io = c.direct_io;
-  return blockio::open_disk(c.target_path, options);
+  base::Result<std::unique_ptr<blockio::BlockDevice>> disk = blockio::open_disk(c.target_path, options);
+  if (!disk || c.testing_io_error_length_bytes == 0) return disk;
+  LOG_WARN("[testing] I/O errors are injected at bytes %llu..%llu of the target",
+           static_cast<unsigned long long>(c.testing_io_error_offset_bytes),
+           static_cast<unsigned long long>(c.testing_io_error_offset_bytes + c.testing_io_error_length_bytes));
+  return std::unique_ptr<blockio::BlockDevice>(std::make_unique<blockio::ErrorRangeDevice>(
+      std::move(*disk), c.testing_io_error_offset_bytes, c.testing_io_error_length_bytes));
 }
 
 int run(const std::string& config_path, const std::string& level_override) {

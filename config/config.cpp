@@ -152,6 +152,16 @@ void read_target(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   target.boolean("direct_io", c.direct_io);
 }
 
+void read_clone_health(TomlDoc& doc, CloneConfig& c) {
+  TomlSection health = doc.section("health");
+  health.u32("interval_s", c.health_interval_s, 1, 604800);
+  health.u32("summary_interval_s", c.health_summary_interval_s, 1, 2592000);
+  health.u32("backlog_max", c.health_backlog_max, 4, 10000);
+  TomlSection testing = doc.section("testing");
+  testing.size("io_error_offset_bytes", c.testing_io_error_offset_bytes, 0, kDiskBytesMax);
+  testing.size("io_error_length_bytes", c.testing_io_error_length_bytes, 0, kDiskBytesMax);
+}
+
 void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   TomlSection listen = doc.section("listen");
   read_address(listen, "address", c.listen_host, c.listen_port, Need::optional);
@@ -186,6 +196,7 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
     log.fail("level", "must be one of error, warning, notice, info, debug, not \"" +
                           c.log_level + "\"");
   }
+  read_clone_health(doc, c);
 }
 
 void read_origin(TomlDoc& doc, const std::string& dir, OriginConfig& c) {

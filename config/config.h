@@ -68,6 +68,15 @@ struct CloneConfig {
   uint32_t max_pending_handshakes = 4;         // 1..64
   // [log]
   std::string log_level = "info";              // error, warning, notice, info, debug
+  // [health] (docs/HEALTH.md, "Monitoring")
+  uint32_t health_interval_s = 3600;           // 1..604800: between two polls
+  uint32_t health_summary_interval_s = 86400;  // 1..2592000: between two summary reports
+  uint32_t health_backlog_max = 256;           // 4..10000: reports waiting for the original
+  // [testing] fault injection for the black-box tests: writes and reads of
+  // the target overlapping this range fail with EIO (a device-mapper "error"
+  // target where the kernel has none). 0 bytes = off.
+  uint64_t testing_io_error_offset_bytes = 0;
+  uint64_t testing_io_error_length_bytes = 0;
 };
 
 struct OriginConfig {

@@ -112,6 +112,18 @@ bool check_small(base::ByteSpan msg) {
     proto::encode_pong(a, again);
     any = true;
   }
+  if (proto::decode_health_ack(msg, a).is_ok()) {
+    check_type(true, msg, MsgType::health_ack);
+    proto::encode_health_ack(a, again);
+    any = true;
+  }
+  base::ByteSpan report;
+  if (proto::decode_health_report(msg, a, report).is_ok()) {
+    check_type(true, msg, MsgType::health_report);
+    FUZZ_CHECK(report.size() <= proto::kMaxHealthReportBytes);
+    proto::encode_health_report(a, report, again);
+    any = true;
+  }
   if (any) FUZZ_CHECK(equal_bytes(again, msg));  // at most one decoder accepted: `again` is its encoding
   return any;
 }

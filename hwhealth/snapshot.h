@@ -93,6 +93,7 @@ struct Change {
   uint64_t after = 0;
   Finding finding;                     // finding_new and finding_cleared only
   Source source;                       // source_changed only: the source now
+  bool operator==(const Change&) const = default;
 };
 const char* change_kind_name(Change::Kind kind);  // "counter_rose", "finding_new", ...
 

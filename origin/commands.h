@@ -43,6 +43,11 @@ struct VerifyCommand {
   bool repair = false;
 };
 
+struct HealthCommand {
+  bool json = false;
+  uint64_t collect_ms = 0;  // > 0: first collect from the clone for at most this long
+};
+
 // Generates the workload, writes it to the source image and replicates it;
 // returns once every record is durable on the clone (then compares, when
 // asked: a difference is an error naming the first differing offset).
@@ -51,6 +56,10 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
 // Like run_workload, but the records go to a new spool file, not to the clone.
 base::Status run_capture(const config::OriginConfig& config, const config::DerivedKeys& keys,
                          const CaptureCommand& command);
+// The clone's health reports kept by this original, newest first (after
+// collecting waiting ones, when asked).
+base::Status run_health(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const HealthCommand& command);
 // Validates the whole spool, then sends its records; returns once all are
 // durable on the clone.
 base::Status run_replay(const config::OriginConfig& config, const config::DerivedKeys& keys,

@@ -40,6 +40,10 @@ const char kUsage[] =
     "  verify --source IMAGE [--extent SIZE] [--repair]\n"
     "      compare the clone with IMAGE by digest and print the ranges that differ;\n"
     "      exit 1 if any (after --repair: any the repair did not fix)\n"
+    "  health [--json] [--collect-ms MS]\n"
+    "      print the clone's health reports kept by this original, newest first;\n"
+    "      --collect-ms first opens a health-only session (at most MS ms, ending\n"
+    "      after a quiet moment) that collects and acknowledges waiting reports\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -157,6 +161,14 @@ base::Status cmd_verify(const config::OriginConfig& c, const config::DerivedKeys
   return origin::run_verify(c, k, cmd);
 }
 
+base::Status cmd_health(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  origin::HealthCommand cmd;
+  cmd.json = o.count("--json") != 0;
+  cmd.collect_ms = o.count("--collect-ms") != 0 ? parse_u64("--collect-ms", get(o, "--collect-ms")) : 0;
+  if (cmd.collect_ms > 3'600'000) throw UsageError("--collect-ms must be at most 3600000");
+  return origin::run_health(c, k, cmd);
+}
+
 base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
   return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
 }
@@ -166,7 +178,7 @@ std::vector<std::string> concat(std::vector<std::string> a, const std::vector<st
   return a;
 }
 
-// Later commands (wake, health) join this table.
+// Later commands (wake) join this table.
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> table = {
       {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), {}, cmd_workload},
@@ -174,6 +186,7 @@ const std::vector<CommandSpec>& commands() {
       {"replay", {"--spool"}, {}, {}, cmd_replay},
       {"resync", {"--source"}, {"--extent"}, {"--discard-clone-changes"}, cmd_resync},
       {"verify", {"--source"}, {"--extent"}, {"--repair"}, cmd_verify},
+      {"health", {}, {"--collect-ms"}, {"--json"}, cmd_health},
   };
   return table;
 }
@@ -202,7 +215,7 @@ const CommandSpec& find_command(const std::string& name) {
   throw UsageError("unknown command '" + name + "'");
 }
 
-// Splits "--name=value" or "--name value"; every option takes a value.
+// Splits "--name=value" or "--name value" (flags, which take none, are handled before).
 std::pair<std::string, std::string> take_option(int argc, char** argv, int& i) {
   std::string arg = argv[i];
   const size_t eq = arg.find('=');

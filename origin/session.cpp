@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "hwhealth/report.h"
 
 namespace origin {
 
@@ -28,6 +29,7 @@ SessionConfig make_session_config(const config::OriginConfig& c, const config::D
   s.connect_timeout_ms = c.connect_timeout_ms;
   s.idle_timeout_ms = c.idle_timeout_ms;
   s.keepalive_interval_ms = c.keepalive_interval_ms;
+  s.health_dir = c.state_dir;
   return s;
 }
 
@@ -119,6 +121,7 @@ proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq,
   h.role = proto::Role::original;
   h.pair_id = config.pair_id;
   h.flags = config.want_receipt_acks ? proto::kHelloWantReceiptAcks : 0;
+  if (config.health_only) h.flags |= proto::kHelloHealthOnly;
   h.disk_size_bytes = config.disk_size_bytes;
   h.logical_block_bytes = config.logical_block_bytes;
   h.generation = config.generation;
@@ -198,6 +201,8 @@ base::Status Session::handle_control(proto::MsgType type, base::ByteSpan plain) 
     case proto::MsgType::pong:
       if (!proto::decode_pong(plain, a).is_ok()) return violation("a malformed pong arrived.");
       return base::Status::ok();
+    case proto::MsgType::health_report:
+      return on_health_report(plain);
     default:
       return violation("the clone sent a message of type " + u64s(static_cast<uint64_t>(type)) +
                        ", which only an original sends.");
@@ -211,6 +216,14 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
   if (h.pair_id != config_.pair_id)
     return refuse(proto::ErrorCode::pair_mismatch, EINVAL,
                   "the clone belongs to another pair (pair id " + base::to_hex(h.pair_id) + "); check the [clone] address.");
+  if (config_.health_only) {
+    established_ = true;
+    LOG_INFO("health-only session with the clone at %s:%u (it is %s at record %llu)", config_.host.c_str(),
+             static_cast<unsigned>(config_.port), proto::clone_state_name(h.state),
+             static_cast<unsigned long long>(h.applied_seq));
+    listener_.on_established(h);
+    return base::Status::ok();
+  }
   if (h.disk_size_bytes != config_.disk_size_bytes || h.logical_block_bytes != config_.logical_block_bytes)
     return refuse(proto::ErrorCode::disk_mismatch, EINVAL, "the clone's disk has " + u64s(h.disk_size_bytes) + " bytes in " + u64s(h.logical_block_bytes) +
                              "-byte blocks but this original's has " + u64s(config_.disk_size_bytes) + " in " +
@@ -252,6 +265,45 @@ base::Status Session::on_clone_error(proto::MsgType type, base::ByteSpan plain) 
   const std::string text = "the clone refused: " + m.message + " (" + proto::error_code_name(m.code) + ")";
   if (is_retryable(m.code)) return base::Status::error(EAGAIN, text);
   return fatal(EPROTO, text);
+}
+
+// Keeps the report (deduplicated by id), then acknowledges it: the clone
+// drops a report only after this ack, so a report is never lost, and the
+// id makes a resend harmless. A report that cannot be kept is not acked.
+base::Status Session::on_health_report(base::ByteSpan plain) {
+  uint64_t id = 0;
+  base::ByteSpan report;
+  if (base::Status s = proto::decode_health_report(plain, id, report); !s.is_ok())
+    return violation("a malformed health_report arrived: " + s.message());
+  // An unreadable report (a newer clone's version, or damage) is neither
+  // kept nor acked: it stays in the clone's backlog, and replication goes on.
+  if (base::Result<hwhealth::Report> decoded = hwhealth::decode_report(report); !decoded) {
+    LOG_WARN("health report %llu from the clone is unreadable and was not acknowledged: %s",
+             static_cast<unsigned long long>(id), decoded.status().message().c_str());
+    return base::Status::ok();
+  }
+  if (config_.health_dir.empty()) return base::Status::ok();
+  if (!health_inbox_) {
+    base::Result<std::unique_ptr<HealthInbox>> inbox = HealthInbox::open(config_.health_dir);
+    if (!inbox) {
+      LOG_WARN("cannot keep the clone's health reports: %s", inbox.status().message().c_str());
+      return base::Status::ok();
+    }
+    health_inbox_ = std::move(*inbox);
+  }
+  base::Result<bool> kept = health_inbox_->receive(id, report);
+  if (!kept) {
+    LOG_WARN("cannot keep the clone's health report %llu: %s", static_cast<unsigned long long>(id),
+             kept.status().message().c_str());
+    return base::Status::ok();
+  }
+  if (*kept) LOG_NOTICE("health report %llu from the clone kept in %s", static_cast<unsigned long long>(id),
+                        health_inbox_->path().c_str());
+  base::Bytes ack;
+  proto::encode_health_ack(id, ack);
+  queue_plain(ack);
+  listener_.on_health_report(id, *kept);
+  return base::Status::ok();
 }
 
 }  // namespace origin

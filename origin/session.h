@@ -22,6 +22,7 @@
 #include "cloned/proto/handshake.h"
 #include "cloned/proto/messages.h"
 #include "config/config.h"
+#include "origin/health_inbox.h"
 #include "origin/log.h"
 #include "origin/net.h"
 
@@ -46,6 +47,12 @@ struct SessionConfig {
   // the clone's committed position (docs/PROTOCOL.md, rule 2).
   uint64_t acked_seq = 0;
   uint64_t acked_epoch = 0;
+  // Health reports from the clone are kept in health_dir/health-reports.log
+  // (health_inbox.h) and acknowledged; "" = not kept, not acknowledged.
+  std::string health_dir;
+  // Only collect health reports: the hello says so (kHelloHealthOnly), no
+  // record is sent and the clone's position is not checked against the log.
+  bool health_only = false;
 };
 SessionConfig make_session_config(const config::OriginConfig& config, const config::DerivedKeys& keys);
 // The hello an original of this configuration sends, holding records
@@ -75,6 +82,8 @@ class SessionListener {
   virtual void on_bytes_sent(uint64_t wire_bytes) = 0;
   // Polled: true once the owner wants the session to end (with a goodbye).
   virtual bool stop_requested() const = 0;
+  // A health report arrived; `fresh` is false for one kept before (a resend).
+  virtual void on_health_report(uint64_t /*id*/, bool /*fresh*/) {}
 };
 
 enum class SessionEnd {
@@ -115,6 +124,7 @@ class Session {
   base::Status handle_control(proto::MsgType type, base::ByteSpan plain);
   base::Status on_clone_hello(base::ByteSpan plain);
   base::Status on_clone_error(proto::MsgType type, base::ByteSpan plain);
+  base::Status on_health_report(base::ByteSpan plain);
   base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence);
   base::Status violation(const std::string& what);
   base::Status fatal(int code, const std::string& message);
@@ -143,6 +153,7 @@ class Session {
   uint64_t last_send_ms_ = 0;
   uint64_t last_recv_ms_ = 0;
   uint64_t ping_token_ = 0;
+  std::unique_ptr<HealthInbox> health_inbox_;  // opened at the first report
 };
 
 }  // namespace origin

@@ -62,7 +62,7 @@ base::Status Session::pump() {
 }
 
 base::Status Session::fill_send_buffer() {
-  if (!established_) return base::Status::ok();
+  if (!established_ || config_.health_only) return base::Status::ok();
   uint64_t queued = 0;
   while (send_pending() < config_.send_buffer_bytes_max) {
     RecordPtr r = log_.get(next_send_seq_);

@@ -4,8 +4,12 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <memory>
+#include <set>
 #include <string>
+
+#include "cloned/daemon/health_monitor.h"
 
 #include "cloned/proto/frame.h"
 #include "cloned/proto/handshake.h"
@@ -38,6 +42,12 @@ struct Conn {
   uint64_t deadline_ms = 0;  // handshake or closing deadline; 0 = none
   uint64_t last_recv_ms = 0;
   uint64_t last_send_ms = 0;
+  // Health reports (health_link.cpp): ready once this peer got the clone's
+  // hello; health_only for a `clone-origin health` session (no records).
+  bool health_ready = false;
+  bool health_only = false;
+  std::deque<HealthOutgoing> health_queue;  // not sent yet
+  std::set<uint64_t> health_unacked;        // sent, not acknowledged
 
   size_t hs_need() const {
     return phase == Phase::client_hello ? proto::kClientHelloBytes : proto::kClientFinishBytes;

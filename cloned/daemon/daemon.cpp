@@ -50,6 +50,7 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
 
 Daemon::~Daemon() {
   // Workers join here, before the device and the store they use go away.
+  health_.reset();
   disk_workers_.reset();
   store_worker_.reset();
   if (handles_open_) uv_loop_close(&loop_);
@@ -88,6 +89,7 @@ int Daemon::run() {
       LOG_ERROR("the clone is DIVERGED and takes no writes until clonectl decide: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
     check_divergence("at startup");
+    start_health();
     publish_status();
     notifier_.ready(status_line());
   }
@@ -112,6 +114,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
       publish_status();
+      health_peer_ready(session_);
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -177,13 +180,21 @@ void Daemon::drain_completions() {
           LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
           record_event("error", "read-back", c.read_back_note);
         }
+        if (!c.status.is_ok() && !c.digest_mismatch) health_io_error(c);
         machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
         break;
-      case Completion::Kind::digest: on_digest_done(c); break;
+      case Completion::Kind::digest:
+        if (!c.status.is_ok()) health_io_error(c);
+        on_digest_done(c);
+        break;
       case Completion::Kind::store_job:
         if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
         break;
-      case Completion::Kind::flush: machine_.on_flush_done(c.status, actions); break;
+      case Completion::Kind::flush:
+        if (!c.status.is_ok()) health_io_error(c);
+        machine_.on_flush_done(c.status, actions);
+        break;
+      case Completion::Kind::health: pump_health(); break;
       case Completion::Kind::commit:
         if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
         machine_.on_commit_done(c.status, actions);

@@ -19,6 +19,7 @@
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
 #include "cloned/daemon/control.h"
+#include "cloned/daemon/health_monitor.h"
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/status.h"
 #include "cloned/daemon/workers.h"
@@ -85,6 +86,15 @@ class Daemon {
   void before_session_writes();
   void refresh_fingerprint_if_quiet();
   void save_final_fingerprint();
+  // health_link.cpp
+  void start_health();
+  void on_health_hello(Conn* c, const proto::Hello& hello);
+  void on_health_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
+  void on_health_ack(Conn* c, proto::Frame& frame);
+  void health_peer_ready(Conn* c);
+  void pump_health();
+  void send_health(Conn* c);
+  void health_io_error(const Completion& c);
 
   // daemon.cpp
   void apply_actions(apply::Actions& actions);
@@ -107,6 +117,7 @@ class Daemon {
   Completions completions_;
   std::unique_ptr<DiskWorkers> disk_workers_;
   std::unique_ptr<StoreWorker> store_worker_;
+  std::unique_ptr<HealthMonitor> health_;  // null when it could not start
 
   uv_loop_t loop_{};
   uv_tcp_t listener_{};

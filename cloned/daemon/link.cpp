@@ -206,6 +206,7 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
       send_error(c, proto::ErrorCode::protocol, s.message());
       return close_conn(c, s.message());
     }
+    if ((hello.flags & proto::kHelloHealthOnly) != 0) return on_health_hello(c, hello);
     if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
     session_ = c;
     ++session_serial_;
@@ -225,6 +226,7 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
     }
     return;
   }
+  if (c->health_only) return on_health_frame(c, *type, frame);
   on_session_frame(c, *type, frame);
 }
 
@@ -274,6 +276,7 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
     case proto::MsgType::resync_mark_ack:
     case proto::MsgType::resync_done:
       return on_maintenance_frame(c, type, frame);
+    case proto::MsgType::health_ack: return on_health_ack(c, frame);
     case proto::MsgType::goodbye:
     case proto::MsgType::error: {
       proto::ErrorMsg m;

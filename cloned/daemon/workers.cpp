@@ -132,12 +132,17 @@ base::Status DiskWorkers::write_checked(uint64_t offset, base::ByteSpan data, st
 
 void DiskWorkers::perform(Job& job) {
   if (job.kind == Job::Kind::flush) {
-    done_.push(Completion{Completion::Kind::flush, 0, device_.flush()});
+    Completion c{Completion::Kind::flush, 0, device_.flush()};
+    c.op = "flush";
+    done_.push(std::move(c));
     return;
   }
   if (job.kind == Job::Kind::digest) return perform_digest(job);
   const proto::RecordHeader& h = job.header;
   Completion c{Completion::Kind::io, job.id, {}};
+  c.offset_bytes = h.offset_bytes;
+  c.length_bytes = h.length_bytes;
+  c.op = h.type == proto::MsgType::write ? "write" : h.type == proto::MsgType::trim ? "discard" : "write zeroes";
   switch (h.type) {
     case proto::MsgType::write:
     case proto::MsgType::resync_data: {
@@ -185,6 +190,9 @@ void DiskWorkers::perform_digest(const Job& job) {
   Completion c{Completion::Kind::digest, q.id, {}};
   c.request = q;
   c.session_serial = job.session_serial;
+  c.op = "read";
+  c.offset_bytes = q.offset_bytes;
+  c.length_bytes = q.length_bytes();
   c.digests.reserve(q.count);
   const uint64_t piece = std::max<uint64_t>(q.extent_bytes, kDigestReadBytes / q.extent_bytes * q.extent_bytes);
   base::AlignedBuffer buf(piece);

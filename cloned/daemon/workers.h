@@ -27,10 +27,14 @@
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event, digest, store_job } kind;
+  enum class Kind { io, flush, commit, event, digest, store_job, health } kind;  // health: the monitor has reports
   apply::RecordId id = 0;  // io; digest: the request's id
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
+  // io: what was done where, for the health monitor's I/O error finding.
+  const char* op = "";
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
   // digest: the request and its digests, in order.
   proto::DigestRequest request;
   uint64_t session_serial = 0;  // digest: the session that asked

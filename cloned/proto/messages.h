@@ -58,6 +58,9 @@ enum class MsgType : uint8_t {
   resync_done = 22,
   out_of_sync = 23,
   progress = 24,
+  // Hardware health (health.h): 32..39.
+  health_report = 32,  // clone -> original: a hardware health report (health.cpp)
+  health_ack = 33,     // original -> clone: that report is kept; drop it from the backlog
 };
 // True for every type this version knows (peek_type refuses the others).
 bool is_known_type(uint8_t type);
@@ -79,6 +82,13 @@ inline constexpr uint32_t kHelloWantReceiptAcks = 1u << 0;
 // its generation and position, and takes records only once they line up
 // (after a resync_begin, or when they did already).
 inline constexpr uint32_t kHelloMaintenance = 1u << 1;
+// The original only collects health reports in this session: the clone
+// answers with its hello but takes no records and does not change its
+// replication state (`clone-origin health`; works while the disk is failed).
+inline constexpr uint32_t kHelloHealthOnly = 1u << 2;
+
+// A health report's payload (hwhealth::encode_report) is at most this long.
+inline constexpr uint32_t kMaxHealthReportBytes = 48 * 1024;
 
 struct Hello {
   uint16_t version = kProtocolVersion;
@@ -169,5 +179,14 @@ base::Status decode_ping(base::ByteSpan msg, uint64_t& token, uint64_t& log_end_
 base::Status decode_pong(base::ByteSpan msg, uint64_t& token);
 base::Status decode_error(base::ByteSpan msg, ErrorMsg& out);    // type error
 base::Status decode_goodbye(base::ByteSpan msg, ErrorMsg& out);  // type goodbye
+
+// Health reports (health.cpp): health_report = type:u8 id:u64 length:u32
+// report[length] (length <= kMaxHealthReportBytes); health_ack = type:u8 id:u64.
+// The report bytes are opaque here (decoded with hwhealth::decode_report).
+void encode_health_report(uint64_t id, base::ByteSpan report, base::Bytes& out);
+void encode_health_ack(uint64_t id, base::Bytes& out);
+// `report` views the bytes inside `msg`.
+base::Status decode_health_report(base::ByteSpan msg, uint64_t& id, base::ByteSpan& report);
+base::Status decode_health_ack(base::ByteSpan msg, uint64_t& id);
 
 }  // namespace proto

@@ -78,6 +78,23 @@ struct Event {
   std::string message;  // a sentence
 };
 
+// A health report waiting for the original's acknowledgement (health_backlog.cpp).
+struct HealthReportRow {
+  uint64_t id = 0;            // monotonic, never reused, also after a restart
+  int64_t created_unix_ms = 0;
+  bool summary = false;       // a periodic summary: dropped first when the backlog is full
+  bool critical = false;      // holds a critical finding: never dropped
+  std::string bytes;          // hwhealth::encode_report()
+};
+
+// The latest assessment, for `clonectl health` whether or not the daemon runs.
+struct HealthAssessment {
+  int64_t taken_unix_ms = 0;
+  std::string verdict;  // hwhealth::verdict_name()
+  std::string text;     // hwhealth::format_text(details)
+  std::string json;     // hwhealth::format_json()
+};
+
 enum class OpenMode { read_write, read_only };
 
 inline constexpr size_t kMaxEvents = 10000;  // older events are deleted
@@ -109,6 +126,22 @@ class Store {
   base::Status clear_out_of_sync();
   base::Result<std::vector<OutOfSyncRange>> out_of_sync(size_t limit);
   base::Result<uint64_t> out_of_sync_count();
+  // The health report backlog (health_backlog.cpp; its tables are created
+  // on first use). health_append stores a report with the next id and then
+  // trims the backlog to `backlog_max` rows: the oldest summaries go first,
+  // then the oldest non-critical reports; critical reports are never
+  // dropped (so only they can hold the backlog above its bound). Returns the
+  // id. Synchronous (survives a power cut once it returned).
+  base::Result<uint64_t> health_append(const HealthReportRow& row, size_t backlog_max, size_t* dropped = nullptr);
+  // Waiting reports, oldest first, at most `limit`.
+  base::Result<std::vector<HealthReportRow>> health_backlog(size_t limit);
+  // The original acknowledged report `id`: it leaves the backlog (no error
+  // when it is not there: an ack may arrive twice).
+  base::Status health_acked(uint64_t id);
+  base::Result<uint64_t> health_backlog_count();
+  base::Status health_set_latest(const HealthAssessment& latest);
+  // nullopt-like: taken_unix_ms == 0 when no assessment was stored yet.
+  base::Result<HealthAssessment> health_latest();
 
   // Fault injection: every save() first sleeps this long (a slow USB stick).
   void set_commit_delay_ms(uint32_t delay_ms);

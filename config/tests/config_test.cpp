@@ -182,6 +182,10 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   CHECK(clone->keepalive_interval_ms == defaults.keepalive_interval_ms);
   CHECK(clone->max_pending_handshakes == defaults.max_pending_handshakes);
   CHECK(clone->log_level == defaults.log_level);
+  CHECK(clone->health_interval_s == defaults.health_interval_s);
+  CHECK(clone->health_summary_interval_s == defaults.health_summary_interval_s);
+  CHECK(clone->health_backlog_max == defaults.health_backlog_max);
+  CHECK(clone->testing_io_error_length_bytes == 0);
   CHECK(clone->state_dir == tmp.path + "/state");
   CHECK(config::load_secret(clone->secret_file).is_ok());
 
@@ -265,6 +269,12 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
                       "kind = \"file\"\nsize_bytes = 5\n",
        ":2: ", "key 'pair.id' must be 32 hex digits"},
       {"syntax error", kMinimalClone + "[apply\nwriter_threads = 3\n", ":8:", "TOML syntax error"},
+      {"health interval zero", kMinimalClone + "[health]\ninterval_s = 0\n", ":9: ",
+       "key 'health.interval_s' must be between 1 and 604800, not 0"},
+      {"health backlog too small", kMinimalClone + "[health]\nbacklog_max = 2\n", ":9: ",
+       "key 'health.backlog_max' must be between 4 and 10000, not 2"},
+      {"unknown health key", kMinimalClone + "[health]\ninterval = 60\n", ":9: ",
+       "unknown key 'health.interval'"},
   };
   TempDir tmp;
   const std::string file = tmp.path + "/cloned.toml";

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// A BlockDevice wrapper whose writes, zeroes, discards and reads fail with
+// EIO where they overlap one byte range: device-mapper's "error" target over
+// a range, for kernels without device-mapper (the black-box health tests).
+// Everything else passes through. Thread-safe as the inner device is.
+#pragma once
+
+#include <memory>
+
+#include "blockio/device.h"
+
+namespace blockio {
+
+class ErrorRangeDevice final : public BlockDevice {
+ public:
+  ErrorRangeDevice(std::unique_ptr<BlockDevice> inner, uint64_t offset_bytes, uint64_t length_bytes);
+
+  Geometry geometry() const override { return inner_->geometry(); }
+  base::Status write(uint64_t offset_bytes, base::ByteSpan data) override;
+  base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) override;
+  base::Status write_zeroes(uint64_t offset_bytes, uint64_t length_bytes) override;
+  base::Status discard(uint64_t offset_bytes, uint64_t length_bytes) override;
+  base::Status flush() override { return inner_->flush(); }
+  std::string describe() const override;
+
+ private:
+  base::Status check(const char* op, uint64_t offset_bytes, uint64_t length_bytes) const;
+
+  std::unique_ptr<BlockDevice> inner_;
+  uint64_t offset_bytes_;
+  uint64_t length_bytes_;
+};
+
+}  // namespace blockio

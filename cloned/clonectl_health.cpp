@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// clonectl health --config FILE [--json]: the latest hardware health
+// assessment the daemon stored (every source with its status, the figures,
+// the findings) and how many reports wait for the original. Reads the state
+// store read-only: works whether or not the daemon runs.
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "cloned/store/store.h"
+#include "config/config.h"
+
+int clonectl_health(int argc, char** argv) {
+  std::string config_path;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--json") json = true;
+    else if (a == "--config" && i + 1 < argc) config_path = argv[++i];
+    else {
+      std::fprintf(stderr, "clonectl: unknown or incomplete option '%s'\nusage: clonectl health --config FILE [--json]\n",
+                   a.c_str());
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "clonectl: health needs --config FILE\n");
+    return 2;
+  }
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
+    return 1;
+  }
+  base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_only);
+  base::Result<store::HealthAssessment> latest =
+      st ? (*st)->health_latest() : base::Result<store::HealthAssessment>(st.status());
+  if (!latest) {
+    std::fprintf(stderr, "clonectl: %s\n", latest.status().message().c_str());
+    return 1;
+  }
+  base::Result<uint64_t> waiting = (*st)->health_backlog_count();
+  const uint64_t waiting_count = waiting ? *waiting : 0;
+  if (latest->taken_unix_ms == 0) {
+    if (json) std::printf("{\"assessment\":null,\"reports_waiting\":%llu}\n", static_cast<unsigned long long>(waiting_count));
+    else std::printf("no health assessment yet: cloned has not polled the hardware (it does when it starts)\n");
+    return 1;
+  }
+  if (json) {
+    std::printf("{\"assessment\":%s,\"taken_unix_ms\":%lld,\"reports_waiting\":%llu}\n", latest->json.c_str(),
+                static_cast<long long>(latest->taken_unix_ms), static_cast<unsigned long long>(waiting_count));
+    return 0;
+  }
+  const time_t t = static_cast<time_t>(latest->taken_unix_ms / 1000);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  std::printf("assessed %s\n%s", when, latest->text.c_str());
+  std::printf("reports waiting for the original: %llu\n", static_cast<unsigned long long>(waiting_count));
+  return 0;
+}

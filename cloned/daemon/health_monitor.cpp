@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/daemon/health_monitor.h"
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "base/log.h"
+#include "base/units.h"
+#include "hwhealth/format.h"
+
+namespace cloned {
+namespace {
+
+// The outbox holds what the loop has not taken yet; past this the oldest go
+// (they stay in the store and are sent with the next backlog).
+constexpr size_t kOutboxMax = 1024;
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t mono_ms() { return base::monotonic_ns() / 1'000'000; }
+
+std::string errno_text(int err) {
+  char buf[128];
+  return std::string(strerror_r(err, buf, sizeof buf));
+}
+
+}  // namespace
+
+HealthMonitor::HealthMonitor(HealthSettings settings, std::unique_ptr<store::Store> store,
+                             std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake)
+    : settings_(std::move(settings)),
+      store_(std::move(store)),
+      collector_(std::move(source)),
+      wake_(std::move(wake)) {
+  assert(store_ && settings_.interval_s > 0);
+  thread_ = std::thread([this] { run(); });
+}
+
+HealthMonitor::~HealthMonitor() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void HealthMonitor::io_error(IoErrorEvent event) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pending_.io_errors.size() < kIoErrorsPerPollMax) pending_.io_errors.push_back(std::move(event));
+    else ++pending_.io_errors_dropped;
+  }
+  cv_.notify_all();
+}
+
+void HealthMonitor::acked(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pending_.acks.size() < kOutboxMax) pending_.acks.push_back(id);
+  }
+  cv_.notify_all();
+}
+
+void HealthMonitor::want_backlog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.backlog = true;
+  }
+  cv_.notify_all();
+}
+
+std::vector<HealthOutgoing> HealthMonitor::take_outgoing() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<HealthOutgoing> out;
+  out.swap(outbox_);
+  return out;
+}
+
+uint64_t HealthMonitor::polls() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return polls_;
+}
+
+void HealthMonitor::run() {
+  uint64_t next_poll_ms = mono_ms();  // the first poll at once
+  for (;;) {
+    Work work;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto has_work = [&] {
+        const bool io_due = !pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs;
+        return stopping_ || io_due || !pending_.acks.empty() || pending_.backlog || mono_ms() >= next_poll_ms;
+      };
+      while (!has_work()) {
+        uint64_t until = next_poll_ms;
+        if (!pending_.io_errors.empty()) until = std::min(until, last_io_poll_ms_ + kIoPollGapMs);
+        cv_.wait_for(lock, std::chrono::milliseconds(until > mono_ms() ? until - mono_ms() : 1));
+      }
+      if (stopping_) return;
+      work.acks.swap(pending_.acks);
+      work.backlog = std::exchange(pending_.backlog, false);
+      if (!pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs) {
+        work.io_errors.swap(pending_.io_errors);
+        work.io_errors_dropped = std::exchange(pending_.io_errors_dropped, 0);
+      }
+    }
+    for (uint64_t id : work.acks) {
+      if (base::Status s = store_->health_acked(id); !s.is_ok())
+        LOG_WARN("could not drop acknowledged health report %llu: %s", static_cast<unsigned long long>(id),
+                 s.message().c_str());
+    }
+    if (!work.io_errors.empty() || mono_ms() >= next_poll_ms) {
+      if (!work.io_errors.empty()) last_io_poll_ms_ = mono_ms();
+      poll(work);
+      next_poll_ms = mono_ms() + uint64_t{settings_.interval_s} * 1000;
+    }
+    if (work.backlog) post_backlog();
+  }
+}
+
+void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const {
+  std::vector<hwhealth::Finding> found;
+  for (const IoErrorEvent& e : work.io_errors) {
+    hwhealth::Finding f;
+    f.severity = hwhealth::Severity::critical;
+    f.code = "disk.io_error";
+    f.subject = settings_.target_path;
+    f.sentence = "The clone's disk failed a " + e.op + " (offset=" + std::to_string(e.offset_bytes) +
+                 " len=" + std::to_string(e.length_bytes) + ": " + errno_text(e.err) +
+                 "); cloned takes no more writes until it is restarted. Check the disk and its cable.";
+    f.figures = {{"op", e.op},
+                 {"errno", std::to_string(e.err)},
+                 {"error", errno_text(e.err)},
+                 {"offset_bytes", std::to_string(e.offset_bytes)},
+                 {"length_bytes", std::to_string(e.length_bytes)},
+                 {"message", e.message.substr(0, 200)}};
+    f.event = true;
+    found.push_back(std::move(f));
+  }
+  if (work.io_errors_dropped > 0) {
+    hwhealth::Finding f;
+    f.severity = hwhealth::Severity::critical;
+    f.code = "disk.io_errors_more";
+    f.subject = settings_.target_path;
+    f.sentence = std::to_string(work.io_errors_dropped) + " more I/O errors of the clone's disk since the last poll.";
+    f.figures = {{"count", std::to_string(work.io_errors_dropped)}};
+    f.event = true;
+    found.push_back(std::move(f));
+  }
+  // Critical findings come first (assess() sorts the same way).
+  snapshot.findings.insert(snapshot.findings.begin(), found.begin(), found.end());
+  if (snapshot.findings.size() > hwhealth::kFindingsMax) snapshot.findings.resize(hwhealth::kFindingsMax);
+}
+
+void HealthMonitor::poll(const Work& work) {
+  const int64_t now = unix_ms();
+  hwhealth::Snapshot snapshot = collector_.poll(now);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++polls_;  // before its reports are posted: a reader of both sees them in order
+  }
+  add_io_findings(snapshot, work);
+  const std::vector<hwhealth::Change> changes = diff(previous_ ? *previous_ : hwhealth::Snapshot{}, snapshot);
+  previous_ = snapshot;
+  for (const hwhealth::Change& c : changes) {
+    if (c.severity == hwhealth::Severity::critical) LOG_ERROR("health: %s", hwhealth::format_change_text(c).c_str());
+    else if (c.severity == hwhealth::Severity::warning) LOG_WARN("health: %s", hwhealth::format_change_text(c).c_str());
+    else LOG_INFO("health: %s", hwhealth::format_change_text(c).c_str());
+  }
+  if (!changes.empty()) store_report(hwhealth::make_changes_report(snapshot, changes));
+  if (last_summary_unix_ms_ == 0 || now - last_summary_unix_ms_ >= int64_t{settings_.summary_interval_s} * 1000) {
+    last_summary_unix_ms_ = now;
+    store_report(hwhealth::make_summary_report(snapshot));
+  }
+  store::HealthAssessment latest{now, hwhealth::verdict_name(hwhealth::verdict(snapshot)),
+                                 hwhealth::format_text(snapshot, {.details = true}), hwhealth::format_json(snapshot)};
+  if (base::Status s = store_->health_set_latest(latest); !s.is_ok())
+    LOG_WARN("could not store the health assessment: %s", s.message().c_str());
+}
+
+void HealthMonitor::store_report(const hwhealth::Report& report) {
+  base::Bytes bytes = hwhealth::encode_report(report);
+  store::HealthReportRow row;
+  row.created_unix_ms = report.created_unix_ms;
+  row.summary = report.kind == hwhealth::ReportKind::summary;
+  row.critical = report.worst() == hwhealth::Severity::critical;
+  row.bytes.assign(bytes.begin(), bytes.end());
+  size_t dropped = 0;
+  base::Result<uint64_t> id = store_->health_append(row, settings_.backlog_max, &dropped);
+  if (!id) {
+    LOG_ERROR("could not keep a health report for the original: %s", id.status().message().c_str());
+    return;
+  }
+  if (dropped > 0)
+    LOG_WARN("the health backlog is full (%u reports): dropped %zu older report(s)", settings_.backlog_max, dropped);
+  LOG_DEBUG("health report %llu (%s, %zu bytes) waits for the original", static_cast<unsigned long long>(*id),
+            hwhealth::report_kind_name(report.kind), bytes.size());
+  post(*id, std::move(bytes));
+}
+
+void HealthMonitor::post_backlog() {
+  base::Result<std::vector<store::HealthReportRow>> rows = store_->health_backlog(kOutboxMax);
+  if (!rows) {
+    LOG_WARN("could not read the health backlog: %s", rows.status().message().c_str());
+    return;
+  }
+  for (store::HealthReportRow& r : *rows) post(r.id, base::Bytes(r.bytes.begin(), r.bytes.end()));
+}
+
+void HealthMonitor::post(uint64_t id, base::Bytes bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (outbox_.size() >= kOutboxMax) outbox_.erase(outbox_.begin());
+    outbox_.push_back({id, std::make_shared<const base::Bytes>(std::move(bytes))});
+  }
+  if (wake_) wake_();
+}
+
+}  // namespace cloned

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// The daemon's hardware health monitoring (docs/HEALTH.md, "Monitoring").
+//
+// One std::thread polls a hwhealth::HealthSource on an interval and at once
+// after an I/O error the disk workers met, judges the snapshot, turns what
+// changed (and a periodic summary) into reports, stores them in the state
+// store's backlog (its own Store connection, used only by this thread), keeps
+// the latest assessment there for `clonectl health`, and deletes a report
+// only once the original acknowledged it.
+//
+// Threads: the public methods may be called from any thread (the loop
+// thread in the daemon). Reports to send are collected in an outbox; `wake`
+// is called from the monitor thread when it has something (the daemon then
+// calls take_outgoing() on the loop thread). SMART commands block for
+// seconds: none of this runs on the loop.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "cloned/store/store.h"
+#include "hwhealth/collect.h"
+#include "hwhealth/report.h"
+
+namespace cloned {
+
+struct HealthSettings {
+  std::string target_path;  // the configured target, named in findings
+  uint32_t interval_s = 3600;
+  uint32_t summary_interval_s = 86400;
+  uint32_t backlog_max = 256;
+};
+
+// An I/O error the disk workers met: it becomes a critical finding.
+struct IoErrorEvent {
+  std::string op;  // "write", "write zeroes", "discard", "flush", "read"
+  int err = 0;     // errno
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+  std::string message;
+};
+
+struct HealthOutgoing {
+  uint64_t id = 0;
+  std::shared_ptr<const base::Bytes> report;  // hwhealth::encode_report
+};
+
+inline constexpr size_t kIoErrorsPerPollMax = 16;  // more are counted in one finding
+inline constexpr uint64_t kIoPollGapMs = 1000;     // I/O-triggered polls at most this often
+
+class HealthMonitor {
+ public:
+  HealthMonitor(HealthSettings settings, std::unique_ptr<store::Store> store,
+                std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake);
+  ~HealthMonitor();  // stops and joins
+  HealthMonitor(const HealthMonitor&) = delete;
+  HealthMonitor& operator=(const HealthMonitor&) = delete;
+
+  void io_error(IoErrorEvent event);
+  void acked(uint64_t id);
+  // A peer is ready for reports: every report in the backlog goes to the outbox.
+  void want_backlog();
+  std::vector<HealthOutgoing> take_outgoing();
+
+  uint64_t polls() const;  // completed polls, for tests
+
+ private:
+  struct Work {
+    std::vector<uint64_t> acks;
+    std::vector<IoErrorEvent> io_errors;
+    uint64_t io_errors_dropped = 0;
+    bool backlog = false;
+  };
+  void run();
+  void poll(const Work& work);
+  void add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const;
+  void store_report(const hwhealth::Report& report);
+  void post_backlog();
+  void post(uint64_t id, base::Bytes bytes);
+
+  const HealthSettings settings_;
+  std::unique_ptr<store::Store> store_;  // this thread's connection
+  hwhealth::Collector collector_;
+  std::function<void()> wake_;
+  std::optional<hwhealth::Snapshot> previous_;
+  int64_t last_summary_unix_ms_ = 0;
+  uint64_t last_io_poll_ms_ = 0;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  Work pending_;
+  bool stopping_ = false;
+  std::vector<HealthOutgoing> outbox_;
+  uint64_t polls_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace cloned

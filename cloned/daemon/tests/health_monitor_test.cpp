@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+// The monitoring thread over the fake health source and a real sqlite store.
+#include "cloned/daemon/health_monitor.h"
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <mutex>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+namespace {
+
+struct Dir {
+  std::string path;
+  Dir() {
+    char name[] = "/tmp/health_monitor_test.XXXXXX";
+    REQUIRE(::mkdtemp(name) != nullptr);
+    path = name;
+  }
+  ~Dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+std::unique_ptr<store::Store> open_store(const std::string& dir) {
+  auto s = store::Store::open(dir, store::OpenMode::read_write, proto::PairId{1}, "disk");
+  REQUIRE(s.is_ok());
+  return std::move(*s);
+}
+
+// Takes the outbox until `want` reports arrived or 5 s passed.
+std::vector<cloned::HealthOutgoing> wait_for(cloned::HealthMonitor& m, size_t want) {
+  std::vector<cloned::HealthOutgoing> got;
+  for (int i = 0; i < 500 && got.size() < want; ++i) {
+    for (auto& o : m.take_outgoing()) got.push_back(std::move(o));
+    if (got.size() < want) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return got;
+}
+
+hwhealth::Report decode(const cloned::HealthOutgoing& o) {
+  base::Result<hwhealth::Report> r = hwhealth::decode_report(*o.report);
+  REQUIRE(r.is_ok());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("the monitor reports at once: changes and a summary at the first poll, then an I/O error as critical") {
+  Dir d;
+  auto fake = std::make_unique<hwhealth::FakeHealthSource>();
+  fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+  std::atomic<int> wakes{0};
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path), std::move(fake), [&] { ++wakes; });
+  std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);
+  REQUIRE(first.size() == 2);
+  CHECK(wakes.load() >= 1);
+  CHECK(first[0].id < first[1].id);
+  const hwhealth::Report changes = decode(first[0]);
+  CHECK(changes.kind == hwhealth::ReportKind::changes);
+  CHECK(changes.verdict == hwhealth::Verdict::unknown);  // SMART is not there: never "ok"
+  CHECK(decode(first[1]).kind == hwhealth::ReportKind::summary);
+
+  m.io_error({"write", EIO, 4096, 512, "write at offset=4096 len=512 failed"});
+  std::vector<cloned::HealthOutgoing> after = wait_for(m, 1);
+  REQUIRE(after.size() == 1);
+  const hwhealth::Report io = decode(after[0]);
+  CHECK(io.worst() == hwhealth::Severity::critical);
+  REQUIRE(!io.changes.empty());
+  CHECK(io.changes[0].finding.code == "disk.io_error");
+  CHECK(hwhealth::figure(io.changes[0].finding, "errno") == "5");
+  CHECK(hwhealth::figure(io.changes[0].finding, "offset_bytes") == "4096");
+  CHECK(m.polls() == 2);  // the I/O error polled at once, not after 3600 s
+}
+
+TEST_CASE("acked reports leave the backlog; the backlog is posted again when a peer asks") {
+  Dir d;
+  {
+    cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path),
+                            std::make_unique<hwhealth::FakeHealthSource>(), nullptr);
+    std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);
+    REQUIRE(first.size() == 2);
+    m.acked(first[0].id);
+    m.want_backlog();
+    std::vector<cloned::HealthOutgoing> again = wait_for(m, 1);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].id == first[1].id);
+    CHECK(*again[0].report == *first[1].report);
+  }
+  auto s = open_store(d.path);
+  CHECK(s->health_backlog_count().value() == 1);
+  base::Result<store::HealthAssessment> latest = s->health_latest();
+  REQUIRE(latest.is_ok());
+  CHECK(latest->verdict == "unknown");
+  CHECK(latest->text.find("UNSUPPORTED") != std::string::npos);
+}
+
+namespace {
+
+// The fake behind a lock, so that the test can change it while the monitor
+// thread polls it.
+struct SharedFake {
+  std::mutex mutex;
+  hwhealth::FakeHealthSource fake;
+};
+
+class LockedSource final : public hwhealth::HealthSource {
+ public:
+  explicit LockedSource(std::shared_ptr<SharedFake> shared) : shared_(std::move(shared)) {}
+  template <class F>
+  auto locked(F f) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    return f(shared_->fake);
+  }
+  hwhealth::Reading<hwhealth::SmartReading> read_smart() override {
+    return locked([](auto& f) { return f.read_smart(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::TemperatureSensor>> read_temperatures() override {
+    return locked([](auto& f) { return f.read_temperatures(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::MemoryController>> read_memory_ecc() override {
+    return locked([](auto& f) { return f.read_memory_ecc(); });
+  }
+  hwhealth::Reading<std::vector<hwhealth::Battery>> read_batteries() override {
+    return locked([](auto& f) { return f.read_batteries(); });
+  }
+  hwhealth::Reading<std::optional<hwhealth::DiskErrorCounters>> read_disk_errors() override {
+    return locked([](auto& f) { return f.read_disk_errors(); });
+  }
+
+ private:
+  std::shared_ptr<SharedFake> shared_;
+};
+
+}  // namespace
+
+TEST_CASE("a counter that rises between two polls is reported; unchanged polls make only the periodic summary") {
+  Dir d;
+  auto shared = std::make_shared<SharedFake>();
+  shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+  // Polls and summaries every second.
+  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path), std::make_unique<LockedSource>(shared), nullptr);
+  std::vector<cloned::HealthOutgoing> got = wait_for(m, 2);  // changes + summary of poll 1
+  REQUIRE(got.size() == 2);
+  std::vector<cloned::HealthOutgoing> next = wait_for(m, 1);  // poll 2: nothing changed
+  REQUIRE(next.size() == 1);
+  const hwhealth::Report second = decode(next[0]);
+  CHECK(second.kind == hwhealth::ReportKind::summary);
+  CHECK(second.poll_number == 2);
+  {
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    shared->fake.memory_ecc.value[0].corrected_count = 5;
+  }
+  // The next changes report (a poll may have run before the change: its summary comes first).
+  hwhealth::Report changes;
+  for (int i = 0; i < 6 && changes.changes.empty(); ++i) {
+    for (const cloned::HealthOutgoing& o : wait_for(m, 1)) {
+      hwhealth::Report r = decode(o);
+      if (r.kind == hwhealth::ReportKind::changes) changes = r;
+    }
+  }
+  REQUIRE(!changes.changes.empty());
+  bool counter = false, finding = false;
+  for (const hwhealth::Change& c : changes.changes) {
+    if (c.kind == hwhealth::Change::Kind::counter_rose && c.before == 0 && c.after == 5) counter = true;
+    if (c.kind == hwhealth::Change::Kind::finding_new && c.finding.code == "memory_ecc.corrected_rose") finding = true;
+  }
+  CHECK(counter);
+  CHECK(finding);
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+// The health report backlog over a real sqlite file.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "cloned/store/store.h"
+
+namespace {
+
+struct Dir {
+  std::string path;
+  Dir() {
+    char name[] = "/tmp/health_backlog_test.XXXXXX";
+    REQUIRE(::mkdtemp(name) != nullptr);
+    path = name;
+  }
+  ~Dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+proto::PairId pair() {
+  proto::PairId id{};
+  id[0] = 7;
+  return id;
+}
+
+std::unique_ptr<store::Store> open_rw(const std::string& dir) {
+  auto s = store::Store::open(dir, store::OpenMode::read_write, pair(), "test disk");
+  REQUIRE_MESSAGE(s.is_ok(), s.status().message());
+  return std::move(*s);
+}
+
+store::HealthReportRow row(const std::string& what, bool summary, bool critical) {
+  return store::HealthReportRow{0, 1000, summary, critical, what};
+}
+
+std::vector<std::string> contents(store::Store& s) {
+  auto rows = s.health_backlog(1000);
+  REQUIRE(rows.is_ok());
+  std::vector<std::string> out;
+  for (const auto& r : *rows) out.push_back(r.bytes);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a full backlog drops the oldest summaries first, then old non-critical reports, never a critical one") {
+  Dir d;
+  auto s = open_rw(d.path);
+  const size_t max = 4;
+  REQUIRE(s->health_append(row("crit1", false, true), max).is_ok());
+  REQUIRE(s->health_append(row("sum1", true, false), max).is_ok());
+  REQUIRE(s->health_append(row("chg1", false, false), max).is_ok());
+  REQUIRE(s->health_append(row("sum2", true, false), max).is_ok());
+  size_t dropped = 99;
+  REQUIRE(s->health_append(row("chg2", false, false), max, &dropped).is_ok());
+  CHECK(dropped == 1);
+  CHECK(contents(*s) == std::vector<std::string>{"crit1", "chg1", "sum2", "chg2"});
+  REQUIRE(s->health_append(row("crit2", false, true), max).is_ok());
+  CHECK(contents(*s) == std::vector<std::string>{"crit1", "chg1", "chg2", "crit2"});
+  REQUIRE(s->health_append(row("chg3", false, false), max).is_ok());
+  CHECK(contents(*s) == std::vector<std::string>{"crit1", "chg2", "crit2", "chg3"});
+  // Only critical reports left to keep: they stay, even above the bound.
+  for (int i = 0; i < 4; ++i) REQUIRE(s->health_append(row("critx", false, true), max).is_ok());
+  std::vector<std::string> now = contents(*s);
+  CHECK(now.size() == 6);
+  CHECK(std::count(now.begin(), now.end(), std::string("crit1")) == 1);
+  CHECK(std::count(now.begin(), now.end(), std::string("crit2")) == 1);
+  CHECK(std::count(now.begin(), now.end(), std::string("critx")) == 4);
+}
+
+TEST_CASE("report ids are monotonic and survive reopening the store; acked reports leave the backlog") {
+  Dir d;
+  uint64_t first = 0, second = 0;
+  {
+    auto s = open_rw(d.path);
+    first = s->health_append(row("a", false, false), 16).value();
+    second = s->health_append(row("b", true, false), 16).value();
+    CHECK(second > first);
+    REQUIRE(s->health_acked(second).is_ok());
+    REQUIRE(s->health_acked(second).is_ok());  // a second ack is harmless
+  }
+  auto s = open_rw(d.path);
+  CHECK(s->health_backlog_count().value() == 1);
+  auto rows = s->health_backlog(10);
+  REQUIRE(rows.is_ok());
+  REQUIRE(rows->size() == 1);
+  CHECK(rows->front().id == first);
+  CHECK(rows->front().bytes == "a");
+  const uint64_t third = s->health_append(row("c", false, false), 16).value();
+  CHECK(third > second);  // the acked id is not reused
+}
+
+TEST_CASE("the latest assessment is kept and read back by a read-only store") {
+  Dir d;
+  {
+    auto s = open_rw(d.path);
+    auto none = s->health_latest();
+    REQUIRE(none.is_ok());
+    CHECK(none->taken_unix_ms == 0);
+    REQUIRE(s->health_set_latest({5, "unknown", "text 1", "{}"}).is_ok());
+    REQUIRE(s->health_set_latest({6, "warning", "text 2", "{\"a\":1}"}).is_ok());
+  }
+  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  REQUIRE(ro.is_ok());
+  auto latest = (*ro)->health_latest();
+  REQUIRE(latest.is_ok());
+  CHECK(latest->taken_unix_ms == 6);
+  CHECK(latest->verdict == "warning");
+  CHECK(latest->text == "text 2");
+  CHECK(latest->json == "{\"a\":1}");
+}
+
+TEST_CASE("a read-only store made before the health tables existed reads as empty") {
+  Dir d;
+  { auto s = open_rw(d.path); }
+  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  REQUIRE(ro.is_ok());
+  CHECK((*ro)->health_latest()->taken_unix_ms == 0);
+  CHECK((*ro)->health_backlog_count().value() == 0);
+  CHECK((*ro)->health_backlog(10)->empty());
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// `clone-origin health`: the clone's health reports this original keeps,
+// newest first; with --collect-ms, first a short health-only session that
+// collects (and acknowledges) the reports waiting on the clone.
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "base/log.h"
+#include "hwhealth/report.h"
+#include "hwhealth/json_writer.h"
+#include "origin/commands.h"
+#include "origin/health_inbox.h"
+#include "origin/log.h"
+#include "origin/net.h"
+#include "origin/session.h"
+
+namespace origin {
+namespace {
+
+// After the backlog burst, this much quiet ends a collecting session early.
+constexpr uint64_t kQuietMs = 700;
+
+class CollectListener final : public SessionListener {
+ public:
+  explicit CollectListener(uint64_t deadline_ms) : deadline_ms_(deadline_ms) {}
+  void on_established(const proto::Hello&) override {
+    established_ = true;
+    last_ms_ = net::now_ms();
+  }
+  void on_barrier_ack(uint64_t, uint64_t) override {}
+  void on_committed(uint64_t) override {}
+  void on_receipt_ack(uint64_t) override {}
+  void on_records_queued(uint64_t) override {}
+  void on_bytes_sent(uint64_t) override {}
+  void on_health_report(uint64_t, bool fresh) override {
+    last_ms_ = net::now_ms();
+    fresh_ += fresh ? 1 : 0;
+    ++received_;
+  }
+  bool stop_requested() const override {
+    const uint64_t now = net::now_ms();
+    return now >= deadline_ms_ || (established_ && now - last_ms_ >= kQuietMs);
+  }
+  uint64_t fresh() const { return fresh_; }
+  uint64_t received() const { return received_; }
+
+ private:
+  uint64_t deadline_ms_;
+  bool established_ = false;
+  uint64_t last_ms_ = 0;
+  uint64_t fresh_ = 0;
+  uint64_t received_ = 0;
+};
+
+void collect(const config::OriginConfig& config, const config::DerivedKeys& keys, uint64_t collect_ms) {
+  SessionConfig sc = make_session_config(config, keys);
+  sc.health_only = true;
+  RetainedLog log(1u << 20, 1);
+  CollectListener listener(net::now_ms() + collect_ms);
+  Session session(sc, log, listener, -1);
+  const SessionOutcome out = session.run();
+  if (!out.established) {
+    std::fprintf(stderr, "clone-origin: could not collect health reports from the clone: %s\n",
+                 out.status.message().c_str());
+    return;
+  }
+  std::fprintf(stderr, "collected %llu health report(s) from the clone, %llu new\n",
+               static_cast<unsigned long long>(listener.received()), static_cast<unsigned long long>(listener.fresh()));
+}
+
+std::string time_text(int64_t unix_ms) {
+  const time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+}  // namespace
+
+base::Status run_health(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                        const HealthCommand& command) {
+  if (command.collect_ms > 0) collect(config, keys, command.collect_ms);
+  base::Result<std::unique_ptr<HealthInbox>> inbox = HealthInbox::open(config.state_dir);
+  if (!inbox) return inbox.status();
+  const std::vector<HealthInbox::Entry>& entries = (*inbox)->entries();
+  std::vector<const HealthInbox::Entry*> newest_first;
+  for (const HealthInbox::Entry& e : entries) newest_first.push_back(&e);
+  std::sort(newest_first.begin(), newest_first.end(), [](auto* a, auto* b) { return a->id > b->id; });
+  if (command.json) {
+    std::string out = "{\"reports\":[";
+    bool first = true;
+    for (const HealthInbox::Entry* e : newest_first) {
+      base::Result<hwhealth::Report> r = hwhealth::decode_report(e->report);
+      if (!r) continue;
+      out += std::string(first ? "" : ",") + "{\"id\":" + std::to_string(e->id) +
+             ",\"received_unix_ms\":" + std::to_string(e->received_unix_ms) +
+             ",\"report\":" + hwhealth::format_report_json(*r) + "}";
+      first = false;
+    }
+    out += "]}\n";
+    std::fputs(out.c_str(), stdout);
+    return base::Status::ok();
+  }
+  if (newest_first.empty()) std::printf("no health reports from the clone yet (%s)\n", (*inbox)->path().c_str());
+  for (const HealthInbox::Entry* e : newest_first) {
+    base::Result<hwhealth::Report> r = hwhealth::decode_report(e->report);
+    std::printf("report %llu, received %s: ", static_cast<unsigned long long>(e->id),
+                time_text(e->received_unix_ms).c_str());
+    if (!r) std::printf("unreadable: %s\n", r.status().message().c_str());
+    else std::fputs(hwhealth::format_report_text(*r).c_str(), stdout);
+  }
+  return base::Status::ok();
+}
+
+}  // namespace origin
