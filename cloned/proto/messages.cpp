@@ -162,7 +162,8 @@ base::Result<MsgType> peek_type(base::ByteSpan msg) {
   if (msg.empty())
     return base::Status::error(EPROTO, "malformed message: the frame is empty and has no type byte.");
   const uint8_t t = msg[0];
-  if (t < static_cast<uint8_t>(MsgType::hello) || t > static_cast<uint8_t>(MsgType::goodbye))
+  const bool wake = t >= static_cast<uint8_t>(MsgType::wake_info) && t <= static_cast<uint8_t>(MsgType::sleep_request);
+  if (!wake && (t < static_cast<uint8_t>(MsgType::hello) || t > static_cast<uint8_t>(MsgType::goodbye)))
     return base::Status::error(EPROTO, "malformed message: unknown message type " + std::to_string(t) + ".");
   return static_cast<MsgType>(t);
 }

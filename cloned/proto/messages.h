@@ -45,6 +45,10 @@ enum class MsgType : uint8_t {
   pong = 10,
   error = 11,
   goodbye = 12,
+  // 40..47: waking the clone (wake_messages.h).
+  wake_info = 40,       // clone -> original: how to wake it
+  going_to_sleep = 41,  // clone -> original: it sleeps now
+  sleep_request = 42,   // original -> clone: sleep when you can
 };
 
 // The clone's replication state as told in its hello and status.
