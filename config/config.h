@@ -64,6 +64,14 @@ struct CloneConfig {
   uint32_t max_pending_handshakes = 4;         // 1..64
   // [log]
   std::string log_level = "info";              // error, warning, notice, info, debug
+  // [wake] (docs/WAKE.md)
+  std::string wake_interface;                  // "" = no Wake-on-LAN: never sleeps
+  uint32_t idle_sleep_s = 0;                   // 0 = never sleeps on its own; else 10..604800
+  std::string power_backend = "logind";        // logind, sysfs, test-double
+  std::string sysfs_mode = "mem";              // sysfs: mem, freeze or standby
+  // Testing knob, valid only with power_backend "test-double": the test
+  // double counts as armed where arming is unsupported (a veth).
+  bool test_double_counts_as_armed = false;
 };
 
 struct OriginConfig {
@@ -85,6 +93,14 @@ struct OriginConfig {
   uint32_t reconnect_attempts_max = 50;         // per outage, then give up (exit 1)
   uint32_t idle_timeout_ms = 20000;
   uint32_t keepalive_interval_ms = 5000;
+  // [wake] (docs/WAKE.md): how to wake a sleeping clone. What the clone tells
+  // in its wake_info (remembered in state_dir) fills in what is not set here.
+  std::string wake_mac;               // the clone's MAC, "" = learn it from the clone
+  std::string wake_interface;         // this side's NIC to send on, "" = let routing choose
+  std::string wake_broadcast;         // subnet broadcast, "" = the clone's, learned
+  std::string wake_password;          // SecureOn password, "" = none
+  bool wake_auto = true;              // send a magic packet when the clone is silent
+  uint16_t wake_udp_port = 9;
 };
 
 base::Result<CloneConfig> load_clone_config(const std::string& path);

@@ -12,6 +12,7 @@
 #include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
+#include "origin/wake.h"
 #include "origin/spool.h"
 
 namespace origin {
@@ -88,6 +89,7 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
   const uint64_t start_ns = base::monotonic_ns();
   RetainedLog log(config.retention_bytes_max, pos->next_seq);
   Replicator replicator(make_session_config(config, keys), make_reconnect_policy(config), log);
+  attach_wake(replicator, config);
   BASE_TRY(replicator.start());
   // Nothing touches the image before the clone has accepted a session: a
   // clone that refuses at once leaves the image and the position as they were.

@@ -14,6 +14,7 @@
 #include "base/units.h"
 #include "config/config.h"
 #include "origin/commands.h"
+#include "origin/wake.h"
 
 namespace {
 
@@ -31,6 +32,9 @@ const char kUsage[] =
     "      like workload, but the records go to a new spool file instead of the clone\n"
     "  replay --spool FILE\n"
     "      validate the spool and send its records; returns once all are durable\n"
+    "  wake [--interface IF] [--mac MAC]\n"
+    "      send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
+    "      or the MAC the clone told; out of IF, or [wake] interface\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -125,6 +129,15 @@ base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys
   return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
 }
 
+base::Status cmd_wake(const config::OriginConfig& c, const config::DerivedKeys&, const Options& o) {
+  base::Result<wol::SendOptions> target = origin::wake_target(c, get(o, "--interface"), get(o, "--mac"));
+  if (!target) return target.status();
+  std::string summary;
+  BASE_TRY(origin::send_wake(*target, summary));
+  std::printf("sent a %s\n", summary.c_str());
+  return base::Status::ok();
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -136,6 +149,7 @@ const std::vector<CommandSpec>& commands() {
       {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), cmd_workload},
       {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, cmd_capture},
       {"replay", {"--spool"}, {}, cmd_replay},
+      {"wake", {}, {"--interface", "--mac"}, cmd_wake},
   };
   return table;
 }

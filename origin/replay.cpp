@@ -10,6 +10,7 @@
 #include "origin/log.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
+#include "origin/wake.h"
 #include "origin/spool.h"
 
 namespace origin {
@@ -53,6 +54,7 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
   RetainedLog log(config.retention_bytes_max, sum->first_seq);
   log.set_known_end_seq(sum->last_seq);  // the hello tells the clone how far this original's log goes
   Replicator replicator(make_session_config(config, keys), make_reconnect_policy(config), log);
+  attach_wake(replicator, config);
   BASE_TRY(replicator.start());
   std::atomic<uint64_t> done_bytes{0};
   ProgressReporter progress([&] {

@@ -21,6 +21,7 @@
 #include "cloned/proto/frame.h"
 #include "cloned/proto/handshake.h"
 #include "cloned/proto/messages.h"
+#include "cloned/proto/wake_messages.h"
 #include "config/config.h"
 #include "origin/log.h"
 #include "origin/net.h"
@@ -63,6 +64,8 @@ class SessionListener {
   virtual void on_bytes_sent(uint64_t wire_bytes) = 0;
   // Polled: true once the owner wants the session to end (with a goodbye).
   virtual bool stop_requested() const = 0;
+  // The clone told how to wake it (origin/wake.h).
+  virtual void on_wake_info(const proto::WakeInfo&) {}
 };
 
 enum class SessionEnd {
@@ -104,6 +107,7 @@ class Session {
   base::Status handle_control(proto::MsgType type, base::ByteSpan plain);
   base::Status on_clone_hello(base::ByteSpan plain);
   base::Status on_clone_error(proto::MsgType type, base::ByteSpan plain);
+  base::Status on_clone_wake(proto::MsgType type, base::ByteSpan plain);
   base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence);
   base::Status violation(const std::string& what);
   base::Status fatal(int code, const std::string& message);

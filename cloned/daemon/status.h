@@ -33,7 +33,22 @@ struct LiveStatus {
   uint64_t held_bytes = 0;
   std::string disk;
   std::string listen;
+  // Waking (docs/WAKE.md); wake_arm "not_configured" without [wake] interface.
+  std::string wake_interface;
+  std::string wake_mac;
+  std::string wake_arm = "not_configured";  // armed, unsupported, no_permission, error, disarmed
+  std::string wake_reason;
+  std::string wake_power;        // the backend: logind, sysfs, test-double
+  std::string wake_phase;        // awake, preparing, asleep; "" when not configured
+  std::string wake_decision;     // why the clone is awake now
+  uint64_t wake_idle_sleep_s = 0;
+  uint64_t wake_sleep_count = 0;
+  int64_t wake_last_sleep_unix_ms = 0;
+  int64_t wake_last_wake_unix_ms = 0;
 };
+
+// The one-line wake summary clonectl status shows (wake_status.cpp).
+std::string wake_status_line(const LiveStatus& s);
 
 inline constexpr const char* kStatusFileName = "status.toml";
 

@@ -147,6 +147,16 @@ void StoreWorker::event(const std::string& level, const std::string& kind, const
   wake_.notify_one();
 }
 
+void StoreWorker::checkpoint() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Job job;
+    job.is_checkpoint = true;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
 void StoreWorker::run() {
   for (;;) {
     Job job;
@@ -156,9 +166,11 @@ void StoreWorker::run() {
       if (jobs_.empty()) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
-      if (!job.is_commit) --events_queued_;
+      if (!job.is_commit && !job.is_checkpoint) --events_queued_;
     }
-    if (job.is_commit) {
+    if (job.is_checkpoint) {
+      done_.push(Completion{Completion::Kind::checkpoint, 0, store_.checkpoint()});
+    } else if (job.is_commit) {
       done_.push(Completion{Completion::Kind::commit, 0, store_.save(job.state)});
     } else if (base::Status s = store_.append_event(job.level, job.kind, job.message); !s.is_ok()) {
       LOG_WARN("could not record an event in the state store: %s", s.message().c_str());

@@ -26,7 +26,7 @@
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event } kind;
+  enum class Kind { io, flush, commit, event, checkpoint } kind;
   apply::RecordId id = 0;  // io
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
@@ -89,10 +89,13 @@ class StoreWorker {
 
   void commit(const store::ReplicaState& state);
   void event(const std::string& level, const std::string& kind, const std::string& message);
+  // Checkpoints the store after the jobs queued before it; completes as Kind::checkpoint.
+  void checkpoint();
 
  private:
   struct Job {
     bool is_commit = false;
+    bool is_checkpoint = false;
     store::ReplicaState state;
     std::string level, kind, message;
   };
