@@ -219,11 +219,11 @@ void read_clone_wake(TomlDoc& doc, CloneConfig& c) {
 
 void read_origin_wake(TomlDoc& doc, OriginConfig& c) {
   TomlSection wake = doc.section("wake");
-  if (wake.string("mac", c.wake_mac) && !is_hex_pairs(c.wake_mac, 6))
+  if (wake.string("mac", c.wake_mac) && !c.wake_mac.empty() && !is_hex_pairs(c.wake_mac, 6))
     wake.fail("mac", "must be a MAC address such as \"aa:bb:cc:dd:ee:ff\", not \"" + c.wake_mac + "\"");
   wake.string("interface", c.wake_interface);
   wake.string("broadcast", c.wake_broadcast);
-  if (wake.string("password", c.wake_password) && !is_hex_pairs(c.wake_password, 6) &&
+  if (wake.string("password", c.wake_password) && !c.wake_password.empty() && !is_hex_pairs(c.wake_password, 6) &&
       !is_hex_pairs(c.wake_password, 4))
     wake.fail("password", "must be 4 or 6 hex pairs such as \"01:02:03:04:05:06\"");
   wake.boolean("auto", c.wake_auto);

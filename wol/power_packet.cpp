@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "wol/power_packet.h"
 
+#include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -11,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace wol {
 

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cloned/daemon/status.h"
+#include "cloned/daemon/wake.h"
 
 namespace cloned {
 
@@ -46,6 +47,7 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
 }
 
 Daemon::~Daemon() {
+  wake_.reset();  // joins a sleeper thread (a simulated sleep is cancelled)
   // Workers join here, before the device and the store they use go away.
   disk_workers_.reset();
   store_worker_.reset();
@@ -78,6 +80,7 @@ int Daemon::run() {
                static_cast<unsigned long long>(r.committed_epoch), config_.listen_host.c_str(), config_.listen_port);
     if (r.state == proto::CloneState::inconsistent) LOG_WARN("the clone is inconsistent: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
+    wake_start();
     write_status_file();
     notifier_.ready(status_line());
   }
@@ -92,6 +95,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       base::Bytes out;
       proto::encode_hello(*a.hello_reply, out);
       send_plain(session_, out);
+      wake_announce();  // right after every hello: how to wake the clone
       ++stats_.sessions;
       stats_.peer = session_->peer;
       stats_.session_since_unix_ms = static_cast<uint64_t>(unix_ms_now());
@@ -167,6 +171,7 @@ void Daemon::drain_completions() {
         machine_.on_commit_done(c.status, actions);
         break;
       case Completion::Kind::event: break;
+      case Completion::Kind::checkpoint: wake_on_checkpoint(c.status); break;
     }
     apply_actions(actions);
   }
@@ -187,6 +192,7 @@ void Daemon::on_tick() {
     machine_.force_shutdown(forced);
     apply_actions(forced);
   }
+  wake_tick(now);
   if (now - last_status_ms_ >= kStatusIntervalMs) write_status_file();
   notifier_.watchdog(now);
 }
@@ -238,6 +244,7 @@ void Daemon::stop_loop() {
   }
   conns_.clear();
   session_ = nullptr;
+  wake_close_handles();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
                          reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sigint_)}) {
@@ -285,6 +292,7 @@ void Daemon::write_status_file() {
   s.held_bytes = machine_.held_bytes();
   s.disk = device_->describe();
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  wake_fill_status(s);
   notifier_.status(status_line());
   if (base::Status st = write_live_status(config_.runtime_dir, s); !st.is_ok()) {
     LOG_DEBUG("%s", st.message().c_str());

@@ -252,6 +252,9 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
       break;
     }
     case proto::MsgType::pong: return;
+    case proto::MsgType::sleep_request:
+      if (proto::decode_sleep_request(frame.plain()).is_ok()) return wake_on_sleep_request();
+      break;
     case proto::MsgType::goodbye:
     case proto::MsgType::error: {
       proto::ErrorMsg m;

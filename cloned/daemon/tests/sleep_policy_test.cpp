@@ -2,6 +2,8 @@
 // The sleep policy driven by a fake clock (plain numbers of milliseconds).
 #include <doctest/doctest.h>
 
+#include <string>
+
 #include "cloned/daemon/sleep_policy.h"
 
 using cloned::SleepInputs;
@@ -50,7 +52,8 @@ TEST_CASE("never sleeps mid-epoch, mid-resync, mid-verify, with work pending or 
       {"session", [](SleepInputs& i) { i.session_open = true; }, SleepVerdict::session_open},
   };
   for (const Case& c : cases) {
-    CAPTURE(c.name);
+    const std::string name = c.name;
+    CAPTURE(name);
     SleepPolicy p(kIdleMs, 0);
     // Busy for a long time, far past the idle time: still awake.
     for (uint64_t t = 0; t <= 10 * kIdleMs; t += 1000) {
@@ -58,11 +61,12 @@ TEST_CASE("never sleeps mid-epoch, mid-resync, mid-verify, with work pending or 
       c.set(in);
       REQUIRE(p.decide(in).verdict == c.expected);
     }
-    // Once the condition clears, the idle time counts from then, not from the start.
-    const uint64_t cleared = 10 * kIdleMs + 1000;
-    CHECK(p.decide(idle_armed(cleared)).verdict == SleepVerdict::not_idle_long);
-    CHECK(p.decide(idle_armed(cleared + kIdleMs - 1)).verdict == SleepVerdict::not_idle_long);
-    CHECK(p.decide(idle_armed(cleared + kIdleMs)).sleep());
+    // Once the condition clears, the idle time counts from the last time it
+    // was seen (t = 10 x idle), not from the start.
+    const uint64_t last_busy = 10 * kIdleMs;
+    CHECK(p.decide(idle_armed(last_busy + 1000)).verdict == SleepVerdict::not_idle_long);
+    CHECK(p.decide(idle_armed(last_busy + kIdleMs - 1)).verdict == SleepVerdict::not_idle_long);
+    CHECK(p.decide(idle_armed(last_busy + kIdleMs)).sleep());
   }
 }
 

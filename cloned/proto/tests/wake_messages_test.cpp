@@ -10,6 +10,12 @@ using namespace proto;
 
 namespace {
 
+MsgType type_of(const base::Bytes& b) {
+  base::Result<MsgType> t = peek_type(b);
+  REQUIRE(t.is_ok());
+  return *t;
+}
+
 WakeInfo sample_info() {
   WakeInfo m;
   m.arm = WakeArm::unsupported;
@@ -28,7 +34,7 @@ TEST_CASE("wake_info, going_to_sleep and sleep_request round-trip and peek as th
   base::Bytes b;
   encode_wake_info(sample_info(), b);
   REQUIRE(peek_type(b).is_ok());
-  CHECK(*peek_type(b) == MsgType::wake_info);
+  CHECK(type_of(b) == MsgType::wake_info);
   WakeInfo w;
   REQUIRE(decode_wake_info(b, w).is_ok());
   CHECK(w.arm == WakeArm::unsupported);
@@ -41,7 +47,7 @@ TEST_CASE("wake_info, going_to_sleep and sleep_request round-trip and peek as th
 
   b.clear();
   encode_going_to_sleep({41, 40, "idle for 600 s"}, b);
-  CHECK(*peek_type(b) == MsgType::going_to_sleep);
+  CHECK(type_of(b) == MsgType::going_to_sleep);
   GoingToSleep g;
   REQUIRE(decode_going_to_sleep(b, g).is_ok());
   CHECK(g.applied_seq == 41);
@@ -51,7 +57,7 @@ TEST_CASE("wake_info, going_to_sleep and sleep_request round-trip and peek as th
   b.clear();
   encode_sleep_request(b);
   CHECK(b.size() == 5);
-  CHECK(*peek_type(b) == MsgType::sleep_request);
+  CHECK(type_of(b) == MsgType::sleep_request);
   CHECK(decode_sleep_request(b).is_ok());
 }
 
