@@ -35,6 +35,9 @@ const char kUsage[] =
     "  wake [--interface IF] [--mac MAC]\n"
     "      send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
     "      or the MAC the clone told; out of IF, or [wake] interface\n"
+    "  sleep [--timeout-s N]\n"
+    "      ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
+    "      (default 30) for it to say it goes to sleep\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -138,6 +141,15 @@ base::Status cmd_wake(const config::OriginConfig& c, const config::DerivedKeys&,
   return base::Status::ok();
 }
 
+base::Status cmd_sleep(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  const uint64_t timeout_s = parse_u64("--timeout-s", get(o, "--timeout-s", "30"));
+  if (timeout_s == 0 || timeout_s > 3600) throw UsageError("--timeout-s must be between 1 and 3600");
+  std::string summary;
+  BASE_TRY(origin::request_clone_sleep(c, k, static_cast<uint32_t>(timeout_s * 1000), summary));
+  std::printf("%s\n", summary.c_str());
+  return base::Status::ok();
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -150,6 +162,7 @@ const std::vector<CommandSpec>& commands() {
       {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, cmd_capture},
       {"replay", {"--spool"}, {}, cmd_replay},
       {"wake", {}, {"--interface", "--mac"}, cmd_wake},
+      {"sleep", {}, {"--timeout-s"}, cmd_sleep},
   };
   return table;
 }

@@ -230,6 +230,11 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
            static_cast<unsigned long long>(h.committed_seq), proto::clone_state_name(h.state),
            static_cast<unsigned long long>(next_send_seq_));
   listener_.on_established(h);
+  if (config_.request_sleep) {
+    base::Bytes request;
+    proto::encode_sleep_request(request);
+    queue_plain(request);
+  }
   return base::Status::ok();
 }
 

@@ -46,6 +46,8 @@ struct SessionConfig {
   // the clone's committed position (docs/PROTOCOL.md, rule 2).
   uint64_t acked_seq = 0;
   uint64_t acked_epoch = 0;
+  // Send sleep_request right after the hellos (clone-origin sleep).
+  bool request_sleep = false;
 };
 SessionConfig make_session_config(const config::OriginConfig& config, const config::DerivedKeys& keys);
 // The hello an original of this configuration sends, holding records

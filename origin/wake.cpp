@@ -10,9 +10,14 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <sys/eventfd.h>
 
 #include "base/log.h"
+#include "origin/log.h"
+#include "origin/net.h"
+#include "origin/position.h"
 #include "origin/replicator.h"
+#include "origin/session.h"
 
 namespace origin {
 
@@ -133,6 +138,62 @@ bool looks_asleep(const base::Status& s) {
     default:
       return s.message().find("goes to sleep") != std::string::npos;
   }
+}
+
+namespace {
+
+// Listens to the one session of clone-origin sleep.
+class SleepRequestListener final : public SessionListener {
+ public:
+  SleepRequestListener(std::string state_dir, uint64_t deadline_ms)
+      : state_dir_(std::move(state_dir)), deadline_ms_(deadline_ms) {}
+  void on_established(const proto::Hello&) override {}
+  void on_barrier_ack(uint64_t, uint64_t) override {}
+  void on_committed(uint64_t) override {}
+  void on_receipt_ack(uint64_t) override {}
+  void on_records_queued(uint64_t) override {}
+  void on_bytes_sent(uint64_t) override {}
+  bool stop_requested() const override { return unarmed_ || net::now_ms() >= deadline_ms_; }
+  void on_wake_info(const proto::WakeInfo& info) override {
+    (void)save_clone_wake_info(state_dir_, info);
+    if (!info.armed()) {
+      unarmed_ = true;
+      why_ = std::string(proto::wake_arm_name(info.arm)) + ": " + info.reason;
+    }
+  }
+  bool unarmed() const { return unarmed_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string state_dir_;
+  uint64_t deadline_ms_;
+  bool unarmed_ = false;
+  std::string why_;
+};
+
+}  // namespace
+
+base::Status request_clone_sleep(const config::OriginConfig& c, const config::DerivedKeys& keys, uint32_t timeout_ms,
+                                 std::string& summary) {
+  base::Result<OriginPosition> pos = load_position(c.state_dir);
+  if (!pos) return pos.status();
+  RetainedLog log(c.retention_bytes_max, pos->next_seq);
+  SessionConfig sc = make_session_config(c, keys);
+  sc.request_sleep = true;
+  SleepRequestListener listener(c.state_dir, net::now_ms() + timeout_ms);
+  Session session(sc, log, listener, -1);
+  const SessionOutcome o = session.run();
+  if (!o.status.is_ok() && o.status.message().find("goes to sleep") != std::string::npos) {
+    summary = o.status.message();
+    return base::Status::ok();
+  }
+  if (listener.unarmed())
+    return base::Status::error(EOPNOTSUPP, "the clone stays awake: it cannot be woken by a magic packet (" +
+                                               listener.why() + ").");
+  if (!o.status.is_ok()) return o.status;
+  return base::Status::error(ETIMEDOUT, "the clone did not go to sleep within " + std::to_string(timeout_ms / 1000) +
+                                            " s: it sleeps only when no epoch, resync or verify is under way and every "
+                                            "acknowledged write is committed.");
 }
 
 void attach_wake(Replicator& replicator, const config::OriginConfig& c) {

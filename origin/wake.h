@@ -46,6 +46,12 @@ base::Status send_wake(const wol::SendOptions& options, std::string& summary);
 // out, unreachable, or "the clone goes to sleep".
 bool looks_asleep(const base::Status& session_failure);
 
+// clone-origin sleep: one session that asks the clone to sleep, and waits
+// (at most timeout_ms) for its going_to_sleep. An error when the clone is not
+// armed (it then stays awake and says why) or does not go to sleep in time.
+base::Status request_clone_sleep(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                                 uint32_t timeout_ms, std::string& summary);
+
 // Makes `replicator` remember the clone's wake info and, with [wake] auto,
 // send a magic packet when the clone looks asleep. Call before start().
 void attach_wake(Replicator& replicator, const config::OriginConfig& config);

@@ -47,7 +47,7 @@ struct Rig {
   std::string address;
 
   // `knob`: the testing knob that lets the test double count as armed on a veth.
-  explicit Rig(bool knob) {
+  explicit Rig(bool knob, int idle_sleep_s = kIdleSleepS) {
     if (!ns.ready()) {
       MESSAGE("skipped: " << ns.skip_reason());
       std::exit(77);  // meson: skipped, not passed
@@ -59,7 +59,7 @@ struct Rig {
     std::map<std::string, std::string> clone = {
         {"listen.address", q(address)},
         {"wake.interface", q(wol_test::NetnsPair::kVethB)},
-        {"wake.idle_sleep_s", std::to_string(kIdleSleepS)},
+        {"wake.idle_sleep_s", std::to_string(idle_sleep_s)},
         {"wake.power", q("test-double")},
         {"link.idle_timeout_ms", "5000"},
         {"link.keepalive_interval_ms", "1000"}};
@@ -83,6 +83,11 @@ struct Rig {
                                        "--write-min", "512", "--write-max", "256K", "--epoch-max", "16",
                                        "--compare", d / "clone.img"}),
                         out, 120000);
+  }
+
+  int origin(std::vector<std::string> args, std::string& out) const {
+    args.insert(args.begin(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config});
+    return harness::run(in_ns(ns.a(), args), out, 60000);
   }
 
   std::string live() const { return harness::read_file(d / "clone/run/status.toml"); }
@@ -207,6 +212,60 @@ TEST_CASE("the whole story: idle, the clone announces and sleeps; the original f
   const std::string status = r.status();
   CHECK_MESSAGE(status.find("wake:       wolb " + mac + ", armed") != std::string::npos, status);
 
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and sleeps; clone-origin wake wakes it") {
+  Rig r(/*knob=*/true, /*idle_sleep_s=*/0);  // never sleeps on its own: only the request puts it to sleep
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(3, out) == 0, out);
+
+  // Without the request it stays up (idle_sleep_s = 0).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+  CHECK(r.status().find("never sleeps when idle") != std::string::npos);
+
+  CHECK_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  CHECK_MESSAGE(out.find("the clone goes to sleep (the original asked the clone to sleep.)") != std::string::npos, out);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  CHECK(connect_errno(r) == ECONNREFUSED);
+
+  // clone-origin wake, with the MAC learned from the clone's wake_info.
+  CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
+  CHECK_MESSAGE(out.find("sent a magic packet for ") != std::string::npos, out);
+  CHECK(out.find("one raw frame on wola") != std::string::npos);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live() << harness::read_file(r.d / "cloned.log"));
+  bool listening = false;
+  for (int i = 0; i < 50 && !listening; ++i) {
+    listening = connect_errno(r) == 0;
+    if (!listening) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(listening);
+
+  // A wrong MAC wakes nothing.
+  CHECK(r.origin({"sleep"}, out) == 0);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  CHECK_MESSAGE(r.origin({"wake", "--mac", "02:00:00:00:00:01"}, out) == 0, out);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);
+  CHECK(connect_errno(r) == ECONNREFUSED);
+
+  cloned.signal(SIGTERM);  // while asleep: the simulated sleep is cancelled and the daemon stops cleanly
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
+  Rig r(/*knob=*/false, /*idle_sleep_s=*/0);
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"unsupported\"", 10000), r.live());
+  std::string out;
+  CHECK(r.origin({"sleep", "--timeout-s", "10"}, out) == 1);
+  CHECK_MESSAGE(out.find("the clone stays awake: it cannot be woken by a magic packet (unsupported") != std::string::npos, out);
+  CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+  CHECK(connect_errno(r) == 0);
   cloned.signal(SIGTERM);
   CHECK(cloned.wait(30000) == 0);
 }
