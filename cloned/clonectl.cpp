@@ -161,6 +161,12 @@ void print_json(const Report& r) {
               static_cast<unsigned long long>(s.resync.generation), static_cast<unsigned long long>(s.resync.cursor_bytes),
               json_str(r.running ? r.live.progress : "").c_str(), static_cast<unsigned long long>(r.out_of_sync));
   std::printf("\"decision\": %s, ", json_str(s.decision).c_str());
+  std::printf("\"wake\": {\"interface\": %s, \"mac\": %s, \"arm\": %s, \"reason\": %s, \"phase\": %s, "
+              "\"sleeps\": %llu, \"last_sleep_unix_ms\": %lld, \"last_wake_unix_ms\": %lld}, ",
+              json_str(r.live.wake_interface).c_str(), json_str(r.live.wake_mac).c_str(),
+              json_str(r.running ? r.live.wake_arm : "").c_str(), json_str(r.live.wake_reason).c_str(),
+              json_str(r.running ? r.live.wake_phase : "").c_str(), static_cast<unsigned long long>(r.live.wake_sleep_count),
+              static_cast<long long>(r.live.wake_last_sleep_unix_ms), static_cast<long long>(r.live.wake_last_wake_unix_ms));
   std::printf("\"bytes_received\": %llu, \"disk\": %s, \"disk_failed\": %s}\n",
               static_cast<unsigned long long>(r.running ? r.live.bytes_received : 0),
               json_str(s.disk_identity).c_str(), r.running && r.live.disk_failed ? "true" : "false");
@@ -217,6 +223,7 @@ void print_human(const Report& r) {
     std::printf("received:   %s in %llu records over %llu sessions; %llu refused\n",
                 base::format_bytes(l.bytes_received).c_str(), static_cast<unsigned long long>(l.records_received),
                 static_cast<unsigned long long>(l.sessions), static_cast<unsigned long long>(l.refused));
+    std::printf("wake:       %s\n", cloned::wake_status_line(l).c_str());
     if (l.disk_failed) std::printf("DISK FAILED: the daemon takes no writes; see clonectl events and the journal\n");
   }
   std::printf("disk:       %s\n", s.disk_identity.c_str());

@@ -4,6 +4,8 @@
 // step.
 #include "config/config.h"
 
+#include <cctype>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -199,6 +201,52 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   read_clone_health(doc, c);
 }
 
+bool is_hex_pairs(const std::string& text, size_t pairs) {
+  if (text.size() != pairs * 3 - 1) return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (i % 3 == 2) {
+      if (ch != ':' && ch != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(ch))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void read_clone_wake(TomlDoc& doc, CloneConfig& c) {
+  TomlSection wake = doc.section("wake");
+  wake.string("interface", c.wake_interface);
+  if (wake.u32("idle_sleep_s", c.idle_sleep_s, 0, 604800) && c.idle_sleep_s != 0 && c.idle_sleep_s < 10)
+    wake.fail("idle_sleep_s", "must be 0 (never) or at least 10 seconds, not " + std::to_string(c.idle_sleep_s));
+  if (wake.string("power", c.power_backend) && c.power_backend != "logind" && c.power_backend != "sysfs" &&
+      c.power_backend != "test-double")
+    wake.fail("power", "must be \"logind\", \"sysfs\" or \"test-double\", not \"" + c.power_backend + "\"");
+  if (wake.string("sysfs_mode", c.sysfs_mode) && c.sysfs_mode != "mem" && c.sysfs_mode != "freeze" &&
+      c.sysfs_mode != "standby")
+    wake.fail("sysfs_mode", "must be \"mem\", \"freeze\" or \"standby\", not \"" + c.sysfs_mode + "\"");
+  if (wake.boolean("test_double_counts_as_armed", c.test_double_counts_as_armed) && c.test_double_counts_as_armed &&
+      c.power_backend != "test-double")
+    wake.fail("test_double_counts_as_armed",
+              "is a testing knob, valid only together with power = \"test-double\"; remove it");
+  if (c.idle_sleep_s != 0 && c.wake_interface.empty())
+    wake.fail("idle_sleep_s", "needs wake.interface: without Wake-on-LAN a sleeping clone could not be woken");
+}
+
+void read_origin_wake(TomlDoc& doc, OriginConfig& c) {
+  TomlSection wake = doc.section("wake");
+  if (wake.string("mac", c.wake_mac) && !c.wake_mac.empty() && !is_hex_pairs(c.wake_mac, 6))
+    wake.fail("mac", "must be a MAC address such as \"aa:bb:cc:dd:ee:ff\", not \"" + c.wake_mac + "\"");
+  wake.string("interface", c.wake_interface);
+  wake.string("broadcast", c.wake_broadcast);
+  if (wake.string("password", c.wake_password) && !c.wake_password.empty() && !is_hex_pairs(c.wake_password, 6) &&
+      !is_hex_pairs(c.wake_password, 4))
+    wake.fail("password", "must be 4 or 6 hex pairs such as \"01:02:03:04:05:06\"");
+  wake.boolean("auto", c.wake_auto);
+  uint32_t port = c.wake_udp_port;
+  if (wake.u32("udp_port", port, 1, 65535)) c.wake_udp_port = static_cast<uint16_t>(port);
+}
+
 void read_origin(TomlDoc& doc, const std::string& dir, OriginConfig& c) {
   TomlSection clone = doc.section("clone");
   read_address(clone, "address", c.clone_host, c.clone_port, Need::required);
@@ -242,6 +290,7 @@ base::Result<CloneConfig> load_clone_config(const std::string& path) {
   read_pair(doc, where.dir, c.pair_id, c.secret_file);
   read_target(doc, where.dir, c);
   read_clone_runtime(doc, where.dir, c);
+  read_clone_wake(doc, c);
   BASE_TRY(doc.finish());
   return c;
 }
@@ -255,6 +304,7 @@ base::Result<OriginConfig> load_origin_config(const std::string& path) {
   TomlDoc doc(where.path, *root);
   read_pair(doc, where.dir, c.pair_id, c.secret_file);
   read_origin(doc, where.dir, c);
+  read_origin_wake(doc, c);
   BASE_TRY(doc.finish());
   return c;
 }

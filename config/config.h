@@ -77,6 +77,14 @@ struct CloneConfig {
   // target where the kernel has none). 0 bytes = off.
   uint64_t testing_io_error_offset_bytes = 0;
   uint64_t testing_io_error_length_bytes = 0;
+  // [wake] (docs/WAKE.md)
+  std::string wake_interface;                  // "" = no Wake-on-LAN: never sleeps
+  uint32_t idle_sleep_s = 0;                   // 0 = never sleeps on its own; else 10..604800
+  std::string power_backend = "logind";        // logind, sysfs, test-double
+  std::string sysfs_mode = "mem";              // sysfs: mem, freeze or standby
+  // Testing knob, valid only with power_backend "test-double": the test
+  // double counts as armed where arming is unsupported (a veth).
+  bool test_double_counts_as_armed = false;
 };
 
 struct OriginConfig {
@@ -102,6 +110,14 @@ struct OriginConfig {
   uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: digest and copy unit
   uint64_t resync_rate_bytes_max = 0;           // bytes/s hashed or sent by resync and verify; 0 = no limit
   uint64_t resync_mark_interval_bytes = 64ull << 20;  // 1M..64G: how often the clone persists its cursor
+  // [wake] (docs/WAKE.md): how to wake a sleeping clone. What the clone tells
+  // in its wake_info (remembered in state_dir) fills in what is not set here.
+  std::string wake_mac;               // the clone's MAC, "" = learn it from the clone
+  std::string wake_interface;         // this side's NIC to send on, "" = let routing choose
+  std::string wake_broadcast;         // subnet broadcast, "" = the clone's, learned
+  std::string wake_password;          // SecureOn password, "" = none
+  bool wake_auto = true;              // send a magic packet when the clone is silent
+  uint16_t wake_udp_port = 9;
 };
 
 base::Result<CloneConfig> load_clone_config(const std::string& path);

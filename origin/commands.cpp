@@ -12,6 +12,7 @@
 #include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
+#include "origin/wake.h"
 #include "origin/spool.h"
 
 namespace origin {
@@ -106,6 +107,7 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
   SessionConfig session_config = make_session_config(config, keys);
   session_config.generation = pos->generation;
   Replicator replicator(session_config, make_reconnect_policy(config), log);
+  attach_wake(replicator, config);
   BASE_TRY(replicator.start());
   // Nothing touches the image before the clone has accepted a session: a
   // clone that refuses at once leaves the image and the position as they were.

@@ -15,6 +15,7 @@
 #include "base/units.h"
 #include "config/config.h"
 #include "origin/commands.h"
+#include "origin/wake.h"
 
 namespace {
 
@@ -44,6 +45,12 @@ const char kUsage[] =
     "      print the clone's health reports kept by this original, newest first;\n"
     "      --collect-ms first opens a health-only session (at most MS ms, ending\n"
     "      after a quiet moment) that collects and acknowledges waiting reports\n"
+    "  wake [--interface IF] [--mac MAC]\n"
+    "      send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
+    "      or the MAC the clone told; out of IF, or [wake] interface\n"
+    "  sleep [--timeout-s N]\n"
+    "      ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
+    "      (default 30) for it to say it goes to sleep\n"
     "\n"
     "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
     "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
@@ -173,6 +180,24 @@ base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys
   return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
 }
 
+base::Status cmd_wake(const config::OriginConfig& c, const config::DerivedKeys&, const Options& o) {
+  base::Result<wol::SendOptions> target = origin::wake_target(c, get(o, "--interface"), get(o, "--mac"));
+  if (!target) return target.status();
+  std::string summary;
+  BASE_TRY(origin::send_wake(*target, summary));
+  std::printf("sent a %s\n", summary.c_str());
+  return base::Status::ok();
+}
+
+base::Status cmd_sleep(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
+  const uint64_t timeout_s = parse_u64("--timeout-s", get(o, "--timeout-s", "30"));
+  if (timeout_s == 0 || timeout_s > 3600) throw UsageError("--timeout-s must be between 1 and 3600");
+  std::string summary;
+  BASE_TRY(origin::request_clone_sleep(c, k, static_cast<uint32_t>(timeout_s * 1000), summary));
+  std::printf("%s\n", summary.c_str());
+  return base::Status::ok();
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -187,6 +212,8 @@ const std::vector<CommandSpec>& commands() {
       {"resync", {"--source"}, {"--extent"}, {"--discard-clone-changes"}, cmd_resync},
       {"verify", {"--source"}, {"--extent"}, {"--repair"}, cmd_verify},
       {"health", {}, {"--collect-ms"}, {"--json"}, cmd_health},
+      {"wake", {}, {"--interface", "--mac"}, {}, cmd_wake},
+      {"sleep", {}, {"--timeout-s"}, {}, cmd_sleep},
   };
   return table;
 }

@@ -195,6 +195,10 @@ class Link {
       case proto::MsgType::committed:
       case proto::MsgType::barrier_ack:
       case proto::MsgType::receipt_ack:
+      // Not acknowledged here: the clone keeps its health reports for the
+      // next replication or health session; wake info is for those too.
+      case proto::MsgType::health_report:
+      case proto::MsgType::wake_info:
         return base::Status::ok();
       case proto::MsgType::error:
       case proto::MsgType::goodbye: {

@@ -11,6 +11,7 @@
 #include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
+#include "origin/wake.h"
 #include "origin/spool.h"
 
 namespace origin {
@@ -58,6 +59,7 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
   SessionConfig session_config = make_session_config(config, keys);
   session_config.generation = pos->generation;  // the spool was captured in this generation
   Replicator replicator(session_config, make_reconnect_policy(config), log);
+  attach_wake(replicator, config);
   BASE_TRY(replicator.start());
   std::atomic<uint64_t> done_bytes{0};
   ProgressReporter progress([&] {

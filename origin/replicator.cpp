@@ -39,6 +39,18 @@ Replicator::~Replicator() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
+void Replicator::set_wake_info_handler(std::function<void(const proto::WakeInfo&)> wake_info) {
+  wake_info_handler_ = std::move(wake_info);
+}
+
+void Replicator::set_silence_handler(std::function<void(const base::Status&)> silence) {
+  silence_handler_ = std::move(silence);
+}
+
+void Replicator::on_wake_info(const proto::WakeInfo& info) {
+  if (wake_info_handler_) wake_info_handler_(info);
+}
+
 base::Status Replicator::start() {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) return base::Status::from_errno("cannot create an eventfd");
@@ -98,6 +110,7 @@ void Replicator::run() {
                                                      clause(o.status) + ". Check that cloned runs there and the network.");
       break;
     }
+    if (silence_handler_) silence_handler_(o.status);
     LOG_NOTICE("no session with the clone: %s; trying again in %u ms (attempt %u of %u)", clause(o.status).c_str(),
                delay_ms, failures + 1, policy_.attempts_max);
     if (!sleep_unless_stopped(delay_ms)) break;

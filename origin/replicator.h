@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -51,6 +52,12 @@ class Replicator final : private SessionListener {
   Replicator(const Replicator&) = delete;
   Replicator& operator=(const Replicator&) = delete;
 
+  // Hooks for waking the clone (origin/wake.h); set before start(), they run
+  // on the connection thread. `wake_info`: the clone told how to wake it.
+  // `silence`: a session failed (the status says why), before the backoff wait.
+  void set_wake_info_handler(std::function<void(const proto::WakeInfo&)> wake_info);
+  void set_silence_handler(std::function<void(const base::Status&)> silence);
+
   // Starts the connection thread. Call once.
   base::Status start();
   // Blocks until the clone has acknowledged `seq` as durable (a barrier ack
@@ -84,10 +91,13 @@ class Replicator final : private SessionListener {
   void on_records_queued(uint64_t record_count) override;
   void on_bytes_sent(uint64_t wire_bytes) override;
   bool stop_requested() const override { return stop_.load(); }
+  void on_wake_info(const proto::WakeInfo& info) override;
 
   const SessionConfig session_config_;
   const ReconnectPolicy policy_;
   RetainedLog& log_;
+  std::function<void(const proto::WakeInfo&)> wake_info_handler_;
+  std::function<void(const base::Status&)> silence_handler_;
   int wake_fd_ = -1;  // eventfd, owned
   std::thread thread_;
   std::atomic<bool> stop_{false};

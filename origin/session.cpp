@@ -203,6 +203,9 @@ base::Status Session::handle_control(proto::MsgType type, base::ByteSpan plain) 
       return base::Status::ok();
     case proto::MsgType::health_report:
       return on_health_report(plain);
+    case proto::MsgType::wake_info:
+    case proto::MsgType::going_to_sleep:
+      return on_clone_wake(type, plain);
     default:
       return violation("the clone sent a message of type " + u64s(static_cast<uint64_t>(type)) +
                        ", which only an original sends.");
@@ -253,7 +256,27 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
            static_cast<unsigned long long>(h.committed_seq), proto::clone_state_name(h.state),
            static_cast<unsigned long long>(next_send_seq_));
   listener_.on_established(h);
+  if (config_.request_sleep) {
+    base::Bytes request;
+    proto::encode_sleep_request(request);
+    queue_plain(request);
+  }
   return base::Status::ok();
+}
+
+// The clone's wake info is remembered; a going_to_sleep ends the session as
+// retryable, so that the replicator wakes the clone when it next connects.
+base::Status Session::on_clone_wake(proto::MsgType type, base::ByteSpan plain) {
+  if (type == proto::MsgType::wake_info) {
+    proto::WakeInfo info;
+    if (base::Status s = proto::decode_wake_info(plain, info); !s.is_ok()) return violation(s.message());
+    listener_.on_wake_info(info);
+    return base::Status::ok();
+  }
+  proto::GoingToSleep g;
+  if (base::Status s = proto::decode_going_to_sleep(plain, g); !s.is_ok()) return violation(s.message());
+  LOG_NOTICE("the clone goes to sleep at record %llu: %s", static_cast<unsigned long long>(g.applied_seq), g.reason.c_str());
+  return base::Status::error(ECONNRESET, "the clone goes to sleep (" + g.reason + ")");
 }
 
 base::Status Session::on_clone_error(proto::MsgType type, base::ByteSpan plain) {

@@ -21,6 +21,7 @@
 #include "cloned/proto/frame.h"
 #include "cloned/proto/handshake.h"
 #include "cloned/proto/messages.h"
+#include "cloned/proto/wake_messages.h"
 #include "config/config.h"
 #include "origin/health_inbox.h"
 #include "origin/log.h"
@@ -53,6 +54,8 @@ struct SessionConfig {
   // Only collect health reports: the hello says so (kHelloHealthOnly), no
   // record is sent and the clone's position is not checked against the log.
   bool health_only = false;
+  // Send sleep_request right after the hellos (clone-origin sleep).
+  bool request_sleep = false;
 };
 SessionConfig make_session_config(const config::OriginConfig& config, const config::DerivedKeys& keys);
 // The hello an original of this configuration sends, holding records
@@ -84,6 +87,8 @@ class SessionListener {
   virtual bool stop_requested() const = 0;
   // A health report arrived; `fresh` is false for one kept before (a resend).
   virtual void on_health_report(uint64_t /*id*/, bool /*fresh*/) {}
+  // The clone told how to wake it (origin/wake.h).
+  virtual void on_wake_info(const proto::WakeInfo&) {}
 };
 
 enum class SessionEnd {
@@ -125,6 +130,7 @@ class Session {
   base::Status on_clone_hello(base::ByteSpan plain);
   base::Status on_clone_error(proto::MsgType type, base::ByteSpan plain);
   base::Status on_health_report(base::ByteSpan plain);
+  base::Status on_clone_wake(proto::MsgType type, base::ByteSpan plain);
   base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence);
   base::Status violation(const std::string& what);
   base::Status fatal(int code, const std::string& message);

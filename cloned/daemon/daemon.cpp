@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cloned/daemon/status.h"
+#include "cloned/daemon/wake.h"
 #include "cloned/store/decision.h"
 
 namespace cloned {
@@ -49,6 +50,7 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
 }
 
 Daemon::~Daemon() {
+  wake_.reset();  // joins a sleeper thread (a simulated sleep is cancelled)
   // Workers join here, before the device and the store they use go away.
   health_.reset();
   disk_workers_.reset();
@@ -90,6 +92,7 @@ int Daemon::run() {
     record_event("info", "start", "cloned started on " + device_->describe());
     check_divergence("at startup");
     start_health();
+    wake_start();
     publish_status();
     notifier_.ready(status_line());
   }
@@ -104,6 +107,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       base::Bytes out;
       proto::encode_hello(*a.hello_reply, out);
       send_plain(session_, out);
+      wake_announce();  // right after every hello: how to wake the clone
       ++stats_.sessions;
       stats_.peer = session_->peer;
       stats_.session_since_unix_ms = static_cast<uint64_t>(unix_ms_now());
@@ -200,6 +204,7 @@ void Daemon::drain_completions() {
         machine_.on_commit_done(c.status, actions);
         break;
       case Completion::Kind::event: break;
+      case Completion::Kind::checkpoint: wake_on_checkpoint(c.status); break;
     }
     apply_actions(actions);
   }
@@ -220,6 +225,7 @@ void Daemon::on_tick() {
     machine_.force_shutdown(forced);
     apply_actions(forced);
   }
+  wake_tick(now);
   if (now - last_status_ms_ >= kStatusIntervalMs) {
     refresh_fingerprint_if_quiet();
     publish_status();
@@ -276,6 +282,7 @@ void Daemon::stop_loop() {
   conns_.clear();
   session_ = nullptr;
   if (control_) control_->close();
+  wake_close_handles();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
                          reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sigint_)}) {
@@ -355,6 +362,7 @@ LiveStatus Daemon::live_status() const {
   s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
   if (progress_.active && now_ms() - progress_.updated_ms < 60000)
     s.progress = std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
+  wake_fill_status(s);
   return s;
 }
 

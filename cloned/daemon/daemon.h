@@ -21,15 +21,23 @@
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/health_monitor.h"
 #include "cloned/daemon/notify.h"
+#include "cloned/daemon/sleep_policy.h"
 #include "cloned/daemon/status.h"
+#include "cloned/proto/wake_messages.h"
 #include "cloned/daemon/workers.h"
 #include "cloned/proto/resync.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
+namespace wol {
+struct LinkEvent;
+}
+
 namespace cloned {
 
 struct Conn;
+struct LiveStatus;
+struct WakeRuntime;
 
 // Counters for status and tests.
 struct LinkStats {
@@ -109,6 +117,25 @@ class Daemon {
   void finish_if_done();
   void stop_loop();
 
+  // wake.cpp (docs/WAKE.md)
+  void wake_start();
+  void wake_setup_power();
+  void wake_setup_logind();
+  void wake_logind_reschedule();
+  void wake_arm(const char* when);
+  proto::WakeInfo wake_info() const;
+  void wake_announce();
+  void wake_on_link_event(const wol::LinkEvent& e);
+  void wake_on_sleep_request();
+  SleepInputs wake_inputs(uint64_t now) const;
+  void wake_tick(uint64_t now);
+  void wake_on_checkpoint(const base::Status& s);
+  void wake_enter_sleep();
+  void wake_on_resumed(const base::Status& result);
+  void wake_relisten();
+  void wake_close_handles();
+  void wake_fill_status(LiveStatus& s) const;
+
   config::CloneConfig config_;
   config::DerivedKeys keys_;
   std::unique_ptr<blockio::BlockDevice> device_;
@@ -152,6 +179,7 @@ class Daemon {
   bool fatal_ = false;
   uint64_t last_status_ms_ = 0;
   proto::CloneState last_logged_state_ = proto::CloneState::fresh;
+  std::unique_ptr<WakeRuntime> wake_;
 };
 
 // Milliseconds on the monotonic clock.

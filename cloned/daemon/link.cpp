@@ -277,6 +277,9 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
     case proto::MsgType::resync_done:
       return on_maintenance_frame(c, type, frame);
     case proto::MsgType::health_ack: return on_health_ack(c, frame);
+    case proto::MsgType::sleep_request:
+      if (proto::decode_sleep_request(frame.plain()).is_ok()) return wake_on_sleep_request();
+      break;
     case proto::MsgType::goodbye:
     case proto::MsgType::error: {
       proto::ErrorMsg m;

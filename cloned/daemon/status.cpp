@@ -48,6 +48,17 @@ std::string encode_live_status(const LiveStatus& s) {
   str("disk", s.disk);
   str("listen", s.listen);
   str("progress", s.progress);
+  str("wake_interface", s.wake_interface);
+  str("wake_mac", s.wake_mac);
+  str("wake_arm", s.wake_arm);
+  str("wake_reason", s.wake_reason);
+  str("wake_power", s.wake_power);
+  str("wake_phase", s.wake_phase);
+  str("wake_decision", s.wake_decision);
+  num("wake_idle_sleep_s", s.wake_idle_sleep_s);
+  num("wake_sleep_count", s.wake_sleep_count);
+  num("wake_last_sleep_unix_ms", static_cast<uint64_t>(s.wake_last_sleep_unix_ms));
+  num("wake_last_wake_unix_ms", static_cast<uint64_t>(s.wake_last_wake_unix_ms));
 
   return text;
 }
@@ -85,6 +96,17 @@ base::Result<LiveStatus> decode_live_status(const std::string& text) {
   s.disk = str("disk");
   s.listen = str("listen");
   s.progress = str("progress");
+  s.wake_interface = str("wake_interface");
+  s.wake_mac = str("wake_mac");
+  s.wake_arm = t["wake_arm"].value_or<std::string_view>("not_configured");
+  s.wake_reason = str("wake_reason");
+  s.wake_power = str("wake_power");
+  s.wake_phase = str("wake_phase");
+  s.wake_decision = str("wake_decision");
+  s.wake_idle_sleep_s = u("wake_idle_sleep_s");
+  s.wake_sleep_count = u("wake_sleep_count");
+  s.wake_last_sleep_unix_ms = t["wake_last_sleep_unix_ms"].value_or<int64_t>(0);
+  s.wake_last_wake_unix_ms = t["wake_last_wake_unix_ms"].value_or<int64_t>(0);
   return s;
 }
 

@@ -36,11 +36,26 @@ struct LiveStatus {
   // A resync or verify the original reported: "resync 45.0% (460 MiB of
   // 1 GiB), 120 MiB/s, ETA 5 s"; "" when none runs.
   std::string progress;
+  // Waking (docs/WAKE.md); wake_arm "not_configured" without [wake] interface.
+  std::string wake_interface;
+  std::string wake_mac;
+  std::string wake_arm = "not_configured";  // armed, unsupported, no_permission, error, disarmed
+  std::string wake_reason;
+  std::string wake_power;        // the backend: logind, sysfs, test-double
+  std::string wake_phase;        // awake, preparing, asleep; "" when not configured
+  std::string wake_decision;     // why the clone is awake now
+  uint64_t wake_idle_sleep_s = 0;
+  uint64_t wake_sleep_count = 0;
+  int64_t wake_last_sleep_unix_ms = 0;
+  int64_t wake_last_wake_unix_ms = 0;
 };
 
 // The TOML document, and back. decode names what is wrong with a bad document.
 std::string encode_live_status(const LiveStatus& s);
 base::Result<LiveStatus> decode_live_status(const std::string& text);
+
+// The one-line wake summary clonectl status shows (wake_status.cpp).
+std::string wake_status_line(const LiveStatus& s);
 
 int64_t unix_ms_now();
 

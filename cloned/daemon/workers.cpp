@@ -264,6 +264,16 @@ void StoreWorker::run_job(std::function<base::Status(store::Store&)> fn) {
   wake_.notify_one();
 }
 
+void StoreWorker::checkpoint() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Job job;
+    job.is_checkpoint = true;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
 void StoreWorker::run() {
   for (;;) {
     Job job;
@@ -273,9 +283,11 @@ void StoreWorker::run() {
       if (jobs_.empty()) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
-      if (!job.is_commit && !job.fn) --events_queued_;
+      if (!job.is_commit && !job.is_checkpoint && !job.fn) --events_queued_;
     }
-    if (job.is_commit) {
+    if (job.is_checkpoint) {
+      done_.push(Completion{Completion::Kind::checkpoint, 0, store_.checkpoint()});
+    } else if (job.is_commit) {
       done_.push(Completion{Completion::Kind::commit, 0, store_.save(job.state)});
     } else if (job.fn) {
       done_.push(Completion{Completion::Kind::store_job, 0, job.fn(store_)});

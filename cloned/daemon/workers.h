@@ -27,7 +27,7 @@
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event, digest, store_job, health } kind;  // health: the monitor has reports
+  enum class Kind { io, flush, commit, event, digest, store_job, health, checkpoint } kind;  // health: the monitor has reports
   apply::RecordId id = 0;  // io; digest: the request's id
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
@@ -118,10 +118,13 @@ class StoreWorker {
   // Any other store work, in order with the commits (out-of-sync ranges, ...);
   // its status comes back as a store_job completion.
   void run_job(std::function<base::Status(store::Store&)> job);
+  // Checkpoints the store after the jobs queued before it; completes as Kind::checkpoint.
+  void checkpoint();
 
  private:
   struct Job {
     bool is_commit = false;
+    bool is_checkpoint = false;
     store::ReplicaState state;
     std::string level, kind, message;
     std::function<base::Status(store::Store&)> fn;

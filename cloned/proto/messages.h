@@ -61,6 +61,10 @@ enum class MsgType : uint8_t {
   // Hardware health (health.h): 32..39.
   health_report = 32,  // clone -> original: a hardware health report (health.cpp)
   health_ack = 33,     // original -> clone: that report is kept; drop it from the backlog
+  // 40..47: waking the clone (wake_messages.h).
+  wake_info = 40,       // clone -> original: how to wake it
+  going_to_sleep = 41,  // clone -> original: it sleeps now
+  sleep_request = 42,   // original -> clone: sleep when you can
 };
 // True for every type this version knows (peek_type refuses the others).
 bool is_known_type(uint8_t type);

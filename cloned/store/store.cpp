@@ -121,6 +121,10 @@ base::Status Store::save(const ReplicaState& state) {
   return base::Status::ok();
 }
 
+base::Status Store::checkpoint() {
+  return impl_->exec("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint the write-ahead log");
+}
+
 base::Status Store::append_event(const std::string& level, const std::string& kind,
                                  const std::string& message) {
   // Not prepared statements: sqlite applies PRAGMA synchronous when the

@@ -119,6 +119,9 @@ class Store {
   base::Status append_event(const std::string& level, const std::string& kind,
                             const std::string& message);
   base::Result<std::vector<Event>> recent_events(size_t limit);
+  // Copies the write-ahead log into the database file and truncates it
+  // (before the clone sleeps: a power cut while asleep finds one clean file).
+  base::Status checkpoint();
 
   // Out-of-sync ranges found by verify. add() replaces a range at the same
   // offset; past kMaxOutOfSyncRanges it fails (the verify reports the rest).

@@ -404,3 +404,52 @@ TEST_CASE("HOST:PORT parses IPv4, names and bracketed IPv6, and refuses the rest
   }
   CHECK(host == "fe80::1%eth0");  // untouched by failures
 }
+
+TEST_CASE("the [wake] tables load, and the test-double knob is refused without the test double") {
+  TempDir tmp;
+  const std::string file = tmp.path + "/cloned.toml";
+  write_file(file, kMinimalClone + "[wake]\ninterface = \"eth0\"\nidle_sleep_s = 600\npower = \"sysfs\"\n");
+  auto ok = config::load_clone_config(file);
+  REQUIRE_MESSAGE(ok.is_ok(), ok.status().message());
+  CHECK(ok->wake_interface == "eth0");
+  CHECK(ok->idle_sleep_s == 600);
+  CHECK(ok->power_backend == "sysfs");
+  CHECK_FALSE(ok->test_double_counts_as_armed);
+
+  write_file(file, kMinimalClone + "[wake]\ninterface = \"v\"\npower = \"test-double\"\ntest_double_counts_as_armed = true\n");
+  auto knob = config::load_clone_config(file);
+  REQUIRE_MESSAGE(knob.is_ok(), knob.status().message());
+  CHECK(knob->test_double_counts_as_armed);
+
+  struct Mistake {
+    std::string text, expected;
+  };
+  const Mistake mistakes[] = {
+      {"[wake]\ninterface = \"eth0\"\ntest_double_counts_as_armed = true\n",
+       "valid only together with power = \"test-double\""},
+      {"[wake]\ninterface = \"eth0\"\npower = \"logind\"\ntest_double_counts_as_armed = true\n",
+       "valid only together with power = \"test-double\""},
+      {"[wake]\npower = \"hibernate\"\n", "key 'wake.power' must be"},
+      {"[wake]\ninterface = \"eth0\"\nidle_sleep_s = 5\n", "at least 10 seconds"},
+      {"[wake]\nidle_sleep_s = 60\n", "needs wake.interface"},
+  };
+  for (const Mistake& m : mistakes) {
+    CAPTURE(m.text);
+    write_file(file, kMinimalClone + m.text);
+    auto loaded = config::load_clone_config(file);
+    REQUIRE_FALSE(loaded.is_ok());
+    CHECK(loaded.status().message().find(m.expected) != std::string::npos);
+  }
+
+  const std::string ofile = tmp.path + "/origin.toml";
+  write_file(ofile, kMinimalOrigin + "[wake]\nmac = \"02:aa:bb:cc:dd:ee\"\ninterface = \"eth1\"\nauto = false\n");
+  auto origin = config::load_origin_config(ofile);
+  REQUIRE_MESSAGE(origin.is_ok(), origin.status().message());
+  CHECK(origin->wake_mac == "02:aa:bb:cc:dd:ee");
+  CHECK(origin->wake_interface == "eth1");
+  CHECK_FALSE(origin->wake_auto);
+  write_file(ofile, kMinimalOrigin + "[wake]\nmac = \"02:aa:bb\"\n");
+  auto bad = config::load_origin_config(ofile);
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().message().find("key 'wake.mac' must be a MAC address") != std::string::npos);
+}

@@ -39,6 +39,7 @@ class NetnsPair {
 
  private:
   bool create();
+  bool wait_until_up();
   std::string a_;
   std::string b_;
   bool created_a_ = false;

@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+// Level 3: sleeping and waking with the real cloned and clone-origin, each in
+// its own network namespace, joined by a veth pair (wol/tests/netns.h):
+//   A: the original, wola 10.213.0.1/24  <-- veth -->  B: the clone, wolb 10.213.0.2/24.
+// Power is the test double only ([wake] power = "test-double"): asleep, the
+// daemon closes its listener until a magic packet for wolb's MAC arrives on
+// wolb. Nothing here suspends the machine. The namespaces are deleted by
+// NetnsPair's destructor, also when a check fails; every wait is bounded.
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "test/support/harness.h"
+#include "wol/tests/netns.h"
+
+namespace {
+
+constexpr uint64_t kDiskBytes = 16ull << 20;
+constexpr int kIdleSleepS = 10;  // the smallest the config allows
+
+// harness::Process uses execv: iproute2 by its path.
+std::string ip_path() {
+  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+    if (::access(p, X_OK) == 0) return p;
+  return "ip";
+}
+
+std::vector<std::string> in_ns(const std::string& ns, std::vector<std::string> argv) {
+  argv.insert(argv.begin(), {ip_path(), "netns", "exec", ns});
+  return argv;
+}
+
+std::string q(const std::string& s) { return "\"" + s + "\""; }
+
+struct Rig {
+  wol_test::NetnsPair ns;
+  harness::TempDir d;
+  harness::Pair p;
+  std::string address;
+
+  // `knob`: the testing knob that lets the test double count as armed on a veth.
+  explicit Rig(bool knob, int idle_sleep_s = kIdleSleepS) {
+    if (!ns.ready()) {
+      MESSAGE("skipped: " << ns.skip_reason());
+      std::exit(77);  // meson: skipped, not passed
+    }
+    REQUIRE(harness::make_zero_file(d / "source.img", kDiskBytes));
+    REQUIRE(harness::make_zero_file(d / "clone.img", kDiskBytes));
+    const uint16_t port = harness::free_port();
+    address = std::string(wol_test::NetnsPair::kAddressB) + ":" + std::to_string(port);
+    std::map<std::string, std::string> clone = {
+        {"listen.address", q(address)},
+        {"wake.interface", q(wol_test::NetnsPair::kVethB)},
+        {"wake.idle_sleep_s", std::to_string(idle_sleep_s)},
+        {"wake.power", q("test-double")},
+        {"link.idle_timeout_ms", "5000"},
+        {"link.keepalive_interval_ms", "1000"}};
+    if (knob) clone["wake.test_double_counts_as_armed"] = "true";
+    p = harness::make_pair(d.path(), d / "clone.img", clone,
+                           {{"clone.address", q(address)},
+                            {"wake.interface", q(wol_test::NetnsPair::kVethA)},
+                            {"origin.connect_timeout_ms", "2000"},
+                            {"origin.reconnect_initial_ms", "200"},
+                            {"origin.reconnect_max_ms", "1000"}});
+    REQUIRE_MESSAGE(!p.clone_config.empty(), "clonectl pair failed");
+  }
+
+  std::vector<std::string> cloned_argv() const {
+    return in_ns(ns.b(), {harness::binary("CLONED_BIN"), "--config", p.clone_config});
+  }
+
+  int workload(uint64_t seed, std::string& out) const {
+    return harness::run(in_ns(ns.a(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload",
+                                       "--source", d / "source.img", "--seed", std::to_string(seed), "--bytes", "4M",
+                                       "--write-min", "512", "--write-max", "256K", "--epoch-max", "16",
+                                       "--compare", d / "clone.img"}),
+                        out, 120000);
+  }
+
+  int origin(std::vector<std::string> args, std::string& out) const {
+    args.insert(args.begin(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config});
+    return harness::run(in_ns(ns.a(), args), out, 60000);
+  }
+
+  // The daemon's live status document, as its control socket answers "status".
+  std::string live() const {
+    const std::string path = d / "clone/run/control.sock";
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return "";
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::write(fd, "status\n", 7) == 7) {
+      timeval tv{2, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      char buf[4096];
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  std::string status() const {
+    std::string out;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config}, out);
+    return out;
+  }
+
+  // Polls the live status file until it holds `part` (bounded).
+  bool wait_live(const std::string& part, int timeout_ms) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (live().find(part) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return false;
+  }
+};
+
+// Connects from A's namespace to the clone; returns errno (0 when it connected).
+int connect_errno(const Rig& r) {
+  int result = -1;
+  std::string error;
+  const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
+  bool ok = wol_test::run_in_netns(r.ns.a(), [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, wol_test::NetnsPair::kAddressB, &to.sin_addr);
+    result = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
+    ::close(fd);
+  }, error);
+  REQUIRE_MESSAGE(ok, error);
+  return result;
+}
+
+uint64_t number_after(const std::string& text, const std::string& key) {
+  const size_t at = text.find(key + " = ");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(text.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+}  // namespace
+
+TEST_CASE("on a veth, arming is unsupported: the daemon says so and stays awake past its idle time") {
+  Rig r(/*knob=*/false);
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"unsupported\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  // Past the idle time (10 s) plus margin: it must have decided to stay awake.
+  REQUIRE_MESSAGE(r.wait_live("stays awake: magic-packet wake is not armed", (kIdleSleepS + 10) * 1000),
+                  harness::read_file(r.d / "cloned.log") << r.live());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const std::string live = r.live();
+  CHECK(live.find("wake_phase = \"awake\"") != std::string::npos);
+  CHECK(number_after(live, "wake_sleep_count") == 0);
+  const std::string status = r.status();
+  CHECK_MESSAGE(status.find("wake:       wolb ") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("UNSUPPORTED: the clone stays awake") != std::string::npos, status);
+  const std::string log = harness::read_file(r.d / "cloned.log");
+  CHECK_MESSAGE(log.find("stays awake: magic-packet wake is not armed") != std::string::npos, log);
+
+  // Still serving: a workload replicates, and the original learns the clone
+  // cannot be woken.
+  CHECK(connect_errno(r) == 0);
+  std::string out;
+  CHECK_MESSAGE(r.workload(1, out) == 0, out);
+  CHECK(out.find("identical") != std::string::npos);
+  CHECK_MESSAGE(out.find("cannot be woken by a magic packet (unsupported") != std::string::npos, out);
+  const std::string learned = harness::read_file(r.d / "origin/state/clone-wake.info");
+  CHECK_MESSAGE(learned.find("arm=unsupported") != std::string::npos, learned);
+  CHECK(learned.find("interface=wolb") != std::string::npos);
+
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("the whole story: idle, the clone announces and sleeps; the original finds it silent, wakes it, replicates") {
+  Rig r(/*knob=*/true);
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  const std::string live0 = r.live();
+  const size_t mac_at = live0.find("wake_mac = \"");
+  REQUIRE(mac_at != std::string::npos);
+  const std::string mac = live0.substr(mac_at + 12, 17);
+
+  // 1. A first workload: the original learns how to wake the clone.
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(1, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  CHECK(out.find("identical") != std::string::npos);
+  const std::string learned = harness::read_file(r.d / "origin/state/clone-wake.info");
+  CHECK_MESSAGE(learned.find("mac=" + mac) != std::string::npos, learned);
+  CHECK(learned.find("broadcast=10.213.0.255") != std::string::npos);
+  CHECK(learned.find("arm=armed") != std::string::npos);
+
+  // 2. Idle: the clone goes to sleep, and then does not answer.
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", (kIdleSleepS + 15) * 1000),
+                  harness::read_file(r.d / "cloned.log") << r.live());
+  CHECK(number_after(r.live(), "wake_sleep_count") == 1);
+  CHECK(number_after(r.live(), "wake_last_sleep_unix_ms") > 0);
+  CHECK(connect_errno(r) == ECONNREFUSED);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);  // nothing but a magic packet wakes it
+
+  // 3. New records: the original finds the clone silent, sends the magic
+  // packet, connects, and the replication completes byte-identical.
+  const auto woken_at = std::chrono::steady_clock::now();
+  REQUIRE_MESSAGE(r.workload(2, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  MESSAGE("the second workload (wake + 4 MiB) took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - woken_at).count()
+          << " ms; the original said:\n" << out);
+  CHECK(out.find("identical") != std::string::npos);
+  CHECK_MESSAGE(out.find("the clone does not answer; sent a magic packet for " + mac) != std::string::npos, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(r.d / "source.img", r.d / "clone.img", &diff), "first difference at " << diff);
+  const std::string log = harness::read_file(r.d / "cloned.log");
+  CHECK_MESSAGE(log.find("a magic packet for " + mac + " arrived on wolb") != std::string::npos, log);
+  const std::string live = r.live();
+  CHECK(number_after(live, "wake_last_wake_unix_ms") >= number_after(live, "wake_last_sleep_unix_ms"));
+  const std::string status = r.status();
+  CHECK_MESSAGE(status.find("wake:       wolb " + mac + ", armed") != std::string::npos, status);
+
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and sleeps; clone-origin wake wakes it") {
+  Rig r(/*knob=*/true, /*idle_sleep_s=*/0);  // never sleeps on its own: only the request puts it to sleep
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(3, out) == 0, out);
+
+  // Without the request it stays up (idle_sleep_s = 0).
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+  CHECK(r.status().find("never sleeps when idle") != std::string::npos);
+
+  CHECK_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  CHECK_MESSAGE(out.find("the clone goes to sleep (the original asked the clone to sleep.)") != std::string::npos, out);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  CHECK(connect_errno(r) == ECONNREFUSED);
+
+  // clone-origin wake, with the MAC learned from the clone's wake_info.
+  CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
+  CHECK_MESSAGE(out.find("sent a magic packet for ") != std::string::npos, out);
+  CHECK(out.find("one raw frame on wola") != std::string::npos);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live() << harness::read_file(r.d / "cloned.log"));
+  bool listening = false;
+  for (int i = 0; i < 50 && !listening; ++i) {
+    listening = connect_errno(r) == 0;
+    if (!listening) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(listening);
+
+  // A wrong MAC wakes nothing.
+  CHECK(r.origin({"sleep"}, out) == 0);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  CHECK_MESSAGE(r.origin({"wake", "--mac", "02:00:00:00:00:01"}, out) == 0, out);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);
+  CHECK(connect_errno(r) == ECONNREFUSED);
+
+  cloned.signal(SIGTERM);  // while asleep: the simulated sleep is cancelled and the daemon stops cleanly
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
+  Rig r(/*knob=*/false, /*idle_sleep_s=*/0);
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"unsupported\"", 10000), r.live());
+  std::string out;
+  CHECK(r.origin({"sleep", "--timeout-s", "10"}, out) == 1);
+  CHECK_MESSAGE(out.find("the clone stays awake: it cannot be woken by a magic packet (unsupported") != std::string::npos, out);
+  CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+  CHECK(connect_errno(r) == 0);
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
