@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "base/units.h"
 
+#include <ctime>
+
 #include <time.h>
 
 #include <cctype>
@@ -81,6 +83,15 @@ uint64_t monotonic_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string format_utc_time(int64_t unix_ms) {
+  const time_t t = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm {};
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_ms / 1000) + " (unix time)";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
 }
 
 }  // namespace base

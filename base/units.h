@@ -19,4 +19,7 @@ std::string format_bytes(uint64_t bytes);
 // Monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 uint64_t monotonic_ns();
 
+// Milliseconds since the Unix epoch as "2026-11-22 06:40:01 UTC".
+std::string format_utc_time(int64_t unix_ms);
+
 }  // namespace base

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <string>
 
+#include "base/units.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
@@ -51,12 +52,7 @@ int clonectl_health(int argc, char** argv) {
                 static_cast<long long>(latest->taken_unix_ms), static_cast<unsigned long long>(waiting_count));
     return 0;
   }
-  const time_t t = static_cast<time_t>(latest->taken_unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  std::printf("assessed %s\n%s", when, latest->text.c_str());
+  std::printf("assessed %s\n%s", base::format_utc_time(latest->taken_unix_ms).c_str(), latest->text.c_str());
   std::printf("reports waiting for the original: %llu\n", static_cast<unsigned long long>(waiting_count));
   return 0;
 }

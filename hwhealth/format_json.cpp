@@ -137,6 +137,9 @@ void write_disk_errors(JsonWriter& w, const std::optional<DiskErrorCounters>& d)
   w.end_object();
 }
 
+
+}  // namespace
+
 void write_finding(JsonWriter& w, const Finding& f) {
   w.begin_object();
   w.field("severity", severity_name(f.severity));
@@ -149,8 +152,6 @@ void write_finding(JsonWriter& w, const Finding& f) {
   w.end_object();
   w.end_object();
 }
-
-}  // namespace
 
 std::string format_json(const Snapshot& s) {
   JsonWriter w;

@@ -39,4 +39,9 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+struct Finding;
+// One finding as a JSON object (severity, code, subject, sentence, event,
+// figures), shared by the snapshot and report formats (format_json.cpp).
+void write_finding(JsonWriter& w, const Finding& f);
+
 }  // namespace hwhealth

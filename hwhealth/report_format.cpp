@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/units.h"
 #include "hwhealth/format.h"
 #include "hwhealth/json_writer.h"
 #include "hwhealth/report.h"
@@ -10,32 +11,11 @@
 namespace hwhealth {
 namespace {
 
-std::string utc_time(int64_t unix_ms) {
-  const time_t t = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
   return s;
 }
 
-void write_finding(JsonWriter& w, const Finding& f) {
-  w.begin_object();
-  w.field("severity", severity_name(f.severity));
-  w.field("code", f.code);
-  w.field("subject", f.subject);
-  w.field("sentence", f.sentence);
-  w.field("event", f.event);
-  w.key("figures").begin_object();
-  for (const Figure& fig : f.figures) w.field(fig.key, fig.value);
-  w.end_object();
-  w.end_object();
-}
 
 }  // namespace
 
@@ -63,7 +43,7 @@ Report make_summary_report(const Snapshot& snapshot) {
 }
 
 std::string format_report_text(const Report& r) {
-  std::string out = utc_time(r.created_unix_ms) + "  " + report_kind_name(r.kind) + " (poll " +
+  std::string out = base::format_utc_time(r.created_unix_ms) + "  " + report_kind_name(r.kind) + " (poll " +
                     std::to_string(r.poll_number) + "), verdict " + upper(verdict_name(r.verdict)) + "\n";
   // Sources are listed in summaries; a change of one is among the changes.
   for (const Source& s : r.sources) {

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <string>
 
+#include "base/units.h"
 #include "base/log.h"
 #include "hwhealth/report.h"
 #include "hwhealth/json_writer.h"
@@ -70,15 +71,6 @@ void collect(const config::OriginConfig& config, const config::DerivedKeys& keys
                static_cast<unsigned long long>(listener.received()), static_cast<unsigned long long>(listener.fresh()));
 }
 
-std::string time_text(int64_t unix_ms) {
-  const time_t t = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 }  // namespace
 
 base::Status run_health(const config::OriginConfig& config, const config::DerivedKeys& keys,
@@ -109,7 +101,7 @@ base::Status run_health(const config::OriginConfig& config, const config::Derive
   for (const HealthInbox::Entry* e : newest_first) {
     base::Result<hwhealth::Report> r = hwhealth::decode_report(e->report);
     std::printf("report %llu, received %s: ", static_cast<unsigned long long>(e->id),
-                time_text(e->received_unix_ms).c_str());
+                base::format_utc_time(e->received_unix_ms).c_str());
     if (!r) std::printf("unreadable: %s\n", r.status().message().c_str());
     else std::fputs(hwhealth::format_report_text(*r).c_str(), stdout);
   }

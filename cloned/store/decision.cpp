@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/store/decision.h"
 
-#include <ctime>
+#include "base/units.h"
 
 namespace store {
 
@@ -20,10 +20,7 @@ base::Status apply_decision(ReplicaState& s, Decision d, const std::string& who,
   if (s.state != proto::CloneState::diverged)
     return base::Status::error(EINVAL, std::string("the clone is not Diverged (it is ") + proto::clone_state_name(s.state) +
                                            "); there is nothing to decide.");
-  char when[32] = "?";
-  const time_t t = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm_utc;
-  if (gmtime_r(&t, &tm_utc) != nullptr) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm_utc);
+  const std::string when = base::format_utc_time(unix_ms);
   s.decision = std::string(decision_name(d)) + " at " + when + " by " + who;
   // The disk as it is now is the new baseline either way.
   s.fingerprint_valid = false;
