@@ -57,6 +57,13 @@ uint64_t figure(const std::string& out, const std::string& key) {
   return std::strtoull(out.c_str() + at + key.size() + 1, nullptr, 10);
 }
 
+// "key": N from clonectl's JSON, or UINT64_MAX.
+uint64_t figure_json(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return UINT64_MAX;
+  return std::strtoull(json.c_str() + at + key.size() + 4, nullptr, 10);
+}
+
 std::vector<std::string> origin(const harness::Pair& p, std::vector<std::string> args) {
   std::vector<std::string> a = {harness::binary("ORIGIN_BIN"), "--config", p.origin_config};
   a.insert(a.end(), args.begin(), args.end());
@@ -177,11 +184,24 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   REQUIRE(harness::write_file(r.pair.origin_config, text));
 
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  // Two kill -9 of the clone while the resync runs.
+  // Two kill -9 of the clone while the resync runs, each once the clone has
+  // made more of it durable than before (so a resume past it is owed).
   int kills = 0;
+  uint64_t cursor_seen = 0;
   for (int i = 0; i < 2 && resync.running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-    if (!resync.running()) break;
+    bool progressed = false;
+    for (int t = 0; t < 600 && resync.running() && !progressed; ++t) {
+      std::string json;
+      harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+      const uint64_t cursor = figure_json(json, "resync_cursor_bytes");
+      if (cursor != UINT64_MAX && cursor > cursor_seen) {
+        cursor_seen = cursor;
+        progressed = true;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    if (!progressed || !resync.running()) break;
     r.cloned->signal(SIGKILL);
     CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
     ++kills;
@@ -205,6 +225,7 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   }
   MESSAGE("kills " << kills << ", proxy cuts " << proxy->counts().cuts.load() << ", resumed past byte 0: " << resumed
                    << ", bytes compared by digest over all sessions " << digested << " (disk " << kDisk << ")");
+  CHECK(kills == 2);
   CHECK(kills + proxy->counts().cuts.load() >= 3);
   CHECK(resumed >= 2);
   // A restart from zero after each of the interruptions would compare the disk
