@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -77,12 +78,26 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// open(2) + fdopendir rather than opendir: the descriptor is created and
+// closed by this thread through calls a thread sanitizer sees. (opendir opens
+// inside libc unseen, and the daemon's loop thread closes its sockets inside
+// libuv, also unseen: the same descriptor number then looked shared.)
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> names;
-  std::error_code error;
-  std::filesystem::directory_iterator it(dir, error), end;
-  for (; !error && it != end && names.size() < kDirectoryEntriesMax; it.increment(error))
-    names.push_back(it->path().filename().string());
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return names;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return names;
+  }
+  while (names.size() < kDirectoryEntriesMax) {
+    const dirent* e = ::readdir(d);
+    if (e == nullptr) break;
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
 }
