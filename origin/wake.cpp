@@ -201,7 +201,11 @@ void attach_wake(Replicator& replicator, const config::OriginConfig& c) {
   replicator.set_wake_info_handler([state_dir](const proto::WakeInfo& info) {
     if (base::Status s = save_clone_wake_info(state_dir, info); !s.is_ok())
       LOG_WARN("could not remember how to wake the clone: %s", s.message().c_str());
-    if (!info.armed())
+    // Not configured is a choice (the clone then never sleeps); anything else
+    // is a clone that wanted to sleep and cannot be woken: worth a warning.
+    if (info.arm == proto::WakeArm::not_configured)
+      LOG_INFO("the clone has no Wake-on-LAN configured; it never sleeps (%s)", info.reason.c_str());
+    else if (!info.armed())
       LOG_WARN("the clone cannot be woken by a magic packet (%s: %s); it stays awake instead of sleeping",
                proto::wake_arm_name(info.arm), info.reason.c_str());
   });
