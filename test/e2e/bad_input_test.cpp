@@ -3,6 +3,8 @@
 // Each kind gets a clear refusal, nothing of it reaches the disk, and the
 // daemon then serves a good session.
 #include <doctest/doctest.h>
+
+#include <cstdlib>
 #include <signal.h>
 
 #include <thread>
@@ -247,8 +249,15 @@ TEST_CASE("a flood of connections costs the daemon a small fixed amount of memor
     for (auto& fd : fds) CHECK(t::wait_closed(fd.get(), 3000));
   }
   const long after = rss_kib();
-  MESSAGE("cloned RSS before " << before << " KiB, after 200 stalled connections " << after << " KiB");
-  CHECK(after - before < 2048);
+  // Under AddressSanitizer (scripts/sanitize.sh sets ASAN_OPTIONS for the
+  // daemon it starts) every allocation carries redzones and freed memory sits
+  // in a quarantine, so RSS says little about the daemon's own bound: there
+  // only gross growth fails. The 2 MiB bound is the normal suite's.
+  const bool asan = std::getenv("ASAN_OPTIONS") != nullptr;
+  const long bound_kib = asan ? 16384 : 2048;
+  MESSAGE("cloned RSS before " << before << " KiB, after 200 stalled connections " << after << " KiB (bound "
+                               << bound_kib << " KiB" << (asan ? ", under ASan" : "") << ")");
+  CHECK(after - before < bound_kib);
   r.good_session(2);
   CHECK(r.log().find("too many handshakes in progress") != std::string::npos);
 }
