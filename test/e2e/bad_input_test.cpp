@@ -256,7 +256,7 @@ TEST_CASE("a flood of connections costs the daemon a small fixed amount of memor
   const bool asan = std::getenv("ASAN_OPTIONS") != nullptr;
   const long bound_kib = asan ? 16384 : 2048;
   MESSAGE("cloned RSS before " << before << " KiB, after 200 stalled connections " << after << " KiB (bound "
-                               << bound_kib << " KiB" << (asan ? ", under ASan" : "") << ")");
+                               << bound_kib << " KiB" << std::string(asan ? ", under ASan" : "") << ")");
   CHECK(after - before < bound_kib);
   r.good_session(2);
   CHECK(r.log().find("too many handshakes in progress") != std::string::npos);
