@@ -68,6 +68,14 @@ void HealthMonitor::acked(uint64_t id) {
   cv_.notify_all();
 }
 
+void HealthMonitor::poll_now() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.poll_now = true;
+  }
+  cv_.notify_all();
+}
+
 void HealthMonitor::want_backlog() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -96,7 +104,8 @@ void HealthMonitor::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       auto has_work = [&] {
         const bool io_due = !pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs;
-        return stopping_ || io_due || !pending_.acks.empty() || pending_.backlog || mono_ms() >= next_poll_ms;
+        return stopping_ || io_due || !pending_.acks.empty() || pending_.backlog || pending_.poll_now ||
+               mono_ms() >= next_poll_ms;
       };
       while (!has_work()) {
         uint64_t until = next_poll_ms;
@@ -106,6 +115,7 @@ void HealthMonitor::run() {
       if (stopping_) return;
       work.acks.swap(pending_.acks);
       work.backlog = std::exchange(pending_.backlog, false);
+      if (std::exchange(pending_.poll_now, false)) next_poll_ms = mono_ms();
       if (!pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs) {
         work.io_errors.swap(pending_.io_errors);
         work.io_errors_dropped = std::exchange(pending_.io_errors_dropped, 0);

@@ -67,6 +67,8 @@ class HealthMonitor {
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
   void io_error(IoErrorEvent event);
+  // Poll at once (after a resume from sleep: the hardware may have changed).
+  void poll_now();
   void acked(uint64_t id);
   // A peer is ready for reports: every report in the backlog goes to the outbox.
   void want_backlog();
@@ -80,6 +82,7 @@ class HealthMonitor {
     std::vector<IoErrorEvent> io_errors;
     uint64_t io_errors_dropped = 0;
     bool backlog = false;
+    bool poll_now = false;
   };
   void run();
   void poll(const Work& work);

@@ -362,6 +362,7 @@ void Daemon::wake_on_resumed(const base::Status& result) {
   if (w.link) w.link->on_readable();  // re-check the link: changes queued while asleep
   w.last_arm_state.clear();
   wake_arm("after waking");
+  if (health_) health_->poll_now();  // the hardware may have changed while asleep
   w.relisten_pending = true;
   wake_relisten();
   w.policy.restart_idle(now_ms());

@@ -172,3 +172,16 @@ TEST_CASE("a counter that rises between two polls is reported; unchanged polls m
   CHECK(counter);
   CHECK(finding);
 }
+
+TEST_CASE("poll_now (after a resume from sleep) polls at once, not at the next interval") {
+  Dir d;
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path), std::make_unique<hwhealth::FakeHealthSource>(),
+                          [] {});
+  for (int i = 0; i < 500 && m.polls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(m.polls() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(m.polls() == 1);  // the next one is an hour away
+  m.poll_now();
+  for (int i = 0; i < 500 && m.polls() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(m.polls() == 2);
+}
