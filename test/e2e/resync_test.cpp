@@ -81,12 +81,11 @@ struct Running {
   std::unique_ptr<Process> cloned;
 };
 
-Running start(const TempDir& d, uint64_t disk_bytes, const std::map<std::string, std::string>& clone_over = {},
+Running start(const TempDir& d, const std::map<std::string, std::string>& clone_over = {},
               const std::map<std::string, std::string>& origin_over = {}) {
   Running r;
   r.pair = harness::make_pair(d.path(), d / "clone.img", clone_over, origin_over);
   REQUIRE(!r.pair.clone_config.empty());
-  (void)disk_bytes;
   r.cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config},
                                        d / "cloned.log");
   REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
@@ -114,7 +113,7 @@ TEST_CASE("resync of a 1 GiB image with 1% of its 4 KiB blocks changed sends abo
   picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
   for (uint64_t b : picked) REQUIRE(write_at(d / "source.img", b * 4096, std::string(4096, static_cast<char>(1 + b % 250))));
   CHECK_FALSE(harness::files_equal(d / "source.img", d / "clone.img"));
-  Running r = start(d, kDisk);
+  Running r = start(d);
   std::string out;
   const auto t0 = std::chrono::steady_clock::now();
   int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "4K"}), out, 600000);
@@ -141,7 +140,7 @@ TEST_CASE("a full copy onto a zeroed clone and onto a clone holding unrelated da
     REQUIRE(write_at(d / "source.img", 8 << 20, std::string(16 << 20, '\0')));  // a zero stretch: sent as zero extents
     if (unrelated) REQUIRE(write_random_file(d / "clone.img", kDisk, 6));
     else REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
-    Running r = start(d, kDisk);
+    Running r = start(d);
     std::string out;
     int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
     REQUIRE_MESSAGE(code == 0, out);
@@ -163,7 +162,7 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
   const uint16_t proxy_port = harness::free_port();
   // Slow enough (48 MB/s, digests and data counted) to be interrupted mid-way; marks every 8 MiB.
-  Running r = start(d, kDisk, {{"link.idle_timeout_ms", "2000"}, {"link.keepalive_interval_ms", "300"}},
+  Running r = start(d, {{"link.idle_timeout_ms", "2000"}, {"link.keepalive_interval_ms", "300"}},
                     {{"clone.address", "\"127.0.0.1:" + std::to_string(proxy_port) + "\""},
                      {"resync.rate_max", "\"48M\""},
                      {"resync.mark_interval", "\"8M\""},
@@ -239,7 +238,7 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   constexpr uint64_t kDisk = 64ull << 20;
   REQUIRE(write_random_file(d / "source.img", kDisk, 12));
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
-  Running r = start(d, kDisk);
+  Running r = start(d);
   std::string out;
   REQUIRE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0);
   CHECK(harness::run(origin(r.pair, {"verify", "--source", d / "source.img"}), out) == 0);
@@ -269,7 +268,7 @@ TEST_CASE("a log of another generation, a log with a gap, and a log from before 
   constexpr uint64_t kDisk = 32ull << 20;
   REQUIRE(harness::make_zero_file(d / "source.img", kDisk));
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
-  Running r = start(d, kDisk);
+  Running r = start(d);
   std::string out;
   REQUIRE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}), out) == 0);
   const std::string state_dir = d / "origin/state";
