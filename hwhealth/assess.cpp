@@ -55,8 +55,8 @@ bool more_severe(const Finding& a, const Finding& b) { return a.severity > b.sev
 
 }  // namespace
 
-void assess_counters(const Snapshot& current, const Snapshot& previous, std::vector<Finding>& out) {
-  const std::vector<Counter> before = error_counters(previous);
+void assess_counters(const Snapshot& current, const Baseline& previous, std::vector<Finding>& out) {
+  const std::vector<Counter>& before = previous.counters;
   for (const Counter& now : error_counters(current)) {
     const auto was = std::find_if(before.begin(), before.end(), [&](const Counter& c) { return c.comparable(now); });
     const RiseRule* rule = rise_rule(now.family);
@@ -71,7 +71,7 @@ void assess_counters(const Snapshot& current, const Snapshot& previous, std::vec
   }
 }
 
-std::vector<Finding> assess(const Snapshot& current, const Snapshot* previous) {
+std::vector<Finding> assess(const Snapshot& current, const Baseline* previous) {
   std::vector<Finding> findings;
   auto available = [&current](std::string_view name) {
     const Source* source = current.source(name);

@@ -29,13 +29,13 @@ Snapshot Collector::poll(int64_t now_unix_ms) {
   snapshot.batteries = std::move(batteries.value);
   snapshot.disk_errors = std::move(disk_errors.value);
   snapshot.findings = assess(snapshot, last_ ? &*last_ : nullptr);
-  last_ = snapshot;
+  last_ = baseline_of(snapshot);
   return snapshot;
 }
 
-const Snapshot* Collector::last() const { return last_ ? &*last_ : nullptr; }
+const Baseline* Collector::last() const { return last_ ? &*last_ : nullptr; }
 
-void Collector::restore(Snapshot snapshot) { last_ = std::move(snapshot); }
+void Collector::restore(Baseline baseline) { last_ = std::move(baseline); }
 
 FakeHealthSource::FakeHealthSource() {
   const std::string reason = "not set in the fake";

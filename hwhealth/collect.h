@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "hwhealth/baseline.h"
 #include "hwhealth/snapshot.h"
 
 namespace hwhealth {
@@ -77,29 +78,29 @@ class FakeHealthSource final : public HealthSource {
   uint64_t smart_read_count = 0;  // how many times read_smart() was called
 };
 
-// Polls a HealthSource and keeps the last Snapshot, so that each poll is
-// judged against the one before (counters that rose).
+// Polls a HealthSource and keeps the last poll's Baseline, so that each poll
+// is judged against the one before (counters that rose).
 class Collector {
  public:
   explicit Collector(std::unique_ptr<HealthSource> source);
 
   // Reads all five sources, numbers the snapshot (the last one's + 1, from
   // 1), stamps it with `now_unix_ms`, and fills its findings with
-  // assess(current, last). The result is also kept as the new last one.
+  // assess(current, last). Its Baseline becomes the new last one.
   Snapshot poll(int64_t now_unix_ms);
 
-  // The last snapshot, or nullptr before the first poll.
-  const Snapshot* last() const;
+  // The last poll's Baseline, or nullptr before the first poll.
+  const Baseline* last() const;
 
-  // Makes `snapshot` the last one, e.g. the one stored before a restart, so
+  // Makes `baseline` the last one, e.g. the one stored before a restart, so
   // that the next poll measures rises from it and continues its numbering.
-  void restore(Snapshot snapshot);
+  void restore(Baseline baseline);
 
   HealthSource& source() { return *source_; }
 
  private:
   std::unique_ptr<HealthSource> source_;
-  std::optional<Snapshot> last_;
+  std::optional<Baseline> last_;
 };
 
 }  // namespace hwhealth

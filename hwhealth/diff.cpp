@@ -2,6 +2,7 @@
 // diff(previous, current): the changes the daemon reports to the original.
 #include <algorithm>
 
+#include "hwhealth/baseline.h"
 #include "hwhealth/snapshot.h"
 
 namespace hwhealth {
@@ -11,8 +12,8 @@ void push(std::vector<Change>& changes, Change change) {
   if (changes.size() < kChangesMax) changes.push_back(std::move(change));
 }
 
-void counter_changes(const Snapshot& previous, const Snapshot& current, std::vector<Change>& changes) {
-  const std::vector<Counter> before = error_counters(previous);
+void counter_changes(const Baseline& previous, const Snapshot& current, std::vector<Change>& changes) {
+  const std::vector<Counter>& before = previous.counters;
   for (const Counter& now : error_counters(current)) {
     const auto was = std::find_if(before.begin(), before.end(), [&](const Counter& c) { return c.comparable(now); });
     if (was == before.end() || now.value <= was->value) continue;
@@ -27,9 +28,9 @@ void counter_changes(const Snapshot& previous, const Snapshot& current, std::vec
   }
 }
 
-// A source missing from `previous` (the first poll) counts as changed only
+// A source missing from `previous` (the first poll, with an empty baseline) counts as changed only
 // when it is not available: "SMART is unsupported" is news, "available" is not.
-void source_changes(const Snapshot& previous, const Snapshot& current, std::vector<Change>& changes) {
+void source_changes(const Baseline& previous, const Snapshot& current, std::vector<Change>& changes) {
   for (const Source& now : current.sources) {
     const Source* was = previous.source(now.name);
     if (was != nullptr ? was->availability == now.availability : now.supported()) continue;
@@ -59,7 +60,7 @@ Change finding_change(Change::Kind kind, const Finding& finding) {
   return change;
 }
 
-void finding_changes(const Snapshot& previous, const Snapshot& current, std::vector<Change>& changes) {
+void finding_changes(const Baseline& previous, const Snapshot& current, std::vector<Change>& changes) {
   for (const Finding& finding : current.findings) {
     if (finding.event || !has_identity(previous.findings, finding.identity()))
       push(changes, finding_change(Change::Kind::finding_new, finding));
@@ -72,7 +73,7 @@ void finding_changes(const Snapshot& previous, const Snapshot& current, std::vec
 
 }  // namespace
 
-std::vector<Change> diff(const Snapshot& previous, const Snapshot& current) {
+std::vector<Change> diff(const Baseline& previous, const Snapshot& current) {
   std::vector<Change> changes;
   counter_changes(previous, current, changes);
   source_changes(previous, current, changes);

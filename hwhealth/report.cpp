@@ -5,9 +5,7 @@
 //              verdict:u8 omitted_count:u32
 //              source_count:u8 source*  finding_count:u16 finding*
 //              change_count:u16 change*
-//   source  := name:str availability:u8 reason:str
-//   finding := severity:u8 code:str subject:str sentence:str event:u8
-//              figure_count:u8 (key:str value:str)*
+//   source, finding: see codec.h
 //   change  := kind:u8 severity:u8 key:str sentence:str before:u64 after:u64
 //              has_finding:u8 finding? has_source:u8 source?
 //   str     := length:u16 bytes (UTF-8; each field has its limit in report.h)
@@ -16,37 +14,18 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "hwhealth/codec.h"
+
 namespace hwhealth {
 namespace {
 
-std::string cut(std::string_view s, size_t max_bytes) {
-  if (s.size() <= max_bytes) return std::string(s);
-  size_t n = max_bytes;
-  while (n > 0 && (static_cast<uint8_t>(s[n]) & 0xc0) == 0x80) --n;
-  return std::string(s.substr(0, n));
-}
-
-void put_str(base::ByteWriter& w, std::string_view s, size_t max_bytes) { w.str16(cut(s, max_bytes)); }
-
-void put_source(base::ByteWriter& w, const Source& s) {
-  put_str(w, s.name, kReportNameBytesMax);
-  w.u8(static_cast<uint8_t>(s.availability));
-  put_str(w, s.reason, kReportTextBytesMax);
-}
-
-void put_finding(base::ByteWriter& w, const Finding& f) {
-  w.u8(static_cast<uint8_t>(f.severity));
-  put_str(w, f.code, kReportNameBytesMax);
-  put_str(w, f.subject, kReportNameBytesMax);
-  put_str(w, f.sentence, kReportTextBytesMax);
-  w.u8(f.event ? 1 : 0);
-  const size_t figures = std::min(f.figures.size(), kReportFiguresMax);
-  w.u8(static_cast<uint8_t>(figures));
-  for (size_t i = 0; i < figures; ++i) {
-    put_str(w, f.figures[i].key, kReportNameBytesMax);
-    put_str(w, f.figures[i].value, kReportNameBytesMax);
-  }
-}
+using codec::get_enum;
+using codec::get_finding;
+using codec::get_source;
+using codec::get_str;
+using codec::put_finding;
+using codec::put_source;
+using codec::put_str;
 
 bool has_finding(Change::Kind kind) {
   return kind == Change::Kind::finding_new || kind == Change::Kind::finding_cleared;
@@ -84,54 +63,10 @@ base::Bytes encode_all(const Report& r) {
   return out;
 }
 
-// Reads a string of at most max_bytes; longer is malformed.
-std::string get_str(base::ByteReader& r, size_t max_bytes, bool& ok) {
-  const uint16_t n = r.u16();
-  if (n > max_bytes) ok = false;
-  if (!ok || !r.ok()) return {};
-  base::ByteSpan s = r.span(n);
-  return std::string(s.begin(), s.end());
-}
-
-template <class Enum>
-Enum get_enum(base::ByteReader& r, uint8_t last, bool& ok) {
-  const uint8_t v = r.u8();
-  if (v > last) ok = false;
-  return static_cast<Enum>(v);
-}
-
-Source get_source(base::ByteReader& r, bool& ok) {
-  Source s;
-  s.name = get_str(r, kReportNameBytesMax, ok);
-  s.availability = get_enum<Availability>(r, static_cast<uint8_t>(Availability::failed), ok);
-  s.reason = get_str(r, kReportTextBytesMax, ok);
-  return s;
-}
-
-Finding get_finding(base::ByteReader& r, bool& ok) {
-  Finding f;
-  f.severity = get_enum<Severity>(r, static_cast<uint8_t>(Severity::critical), ok);
-  f.code = get_str(r, kReportNameBytesMax, ok);
-  f.subject = get_str(r, kReportNameBytesMax, ok);
-  f.sentence = get_str(r, kReportTextBytesMax, ok);
-  const uint8_t event = r.u8();
-  if (event > 1) ok = false;
-  f.event = event == 1;
-  const uint8_t figures = r.u8();
-  if (figures > kReportFiguresMax) ok = false;
-  for (uint8_t i = 0; ok && r.ok() && i < figures; ++i) {
-    Figure fig;
-    fig.key = get_str(r, kReportNameBytesMax, ok);
-    fig.value = get_str(r, kReportNameBytesMax, ok);
-    f.figures.push_back(std::move(fig));
-  }
-  return f;
-}
-
 Change get_change(base::ByteReader& r, bool& ok) {
   Change c;
-  c.kind = get_enum<Change::Kind>(r, static_cast<uint8_t>(Change::Kind::source_changed), ok);
-  c.severity = get_enum<Severity>(r, static_cast<uint8_t>(Severity::critical), ok);
+  c.kind = get_enum(r, Change::Kind::source_changed, ok);
+  c.severity = get_enum(r, Severity::critical, ok);
   c.key = get_str(r, kReportNameBytesMax, ok);
   c.sentence = get_str(r, kReportTextBytesMax, ok);
   c.before = r.u64();
@@ -197,7 +132,7 @@ base::Result<Report> decode_report(base::ByteSpan bytes) {
   if (out.kind != ReportKind::changes && out.kind != ReportKind::summary) ok = false;
   out.created_unix_ms = static_cast<int64_t>(r.u64());
   out.poll_number = r.u64();
-  out.verdict = get_enum<Verdict>(r, static_cast<uint8_t>(Verdict::critical), ok);
+  out.verdict = get_enum(r, Verdict::critical, ok);
   out.omitted_count = r.u32();
   const uint8_t sources = r.u8();
   if (sources > kReportSourcesMax) return malformed(std::to_string(sources) + " sources");

@@ -16,6 +16,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "hwhealth/codec.h"
 #include "hwhealth/snapshot.h"
 
 namespace hwhealth {
@@ -26,9 +27,9 @@ inline constexpr uint8_t kReportVersion = 1;
 // left out, critical ones last, and counted in omitted_count.
 inline constexpr size_t kReportBytesMax = 48 * 1024;
 inline constexpr size_t kReportSourcesMax = 8;
-inline constexpr size_t kReportFiguresMax = 32;
-inline constexpr size_t kReportTextBytesMax = 1024;  // sentences, reasons
-inline constexpr size_t kReportNameBytesMax = 256;   // codes, subjects, keys, figure keys and values
+inline constexpr size_t kReportFiguresMax = codec::kFiguresMax;
+inline constexpr size_t kReportTextBytesMax = codec::kTextBytesMax;  // sentences, reasons
+inline constexpr size_t kReportNameBytesMax = codec::kNameBytesMax;  // codes, subjects, keys, figure keys and values
 
 enum class ReportKind : uint8_t {
   changes = 1,  // what changed since the previous poll

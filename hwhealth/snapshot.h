@@ -3,9 +3,10 @@
 // since the poll before.
 //
 // A Snapshot is a plain value: the Collector (collect.h) makes one per poll,
-// the daemon keeps the last one (and may store it, so that a restart still
-// compares against it), formats it for `clonectl health` (format.h) and sends
-// diff(previous, current) to the original as reports. Bounded: every list in
+// keeps what the next poll compares against (its Baseline, baseline.h; the
+// daemon stores it, so that a restart still compares against it), the daemon
+// formats it for `clonectl health` (format.h) and sends diff(previous,
+// current) to the original as reports. Bounded: every list in
 // it has a k*Max limit (sysfs.h, ata.h, kFindingsMax).
 #pragma once
 
@@ -22,6 +23,8 @@
 #include "hwhealth/sysfs.h"
 
 namespace hwhealth {
+
+struct Baseline;  // baseline.h
 
 inline constexpr size_t kFindingsMax = 256;
 inline constexpr size_t kChangesMax = 512;
@@ -74,6 +77,7 @@ struct Counter {
   uint64_t instance = 0;
 
   bool comparable(const Counter& other) const { return key == other.key && instance == other.instance; }
+  bool operator==(const Counter&) const = default;
 };
 // The error counters of the available sources, sorted by key.
 std::vector<Counter> error_counters(const Snapshot& snapshot);
@@ -97,9 +101,10 @@ struct Change {
 };
 const char* change_kind_name(Change::Kind kind);  // "counter_rose", "finding_new", ...
 
-// What changed from `previous` to `current` (counters, then sources, then
-// findings), at most kChangesMax entries. Counters that fell (a reset, a new
-// disk) are not changes; the findings decide what that means.
-std::vector<Change> diff(const Snapshot& previous, const Snapshot& current);
+// What changed from `previous` (baseline_of() the poll before; an empty
+// Baseline on the very first poll) to `current`: counters, then sources,
+// then findings, at most kChangesMax entries. Counters that fell (a reset, a
+// new disk) are not changes; the findings decide what that means.
+std::vector<Change> diff(const Baseline& previous, const Snapshot& current);
 
 }  // namespace hwhealth

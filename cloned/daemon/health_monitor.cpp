@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "base/units.h"
+#include "hwhealth/baseline.h"
 #include "hwhealth/format.h"
 
 namespace cloned {
@@ -28,6 +29,16 @@ uint64_t mono_ms() { return base::monotonic_ns() / 1'000'000; }
 std::string errno_text(int err) {
   char buf[128];
   return std::string(strerror_r(err, buf, sizeof buf));
+}
+
+store::HealthReportRow row_of(const hwhealth::Report& report) {
+  const base::Bytes bytes = hwhealth::encode_report(report);
+  store::HealthReportRow row;
+  row.created_unix_ms = report.created_unix_ms;
+  row.summary = report.kind == hwhealth::ReportKind::summary;
+  row.critical = report.worst() == hwhealth::Severity::critical;
+  row.bytes.assign(bytes.begin(), bytes.end());
+  return row;
 }
 
 }  // namespace
@@ -96,7 +107,30 @@ uint64_t HealthMonitor::polls() const {
   return polls_;
 }
 
+void HealthMonitor::restore_baseline() {
+  base::Result<store::HealthBaseline> stored = store_->health_baseline();
+  if (!stored) {
+    LOG_WARN("health: could not read the stored baseline (%s); the first poll reports every finding as new",
+             stored.status().message().c_str());
+    return;
+  }
+  if (stored->bytes.empty()) return;  // a new store
+  const base::ByteSpan bytes(reinterpret_cast<const uint8_t*>(stored->bytes.data()), stored->bytes.size());
+  base::Result<hwhealth::Baseline> baseline = hwhealth::decode_baseline(bytes);
+  if (!baseline) {
+    LOG_WARN("health: the stored baseline is unreadable (%s); the first poll reports every finding as new",
+             baseline.status().message().c_str());
+    return;
+  }
+  LOG_INFO("health: the first poll compares with poll %llu of %s (%zu lasting finding(s))",
+           static_cast<unsigned long long>(baseline->poll_number), base::format_utc_time(baseline->taken_unix_ms).c_str(),
+           baseline->findings.size());
+  collector_.restore(std::move(*baseline));
+  last_summary_unix_ms_ = stored->summary_unix_ms;
+}
+
 void HealthMonitor::run() {
+  restore_baseline();
   uint64_t next_poll_ms = mono_ms();  // the first poll at once
   for (;;) {
     Work work;
@@ -171,48 +205,49 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
 
 void HealthMonitor::poll(const Work& work) {
   const int64_t now = unix_ms();
+  const hwhealth::Baseline before = collector_.last() != nullptr ? *collector_.last() : hwhealth::Baseline{};
+  const int64_t summary_before = last_summary_unix_ms_;
   hwhealth::Snapshot snapshot = collector_.poll(now);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++polls_;  // before its reports are posted: a reader of both sees them in order
   }
   add_io_findings(snapshot, work);
-  const std::vector<hwhealth::Change> changes = diff(previous_ ? *previous_ : hwhealth::Snapshot{}, snapshot);
-  previous_ = snapshot;
+  const std::vector<hwhealth::Change> changes = diff(before, snapshot);
   for (const hwhealth::Change& c : changes) {
     if (c.severity == hwhealth::Severity::critical) LOG_ERROR("health: %s", hwhealth::format_change_text(c).c_str());
     else if (c.severity == hwhealth::Severity::warning) LOG_WARN("health: %s", hwhealth::format_change_text(c).c_str());
     else LOG_INFO("health: %s", hwhealth::format_change_text(c).c_str());
   }
-  if (!changes.empty()) store_report(hwhealth::make_changes_report(snapshot, changes));
-  if (last_summary_unix_ms_ == 0 || now - last_summary_unix_ms_ >= int64_t{settings_.summary_interval_s} * 1000) {
+  store::HealthPoll record;
+  if (!changes.empty()) record.reports.push_back(row_of(hwhealth::make_changes_report(snapshot, changes)));
+  // Due after summary_interval_s, also across restarts; and at once when the
+  // clock went back past the last one.
+  if (last_summary_unix_ms_ == 0 || now < last_summary_unix_ms_ ||
+      now - last_summary_unix_ms_ >= int64_t{settings_.summary_interval_s} * 1000) {
     last_summary_unix_ms_ = now;
-    store_report(hwhealth::make_summary_report(snapshot));
+    record.reports.push_back(row_of(hwhealth::make_summary_report(snapshot)));
   }
-  store::HealthAssessment latest{now, hwhealth::verdict_name(hwhealth::verdict(snapshot)),
-                                 hwhealth::format_text(snapshot, {.details = true}), hwhealth::format_json(snapshot)};
-  if (base::Status s = store_->health_set_latest(latest); !s.is_ok())
-    LOG_WARN("could not store the health assessment: %s", s.message().c_str());
-}
-
-void HealthMonitor::store_report(const hwhealth::Report& report) {
-  base::Bytes bytes = hwhealth::encode_report(report);
-  store::HealthReportRow row;
-  row.created_unix_ms = report.created_unix_ms;
-  row.summary = report.kind == hwhealth::ReportKind::summary;
-  row.critical = report.worst() == hwhealth::Severity::critical;
-  row.bytes.assign(bytes.begin(), bytes.end());
+  record.latest = {now, hwhealth::verdict_name(hwhealth::verdict(snapshot)),
+                   hwhealth::format_text(snapshot, {.details = true}), hwhealth::format_json(snapshot)};
+  const base::Bytes baseline = hwhealth::encode_baseline(*collector_.last());
+  record.baseline = {last_summary_unix_ms_, std::string(baseline.begin(), baseline.end())};
   size_t dropped = 0;
-  base::Result<uint64_t> id = store_->health_append(row, settings_.backlog_max, &dropped);
-  if (!id) {
-    LOG_ERROR("could not keep a health report for the original: %s", id.status().message().c_str());
+  if (base::Status s = store_->health_record_poll(record, settings_.backlog_max, &dropped); !s.is_ok()) {
+    // Nothing of this poll was kept: the next one compares with the poll
+    // before, so that what changed now is reported then.
+    LOG_ERROR("could not keep this health poll and its reports for the original: %s", s.message().c_str());
+    collector_.restore(before);
+    last_summary_unix_ms_ = summary_before;
     return;
   }
   if (dropped > 0)
     LOG_WARN("the health backlog is full (%u reports): dropped %zu older report(s)", settings_.backlog_max, dropped);
-  LOG_DEBUG("health report %llu (%s, %zu bytes) waits for the original", static_cast<unsigned long long>(*id),
-            hwhealth::report_kind_name(report.kind), bytes.size());
-  post(*id, std::move(bytes));
+  for (store::HealthReportRow& row : record.reports) {
+    LOG_DEBUG("health report %llu (%s, %zu bytes) waits for the original", static_cast<unsigned long long>(row.id),
+              row.summary ? "summary" : "changes", row.bytes.size());
+    post(row.id, base::Bytes(row.bytes.begin(), row.bytes.end()));
+  }
 }
 
 void HealthMonitor::post_backlog() {

@@ -6,7 +6,10 @@
 // changed (and a periodic summary) into reports, stores them in the state
 // store's backlog (its own Store connection, used only by this thread), keeps
 // the latest assessment there for `clonectl health`, and deletes a report
-// only once the original acknowledged it.
+// only once the original acknowledged it. Each poll's reports, assessment
+// and baseline (what the next poll compares against) go to the store in one
+// transaction; the thread starts from the stored baseline, so a restart
+// reports only what changed since the last poll before it.
 //
 // Threads: the public methods may be called from any thread (the loop
 // thread in the daemon). Reports to send are collected in an outbox; `wake`
@@ -86,8 +89,8 @@ class HealthMonitor {
   };
   void run();
   void poll(const Work& work);
+  void restore_baseline();
   void add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const;
-  void store_report(const hwhealth::Report& report);
   void post_backlog();
   void post(uint64_t id, base::Bytes bytes);
 
@@ -95,7 +98,6 @@ class HealthMonitor {
   std::unique_ptr<store::Store> store_;  // this thread's connection
   hwhealth::Collector collector_;
   std::function<void()> wake_;
-  std::optional<hwhealth::Snapshot> previous_;
   int64_t last_summary_unix_ms_ = 0;
   uint64_t last_io_poll_ms_ = 0;
 

@@ -9,6 +9,9 @@
 //                   restarts: ids are monotonic), created_unix_ms, summary
 //                   (0/1), critical (0/1), bytes BLOB (hwhealth::encode_report).
 //   health_latest   one row, id = 1: taken_unix_ms, verdict, text, json.
+//   health_baseline one row, id = 1: summary_unix_ms (the last periodic
+//                   summary), bytes BLOB (hwhealth::encode_baseline: what
+//                   the next poll compares against, also after a restart).
 //
 // A read-only store (clonectl) whose tables do not exist yet reads as empty.
 #include "cloned/store/store_impl.h"
@@ -30,6 +33,11 @@ CREATE TABLE IF NOT EXISTS health_latest (
   verdict TEXT NOT NULL,
   text TEXT NOT NULL,
   json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health_baseline (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  summary_unix_ms INTEGER NOT NULL,
+  bytes BLOB NOT NULL
 );
 )sql";
 
@@ -76,15 +84,10 @@ base::Result<bool> drop_one(Impl& impl, size_t max, const char* victim_sql) {
   return sqlite3_changes(impl.db) > 0;
 }
 
-}  // namespace
-
-base::Result<uint64_t> Store::health_append(const HealthReportRow& row, size_t backlog_max, size_t* dropped) {
-  Impl& impl = *impl_;
-  BASE_TRY(ensure_tables(impl));
-  BASE_TRY(impl.exec("BEGIN IMMEDIATE", "begin storing a health report"));
-  base::Status status = base::Status::ok();
+// Inserts `row` and trims the backlog, inside the caller's transaction.
+template <class Impl>
+base::Result<uint64_t> append_report(Impl& impl, const HealthReportRow& row, size_t backlog_max, size_t& dropped) {
   uint64_t id = 0;
-  size_t dropped_count = 0;
   {
     Query insert(impl.db,
                  "INSERT INTO health_reports (created_unix_ms, summary, critical, bytes) VALUES (?1, ?2, ?3, ?4)");
@@ -95,27 +98,91 @@ base::Result<uint64_t> Store::health_append(const HealthReportRow& row, size_t b
       sqlite3_bind_blob(insert.get(), 4, row.bytes.data(), static_cast<int>(row.bytes.size()), SQLITE_STATIC);
       insert.step();
     }
-    if (insert.rc() != SQLITE_DONE) status = impl.fail("store a health report", insert.rc());
+    if (insert.rc() != SQLITE_DONE) return impl.fail("store a health report", insert.rc());
     id = static_cast<uint64_t>(sqlite3_last_insert_rowid(impl.db));
   }
   // Oldest summaries first, then the oldest non-critical; never a critical.
   for (const char* victim : {"DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE summary = 1)",
                              "DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE critical = 0)"}) {
-    while (status) {
+    for (;;) {
       base::Result<bool> dropped_one = drop_one(impl, backlog_max, victim);
-      if (!dropped_one) status = dropped_one.status();
-      else if (!*dropped_one) break;
-      else ++dropped_count;
+      if (!dropped_one) return dropped_one.status();
+      if (!*dropped_one) break;
+      ++dropped;
     }
   }
-  if (status) status = impl.exec("COMMIT", "commit a health report");
-  if (!status) {
-    (void)impl.exec("ROLLBACK", "roll back");
-    return status;
+  return id;
+}
+
+template <class Impl>
+base::Status set_latest(Impl& impl, const HealthAssessment& latest) {
+  Query q(impl.db, "INSERT OR REPLACE INTO health_latest (id, taken_unix_ms, verdict, text, json) VALUES (1, ?1, ?2, ?3, ?4)");
+  if (q.prepared()) {
+    sqlite3_bind_int64(q.get(), 1, latest.taken_unix_ms);
+    sqlite3_bind_text(q.get(), 2, latest.verdict.data(), static_cast<int>(latest.verdict.size()), SQLITE_STATIC);
+    sqlite3_bind_text(q.get(), 3, latest.text.data(), static_cast<int>(latest.text.size()), SQLITE_STATIC);
+    sqlite3_bind_text(q.get(), 4, latest.json.data(), static_cast<int>(latest.json.size()), SQLITE_STATIC);
+    q.step();
   }
+  return q.rc() == SQLITE_DONE ? base::Status::ok() : impl.fail("store the latest health assessment", q.rc());
+}
+
+template <class Impl>
+base::Status set_baseline(Impl& impl, const HealthBaseline& baseline) {
+  Query q(impl.db, "INSERT OR REPLACE INTO health_baseline (id, summary_unix_ms, bytes) VALUES (1, ?1, ?2)");
+  if (q.prepared()) {
+    sqlite3_bind_int64(q.get(), 1, baseline.summary_unix_ms);
+    sqlite3_bind_blob(q.get(), 2, baseline.bytes.data(), static_cast<int>(baseline.bytes.size()), SQLITE_STATIC);
+    q.step();
+  }
+  return q.rc() == SQLITE_DONE ? base::Status::ok() : impl.fail("store the health baseline", q.rc());
+}
+
+// Runs `body` in one synchronous transaction: all of it or none.
+template <class Impl, class Body>
+base::Status in_transaction(Impl& impl, const std::string& what, Body body) {
+  BASE_TRY(ensure_tables(impl));
+  BASE_TRY(impl.exec("BEGIN IMMEDIATE", "begin to " + what));
+  base::Status status = body();
+  if (status) status = impl.exec("COMMIT", "commit to " + what);
+  if (!status) (void)impl.exec("ROLLBACK", "roll back");
+  return status;
+}
+
+}  // namespace
+
+base::Result<uint64_t> Store::health_append(const HealthReportRow& row, size_t backlog_max, size_t* dropped) {
+  Impl& impl = *impl_;
+  uint64_t id = 0;
+  size_t dropped_count = 0;
+  BASE_TRY(in_transaction(impl, "store a health report", [&]() -> base::Status {
+    base::Result<uint64_t> appended = append_report(impl, row, backlog_max, dropped_count);
+    if (!appended) return appended.status();
+    id = *appended;
+    return base::Status::ok();
+  }));
   if (dropped != nullptr) *dropped = dropped_count;
   return id;
 }
+
+base::Status Store::health_record_poll(HealthPoll& poll, size_t backlog_max, size_t* dropped) {
+  Impl& impl = *impl_;
+  size_t dropped_count = 0;
+  std::vector<uint64_t> ids;
+  BASE_TRY(in_transaction(impl, "store a health poll", [&]() -> base::Status {
+    for (const HealthReportRow& row : poll.reports) {
+      base::Result<uint64_t> appended = append_report(impl, row, backlog_max, dropped_count);
+      if (!appended) return appended.status();
+      ids.push_back(*appended);
+    }
+    BASE_TRY(set_latest(impl, poll.latest));
+    return set_baseline(impl, poll.baseline);
+  }));
+  for (size_t i = 0; i < ids.size(); ++i) poll.reports[i].id = ids[i];
+  if (dropped != nullptr) *dropped = dropped_count;
+  return base::Status::ok();
+}
+
 
 base::Result<std::vector<HealthReportRow>> Store::health_backlog(size_t limit) {
   Impl& impl = *impl_;
@@ -164,15 +231,7 @@ base::Result<uint64_t> Store::health_backlog_count() {
 base::Status Store::health_set_latest(const HealthAssessment& latest) {
   Impl& impl = *impl_;
   BASE_TRY(ensure_tables(impl));
-  Query q(impl.db, "INSERT OR REPLACE INTO health_latest (id, taken_unix_ms, verdict, text, json) VALUES (1, ?1, ?2, ?3, ?4)");
-  if (q.prepared()) {
-    sqlite3_bind_int64(q.get(), 1, latest.taken_unix_ms);
-    sqlite3_bind_text(q.get(), 2, latest.verdict.data(), static_cast<int>(latest.verdict.size()), SQLITE_STATIC);
-    sqlite3_bind_text(q.get(), 3, latest.text.data(), static_cast<int>(latest.text.size()), SQLITE_STATIC);
-    sqlite3_bind_text(q.get(), 4, latest.json.data(), static_cast<int>(latest.json.size()), SQLITE_STATIC);
-    q.step();
-  }
-  return q.rc() == SQLITE_DONE ? base::Status::ok() : impl.fail("store the latest health assessment", q.rc());
+  return set_latest(impl, latest);
 }
 
 base::Result<HealthAssessment> Store::health_latest() {
@@ -190,6 +249,22 @@ base::Result<HealthAssessment> Store::health_latest() {
   out.verdict = column_text(q.get(), 1);
   out.text = column_text(q.get(), 2);
   out.json = column_text(q.get(), 3);
+  return out;
+}
+
+base::Result<HealthBaseline> Store::health_baseline() {
+  Impl& impl = *impl_;
+  HealthBaseline out;
+  Query q(impl.db, "SELECT summary_unix_ms, bytes FROM health_baseline WHERE id = 1");
+  if (!q.prepared()) {
+    if (missing_table(impl.db)) return out;
+    return impl.fail("read the health baseline", q.rc());
+  }
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return out;
+  if (rc != SQLITE_ROW) return impl.fail("read the health baseline", rc);
+  out.summary_unix_ms = sqlite3_column_int64(q.get(), 0);
+  out.bytes = column_text(q.get(), 1);
   return out;
 }
 

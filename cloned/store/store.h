@@ -95,6 +95,20 @@ struct HealthAssessment {
   std::string json;     // hwhealth::format_json()
 };
 
+// What the next health poll compares against (hwhealth/baseline.h), kept
+// across restarts so that they do not report old findings again.
+struct HealthBaseline {
+  int64_t summary_unix_ms = 0;  // when the last periodic summary was made; 0: never
+  std::string bytes;            // hwhealth::encode_baseline(); empty when none was stored
+};
+
+// What one health poll leaves in the store (health_record_poll).
+struct HealthPoll {
+  std::vector<HealthReportRow> reports;  // their ids are assigned by the store
+  HealthAssessment latest;
+  HealthBaseline baseline;
+};
+
 enum class OpenMode { read_write, read_only };
 
 inline constexpr size_t kMaxEvents = 10000;  // older events are deleted
@@ -143,6 +157,13 @@ class Store {
   base::Status health_acked(uint64_t id);
   base::Result<uint64_t> health_backlog_count();
   base::Status health_set_latest(const HealthAssessment& latest);
+  // One poll's reports (appended as health_append does; their ids are set in
+  // `poll`), its assessment and its baseline, in one synchronous transaction:
+  // a power cut keeps all of it or none, so a report is never lost while its
+  // baseline says it was made, nor made twice.
+  base::Status health_record_poll(HealthPoll& poll, size_t backlog_max, size_t* dropped = nullptr);
+  // The stored baseline; empty bytes when there is none (a new store).
+  base::Result<HealthBaseline> health_baseline();
   // nullopt-like: taken_unix_ms == 0 when no assessment was stored yet.
   base::Result<HealthAssessment> health_latest();
 

@@ -49,12 +49,12 @@ void judge(std::optional<hwhealth::AtaHealth> ata, std::optional<hwhealth::NvmeH
   snapshot.smart.device = "/dev/fuzz";
   snapshot.smart.ata = std::move(ata);
   snapshot.smart.nvme = nvme;
-  hwhealth::Snapshot previous = snapshot;
+  const hwhealth::Baseline previous = hwhealth::baseline_of(snapshot);
   snapshot.findings = hwhealth::assess(snapshot, &previous);
   assert(snapshot.findings.size() <= hwhealth::kFindingsMax);
   (void)hwhealth::format_text(snapshot, hwhealth::TextOptions{.details = true});
   (void)hwhealth::format_json(snapshot);
-  (void)hwhealth::diff(hwhealth::Snapshot{}, snapshot);
+  (void)hwhealth::diff(hwhealth::Baseline{}, snapshot);
 }
 
 void fuzz_ata(base::ByteSpan input) {

@@ -32,7 +32,9 @@ bool has(const std::vector<hwhealth::Finding>& findings, const std::string& code
 }
 
 std::vector<hwhealth::Finding> judge(const hwhealth::Snapshot& s, const hwhealth::Snapshot* previous = nullptr) {
-  return hwhealth::assess(s, previous);
+  if (previous == nullptr) return hwhealth::assess(s, nullptr);
+  const hwhealth::Baseline before = hwhealth::baseline_of(*previous);
+  return hwhealth::assess(s, &before);
 }
 
 hwhealth::Snapshot nvme_snapshot(const hwhealth::NvmeHealth& nvme) {

@@ -74,11 +74,13 @@ TEST_CASE("the collector numbers its polls, keeps the last, and judges a rise ag
   CHECK(has(third.findings, "ata.reallocated"));
 }
 
-TEST_CASE("a restored snapshot continues the numbering and is the baseline for rises") {
+TEST_CASE("a restored baseline continues the numbering and is the baseline for rises") {
   auto owned = healthy_fake();
   hwhealth::FakeHealthSource& fake = *owned;
   hwhealth::Collector collector(std::move(owned));
-  hwhealth::Snapshot stored = collector.poll(1000);
+  (void)collector.poll(1000);
+  REQUIRE(collector.last() != nullptr);
+  hwhealth::Baseline stored = *collector.last();
   stored.poll_number = 41;
   hwhealth::Collector restarted(std::make_unique<hwhealth::FakeHealthSource>(fake));
   restarted.restore(stored);

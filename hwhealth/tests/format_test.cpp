@@ -113,7 +113,7 @@ TEST_CASE("json: NVMe fields, and strings from drivers escaped or replaced") {
 TEST_CASE("changes as text lines and as a JSON array") {
   const hwhealth::Snapshot before = healthy_snapshot(1);
   hwhealth::Snapshot after = troubled_snapshot();
-  const std::vector<hwhealth::Change> changes = hwhealth::diff(before, after);
+  const std::vector<hwhealth::Change> changes = hwhealth::diff(hwhealth::baseline_of(before), after);
   REQUIRE_FALSE(changes.empty());
   const std::string json = hwhealth::format_changes_json(changes);
   CHECK(balanced_json(json));

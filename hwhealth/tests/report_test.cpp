@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "hwhealth/assess.h"
+#include "hwhealth/baseline.h"
 #include "hwhealth/report.h"
 #include "hwhealth/tests/snapshots.h"
 
@@ -25,7 +26,7 @@ Report sample_changes_report() {
   Snapshot after = hwhealth_test::healthy_snapshot(2);
   after.sources[0] = Source{"smart", Availability::unsupported, "a loop device has no SMART"};
   after.findings.push_back(io_error_finding());
-  Report r = make_changes_report(after, diff(before, after));
+  Report r = make_changes_report(after, diff(baseline_of(before), after));
   return r;
 }
 

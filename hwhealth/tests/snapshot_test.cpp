@@ -23,8 +23,18 @@ std::vector<Change> of_kind(const std::vector<Change>& changes, Change::Kind kin
 }
 
 hwhealth::Snapshot judged(hwhealth::Snapshot s, const hwhealth::Snapshot* previous = nullptr) {
-  s.findings = hwhealth::assess(s, previous);
+  if (previous == nullptr) {
+    s.findings = hwhealth::assess(s, nullptr);
+  } else {
+    const hwhealth::Baseline before = hwhealth::baseline_of(*previous);
+    s.findings = hwhealth::assess(s, &before);
+  }
   return s;
+}
+
+// diff() against the baseline of the poll before, as the Collector keeps it.
+std::vector<Change> diff_of(const hwhealth::Snapshot& previous, const hwhealth::Snapshot& current) {
+  return hwhealth::diff(hwhealth::baseline_of(previous), current);
 }
 
 }  // namespace
@@ -64,12 +74,12 @@ TEST_CASE("the verdict: ok, warning, critical, and unknown when SMART cannot be 
 
 TEST_CASE("diff: a counter that rose, the new finding it brings, and nothing for an unchanged poll") {
   const hwhealth::Snapshot first = judged(healthy_snapshot(1));
-  CHECK(hwhealth::diff(first, judged(healthy_snapshot(2), &first)).empty());
+  CHECK(diff_of(first, judged(healthy_snapshot(2), &first)).empty());
 
   hwhealth::Snapshot second = healthy_snapshot(2);
   ata_attribute(second, 197).raw = 2;
   second = judged(second, &first);
-  const std::vector<Change> changes = hwhealth::diff(first, second);
+  const std::vector<Change> changes = diff_of(first, second);
   const auto rose = of_kind(changes, Change::Kind::counter_rose);
   REQUIRE(rose.size() == 1);
   CHECK(rose[0].key == "ata.pending_sectors");
@@ -90,14 +100,14 @@ TEST_CASE("diff: a lasting finding is cleared when it goes, an event never is, a
   hwhealth::Snapshot third = healthy_snapshot(3);
   ata_attribute(third, 197).raw = 4;
   third = judged(third, &second);
-  const auto again = hwhealth::diff(second, third);
+  const auto again = diff_of(second, third);
   const auto added = of_kind(again, Change::Kind::finding_new);
   REQUIRE(added.size() == 1);
   CHECK(added[0].finding.code == "ata.pending_rose");
   CHECK(of_kind(again, Change::Kind::finding_cleared).empty());
 
   const hwhealth::Snapshot fourth = judged(healthy_snapshot(4), &third);  // the sectors were remapped
-  const auto cleared = of_kind(hwhealth::diff(third, fourth), Change::Kind::finding_cleared);
+  const auto cleared = of_kind(diff_of(third, fourth), Change::Kind::finding_cleared);
   REQUIRE(cleared.size() == 1);
   CHECK(cleared[0].key == "ata.pending@/dev/sda");
   CHECK(contains(cleared[0].sentence, "Cleared (ata.pending, /dev/sda)"));
@@ -109,11 +119,11 @@ TEST_CASE("diff: a source that changes availability is reported, with its reason
   hwhealth_test::make_unavailable(second, hwhealth::kSourceSmart, hwhealth::Availability::no_permission,
                                   "no permission to read SMART: needs CAP_SYS_RAWIO");
   second = judged(second, &first);
-  const auto changed = of_kind(hwhealth::diff(first, second), Change::Kind::source_changed);
+  const auto changed = of_kind(diff_of(first, second), Change::Kind::source_changed);
   REQUIRE(changed.size() == 1);
   CHECK(changed[0].source.availability == hwhealth::Availability::no_permission);
   CHECK(contains(changed[0].sentence, "smart is no_permission: no permission to read SMART"));
-  const auto back = of_kind(hwhealth::diff(second, first), Change::Kind::source_changed);
+  const auto back = of_kind(diff_of(second, first), Change::Kind::source_changed);
   REQUIRE(back.size() == 1);
   CHECK(contains(back[0].sentence, "can be read again"));
 }
@@ -124,7 +134,7 @@ TEST_CASE("diff from nothing (the first poll): unavailable sources and every fin
   hwhealth_test::make_unavailable(first, hwhealth::kSourceMemoryEcc, hwhealth::Availability::unsupported,
                                   "n/a: no EDAC memory controller");
   first = judged(first);
-  const auto changes = hwhealth::diff(hwhealth::Snapshot{}, first);
+  const auto changes = diff_of(hwhealth::Snapshot{}, first);
   CHECK(of_kind(changes, Change::Kind::counter_rose).empty());
   const auto sources = of_kind(changes, Change::Kind::source_changed);
   REQUIRE(sources.size() == 1);

@@ -69,6 +69,14 @@ std::string clonectl_health(const harness::Pair& p, bool json) {
   return out;
 }
 
+// When the clone's latest assessment was taken (0: none yet).
+int64_t assessed_unix_ms(const harness::Pair& p) {
+  static const std::regex re("\"taken_unix_ms\":([0-9]+)");
+  const std::string out = clonectl_health(p, true);
+  std::smatch m;
+  return std::regex_search(out, m, re) ? std::stoll(m[1].str()) : 0;
+}
+
 uint64_t reports_waiting(const harness::Pair& p) {
   static const std::regex re("\"reports_waiting\":([0-9]+)");
   const std::string out = clonectl_health(p, true);
@@ -192,6 +200,37 @@ TEST_CASE("with the link down a report waits in the store, survives a restart, a
   CHECK(report_ids(second) == ids);
   CHECK(io_error_reports(second) == io_error_reports(first));
   CHECK(count_of(second, "\"disk.io_error\"") == count_of(first, "\"disk.io_error\""));
+
+  clone->signal(SIGTERM);
+  CHECK(clone->wait(30000) >= 0);
+}
+
+TEST_CASE("a restarted clone does not report again what the original was told before") {
+  Setup s;
+  auto clone = s.start_clone();
+  const std::string smart_news = "\"kind\":\"source_changed\",\"severity\":\"info\",\"key\":\"smart\"";
+  std::string first;
+  for (int i = 0; i < 10 && count_of(first, smart_news) == 0; ++i) first = origin_health(s.pair, 2000);
+  REQUIRE_MESSAGE(count_of(first, smart_news) == 1, first);  // "SMART is unsupported": news once
+  const std::vector<uint64_t> ids = report_ids(first);
+  CHECK(count_of(first, "\"kind\":\"summary\"") == 1);
+  const int64_t assessed = assessed_unix_ms(s.pair);
+  REQUIRE(assessed > 0);
+
+  clone->signal(SIGTERM);
+  REQUIRE(clone->wait(30000) >= 0);
+  clone = s.start_clone();
+  int64_t again = assessed;
+  for (int i = 0; i < 100 && again == assessed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    again = assessed_unix_ms(s.pair);
+  }
+  REQUIRE_MESSAGE(again > assessed, "the restarted clone did not poll");  // its first poll is stored
+  const std::string second = origin_health(s.pair, 2000);
+  MESSAGE("reports before the restart " << ids.size() << ", after it " << report_ids(second).size());
+  CHECK(report_ids(second) == ids);  // no new report: nothing changed, the summary is a day away
+  CHECK(count_of(second, smart_news) == 1);
+  CHECK(harness::read_file(s.dir / "cloned.log").find("the first poll compares with poll 1") != std::string::npos);
 
   clone->signal(SIGTERM);
   CHECK(clone->wait(30000) >= 0);

@@ -185,3 +185,78 @@ TEST_CASE("poll_now (after a resume from sleep) polls at once, not at the next i
   for (int i = 0; i < 500 && m.polls() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(m.polls() == 2);
 }
+
+namespace {
+
+// Starts a monitor on `dir` over `shared` and lets it make its first poll,
+// then stops it (the poll completes before the thread is joined). Returns
+// what it posted.
+std::vector<hwhealth::Report> one_poll(const std::string& dir, const std::shared_ptr<SharedFake>& shared) {
+  std::vector<hwhealth::Report> reports;
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(dir), std::make_unique<LockedSource>(shared),
+                          nullptr);
+  for (int i = 0; i < 500 && m.polls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(m.polls() == 1);
+  // The poll posts after it stored; give it the moment it needs, then stop.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (const cloned::HealthOutgoing& o : m.take_outgoing()) reports.push_back(decode(o));
+  return reports;
+}
+
+bool has_change(const hwhealth::Report& r, hwhealth::Change::Kind kind) {
+  for (const hwhealth::Change& c : r.changes) {
+    if (c.kind == kind) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a restarted monitor compares with the stored baseline: nothing old again, a rise meanwhile is reported") {
+  Dir d;
+  auto shared = std::make_shared<SharedFake>();
+  shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+
+  const std::vector<hwhealth::Report> first = one_poll(d.path, shared);
+  REQUIRE(first.size() == 2);  // SMART and three more sources are not there: news once; and the summary
+  CHECK(has_change(first[0], hwhealth::Change::Kind::source_changed));
+  const int64_t first_taken = open_store(d.path)->health_latest().value().taken_unix_ms;
+
+  // A restart with nothing changed: no report at all (the summary is a day away).
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  CHECK(one_poll(d.path, shared).empty());
+  CHECK(open_store(d.path)->health_backlog_count().value() == 2);
+  CHECK(open_store(d.path)->health_latest().value().taken_unix_ms > first_taken);  // it did poll
+
+  // Corrected memory errors rose while the daemon was down.
+  shared->fake.memory_ecc.value[0].corrected_count = 5;
+  const std::vector<hwhealth::Report> third = one_poll(d.path, shared);
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].kind == hwhealth::ReportKind::changes);
+  CHECK(third[0].poll_number == 3);  // numbering continues across restarts
+  CHECK_FALSE(has_change(third[0], hwhealth::Change::Kind::source_changed));
+  bool counter = false, finding = false;
+  for (const hwhealth::Change& c : third[0].changes) {
+    if (c.kind == hwhealth::Change::Kind::counter_rose && c.before == 0 && c.after == 5) counter = true;
+    if (c.kind == hwhealth::Change::Kind::finding_new && c.finding.code == "memory_ecc.corrected_rose") finding = true;
+  }
+  CHECK(counter);
+  CHECK(finding);
+}
+
+TEST_CASE("an unreadable stored baseline is no baseline: the first poll reports as on a new store") {
+  Dir d;
+  {
+    auto s = open_store(d.path);
+    store::HealthPoll damaged;
+    damaged.latest = {1, "unknown", "", "{}"};
+    damaged.baseline = {1, std::string("\x01garbage", 8)};
+    REQUIRE(s->health_record_poll(damaged, 16).is_ok());
+  }
+  auto shared = std::make_shared<SharedFake>();
+  const std::vector<hwhealth::Report> reports = one_poll(d.path, shared);
+  REQUIRE(reports.size() == 2);  // the summary was made at unix ms 1: long due
+  CHECK(reports[0].kind == hwhealth::ReportKind::changes);
+  CHECK(has_change(reports[0], hwhealth::Change::Kind::source_changed));
+  CHECK(reports[0].poll_number == 1);
+}

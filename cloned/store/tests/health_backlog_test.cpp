@@ -125,3 +125,56 @@ TEST_CASE("a read-only store made before the health tables existed reads as empt
   CHECK((*ro)->health_backlog_count().value() == 0);
   CHECK((*ro)->health_backlog(10)->empty());
 }
+
+TEST_CASE("a poll's reports, assessment and baseline are kept together; the reports get the next ids") {
+  Dir d;
+  uint64_t before = 0;
+  {
+    auto s = open_rw(d.path);
+    CHECK(s->health_baseline()->bytes.empty());  // a new store has none
+    before = s->health_append(row("old", false, false), 16).value();
+    store::HealthPoll poll;
+    poll.reports = {row("chg", false, false), row("sum", true, false)};
+    poll.latest = {7, "ok", "text", "{}"};
+    poll.baseline = {6, std::string("base\0line", 9)};
+    REQUIRE(s->health_record_poll(poll, 16).is_ok());
+    CHECK(poll.reports[0].id == before + 1);
+    CHECK(poll.reports[1].id == before + 2);
+    // A poll without reports still replaces the assessment and the baseline.
+    store::HealthPoll quiet;
+    quiet.latest = {8, "ok", "text 2", "{}"};
+    quiet.baseline = {6, "second"};
+    REQUIRE(s->health_record_poll(quiet, 16).is_ok());
+  }
+  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  REQUIRE(ro.is_ok());
+  CHECK(contents(**ro) == std::vector<std::string>{"old", "chg", "sum"});
+  CHECK((*ro)->health_latest()->taken_unix_ms == 8);
+  base::Result<store::HealthBaseline> baseline = (*ro)->health_baseline();
+  REQUIRE(baseline.is_ok());
+  CHECK(baseline->summary_unix_ms == 6);
+  CHECK(baseline->bytes == "second");
+}
+
+TEST_CASE("a poll trims the backlog like an append, and a store without the baseline table reads none") {
+  Dir d;
+  auto s = open_rw(d.path);
+  for (int i = 0; i < 3; ++i) REQUIRE(s->health_append(row("sum", true, false), 3).is_ok());
+  store::HealthPoll poll;
+  poll.reports = {row("chg", false, false)};
+  size_t dropped = 0;
+  REQUIRE(s->health_record_poll(poll, 3, &dropped).is_ok());
+  CHECK(dropped == 1);
+  CHECK(contents(*s) == std::vector<std::string>{"sum", "sum", "chg"});
+
+  Dir fresh;
+  auto ro_new = store::Store::open(fresh.path, store::OpenMode::read_only);
+  CHECK_FALSE(ro_new.is_ok());  // nothing there: a read-only store never creates one
+  { auto made = open_rw(fresh.path); }
+  auto ro = store::Store::open(fresh.path, store::OpenMode::read_only);
+  REQUIRE(ro.is_ok());
+  base::Result<store::HealthBaseline> none = (*ro)->health_baseline();
+  REQUIRE(none.is_ok());
+  CHECK(none->bytes.empty());
+  CHECK(none->summary_unix_ms == 0);
+}
