@@ -81,7 +81,9 @@ base::Status run_health(const config::OriginConfig& config, const config::Derive
   const std::vector<HealthInbox::Entry>& entries = (*inbox)->entries();
   std::vector<const HealthInbox::Entry*> newest_first;
   for (const HealthInbox::Entry& e : entries) newest_first.push_back(&e);
-  std::sort(newest_first.begin(), newest_first.end(), [](auto* a, auto* b) { return a->id > b->id; });
+  // The most recently received first (ids start again at 1 for a clone
+  // whose state store was made anew, so they do not order reports).
+  std::reverse(newest_first.begin(), newest_first.end());
   if (command.json) {
     std::string out = "{\"reports\":[";
     bool first = true;

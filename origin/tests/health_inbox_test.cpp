@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -52,4 +53,85 @@ TEST_CASE("the original keeps each health report once, across reopening, and cut
   CHECK(std::filesystem::file_size(file) == good_size);
   CHECK((*inbox)->receive(11, b).value() == false);
   CHECK((*inbox)->receive(12, a).value() == true);
+}
+
+TEST_CASE("a report of a known id with other bytes is kept: a clone with a new state store numbers from 1 again") {
+  Dir d;
+  auto inbox = origin::HealthInbox::open(d.path);
+  REQUIRE(inbox.is_ok());
+  const base::Bytes old_store = {1, 1}, new_store = {2, 2};
+  CHECK((*inbox)->receive(1, old_store).value() == true);
+  CHECK((*inbox)->receive(1, new_store).value() == true);
+  CHECK((*inbox)->receive(1, new_store).value() == false);  // its resend
+  CHECK((*inbox)->receive(1, old_store).value() == false);
+  auto again = origin::HealthInbox::open(d.path);
+  REQUIRE(again.is_ok());
+  REQUIRE((*again)->entries().size() == 2);
+  CHECK((*again)->entries()[1].report == new_store);
+}
+
+TEST_CASE("two holders of the inbox see each other's reports and never keep one twice") {
+  Dir d;
+  auto a = origin::HealthInbox::open(d.path);
+  auto b = origin::HealthInbox::open(d.path);
+  REQUIRE(a.is_ok());
+  REQUIRE(b.is_ok());
+  const base::Bytes r1 = {1}, r2 = {2}, r3 = {3};
+  CHECK((*a)->receive(1, r1).value() == true);
+  CHECK((*b)->receive(1, r1).value() == false);  // b reads what a appended
+  CHECK((*b)->receive(2, r2).value() == true);
+  CHECK((*a)->receive(3, r3).value() == true);
+  REQUIRE((*a)->entries().size() == 3);
+  CHECK((*a)->entries()[1].id == 2);
+}
+
+TEST_CASE("concurrent appends from two processes all land whole") {
+  Dir d;
+  constexpr int kEach = 150;
+  pid_t children[2];
+  for (int c = 0; c < 2; ++c) {
+    children[c] = ::fork();
+    REQUIRE(children[c] >= 0);
+    if (children[c] == 0) {
+      auto inbox = origin::HealthInbox::open(d.path);
+      int failures = inbox.is_ok() ? 0 : 1;
+      for (int i = 0; i < kEach && failures == 0; ++i) {
+        const base::Bytes report(100 + static_cast<size_t>(i), static_cast<uint8_t>(c));
+        if (!(*inbox)->receive(static_cast<uint64_t>(c * 1000 + i + 1), report).is_ok()) ++failures;
+      }
+      ::_exit(failures == 0 ? 0 : 1);
+    }
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  }
+  auto inbox = origin::HealthInbox::open(d.path);
+  REQUIRE(inbox.is_ok());
+  CHECK((*inbox)->entries().size() == 2 * kEach);
+}
+
+TEST_CASE("a full inbox is compacted to its newest half; a holder of the old file follows the rename") {
+  Dir d;
+  const std::string file = d.path + "/health-reports.log";
+  auto stale = origin::HealthInbox::open(d.path, 8);
+  auto inbox = origin::HealthInbox::open(d.path, 8);
+  REQUIRE(stale.is_ok());
+  REQUIRE(inbox.is_ok());
+  REQUIRE((*stale)->receive(100, base::Bytes{100}).value());
+  for (uint64_t id = 1; id <= 8; ++id) REQUIRE((*inbox)->receive(id, base::Bytes{static_cast<uint8_t>(id)}).is_ok());
+  // 9 entries > 8: the newest 4 are kept (ids 5..8).
+  REQUIRE((*inbox)->entries().size() == 4);
+  CHECK((*inbox)->entries().front().id == 5);
+  CHECK((*inbox)->entries().back().id == 8);
+  CHECK_FALSE(std::filesystem::exists(file + ".tmp"));
+  // The other holder appends to the new file, not to the one renamed away.
+  CHECK((*stale)->receive(8, base::Bytes{8}).value() == false);
+  CHECK((*stale)->receive(9, base::Bytes{9}).value() == true);
+  auto reopened = origin::HealthInbox::open(d.path, 8);
+  REQUIRE(reopened.is_ok());
+  std::vector<uint64_t> ids;
+  for (const auto& e : (*reopened)->entries()) ids.push_back(e.id);
+  CHECK(ids == std::vector<uint64_t>{5, 6, 7, 8, 9});
 }
