@@ -47,12 +47,7 @@ base::Status malformed(const std::string& why) {
 
 }  // namespace
 
-const Source* Baseline::source(std::string_view name) const {
-  for (const Source& candidate : sources) {
-    if (candidate.name == name) return &candidate;
-  }
-  return nullptr;
-}
+const Source* Baseline::source(std::string_view name) const { return find_source(sources, name); }
 
 Baseline baseline_of(const Snapshot& snapshot) {
   Baseline b;

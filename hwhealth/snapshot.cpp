@@ -61,12 +61,7 @@ void add_memory_counters(const Snapshot& snapshot, std::vector<Counter>& out) {
 
 }  // namespace
 
-const Source* Snapshot::source(std::string_view name) const {
-  for (const Source& candidate : sources) {
-    if (candidate.name == name) return &candidate;
-  }
-  return nullptr;
-}
+const Source* Snapshot::source(std::string_view name) const { return find_source(sources, name); }
 
 Verdict verdict(const Snapshot& snapshot) {
   Verdict result = Verdict::ok;

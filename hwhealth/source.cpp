@@ -44,6 +44,13 @@ base::Status smart_ioctl_failure(int err, const std::string& what, const std::st
   return base::Status::from_errno(err, "cannot send " + what + ")");
 }
 
+const Source* find_source(const std::vector<Source>& sources, std::string_view name) {
+  for (const Source& candidate : sources) {
+    if (candidate.name == name) return &candidate;
+  }
+  return nullptr;
+}
+
 Source available_source(std::string_view name) {
   return Source{std::string(name), Availability::available, ""};
 }

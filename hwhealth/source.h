@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -60,6 +61,8 @@ base::Status smart_ioctl_failure(int err, const std::string& what, const std::st
                                  const std::string& unsupported_why);
 
 Source available_source(std::string_view name);
+// The source named `name` in `sources`, or nullptr.
+const Source* find_source(const std::vector<Source>& sources, std::string_view name);
 // The Source for a failed read, classified by the status's code.
 Source source_from_status(std::string_view name, const base::Status& status);
 

@@ -155,12 +155,13 @@ base::Result<uint64_t> Store::health_append(const HealthReportRow& row, size_t b
   Impl& impl = *impl_;
   uint64_t id = 0;
   size_t dropped_count = 0;
-  BASE_TRY(in_transaction(impl, "store a health report", [&]() -> base::Status {
+  const base::Status status = in_transaction(impl, "store a health report", [&]() -> base::Status {
     base::Result<uint64_t> appended = append_report(impl, row, backlog_max, dropped_count);
     if (!appended) return appended.status();
     id = *appended;
     return base::Status::ok();
-  }));
+  });
+  if (!status) return status;
   if (dropped != nullptr) *dropped = dropped_count;
   return id;
 }
@@ -169,7 +170,7 @@ base::Status Store::health_record_poll(HealthPoll& poll, size_t backlog_max, siz
   Impl& impl = *impl_;
   size_t dropped_count = 0;
   std::vector<uint64_t> ids;
-  BASE_TRY(in_transaction(impl, "store a health poll", [&]() -> base::Status {
+  const base::Status status = in_transaction(impl, "store a health poll", [&]() -> base::Status {
     for (const HealthReportRow& row : poll.reports) {
       base::Result<uint64_t> appended = append_report(impl, row, backlog_max, dropped_count);
       if (!appended) return appended.status();
@@ -177,7 +178,8 @@ base::Status Store::health_record_poll(HealthPoll& poll, size_t backlog_max, siz
     }
     BASE_TRY(set_latest(impl, poll.latest));
     return set_baseline(impl, poll.baseline);
-  }));
+  });
+  if (!status) return status;
   for (size_t i = 0; i < ids.size(); ++i) poll.reports[i].id = ids[i];
   if (dropped != nullptr) *dropped = dropped_count;
   return base::Status::ok();
