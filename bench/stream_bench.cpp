@@ -41,6 +41,7 @@ namespace {
 
 constexpr uint32_t kRecordBytes = proto::kMaxWritePayloadBytes;  // 1 MiB, as in the benchmark
 constexpr size_t kRecvChunkBytes = 256 * 1024;                    // the daemon's read size
+constexpr size_t kDirectReadMinBytes = 64 * 1024;                 // and its direct-read threshold
 
 // Fixed, recognisable keys: nothing here is secret, they only have to match.
 proto::Key bench_frame_key() {
@@ -226,11 +227,24 @@ int run_recv(uint16_t port) {
   auto buf = std::make_unique<uint8_t[]>(kRecvChunkBytes);
   Received got;
   for (;;) {
-    const ssize_t n = ::read(fd, buf.get(), kRecvChunkBytes);
+    // As cloned reads (cloned/daemon/link.cpp): the rest of a large frame
+    // straight into it, everything else through the buffer.
+    const base::MutableByteSpan body = reader.body_space(kDirectReadMinBytes);
+    const ssize_t n = body.empty() ? ::read(fd, buf.get(), kRecvChunkBytes) : ::read(fd, body.data(), body.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail("receiving failed");
     if (n == 0) break;
-    if (!feed_all(reader, base::ByteSpan(buf.get(), static_cast<size_t>(n)), digest_key, got)) return 1;
+    if (body.empty()) {
+      if (!feed_all(reader, base::ByteSpan(buf.get(), static_cast<size_t>(n)), digest_key, got)) return 1;
+      continue;
+    }
+    proto::Frame frame;
+    bool has_frame = false;
+    if (base::Status s = reader.body_filled(static_cast<size_t>(n), frame, has_frame); !s.is_ok()) {
+      std::fprintf(stderr, "stream-bench: %s\n", s.message().c_str());
+      return 1;
+    }
+    if (has_frame && !consume(frame, digest_key, got)) return 1;
   }
   ::close(fd);
   if (reader.buffered_bytes() != 0) {

@@ -17,6 +17,10 @@ namespace cloned {
 namespace {
 
 constexpr size_t kReadBufferBytes = 256 * 1024;
+// A frame body missing at least this much is read into the frame directly
+// (FrameReader::body_space); smaller rests, and the next frames' starts, go
+// through the read buffer, several frames a read.
+constexpr size_t kDirectReadMinBytes = 64 * 1024;
 constexpr size_t kWriteQueueBytesMax = 4u << 20;  // acks the original does not read
 constexpr uint64_t kCloseGraceMs = 2000;
 
@@ -48,6 +52,9 @@ void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   if (c->handshaking()) {
     *buf = uv_buf_init(reinterpret_cast<char*>(c->hs_buf + c->hs_have),
                        static_cast<unsigned>(c->hs_need() - c->hs_have));
+  } else if (base::MutableByteSpan body = c->reader->body_space(kDirectReadMinBytes); !body.empty()) {
+    // The rest of a large frame goes straight into it, not through read_buf.
+    *buf = uv_buf_init(reinterpret_cast<char*>(body.data()), static_cast<unsigned>(body.size()));
   } else {
     *buf = uv_buf_init(reinterpret_cast<char*>(c->read_buf.get()), kReadBufferBytes);
   }
@@ -154,24 +161,38 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     d->on_handshake_bytes(c);
     return;
   }
-  base::ByteSpan in(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread));
-  while (!in.empty() && c->phase != Conn::Phase::closing) {
-    proto::Frame frame;
-    bool has = false;
-    base::Status s = c->reader->feed(in, frame, has);
+  // A frame the reader completed, or why the stream is dead.
+  auto take = [&](base::Status s, proto::Frame& frame, bool has) {
     if (!s.is_ok()) {
       const proto::ErrorCode code = s.code() == EMSGSIZE  ? proto::ErrorCode::too_large
                                     : s.code() == EBADMSG ? proto::ErrorCode::corrupted
                                                           : proto::ErrorCode::protocol;
       d->send_error(c, code, s.message());
       d->close_conn(c, s.message());
-      return;
+      return false;
     }
-    if (!has) continue;
-    // Only a whole, authenticated frame counts as hearing from the original:
-    // a damaged length prefix would otherwise keep a dead stream "alive".
-    c->last_recv_ms = now_ms();
-    d->on_frame(c, std::move(frame));
+    if (has) {
+      // Only a whole, authenticated frame counts as hearing from the original:
+      // a damaged length prefix would otherwise keep a dead stream "alive".
+      c->last_recv_ms = now_ms();
+      d->on_frame(c, std::move(frame));
+    }
+    return true;
+  };
+  if (buf->base != reinterpret_cast<char*>(c->read_buf.get())) {
+    // on_alloc gave libuv the current frame's body (body_space).
+    proto::Frame frame;
+    bool has = false;
+    base::Status s = c->reader->body_filled(static_cast<size_t>(nread), frame, has);
+    if (!take(std::move(s), frame, has)) return;
+  } else {
+    base::ByteSpan in(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread));
+    while (!in.empty() && c->phase != Conn::Phase::closing) {
+      proto::Frame frame;
+      bool has = false;
+      base::Status s = c->reader->feed(in, frame, has);
+      if (!take(std::move(s), frame, has)) return;
+    }
   }
   if (c->phase != Conn::Phase::closing && c == d->session_) {
     apply::Actions actions;

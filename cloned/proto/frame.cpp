@@ -127,13 +127,30 @@ base::Status FrameReader::feed(base::ByteSpan& in, Frame& out, bool& has_frame) 
     }
     const size_t n = std::min(size_t{wire_len_} - body_have_, in.size());
     std::memcpy(storage_.data() + kFramePlainOffset + body_have_, in.data(), n);
-    body_have_ += n;
     in = in.subspan(n);
-    if (body_have_ == wire_len_) {
-      BASE_TRY(open(out));
-      has_frame = true;
-      return base::Status::ok();
-    }
+    BASE_TRY(body_filled(n, out, has_frame));
+    if (has_frame) return base::Status::ok();
+  }
+  return base::Status::ok();
+}
+
+base::MutableByteSpan FrameReader::body_space(size_t min_bytes) {
+  if (failed_ || len_have_ < kFrameLengthBytes) return {};
+  const size_t missing = size_t{wire_len_} - body_have_;
+  if (missing == 0 || missing < min_bytes) return {};
+  return {storage_.data() + kFramePlainOffset + body_have_, missing};
+}
+
+base::Status FrameReader::body_filled(size_t n, Frame& out, bool& has_frame) {
+  has_frame = false;
+  if (failed_) return base::Status::error(EPIPE, "the frame stream already failed; the session must be closed.");
+  if (len_have_ < kFrameLengthBytes || n > size_t{wire_len_} - body_have_)
+    return fail(base::Status::error(EINVAL, "frame reader: " + std::to_string(n) +
+                                                " bytes reported for a frame body that has no room for them."));
+  body_have_ += n;
+  if (body_have_ == wire_len_) {
+    BASE_TRY(open(out));
+    has_frame = true;
   }
   return base::Status::ok();
 }

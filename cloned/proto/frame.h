@@ -62,6 +62,14 @@ class FrameReader {
   //  - ok with has_frame = false when more bytes are needed;
   //  - an error (too_large length, authentication failure): the stream is dead.
   base::Status feed(base::ByteSpan& in, Frame& out, bool& has_frame);
+  // Where the rest of the current frame's body can be read to directly,
+  // sparing the copy feed() makes: the body's missing bytes when the length
+  // is known and at least `min_bytes` of the body are missing; empty
+  // otherwise (then read into a buffer and feed() it).
+  base::MutableByteSpan body_space(size_t min_bytes);
+  // `n` (1..body_space().size()) bytes were read to the start of
+  // body_space(): the same results as feed() of those bytes.
+  base::Status body_filled(size_t n, Frame& out, bool& has_frame);
   // Bytes of the current partial frame held (for accounting and tests).
   size_t buffered_bytes() const;
 

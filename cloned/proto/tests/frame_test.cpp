@@ -6,8 +6,10 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "cloned/proto/frame.h"
@@ -220,4 +222,93 @@ TEST_CASE("the payload of a write record lands 4096-aligned for direct I/O") {
     CHECK(p.data() == f.plain_data() + kWriteHeaderBytes);
     CHECK(base::Bytes(p.begin(), p.end()) == payload);
   }
+}
+
+namespace {
+
+// Reads `wire` as the daemon does: a first piece of `first` bytes through
+// feed(), then whatever body_space(min_bytes) offers directly, in pieces of
+// at most `piece`, and the rest through feed() again.
+base::Status read_direct(FrameReader& reader, base::ByteSpan wire, size_t first, size_t piece, size_t min_bytes,
+                         std::vector<base::Bytes>& frames, size_t& direct_bytes) {
+  while (!wire.empty()) {
+    Frame f;
+    bool has = false;
+    base::MutableByteSpan body = reader.body_space(min_bytes);
+    if (body.empty()) {
+      base::ByteSpan in = wire.first(std::min(first, wire.size()));
+      const size_t before = in.size();
+      BASE_TRY(reader.feed(in, f, has));
+      wire = wire.subspan(before - in.size());
+    } else {
+      const size_t n = std::min({piece, body.size(), wire.size()});
+      std::memcpy(body.data(), wire.data(), n);
+      wire = wire.subspan(n);
+      direct_bytes += n;
+      BASE_TRY(reader.body_filled(n, f, has));
+    }
+    if (has) frames.push_back(plain_of(f));
+  }
+  return base::Status::ok();
+}
+
+}  // namespace
+
+TEST_CASE("a frame body read straight into the reader opens as when fed, for any split") {
+  FrameSealer sealer(test_key(8));
+  base::Bytes wire;
+  std::vector<base::Bytes> plains;
+  for (size_t n : {size_t{100}, size_t{kMaxFramePlainBytes}, size_t{5000}, size_t{300000}}) {
+    plains.push_back(pattern(n, static_cast<uint8_t>(n)));
+    sealer.seal(plains.back(), wire);
+  }
+  for (size_t first : {size_t{3}, size_t{4096}, size_t{262144}}) {
+    for (size_t piece : {size_t{1000}, size_t{65536}, size_t{2u << 20}}) {
+      CAPTURE(first);
+      CAPTURE(piece);
+      FrameReader reader(test_key(8));
+      std::vector<base::Bytes> frames;
+      size_t direct = 0;
+      REQUIRE(read_direct(reader, wire, first, piece, 4096, frames, direct).is_ok());
+      CHECK(frames == plains);
+      CHECK(direct > 0);
+      CHECK(reader.buffered_bytes() == 0);
+    }
+  }
+}
+
+TEST_CASE("body_space is empty until a length is known, below its minimum and after a failure") {
+  FrameSealer sealer(test_key(9));
+  base::Bytes wire;
+  sealer.seal(pattern(10000, 1), wire);
+  FrameReader reader(test_key(9));
+  CHECK(reader.body_space(1).empty());  // no length yet
+  base::ByteSpan in = base::ByteSpan(wire).first(kFrameLengthBytes + 100);
+  Frame f;
+  bool has = false;
+  REQUIRE(reader.feed(in, f, has).is_ok());
+  const size_t missing = wire.size() - kFrameLengthBytes - 100;
+  CHECK(reader.body_space(1).size() == missing);
+  CHECK(reader.body_space(missing + 1).empty());
+  // Reporting more than there is room for is refused, and kills the stream.
+  base::Status s = reader.body_filled(missing + 1, f, has);
+  CHECK(s.code() == EINVAL);
+  CHECK_FALSE(has);
+  CHECK(reader.body_space(1).empty());
+  base::ByteSpan rest = base::ByteSpan(wire).subspan(kFrameLengthBytes + 100);
+  CHECK(reader.feed(rest, f, has).code() == EPIPE);
+}
+
+TEST_CASE("a flipped bit in a body read directly fails authentication") {
+  FrameSealer sealer(test_key(10));
+  base::Bytes wire;
+  sealer.seal(pattern(200000, 3), wire);
+  wire[wire.size() / 2] ^= 0x10;
+  FrameReader reader(test_key(10));
+  std::vector<base::Bytes> frames;
+  size_t direct = 0;
+  base::Status s = read_direct(reader, wire, 4096, 65536, 4096, frames, direct);
+  CHECK(s.code() == EBADMSG);
+  CHECK(frames.empty());
+  CHECK(direct > 0);
 }
