@@ -10,29 +10,14 @@
 #include <string>
 
 #include "base/aligned_buffer.h"
+#include "test/support/temp_dir.h"
 
 namespace blockio_test {
 
 // A fresh directory under `parent`, removed with everything in it on scope exit.
-class TempDir {
+class TempDir : public test_support::TempDir {
  public:
-  explicit TempDir(const std::string& parent = "/var/tmp") {
-    std::string pattern = parent + "/blockio-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  bool ok() const { return !path_.empty(); }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  explicit TempDir(const std::string& parent = "/var/tmp") : test_support::TempDir("blockio-test", parent) {}
 };
 
 // `size_bytes` bytes whose value depends on `seed` and position.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "config/config.h"
+#include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -16,17 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // A scratch directory under /tmp, removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char name[] = "/tmp/config_test.XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
+struct TempDir : test_support::TempDir {
+  TempDir() : test_support::TempDir("config_test") { REQUIRE(ok()); }
 };
 
 // fchmod after creating, so the test does not depend on the umask.
@@ -82,21 +74,21 @@ void create_image(const std::string& path, off_t size_bytes) {
 
 TEST_CASE("a written pair loads back on both sides with the same pair id, secret and keys") {
   TempDir tmp;
-  const std::string target = tmp.path + "/disk.img";
+  const std::string target = tmp.path() + "/disk.img";
   create_image(target, 4 << 20);
-  config::PairRequest request{tmp.path + "/clone", tmp.path + "/sub/origin", target,
+  config::PairRequest request{tmp.path() + "/clone", tmp.path() + "/sub/origin", target,
                               "127.0.0.1:7300"};
   base::Status written = config::write_pair(request);
   REQUIRE_MESSAGE(written.is_ok(), written.message());
 
-  auto clone = config::load_clone_config(tmp.path + "/clone/cloned.toml");
+  auto clone = config::load_clone_config(tmp.path() + "/clone/cloned.toml");
   REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
-  auto origin = config::load_origin_config(tmp.path + "/sub/origin/origin.toml");
+  auto origin = config::load_origin_config(tmp.path() + "/sub/origin/origin.toml");
   REQUIRE_MESSAGE(origin.is_ok(), origin.status().message());
   CHECK(clone->pair_id == origin->pair_id);
   CHECK(clone->pair_id != proto::PairId{});
-  CHECK(clone->secret_file == tmp.path + "/clone/pair.secret");
-  CHECK(origin->secret_file == tmp.path + "/sub/origin/pair.secret");
+  CHECK(clone->secret_file == tmp.path() + "/clone/pair.secret");
+  CHECK(origin->secret_file == tmp.path() + "/sub/origin/pair.secret");
   CHECK(mode_of(clone->secret_file) == 0600);
   CHECK(mode_of(origin->secret_file) == 0600);
 
@@ -116,57 +108,57 @@ TEST_CASE("a written pair loads back on both sides with the same pair id, secret
   CHECK(fs::equivalent(clone->target_path, target));
   CHECK(clone->listen_host == "127.0.0.1");
   CHECK(clone->listen_port == 7300);
-  CHECK(clone->state_dir == tmp.path + "/clone/state");
-  CHECK(clone->runtime_dir == tmp.path + "/clone/run");
+  CHECK(clone->state_dir == tmp.path() + "/clone/state");
+  CHECK(clone->runtime_dir == tmp.path() + "/clone/run");
   CHECK(origin->clone_host == "127.0.0.1");
   CHECK(origin->clone_port == 7300);
   CHECK(origin->disk_size_bytes == (4u << 20));
   CHECK(origin->logical_block_bytes == clone->target_identity.logical_block_bytes);
-  CHECK(origin->state_dir == tmp.path + "/sub/origin/state");
-  CHECK(read_file(tmp.path + "/clone/cloned.toml").rfind("# cloned.toml: ", 0) == 0);
-  CHECK(read_file(tmp.path + "/sub/origin/origin.toml").rfind("# origin.toml: ", 0) == 0);
+  CHECK(origin->state_dir == tmp.path() + "/sub/origin/state");
+  CHECK(read_file(tmp.path() + "/clone/cloned.toml").rfind("# cloned.toml: ", 0) == 0);
+  CHECK(read_file(tmp.path() + "/sub/origin/origin.toml").rfind("# origin.toml: ", 0) == 0);
 }
 
 TEST_CASE("pairing refuses to overwrite any existing file and then writes nothing") {
   TempDir tmp;
-  const std::string target = tmp.path + "/disk.img";
+  const std::string target = tmp.path() + "/disk.img";
   create_image(target, 1 << 20);
-  config::PairRequest request{tmp.path + "/clone", tmp.path + "/origin", target};
+  config::PairRequest request{tmp.path() + "/clone", tmp.path() + "/origin", target};
   REQUIRE(config::write_pair(request).is_ok());
   base::Status again = config::write_pair(request);
   REQUIRE_FALSE(again.is_ok());
-  CHECK(again.message().find(tmp.path + "/clone/pair.secret already exists") != std::string::npos);
+  CHECK(again.message().find(tmp.path() + "/clone/pair.secret already exists") != std::string::npos);
   CHECK(again.message().find("remove it first or choose another directory") != std::string::npos);
 
   // Only the origin's config is in the way: the clone side stays untouched.
-  fs::remove_all(tmp.path + "/clone");
-  fs::remove(tmp.path + "/origin/pair.secret");
+  fs::remove_all(tmp.path() + "/clone");
+  fs::remove(tmp.path() + "/origin/pair.secret");
   base::Status blocked = config::write_pair(request);
   REQUIRE_FALSE(blocked.is_ok());
   CHECK(blocked.message().find("origin.toml already exists") != std::string::npos);
-  CHECK_FALSE(fs::exists(tmp.path + "/clone"));
-  CHECK_FALSE(fs::exists(tmp.path + "/origin/pair.secret"));
+  CHECK_FALSE(fs::exists(tmp.path() + "/clone"));
+  CHECK_FALSE(fs::exists(tmp.path() + "/origin/pair.secret"));
 }
 
 TEST_CASE("pairing refuses one directory for both sides and a bad listen address") {
   TempDir tmp;
-  const std::string target = tmp.path + "/disk.img";
+  const std::string target = tmp.path() + "/disk.img";
   create_image(target, 1 << 20);
-  base::Status same = config::write_pair({tmp.path + "/both", tmp.path + "/both/", target});
+  base::Status same = config::write_pair({tmp.path() + "/both", tmp.path() + "/both/", target});
   CHECK_FALSE(same.is_ok());
-  base::Status bad = config::write_pair({tmp.path + "/c", tmp.path + "/o", target, "localhost"});
+  base::Status bad = config::write_pair({tmp.path() + "/c", tmp.path() + "/o", target, "localhost"});
   CHECK_FALSE(bad.is_ok());
   CHECK(bad.message().find("the port is missing") != std::string::npos);
-  CHECK_FALSE(fs::exists(tmp.path + "/c"));
+  CHECK_FALSE(fs::exists(tmp.path() + "/c"));
 }
 
 TEST_CASE("the example files in dist/ load, with every documented default") {
   TempDir tmp;
-  fs::copy_file(std::string(SOURCE_ROOT) + "/dist/cloned.toml.example", tmp.path + "/cloned.toml");
-  fs::copy_file(std::string(SOURCE_ROOT) + "/dist/origin.toml.example", tmp.path + "/origin.toml");
-  write_file(tmp.path + "/pair.secret", kSecretHex + "\n", 0600);
+  fs::copy_file(std::string(SOURCE_ROOT) + "/dist/cloned.toml.example", tmp.path() + "/cloned.toml");
+  fs::copy_file(std::string(SOURCE_ROOT) + "/dist/origin.toml.example", tmp.path() + "/origin.toml");
+  write_file(tmp.path() + "/pair.secret", kSecretHex + "\n", 0600);
 
-  auto clone = config::load_clone_config(tmp.path + "/cloned.toml");
+  auto clone = config::load_clone_config(tmp.path() + "/cloned.toml");
   REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
   const config::CloneConfig defaults;
   CHECK(clone->target_identity.kind == "block");
@@ -186,10 +178,10 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   CHECK(clone->health_summary_interval_s == defaults.health_summary_interval_s);
   CHECK(clone->health_backlog_max == defaults.health_backlog_max);
   CHECK(clone->testing_io_error_length_bytes == 0);
-  CHECK(clone->state_dir == tmp.path + "/state");
+  CHECK(clone->state_dir == tmp.path() + "/state");
   CHECK(config::load_secret(clone->secret_file).is_ok());
 
-  auto origin = config::load_origin_config(tmp.path + "/origin.toml");
+  auto origin = config::load_origin_config(tmp.path() + "/origin.toml");
   REQUIRE_MESSAGE(origin.is_ok(), origin.status().message());
   const config::OriginConfig origin_defaults;
   CHECK(origin->pair_id == clone->pair_id);
@@ -206,27 +198,27 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
 
 TEST_CASE("a minimal config takes the defaults and resolves paths against its directory") {
   TempDir tmp;
-  fs::create_directories(tmp.path + "/stick");
-  write_file(tmp.path + "/stick/cloned.toml", kMinimalClone + "[state]\ndir = \"/var/x/../y\"\n");
-  auto clone = config::load_clone_config(tmp.path + "/stick/../stick/cloned.toml");
+  fs::create_directories(tmp.path() + "/stick");
+  write_file(tmp.path() + "/stick/cloned.toml", kMinimalClone + "[state]\ndir = \"/var/x/../y\"\n");
+  auto clone = config::load_clone_config(tmp.path() + "/stick/../stick/cloned.toml");
   REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
-  CHECK(clone->config_path == tmp.path + "/stick/cloned.toml");
-  CHECK(clone->secret_file == tmp.path + "/stick/pair.secret");
-  CHECK(clone->target_path == tmp.path + "/stick/disk.img");
+  CHECK(clone->config_path == tmp.path() + "/stick/cloned.toml");
+  CHECK(clone->secret_file == tmp.path() + "/stick/pair.secret");
+  CHECK(clone->target_path == tmp.path() + "/stick/disk.img");
   CHECK(clone->target_identity.path == clone->target_path);
   CHECK(clone->target_identity.size_bytes == (1u << 20));
   CHECK(clone->target_identity.logical_block_bytes == 512);
   CHECK(clone->state_dir == "/var/y");
-  CHECK(clone->runtime_dir == tmp.path + "/stick/run");
+  CHECK(clone->runtime_dir == tmp.path() + "/stick/run");
   CHECK(clone->writer_threads == 4);
   CHECK(clone->inflight_bytes_max == (32u << 20));
 
-  write_file(tmp.path + "/stick/origin.toml", kMinimalOrigin);
-  auto origin = config::load_origin_config(tmp.path + "/stick/origin.toml");
+  write_file(tmp.path() + "/stick/origin.toml", kMinimalOrigin);
+  auto origin = config::load_origin_config(tmp.path() + "/stick/origin.toml");
   REQUIRE_MESSAGE(origin.is_ok(), origin.status().message());
   CHECK(origin->clone_host == "fd00::2");
   CHECK(origin->clone_port == 7300);
-  CHECK(origin->state_dir == tmp.path + "/stick/state");
+  CHECK(origin->state_dir == tmp.path() + "/stick/state");
   CHECK(origin->retention_bytes_max == (256u << 20));
 }
 
@@ -277,7 +269,7 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
        "unknown key 'health.interval'"},
   };
   TempDir tmp;
-  const std::string file = tmp.path + "/cloned.toml";
+  const std::string file = tmp.path() + "/cloned.toml";
   for (const Mistake& mistake : mistakes) {
     CAPTURE(mistake.what);
     write_file(file, mistake.text);
@@ -292,7 +284,7 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
 
 TEST_CASE("a misspelt key is reported before the required key it hides") {
   TempDir tmp;
-  const std::string file = tmp.path + "/cloned.toml";
+  const std::string file = tmp.path() + "/cloned.toml";
   write_file(file, "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
                    "[target]\npth = \"d\"\nkind = \"file\"\nsize_bytes = 5\n");
   auto loaded = config::load_clone_config(file);
@@ -303,7 +295,7 @@ TEST_CASE("a misspelt key is reported before the required key it hides") {
 
 TEST_CASE("mistakes in origin.toml name the file, the line and the key") {
   TempDir tmp;
-  const std::string file = tmp.path + "/origin.toml";
+  const std::string file = tmp.path() + "/origin.toml";
   write_file(file, "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
                    "[clone]\ndisk_size_bytes = 5\n");
   auto missing = config::load_origin_config(file);
@@ -325,17 +317,17 @@ TEST_CASE("mistakes in origin.toml name the file, the line and the key") {
 
 TEST_CASE("a missing config file is an error naming the file") {
   TempDir tmp;
-  auto loaded = config::load_clone_config(tmp.path + "/nope.toml");
+  auto loaded = config::load_clone_config(tmp.path() + "/nope.toml");
   REQUIRE_FALSE(loaded.is_ok());
   CHECK(loaded.status().code() == ENOENT);
-  CHECK(loaded.status().message().find(tmp.path + "/nope.toml") != std::string::npos);
+  CHECK(loaded.status().message().find(tmp.path() + "/nope.toml") != std::string::npos);
   CHECK(loaded.status().message().find("No such file or directory") != std::string::npos);
-  CHECK_FALSE(config::load_origin_config(tmp.path + "/nope.toml").is_ok());
+  CHECK_FALSE(config::load_origin_config(tmp.path() + "/nope.toml").is_ok());
 }
 
 TEST_CASE("a secret file readable by others is refused with the chmod that fixes it") {
   TempDir tmp;
-  const std::string path = tmp.path + "/pair.secret";
+  const std::string path = tmp.path() + "/pair.secret";
   write_file(path, kSecretHex + "\n", 0644);
   auto loaded = config::load_secret(path);
   REQUIRE_FALSE(loaded.is_ok());
@@ -350,7 +342,7 @@ TEST_CASE("a secret file readable by others is refused with the chmod that fixes
 
 TEST_CASE("a secret file must hold exactly 64 hex digits and an optional newline") {
   TempDir tmp;
-  const std::string path = tmp.path + "/pair.secret";
+  const std::string path = tmp.path() + "/pair.secret";
   write_file(path, kSecretHex, 0600);
   auto loaded = config::load_secret(path);
   REQUIRE(loaded.is_ok());
@@ -364,7 +356,7 @@ TEST_CASE("a secret file must hold exactly 64 hex digits and an optional newline
     REQUIRE_FALSE(refused.is_ok());
     CHECK(refused.status().message().find("64 hex digits") != std::string::npos);
   }
-  CHECK_FALSE(config::load_secret(tmp.path + "/missing").is_ok());
+  CHECK_FALSE(config::load_secret(tmp.path() + "/missing").is_ok());
 }
 
 TEST_CASE("derived keys depend on the secret and differ from each other") {
@@ -407,7 +399,7 @@ TEST_CASE("HOST:PORT parses IPv4, names and bracketed IPv6, and refuses the rest
 
 TEST_CASE("the [wake] tables load, and the test-double knob is refused without the test double") {
   TempDir tmp;
-  const std::string file = tmp.path + "/cloned.toml";
+  const std::string file = tmp.path() + "/cloned.toml";
   write_file(file, kMinimalClone + "[wake]\ninterface = \"eth0\"\nidle_sleep_s = 600\npower = \"sysfs\"\n");
   auto ok = config::load_clone_config(file);
   REQUIRE_MESSAGE(ok.is_ok(), ok.status().message());
@@ -441,7 +433,7 @@ TEST_CASE("the [wake] tables load, and the test-double knob is refused without t
     CHECK(loaded.status().message().find(m.expected) != std::string::npos);
   }
 
-  const std::string ofile = tmp.path + "/origin.toml";
+  const std::string ofile = tmp.path() + "/origin.toml";
   write_file(ofile, kMinimalOrigin + "[wake]\nmac = \"02:aa:bb:cc:dd:ee\"\ninterface = \"eth1\"\nauto = false\n");
   auto origin = config::load_origin_config(ofile);
   REQUIRE_MESSAGE(origin.is_ok(), origin.status().message());

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "origin/health_inbox.h"
+#include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -10,17 +11,8 @@
 
 namespace {
 
-struct Dir {
-  std::string path;
-  Dir() {
-    char name[] = "/tmp/health_inbox_test.XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~Dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
+struct Dir : test_support::TempDir {
+  Dir() : test_support::TempDir("health_inbox_test") { REQUIRE(ok()); }
 };
 
 }  // namespace
@@ -29,13 +21,13 @@ TEST_CASE("the original keeps each health report once, across reopening, and cut
   Dir d;
   const base::Bytes a = {1, 2, 3}, b = {4, 5};
   {
-    auto inbox = origin::HealthInbox::open(d.path);
+    auto inbox = origin::HealthInbox::open(d.path());
     REQUIRE(inbox.is_ok());
     CHECK((*inbox)->receive(10, a).value() == true);
     CHECK((*inbox)->receive(10, a).value() == false);  // a resend
     CHECK((*inbox)->receive(11, b).value() == true);
   }
-  const std::string file = d.path + "/health-reports.log";
+  const std::string file = d.path() + "/health-reports.log";
   const auto good_size = std::filesystem::file_size(file);
   {
     // A crash in the middle of an append leaves a partial entry.
@@ -44,7 +36,7 @@ TEST_CASE("the original keeps each health report once, across reopening, and cut
     std::fwrite("HRP1partial", 1, 11, f);
     std::fclose(f);
   }
-  auto inbox = origin::HealthInbox::open(d.path);
+  auto inbox = origin::HealthInbox::open(d.path());
   REQUIRE(inbox.is_ok());
   REQUIRE((*inbox)->entries().size() == 2);
   CHECK((*inbox)->entries()[0].id == 10);
@@ -57,14 +49,14 @@ TEST_CASE("the original keeps each health report once, across reopening, and cut
 
 TEST_CASE("a report of a known id with other bytes is kept: a clone with a new state store numbers from 1 again") {
   Dir d;
-  auto inbox = origin::HealthInbox::open(d.path);
+  auto inbox = origin::HealthInbox::open(d.path());
   REQUIRE(inbox.is_ok());
   const base::Bytes old_store = {1, 1}, new_store = {2, 2};
   CHECK((*inbox)->receive(1, old_store).value() == true);
   CHECK((*inbox)->receive(1, new_store).value() == true);
   CHECK((*inbox)->receive(1, new_store).value() == false);  // its resend
   CHECK((*inbox)->receive(1, old_store).value() == false);
-  auto again = origin::HealthInbox::open(d.path);
+  auto again = origin::HealthInbox::open(d.path());
   REQUIRE(again.is_ok());
   REQUIRE((*again)->entries().size() == 2);
   CHECK((*again)->entries()[1].report == new_store);
@@ -72,8 +64,8 @@ TEST_CASE("a report of a known id with other bytes is kept: a clone with a new s
 
 TEST_CASE("two holders of the inbox see each other's reports and never keep one twice") {
   Dir d;
-  auto a = origin::HealthInbox::open(d.path);
-  auto b = origin::HealthInbox::open(d.path);
+  auto a = origin::HealthInbox::open(d.path());
+  auto b = origin::HealthInbox::open(d.path());
   REQUIRE(a.is_ok());
   REQUIRE(b.is_ok());
   const base::Bytes r1 = {1}, r2 = {2}, r3 = {3};
@@ -93,7 +85,7 @@ TEST_CASE("concurrent appends from two processes all land whole") {
     children[c] = ::fork();
     REQUIRE(children[c] >= 0);
     if (children[c] == 0) {
-      auto inbox = origin::HealthInbox::open(d.path);
+      auto inbox = origin::HealthInbox::open(d.path());
       int failures = inbox.is_ok() ? 0 : 1;
       for (int i = 0; i < kEach && failures == 0; ++i) {
         const base::Bytes report(100 + static_cast<size_t>(i), static_cast<uint8_t>(c));
@@ -107,16 +99,16 @@ TEST_CASE("concurrent appends from two processes all land whole") {
     REQUIRE(::waitpid(child, &status, 0) == child);
     CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
   }
-  auto inbox = origin::HealthInbox::open(d.path);
+  auto inbox = origin::HealthInbox::open(d.path());
   REQUIRE(inbox.is_ok());
   CHECK((*inbox)->entries().size() == 2 * kEach);
 }
 
 TEST_CASE("a full inbox is compacted to its newest half; a holder of the old file follows the rename") {
   Dir d;
-  const std::string file = d.path + "/health-reports.log";
-  auto stale = origin::HealthInbox::open(d.path, 8);
-  auto inbox = origin::HealthInbox::open(d.path, 8);
+  const std::string file = d.path() + "/health-reports.log";
+  auto stale = origin::HealthInbox::open(d.path(), 8);
+  auto inbox = origin::HealthInbox::open(d.path(), 8);
   REQUIRE(stale.is_ok());
   REQUIRE(inbox.is_ok());
   REQUIRE((*stale)->receive(100, base::Bytes{100}).value());
@@ -129,7 +121,7 @@ TEST_CASE("a full inbox is compacted to its newest half; a holder of the old fil
   // The other holder appends to the new file, not to the one renamed away.
   CHECK((*stale)->receive(8, base::Bytes{8}).value() == false);
   CHECK((*stale)->receive(9, base::Bytes{9}).value() == true);
-  auto reopened = origin::HealthInbox::open(d.path, 8);
+  auto reopened = origin::HealthInbox::open(d.path(), 8);
   REQUIRE(reopened.is_ok());
   std::vector<uint64_t> ids;
   for (const auto& e : (*reopened)->entries()) ids.push_back(e.id);

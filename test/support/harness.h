@@ -7,24 +7,27 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "test/support/temp_dir.h"
+
 namespace harness {
 
 // A fresh directory under $TMPDIR (or /var/tmp), removed with its contents.
-class TempDir {
+class TempDir : public test_support::TempDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  TempDir() : test_support::TempDir("cloned-test", default_parent()) {
+    if (!ok()) std::abort();  // every black-box test needs one
+  }
 
  private:
-  std::string path_;
+  static std::string default_parent() {
+    const char* env = std::getenv("TMPDIR");
+    return env != nullptr && *env != '\0' ? env : "/var/tmp";
+  }
 };
 
 // Path of a project binary: the environment variable (set by meson test), else

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The monitoring thread over the fake health source and a real sqlite store.
 #include "cloned/daemon/health_monitor.h"
+#include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -13,17 +14,8 @@
 
 namespace {
 
-struct Dir {
-  std::string path;
-  Dir() {
-    char name[] = "/tmp/health_monitor_test.XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~Dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
+struct Dir : test_support::TempDir {
+  Dir() : test_support::TempDir("health_monitor_test") { REQUIRE(ok()); }
 };
 
 std::unique_ptr<store::Store> open_store(const std::string& dir) {
@@ -55,7 +47,7 @@ TEST_CASE("the monitor reports at once: changes and a summary at the first poll,
   auto fake = std::make_unique<hwhealth::FakeHealthSource>();
   fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
   std::atomic<int> wakes{0};
-  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path), std::move(fake), [&] { ++wakes; });
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::move(fake), [&] { ++wakes; });
   std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);
   REQUIRE(first.size() == 2);
   CHECK(wakes.load() >= 1);
@@ -80,7 +72,7 @@ TEST_CASE("the monitor reports at once: changes and a summary at the first poll,
 TEST_CASE("acked reports leave the backlog; the backlog is posted again when a peer asks") {
   Dir d;
   {
-    cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path),
+    cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()),
                             std::make_unique<hwhealth::FakeHealthSource>(), nullptr);
     std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);
     REQUIRE(first.size() == 2);
@@ -91,7 +83,7 @@ TEST_CASE("acked reports leave the backlog; the backlog is posted again when a p
     CHECK(again[0].id == first[1].id);
     CHECK(*again[0].report == *first[1].report);
   }
-  auto s = open_store(d.path);
+  auto s = open_store(d.path());
   CHECK(s->health_backlog_count().value() == 1);
   base::Result<store::HealthAssessment> latest = s->health_latest();
   REQUIRE(latest.is_ok());
@@ -143,7 +135,7 @@ TEST_CASE("a counter that rises between two polls is reported; unchanged polls m
   auto shared = std::make_shared<SharedFake>();
   shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
   // Polls and summaries every second.
-  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path), std::make_unique<LockedSource>(shared), nullptr);
+  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path()), std::make_unique<LockedSource>(shared), nullptr);
   std::vector<cloned::HealthOutgoing> got = wait_for(m, 2);  // changes + summary of poll 1
   REQUIRE(got.size() == 2);
   std::vector<cloned::HealthOutgoing> next = wait_for(m, 1);  // poll 2: nothing changed
@@ -175,7 +167,7 @@ TEST_CASE("a counter that rises between two polls is reported; unchanged polls m
 
 TEST_CASE("poll_now (after a resume from sleep) polls at once, not at the next interval") {
   Dir d;
-  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path), std::make_unique<hwhealth::FakeHealthSource>(),
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::make_unique<hwhealth::FakeHealthSource>(),
                           [] {});
   for (int i = 0; i < 500 && m.polls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(m.polls() == 1);
@@ -217,20 +209,20 @@ TEST_CASE("a restarted monitor compares with the stored baseline: nothing old ag
   auto shared = std::make_shared<SharedFake>();
   shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
 
-  const std::vector<hwhealth::Report> first = one_poll(d.path, shared);
+  const std::vector<hwhealth::Report> first = one_poll(d.path(), shared);
   REQUIRE(first.size() == 2);  // SMART and three more sources are not there: news once; and the summary
   CHECK(has_change(first[0], hwhealth::Change::Kind::source_changed));
-  const int64_t first_taken = open_store(d.path)->health_latest().value().taken_unix_ms;
+  const int64_t first_taken = open_store(d.path())->health_latest().value().taken_unix_ms;
 
   // A restart with nothing changed: no report at all (the summary is a day away).
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  CHECK(one_poll(d.path, shared).empty());
-  CHECK(open_store(d.path)->health_backlog_count().value() == 2);
-  CHECK(open_store(d.path)->health_latest().value().taken_unix_ms > first_taken);  // it did poll
+  CHECK(one_poll(d.path(), shared).empty());
+  CHECK(open_store(d.path())->health_backlog_count().value() == 2);
+  CHECK(open_store(d.path())->health_latest().value().taken_unix_ms > first_taken);  // it did poll
 
   // Corrected memory errors rose while the daemon was down.
   shared->fake.memory_ecc.value[0].corrected_count = 5;
-  const std::vector<hwhealth::Report> third = one_poll(d.path, shared);
+  const std::vector<hwhealth::Report> third = one_poll(d.path(), shared);
   REQUIRE(third.size() == 1);
   CHECK(third[0].kind == hwhealth::ReportKind::changes);
   CHECK(third[0].poll_number == 3);  // numbering continues across restarts
@@ -247,14 +239,14 @@ TEST_CASE("a restarted monitor compares with the stored baseline: nothing old ag
 TEST_CASE("an unreadable stored baseline is no baseline: the first poll reports as on a new store") {
   Dir d;
   {
-    auto s = open_store(d.path);
+    auto s = open_store(d.path());
     store::HealthPoll damaged;
     damaged.latest = {1, "unknown", "", "{}"};
     damaged.baseline = {1, std::string("\x01garbage", 8)};
     REQUIRE(s->health_record_poll(damaged, 16).is_ok());
   }
   auto shared = std::make_shared<SharedFake>();
-  const std::vector<hwhealth::Report> reports = one_poll(d.path, shared);
+  const std::vector<hwhealth::Report> reports = one_poll(d.path(), shared);
   REQUIRE(reports.size() == 2);  // the summary was made at unix ms 1: long due
   CHECK(reports[0].kind == hwhealth::ReportKind::changes);
   CHECK(has_change(reports[0], hwhealth::Change::Kind::source_changed));

@@ -7,20 +7,12 @@
 #include <filesystem>
 
 #include "cloned/store/store.h"
+#include "test/support/temp_dir.h"
 
 namespace {
 
-struct Dir {
-  std::string path;
-  Dir() {
-    char name[] = "/tmp/health_backlog_test.XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~Dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
+struct Dir : test_support::TempDir {
+  Dir() : test_support::TempDir("health_backlog_test") { REQUIRE(ok()); }
 };
 
 proto::PairId pair() {
@@ -51,7 +43,7 @@ std::vector<std::string> contents(store::Store& s) {
 
 TEST_CASE("a full backlog drops the oldest summaries first, then old non-critical reports, never a critical one") {
   Dir d;
-  auto s = open_rw(d.path);
+  auto s = open_rw(d.path());
   const size_t max = 4;
   REQUIRE(s->health_append(row("crit1", false, true), max).is_ok());
   REQUIRE(s->health_append(row("sum1", true, false), max).is_ok());
@@ -78,14 +70,14 @@ TEST_CASE("report ids are monotonic and survive reopening the store; acked repor
   Dir d;
   uint64_t first = 0, second = 0;
   {
-    auto s = open_rw(d.path);
+    auto s = open_rw(d.path());
     first = s->health_append(row("a", false, false), 16).value();
     second = s->health_append(row("b", true, false), 16).value();
     CHECK(second > first);
     REQUIRE(s->health_acked(second).is_ok());
     REQUIRE(s->health_acked(second).is_ok());  // a second ack is harmless
   }
-  auto s = open_rw(d.path);
+  auto s = open_rw(d.path());
   CHECK(s->health_backlog_count().value() == 1);
   auto rows = s->health_backlog(10);
   REQUIRE(rows.is_ok());
@@ -99,14 +91,14 @@ TEST_CASE("report ids are monotonic and survive reopening the store; acked repor
 TEST_CASE("the latest assessment is kept and read back by a read-only store") {
   Dir d;
   {
-    auto s = open_rw(d.path);
+    auto s = open_rw(d.path());
     auto none = s->health_latest();
     REQUIRE(none.is_ok());
     CHECK(none->taken_unix_ms == 0);
     REQUIRE(s->health_set_latest({5, "unknown", "text 1", "{}"}).is_ok());
     REQUIRE(s->health_set_latest({6, "warning", "text 2", "{\"a\":1}"}).is_ok());
   }
-  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  auto ro = store::Store::open(d.path(), store::OpenMode::read_only);
   REQUIRE(ro.is_ok());
   auto latest = (*ro)->health_latest();
   REQUIRE(latest.is_ok());
@@ -118,8 +110,8 @@ TEST_CASE("the latest assessment is kept and read back by a read-only store") {
 
 TEST_CASE("a read-only store made before the health tables existed reads as empty") {
   Dir d;
-  { auto s = open_rw(d.path); }
-  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  { auto s = open_rw(d.path()); }
+  auto ro = store::Store::open(d.path(), store::OpenMode::read_only);
   REQUIRE(ro.is_ok());
   CHECK((*ro)->health_latest()->taken_unix_ms == 0);
   CHECK((*ro)->health_backlog_count().value() == 0);
@@ -130,7 +122,7 @@ TEST_CASE("a poll's reports, assessment and baseline are kept together; the repo
   Dir d;
   uint64_t before = 0;
   {
-    auto s = open_rw(d.path);
+    auto s = open_rw(d.path());
     CHECK(s->health_baseline()->bytes.empty());  // a new store has none
     before = s->health_append(row("old", false, false), 16).value();
     store::HealthPoll poll;
@@ -146,7 +138,7 @@ TEST_CASE("a poll's reports, assessment and baseline are kept together; the repo
     quiet.baseline = {6, "second"};
     REQUIRE(s->health_record_poll(quiet, 16).is_ok());
   }
-  auto ro = store::Store::open(d.path, store::OpenMode::read_only);
+  auto ro = store::Store::open(d.path(), store::OpenMode::read_only);
   REQUIRE(ro.is_ok());
   CHECK(contents(**ro) == std::vector<std::string>{"old", "chg", "sum"});
   CHECK((*ro)->health_latest()->taken_unix_ms == 8);
@@ -158,7 +150,7 @@ TEST_CASE("a poll's reports, assessment and baseline are kept together; the repo
 
 TEST_CASE("a poll trims the backlog like an append, and a store without the baseline table reads none") {
   Dir d;
-  auto s = open_rw(d.path);
+  auto s = open_rw(d.path());
   for (int i = 0; i < 3; ++i) REQUIRE(s->health_append(row("sum", true, false), 3).is_ok());
   store::HealthPoll poll;
   poll.reports = {row("chg", false, false)};
@@ -168,10 +160,10 @@ TEST_CASE("a poll trims the backlog like an append, and a store without the base
   CHECK(contents(*s) == std::vector<std::string>{"sum", "sum", "chg"});
 
   Dir fresh;
-  auto ro_new = store::Store::open(fresh.path, store::OpenMode::read_only);
+  auto ro_new = store::Store::open(fresh.path(), store::OpenMode::read_only);
   CHECK_FALSE(ro_new.is_ok());  // nothing there: a read-only store never creates one
-  { auto made = open_rw(fresh.path); }
-  auto ro = store::Store::open(fresh.path, store::OpenMode::read_only);
+  { auto made = open_rw(fresh.path()); }
+  auto ro = store::Store::open(fresh.path(), store::OpenMode::read_only);
   REQUIRE(ro.is_ok());
   base::Result<store::HealthBaseline> none = (*ro)->health_baseline();
   REQUIRE(none.is_ok());

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/store/store.h"
+#include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -11,17 +12,8 @@
 namespace {
 
 // A scratch directory under /tmp, removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char name[] = "/tmp/store_test.XXXXXX";
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
+struct TempDir : test_support::TempDir {
+  TempDir() : test_support::TempDir("store_test") { REQUIRE(ok()); }
 };
 
 proto::PairId pair_of(uint8_t seed) {
@@ -81,7 +73,7 @@ void check_same(const store::ReplicaState& a, const store::ReplicaState& b) {
 
 TEST_CASE("a new store starts fresh at generation 1 with the pair it was opened for") {
   TempDir tmp;
-  const std::string dir = tmp.path + "/a/b/state";  // parents are created too
+  const std::string dir = tmp.path() + "/a/b/state";  // parents are created too
   auto store = open_rw(dir);
   auto loaded = store->load();
   REQUIRE(loaded.is_ok());
@@ -99,11 +91,11 @@ TEST_CASE("a new store starts fresh at generation 1 with the pair it was opened 
 TEST_CASE("what was saved is loaded back after reopening") {
   TempDir tmp;
   {
-    auto store = open_rw(tmp.path);
+    auto store = open_rw(tmp.path());
     REQUIRE(store->save(sample_state()).is_ok());
     CHECK(store->commit_count() == 1);
   }
-  auto store = open_rw(tmp.path);
+  auto store = open_rw(tmp.path());
   auto loaded = store->load();
   REQUIRE(loaded.is_ok());
   check_same(*loaded, sample_state());
@@ -111,31 +103,31 @@ TEST_CASE("what was saved is loaded back after reopening") {
 
 TEST_CASE("a store of another pair is refused, naming both pair ids") {
   TempDir tmp;
-  open_rw(tmp.path, 1);
-  auto other = store::Store::open(tmp.path, store::OpenMode::read_write, pair_of(9), "");
+  open_rw(tmp.path(), 1);
+  auto other = store::Store::open(tmp.path(), store::OpenMode::read_write, pair_of(9), "");
   REQUIRE_FALSE(other.is_ok());
   const std::string& message = other.status().message();
   CHECK(message.find("belongs to pair 0102030405060708090a0b0c0d0e0f10") != std::string::npos);
   CHECK(message.find("not 090a0b0c0d0e0f101112131415161718") != std::string::npos);
-  CHECK(message.find(tmp.path) != std::string::npos);
+  CHECK(message.find(tmp.path()) != std::string::npos);
 }
 
 TEST_CASE("opening a missing store read-only says the daemon has not run") {
   TempDir tmp;
-  auto opened = store::Store::open(tmp.path + "/state", store::OpenMode::read_only);
+  auto opened = store::Store::open(tmp.path() + "/state", store::OpenMode::read_only);
   REQUIRE_FALSE(opened.is_ok());
   CHECK(opened.status().message() ==
-        "no state store at " + tmp.path + "/state yet: the daemon has not run");
-  CHECK_FALSE(std::filesystem::exists(tmp.path + "/state"));
+        "no state store at " + tmp.path() + "/state yet: the daemon has not run");
+  CHECK_FALSE(std::filesystem::exists(tmp.path() + "/state"));
 }
 
 TEST_CASE("a read-only reader sees what a writer saved, and cannot write") {
   TempDir tmp;
-  auto writer = open_rw(tmp.path);
+  auto writer = open_rw(tmp.path());
   REQUIRE(writer->save(sample_state()).is_ok());
   REQUIRE(writer->append_event("notice", "start", "cloned started").is_ok());
 
-  auto reader = store::Store::open(tmp.path, store::OpenMode::read_only);
+  auto reader = store::Store::open(tmp.path(), store::OpenMode::read_only);
   REQUIRE_MESSAGE(reader.is_ok(), reader.status().message());
   auto loaded = (*reader)->load();
   REQUIRE(loaded.is_ok());
@@ -154,27 +146,27 @@ TEST_CASE("a read-only reader sees what a writer saved, and cannot write") {
 
 TEST_CASE("a read-only reader opens a store whose writer has closed") {
   TempDir tmp;
-  REQUIRE(open_rw(tmp.path)->save(sample_state()).is_ok());
-  auto reader = store::Store::open(tmp.path, store::OpenMode::read_only, pair_of(1));
+  REQUIRE(open_rw(tmp.path())->save(sample_state()).is_ok());
+  auto reader = store::Store::open(tmp.path(), store::OpenMode::read_only, pair_of(1));
   REQUIRE_MESSAGE(reader.is_ok(), reader.status().message());
   CHECK((*reader)->load()->committed_seq == sample_state().committed_seq);
 }
 
 TEST_CASE("a store written by a newer schema version is refused") {
   TempDir tmp;
-  open_rw(tmp.path);
+  open_rw(tmp.path());
   sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open((tmp.path + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_open((tmp.path() + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 3", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
-  auto opened = store::Store::open(tmp.path, store::OpenMode::read_write, pair_of(1));
+  auto opened = store::Store::open(tmp.path(), store::OpenMode::read_write, pair_of(1));
   REQUIRE_FALSE(opened.is_ok());
   CHECK(opened.status().message().find("schema version 3, newer than") != std::string::npos);
 }
 
 TEST_CASE("events come back oldest first, and long texts are cut") {
   TempDir tmp;
-  auto store = open_rw(tmp.path);
+  auto store = open_rw(tmp.path());
   for (int i = 0; i < 5; ++i) {
     REQUIRE(store->append_event("info", "test", "event " + std::to_string(i)).is_ok());
   }
@@ -194,7 +186,7 @@ TEST_CASE("the event log never holds more than kMaxEvents events") {
   TempDir tmp;
   const size_t inserted = store::kMaxEvents + 150;
   {
-    auto store = open_rw(tmp.path);
+    auto store = open_rw(tmp.path());
     for (size_t i = 0; i < inserted; ++i) {
       CAPTURE(i);
       REQUIRE(store->append_event("info", "test", "event " + std::to_string(i)).is_ok());
@@ -205,7 +197,7 @@ TEST_CASE("the event log never holds more than kMaxEvents events") {
     CHECK(events->back().message == "event " + std::to_string(inserted - 1));
   }
   sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open((tmp.path + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_open((tmp.path() + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
   REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &stmt, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
@@ -218,7 +210,7 @@ TEST_CASE("the event log never holds more than kMaxEvents events") {
 
 TEST_CASE("a commit delay slows every save and each save is counted") {
   TempDir tmp;
-  auto store = open_rw(tmp.path);
+  auto store = open_rw(tmp.path());
   store->set_commit_delay_ms(30);
   const auto start = std::chrono::steady_clock::now();
   REQUIRE(store->save(sample_state()).is_ok());
@@ -232,7 +224,7 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
   TempDir tmp;
   {
     sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open((tmp.path + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_open((tmp.path() + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
     const proto::PairId id = pair_of(1);
     std::string hex;
     for (uint8_t b : id) {
@@ -253,10 +245,10 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
     sqlite3_close(db);
   }
   // A reader does not upgrade: it asks for the daemon to run first.
-  auto reader = store::Store::open(tmp.path, store::OpenMode::read_only);
+  auto reader = store::Store::open(tmp.path(), store::OpenMode::read_only);
   REQUIRE_FALSE(reader.is_ok());
   CHECK(reader.status().message().find("start cloned once to upgrade it") != std::string::npos);
-  auto store = open_rw(tmp.path);
+  auto store = open_rw(tmp.path());
   auto loaded = store->load();
   REQUIRE(loaded.is_ok());
   CHECK(loaded->generation == 4);
@@ -273,7 +265,7 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
 
 TEST_CASE("out-of-sync ranges are kept in offset order, replaced per offset, and cleared") {
   TempDir tmp;
-  auto store = open_rw(tmp.path);
+  auto store = open_rw(tmp.path());
   REQUIRE(store->add_out_of_sync(1 << 20, 4096).is_ok());
   REQUIRE(store->add_out_of_sync(4096, 8192).is_ok());
   REQUIRE(store->add_out_of_sync(1 << 20, 65536).is_ok());  // same offset: replaced
@@ -285,7 +277,7 @@ TEST_CASE("out-of-sync ranges are kept in offset order, replaced per offset, and
   CHECK((*ranges)[1].length_bytes == 65536);
   CHECK(store->out_of_sync_count().value() == 2);
   store.reset();
-  auto reopened = open_rw(tmp.path);
+  auto reopened = open_rw(tmp.path());
   CHECK(reopened->out_of_sync_count().value() == 2);
   REQUIRE(reopened->clear_out_of_sync().is_ok());
   CHECK(reopened->out_of_sync_count().value() == 0);
