@@ -185,7 +185,6 @@ base::Status Store::health_record_poll(HealthPoll& poll, size_t backlog_max, siz
   return base::Status::ok();
 }
 
-
 base::Result<std::vector<HealthReportRow>> Store::health_backlog(size_t limit) {
   Impl& impl = *impl_;
   std::vector<HealthReportRow> rows;
