@@ -173,23 +173,25 @@ std::string format_json(const Snapshot& s) {
   return w.text();
 }
 
+void write_change(JsonWriter& w, const Change& c) {
+  w.begin_object();
+  w.field("kind", change_kind_name(c.kind));
+  w.field("severity", severity_name(c.severity));
+  w.field("key", c.key);
+  w.field("sentence", c.sentence);
+  if (c.kind == Change::Kind::counter_rose) {
+    w.field("before", c.before);
+    w.field("after", c.after);
+  }
+  if (c.kind == Change::Kind::finding_new || c.kind == Change::Kind::finding_cleared) write_finding(w.key("finding"), c.finding);
+  if (c.kind == Change::Kind::source_changed) write_source(w.key("source"), c.source);
+  w.end_object();
+}
+
 std::string format_changes_json(const std::vector<Change>& changes) {
   JsonWriter w;
   w.begin_array();
-  for (const Change& c : changes) {
-    w.begin_object();
-    w.field("kind", change_kind_name(c.kind));
-    w.field("severity", severity_name(c.severity));
-    w.field("key", c.key);
-    w.field("sentence", c.sentence);
-    if (c.kind == Change::Kind::counter_rose) {
-      w.field("before", c.before);
-      w.field("after", c.after);
-    }
-    if (c.kind == Change::Kind::finding_new || c.kind == Change::Kind::finding_cleared) write_finding(w.key("finding"), c.finding);
-    if (c.kind == Change::Kind::source_changed) write_source(w.key("source"), c.source);
-    w.end_object();
-  }
+  for (const Change& c : changes) write_change(w, c);
   w.end_array();
   return w.text();
 }

@@ -40,8 +40,11 @@ class JsonWriter {
 };
 
 struct Finding;
+struct Change;
 // One finding as a JSON object (severity, code, subject, sentence, event,
 // figures), shared by the snapshot and report formats (format_json.cpp).
 void write_finding(JsonWriter& w, const Finding& f);
+// One Change as an object (format_changes_json and the original's report JSON).
+void write_change(JsonWriter& w, const Change& c);
 
 }  // namespace hwhealth

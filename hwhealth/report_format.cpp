@@ -80,22 +80,7 @@ std::string format_report_json(const Report& r) {
   for (const Finding& f : r.findings) write_finding(w, f);
   w.end_array();
   w.key("changes").begin_array();
-  for (const Change& c : r.changes) {
-    w.begin_object();
-    w.field("kind", change_kind_name(c.kind));
-    w.field("severity", severity_name(c.severity));
-    w.field("key", c.key);
-    w.field("sentence", c.sentence);
-    if (c.kind == Change::Kind::counter_rose) {
-      w.field("before", c.before);
-      w.field("after", c.after);
-    }
-    if (c.kind == Change::Kind::finding_new || c.kind == Change::Kind::finding_cleared) {
-      w.key("finding");
-      write_finding(w, c.finding);
-    }
-    w.end_object();
-  }
+  for (const Change& c : r.changes) write_change(w, c);
   w.end_array();
   w.end_object();
   return w.text();
