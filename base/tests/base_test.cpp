@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <csignal>
+#include <string>
 
 #include "base/bytes.h"
+#include "base/promise.h"
 #include "base/status.h"
 #include "base/units.h"
 
@@ -62,4 +68,40 @@ TEST_CASE("a status carries errno and a sentence") {
   CHECK_FALSE(r.is_ok());
   base::Result<int> v = 5;
   CHECK(*v == 5);
+}
+
+TEST_CASE("a kept promise costs only its condition: the sentence is not built") {
+  int built = 0;
+  auto sentence = [&] {
+    ++built;
+    return std::string("never");
+  };
+  CLONED_PROMISE(1 + 1 == 2, sentence());
+  CHECK(built == 0);
+}
+
+TEST_CASE("a broken promise stops the process with a sentence naming the condition, in every build") {
+  int out[2];
+  REQUIRE(::pipe(out) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::signal(SIGABRT, SIG_DFL);  // doctest's crash handler is the parent's business
+    ::dup2(out[1], STDERR_FILENO);
+    const uint64_t acked = 132, reserved = 131;
+    CLONED_PROMISE(acked <= reserved, "ack of record " + std::to_string(acked) + " past the reservation");
+    ::_exit(0);  // not reached: a broken promise never returns
+  }
+  ::close(out[1]);
+  std::string said;
+  char buf[512];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) said.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CAPTURE(said);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGABRT);
+  CHECK(said.rfind("<3>broken promise at base_test.cpp:", 0) == 0);
+  CHECK(said.find("(acked <= reserved): ack of record 132 past the reservation; stopping now") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/apply/apply.h"
 
+#include "base/promise.h"
 #include "cloned/proto/frame.h"
 
 #include <algorithm>
@@ -281,6 +282,13 @@ void Machine::pump_log(Actions& actions) {
   if (disk_failed_ || flushing_) return;
   while (!queue_.empty()) {
     Entry& head = queue_.front();
+    // The reservation covers every record the machine acts on, barriers
+    // included: a barrier's ack tells the original the clone holds its seq,
+    // and a restart must find that seq inside the durable reservation.
+    if (head.header.seq > reserved_limit_) {
+      request_commit(actions);
+      return;
+    }
     if (head.header.type == proto::MsgType::barrier) {
       if (!in_flight_.empty()) return;
       flushing_barrier_ = head;
@@ -290,12 +298,11 @@ void Machine::pump_log(Actions& actions) {
       return;
     }
     if (writes_wait_for_commit_) return;
-    if (head.header.seq > reserved_limit_) {
-      request_commit(actions);
-      return;
-    }
     if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
     assert(is_extent(head.header.type) && head.header.epoch == durable_.epoch + 1);
+    CLONED_PROMISE(head.header.seq <= reserved_limit_,
+                   "record " + u64s(head.header.seq) + " would be written past the durable reservation " +
+                       u64s(reserved_limit_));
     highest_submitted_seq_ = std::max(highest_submitted_seq_, head.header.seq);
     actions.submit.push_back({head.id, head.header});
     in_flight_.push_back(head);
@@ -350,6 +357,11 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
   held_bytes_ -= flushing_barrier_.cost_bytes;
   if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
+  // A restart must find every acknowledged position inside the durable
+  // reservation, or it cannot believe the original's "you acked N".
+  CLONED_PROMISE(durable_.seq <= reserved_limit_,
+                 "barrier " + u64s(durable_.seq) + " would be acknowledged past the durable reservation " +
+                     u64s(reserved_limit_));
   if (in_session_) actions.barrier_acks.push_back({durable_.epoch, durable_.seq});
   maybe_become_consistent();
   after_completion(actions);
@@ -405,6 +417,14 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     return;
   }
   const store::ReplicaState& s = commit_snapshot_;
+  // The reservation never moves back below what this process wrote or
+  // acknowledged (a clean stop lowers it to exactly that, no further). A
+  // snapshot of the generation a resync has just replaced covers nothing now.
+  CLONED_PROMISE(s.generation != replica_.generation ||
+                     s.reserved_seq >= std::max({highest_submitted_seq_, durable_.seq, s.committed_seq}),
+                 "the committed reservation " + u64s(s.reserved_seq) + " falls below record " +
+                     u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
+                     ", which the disk may already hold or the original was told is durable");
   committed_ = {s.committed_seq, s.committed_epoch};
   reserved_limit_ = s.reserved_seq;
   replica_.committed_seq = s.committed_seq;

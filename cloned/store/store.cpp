@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "base/promise.h"
 #include "cloned/store/store_impl.h"
 
 namespace store {
@@ -107,6 +108,16 @@ base::Result<ReplicaState> Store::load() {
 // save() ignores state.pair_id (fixed when the store was created) and sets
 // updated_unix_ms to the time of the save.
 base::Status Store::save(const ReplicaState& state) {
+  // Invariants 4 and 6: the reservation covers the committed position, and
+  // within a generation the committed position only moves back when a resync
+  // (which marks the disk inconsistent first) restarts the copy.
+  CLONED_PROMISE(state.reserved_seq >= state.committed_seq,
+                 "a reservation of record " + std::to_string(state.reserved_seq) + " below the committed record " +
+                     std::to_string(state.committed_seq));
+  CLONED_PROMISE(!impl_->saved_once || state.generation != impl_->saved_generation || state.resync.active() ||
+                     state.committed_seq >= impl_->saved_committed_seq,
+                 "the committed position of generation " + std::to_string(state.generation) + " would move back from " +
+                     std::to_string(impl_->saved_committed_seq) + " to " + std::to_string(state.committed_seq));
   if (impl_->commit_delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(impl_->commit_delay_ms));
   }
@@ -118,6 +129,9 @@ base::Status Store::save(const ReplicaState& state) {
     return status;
   }
   ++impl_->commit_count;
+  impl_->saved_once = true;
+  impl_->saved_generation = state.generation;
+  impl_->saved_committed_seq = state.committed_seq;
   return base::Status::ok();
 }
 

@@ -34,6 +34,10 @@ struct Store::Impl {
   uint32_t commit_delay_ms = 0;
   uint64_t commit_count = 0;
   size_t inserts_since_prune = 0;
+  // The last replica state this process saved (save()'s promises compare with it).
+  bool saved_once = false;
+  uint64_t saved_generation = 0;
+  uint64_t saved_committed_seq = 0;
   detail::Statement select_replica, update_replica, insert_event, prune_events, select_events;
   detail::Statement begin, commit, rollback;
   detail::Statement insert_oos, clear_oos, select_oos, count_oos;
