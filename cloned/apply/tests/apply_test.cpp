@@ -393,6 +393,44 @@ TEST_CASE("an acknowledged position the clone cannot have written is refused") {
   CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
 }
 
+TEST_CASE("a barrier is acknowledged only inside the durable reservation, so a restart believes every ack") {
+  // Issue 12 (seeds 7273, 16413, 972): the reservation runs out exactly at a
+  // barrier. The barrier must wait for the commit that covers it, or a power
+  // cut before that commit leaves a store whose reservation is one short of
+  // what the original was told is durable.
+  apply::Limits limits;
+  limits.reserve_ahead_records = 1;
+  Rig r(fresh_state(), limits);
+  r.open();
+  apply::RecordId w1 = 0;
+  Actions a = r.send(rec(MsgType::write, 1, 1), &w1);
+  REQUIRE(a.commits.size() == 1);  // the write waits for a reservation...
+  CHECK(a.commits[0].state.reserved_seq == 1);  // ...of exactly itself
+  CHECK(r.committed().submit.size() == 1);
+  a = r.send(rec(MsgType::barrier, 2, 1));
+  REQUIRE(a.commits.size() == 1);  // record 2 is past the reservation: raise it
+  const store::ReplicaState stored = a.commits[0].state;
+  CHECK(stored.reserved_seq >= 2);
+  a = r.io_done(w1);
+  CHECK_FALSE(a.flush);  // not before that commit is durable
+  a = r.committed();
+  CHECK(a.flush);
+  a = r.flushed();
+  REQUIRE(a.barrier_acks.size() == 1);
+  CHECK(a.barrier_acks[0].seq == 2);
+
+  // The power goes now, before the position itself is committed: the next
+  // process believes the original's "you acknowledged 2".
+  Rig after(stored, limits);
+  proto::Hello h = original_hello(1, 2);
+  h.applied_seq = 2;
+  h.applied_epoch = 1;
+  a = after.hello(h);
+  CHECK(a.fail.empty());
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->applied_seq == 2);
+}
+
 TEST_CASE("a write is charged the memory its frame really holds") {
   const uint64_t small = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 512));
   const uint64_t four_k = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 4096));
