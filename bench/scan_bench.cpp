@@ -27,10 +27,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 double hash_rate_mib_s(uint32_t extent, uint64_t total) {
   base::AlignedBuffer buf(extent);
   for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = static_cast<uint8_t>(i * 131);
-  const blockio::DigestKey key{1};
+  const digest::DigestKey key{1};
   uint8_t sink = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (uint64_t done = 0; done < total; done += extent) sink ^= blockio::keyed_digest(key, buf.span())[0];
+  for (uint64_t done = 0; done < total; done += extent) sink ^= digest::keyed_digest(key, buf.span())[0];
   const double s = seconds_since(t0);
   if (sink == 0x5a) std::fputs("", stderr);  // keeps the loop
   return static_cast<double>(total) / 1048576.0 / s;
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   std::printf("blake2b_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30));
 
   cloned::Completions done;
-  cloned::DiskWorkers workers(**dev, blockio::DigestKey{2}, threads, done);
+  cloned::DiskWorkers workers(**dev, digest::DigestKey{2}, threads, done);
   const uint32_t per_request = std::min<uint32_t>(proto::kMaxDigestsPerRequest, (8u << 20) / extent);
   const uint64_t request_bytes = uint64_t{per_request} * extent;
   uint64_t next = 0, answered = 0, in_flight = 0, requests = 0;

@@ -11,7 +11,7 @@
 //
 // Both sides use the project's own code for every step (proto::FrameSealer,
 // proto::FrameReader, proto::encode_write_header, proto::decode_record,
-// blockio::keyed_digest), so the crypto costs what it costs on the real
+// digest::keyed_digest), so the crypto costs what it costs on the real
 // path. What is left out is everything else: the handshake (a one-time cost),
 // the retained log, the apply machine, the disk. Keys are fixed: both
 // processes must agree on them without a handshake. Each side prints one line
@@ -32,9 +32,9 @@
 
 #include "base/bytes.h"
 #include "base/units.h"
-#include "blockio/digest.h"
-#include "cloned/proto/frame.h"
-#include "cloned/proto/messages.h"
+#include "digest/digest.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
 #include "origin/rng.h"
 
 namespace {
@@ -50,8 +50,8 @@ proto::Key bench_frame_key() {
   return k;
 }
 
-blockio::DigestKey bench_digest_key() {
-  blockio::DigestKey k{};
+digest::DigestKey bench_digest_key() {
+  digest::DigestKey k{};
   for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<uint8_t>(0x30 + i);
   return k;
 }
@@ -140,7 +140,7 @@ bool write_all(int fd, const uint8_t* data, size_t n) {
 
 // The payload is filled the way origin's workload does it (splitmix64 from
 // a per-record seed), then digested and the header encoded in front of it.
-void build_record(origin::Rng& rng, const blockio::DigestKey& digest_key, uint64_t seq, base::Bytes& plain) {
+void build_record(origin::Rng& rng, const digest::DigestKey& digest_key, uint64_t seq, base::Bytes& plain) {
   uint8_t* payload = plain.data() + proto::kWriteHeaderBytes;
   uint64_t state = rng.next();
   for (size_t i = 0; i < kRecordBytes; i += 8) base::store_le64(payload + i, origin::splitmix64(state));
@@ -150,7 +150,7 @@ void build_record(origin::Rng& rng, const blockio::DigestKey& digest_key, uint64
   h.epoch = 1;
   h.offset_bytes = (seq - 1) * uint64_t{kRecordBytes};
   h.length_bytes = kRecordBytes;
-  h.digest = blockio::keyed_digest(digest_key, base::ByteSpan(payload, kRecordBytes));
+  h.digest = digest::keyed_digest(digest_key, base::ByteSpan(payload, kRecordBytes));
   proto::encode_write_header(h, plain.data());
 }
 
@@ -158,7 +158,7 @@ int run_send(const char* host, uint16_t port, uint64_t total_bytes) {
   const int fd = connect_to(host, port);
   if (fd < 0) return fail("cannot connect");
   const uint64_t records = (total_bytes + kRecordBytes - 1) / kRecordBytes;
-  const blockio::DigestKey digest_key = bench_digest_key();
+  const digest::DigestKey digest_key = bench_digest_key();
   proto::FrameSealer sealer(bench_frame_key());
   origin::Rng rng(1);
   // Both buffers are reused: the baseline should not pay for allocation.
@@ -186,7 +186,7 @@ struct Received {
   uint64_t records = 0;
 };
 
-bool consume(const proto::Frame& frame, const blockio::DigestKey& digest_key, Received& got) {
+bool consume(const proto::Frame& frame, const digest::DigestKey& digest_key, Received& got) {
   proto::RecordHeader h;
   base::ByteSpan payload;
   if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
@@ -194,7 +194,7 @@ bool consume(const proto::Frame& frame, const blockio::DigestKey& digest_key, Re
     return false;
   }
   if (h.type != proto::MsgType::write || h.seq != got.records + 1 ||
-      !blockio::digest_equal(blockio::keyed_digest(digest_key, payload), h.digest)) {
+      !digest::digest_equal(digest::keyed_digest(digest_key, payload), h.digest)) {
     std::fprintf(stderr, "stream-bench: record %llu is out of order or does not match its digest\n",
                  static_cast<unsigned long long>(h.seq));
     return false;
@@ -205,7 +205,7 @@ bool consume(const proto::Frame& frame, const blockio::DigestKey& digest_key, Re
 }
 
 // Feeds one read's bytes to the frame reader; false on a bad stream.
-bool feed_all(proto::FrameReader& reader, base::ByteSpan in, const blockio::DigestKey& digest_key, Received& got) {
+bool feed_all(proto::FrameReader& reader, base::ByteSpan in, const digest::DigestKey& digest_key, Received& got) {
   while (!in.empty()) {
     proto::Frame frame;
     bool has_frame = false;
@@ -222,7 +222,7 @@ int run_recv(uint16_t port) {
   const int fd = accept_one(port);
   if (fd < 0) return fail("cannot accept a connection");
   const uint64_t start_ns = base::monotonic_ns();
-  const blockio::DigestKey digest_key = bench_digest_key();
+  const digest::DigestKey digest_key = bench_digest_key();
   proto::FrameReader reader(bench_frame_key());
   auto buf = std::make_unique<uint8_t[]>(kRecvChunkBytes);
   Received got;

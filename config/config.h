@@ -13,10 +13,10 @@
 #include <string>
 
 #include "base/status.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 #include "blockio/disk.h"
-#include "cloned/proto/handshake.h"
-#include "cloned/proto/messages.h"
+#include "proto/handshake.h"
+#include "proto/messages.h"
 
 namespace config {
 
@@ -30,7 +30,7 @@ struct PairSecret {
 // "clonepr1"): subkey 1 authenticates sessions, subkey 2 keys the digests.
 struct DerivedKeys {
   proto::Key auth_key{};
-  blockio::DigestKey digest_key{};
+  digest::DigestKey digest_key{};
 };
 DerivedKeys derive_keys(const PairSecret& secret);
 

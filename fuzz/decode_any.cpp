@@ -6,7 +6,7 @@
 // field; field-wise for records, whose reserved fields are not kept.
 #include <cstring>
 
-#include "cloned/proto/resync.h"
+#include "proto/resync.h"
 #include "fuzz/fuzz_support.h"
 
 namespace fuzz {
@@ -128,7 +128,7 @@ bool check_small(base::ByteSpan msg) {
   return any;
 }
 
-// The resync and verify messages (cloned/proto/resync.h): each accepted only
+// The resync and verify messages (proto/resync.h): each accepted only
 // for its own type, and re-encoded byte for byte.
 bool check_resync(base::ByteSpan msg) {
   base::Bytes again;

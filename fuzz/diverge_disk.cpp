@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(buf.data(), data, size);
     FUZZ_CHECK(dev.write(0, buf.span()).is_ok());
   }
-  const blockio::DigestKey key{};
+  const digest::DigestKey key{};
   base::Result<diverge::Fingerprint> a = diverge::take_fingerprint(dev, key);
   FUZZ_CHECK(a.is_ok());
   for (const diverge::Region& r : a->regions) {

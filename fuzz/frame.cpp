@@ -21,7 +21,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 #include "fuzz/fuzz_support.h"
 
 namespace {

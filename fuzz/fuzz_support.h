@@ -15,8 +15,8 @@
 
 #include "base/bytes.h"
 #include "config/config.h"
-#include "cloned/proto/handshake.h"
-#include "cloned/proto/messages.h"
+#include "proto/handshake.h"
+#include "proto/messages.h"
 
 namespace fuzz {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 #include "fuzz/fuzz_support.h"
 #include "origin/record.h"
 #include "origin/spool.h"
@@ -144,7 +144,7 @@ void write_spool(const std::string& name, const std::vector<origin::Record>& rec
 }
 
 void spool_seeds() {
-  const blockio::DigestKey& key = fuzz::fixed_keys().digest_key;
+  const digest::DigestKey& key = fuzz::fixed_keys().digest_key;
   write_spool("empty", {}, 1);
   std::vector<origin::Record> rs;
   rs.push_back(origin::make_write(1, 1, 0, pattern(512, 3), key));

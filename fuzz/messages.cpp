@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Fuzz target: every message parser of cloned/proto/messages.h. The input is
+// Fuzz target: every message parser of proto/messages.h. The input is
 // one frame's plaintext, as the daemon and the original hand it to the codecs.
 #include <cstddef>
 #include <cstdint>

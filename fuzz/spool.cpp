@@ -21,7 +21,7 @@ namespace {
 
 // Signs what it can: stops at the first entry whose length is out of range
 // or runs past the end, exactly where the reader stops too.
-void resign(base::Bytes& file, const blockio::DigestKey& key) {
+void resign(base::Bytes& file, const digest::DigestKey& key) {
   size_t at = origin::kSpoolHeaderBytes;
   while (file.size() >= at + origin::kSpoolEntryLengthBytes) {
     const uint32_t n = base::load_le32(file.data() + at);
@@ -30,12 +30,12 @@ void resign(base::Bytes& file, const blockio::DigestKey& key) {
     if (end > file.size()) return;
     uint8_t* record = file.data() + at + origin::kSpoolEntryLengthBytes;
     if (record[0] == static_cast<uint8_t>(proto::MsgType::write) && n > proto::kWriteHeaderBytes) {
-      const blockio::Digest d = blockio::keyed_digest(
+      const digest::Digest d = digest::keyed_digest(
           key, base::ByteSpan(record + proto::kWriteHeaderBytes, n - proto::kWriteHeaderBytes));
       std::memcpy(record + 32, d.data(), d.size());  // the digest field of a write header
     }
-    const blockio::Digest d =
-        blockio::keyed_digest(key, base::ByteSpan(file.data() + at, origin::kSpoolEntryLengthBytes + n));
+    const digest::Digest d =
+        digest::keyed_digest(key, base::ByteSpan(file.data() + at, origin::kSpoolEntryLengthBytes + n));
     std::memcpy(record + n, d.data(), d.size());
     at = end;
   }

@@ -18,7 +18,7 @@
 #include "base/aligned_buffer.h"
 #include "base/log.h"
 #include "base/units.h"
-#include "cloned/proto/resync.h"
+#include "proto/resync.h"
 #include "origin/image.h"
 #include "origin/progress.h"
 
@@ -260,8 +260,8 @@ class Image {
 
   // Digests of `count` extents from `offset`, the last cut at the disk's end
   // (as the clone cuts it).
-  base::Status digests(const blockio::DigestKey& key, uint64_t offset, uint32_t extent, uint32_t count,
-                       std::vector<blockio::Digest>& out) {
+  base::Status digests(const digest::DigestKey& key, uint64_t offset, uint32_t extent, uint32_t count,
+                       std::vector<digest::Digest>& out) {
     out.clear();
     const uint64_t total = std::min<uint64_t>(uint64_t{extent} * count, size_ - offset);
     buf_.resize(std::min<uint64_t>(total, 8u << 20));
@@ -269,7 +269,7 @@ class Image {
       const uint64_t n = std::min<uint64_t>(buf_.size() / extent * extent, total - done);
       BASE_TRY(read(offset + done, base::MutableByteSpan(buf_.data(), n)));
       for (uint64_t at = 0; at < n; at += extent)
-        out.push_back(blockio::keyed_digest(key, base::ByteSpan(buf_.data() + at, std::min<uint64_t>(extent, n - at))));
+        out.push_back(digest::keyed_digest(key, base::ByteSpan(buf_.data() + at, std::min<uint64_t>(extent, n - at))));
       done += n;
     }
     return base::Status::ok();
@@ -307,8 +307,8 @@ class RateLimit {
 // One digest request in flight with this side's digests of the same range.
 struct Pending {
   proto::DigestRequest request;
-  std::vector<blockio::Digest> local;
-  std::vector<blockio::Digest> remote;
+  std::vector<digest::Digest> local;
+  std::vector<digest::Digest> remote;
   bool answered = false;
 };
 
@@ -318,7 +318,7 @@ struct Pending {
 class Scanner {
  public:
   // `digested` counts the bytes compared, as they are (an interrupted scan counts too).
-  Scanner(Link& link, Image& image, const blockio::DigestKey& key, const MaintenanceOptions& o, RateLimit& rate,
+  Scanner(Link& link, Image& image, const digest::DigestKey& key, const MaintenanceOptions& o, RateLimit& rate,
           uint64_t& digested)
       : link_(link), image_(image), key_(key), options_(o), rate_(rate), digested_(digested) {}
 
@@ -363,7 +363,7 @@ class Scanner {
              link_.send_pending() < options_.send_buffer_bytes_max) {
         Pending& p = pending.begin()->second;
         for (size_t i = 0; i < p.local.size(); ++i) {
-          if (blockio::digest_equal(p.local[i], p.remote[i])) continue;
+          if (digest::digest_equal(p.local[i], p.remote[i])) continue;
           const uint64_t off = p.request.offset_bytes + i * uint64_t{extent};
           BASE_TRY(differ({off, std::min<uint64_t>(extent, image_.size() - off)}));
         }
@@ -382,7 +382,7 @@ class Scanner {
  private:
   Link& link_;
   Image& image_;
-  const blockio::DigestKey& key_;
+  const digest::DigestKey& key_;
   const MaintenanceOptions& options_;
   RateLimit& rate_;
   uint64_t ids_ = 0;
@@ -408,7 +408,7 @@ base::Status wait_for(Link& link, proto::MsgType type, base::Bytes& out, const F
 }
 
 // Sends one extent of the image: zeroes as such, data with its digest.
-base::Status send_extent(Link& link, Image& image, const blockio::DigestKey& key, Range r, base::AlignedBuffer& buf,
+base::Status send_extent(Link& link, Image& image, const digest::DigestKey& key, Range r, base::AlignedBuffer& buf,
                          ResyncReport& report) {
   for (uint64_t done = 0; done < r.length_bytes;) {
     const uint64_t n = std::min<uint64_t>(r.length_bytes - done, proto::kMaxWritePayloadBytes);
@@ -424,7 +424,7 @@ base::Status send_extent(Link& link, Image& image, const blockio::DigestKey& key
       report.zero_bytes_sent += n;
     } else {
       h.type = proto::MsgType::resync_data;
-      h.digest = blockio::keyed_digest(key, data);
+      h.digest = digest::keyed_digest(key, data);
       proto::encode_record(h, data, out);
       report.data_bytes_sent += n;
     }
@@ -472,7 +472,7 @@ base::Status resync_session(const SessionConfig& session, Image& image, const pr
   fatal = link.fatal();
   if (!s.is_ok()) return s;
   ++report.sessions;
-  const blockio::DigestKey& key = session.digest_key;
+  const digest::DigestKey& key = session.digest_key;
   s = [&]() -> base::Status {
     base::Bytes msg;
     proto::encode_resync_begin(begin, msg);

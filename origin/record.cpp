@@ -32,14 +32,14 @@ base::MutableByteSpan payload_of(Record& record) {
   return base::MutableByteSpan(record.plain).subspan(proto::kWriteHeaderBytes);
 }
 
-void seal_write(Record& record, const blockio::DigestKey& digest_key) {
+void seal_write(Record& record, const digest::DigestKey& digest_key) {
   assert(record.plain.size() == proto::kWriteHeaderBytes + record.header.length_bytes);
-  record.header.digest = blockio::keyed_digest(digest_key, record.payload());
+  record.header.digest = digest::keyed_digest(digest_key, record.payload());
   proto::encode_write_header(record.header, record.plain.data());
 }
 
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
-                  const blockio::DigestKey& digest_key) {
+                  const digest::DigestKey& digest_key) {
   Record r = begin_write(seq, epoch, offset_bytes, static_cast<uint32_t>(payload.size()));
   base::MutableByteSpan dst = payload_of(r);
   std::copy(payload.begin(), payload.end(), dst.begin());

@@ -12,8 +12,8 @@
 #include <memory>
 
 #include "base/bytes.h"
-#include "blockio/digest.h"
-#include "cloned/proto/messages.h"
+#include "digest/digest.h"
+#include "proto/messages.h"
 
 namespace origin {
 
@@ -34,12 +34,12 @@ using RecordPtr = std::shared_ptr<const Record>;
 // sized for header + payload; fill payload_of(record), then seal_write().
 Record begin_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint32_t length_bytes);
 base::MutableByteSpan payload_of(Record& record);
-// Computes the payload digest (blockio::keyed_digest) and encodes the header.
-void seal_write(Record& record, const blockio::DigestKey& digest_key);
+// Computes the payload digest (digest::keyed_digest) and encodes the header.
+void seal_write(Record& record, const digest::DigestKey& digest_key);
 
 // Convenience: a write record from a payload span (copies it).
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
-                  const blockio::DigestKey& digest_key);
+                  const digest::DigestKey& digest_key);
 // Trim or zero of an extent.
 Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes,
                    uint64_t length_bytes);

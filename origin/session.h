@@ -18,10 +18,10 @@
 #include <string>
 
 #include "base/status.h"
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
-#include "cloned/proto/messages.h"
-#include "cloned/proto/wake_messages.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/messages.h"
+#include "proto/wake_messages.h"
 #include "config/config.h"
 #include "origin/health_inbox.h"
 #include "origin/log.h"
@@ -34,7 +34,7 @@ struct SessionConfig {
   uint16_t port = config::kDefaultPort;
   proto::PairId pair_id{};
   proto::Key auth_key{};
-  blockio::DigestKey digest_key{};       // resync and verify compare digests keyed with it
+  digest::DigestKey digest_key{};       // resync and verify compare digests keyed with it
   uint64_t disk_size_bytes = 0;
   uint32_t logical_block_bytes = 512;
   uint64_t generation = 1;

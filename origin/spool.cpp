@@ -22,7 +22,7 @@ base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes)
 
 // ------------------------------------------------------------------ writer
 
-SpoolWriter::SpoolWriter(int fd, std::string path, uint64_t first_seq, const blockio::DigestKey& key)
+SpoolWriter::SpoolWriter(int fd, std::string path, uint64_t first_seq, const digest::DigestKey& key)
     : fd_(fd), path_(std::move(path)), next_seq_(first_seq), digest_key_(key) {}
 
 SpoolWriter::~SpoolWriter() {
@@ -31,7 +31,7 @@ SpoolWriter::~SpoolWriter() {
 
 base::Result<std::unique_ptr<SpoolWriter>> SpoolWriter::create(const std::string& path, const proto::PairId& pair_id,
                                                                uint64_t first_seq,
-                                                               const blockio::DigestKey& digest_key) {
+                                                               const digest::DigestKey& digest_key) {
   assert(first_seq >= 1);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -72,7 +72,7 @@ base::Status SpoolWriter::append(const Record& record) {
   entry_.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
   base::store_le32(entry_.data(), static_cast<uint32_t>(n));
   std::memcpy(entry_.data() + kSpoolEntryLengthBytes, record.plain.data(), n);
-  const blockio::Digest d = blockio::keyed_digest(digest_key_, entry_digest_input(entry_, n));
+  const digest::Digest d = digest::keyed_digest(digest_key_, entry_digest_input(entry_, n));
   std::memcpy(entry_.data() + kSpoolEntryLengthBytes + n, d.data(), d.size());
   BASE_TRY(write_all(entry_));
   ++next_seq_;
@@ -94,7 +94,7 @@ base::Status SpoolWriter::finish() {
 
 // ------------------------------------------------------------------ reader
 
-SpoolReader::SpoolReader(int fd, std::string path, const blockio::DigestKey& key)
+SpoolReader::SpoolReader(int fd, std::string path, const digest::DigestKey& key)
     : fd_(fd), path_(std::move(path)), digest_key_(key) {}
 
 SpoolReader::~SpoolReader() {
@@ -102,7 +102,7 @@ SpoolReader::~SpoolReader() {
 }
 
 base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& path, const proto::PairId& pair_id,
-                                                             const blockio::DigestKey& digest_key) {
+                                                             const digest::DigestKey& digest_key) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return base::Status::from_errno("cannot open spool " + path);
   std::unique_ptr<SpoolReader> r(new SpoolReader(fd, path, digest_key));
@@ -173,9 +173,9 @@ base::Status SpoolReader::next(Record& out, bool& has_record) {
 
 base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
   const size_t n = entry_.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes;
-  blockio::Digest stored;
+  digest::Digest stored;
   std::memcpy(stored.data(), entry_.data() + kSpoolEntryLengthBytes + n, stored.size());
-  if (!blockio::digest_equal(stored, blockio::keyed_digest(digest_key_, entry_digest_input(entry_, n))))
+  if (!digest::digest_equal(stored, digest::keyed_digest(digest_key_, entry_digest_input(entry_, n))))
     return corrupt(entry_offset, "the entry's digest does not match its bytes");
   base::ByteSpan plain(entry_.data() + kSpoolEntryLengthBytes, n);
   base::Result<proto::MsgType> type = proto::peek_type(plain);
@@ -185,7 +185,7 @@ base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
   if (base::Status s = proto::decode_record(plain, h, payload); !s.is_ok())
     return corrupt(entry_offset, "the record does not decode (" + s.message() + ")");
   if (h.type == proto::MsgType::write &&
-      !blockio::digest_equal(h.digest, blockio::keyed_digest(digest_key_, payload)))
+      !digest::digest_equal(h.digest, digest::keyed_digest(digest_key_, payload)))
     return corrupt(entry_offset, "the payload of write record " + u64s(h.seq) + " does not match its digest");
   if (h.seq != next_seq_)
     return corrupt(entry_offset, "record " + u64s(h.seq) + " stands where record " + u64s(next_seq_) + " belongs");
@@ -201,7 +201,7 @@ base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
 // ------------------------------------------------------------------ scan
 
 base::Result<SpoolSummary> scan_spool(const std::string& path, const proto::PairId& pair_id,
-                                      const blockio::DigestKey& digest_key) {
+                                      const digest::DigestKey& digest_key) {
   base::Result<std::unique_ptr<SpoolReader>> reader = SpoolReader::open(path, pair_id, digest_key);
   if (!reader) return reader.status();
   SpoolSummary sum;

@@ -19,8 +19,8 @@
 #include <string>
 
 #include "base/status.h"
-#include "blockio/digest.h"
-#include "cloned/proto/messages.h"
+#include "digest/digest.h"
+#include "proto/messages.h"
 #include "origin/record.h"
 
 namespace origin {
@@ -29,7 +29,7 @@ inline constexpr char kSpoolMagic[8] = {'C', 'L', 'N', 'S', 'P', 'O', 'O', 'L'};
 inline constexpr uint32_t kSpoolVersion = 1;
 inline constexpr size_t kSpoolHeaderBytes = 8 + 4 + proto::kPairIdBytes + 8;  // 36
 inline constexpr size_t kSpoolEntryLengthBytes = 4;
-inline constexpr size_t kSpoolEntryDigestBytes = blockio::kDigestBytes;
+inline constexpr size_t kSpoolEntryDigestBytes = digest::kDigestBytes;
 // A record encoding is at most one frame's plaintext.
 inline constexpr uint32_t kSpoolEntryBytesMax = proto::kMaxFramePlainBytes;
 static_assert(kSpoolHeaderBytes == 36);
@@ -39,7 +39,7 @@ class SpoolWriter {
   // Creates a new spool (refuses an existing file: a spool is never
   // overwritten) whose first record will be `first_seq`.
   static base::Result<std::unique_ptr<SpoolWriter>> create(const std::string& path, const proto::PairId& pair_id,
-                                                           uint64_t first_seq, const blockio::DigestKey& digest_key);
+                                                           uint64_t first_seq, const digest::DigestKey& digest_key);
   ~SpoolWriter();
   SpoolWriter(const SpoolWriter&) = delete;
   SpoolWriter& operator=(const SpoolWriter&) = delete;
@@ -52,14 +52,14 @@ class SpoolWriter {
   uint64_t size_bytes() const { return offset_bytes_; }
 
  private:
-  SpoolWriter(int fd, std::string path, uint64_t first_seq, const blockio::DigestKey& key);
+  SpoolWriter(int fd, std::string path, uint64_t first_seq, const digest::DigestKey& key);
   base::Status write_all(const base::Bytes& bytes);
 
   int fd_;
   std::string path_;
   uint64_t next_seq_;
   uint64_t offset_bytes_ = 0;
-  blockio::DigestKey digest_key_;
+  digest::DigestKey digest_key_;
   base::Bytes entry_;  // reused for each entry
 };
 
@@ -74,7 +74,7 @@ class SpoolReader {
   // Opens and checks the header: magic, version, and that the spool belongs
   // to `pair_id`.
   static base::Result<std::unique_ptr<SpoolReader>> open(const std::string& path, const proto::PairId& pair_id,
-                                                         const blockio::DigestKey& digest_key);
+                                                         const digest::DigestKey& digest_key);
   ~SpoolReader();
   SpoolReader(const SpoolReader&) = delete;
   SpoolReader& operator=(const SpoolReader&) = delete;
@@ -90,7 +90,7 @@ class SpoolReader {
   uint64_t next_seq() const { return next_seq_; }
 
  private:
-  SpoolReader(int fd, std::string path, const blockio::DigestKey& key);
+  SpoolReader(int fd, std::string path, const digest::DigestKey& key);
   base::Status read_header(const proto::PairId& pair_id);
   // Reads exactly n bytes; `got` tells how many arrived before end of file.
   base::Status read_exact(uint8_t* out, size_t n, size_t& got);
@@ -99,7 +99,7 @@ class SpoolReader {
 
   int fd_;
   std::string path_;
-  blockio::DigestKey digest_key_;
+  digest::DigestKey digest_key_;
   SpoolHeader header_;
   uint64_t offset_bytes_ = 0;
   uint64_t next_seq_ = 0;
@@ -117,6 +117,6 @@ struct SpoolSummary {
   bool ends_with_barrier = false;
 };
 base::Result<SpoolSummary> scan_spool(const std::string& path, const proto::PairId& pair_id,
-                                      const blockio::DigestKey& digest_key);
+                                      const digest::DigestKey& digest_key);
 
 }  // namespace origin

@@ -147,14 +147,14 @@ base::Result<std::unique_ptr<RawSession>> open_raw_session(const SessionConfig& 
 }
 
 proto::RecordHeader write_header(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
-                                 const blockio::DigestKey& digest_key) {
+                                 const digest::DigestKey& digest_key) {
   proto::RecordHeader h;
   h.type = proto::MsgType::write;
   h.seq = seq;
   h.epoch = epoch;
   h.offset_bytes = offset_bytes;
   h.length_bytes = payload.size();
-  h.digest = blockio::keyed_digest(digest_key, payload);
+  h.digest = digest::keyed_digest(digest_key, payload);
   return h;
 }
 

@@ -18,9 +18,9 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
-#include "cloned/proto/messages.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/messages.h"
 #include "origin/net.h"
 #include "origin/session.h"
 
@@ -88,7 +88,7 @@ base::Result<std::unique_ptr<RawSession>> open_raw_session(const SessionConfig& 
 // A correct write header for `payload` (digest keyed with `digest_key`);
 // tests then spoil one field.
 proto::RecordHeader write_header(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
-                                 const blockio::DigestKey& digest_key);
+                                 const digest::DigestKey& digest_key);
 // The 4 length bytes of a frame announcing `wire_length` bytes (ciphertext +
 // tag): send one over kMaxFramePlainBytes + kAeadTagBytes to test the limit.
 base::Bytes frame_length_prefix(uint32_t wire_length);

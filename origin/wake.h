@@ -17,7 +17,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "cloned/proto/wake_messages.h"
+#include "proto/wake_messages.h"
 #include "config/config.h"
 #include "wol/magic.h"
 

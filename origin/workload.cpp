@@ -39,7 +39,7 @@ void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out) {
 }
 
 WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes,
-                                     uint32_t logical_block_bytes, const blockio::DigestKey& digest_key,
+                                     uint32_t logical_block_bytes, const digest::DigestKey& digest_key,
                                      uint64_t first_seq, uint64_t first_epoch)
     : options_(options),
       disk_blocks_(disk_size_bytes / logical_block_bytes),

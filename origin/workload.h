@@ -20,7 +20,7 @@
 #include <cstdint>
 
 #include "base/status.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 #include "origin/record.h"
 #include "origin/rng.h"
 
@@ -48,7 +48,7 @@ class WorkloadGenerator {
  public:
   // Options must have passed check_workload_options (asserted).
   WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes, uint32_t logical_block_bytes,
-                    const blockio::DigestKey& digest_key, uint64_t first_seq, uint64_t first_epoch);
+                    const digest::DigestKey& digest_key, uint64_t first_seq, uint64_t first_epoch);
 
   // The next record; false once the final barrier has been produced.
   bool next(Record& out);
@@ -67,7 +67,7 @@ class WorkloadGenerator {
   WorkloadOptions options_;
   uint64_t disk_blocks_;
   uint32_t block_bytes_;
-  blockio::DigestKey digest_key_;
+  digest::DigestKey digest_key_;
   Rng rng_;
   uint64_t next_seq_;
   uint64_t epoch_;

@@ -1,52 +1,14 @@
 // SPDX-License-Identifier: MIT
-// Digests and the memory device.
+// The memory device.
 #include <doctest/doctest.h>
-#include <sodium.h>
 
 #include <algorithm>
 
-#include "blockio/digest.h"
 #include "blockio/memory_device.h"
 #include "blockio/tests/test_support.h"
 
 using blockio_test::filled;
 using blockio_test::pattern;
-
-namespace {
-
-blockio::DigestKey key_of(uint8_t value) {
-  blockio::DigestKey key;
-  key.fill(value);
-  return key;
-}
-
-}  // namespace
-
-TEST_CASE("a keyed digest equals libsodium's BLAKE2b-256 with that key") {
-  const base::AlignedBuffer data = pattern(4096, 3);
-  const blockio::DigestKey key = key_of(0x5a);
-  blockio::Digest expected{};
-  REQUIRE(sodium_init() >= 0);
-  REQUIRE(crypto_generichash(expected.data(), expected.size(), data.data(), data.size(), key.data(), key.size()) == 0);
-  CHECK(blockio::keyed_digest(key, data.span()) == expected);
-  CHECK(blockio::digest_equal(blockio::keyed_digest(key, data.span()), expected));
-}
-
-TEST_CASE("a different key or different data gives a different digest") {
-  const base::AlignedBuffer data = pattern(4096, 3);
-  const blockio::Digest base_digest = blockio::keyed_digest(key_of(1), data.span());
-  CHECK_FALSE(blockio::digest_equal(base_digest, blockio::keyed_digest(key_of(2), data.span())));
-  base::AlignedBuffer changed = pattern(4096, 3);
-  changed.data()[4095] ^= 1;
-  CHECK_FALSE(blockio::digest_equal(base_digest, blockio::keyed_digest(key_of(1), changed.span())));
-  CHECK(blockio::digest_equal(base_digest, blockio::keyed_digest(key_of(1), data.span())));
-}
-
-TEST_CASE("the digest of no bytes is defined and keyed") {
-  const blockio::Digest a = blockio::keyed_digest(key_of(1), {});
-  const blockio::Digest b = blockio::keyed_digest(key_of(2), {});
-  CHECK_FALSE(blockio::digest_equal(a, b));
-}
 
 TEST_CASE("the memory device starts zeroed and reads back what was written") {
   blockio::MemoryDevice device(1 << 20);

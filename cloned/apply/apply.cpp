@@ -2,7 +2,7 @@
 #include "cloned/apply/apply.h"
 
 #include "base/promise.h"
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 
 #include <algorithm>
 #include <cassert>

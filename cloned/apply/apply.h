@@ -39,8 +39,8 @@
 
 #include "base/status.h"
 #include "blockio/device.h"
-#include "cloned/proto/messages.h"
-#include "cloned/proto/resync.h"
+#include "proto/messages.h"
+#include "proto/resync.h"
 #include "cloned/store/decision.h"
 #include "cloned/store/store.h"
 

@@ -11,8 +11,8 @@
 
 #include "cloned/daemon/health_monitor.h"
 
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
 
 namespace cloned {
 

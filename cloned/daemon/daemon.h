@@ -23,9 +23,9 @@
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/sleep_policy.h"
 #include "cloned/daemon/status.h"
-#include "cloned/proto/wake_messages.h"
+#include "proto/wake_messages.h"
 #include "cloned/daemon/workers.h"
-#include "cloned/proto/resync.h"
+#include "proto/resync.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 

@@ -10,7 +10,7 @@
 #include "base/log.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"
-#include "cloned/proto/handshake.h"
+#include "proto/handshake.h"
 
 namespace cloned {
 

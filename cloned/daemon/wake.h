@@ -16,7 +16,7 @@
 
 #include "base/status.h"
 #include "cloned/daemon/sleep_policy.h"
-#include "cloned/proto/wake_messages.h"
+#include "proto/wake_messages.h"
 #include "wol/arm.h"
 #include "wol/link_monitor.h"
 #include "wol/magic.h"

@@ -36,7 +36,7 @@ std::vector<Completion> Completions::take_all() {
   return out;
 }
 
-DiskWorkers::DiskWorkers(blockio::BlockDevice& device, const blockio::DigestKey& digest_key, uint32_t threads,
+DiskWorkers::DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
                          Completions& done, bool read_back)
     : device_(device), digest_key_(digest_key), done_(done), read_back_(read_back) {
   assert(threads > 0);
@@ -116,10 +116,10 @@ base::Status DiskWorkers::write_checked(uint64_t offset, base::ByteSpan data, st
   BASE_TRY(device_.write(offset, data));
   if (!read_back_) return base::Status::ok();
   base::AlignedBuffer back(data.size());
-  const blockio::Digest want = blockio::keyed_digest(digest_key_, data);
+  const digest::Digest want = digest::keyed_digest(digest_key_, data);
   for (int attempt = 0; attempt < 2; ++attempt) {
     BASE_TRY(device_.read(offset, back.span()));
-    if (blockio::digest_equal(blockio::keyed_digest(digest_key_, back.span()), want)) return base::Status::ok();
+    if (digest::digest_equal(digest::keyed_digest(digest_key_, back.span()), want)) return base::Status::ok();
     if (attempt == 0) {
       note = "read-back of " + std::to_string(data.size()) + " bytes at offset " + std::to_string(offset) +
              " differed from what was written; rewritten once";
@@ -149,7 +149,7 @@ void DiskWorkers::perform(Job& job) {
       // The payload follows the 64-byte header inside the frame, 4096-aligned.
       base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
       assert(job.frame.plain_bytes == proto::kWriteHeaderBytes + h.length_bytes);
-      if (!blockio::digest_equal(blockio::keyed_digest(digest_key_, payload), h.digest)) {
+      if (!digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
         c.status = base::Status::error(EBADMSG, extent_text(h) + " does not match its digest; nothing of it was written.");
         c.digest_mismatch = true;
         break;
@@ -209,7 +209,7 @@ void DiskWorkers::perform_digest(const Job& job) {
     }
     for (uint64_t at = 0; at < n; at += q.extent_bytes) {
       const uint64_t len = std::min<uint64_t>(q.extent_bytes, n - at);
-      c.digests.push_back(blockio::keyed_digest(digest_key_, base::ByteSpan(buf.data() + at, len)));
+      c.digests.push_back(digest::keyed_digest(digest_key_, base::ByteSpan(buf.data() + at, len)));
     }
     done += n;
   }

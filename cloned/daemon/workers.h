@@ -18,10 +18,10 @@
 
 #include "base/status.h"
 #include "blockio/device.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 #include "cloned/apply/apply.h"
-#include "cloned/proto/frame.h"
-#include "cloned/proto/resync.h"
+#include "proto/frame.h"
+#include "proto/resync.h"
 #include "cloned/store/store.h"
 
 namespace cloned {
@@ -38,7 +38,7 @@ struct Completion {
   // digest: the request and its digests, in order.
   proto::DigestRequest request;
   uint64_t session_serial = 0;  // digest: the session that asked
-  std::vector<blockio::Digest> digests;
+  std::vector<digest::Digest> digests;
   // io with read-back: a sentence when the read-back found a difference
   // (then the extent was rewritten once; status says whether that held).
   std::string read_back_note;
@@ -63,7 +63,7 @@ class DiskWorkers {
  public:
   // read_back: after each write, read the data back and compare its digest
   // (a mismatch is rewritten once and reported; twice is a disk error).
-  DiskWorkers(blockio::BlockDevice& device, const blockio::DigestKey& digest_key, uint32_t threads,
+  DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
               Completions& done, bool read_back = false);
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
@@ -95,7 +95,7 @@ class DiskWorkers {
   void push_job(Job job);
 
   blockio::BlockDevice& device_;
-  blockio::DigestKey digest_key_;
+  digest::DigestKey digest_key_;
   Completions& done_;
   const bool read_back_;
   std::mutex mutex_;

@@ -102,7 +102,7 @@ std::vector<std::string> differences(const Fingerprint& before, const Fingerprin
     const Region& old = *it->second;
     old_by_name.erase(it);
     if (old.offset_bytes != r.offset_bytes || old.length_bytes != r.length_bytes) out.push_back(moved(old, r));
-    else if (old.kind != r.kind || !blockio::digest_equal(old.digest, r.digest)) out.push_back(changed(old, r));
+    else if (old.kind != r.kind || !digest::digest_equal(old.digest, r.digest)) out.push_back(changed(old, r));
   }
   for (const Region& r : before.regions) {
     if (old_by_name.count(r.name) != 0) out.push_back("the " + r.name + " is no longer there");

@@ -24,7 +24,7 @@
 #include "base/bytes.h"
 #include "base/status.h"
 #include "blockio/device.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 
 namespace diverge {
 
@@ -63,7 +63,7 @@ struct Region {
   std::string where;  // "partition 1", "the whole disk", or "" for disk-level regions
   uint64_t offset_bytes = 0;
   uint64_t length_bytes = 0;
-  blockio::Digest digest{};
+  digest::Digest digest{};
   std::vector<Fact> facts;
 };
 
@@ -78,7 +78,7 @@ struct Fingerprint {
 // Reads the regions above from `dev` and digests them with `key` (the pair's
 // digest key). Fails only when a read fails; content it cannot parse (garbage
 // tables, unknown filesystems) is fingerprinted as raw regions.
-base::Result<Fingerprint> take_fingerprint(blockio::BlockDevice& dev, const blockio::DigestKey& key);
+base::Result<Fingerprint> take_fingerprint(blockio::BlockDevice& dev, const digest::DigestKey& key);
 
 // One plain sentence per changed, added or removed region (and for a changed
 // disk size); empty when no divergence is detected. Both fingerprints must

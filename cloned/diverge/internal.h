@@ -21,7 +21,7 @@ inline constexpr uint64_t kMiB = 1 << 20;
 // fingerprint. Counts the bytes it reads.
 class RegionReader {
  public:
-  RegionReader(blockio::BlockDevice& dev, const blockio::DigestKey& key, Fingerprint& out);
+  RegionReader(blockio::BlockDevice& dev, const digest::DigestKey& key, Fingerprint& out);
 
   uint64_t disk_bytes() const { return disk_bytes_; }
   uint32_t block_bytes() const { return block_bytes_; }
@@ -46,7 +46,7 @@ class RegionReader {
                            base::ByteSpan& view);
 
   blockio::BlockDevice& dev_;
-  const blockio::DigestKey& key_;
+  const digest::DigestKey& key_;
   Fingerprint& out_;
   uint64_t disk_bytes_;
   uint32_t block_bytes_;

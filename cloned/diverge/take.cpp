@@ -10,7 +10,7 @@
 namespace diverge {
 namespace detail {
 
-RegionReader::RegionReader(blockio::BlockDevice& dev, const blockio::DigestKey& key, Fingerprint& out)
+RegionReader::RegionReader(blockio::BlockDevice& dev, const digest::DigestKey& key, Fingerprint& out)
     : dev_(dev), key_(key), out_(out) {
   const blockio::Geometry g = dev.geometry();
   disk_bytes_ = g.size_bytes;
@@ -66,7 +66,7 @@ void RegionReader::add(RegionKind kind, std::string name, std::string where, uin
   r.where = std::move(where);
   r.offset_bytes = offset_bytes;
   r.length_bytes = bytes.size();
-  r.digest = blockio::keyed_digest(key_, bytes);
+  r.digest = digest::keyed_digest(key_, bytes);
   r.facts = std::move(facts);
   out_.regions.push_back(std::move(r));
 }
@@ -105,7 +105,7 @@ base::Status fingerprint_disk_ends(detail::RegionReader& reader) {
 
 }  // namespace
 
-base::Result<Fingerprint> take_fingerprint(blockio::BlockDevice& dev, const blockio::DigestKey& key) {
+base::Result<Fingerprint> take_fingerprint(blockio::BlockDevice& dev, const digest::DigestKey& key) {
   const auto started = std::chrono::steady_clock::now();
   Fingerprint fp;
   detail::RegionReader reader(dev, key, fp);

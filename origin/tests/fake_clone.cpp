@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 #include "origin/net.h"
 
 namespace origin_test {

@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
-#include "cloned/proto/messages.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
+#include "proto/messages.h"
 
 namespace origin_test {
 

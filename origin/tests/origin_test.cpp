@@ -84,7 +84,7 @@ TEST_CASE("workload records stay inside their bounds, aligned, numbered and clos
     if (h.type == proto::MsgType::write) {
       ++writes;
       CHECK(r.payload().size() == h.length_bytes);
-      CHECK(blockio::digest_equal(h.digest, blockio::keyed_digest(origin_test::test_digest_key(), r.payload())));
+      CHECK(digest::digest_equal(h.digest, digest::keyed_digest(origin_test::test_digest_key(), r.payload())));
     }
   }
   CHECK(data >= o.total_bytes);

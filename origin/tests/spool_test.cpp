@@ -45,7 +45,7 @@ base::Bytes raw_entry(const base::Bytes& record) {
   base::Bytes e(4);
   base::store_le32(e.data(), static_cast<uint32_t>(record.size()));
   e.insert(e.end(), record.begin(), record.end());
-  const blockio::Digest d = blockio::keyed_digest(origin_test::test_digest_key(), e);
+  const digest::Digest d = digest::keyed_digest(origin_test::test_digest_key(), e);
   e.insert(e.end(), d.begin(), d.end());
   return e;
 }

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "base/bytes.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 #include "test/support/temp_dir.h"
 
 namespace origin_test {
@@ -42,8 +42,8 @@ inline void make_zero_image(const std::string& path, uint64_t size_bytes) {
   }
 }
 
-inline blockio::DigestKey test_digest_key() {
-  blockio::DigestKey k{};
+inline digest::DigestKey test_digest_key() {
+  digest::DigestKey k{};
   for (size_t i = 0; i < k.size(); ++i) k[i] = static_cast<uint8_t>(0x40 + i);
   return k;
 }

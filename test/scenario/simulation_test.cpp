@@ -9,8 +9,8 @@
 // 1000-1199, plus a window derived from the commit: explore.sh).
 #include <cstdlib>
 
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
 #include "test/scenario/seeds.h"
 #include "test/scenario/sim.h"
 

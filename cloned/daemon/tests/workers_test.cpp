@@ -14,7 +14,7 @@
 namespace {
 
 constexpr uint64_t kDisk = 1 << 20;
-const blockio::DigestKey kKey{7, 7, 7};
+const digest::DigestKey kKey{7, 7, 7};
 
 // Waits (bounded) for the next completion of `kind`.
 cloned::Completion next(cloned::Completions& done, cloned::Completion::Kind kind) {
@@ -50,7 +50,7 @@ proto::RecordHeader header(proto::MsgType type, uint64_t off, const std::vector<
   h.epoch = type == proto::MsgType::write ? 1 : 0;
   h.offset_bytes = off;
   h.length_bytes = data.size();
-  h.digest = blockio::keyed_digest(kKey, data);
+  h.digest = digest::keyed_digest(kKey, data);
   return h;
 }
 
@@ -78,8 +78,8 @@ TEST_CASE("a digest request is answered with one keyed digest per extent, the la
   CHECK(c.request.id == 9);
   CHECK(c.session_serial == 4);
   REQUIRE(c.digests.size() == 2);
-  CHECK(c.digests[0] == blockio::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk - 65536, 65536)));
-  CHECK(c.digests[1] == blockio::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk, 8192)));
+  CHECK(c.digests[0] == digest::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk - 65536, 65536)));
+  CHECK(c.digests[1] == digest::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk, 8192)));
 }
 
 TEST_CASE("a resync extent with parts writes only those parts") {

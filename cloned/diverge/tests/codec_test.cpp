@@ -17,7 +17,7 @@ diverge::Fingerprint sample() {
   blockio::MemoryDevice dev(64 << 20);
   write_gpt(dev, {{0, 2048, 10239}, {1, 10240, 20479}});
   write_ext4_superblock(dev, 2048 * kSector, 7, 1795000000);
-  auto fp = diverge::take_fingerprint(dev, blockio::DigestKey{4});
+  auto fp = diverge::take_fingerprint(dev, digest::DigestKey{4});
   REQUIRE(fp.is_ok());
   return fp.value();
 }

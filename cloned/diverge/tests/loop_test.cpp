@@ -17,7 +17,7 @@
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
-const blockio::DigestKey kKey = {7, 7, 7};
+const digest::DigestKey kKey = {7, 7, 7};
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -20,7 +20,7 @@ using diverge::detail::TableKind;
 namespace {
 
 constexpr uint64_t kDiskBytes = 64 << 20;
-const blockio::DigestKey kKey = {1, 2, 3};
+const digest::DigestKey kKey = {1, 2, 3};
 
 PartitionTable table_of(blockio::MemoryDevice& dev) {
   Fingerprint fp;
@@ -30,7 +30,7 @@ PartitionTable table_of(blockio::MemoryDevice& dev) {
   return table.value();
 }
 
-Fingerprint take(blockio::MemoryDevice& dev, const blockio::DigestKey& key = kKey) {
+Fingerprint take(blockio::MemoryDevice& dev, const digest::DigestKey& key = kKey) {
   auto fp = diverge::take_fingerprint(dev, key);
   REQUIRE_MESSAGE(fp.is_ok(), fp.status().message());
   return fp.value();
@@ -136,11 +136,11 @@ TEST_CASE("the same disk taken twice shows no differences; another key gives oth
   const Fingerprint a = take(dev);
   const Fingerprint b = take(dev);
   CHECK(diverge::differences(a, b).empty());
-  const Fingerprint other = take(dev, blockio::DigestKey{9});
+  const Fingerprint other = take(dev, digest::DigestKey{9});
   REQUIRE(other.regions.size() == a.regions.size());
   for (size_t i = 0; i < a.regions.size(); ++i) {
     CAPTURE(a.regions[i].name);
-    CHECK_FALSE(blockio::digest_equal(a.regions[i].digest, other.regions[i].digest));
+    CHECK_FALSE(digest::digest_equal(a.regions[i].digest, other.regions[i].digest));
   }
 }
 

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "diverge_probe: %s\n", dev.status().message().c_str());
     return 1;
   }
-  auto fp = diverge::take_fingerprint(*dev.value(), blockio::DigestKey{});
+  auto fp = diverge::take_fingerprint(*dev.value(), digest::DigestKey{});
   if (!fp) {
     std::fprintf(stderr, "diverge_probe: %s\n", fp.status().message().c_str());
     return 1;

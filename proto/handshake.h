@@ -22,7 +22,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "cloned/proto/messages.h"
+#include "proto/messages.h"
 
 namespace proto {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <doctest/doctest.h>
 
-#include "cloned/proto/messages.h"
+#include "proto/messages.h"
 
 TEST_CASE("health_report and health_ack round-trip; malformed ones are refused") {
   const base::Bytes report = {1, 2, 3, 4, 5};

@@ -3,13 +3,13 @@
 // "Messages"; the sizes below are asserted against them so that a field
 // added here without the spec (or the other way round) fails to compile.
 // The record codecs are in records.cpp.
-#include "cloned/proto/messages.h"
+#include "proto/messages.h"
 
 #include <cassert>
 #include <string>
 #include <string_view>
 
-#include "cloned/proto/codec_internal.h"
+#include "proto/codec_internal.h"
 
 namespace proto {
 namespace {

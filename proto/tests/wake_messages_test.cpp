@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "cloned/proto/wake_messages.h"
+#include "proto/wake_messages.h"
 
 using namespace proto;
 

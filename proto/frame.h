@@ -14,7 +14,7 @@
 #include "base/aligned_buffer.h"
 #include "base/bytes.h"
 #include "base/status.h"
-#include "cloned/proto/handshake.h"
+#include "proto/handshake.h"
 
 namespace proto {
 

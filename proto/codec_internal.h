@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Helpers shared by the message codecs (messages.cpp, records.cpp). Internal
-// to cloned/proto: not part of its contract.
+// to proto: not part of its contract.
 #pragma once
 
 #include <cerrno>
@@ -9,7 +9,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "cloned/proto/messages.h"
+#include "proto/messages.h"
 
 namespace proto::codec {
 

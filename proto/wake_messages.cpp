@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "cloned/proto/wake_messages.h"
+#include "proto/wake_messages.h"
 
 #include <string_view>
 
-#include "cloned/proto/codec_internal.h"
+#include "proto/codec_internal.h"
 
 namespace proto {
 namespace {

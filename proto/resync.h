@@ -18,8 +18,8 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "blockio/digest.h"
-#include "cloned/proto/messages.h"
+#include "digest/digest.h"
+#include "proto/messages.h"
 
 namespace proto {
 
@@ -60,7 +60,7 @@ struct DigestReply {
   uint64_t id = 0;
   uint64_t offset_bytes = 0;
   uint32_t extent_bytes = 0;
-  std::vector<blockio::Digest> digests;
+  std::vector<digest::Digest> digests;
 };
 
 struct ResyncDone {

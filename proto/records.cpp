@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "cloned/proto/codec_internal.h"
-#include "cloned/proto/messages.h"
+#include "proto/codec_internal.h"
+#include "proto/messages.h"
 
 namespace proto {
 namespace {
@@ -22,7 +22,7 @@ inline constexpr size_t kExtentRecordBytes = 1 + 1 + 2 + 4 + 8 + 8 + 8 + 8;
 inline constexpr size_t kBarrierBytes = 1 + 1 + 2 + 4 + 8 + 8;
 static_assert(kExtentRecordBytes == 40);
 static_assert(kBarrierBytes == 24);
-static_assert(kWriteHeaderBytes == 1 + 1 + 2 + 4 + 8 + 8 + 8 + blockio::kDigestBytes);
+static_assert(kWriteHeaderBytes == 1 + 1 + 2 + 4 + 8 + 8 + 8 + digest::kDigestBytes);
 static_assert(kMaxWritePayloadBytes <= 0xffffffffu, "write length travels as a u32");
 
 const char* record_name(MsgType t) {
@@ -118,7 +118,7 @@ void encode_write_header(const RecordHeader& h, uint8_t out[kWriteHeaderBytes]) 
   base::store_le64(out + 16, h.epoch);
   base::store_le64(out + 24, h.offset_bytes);
   std::memcpy(out + 32, h.digest.data(), h.digest.size());
-  static_assert(32 + blockio::kDigestBytes == kWriteHeaderBytes);
+  static_assert(32 + digest::kDigestBytes == kWriteHeaderBytes);
 }
 
 void encode_record(const RecordHeader& h, base::ByteSpan payload, base::Bytes& out) {

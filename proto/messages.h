@@ -16,7 +16,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
-#include "blockio/digest.h"
+#include "digest/digest.h"
 
 namespace proto {
 
@@ -126,7 +126,7 @@ struct RecordHeader {
   uint64_t epoch = 0;
   uint64_t offset_bytes = 0;       // write/trim/zero
   uint64_t length_bytes = 0;       // write: payload length; trim/zero: extent
-  blockio::Digest digest{};        // write only: keyed BLAKE2b-256 of the payload
+  digest::Digest digest{};        // write only: keyed BLAKE2b-256 of the payload
 };
 
 enum class ErrorCode : uint16_t {

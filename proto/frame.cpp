@@ -2,7 +2,7 @@
 // AEAD frames: docs/PROTOCOL.md, "Frames". The counter nonce is implicit on
 // both sides, so order, loss and replay all show up as authentication failures
 // without any sequence field on the wire.
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 
 #include <sodium.h>
 

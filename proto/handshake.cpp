@@ -3,7 +3,7 @@
 // "Handshake". Every secret (ephemeral keys, the X25519 shared secret, the
 // pseudo-random key) is wiped as soon as it has served, so a later compromise
 // of this process's memory reveals no past session's keys.
-#include "cloned/proto/handshake.h"
+#include "proto/handshake.h"
 
 #include <sodium.h>
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cloned/proto/messages.h"
+#include "proto/messages.h"
 
 using namespace proto;
 

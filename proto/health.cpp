@@ -2,8 +2,8 @@
 // The health messages (docs/PROTOCOL.md, "health_report", "health_ack").
 #include <cassert>
 
-#include "cloned/proto/codec_internal.h"
-#include "cloned/proto/messages.h"
+#include "proto/codec_internal.h"
+#include "proto/messages.h"
 
 namespace proto {
 namespace {

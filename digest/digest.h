@@ -12,7 +12,7 @@
 
 #include "base/bytes.h"
 
-namespace blockio {
+namespace digest {
 
 inline constexpr size_t kDigestBytes = 32;
 using Digest = std::array<uint8_t, kDigestBytes>;
@@ -23,4 +23,4 @@ Digest keyed_digest(const DigestKey& key, base::ByteSpan data);
 // Constant-time comparison.
 bool digest_equal(const Digest& a, const Digest& b);
 
-}  // namespace blockio
+}  // namespace digest

@@ -9,8 +9,8 @@
 #include <cstring>
 #include <string>
 
-#include "cloned/proto/frame.h"
-#include "cloned/proto/handshake.h"
+#include "proto/frame.h"
+#include "proto/handshake.h"
 
 using namespace proto;
 

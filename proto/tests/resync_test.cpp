@@ -5,14 +5,14 @@
 
 #include <cerrno>
 
-#include "cloned/proto/resync.h"
+#include "proto/resync.h"
 
 using namespace proto;
 
 namespace {
 
-blockio::Digest digest_of(uint8_t seed) {
-  blockio::Digest d{};
+digest::Digest digest_of(uint8_t seed) {
+  digest::Digest d{};
   for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<uint8_t>(seed + i);
   return d;
 }

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cloned/proto/frame.h"
+#include "proto/frame.h"
 
 using namespace proto;
 

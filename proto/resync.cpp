@@ -2,12 +2,12 @@
 // Codecs of the resync and verify messages (resync.h; layouts in
 // docs/PROTOCOL.md, "Resync and verify"). resync_data and resync_zero share
 // the record codecs (records.cpp).
-#include "cloned/proto/resync.h"
+#include "proto/resync.h"
 
 #include <cassert>
 #include <string>
 
-#include "cloned/proto/codec_internal.h"
+#include "proto/codec_internal.h"
 
 namespace proto {
 namespace {
@@ -25,7 +25,7 @@ inline constexpr size_t kU64MsgBytes = 1 + 8;
 inline constexpr size_t kResyncDoneBytes = 1 + 8 + 8 + 8;
 inline constexpr size_t kOutOfSyncBytes = 1 + 8 + 8;
 inline constexpr size_t kProgressBytes = 1 + 1 + 8 + 8;
-static_assert(kDigestReplyHeaderBytes + kMaxDigestsPerRequest * blockio::kDigestBytes <= 64 * 1024 - 64,
+static_assert(kDigestReplyHeaderBytes + kMaxDigestsPerRequest * digest::kDigestBytes <= 64 * 1024 - 64,
               "a digest reply fits the original's 64 KiB receive limit");
 
 void encode_u64_msg(MsgType type, uint64_t v, base::Bytes& out) {
@@ -143,7 +143,7 @@ void encode_digest_reply(const DigestReply& m, base::Bytes& out) {
   w.u64(m.offset_bytes);
   w.u32(m.extent_bytes);
   w.u32(static_cast<uint32_t>(m.digests.size()));
-  for (const blockio::Digest& d : m.digests) w.raw(d.data(), d.size());
+  for (const digest::Digest& d : m.digests) w.raw(d.data(), d.size());
 }
 
 base::Status decode_digest_reply(base::ByteSpan msg, DigestReply& out) {
@@ -158,10 +158,10 @@ base::Status decode_digest_reply(base::ByteSpan msg, DigestReply& out) {
   if (!r.ok()) return malformed("digest_reply", u64s(msg.size()) + " bytes is shorter than its header");
   BASE_TRY(check_extent("digest_reply", m.extent_bytes));
   BASE_TRY(check_count("digest_reply", count));
-  if (r.remaining() != uint64_t{count} * blockio::kDigestBytes)
+  if (r.remaining() != uint64_t{count} * digest::kDigestBytes)
     return malformed("digest_reply", u64s(count) + " digests do not match the " + u64s(r.remaining()) + " bytes that follow");
   m.digests.resize(count);
-  for (blockio::Digest& d : m.digests) r.raw(d.data(), d.size());
+  for (digest::Digest& d : m.digests) r.raw(d.data(), d.size());
   out = std::move(m);
   return base::Status::ok();
 }

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "blockio/digest.h"
+#include "digest/digest.h"
 
 #include <sodium.h>
 
 #include <cassert>
 #include <cstdlib>
 
-namespace blockio {
+namespace digest {
 
 static_assert(kDigestBytes >= crypto_generichash_BYTES_MIN && kDigestBytes <= crypto_generichash_BYTES_MAX);
 static_assert(std::tuple_size_v<DigestKey> >= crypto_generichash_KEYBYTES_MIN &&
@@ -37,4 +37,4 @@ bool digest_equal(const Digest& a, const Digest& b) {
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-}  // namespace blockio
+}  // namespace digest
