@@ -27,7 +27,7 @@
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/control_client.h"
 #include "cloned/daemon/status.h"
-#include "cloned/store/decision.h"
+#include "cloned/apply/decision.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
@@ -110,7 +110,7 @@ std::string clock_time(int64_t unix_ms) {
 }
 
 struct Report {
-  store::ReplicaState stored;
+  apply::ReplicaState stored;
   bool running = false;
   cloned::LiveStatus live;
   uint64_t out_of_sync = 0;             // ranges a verify found different, not yet repaired
@@ -143,7 +143,7 @@ base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
 }
 
 void print_json(const Report& r) {
-  const store::ReplicaState& s = r.stored;
+  const apply::ReplicaState& s = r.stored;
   const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
   const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
   const uint64_t log_end = r.running ? r.live.original_log_end : 0;
@@ -173,7 +173,7 @@ void print_json(const Report& r) {
 }
 
 void print_human(const Report& r) {
-  const store::ReplicaState& s = r.stored;
+  const apply::ReplicaState& s = r.stored;
   switch (s.state) {
     case proto::CloneState::consistent:
       std::printf("clone:      a bootable copy (consistent) at record %llu, epoch %llu\n",
@@ -245,7 +245,7 @@ int cmd_status(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
     return 1;
   }
-  base::Result<store::ReplicaState> loaded = (*st)->load();
+  base::Result<apply::ReplicaState> loaded = (*st)->load();
   if (!loaded) {
     std::fprintf(stderr, "clonectl: %s\n", loaded.status().message().c_str());
     return 1;
@@ -328,8 +328,8 @@ int cmd_decide(int argc, char** argv) {
     else return usage_error("unexpected argument '" + a + "'");
   }
   if (config_path.empty()) return usage_error("decide needs --config FILE");
-  store::Decision d;
-  if (!store::parse_decision(choice, d)) return usage_error("decide takes discard-clone-changes or keep-diverged");
+  apply::Decision d;
+  if (!apply::parse_decision(choice, d)) return usage_error("decide takes discard-clone-changes or keep-diverged");
   base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
@@ -345,7 +345,7 @@ int cmd_decide(int argc, char** argv) {
   // stopped one finds it in the store at its next start.
   base::Result<std::string> answer =
       cloned::control_request(cfg->runtime_dir + "/" + cloned::kControlSocketName,
-                              std::string("decide ") + store::decision_name(d) + " " + who, daemon_uids(*cfg));
+                              std::string("decide ") + apply::decision_name(d) + " " + who, daemon_uids(*cfg));
   if (answer) {
     std::printf("%s", answer->c_str());
     return 0;
@@ -359,12 +359,12 @@ int cmd_decide(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
     return 1;
   }
-  base::Result<store::ReplicaState> s = (*st)->load();
+  base::Result<apply::ReplicaState> s = (*st)->load();
   if (!s) {
     std::fprintf(stderr, "clonectl: %s\n", s.status().message().c_str());
     return 1;
   }
-  if (base::Status r = store::apply_decision(*s, d, who, cloned::unix_ms_now()); !r.is_ok()) {
+  if (base::Status r = apply::apply_decision(*s, d, who, cloned::unix_ms_now()); !r.is_ok()) {
     std::fprintf(stderr, "clonectl: %s\n", r.message().c_str());
     return 1;
   }
@@ -375,7 +375,7 @@ int cmd_decide(int argc, char** argv) {
     return 1;
   }
   std::printf("recorded: %s\n", s->decision.c_str());
-  if (d == store::Decision::discard_clone_changes)
+  if (d == apply::Decision::discard_clone_changes)
     std::printf("the clone now waits for a resync from the original (clone-origin resync --source IMAGE).\n");
   else
     std::printf("the clone keeps its changes and takes no writes; decide discard-clone-changes to take the original's again.\n");

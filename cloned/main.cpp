@@ -89,7 +89,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     LOG_ERROR("%s", st.status().message().c_str());
     return 1;
   }
-  base::Result<store::ReplicaState> loaded = (*st)->load();
+  base::Result<apply::ReplicaState> loaded = (*st)->load();
   if (!loaded) {
     LOG_ERROR("%s", loaded.status().message().c_str());
     return 1;

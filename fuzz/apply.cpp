@@ -37,8 +37,8 @@ apply::Limits limits() {
   return l;
 }
 
-store::ReplicaState loaded_state(uint8_t pick) {
-  store::ReplicaState s;
+apply::ReplicaState loaded_state(uint8_t pick) {
+  apply::ReplicaState s;
   s.pair_id = fuzz::fixed_pair_id();
   if (pick % 2 == 1) {  // after an unclean stop: the disk may hold records past the commit
     s.committed_seq = 6;

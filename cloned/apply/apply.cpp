@@ -26,7 +26,7 @@ uint64_t record_cost_bytes(const proto::RecordHeader& h) {
   return (frame + page - 1) / page * page + page + kRecordOverheadBytes;
 }
 
-Machine::Machine(const blockio::Geometry& geometry, const store::ReplicaState& loaded,
+Machine::Machine(const blockio::Geometry& geometry, const apply::ReplicaState& loaded,
                  const Limits& limits)
     : geometry_(geometry), limits_(limits), replica_(loaded) {
   assert(geometry_.logical_block_bytes > 0);
@@ -385,8 +385,8 @@ void Machine::maybe_become_consistent() {
 
 // ------------------------------------------------------------------ commits
 
-store::ReplicaState Machine::snapshot_for_commit() const {
-  store::ReplicaState s = replica_;
+apply::ReplicaState Machine::snapshot_for_commit() const {
+  apply::ReplicaState s = replica_;
   s.committed_seq = durable_.seq;
   s.committed_epoch = durable_.epoch;
   uint64_t written = std::max(highest_submitted_seq_, durable_.seq);
@@ -416,7 +416,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     if (final_commit_requested_) final_commit_requested_ = false;
     return;
   }
-  const store::ReplicaState& s = commit_snapshot_;
+  const apply::ReplicaState& s = commit_snapshot_;
   // The reservation never moves back below what this process wrote or
   // acknowledged (a clean stop lowers it to exactly that, no further). A
   // snapshot of the generation a resync has just replaced covers nothing now.

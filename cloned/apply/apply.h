@@ -41,8 +41,8 @@
 #include "blockio/device.h"
 #include "proto/messages.h"
 #include "proto/resync.h"
-#include "cloned/store/decision.h"
-#include "cloned/store/store.h"
+#include "cloned/apply/decision.h"
+#include "cloned/apply/replica.h"
 
 namespace apply {
 
@@ -86,7 +86,7 @@ struct Flush {};
 struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
 struct SendReceiptAck { uint64_t seq; };
 struct SendCommitted { uint64_t seq; };
-struct Commit { store::ReplicaState state; };
+struct Commit { apply::ReplicaState state; };
 // End the session: send an error with this code and sentence, then close.
 struct FailSession { proto::ErrorCode code; std::string message; };
 // The clone's disk failed: the daemon must stop taking writes.
@@ -123,7 +123,7 @@ struct Position {
 
 class Machine {
  public:
-  Machine(const blockio::Geometry& geometry, const store::ReplicaState& loaded, const Limits& limits);
+  Machine(const blockio::Geometry& geometry, const apply::ReplicaState& loaded, const Limits& limits);
 
   // --- Sessions ---
   // An original's hello. The session opens when the clone's hello goes back
@@ -172,7 +172,7 @@ class Machine {
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
   // The owner's decision (store/decision.h); refused unless Diverged.
-  base::Status apply_decision(store::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);
+  base::Status apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);
   // The disk's fingerprint as the daemon now leaves it (valid), or "about to
   // change" (the first write of a session waits until that is durable).
   void set_fingerprint(const base::Bytes& fingerprint, Actions& actions);
@@ -200,7 +200,7 @@ class Machine {
   uint64_t held_bytes() const { return held_bytes_; }
   size_t in_flight() const { return in_flight_.size(); }
   size_t queued() const { return queue_.size(); }
-  const store::ReplicaState& replica() const { return replica_; }
+  const apply::ReplicaState& replica() const { return replica_; }
   bool disk_failed() const { return disk_failed_; }
   uint64_t original_log_end() const { return original_log_end_; }
 
@@ -221,10 +221,10 @@ class Machine {
   std::optional<FailSession> validate_extent(const proto::RecordHeader& h, const std::string& what) const;
   void pump(Actions& actions);
   void pump_log(Actions& actions);
-  void after_commit_resync(const store::ReplicaState& committed, Actions& actions);
+  void after_commit_resync(const apply::ReplicaState& committed, Actions& actions);
   bool overlaps_in_flight(const proto::RecordHeader& h) const;
   void request_commit(Actions& actions);
-  store::ReplicaState snapshot_for_commit() const;
+  apply::ReplicaState snapshot_for_commit() const;
   void fail(Actions& actions, proto::ErrorCode code, const std::string& message);
   void maybe_become_consistent();
   void open_session(const proto::Hello& original, Actions& actions);
@@ -250,7 +250,7 @@ class Machine {
 
   blockio::Geometry geometry_;
   Limits limits_;
-  store::ReplicaState replica_;  // as last committed, plus pending changes
+  apply::ReplicaState replica_;  // as last committed, plus pending changes
 
   Position durable_;             // last barrier on stable storage
   Position committed_;           // last position the store holds
@@ -280,7 +280,7 @@ class Machine {
   bool writes_wait_for_commit_ = false;  // the inconsistent mark must be durable first
   uint64_t last_commit_ms_ = 0;
   uint64_t now_ms_ = 0;
-  store::ReplicaState commit_snapshot_;
+  apply::ReplicaState commit_snapshot_;
 
   bool shutting_down_ = false;
   bool final_commit_requested_ = false;

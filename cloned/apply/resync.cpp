@@ -78,7 +78,7 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
                   "those changes ([resync] allow_remote_discard = false); decide on the clone with clonectl decide.");
     if (repair) return fail(actions, ErrorCode::diverged, "a Diverged clone takes a full resync, not a repair.");
   }
-  const store::ResyncProgress& cur = replica_.resync;
+  const apply::ResyncProgress& cur = replica_.resync;
   if (cur.active() && cur.generation == b.generation && cur.target_seq == b.target_seq &&
       cur.target_epoch == b.target_epoch && cur.extent_bytes == b.extent_bytes && cur.flags == b.flags) {
     // The interrupted resync continues from its durable cursor.
@@ -263,7 +263,7 @@ void Machine::on_mark_flushed(Actions& actions) {
   request_commit(actions);
 }
 
-void Machine::after_commit_resync(const store::ReplicaState& s, Actions& actions) {
+void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions) {
   if (resync_state_pending_ && s.resync.active() && s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;
     if (in_session_)
@@ -320,8 +320,8 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
   request_commit(actions);
 }
 
-base::Status Machine::apply_decision(store::Decision d, const std::string& who, int64_t unix_ms, Actions& actions) {
-  BASE_TRY(store::apply_decision(replica_, d, who, unix_ms));
+base::Status Machine::apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions) {
+  BASE_TRY(apply::apply_decision(replica_, d, who, unix_ms));
   state_dirty_ = true;
   request_commit(actions);
   return base::Status::ok();

@@ -13,7 +13,7 @@
 #include "base/units.h"
 #include "cloned/daemon/status.h"
 #include "cloned/daemon/wake.h"
-#include "cloned/store/decision.h"
+#include "cloned/apply/decision.h"
 
 namespace cloned {
 
@@ -36,7 +36,7 @@ static apply::Limits limits_from(const config::CloneConfig& c) {
 
 Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
                std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
-               const store::ReplicaState& loaded)
+               const apply::ReplicaState& loaded)
     : config_(config),
       keys_(keys),
       device_(std::move(device)),
@@ -81,7 +81,7 @@ int Daemon::run() {
     fatal_ = true;
     stop_loop();
   } else {
-    const store::ReplicaState& r = machine_.replica();
+    const apply::ReplicaState& r = machine_.replica();
     LOG_NOTICE("cloned started: disk %s, state %s, generation %llu, position %llu (epoch %llu), listening on %s:%u",
                device_->describe().c_str(), proto::clone_state_name(r.state),
                static_cast<unsigned long long>(r.generation), static_cast<unsigned long long>(r.committed_seq),
@@ -320,8 +320,8 @@ void Daemon::add_control_commands() {
   control_->add_command("decide", "decide discard-clone-changes|keep-diverged WHO: the decision for a Diverged clone",
                         [this](const std::string& args) {
                           const size_t space = args.find(' ');
-                          store::Decision d;
-                          if (!store::parse_decision(args.substr(0, space), d))
+                          apply::Decision d;
+                          if (!apply::parse_decision(args.substr(0, space), d))
                             return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
                           const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
                           apply::Actions actions;
@@ -337,7 +337,7 @@ void Daemon::add_control_commands() {
 }
 
 LiveStatus Daemon::live_status() const {
-  const store::ReplicaState& r = machine_.replica();
+  const apply::ReplicaState& r = machine_.replica();
   LiveStatus s;
   s.pid = getpid();
   s.updated_unix_ms = unix_ms_now();

@@ -54,7 +54,7 @@ class Daemon {
  public:
   Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
          std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
-         const store::ReplicaState& loaded);
+         const apply::ReplicaState& loaded);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;

@@ -31,7 +31,7 @@ std::string joined(const std::vector<std::string>& sentences) {
 // a difference. Returns false when the clone is (now) Diverged.
 bool Daemon::check_divergence(const char* when) {
   if (!config_.detect_divergence) return true;
-  const store::ReplicaState& r = machine_.replica();
+  const apply::ReplicaState& r = machine_.replica();
   if (r.state == proto::CloneState::diverged) return false;
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(*device_, keys_.digest_key);
   if (!now) {
@@ -105,7 +105,7 @@ void Daemon::refresh_fingerprint_if_quiet() {
 // saved synchronously (the store thread is idle by now).
 void Daemon::save_final_fingerprint() {
   if (!config_.detect_divergence || machine_.disk_failed()) return;
-  store::ReplicaState r = machine_.replica();
+  apply::ReplicaState r = machine_.replica();
   if (r.state == proto::CloneState::diverged) return;
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(*device_, keys_.digest_key);
   if (!now) return;

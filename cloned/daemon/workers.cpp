@@ -229,7 +229,7 @@ StoreWorker::~StoreWorker() {
   thread_.join();
 }
 
-void StoreWorker::commit(const store::ReplicaState& state) {
+void StoreWorker::commit(const apply::ReplicaState& state) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     Job job;

@@ -113,7 +113,7 @@ class StoreWorker {
   StoreWorker(const StoreWorker&) = delete;
   StoreWorker& operator=(const StoreWorker&) = delete;
 
-  void commit(const store::ReplicaState& state);
+  void commit(const apply::ReplicaState& state);
   void event(const std::string& level, const std::string& kind, const std::string& message);
   // Any other store work, in order with the commits (out-of-sync ranges, ...);
   // its status comes back as a store_job completion.
@@ -125,7 +125,7 @@ class StoreWorker {
   struct Job {
     bool is_commit = false;
     bool is_checkpoint = false;
-    store::ReplicaState state;
+    apply::ReplicaState state;
     std::string level, kind, message;
     std::function<base::Status(store::Store&)> fn;
   };

@@ -42,7 +42,7 @@ base::Status Store::Impl::prune() {
   return base::Status::ok();
 }
 
-base::Status Store::Impl::update(const ReplicaState& state) {
+base::Status Store::Impl::update(const apply::ReplicaState& state) {
   Use use(update_replica);
   use.bind(1, std::string_view(state.disk_identity));
   use.bind(2, state.generation);
@@ -71,11 +71,11 @@ base::Status Store::Impl::update(const ReplicaState& state) {
   }
   return base::Status::ok();
 }
-base::Result<ReplicaState> Store::load() {
+base::Result<apply::ReplicaState> Store::load() {
   Use use(impl_->select_replica);
   int rc = use.step();
   if (rc != SQLITE_ROW) return impl_->fail("read the replica row", rc);
-  ReplicaState s;
+  apply::ReplicaState s;
   s.pair_id = impl_->pair_id;
   s.disk_identity = use.text(1);
   s.generation = use.u64(2);
@@ -107,7 +107,7 @@ base::Result<ReplicaState> Store::load() {
 
 // save() ignores state.pair_id (fixed when the store was created) and sets
 // updated_unix_ms to the time of the save.
-base::Status Store::save(const ReplicaState& state) {
+base::Status Store::save(const apply::ReplicaState& state) {
   // Invariants 4 and 6: the reservation covers the committed position, and
   // within a generation the committed position only moves back when a resync
   // (which marks the disk inconsistent first) restarts the copy.

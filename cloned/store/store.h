@@ -20,47 +20,10 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "cloned/apply/replica.h"
 #include "proto/messages.h"
 
 namespace store {
-
-// A resync in progress (generation 0: none). The cursor is durable progress:
-// every byte below it holds the original's data as of the resync.
-struct ResyncProgress {
-  uint64_t generation = 0;
-  uint64_t target_seq = 0;      // the log position the resync brings the clone to
-  uint64_t target_epoch = 0;
-  uint64_t cursor_bytes = 0;
-  uint32_t extent_bytes = 0;
-  uint32_t flags = 0;           // proto::kResync* flags of its resync_begin
-  bool active() const { return generation != 0; }
-};
-
-struct ReplicaState {
-  proto::PairId pair_id{};
-  std::string disk_identity;        // DiskIdentity::describe() at pairing, for display
-  uint64_t generation = 1;
-  uint64_t committed_seq = 0;       // a barrier's sequence number, 0 = none
-  uint64_t committed_epoch = 0;     // the epoch that barrier closed
-  // Records up to reserved_seq may have been written to the disk. Equal to
-  // committed_seq after a clean stop; larger after a crash (see ARCHITECTURE).
-  uint64_t reserved_seq = 0;
-  proto::CloneState state = proto::CloneState::fresh;
-  std::string state_reason;         // a sentence, "" when consistent
-  // The state is inconsistent until the applied position reaches this (0 = n/a).
-  uint64_t consistent_at_seq = 0;
-  int64_t updated_unix_ms = 0;
-  // Schema 2.
-  ResyncProgress resync;
-  // The log cannot continue on this disk (a decision discarded the clone's
-  // own changes, or a resync is owed): only a resync clears it.
-  bool needs_resync = false;
-  // Diverged detection (cloned/diverge): the disk's fingerprint as the daemon
-  // last left it. Not valid while a session may be writing.
-  base::Bytes fingerprint;
-  bool fingerprint_valid = false;
-  std::string decision;             // the last clonectl decide, "" = none
-};
 
 // A range a verify found different from the original (offset, length).
 struct OutOfSyncRange {
@@ -126,9 +89,9 @@ class Store {
                                                    const proto::PairId& pair_id = {},
                                                    const std::string& disk_identity = "");
 
-  base::Result<ReplicaState> load();
+  base::Result<apply::ReplicaState> load();
   // One synchronous transaction writing the whole replica state.
-  base::Status save(const ReplicaState& state);
+  base::Status save(const apply::ReplicaState& state);
   // Appends an event (not synchronous by itself; durable with the next save).
   base::Status append_event(const std::string& level, const std::string& kind,
                             const std::string& message);

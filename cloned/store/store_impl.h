@@ -67,7 +67,7 @@ struct Store::Impl {
   base::Status prepare_all();
   base::Status check_pair(const proto::PairId& expected, bool strict);
   base::Status prune();
-  base::Status update(const ReplicaState& state);
+  base::Status update(const apply::ReplicaState& state);
 };
 
 }  // namespace store

@@ -5,7 +5,7 @@
 // refused rather than misread). A new store is created at version 1 and
 // migrated like an old one, so every store takes the same path:
 //
-//   replica   exactly one row, id = 1: the ReplicaState of store.h.
+//   replica   exactly one row, id = 1: the apply::ReplicaState of store.h.
 //             pair_id BLOB (16 bytes), disk_identity TEXT, generation,
 //             committed_seq, committed_epoch, reserved_seq INTEGER (uint64
 //             stored as their int64 bit pattern), state INTEGER

@@ -62,7 +62,7 @@ void run_seed(uint64_t seed, Tallies& t) {
   proto::PairId pair{7};
   auto inner = std::make_unique<blockio::MemoryDevice>(kDiskBytes, kBlock);
   blockio::FaultyDevice disk(std::move(inner), seed);
-  store::ReplicaState stored;
+  apply::ReplicaState stored;
   stored.pair_id = pair;
   apply::SendBarrierAck original_saw{0, 0};
   apply::Limits limits;

@@ -32,14 +32,14 @@ struct Outcome {
 };
 
 // One session of the resync; cut after `cut_after` operations (or never).
-Outcome resync_session(blockio::FaultyDevice& disk, std::mt19937_64& rng, store::ReplicaState& stored,
+Outcome resync_session(blockio::FaultyDevice& disk, std::mt19937_64& rng, apply::ReplicaState& stored,
                        const std::vector<uint8_t>& source, uint64_t cut_after) {
   Outcome out;
   apply::Machine m(disk.geometry(), stored, apply::Limits{});
   std::map<apply::RecordId, proto::RecordHeader> extents;  // accepted, by id
   std::vector<std::pair<apply::RecordId, std::vector<apply::Extent>>> io;
   bool flush = false;
-  std::vector<store::ReplicaState> commits;
+  std::vector<apply::ReplicaState> commits;
   std::optional<proto::ResyncState> state;
   bool resync_done = false;
   uint64_t ops = 0;
@@ -176,7 +176,7 @@ TEST_CASE("a resync cut by power failures resumes at its durable cursor and ends
       REQUIRE(inner->write(0, buf.span()).is_ok());
     }
     blockio::FaultyDevice disk(std::move(inner), seed);
-    store::ReplicaState stored;
+    apply::ReplicaState stored;
     stored.pair_id = proto::PairId{9};
     stored.state = proto::CloneState::consistent;
     Outcome o;

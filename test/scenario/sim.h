@@ -78,8 +78,8 @@ struct Clone {
   std::map<apply::RecordId, uint64_t> id_to_index;  // into the original's log
   std::vector<apply::RecordId> pending_io;
   bool pending_flush = false;
-  std::vector<store::ReplicaState> pending_commits;
-  store::ReplicaState& stored;  // what the state store holds
+  std::vector<apply::ReplicaState> pending_commits;
+  apply::ReplicaState& stored;  // what the state store holds
   uint64_t acked_epoch = 0;              // the last barrier ack the clone sent
   std::vector<apply::SendBarrierAck> acks_on_the_wire;  // not yet seen by the original
   apply::SendBarrierAck& original_saw;   // the last ack the original received
@@ -88,7 +88,7 @@ struct Clone {
   uint64_t hello_applied = 0;            // the position the clone's hello reported
   apply::Actions last;                   // what the last step() produced
 
-  Clone(blockio::FaultyDevice& d, std::mt19937_64& r, store::ReplicaState& s, apply::SendBarrierAck& saw,
+  Clone(blockio::FaultyDevice& d, std::mt19937_64& r, apply::ReplicaState& s, apply::SendBarrierAck& saw,
         const apply::Limits& limits)
       : disk(d), rng(r), machine(d.geometry(), s, limits), stored(s), original_saw(saw) {}
 

@@ -48,7 +48,7 @@ struct World {
   proto::PairId pair{9};
   proto::Key auth{};
   blockio::FaultyDevice disk;
-  store::ReplicaState stored;
+  apply::ReplicaState stored;
   apply::SendBarrierAck saw{0, 0};
   apply::Limits limits;
   Faults& faults;

@@ -218,7 +218,7 @@ TEST_CASE("receipt acks are batched and only sent when asked for") {
 }
 
 TEST_CASE("after an unclean stop the clone is marked inconsistent before replaying") {
-  store::ReplicaState s = fresh_state();
+  apply::ReplicaState s = fresh_state();
   s.state = proto::CloneState::consistent;
   s.committed_seq = 10;
   s.committed_epoch = 5;
@@ -251,7 +251,7 @@ TEST_CASE("after an unclean stop the clone is marked inconsistent before replayi
 }
 
 TEST_CASE("after an unclean stop with nothing newer at the original the clone stays consistent") {
-  store::ReplicaState s = fresh_state();
+  apply::ReplicaState s = fresh_state();
   s.state = proto::CloneState::consistent;
   s.committed_seq = 10;
   s.committed_epoch = 5;
@@ -364,7 +364,7 @@ TEST_CASE("shutdown with no session commits at once") {
 }
 
 TEST_CASE("after an unclean stop the clone resumes from the last barrier the original saw acknowledged") {
-  store::ReplicaState s = fresh_state();
+  apply::ReplicaState s = fresh_state();
   s.state = proto::CloneState::consistent;
   s.committed_seq = 10;
   s.committed_epoch = 5;
@@ -409,7 +409,7 @@ TEST_CASE("a barrier is acknowledged only inside the durable reservation, so a r
   CHECK(r.committed().submit.size() == 1);
   a = r.send(rec(MsgType::barrier, 2, 1));
   REQUIRE(a.commits.size() == 1);  // record 2 is past the reservation: raise it
-  const store::ReplicaState stored = a.commits[0].state;
+  const apply::ReplicaState stored = a.commits[0].state;
   CHECK(stored.reserved_seq >= 2);
   a = r.io_done(w1);
   CHECK_FALSE(a.flush);  // not before that commit is durable

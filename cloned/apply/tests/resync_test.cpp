@@ -74,7 +74,7 @@ TEST_CASE("an incremental hello of another generation is refused; a maintenance 
 TEST_CASE("a resync: durable mark first, extents, marks acked after flush and commit, end consistent at the target") {
   ResyncRig r;
   r.begin_gen2();
-  const store::ReplicaState& during = r.m.replica();
+  const apply::ReplicaState& during = r.m.replica();
   CHECK(during.state == proto::CloneState::inconsistent);
   CHECK(during.generation == 2);
   CHECK(during.resync.active());
@@ -161,7 +161,7 @@ TEST_CASE("an interrupted resync resumes at its durable cursor; incremental hell
   r.tick(1000);
   if (!r.last.commits.empty()) r.committed();
 
-  store::ReplicaState saved = r.m.replica();
+  apply::ReplicaState saved = r.m.replica();
   CHECK(saved.resync.cursor_bytes == 4096);
   ResyncRig again(saved);
   a = again.hello(original_hello());
@@ -191,7 +191,7 @@ TEST_CASE("a resync must move to a newer generation; a repair needs a consistent
   REQUIRE(a.fail.size() == 1);  // fresh, not consistent
   CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
 
-  store::ReplicaState s = fresh_state();
+  apply::ReplicaState s = fresh_state();
   s.state = proto::CloneState::consistent;
   s.committed_seq = s.reserved_seq = 20;
   s.committed_epoch = 5;

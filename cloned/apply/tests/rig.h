@@ -17,8 +17,8 @@ using proto::MsgType;
 inline constexpr uint64_t kDisk = 1 << 20;
 inline const proto::PairId kPair{1, 2, 3};
 
-inline store::ReplicaState fresh_state() {
-  store::ReplicaState s;
+inline apply::ReplicaState fresh_state() {
+  apply::ReplicaState s;
   s.pair_id = kPair;
   s.generation = 1;
   return s;
@@ -50,7 +50,7 @@ inline proto::RecordHeader rec(MsgType t, uint64_t seq, uint64_t epoch, uint64_t
 
 // Wraps a machine and remembers what it asked for.
 struct Rig {
-  explicit Rig(store::ReplicaState s = fresh_state(), apply::Limits l = {})
+  explicit Rig(apply::ReplicaState s = fresh_state(), apply::Limits l = {})
       : m(blockio::Geometry{kDisk, 512, 4096}, s, l) {}
   Machine m;
   Actions last;

@@ -28,8 +28,8 @@ std::unique_ptr<store::Store> open_rw(const std::string& dir, uint8_t seed = 1) 
   return std::move(opened).value();
 }
 
-store::ReplicaState sample_state() {
-  store::ReplicaState s;
+apply::ReplicaState sample_state() {
+  apply::ReplicaState s;
   s.pair_id = pair_of(1);
   s.disk_identity = "file /x (1 MiB)";
   s.generation = 3;
@@ -47,7 +47,7 @@ store::ReplicaState sample_state() {
   return s;
 }
 
-void check_same(const store::ReplicaState& a, const store::ReplicaState& b) {
+void check_same(const apply::ReplicaState& a, const apply::ReplicaState& b) {
   CHECK(a.pair_id == b.pair_id);
   CHECK(a.disk_identity == b.disk_identity);
   CHECK(a.generation == b.generation);
@@ -137,7 +137,7 @@ TEST_CASE("a read-only reader sees what a writer saved, and cannot write") {
   REQUIRE(events->size() == 1);
   CHECK(events->front().message == "cloned started");
 
-  store::ReplicaState later = sample_state();
+  apply::ReplicaState later = sample_state();
   later.committed_seq = 99999;
   REQUIRE(writer->save(later).is_ok());
   CHECK((*reader)->load()->committed_seq == 99999);
@@ -257,7 +257,7 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
   CHECK_FALSE(loaded->resync.active());
   CHECK_FALSE(loaded->fingerprint_valid);
   CHECK(loaded->fingerprint.empty());
-  store::ReplicaState next = *loaded;
+  apply::ReplicaState next = *loaded;
   next.resync.generation = 5;
   REQUIRE(store->save(next).is_ok());
   CHECK(store->load()->resync.generation == 5);

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "base/status.h"
-#include "cloned/store/store.h"
+#include "cloned/apply/replica.h"
 
-namespace store {
+namespace apply {
 
 enum class Decision {
   // The clone's own changes go: it waits for a resync from the original
@@ -29,4 +29,4 @@ const char* decision_name(Decision d);
 // sentence. `who` and `unix_ms` go into the recorded decision.
 base::Status apply_decision(ReplicaState& state, Decision d, const std::string& who, int64_t unix_ms);
 
-}  // namespace store
+}  // namespace apply

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "cloned/store/decision.h"
+#include "cloned/apply/decision.h"
 
 #include "base/units.h"
 
-namespace store {
+namespace apply {
 
 bool parse_decision(const std::string& text, Decision& out) {
   if (text == "discard-clone-changes") out = Decision::discard_clone_changes;
@@ -35,4 +35,4 @@ base::Status apply_decision(ReplicaState& s, Decision d, const std::string& who,
   return base::Status::ok();
 }
 
-}  // namespace store
+}  // namespace apply

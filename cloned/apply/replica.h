@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// What the clone knows about its replica, as the apply machine keeps it and
+// the state store makes it durable (cloned/store saves and loads it; the
+// machine decides every change). Plain data, no I/O: the apply side owns the
+// model, the store depends on it, not the reverse.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/bytes.h"
+#include "proto/messages.h"
+
+namespace apply {
+
+// A resync in progress (generation 0: none). The cursor is durable progress:
+// every byte below it holds the original's data as of the resync.
+struct ResyncProgress {
+  uint64_t generation = 0;
+  uint64_t target_seq = 0;      // the log position the resync brings the clone to
+  uint64_t target_epoch = 0;
+  uint64_t cursor_bytes = 0;
+  uint32_t extent_bytes = 0;
+  uint32_t flags = 0;           // proto::kResync* flags of its resync_begin
+  bool active() const { return generation != 0; }
+};
+
+struct ReplicaState {
+  proto::PairId pair_id{};
+  std::string disk_identity;        // DiskIdentity::describe() at pairing, for display
+  uint64_t generation = 1;
+  uint64_t committed_seq = 0;       // a barrier's sequence number, 0 = none
+  uint64_t committed_epoch = 0;     // the epoch that barrier closed
+  // Records up to reserved_seq may have been written to the disk. Equal to
+  // committed_seq after a clean stop; larger after a crash (see ARCHITECTURE).
+  uint64_t reserved_seq = 0;
+  proto::CloneState state = proto::CloneState::fresh;
+  std::string state_reason;         // a sentence, "" when consistent
+  // The state is inconsistent until the applied position reaches this (0 = n/a).
+  uint64_t consistent_at_seq = 0;
+  int64_t updated_unix_ms = 0;
+  // Schema 2.
+  ResyncProgress resync;
+  // The log cannot continue on this disk (a decision discarded the clone's
+  // own changes, or a resync is owed): only a resync clears it.
+  bool needs_resync = false;
+  // Diverged detection (cloned/diverge): the disk's fingerprint as the daemon
+  // last left it. Not valid while a session may be writing.
+  base::Bytes fingerprint;
+  bool fingerprint_valid = false;
+  std::string decision;             // the last clonectl decide, "" = none
+};
+
+}  // namespace apply
