@@ -60,7 +60,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
     return fail(actions, ErrorCode::protocol, "the peer's hello is not an original's hello of protocol version 1.");
   if (o.pair_id != replica_.pair_id)
     return fail(actions, ErrorCode::pair_mismatch, "the original's hello names another pair; re-pair the two sticks with clonectl pair.");
-  if (shutting_down_)
+  if (shutting_down())
     return fail(actions, ErrorCode::shutting_down, "the clone is shutting down; try again after it restarts.");
   if (disk_failed_)
     return fail(actions, ErrorCode::disk_io, "the clone's disk failed earlier in this run; it takes no writes until the daemon is restarted and the disk checked (clonectl health).");
@@ -198,7 +198,7 @@ void Machine::end_session(Actions& actions) {
 void Machine::drop_queue_after_epoch(uint64_t epoch, Actions& actions) {
   // Entries are in seq order and epochs never decrease along the queue.
   while (!queue_.empty() && queue_.back().header.epoch > epoch) {
-    held_bytes_ -= queue_.back().cost_bytes;
+    release(queue_.back().cost_bytes);
     actions.dropped.push_back(queue_.back().id);
     queue_.pop_back();
   }
@@ -248,11 +248,11 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   recv_seq_ = h.seq;
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
-  if (shutting_down_ && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
+  if (shutting_down() && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   queue_.push_back(Entry{id, h, cost});
-  held_bytes_ += cost;
+  hold(cost);
   pump(actions);
 }
 
@@ -279,7 +279,7 @@ void Machine::pump(Actions& actions) {
 }
 
 void Machine::pump_log(Actions& actions) {
-  if (disk_failed_ || flushing_) return;
+  if (disk_failed_ || flushing_ != Flushing::none) return;
   while (!queue_.empty()) {
     Entry& head = queue_.front();
     // The reservation covers every record the machine acts on, barriers
@@ -293,7 +293,7 @@ void Machine::pump_log(Actions& actions) {
       if (!in_flight_.empty()) return;
       flushing_barrier_ = head;
       queue_.pop_front();
-      flushing_ = true;
+      flushing_ = Flushing::barrier;
       actions.flush = true;
       return;
     }
@@ -304,8 +304,7 @@ void Machine::pump_log(Actions& actions) {
                    "record " + u64s(head.header.seq) + " would be written past the durable reservation " +
                        u64s(reserved_limit_));
     highest_submitted_seq_ = std::max(highest_submitted_seq_, head.header.seq);
-    actions.submit.push_back({head.id, head.header});
-    in_flight_.push_back(head);
+    submit_entry(head, {}, actions);
     queue_.pop_front();
   }
 }
@@ -315,7 +314,7 @@ void Machine::pump_log(Actions& actions) {
 void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mismatch, Actions& actions) {
   auto it = std::find_if(in_flight_.begin(), in_flight_.end(), [id](const Entry& e) { return e.id == id; });
   assert(it != in_flight_.end());
-  held_bytes_ -= it->cost_bytes;
+  release(it->cost_bytes);
   const uint64_t rseq = it->rseq;
   in_flight_.erase(it);
   if (rseq != 0) resync_entry_finished(rseq);
@@ -346,16 +345,17 @@ void Machine::after_completion(Actions& actions) {
 }
 
 void Machine::on_flush_done(const base::Status& status, Actions& actions) {
-  assert(flushing_);
-  flushing_ = false;
-  if (flush_for_mark_) {
-    flush_for_mark_ = false;
+  const Flushing done = flushing_;
+  assert(done != Flushing::none);
+  flushing_ = Flushing::none;
+  if (done == Flushing::marks) {
     if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
     on_mark_flushed(actions);
     return after_completion(actions);
   }
-  held_bytes_ -= flushing_barrier_.cost_bytes;
+  release(flushing_barrier_.cost_bytes);
   if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
+  assert(flushing_barrier_.header.seq > durable_.seq && flushing_barrier_.header.seq <= recv_seq_);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
   // A restart must find every acknowledged position inside the durable
   // reservation, or it cannot believe the original's "you acked N".
@@ -391,7 +391,7 @@ apply::ReplicaState Machine::snapshot_for_commit() const {
   s.committed_epoch = durable_.epoch;
   uint64_t written = std::max(highest_submitted_seq_, durable_.seq);
   if (unclean_until_seq_ > durable_.seq) written = std::max(written, unclean_until_seq_);
-  if (shutting_down_ && final_commit_requested_) {
+  if (shutdown_ == Shutdown::final_commit) {
     s.reserved_seq = written;  // exact: equal to committed_seq after a clean stop
   } else {
     s.reserved_seq = std::max(reserved_limit_, written + limits_.reserve_ahead_records);
@@ -413,7 +413,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
   commit_in_flight_ = false;
   if (!status.is_ok()) {
     state_dirty_ = true;  // retried on the next tick
-    if (final_commit_requested_) final_commit_requested_ = false;
+    if (shutdown_ == Shutdown::final_commit) shutdown_ = Shutdown::finishing;
     return;
   }
   const apply::ReplicaState& s = commit_snapshot_;
@@ -426,6 +426,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
                      u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
                      ", which the disk may already hold or the original was told is durable");
   committed_ = {s.committed_seq, s.committed_epoch};
+  assert(s.generation != replica_.generation || committed_.seq <= durable_.seq);  // a commit snapshots durable_
   reserved_limit_ = s.reserved_seq;
   replica_.committed_seq = s.committed_seq;
   replica_.committed_epoch = s.committed_epoch;
@@ -441,8 +442,8 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     actions.committed.push_back({committed_.seq});
   }
   after_commit_resync(s, actions);
-  if (final_commit_requested_) {
-    shutdown_final_committed_ = true;
+  if (shutdown_ == Shutdown::final_commit) {
+    shutdown_ = Shutdown::done;
     return;
   }
   if (writes_wait_for_commit_) request_commit(actions);
@@ -452,7 +453,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
 
 void Machine::on_tick(uint64_t now_ms, Actions& actions) {
   now_ms_ = now_ms;
-  if (commit_in_flight_ || final_commit_requested_) return;
+  if (commit_in_flight_ || shutdown_ == Shutdown::final_commit || shutdown_ == Shutdown::done) return;
   // Raising the reservation is urgent (writes stop when it runs out); the
   // position itself is committed at most once per interval.
   const bool reserve_low = in_session_ && reserved_limit_ < recv_seq_ + limits_.reserve_ahead_records / 2;
@@ -463,8 +464,8 @@ void Machine::on_tick(uint64_t now_ms, Actions& actions) {
 // ----------------------------------------------------------------- shutdown
 
 void Machine::begin_shutdown(Actions& actions) {
-  if (shutting_down_) return;
-  shutting_down_ = true;
+  if (shutting_down()) return;
+  shutdown_ = Shutdown::finishing;
   pending_hello_.reset();
   // Finish the epoch being received; if the last record received closed an
   // epoch, stop there.
@@ -476,12 +477,12 @@ void Machine::begin_shutdown(Actions& actions) {
 }
 
 void Machine::force_shutdown(Actions& actions) {
-  shutting_down_ = true;
+  if (shutdown_ == Shutdown::running) shutdown_ = Shutdown::finishing;
   shutdown_epoch_ = durable_.epoch;
   drop_queue_after_epoch(shutdown_epoch_, actions);
   // Records of the unfinished epoch that were not submitted are dropped too.
   while (!queue_.empty()) {
-    held_bytes_ -= queue_.back().cost_bytes;
+    release(queue_.back().cost_bytes);
     actions.dropped.push_back(queue_.back().id);
     queue_.pop_back();
   }
@@ -490,20 +491,42 @@ void Machine::force_shutdown(Actions& actions) {
 }
 
 void Machine::check_shutdown_progress(Actions& actions) {
-  if (!shutting_down_ || final_commit_requested_ || commit_in_flight_) return;
+  if (shutdown_ != Shutdown::finishing || commit_in_flight_) return;
   if (!idle_disk()) return;
   const bool epoch_done = durable_.epoch >= shutdown_epoch_ || !in_session_ || disk_failed_;
   if (!epoch_done) return;
   drop_queue_after_epoch(durable_.epoch, actions);
-  final_commit_requested_ = true;
+  shutdown_ = Shutdown::final_commit;
   request_commit(actions);
 }
 
-bool Machine::done_for_shutdown() const { return shutdown_final_committed_; }
+bool Machine::done_for_shutdown() const { return shutdown_ == Shutdown::done; }
 
 // -------------------------------------------------------------------- misc
 
 bool Machine::can_accept() const { return held_bytes_ < limits_.held_bytes_max && !disk_failed_; }
+
+void Machine::hold(uint64_t cost_bytes) {
+  assert(cost_bytes > 0);
+  held_bytes_ += cost_bytes;
+  assert(held_bytes_ >= cost_bytes);  // no wrap
+}
+
+void Machine::release(uint64_t cost_bytes) {
+  assert(cost_bytes > 0);
+  assert(held_bytes_ >= cost_bytes);  // every release matches a hold
+  held_bytes_ -= cost_bytes;
+}
+
+// Hands a record to the disk. Only records that cannot overlap anything in
+// flight, within the queue depth.
+void Machine::submit_entry(const Entry& e, std::vector<Extent> only, Actions& actions) {
+  assert(in_flight_.size() < limits_.io_depth_max);
+  assert(!overlaps_in_flight(e.header));
+  assert(flushing_ == Flushing::none);
+  actions.submit.push_back({e.id, e.header, std::move(only)});
+  in_flight_.push_back(e);
+}
 
 void Machine::fail(Actions& actions, proto::ErrorCode code, const std::string& message) {
   actions.fail.push_back({code, message});

@@ -234,7 +234,12 @@ class Machine {
   void on_disk_error(const std::string& message, Actions& actions);
   void after_completion(Actions& actions);
   void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
-  bool idle_disk() const { return in_flight_.empty() && !flushing_; }
+  bool idle_disk() const { return in_flight_.empty() && flushing_ == Flushing::none; }
+  bool shutting_down() const { return shutdown_ != Shutdown::running; }
+  // The bytes of accepted records not yet written (Limits::held_bytes_max).
+  void hold(uint64_t cost_bytes);
+  void release(uint64_t cost_bytes);
+  void submit_entry(const Entry& e, std::vector<Extent> only, Actions& actions);
   std::optional<FailSession> log_refusal(const proto::Hello& original) const;
   std::optional<FailSession> validate_resync_extent(const proto::RecordHeader& h) const;
   void pump_resync(Actions& actions);
@@ -271,7 +276,10 @@ class Machine {
   std::deque<Entry> queue_;      // accepted, not yet submitted, in seq order
   std::vector<Entry> in_flight_; // submitted, not completed
   uint64_t held_bytes_ = 0;
-  bool flushing_ = false;
+  // What the disk flush in progress is for: a barrier (flushing_barrier_), or
+  // the first marks_in_flush_ resync marks. One flush at a time.
+  enum class Flushing : uint8_t { none, barrier, marks };
+  Flushing flushing_ = Flushing::none;
   Entry flushing_barrier_{};     // the barrier whose flush is in progress
   uint64_t committed_sent_seq_ = 0;
 
@@ -282,9 +290,10 @@ class Machine {
   uint64_t now_ms_ = 0;
   apply::ReplicaState commit_snapshot_;
 
-  bool shutting_down_ = false;
-  bool final_commit_requested_ = false;
-  bool shutdown_final_committed_ = false;
+  // running -> finishing (the epoch being received, up to shutdown_epoch_)
+  // -> final_commit (in flight; back to finishing if it fails) -> done.
+  enum class Shutdown : uint8_t { running, finishing, final_commit, done };
+  Shutdown shutdown_ = Shutdown::running;
   uint64_t shutdown_epoch_ = 0;   // the last epoch still written
   bool disk_failed_ = false;
 
@@ -299,7 +308,6 @@ class Machine {
   std::set<uint64_t> resync_outstanding_;  // rseq of extents queued or in flight
   uint64_t resync_rseq_ = 0;
   std::deque<PendingMark> marks_;    // in order of arrival
-  bool flush_for_mark_ = false;      // the flush in progress is for the first marks_in_flush_ marks
   size_t marks_in_flush_ = 0;
   std::vector<PendingMark> marks_flushed_;  // durable on disk, cursor not yet committed
   std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight

@@ -122,13 +122,13 @@ void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actio
   id = 0;
   if (!in_session_) return fail(actions, proto::ErrorCode::protocol, "resync data arrived outside a session.");
   if (std::optional<FailSession> bad = validate_resync_extent(h)) return fail(actions, bad->code, bad->message);
-  if (shutting_down_) return;  // not written: the resumed resync sends it again
+  if (shutting_down()) return;  // not written: the resumed resync sends it again
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   const uint64_t rseq = ++resync_rseq_;
   resync_queue_.push_back(Entry{id, h, cost, rseq});
   resync_outstanding_.insert(rseq);
-  held_bytes_ += cost;
+  hold(cost);
   pump(actions);
 }
 
@@ -190,7 +190,7 @@ std::vector<Extent> Machine::unwritten_by_log(const proto::RecordHeader& h) cons
 // ------------------------------------------------------------------ pumping
 
 void Machine::pump_resync(Actions& actions) {
-  if (disk_failed_ || flushing_ || writes_wait_for_commit_) return;
+  if (disk_failed_ || flushing_ != Flushing::none || writes_wait_for_commit_) return;
   // A barrier waiting for the disk to drain goes first: resync writes must
   // not starve the log's epochs.
   if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
@@ -199,7 +199,7 @@ void Machine::pump_resync(Actions& actions) {
     if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
     std::vector<Extent> parts = unwritten_by_log(head.header);
     if (parts.empty()) {  // all of it was written by the log meanwhile
-      held_bytes_ -= head.cost_bytes;
+      release(head.cost_bytes);
       actions.dropped.push_back(head.id);
       resync_entry_finished(head.rseq);
       resync_queue_.pop_front();
@@ -207,8 +207,7 @@ void Machine::pump_resync(Actions& actions) {
     }
     const bool whole = parts.size() == 1 && parts[0].offset_bytes == head.header.offset_bytes &&
                        parts[0].length_bytes == head.header.length_bytes;
-    actions.submit.push_back({head.id, head.header, whole ? std::vector<Extent>{} : std::move(parts)});
-    in_flight_.push_back(head);
+    submit_entry(head, whole ? std::vector<Extent>{} : std::move(parts), actions);
     resync_queue_.pop_front();
   }
 }
@@ -223,13 +222,12 @@ bool Machine::mark_satisfied(const PendingMark& m) const {
 }
 
 void Machine::maybe_flush_for_mark(Actions& actions) {
-  if (marks_.empty() || flushing_ || disk_failed_) return;
+  if (marks_.empty() || flushing_ != Flushing::none || disk_failed_) return;
   // The flush covers the marks satisfied now, not those satisfied while it runs.
   marks_in_flush_ = 0;
   while (marks_in_flush_ < marks_.size() && mark_satisfied(marks_[marks_in_flush_])) ++marks_in_flush_;
   if (marks_in_flush_ == 0) return;
-  flushing_ = true;
-  flush_for_mark_ = true;
+  flushing_ = Flushing::marks;
   actions.flush = true;
 }
 
@@ -297,7 +295,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
 // dropped; the durable cursor stays, and the next session resumes there.
 void Machine::end_resync_session(Actions& actions) {
   while (!resync_queue_.empty()) {
-    held_bytes_ -= resync_queue_.back().cost_bytes;
+    release(resync_queue_.back().cost_bytes);
     actions.dropped.push_back(resync_queue_.back().id);
     resync_outstanding_.erase(resync_queue_.back().rseq);
     resync_queue_.pop_back();
