@@ -29,6 +29,7 @@ packages=(
   libuv1-dev libsodium-dev libsqlite3-dev libtomlplusplus-dev doctest-dev
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
   util-linux mount iproute2 fio netcat-openbsd time systemd
+  git clang-format  # scripts/tidy.py (CI): the ratchet on the house rules
   e2fsprogs ntfs-3g fdisk  # the diverge tests: mkfs.ext4, mkfs.ntfs + ntfs-3g, sfdisk
 )
 # The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is

@@ -4,8 +4,8 @@
 # black-box suites. Tests that need root or a loop device say so and skip.
 # Extra arguments go to `meson test` (e.g. --suite e2e, or a test name).
 #
-# With --all, or with CI=true and no test arguments, it then runs the test
-# suite under the sanitizers (scripts/sanitize.sh: ASan+UBSan, TSan) and each
+# With --all, or with CI=true and no test arguments, it then runs the house
+# rules' ratchet (scripts/tidy.py), the test suite under the sanitizers (scripts/sanitize.sh: ASan+UBSan, TSan) and each
 # fuzz target for FUZZ_SECONDS (default 10; scripts/fuzz.sh). A developer's
 # plain scripts/test.sh stays fast. Every stage runs even if one before it
 # failed, so one CI run shows all that is wrong; the exit status is 1 if any
@@ -42,6 +42,7 @@ suite() {
 
 stage "build and test suite" suite
 if $all; then
+  stage "tidy: the house rules' ratchet" scripts/tidy.py
   stage "asan+ubsan: build and whole suite" scripts/sanitize.sh asan
   stage "tsan: build and threaded suites" scripts/sanitize.sh tsan
   stage "fuzz: build and ${FUZZ_SECONDS:-10} s per target" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
