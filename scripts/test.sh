@@ -5,8 +5,9 @@
 # Extra arguments go to `meson test` (e.g. --suite e2e, or a test name).
 #
 # With --all, or with CI=true and no test arguments, it then runs the house
-# rules' ratchet (scripts/tidy.py), the test suite under the sanitizers (scripts/sanitize.sh: ASan+UBSan, TSan) and each
-# fuzz target for FUZZ_SECONDS (default 10; scripts/fuzz.sh). A developer's
+# rules' ratchet (scripts/tidy.py), the test suite under the sanitizers
+# (scripts/sanitize.sh: ASan+UBSan, TSan) and each fuzz target for
+# FUZZ_SECONDS (default 10; scripts/fuzz.sh). A developer's
 # plain scripts/test.sh stays fast. Every stage runs even if one before it
 # failed, so one CI run shows all that is wrong; the exit status is 1 if any
 # stage failed. Prints the wall time of each stage.
