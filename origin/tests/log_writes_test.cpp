@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// The dm-log-writes decoder: what each kind of entry becomes, and every bad
+// input of issue 15 part 4 refused with the entry's index and log offset.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "base/bytes.h"
+#include "origin/log_writes.h"
+
+namespace lw = origin::log_writes;
+
+namespace {
+
+base::Bytes super_block(uint64_t magic, uint64_t version, uint64_t nr_entries, uint32_t sector_bytes) {
+  base::Bytes out;
+  base::ByteWriter w(out);
+  w.u64(magic);
+  w.u64(version);
+  w.u64(nr_entries);
+  w.u32(sector_bytes);
+  out.resize(sector_bytes == 0 ? 512 : sector_bytes, 0);
+  return out;
+}
+
+base::Bytes header(uint32_t sector_bytes, uint64_t sector, uint64_t nr_sectors, uint64_t flags, uint64_t data_len,
+                   const std::string& name = "") {
+  base::Bytes out;
+  base::ByteWriter w(out);
+  w.u64(sector);
+  w.u64(nr_sectors);
+  w.u64(flags);
+  w.u64(data_len);
+  out.insert(out.end(), name.begin(), name.end());
+  out.resize(sector_bytes, 0);
+  return out;
+}
+
+const lw::Super k512{10, 512};
+const lw::Target kDisk{1 << 20, 512};
+
+base::Status decode(const base::Bytes& h, lw::Entry& e, const lw::Super& s = k512, const lw::Target& t = kDisk) {
+  return lw::decode_entry(s, base::ByteSpan(h), 7, 4096, t, e);
+}
+
+}  // namespace
+
+TEST_CASE("the super block gives the entry count and the sector size") {
+  base::Result<lw::Super> s = lw::decode_super(base::ByteSpan(super_block(lw::kMagic, 1, 5394, 4096)));
+  REQUIRE(s.is_ok());
+  CHECK(s->nr_entries == 5394);
+  CHECK(s->sector_bytes == 4096);
+}
+
+TEST_CASE("a super block with a wrong magic, version or sector size, or cut short, is refused") {
+  auto message = [](const base::Bytes& b) { return lw::decode_super(base::ByteSpan(b)).status().message(); };
+  CHECK(message(super_block(0x1234, 1, 1, 512)).find("magic (found 0x1234)") != std::string::npos);
+  CHECK(message(super_block(lw::kMagic, 2, 1, 512)).find("version 2") != std::string::npos);
+  CHECK(message(super_block(lw::kMagic, 1, 1, 1024)).find("sector size is 1024") != std::string::npos);
+  CHECK(message(base::Bytes(20, 0)).find("20 bytes long") != std::string::npos);
+}
+
+TEST_CASE("a write becomes an extent on the disk with its data after the header") {
+  lw::Entry e;
+  REQUIRE(decode(header(512, 8, 16, 0, 0), e).is_ok());  // the kernel's data_len: 0
+  CHECK(e.kind == lw::Kind::write);
+  CHECK(e.offset_bytes == 4096);
+  CHECK(e.length_bytes == 8192);
+  CHECK(e.data_log_offset_bytes == 4096 + 512);
+  CHECK(e.next_log_offset_bytes == 4096 + 512 + 8192);
+  CHECK_FALSE(e.fua);
+  REQUIRE(decode(header(512, 8, 16, lw::kFlagFua | lw::kFlagMetadata, 8192), e).is_ok());  // QEMU's: the bytes
+  CHECK(e.fua);
+  const lw::Super k4096{3, 4096};
+  REQUIRE(decode(header(4096, 2, 1, lw::kFlagFlush, 4096), e, k4096, {1 << 20, 4096}).is_ok());
+  CHECK(e.offset_bytes == 8192);
+  CHECK(e.flush_before);
+  CHECK(e.next_log_offset_bytes == 4096 + 4096 + 4096);
+}
+
+TEST_CASE("flushes, discards and marks") {
+  lw::Entry e;
+  REQUIRE(decode(header(512, 0, 0, lw::kFlagFlush, 0), e).is_ok());
+  CHECK(e.kind == lw::Kind::flush);
+  CHECK(e.next_log_offset_bytes == 4096 + 512);
+  REQUIRE(decode(header(512, 100, 50, lw::kFlagDiscard, 0), e).is_ok());
+  CHECK(e.kind == lw::Kind::discard);
+  CHECK(e.offset_bytes == 51200);
+  CHECK(e.length_bytes == 25600);
+  CHECK(e.next_log_offset_bytes == 4096 + 512);  // no data follows a discard
+  REQUIRE(decode(header(512, 0, 0, lw::kFlagMark, 14, "before-upgrade"), e).is_ok());
+  CHECK(e.kind == lw::Kind::mark);
+  CHECK(e.mark == "before-upgrade");
+}
+
+TEST_CASE("every bad entry is refused with its index and log offset, never rounded") {
+  struct Bad {
+    const char* what;
+    base::Bytes bytes;
+    lw::Target target;
+    const char* says;
+  };
+  const lw::Target disk4k{1 << 20, 4096};
+  const Bad bad[] = {
+      {"data_len that disagrees", header(512, 8, 16, 0, 4096), kDisk, "data_len=4096 but nr_sectors=16"},
+      {"past the end", header(512, 2040, 16, 0, 0), kDisk, "past the end of the clone's disk"},
+      {"sector overflow", header(512, UINT64_MAX - 1, 4, 0, 0), kDisk, "past the end"},
+      {"misaligned for a 4K disk", header(512, 3, 1, 0, 0), disk4k, "refused, not rounded"},
+      {"a discard past the end", header(512, 2047, 2, lw::kFlagDiscard, 0), kDisk, "past the end"},
+      {"a discard with data", header(512, 0, 2, lw::kFlagDiscard, 1024), kDisk, "discard with data"},
+      {"a mark too long", header(512, 0, 0, lw::kFlagMark, 300, std::string(300, 'm')), kDisk, "longer than 255"},
+      {"a mark with sectors", header(512, 0, 4, lw::kFlagMark, 3, "abc"), kDisk, "mark that covers sectors"},
+      {"a mark not printable", header(512, 0, 0, lw::kFlagMark, 3, "a\nb"), kDisk, "not printable"},
+      {"unknown flags", header(512, 0, 1, 64, 0), kDisk, "unknown flags 0x40"},
+      {"no sectors, not a flush", header(512, 0, 0, 0, 0), kDisk, "not a bare flush"},
+      {"junk after a header", header(512, 0, 1, 0, 0, "junk"), kDisk, "bytes after its header"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.what);
+    lw::Entry e;
+    const base::Status s = decode(b.bytes, e, k512, b.target);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.message().find("entry 7 (log offset 4096)") != std::string::npos);
+    CHECK(s.message().find(b.says) != std::string::npos);
+  }
+  lw::Entry e;
+  const base::Bytes cut(100, 0);
+  CHECK(lw::decode_entry(k512, base::ByteSpan(cut), 7, 4096, kDisk, e).message().find("cut short") != std::string::npos);
+}
