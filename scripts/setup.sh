@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Installs what the project needs on Debian 12 (only what is missing), then
 # configures and builds it in ./build. Idempotent; safe to run again.
-# Usage: scripts/setup.sh [--fuzz] [--stick] [--vm] [--no-build]   (CI=true makes warnings errors)
+# Usage: scripts/setup.sh [--fuzz] [--stick] [--vm] [--capture] [--no-build]   (CI=true makes warnings errors)
 #   --fuzz      also clang and its libFuzzer runtime (scripts/fuzz.sh)
 #   --stick     also what dist/stick/build-stick.sh needs (debootstrap, GRUB, mkfs)
 #   --vm        --stick, and qemu and OVMF for the VM test (meson test --suite vm)
+#   --capture   qemu-storage-daemon and fuse3 for scripts/capture-log-writes.sh
 #   --no-build  install only (scripts/fuzz.sh and scripts/sanitize.sh build elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,14 +14,16 @@ cd "$(dirname "$0")/.."
 fuzz=false
 stick=false
 vm=false
+capture=false
 build=true
 for arg in "$@"; do
   case "$arg" in
     --fuzz) fuzz=true ;;
     --stick) stick=true ;;
     --vm) vm=true; stick=true ;;
+    --capture) capture=true ;;
     --no-build) build=false ;;
-    *) echo "setup: unknown option $arg (use --fuzz, --stick, --vm, --no-build)" >&2; exit 2 ;;
+    *) echo "setup: unknown option $arg (use --fuzz, --stick, --vm, --capture, --no-build)" >&2; exit 2 ;;
   esac
 done
 
@@ -38,6 +41,7 @@ if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
 # The clone stick image and the VM test: opt-in, they are large.
 if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk); fi
 if $vm; then packages+=(qemu-system-x86 ovmf); fi
+if $capture; then packages+=(qemu-system-common fuse3); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
