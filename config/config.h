@@ -34,8 +34,10 @@ struct DerivedKeys {
 };
 DerivedKeys derive_keys(const PairSecret& secret);
 
-// Reads a secret file. Refuses a file readable or writable by group or others
-// ("chmod 600 FILE"), a wrong length, or non-hex content.
+// Reads a secret file. Refuses a symbolic link, anything but a regular file
+// (a FIFO does not block), a file owned by neither this process's user nor
+// root, one readable or writable by group or others ("chmod 600 FILE"), one
+// in a directory others can write to, a wrong length, or non-hex content.
 base::Result<PairSecret> load_secret(const std::string& path);
 
 struct CloneConfig {

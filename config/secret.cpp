@@ -8,6 +8,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
+#include <string>
 
 #include "base/bytes.h"
 #include "config/config.h"
@@ -30,16 +31,35 @@ std::string mode_text(mode_t mode) {
 }
 
 // A secret anyone else on the machine can read is no secret; one anyone else
-// can write lets them swap in their own pairing.
+// can write, or own (and so chmod), lets them swap in their own pairing.
 base::Status check_private(const std::string& path, const struct stat& st) {
   if (!S_ISREG(st.st_mode)) {
     return base::Status::error(EINVAL, "secret file " + path + " is not a regular file");
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return base::Status::error(EACCES, "secret file " + path + " belongs to uid " + std::to_string(st.st_uid) +
+                                           ", neither this process's user (uid " + std::to_string(::geteuid()) +
+                                           ") nor root; run chown " + std::to_string(::geteuid()) + " " + path);
   }
   if ((st.st_mode & 077) == 0) return base::Status::ok();
   const char* how = (st.st_mode & 044) != 0 ? "readable" : "writable";
   return base::Status::error(EACCES, "secret file " + path + " is " + how +
                                          " by others (mode " + mode_text(st.st_mode) +
                                          "); run chmod 600 " + path);
+}
+
+// Whoever may write to the directory may replace the file by another of
+// their own making (even if it passes the checks above when it is read).
+base::Status check_directory(const std::string& path) {
+  const std::string::size_type slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return base::Status::from_errno("cannot stat " + dir + ", which holds secret file " + path);
+  if ((st.st_mode & 022) == 0) return base::Status::ok();
+  return base::Status::error(EACCES, "the directory " + dir + " holding secret file " + path +
+                                         " is writable by others (mode " + mode_text(st.st_mode) +
+                                         "), who could replace the file; run chmod go-w " + dir +
+                                         " or keep the secret elsewhere");
 }
 
 // Reads at most `max` bytes; one byte more than a valid file may hold is
@@ -93,12 +113,18 @@ DerivedKeys derive_keys(const PairSecret& secret) {
 }
 
 base::Result<PairSecret> load_secret(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // No link is followed (it could be pointed at another pairing's secret),
+  // and a FIFO or device does not block the open: fstat refuses it below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 && errno == ELOOP)
+    return base::Status::error(EINVAL, "secret file " + path +
+                                           " is a symbolic link; name the file itself (a link can be re-pointed)");
   if (fd < 0) return base::Status::from_errno("cannot open secret file " + path);
   struct stat st {};
   base::Status status;
   if (::fstat(fd, &st) != 0) status = base::Status::from_errno("cannot stat secret file " + path);
   if (status) status = check_private(path, st);
+  if (status) status = check_directory(path);
   char text[kSecretHexDigits + 2];
   size_t length = 0;
   if (status) status = read_small_file(fd, path, text, sizeof text, length);

@@ -340,6 +340,51 @@ TEST_CASE("a secret file readable by others is refused with the chmod that fixes
   CHECK(config::load_secret(path).is_ok());
 }
 
+TEST_CASE("a secret behind a symbolic link, a FIFO or a directory is refused at once (issue 14, finding 5)") {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/pair.secret";
+  write_file(tmp.path() + "/real.secret", kSecretHex + "\n", 0600);
+  REQUIRE(::symlink((tmp.path() + "/real.secret").c_str(), path.c_str()) == 0);
+  auto loaded = config::load_secret(path);
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().message().find("is a symbolic link") != std::string::npos);
+  ::unlink(path.c_str());
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);  // opening it for reading used to block forever
+  loaded = config::load_secret(path);
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().message().find("is not a regular file") != std::string::npos);
+  ::unlink(path.c_str());
+  REQUIRE(::mkdir(path.c_str(), 0700) == 0);
+  CHECK_FALSE(config::load_secret(path).is_ok());
+}
+
+TEST_CASE("a secret in a directory others can write to is refused with the chmod that fixes it") {
+  TempDir tmp;
+  const std::string dir = tmp.path() + "/open";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0777) == 0);
+  write_file(dir + "/pair.secret", kSecretHex + "\n", 0600);
+  auto loaded = config::load_secret(dir + "/pair.secret");
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().message().find("is writable by others (mode 0777)") != std::string::npos);
+  CHECK(loaded.status().message().find("run chmod go-w " + dir) != std::string::npos);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  CHECK(config::load_secret(dir + "/pair.secret").is_ok());
+}
+
+// Needs root to give the file to another user; doctest reports it skipped otherwise.
+TEST_CASE("a secret owned by another user is refused" * doctest::skip(::geteuid() != 0)) {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/pair.secret";
+  write_file(path, kSecretHex + "\n", 0600);
+  REQUIRE(::chown(path.c_str(), 65534, 65534) == 0);  // nobody
+  auto loaded = config::load_secret(path);
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK(loaded.status().message().find("belongs to uid 65534") != std::string::npos);
+  REQUIRE(::chown(path.c_str(), 0, 0) == 0);
+  CHECK(config::load_secret(path).is_ok());  // root's file is the daemon's own (it runs as root)
+}
+
 TEST_CASE("a secret file must hold exactly 64 hex digits and an optional newline") {
   TempDir tmp;
   const std::string path = tmp.path() + "/pair.secret";
