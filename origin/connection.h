@@ -22,7 +22,6 @@
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "proto/messages.h"
-#include "config/config.h"
 
 namespace origin {
 
