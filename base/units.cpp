@@ -85,6 +85,12 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+int64_t unix_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + static_cast<int64_t>(ts.tv_nsec) / 1'000'000;
+}
+
 std::string format_utc_time(int64_t unix_ms) {
   const time_t t = static_cast<time_t>(unix_ms / 1000);
   struct tm tm {};

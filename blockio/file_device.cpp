@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "base/aligned_buffer.h"
+#include "base/file_io.h"
 #include "base/units.h"
 #include "blockio/extent.h"
 
@@ -41,42 +42,13 @@ base::Status FileDevice::failure(const char* what, uint64_t offset_bytes, uint64
 base::Status FileDevice::write(uint64_t offset_bytes, base::ByteSpan data) {
   assert_extent(geometry_, offset_bytes, data.size());
   if (direct_io_) assert_io_buffer(data.data());
-  size_t done_bytes = 0;
-  while (done_bytes < data.size()) {
-    const ssize_t n = ::pwrite(fd_.get(), data.data() + done_bytes, data.size() - done_bytes,
-                               static_cast<off_t>(offset_bytes + done_bytes));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return failure("write", offset_bytes, data.size(), errno);
-    if (n == 0) {
-      return base::Status::error(EIO, "write of " + std::to_string(data.size()) + " bytes at offset " +
-                                          std::to_string(offset_bytes) + " to " + path_ + " stopped after " +
-                                          std::to_string(done_bytes) + " bytes: the device ended early");
-    }
-    done_bytes += static_cast<size_t>(n);
-  }
-  return base::Status::ok();
+  return base::pwrite_full(fd_.get(), data, offset_bytes).with_context(path_);
 }
 
 base::Status FileDevice::read(uint64_t offset_bytes, base::MutableByteSpan out) {
   assert_extent(geometry_, offset_bytes, out.size());
   if (direct_io_) assert_io_buffer(out.data());
-  size_t done_bytes = 0;
-  while (done_bytes < out.size()) {
-    const ssize_t n = ::pread(fd_.get(), out.data() + done_bytes, out.size() - done_bytes,
-                              static_cast<off_t>(offset_bytes + done_bytes));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return base::Status::from_errno(errno, "read of " + std::to_string(out.size()) + " bytes at offset " +
-                                                 std::to_string(offset_bytes) + " from " + path_ + " failed");
-    }
-    if (n == 0) {
-      return base::Status::error(EIO, "read of " + std::to_string(out.size()) + " bytes at offset " +
-                                          std::to_string(offset_bytes) + " from " + path_ + " stopped after " +
-                                          std::to_string(done_bytes) + " bytes: the device ended early");
-    }
-    done_bytes += static_cast<size_t>(n);
-  }
-  return base::Status::ok();
+  return base::pread_full(fd_.get(), out, offset_bytes).with_context(path_);
 }
 
 base::Status FileDevice::zero_by_writing(uint64_t offset_bytes, uint64_t length_bytes) {

@@ -17,9 +17,9 @@
 
 namespace origin {
 
-namespace {
+using base::u64s;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+namespace {
 
 std::string seconds_text(uint64_t elapsed_ns) {
   char buf[32];

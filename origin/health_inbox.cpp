@@ -8,9 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 
+#include "base/file_io.h"
 #include "base/log.h"
+#include "base/units.h"
 
 namespace origin {
 namespace {
@@ -27,11 +28,6 @@ uint32_t fnv1a(base::ByteSpan bytes) {
   return h;
 }
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 base::Bytes encode_entry(const HealthInbox::Entry& e) {
   base::Bytes out;
   base::ByteWriter w(out);
@@ -42,17 +38,6 @@ base::Bytes encode_entry(const HealthInbox::Entry& e) {
   w.raw(base::ByteSpan(e.report));
   w.u32(fnv1a(base::ByteSpan(out).subspan(4)));
   return out;
-}
-
-base::Status write_all(int fd, base::ByteSpan bytes, off_t at, const std::string& what) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, at + static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return base::Status::from_errno(what);
-    done += static_cast<size_t>(n);
-  }
-  return base::Status::ok();
 }
 
 base::UniqueFd open_file(const std::string& path) {
@@ -120,13 +105,7 @@ base::Status HealthInbox::load_tail() {
     by_id_.clear();
   }
   base::Bytes data(static_cast<size_t>(size - loaded_bytes_));
-  size_t have = 0;
-  while (have < data.size()) {
-    ssize_t n = ::pread(fd_.get(), data.data() + have, data.size() - have, static_cast<off_t>(loaded_bytes_ + have));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return base::Status::from_errno("cannot read " + path_);
-    have += static_cast<size_t>(n);
-  }
+  BASE_TRY(base::pread_full(fd_.get(), data, loaded_bytes_).with_context("cannot read " + path_));
   size_t good = 0;
   while (data.size() - good >= kHeaderBytes + kTrailerBytes) {
     base::ByteReader r(base::ByteSpan(data).subspan(good));
@@ -169,7 +148,7 @@ base::Status HealthInbox::compact_if_full() {
     base::Bytes one = encode_entry(e);
     bytes.insert(bytes.end(), one.begin(), one.end());
   }
-  base::Status s = write_all(out.get(), bytes, 0, "cannot write " + tmp);
+  base::Status s = base::pwrite_full(out.get(), bytes, 0).with_context("cannot write " + tmp);
   if (s && ::fsync(out.get()) != 0) s = base::Status::from_errno("cannot sync " + tmp);
   if (s && ::rename(tmp.c_str(), path_.c_str()) != 0) s = base::Status::from_errno("cannot replace " + path_);
   if (!s) {
@@ -218,10 +197,10 @@ base::Result<bool> HealthInbox::receive(uint64_t id, base::ByteSpan report) {
     unlock();
     return false;
   }
-  Entry e{id, unix_ms(), base::Bytes(report.begin(), report.end())};
+  Entry e{id, base::unix_ms(), base::Bytes(report.begin(), report.end())};
   const base::Bytes out = encode_entry(e);
   const off_t end = static_cast<off_t>(loaded_bytes_);
-  status = write_all(fd_.get(), out, end, "cannot append to " + path_);
+  status = base::pwrite_full(fd_.get(), out, static_cast<uint64_t>(end)).with_context("cannot append to " + path_);
   if (status && ::fdatasync(fd_.get()) != 0) status = base::Status::from_errno("cannot sync " + path_);
   if (!status) {
     (void)::ftruncate(fd_.get(), end);

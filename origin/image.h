@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The original's own disk, as a file or block device the reference original
-// writes its workload to, and the byte-for-byte comparison used to check a
-// clone against it (demo and tests, where the clone's disk is readable here).
+// writes its workload to and resync and verify read, and the byte-for-byte
+// comparison used to check a clone against it (demo and tests, where the
+// clone's disk is readable here).
 //
 // Threading: a SourceImage is used by one thread; it owns its descriptor.
 #pragma once
@@ -10,7 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "base/bytes.h"
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "origin/record.h"
 
 namespace origin {
@@ -20,6 +23,8 @@ class SourceImage {
   // Opens for writing; the size must equal `disk_size_bytes` (the size the
   // pair was made with), else a sentence saying both.
   static base::Result<std::unique_ptr<SourceImage>> open(const std::string& path, uint64_t disk_size_bytes);
+  // Opens read-only (resync and verify), with the same size check.
+  static base::Result<std::unique_ptr<SourceImage>> open_to_read(const std::string& path, uint64_t disk_size_bytes);
   ~SourceImage();
   SourceImage(const SourceImage&) = delete;
   SourceImage& operator=(const SourceImage&) = delete;
@@ -30,14 +35,19 @@ class SourceImage {
   base::Status apply(const Record& record);
   // fdatasync.
   base::Status sync();
+  // Reads exactly out.size() bytes at `offset_bytes`.
+  base::Status read(uint64_t offset_bytes, base::MutableByteSpan out);
   const std::string& path() const { return path_; }
+  uint64_t size_bytes() const { return size_bytes_; }
 
  private:
-  SourceImage(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  base::Status pwrite_all(const uint8_t* data, size_t n, uint64_t offset_bytes);
+  SourceImage(base::UniqueFd fd, std::string path, uint64_t size_bytes)
+      : fd_(std::move(fd)), path_(std::move(path)), size_bytes_(size_bytes) {}
+  base::Status write(base::ByteSpan data, uint64_t offset_bytes);
 
-  int fd_;
+  base::UniqueFd fd_;
   std::string path_;
+  uint64_t size_bytes_;
 };
 
 // Size of a regular file or block device.

@@ -11,9 +11,9 @@
 
 namespace origin {
 
-namespace {
+using base::u64s;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+namespace {
 
 MaintenanceOptions options_from(const config::OriginConfig& config, uint32_t extent_override) {
   MaintenanceOptions o;

@@ -14,21 +14,6 @@
 
 namespace origin::net {
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) {
-    reset();
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() { reset(); }
-
-void UniqueFd::reset() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-}
-
 uint64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -49,8 +34,8 @@ base::Status wait_fd(int fd, short events, uint64_t deadline_ms) {
 
 namespace {
 
-base::Result<UniqueFd> connect_one(const addrinfo* ai, uint64_t deadline_ms, const std::string& where) {
-  UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+base::Result<base::UniqueFd> connect_one(const addrinfo* ai, uint64_t deadline_ms, const std::string& where) {
+  base::UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
   if (!fd) return base::Status::from_errno("cannot create a socket");
   int one = 1;
   (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -68,7 +53,7 @@ base::Result<UniqueFd> connect_one(const addrinfo* ai, uint64_t deadline_ms, con
 
 }  // namespace
 
-base::Result<UniqueFd> connect_tcp(const std::string& host, uint16_t port, uint32_t timeout_ms) {
+base::Result<base::UniqueFd> connect_tcp(const std::string& host, uint16_t port, uint32_t timeout_ms) {
   const std::string where = host + ":" + std::to_string(port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -82,7 +67,7 @@ base::Result<UniqueFd> connect_tcp(const std::string& host, uint16_t port, uint3
   const uint64_t deadline = now_ms() + timeout_ms;
   base::Status last = base::Status::error(EHOSTUNREACH, "no address for " + where);
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    base::Result<UniqueFd> fd = connect_one(ai, deadline, where);
+    base::Result<base::UniqueFd> fd = connect_one(ai, deadline, where);
     if (fd) {
       ::freeaddrinfo(list);
       return fd;

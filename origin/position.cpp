@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/unique_fd.h"
+
 namespace origin {
 
 namespace {
@@ -34,21 +36,18 @@ bool parse_u64(const std::string& s, uint64_t& out) {
 
 base::Status write_file_durably(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return base::Status::from_errno("cannot write " + tmp);
-  ssize_t n = ::write(fd, text.data(), text.size());
-  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return base::Status::from_errno("cannot write " + tmp);
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd.get()) == 0;
   const int err = errno;
-  ::close(fd);
+  fd.reset();
   if (!ok) return base::Status::from_errno(err, "cannot write " + tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp + " to " + path);
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);  // best effort: the rename is what matters
-    ::close(dfd);
-  }
+  base::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd) (void)::fsync(dfd.get());  // best effort: the rename is what matters
   return base::Status::ok();
 }
 

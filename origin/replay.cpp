@@ -16,9 +16,9 @@
 
 namespace origin {
 
-namespace {
+using base::u64s;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+namespace {
 
 // The second pass: the file was validated whole by scan_spool, but it is
 // read and validated again record by record (it could have changed since).

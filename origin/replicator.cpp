@@ -36,7 +36,6 @@ Replicator::Replicator(const SessionConfig& session_config, const ReconnectPolic
 Replicator::~Replicator() {
   stop();
   log_.set_append_listener(nullptr);
-  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 void Replicator::set_wake_info_handler(std::function<void(const proto::WakeInfo&)> wake_info) {
@@ -52,8 +51,8 @@ void Replicator::on_wake_info(const proto::WakeInfo& info) {
 }
 
 base::Status Replicator::start() {
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) return base::Status::from_errno("cannot create an eventfd");
+  wake_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd_) return base::Status::from_errno("cannot create an eventfd");
   log_.set_append_listener([this] { wake(); });
   thread_ = std::thread([this] { run(); });
   return base::Status::ok();
@@ -61,7 +60,7 @@ base::Status Replicator::start() {
 
 void Replicator::wake() {
   const uint64_t one = 1;
-  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
   (void)n;  // a full counter already wakes the reader
 }
 
@@ -70,7 +69,7 @@ void Replicator::stop() {
     if (thread_.joinable()) thread_.join();
     return;
   }
-  if (wake_fd_ >= 0) wake();
+  if (wake_fd_) wake();
   changed_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -92,7 +91,7 @@ void Replicator::run() {
       config.acked_seq = counters_.acked_seq;
       config.acked_epoch = counters_.acked_epoch;
     }
-    Session session(config, log_, *this, wake_fd_);
+    Session session(config, log_, *this, wake_fd_.get());
     SessionOutcome o = session.run();
     if (o.end == SessionEnd::stopped) break;
     if (o.end == SessionEnd::fatal) {

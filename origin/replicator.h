@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "origin/log.h"
 #include "origin/session.h"
 
@@ -98,7 +99,7 @@ class Replicator final : private SessionListener {
   RetainedLog& log_;
   std::function<void(const proto::WakeInfo&)> wake_info_handler_;
   std::function<void(const base::Status&)> silence_handler_;
-  int wake_fd_ = -1;  // eventfd, owned
+  base::UniqueFd wake_fd_;  // eventfd, written by producers, read by the session
   std::thread thread_;
   std::atomic<bool> stop_{false};
 

@@ -6,15 +6,12 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "hwhealth/report.h"
 
 namespace origin {
 
-namespace {
-
-std::string u64s(uint64_t v) { return std::to_string(v); }
-
-}  // namespace
+using base::u64s;
 
 SessionConfig make_session_config(const config::OriginConfig& c, const config::DerivedKeys& keys) {
   SessionConfig s;
@@ -33,23 +30,6 @@ SessionConfig make_session_config(const config::OriginConfig& c, const config::D
   return s;
 }
 
-bool is_retryable(proto::ErrorCode code) {
-  switch (code) {
-    case proto::ErrorCode::busy:
-    case proto::ErrorCode::shutting_down:
-    case proto::ErrorCode::timeout:
-    case proto::ErrorCode::disk_io:   // the clone may be restarted with its disk checked
-    case proto::ErrorCode::internal:
-    // Damage in transit: the frame's authentication (or, for a length over
-    // the limit, the check before it) caught it; a new session resends.
-    case proto::ErrorCode::corrupted:
-    case proto::ErrorCode::too_large:
-      return true;
-    default:
-      return false;
-  }
-}
-
 Session::Session(const SessionConfig& config, RetainedLog& log, SessionListener& listener, int wake_fd)
     : config_(config), log_(log), listener_(listener), wake_fd_(wake_fd) {}
 
@@ -57,7 +37,7 @@ Session::~Session() = default;
 
 SessionOutcome Session::run() {
   SessionOutcome out;
-  base::Status s = connect_and_handshake();
+  base::Status s = conn_.open(config_);
   if (s.is_ok()) {
     queue_hello();
     s = pump();
@@ -65,55 +45,8 @@ SessionOutcome Session::run() {
   out.established = established_;
   out.progressed = progressed_;
   out.status = s;
-  out.end = s.is_ok() ? SessionEnd::stopped : fatal_ ? SessionEnd::fatal : SessionEnd::retry;
+  out.end = s.is_ok() ? SessionEnd::stopped : conn_.fatal() ? SessionEnd::fatal : SessionEnd::retry;
   return out;
-}
-
-base::Status Session::fatal(int code, const std::string& message) {
-  fatal_ = true;
-  return base::Status::error(code, message);
-}
-
-base::Status connect_to_clone(const SessionConfig& config, ClientLink& out) {
-  const uint64_t deadline = net::now_ms() + config.connect_timeout_ms;
-  base::Result<net::UniqueFd> fd = net::connect_tcp(config.host, config.port, config.connect_timeout_ms);
-  if (!fd) return fd.status();
-  out.fd = std::move(*fd);
-  out.refused_for_good = false;
-  proto::ClientHandshake hs(config.auth_key, config.pair_id);
-  const base::Bytes hello = hs.client_hello();
-  BASE_TRY(net::write_all(out.fd.get(), hello, deadline).with_context("handshake with the clone failed"));
-  uint8_t server_hello[proto::kServerHelloBytes];
-  BASE_TRY(net::read_exact(out.fd.get(), server_hello, deadline).with_context("handshake with the clone failed"));
-  base::Result<base::Bytes> finish = hs.on_server_hello(server_hello);
-  if (!finish) {
-    // A busy clone (another original connected, or handshakes queued) is
-    // worth another try; anything else (wrong secret, another pair, another
-    // version) will not get better by retrying.
-    const base::Status& s = finish.status();
-    if (s.code() == EBUSY || s.code() == EAGAIN) return s;  // its sentence says "busy"
-    out.refused_for_good = true;
-    return base::Status::error(s.code(), "the handshake with the clone at " + config.host + ":" +
-                                             std::to_string(config.port) + " failed: " + s.message());
-  }
-  BASE_TRY(net::write_all(out.fd.get(), *finish, deadline).with_context("handshake with the clone failed"));
-  out.keys = hs.keys();
-  return base::Status::ok();
-}
-
-base::Status Session::connect_and_handshake() {
-  ClientLink link;
-  base::Status s = connect_to_clone(config_, link);
-  if (!s.is_ok()) {
-    fatal_ = link.refused_for_good;
-    return s;
-  }
-  fd_ = std::move(link.fd);
-  sealer_ = std::make_unique<proto::FrameSealer>(link.keys.send);
-  reader_ = std::make_unique<proto::FrameReader>(link.keys.recv, kRecvFrameBytesMax);
-  recv_buf_ = std::make_unique<uint8_t[]>(256 * 1024);
-  last_recv_ms_ = last_send_ms_ = net::now_ms();
-  return base::Status::ok();
 }
 
 proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq) {
@@ -135,36 +68,14 @@ proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq,
 void Session::queue_hello() {
   base::Bytes plain;
   proto::encode_hello(original_hello(config_, log_.start_seq(), log_.advertised_end_seq()), plain);
-  queue_plain(plain);
+  conn_.queue(plain);
 }
 
-// Tells the clone why this side ends the session (an error message, as the
-// protocol asks), then ends it for good.
-base::Status Session::refuse(proto::ErrorCode code, int err, const std::string& sentence) {
-  base::Bytes plain;
-  proto::encode_error({code, sentence}, plain);
-  queue_plain(plain);
-  close_gracefully();
-  return fatal(err, sentence);
-}
-
-base::Status Session::violation(const std::string& what) {
-  return refuse(proto::ErrorCode::protocol, EPROTO, "the clone broke the protocol: " + what);
-}
-
-base::Status Session::handle_frame(base::ByteSpan plain) {
-  base::Result<proto::MsgType> type = proto::peek_type(plain);
-  if (!type) return violation(type.status().message());
-  switch (*type) {
-    case proto::MsgType::hello:
-      if (established_) return violation("a second hello arrived in one session.");
-      return on_clone_hello(plain);
-    case proto::MsgType::error:
-    case proto::MsgType::goodbye:
-      return on_clone_error(*type, plain);
-    default:
-      return handle_control(*type, plain);
-  }
+// Everything but ping, pong, error and goodbye (the connection's).
+base::Status Session::handle_frame(proto::MsgType type, base::ByteSpan plain) {
+  if (type != proto::MsgType::hello) return handle_control(type, plain);
+  if (established_) return violation("a second hello arrived in one session.");
+  return on_clone_hello(plain);
 }
 
 base::Status Session::handle_control(proto::MsgType type, base::ByteSpan plain) {
@@ -190,16 +101,6 @@ base::Status Session::handle_control(proto::MsgType type, base::ByteSpan plain) 
     case proto::MsgType::receipt_ack:
       if (!proto::decode_receipt_ack(plain, a).is_ok()) return violation("a malformed receipt_ack arrived.");
       listener_.on_receipt_ack(a);
-      return base::Status::ok();
-    case proto::MsgType::ping: {
-      if (!proto::decode_ping(plain, a, b).is_ok()) return violation("a malformed ping arrived.");
-      base::Bytes pong;
-      proto::encode_pong(a, pong);
-      queue_plain(pong);
-      return base::Status::ok();
-    }
-    case proto::MsgType::pong:
-      if (!proto::decode_pong(plain, a).is_ok()) return violation("a malformed pong arrived.");
       return base::Status::ok();
     case proto::MsgType::health_report:
       return on_health_report(plain);
@@ -259,7 +160,7 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
   if (config_.request_sleep) {
     base::Bytes request;
     proto::encode_sleep_request(request);
-    queue_plain(request);
+    conn_.queue(request);
   }
   return base::Status::ok();
 }
@@ -277,17 +178,6 @@ base::Status Session::on_clone_wake(proto::MsgType type, base::ByteSpan plain) {
   if (base::Status s = proto::decode_going_to_sleep(plain, g); !s.is_ok()) return violation(s.message());
   LOG_NOTICE("the clone goes to sleep at record %llu: %s", static_cast<unsigned long long>(g.applied_seq), g.reason.c_str());
   return base::Status::error(ECONNRESET, "the clone goes to sleep (" + g.reason + ")");
-}
-
-base::Status Session::on_clone_error(proto::MsgType type, base::ByteSpan plain) {
-  proto::ErrorMsg m;
-  const bool is_error = type == proto::MsgType::error;
-  base::Status s = is_error ? proto::decode_error(plain, m) : proto::decode_goodbye(plain, m);
-  if (!s.is_ok()) return violation(std::string("the clone's ") + (is_error ? "error" : "goodbye") + " is malformed.");
-  if (!is_error) return base::Status::error(ECONNRESET, "the clone said goodbye: " + m.message);
-  const std::string text = "the clone refused: " + m.message + " (" + proto::error_code_name(m.code) + ")";
-  if (is_retryable(m.code)) return base::Status::error(EAGAIN, text);
-  return fatal(EPROTO, text);
 }
 
 // Keeps the report (deduplicated by id), then acknowledges it: the clone
@@ -324,7 +214,7 @@ base::Status Session::on_health_report(base::ByteSpan plain) {
                         health_inbox_->path().c_str());
   base::Bytes ack;
   proto::encode_health_ack(id, ack);
-  queue_plain(ack);
+  conn_.queue(ack);
   listener_.on_health_report(id, *kept);
   return base::Status::ok();
 }

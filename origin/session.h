@@ -4,8 +4,9 @@
 // records from the clone's applied position on while handling what the clone
 // sends (acks, committed positions, pings, errors, goodbye).
 //
-// A Session lives for one connection; the Replicator makes a new one per
-// (re)connect and decides about backoff from the outcome.
+// A Session lives for one connection (connection.h carries the frames, pings
+// and timers); the Replicator makes a new one per (re)connect and decides
+// about backoff from the outcome. Health collection is a Session too.
 //
 // Threading: run() executes on the caller's thread (the replicator's
 // connection thread) and blocks until the connection ends. The listener is
@@ -23,9 +24,9 @@
 #include "proto/messages.h"
 #include "proto/wake_messages.h"
 #include "config/config.h"
+#include "origin/connection.h"
 #include "origin/health_inbox.h"
 #include "origin/log.h"
-#include "origin/net.h"
 
 namespace origin {
 
@@ -62,17 +63,6 @@ SessionConfig make_session_config(const config::OriginConfig& config, const conf
 // log_start_seq..log_end_seq.
 proto::Hello original_hello(const SessionConfig& config, uint64_t log_start_seq, uint64_t log_end_seq);
 
-// An authenticated connection to the clone, before any message.
-struct ClientLink {
-  net::UniqueFd fd;
-  proto::SessionKeys keys{};
-  bool refused_for_good = false;  // on failure: the clone refused the handshake (not busy)
-};
-// Connects and runs the handshake within config.connect_timeout_ms.
-base::Status connect_to_clone(const SessionConfig& config, ClientLink& out);
-// Frames from the clone are small; this bounds what the original accepts.
-inline constexpr uint32_t kRecvFrameBytesMax = 64 * 1024;
-
 // What a session reports, on the session's thread.
 class SessionListener {
  public:
@@ -104,9 +94,6 @@ struct SessionOutcome {
   bool progressed = false;   // the clone acknowledged or committed something new
 };
 
-// True for the clone's error codes after which a new session may succeed.
-bool is_retryable(proto::ErrorCode code);
-
 class Session {
  public:
   Session(const SessionConfig& config, RetainedLog& log, SessionListener& listener, int wake_fd);
@@ -117,48 +104,31 @@ class Session {
   SessionOutcome run();
 
  private:
-  base::Status connect_and_handshake();
   void queue_hello();
   base::Status pump();
   base::Status say_goodbye();
-  void close_gracefully();
   base::Status fill_send_buffer();
-  base::Status flush_some();
-  base::Status receive();
-  base::Status handle_frame(base::ByteSpan plain);
+  base::Status handle_frame(proto::MsgType type, base::ByteSpan plain);
   base::Status handle_control(proto::MsgType type, base::ByteSpan plain);
   base::Status on_clone_hello(base::ByteSpan plain);
-  base::Status on_clone_error(proto::MsgType type, base::ByteSpan plain);
   base::Status on_health_report(base::ByteSpan plain);
   base::Status on_clone_wake(proto::MsgType type, base::ByteSpan plain);
-  base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence);
-  base::Status violation(const std::string& what);
-  base::Status fatal(int code, const std::string& message);
-  void queue_plain(const base::Bytes& plain);
-  size_t send_pending() const { return send_buf_.size() - send_head_; }
-  void drain_wake_fd();
-  int poll_timeout_ms(uint64_t now) const;
+  base::Status refuse(proto::ErrorCode code, int err, const std::string& sentence) {
+    return conn_.refuse(code, err, sentence);
+  }
+  base::Status violation(const std::string& what) { return conn_.violation(what); }
 
   const SessionConfig config_;
   RetainedLog& log_;
   SessionListener& listener_;
   const int wake_fd_;
-  net::UniqueFd fd_;
-  std::unique_ptr<proto::FrameSealer> sealer_;
-  std::unique_ptr<proto::FrameReader> reader_;
-  base::Bytes send_buf_;   // sealed frames; bytes before send_head_ are sent
-  size_t send_head_ = 0;
-  std::unique_ptr<uint8_t[]> recv_buf_;
+  Connection conn_;
   bool established_ = false;
-  bool fatal_ = false;         // the error being returned is not retryable
   bool progressed_ = false;
   uint64_t next_send_seq_ = 0;
   uint64_t expected_epoch_ = 0;  // epoch the record at next_send_seq_ must carry
   uint64_t acked_seq_ = 0;
   uint64_t committed_seq_ = 0;
-  uint64_t last_send_ms_ = 0;
-  uint64_t last_recv_ms_ = 0;
-  uint64_t ping_token_ = 0;
   std::unique_ptr<HealthInbox> health_inbox_;  // opened at the first report
 };
 

@@ -8,11 +8,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/file_io.h"
+#include "base/units.h"
+
 namespace origin {
 
-namespace {
+using base::u64s;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+namespace {
 
 base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes) {
   return base::ByteSpan(entry.data(), kSpoolEntryLengthBytes + record_bytes);
@@ -22,25 +25,23 @@ base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes)
 
 // ------------------------------------------------------------------ writer
 
-SpoolWriter::SpoolWriter(int fd, std::string path, uint64_t first_seq, const digest::DigestKey& key)
-    : fd_(fd), path_(std::move(path)), next_seq_(first_seq), digest_key_(key) {}
+SpoolWriter::SpoolWriter(base::UniqueFd fd, std::string path, uint64_t first_seq, const digest::DigestKey& key)
+    : fd_(std::move(fd)), path_(std::move(path)), next_seq_(first_seq), digest_key_(key) {}
 
-SpoolWriter::~SpoolWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+SpoolWriter::~SpoolWriter() = default;
 
 base::Result<std::unique_ptr<SpoolWriter>> SpoolWriter::create(const std::string& path, const proto::PairId& pair_id,
                                                                uint64_t first_seq,
                                                                const digest::DigestKey& digest_key) {
   assert(first_seq >= 1);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  base::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) {
     if (errno == EEXIST)
       return base::Status::error(EEXIST, "spool " + path + " already exists; a spool is never overwritten: "
                                          "replay it, or remove it, or choose another path.");
     return base::Status::from_errno("cannot create spool " + path);
   }
-  std::unique_ptr<SpoolWriter> w(new SpoolWriter(fd, path, first_seq, digest_key));
+  std::unique_ptr<SpoolWriter> w(new SpoolWriter(std::move(fd), path, first_seq, digest_key));
   base::Bytes header;
   base::ByteWriter out(header);
   out.raw(kSpoolMagic, sizeof kSpoolMagic);
@@ -52,20 +53,15 @@ base::Result<std::unique_ptr<SpoolWriter>> SpoolWriter::create(const std::string
   return w;
 }
 
+// The spool grows at its end only: offset_bytes_ is where the next byte goes.
 base::Status SpoolWriter::write_all(const base::Bytes& bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return base::Status::from_errno("cannot write spool " + path_ + " at offset=" + u64s(offset_bytes_));
-    done += static_cast<size_t>(n);
-    offset_bytes_ += static_cast<uint64_t>(n);
-  }
+  BASE_TRY(base::pwrite_full(fd_.get(), bytes, offset_bytes_).with_context("cannot write spool " + path_));
+  offset_bytes_ += bytes.size();
   return base::Status::ok();
 }
 
 base::Status SpoolWriter::append(const Record& record) {
-  assert(fd_ >= 0);
+  assert(fd_.valid());
   assert(record.header.seq == next_seq_);
   assert(!record.plain.empty() && record.plain.size() <= kSpoolEntryBytesMax);
   const size_t n = record.plain.size();
@@ -80,9 +76,8 @@ base::Status SpoolWriter::append(const Record& record) {
 }
 
 base::Status SpoolWriter::finish() {
-  assert(fd_ >= 0);
-  int fd = fd_;
-  fd_ = -1;
+  assert(fd_.valid());
+  const int fd = fd_.release();  // closed here, where a failed close is an error
   if (::fdatasync(fd) != 0) {
     base::Status s = base::Status::from_errno("cannot make spool " + path_ + " durable (fdatasync)");
     ::close(fd);
@@ -94,31 +89,26 @@ base::Status SpoolWriter::finish() {
 
 // ------------------------------------------------------------------ reader
 
-SpoolReader::SpoolReader(int fd, std::string path, const digest::DigestKey& key)
-    : fd_(fd), path_(std::move(path)), digest_key_(key) {}
+SpoolReader::SpoolReader(base::UniqueFd fd, std::string path, const digest::DigestKey& key)
+    : fd_(std::move(fd)), path_(std::move(path)), digest_key_(key) {}
 
-SpoolReader::~SpoolReader() {
-  if (fd_ >= 0) ::close(fd_);
-}
+SpoolReader::~SpoolReader() = default;
 
 base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& path, const proto::PairId& pair_id,
                                                              const digest::DigestKey& digest_key) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return base::Status::from_errno("cannot open spool " + path);
-  std::unique_ptr<SpoolReader> r(new SpoolReader(fd, path, digest_key));
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return base::Status::from_errno("cannot open spool " + path);
+  std::unique_ptr<SpoolReader> r(new SpoolReader(std::move(fd), path, digest_key));
   BASE_TRY(r->read_header(pair_id));
   return r;
 }
 
+// The spool is read front to back: offset_bytes_ is where the next byte is.
 base::Status SpoolReader::read_exact(uint8_t* out, size_t n, size_t& got) {
   got = 0;
-  while (got < n) {
-    ssize_t k = ::read(fd_, out + got, n - got);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) return base::Status::from_errno("cannot read spool " + path_ + " at offset=" + u64s(offset_bytes_ + got));
-    if (k == 0) break;
-    got += static_cast<size_t>(k);
-  }
+  base::Result<size_t> k = base::pread_upto(fd_.get(), base::MutableByteSpan(out, n), offset_bytes_);
+  if (!k) return k.status().with_context("cannot read spool " + path_);
+  got = *k;
   offset_bytes_ += got;
   return base::Status::ok();
 }

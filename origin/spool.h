@@ -19,6 +19,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "digest/digest.h"
 #include "proto/messages.h"
 #include "origin/record.h"
@@ -52,10 +53,10 @@ class SpoolWriter {
   uint64_t size_bytes() const { return offset_bytes_; }
 
  private:
-  SpoolWriter(int fd, std::string path, uint64_t first_seq, const digest::DigestKey& key);
+  SpoolWriter(base::UniqueFd fd, std::string path, uint64_t first_seq, const digest::DigestKey& key);
   base::Status write_all(const base::Bytes& bytes);
 
-  int fd_;
+  base::UniqueFd fd_;
   std::string path_;
   uint64_t next_seq_;
   uint64_t offset_bytes_ = 0;
@@ -90,14 +91,14 @@ class SpoolReader {
   uint64_t next_seq() const { return next_seq_; }
 
  private:
-  SpoolReader(int fd, std::string path, const digest::DigestKey& key);
+  SpoolReader(base::UniqueFd fd, std::string path, const digest::DigestKey& key);
   base::Status read_header(const proto::PairId& pair_id);
   // Reads exactly n bytes; `got` tells how many arrived before end of file.
   base::Status read_exact(uint8_t* out, size_t n, size_t& got);
   base::Status corrupt(uint64_t entry_offset, const std::string& what) const;
   base::Status check_entry(uint64_t entry_offset, Record& out);
 
-  int fd_;
+  base::UniqueFd fd_;
   std::string path_;
   digest::DigestKey digest_key_;
   SpoolHeader header_;

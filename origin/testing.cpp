@@ -9,7 +9,7 @@
 
 namespace origin::testing {
 
-base::Result<net::UniqueFd> connect(const std::string& host, uint16_t port, uint32_t timeout_ms) {
+base::Result<base::UniqueFd> connect(const std::string& host, uint16_t port, uint32_t timeout_ms) {
   return net::connect_tcp(host, port, timeout_ms);
 }
 
@@ -45,7 +45,7 @@ base::Result<HandshakeResult> handshake(int fd, const proto::Key& auth_key, cons
   return r;
 }
 
-RawSession::RawSession(net::UniqueFd fd, const proto::SessionKeys& keys)
+RawSession::RawSession(base::UniqueFd fd, const proto::SessionKeys& keys)
     : fd_(std::move(fd)), sealer_(keys.send), reader_(keys.recv) {}
 
 base::Bytes RawSession::seal(base::ByteSpan plain) {
@@ -122,7 +122,7 @@ base::Result<proto::ErrorMsg> RawSession::expect_error(uint32_t timeout_ms) {
 base::Result<std::unique_ptr<RawSession>> open_raw_session(const SessionConfig& config, uint64_t log_start_seq,
                                                            uint64_t log_end_seq, proto::Hello* clone_hello,
                                                            uint32_t timeout_ms) {
-  base::Result<net::UniqueFd> fd = connect(config.host, config.port, timeout_ms);
+  base::Result<base::UniqueFd> fd = connect(config.host, config.port, timeout_ms);
   if (!fd) return fd.status();
   base::Result<HandshakeResult> hs = handshake(fd->get(), config.auth_key, config.pair_id, timeout_ms);
   if (!hs) return hs.status();

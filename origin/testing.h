@@ -30,7 +30,7 @@ inline constexpr uint32_t kDefaultTimeoutMs = 5000;
 
 // A TCP connection to the clone; the socket is non-blocking (every call here
 // waits with poll and a deadline).
-base::Result<net::UniqueFd> connect(const std::string& host, uint16_t port, uint32_t timeout_ms = kDefaultTimeoutMs);
+base::Result<base::UniqueFd> connect(const std::string& host, uint16_t port, uint32_t timeout_ms = kDefaultTimeoutMs);
 // Sends bytes as they are: garbage, a replayed handshake, a forged frame.
 base::Status send_raw(int fd, base::ByteSpan bytes, uint32_t timeout_ms = kDefaultTimeoutMs);
 // True when the peer closes the connection (end of file or reset) within the
@@ -50,7 +50,7 @@ base::Result<HandshakeResult> handshake(int fd, const proto::Key& auth_key, cons
 // An authenticated session in which the test sends whatever it likes.
 class RawSession {
  public:
-  RawSession(net::UniqueFd fd, const proto::SessionKeys& keys);
+  RawSession(base::UniqueFd fd, const proto::SessionKeys& keys);
   int fd() const { return fd_.get(); }
 
   // Seals `plain` as the next frame and returns its wire bytes, unsent (to
@@ -70,7 +70,7 @@ class RawSession {
   base::Result<proto::ErrorMsg> expect_error(uint32_t timeout_ms = kDefaultTimeoutMs);
 
  private:
-  net::UniqueFd fd_;
+  base::UniqueFd fd_;
   proto::FrameSealer sealer_;
   proto::FrameReader reader_;
   base::Bytes pending_;  // received, not yet fed to the reader

@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <sys/eventfd.h>
 
 #include "base/log.h"
+#include "base/unique_fd.h"
+#include "base/units.h"
 #include "origin/log.h"
 #include "origin/net.h"
 #include "origin/position.h"
@@ -28,11 +29,6 @@ std::string one_line(const std::string& s) {
   std::string out;
   for (char ch : s) out.push_back(ch == '\n' || ch == '\r' ? ' ' : ch);
   return out;
-}
-
-int64_t unix_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -52,13 +48,13 @@ base::Status save_clone_wake_info(const std::string& state_dir, const proto::Wak
   text += "flags=" + std::to_string(m.flags) + "\n";
   text += "idle_sleep_s=" + std::to_string(m.idle_sleep_s) + "\n";
   text += "reason=" + one_line(m.reason) + "\n";
-  text += "updated_unix_ms=" + std::to_string(unix_ms()) + "\n";
+  text += "updated_unix_ms=" + std::to_string(base::unix_ms()) + "\n";
   const std::string path = clone_wake_path(state_dir);
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return base::Status::from_errno("cannot write " + tmp);
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
+  base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return base::Status::from_errno("cannot write " + tmp);
+  const bool ok = ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  fd.reset();
   if (!ok) return base::Status::error(EIO, "short write to " + tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp);
   return base::Status::ok();

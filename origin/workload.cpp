@@ -5,11 +5,11 @@
 #include <cerrno>
 #include <string>
 
+#include "base/units.h"
+
 namespace origin {
 
-namespace {
-std::string u64s(uint64_t v) { return std::to_string(v); }
-}  // namespace
+using base::u64s;
 
 base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size_bytes,
                                     uint32_t logical_block_bytes) {

@@ -9,11 +9,12 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "base/units.h"
 #include "proto/messages.h"
 
 namespace proto::codec {
 
-inline std::string u64s(uint64_t v) { return std::to_string(v); }
+using base::u64s;
 
 // Decoder errors read "malformed <what>: <why>.": EPROTO for malformed input,
 // EMSGSIZE for a length over a limit.

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "base/promise.h"
+#include "base/units.h"
 #include "cloned/store/store_impl.h"
 
 namespace store {
@@ -27,12 +28,6 @@ std::string bounded(std::string_view text, size_t max) {
 
 }  // namespace
 
-int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 base::Status Store::Impl::prune() {
   Use use(prune_events);
   use.bind(1, static_cast<uint64_t>(kMaxEvents - kPruneEveryInserts));
@@ -52,7 +47,7 @@ base::Status Store::Impl::update(const apply::ReplicaState& state) {
   use.bind(6, static_cast<int64_t>(state.state));
   use.bind(7, std::string_view(bounded(state.state_reason, kMessageBytesMax)));
   use.bind(8, state.consistent_at_seq);
-  use.bind(9, now_unix_ms());
+  use.bind(9, base::unix_ms());
   use.bind(10, state.resync.generation);
   use.bind(11, state.resync.target_seq);
   use.bind(12, state.resync.target_epoch);
@@ -147,7 +142,7 @@ base::Status Store::append_event(const std::string& level, const std::string& ki
   base::Status status;
   {
     Use use(impl_->insert_event);
-    use.bind(1, now_unix_ms());
+    use.bind(1, base::unix_ms());
     use.bind(2, std::string_view(bounded(level, kLevelBytesMax)));
     use.bind(3, std::string_view(bounded(kind, kKindBytesMax)));
     use.bind(4, std::string_view(bounded(message, kMessageBytesMax)));
@@ -180,7 +175,7 @@ base::Status Store::add_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes
   Use use(impl_->insert_oos);
   use.bind(1, offset_bytes);
   use.bind(2, length_bytes);
-  use.bind(3, now_unix_ms());
+  use.bind(3, base::unix_ms());
   int rc = use.step();
   return rc == SQLITE_DONE ? base::Status::ok() : impl_->fail("record an out-of-sync range", rc);
 }

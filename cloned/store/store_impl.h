@@ -25,8 +25,6 @@ inline constexpr const char* kReplicaColumns =
     "resync_target_epoch, resync_cursor, resync_extent, resync_flags, needs_resync, fingerprint, "
     "fingerprint_valid, decision";
 
-int64_t now_unix_ms();
-
 struct Store::Impl {
   std::string dir;
   sqlite3* db = nullptr;

@@ -31,6 +31,7 @@
 #include <algorithm>
 
 #include "base/bytes.h"
+#include "base/units.h"
 #include "cloned/store/store_impl.h"
 
 namespace store {
@@ -154,7 +155,7 @@ base::Status Store::Impl::create_if_new(const proto::PairId& id,
       sqlite3_bind_blob(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
       sqlite3_bind_text(stmt, 2, disk_identity.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_int(stmt, 3, static_cast<int>(proto::CloneState::fresh));
-      sqlite3_bind_int64(stmt, 4, now_unix_ms());
+      sqlite3_bind_int64(stmt, 4, base::unix_ms());
       rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);

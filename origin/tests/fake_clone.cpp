@@ -18,13 +18,13 @@ FakeClone::FakeClone(const proto::Key& auth_key, const proto::PairId& pair_id, u
     : auth_key_(auth_key), pair_id_(pair_id), script_(std::move(script)), disk_(disk_bytes, 0) {
   applied_seq_ = script_.applied_seq;
   applied_epoch_ = script_.applied_epoch;
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  listen_fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof addr;
-  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 && ::listen(listen_fd_, 8) == 0 &&
-      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), len) == 0 && ::listen(listen_fd_.get(), 8) == 0 &&
+      ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0)
     port_ = ntohs(addr.sin_port);
   thread_ = std::thread([this] { run(); });
 }
@@ -34,18 +34,16 @@ FakeClone::~FakeClone() { stop(); }
 void FakeClone::stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  listen_fd_ = -1;
+  listen_fd_.reset();
 }
 
 void FakeClone::run() {
   while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
+    pollfd p{listen_fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, 20) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) continue;
-    serve(fd);
-    ::close(fd);
+    base::UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) continue;
+    serve(fd.get());
   }
 }
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "proto/frame.h"
 #include "proto/handshake.h"
 #include "proto/messages.h"
@@ -60,7 +61,7 @@ class FakeClone {
   proto::Key auth_key_;
   proto::PairId pair_id_;
   Script script_;
-  int listen_fd_ = -1;
+  base::UniqueFd listen_fd_;
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;

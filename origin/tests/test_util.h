@@ -14,6 +14,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/unique_fd.h"
 #include "digest/digest.h"
 #include "test/support/temp_dir.h"
 
@@ -35,11 +36,8 @@ inline void write_file(const std::string& path, const base::Bytes& bytes) {
 }
 
 inline void make_zero_image(const std::string& path, uint64_t size_bytes) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
-  if (fd >= 0) {
-    (void)::ftruncate(fd, static_cast<off_t>(size_bytes));
-    ::close(fd);
-  }
+  base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600));
+  if (fd) (void)::ftruncate(fd.get(), static_cast<off_t>(size_bytes));
 }
 
 inline digest::DigestKey test_digest_key() {

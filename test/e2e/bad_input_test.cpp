@@ -237,7 +237,7 @@ TEST_CASE("a flood of connections costs the daemon a small fixed amount of memor
   r.good_session(1);
   const long before = rss_kib();
   for (int round = 0; round < 5; ++round) {
-    std::vector<origin::net::UniqueFd> fds;
+    std::vector<base::UniqueFd> fds;
     for (int i = 0; i < 40; ++i) {
       auto fd = t::connect("127.0.0.1", r.pair.port);
       if (fd.is_ok()) {

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+#include "base/file_io.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+namespace base {
+
+namespace {
+
+std::string request(const char* what, uint64_t offset_bytes, size_t length_bytes) {
+  return std::string(what) + " at offset=" + std::to_string(offset_bytes) + " len=" + std::to_string(length_bytes);
+}
+
+std::string ended_early(const char* what, uint64_t offset_bytes, size_t length_bytes, size_t done_bytes) {
+  return request(what, offset_bytes, length_bytes) + " stopped after " + std::to_string(done_bytes) +
+         " bytes: the file or device ended early";
+}
+
+}  // namespace
+
+Result<size_t> pread_upto(int fd, MutableByteSpan out, uint64_t offset_bytes) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset_bytes + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno(request("read", offset_bytes, out.size()) + " failed");
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status pread_full(int fd, MutableByteSpan out, uint64_t offset_bytes) {
+  Result<size_t> got = pread_upto(fd, out, offset_bytes);
+  if (!got) return got.status();
+  if (*got < out.size()) return Status::error(EIO, ended_early("read", offset_bytes, out.size(), *got));
+  return Status::ok();
+}
+
+Status pwrite_full(int fd, ByteSpan data, uint64_t offset_bytes) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset_bytes + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno(request("write", offset_bytes, data.size()) + " failed");
+    if (n == 0) return Status::error(EIO, ended_early("write", offset_bytes, data.size(), done));
+    done += static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+}  // namespace base

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+
+#include "base/file_io.h"
+#include "base/unique_fd.h"
+#include "base/units.h"
+
+namespace {
+
+// A scratch file, removed at the end of the test.
+struct TempFile {
+  std::string path = "/tmp/base-file-io-XXXXXX";
+  base::UniqueFd fd;
+  TempFile() {
+    fd.reset(::mkstemp(path.data()));
+    REQUIRE(fd.valid());
+  }
+  ~TempFile() { ::unlink(path.c_str()); }
+};
+
+}  // namespace
+
+TEST_CASE("pwrite_full and pread_full move whole buffers at an offset") {
+  TempFile f;
+  const base::Bytes data = {1, 2, 3, 4, 5, 6, 7, 8};
+  REQUIRE(base::pwrite_full(f.fd.get(), data, 4096).is_ok());
+  base::Bytes back(data.size());
+  REQUIRE(base::pread_full(f.fd.get(), back, 4096).is_ok());
+  CHECK(back == data);
+  base::Bytes hole(16, 0xff);
+  REQUIRE(base::pread_full(f.fd.get(), hole, 0).is_ok());
+  CHECK(hole == base::Bytes(16, 0));  // a hole reads as zeroes
+}
+
+TEST_CASE("a read past the end: pread_upto returns what there is, pread_full fails with EIO and the request") {
+  TempFile f;
+  const base::Bytes data(100, 7);
+  REQUIRE(base::pwrite_full(f.fd.get(), data, 0).is_ok());
+  base::Bytes buf(64);
+  base::Result<size_t> got = base::pread_upto(f.fd.get(), buf, 60);
+  REQUIRE(got.is_ok());
+  CHECK(*got == 40u);
+  base::Status s = base::pread_full(f.fd.get(), buf, 60);
+  CHECK(s.code() == EIO);
+  CAPTURE(s.message());
+  CHECK(s.message().find("offset=60 len=64") != std::string::npos);
+  CHECK(s.message().find("after 40 bytes") != std::string::npos);
+}
+
+TEST_CASE("an error carries the errno and the offset and length asked for") {
+  TempFile f;
+  base::UniqueFd read_only(::open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(read_only.valid());
+  const base::Bytes data(10, 1);
+  base::Status w = base::pwrite_full(read_only.get(), data, 512);
+  CHECK(w.code() == EBADF);
+  CAPTURE(w.message());
+  CHECK(w.message().find("write at offset=512 len=10 failed") != std::string::npos);
+  base::Bytes buf(8);
+  base::Status r = base::pread_full(-1, buf, 3);
+  CHECK(r.code() == EBADF);
+  CHECK(r.message().find("read at offset=3 len=8 failed") != std::string::npos);
+}
+
+TEST_CASE("numbers in sentences and the wall clock") {
+  CHECK(base::u64s(0) == "0");
+  CHECK(base::u64s(18446744073709551615ull) == "18446744073709551615");
+  const int64_t before_ms = static_cast<int64_t>(std::time(nullptr)) * 1000;
+  const int64_t now_ms = base::unix_ms();
+  CHECK(now_ms >= before_ms);
+  CHECK(now_ms < before_ms + 2000);
+}
