@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "origin/log_writes.h"
 
+#include "base/units.h"
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -8,7 +10,7 @@
 namespace origin::log_writes {
 namespace {
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+using base::u64s;
 
 std::string hex(uint64_t v) {
   char text[24];

@@ -2,6 +2,7 @@
 #include "cloned/apply/apply.h"
 
 #include "base/promise.h"
+#include "base/units.h"
 #include "proto/frame.h"
 
 #include <algorithm>
@@ -15,7 +16,7 @@ bool is_extent(proto::MsgType t) {
   return t == proto::MsgType::write || t == proto::MsgType::trim || t == proto::MsgType::zero;
 }
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+using base::u64s;
 
 }  // namespace
 

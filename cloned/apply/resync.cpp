@@ -19,11 +19,12 @@
 #include <cassert>
 
 #include "cloned/apply/apply.h"
+#include "base/units.h"
 
 namespace apply {
 namespace {
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+using base::u64s;
 
 }  // namespace
 
