@@ -76,6 +76,19 @@ std::string status_of(const harness::Pair& p) {
   return out;
 }
 
+// The clone records a verify's ranges (and clears them after a repair) on its
+// store thread, after the original has gone: poll the status (bounded, 10 s)
+// until `says` holds of it.
+template <class Says>
+std::string status_when(const harness::Pair& p, Says says) {
+  std::string status = status_of(p);
+  for (int i = 0; i < 100 && !says(status); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = status_of(p);
+  }
+  return status;
+}
+
 struct Running {
   harness::Pair pair;
   std::unique_ptr<Process> cloned;
@@ -251,13 +264,14 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   CHECK_MESSAGE(out.find("out of sync: offset 20480, 4096 bytes") != std::string::npos, out);
   CHECK_MESSAGE(out.find("out of sync: offset 4096000, 8192 bytes") != std::string::npos, out);
   CHECK(out.find("2 range(s) out of sync") != std::string::npos);
-  std::string status = status_of(r.pair);
+  std::string status =
+      status_when(r.pair, [](const std::string& s) { return s.find("2 range(s) out of sync") != std::string::npos; });
   CHECK_MESSAGE(status.find("2 range(s) out of sync") != std::string::npos, status);
   code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair"}), out);
   CHECK_MESSAGE(code == 0, out);
   CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
-  status = status_of(r.pair);
+  status = status_when(r.pair, [](const std::string& s) { return s.find("out of sync") == std::string::npos; });
   CHECK(status.find("out of sync") == std::string::npos);
   CHECK(status.find("a bootable copy") != std::string::npos);
   stop(r);
