@@ -121,7 +121,8 @@ TEST_CASE("flushed writes to an image file are there after it is closed and open
   CHECK(same_bytes(out, data));
 }
 
-TEST_CASE("an image file on tmpfs opens, with O_DIRECT or the buffered fallback" * doctest::test_suite("requires tmpfs")) {
+TEST_CASE("an image file on tmpfs opens, with O_DIRECT or the buffered fallback" *
+          doctest::test_suite("requires tmpfs")) {
   test_support::require({test_support::device("/dev/shm", "(tmpfs) for a temporary directory")});
   TempDir dir("/dev/shm");
   REQUIRE(dir.ok());
