@@ -231,7 +231,7 @@ void apply_seeds() {
   put("apply", "unclean-stop-catch-up", u.b);
 }
 
-// hwhealth/fuzz/fuzz_parsers.cpp: an ATA SMART data page and its thresholds
+// fuzz/hwhealth.cpp: an ATA SMART data page and its thresholds
 // page (the target fixes the checksums), and an NVMe SMART log. ATA layout:
 // revision u16, then 30 slots of 12 bytes (id, flags u16, value, worst, raw
 // 6 bytes, reserved); thresholds: revision, then 30 slots (id, threshold).

@@ -50,11 +50,6 @@ else
   done
 fi
 
-if [ -f hwhealth/fuzz/fuzz_parsers.cpp ] && [ ! -x build-fuzz/fuzz/fuzz_hwhealth ]; then
-  echo "fuzz: note: hwhealth/fuzz/fuzz_parsers.cpp is not built: hwhealth/ is not a meson module yet" \
-       "(fuzz/meson.build picks it up once the root meson.build subdir()s hwhealth before fuzz)"
-fi
-
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cloned-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 failed=()
@@ -62,8 +57,6 @@ for t in "${targets[@]}"; do
   exe=build-fuzz/fuzz/fuzz_$t
   [ -x "$exe" ] || { echo "fuzz: no target $t (built: build-fuzz/fuzz/fuzz_*)" >&2; exit 2; }
   seeds=(fuzz/corpus/$t)
-  # hwhealth/ may bring seeds of its own.
-  if [ "$t" = hwhealth ]; then seeds+=(hwhealth/fuzz/corpus); fi
   work=$scratch/$t
   rm -rf "build-fuzz/findings/$t"
   mkdir -p "$work/corpus" "$work/tmp" "build-fuzz/findings/$t"

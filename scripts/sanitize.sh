@@ -4,8 +4,8 @@
 #  asan: the whole tree with AddressSanitizer + UndefinedBehaviorSanitizer
 #        (and LeakSanitizer) in ./build-asan, the whole test suite;
 #  tsan: the whole tree with ThreadSanitizer in ./build-tsan, the threaded
-#        parts: the daemon's black-box suites (e2e-*), origin, blockio,
-#        simulation and health-monitor.
+#        parts: the daemon's black-box suites (e2e-*), origin, blockio (and
+#        its host-dependent parts, blockio-*), simulation and health-monitor.
 # The binaries the black-box tests start (cloned, clonectl, clone-origin) are
 # instrumented too, and their reports would vanish with their stderr, so every
 # process writes its reports to build-*/sanitizer-reports/; any report there
@@ -94,7 +94,7 @@ for s in "${stages[@]}"; do
 import json, sys
 threaded = {"origin", "blockio", "simulation", "health-monitor"}
 for t in json.load(sys.stdin):
-    if t["name"].startswith("e2e-") or t["name"] in threaded:
+    if t["name"].startswith(("e2e-", "blockio-")) or t["name"] in threaded:
         print(t["name"])')
     if ((${#tests[@]} == 0)); then
       echo "sanitize: no threaded tests found in $dir" >&2

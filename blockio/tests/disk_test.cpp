@@ -13,6 +13,7 @@
 #include "blockio/mountinfo.h"
 #include "blockio/sysfs.h"
 #include "blockio/tests/test_support.h"
+#include "test/support/requires.h"
 
 using blockio_test::TempDir;
 
@@ -154,7 +155,8 @@ TEST_CASE("check_not_in_use lets image files pass and refuses what is not a disk
   CHECK(blockio::check_not_in_use(dir.file("missing")).code() == ENOENT);
 }
 
-TEST_CASE("check_not_in_use refuses the disk that holds the root filesystem") {
+TEST_CASE("check_not_in_use refuses the disk that holds the root filesystem" *
+          doctest::test_suite("requires / on a block device")) {
   struct stat root {};
   REQUIRE(::stat("/", &root) == 0);
   const std::string dir = blockio::sysfs_disk_dir_of(root.st_dev);
@@ -162,8 +164,7 @@ TEST_CASE("check_not_in_use refuses the disk that holds the root filesystem") {
   struct stat disk {};
   if (node.empty() || ::stat(node.c_str(), &disk) != 0 || !S_ISBLK(disk.st_mode) ||
       disk.st_rdev != blockio::whole_disk_of(root.st_dev)) {
-    MESSAGE("skipped: / is not on a block device with a node in /dev (overlay or container root)");
-    return;
+    test_support::skip("/ is not on a block device with a node in /dev (overlay or container root)");
   }
   TempDir tmp;
   REQUIRE(tmp.ok());

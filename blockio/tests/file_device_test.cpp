@@ -12,6 +12,7 @@
 #include "blockio/disk.h"
 #include "blockio/faulty_device.h"
 #include "blockio/tests/test_support.h"
+#include "test/support/requires.h"
 
 using blockio_test::all_bytes;
 using blockio_test::filled;
@@ -120,12 +121,11 @@ TEST_CASE("flushed writes to an image file are there after it is closed and open
   CHECK(same_bytes(out, data));
 }
 
-TEST_CASE("an image file on tmpfs opens, with O_DIRECT or the buffered fallback") {
+TEST_CASE("an image file on tmpfs opens, with O_DIRECT or the buffered fallback" *
+          doctest::test_suite("requires tmpfs")) {
+  test_support::require({test_support::device("/dev/shm", "(tmpfs) for a temporary directory")});
   TempDir dir("/dev/shm");
-  if (!dir.ok()) {
-    MESSAGE("skipped: /dev/shm is not available for a temporary directory");
-    return;
-  }
+  REQUIRE(dir.ok());
   std::unique_ptr<blockio::BlockDevice> device = open_image(dir, "disk.img");
   CHECK((contains(device->describe(), "O_DIRECT") || contains(device->describe(), "buffered")));
   const base::AlignedBuffer data = pattern(4096, 1);

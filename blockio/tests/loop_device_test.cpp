@@ -18,6 +18,7 @@
 #include "blockio/disk.h"
 #include "blockio/tests/test_support.h"
 #include "blockio/unique_fd.h"
+#include "test/support/requires.h"
 
 using blockio_test::all_bytes;
 using blockio_test::filled;
@@ -65,18 +66,18 @@ class LoopDevice {
  public:
   explicit LoopDevice(bool partitioned = false) {
     if (::geteuid() != 0) {
-      skip_reason_ = "needs root to attach a loop device (run the tests as root to cover block devices)";
+      error_ = "needs root to attach a loop device (run the tests as root to cover block devices)";
       return;
     }
     if (!dir_.ok() || !blockio::create_image_file(dir_.file("loop.img"), kLoopBytes).is_ok()) {
-      skip_reason_ = "cannot create an image file in /var/tmp";
+      error_ = "cannot create an image file in /var/tmp";
       return;
     }
     if (partitioned) write_partition_table(dir_.file("loop.img"));
     path_ = first_line_of(std::string("losetup --find --show ") + (partitioned ? "--partscan " : "") +
                           dir_.file("loop.img") + " 2>/dev/null");
     if (!is_block_device(path_)) {
-      skip_reason_ = "losetup could not attach a loop device (no loop support in this kernel or container?)";
+      error_ = "losetup could not attach a loop device (no loop support in this kernel or container?)";
       path_.clear();
     }
   }
@@ -87,8 +88,8 @@ class LoopDevice {
   LoopDevice(const LoopDevice&) = delete;
   LoopDevice& operator=(const LoopDevice&) = delete;
 
-  bool ready() const { return skip_reason_.empty(); }
-  const std::string& skip_reason() const { return skip_reason_; }
+  bool ready() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
   const std::string& path() const { return path_; }
   std::string scratch(const std::string& name) const { return dir_.file(name); }
 
@@ -105,7 +106,7 @@ class LoopDevice {
  private:
   TempDir dir_;
   std::string path_;
-  std::string skip_reason_;
+  std::string error_;
 };
 
 std::string device_number(const std::string& node) {
@@ -123,11 +124,9 @@ std::string fake_mountinfo(const LoopDevice& loop, const std::string& lines) {
 }  // namespace
 
 TEST_CASE("block device: a loop device opens, round-trips data, zeroes, and probes as a block device") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   auto opened = blockio::open_disk(loop.path());
   REQUIRE_MESSAGE(opened.is_ok(), opened.status().message());
   blockio::BlockDevice& device = *opened.value();
@@ -161,11 +160,9 @@ TEST_CASE("block device: a loop device opens, round-trips data, zeroes, and prob
 }
 
 TEST_CASE("block device: a second open of a loop device in use fails with a sentence that names it") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   auto first = blockio::open_disk(loop.path());
   REQUIRE_MESSAGE(first.is_ok(), first.status().message());
   auto second = blockio::open_disk(loop.path());
@@ -176,11 +173,9 @@ TEST_CASE("block device: a second open of a loop device in use fails with a sent
 }
 
 TEST_CASE("block device: a loop device locked by another program is refused with a clear message") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   // A plain read-only open does not claim the device, so only the flock stops us.
   blockio::UniqueFd other(::open(loop.path().c_str(), O_RDONLY | O_CLOEXEC));
   REQUIRE(other.valid());
@@ -195,11 +190,9 @@ TEST_CASE("block device: a loop device locked by another program is refused with
 }
 
 TEST_CASE("block device: check_not_in_use refuses a loop device that the mountinfo shows mounted") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   const std::string number = device_number(loop.path());
   CHECK(blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, "")).is_ok());
 
@@ -224,16 +217,11 @@ TEST_CASE("block device: check_not_in_use refuses a loop device that the mountin
 }
 
 TEST_CASE("block device: check_not_in_use refuses a disk one of whose partitions is mounted") {
+  test_support::require({test_support::loop_devices(), test_support::program("partx", "util-linux")});
   LoopDevice loop(/*partitioned=*/true);
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   const std::string partition = loop.first_partition();
-  if (partition.empty()) {
-    MESSAGE("skipped: the kernel did not add a partition for " << loop.path() << " (no partx?)");
-    return;
-  }
+  REQUIRE_MESSAGE(!partition.empty(), "neither the kernel nor partx added a partition for " << loop.path());
   const std::string line = "60 26 " + device_number(partition) + " / /boot rw - vfat " + partition + " rw\n";
   const base::Status status = blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, line));
   CHECK(status.code() == EBUSY);

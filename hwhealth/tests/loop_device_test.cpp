@@ -18,6 +18,7 @@
 #include "hwhealth/collect.h"
 #include "hwhealth/nvme.h"
 #include "hwhealth/tests/test_support.h"
+#include "test/support/requires.h"
 
 using hwhealth_test::contains;
 
@@ -45,7 +46,7 @@ bool is_block_device(const std::string& path) {
 // A loop device over a fresh 16 MiB image, held open by fd_ for the test.
 class LoopDevice {
  public:
-  LoopDevice() : skip_reason_(attach()) {}
+  LoopDevice() : error_(attach()) {}
   ~LoopDevice() {
     // Detach while our fd still holds the device, so that the number cannot
     // have been reused by someone else in between; closing then frees it.
@@ -56,8 +57,8 @@ class LoopDevice {
   LoopDevice(const LoopDevice&) = delete;
   LoopDevice& operator=(const LoopDevice&) = delete;
 
-  bool ready() const { return skip_reason_.empty(); }
-  const std::string& skip_reason() const { return skip_reason_; }
+  bool ready() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
   const std::string& path() const { return path_; }
   int fd() const { return fd_; }
 
@@ -88,17 +89,15 @@ class LoopDevice {
   hwhealth_test::TempDir dir_;
   std::string path_;
   int fd_ = -1;
-  std::string skip_reason_;
+  std::string error_;
 };
 
 }  // namespace
 
 TEST_CASE("a loop device: the collector reports SMART unsupported, a virtual device, without asking it") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   auto source = hwhealth::make_system_health_source(loop.path(), "/sys");
   const hwhealth::Reading<hwhealth::SmartReading> smart = source->read_smart();
   CHECK(smart.source.availability == hwhealth::Availability::unsupported);
@@ -111,11 +110,9 @@ TEST_CASE("a loop device: the collector reports SMART unsupported, a virtual dev
 }
 
 TEST_CASE("a loop device: SG_IO and the NVMe admin ioctl are refused and classified unsupported") {
+  test_support::require({test_support::loop_devices()});
   LoopDevice loop;
-  if (!loop.ready()) {
-    MESSAGE("skipped: " << loop.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
   uint64_t error_completions = 0;
   const auto ata = hwhealth::read_ata_smart(loop.fd(), loop.path(), error_completions);
   REQUIRE_FALSE(ata.is_ok());

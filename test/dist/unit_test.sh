@@ -5,10 +5,8 @@
 # Usage: unit_test.sh UNIT_FILE CLONED_BINARY
 set -euo pipefail
 unit=$1 binary=$2
-if ! command -v systemd-analyze >/dev/null; then
-  echo "skipped: systemd-analyze is not installed (Debian package systemd)"
-  exit 77
-fi
+. "$(dirname "$0")/../support/requires.sh"
+requires_program systemd-analyze systemd
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sed "s|/usr/sbin/cloned|$binary|" "$unit" > "$tmp/cloned.service"

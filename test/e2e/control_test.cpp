@@ -23,6 +23,7 @@
 #include "cloned/daemon/control_client.h"
 #include "cloned/daemon/status.h"
 #include "test/support/harness.h"
+#include "test/support/requires.h"
 
 using harness::Process;
 using harness::TempDir;
@@ -178,8 +179,9 @@ TEST_CASE("clonectl status asks the daemon over its control socket and agrees wi
   CHECK(stopped.find("a bootable copy") != std::string::npos);
 }
 
-TEST_CASE("a peer that is neither root nor the daemon's user is refused and logged") {
-  REQUIRE_MESSAGE(harness::is_root(), "this test runs a client as nobody and needs root");
+TEST_CASE("a peer that is neither root nor the daemon's user is refused and logged" *
+          doctest::test_suite("requires root")) {
+  test_support::require({test_support::root()});  // it runs a client as nobody
   Running r;
   for (const std::string& dir : {r.d.path(), r.clone_dir, r.clone_dir + "/run"}) ::chmod(dir.c_str(), 0755);
 
@@ -203,8 +205,8 @@ TEST_CASE("a peer that is neither root nor the daemon's user is refused and logg
   CHECK(r.cloned->running());
 }
 
-TEST_CASE("clonectl does not believe a control socket served by another user") {
-  REQUIRE_MESSAGE(harness::is_root(), "this test serves a socket as nobody and needs root");
+TEST_CASE("clonectl does not believe a control socket served by another user" * doctest::test_suite("requires root")) {
+  test_support::require({test_support::root()});  // it serves a socket as nobody
   Running r;
   r.cloned->signal(SIGTERM);
   REQUIRE(r.cloned->wait(30000) == 0);

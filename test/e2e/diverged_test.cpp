@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "test/support/harness.h"
+#include "test/support/requires.h"
 
 using harness::Process;
 using harness::TempDir;
@@ -23,6 +24,9 @@ using harness::TempDir;
 namespace {
 
 constexpr uint64_t kDisk = 128ull << 20;
+// The doctest suite of the cases that mount the clone's image (meson test
+// e2e-diverged-mounts); the rest run anywhere (e2e-diverged).
+constexpr const char* kNeedsMounts = "requires root and disk tools";
 
 int sh(const std::string& command, std::string& out) { return harness::run({"/bin/sh", "-c", command + " 2>&1"}, out, 120000); }
 
@@ -100,8 +104,9 @@ void expect_diverged(Clone& c, const std::string& what) {
 
 }  // namespace
 
-TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes until a decision, then a resync") {
-  if (!harness::is_root()) FAIL("needs root for loop mounts");
+TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes until a decision, then a resync" *
+          doctest::test_suite(kNeedsMounts)) {
+  test_support::require({test_support::loop_devices(), test_support::program("mkfs.ext4", "e2fsprogs")});
   TempDir d;
   std::string out;
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
@@ -142,8 +147,9 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   c.stop();
 }
 
-TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverged") {
-  if (!harness::is_root()) FAIL("needs root for mounts");
+TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverged" * doctest::test_suite(kNeedsMounts)) {
+  test_support::require({test_support::root(), test_support::program("mkfs.ntfs", "ntfs-3g"),
+                         test_support::program("ntfs-3g", "ntfs-3g"), test_support::device("/dev/fuse", "for ntfs-3g")});
   TempDir d;
   std::string out;
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
@@ -166,8 +172,9 @@ TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverg
   c.stop();
 }
 
-TEST_CASE("a partition table edited behind the daemon's back: Diverged; a discarding resync is taken where allowed") {
-  if (!harness::is_root()) FAIL("needs root");
+TEST_CASE("a partition table edited behind the daemon's back: Diverged; a discarding resync is taken where allowed" *
+          doctest::test_suite(kNeedsMounts)) {
+  test_support::require({test_support::root(), test_support::program("sfdisk", "fdisk")});
   TempDir d;
   std::string out;
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));

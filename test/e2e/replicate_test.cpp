@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "test/support/harness.h"
+#include "test/support/requires.h"
 
 using harness::Process;
 using harness::TempDir;
@@ -80,14 +81,13 @@ TEST_CASE("a seeded 256 MiB workload replicates byte-identical to a file over lo
   replicate_to(d, d / "clone.img", d / "clone.img");
 }
 
-TEST_CASE("a seeded 256 MiB workload replicates byte-identical to a loop device") {
+TEST_CASE("a seeded 256 MiB workload replicates byte-identical to a loop device" *
+          doctest::test_suite("requires loop devices")) {
+  test_support::require({test_support::loop_devices()});
   TempDir d;
   REQUIRE(harness::make_zero_file(d / "clone.img", kDiskBytes));
   harness::LoopDevice loop(d / "clone.img");
-  if (!loop.attached()) {
-    MESSAGE("skipped: " << loop.why());
-    return;
-  }
+  REQUIRE_MESSAGE(loop.attached(), loop.why());
   replicate_to(d, loop.device(), loop.device());
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Level 3: sleeping and waking with the real cloned and clone-origin, each in
-// its own network namespace, joined by a veth pair (wol/tests/netns.h):
+// its own network namespace, joined by a veth pair (test/support/netns.h):
 //   A: the original, wola 10.213.0.1/24  <-- veth -->  B: the clone, wolb 10.213.0.2/24.
 // Power is the test double only ([wake] power = "test-double"): asleep, the
 // daemon closes its listener until a magic packet for wolb's MAC arrives on
@@ -22,7 +22,8 @@
 #include <thread>
 
 #include "test/support/harness.h"
-#include "wol/tests/netns.h"
+#include "test/support/netns.h"
+#include "test/support/requires.h"
 
 namespace {
 
@@ -44,24 +45,23 @@ std::vector<std::string> in_ns(const std::string& ns, std::vector<std::string> a
 std::string q(const std::string& s) { return "\"" + s + "\""; }
 
 struct Rig {
-  wol_test::NetnsPair ns;
+  // First member: checked before the namespaces or any file exist.
+  bool runnable = (test_support::require({test_support::network_namespaces()}), true);
+  test_support::NetnsPair ns;
   harness::TempDir d;
   harness::Pair p;
   std::string address;
 
   // `knob`: the testing knob that lets the test double count as armed on a veth.
   explicit Rig(bool knob, int idle_sleep_s = kIdleSleepS) {
-    if (!ns.ready()) {
-      MESSAGE("skipped: " << ns.skip_reason());
-      std::exit(77);  // meson: skipped, not passed
-    }
+    REQUIRE_MESSAGE(ns.ready(), ns.error());
     REQUIRE(harness::make_zero_file(d / "source.img", kDiskBytes));
     REQUIRE(harness::make_zero_file(d / "clone.img", kDiskBytes));
     const uint16_t port = harness::free_port();
-    address = std::string(wol_test::NetnsPair::kAddressB) + ":" + std::to_string(port);
+    address = std::string(test_support::NetnsPair::kAddressB) + ":" + std::to_string(port);
     std::map<std::string, std::string> clone = {
         {"listen.address", q(address)},
-        {"wake.interface", q(wol_test::NetnsPair::kVethB)},
+        {"wake.interface", q(test_support::NetnsPair::kVethB)},
         {"wake.idle_sleep_s", std::to_string(idle_sleep_s)},
         {"wake.power", q("test-double")},
         {"link.idle_timeout_ms", "5000"},
@@ -69,7 +69,7 @@ struct Rig {
     if (knob) clone["wake.test_double_counts_as_armed"] = "true";
     p = harness::make_pair(d.path(), d / "clone.img", clone,
                            {{"clone.address", q(address)},
-                            {"wake.interface", q(wol_test::NetnsPair::kVethA)},
+                            {"wake.interface", q(test_support::NetnsPair::kVethA)},
                             {"origin.connect_timeout_ms", "2000"},
                             {"origin.reconnect_initial_ms", "200"},
                             {"origin.reconnect_max_ms", "1000"}});
@@ -135,12 +135,12 @@ int connect_errno(const Rig& r) {
   int result = -1;
   std::string error;
   const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
-  bool ok = wol_test::run_in_netns(r.ns.a(), [&] {
+  bool ok = test_support::run_in_netns(r.ns.a(), [&] {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(port);
-    inet_pton(AF_INET, wol_test::NetnsPair::kAddressB, &to.sin_addr);
+    inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &to.sin_addr);
     result = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
     ::close(fd);
   }, error);

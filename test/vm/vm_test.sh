@@ -23,11 +23,11 @@ build=$(realpath "$1")
 src=$(realpath "$2")
 image=${CLONED_STICK_IMAGE:-$build/clone-stick.img}
 
-skip() { echo "skipped: $*"; exit 77; }
+. "$src/test/support/requires.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing (scripts/setup.sh --vm installs it)"
 command -v mcopy >/dev/null || skip "mcopy is missing (Debian package mtools; scripts/setup.sh --vm installs it)"
-[ "$(id -u)" -eq 0 ] || skip "needs root (loop devices to put the pairing material into the image)"
+requires_root "loop devices to put the pairing material into the image"
 accel=kvm
 if [ ! -w /dev/kvm ]; then
   [ "${CLONED_VM_TCG:-}" = 1 ] || skip "/dev/kvm is absent or not writable; CLONED_VM_TCG=1 runs it under TCG emulation (slow)"

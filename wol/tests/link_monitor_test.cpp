@@ -8,11 +8,12 @@
 #include <chrono>
 
 #include "wol/link_monitor.h"
-#include "wol/tests/netns.h"
+#include "test/support/netns.h"
+#include "test/support/requires.h"
 #include "wol/tests/test_support.h"
 
 using namespace std::chrono_literals;
-using wol_test::NetnsPair;
+using test_support::NetnsPair;
 
 namespace {
 
@@ -23,7 +24,7 @@ struct Watch {
 
   std::string open(const NetnsPair& pair, const wol::LinkMonitorOptions& options = {}) {
     std::string error;
-    wol_test::run_in_netns(pair.b(), [&] {
+    test_support::run_in_netns(pair.b(), [&] {
       auto opened = wol::LinkMonitor::open(NetnsPair::kVethB, [this](const wol::LinkEvent& e) { events.push_back(e); },
                                            options);
       if (opened) monitor = std::move(opened.value());
@@ -56,11 +57,9 @@ struct Watch {
 }  // namespace
 
 TEST_CASE("in namespaces: the link monitor reports carrier down and up, and addresses added and removed") {
+  test_support::require({test_support::network_namespaces()});
   NetnsPair pair;
-  if (!pair.ready()) {
-    MESSAGE("skipped: " << pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(pair.ready(), pair.error());
   Watch watch;
   const std::string error = watch.open(pair);
   REQUIRE_MESSAGE(watch.monitor, error);
@@ -96,11 +95,9 @@ TEST_CASE("in namespaces: the link monitor reports carrier down and up, and addr
 }
 
 TEST_CASE("in namespaces: after a notification overrun the monitor dumps again and misses no address") {
+  test_support::require({test_support::network_namespaces()});
   NetnsPair pair;
-  if (!pair.ready()) {
-    MESSAGE("skipped: " << pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(pair.ready(), pair.error());
   wol_test::TempDir dir;
   REQUIRE(dir.ok());
   Watch watch;

@@ -25,12 +25,13 @@
 #include "wol/fd.h"
 #include "wol/magic.h"
 #include "wol/power.h"
-#include "wol/tests/netns.h"
+#include "test/support/netns.h"
+#include "test/support/requires.h"
 #include "wol/tests/test_support.h"
 
 using namespace std::chrono_literals;
 using wol_test::contains;
-using wol_test::NetnsPair;
+using test_support::NetnsPair;
 
 namespace {
 
@@ -110,11 +111,11 @@ struct Setup {
   bool start() {
     if (!pair.ready()) return false;
     std::string opened;
-    bool ok = wol_test::run_in_netns(pair.b(), [&] {
+    bool ok = test_support::run_in_netns(pair.b(), [&] {
       opened = receiver.open(NetnsPair::kVethB);
       if (auto mac = wol::interface_mac(NetnsPair::kVethB)) mac_b = *mac;
     }, error);
-    ok = ok && wol_test::run_in_netns(pair.a(), [&] {
+    ok = ok && test_support::run_in_netns(pair.a(), [&] {
       if (auto mac = wol::interface_mac(NetnsPair::kVethA)) mac_a = *mac;
     }, error);
     if (error.empty()) error = opened;
@@ -123,7 +124,7 @@ struct Setup {
 
   wol::SendReport send_from_a(wol::SendOptions options) {
     wol::SendReport report;
-    if (!wol_test::run_in_netns(pair.a(), [&] { report = wol::send_magic(options); }, error))
+    if (!test_support::run_in_netns(pair.a(), [&] { report = wol::send_magic(options); }, error))
       report.notes.push_back(error);
     return report;
   }
@@ -142,11 +143,9 @@ bool drop_net_raw_in_this_thread() {
 }  // namespace
 
 TEST_CASE("in namespaces: UDP broadcasts and a raw 0x0842 frame from A reach B's veth carrying B's MAC") {
+  test_support::require({test_support::network_namespaces()});
   Setup setup;
-  if (!setup.pair.ready()) {
-    MESSAGE("skipped: " << setup.pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(setup.pair.ready(), setup.pair.error());
   REQUIRE_MESSAGE(setup.start(), setup.error);
   wol::SendOptions options;
   options.target = setup.mac_b;
@@ -178,15 +177,13 @@ TEST_CASE("in namespaces: UDP broadcasts and a raw 0x0842 frame from A reach B's
 }
 
 TEST_CASE("in namespaces: without CAP_NET_RAW the raw frame is skipped with a note and UDP still goes out") {
+  test_support::require({test_support::network_namespaces()});
   Setup setup;
-  if (!setup.pair.ready()) {
-    MESSAGE("skipped: " << setup.pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(setup.pair.ready(), setup.pair.error());
   REQUIRE_MESSAGE(setup.start(), setup.error);
   wol::SendReport report;
   bool dropped = false;
-  REQUIRE_MESSAGE(wol_test::run_in_netns(setup.pair.a(), [&] {
+  REQUIRE_MESSAGE(test_support::run_in_netns(setup.pair.a(), [&] {
     dropped = drop_net_raw_in_this_thread();
     wol::SendOptions options;
     options.target = setup.mac_b;
@@ -204,11 +201,9 @@ TEST_CASE("in namespaces: without CAP_NET_RAW the raw frame is skipped with a no
 }
 
 TEST_CASE("in namespaces: a simulated sleep ends when B's receiver sees a magic packet for its MAC") {
+  test_support::require({test_support::network_namespaces()});
   Setup setup;
-  if (!setup.pair.ready()) {
-    MESSAGE("skipped: " << setup.pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(setup.pair.ready(), setup.pair.error());
   REQUIRE_MESSAGE(setup.start(), setup.error);
   wol::FakePower power(10s);
   base::Status slept = base::Status::error(EINTR, "did not sleep");
@@ -236,11 +231,9 @@ TEST_CASE("in namespaces: a simulated sleep ends when B's receiver sees a magic 
 }
 
 TEST_CASE("in namespaces: arming a veth reports unsupported over netlink and the ioctl, cleanly") {
+  test_support::require({test_support::network_namespaces()});
   NetnsPair pair;
-  if (!pair.ready()) {
-    MESSAGE("skipped: " << pair.skip_reason());
-    return;
-  }
+  REQUIRE_MESSAGE(pair.ready(), pair.error());
   wol_test::TempDir sysfs;  // the real /sys shows the host's namespace, not A's
   REQUIRE(sysfs.ok());
   wol::ArmOptions netlink{wol::ArmOptions::Method::netlink, sysfs.path()};
@@ -248,7 +241,7 @@ TEST_CASE("in namespaces: arming a veth reports unsupported over netlink and the
   wol::ArmStatus by_netlink, by_ioctl, queried, missing, missing_ioctl;
   base::Status lo_mac;
   std::string error;
-  REQUIRE_MESSAGE(wol_test::run_in_netns(pair.a(), [&] {
+  REQUIRE_MESSAGE(test_support::run_in_netns(pair.a(), [&] {
     by_netlink = wol::arm_magic_wake(NetnsPair::kVethA, netlink);
     by_ioctl = wol::arm_magic_wake(NetnsPair::kVethA, ioctl);
     queried = wol::query_magic_wake(NetnsPair::kVethA, {wol::ArmOptions::Method::automatic, sysfs.path()});

@@ -13,6 +13,7 @@
 #include "blockio/disk.h"
 #include "cloned/diverge/fingerprint.h"
 #include "test/support/harness.h"
+#include "test/support/requires.h"
 
 namespace {
 
@@ -46,14 +47,9 @@ std::string missing_requirement() {
   return "";
 }
 
-#define REQUIRE_MACHINE()                                   \
-  do {                                                      \
-    const std::string why_ = missing_requirement();         \
-    if (!why_.empty()) {                                    \
-      MESSAGE("skipped: " << why_);                         \
-      return;                                               \
-    }                                                       \
-  } while (0)
+// First in every test case, before anything is made: exits 77 (meson: SKIP)
+// with the reason when the machine lacks something.
+#define REQUIRE_MACHINE() test_support::require({test_support::Requirement{missing_requirement()}})
 
 // A loop device over part of an image (a partition), detached on scope exit.
 class RangeLoop {

@@ -8,13 +8,15 @@
 // pair directly inside them (never in the host namespace):
 //   A: wola 10.213.0.1/24  <-- veth -->  B: wolb 10.213.0.2/24, both up.
 // The destructor deletes both namespaces, which deletes the veth with them.
-// Needs root and iproute2; otherwise ready() is false and skip_reason() says why.
+// Needs root and iproute2: a test first calls
+// test_support::require({test_support::network_namespaces()}) (requires.h), so
+// that a pair which is then not ready() is a failure, and error() says why.
 #pragma once
 
 #include <functional>
 #include <string>
 
-namespace wol_test {
+namespace test_support {
 
 class NetnsPair {
  public:
@@ -29,8 +31,8 @@ class NetnsPair {
   NetnsPair(const NetnsPair&) = delete;
   NetnsPair& operator=(const NetnsPair&) = delete;
 
-  bool ready() const { return skip_reason_.empty(); }
-  const std::string& skip_reason() const { return skip_reason_; }
+  bool ready() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
   const std::string& a() const { return a_; }
   const std::string& b() const { return b_; }
 
@@ -44,7 +46,7 @@ class NetnsPair {
   std::string b_;
   bool created_a_ = false;
   bool created_b_ = false;
-  std::string skip_reason_;
+  std::string error_;
 };
 
 // Runs `work` on a fresh thread that first joins the named network namespace
@@ -57,4 +59,4 @@ bool run_in_netns(const std::string& name_space, const std::function<void()>& wo
 // Deletes namespaces named cloned-wol-*-<pid> whose process no longer exists.
 void remove_stale_namespaces();
 
-}  // namespace wol_test
+}  // namespace test_support

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "wol/tests/netns.h"
+#include "test/support/netns.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-namespace wol_test {
+namespace test_support {
 namespace {
 
 constexpr const char* kPrefix = "cloned-wol-";
@@ -54,18 +54,18 @@ void remove_stale_namespaces() {
 
 NetnsPair::NetnsPair() {
   if (::geteuid() != 0) {
-    skip_reason_ = "needs root to create network namespaces (run the tests as root to cover real frames)";
+    error_ = "needs root to create network namespaces (run the tests as root to cover real frames)";
     return;
   }
   if (!run_quietly("ip -V")) {
-    skip_reason_ = "needs iproute2's ip command to create network namespaces";
+    error_ = "needs iproute2's ip command to create network namespaces";
     return;
   }
   remove_stale_namespaces();
   const std::string pid = std::to_string(::getpid());
   a_ = std::string(kPrefix) + "a-" + pid;
   b_ = std::string(kPrefix) + "b-" + pid;
-  if (!create() && skip_reason_.empty()) skip_reason_ = "could not set up the test namespaces and veth pair";
+  if (!create() && error_.empty()) error_ = "could not set up the test namespaces and veth pair";
 }
 
 bool NetnsPair::create() {
@@ -75,7 +75,7 @@ bool NetnsPair::create() {
   created_a_ = run_quietly("ip netns add " + a_);
   created_b_ = run_quietly("ip netns add " + b_);
   if (!created_a_ || !created_b_) {
-    skip_reason_ = "ip netns add failed (no network namespace support in this kernel or container?)";
+    error_ = "ip netns add failed (no network namespace support in this kernel or container?)";
     return false;
   }
   return ip(a_, std::string("link add ") + kVethA + " type veth peer name " + kVethB + " netns " + b_) &&
@@ -133,4 +133,4 @@ bool run_in_netns(const std::string& name_space, const std::function<void()>& wo
   return joined;
 }
 
-}  // namespace wol_test
+}  // namespace test_support
