@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/bytes.h"
 #include "base/units.h"
 #include "cloned/daemon/control.h"
@@ -41,6 +43,11 @@ const char kUsage[] =
     "       clonectl events --config FILE [--json] [--limit N]\n"
     "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n"
     "       clonectl health --config FILE [--json]\n";
+
+using Json = nlohmann::ordered_json;  // members keep the order they are added in
+
+// Compact JSON. Reasons and messages may hold any bytes: invalid UTF-8 becomes U+FFFD, never an exception.
+std::string dump(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
@@ -89,16 +96,6 @@ int cmd_pair(int argc, char** argv) {
   return 0;
 }
 
-std::string json_str(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
-    else out += c;
-  }
-  return out + "\"";
-}
-
 std::string clock_time(int64_t unix_ms) {
   if (unix_ms <= 0) return "-";
   time_t t = static_cast<time_t>(unix_ms / 1000);
@@ -142,34 +139,46 @@ base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
   return base::Status::ok();
 }
 
+// The JSON form of `clonectl status --json`: keys and nesting in docs/OPERATIONS.md and docs/WAKE.md.
 void print_json(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
   const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
   const uint64_t log_end = r.running ? r.live.original_log_end : 0;
-  std::printf("{\"state\": %s, \"state_reason\": %s, \"bootable\": %s, \"generation\": %llu, ",
-              json_str(proto::clone_state_name(s.state)).c_str(), json_str(s.state_reason).c_str(),
-              bootable ? "true" : "false", static_cast<unsigned long long>(s.generation));
-  std::printf("\"applied_seq\": %llu, \"committed_seq\": %llu, \"committed_epoch\": %llu, ",
-              static_cast<unsigned long long>(applied), static_cast<unsigned long long>(s.committed_seq),
-              static_cast<unsigned long long>(s.committed_epoch));
-  std::printf("\"daemon\": %s, \"link\": %s, \"peer\": %s, \"original_log_end\": %llu, \"lag_records\": %llu, ",
-              r.running ? "\"running\"" : "\"stopped\"", json_str(r.running ? r.live.link : "down").c_str(),
-              json_str(r.running ? r.live.peer : "").c_str(), static_cast<unsigned long long>(log_end),
-              static_cast<unsigned long long>(log_end > applied ? log_end - applied : 0));
-  std::printf("\"resync_generation\": %llu, \"resync_cursor_bytes\": %llu, \"progress\": %s, \"out_of_sync_ranges\": %llu, ",
-              static_cast<unsigned long long>(s.resync.generation), static_cast<unsigned long long>(s.resync.cursor_bytes),
-              json_str(r.running ? r.live.progress : "").c_str(), static_cast<unsigned long long>(r.out_of_sync));
-  std::printf("\"decision\": %s, ", json_str(s.decision).c_str());
-  std::printf("\"wake\": {\"interface\": %s, \"mac\": %s, \"arm\": %s, \"reason\": %s, \"phase\": %s, "
-              "\"sleeps\": %llu, \"last_sleep_unix_ms\": %lld, \"last_wake_unix_ms\": %lld}, ",
-              json_str(r.live.wake_interface).c_str(), json_str(r.live.wake_mac).c_str(),
-              json_str(r.running ? r.live.wake_arm : "").c_str(), json_str(r.live.wake_reason).c_str(),
-              json_str(r.running ? r.live.wake_phase : "").c_str(), static_cast<unsigned long long>(r.live.wake_sleep_count),
-              static_cast<long long>(r.live.wake_last_sleep_unix_ms), static_cast<long long>(r.live.wake_last_wake_unix_ms));
-  std::printf("\"bytes_received\": %llu, \"disk\": %s, \"disk_failed\": %s}\n",
-              static_cast<unsigned long long>(r.running ? r.live.bytes_received : 0),
-              json_str(s.disk_identity).c_str(), r.running && r.live.disk_failed ? "true" : "false");
+  const Json wake = {
+      {"interface", r.live.wake_interface},
+      {"mac", r.live.wake_mac},
+      {"arm", r.running ? r.live.wake_arm : ""},
+      {"reason", r.live.wake_reason},
+      {"phase", r.running ? r.live.wake_phase : ""},
+      {"sleeps", r.live.wake_sleep_count},
+      {"last_sleep_unix_ms", r.live.wake_last_sleep_unix_ms},
+      {"last_wake_unix_ms", r.live.wake_last_wake_unix_ms},
+  };
+  const Json j = {
+      {"state", proto::clone_state_name(s.state)},
+      {"state_reason", s.state_reason},
+      {"bootable", bootable},
+      {"generation", s.generation},
+      {"applied_seq", applied},
+      {"committed_seq", s.committed_seq},
+      {"committed_epoch", s.committed_epoch},
+      {"daemon", r.running ? "running" : "stopped"},
+      {"link", r.running ? r.live.link : "down"},
+      {"peer", r.running ? r.live.peer : ""},
+      {"original_log_end", log_end},
+      {"lag_records", log_end > applied ? log_end - applied : 0},
+      {"resync_generation", s.resync.generation},
+      {"resync_cursor_bytes", s.resync.cursor_bytes},
+      {"progress", r.running ? r.live.progress : ""},
+      {"out_of_sync_ranges", r.out_of_sync},
+      {"decision", s.decision},
+      {"wake", wake},
+      {"bytes_received", r.running ? r.live.bytes_received : 0},
+      {"disk", s.disk_identity},
+      {"disk_failed", r.running && r.live.disk_failed},
+  };
+  std::printf("%s\n", dump(j).c_str());
 }
 
 void print_human(const Report& r) {
@@ -299,21 +308,15 @@ int cmd_events(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", events.status().message().c_str());
     return 1;
   }
-  const bool json = o.count("--json") != 0;
-  if (json) std::printf("[");
-  bool first = true;
-  for (const store::Event& e : *events) {
-    if (json) {
-      std::printf("%s{\"id\": %lld, \"unix_ms\": %lld, \"level\": %s, \"kind\": %s, \"message\": %s}",
-                  first ? "" : ", ", static_cast<long long>(e.id), static_cast<long long>(e.unix_ms),
-                  json_str(e.level).c_str(), json_str(e.kind).c_str(), json_str(e.message).c_str());
-    } else {
-      std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(),
-                  e.message.c_str());
-    }
-    first = false;
+  if (o.count("--json") != 0) {
+    Json all = Json::array();
+    for (const store::Event& e : *events)
+      all.push_back(Json{{"id", e.id}, {"unix_ms", e.unix_ms}, {"level", e.level}, {"kind", e.kind}, {"message", e.message}});
+    std::printf("%s\n", dump(all).c_str());
+    return 0;
   }
-  if (json) std::printf("]\n");
+  for (const store::Event& e : *events)
+    std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(), e.message.c_str());
   return 0;
 }
 

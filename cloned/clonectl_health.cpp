@@ -10,6 +10,7 @@
 #include "base/units.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
+#include "hwhealth/json.h"
 
 int clonectl_health(int argc, char** argv) {
   std::string config_path;
@@ -43,13 +44,20 @@ int clonectl_health(int argc, char** argv) {
   base::Result<uint64_t> waiting = (*st)->health_backlog_count();
   const uint64_t waiting_count = waiting ? *waiting : 0;
   if (latest->taken_unix_ms == 0) {
-    if (json) std::printf("{\"assessment\":null,\"reports_waiting\":%llu}\n", static_cast<unsigned long long>(waiting_count));
+    if (json) std::printf("%s\n", hwhealth::dump_json({{"assessment", nullptr}, {"reports_waiting", waiting_count}}).c_str());
     else std::printf("no health assessment yet: cloned has not polled the hardware (it does when it starts)\n");
     return 1;
   }
   if (json) {
-    std::printf("{\"assessment\":%s,\"taken_unix_ms\":%lld,\"reports_waiting\":%llu}\n", latest->json.c_str(),
-                static_cast<long long>(latest->taken_unix_ms), static_cast<unsigned long long>(waiting_count));
+    // The stored assessment is format_json text; it is embedded as a value, not pasted as text.
+    const hwhealth::Json assessment = hwhealth::Json::parse(latest->json, nullptr, false);
+    if (assessment.is_discarded()) {
+      std::fprintf(stderr, "clonectl: the stored health assessment is not valid JSON; it is replaced at the next poll\n");
+      return 1;
+    }
+    const hwhealth::Json out = {
+        {"assessment", assessment}, {"taken_unix_ms", latest->taken_unix_ms}, {"reports_waiting", waiting_count}};
+    std::printf("%s\n", hwhealth::dump_json(out).c_str());
     return 0;
   }
   std::printf("assessed %s\n%s", base::format_utc_time(latest->taken_unix_ms).c_str(), latest->text.c_str());
