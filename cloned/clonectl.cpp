@@ -14,17 +14,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
+#include "base/cli.h"
 #include "base/units.h"
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/control_client.h"
@@ -33,59 +33,52 @@
 #include "cloned/store/store.h"
 #include "config/config.h"
 
-int clonectl_health(int argc, char** argv);  // clonectl_health.cpp
+int clonectl_health(const base::cli::Args& args);  // clonectl_health.cpp
 
 namespace {
 
-const char kUsage[] =
-    "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
-    "       clonectl status --config FILE [--json]\n"
-    "       clonectl events --config FILE [--json] [--limit N]\n"
-    "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n"
-    "       clonectl health --config FILE [--json]\n";
+// The command line (base/cli.h). Each command reads the clone's configuration, except pair, which writes it.
+const base::cli::Option kConfig = {"--config", "FILE", true};
+const base::cli::Program kProgram = {
+    .name = "clonectl",
+    .about = "Pairs a clone with its original and answers questions about the clone.\n",
+    .commands = {
+        {"pair", {{"--clone-dir", "DIR", true}, {"--origin-dir", "DIR", true}, {"--target", "PATH", true},
+                  {"--listen", "HOST:PORT"}}, "",
+         "write a new pairing: the clone's cloned.toml in --clone-dir and the\n"
+         "original's origin.toml in --origin-dir, with a new shared secret; PATH is\n"
+         "the clone's disk, whose identity is recorded\n"},
+        {"status", {kConfig, {"--json", ""}}, "",
+         "the clone's state, the daemon and the link, the lag, resync and verify\n"
+         "progress, waking; asks the running daemon, and answers from the state\n"
+         "store alone when it is stopped\n"},
+        {"events", {kConfig, {"--json", ""}, {"--limit", "N"}}, "",
+         "the most recent events in the state store (N from 1 to 10000, default 50)\n"},
+        {"decide", {kConfig}, "discard-clone-changes|keep-diverged",
+         "the owner's decision for a Diverged clone: take the original's data again\n"
+         "(a resync follows) or keep the clone's changes\n"},
+        {"health", {kConfig, {"--json", ""}}, "",
+         "the latest hardware health assessment and how many reports wait for the\n"
+         "original; from the state store, whether or not the daemon runs\n"},
+    },
+};
 
 using Json = nlohmann::ordered_json;  // members keep the order they are added in
 
 // Compact JSON. Reasons and messages may hold any bytes: invalid UTF-8 becomes U+FFFD, never an exception.
 std::string dump(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-int usage_error(const std::string& why) {
-  std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
-  return 2;
+// A bad option value, in the parser's style; returns 2.
+int usage_error(const base::cli::Args& o, const std::string& why) {
+  return base::cli::usage_error(kProgram, o.command, why);
 }
 
-// --key value options after the command word; false on an unknown or valueless one.
-bool parse_options(int argc, char** argv, const std::vector<std::string>& with_value,
-                   const std::vector<std::string>& flags, std::map<std::string, std::string>& out,
-                   std::string& bad) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    bool is_flag = std::find(flags.begin(), flags.end(), a) != flags.end();
-    bool takes = std::find(with_value.begin(), with_value.end(), a) != with_value.end();
-    if (is_flag) {
-      out[a] = "1";
-    } else if (takes && i + 1 < argc) {
-      out[a] = argv[++i];
-    } else {
-      bad = a;
-      return false;
-    }
-  }
-  return true;
-}
-
-int cmd_pair(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--clone-dir", "--origin-dir", "--target", "--listen"}, {}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  for (const char* k : {"--clone-dir", "--origin-dir", "--target"})
-    if (!o.count(k)) return usage_error(std::string("pair needs ") + k);
+int cmd_pair(const base::cli::Args& o) {
   config::PairRequest r;
-  r.clone_dir = o["--clone-dir"];
-  r.origin_dir = o["--origin-dir"];
-  r.target_path = o["--target"];
-  if (o.count("--listen")) r.listen = o["--listen"];
+  r.clone_dir = o.get("--clone-dir");
+  r.origin_dir = o.get("--origin-dir");
+  r.target_path = o.get("--target");
+  if (o.has("--listen")) r.listen = o.get("--listen");
   if (base::Status s = config::write_pair(r); !s.is_ok()) {
     std::fprintf(stderr, "clonectl: %s\n", s.message().c_str());
     return 1;
@@ -238,13 +231,8 @@ void print_human(const Report& r) {
   std::printf("disk:       %s\n", s.disk_identity.c_str());
 }
 
-int cmd_status(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--config"}, {"--json"}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  if (!o.count("--config")) return usage_error("status needs --config FILE");
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+int cmd_status(const base::cli::Args& o) {
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -278,25 +266,21 @@ int cmd_status(int argc, char** argv) {
       }
     }
   }
-  if (o.count("--json")) print_json(r);
+  if (o.has("--json")) print_json(r);
   else print_human(r);
   return 0;
 }
 
-int cmd_events(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--config", "--limit"}, {"--json"}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  if (!o.count("--config")) return usage_error("events needs --config FILE");
+int cmd_events(const base::cli::Args& o) {
   size_t limit = 50;
-  if (o.count("--limit")) {
+  if (o.has("--limit")) {
+    const std::string text = o.get("--limit");
     char* end = nullptr;
-    unsigned long v = std::strtoul(o["--limit"].c_str(), &end, 10);
-    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error("--limit takes a number from 1 to 10000");
+    unsigned long v = std::strtoul(text.c_str(), &end, 10);
+    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error(o, "--limit takes a number from 1 to 10000");
     limit = v;
   }
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -308,7 +292,7 @@ int cmd_events(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", events.status().message().c_str());
     return 1;
   }
-  if (o.count("--json") != 0) {
+  if (o.has("--json")) {
     Json all = Json::array();
     for (const store::Event& e : *events)
       all.push_back(Json{{"id", e.id}, {"unix_ms", e.unix_ms}, {"level", e.level}, {"kind", e.kind}, {"message", e.message}});
@@ -322,18 +306,10 @@ int cmd_events(int argc, char** argv) {
 
 // The decision for a Diverged clone, recorded in the state store and its
 // event log: by the running daemon, or directly in the store when it is stopped.
-int cmd_decide(int argc, char** argv) {
-  std::string config_path, choice;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
-    else if (choice.empty() && a.rfind("--", 0) != 0) choice = a;
-    else return usage_error("unexpected argument '" + a + "'");
-  }
-  if (config_path.empty()) return usage_error("decide needs --config FILE");
+int cmd_decide(const base::cli::Args& o) {
   apply::Decision d;
-  if (!apply::parse_decision(choice, d)) return usage_error("decide takes discard-clone-changes or keep-diverged");
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
+  if (!apply::parse_decision(o.operand, d)) return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -388,21 +364,18 @@ int cmd_decide(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage_error("a command is needed");
-  const std::string cmd = argv[1];
+  base::cli::Args args;
+  if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
+  const std::string_view cmd = args.command->name;
   try {
-    if (cmd == "pair") return cmd_pair(argc, argv);
-    if (cmd == "status") return cmd_status(argc, argv);
-    if (cmd == "events") return cmd_events(argc, argv);
-    if (cmd == "decide") return cmd_decide(argc, argv);
-    if (cmd == "health") return clonectl_health(argc, argv);
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+    if (cmd == "pair") return cmd_pair(args);
+    if (cmd == "status") return cmd_status(args);
+    if (cmd == "events") return cmd_events(args);
+    if (cmd == "decide") return cmd_decide(args);
+    assert(cmd == "health");
+    return clonectl_health(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "clonectl: unexpected error: %s\n", e.what());
     return 1;
   }
-  return usage_error("unknown command '" + cmd + "'");
 }

@@ -7,28 +7,16 @@
 #include <ctime>
 #include <string>
 
+#include "base/cli.h"
 #include "base/units.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 #include "hwhealth/json.h"
 
-int clonectl_health(int argc, char** argv) {
-  std::string config_path;
-  bool json = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--config" && i + 1 < argc) config_path = argv[++i];
-    else {
-      std::fprintf(stderr, "clonectl: unknown or incomplete option '%s'\nusage: clonectl health --config FILE [--json]\n",
-                   a.c_str());
-      return 2;
-    }
-  }
-  if (config_path.empty()) {
-    std::fprintf(stderr, "clonectl: health needs --config FILE\n");
-    return 2;
-  }
+// The command line is parsed in clonectl.cpp: --config is there, --json may be.
+int clonectl_health(const base::cli::Args& args) {
+  const std::string config_path = args.get("--config");
+  const bool json = args.has("--json");
   base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
