@@ -67,7 +67,7 @@ struct Parsed {
 // Reads argv[1..argc). Pure: prints nothing.
 Parsed parse(const Program& program, int argc, const char* const* argv);
 
-// "clonectl status --config FILE [--json]", wrapped to 80 columns after `indent` more columns.
+// One command's usage: "usage: clonectl status --config FILE [--json]\n", wrapped at 80 columns.
 std::string synopsis(const Program& program, const Command& command);
 // The help text: for one command (its usage line and about), or with no
 // command for the whole program (every command, then the notes).

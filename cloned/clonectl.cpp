@@ -132,7 +132,8 @@ base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
   return base::Status::ok();
 }
 
-// The JSON form of `clonectl status --json`: keys and nesting in docs/OPERATIONS.md and docs/WAKE.md.
+// `clonectl status --json`: one object. Its keys, nesting and value types are an interface (the e2e tests and
+// scripts read them); only the layout (compact, one line) is the library's.
 void print_json(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
