@@ -14,15 +14,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <map>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/bytes.h"
+#include "base/cli.h"
 #include "base/units.h"
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/control_client.h"
@@ -31,54 +33,52 @@
 #include "cloned/store/store.h"
 #include "config/config.h"
 
-int clonectl_health(int argc, char** argv);  // clonectl_health.cpp
+int clonectl_health(const base::cli::Args& args);  // clonectl_health.cpp
 
 namespace {
 
-const char kUsage[] =
-    "usage: clonectl pair --clone-dir DIR --origin-dir DIR --target PATH [--listen HOST:PORT]\n"
-    "       clonectl status --config FILE [--json]\n"
-    "       clonectl events --config FILE [--json] [--limit N]\n"
-    "       clonectl decide --config FILE discard-clone-changes|keep-diverged\n"
-    "       clonectl health --config FILE [--json]\n";
+// The command line (base/cli.h). Each command reads the clone's configuration, except pair, which writes it.
+const base::cli::Option kConfig = {"--config", "FILE", true};
+const base::cli::Program kProgram = {
+    .name = "clonectl",
+    .about = "Pairs a clone with its original and answers questions about the clone.\n",
+    .commands = {
+        {"pair", {{"--clone-dir", "DIR", true}, {"--origin-dir", "DIR", true}, {"--target", "PATH", true},
+                  {"--listen", "HOST:PORT"}}, "",
+         "write a new pairing: the clone's cloned.toml in --clone-dir and the\n"
+         "original's origin.toml in --origin-dir, with a new shared secret; PATH is\n"
+         "the clone's disk, whose identity is recorded\n"},
+        {"status", {kConfig, {"--json", ""}}, "",
+         "the clone's state, the daemon and the link, the lag, resync and verify\n"
+         "progress, waking; asks the running daemon, and answers from the state\n"
+         "store alone when it is stopped\n"},
+        {"events", {kConfig, {"--json", ""}, {"--limit", "N"}}, "",
+         "the most recent events in the state store (N from 1 to 10000, default 50)\n"},
+        {"decide", {kConfig}, "discard-clone-changes|keep-diverged",
+         "the owner's decision for a Diverged clone: take the original's data again\n"
+         "(a resync follows) or keep the clone's changes\n"},
+        {"health", {kConfig, {"--json", ""}}, "",
+         "the latest hardware health assessment and how many reports wait for the\n"
+         "original; from the state store, whether or not the daemon runs\n"},
+    },
+};
 
-int usage_error(const std::string& why) {
-  std::fprintf(stderr, "clonectl: %s\n%s", why.c_str(), kUsage);
-  return 2;
+using Json = nlohmann::ordered_json;  // members keep the order they are added in
+
+// Compact JSON. Reasons and messages may hold any bytes: invalid UTF-8 becomes U+FFFD, never an exception.
+std::string dump(const Json& value) { return value.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+// A bad option value, in the parser's style; returns 2.
+int usage_error(const base::cli::Args& o, const std::string& why) {
+  return base::cli::usage_error(kProgram, o.command, why);
 }
 
-// --key value options after the command word; false on an unknown or valueless one.
-bool parse_options(int argc, char** argv, const std::vector<std::string>& with_value,
-                   const std::vector<std::string>& flags, std::map<std::string, std::string>& out,
-                   std::string& bad) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    bool is_flag = std::find(flags.begin(), flags.end(), a) != flags.end();
-    bool takes = std::find(with_value.begin(), with_value.end(), a) != with_value.end();
-    if (is_flag) {
-      out[a] = "1";
-    } else if (takes && i + 1 < argc) {
-      out[a] = argv[++i];
-    } else {
-      bad = a;
-      return false;
-    }
-  }
-  return true;
-}
-
-int cmd_pair(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--clone-dir", "--origin-dir", "--target", "--listen"}, {}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  for (const char* k : {"--clone-dir", "--origin-dir", "--target"})
-    if (!o.count(k)) return usage_error(std::string("pair needs ") + k);
+int cmd_pair(const base::cli::Args& o) {
   config::PairRequest r;
-  r.clone_dir = o["--clone-dir"];
-  r.origin_dir = o["--origin-dir"];
-  r.target_path = o["--target"];
-  if (o.count("--listen")) r.listen = o["--listen"];
+  r.clone_dir = o.get("--clone-dir");
+  r.origin_dir = o.get("--origin-dir");
+  r.target_path = o.get("--target");
+  if (o.has("--listen")) r.listen = o.get("--listen");
   if (base::Status s = config::write_pair(r); !s.is_ok()) {
     std::fprintf(stderr, "clonectl: %s\n", s.message().c_str());
     return 1;
@@ -87,16 +87,6 @@ int cmd_pair(int argc, char** argv) {
               r.clone_dir.c_str(), r.origin_dir.c_str());
   std::printf("keep the two pair.secret files private: they let a machine act as either side.\n");
   return 0;
-}
-
-std::string json_str(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
-    else out += c;
-  }
-  return out + "\"";
 }
 
 std::string clock_time(int64_t unix_ms) {
@@ -142,34 +132,47 @@ base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
   return base::Status::ok();
 }
 
+// `clonectl status --json`: one object. Its keys, nesting and value types are an interface (the e2e tests and
+// scripts read them); only the layout (compact, one line) is the library's.
 void print_json(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
   const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
   const uint64_t log_end = r.running ? r.live.original_log_end : 0;
-  std::printf("{\"state\": %s, \"state_reason\": %s, \"bootable\": %s, \"generation\": %llu, ",
-              json_str(proto::clone_state_name(s.state)).c_str(), json_str(s.state_reason).c_str(),
-              bootable ? "true" : "false", static_cast<unsigned long long>(s.generation));
-  std::printf("\"applied_seq\": %llu, \"committed_seq\": %llu, \"committed_epoch\": %llu, ",
-              static_cast<unsigned long long>(applied), static_cast<unsigned long long>(s.committed_seq),
-              static_cast<unsigned long long>(s.committed_epoch));
-  std::printf("\"daemon\": %s, \"link\": %s, \"peer\": %s, \"original_log_end\": %llu, \"lag_records\": %llu, ",
-              r.running ? "\"running\"" : "\"stopped\"", json_str(r.running ? r.live.link : "down").c_str(),
-              json_str(r.running ? r.live.peer : "").c_str(), static_cast<unsigned long long>(log_end),
-              static_cast<unsigned long long>(log_end > applied ? log_end - applied : 0));
-  std::printf("\"resync_generation\": %llu, \"resync_cursor_bytes\": %llu, \"progress\": %s, \"out_of_sync_ranges\": %llu, ",
-              static_cast<unsigned long long>(s.resync.generation), static_cast<unsigned long long>(s.resync.cursor_bytes),
-              json_str(r.running ? r.live.progress : "").c_str(), static_cast<unsigned long long>(r.out_of_sync));
-  std::printf("\"decision\": %s, ", json_str(s.decision).c_str());
-  std::printf("\"wake\": {\"interface\": %s, \"mac\": %s, \"arm\": %s, \"reason\": %s, \"phase\": %s, "
-              "\"sleeps\": %llu, \"last_sleep_unix_ms\": %lld, \"last_wake_unix_ms\": %lld}, ",
-              json_str(r.live.wake_interface).c_str(), json_str(r.live.wake_mac).c_str(),
-              json_str(r.running ? r.live.wake_arm : "").c_str(), json_str(r.live.wake_reason).c_str(),
-              json_str(r.running ? r.live.wake_phase : "").c_str(), static_cast<unsigned long long>(r.live.wake_sleep_count),
-              static_cast<long long>(r.live.wake_last_sleep_unix_ms), static_cast<long long>(r.live.wake_last_wake_unix_ms));
-  std::printf("\"bytes_received\": %llu, \"disk\": %s, \"disk_failed\": %s}\n",
-              static_cast<unsigned long long>(r.running ? r.live.bytes_received : 0),
-              json_str(s.disk_identity).c_str(), r.running && r.live.disk_failed ? "true" : "false");
+  const Json wake = {
+      {"interface", r.live.wake_interface},
+      {"mac", r.live.wake_mac},
+      {"arm", r.running ? r.live.wake_arm : ""},
+      {"reason", r.live.wake_reason},
+      {"phase", r.running ? r.live.wake_phase : ""},
+      {"sleeps", r.live.wake_sleep_count},
+      {"last_sleep_unix_ms", r.live.wake_last_sleep_unix_ms},
+      {"last_wake_unix_ms", r.live.wake_last_wake_unix_ms},
+  };
+  const Json j = {
+      {"state", proto::clone_state_name(s.state)},
+      {"state_reason", s.state_reason},
+      {"bootable", bootable},
+      {"generation", s.generation},
+      {"applied_seq", applied},
+      {"committed_seq", s.committed_seq},
+      {"committed_epoch", s.committed_epoch},
+      {"daemon", r.running ? "running" : "stopped"},
+      {"link", r.running ? r.live.link : "down"},
+      {"peer", r.running ? r.live.peer : ""},
+      {"original_log_end", log_end},
+      {"lag_records", log_end > applied ? log_end - applied : 0},
+      {"resync_generation", s.resync.generation},
+      {"resync_cursor_bytes", s.resync.cursor_bytes},
+      {"progress", r.running ? r.live.progress : ""},
+      {"out_of_sync_ranges", r.out_of_sync},
+      {"decision", s.decision},
+      {"wake", wake},
+      {"bytes_received", r.running ? r.live.bytes_received : 0},
+      {"disk", s.disk_identity},
+      {"disk_failed", r.running && r.live.disk_failed},
+  };
+  std::printf("%s\n", dump(j).c_str());
 }
 
 void print_human(const Report& r) {
@@ -229,13 +232,8 @@ void print_human(const Report& r) {
   std::printf("disk:       %s\n", s.disk_identity.c_str());
 }
 
-int cmd_status(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--config"}, {"--json"}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  if (!o.count("--config")) return usage_error("status needs --config FILE");
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+int cmd_status(const base::cli::Args& o) {
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -269,25 +267,21 @@ int cmd_status(int argc, char** argv) {
       }
     }
   }
-  if (o.count("--json")) print_json(r);
+  if (o.has("--json")) print_json(r);
   else print_human(r);
   return 0;
 }
 
-int cmd_events(int argc, char** argv) {
-  std::map<std::string, std::string> o;
-  std::string bad;
-  if (!parse_options(argc, argv, {"--config", "--limit"}, {"--json"}, o, bad))
-    return usage_error("unknown or incomplete option '" + bad + "'");
-  if (!o.count("--config")) return usage_error("events needs --config FILE");
+int cmd_events(const base::cli::Args& o) {
   size_t limit = 50;
-  if (o.count("--limit")) {
+  if (o.has("--limit")) {
+    const std::string text = o.get("--limit");
     char* end = nullptr;
-    unsigned long v = std::strtoul(o["--limit"].c_str(), &end, 10);
-    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error("--limit takes a number from 1 to 10000");
+    unsigned long v = std::strtoul(text.c_str(), &end, 10);
+    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error(o, "--limit takes a number from 1 to 10000");
     limit = v;
   }
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(o["--config"]);
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -299,38 +293,24 @@ int cmd_events(int argc, char** argv) {
     std::fprintf(stderr, "clonectl: %s\n", events.status().message().c_str());
     return 1;
   }
-  const bool json = o.count("--json") != 0;
-  if (json) std::printf("[");
-  bool first = true;
-  for (const store::Event& e : *events) {
-    if (json) {
-      std::printf("%s{\"id\": %lld, \"unix_ms\": %lld, \"level\": %s, \"kind\": %s, \"message\": %s}",
-                  first ? "" : ", ", static_cast<long long>(e.id), static_cast<long long>(e.unix_ms),
-                  json_str(e.level).c_str(), json_str(e.kind).c_str(), json_str(e.message).c_str());
-    } else {
-      std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(),
-                  e.message.c_str());
-    }
-    first = false;
+  if (o.has("--json")) {
+    Json all = Json::array();
+    for (const store::Event& e : *events)
+      all.push_back(Json{{"id", e.id}, {"unix_ms", e.unix_ms}, {"level", e.level}, {"kind", e.kind}, {"message", e.message}});
+    std::printf("%s\n", dump(all).c_str());
+    return 0;
   }
-  if (json) std::printf("]\n");
+  for (const store::Event& e : *events)
+    std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(), e.message.c_str());
   return 0;
 }
 
 // The decision for a Diverged clone, recorded in the state store and its
 // event log: by the running daemon, or directly in the store when it is stopped.
-int cmd_decide(int argc, char** argv) {
-  std::string config_path, choice;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) config_path = argv[++i];
-    else if (choice.empty() && a.rfind("--", 0) != 0) choice = a;
-    else return usage_error("unexpected argument '" + a + "'");
-  }
-  if (config_path.empty()) return usage_error("decide needs --config FILE");
+int cmd_decide(const base::cli::Args& o) {
   apply::Decision d;
-  if (!apply::parse_decision(choice, d)) return usage_error("decide takes discard-clone-changes or keep-diverged");
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
+  if (!apply::parse_decision(o.operand, d)) return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
     return 1;
@@ -385,21 +365,18 @@ int cmd_decide(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage_error("a command is needed");
-  const std::string cmd = argv[1];
+  base::cli::Args args;
+  if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
+  const std::string_view cmd = args.command->name;
   try {
-    if (cmd == "pair") return cmd_pair(argc, argv);
-    if (cmd == "status") return cmd_status(argc, argv);
-    if (cmd == "events") return cmd_events(argc, argv);
-    if (cmd == "decide") return cmd_decide(argc, argv);
-    if (cmd == "health") return clonectl_health(argc, argv);
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+    if (cmd == "pair") return cmd_pair(args);
+    if (cmd == "status") return cmd_status(args);
+    if (cmd == "events") return cmd_events(args);
+    if (cmd == "decide") return cmd_decide(args);
+    assert(cmd == "health");
+    return clonectl_health(args);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "clonectl: unexpected error: %s\n", e.what());
     return 1;
   }
-  return usage_error("unknown command '" + cmd + "'");
 }

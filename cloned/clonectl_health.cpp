@@ -7,27 +7,16 @@
 #include <ctime>
 #include <string>
 
+#include "base/cli.h"
 #include "base/units.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
+#include "hwhealth/json.h"
 
-int clonectl_health(int argc, char** argv) {
-  std::string config_path;
-  bool json = false;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--config" && i + 1 < argc) config_path = argv[++i];
-    else {
-      std::fprintf(stderr, "clonectl: unknown or incomplete option '%s'\nusage: clonectl health --config FILE [--json]\n",
-                   a.c_str());
-      return 2;
-    }
-  }
-  if (config_path.empty()) {
-    std::fprintf(stderr, "clonectl: health needs --config FILE\n");
-    return 2;
-  }
+// The command line is parsed in clonectl.cpp: --config is there, --json may be.
+int clonectl_health(const base::cli::Args& args) {
+  const std::string config_path = args.get("--config");
+  const bool json = args.has("--json");
   base::Result<config::CloneConfig> cfg = config::load_clone_config(config_path);
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
@@ -43,13 +32,20 @@ int clonectl_health(int argc, char** argv) {
   base::Result<uint64_t> waiting = (*st)->health_backlog_count();
   const uint64_t waiting_count = waiting ? *waiting : 0;
   if (latest->taken_unix_ms == 0) {
-    if (json) std::printf("{\"assessment\":null,\"reports_waiting\":%llu}\n", static_cast<unsigned long long>(waiting_count));
+    if (json) std::printf("%s\n", hwhealth::dump_json({{"assessment", nullptr}, {"reports_waiting", waiting_count}}).c_str());
     else std::printf("no health assessment yet: cloned has not polled the hardware (it does when it starts)\n");
     return 1;
   }
   if (json) {
-    std::printf("{\"assessment\":%s,\"taken_unix_ms\":%lld,\"reports_waiting\":%llu}\n", latest->json.c_str(),
-                static_cast<long long>(latest->taken_unix_ms), static_cast<unsigned long long>(waiting_count));
+    // The stored assessment is format_json text; it is embedded as a value, not pasted as text.
+    const hwhealth::Json assessment = hwhealth::Json::parse(latest->json, nullptr, false);
+    if (assessment.is_discarded()) {
+      std::fprintf(stderr, "clonectl: the stored health assessment is not valid JSON; it is replaced at the next poll\n");
+      return 1;
+    }
+    const hwhealth::Json out = {
+        {"assessment", assessment}, {"taken_unix_ms", latest->taken_unix_ms}, {"reports_waiting", waiting_count}};
+    std::printf("%s\n", hwhealth::dump_json(out).c_str());
     return 0;
   }
   std::printf("assessed %s\n%s", base::format_utc_time(latest->taken_unix_ms).c_str(), latest->text.c_str());

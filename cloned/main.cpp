@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/cli.h"
 #include "base/log.h"
 #include "blockio/disk.h"
 #include "blockio/error_range_device.h"
@@ -18,11 +19,16 @@
 
 namespace {
 
-const char kUsage[] =
-    "usage: cloned --config FILE [--log-level error|warning|notice|info|debug]\n"
-    "Runs the clone daemon in the foreground: receives the original's log over the\n"
-    "link and writes it to the paired disk. Stop it with SIGTERM (it finishes the\n"
-    "epoch being received first).\n";
+// The command line (base/cli.h): --config and --log-level, nothing else.
+const base::cli::Program kProgram = {
+    .name = "cloned",
+    .commands = {{"",
+                  {{"--config", "FILE", true}, {"--log-level", "error|warning|notice|info|debug"}},
+                  "",
+                  "run the clone daemon in the foreground: receive the original's log over the\n"
+                  "link and write it to the paired disk. Stop it with SIGTERM (it finishes the\n"
+                  "epoch being received first).\n"}},
+};
 
 bool parse_level(const std::string& s, base::LogLevel& out) {
   if (s == "error") out = base::LogLevel::error;
@@ -104,24 +110,12 @@ int main(int argc, char** argv) {
   // A peer that vanishes mid-write must cost a session, not the daemon:
   // writes to a closed socket fail with EPIPE instead of killing us.
   ::signal(SIGPIPE, SIG_IGN);
-  std::string config_path, level;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "--config" || a == "--log-level") && i + 1 < argc) {
-      (a == "--config" ? config_path : level) = argv[++i];
-    } else if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "cloned: unknown argument '%s'\n%s", a.c_str(), kUsage);
-      return 2;
-    }
-  }
+  base::cli::Args args;
+  if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
+  const std::string config_path = args.get("--config"), level = args.get("--log-level");
   base::LogLevel ignored;
-  if (config_path.empty() || (!level.empty() && !parse_level(level, ignored))) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  if (args.has("--log-level") && !parse_level(level, ignored))
+    return base::cli::usage_error(kProgram, args.command, "--log-level takes error, warning, notice, info or debug");
   try {
     return run(config_path, level);
   } catch (const std::exception& e) {

@@ -5,7 +5,7 @@
 
 #include "base/units.h"
 #include "hwhealth/format.h"
-#include "hwhealth/json_writer.h"
+#include "hwhealth/json.h"
 #include "hwhealth/report.h"
 
 namespace hwhealth {
@@ -58,32 +58,27 @@ std::string format_report_text(const Report& r) {
   return out;
 }
 
-std::string format_report_json(const Report& r) {
-  JsonWriter w;
-  w.begin_object();
-  w.field("kind", report_kind_name(r.kind));
-  w.field("created_unix_ms", r.created_unix_ms);
-  w.field("poll", r.poll_number);
-  w.field("verdict", verdict_name(r.verdict));
-  w.field("worst", severity_name(r.worst()));
-  w.field("omitted", static_cast<uint64_t>(r.omitted_count));
-  w.key("sources").begin_array();
-  for (const Source& s : r.sources) {
-    w.begin_object();
-    w.field("name", s.name);
-    w.field("availability", availability_name(s.availability));
-    w.field("reason", s.reason);
-    w.end_object();
-  }
-  w.end_array();
-  w.key("findings").begin_array();
-  for (const Finding& f : r.findings) write_finding(w, f);
-  w.end_array();
-  w.key("changes").begin_array();
-  for (const Change& c : r.changes) write_change(w, c);
-  w.end_array();
-  w.end_object();
-  return w.text();
+Json report_json(const Report& r) {
+  Json sources = Json::array();
+  for (const Source& s : r.sources)
+    sources.push_back(Json{{"name", s.name}, {"availability", availability_name(s.availability)}, {"reason", s.reason}});
+  Json findings = Json::array();
+  for (const Finding& f : r.findings) findings.push_back(finding_json(f));
+  Json changes = Json::array();
+  for (const Change& c : r.changes) changes.push_back(change_json(c));
+  return Json{
+      {"kind", report_kind_name(r.kind)},
+      {"created_unix_ms", r.created_unix_ms},
+      {"poll", r.poll_number},
+      {"verdict", verdict_name(r.verdict)},
+      {"worst", severity_name(r.worst())},
+      {"omitted", r.omitted_count},
+      {"sources", sources},
+      {"findings", findings},
+      {"changes", changes},
+  };
 }
+
+std::string format_report_json(const Report& r) { return dump_json(report_json(r)); }
 
 }  // namespace hwhealth

@@ -10,7 +10,7 @@
 #include "base/units.h"
 #include "base/log.h"
 #include "hwhealth/report.h"
-#include "hwhealth/json_writer.h"
+#include "hwhealth/json.h"
 #include "origin/commands.h"
 #include "origin/health_inbox.h"
 #include "origin/log.h"
@@ -85,18 +85,14 @@ base::Status run_health(const config::OriginConfig& config, const config::Derive
   // whose state store was made anew, so they do not order reports).
   std::reverse(newest_first.begin(), newest_first.end());
   if (command.json) {
-    std::string out = "{\"reports\":[";
-    bool first = true;
+    hwhealth::Json reports = hwhealth::Json::array();
     for (const HealthInbox::Entry* e : newest_first) {
       base::Result<hwhealth::Report> r = hwhealth::decode_report(e->report);
       if (!r) continue;
-      out += std::string(first ? "" : ",") + "{\"id\":" + std::to_string(e->id) +
-             ",\"received_unix_ms\":" + std::to_string(e->received_unix_ms) +
-             ",\"report\":" + hwhealth::format_report_json(*r) + "}";
-      first = false;
+      reports.push_back(hwhealth::Json{
+          {"id", e->id}, {"received_unix_ms", e->received_unix_ms}, {"report", hwhealth::report_json(*r)}});
     }
-    out += "]}\n";
-    std::fputs(out.c_str(), stdout);
+    std::fputs((hwhealth::dump_json(hwhealth::Json{{"reports", reports}}) + "\n").c_str(), stdout);
     return base::Status::ok();
   }
   if (newest_first.empty()) std::printf("no health reports from the clone yet (%s)\n", (*inbox)->path().c_str());

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
-// clone-origin: the reference original. Parses the command line (the only
-// place, with config loading, where exceptions are used: a UsageError ends
-// in exit 2 with the usage text), loads the configuration and the pairing
-// secret, and runs one command from the table. Exit 0 success, 1 failure
+// clone-origin: the reference original. Parses the command line (base/cli.h;
+// with config loading the only place where exceptions are used: a bad value
+// throws UsageError, which ends in exit 2 with the command's usage), loads the
+// configuration and the pairing secret, and runs one command from the table. Exit 0 success, 1 failure
 // (a sentence on stderr), 2 usage error.
-#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "base/cli.h"
 #include "base/log.h"
 #include "base/units.h"
 #include "config/config.h"
@@ -19,64 +19,12 @@
 
 namespace {
 
-const char kUsage[] =
-    "usage: clone-origin --config FILE [--log-level LEVEL] COMMAND [OPTIONS]\n"
-    "The reference original: captures writes into a commit log and ships it to cloned.\n"
-    "\n"
-    "commands:\n"
-    "  workload --source IMAGE --seed N --bytes SIZE [--write-min SIZE] [--write-max SIZE]\n"
-    "           [--epoch-max RECORDS] [--epoch-records RECORDS] [--pattern random|sequential]\n"
-    "           [--trim-percent P] [--compare PATH]\n"
-    "      generate a seeded workload, write it to IMAGE and replicate it; returns once\n"
-    "      every record is durable on the clone; --compare then checks IMAGE == PATH\n"
-    "  capture --source IMAGE --spool FILE --seed N --bytes SIZE [generator options]\n"
-    "      like workload, but the records go to a new spool file instead of the clone\n"
-    "  replay --spool FILE\n"
-    "      validate the spool and send its records; returns once all are durable\n"
-    "  resync --source IMAGE [--extent SIZE] [--discard-clone-changes]\n"
-    "      bring the clone to IMAGE's content as a new generation, sending only the\n"
-    "      extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
-    "      the clone reports consistent. --discard-clone-changes overwrites a\n"
-    "      Diverged clone (only if its cloned.toml allows it)\n"
-    "  verify --source IMAGE [--extent SIZE] [--repair]\n"
-    "      compare the clone with IMAGE by digest and print the ranges that differ;\n"
-    "      exit 1 if any (after --repair: any the repair did not fix)\n"
-    "  health [--json] [--collect-ms MS]\n"
-    "      print the clone's health reports kept by this original, newest first;\n"
-    "      --collect-ms first opens a health-only session (at most MS ms, ending\n"
-    "      after a quiet moment) that collects and acknowledges waiting reports\n"
-    "  wake [--interface IF] [--mac MAC]\n"
-    "      send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
-    "      or the MAC the clone told; out of IF, or [wake] interface\n"
-    "  sleep [--timeout-s N]\n"
-    "      ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
-    "      (default 30) for it to say it goes to sleep\n"
-    "\n"
-    "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
-    "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
-    "anywhere on the disk, sequential puts each right after the previous one and\n"
-    "wraps to offset 0 at the end of the disk.\n"
-    "\n"
-    "SIZE takes K, M, G suffixes (powers of 1024). Defaults: --write-min 4K,\n"
-    "--write-max 1M, --epoch-max 64, --pattern random, --trim-percent 0.\n"
-    "LEVEL: error, warning, notice, info, debug.\n";
-
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-using Options = std::map<std::string, std::string>;
-
-struct CommandSpec {
-  const char* name;
-  std::vector<std::string> required;
-  std::vector<std::string> optional;
-  std::vector<std::string> flags;  // options without a value
-  base::Status (*run)(const config::OriginConfig&, const config::DerivedKeys&, const Options&);
-};
-
-const std::vector<std::string> kGeneratorOptions = {"--write-min",     "--write-max", "--epoch-max",
-                                                   "--epoch-records", "--pattern",   "--trim-percent"};
+// What the parser read (base/cli.h); the values are checked here, where a bad one throws UsageError.
+using Options = base::cli::Args;
 
 uint64_t parse_u64(const std::string& name, const std::string& text) {
   if (text.empty() || text.size() > 20 || text.find_first_not_of("0123456789") != std::string::npos)
@@ -101,8 +49,7 @@ uint64_t parse_size(const std::string& name, const std::string& text) {
 }
 
 std::string get(const Options& o, const std::string& name, const std::string& fallback = "") {
-  auto it = o.find(name);
-  return it == o.end() ? fallback : it->second;
+  return o.get(name, fallback);
 }
 
 origin::WorkloadOptions workload_options(const Options& o) {
@@ -116,7 +63,7 @@ origin::WorkloadOptions workload_options(const Options& o) {
   if (epoch_max == 0 || epoch_max > 1'000'000) throw UsageError("--epoch-max must be between 1 and 1000000");
   if (trim > 100) throw UsageError("--trim-percent must be between 0 and 100");
   w.epoch_records_max = static_cast<uint32_t>(epoch_max);
-  if (o.count("--epoch-records") != 0) {
+  if (o.has("--epoch-records")) {
     const uint64_t exact = parse_u64("--epoch-records", get(o, "--epoch-records"));
     if (exact == 0 || exact > 1'000'000) throw UsageError("--epoch-records must be between 1 and 1000000");
     w.epoch_records = static_cast<uint32_t>(exact);
@@ -143,14 +90,14 @@ base::Status cmd_capture(const config::OriginConfig& c, const config::DerivedKey
 }
 
 uint32_t extent_option(const Options& o) {
-  if (o.count("--extent") == 0) return 0;
+  if (!o.has("--extent")) return 0;
   const uint64_t e = parse_size("--extent", get(o, "--extent"));
   if (e < 4096 || e > (1u << 20) || (e & (e - 1)) != 0)
     throw UsageError("--extent takes a power of two from 4K to 1M, such as 64K");
   return static_cast<uint32_t>(e);
 }
 
-bool yes_option(const Options& o, const std::string& name) { return o.count(name) != 0; }
+bool yes_option(const Options& o, const std::string& name) { return o.has(name); }
 
 base::Status cmd_resync(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
   origin::ResyncCommand cmd;
@@ -170,8 +117,8 @@ base::Status cmd_verify(const config::OriginConfig& c, const config::DerivedKeys
 
 base::Status cmd_health(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
   origin::HealthCommand cmd;
-  cmd.json = o.count("--json") != 0;
-  cmd.collect_ms = o.count("--collect-ms") != 0 ? parse_u64("--collect-ms", get(o, "--collect-ms")) : 0;
+  cmd.json = o.has("--json");
+  cmd.collect_ms = o.has("--collect-ms") ? parse_u64("--collect-ms", get(o, "--collect-ms")) : 0;
   if (cmd.collect_ms > 3'600'000) throw UsageError("--collect-ms must be at most 3600000");
   return origin::run_health(c, k, cmd);
 }
@@ -198,83 +145,70 @@ base::Status cmd_sleep(const config::OriginConfig& c, const config::DerivedKeys&
   return base::Status::ok();
 }
 
-std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+using base::cli::Option;
+using Runner = base::Status (*)(const config::OriginConfig&, const config::DerivedKeys&, const Options&);
+
+const std::vector<Option> kGeneratorOptions = {
+    {"--write-min", "SIZE"}, {"--write-max", "SIZE"}, {"--epoch-max", "RECORDS"}, {"--epoch-records", "RECORDS"},
+    {"--pattern", "random|sequential"}, {"--trim-percent", "P"}};
+
+std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
 }
 
-// Later commands (wake) join this table.
-const std::vector<CommandSpec>& commands() {
-  static const std::vector<CommandSpec> table = {
-      {"workload", {"--source", "--seed", "--bytes"}, concat(kGeneratorOptions, {"--compare"}), {}, cmd_workload},
-      {"capture", {"--source", "--spool", "--seed", "--bytes"}, kGeneratorOptions, {}, cmd_capture},
-      {"replay", {"--spool"}, {}, {}, cmd_replay},
-      {"resync", {"--source"}, {"--extent"}, {"--discard-clone-changes"}, cmd_resync},
-      {"verify", {"--source"}, {"--extent"}, {"--repair"}, cmd_verify},
-      {"health", {}, {"--collect-ms"}, {"--json"}, cmd_health},
-      {"wake", {}, {"--interface", "--mac"}, {}, cmd_wake},
-      {"sleep", {}, {"--timeout-s"}, {}, cmd_sleep},
-  };
-  return table;
-}
-
-struct Invocation {
-  std::string config_path;
-  std::string log_level;
-  const CommandSpec* command = nullptr;
-  Options options;
+// The command line: --config and --log-level anywhere, then one command with its options.
+const base::cli::Program kProgram = {
+    .name = "clone-origin",
+    .about = "The reference original: captures writes into a commit log and ships it to cloned.\n",
+    .global_options = {{"--config", "FILE", true}, {"--log-level", "LEVEL"}},
+    .commands = {
+        {"workload",
+         concat(concat({{"--source", "IMAGE", true}, {"--seed", "N", true}, {"--bytes", "SIZE", true}}, kGeneratorOptions),
+                {{"--compare", "PATH"}}),
+         "",
+         "generate a seeded workload, write it to IMAGE and replicate it; returns\n"
+         "once every record is durable on the clone; --compare then checks that\n"
+         "IMAGE == PATH\n"},
+        {"capture",
+         concat({{"--source", "IMAGE", true}, {"--spool", "FILE", true}, {"--seed", "N", true}, {"--bytes", "SIZE", true}},
+                kGeneratorOptions),
+         "", "like workload, but the records go to a new spool file instead of the clone\n"},
+        {"replay", {{"--spool", "FILE", true}}, "", "validate the spool and send its records; returns once all are durable\n"},
+        {"resync", {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}}, "",
+         "bring the clone to IMAGE's content as a new generation, sending only the\n"
+         "extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
+         "the clone reports consistent. --discard-clone-changes overwrites a\n"
+         "Diverged clone (only if its cloned.toml allows it)\n"},
+        {"verify", {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}}, "",
+         "compare the clone with IMAGE by digest and print the ranges that differ;\n"
+         "exit 1 if any (after --repair: any the repair did not fix)\n"},
+        {"health", {{"--json", ""}, {"--collect-ms", "MS"}}, "",
+         "print the clone's health reports kept by this original, newest first;\n"
+         "--collect-ms first opens a health-only session (at most MS ms, ending\n"
+         "after a quiet moment) that collects and acknowledges waiting reports\n"},
+        {"wake", {{"--interface", "IF"}, {"--mac", "MAC"}}, "",
+         "send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
+         "or the MAC the clone told; out of IF, or [wake] interface\n"},
+        {"sleep", {{"--timeout-s", "N"}}, "",
+         "ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
+         "(default 30) for it to say it goes to sleep\n"},
+    },
+    .notes = "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
+             "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
+             "anywhere on the disk, sequential puts each right after the previous one and\n"
+             "wraps to offset 0 at the end of the disk.\n"
+             "\n"
+             "SIZE takes K, M, G suffixes (powers of 1024). Defaults: --write-min 4K,\n"
+             "--write-max 1M, --epoch-max 64, --pattern random, --trim-percent 0.\n"
+             "LEVEL: error, warning, notice, info, debug.\n",
 };
 
-bool allowed(const CommandSpec& spec, const std::string& name) {
-  for (const auto* list : {&spec.required, &spec.optional})
-    for (const std::string& n : *list)
-      if (n == name) return true;
-  return false;
-}
-
-bool is_flag(const CommandSpec& spec, const std::string& name) {
-  return std::find(spec.flags.begin(), spec.flags.end(), name) != spec.flags.end();
-}
-
-const CommandSpec& find_command(const std::string& name) {
-  for (const CommandSpec& spec : commands())
-    if (name == spec.name) return spec;
-  throw UsageError("unknown command '" + name + "'");
-}
-
-// Splits "--name=value" or "--name value" (flags, which take none, are handled before).
-std::pair<std::string, std::string> take_option(int argc, char** argv, int& i) {
-  std::string arg = argv[i];
-  const size_t eq = arg.find('=');
-  if (eq != std::string::npos) return {arg.substr(0, eq), arg.substr(eq + 1)};
-  if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-  return {arg, argv[++i]};
-}
-
-Invocation parse(int argc, char** argv) {
-  Invocation inv;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
-      if (inv.command != nullptr) throw UsageError("unexpected argument '" + arg + "'");
-      inv.command = &find_command(arg);
-      continue;
-    }
-    if (inv.command != nullptr && is_flag(*inv.command, arg)) {
-      if (!inv.options.emplace(arg, "").second) throw UsageError(arg + " given twice");
-      continue;
-    }
-    auto [name, value] = take_option(argc, argv, i);
-    if (name == "--config") inv.config_path = value;
-    else if (name == "--log-level") inv.log_level = value;
-    else if (inv.command == nullptr || !allowed(*inv.command, name)) throw UsageError("unknown option " + name);
-    else if (!inv.options.emplace(name, value).second) throw UsageError(name + " given twice");
-  }
-  if (inv.config_path.empty()) throw UsageError("--config FILE is required");
-  if (inv.command == nullptr) throw UsageError("no command given");
-  for (const std::string& name : inv.command->required)
-    if (inv.options.count(name) == 0) throw UsageError(std::string(inv.command->name) + " needs " + name);
-  return inv;
+Runner runner(std::string_view command) {
+  static const std::map<std::string_view, Runner> runners = {
+      {"workload", cmd_workload}, {"capture", cmd_capture}, {"replay", cmd_replay}, {"resync", cmd_resync},
+      {"verify", cmd_verify},     {"health", cmd_health},   {"wake", cmd_wake},     {"sleep", cmd_sleep}};
+  return runners.at(command);
 }
 
 void apply_log_level(const std::string& level) {
@@ -286,8 +220,8 @@ void apply_log_level(const std::string& level) {
   base::set_log_level(it->second);
 }
 
-int run(const Invocation& inv) {
-  base::Result<config::OriginConfig> cfg = config::load_origin_config(inv.config_path);
+int run(const Options& args) {
+  base::Result<config::OriginConfig> cfg = config::load_origin_config(args.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clone-origin: %s\n", cfg.status().message().c_str());
     return 1;
@@ -298,7 +232,7 @@ int run(const Invocation& inv) {
     return 1;
   }
   const config::DerivedKeys keys = config::derive_keys(*secret);
-  base::Status s = inv.command->run(*cfg, keys, inv.options);
+  base::Status s = runner(args.command->name)(*cfg, keys, args);
   if (!s.is_ok()) {
     std::fprintf(stderr, "clone-origin: %s\n", s.message().c_str());
     return 1;
@@ -306,31 +240,18 @@ int run(const Invocation& inv) {
   return 0;
 }
 
-bool wants_help(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (wants_help(argc, argv)) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  Invocation inv;
+  Options args;
+  if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
   try {
-    inv = parse(argc, argv);
-    apply_log_level(inv.log_level);
+    apply_log_level(args.get("--log-level"));
     // Generator options are checked here so that a bad number is a usage error.
-    if (inv.options.count("--seed") != 0) (void)workload_options(inv.options);
-    return run(inv);
+    if (args.has("--seed")) (void)workload_options(args);
+    return run(args);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "clone-origin: %s\n\n%s", e.what(), kUsage);
-    return 2;
+    return base::cli::usage_error(kProgram, args.command, e.what());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "clone-origin stopped on an unexpected error: %s\n", e.what());
     return 1;

@@ -6,9 +6,10 @@
 # clang-format. Usage: tidy_test.sh SOURCE_DIR   (meson test `tidy-ratchet`)
 set -euo pipefail
 source_dir=$1
-for tool in git clang-format; do
-  command -v "$tool" >/dev/null || { echo "skipped: $tool is not installed (scripts/setup.sh installs it)"; exit 77; }
-done
+# shellcheck source=../test/support/requires.sh
+. "$source_dir/test/support/requires.sh"
+requires_program git git
+requires_program clang-format clang-format
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/scripts"

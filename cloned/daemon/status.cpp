@@ -2,7 +2,7 @@
 #include "cloned/daemon/status.h"
 
 #include <chrono>
-#include <cstdio>
+#include <sstream>
 #include <toml++/toml.h>
 
 namespace cloned {
@@ -12,26 +12,17 @@ int64_t unix_ms_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-static std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(ch) < 0x20) continue;
-    out.push_back(ch);
-  }
-  return out + "\"";
-}
-
+// The document goes through toml++ both ways: its formatter does the quoting
+// and escaping, so any reason or peer text comes back as it was sent.
 std::string encode_live_status(const LiveStatus& s) {
-  std::string text;
-  auto num = [&](const char* k, uint64_t v) { text += std::string(k) + " = " + std::to_string(v) + "\n"; };
-  auto str = [&](const char* k, const std::string& v) { text += std::string(k) + " = " + quoted(v) + "\n"; };
-  text += "# The live status of cloned, answered on its control socket.\n";
+  toml::table t;
+  auto num = [&](const char* k, uint64_t v) { t.insert(k, static_cast<int64_t>(v)); };
+  auto str = [&](const char* k, const std::string& v) { t.insert(k, v); };
   num("pid", static_cast<uint64_t>(s.pid));
   num("updated_unix_ms", static_cast<uint64_t>(s.updated_unix_ms));
   str("state", s.state);
   str("state_reason", s.state_reason);
-  text += std::string("disk_failed = ") + (s.disk_failed ? "true" : "false") + "\n";
+  t.insert("disk_failed", s.disk_failed);
   num("generation", s.generation);
   num("applied_seq", s.applied_seq);
   num("applied_epoch", s.applied_epoch);
@@ -59,8 +50,10 @@ std::string encode_live_status(const LiveStatus& s) {
   num("wake_sleep_count", s.wake_sleep_count);
   num("wake_last_sleep_unix_ms", static_cast<uint64_t>(s.wake_last_sleep_unix_ms));
   num("wake_last_wake_unix_ms", static_cast<uint64_t>(s.wake_last_wake_unix_ms));
-
-  return text;
+  std::ostringstream text;
+  text << "# The live status of cloned, answered on its control socket.\n"
+       << toml::toml_formatter(t, toml::format_flags::none) << "\n";
+  return text.str();
 }
 
 base::Result<LiveStatus> decode_live_status(const std::string& text) {

@@ -163,10 +163,10 @@ TEST_CASE("clonectl status asks the daemon over its control socket and agrees wi
 
   const std::string json = r.clonectl({"status", "--config", r.p.clone_config, "--json"}, &code);
   CHECK(code == 0);
-  CHECK_MESSAGE(json.find("\"daemon\": \"running\"") != std::string::npos, json);
-  CHECK_MESSAGE(json.find("\"applied_seq\": " + std::to_string(live->applied_seq) + ",") != std::string::npos,
+  CHECK_MESSAGE(json.find("\"daemon\":\"running\"") != std::string::npos, json);
+  CHECK_MESSAGE(json.find("\"applied_seq\":" + std::to_string(live->applied_seq) + ",") != std::string::npos,
                 json << " vs " << live->applied_seq);
-  CHECK(json.find("\"lag_records\": 0,") != std::string::npos);
+  CHECK(json.find("\"lag_records\":0,") != std::string::npos);
   const std::string human = r.clonectl({"status", "--config", r.p.clone_config}, &code);
   CHECK_MESSAGE(human.find("running (pid " + std::to_string(r.cloned->pid()) + ")") != std::string::npos, human);
 

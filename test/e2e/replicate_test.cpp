@@ -65,8 +65,8 @@ void replicate_to(const TempDir& d, const std::string& target, const std::string
   CHECK(status.find("a bootable copy") != std::string::npos);
   std::string out_json;
   CHECK(harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out_json) == 0);
-  CHECK_MESSAGE(out_json.find("\"bootable\": true") != std::string::npos, out_json);
-  CHECK(out_json.find("\"daemon\": \"stopped\"") != std::string::npos);
+  CHECK_MESSAGE(out_json.find("\"bootable\":true") != std::string::npos, out_json);
+  CHECK(out_json.find("\"daemon\":\"stopped\"") != std::string::npos);
   std::string events;
   CHECK(harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", p.clone_config}, events) == 0);
   CHECK_MESSAGE(events.find("stopped cleanly at record") != std::string::npos, events);

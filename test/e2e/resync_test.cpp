@@ -59,9 +59,9 @@ uint64_t figure(const std::string& out, const std::string& key) {
 
 // "key": N from clonectl's JSON, or UINT64_MAX.
 uint64_t figure_json(const std::string& json, const std::string& key) {
-  const size_t at = json.find("\"" + key + "\": ");
+  const size_t at = json.find("\"" + key + "\":");
   if (at == std::string::npos) return UINT64_MAX;
-  return std::strtoull(json.c_str() + at + key.size() + 4, nullptr, 10);
+  return std::strtoull(json.c_str() + at + key.size() + 3, nullptr, 10);
 }
 
 std::vector<std::string> origin(const harness::Pair& p, std::vector<std::string> args) {
