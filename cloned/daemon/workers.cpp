@@ -12,7 +12,8 @@
 
 namespace cloned {
 
-// Events beyond this many waiting are dropped (and counted in the log): the
+// Events beyond this many waiting are dropped and counted; the count is
+// logged with the next event that gets through (StoreWorker::event). The
 // event log is informational and must not grow without bound (invariant 9).
 static constexpr size_t kMaxQueuedEvents = 256;
 
@@ -103,6 +104,20 @@ namespace {
 // Reads are issued in pieces of this size (a whole number of extents).
 constexpr uint64_t kDigestReadBytes = 1u << 20;
 
+// What the disk was asked to do, by the name the health monitor reports
+// ("The clone's disk failed a write ..."): a resync extent is a write or a
+// write of zeroes like a log record, not a different operation.
+const char* op_name(proto::MsgType type) {
+  switch (type) {
+    case proto::MsgType::write:
+    case proto::MsgType::resync_data: return "write";
+    case proto::MsgType::trim: return "discard";
+    case proto::MsgType::zero:
+    case proto::MsgType::resync_zero: return "write zeroes";
+    default: return "disk operation";
+  }
+}
+
 std::string extent_text(const proto::RecordHeader& h) {
   const std::string what = h.type == proto::MsgType::resync_data ? "resync data" : "record " + std::to_string(h.seq);
   return what + " (offset=" + std::to_string(h.offset_bytes) + " len=" + std::to_string(h.length_bytes) + ")";
@@ -142,7 +157,7 @@ void DiskWorkers::perform(Job& job) {
   Completion c{Completion::Kind::io, job.id, {}};
   c.offset_bytes = h.offset_bytes;
   c.length_bytes = h.length_bytes;
-  c.op = h.type == proto::MsgType::write ? "write" : h.type == proto::MsgType::trim ? "discard" : "write zeroes";
+  c.op = op_name(h.type);
   switch (h.type) {
     case proto::MsgType::write:
     case proto::MsgType::resync_data: {
@@ -241,9 +256,16 @@ void StoreWorker::commit(const apply::ReplicaState& state) {
 }
 
 void StoreWorker::event(const std::string& level, const std::string& kind, const std::string& message) {
+  uint64_t dropped_before = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (events_queued_ >= kMaxQueuedEvents) return;
+    if (events_queued_ >= kMaxQueuedEvents) {
+      ++events_dropped_;
+      ++events_dropped_unlogged_;
+      return;
+    }
+    dropped_before = events_dropped_unlogged_;
+    events_dropped_unlogged_ = 0;
     ++events_queued_;
     Job job;
     job.level = level;
@@ -252,6 +274,15 @@ void StoreWorker::event(const std::string& level, const std::string& kind, const
     jobs_.push_back(std::move(job));
   }
   wake_.notify_one();
+  // Once per burst, not once per dropped event: the log is bounded too.
+  if (dropped_before > 0)
+    LOG_WARN("%llu event(s) were not recorded in the state store: more than %zu were waiting",
+             static_cast<unsigned long long>(dropped_before), kMaxQueuedEvents);
+}
+
+uint64_t StoreWorker::events_dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return events_dropped_;
 }
 
 void StoreWorker::run_job(std::function<base::Status(store::Store&)> fn) {
