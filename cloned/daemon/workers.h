@@ -44,8 +44,9 @@ struct Completion {
   std::string read_back_note;
 };
 
-// Thread-safe queue of completions; `wake` is called after each push (from
-// the worker thread) and must be async-signal-safe-ish: uv_async_send.
+// Thread-safe queue of completions. `wake` is called after each push, on the
+// pushing thread (a disk or store worker, or the health monitor's) and under
+// the queue's lock, so it must be quick and must not push: uv_async_send.
 class Completions {
  public:
   void set_waker(std::function<void()> wake);
