@@ -74,7 +74,6 @@ class Daemon final : private LinkPort,
   int run();
 
  private:
-  friend struct Conn;
   // link.cpp: the listener, the handshake, frames and the session's messages
   base::Status listen();
   static void on_connection(uv_stream_t* server, int status);
