@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "base/log.h"
-#include "cloned/daemon/clock.h"
 #include "cloned/daemon/conn.h"
 #include "hwhealth/collect.h"
 
@@ -54,13 +53,16 @@ void HealthLink::poll_now() {
 
 // A health-only session: the machine is not involved (it may refuse writes
 // for good after a disk failure); the hello tells where the clone is.
-void HealthLink::on_hello(Conn* c, const proto::Hello& hello) {
+bool HealthLink::accept_hello(Conn* c, const proto::Hello& hello) {
+  if (hello.role == proto::Role::original && hello.pair_id == machine_.replica().pair_id) return true;
+  const std::string why = "the health-only hello is not from this pair's original.";
+  link_.send_error(c, proto::ErrorCode::pair_mismatch, why);
+  link_.close_conn(c, why);
+  return false;
+}
+
+void HealthLink::greet(Conn* c) {
   const apply::ReplicaState& r = machine_.replica();
-  if (hello.role != proto::Role::original || hello.pair_id != r.pair_id) {
-    const std::string why = "the health-only hello is not from this pair's original.";
-    link_.send_error(c, proto::ErrorCode::pair_mismatch, why);
-    return link_.close_conn(c, why);
-  }
   proto::Hello h;
   h.role = proto::Role::clone;
   h.pair_id = r.pair_id;
@@ -72,10 +74,7 @@ void HealthLink::on_hello(Conn* c, const proto::Hello& hello) {
   h.applied_epoch = machine_.durable().epoch;
   h.committed_seq = machine_.committed().seq;
   h.state = r.state;
-  c->phase = Conn::Phase::session;
   c->health.only = true;
-  c->deadline_ms = 0;
-  c->last_recv_ms = now_ms();
   base::Bytes out;
   proto::encode_hello(h, out);
   link_.send_plain(c, out);

@@ -59,7 +59,11 @@ class HealthLink {
   void poll_now();                     // after a resume: the hardware may have changed
   void stop();                         // joins the monitor's thread; no more reports
 
-  void on_hello(Conn* c, const proto::Hello& hello);  // a health-only hello
+  // A health-only hello: accepted if it is from this pair's original, else
+  // refused (the connection is closed). The daemon then opens the session
+  // and greet() answers with the clone's hello.
+  bool accept_hello(Conn* c, const proto::Hello& hello);
+  void greet(Conn* c);
   void on_frame(Conn* c, proto::MsgType type, proto::Frame& frame);  // of a health-only session
   void on_ack(Conn* c, proto::Frame& frame);
   void peer_ready(Conn* c);  // c got the clone's hello: it gets the backlog

@@ -35,10 +35,17 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
   on_session_frame(c, *type, frame);
 }
 
-// A session's hello: it supersedes the one before; Diverged detection runs
-// before it can take a write.
+// A hello opens a session. A health-only one is the health link's (no
+// records); any other supersedes the session before it, and Diverged
+// detection runs before it can take a write.
 void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
-  if ((hello.flags & proto::kHelloHealthOnly) != 0) return health_.on_hello(c, hello);
+  if ((hello.flags & proto::kHelloHealthOnly) != 0) {
+    if (!health_.accept_hello(c, hello)) return;
+    c->phase = Conn::Phase::session;
+    c->deadline_ms = 0;
+    c->last_recv_ms = now_ms();
+    return health_.greet(c);
+  }
   if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
   session_ = c;
   maintenance_.session_started();
