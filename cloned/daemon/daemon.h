@@ -74,7 +74,8 @@ class Daemon final : private LinkPort,
   int run();
 
  private:
-  // link.cpp: the listener, the handshake, frames and the session's messages
+  // link.cpp: the listener, the handshake, reading, deadlines;
+  // link_session.cpp: a connection's messages
   base::Status listen();
   static void on_connection(uv_stream_t* server, int status);
   void accept_one();
@@ -87,7 +88,7 @@ class Daemon final : private LinkPort,
   void update_reading();
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
-  // LinkPort (link.cpp): for the parts, and the daemon's own use.
+  // LinkPort (link_session.cpp): for the parts, and the daemon's own use.
   void send_plain(Conn* c, const base::Bytes& plain) override;
   void send_error(Conn* c, proto::ErrorCode code, const std::string& message) override;
   void close_conn(Conn* c, const std::string& why) override;
