@@ -4,12 +4,10 @@
 
 #include <uv.h>
 
-#include <deque>
 #include <memory>
-#include <set>
 #include <string>
 
-#include "cloned/daemon/health_monitor.h"
+#include "cloned/daemon/health_link.h"
 
 #include "proto/frame.h"
 #include "proto/handshake.h"
@@ -17,6 +15,12 @@
 namespace cloned {
 
 class Daemon;
+
+// One uv_write and the bytes it sends; freed in its write callback.
+struct WriteReq {
+  uv_write_t req{};
+  base::Bytes data;
+};
 
 // One TCP connection. Before authentication it holds only this struct and the
 // handshake state: a fixed budget whatever the peer sends (invariant 2).
@@ -42,12 +46,7 @@ struct Conn {
   uint64_t deadline_ms = 0;  // handshake or closing deadline; 0 = none
   uint64_t last_recv_ms = 0;
   uint64_t last_send_ms = 0;
-  // Health reports (health_link.cpp): ready once this peer got the clone's
-  // hello; health_only for a `clone-origin health` session (no records).
-  bool health_ready = false;
-  bool health_only = false;
-  std::deque<HealthOutgoing> health_queue;  // not sent yet
-  std::set<uint64_t> health_unacked;        // sent, not acknowledged
+  HealthPeer health;  // its health reports (health_link.h)
 
   size_t hs_need() const {
     return phase == Phase::client_hello ? proto::kClientHelloBytes : proto::kClientFinishBytes;

@@ -5,7 +5,7 @@
 // Protocol (one request per connection): the client sends one line of text,
 // "COMMAND [ARGS]\n", at most kControlRequestBytesMax bytes; the daemon answers
 // with a document (TOML for "status") or with one line "error: SENTENCE\n",
-// then closes. A command is one table entry: add_command("health", ..., fn).
+// then closes. A command is one table entry: add_command("status", ..., fn).
 //
 // Who may ask: the peer's credentials (SO_PEERCRED) must be root or the
 // daemon's own uid; anyone else is answered "error: ..." and logged, even if

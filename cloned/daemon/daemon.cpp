@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: MIT
+// The Daemon's loop (daemon.h): construction, run, carrying out the apply
+// machine's actions, the workers' completions, the tick, and stopping.
 #include "cloned/daemon/daemon.h"
 
-#include "cloned/daemon/conn.h"
-
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cassert>
 
 #include "base/log.h"
 #include "base/units.h"
+#include "cloned/daemon/conn.h"
 #include "cloned/daemon/status.h"
-#include "cloned/daemon/wake.h"
-#include "cloned/apply/decision.h"
 
 namespace cloned {
 
@@ -24,6 +21,11 @@ constexpr uint64_t kStopEpochWaitMs = 10000;  // SIGTERM: wait this long for the
 }  // namespace
 
 uint64_t now_ms() { return base::monotonic_ns() / 1'000'000; }
+
+static std::unique_ptr<store::Store> with_commit_delay(std::unique_ptr<store::Store> store, uint32_t delay_ms) {
+  store->set_commit_delay_ms(delay_ms);
+  return store;
+}
 
 static apply::Limits limits_from(const config::CloneConfig& c) {
   apply::Limits l;
@@ -40,19 +42,21 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
     : config_(config),
       keys_(keys),
       device_(std::move(device)),
-      store_(std::move(store)),
-      machine_(device_->geometry(), loaded, limits_from(config)) {
-  store_->set_commit_delay_ms(config_.store_commit_delay_ms);
-  disk_workers_ = std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_,
-                                                config_.read_back);
-  store_worker_ = std::make_unique<StoreWorker>(*store_, completions_);
+      store_(with_commit_delay(std::move(store), config.store_commit_delay_ms)),
+      machine_(device_->geometry(), loaded, limits_from(config)),
+      disk_workers_(std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_,
+                                                  config_.read_back)),
+      store_worker_(std::make_unique<StoreWorker>(*store_, completions_)),
+      health_(*this, *this, machine_, device_->geometry()),
+      maintenance_(*this, *this, machine_, device_->geometry(), *disk_workers_, *store_worker_),
+      divergence_(config.detect_divergence, *this, *device_, keys_.digest_key, machine_, *store_worker_) {
   last_logged_state_ = loaded.state;
 }
 
 Daemon::~Daemon() {
-  wake_.reset();  // joins a sleeper thread (a simulated sleep is cancelled)
-  // Workers join here, before the device and the store they use go away.
-  health_.reset();
+  waker_.reset();  // joins a sleeper thread (a simulated sleep is cancelled)
+  // Threads join here, before the device and the store they use go away.
+  health_.stop();
   disk_workers_.reset();
   store_worker_.reset();
   if (handles_open_) uv_loop_close(&loop_);
@@ -90,9 +94,8 @@ int Daemon::run() {
     if (r.state == proto::CloneState::diverged)
       LOG_ERROR("the clone is DIVERGED and takes no writes until clonectl decide: %s", r.state_reason.c_str());
     record_event("info", "start", "cloned started on " + device_->describe());
-    check_divergence("at startup");
-    start_health();
-    wake_start();
+    divergence_.check("at startup");
+    start_parts();
     publish_status();
     notifier_.ready(status_line());
   }
@@ -107,7 +110,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       base::Bytes out;
       proto::encode_hello(*a.hello_reply, out);
       send_plain(session_, out);
-      wake_announce();  // right after every hello: how to wake the clone
+      if (waker_) waker_->announce();  // right after every hello: how to wake the clone
       ++stats_.sessions;
       stats_.peer = session_->peer;
       stats_.session_since_unix_ms = static_cast<uint64_t>(unix_ms_now());
@@ -118,7 +121,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       record_event("info", "session", "session with " + session_->peer + " started at record " +
                                           std::to_string(a.hello_reply->applied_seq));
       publish_status();
-      health_peer_ready(session_);
+      health_.peer_ready(session_);
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
@@ -139,32 +142,7 @@ void Daemon::apply_actions(apply::Actions& a) {
     LOG_ERROR("the clone's disk failed; no more writes are taken until cloned is restarted: %s", f.message.c_str());
     record_event("error", "disk", f.message);
   }
-  Conn* c = session_;
-  if (c != nullptr) {
-    base::Bytes out;
-    for (const apply::SendBarrierAck& b : a.barrier_acks) {
-      out.clear();
-      proto::encode_barrier_ack(b.epoch, b.seq, out);
-      send_plain(c, out);
-    }
-    for (const apply::SendReceiptAck& r : a.receipt_acks) {
-      out.clear();
-      proto::encode_receipt_ack(r.seq, out);
-      send_plain(c, out);
-    }
-    for (const apply::SendCommitted& m : a.committed) {
-      out.clear();
-      proto::encode_committed(m.seq, out);
-      send_plain(c, out);
-    }
-    send_resync_actions(c, a);
-    if (!a.fail.empty() && session_ == c) {
-      const apply::FailSession& f = a.fail.front();
-      LOG_WARN("refused the session with %s: %s", c->peer.c_str(), f.message.c_str());
-      send_error(c, f.code, f.message);
-      close_conn(c, f.message);
-    }
-  }
+  if (session_ != nullptr) send_session_actions(session_, a);
   if (machine_.replica().state != last_logged_state_) {
     last_logged_state_ = machine_.replica().state;
     LOG_NOTICE("the clone is now %s%s%s", proto::clone_state_name(last_logged_state_),
@@ -173,6 +151,33 @@ void Daemon::apply_actions(apply::Actions& a) {
     publish_status();
   }
   finish_if_done();
+}
+
+// Acks and resync answers to the session; a failure ends it.
+void Daemon::send_session_actions(Conn* c, apply::Actions& a) {
+  base::Bytes out;
+  for (const apply::SendBarrierAck& b : a.barrier_acks) {
+    out.clear();
+    proto::encode_barrier_ack(b.epoch, b.seq, out);
+    send_plain(c, out);
+  }
+  for (const apply::SendReceiptAck& r : a.receipt_acks) {
+    out.clear();
+    proto::encode_receipt_ack(r.seq, out);
+    send_plain(c, out);
+  }
+  for (const apply::SendCommitted& m : a.committed) {
+    out.clear();
+    proto::encode_committed(m.seq, out);
+    send_plain(c, out);
+  }
+  maintenance_.send_actions(c, a);
+  if (!a.fail.empty() && session_ == c) {
+    const apply::FailSession& f = a.fail.front();
+    LOG_WARN("refused the session with %s: %s", c->peer.c_str(), f.message.c_str());
+    send_error(c, f.code, f.message);
+    close_conn(c, f.message);
+  }
 }
 
 void Daemon::drain_completions() {
@@ -184,27 +189,29 @@ void Daemon::drain_completions() {
           LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
           record_event("error", "read-back", c.read_back_note);
         }
-        if (!c.status.is_ok() && !c.digest_mismatch) health_io_error(c);
+        if (!c.status.is_ok() && !c.digest_mismatch) health_.io_error(c);
         machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
         break;
       case Completion::Kind::digest:
-        if (!c.status.is_ok()) health_io_error(c);
-        on_digest_done(c);
+        if (!c.status.is_ok()) health_.io_error(c);
+        maintenance_.on_digest_done(session_, c);
         break;
       case Completion::Kind::store_job:
         if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
         break;
       case Completion::Kind::flush:
-        if (!c.status.is_ok()) health_io_error(c);
+        if (!c.status.is_ok()) health_.io_error(c);
         machine_.on_flush_done(c.status, actions);
         break;
-      case Completion::Kind::health: pump_health(); break;
+      case Completion::Kind::health: health_.pump(); break;
       case Completion::Kind::commit:
         if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
         machine_.on_commit_done(c.status, actions);
         break;
       case Completion::Kind::event: break;
-      case Completion::Kind::checkpoint: wake_on_checkpoint(c.status); break;
+      case Completion::Kind::checkpoint:
+        if (waker_) waker_->on_checkpoint(c.status);
+        break;
     }
     apply_actions(actions);
   }
@@ -225,9 +232,9 @@ void Daemon::on_tick() {
     machine_.force_shutdown(forced);
     apply_actions(forced);
   }
-  wake_tick(now);
+  if (waker_) waker_->on_tick(now);
   if (now - last_status_ms_ >= kStatusIntervalMs) {
-    refresh_fingerprint_if_quiet();
+    divergence_.refresh_if_quiet(stopping_);
     publish_status();
   }
   notifier_.watchdog(now);
@@ -265,7 +272,7 @@ void Daemon::finish_if_done() {
     close_conn(session_, "the daemon is stopping");
   }
   record_event("info", "stop", "stopped cleanly at record " + std::to_string(p.seq));
-  save_final_fingerprint();
+  divergence_.save_final();
   publish_status();
   stop_loop();
 }
@@ -282,7 +289,7 @@ void Daemon::stop_loop() {
   conns_.clear();
   session_ = nullptr;
   if (control_) control_->close();
-  wake_close_handles();
+  if (waker_) waker_->close_handles();
   for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&listener_), reinterpret_cast<uv_handle_t*>(&wakeup_),
                          reinterpret_cast<uv_handle_t*>(&tick_), reinterpret_cast<uv_handle_t*>(&sigterm_),
                          reinterpret_cast<uv_handle_t*>(&sigint_)}) {
@@ -292,78 +299,6 @@ void Daemon::stop_loop() {
 
 void Daemon::record_event(const std::string& level, const std::string& kind, const std::string& message) {
   store_worker_->event(level, kind, message);
-}
-
-// One line for systemctl status: the state, the position, the lag, the link.
-std::string Daemon::status_line() const {
-  const apply::Position p = machine_.durable();
-  const uint64_t log_end = std::max(stats_.original_log_end, machine_.received_seq());
-  std::string line = std::string(proto::clone_state_name(machine_.replica().state)) + " at record " +
-                     std::to_string(p.seq) + ", " + std::to_string(log_end > p.seq ? log_end - p.seq : 0) +
-                     " behind; " + (machine_.in_session() ? "connected to " + stats_.peer : "waiting for the original");
-  if (progress_.active) line += "; " + std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
-  if (machine_.disk_failed()) line = "DISK FAILED; " + line;
-  return line;
-}
-
-void Daemon::publish_status() {
-  last_status_ms_ = now_ms();
-  notifier_.status(status_line());
-}
-
-// The commands clonectl can send on the control socket (control.h): one entry each.
-void Daemon::add_control_commands() {
-  control_->add_command("status", "the live status as a TOML document", [this](const std::string& args) {
-    if (!args.empty()) return ControlReply::error("status takes no arguments");
-    return ControlReply{true, encode_live_status(live_status())};
-  });
-  control_->add_command("decide", "decide discard-clone-changes|keep-diverged WHO: the decision for a Diverged clone",
-                        [this](const std::string& args) {
-                          const size_t space = args.find(' ');
-                          apply::Decision d;
-                          if (!apply::parse_decision(args.substr(0, space), d))
-                            return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
-                          const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
-                          apply::Actions actions;
-                          base::Status s = machine_.apply_decision(d, who, unix_ms_now(), actions);
-                          if (!s.is_ok()) return ControlReply::error(s.message());
-                          apply_actions(actions);
-                          const std::string& recorded = machine_.replica().decision;
-                          LOG_NOTICE("decision recorded: %s", recorded.c_str());
-                          record_event("notice", "decision", recorded);
-                          publish_status();
-                          return ControlReply{true, "recorded: " + recorded + "\n"};
-                        });
-}
-
-LiveStatus Daemon::live_status() const {
-  const apply::ReplicaState& r = machine_.replica();
-  LiveStatus s;
-  s.pid = getpid();
-  s.updated_unix_ms = unix_ms_now();
-  s.state = proto::clone_state_name(r.state);
-  s.state_reason = r.state_reason;
-  s.disk_failed = machine_.disk_failed();
-  s.generation = r.generation;
-  s.applied_seq = machine_.durable().seq;
-  s.applied_epoch = machine_.durable().epoch;
-  s.committed_seq = machine_.committed().seq;
-  // The original's log reaches at least as far as what it has sent.
-  s.original_log_end = std::max(stats_.original_log_end, machine_.received_seq());
-  s.link = stopped_cleanly_ ? "stopped" : machine_.in_session() ? "connected" : "waiting";
-  s.peer = stats_.peer;
-  s.session_since_unix_ms = static_cast<int64_t>(stats_.session_since_unix_ms);
-  s.sessions = stats_.sessions;
-  s.refused = stats_.refused;
-  s.bytes_received = stats_.bytes_received;
-  s.records_received = stats_.records_received;
-  s.held_bytes = machine_.held_bytes();
-  s.disk = device_->describe();
-  s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
-  if (progress_.active && now_ms() - progress_.updated_ms < 60000)
-    s.progress = std::string(progress_.kind == proto::ProgressKind::resync ? "resync " : "verify ") + progress_text();
-  wake_fill_status(s);
-  return s;
 }
 
 }  // namespace cloned

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The daemon's composition: the event loop (libuv), the link to the original,
-// the apply state machine, the disk workers and the store worker.
+// The daemon's composition: the event loop (libuv), the listener and the
+// connections to the original, the apply state machine, the disk workers and
+// the store worker, and the parts wired to them: the Waker (sleep and wake),
+// the HealthLink (health reports), Maintenance (resync and verify) and the
+// DivergenceGuard (Diverged detection). Each part owns its state and sees the
+// daemon only through the small host interface it declares (LinkPort,
+// WakeHost, HealthHost, MaintenanceHost, DivergenceHost).
 //
 // Threading: everything here runs on the loop thread except the workers,
 // which report back through Completions (woken with a uv_async). The machine
@@ -18,28 +23,28 @@
 
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
+#include "cloned/daemon/clock.h"
 #include "cloned/daemon/control.h"
-#include "cloned/daemon/health_monitor.h"
+#include "cloned/daemon/divergence.h"
+#include "cloned/daemon/health_link.h"
+#include "cloned/daemon/link_port.h"
+#include "cloned/daemon/maintenance.h"
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/sleep_policy.h"
 #include "cloned/daemon/status.h"
-#include "proto/wake_messages.h"
+#include "cloned/daemon/wake.h"
 #include "cloned/daemon/workers.h"
-#include "proto/resync.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
-
-namespace wol {
-struct LinkEvent;
-}
+#include "proto/resync.h"
+#include "proto/wake_messages.h"
 
 namespace cloned {
 
 struct Conn;
 struct LiveStatus;
-struct WakeRuntime;
 
-// Counters for status and tests.
+// The link's counters, for the live status (clonectl status) and systemd.
 struct LinkStats {
   uint64_t sessions = 0;
   uint64_t refused = 0;           // failed handshakes, refusals, protocol errors
@@ -50,7 +55,11 @@ struct LinkStats {
   uint64_t session_since_unix_ms = 0;
 };
 
-class Daemon {
+class Daemon final : private LinkPort,
+                     private WakeHost,
+                     private MaintenanceHost,
+                     private HealthHost,
+                     private DivergenceHost {
  public:
   Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
          std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
@@ -65,8 +74,8 @@ class Daemon {
   int run();
 
  private:
-  friend struct Conn;
-  // link.cpp
+  // link.cpp: the listener, the handshake, reading, deadlines;
+  // link_session.cpp: a connection's messages
   base::Status listen();
   static void on_connection(uv_stream_t* server, int status);
   void accept_one();
@@ -74,68 +83,51 @@ class Daemon {
   void on_handshake_bytes(Conn* c);
   void on_authenticated(Conn* c);
   void on_frame(Conn* c, proto::Frame frame);
+  void on_hello(Conn* c, const proto::Hello& hello);
   void on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
-  void send_plain(Conn* c, const base::Bytes& plain);
-  void send_error(Conn* c, proto::ErrorCode code, const std::string& message);
-  void close_conn(Conn* c, const std::string& why);
   void update_reading();
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
+  // LinkPort (link_session.cpp): for the parts, and the daemon's own use.
+  void send_plain(Conn* c, const base::Bytes& plain) override;
+  void send_error(Conn* c, proto::ErrorCode code, const std::string& message) override;
+  void close_conn(Conn* c, const std::string& why) override;
 
-  // maintenance.cpp: resync, verify and their progress
-  void on_maintenance_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
-  void on_digest_done(Completion& completion);
-  void send_resync_actions(Conn* c, apply::Actions& actions);
-  void note_progress(const proto::Progress& progress);
-  std::string progress_text() const;
-
-  // divergence.cpp
-  bool check_divergence(const char* when);
-  void before_session_writes();
-  void refresh_fingerprint_if_quiet();
-  void save_final_fingerprint();
-  // health_link.cpp
-  void start_health();
-  void on_health_hello(Conn* c, const proto::Hello& hello);
-  void on_health_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
-  void on_health_ack(Conn* c, proto::Frame& frame);
-  void health_peer_ready(Conn* c);
-  void pump_health();
-  void send_health(Conn* c);
-  void health_io_error(const Completion& c);
-
-  // daemon.cpp
+  // daemon.cpp: the loop, the machine's actions, stopping
+  void start_parts();
   void apply_actions(apply::Actions& actions);
+  void send_session_actions(Conn* c, apply::Actions& actions);
   void drain_completions();
   void on_tick();
   void on_signal(int signum);
-  void publish_status();
+  void finish_if_done();
+  void stop_loop();
+  void record_event(const std::string& level, const std::string& kind, const std::string& message) override;
+  // daemon_status.cpp: systemd's status line, the control socket
+  void publish_status() override;
   std::string status_line() const;
   LiveStatus live_status() const;
   void add_control_commands();  // the control socket's command table
-  void record_event(const std::string& level, const std::string& kind, const std::string& message);
-  void finish_if_done();
-  void stop_loop();
 
-  // wake.cpp (docs/WAKE.md)
-  void wake_start();
-  void wake_setup_power();
-  void wake_setup_logind();
-  void wake_logind_reschedule();
-  void wake_arm(const char* when);
-  proto::WakeInfo wake_info() const;
-  void wake_announce();
-  void wake_on_link_event(const wol::LinkEvent& e);
-  void wake_on_sleep_request();
-  SleepInputs wake_inputs(uint64_t now) const;
-  void wake_tick(uint64_t now);
-  void wake_on_checkpoint(const base::Status& s);
-  void wake_enter_sleep();
-  void wake_on_resumed(const base::Status& result);
-  void wake_relisten();
-  void wake_close_handles();
-  void wake_fill_status(LiveStatus& s) const;
+  // The parts' hosts (daemon_parts.cpp): what each part may see and do.
+  SleepInputs sleep_inputs(uint64_t now_ms) const override;
+  bool may_sleep() const override;
+  bool stopping() const override { return stopping_; }
+  bool connections_gone() const override { return conns_.empty(); }
+  bool session_ready() const override;
+  void send_to_session(const base::Bytes& plain) override;
+  void close_session(const std::string& why) override;
+  void stop_listening() override;
+  bool listen_again() override;
+  void checkpoint_store() override;
+  void after_resume() override;
+  void apply(apply::Actions& actions) override { apply_actions(actions); }
+  void keep_frame(apply::RecordId id, proto::Frame frame) override;
+  std::vector<Conn*> connections() const override { return conns_; }
+  bool loop_ending() const override { return stopped_cleanly_ || fatal_; }
 
+  // Construction order matters: the parts hold references to the machine,
+  // the device and the workers declared before them.
   config::CloneConfig config_;
   config::DerivedKeys keys_;
   std::unique_ptr<blockio::BlockDevice> device_;
@@ -144,7 +136,9 @@ class Daemon {
   Completions completions_;
   std::unique_ptr<DiskWorkers> disk_workers_;
   std::unique_ptr<StoreWorker> store_worker_;
-  std::unique_ptr<HealthMonitor> health_;  // null when it could not start
+  HealthLink health_;
+  Maintenance maintenance_;
+  DivergenceGuard divergence_;
 
   uv_loop_t loop_{};
   uv_tcp_t listener_{};
@@ -161,17 +155,6 @@ class Daemon {
   LinkStats stats_;
   Notifier notifier_;
   uint64_t next_conn_id_ = 1;
-  uint64_t session_serial_ = 0;       // counts sessions: digest replies go to the one that asked
-  uint32_t digests_outstanding_ = 0;  // of the current session
-  uint64_t last_fingerprint_us_ = 0, last_fingerprint_bytes_ = 0;
-  struct MaintenanceProgress {
-    bool active = false;
-    proto::ProgressKind kind = proto::ProgressKind::resync;
-    uint64_t done_bytes = 0, total_bytes = 0;
-    uint64_t first_ms = 0, first_done = 0;  // for the rate
-    uint64_t updated_ms = 0, last_log_ms = 0;
-    double rate_bytes_per_s = 0;
-  } progress_;
 
   bool stopping_ = false;
   uint64_t stop_deadline_ms_ = 0;
@@ -179,10 +162,8 @@ class Daemon {
   bool fatal_ = false;
   uint64_t last_status_ms_ = 0;
   proto::CloneState last_logged_state_ = proto::CloneState::fresh;
-  std::unique_ptr<WakeRuntime> wake_;
+  bool listener_closed_ = false;  // the listener's close callback ran (it may be set up again)
+  std::unique_ptr<Waker> waker_;  // from run(); null before
 };
-
-// Milliseconds on the monotonic clock.
-uint64_t now_ms();
 
 }  // namespace cloned

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The link to the original: accepting, the handshake under a fixed budget,
-// AEAD frames, and the session's messages.
+// The link to the original, its first half: listening, accepting, the
+// handshake under a fixed budget, reading frames with backpressure, and the
+// deadlines. The session's messages, sending and closing: link_session.cpp.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -21,13 +22,6 @@ constexpr size_t kReadBufferBytes = 256 * 1024;
 // (FrameReader::body_space); smaller rests, and the next frames' starts, go
 // through the read buffer, several frames a read.
 constexpr size_t kDirectReadMinBytes = 64 * 1024;
-constexpr size_t kWriteQueueBytesMax = 4u << 20;  // acks the original does not read
-constexpr uint64_t kCloseGraceMs = 2000;
-
-struct WriteReq {
-  uv_write_t req{};
-  base::Bytes data;
-};
 
 std::string peer_name(uv_tcp_t* tcp) {
   sockaddr_storage addr{};
@@ -211,171 +205,6 @@ void Daemon::on_authenticated(Conn* c) {
   c->phase = Conn::Phase::await_hello;
   c->deadline_ms = now_ms() + config_.handshake_timeout_ms;  // the hello must follow
   LOG_INFO("%s authenticated as the paired original", c->peer.c_str());
-}
-
-void Daemon::on_frame(Conn* c, proto::Frame frame) {
-  base::Result<proto::MsgType> type = proto::peek_type(frame.plain());
-  if (!type) {
-    send_error(c, proto::ErrorCode::protocol, type.status().message());
-    return close_conn(c, type.status().message());
-  }
-  if (c->phase == Conn::Phase::await_hello) {
-    proto::Hello hello;
-    base::Status s = *type == proto::MsgType::hello ? proto::decode_hello(frame.plain(), hello)
-                                                    : base::Status::error(EPROTO, "the first message after the handshake must be a hello.");
-    if (!s.is_ok()) {
-      send_error(c, proto::ErrorCode::protocol, s.message());
-      return close_conn(c, s.message());
-    }
-    if ((hello.flags & proto::kHelloHealthOnly) != 0) return on_health_hello(c, hello);
-    if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
-    session_ = c;
-    ++session_serial_;
-    digests_outstanding_ = 0;
-    c->phase = Conn::Phase::session;
-    c->deadline_ms = 0;
-    stats_.original_log_end = hello.log_end_seq;
-    // Diverged detection runs before the session can take a write.
-    check_divergence("before this session's first write");
-    apply::Actions actions;
-    machine_.start_session(hello, actions);
-    apply_actions(actions);
-    if (session_ == c && config_.detect_divergence) {
-      apply::Actions invalidate;
-      machine_.invalidate_fingerprint(invalidate);
-      apply_actions(invalidate);
-    }
-    return;
-  }
-  if (c->health_only) return on_health_frame(c, *type, frame);
-  on_session_frame(c, *type, frame);
-}
-
-void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
-  stats_.bytes_received += frame.plain_bytes;
-  switch (type) {
-    case proto::MsgType::write:
-    case proto::MsgType::trim:
-    case proto::MsgType::zero:
-    case proto::MsgType::barrier: {
-      proto::RecordHeader h;
-      base::ByteSpan payload;
-      if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
-        send_error(c, proto::ErrorCode::protocol, s.message());
-        return close_conn(c, s.message());
-      }
-      ++stats_.records_received;
-      apply::Actions actions;
-      apply::RecordId id = 0;
-      machine_.on_record(h, id, actions);
-      if (id != 0 && type == proto::MsgType::write) frames_.emplace(id, std::move(frame));
-      apply_actions(actions);
-      return;
-    }
-    case proto::MsgType::ping: {
-      uint64_t token = 0, log_end = 0;
-      if (proto::decode_ping(frame.plain(), token, log_end).is_ok()) {
-        stats_.original_log_end = std::max(stats_.original_log_end, log_end);
-        base::Bytes out;
-        proto::encode_pong(token, out);
-        send_plain(c, out);
-        return;
-      }
-      break;
-    }
-    case proto::MsgType::pong: return;
-    case proto::MsgType::resync_begin:
-    case proto::MsgType::digest_request:
-    case proto::MsgType::resync_data:
-    case proto::MsgType::resync_zero:
-    case proto::MsgType::resync_mark:
-    case proto::MsgType::resync_end:
-    case proto::MsgType::out_of_sync:
-    case proto::MsgType::progress:
-    case proto::MsgType::resync_state:
-    case proto::MsgType::digest_reply:
-    case proto::MsgType::resync_mark_ack:
-    case proto::MsgType::resync_done:
-      return on_maintenance_frame(c, type, frame);
-    case proto::MsgType::health_ack: return on_health_ack(c, frame);
-    case proto::MsgType::sleep_request:
-      if (proto::decode_sleep_request(frame.plain()).is_ok()) return wake_on_sleep_request();
-      break;
-    case proto::MsgType::goodbye:
-    case proto::MsgType::error: {
-      proto::ErrorMsg m;
-      base::Status s = type == proto::MsgType::error ? proto::decode_error(frame.plain(), m)
-                                                     : proto::decode_goodbye(frame.plain(), m);
-      return close_conn(c, std::string(type == proto::MsgType::error ? "the original reported an error: " : "the original said goodbye: ") +
-                               (s.is_ok() ? m.message : "(unreadable)"));
-    }
-    default: break;
-  }
-  const std::string msg = "unexpected or malformed message of type " + std::to_string(static_cast<int>(type)) + " in a session.";
-  send_error(c, proto::ErrorCode::protocol, msg);
-  close_conn(c, msg);
-}
-
-void Daemon::send_plain(Conn* c, const base::Bytes& plain) {
-  if (c->phase == Conn::Phase::closing || !c->sealer) return;
-  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
-  if (uv_stream_get_write_queue_size(stream) > kWriteQueueBytesMax) {
-    return close_conn(c, "the original does not read what the clone sends");
-  }
-  auto* w = new WriteReq;
-  c->sealer->seal(plain, w->data);
-  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, stream, &b, 1, [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
-  if (rc != 0) {
-    delete w;
-    return close_conn(c, std::string("write failed: ") + uv_strerror(rc));
-  }
-  c->last_send_ms = now_ms();
-}
-
-void Daemon::send_error(Conn* c, proto::ErrorCode code, const std::string& message) {
-  ++stats_.refused;
-  record_event("warning", "refused", c->peer + ": " + proto::error_code_name(code) + ": " + message);
-  base::Bytes out;
-  proto::encode_error({code, message}, out);
-  send_plain(c, out);
-}
-
-// Ends a connection: its session (if any) ends now; the socket is shut down
-// after pending writes (so an error message reaches the peer), then closed.
-void Daemon::close_conn(Conn* c, const std::string& why) {
-  if (c->phase == Conn::Phase::closing) return;
-  const bool was_session = c == session_;
-  const bool was_handshake = c->handshaking();
-  c->phase = Conn::Phase::closing;
-  c->deadline_ms = now_ms() + kCloseGraceMs;
-  if (!why.empty()) {
-    if (was_handshake) {
-      ++stats_.refused;
-      LOG_NOTICE("dropped %s during the handshake: %s", c->peer.c_str(), why.c_str());
-    } else {
-      LOG_INFO("link to %s closed: %s", c->peer.c_str(), why.c_str());
-    }
-  }
-  if (was_session) {
-    session_ = nullptr;
-    stats_.peer.clear();
-    apply::Actions actions;
-    machine_.end_session(actions);
-    apply_actions(actions);
-    record_event("info", "session", "session with " + c->peer + " ended: " + why);
-    publish_status();
-  }
-  auto* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
-  uv_read_stop(stream);
-  c->reading = false;
-  c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, stream, [](uv_shutdown_t* req, int) {
-        Conn* conn = static_cast<Conn*>(req->data);
-        conn->deadline_ms = 1;  // close at the next tick
-      }) != 0) {
-    c->deadline_ms = 1;
-  }
 }
 
 // Reading follows the machine's memory budget: backpressure, not buffering.

@@ -1,20 +1,32 @@
 // SPDX-License-Identifier: MIT
-// Internal to the daemon: the state of sleeping and waking (docs/WAKE.md).
-// The Daemon methods that drive it are in wake.cpp; this struct only holds
-// what they share. Everything here is used on the loop thread, except the
-// sleeper thread, which only calls power->sleep() and signals `resumed`.
+// Sleeping when idle and waking on the magic packet: the daemon's part
+// (docs/WAKE.md). The Waker arms the NIC at start, watches the link inside
+// the loop, tells the original its wake info after every hello and before
+// sleeping, asks the SleepPolicy every tick, and carries out a sleep:
+//   preparing: the store is checkpointed (the policy already waited until
+//              every acknowledged write was durable and committed);
+//   leaving:   re-armed, the original told (wake_info, going_to_sleep), its
+//              session and the listener closed; wait for the socket to go;
+//   asleep:    the PowerController suspends; on resume re-arm and listen.
+//
+// Threading: loop thread only, except the sleeper thread, which only calls
+// power->sleep() and signals the `resumed` async handle. Lifetime: the owner
+// calls close_handles() before the loop ends (their memory stays valid until
+// their close callbacks ran, inside uv_run) and destroys the Waker after
+// uv_run returned; the destructor joins the sleeper.
 #pragma once
 
 #include <uv.h>
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "base/bytes.h"
 #include "base/status.h"
+#include "cloned/apply/apply.h"
 #include "cloned/daemon/sleep_policy.h"
 #include "proto/wake_messages.h"
 #include "wol/arm.h"
@@ -25,7 +37,61 @@
 
 namespace cloned {
 
-struct WakeRuntime {
+struct LiveStatus;
+
+// What the Waker needs from the rest of the daemon (which implements it and
+// outlives the Waker). Loop thread only.
+class WakeHost {
+ public:
+  // The daemon's share of the sleep decision: sessions, pending work, resync
+  // and verify. The Waker fills in armed, unarmed_reason and sleep_requested.
+  virtual SleepInputs sleep_inputs(uint64_t now_ms) const = 0;
+  // False while stopping, after a fatal error and after a disk failure.
+  virtual bool may_sleep() const = 0;
+  virtual bool stopping() const = 0;
+  virtual bool connections_gone() const = 0;  // no connection open or closing
+  // The session whose hello was answered: messages for the original.
+  virtual bool session_ready() const = 0;
+  virtual void send_to_session(const base::Bytes& plain) = 0;
+  virtual void close_session(const std::string& why) = 0;
+  // Not listening while asleep; listen_again() returns true once listening
+  // again (false: not yet possible, ask again at the next tick).
+  virtual void stop_listening() = 0;
+  virtual bool listen_again() = 0;
+  virtual void checkpoint_store() = 0;  // completes with Waker::on_checkpoint
+  virtual void after_resume() = 0;      // the hardware may have changed while asleep
+  virtual void record_event(const std::string& level, const std::string& kind, const std::string& message) = 0;
+  virtual void publish_status() = 0;
+
+ protected:
+  ~WakeHost() = default;
+};
+
+// The [wake] settings of cloned.toml the Waker reads.
+struct WakeSettings {
+  std::string interface;  // "" = never sleeps
+  uint32_t idle_sleep_s = 0;
+  std::string power_backend = "logind";  // logind, sysfs, test-double
+  std::string sysfs_mode = "mem";
+  bool test_double_counts_as_armed = false;
+};
+
+class Waker {
+ public:
+  Waker(WakeHost& host, const apply::Machine& machine, uv_loop_t* loop, WakeSettings settings);
+  ~Waker();  // cancels a simulated sleep and joins the sleeper
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
+
+  void start();                                 // arms, opens the power backend and the link monitor
+  void on_tick(uint64_t now_ms);                // the policy, and the steps of a sleep
+  void on_checkpoint(const base::Status& result);  // the store's checkpoint before sleeping
+  void on_sleep_request();                      // the original asked the clone to sleep
+  void announce();                              // wake_info to the session: after every hello
+  void close_handles();                         // before the loop ends
+  void fill_status(LiveStatus& status) const;
+
+ private:
   enum class Phase {
     off,        // no [wake] interface: never sleeps
     awake,
@@ -33,48 +99,63 @@ struct WakeRuntime {
     leaving,    // told the original; waiting for its connection to close
     asleep,     // power->sleep() under way
   };
+  static const char* phase_name(Phase p);
 
-  WakeRuntime(uint64_t idle_sleep_ms, uint64_t now_ms) : policy(idle_sleep_ms, now_ms) {}
-  ~WakeRuntime();  // cancels a simulated sleep and joins the sleeper
+  // wake.cpp
+  void setup_power();
+  void arm(const char* when);
+  void rearm(const char* when);  // says what the arming is now, even if unchanged
+  proto::WakeInfo info() const;
+  void on_link_event(const wol::LinkEvent& e);
+  SleepInputs inputs(uint64_t now_ms) const;
+  void stay_awake();
+  // wake_sleep.cpp
+  void leave();
+  void enter_sleep();
+  void on_resumed(const base::Status& result);
+  void relisten();
+  // wake_logind.cpp
+  void setup_logind();
+  void on_prepare_for_sleep(bool going);
+  void logind_reschedule();
 
-  Phase phase = Phase::off;
-  SleepPolicy policy;
-  std::unique_ptr<wol::PowerController> power;
-  wol::PacketWakePower* test_double = nullptr;  // = power.get() for the test double
-  wol::LogindPower* logind = nullptr;           // = power.get() for logind
-  std::string power_error;                      // the backend could not be set up
+  WakeHost& host_;
+  const apply::Machine& machine_;
+  uv_loop_t* loop_;
+  const WakeSettings settings_;
 
-  wol::ArmStatus arm;
-  bool counts_as_armed = false;   // armed, or the test double's testing knob
-  std::string last_arm_state;     // to log changes only
-  wol::MacAddress mac;
-  bool mac_known = false;
+  Phase phase_ = Phase::off;
+  SleepPolicy policy_;
+  std::unique_ptr<wol::PowerController> power_;
+  wol::PacketWakePower* test_double_ = nullptr;  // = power_.get() for the test double
+  wol::LogindPower* logind_ = nullptr;           // = power_.get() for logind
+  std::string power_error_;                      // the backend could not be set up
 
-  std::unique_ptr<wol::LinkMonitor> link;
-  uv_poll_t link_poll{};
-  uv_poll_t bus_poll{};
-  uv_timer_t bus_timer{};
-  uv_async_t resumed{};
-  bool handles_open = false;
-  bool bus_open = false;
+  wol::ArmStatus arm_;
+  bool counts_as_armed_ = false;  // armed, or the test double's testing knob
+  std::string last_arm_state_;    // to log changes only
+  wol::MacAddress mac_;
+  bool mac_known_ = false;
 
-  std::thread sleeper;
-  std::mutex sleep_mutex;
-  base::Status sleep_result;      // set by the sleeper before it signals `resumed`
-  uint64_t leave_deadline_ms = 0;
-  bool relisten_pending = false;
-  bool listener_closed = false;   // the listener's close callback ran (it may be set up again)
+  std::unique_ptr<wol::LinkMonitor> link_;
+  uv_poll_t link_poll_{};
+  uv_poll_t bus_poll_{};
+  uv_timer_t bus_timer_{};
+  uv_async_t resumed_{};
+  bool handles_open_ = false;
+  bool bus_open_ = false;
 
-  bool sleep_requested = false;   // the original sent sleep_request
-  // Set by the apply machine's resync and verify once the lead wires them in;
-  // the policy never sleeps while either is true.
-  bool resync_active = false;
-  bool verify_active = false;
+  std::thread sleeper_;
+  std::mutex sleep_mutex_;
+  base::Status sleep_result_;  // set by the sleeper before it signals resumed_
+  uint64_t leave_deadline_ms_ = 0;
+  bool relisten_pending_ = false;
+  bool sleep_requested_ = false;  // the original sent sleep_request
 
-  std::string decision;           // the last reason for staying awake, for status
-  uint64_t sleep_count = 0;
-  int64_t last_sleep_unix_ms = 0;
-  int64_t last_wake_unix_ms = 0;
+  std::string decision_;  // the last reason for staying awake, for status
+  uint64_t sleep_count_ = 0;
+  int64_t last_sleep_unix_ms_ = 0;
+  int64_t last_wake_unix_ms_ = 0;
 };
 
 proto::WakeArm to_wake_arm(wol::ArmState s);

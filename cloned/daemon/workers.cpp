@@ -12,9 +12,6 @@
 
 namespace cloned {
 
-// Events beyond this many waiting are dropped (and counted in the log): the
-// event log is informational and must not grow without bound (invariant 9).
-static constexpr size_t kMaxQueuedEvents = 256;
 
 // The waker runs under the lock so that set_waker(nullptr) on the loop thread
 // cannot race with a worker about to wake a handle that is being closed.
@@ -103,6 +100,20 @@ namespace {
 // Reads are issued in pieces of this size (a whole number of extents).
 constexpr uint64_t kDigestReadBytes = 1u << 20;
 
+// What the disk was asked to do, by the name the health monitor reports
+// ("The clone's disk failed a write ..."): a resync extent is a write or a
+// write of zeroes like a log record, not a different operation.
+const char* op_name(proto::MsgType type) {
+  switch (type) {
+    case proto::MsgType::write:
+    case proto::MsgType::resync_data: return "write";
+    case proto::MsgType::trim: return "discard";
+    case proto::MsgType::zero:
+    case proto::MsgType::resync_zero: return "write zeroes";
+    default: return "disk operation";
+  }
+}
+
 std::string extent_text(const proto::RecordHeader& h) {
   const std::string what = h.type == proto::MsgType::resync_data ? "resync data" : "record " + std::to_string(h.seq);
   return what + " (offset=" + std::to_string(h.offset_bytes) + " len=" + std::to_string(h.length_bytes) + ")";
@@ -142,7 +153,7 @@ void DiskWorkers::perform(Job& job) {
   Completion c{Completion::Kind::io, job.id, {}};
   c.offset_bytes = h.offset_bytes;
   c.length_bytes = h.length_bytes;
-  c.op = h.type == proto::MsgType::write ? "write" : h.type == proto::MsgType::trim ? "discard" : "write zeroes";
+  c.op = op_name(h.type);
   switch (h.type) {
     case proto::MsgType::write:
     case proto::MsgType::resync_data: {
@@ -214,87 +225,6 @@ void DiskWorkers::perform_digest(const Job& job) {
     done += n;
   }
   done_.push(std::move(c));
-}
-
-StoreWorker::StoreWorker(store::Store& store, Completions& done) : store_(store), done_(done) {
-  thread_ = std::thread([this] { run(); });
-}
-
-StoreWorker::~StoreWorker() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
-}
-
-void StoreWorker::commit(const apply::ReplicaState& state) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Job job;
-    job.is_commit = true;
-    job.state = state;
-    jobs_.push_back(std::move(job));
-  }
-  wake_.notify_one();
-}
-
-void StoreWorker::event(const std::string& level, const std::string& kind, const std::string& message) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (events_queued_ >= kMaxQueuedEvents) return;
-    ++events_queued_;
-    Job job;
-    job.level = level;
-    job.kind = kind;
-    job.message = message;
-    jobs_.push_back(std::move(job));
-  }
-  wake_.notify_one();
-}
-
-void StoreWorker::run_job(std::function<base::Status(store::Store&)> fn) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Job job;
-    job.fn = std::move(fn);
-    jobs_.push_back(std::move(job));
-  }
-  wake_.notify_one();
-}
-
-void StoreWorker::checkpoint() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Job job;
-    job.is_checkpoint = true;
-    jobs_.push_back(std::move(job));
-  }
-  wake_.notify_one();
-}
-
-void StoreWorker::run() {
-  for (;;) {
-    Job job;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-      if (!job.is_commit && !job.is_checkpoint && !job.fn) --events_queued_;
-    }
-    if (job.is_checkpoint) {
-      done_.push(Completion{Completion::Kind::checkpoint, 0, store_.checkpoint()});
-    } else if (job.is_commit) {
-      done_.push(Completion{Completion::Kind::commit, 0, store_.save(job.state)});
-    } else if (job.fn) {
-      done_.push(Completion{Completion::Kind::store_job, 0, job.fn(store_)});
-    } else if (base::Status s = store_.append_event(job.level, job.kind, job.message); !s.is_ok()) {
-      LOG_WARN("could not record an event in the state store: %s", s.message().c_str());
-    }
-  }
 }
 
 }  // namespace cloned

@@ -44,8 +44,9 @@ struct Completion {
   std::string read_back_note;
 };
 
-// Thread-safe queue of completions; `wake` is called after each push (from
-// the worker thread) and must be async-signal-safe-ish: uv_async_send.
+// Thread-safe queue of completions. `wake` is called after each push, on the
+// pushing thread (a disk or store worker, or the health monitor's) and under
+// the queue's lock, so it must be quick and must not push: uv_async_send.
 class Completions {
  public:
   void set_waker(std::function<void()> wake);
@@ -114,7 +115,11 @@ class StoreWorker {
   StoreWorker& operator=(const StoreWorker&) = delete;
 
   void commit(const apply::ReplicaState& state);
+  // Queues an event for the store's log. At most kMaxQueuedEvents wait; more
+  // are dropped and counted, and the count is logged when the next event is
+  // queued after them.
   void event(const std::string& level, const std::string& kind, const std::string& message);
+  uint64_t events_dropped() const;  // since construction
   // Any other store work, in order with the commits (out-of-sync ranges, ...);
   // its status comes back as a store_job completion.
   void run_job(std::function<base::Status(store::Store&)> job);
@@ -133,10 +138,12 @@ class StoreWorker {
 
   store::Store& store_;
   Completions& done_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;
   size_t events_queued_ = 0;
+  uint64_t events_dropped_ = 0;           // in total
+  uint64_t events_dropped_unlogged_ = 0;  // since the last event that got through
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -10,6 +10,9 @@
 #include "blockio/faulty_device.h"
 #include "blockio/memory_device.h"
 #include "cloned/daemon/workers.h"
+#include "test/support/temp_dir.h"
+
+#include <future>
 
 namespace {
 
@@ -140,4 +143,59 @@ TEST_CASE("read-back catches a write the disk did not keep, rewrites it once, an
     CHECK(c.read_back_note.empty());
     CHECK(read_back(dev, 65536, 8192) != data);
   }
+}
+
+TEST_CASE("a failed write is reported to health by what it was: a resync extent's write is a write") {
+  struct Case {
+    proto::MsgType type;
+    const char* op;
+  };
+  for (const Case& k : {Case{proto::MsgType::write, "write"}, Case{proto::MsgType::resync_data, "write"},
+                        Case{proto::MsgType::zero, "write zeroes"}, Case{proto::MsgType::resync_zero, "write zeroes"},
+                        Case{proto::MsgType::trim, "discard"}}) {
+    CAPTURE(static_cast<int>(k.type));
+    blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+    blockio::FaultPlan plan;
+    plan.fail_write_after = 0;
+    dev.set_plan(plan);
+    cloned::Completions done;
+    cloned::DiskWorkers workers(dev, kKey, 1, done);
+    const std::vector<uint8_t> data = pattern(4096, 1);
+    const proto::RecordHeader h = header(k.type, 8192, data);
+    const bool carries_data = k.type == proto::MsgType::write || k.type == proto::MsgType::resync_data;
+    workers.submit(1, h, carries_data ? frame_with(h, data) : proto::Frame{});
+    cloned::Completion c = next(done, cloned::Completion::Kind::io);
+    CHECK(std::string(c.op) == k.op);
+    CHECK(c.offset_bytes == 8192);
+    CHECK(c.length_bytes == 4096);
+    if (carries_data) CHECK_FALSE(c.status.is_ok());
+  }
+}
+
+TEST_CASE("events beyond the queue's bound are dropped and counted, not lost silently") {
+  test_support::TempDir dir("workers_test");
+  REQUIRE(dir.ok());
+  auto opened = store::Store::open(dir.path(), store::OpenMode::read_write, proto::PairId{}, "file /x (1 MiB)");
+  REQUIRE_MESSAGE(opened.is_ok(), opened.status().message());
+  std::unique_ptr<store::Store> st = std::move(opened).value();
+  cloned::Completions done;
+  cloned::StoreWorker worker(*st, done);
+  // Hold the store thread so that the events pile up behind this job.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  worker.run_job([released](store::Store&) {
+    released.wait();
+    return base::Status::ok();
+  });
+  for (int i = 0; i < 300; ++i) worker.event("info", "test", "event " + std::to_string(i));
+  CHECK(worker.events_dropped() == 300 - 256);
+  release.set_value();
+  (void)next(done, cloned::Completion::Kind::store_job);
+  worker.event("info", "test", "after the burst");  // logs the count
+  CHECK(worker.events_dropped() == 300 - 256);
+  worker.run_job([](store::Store&) { return base::Status::ok(); });
+  (void)next(done, cloned::Completion::Kind::store_job);
+  base::Result<std::vector<store::Event>> events = st->recent_events(1000);
+  REQUIRE(events.is_ok());
+  CHECK(events->size() == 257);
 }

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+// The Waker's logind backend (wake.h): a delay lock held while awake, so that
+// a suspend started elsewhere (the lid, a user) waits until the NIC is
+// re-armed; PrepareForSleep(false) is the resume. The bus is polled inside
+// the loop.
+#include <poll.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "cloned/daemon/wake.h"
+
+namespace cloned {
+
+namespace {
+constexpr const char* kDelayLockWhy = "cloned makes its work durable and re-arms Wake-on-LAN";
+}  // namespace
+
+void Waker::setup_logind() {
+  base::Result<std::unique_ptr<wol::LogindPower>> bus = wol::LogindPower::connect_system_bus();
+  if (!bus) {
+    power_error_ = "cannot reach systemd-logind: " + bus.status().message() +
+                   " (set [wake] power = \"sysfs\" on systems without it)";
+    return;
+  }
+  logind_ = bus->get();
+  power_ = std::move(*bus);
+  logind_->set_sleep_failure_handler([this](const base::Status& s) { on_resumed(s); });
+  base::Status s = logind_->watch_prepare_for_sleep([this](bool going) { on_prepare_for_sleep(going); });
+  if (s.is_ok()) s = logind_->take_delay_lock(kDelayLockWhy);
+  if (!s.is_ok()) LOG_WARN("logind: %s", s.message().c_str());
+  uv_poll_init(loop_, &bus_poll_, logind_->fd());
+  bus_poll_.data = this;
+  uv_timer_init(loop_, &bus_timer_);
+  bus_timer_.data = this;
+  bus_open_ = true;
+  logind_reschedule();
+}
+
+void Waker::on_prepare_for_sleep(bool going) {
+  if (going) {
+    if (phase_ != Phase::asleep) rearm("before a suspend started elsewhere");  // someone else suspends the machine
+    logind_->release_delay_lock();
+  } else if (phase_ == Phase::asleep) {
+    on_resumed(base::Status::ok());
+  } else {
+    (void)logind_->take_delay_lock(kDelayLockWhy);
+    rearm("after a resume");
+  }
+}
+
+void Waker::logind_reschedule() {
+  if (!bus_open_) return;
+  const int want = logind_->poll_events();
+  uv_poll_start(&bus_poll_, ((want & POLLIN) ? UV_READABLE : 0) | ((want & POLLOUT) ? UV_WRITABLE : 0),
+                [](uv_poll_t* p, int, int) {
+                  Waker* w = static_cast<Waker*>(p->data);
+                  if (base::Status s = w->logind_->process(); !s.is_ok()) LOG_DEBUG("logind: %s", s.message().c_str());
+                  w->logind_reschedule();
+                });
+  const uint64_t at_usec = logind_->timeout_usec();
+  if (at_usec == UINT64_MAX) {
+    uv_timer_stop(&bus_timer_);
+    return;
+  }
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const uint64_t now_usec = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+  const uint64_t in_ms = at_usec > now_usec ? (at_usec - now_usec + 999) / 1000 : 0;
+  uv_timer_start(
+      &bus_timer_,
+      [](uv_timer_t* t) {
+        Waker* w = static_cast<Waker*>(t->data);
+        (void)w->logind_->process();
+        w->logind_reschedule();
+      },
+      in_ms, 0);
+}
+
+}  // namespace cloned
