@@ -344,7 +344,7 @@ int cmd_decide(const base::cli::Args& o) {
     std::fprintf(stderr, "clonectl: %s\n", s.status().message().c_str());
     return 1;
   }
-  if (base::Status r = apply::apply_decision(*s, d, who, cloned::unix_ms_now()); !r.is_ok()) {
+  if (base::Status r = apply::apply_decision(*s, d, who, base::unix_ms()); !r.is_ok()) {
     std::fprintf(stderr, "clonectl: %s\n", r.message().c_str());
     return 1;
   }

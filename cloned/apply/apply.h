@@ -171,7 +171,7 @@ class Machine {
 
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
-  // The owner's decision (store/decision.h); refused unless Diverged.
+  // The owner's decision (decision.h); refused unless Diverged.
   base::Status apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);
   // The disk's fingerprint as the daemon now leaves it (valid), or "about to
   // change" (the first write of a session waits until that is durable).

@@ -113,7 +113,7 @@ void Daemon::apply_actions(apply::Actions& a) {
       if (waker_) waker_->announce();  // right after every hello: how to wake the clone
       ++stats_.sessions;
       stats_.peer = session_->peer;
-      stats_.session_since_unix_ms = static_cast<uint64_t>(unix_ms_now());
+      stats_.session_since_unix_ms = static_cast<uint64_t>(base::unix_ms());
       LOG_INFO("session with %s: the clone is at record %llu (epoch %llu), the original's log ends at %llu",
                session_->peer.c_str(), static_cast<unsigned long long>(a.hello_reply->applied_seq),
                static_cast<unsigned long long>(a.hello_reply->applied_epoch),

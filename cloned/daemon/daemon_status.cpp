@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "cloned/apply/decision.h"
 #include "cloned/daemon/daemon.h"
 #include "cloned/daemon/status.h"
@@ -42,7 +43,7 @@ void Daemon::add_control_commands() {
                             return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
                           const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
                           apply::Actions actions;
-                          base::Status s = machine_.apply_decision(d, who, unix_ms_now(), actions);
+                          base::Status s = machine_.apply_decision(d, who, base::unix_ms(), actions);
                           if (!s.is_ok()) return ControlReply::error(s.message());
                           apply_actions(actions);
                           const std::string& recorded = machine_.replica().decision;
@@ -57,7 +58,7 @@ LiveStatus Daemon::live_status() const {
   const apply::ReplicaState& r = machine_.replica();
   LiveStatus s;
   s.pid = getpid();
-  s.updated_unix_ms = unix_ms_now();
+  s.updated_unix_ms = base::unix_ms();
   s.state = proto::clone_state_name(r.state);
   s.state_reason = r.state_reason;
   s.disk_failed = machine_.disk_failed();

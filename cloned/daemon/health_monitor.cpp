@@ -19,10 +19,7 @@ namespace {
 // (they stay in the store and are sent with the next backlog).
 constexpr size_t kOutboxMax = 1024;
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using base::unix_ms;
 
 uint64_t mono_ms() { return base::monotonic_ns() / 1'000'000; }
 

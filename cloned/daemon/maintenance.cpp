@@ -18,7 +18,7 @@ namespace {
 // peer (each costs a worker's read buffer).
 constexpr uint32_t kDigestsOutstandingMax = 16;
 
-std::string u64s(uint64_t v) { return std::to_string(v); }
+using base::u64s;
 
 }  // namespace
 

@@ -1,16 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/daemon/status.h"
 
-#include <chrono>
 #include <sstream>
 #include <toml++/toml.h>
 
 namespace cloned {
-
-int64_t unix_ms_now() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 // The document goes through toml++ both ways: its formatter does the quoting
 // and escaping, so any reason or peer text comes back as it was sent.

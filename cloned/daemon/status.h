@@ -15,7 +15,7 @@ namespace cloned {
 struct LiveStatus {
   int64_t pid = 0;
   int64_t updated_unix_ms = 0;
-  std::string state;          // fresh, consistent, inconsistent
+  std::string state;          // fresh, consistent, inconsistent, diverged
   std::string state_reason;
   bool disk_failed = false;
   uint64_t generation = 0;
@@ -23,7 +23,7 @@ struct LiveStatus {
   uint64_t applied_epoch = 0;
   uint64_t committed_seq = 0; // in the state store
   uint64_t original_log_end = 0;
-  std::string link;           // "connected" or "waiting"
+  std::string link;           // "connected", "waiting" or "stopped"
   std::string peer;
   int64_t session_since_unix_ms = 0;
   uint64_t sessions = 0;
@@ -42,7 +42,7 @@ struct LiveStatus {
   std::string wake_arm = "not_configured";  // armed, unsupported, no_permission, error, disarmed
   std::string wake_reason;
   std::string wake_power;        // the backend: logind, sysfs, test-double
-  std::string wake_phase;        // awake, preparing, asleep; "" when not configured
+  std::string wake_phase;        // awake, "preparing to sleep", "going to sleep", asleep; "" when not configured
   std::string wake_decision;     // why the clone is awake now
   uint64_t wake_idle_sleep_s = 0;
   uint64_t wake_sleep_count = 0;
@@ -56,7 +56,5 @@ base::Result<LiveStatus> decode_live_status(const std::string& text);
 
 // The one-line wake summary clonectl status shows (wake_status.cpp).
 std::string wake_status_line(const LiveStatus& s);
-
-int64_t unix_ms_now();
 
 }  // namespace cloned

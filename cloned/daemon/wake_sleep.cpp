@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "cloned/daemon/clock.h"
 #include "cloned/daemon/status.h"
 #include "cloned/daemon/wake.h"
@@ -87,7 +88,7 @@ void Waker::leave() {
 
 void Waker::enter_sleep() {
   ++sleep_count_;
-  last_sleep_unix_ms_ = unix_ms_now();
+  last_sleep_unix_ms_ = base::unix_ms();
   phase_ = Phase::asleep;
   const uint64_t at = machine_.durable().seq;
   LOG_NOTICE("sleeping (power %s), at record %llu; a magic packet for %s on %s wakes the clone", power_->name(),
@@ -113,7 +114,7 @@ void Waker::enter_sleep() {
 void Waker::on_resumed(const base::Status& result) {
   if (phase_ != Phase::asleep) return;
   phase_ = Phase::awake;
-  last_wake_unix_ms_ = unix_ms_now();
+  last_wake_unix_ms_ = base::unix_ms();
   sleep_requested_ = false;
   if (host_.stopping()) return;
   std::string why = result.is_ok() ? "awake again" : "the sleep failed: " + result.message();
