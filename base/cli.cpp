@@ -189,8 +189,8 @@ std::string help_text(const Program& program, const Command* command) {
 }
 
 int usage_error(const Program& program, const Command* command, std::string_view why) {
-  const std::string text = std::string(program.name) + ": " + std::string(why) + "\n" +
-                           usage_line(program, command) + help_pointer(program, command);
+  const std::string text = std::string(program.name) + ": " + std::string(why) + "\n" + usage_line(program, command) +
+                           help_pointer(program, command);
   std::fputs(text.c_str(), stderr);
   return 2;
 }

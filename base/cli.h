@@ -32,23 +32,23 @@ struct Option {
 };
 
 struct Command {
-  std::string_view name;     // "status"; empty: the program takes no command word
+  std::string_view name;  // "status"; empty: the program takes no command word
   std::vector<Option> options;
   std::string_view operand;  // one required word after the options, as the usage shows it; empty: none
   std::string_view about;    // what it does: lines ending in '\n', shown indented under its synopsis
 };
 
 struct Program {
-  std::string_view name;             // "clonectl"
-  std::string_view about;            // one or two lines under the program's usage line
+  std::string_view name;   // "clonectl"
+  std::string_view about;  // one or two lines under the program's usage line
   std::vector<Option> global_options;
   std::vector<Command> commands;
-  std::string_view notes;            // after the commands in the program's help (value formats, defaults)
+  std::string_view notes;  // after the commands in the program's help (value formats, defaults)
 };
 
 // What a command line asked for.
 struct Args {
-  const Command* command = nullptr;  // set when outcome is run; may be set with help and error too
+  const Command* command = nullptr;           // set when outcome is run; may be set with help and error too
   std::map<std::string, std::string> values;  // option name -> value ("" for a flag), globals included
   std::string operand;
 

@@ -36,7 +36,7 @@ bool is_retryable(proto::ErrorCode code) {
     case proto::ErrorCode::busy:
     case proto::ErrorCode::shutting_down:
     case proto::ErrorCode::timeout:
-    case proto::ErrorCode::disk_io:   // the clone may be restarted with its disk checked
+    case proto::ErrorCode::disk_io:  // the clone may be restarted with its disk checked
     case proto::ErrorCode::internal:
     // Damage in transit: the frame's authentication (or, for a length over
     // the limit, the check before it) caught it; a new session resends.
@@ -104,7 +104,8 @@ void Connection::queue(base::ByteSpan plain) {
 int Connection::poll_timeout_ms(uint64_t now, int wait_ms_max) const {
   uint64_t wait = idle_timeout_ms_ - std::min<uint64_t>(now - last_recv_ms_, idle_timeout_ms_);
   if (send_pending() == 0)
-    wait = std::min<uint64_t>(wait, keepalive_interval_ms_ - std::min<uint64_t>(now - last_send_ms_, keepalive_interval_ms_));
+    wait = std::min<uint64_t>(wait,
+                              keepalive_interval_ms_ - std::min<uint64_t>(now - last_send_ms_, keepalive_interval_ms_));
   return static_cast<int>(std::min<uint64_t>(wait, static_cast<uint64_t>(wait_ms_max)) + 1);
 }
 

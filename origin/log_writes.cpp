@@ -36,8 +36,8 @@ base::Status decode_extent(const Super& s, uint64_t sector, uint64_t nr_sectors,
   const uint64_t max_sectors = t.disk_bytes / s.sector_bytes;
   if (sector > max_sectors || nr_sectors > max_sectors - sector)
     return refuse(index, log_offset,
-                  "reaches past the end of the clone's disk (sector=" + u64s(sector) + " nr_sectors=" +
-                      u64s(nr_sectors) + " sectorsize=" + u64s(s.sector_bytes) +
+                  "reaches past the end of the clone's disk (sector=" + u64s(sector) +
+                      " nr_sectors=" + u64s(nr_sectors) + " sectorsize=" + u64s(s.sector_bytes) +
                       " disk_bytes=" + u64s(t.disk_bytes) + ")");
   out.offset_bytes = sector * s.sector_bytes;
   out.length_bytes = nr_sectors * s.sector_bytes;
@@ -53,12 +53,13 @@ base::Status decode_mark(const Super& s, base::ByteSpan header, uint64_t nr_sect
   if (nr_sectors != 0) return refuse(out.index, out.log_offset_bytes, "is a mark that covers sectors");
   if (data_len == 0) return refuse(out.index, out.log_offset_bytes, "is a mark without a name");
   if (data_len > kMarkNameBytesMax || data_len > s.sector_bytes - kEntryHeaderBytes)
-    return refuse(out.index, out.log_offset_bytes,
-                  "is a mark whose name of " + u64s(data_len) + " bytes is longer than " +
-                      u64s(kMarkNameBytesMax) + " bytes");
+    return refuse(
+        out.index, out.log_offset_bytes,
+        "is a mark whose name of " + u64s(data_len) + " bytes is longer than " + u64s(kMarkNameBytesMax) + " bytes");
   base::ByteSpan name = header.subspan(kEntryHeaderBytes, data_len);
   for (uint8_t c : name)
-    if (c < 0x20 || c > 0x7e) return refuse(out.index, out.log_offset_bytes, "is a mark whose name is not printable ASCII");
+    if (c < 0x20 || c > 0x7e)
+      return refuse(out.index, out.log_offset_bytes, "is a mark whose name is not printable ASCII");
   out.kind = Kind::mark;
   out.mark.assign(name.begin(), name.end());
   return base::Status::ok();
@@ -83,25 +84,25 @@ base::Result<Super> decode_super(base::ByteSpan first) {
     return base::Status::error(EINVAL, "the log does not start with the dm-log-writes magic (found " + hex(magic) +
                                            "); is it a dm-log-writes log?");
   if (version != kVersion)
-    return base::Status::error(EINVAL, "the log is dm-log-writes version " + u64s(version) +
-                                           "; only version 1 is understood.");
+    return base::Status::error(EINVAL,
+                               "the log is dm-log-writes version " + u64s(version) + "; only version 1 is understood.");
   if (s.sector_bytes != 512 && s.sector_bytes != 4096)
-    return base::Status::error(EINVAL, "the log's sector size is " + u64s(s.sector_bytes) +
-                                           " bytes; only 512 and 4096 are understood.");
+    return base::Status::error(
+        EINVAL, "the log's sector size is " + u64s(s.sector_bytes) + " bytes; only 512 and 4096 are understood.");
   return s;
 }
 
-base::Status decode_entry(const Super& s, base::ByteSpan header, uint64_t index, uint64_t log_offset,
-                          const Target& t, Entry& out) {
-  if (header.size() != s.sector_bytes) return refuse(index, log_offset, "is cut short: its header sector is incomplete");
+base::Status decode_entry(const Super& s, base::ByteSpan header, uint64_t index, uint64_t log_offset, const Target& t,
+                          Entry& out) {
+  if (header.size() != s.sector_bytes)
+    return refuse(index, log_offset, "is cut short: its header sector is incomplete");
   base::ByteReader r(header);
   const uint64_t sector = r.u64(), nr_sectors = r.u64(), flags = r.u64(), data_len = r.u64();
   out = Entry{};
   out.index = index;
   out.log_offset_bytes = log_offset;
   out.next_log_offset_bytes = log_offset + s.sector_bytes;
-  if ((flags & ~kFlagsKnown) != 0)
-    return refuse(index, log_offset, "has unknown flags " + hex(flags & ~kFlagsKnown));
+  if ((flags & ~kFlagsKnown) != 0) return refuse(index, log_offset, "has unknown flags " + hex(flags & ~kFlagsKnown));
   if (flags & kFlagMark) {
     if (flags & (kFlagDiscard | kFlagFlush | kFlagFua)) return refuse(index, log_offset, "is a mark with other flags");
     return decode_mark(s, header, nr_sectors, data_len, out);
@@ -117,8 +118,9 @@ base::Status decode_entry(const Super& s, base::ByteSpan header, uint64_t index,
   }
   if (nr_sectors == 0) {  // a bare flush
     if (data_len != 0 || sector != 0 || !out.flush_before)
-      return refuse(index, log_offset, "covers no sectors but is not a bare flush (flags=" + u64s(flags) +
-                                           " data_len=" + u64s(data_len) + ")");
+      return refuse(
+          index, log_offset,
+          "covers no sectors but is not a bare flush (flags=" + u64s(flags) + " data_len=" + u64s(data_len) + ")");
     out.kind = Kind::flush;
     return base::Status::ok();
   }
@@ -126,8 +128,9 @@ base::Status decode_entry(const Super& s, base::ByteSpan header, uint64_t index,
   BASE_TRY(decode_extent(s, sector, nr_sectors, t, out, index, log_offset));
   // The kernel leaves data_len 0 for writes; QEMU sets it to the bytes that follow.
   if (data_len != 0 && data_len != out.length_bytes)
-    return refuse(index, log_offset, "says data_len=" + u64s(data_len) + " but nr_sectors=" + u64s(nr_sectors) +
-                                         " of " + u64s(s.sector_bytes) + " bytes follow");
+    return refuse(index, log_offset,
+                  "says data_len=" + u64s(data_len) + " but nr_sectors=" + u64s(nr_sectors) + " of " +
+                      u64s(s.sector_bytes) + " bytes follow");
   out.data_log_offset_bytes = out.next_log_offset_bytes;
   out.next_log_offset_bytes += out.length_bytes;
   return base::Status::ok();

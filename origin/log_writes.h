@@ -39,7 +39,7 @@ inline constexpr size_t kSuperBytesMin = 28;  // the fields; the rest of sector 
 inline constexpr size_t kMarkNameBytesMax = 255;
 
 struct Super {
-  uint64_t nr_entries = 0;   // entries written so far: trust this, not the file size
+  uint64_t nr_entries = 0;  // entries written so far: trust this, not the file size
   uint32_t sector_bytes = 0;
 };
 
@@ -59,9 +59,9 @@ struct Entry {
   // (FLUSH, a preflush) or after it (FUA). A bare flush has flush_before.
   bool flush_before = false;
   bool fua = false;
-  uint64_t offset_bytes = 0;      // on the disk: write, discard
+  uint64_t offset_bytes = 0;  // on the disk: write, discard
   uint64_t length_bytes = 0;
-  std::string mark;               // a mark's name
+  std::string mark;                    // a mark's name
   uint64_t data_log_offset_bytes = 0;  // a write's data in the log
   uint64_t next_log_offset_bytes = 0;  // the next entry's header
 };
@@ -72,8 +72,8 @@ base::Result<Super> decode_super(base::ByteSpan first_bytes);
 
 // Decodes entry `index`, whose header sector (super.sector_bytes bytes)
 // starts at `log_offset_bytes`, and checks it against the clone's disk.
-base::Status decode_entry(const Super& super, base::ByteSpan header_sector, uint64_t index,
-                          uint64_t log_offset_bytes, const Target& target, Entry& out);
+base::Status decode_entry(const Super& super, base::ByteSpan header_sector, uint64_t index, uint64_t log_offset_bytes,
+                          const Target& target, Entry& out);
 
 // "entry 12 (log offset 6656)": how refusals name an entry.
 std::string where(uint64_t index, uint64_t log_offset_bytes);

@@ -98,11 +98,11 @@ std::string progress_line(const char* what, uint64_t done, uint64_t total, uint6
   const uint64_t elapsed = base::monotonic_ns() - start_ns;
   const double rate = elapsed > 0 ? static_cast<double>(done - start_done) * 1e9 / static_cast<double>(elapsed) : 0;
   char line[200];
-  std::snprintf(line, sizeof line, "%s: %.1f%% (%s of %s), %s, ETA %s", what,
-                total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0,
-                base::format_bytes(done).c_str(), base::format_bytes(total).c_str(),
-                format_rate(done - start_done, elapsed).c_str(),
-                rate > 0 ? (u64s(static_cast<uint64_t>(static_cast<double>(total - done) / rate)) + " s").c_str() : "unknown");
+  std::snprintf(
+      line, sizeof line, "%s: %.1f%% (%s of %s), %s, ETA %s", what,
+      total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0, base::format_bytes(done).c_str(),
+      base::format_bytes(total).c_str(), format_rate(done - start_done, elapsed).c_str(),
+      rate > 0 ? (u64s(static_cast<uint64_t>(static_cast<double>(total - done) / rate)) + " s").c_str() : "unknown");
   return line;
 }
 

@@ -27,8 +27,8 @@ bool all_zero(base::ByteSpan s) {
 }
 
 // Sends one extent of the image: zeroes as such, data with its digest.
-base::Status send_extent(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, Range r, base::AlignedBuffer& buf,
-                         ResyncReport& report) {
+base::Status send_extent(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, Range r,
+                         base::AlignedBuffer& buf, ResyncReport& report) {
   for (uint64_t done = 0; done < r.length_bytes;) {
     const uint64_t n = std::min<uint64_t>(r.length_bytes - done, proto::kMaxWritePayloadBytes);
     base::MutableByteSpan data(buf.data(), n);
@@ -57,7 +57,8 @@ base::Status send_extent(MaintenanceLink& link, SourceImage& image, const digest
 // Mark acks may still arrive while the end is awaited.
 FrameHandler scanner_extra(MaintenanceLink& link, uint64_t& acked) {
   return [&link, &acked](proto::MsgType t, base::ByteSpan m) -> base::Status {
-    if (t != proto::MsgType::resync_mark_ack) return link.violation("unexpected message " + u64s(static_cast<uint64_t>(t)));
+    if (t != proto::MsgType::resync_mark_ack)
+      return link.violation("unexpected message " + u64s(static_cast<uint64_t>(t)));
     return proto::decode_resync_mark_ack(m, acked);
   };
 }
@@ -82,8 +83,9 @@ base::Status resync_session(const SessionConfig& session, SourceImage& image, co
     proto::ResyncState state;
     BASE_TRY(proto::decode_resync_state(msg, state).with_context("the clone's resync_state is malformed"));
     report.started_at_bytes = state.cursor_bytes;
-    LOG_NOTICE("%s generation %" PRIu64 " %s at byte %" PRIu64 " of %" PRIu64, ranges.empty() ? "resync of" : "repair in",
-               begin.generation, state.resumed ? "resumed" : "began", state.cursor_bytes, state.total_bytes);
+    LOG_NOTICE("%s generation %" PRIu64 " %s at byte %" PRIu64 " of %" PRIu64,
+               ranges.empty() ? "resync of" : "repair in", begin.generation, state.resumed ? "resumed" : "began",
+               state.cursor_bytes, state.total_bytes);
     RateLimit rate(options.rate_bytes_max);
     Scanner scanner(link, image, key, options, rate, report.digested_bytes);
     base::AlignedBuffer buf(proto::kMaxWritePayloadBytes);
@@ -156,8 +158,8 @@ base::Result<ResyncReport> resync_clone(const SessionConfig& session, const Reco
     if (fatal) return s;
     if (report.sessions > sessions_before) failures = 0;  // it got somewhere: a fresh count
     if (++failures >= policy.attempts_max)
-      return base::Status::error(s.code(), "the resync gave up after " + u64s(failures) + " failed attempts in a row; last: " +
-                                               s.message());
+      return base::Status::error(
+          s.code(), "the resync gave up after " + u64s(failures) + " failed attempts in a row; last: " + s.message());
     LOG_NOTICE("resync interrupted (%s); resuming in %u ms", s.message().c_str(), backoff_ms);
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min(policy.max_ms, backoff_ms * 2);

@@ -38,11 +38,13 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
   MaintenanceLink link;
   proto::Hello clone;
   BASE_TRY(link.open(session, clone));
-  if (clone.generation != session.generation || clone.state != proto::CloneState::consistent || clone.applied_seq != at_seq)
-    return base::Status::error(EAGAIN, std::string("the clone is ") + proto::clone_state_name(clone.state) + " at generation " +
-                                           u64s(clone.generation) + ", record " + u64s(clone.applied_seq) +
-                                           "; verify compares a consistent clone of generation " + u64s(session.generation) +
-                                           " at record " + u64s(at_seq) + " (replicate or resync first).");
+  if (clone.generation != session.generation || clone.state != proto::CloneState::consistent ||
+      clone.applied_seq != at_seq)
+    return base::Status::error(
+        EAGAIN, std::string("the clone is ") + proto::clone_state_name(clone.state) + " at generation " +
+                    u64s(clone.generation) + ", record " + u64s(clone.applied_seq) +
+                    "; verify compares a consistent clone of generation " + u64s(session.generation) + " at record " +
+                    u64s(at_seq) + " (replicate or resync first).");
   VerifyReport report;
   const uint64_t start_ns = base::monotonic_ns();
   RateLimit rate(options.rate_bytes_max);
@@ -50,35 +52,37 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
   std::vector<Range> suspects;
   const uint64_t total = image.size_bytes();
   uint64_t last_progress_ns = 0;
-  BASE_TRY(scanner.scan(0, total, options.extent_bytes,
-                        [&](Range r) {
-                          suspects.push_back(r);
-                          return base::Status::ok();
-                        },
-                        [&](uint64_t at) {
-                          const uint64_t now = base::monotonic_ns();
-                          if (now - last_progress_ns >= 1'000'000'000ull) {
-                            last_progress_ns = now;
-                            send_progress(link, proto::ProgressKind::verify, at, total);
-                            std::fprintf(stderr, "%s\n", progress_line("verify", at, total, 0, start_ns).c_str());
-                          }
-                          return base::Status::ok();
-                        }));
+  BASE_TRY(scanner.scan(
+      0, total, options.extent_bytes,
+      [&](Range r) {
+        suspects.push_back(r);
+        return base::Status::ok();
+      },
+      [&](uint64_t at) {
+        const uint64_t now = base::monotonic_ns();
+        if (now - last_progress_ns >= 1'000'000'000ull) {
+          last_progress_ns = now;
+          send_progress(link, proto::ProgressKind::verify, at, total);
+          std::fprintf(stderr, "%s\n", progress_line("verify", at, total, 0, start_ns).c_str());
+        }
+        return base::Status::ok();
+      }));
   report.suspect_extents = suspects.size();
   // The second look, in 4 KiB blocks: what differs still, and exactly where.
   for (const Range& sus : suspects) {
     uint64_t rechecked = 0;
     Scanner fine(link, image, session.digest_key, options, rate, rechecked);
-    BASE_TRY(fine.scan(sus.offset_bytes, sus.offset_bytes + sus.length_bytes, kVerifyBlockBytes,
-                       [&](Range r) {
-                         if (!report.out_of_sync.empty() &&
-                             report.out_of_sync.back().offset_bytes + report.out_of_sync.back().length_bytes == r.offset_bytes)
-                           report.out_of_sync.back().length_bytes += r.length_bytes;
-                         else
-                           report.out_of_sync.push_back(r);
-                         return base::Status::ok();
-                       },
-                       [](uint64_t) { return base::Status::ok(); }));
+    BASE_TRY(fine.scan(
+        sus.offset_bytes, sus.offset_bytes + sus.length_bytes, kVerifyBlockBytes,
+        [&](Range r) {
+          if (!report.out_of_sync.empty() &&
+              report.out_of_sync.back().offset_bytes + report.out_of_sync.back().length_bytes == r.offset_bytes)
+            report.out_of_sync.back().length_bytes += r.length_bytes;
+          else
+            report.out_of_sync.push_back(r);
+          return base::Status::ok();
+        },
+        [](uint64_t) { return base::Status::ok(); }));
   }
   for (const Range& r : report.out_of_sync) {
     base::Bytes out;

@@ -20,7 +20,8 @@ void RateLimit::take(uint64_t bytes) {
   used_ += bytes;
   const uint64_t due_ns = static_cast<uint64_t>(static_cast<double>(used_) * 1e9 / static_cast<double>(rate_));
   const uint64_t elapsed = base::monotonic_ns() - start_ns_;
-  if (due_ns > elapsed) std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(due_ns - elapsed, 1'000'000'000)));
+  if (due_ns > elapsed)
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(due_ns - elapsed, 1'000'000'000)));
 }
 
 base::Status image_digests(SourceImage& image, const digest::DigestKey& key, uint64_t offset, uint32_t extent,
@@ -59,10 +60,11 @@ base::Status Scanner::request(uint64_t offset, uint64_t to, uint32_t extent, uin
   return image_digests(image_, key_, p.request.offset_bytes, extent, p.request.count, buf_, p.local);
 }
 
-base::Status Scanner::scan(uint64_t from, uint64_t to, uint32_t extent, const std::function<base::Status(Range)>& differ,
+base::Status Scanner::scan(uint64_t from, uint64_t to, uint32_t extent,
+                           const std::function<base::Status(Range)>& differ,
                            const std::function<base::Status(uint64_t)>& chunk_done) {
-  const uint32_t per_request = static_cast<uint32_t>(
-      std::clamp<uint64_t>(options_.request_bytes_max / extent, 1, proto::kMaxDigestsPerRequest));
+  const uint32_t per_request =
+      static_cast<uint32_t>(std::clamp<uint64_t>(options_.request_bytes_max / extent, 1, proto::kMaxDigestsPerRequest));
   uint64_t next_request = from, next_handle = from;
   std::map<uint64_t, Pending> pending;  // by offset
   const FrameHandler on_reply = [&](proto::MsgType t, base::ByteSpan m) -> base::Status {

@@ -47,7 +47,8 @@ cli::Parsed parse(const cli::Program& program, const std::vector<const char*>& w
 }  // namespace
 
 TEST_CASE("global and command options are read in either order, with a space or an equals sign") {
-  const cli::Parsed p = parse(tool(), {"--config", "c.toml", "copy", "--source=a.img", "--repair", "--log-level", "debug"});
+  const cli::Parsed p =
+      parse(tool(), {"--config", "c.toml", "copy", "--source=a.img", "--repair", "--log-level", "debug"});
   REQUIRE(p.outcome == cli::Outcome::run);
   REQUIRE(p.args.command != nullptr);
   CHECK(p.args.command->name == "copy");
@@ -122,10 +123,12 @@ TEST_CASE("usage text: one synopsis style, wrapped at 80 columns, the program's 
   CHECK(cli::help_text(tool(), &copy) == cli::synopsis(tool(), copy) + "  copy IMAGE\n");
   const std::string all = cli::help_text(tool(), nullptr);
   CHECK(all.starts_with("usage: tool --config FILE [--log-level LEVEL] COMMAND [OPTIONS]\nA tool for the tests.\n"));
-  CHECK(all.find("\ncommands:\n  copy --source IMAGE [--extent SIZE] [--repair]\n      copy IMAGE\n") != std::string::npos);
+  CHECK(all.find("\ncommands:\n  copy --source IMAGE [--extent SIZE] [--repair]\n      copy IMAGE\n") !=
+        std::string::npos);
   CHECK(all.find("  decide keep|discard\n      record a decision\n") != std::string::npos);
   CHECK(all.ends_with("\nSIZE takes K, M, G suffixes.\n\nRun 'tool COMMAND --help' for one command.\n"));
-  CHECK(cli::help_text(daemon(), nullptr) == "usage: daemon --config FILE [--log-level LEVEL]\n  run in the foreground\n");
+  CHECK(cli::help_text(daemon(), nullptr) ==
+        "usage: daemon --config FILE [--log-level LEVEL]\n  run in the foreground\n");
   for (const std::string& text : {all, cli::help_text(tool(), &copy)}) {
     size_t start = 0;
     while (start < text.size()) {

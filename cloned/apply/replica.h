@@ -17,25 +17,25 @@ namespace apply {
 // every byte below it holds the original's data as of the resync.
 struct ResyncProgress {
   uint64_t generation = 0;
-  uint64_t target_seq = 0;      // the log position the resync brings the clone to
+  uint64_t target_seq = 0;  // the log position the resync brings the clone to
   uint64_t target_epoch = 0;
   uint64_t cursor_bytes = 0;
   uint32_t extent_bytes = 0;
-  uint32_t flags = 0;           // proto::kResync* flags of its resync_begin
+  uint32_t flags = 0;  // proto::kResync* flags of its resync_begin
   bool active() const { return generation != 0; }
 };
 
 struct ReplicaState {
   proto::PairId pair_id{};
-  std::string disk_identity;        // DiskIdentity::describe() at pairing, for display
+  std::string disk_identity;  // DiskIdentity::describe() at pairing, for display
   uint64_t generation = 1;
-  uint64_t committed_seq = 0;       // a barrier's sequence number, 0 = none
-  uint64_t committed_epoch = 0;     // the epoch that barrier closed
+  uint64_t committed_seq = 0;    // a barrier's sequence number, 0 = none
+  uint64_t committed_epoch = 0;  // the epoch that barrier closed
   // Records up to reserved_seq may have been written to the disk. Equal to
   // committed_seq after a clean stop; larger after a crash (see ARCHITECTURE).
   uint64_t reserved_seq = 0;
   proto::CloneState state = proto::CloneState::fresh;
-  std::string state_reason;         // a sentence, "" when consistent
+  std::string state_reason;  // a sentence, "" when consistent
   // The state is inconsistent until the applied position reaches this (0 = n/a).
   uint64_t consistent_at_seq = 0;
   int64_t updated_unix_ms = 0;
@@ -48,7 +48,7 @@ struct ReplicaState {
   // last left it. Not valid while a session may be writing.
   base::Bytes fingerprint;
   bool fingerprint_valid = false;
-  std::string decision;             // the last clonectl decide, "" = none
+  std::string decision;  // the last clonectl decide, "" = none
 };
 
 }  // namespace apply

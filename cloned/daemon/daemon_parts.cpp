@@ -30,11 +30,11 @@ void Daemon::start_parts() {
   waker_->start();
 }
 
-
 SleepInputs Daemon::sleep_inputs(uint64_t now) const {
   SleepInputs in;
   in.now_ms = now;
-  in.session_open = session_ != nullptr || machine_.in_session() || machine_.hello_pending() || pending_handshakes() > 0;
+  in.session_open =
+      session_ != nullptr || machine_.in_session() || machine_.hello_pending() || pending_handshakes() > 0;
   in.work_pending = machine_.held_bytes() > 0 || machine_.in_flight() > 0 || machine_.queued() > 0 ||
                     !frames_.empty() || machine_.committed().seq < machine_.durable().seq;
   in.mid_epoch = machine_.in_session() && machine_.received_seq() > machine_.durable().seq;

@@ -28,8 +28,8 @@ namespace cloned {
 
 // One connection's share of the reports (a member of Conn).
 struct HealthPeer {
-  bool ready = false;  // the peer got the clone's hello
-  bool only = false;   // a `clone-origin health` session: no records
+  bool ready = false;                // the peer got the clone's hello
+  bool only = false;                 // a `clone-origin health` session: no records
   std::deque<HealthOutgoing> queue;  // not sent yet
   std::set<uint64_t> unacked;        // sent, not acknowledged
 };
@@ -38,7 +38,7 @@ struct HealthPeer {
 class HealthHost {
  public:
   virtual std::vector<Conn*> connections() const = 0;  // a copy: sending may close some
-  virtual bool loop_ending() const = 0;                 // stopped or failed: send nothing more
+  virtual bool loop_ending() const = 0;                // stopped or failed: send nothing more
 
  protected:
   ~HealthHost() = default;

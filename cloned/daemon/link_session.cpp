@@ -23,8 +23,9 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
   }
   if (c->phase == Conn::Phase::await_hello) {
     proto::Hello hello;
-    base::Status s = *type == proto::MsgType::hello ? proto::decode_hello(frame.plain(), hello)
-                                                    : base::Status::error(EPROTO, "the first message after the handshake must be a hello.");
+    base::Status s = *type == proto::MsgType::hello
+                         ? proto::decode_hello(frame.plain(), hello)
+                         : base::Status::error(EPROTO, "the first message after the handshake must be a hello.");
     if (!s.is_ok()) {
       send_error(c, proto::ErrorCode::protocol, s.message());
       return close_conn(c, s.message());
@@ -91,7 +92,8 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
       }
       break;
     }
-    case proto::MsgType::pong: return;
+    case proto::MsgType::pong:
+      return;
     case proto::MsgType::resync_begin:
     case proto::MsgType::digest_request:
     case proto::MsgType::resync_data:
@@ -105,7 +107,8 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
     case proto::MsgType::resync_mark_ack:
     case proto::MsgType::resync_done:
       return maintenance_.on_frame(c, type, frame);
-    case proto::MsgType::health_ack: return health_.on_ack(c, frame);
+    case proto::MsgType::health_ack:
+      return health_.on_ack(c, frame);
     case proto::MsgType::sleep_request:
       if (proto::decode_sleep_request(frame.plain()).is_ok()) {
         if (waker_) waker_->on_sleep_request();
@@ -117,12 +120,15 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
       proto::ErrorMsg m;
       base::Status s = type == proto::MsgType::error ? proto::decode_error(frame.plain(), m)
                                                      : proto::decode_goodbye(frame.plain(), m);
-      return close_conn(c, std::string(type == proto::MsgType::error ? "the original reported an error: " : "the original said goodbye: ") +
+      return close_conn(c, std::string(type == proto::MsgType::error ? "the original reported an error: "
+                                                                     : "the original said goodbye: ") +
                                (s.is_ok() ? m.message : "(unreadable)"));
     }
-    default: break;
+    default:
+      break;
   }
-  const std::string msg = "unexpected or malformed message of type " + std::to_string(static_cast<int>(type)) + " in a session.";
+  const std::string msg =
+      "unexpected or malformed message of type " + std::to_string(static_cast<int>(type)) + " in a session.";
   send_error(c, proto::ErrorCode::protocol, msg);
   close_conn(c, msg);
 }

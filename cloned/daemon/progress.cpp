@@ -22,8 +22,7 @@ bool MaintenanceProgress::note(const proto::Progress& p, uint64_t now) {
   total_bytes_ = p.total_bytes;
   updated_ms_ = now;
   if (now > first_ms_)
-    rate_bytes_per_s_ =
-        static_cast<double>(p.done_bytes - first_done_) * 1000.0 / static_cast<double>(now - first_ms_);
+    rate_bytes_per_s_ = static_cast<double>(p.done_bytes - first_done_) * 1000.0 / static_cast<double>(now - first_ms_);
   if (p.done_bytes >= p.total_bytes) {
     active_ = false;
     return true;

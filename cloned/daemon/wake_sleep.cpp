@@ -119,8 +119,10 @@ void Waker::on_resumed(const base::Status& result) {
   if (host_.stopping()) return;
   std::string why = result.is_ok() ? "awake again" : "the sleep failed: " + result.message();
   if (result.is_ok() && test_double_ != nullptr) why += " (" + test_double_->last_wake_reason() + ")";
-  if (result.is_ok()) LOG_NOTICE("%s; re-arming and listening", why.c_str());
-  else LOG_WARN("%s; staying awake and listening", why.c_str());
+  if (result.is_ok())
+    LOG_NOTICE("%s; re-arming and listening", why.c_str());
+  else
+    LOG_WARN("%s; staying awake and listening", why.c_str());
   host_.record_event(result.is_ok() ? "notice" : "warning", "wake", why);
   if (logind_ != nullptr) (void)logind_->take_delay_lock("cloned makes its work durable and re-arms Wake-on-LAN");
   if (link_) link_->on_readable();  // re-check the link: changes queued while asleep

@@ -49,4 +49,3 @@ TEST_CASE("the digest of no bytes is defined and keyed") {
   const digest::Digest b = digest::keyed_digest(key_of(2), {});
   CHECK_FALSE(digest::digest_equal(a, b));
 }
-

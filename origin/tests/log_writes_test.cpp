@@ -125,5 +125,6 @@ TEST_CASE("every bad entry is refused with its index and log offset, never round
   }
   lw::Entry e;
   const base::Bytes cut(100, 0);
-  CHECK(lw::decode_entry(k512, base::ByteSpan(cut), 7, 4096, kDisk, e).message().find("cut short") != std::string::npos);
+  CHECK(lw::decode_entry(k512, base::ByteSpan(cut), 7, 4096, kDisk, e).message().find("cut short") !=
+        std::string::npos);
 }

@@ -57,7 +57,8 @@ TEST_CASE("--help prints the program's usage, COMMAND --help that command's, on 
       {"CLONECTL_BIN", {"status", "--help"}, "usage: clonectl status --config FILE [--json]\n  "},
       {"CLONECTL_BIN", {"decide", "-h"}, "usage: clonectl decide --config FILE discard-clone-changes|keep-diverged\n"},
       {"ORIGIN_BIN", {"--help"}, "usage: clone-origin --config FILE [--log-level LEVEL] COMMAND [OPTIONS]\n"},
-      {"ORIGIN_BIN", {"--config", "/nonexistent", "health", "--help"},
+      {"ORIGIN_BIN",
+       {"--config", "/nonexistent", "health", "--help"},
        "usage: clone-origin --config FILE [--log-level LEVEL] health [--json]\n"
        "                    [--collect-ms MS]\n  print"},
   };
@@ -79,8 +80,8 @@ TEST_CASE("cloned: unknown options, missing values and bad levels are usage erro
   check_usage_error(run("CLONED_BIN", {}), "cloned", "--config FILE is required", "cloned");
   check_usage_error(run("CLONED_BIN", {"--config", "/nonexistent", "--log-level", "loud"}), "cloned",
                     "--log-level takes error, warning, notice, info or debug", "cloned");
-  check_usage_error(run("CLONED_BIN", {"--config", "/nonexistent", "extra"}), "cloned",
-                    "unexpected argument 'extra'", "cloned");
+  check_usage_error(run("CLONED_BIN", {"--config", "/nonexistent", "extra"}), "cloned", "unexpected argument 'extra'",
+                    "cloned");
 }
 
 TEST_CASE("clonectl: each command's usage errors point to that command's --help") {
@@ -107,7 +108,8 @@ TEST_CASE("clonectl: each command's usage errors point to that command's --help"
 }
 
 TEST_CASE("clone-origin: global options anywhere, usage errors per command, bad values before the configuration") {
-  check_usage_error(run("ORIGIN_BIN", {"--config", "/nonexistent"}), "clone-origin", "a command is needed", "clone-origin");
+  check_usage_error(run("ORIGIN_BIN", {"--config", "/nonexistent"}), "clone-origin", "a command is needed",
+                    "clone-origin");
   check_usage_error(run("ORIGIN_BIN", {"--config", "/nonexistent", "frob"}), "clone-origin", "unknown command 'frob'",
                     "clone-origin");
   check_usage_error(run("ORIGIN_BIN", {"replay", "--spool", "s"}), "clone-origin", "--config FILE is required",

@@ -30,8 +30,7 @@ struct FakeHost final : cloned::DivergenceHost {
 };
 
 struct Rig {
-  explicit Rig(bool enabled)
-      : guard(enabled, host, device, digest::DigestKey{3}, machine, *store_worker) {
+  explicit Rig(bool enabled) : guard(enabled, host, device, digest::DigestKey{3}, machine, *store_worker) {
     host.machine = &machine;
   }
   test_support::TempDir dir{"divergence_test"};
