@@ -43,9 +43,8 @@ base::Status check_private(const std::string& path, const struct stat& st) {
   }
   if ((st.st_mode & 077) == 0) return base::Status::ok();
   const char* how = (st.st_mode & 044) != 0 ? "readable" : "writable";
-  return base::Status::error(EACCES, "secret file " + path + " is " + how +
-                                         " by others (mode " + mode_text(st.st_mode) +
-                                         "); run chmod 600 " + path);
+  return base::Status::error(EACCES, "secret file " + path + " is " + how + " by others (mode " +
+                                         mode_text(st.st_mode) + "); run chmod 600 " + path);
 }
 
 // Whoever may write to the directory may replace the file by another of
@@ -54,7 +53,8 @@ base::Status check_directory(const std::string& path) {
   const std::string::size_type slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return base::Status::from_errno("cannot stat " + dir + ", which holds secret file " + path);
+  if (::stat(dir.c_str(), &st) != 0)
+    return base::Status::from_errno("cannot stat " + dir + ", which holds secret file " + path);
   if ((st.st_mode & 022) == 0) return base::Status::ok();
   return base::Status::error(EACCES, "the directory " + dir + " holding secret file " + path +
                                          " is writable by others (mode " + mode_text(st.st_mode) +
@@ -64,8 +64,7 @@ base::Status check_directory(const std::string& path) {
 
 // Reads at most `max` bytes; one byte more than a valid file may hold is
 // enough to tell that it is too long.
-base::Status read_small_file(int fd, const std::string& path, char* buffer, size_t max,
-                             size_t& length) {
+base::Status read_small_file(int fd, const std::string& path, char* buffer, size_t max, size_t& length) {
   length = 0;
   while (length < max) {
     ssize_t n = ::read(fd, buffer + length, max - length);
@@ -80,12 +79,10 @@ base::Status read_small_file(int fd, const std::string& path, char* buffer, size
 base::Result<PairSecret> parse_secret(const std::string& path, const char* text, size_t length) {
   if (length == kSecretHexDigits + 1 && text[kSecretHexDigits] == '\n') length = kSecretHexDigits;
   base::Bytes bytes;
-  if (length != kSecretHexDigits ||
-      !base::from_hex(std::string_view(text, kSecretHexDigits), bytes)) {
-    return base::Status::error(
-        EINVAL, "secret file " + path +
-                    " must hold exactly 64 hex digits and an optional newline; copy it again "
-                    "from the pairing (it must be the same file on both sticks)");
+  if (length != kSecretHexDigits || !base::from_hex(std::string_view(text, kSecretHexDigits), bytes)) {
+    return base::Status::error(EINVAL, "secret file " + path +
+                                           " must hold exactly 64 hex digits and an optional newline; copy it again "
+                                           "from the pairing (it must be the same file on both sticks)");
   }
   PairSecret secret;
   std::copy(bytes.begin(), bytes.end(), secret.bytes.begin());
@@ -102,11 +99,11 @@ DerivedKeys derive_keys(const PairSecret& secret) {
   static_assert(sizeof(DerivedKeys::digest_key) >= crypto_kdf_BYTES_MIN &&
                 sizeof(DerivedKeys::digest_key) <= crypto_kdf_BYTES_MAX);
   DerivedKeys keys;
-  int rc = crypto_kdf_derive_from_key(keys.auth_key.data(), keys.auth_key.size(), kAuthSubkeyId,
-                                      kKdfContext, secret.bytes.data());
+  int rc = crypto_kdf_derive_from_key(keys.auth_key.data(), keys.auth_key.size(), kAuthSubkeyId, kKdfContext,
+                                      secret.bytes.data());
   assert(rc == 0);
-  rc = crypto_kdf_derive_from_key(keys.digest_key.data(), keys.digest_key.size(),
-                                  kDigestSubkeyId, kKdfContext, secret.bytes.data());
+  rc = crypto_kdf_derive_from_key(keys.digest_key.data(), keys.digest_key.size(), kDigestSubkeyId, kKdfContext,
+                                  secret.bytes.data());
   assert(rc == 0);
   (void)rc;
   return keys;
@@ -117,8 +114,8 @@ base::Result<PairSecret> load_secret(const std::string& path) {
   // and a FIFO or device does not block the open: fstat refuses it below.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0 && errno == ELOOP)
-    return base::Status::error(EINVAL, "secret file " + path +
-                                           " is a symbolic link; name the file itself (a link can be re-pointed)");
+    return base::Status::error(
+        EINVAL, "secret file " + path + " is a symbolic link; name the file itself (a link can be re-pointed)");
   if (fd < 0) return base::Status::from_errno("cannot open secret file " + path);
   struct stat st {};
   base::Status status;

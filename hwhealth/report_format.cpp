@@ -16,7 +16,6 @@ std::string upper(std::string s) {
   return s;
 }
 
-
 }  // namespace
 
 Report make_changes_report(const Snapshot& snapshot, std::vector<Change> changes) {
@@ -61,7 +60,8 @@ std::string format_report_text(const Report& r) {
 Json report_json(const Report& r) {
   Json sources = Json::array();
   for (const Source& s : r.sources)
-    sources.push_back(Json{{"name", s.name}, {"availability", availability_name(s.availability)}, {"reason", s.reason}});
+    sources.push_back(
+        Json{{"name", s.name}, {"availability", availability_name(s.availability)}, {"reason", s.reason}});
   Json findings = Json::array();
   for (const Finding& f : r.findings) findings.push_back(finding_json(f));
   Json changes = Json::array();

@@ -58,19 +58,22 @@ base::Result<std::unique_ptr<SourceImage>> SourceImage::open(const std::string& 
   base::Result<uint64_t> size = file_or_device_size(fd.get(), path);
   if (!size) return size.status();
   if (*size != disk_size_bytes)
-    return base::Status::error(EINVAL, "source image " + path + " has " + u64s(*size) + " bytes but the pair was made for a disk of " +
-                                           u64s(disk_size_bytes) + " bytes; use an image of that size.");
+    return base::Status::error(EINVAL, "source image " + path + " has " + u64s(*size) +
+                                           " bytes but the pair was made for a disk of " + u64s(disk_size_bytes) +
+                                           " bytes; use an image of that size.");
   return std::unique_ptr<SourceImage>(new SourceImage(std::move(fd), path, *size));
 }
 
-base::Result<std::unique_ptr<SourceImage>> SourceImage::open_to_read(const std::string& path, uint64_t disk_size_bytes) {
+base::Result<std::unique_ptr<SourceImage>> SourceImage::open_to_read(const std::string& path,
+                                                                     uint64_t disk_size_bytes) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return base::Status::from_errno("cannot open the source image " + path);
   base::Result<uint64_t> size = file_or_device_size(fd.get(), path);
   if (!size) return size.status();
   if (*size != disk_size_bytes)
-    return base::Status::error(EINVAL, "the source image " + path + " has " + u64s(*size) + " bytes but the pair's disk has " +
-                                           u64s(disk_size_bytes) + "; a clone must be a disk of the same size.");
+    return base::Status::error(EINVAL, "the source image " + path + " has " + u64s(*size) +
+                                           " bytes but the pair's disk has " + u64s(disk_size_bytes) +
+                                           "; a clone must be a disk of the same size.");
   return std::unique_ptr<SourceImage>(new SourceImage(std::move(fd), path, *size));
 }
 
@@ -98,7 +101,8 @@ base::Status SourceImage::apply(const Record& record) {
 }
 
 base::Status SourceImage::sync() {
-  if (::fdatasync(fd_.get()) != 0) return base::Status::from_errno("cannot make source image " + path_ + " durable (fdatasync)");
+  if (::fdatasync(fd_.get()) != 0)
+    return base::Status::from_errno("cannot make source image " + path_ + " durable (fdatasync)");
   return base::Status::ok();
 }
 
@@ -127,14 +131,16 @@ base::Result<CompareResult> compare_images(const std::string& source_path, const
     if (!got_a) return got_a.status();
     base::Result<size_t> got_b = read_upto(b.get(), clone_path, buf_b.data(), kCompareChunkBytes, off);
     if (!got_b) return got_b.status();
-    if (*got_a < n || *got_b < n) return differ_at(off + std::min(*got_a, *got_b), source_path, clone_path, " (one ended early).");
+    if (*got_a < n || *got_b < n)
+      return differ_at(off + std::min(*got_a, *got_b), source_path, clone_path, " (one ended early).");
     if (std::memcmp(buf_a.data(), buf_b.data(), n) == 0) continue;
     size_t i = 0;
     while (buf_a.data()[i] == buf_b.data()[i]) ++i;
     return differ_at(off + i, source_path, clone_path, ".");
   }
   if (*size_a != *size_b)
-    return differ_at(common, source_path, clone_path, " (sizes differ: " + u64s(*size_a) + " and " + u64s(*size_b) + " bytes).");
+    return differ_at(common, source_path, clone_path,
+                     " (sizes differ: " + u64s(*size_a) + " and " + u64s(*size_b) + " bytes).");
   return CompareResult{true, 0, "identical"};
 }
 

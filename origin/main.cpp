@@ -148,9 +148,12 @@ base::Status cmd_sleep(const config::OriginConfig& c, const config::DerivedKeys&
 using base::cli::Option;
 using Runner = base::Status (*)(const config::OriginConfig&, const config::DerivedKeys&, const Options&);
 
-const std::vector<Option> kGeneratorOptions = {
-    {"--write-min", "SIZE"}, {"--write-max", "SIZE"}, {"--epoch-max", "RECORDS"}, {"--epoch-records", "RECORDS"},
-    {"--pattern", "random|sequential"}, {"--trim-percent", "P"}};
+const std::vector<Option> kGeneratorOptions = {{"--write-min", "SIZE"},
+                                               {"--write-max", "SIZE"},
+                                               {"--epoch-max", "RECORDS"},
+                                               {"--epoch-records", "RECORDS"},
+                                               {"--pattern", "random|sequential"},
+                                               {"--trim-percent", "P"}};
 
 std::vector<Option> concat(std::vector<Option> a, const std::vector<Option>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -162,46 +165,65 @@ const base::cli::Program kProgram = {
     .name = "clone-origin",
     .about = "The reference original: captures writes into a commit log and ships it to cloned.\n",
     .global_options = {{"--config", "FILE", true}, {"--log-level", "LEVEL"}},
-    .commands = {
-        {"workload",
-         concat(concat({{"--source", "IMAGE", true}, {"--seed", "N", true}, {"--bytes", "SIZE", true}}, kGeneratorOptions),
-                {{"--compare", "PATH"}}),
-         "",
-         "generate a seeded workload, write it to IMAGE and replicate it; returns\n"
-         "once every record is durable on the clone; --compare then checks that\n"
-         "IMAGE == PATH\n"},
-        {"capture",
-         concat({{"--source", "IMAGE", true}, {"--spool", "FILE", true}, {"--seed", "N", true}, {"--bytes", "SIZE", true}},
-                kGeneratorOptions),
-         "", "like workload, but the records go to a new spool file instead of the clone\n"},
-        {"replay", {{"--spool", "FILE", true}}, "", "validate the spool and send its records; returns once all are durable\n"},
-        {"resync", {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}}, "",
-         "bring the clone to IMAGE's content as a new generation, sending only the\n"
-         "extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
-         "the clone reports consistent. --discard-clone-changes overwrites a\n"
-         "Diverged clone (only if its cloned.toml allows it)\n"},
-        {"verify", {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}}, "",
-         "compare the clone with IMAGE by digest and print the ranges that differ;\n"
-         "exit 1 if any (after --repair: any the repair did not fix)\n"},
-        {"health", {{"--json", ""}, {"--collect-ms", "MS"}}, "",
-         "print the clone's health reports kept by this original, newest first;\n"
-         "--collect-ms first opens a health-only session (at most MS ms, ending\n"
-         "after a quiet moment) that collects and acknowledges waiting reports\n"},
-        {"wake", {{"--interface", "IF"}, {"--mac", "MAC"}}, "",
-         "send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
-         "or the MAC the clone told; out of IF, or [wake] interface\n"},
-        {"sleep", {{"--timeout-s", "N"}}, "",
-         "ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
-         "(default 30) for it to say it goes to sleep\n"},
-    },
-    .notes = "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
-             "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
-             "anywhere on the disk, sequential puts each right after the previous one and\n"
-             "wraps to offset 0 at the end of the disk.\n"
-             "\n"
-             "SIZE takes K, M, G suffixes (powers of 1024). Defaults: --write-min 4K,\n"
-             "--write-max 1M, --epoch-max 64, --pattern random, --trim-percent 0.\n"
-             "LEVEL: error, warning, notice, info, debug.\n",
+    .commands =
+        {
+            {"workload",
+             concat(concat({{"--source", "IMAGE", true}, {"--seed", "N", true}, {"--bytes", "SIZE", true}},
+                           kGeneratorOptions),
+                    {{"--compare", "PATH"}}),
+             "",
+             "generate a seeded workload, write it to IMAGE and replicate it; returns\n"
+             "once every record is durable on the clone; --compare then checks that\n"
+             "IMAGE == PATH\n"},
+            {"capture",
+             concat({{"--source", "IMAGE", true},
+                     {"--spool", "FILE", true},
+                     {"--seed", "N", true},
+                     {"--bytes", "SIZE", true}},
+                    kGeneratorOptions),
+             "", "like workload, but the records go to a new spool file instead of the clone\n"},
+            {"replay",
+             {{"--spool", "FILE", true}},
+             "",
+             "validate the spool and send its records; returns once all are durable\n"},
+            {"resync",
+             {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}},
+             "",
+             "bring the clone to IMAGE's content as a new generation, sending only the\n"
+             "extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
+             "the clone reports consistent. --discard-clone-changes overwrites a\n"
+             "Diverged clone (only if its cloned.toml allows it)\n"},
+            {"verify",
+             {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}},
+             "",
+             "compare the clone with IMAGE by digest and print the ranges that differ;\n"
+             "exit 1 if any (after --repair: any the repair did not fix)\n"},
+            {"health",
+             {{"--json", ""}, {"--collect-ms", "MS"}},
+             "",
+             "print the clone's health reports kept by this original, newest first;\n"
+             "--collect-ms first opens a health-only session (at most MS ms, ending\n"
+             "after a quiet moment) that collects and acknowledges waiting reports\n"},
+            {"wake",
+             {{"--interface", "IF"}, {"--mac", "MAC"}},
+             "",
+             "send one Wake-on-LAN magic packet to the clone: to MAC, or [wake] mac,\n"
+             "or the MAC the clone told; out of IF, or [wake] interface\n"},
+            {"sleep",
+             {{"--timeout-s", "N"}},
+             "",
+             "ask the clone to sleep now (sleep_request) and wait up to N seconds\n"
+             "(default 30) for it to say it goes to sleep\n"},
+        },
+    .notes =
+        "generator options: each epoch holds 1..--epoch-max records (uniform), or exactly\n"
+        "--epoch-records (the last epoch may hold fewer); --pattern random places records\n"
+        "anywhere on the disk, sequential puts each right after the previous one and\n"
+        "wraps to offset 0 at the end of the disk.\n"
+        "\n"
+        "SIZE takes K, M, G suffixes (powers of 1024). Defaults: --write-min 4K,\n"
+        "--write-max 1M, --epoch-max 64, --pattern random, --trim-percent 0.\n"
+        "LEVEL: error, warning, notice, info, debug.\n",
 };
 
 Runner runner(std::string_view command) {
@@ -212,9 +234,11 @@ Runner runner(std::string_view command) {
 }
 
 void apply_log_level(const std::string& level) {
-  static const std::map<std::string, base::LogLevel> levels = {
-      {"error", base::LogLevel::error}, {"warning", base::LogLevel::warning}, {"notice", base::LogLevel::notice},
-      {"info", base::LogLevel::info},   {"debug", base::LogLevel::debug}};
+  static const std::map<std::string, base::LogLevel> levels = {{"error", base::LogLevel::error},
+                                                               {"warning", base::LogLevel::warning},
+                                                               {"notice", base::LogLevel::notice},
+                                                               {"info", base::LogLevel::info},
+                                                               {"debug", base::LogLevel::debug}};
   auto it = levels.find(level.empty() ? "notice" : level);
   if (it == levels.end()) throw UsageError("--log-level takes error, warning, notice, info or debug");
   base::set_log_level(it->second);

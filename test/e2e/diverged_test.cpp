@@ -12,8 +12,8 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <thread>
 #include <memory>
+#include <thread>
 
 #include "test/support/harness.h"
 #include "test/support/requires.h"
@@ -28,7 +28,9 @@ constexpr uint64_t kDisk = 128ull << 20;
 // e2e-diverged-mounts); the rest run anywhere (e2e-diverged).
 constexpr const char* kNeedsMounts = "requires root and disk tools";
 
-int sh(const std::string& command, std::string& out) { return harness::run({"/bin/sh", "-c", command + " 2>&1"}, out, 120000); }
+int sh(const std::string& command, std::string& out) {
+  return harness::run({"/bin/sh", "-c", command + " 2>&1"}, out, 120000);
+}
 
 struct Clone {
   const TempDir& d;
@@ -40,8 +42,8 @@ struct Clone {
     REQUIRE(!pair.clone_config.empty());
   }
   void start() {
-    cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", pair.clone_config},
-                                       d / "cloned.log");
+    cloned = std::make_unique<Process>(
+        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", pair.clone_config}, d / "cloned.log");
     REQUIRE_MESSAGE(harness::wait_for_listener(pair.port, 10000), harness::read_file(d / "cloned.log"));
   }
   void stop() {
@@ -136,9 +138,10 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   CHECK_MESSAGE(out.find("resync") != std::string::npos, out);
   CHECK_MESSAGE(c.origin({"resync", "--source", d / "source.img"}, out) == 0, out);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
-  CHECK_MESSAGE(c.origin({"workload", "--source", d / "source.img", "--seed", "2", "--bytes", "8M", "--compare", d / "clone.img"},
-                         out) == 0,
-                out);
+  CHECK_MESSAGE(
+      c.origin({"workload", "--source", d / "source.img", "--seed", "2", "--bytes", "8M", "--compare", d / "clone.img"},
+               out) == 0,
+      out);
   status = c.ctl({"status"});
   CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
   std::string events = c.ctl({"events"});
@@ -147,9 +150,11 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   c.stop();
 }
 
-TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverged" * doctest::test_suite(kNeedsMounts)) {
+TEST_CASE("NTFS mounted read-write with ntfs-3g behind the daemon's back: Diverged" *
+          doctest::test_suite(kNeedsMounts)) {
   test_support::require({test_support::root(), test_support::program("mkfs.ntfs", "ntfs-3g"),
-                         test_support::program("ntfs-3g", "ntfs-3g"), test_support::device("/dev/fuse", "for ntfs-3g")});
+                         test_support::program("ntfs-3g", "ntfs-3g"),
+                         test_support::device("/dev/fuse", "for ntfs-3g")});
   TempDir d;
   std::string out;
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
