@@ -52,8 +52,10 @@ base::Result<uint64_t> file_or_device_size(int fd, const std::string& path) {
   return base::Status::error(EINVAL, path + " is neither a regular file nor a block device.");
 }
 
-base::Result<std::unique_ptr<SourceImage>> SourceImage::open(const std::string& path, uint64_t disk_size_bytes) {
-  base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+// Both ways of opening check the size against the pair's disk, with one sentence.
+base::Result<std::unique_ptr<SourceImage>> SourceImage::open_with(const std::string& path, uint64_t disk_size_bytes,
+                                                                  int flags) {
+  base::UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
   if (!fd) return base::Status::from_errno("cannot open source image " + path);
   base::Result<uint64_t> size = file_or_device_size(fd.get(), path);
   if (!size) return size.status();
@@ -64,17 +66,13 @@ base::Result<std::unique_ptr<SourceImage>> SourceImage::open(const std::string& 
   return std::unique_ptr<SourceImage>(new SourceImage(std::move(fd), path, *size));
 }
 
+base::Result<std::unique_ptr<SourceImage>> SourceImage::open(const std::string& path, uint64_t disk_size_bytes) {
+  return open_with(path, disk_size_bytes, O_RDWR);
+}
+
 base::Result<std::unique_ptr<SourceImage>> SourceImage::open_to_read(const std::string& path,
                                                                      uint64_t disk_size_bytes) {
-  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return base::Status::from_errno("cannot open the source image " + path);
-  base::Result<uint64_t> size = file_or_device_size(fd.get(), path);
-  if (!size) return size.status();
-  if (*size != disk_size_bytes)
-    return base::Status::error(EINVAL, "the source image " + path + " has " + u64s(*size) +
-                                           " bytes but the pair's disk has " + u64s(disk_size_bytes) +
-                                           "; a clone must be a disk of the same size.");
-  return std::unique_ptr<SourceImage>(new SourceImage(std::move(fd), path, *size));
+  return open_with(path, disk_size_bytes, O_RDONLY);
 }
 
 SourceImage::~SourceImage() = default;

@@ -41,6 +41,8 @@ class SourceImage {
   uint64_t size_bytes() const { return size_bytes_; }
 
  private:
+  static base::Result<std::unique_ptr<SourceImage>> open_with(const std::string& path, uint64_t disk_size_bytes,
+                                                              int flags);
   SourceImage(base::UniqueFd fd, std::string path, uint64_t size_bytes)
       : fd_(std::move(fd)), path_(std::move(path)), size_bytes_(size_bytes) {}
   base::Status write(base::ByteSpan data, uint64_t offset_bytes);
