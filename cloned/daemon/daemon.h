@@ -88,6 +88,8 @@ class Daemon final : private LinkPort,
   void update_reading();
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
+  // Authenticated connections whose hello has not been answered yet.
+  size_t authenticated_waiting() const;
   // LinkPort (link_session.cpp): for the parts, and the daemon's own use.
   void send_plain(Conn* c, const base::Bytes& plain) override;
   void send_error(Conn* c, proto::ErrorCode code, const std::string& message) override;

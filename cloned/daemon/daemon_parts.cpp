@@ -33,8 +33,11 @@ void Daemon::start_parts() {
 SleepInputs Daemon::sleep_inputs(uint64_t now) const {
   SleepInputs in;
   in.now_ms = now;
+  // Only an authenticated peer keeps the clone awake: anyone on the LAN can
+  // open a connection, and one every few seconds would otherwise keep it up
+  // for ever (issue 14, finding 4).
   in.session_open =
-      session_ != nullptr || machine_.in_session() || machine_.hello_pending() || pending_handshakes() > 0;
+      session_ != nullptr || machine_.in_session() || machine_.hello_pending() || authenticated_waiting() > 0;
   in.work_pending = machine_.held_bytes() > 0 || machine_.in_flight() > 0 || machine_.queued() > 0 ||
                     !frames_.empty() || machine_.committed().seq < machine_.durable().seq;
   in.mid_epoch = machine_.in_session() && machine_.received_seq() > machine_.durable().seq;

@@ -117,6 +117,12 @@ size_t Daemon::pending_handshakes() const {
   return n;
 }
 
+size_t Daemon::authenticated_waiting() const {
+  size_t n = 0;
+  for (const Conn* c : conns_) n += c->phase == Conn::Phase::await_hello ? 1 : 0;
+  return n;
+}
+
 // Handshake bytes arrive in hs_buf; act once a whole message is there.
 void Daemon::on_handshake_bytes(Conn* c) {
   Daemon* d = this;
