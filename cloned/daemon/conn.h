@@ -33,6 +33,7 @@ struct Conn {
   uv_shutdown_t shutdown_req{};
   Phase phase = Phase::client_hello;
   std::string peer;
+  std::string host;  // the peer's address without its port (handshake_slots.h)
   // Handshake: the reads are sized to the message expected, so nothing past
   // the ClientFinish is read before the session keys exist.
   uint8_t hs_buf[proto::kClientHelloBytes]{};

@@ -26,6 +26,7 @@
 #include "cloned/daemon/clock.h"
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/divergence.h"
+#include "cloned/daemon/handshake_slots.h"
 #include "cloned/daemon/health_link.h"
 #include "cloned/daemon/link_port.h"
 #include "cloned/daemon/maintenance.h"
@@ -88,6 +89,9 @@ class Daemon final : private LinkPort,
   void update_reading();
   void check_deadlines(uint64_t now_ms);
   size_t pending_handshakes() const;
+  void make_room_for_handshake(const Conn* newcomer);
+  void refuse_busy(Conn* c, const std::string& why);
+  void send_handshake_bytes(Conn* c, base::Bytes bytes);
   // Authenticated connections whose hello has not been answered yet.
   size_t authenticated_waiting() const;
   // LinkPort (link_session.cpp): for the parts, and the daemon's own use.
@@ -155,6 +159,10 @@ class Daemon final : private LinkPort,
   Conn* session_ = nullptr;           // the connection whose session is open or pending
   std::unordered_map<apply::RecordId, proto::Frame> frames_;  // accepted writes, not yet submitted
   LinkStats stats_;
+  // Notices about peers dropped before they authenticated: at most 5 per
+  // 10 s, then counted (issue 14, finding 3: a flood must not push a real
+  // disk error out of journald's rate limit).
+  LogRateLimit stranger_log_{5, 10'000};
   Notifier notifier_;
   uint64_t next_conn_id_ = 1;
 

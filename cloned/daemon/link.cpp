@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"
+#include "cloned/daemon/handshake_slots.h"
 #include "proto/handshake.h"
 
 namespace cloned {
@@ -22,11 +23,22 @@ constexpr size_t kReadBufferBytes = 256 * 1024;
 // (FrameReader::body_space); smaller rests, and the next frames' starts, go
 // through the read buffer, several frames a read.
 constexpr size_t kDirectReadMinBytes = 64 * 1024;
+// A genuine original sends its ClientHello as soon as it has connected; a
+// peer that has not within this time (or the handshake timeout, if shorter)
+// gives its slot back (issue 14, finding 1).
+constexpr uint64_t kClientHelloTimeoutMs = 1000;
+// The kernel's queue of connections not yet accepted: a flood of strangers
+// must not make an original's connect wait for a SYN retransmission.
+constexpr int kListenBacklog = 128;
 
-std::string peer_name(uv_tcp_t* tcp) {
+// "address:port"; `host_out` gets the address alone.
+std::string peer_name(uv_tcp_t* tcp, std::string& host_out) {
   sockaddr_storage addr{};
   int len = sizeof addr;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "unknown peer";
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    host_out = "unknown";
+    return "unknown peer";
+  }
   char host[INET6_ADDRSTRLEN] = {};
   uint16_t port = 0;
   if (addr.ss_family == AF_INET) {
@@ -38,6 +50,7 @@ std::string peer_name(uv_tcp_t* tcp) {
     uv_ip6_name(a, host, sizeof host);
     port = ntohs(a->sin6_port);
   }
+  host_out = host;
   return std::string(host) + ":" + std::to_string(port);
 }
 
@@ -68,7 +81,7 @@ base::Status Daemon::listen() {
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
   rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 16, &Daemon::on_connection);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog, &Daemon::on_connection);
   if (rc != 0)
     return base::Status::error(-rc, "cannot listen on " + where + ": " + uv_strerror(rc) +
                                         " (is another cloned running? change [listen] address)");
@@ -94,18 +107,13 @@ void Daemon::accept_one() {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_closed);
     return;
   }
-  c->peer = peer_name(&c->tcp);
+  c->peer = peer_name(&c->tcp, c->host);
   conns_.push_back(c);
-  if (stopping_ || pending_handshakes() > config_.max_pending_handshakes) {
-    ++stats_.refused;
-    LOG_NOTICE("refused a connection from %s: %s", c->peer.c_str(),
-               stopping_ ? "the daemon is stopping" : "too many handshakes in progress");
-    close_conn(c, "");
-    return;
-  }
+  if (stopping_) return refuse_busy(c, "the daemon is stopping");
+  make_room_for_handshake(c);
   uv_tcp_nodelay(&c->tcp, 1);
   c->handshake = std::make_unique<proto::ServerHandshake>(keys_.auth_key, config_.pair_id);
-  c->deadline_ms = now_ms() + config_.handshake_timeout_ms;
+  c->deadline_ms = now_ms() + std::min<uint64_t>(kClientHelloTimeoutMs, config_.handshake_timeout_ms);
   c->reading = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), on_alloc, on_read);
   LOG_DEBUG("connection %llu from %s", static_cast<unsigned long long>(c->id), c->peer.c_str());
@@ -115,6 +123,34 @@ size_t Daemon::pending_handshakes() const {
   size_t n = 0;
   for (const Conn* c : conns_) n += c->handshaking() ? 1 : 0;
   return n;
+}
+
+// Never turn a newcomer away for lack of a slot: the peer that holds one
+// without finishing goes instead (handshake_slots.h).
+void Daemon::make_room_for_handshake(const Conn* newcomer) {
+  std::vector<PendingHandshake> pending;
+  for (const Conn* c : conns_)
+    if (c != newcomer && c->handshaking()) pending.push_back({c->id, c->host});
+  const uint64_t victim = handshake_to_evict(pending, newcomer->host, config_.max_pending_handshakes);
+  for (Conn* c : conns_)
+    if (victim != 0 && c->id == victim)
+      return refuse_busy(c, "its handshake slot went to a newer connection from " + newcomer->peer);
+}
+
+// A ServerHello refusal with status busy (docs/PROTOCOL.md 4.3): the peer,
+// if it is the original, retries after its backoff.
+void Daemon::refuse_busy(Conn* c, const std::string& why) {
+  send_handshake_bytes(c, proto::ServerHandshake::refusal(proto::HelloStatus::busy));
+  close_conn(c, why);
+}
+
+void Daemon::send_handshake_bytes(Conn* c, base::Bytes bytes) {
+  auto* w = new WriteReq;
+  w->data = std::move(bytes);
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1,
+               [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); }) != 0)
+    delete w;
 }
 
 size_t Daemon::authenticated_waiting() const {
@@ -130,16 +166,11 @@ void Daemon::on_handshake_bytes(Conn* c) {
   if (c->phase == Conn::Phase::client_hello) {
     base::Bytes reply;
     base::Status s = c->handshake->on_client_hello({c->hs_buf, c->hs_have}, reply);
-    if (!reply.empty()) {
-      auto* w = new WriteReq;
-      w->data = std::move(reply);
-      uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
-      uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1,
-               [](uv_write_t* req, int) { delete reinterpret_cast<WriteReq*>(req); });
-    }
+    if (!reply.empty()) d->send_handshake_bytes(c, std::move(reply));
     if (!s.is_ok()) return d->close_conn(c, "handshake refused: " + s.message());
     c->phase = Conn::Phase::client_finish;
     c->hs_have = 0;
+    c->deadline_ms = now_ms() + config_.handshake_timeout_ms;  // now the finish: one round trip
     return;
   }
   base::Status s = c->handshake->on_client_finish({c->hs_buf, c->hs_have});
@@ -230,6 +261,9 @@ void Daemon::update_reading() {
 }
 
 void Daemon::check_deadlines(uint64_t now) {
+  if (const uint64_t held = stranger_log_.take_held(now))
+    LOG_NOTICE("%llu more connections were dropped during the handshake in the last 10 s (notices held back)",
+               static_cast<unsigned long long>(held));
   // close_conn can end the session and so stop the daemon (stop_loop clears
   // conns_): walk a copy, and stop walking once stopped. Conns are freed only
   // in close callbacks, which run after this returns.

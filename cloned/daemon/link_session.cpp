@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"
 
@@ -169,7 +170,10 @@ void Daemon::close_conn(Conn* c, const std::string& why) {
   if (!why.empty()) {
     if (was_handshake) {
       ++stats_.refused;
-      LOG_NOTICE("dropped %s during the handshake: %s", c->peer.c_str(), why.c_str());
+      uint64_t held = 0;
+      if (stranger_log_.admit(now_ms(), held))
+        LOG_NOTICE("dropped %s during the handshake: %s%s", c->peer.c_str(), why.c_str(),
+                   held == 0 ? "" : (" (" + base::u64s(held) + " such notices held back before this one)").c_str());
     } else {
       LOG_INFO("link to %s closed: %s", c->peer.c_str(), why.c_str());
     }

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+#include "cloned/daemon/handshake_slots.h"
+
+#include <map>
+
+namespace cloned {
+
+uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host,
+                            size_t slots_max) {
+  const size_t share = slots_max / 2 > 0 ? slots_max / 2 : 1;
+  std::map<std::string, size_t> per_host;
+  for (const PendingHandshake& p : pending) ++per_host[p.host];
+  std::string from;
+  if (per_host[host] >= share) {
+    from = host;
+  } else if (pending.size() >= slots_max) {
+    size_t most = 0;
+    for (const PendingHandshake& p : pending) {  // oldest first: ties go to the address of the oldest
+      if (per_host[p.host] > most) {
+        most = per_host[p.host];
+        from = p.host;
+      }
+    }
+  } else {
+    return 0;
+  }
+  for (const PendingHandshake& p : pending)
+    if (p.host == from) return p.id;
+  return 0;
+}
+
+void LogRateLimit::roll(uint64_t now_ms) {
+  if (now_ms - window_start_ms_ >= window_ms_) {
+    window_start_ms_ = now_ms;
+    used_ = 0;
+  }
+}
+
+bool LogRateLimit::admit(uint64_t now_ms, uint64_t& held) {
+  roll(now_ms);
+  if (used_ >= burst_) {
+    ++held_;
+    return false;
+  }
+  ++used_;
+  held = held_;
+  held_ = 0;
+  return true;
+}
+
+uint64_t LogRateLimit::take_held(uint64_t now_ms) {
+  if (held_ == 0 || now_ms - window_start_ms_ < window_ms_) return 0;
+  const uint64_t held = held_;
+  held_ = 0;
+  window_start_ms_ = now_ms;
+  used_ = 0;
+  return held;
+}
+
+}  // namespace cloned

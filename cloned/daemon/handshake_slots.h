@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// Who gives up a handshake slot to a newcomer (issue 14, finding 1), and how
+// often notices about unauthenticated peers reach the journal (finding 3).
+// Pure: no I/O, no clock of their own, so unit tests drive them.
+//
+// A genuine original finishes its handshake in one round trip; a peer that
+// holds a slot without finishing is the one to go. So a newcomer is never
+// turned away for lack of a slot: the oldest unfinished handshake of the
+// newcomer's own address goes if that address already holds its share (half
+// the slots), else, once all slots are taken, the oldest of the address that
+// holds the most. One address (a stranger on the LAN) can then hold at most
+// half the slots, and can never push out an original that holds fewer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cloned {
+
+struct PendingHandshake {
+  uint64_t id = 0;
+  std::string host;  // the peer's address, without its port
+};
+
+// `pending`: the handshakes in progress, oldest first, not counting the
+// newcomer from `host`. Returns the id of the one to end, or 0 for none.
+uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host,
+                            size_t slots_max);
+
+// At most `burst` lines per window; the rest are counted, and the count is
+// told with the next line let through or by take_held().
+class LogRateLimit {
+ public:
+  LogRateLimit(uint32_t burst, uint64_t window_ms) : burst_(burst), window_ms_(window_ms) {}
+  // True: log now; `held` is how many were held back since the last line.
+  bool admit(uint64_t now_ms, uint64_t& held);
+  // Lines held back and not yet told, once their window is over (0: none);
+  // for a summary line when the flood has stopped.
+  uint64_t take_held(uint64_t now_ms);
+
+ private:
+  void roll(uint64_t now_ms);
+  uint32_t burst_;
+  uint64_t window_ms_;
+  uint64_t window_start_ms_ = 0;
+  uint32_t used_ = 0;
+  uint64_t held_ = 0;
+};
+
+}  // namespace cloned

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// Handshake slots and the notice limit (issue 14, findings 1 and 3).
+#include <doctest/doctest.h>
+
+#include "cloned/daemon/handshake_slots.h"
+
+using cloned::handshake_to_evict;
+using cloned::LogRateLimit;
+using cloned::PendingHandshake;
+
+TEST_CASE("a newcomer takes a free slot without ending anyone") {
+  CHECK(handshake_to_evict({}, "10.0.0.2", 4) == 0);
+  CHECK(handshake_to_evict({{1, "10.0.0.9"}, {2, "10.0.0.8"}}, "10.0.0.2", 4) == 0);
+}
+
+TEST_CASE("when the slots are full, the oldest handshake of the address holding the most goes") {
+  const std::vector<PendingHandshake> full = {{1, "10.0.0.2"}, {2, "10.0.0.9"}, {3, "10.0.0.9"}, {4, "10.0.0.7"}};
+  CHECK(handshake_to_evict(full, "10.0.0.1", 4) == 2);  // not 1: the original holds one slot
+}
+
+TEST_CASE("an address holding its share (half the slots) makes room from its own") {
+  const std::vector<PendingHandshake> two = {{5, "10.0.0.9"}, {6, "10.0.0.9"}};
+  CHECK(handshake_to_evict(two, "10.0.0.9", 4) == 5);
+  CHECK(handshake_to_evict(two, "10.0.0.2", 4) == 0);  // another address still has room
+  CHECK(handshake_to_evict({{7, "a"}}, "a", 1) == 7);    // one slot: share of one
+}
+
+TEST_CASE("a stranger reopening connections from one address never pushes out the original") {
+  std::vector<PendingHandshake> pending = {{1, "original"}};
+  uint64_t next = 2;
+  for (int round = 0; round < 1000; ++round) {
+    const uint64_t victim = handshake_to_evict(pending, "stranger", 4);
+    CHECK(victim != 1);
+    std::erase_if(pending, [&](const PendingHandshake& p) { return p.id == victim; });
+    pending.push_back({next++, "stranger"});
+    CHECK(pending.size() <= 4);
+  }
+  CHECK(pending.front().id == 1);
+}
+
+TEST_CASE("notices: a burst per window, then counted, and the count told later") {
+  LogRateLimit limit(5, 10'000);
+  uint64_t held = 99;
+  int admitted = 0;
+  for (int i = 0; i < 1000; ++i) admitted += limit.admit(1000 + static_cast<uint64_t>(i), held) ? 1 : 0;
+  CHECK(admitted == 5);
+  CHECK(limit.take_held(5000) == 0);  // the window is not over yet
+  CHECK(limit.take_held(11'000) == 995);
+  CHECK(limit.take_held(30'000) == 0);
+  REQUIRE(limit.admit(30'001, held));
+  CHECK(held == 0);
+  for (int i = 0; i < 7; ++i) (void)limit.admit(30'002, held);  // 4 admitted, 3 held
+  REQUIRE(limit.admit(40'002, held));  // the next window's first line tells them
+  CHECK(held == 3);
+}
