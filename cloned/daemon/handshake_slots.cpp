@@ -5,8 +5,7 @@
 
 namespace cloned {
 
-uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host,
-                            size_t slots_max) {
+uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host, size_t slots_max) {
   const size_t share = slots_max / 2 > 0 ? slots_max / 2 : 1;
   std::map<std::string, size_t> per_host;
   for (const PendingHandshake& p : pending) ++per_host[p.host];

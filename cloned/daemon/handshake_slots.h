@@ -25,8 +25,7 @@ struct PendingHandshake {
 
 // `pending`: the handshakes in progress, oldest first, not counting the
 // newcomer from `host`. Returns the id of the one to end, or 0 for none.
-uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host,
-                            size_t slots_max);
+uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host, size_t slots_max);
 
 // At most `burst` lines per window; the rest are counted, and the count is
 // told with the next line let through or by take_held().

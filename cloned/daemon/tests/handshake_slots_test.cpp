@@ -22,7 +22,7 @@ TEST_CASE("an address holding its share (half the slots) makes room from its own
   const std::vector<PendingHandshake> two = {{5, "10.0.0.9"}, {6, "10.0.0.9"}};
   CHECK(handshake_to_evict(two, "10.0.0.9", 4) == 5);
   CHECK(handshake_to_evict(two, "10.0.0.2", 4) == 0);  // another address still has room
-  CHECK(handshake_to_evict({{7, "a"}}, "a", 1) == 7);    // one slot: share of one
+  CHECK(handshake_to_evict({{7, "a"}}, "a", 1) == 7);  // one slot: share of one
 }
 
 TEST_CASE("a stranger reopening connections from one address never pushes out the original") {
@@ -50,6 +50,6 @@ TEST_CASE("notices: a burst per window, then counted, and the count told later")
   REQUIRE(limit.admit(30'001, held));
   CHECK(held == 0);
   for (int i = 0; i < 7; ++i) (void)limit.admit(30'002, held);  // 4 admitted, 3 held
-  REQUIRE(limit.admit(40'002, held));  // the next window's first line tells them
+  REQUIRE(limit.admit(40'002, held));                           // the next window's first line tells them
   CHECK(held == 3);
 }
