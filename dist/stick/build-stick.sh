@@ -10,7 +10,8 @@
 #     --build   meson build directory holding cloned/cloned and cloned/clonectl (build)
 #     --out     the image file to write (build/clone-stick.img); never a device
 #     --size-mib  image size (2048)
-#     --mirror  Debian mirror (default: the one apt uses here, from /etc/apt/sources.list*)
+#     --mirror  Debian mirror (default: CLONED_STICK_MIRROR, else the one apt uses here,
+#               from /etc/apt/sources.list*; without either it stops and says so)
 #     --root-password-file FILE  root's password on the stick (first line); without it
 #               root is locked and the stick has no login
 # Then write it to a stick: dd if=build/clone-stick.img of=/dev/sdX bs=4M conv=fsync
@@ -56,11 +57,13 @@ for bin in "$build/cloned/cloned" "$build/cloned/clonectl"; do
 done
 [ -e "$out" ] && [ ! -f "$out" ] && die "$out exists and is not a regular file; refusing to write to it."
 
-# The mirror apt uses here (deb822 sources first, then sources.list).
+# The mirror apt uses here (deb822 sources first, then sources.list), or
+# --mirror / CLONED_STICK_MIRROR; no address is written in the tree.
+[ -n "$mirror" ] || mirror=${CLONED_STICK_MIRROR:-}
 if [ -z "$mirror" ]; then
   mirror=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
   [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+  [ -n "$mirror" ] || die "no Debian mirror: none in this machine's apt sources; pass --mirror URL or set CLONED_STICK_MIRROR"
 fi
 
 # The Debian packages holding the shared libraries the two binaries link.
