@@ -134,8 +134,17 @@ base::Status ask_daemon(const config::CloneConfig& cfg, Report& r) {
 
 // `clonectl status --json`: one object. Its keys, nesting and value types are an interface (the e2e tests and
 // scripts read them); only the layout (compact, one line) is the library's.
+// The newest mark the clone holds: the daemon's word when it runs (it knows
+// what is durable past the last commit), else the store's.
+std::pair<std::string, uint64_t> last_mark(const Report& r) {
+  if (r.running) return {r.live.last_mark, r.live.last_mark_seq};
+  const apply::LogMark* m = apply::reached_mark(r.stored, r.stored.committed_seq);
+  return m ? std::pair<std::string, uint64_t>{m->name, m->seq} : std::pair<std::string, uint64_t>{"", 0};
+}
+
 void print_json(const Report& r) {
   const apply::ReplicaState& s = r.stored;
+  const auto [mark, mark_seq] = last_mark(r);
   const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
   const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
   const uint64_t log_end = r.running ? r.live.original_log_end : 0;
@@ -161,6 +170,8 @@ void print_json(const Report& r) {
       {"link", r.running ? r.live.link : "down"},
       {"peer", r.running ? r.live.peer : ""},
       {"original_log_end", log_end},
+      {"last_mark", mark},
+      {"last_mark_seq", mark_seq},
       {"lag_records", log_end > applied ? log_end - applied : 0},
       {"resync_generation", s.resync.generation},
       {"resync_cursor_bytes", s.resync.cursor_bytes},
@@ -196,6 +207,9 @@ void print_human(const Report& r) {
       break;
   }
   if (!s.decision.empty()) std::printf("decision:   %s\n", s.decision.c_str());
+  if (const auto [mark, mark_seq] = last_mark(r); !mark.empty())
+    std::printf("mark:       %s (record %llu): the clone holds everything the original wrote before it\n", mark.c_str(),
+                static_cast<unsigned long long>(mark_seq));
   if (s.resync.active())
     std::printf("resync:     generation %llu in progress, %s of the disk durable (resumes there)\n",
                 static_cast<unsigned long long>(s.resync.generation), base::format_bytes(s.resync.cursor_bytes).c_str());

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -119,9 +120,16 @@ struct Hello {
 
 // A log record: a write, trim, zero, or barrier (end of epoch). Every record
 // has the next sequence number; barrier e closes epoch e.
+// A barrier with this flag names a mark (docs/PROTOCOL.md 6.2): a point of
+// the original's log a person can ask the clone about ("before-upgrade").
+// The name is 1..kMaxMarkNameBytes of printable ASCII.
+inline constexpr uint8_t kBarrierFlagMark = 1u << 0;
+inline constexpr size_t kMaxMarkNameBytes = 255;
+bool is_valid_mark_name(std::string_view name);
+
 struct RecordHeader {
   MsgType type = MsgType::write;   // write, trim, zero or barrier
-  uint8_t flags = 0;               // reserved, 0
+  uint8_t flags = 0;               // barrier: kBarrierFlagMark; else reserved, 0
   uint64_t seq = 0;
   uint64_t epoch = 0;
   uint64_t offset_bytes = 0;       // write/trim/zero
@@ -174,7 +182,8 @@ void encode_goodbye(const ErrorMsg& m, base::Bytes& out);
 base::Result<MsgType> peek_type(base::ByteSpan msg);
 base::Status decode_hello(base::ByteSpan msg, Hello& out);
 // For write: `payload` views the bytes after the header inside `msg` and its
-// size equals h.length_bytes. For the other record types `payload` is empty.
+// size equals h.length_bytes. For a marked barrier it views the mark's name.
+// For the other record types `payload` is empty.
 base::Status decode_record(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& payload);
 base::Status decode_barrier_ack(base::ByteSpan msg, uint64_t& epoch, uint64_t& seq);
 base::Status decode_receipt_ack(base::ByteSpan msg, uint64_t& seq);

@@ -90,20 +90,42 @@ base::Status decode_extent(base::ByteSpan msg, RecordHeader& h) {
   return base::Status::ok();
 }
 
-base::Status decode_barrier(base::ByteSpan msg, RecordHeader& h) {
-  BASE_TRY(check_fixed(msg, MsgType::barrier, kBarrierBytes, "barrier record"));
+// A barrier names a mark when its flags say so: the u32 after the flags is
+// then the name's length, and the name follows the 24 bytes.
+base::Status decode_barrier(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& mark) {
+  const bool marked = msg.size() >= 2 && (msg[1] & kBarrierFlagMark) != 0;
+  if (!marked) BASE_TRY(check_fixed(msg, MsgType::barrier, kBarrierBytes, "barrier record"));
+  if (msg.size() < kBarrierBytes)
+    return malformed("barrier record", u64s(msg.size()) + " bytes is shorter than its " + u64s(kBarrierBytes) +
+                                           "-byte header");
   base::ByteReader r(msg);
   h.type = static_cast<MsgType>(r.u8());
   h.flags = r.u8();
   r.u16();  // reserved
-  r.u32();  // reserved
+  const uint32_t mark_bytes = r.u32();  // reserved unless marked
   h.seq = r.u64();
   h.epoch = r.u64();
-  assert(r.done());
+  if (!marked) return base::Status::ok();
+  if (mark_bytes == 0 || mark_bytes > kMaxMarkNameBytes)
+    return malformed("barrier record", "mark name length " + u64s(mark_bytes) + " is outside 1.." +
+                                           u64s(kMaxMarkNameBytes));
+  if (r.remaining() != mark_bytes)
+    return malformed("barrier record", "mark name length " + u64s(mark_bytes) + " does not match the " +
+                                           u64s(r.remaining()) + " bytes that follow");
+  mark = r.rest();
+  if (!is_valid_mark_name(std::string_view(reinterpret_cast<const char*>(mark.data()), mark.size())))
+    return malformed("barrier record", "the mark name holds a byte that is not printable ASCII");
   return base::Status::ok();
 }
 
 }  // namespace
+
+bool is_valid_mark_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxMarkNameBytes) return false;
+  for (char c : name)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
 
 void encode_write_header(const RecordHeader& h, uint8_t out[kWriteHeaderBytes]) {
   assert(has_payload(h.type));
@@ -131,15 +153,19 @@ void encode_record(const RecordHeader& h, base::ByteSpan payload, base::Bytes& o
     out.insert(out.end(), payload.begin(), payload.end());
     return;
   }
-  assert(payload.empty());
+  const bool marked = h.type == MsgType::barrier && (h.flags & kBarrierFlagMark) != 0;
+  assert(marked ? payload.size() >= 1 && payload.size() <= kMaxMarkNameBytes : payload.empty());
   base::ByteWriter w(out);
   w.u8(static_cast<uint8_t>(h.type));
   w.u8(h.flags);
   w.u16(0);  // reserved
-  w.u32(0);  // reserved
+  w.u32(marked ? static_cast<uint32_t>(payload.size()) : 0);  // a mark's name length, else reserved
   w.u64(h.seq);
   w.u64(h.epoch);
-  if (h.type == MsgType::barrier) return;
+  if (h.type == MsgType::barrier) {
+    if (marked) out.insert(out.end(), payload.begin(), payload.end());
+    return;
+  }
   assert(h.length_bytes >= 1 && h.length_bytes <= kMaxExtentBytes);
   w.u64(h.offset_bytes);
   w.u64(h.length_bytes);
@@ -155,7 +181,7 @@ base::Status decode_record(base::ByteSpan msg, RecordHeader& h, base::ByteSpan& 
   base::Status s;
   switch (static_cast<MsgType>(msg[0])) {
     case MsgType::write: s = decode_write(msg, decoded, body); break;
-    case MsgType::barrier: s = decode_barrier(msg, decoded); break;
+    case MsgType::barrier: s = decode_barrier(msg, decoded, body); break;
     default: s = decode_extent(msg, decoded); break;
   }
   if (!s.is_ok()) return s;

@@ -37,6 +37,7 @@ Machine::Machine(const blockio::Geometry& geometry, const apply::ReplicaState& l
   committed_sent_seq_ = committed_.seq;
   reserved_limit_ = std::max(loaded.reserved_seq, loaded.committed_seq);
   highest_submitted_seq_ = loaded.committed_seq;
+  committed_mark_ = loaded.mark;
   // After an unclean stop the disk may hold records past the committed
   // position, up to the reservation (or up to the target of a catch-up that
   // was itself interrupted).
@@ -191,6 +192,10 @@ void Machine::end_session(Actions& actions) {
   if (!in_session_) return;
   in_session_ = false;
   drop_queue_after_epoch(0, actions);
+  // Only the barrier being flushed keeps its name: the rest come again.
+  std::erase_if(mark_names_, [this](const auto& kv) {
+    return flushing_ != Flushing::barrier || kv.first != flushing_barrier_.header.seq;
+  });
   end_resync_session(actions);
   writes_wait_for_commit_ = false;
   check_shutdown_progress(actions);
@@ -237,7 +242,7 @@ std::optional<FailSession> Machine::validate_extent(const proto::RecordHeader& h
   return std::nullopt;
 }
 
-void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& actions) {
+void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& actions, std::string_view mark) {
   id = 0;
   if (!in_session_) {
     return fail(actions, proto::ErrorCode::protocol, "a record arrived before the session's hello was answered.");
@@ -247,6 +252,11 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   if (std::optional<FailSession> bad = validate(h)) return fail(actions, bad->code, bad->message);
   if (resync_running_) note_log_written(h);
   recv_seq_ = h.seq;
+  if (h.type == proto::MsgType::barrier) {
+    // A resent barrier replaces what an earlier session said at this seq.
+    if (mark.empty()) mark_names_.erase(h.seq);
+    else mark_names_[h.seq] = std::string(mark);
+  }
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
   if (shutting_down() && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
@@ -291,6 +301,10 @@ void Machine::pump_log(Actions& actions) {
       return;
     }
     if (head.header.type == proto::MsgType::barrier) {
+      if (mark_waits_for_commit(head.header)) {
+        request_commit(actions);
+        return;
+      }
       if (!in_flight_.empty()) return;
       flushing_barrier_ = head;
       queue_.pop_front();
@@ -308,6 +322,26 @@ void Machine::pump_log(Actions& actions) {
     submit_entry(head, {}, actions);
     queue_.pop_front();
   }
+}
+
+// A marked barrier is acknowledged only once the store holds its mark: the
+// original may forget the mark's records after the ack, and a restart must
+// still be able to say which mark the clone reached.
+bool Machine::mark_waits_for_commit(const proto::RecordHeader& barrier) {
+  auto it = mark_names_.find(barrier.seq);
+  if (it == mark_names_.end()) return false;
+  const auto is_this = [&](const apply::LogMark& m) {
+    return m.generation == replica_.generation && m.seq == barrier.seq && m.name == it->second;
+  };
+  if (is_this(committed_mark_)) return false;
+  if (!is_this(replica_.mark)) {
+    // The mark before is durable: its barrier came earlier and was flushed.
+    if (!replica_.mark.empty() && (replica_.mark.generation != replica_.generation || replica_.mark.seq < barrier.seq))
+      replica_.mark_before = replica_.mark;
+    replica_.mark = {it->second, replica_.generation, barrier.seq, barrier.epoch};
+    state_dirty_ = true;
+  }
+  return true;
 }
 
 // -------------------------------------------------------------------- misc

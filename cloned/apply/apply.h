@@ -35,6 +35,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -89,6 +90,8 @@ struct SendCommitted { uint64_t seq; };
 struct Commit { apply::ReplicaState state; };
 // End the session: send an error with this code and sentence, then close.
 struct FailSession { proto::ErrorCode code; std::string message; };
+// A marked barrier is durable: the clone holds everything up to the mark.
+struct MarkReached { std::string name; uint64_t seq; uint64_t epoch; };
 // The clone's disk failed: the daemon must stop taking writes.
 struct DiskFailed { std::string message; };
 
@@ -103,6 +106,7 @@ struct Actions {
   std::vector<Commit> commits;
   std::vector<FailSession> fail;
   std::vector<DiskFailed> disk_failed;
+  std::vector<MarkReached> marks_reached;
   // Resync: the answer to a resync_begin (once its state is durable), acks of
   // marks whose cursor is durable, and the end (consistent at a generation).
   std::optional<proto::ResyncState> resync_state;
@@ -111,7 +115,8 @@ struct Actions {
   bool clear_out_of_sync = false;  // a resync completed: the verify's findings are repaired
   bool empty() const {
     return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() && receipt_acks.empty() &&
-           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() && !resync_state &&
+           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() && marks_reached.empty() &&
+           !resync_state &&
            resync_mark_acks.empty() && !resync_done && !clear_out_of_sync;
   }
 };
@@ -141,7 +146,10 @@ class Machine {
   // --- Events ---
   // A record decoded from the session. Assigns `id` on acceptance; on a
   // validation failure adds a FailSession and nothing of it is kept.
-  void on_record(const proto::RecordHeader& header, RecordId& id, Actions& actions);
+  // `mark`: a marked barrier's name (proto::kBarrierFlagMark). The mark is
+  // committed to the store before its barrier is flushed and acknowledged,
+  // and actions.marks_reached reports it once that barrier is durable.
+  void on_record(const proto::RecordHeader& header, RecordId& id, Actions& actions, std::string_view mark = {});
   // The daemon finished a batch of reads (receipt acks are batched per read).
   void on_read_batch_done(Actions& actions);
   // A submitted operation finished; `status` not ok = disk error or digest mismatch
@@ -203,6 +211,8 @@ class Machine {
   const apply::ReplicaState& replica() const { return replica_; }
   bool disk_failed() const { return disk_failed_; }
   uint64_t original_log_end() const { return original_log_end_; }
+  // The newest mark whose barrier is durable (null: none yet).
+  const apply::LogMark* last_mark() const { return reached_mark(replica_, durable_.seq); }
 
  private:
   struct Entry {
@@ -252,6 +262,7 @@ class Machine {
   void end_resync_session(Actions& actions);
   void start_new_resync(const proto::ResyncBegin& begin);
   void need_write_barrier_commit(Actions& actions);
+  bool mark_waits_for_commit(const proto::RecordHeader& barrier);
 
   blockio::Geometry geometry_;
   Limits limits_;
@@ -281,6 +292,10 @@ class Machine {
   enum class Flushing : uint8_t { none, barrier, marks };
   Flushing flushing_ = Flushing::none;
   Entry flushing_barrier_{};     // the barrier whose flush is in progress
+  // Names of marked barriers received and not yet durable, by seq; and the
+  // newest mark the store holds (a marked barrier waits for it).
+  std::map<uint64_t, std::string> mark_names_;
+  apply::LogMark committed_mark_;
   uint64_t committed_sent_seq_ = 0;
 
   bool commit_in_flight_ = false;

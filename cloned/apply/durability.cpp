@@ -68,6 +68,10 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
       durable_.seq <= reserved_limit_,
       "barrier " + u64s(durable_.seq) + " would be acknowledged past the durable reservation " + u64s(reserved_limit_));
   if (in_session_) actions.barrier_acks.push_back({durable_.epoch, durable_.seq});
+  if (auto it = mark_names_.find(durable_.seq); it != mark_names_.end()) {
+    actions.marks_reached.push_back({it->second, durable_.seq, durable_.epoch});
+    mark_names_.erase(it);
+  }
   maybe_become_consistent();
   after_completion(actions);
 }
@@ -131,6 +135,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
                      u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
                      ", which the disk may already hold or the original was told is durable");
   committed_ = {s.committed_seq, s.committed_epoch};
+  committed_mark_ = s.mark;
   assert(s.generation != replica_.generation || committed_.seq <= durable_.seq);  // a commit snapshots durable_
   reserved_limit_ = s.reserved_seq;
   replica_.committed_seq = s.committed_seq;

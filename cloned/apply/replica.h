@@ -25,6 +25,18 @@ struct ResyncProgress {
   bool active() const { return generation != 0; }
 };
 
+// A mark of the original's log (proto::kBarrierFlagMark): a named point a
+// person can ask about ("the clone holds everything up to before-upgrade").
+// Stored before its barrier is acknowledged, so a power cut cannot lose a
+// mark the original was told is durable; reached once that barrier is.
+struct LogMark {
+  std::string name;  // "" = none
+  uint64_t generation = 0;
+  uint64_t seq = 0;  // the barrier that carries it
+  uint64_t epoch = 0;
+  bool empty() const { return name.empty(); }
+};
+
 struct ReplicaState {
   proto::PairId pair_id{};
   std::string disk_identity;  // DiskIdentity::describe() at pairing, for display
@@ -49,6 +61,18 @@ struct ReplicaState {
   base::Bytes fingerprint;
   bool fingerprint_valid = false;
   std::string decision;  // the last clonectl decide, "" = none
+  // Schema 3. `mark` is the newest mark stored; its barrier may not be
+  // durable yet. `mark_before` is the one before it, whose barrier is.
+  LogMark mark;
+  LogMark mark_before;
 };
+
+// The newest mark whose barrier is durable, given the durable position of
+// the log (the committed one when nothing better is known); null when none.
+inline const LogMark* reached_mark(const ReplicaState& s, uint64_t durable_seq) {
+  if (!s.mark.empty() && (s.mark.generation < s.generation || s.mark.seq <= durable_seq)) return &s.mark;
+  if (!s.mark_before.empty()) return &s.mark_before;
+  return nullptr;
+}
 
 }  // namespace apply

@@ -142,6 +142,14 @@ void Daemon::apply_actions(apply::Actions& a) {
     LOG_ERROR("the clone's disk failed; no more writes are taken until cloned is restarted: %s", f.message.c_str());
     record_event("error", "disk", f.message);
   }
+  for (const apply::MarkReached& m : a.marks_reached) {
+    LOG_NOTICE("mark %s reached: the clone holds everything the original wrote before it (record %llu, epoch %llu)",
+               m.name.c_str(), static_cast<unsigned long long>(m.seq), static_cast<unsigned long long>(m.epoch));
+    record_event("notice", "mark",
+                 "reached mark " + m.name + " at record " + std::to_string(m.seq) + " (epoch " +
+                     std::to_string(m.epoch) + "): the clone holds everything the original wrote before it");
+  }
+  if (!a.marks_reached.empty()) publish_status();
   if (session_ != nullptr) send_session_actions(session_, a);
   if (machine_.replica().state != last_logged_state_) {
     last_logged_state_ = machine_.replica().state;

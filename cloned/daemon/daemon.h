@@ -85,6 +85,7 @@ class Daemon final : private LinkPort,
   void on_authenticated(Conn* c);
   void on_frame(Conn* c, proto::Frame frame);
   void on_hello(Conn* c, const proto::Hello& hello);
+  void on_record_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
   void on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
   void update_reading();
   void check_deadlines(uint64_t now_ms);

@@ -20,6 +20,7 @@ std::string Daemon::status_line() const {
                      std::to_string(p.seq) + ", " + std::to_string(log_end > p.seq ? log_end - p.seq : 0) +
                      " behind; " + (machine_.in_session() ? "connected to " + stats_.peer : "waiting for the original");
   if (maintenance_.progress().active()) line += "; " + maintenance_.progress().line();
+  if (const apply::LogMark* m = machine_.last_mark()) line += "; mark " + m->name;
   if (machine_.disk_failed()) line = "DISK FAILED; " + line;
   return line;
 }
@@ -66,6 +67,10 @@ LiveStatus Daemon::live_status() const {
   s.applied_seq = machine_.durable().seq;
   s.applied_epoch = machine_.durable().epoch;
   s.committed_seq = machine_.committed().seq;
+  if (const apply::LogMark* m = machine_.last_mark()) {
+    s.last_mark = m->name;
+    s.last_mark_seq = m->seq;
+  }
   // The original's log reaches at least as far as what it has sent.
   s.original_log_end = std::max(stats_.original_log_end, machine_.received_seq());
   s.link = stopped_cleanly_ ? "stopped" : machine_.in_session() ? "connected" : "waiting";

@@ -61,27 +61,33 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
   if (session_ == c) divergence_.invalidate();
 }
 
+void Daemon::on_record_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
+  proto::RecordHeader h;
+  base::ByteSpan payload;
+  if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
+    send_error(c, proto::ErrorCode::protocol, s.message());
+    return close_conn(c, s.message());
+  }
+  ++stats_.records_received;
+  apply::Actions actions;
+  apply::RecordId id = 0;
+  // A marked barrier's payload is its name (decode_record checked it).
+  const std::string_view mark = type == proto::MsgType::barrier
+                                    ? std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size())
+                                    : std::string_view();
+  machine_.on_record(h, id, actions, mark);
+  if (id != 0 && type == proto::MsgType::write) frames_.emplace(id, std::move(frame));
+  apply_actions(actions);
+}
+
 void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
   stats_.bytes_received += frame.plain_bytes;
   switch (type) {
     case proto::MsgType::write:
     case proto::MsgType::trim:
     case proto::MsgType::zero:
-    case proto::MsgType::barrier: {
-      proto::RecordHeader h;
-      base::ByteSpan payload;
-      if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
-        send_error(c, proto::ErrorCode::protocol, s.message());
-        return close_conn(c, s.message());
-      }
-      ++stats_.records_received;
-      apply::Actions actions;
-      apply::RecordId id = 0;
-      machine_.on_record(h, id, actions);
-      if (id != 0 && type == proto::MsgType::write) frames_.emplace(id, std::move(frame));
-      apply_actions(actions);
-      return;
-    }
+    case proto::MsgType::barrier:
+      return on_record_frame(c, type, frame);
     case proto::MsgType::ping: {
       uint64_t token = 0, log_end = 0;
       if (proto::decode_ping(frame.plain(), token, log_end).is_ok()) {

@@ -22,6 +22,8 @@ std::string encode_live_status(const LiveStatus& s) {
   num("applied_epoch", s.applied_epoch);
   num("committed_seq", s.committed_seq);
   num("original_log_end", s.original_log_end);
+  str("last_mark", s.last_mark);
+  num("last_mark_seq", s.last_mark_seq);
   str("link", s.link);
   str("peer", s.peer);
   num("session_since_unix_ms", static_cast<uint64_t>(s.session_since_unix_ms));
@@ -72,6 +74,8 @@ base::Result<LiveStatus> decode_live_status(const std::string& text) {
   s.applied_epoch = u("applied_epoch");
   s.committed_seq = u("committed_seq");
   s.original_log_end = u("original_log_end");
+  s.last_mark = str("last_mark");
+  s.last_mark_seq = u("last_mark_seq");
   s.link = str("link");
   s.peer = str("peer");
   s.session_since_unix_ms = t["session_since_unix_ms"].value_or<int64_t>(0);

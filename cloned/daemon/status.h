@@ -23,6 +23,9 @@ struct LiveStatus {
   uint64_t applied_epoch = 0;
   uint64_t committed_seq = 0; // in the state store
   uint64_t original_log_end = 0;
+  // The newest mark of the original's log the clone holds ("" = none yet).
+  std::string last_mark;
+  uint64_t last_mark_seq = 0;
   std::string link;           // "connected", "waiting" or "stopped"
   std::string peer;
   int64_t session_since_unix_ms = 0;

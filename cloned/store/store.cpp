@@ -59,6 +59,13 @@ base::Status Store::Impl::update(const apply::ReplicaState& state) {
   use.bind_blob(17, state.fingerprint.empty() ? &kEmpty : state.fingerprint.data(), state.fingerprint.size());
   use.bind(18, static_cast<int64_t>(state.fingerprint_valid ? 1 : 0));
   use.bind(19, std::string_view(bounded(state.decision, kMessageBytesMax)));
+  int col = 20;
+  for (const apply::LogMark* m : {&state.mark, &state.mark_before}) {
+    use.bind(col++, std::string_view(m->name));
+    use.bind(col++, m->generation);
+    use.bind(col++, m->seq);
+    use.bind(col++, m->epoch);
+  }
   int rc = use.step();
   if (rc != SQLITE_DONE) return fail("update the replica row", rc);
   if (sqlite3_changes(db) != 1) {
@@ -97,6 +104,13 @@ base::Result<apply::ReplicaState> Store::load() {
   s.fingerprint.assign(fp.begin(), fp.end());
   s.fingerprint_valid = use.i64(18) != 0;
   s.decision = use.text(19);
+  int col = 20;
+  for (apply::LogMark* m : {&s.mark, &s.mark_before}) {
+    m->name = use.text(col++);
+    m->generation = use.u64(col++);
+    m->seq = use.u64(col++);
+    m->epoch = use.u64(col++);
+  }
   return s;
 }
 

@@ -23,7 +23,8 @@ inline constexpr const char* kReplicaColumns =
     "pair_id, disk_identity, generation, committed_seq, committed_epoch, reserved_seq, state, "
     "state_reason, consistent_at_seq, updated_unix_ms, resync_generation, resync_target_seq, "
     "resync_target_epoch, resync_cursor, resync_extent, resync_flags, needs_resync, fingerprint, "
-    "fingerprint_valid, decision";
+    "fingerprint_valid, decision, mark_name, mark_generation, mark_seq, mark_epoch, mark_before_name, "
+    "mark_before_generation, mark_before_seq, mark_before_epoch";
 
 struct Store::Impl {
   std::string dir;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Opening the state store, and its schema.
 //
-// Schema, version 2 (PRAGMA user_version; a store of a newer version is
+// Schema, version 3 (PRAGMA user_version; a store of a newer version is
 // refused rather than misread). A new store is created at version 1 and
 // migrated like an old one, so every store takes the same path:
 //
@@ -19,6 +19,9 @@
 // ResyncProgress), needs_resync, fingerprint BLOB, fingerprint_valid,
 // decision TEXT; and the table out_of_sync (offset INTEGER PRIMARY KEY,
 // length, found_unix_ms): ranges a verify found different.
+//
+// Version 3 adds to replica the log's marks (apply::LogMark): mark_name TEXT,
+// mark_generation, mark_seq, mark_epoch, and the same four as mark_before_*.
 //
 // Durability: journal_mode=WAL and synchronous=FULL, so save() returns only
 // once its commit is in the fsynced WAL. Events are inserted with
@@ -40,7 +43,7 @@ namespace {
 using detail::Statement;
 using detail::Use;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5000;  // a reader (clonectl) may hold the file briefly
 
 constexpr const char* kSchema = R"sql(
@@ -84,6 +87,18 @@ CREATE TABLE out_of_sync (
   found_unix_ms INTEGER NOT NULL
 );
 PRAGMA user_version = 2;
+)sql";
+
+constexpr const char* kMigrateTo3 = R"sql(
+ALTER TABLE replica ADD COLUMN mark_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE replica ADD COLUMN mark_generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN mark_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN mark_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN mark_before_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE replica ADD COLUMN mark_before_generation INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN mark_before_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN mark_before_epoch INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 3;
 )sql";
 
 // mkdir -p with mode 0700: the store says what the clone holds and is no
@@ -171,6 +186,7 @@ base::Status Store::Impl::create_if_new(const proto::PairId& id,
 // Runs inside create_if_new's transaction: a crash leaves the old version whole.
 base::Status Store::Impl::migrate(int from_version) {
   if (from_version < 2) BASE_TRY(exec(kMigrateTo2, "upgrade the store to schema version 2"));
+  if (from_version < 3) BASE_TRY(exec(kMigrateTo3, "upgrade the store to schema version 3"));
   return base::Status::ok();
 }
 
@@ -186,7 +202,9 @@ base::Status Store::Impl::prepare_all() {
        "committed_epoch = ?4, reserved_seq = ?5, state = ?6, state_reason = ?7, "
        "consistent_at_seq = ?8, updated_unix_ms = ?9, resync_generation = ?10, resync_target_seq = ?11, "
        "resync_target_epoch = ?12, resync_cursor = ?13, resync_extent = ?14, resync_flags = ?15, "
-       "needs_resync = ?16, fingerprint = ?17, fingerprint_valid = ?18, decision = ?19 WHERE id = 1"},
+       "needs_resync = ?16, fingerprint = ?17, fingerprint_valid = ?18, decision = ?19, mark_name = ?20, "
+       "mark_generation = ?21, mark_seq = ?22, mark_epoch = ?23, mark_before_name = ?24, "
+       "mark_before_generation = ?25, mark_before_seq = ?26, mark_before_epoch = ?27 WHERE id = 1"},
       {insert_oos, "INSERT OR REPLACE INTO out_of_sync (offset, length, found_unix_ms) VALUES (?1, ?2, ?3)"},
       {clear_oos, "DELETE FROM out_of_sync"},
       {select_oos, "SELECT offset, length, found_unix_ms FROM out_of_sync ORDER BY offset LIMIT ?1"},

@@ -169,6 +169,51 @@ TEST_CASE("records of every type round-trip with their layout sizes") {
   }
 }
 
+TEST_CASE("a marked barrier carries its name, and a bad name is refused") {
+  RecordHeader in = sample_record(MsgType::barrier, 0);
+  in.flags = proto::kBarrierFlagMark;
+  const std::string name = "before-upgrade";
+  base::Bytes b;
+  proto::encode_record(in, base::ByteSpan(reinterpret_cast<const uint8_t*>(name.data()), name.size()), b);
+  CHECK(b.size() == 24 + name.size());
+  RecordHeader out;
+  base::ByteSpan p;
+  REQUIRE(decode_record(b, out, p).is_ok());
+  CHECK(same_header(in, out));
+  CHECK(std::string(p.begin(), p.end()) == name);
+
+  auto refused = [](base::Bytes bytes, const char* why) {
+    RecordHeader h;
+    base::ByteSpan q;
+    const base::Status s = decode_record(bytes, h, q);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.message().find(why) != std::string::npos);
+  };
+  base::Bytes bad = b;
+  bad.push_back('x');  // more bytes than the length says
+  refused(bad, "does not match");
+  bad = b;
+  bad[4] = 0;  // length 0
+  refused(bad, "outside 1..255");
+  bad = b;
+  bad[24] = '\n';
+  refused(bad, "not printable ASCII");
+  bad = b;
+  bad.resize(24);
+  refused(bad, "does not match");
+  base::Bytes longest;
+  const std::string long_name(255, 'm');
+  proto::encode_record(in, base::ByteSpan(reinterpret_cast<const uint8_t*>(long_name.data()), 255), longest);
+  CHECK(decode_record(longest, out, p).is_ok());
+  longest.push_back('m');
+  longest[4] = 0;
+  longest[5] = 1;  // 256
+  refused(longest, "outside 1..255");
+  CHECK(proto::is_valid_mark_name("a b-c_9"));
+  CHECK_FALSE(proto::is_valid_mark_name(""));
+  CHECK_FALSE(proto::is_valid_mark_name("caf\xc3\xa9"));
+}
+
 TEST_CASE("the write header encoder writes the same bytes as the record encoder") {
   const RecordHeader h = sample_record(MsgType::write, 512);
   uint8_t header[kWriteHeaderBytes];

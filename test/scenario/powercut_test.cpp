@@ -35,7 +35,12 @@ bool run_session(Clone& c, const Original& o, const proto::PairId& pair, uint64_
     for (int k = 0; k < 3 && next <= o.log.size() && c.machine.can_accept(); ++k, ++next) {
       apply::Actions r;
       apply::RecordId id = 0;
-      c.machine.on_record(o.log[next - 1].h, id, r);
+      const Rec& rec = o.log[next - 1];
+      const std::string_view mark = rec.h.type == proto::MsgType::barrier
+                                        ? std::string_view(reinterpret_cast<const char*>(rec.payload.data()),
+                                                           rec.payload.size())
+                                        : std::string_view();
+      c.machine.on_record(rec.h, id, r, mark);
       if (id != 0) c.id_to_index[id] = next - 1;
       c.handle(r);
     }

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/aligned_buffer.h"
@@ -32,6 +33,7 @@ struct Rec {
 // The original: a seeded log of records and the source image at each epoch end.
 struct Original {
   std::vector<Rec> log;                                  // log[i] has seq i+1
+  std::map<uint64_t, std::string> marks;                 // marked barriers: seq -> name
   std::map<uint64_t, std::vector<uint8_t>> at_epoch;     // epoch -> image after it
   std::vector<uint8_t> image = std::vector<uint8_t>(kDiskBytes, 0);
 
@@ -46,9 +48,21 @@ struct Original {
       b.h.type = proto::MsgType::barrier;
       b.h.seq = ++seq;
       b.h.epoch = static_cast<uint64_t>(e);
+      // Every fourth barrier names a mark (no draw from rng: seeds keep their streams).
+      if (e % 4 == 0) {
+        const std::string name = "mark-" + std::to_string(e);
+        b.h.flags = proto::kBarrierFlagMark;
+        b.payload.assign(name.begin(), name.end());
+        marks[b.h.seq] = name;
+      }
       log.push_back(b);
       at_epoch[static_cast<uint64_t>(e)] = image;
     }
+  }
+  // The newest mark at or before `seq` ("" when none).
+  std::string newest_mark(uint64_t seq) const {
+    auto it = marks.upper_bound(seq);
+    return it == marks.begin() ? std::string() : std::prev(it)->second;
   }
   void add_extent(std::mt19937_64& rng, uint64_t seq, uint64_t epoch) {
     Rec r;
@@ -87,6 +101,7 @@ struct Clone {
   bool hello_sent = false;
   uint64_t hello_applied = 0;            // the position the clone's hello reported
   apply::Actions last;                   // what the last step() produced
+  std::vector<apply::MarkReached> marks_reached;  // reported, not yet checked
 
   Clone(blockio::FaultyDevice& d, std::mt19937_64& r, apply::ReplicaState& s, apply::SendBarrierAck& saw,
         const apply::Limits& limits)
@@ -107,6 +122,7 @@ struct Clone {
     for (const auto& s : a.submit) pending_io.push_back(s.id);
     if (a.flush) pending_flush = true;
     for (const auto& c : a.commits) pending_commits.push_back(c.state);
+    marks_reached.insert(marks_reached.end(), a.marks_reached.begin(), a.marks_reached.end());
     for (const auto& b : a.barrier_acks) {
       acked_epoch = std::max(acked_epoch, b.epoch);
       acks_on_the_wire.push_back(b);

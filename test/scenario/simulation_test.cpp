@@ -113,6 +113,23 @@ struct World {
     CHECK_MESSAGE((at_boundary || marked), "seed " << seed << ": no epoch boundary >= " << last_ack_epoch);
   }
 
+  // Marks: one is reported reached only once its barrier is durable, with its
+  // own name; and the newest mark the clone reports is the newest at or
+  // before its durable position (also right after a restart, whose store
+  // must hold every mark the original was told is durable).
+  void check_marks(Clone& c) {
+    for (const apply::MarkReached& m : c.marks_reached) {
+      auto it = original.marks.find(m.seq);
+      CHECK_MESSAGE((it != original.marks.end() && it->second == m.name), "seed " << seed << ": mark " << m.name);
+      CHECK_MESSAGE(m.seq <= c.machine.durable().seq, "seed " << seed);
+    }
+    c.marks_reached.clear();
+    const apply::LogMark* m = c.machine.last_mark();
+    CHECK_MESSAGE((m ? m->name : std::string()) == original.newest_mark(c.machine.durable().seq),
+                  "seed " << seed << ": the clone reports mark " << (m ? m->name : "none") << " at durable record "
+                          << c.machine.durable().seq);
+  }
+
   // Invariant 7: an original of another generation is refused, nothing written.
   void stranger(Clone& c) {
     ++faults.strangers;
@@ -178,7 +195,9 @@ SessionEnd run_session(World& w, Clone& c, bool faults_on) {
         REQUIRE(proto::decode_record(frame.plain(), h, payload).is_ok());
         apply::Actions ra;
         apply::RecordId id = 0;
-        c.machine.on_record(h, id, ra);
+        const std::string_view mark(reinterpret_cast<const char*>(payload.data()),
+                                    h.type == proto::MsgType::barrier ? payload.size() : 0);
+        c.machine.on_record(h, id, ra, mark);
         if (id != 0) c.id_to_index[id] = next - 1;
         c.handle(ra);
         if (c.failed) return SessionEnd::disconnected;
@@ -187,6 +206,7 @@ SessionEnd run_session(World& w, Clone& c, bool faults_on) {
     }
     const bool worked = c.step(w.original);
     w.check_bounds(c);
+    w.check_marks(c);
     if (!worked && next > w.original.log.size() && c.machine.durable().seq == w.original.log.size())
       return SessionEnd::done;
   }

@@ -431,6 +431,73 @@ TEST_CASE("a barrier is acknowledged only inside the durable reservation, so a r
   CHECK(a.hello_reply->applied_seq == 2);
 }
 
+TEST_CASE("a marked barrier is acknowledged only once the store holds its mark, and then reported reached") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0;
+  r.send(rec(MsgType::write, 1, 1), &w1);
+  proto::RecordHeader b = rec(MsgType::barrier, 2, 1);
+  b.flags = proto::kBarrierFlagMark;
+  Actions a = r.send(b, nullptr, "before-upgrade");
+  REQUIRE(a.commits.size() == 1);  // the mark goes to the store first
+  const apply::ReplicaState stored = a.commits[0].state;
+  CHECK(stored.mark.name == "before-upgrade");
+  CHECK(stored.mark.seq == 2);
+  CHECK(stored.mark.epoch == 1);
+  a = r.io_done(w1);
+  CHECK_FALSE(a.flush);  // not before the mark is durable
+  CHECK(r.m.last_mark() == nullptr);
+  a = r.committed();
+  CHECK(a.flush);
+  CHECK(r.m.last_mark() == nullptr);  // stored, but its barrier is not durable yet
+  a = r.flushed();
+  REQUIRE(a.barrier_acks.size() == 1);
+  REQUIRE(a.marks_reached.size() == 1);
+  CHECK(a.marks_reached[0].name == "before-upgrade");
+  CHECK(a.marks_reached[0].seq == 2);
+  REQUIRE(r.m.last_mark() != nullptr);
+  CHECK(r.m.last_mark()->name == "before-upgrade");
+
+  // A second mark: the first becomes mark_before, and stays the reached one
+  // until the second's barrier is durable.
+  r.send(rec(MsgType::write, 3, 2), &w1);
+  b = rec(MsgType::barrier, 4, 2);
+  b.flags = proto::kBarrierFlagMark;
+  a = r.send(b, nullptr, "after-upgrade");
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.mark.name == "after-upgrade");
+  CHECK(a.commits[0].state.mark_before.name == "before-upgrade");
+  const apply::ReplicaState second = a.commits[0].state;
+  CHECK(r.m.last_mark()->name == "before-upgrade");
+
+  // The power goes after the second mark's commit, before its barrier is
+  // durable: the next process reports the first.
+  Rig after(second);
+  REQUIRE(after.m.last_mark() != nullptr);
+  CHECK(after.m.last_mark()->name == "before-upgrade");
+  const apply::LogMark* from_store = apply::reached_mark(second, second.committed_seq);
+  REQUIRE(from_store != nullptr);
+  CHECK(from_store->name == "before-upgrade");
+}
+
+TEST_CASE("an unmarked barrier resent at a marked one's seq forgets the name") {
+  Rig r;
+  r.open();
+  proto::RecordHeader b = rec(MsgType::barrier, 1, 1);
+  b.flags = proto::kBarrierFlagMark;
+  Actions a = r.send(b, nullptr, "m1");
+  REQUIRE(a.commits.size() == 1);
+  a = r.run([&](Actions& x) { r.m.end_session(x); });
+  r.committed();  // the mark's commit completes after the session ended
+  a = r.hello();
+  REQUIRE(a.hello_reply);
+  if (!a.commits.empty()) r.committed();
+  a = r.send(rec(MsgType::barrier, 1, 1));
+  CHECK(a.flush);  // no name, nothing to store first
+  a = r.flushed();
+  CHECK(a.marks_reached.empty());
+}
+
 TEST_CASE("a write is charged the memory its frame really holds") {
   const uint64_t small = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 512));
   const uint64_t four_k = apply::record_cost_bytes(rec(MsgType::write, 1, 1, 0, 4096));

@@ -62,10 +62,10 @@ struct Rig {
     return a;
   }
   Actions hello(const proto::Hello& h = original_hello()) { return run([&](Actions& a) { m.start_session(h, a); }); }
-  Actions send(const proto::RecordHeader& h, apply::RecordId* id = nullptr) {
+  Actions send(const proto::RecordHeader& h, apply::RecordId* id = nullptr, std::string_view mark = {}) {
     return run([&](Actions& a) {
       apply::RecordId got = 0;
-      m.on_record(h, got, a);
+      m.on_record(h, got, a, mark);
       if (id) *id = got;
     });
   }

@@ -44,6 +44,8 @@ apply::ReplicaState sample_state() {
   s.fingerprint = {1, 2, 3, 0, 255};
   s.fingerprint_valid = true;
   s.decision = "keep-diverged at 2026-11-22 by root";
+  s.mark = {"after-upgrade", 3, 901, 44};
+  s.mark_before = {"before-upgrade", 3, 850, 40};
   return s;
 }
 
@@ -67,6 +69,12 @@ void check_same(const apply::ReplicaState& a, const apply::ReplicaState& b) {
   CHECK(a.fingerprint == b.fingerprint);
   CHECK(a.fingerprint_valid == b.fingerprint_valid);
   CHECK(a.decision == b.decision);
+  for (auto [x, y] : {std::pair{&a.mark, &b.mark}, std::pair{&a.mark_before, &b.mark_before}}) {
+    CHECK(x->name == y->name);
+    CHECK(x->generation == y->generation);
+    CHECK(x->seq == y->seq);
+    CHECK(x->epoch == y->epoch);
+  }
 }
 
 }  // namespace
@@ -157,11 +165,11 @@ TEST_CASE("a store written by a newer schema version is refused") {
   open_rw(tmp.path());
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((tmp.path() + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 3", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 4", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto opened = store::Store::open(tmp.path(), store::OpenMode::read_write, pair_of(1));
   REQUIRE_FALSE(opened.is_ok());
-  CHECK(opened.status().message().find("schema version 3, newer than") != std::string::npos);
+  CHECK(opened.status().message().find("schema version 4, newer than") != std::string::npos);
 }
 
 TEST_CASE("events come back oldest first, and long texts are cut") {
@@ -257,6 +265,7 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
   CHECK_FALSE(loaded->resync.active());
   CHECK_FALSE(loaded->fingerprint_valid);
   CHECK(loaded->fingerprint.empty());
+  CHECK(loaded->mark.empty());  // schema 3: no mark yet
   apply::ReplicaState next = *loaded;
   next.resync.generation = 5;
   REQUIRE(store->save(next).is_ok());
