@@ -29,6 +29,10 @@ struct CaptureCommand {
 
 struct ReplayCommand {
   std::string spool_path;
+  // Or a dm-log-writes log (docs/ORIGINS.md), optionally followed as it grows.
+  std::string log_writes_path;
+  bool follow = false;
+  uint32_t poll_ms = 200;
 };
 
 struct ResyncCommand {
@@ -64,6 +68,13 @@ base::Status run_health(const config::OriginConfig& config, const config::Derive
 // durable on the clone.
 base::Status run_replay(const config::OriginConfig& config, const config::DerivedKeys& keys,
                         const ReplayCommand& command);
+// Ships a dm-log-writes log from the entry after the last one the clone made
+// durable (STATE_DIR/origin.position); validates every entry before any of
+// its records is sent. Without follow: up to the log's last flush or mark,
+// returning once that is durable. With follow: keeps shipping as the log
+// grows until SIGINT or SIGTERM, then saves how far the clone is.
+base::Status run_replay_log_writes(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                                   const ReplayCommand& command);
 
 // Brings the clone to the source image's content as a new generation (or
 // resumes an interrupted resync); ok once the clone reports consistent.

@@ -124,7 +124,21 @@ base::Status cmd_health(const config::OriginConfig& c, const config::DerivedKeys
 }
 
 base::Status cmd_replay(const config::OriginConfig& c, const config::DerivedKeys& k, const Options& o) {
-  return origin::run_replay(c, k, origin::ReplayCommand{get(o, "--spool")});
+  origin::ReplayCommand cmd;
+  cmd.spool_path = get(o, "--spool");
+  cmd.log_writes_path = get(o, "--log-writes");
+  cmd.follow = o.has("--follow");
+  if (cmd.spool_path.empty() == cmd.log_writes_path.empty())
+    throw UsageError("replay takes one of --spool FILE or --log-writes LOG");
+  if (!cmd.spool_path.empty() && (cmd.follow || o.has("--poll-ms")))
+    throw UsageError("--follow and --poll-ms go with --log-writes");
+  if (o.has("--poll-ms")) {
+    const uint64_t ms = parse_u64("--poll-ms", get(o, "--poll-ms"));
+    if (ms < 20 || ms > 60'000) throw UsageError("--poll-ms must be between 20 and 60000");
+    cmd.poll_ms = static_cast<uint32_t>(ms);
+  }
+  if (!cmd.log_writes_path.empty()) return origin::run_replay_log_writes(c, k, cmd);
+  return origin::run_replay(c, k, cmd);
 }
 
 base::Status cmd_wake(const config::OriginConfig& c, const config::DerivedKeys&, const Options& o) {
@@ -183,9 +197,12 @@ const base::cli::Program kProgram = {
                     kGeneratorOptions),
              "", "like workload, but the records go to a new spool file instead of the clone\n"},
             {"replay",
-             {{"--spool", "FILE", true}},
+             {{"--spool", "FILE"}, {"--log-writes", "LOG"}, {"--follow", ""}, {"--poll-ms", "MS"}},
              "",
-             "validate the spool and send its records; returns once all are durable\n"},
+             "validate the spool and send its records; returns once all are durable.\n"
+             "--log-writes: ship a dm-log-writes log from where the clone stands, up to\n"
+             "its last flush or mark (docs/ORIGINS.md); --follow keeps shipping as it\n"
+             "grows (polling every --poll-ms, default 200) until SIGINT or SIGTERM\n"},
             {"resync",
              {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}},
              "",

@@ -62,6 +62,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   after.generation = generation;
   after.resync_generation = 0;
   after.clean = true;
+  after.log_writes = {};  // the clone is the source now: a new log may be shipped from here
   BASE_TRY(save_position(config.state_dir, after));
   session.generation = generation;
   base::Result<proto::Hello> now = ask_clone(session);

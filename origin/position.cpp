@@ -70,10 +70,18 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
   int seen = 0;
   while (std::getline(in, line)) {
     const size_t eq = line.find('=');
+    const std::string key = eq == std::string::npos ? line : line.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : line.substr(eq + 1);
+    if (key == "log_writes_first" || key == "log_writes_previous") {
+      if ((key == "log_writes_first" && value.empty()) ||
+          value.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return base::Status::error(EBADMSG, path + " has an unreadable line \"" + line + "\"; fix or remove it.");
+      (key == "log_writes_first" ? p.log_writes.first_digest : p.log_writes.previous_digest) = value;
+      continue;
+    }
     uint64_t v = 0;
-    if (eq == std::string::npos || !parse_u64(line.substr(eq + 1), v))
+    if (eq == std::string::npos || !parse_u64(value, v))
       return base::Status::error(EBADMSG, path + " has an unreadable line \"" + line + "\"; fix or remove it.");
-    const std::string key = line.substr(0, eq);
     if (key == "next_seq") {
       p.next_seq = v;
       seen |= 1;
@@ -87,6 +95,12 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
       p.generation = v;
     } else if (key == "resync_generation") {
       p.resync_generation = v;
+    } else if (key == "log_writes_next_entry") {
+      p.log_writes.next_entry = v;
+    } else if (key == "log_writes_next_offset") {
+      p.log_writes.next_offset = v;
+    } else if (key == "log_writes_previous_offset") {
+      p.log_writes.previous_offset = v;
     } else {
       return base::Status::error(EBADMSG, path + " has an unknown key \"" + key + "\"; fix or remove it.");
     }
@@ -101,6 +115,11 @@ base::Status save_position(const std::string& state_dir, const OriginPosition& p
   std::ostringstream text;
   text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0)
        << "\ngeneration=" << p.generation << "\nresync_generation=" << p.resync_generation << "\n";
+  if (p.log_writes.active())
+    text << "log_writes_first=" << p.log_writes.first_digest << "\nlog_writes_next_entry=" << p.log_writes.next_entry
+         << "\nlog_writes_next_offset=" << p.log_writes.next_offset
+         << "\nlog_writes_previous_offset=" << p.log_writes.previous_offset
+         << "\nlog_writes_previous=" << p.log_writes.previous_digest << "\n";
   return write_file_durably(position_path(state_dir), text.str());
 }
 

@@ -12,9 +12,14 @@
 // `resync_generation` is not 0 while a resync to that generation is under way
 // (a later `clone-origin resync` resumes it).
 //
+// `log_writes` is set while a dm-log-writes log is being shipped
+// (clone-origin replay --log-writes, docs/ORIGINS.md): the entry after the
+// last barrier the clone acknowledged, saved with next_seq and next_epoch in
+// one write so that a new run continues with no entry lost or sent twice.
+//
 // Format: text lines "next_seq=N", "next_epoch=N", "clean=0|1", and
-// optionally "generation=N" (default 1) and "resync_generation=N" (default
-// 0). Written to a temporary file, fsynced and renamed into place (atomic).
+// optionally "generation=N" (default 1), "resync_generation=N" (default 0)
+// and the log_writes_* keys of LogWritesPosition. Written to a temporary file, fsynced and renamed into place (atomic).
 #pragma once
 
 #include <cstdint>
@@ -24,12 +29,22 @@
 
 namespace origin {
 
+struct LogWritesPosition {
+  std::string first_digest;      // hex BLAKE2b of the log's start (sector size, first entry): which log
+  uint64_t next_entry = 0;       // the first entry not yet durable on the clone
+  uint64_t next_offset = 0;      // its header's byte offset in the log
+  uint64_t previous_offset = 0;  // entry next_entry - 1's header offset (0: next_entry is 0)
+  std::string previous_digest;   // hex BLAKE2b of that header: the log was not rewritten
+  bool active() const { return !first_digest.empty(); }
+};
+
 struct OriginPosition {
   uint64_t next_seq = 1;
   uint64_t next_epoch = 1;
   bool clean = true;
   uint64_t generation = 1;
   uint64_t resync_generation = 0;
+  LogWritesPosition log_writes;
 };
 
 // The position in `state_dir`; the defaults (a fresh pair) when there is no

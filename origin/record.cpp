@@ -60,12 +60,16 @@ Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t o
   return r;
 }
 
-Record make_barrier(uint64_t seq, uint64_t epoch) {
+Record make_barrier(uint64_t seq, uint64_t epoch, std::string_view mark) {
   Record r;
   r.header.type = proto::MsgType::barrier;
   r.header.seq = seq;
   r.header.epoch = epoch;
-  proto::encode_record(r.header, {}, r.plain);
+  if (!mark.empty()) {
+    assert(proto::is_valid_mark_name(mark));
+    r.header.flags = proto::kBarrierFlagMark;
+  }
+  proto::encode_record(r.header, base::ByteSpan(reinterpret_cast<const uint8_t*>(mark.data()), mark.size()), r.plain);
   return r;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "base/bytes.h"
 #include "digest/digest.h"
@@ -43,8 +44,9 @@ Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::Byt
 // Trim or zero of an extent.
 Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes,
                    uint64_t length_bytes);
-// Barrier closing `epoch`.
-Record make_barrier(uint64_t seq, uint64_t epoch);
+// Barrier closing `epoch`; naming a mark when `mark` is not empty
+// (proto::kBarrierFlagMark: 1..255 bytes of printable ASCII, asserted).
+Record make_barrier(uint64_t seq, uint64_t epoch, std::string_view mark = {});
 
 bool is_record_type(proto::MsgType type);
 const char* record_type_name(proto::MsgType type);

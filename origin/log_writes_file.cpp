@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+#include "origin/log_writes_file.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/file_io.h"
+#include "base/units.h"
+#include "proto/messages.h"
+
+namespace origin::log_writes {
+
+using base::u64s;
+
+void plan_entry(const Entry& e, bool& epoch_open, std::vector<Planned>& out) {
+  switch (e.kind) {
+    case Kind::flush:
+      if (epoch_open) out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
+      epoch_open = false;
+      return;
+    case Kind::mark:
+      out.push_back({Planned::Type::barrier, 0, 0, 0, e.mark});
+      epoch_open = false;
+      return;
+    case Kind::discard:
+      for (uint64_t done = 0; done < e.length_bytes;) {
+        const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxExtentBytes);
+        out.push_back({Planned::Type::trim, e.offset_bytes + done, n, 0, {}});
+        done += n;
+      }
+      epoch_open = true;
+      return;
+    case Kind::write:
+      // A preflush: everything written before this write is durable first.
+      if (e.flush_before && epoch_open) out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
+      for (uint64_t done = 0; done < e.length_bytes;) {
+        const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxWritePayloadBytes);
+        out.push_back({Planned::Type::write, e.offset_bytes + done, n, e.data_log_offset_bytes + done, {}});
+        done += n;
+      }
+      epoch_open = true;
+      if (e.fua) {
+        out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
+        epoch_open = false;
+      }
+      return;
+  }
+}
+
+base::Result<LogFile> LogFile::open(const std::string& path) {
+  LogFile f;
+  f.path_ = path;
+  f.fd_ = base::UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!f.fd_) return base::Status::from_errno("cannot open the log " + path);
+  BASE_TRY(f.refresh());
+  return f;
+}
+
+base::Status LogFile::refresh() {
+  // The super block fills sector 0; the decoder needs its first bytes.
+  base::Bytes first(kSuperBytesMin);
+  base::Result<size_t> got = base::pread_upto(fd_.get(), first, 0);
+  if (!got) return got.status().with_context("cannot read the log " + path_);
+  first.resize(*got);
+  base::Result<Super> s = decode_super(first);
+  if (!s) return base::Status::error(s.status().code(), path_ + ": " + s.status().message());
+  if (super_.sector_bytes != 0 && s->sector_bytes != super_.sector_bytes)
+    return base::Status::error(EINVAL, path_ + ": the log's sector size changed from " + u64s(super_.sector_bytes) +
+                                           " to " + u64s(s->sector_bytes) + " bytes; it was rewritten");
+  if (s->nr_entries < super_.nr_entries)
+    return base::Status::error(EINVAL, path_ + ": the log now holds " + u64s(s->nr_entries) +
+                                           " entries where it held " + u64s(super_.nr_entries) +
+                                           "; a log only grows, so it was rewritten");
+  super_ = *s;
+  return base::Status::ok();
+}
+
+base::Status LogFile::read(base::MutableByteSpan out, uint64_t log_offset) {
+  base::Status s = base::pread_full(fd_.get(), out, log_offset);
+  if (!s.is_ok()) return s.with_context("cannot read the log " + path_);
+  return s;
+}
+
+base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Target& target, Entry& out) {
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return base::Status::from_errno("cannot stat the log " + path_);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t sector = super_.sector_bytes;
+  if (log_offset > size || size - log_offset < sector)
+    return base::Status::error(EINVAL, "the log's " + where(index, log_offset) +
+                                           " is cut short: the super block counts " + u64s(super_.nr_entries) +
+                                           " entries but the log ends at byte " + u64s(size) +
+                                           "; nothing of it was sent (the log file is left as it is).");
+  base::Bytes header(sector);
+  BASE_TRY(read(header, log_offset));
+  BASE_TRY(decode_entry(super_, header, index, log_offset, target, out));
+  if (out.next_log_offset_bytes > size)
+    return base::Status::error(EINVAL, "the log's " + where(index, log_offset) +
+                                           " is cut short: its data ends at byte " + u64s(out.next_log_offset_bytes) +
+                                           " but the log ends at byte " + u64s(size) +
+                                           "; nothing of it was sent (the log file is left as it is).");
+  return base::Status::ok();
+}
+
+base::Result<std::string> LogFile::entry_digest(uint64_t log_offset) {
+  base::Bytes header(super_.sector_bytes);
+  BASE_TRY(read(header, log_offset));
+  uint8_t d[crypto_generichash_BYTES];
+  crypto_generichash(d, sizeof d, header.data(), header.size(), nullptr, 0);
+  return base::to_hex(base::ByteSpan(d, sizeof d));
+}
+
+base::Result<std::string> LogFile::start_digest(const Target& target) {
+  if (super_.nr_entries == 0) return std::string();  // nothing to name yet
+  Entry e;
+  BASE_TRY(read_entry(0, super_.sector_bytes, target, e));
+  const uint64_t end =
+      std::min<uint64_t>(e.next_log_offset_bytes, e.log_offset_bytes + super_.sector_bytes + (64u << 10));
+  base::Bytes bytes(end - e.log_offset_bytes);
+  BASE_TRY(read(bytes, e.log_offset_bytes));
+  const uint32_t sector = super_.sector_bytes;
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(&sector), sizeof sector);
+  crypto_generichash_update(&st, bytes.data(), bytes.size());
+  uint8_t d[crypto_generichash_BYTES];
+  crypto_generichash_final(&st, d, sizeof d);
+  return base::to_hex(base::ByteSpan(d, sizeof d));
+}
+
+}  // namespace origin::log_writes

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+// A dm-log-writes log on disk (log_writes.h decodes its bytes), and the
+// rule that turns its entries into log records (docs/ORIGINS.md):
+//
+//   write    -> write records of at most 1 MiB (a FLUSH flag first closes
+//               the open epoch; a FUA closes it after the write)
+//   discard  -> trim records of at most 1 GiB
+//   flush    -> a barrier, when the open epoch holds a record
+//   mark     -> a barrier naming the mark (always: the mark needs one)
+//
+// The rule depends only on the entries and on where it starts (always right
+// after a barrier), so a run that resumes from a saved entry numbers every
+// record exactly as the interrupted run did.
+//
+// The file is only read (O_RDONLY), never changed. Threading: one thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "origin/log_writes.h"
+
+namespace origin::log_writes {
+
+// One record an entry becomes (before it has a sequence number).
+struct Planned {
+  enum class Type { write, trim, barrier } type = Type::barrier;
+  uint64_t offset_bytes = 0;  // on the disk
+  uint64_t length_bytes = 0;
+  uint64_t data_log_offset = 0;  // write: where its payload is in the log
+  std::string mark;              // barrier: the mark it names, "" = none
+};
+
+// Appends what `entry` becomes. `epoch_open`: a record since the last
+// barrier (in and out).
+void plan_entry(const Entry& entry, bool& epoch_open, std::vector<Planned>& out);
+
+class LogFile {
+ public:
+  // Opens the log read-only and reads its super block.
+  static base::Result<LogFile> open(const std::string& path);
+
+  // Reads the super block again (a live log grows: trust nr_entries).
+  base::Status refresh();
+  const Super& super() const { return super_; }
+  const std::string& path() const { return path_; }
+
+  // Reads and decodes entry `index` whose header is at `log_offset`, and
+  // checks that the log holds all of its data; the refusal names the entry.
+  base::Status read_entry(uint64_t index, uint64_t log_offset, const Target& target, Entry& out);
+  // The header sector of the entry at `log_offset`, and BLAKE2b digests
+  // that name a log (its sector size and first entry, header and up to
+  // 64 KiB of data) and an entry (its header sector), as hex.
+  base::Result<std::string> entry_digest(uint64_t log_offset);
+  base::Result<std::string> start_digest(const Target& target);
+  // Reads `out.size()` bytes of the log at `log_offset`.
+  base::Status read(base::MutableByteSpan out, uint64_t log_offset);
+
+ private:
+  std::string path_;
+  base::UniqueFd fd_;
+  Super super_;
+};
+
+}  // namespace origin::log_writes
