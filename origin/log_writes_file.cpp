@@ -106,27 +106,18 @@ base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Targ
   return base::Status::ok();
 }
 
-base::Result<std::string> LogFile::entry_digest(uint64_t log_offset) {
-  base::Bytes header(super_.sector_bytes);
-  BASE_TRY(read(header, log_offset));
-  uint8_t d[crypto_generichash_BYTES];
-  crypto_generichash(d, sizeof d, header.data(), header.size(), nullptr, 0);
-  return base::to_hex(base::ByteSpan(d, sizeof d));
-}
-
-base::Result<std::string> LogFile::start_digest(const Target& target) {
-  if (super_.nr_entries == 0) return std::string();  // nothing to name yet
-  Entry e;
-  BASE_TRY(read_entry(0, super_.sector_bytes, target, e));
-  const uint64_t end =
-      std::min<uint64_t>(e.next_log_offset_bytes, e.log_offset_bytes + super_.sector_bytes + (64u << 10));
-  base::Bytes bytes(end - e.log_offset_bytes);
-  BASE_TRY(read(bytes, e.log_offset_bytes));
+base::Result<std::string> LogFile::window_digest(uint64_t from, uint64_t to) {
   const uint32_t sector = super_.sector_bytes;
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
   crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(&sector), sizeof sector);
-  crypto_generichash_update(&st, bytes.data(), bytes.size());
+  base::Bytes chunk;
+  for (uint64_t at = from; at < to;) {
+    chunk.resize(std::min<uint64_t>(to - at, 1u << 20));
+    BASE_TRY(read(chunk, at));
+    crypto_generichash_update(&st, chunk.data(), chunk.size());
+    at += chunk.size();
+  }
   uint8_t d[crypto_generichash_BYTES];
   crypto_generichash_final(&st, d, sizeof d);
   return base::to_hex(base::ByteSpan(d, sizeof d));

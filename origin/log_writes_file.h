@@ -51,11 +51,13 @@ class LogFile {
   // Reads and decodes entry `index` whose header is at `log_offset`, and
   // checks that the log holds all of its data; the refusal names the entry.
   base::Status read_entry(uint64_t index, uint64_t log_offset, const Target& target, Entry& out);
-  // The header sector of the entry at `log_offset`, and BLAKE2b digests
-  // that name a log (its sector size and first entry, header and up to
-  // 64 KiB of data) and an entry (its header sector), as hex.
-  base::Result<std::string> entry_digest(uint64_t log_offset);
-  base::Result<std::string> start_digest(const Target& target);
+  // BLAKE2b (hex) of the log's bytes [from, to) and its sector size: how a
+  // log is recognised again. The position keeps the digest of the first
+  // MiB after the super block (which log) and of the MiB before the next
+  // entry to send (not rewritten since): entries' headers and data, which
+  // differ between two captures as soon as a filesystem writes a UUID, a
+  // timestamp or a journal commit. Two logs equal in both windows pass.
+  base::Result<std::string> window_digest(uint64_t from, uint64_t to);
   // Reads `out.size()` bytes of the log at `log_offset`.
   base::Status read(base::MutableByteSpan out, uint64_t log_offset);
 

@@ -99,8 +99,8 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
       p.log_writes.next_entry = v;
     } else if (key == "log_writes_next_offset") {
       p.log_writes.next_offset = v;
-    } else if (key == "log_writes_previous_offset") {
-      p.log_writes.previous_offset = v;
+    } else if (key == "log_writes_first_bytes") {
+      p.log_writes.first_bytes = v;
     } else {
       return base::Status::error(EBADMSG, path + " has an unknown key \"" + key + "\"; fix or remove it.");
     }
@@ -118,7 +118,7 @@ base::Status save_position(const std::string& state_dir, const OriginPosition& p
   if (p.log_writes.active())
     text << "log_writes_first=" << p.log_writes.first_digest << "\nlog_writes_next_entry=" << p.log_writes.next_entry
          << "\nlog_writes_next_offset=" << p.log_writes.next_offset
-         << "\nlog_writes_previous_offset=" << p.log_writes.previous_offset
+         << "\nlog_writes_first_bytes=" << p.log_writes.first_bytes
          << "\nlog_writes_previous=" << p.log_writes.previous_digest << "\n";
   return write_file_durably(position_path(state_dir), text.str());
 }

@@ -29,12 +29,14 @@
 
 namespace origin {
 
+// Which log, and how far: the digests compare a log with the one shipped
+// before (log_writes_file.h, LogFile::window_digest).
 struct LogWritesPosition {
-  std::string first_digest;      // hex BLAKE2b of the log's start (sector size, first entry): which log
-  uint64_t next_entry = 0;       // the first entry not yet durable on the clone
-  uint64_t next_offset = 0;      // its header's byte offset in the log
-  uint64_t previous_offset = 0;  // entry next_entry - 1's header offset (0: next_entry is 0)
-  std::string previous_digest;   // hex BLAKE2b of that header: the log was not rewritten
+  std::string first_digest;  // hex BLAKE2b of the log's first first_bytes after the super block
+  uint64_t first_bytes = 0;
+  uint64_t next_entry = 0;      // the first entry not yet durable on the clone
+  uint64_t next_offset = 0;     // its header's byte offset in the log
+  std::string previous_digest;  // hex BLAKE2b of the (up to) 1 MiB of the log before next_offset
   bool active() const { return !first_digest.empty(); }
 };
 

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,15 +51,8 @@ struct Boundary {
 // records built), once to send.
 class Walker {
  public:
-  Walker(lw::LogFile& file, const lw::Target& target, uint64_t index, uint64_t offset, uint64_t previous_offset,
-         uint64_t seq, uint64_t epoch)
-      : file_(file),
-        target_(target),
-        index_(index),
-        offset_(offset),
-        previous_offset_(previous_offset),
-        seq_(seq),
-        epoch_(epoch) {}
+  Walker(lw::LogFile& file, const lw::Target& target, uint64_t index, uint64_t offset, uint64_t seq, uint64_t epoch)
+      : file_(file), target_(target), index_(index), offset_(offset), seq_(seq), epoch_(epoch) {}
 
   uint64_t index() const { return index_; }
   uint64_t offset() const { return offset_; }
@@ -86,10 +80,8 @@ class Walker {
       const bool preflush = &p == &planned.front() && e.kind == lw::Kind::write;
       b.at.next_entry = preflush ? index_ : index_ + 1;
       b.at.next_offset = preflush ? offset_ : e.next_log_offset_bytes;
-      b.at.previous_offset = preflush ? previous_offset_ : offset_;
       boundaries.push_back(b);
     }
-    previous_offset_ = offset_;
     offset_ = e.next_log_offset_bytes;
     ++index_;
     return base::Status::ok();
@@ -98,9 +90,17 @@ class Walker {
  private:
   lw::LogFile& file_;
   lw::Target target_;
-  uint64_t index_, offset_, previous_offset_, seq_, epoch_;
+  uint64_t index_, offset_, seq_, epoch_;
   bool epoch_open_ = false;  // every walk starts right after a barrier
 };
+
+constexpr uint64_t kWindowBytes = 1u << 20;
+
+// The digest of the log before `next_offset` (LogFile::window_digest).
+base::Result<std::string> previous_window_digest(lw::LogFile& file, uint64_t next_offset) {
+  const uint64_t first = file.super().sector_bytes;
+  return file.window_digest(std::max(first, next_offset > kWindowBytes ? next_offset - kWindowBytes : 0), next_offset);
+}
 
 // Saves the position of the newest boundary the clone has acknowledged,
 // every interval and at the end (from its own thread: the producer may be
@@ -164,8 +164,7 @@ class PositionSaver {
     p.next_epoch = newest->epoch + 1;
     p.log_writes.next_entry = newest->at.next_entry;
     p.log_writes.next_offset = newest->at.next_offset;
-    p.log_writes.previous_offset = newest->at.previous_offset;
-    base::Result<std::string> digest = file_.entry_digest(newest->at.previous_offset);
+    base::Result<std::string> digest = previous_window_digest(file_, newest->at.next_offset);
     if (!digest) return digest.status();
     p.log_writes.previous_digest = *digest;
     BASE_TRY(save_position(state_dir_, p));
@@ -203,17 +202,16 @@ RecordPtr build_record(lw::LogFile& file, const lw::Planned& p, uint64_t seq, ui
 }
 
 // Refuses a log that is not the one this original was shipping.
-base::Status check_same_log(lw::LogFile& file, const lw::Target& target, const LogWritesPosition& at,
-                            const std::string& state_dir) {
+base::Status check_same_log(lw::LogFile& file, const LogWritesPosition& at, const std::string& state_dir) {
   const std::string how =
       " The clone holds the first " + u64s(at.next_entry) +
       " entries of the log shipped before; to ship another log, "
       "first bring the clone to the original's disk with clone-origin resync --source DEVICE, which starts the next "
       "log from there (" +
       position_path(state_dir) + " keeps the old log's place until then).";
-  base::Result<std::string> start = file.start_digest(target);
-  if (!start) return start.status();
-  if (*start != at.first_digest)
+  const uint64_t first = file.super().sector_bytes;
+  base::Result<std::string> start = file.window_digest(first, first + at.first_bytes);
+  if (!start || *start != at.first_digest)
     return base::Status::error(EINVAL, file.path() +
                                            " does not start as the log this original was shipping: another "
                                            "log, or the log was rewritten." +
@@ -223,17 +221,18 @@ base::Status check_same_log(lw::LogFile& file, const lw::Target& target, const L
                                            " entries, fewer than the " + u64s(at.next_entry) +
                                            " already shipped: it was rewritten." + how);
   if (at.next_entry > 0) {
-    base::Result<std::string> previous = file.entry_digest(at.previous_offset);
+    base::Result<std::string> previous = previous_window_digest(file, at.next_offset);
     if (!previous || *previous != at.previous_digest)
-      return base::Status::error(EINVAL, file.path() + ": entry " + u64s(at.next_entry - 1) +
-                                             " is not the one shipped " + "before: the log was rewritten." + how);
+      return base::Status::error(EINVAL, file.path() + ": the entries before entry " + u64s(at.next_entry) +
+                                             " are not the ones shipped before: the log was rewritten." + how);
   }
   return base::Status::ok();
 }
 
 struct Scan {
-  uint64_t end_index = 0;  // entries [start, end_index) are sent
-  uint64_t end_seq = 0;    // their last record
+  uint64_t end_index = 0;   // entries [start, end_index) are sent
+  uint64_t end_offset = 0;  // the header offset of entry end_index
+  uint64_t end_seq = 0;     // their last record
   uint64_t last_barrier_seq = 0;
   uint64_t records = 0, barriers = 0, marks = 0, data_bytes = 0;
 };
@@ -245,6 +244,7 @@ base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out
   std::vector<Boundary> boundaries;
   Scan s;
   s.end_index = walker.index();
+  s.end_offset = walker.offset();
   s.end_seq = walker.next_seq() - 1;
   Scan open = s;  // counts up to the current entry
   while (walker.index() < nr_entries) {
@@ -257,6 +257,7 @@ base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out
       if (!p.mark.empty()) ++open.marks;
     }
     open.end_index = walker.index();
+    open.end_offset = walker.offset();
     open.end_seq = walker.next_seq() - 1;
     if (!boundaries.empty()) open.last_barrier_seq = boundaries.back().seq;
     // A write that followed the entry's barrier leaves the epoch open.
@@ -267,6 +268,19 @@ base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out
   return base::Status::ok();
 }
 
+// True while the log at `path` holds no super block yet: shorter than one,
+// or its magic still zero (the writer has not come to it).
+bool not_yet_written(const std::string& path) {
+  const std::string head = [&] {
+    std::ifstream in(path, std::ios::binary);
+    std::string b(8, '\0');
+    in.read(b.data(), 8);
+    b.resize(static_cast<size_t>(in.gcount()));
+    return b;
+  }();
+  return head.size() < 8 || head == std::string(8, '\0');
+}
+
 void install_stop_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -275,153 +289,213 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-}  // namespace
+// One run of the command: open the log, check it against the position and
+// validate what is to be sent, send it, follow the log, save and report.
+class Shipment {
+ public:
+  Shipment(const config::OriginConfig& config, const config::DerivedKeys& keys, const ReplayCommand& command)
+      : config_(config),
+        keys_(keys),
+        command_(command),
+        session_(make_session_config(config, keys)),
+        target_{session_.disk_size_bytes, session_.logical_block_bytes} {}
 
-base::Status run_replay_log_writes(const config::OriginConfig& config, const config::DerivedKeys& keys,
-                                   const ReplayCommand& command) {
-  base::Result<lw::LogFile> opened = lw::LogFile::open(command.log_writes_path);
-  if (!opened) return opened.status();
-  lw::LogFile& file = *opened;
-  const SessionConfig session_base = make_session_config(config, keys);
-  const lw::Target target{session_base.disk_size_bytes, session_base.logical_block_bytes};
-  base::Result<OriginPosition> loaded = load_position(config.state_dir);
-  if (!loaded) return loaded.status();
-  OriginPosition pos = *loaded;
-  if (pos.resync_generation != 0)
-    return base::Status::error(EBUSY, "a resync to generation " + u64s(pos.resync_generation) +
-                                          " is under way; finish it first: clone-origin resync --source IMAGE");
-  g_stop.store(false);
-  if (command.follow) install_stop_handlers();
-  // A log still empty: in follow mode, wait for its first entry.
-  while (file.super().nr_entries == 0) {
-    if (!command.follow) {
-      std::printf("replay done: the log %s holds no entries\n", file.path().c_str());
-      return base::Status::ok();
+  base::Status run() {
+    g_stop.store(false);
+    if (command_.follow) install_stop_handlers();
+    BASE_TRY(open_log());
+    if (!file_) return base::Status::ok();  // stopped while waiting, or nothing to send
+    BASE_TRY(plan());
+    if (!walker_) return base::Status::ok();
+    return ship();
+  }
+
+ private:
+  // Opens the log; a follower waits for its super block and first entry.
+  base::Status open_log() {
+    base::Result<lw::LogFile> opened = lw::LogFile::open(command_.log_writes_path);
+    while (!opened && command_.follow && !g_stop.load() && not_yet_written(command_.log_writes_path)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(command_.poll_ms));
+      opened = lw::LogFile::open(command_.log_writes_path);
     }
-    if (g_stop.load()) return base::Status::ok();
-    std::this_thread::sleep_for(std::chrono::milliseconds(command.poll_ms));
-    BASE_TRY(file.refresh());
-  }
-  if (pos.log_writes.active()) {
-    BASE_TRY(check_same_log(file, target, pos.log_writes, config.state_dir));
-  } else {
-    if (!pos.clean)
-      return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
-                                            position_path(config.state_dir) +
-                                            " says so); bring the clone to the "
-                                            "original's disk with a resync first: clone-origin resync --source IMAGE");
-    base::Result<std::string> start = file.start_digest(target);
-    if (!start) return start.status();
-    pos.log_writes = {*start, 0, file.super().sector_bytes, 0, ""};
-  }
-  const LogWritesPosition from = pos.log_writes;
-  const Walker start_walker(file, target, from.next_entry, from.next_offset, from.previous_offset, pos.next_seq,
-                            pos.next_epoch);
-  Scan plan;
-  BASE_TRY(scan(start_walker, file.super().nr_entries, !command.follow, plan));
-  if (!command.follow && plan.end_index == from.next_entry) {
-    std::printf(
-        "replay done: nothing to send: the clone holds the log's first %llu of %llu entries, and the rest "
-        "waits for a flush or a mark\n",
-        static_cast<unsigned long long>(from.next_entry), static_cast<unsigned long long>(file.super().nr_entries));
+    if (!opened) return g_stop.load() ? base::Status::ok() : opened.status();
+    while (opened->super().nr_entries == 0) {
+      if (!command_.follow) {
+        std::printf("replay done: the log %s holds no entries\n", opened->path().c_str());
+        return base::Status::ok();
+      }
+      if (g_stop.load()) return base::Status::ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(command_.poll_ms));
+      BASE_TRY(opened->refresh());
+    }
+    file_.emplace(std::move(*opened));
     return base::Status::ok();
   }
-  // From here until the clone holds all that was sent, the clone may hold
-  // records past the saved position: only this command continues from it.
-  pos.clean = false;
-  BASE_TRY(save_position(config.state_dir, pos));
 
-  const uint64_t start_ns = base::monotonic_ns();
-  RetainedLog log(config.retention_bytes_max, pos.next_seq);
-  log.set_known_end_seq(plan.end_seq);
-  SessionConfig session_config = session_base;
-  session_config.generation = pos.generation;
-  if (from.next_entry > 0) {  // the clone acknowledged up to here (hello rule 2)
-    session_config.acked_seq = pos.next_seq - 1;
-    session_config.acked_epoch = pos.next_epoch - 1;
+  // Checks the log against the saved position and validates every entry to
+  // be sent; leaves walker_ empty when there is nothing to send.
+  base::Status plan() {
+    base::Result<OriginPosition> loaded = load_position(config_.state_dir);
+    if (!loaded) return loaded.status();
+    pos_ = *loaded;
+    if (pos_.resync_generation != 0)
+      return base::Status::error(EBUSY, "a resync to generation " + u64s(pos_.resync_generation) +
+                                            " is under way; finish it first: clone-origin resync --source IMAGE");
+    const bool fresh = !pos_.log_writes.active();
+    if (!fresh) {
+      BASE_TRY(check_same_log(*file_, pos_.log_writes, config_.state_dir));
+    } else if (!pos_.clean) {
+      return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
+                                            position_path(config_.state_dir) +
+                                            " says so); bring the clone to the "
+                                            "original's disk with a resync first: clone-origin resync --source IMAGE");
+    }
+    const uint64_t first_offset = file_->super().sector_bytes;
+    const Walker start(*file_, target_, fresh ? 0 : pos_.log_writes.next_entry,
+                       fresh ? first_offset : pos_.log_writes.next_offset, pos_.next_seq, pos_.next_epoch);
+    BASE_TRY(scan(start, file_->super().nr_entries, !command_.follow, total_));
+    if (fresh) {  // name the log by bytes that are final: entries already counted
+      const uint64_t first_bytes = std::min<uint64_t>(kWindowBytes, total_.end_offset - first_offset);
+      base::Result<std::string> digest = file_->window_digest(first_offset, first_offset + first_bytes);
+      if (!digest) return digest.status();
+      pos_.log_writes = {*digest, first_bytes, 0, first_offset, ""};
+    }
+    from_entry_ = pos_.log_writes.next_entry;
+    if (!command_.follow && total_.end_index == from_entry_) {
+      std::printf(
+          "replay done: nothing to send: the clone holds the log's first %llu of %llu entries, and the rest "
+          "waits for a flush or a mark\n",
+          static_cast<unsigned long long>(from_entry_), static_cast<unsigned long long>(file_->super().nr_entries));
+      return base::Status::ok();
+    }
+    walker_.emplace(start);
+    return base::Status::ok();
   }
-  Replicator replicator(session_config, make_reconnect_policy(config), log);
-  attach_wake(replicator, config);
-  BASE_TRY(replicator.start());
-  PositionSaver saver(config.state_dir, pos, file, replicator);
-  std::atomic<uint64_t> sent_entries{from.next_entry};
-  std::atomic<uint64_t> known_entries{plan.end_index};
-  ProgressReporter progress([&] {
-    const ReplicatorCounters c = replicator.counters();
-    return "replay: entry " + u64s(sent_entries.load()) + " of " + u64s(known_entries.load()) + " sent, acked seq " +
-           u64s(c.acked_seq) + ", " + format_rate(c.bytes_sent, base::monotonic_ns() - start_ns);
-  });
 
-  Walker walker = start_walker;
-  std::vector<lw::Planned> planned;
-  std::vector<Boundary> boundaries;
-  Scan total = plan;
-  base::Status status;
-  uint64_t last_barrier_seq = 0;
-  auto send_until = [&](uint64_t end_index) -> base::Status {
-    while (walker.index() < end_index && !g_stop.load()) {
+  base::Status ship() {
+    // Until the clone holds all that was sent, it may hold records past the
+    // saved position: only this command continues from it.
+    pos_.clean = false;
+    BASE_TRY(save_position(config_.state_dir, pos_));
+    const uint64_t start_ns = base::monotonic_ns();
+    log_ = std::make_unique<RetainedLog>(config_.retention_bytes_max, pos_.next_seq);
+    log_->set_known_end_seq(total_.end_seq);
+    SessionConfig session = session_;
+    session.generation = pos_.generation;
+    if (from_entry_ > 0) {  // the clone acknowledged up to here (hello rule 2)
+      session.acked_seq = pos_.next_seq - 1;
+      session.acked_epoch = pos_.next_epoch - 1;
+    }
+    Replicator replicator(session, make_reconnect_policy(config_), *log_);
+    attach_wake(replicator, config_);
+    BASE_TRY(replicator.start());
+    PositionSaver saver(config_.state_dir, pos_, *file_, replicator);
+    replicator_ = &replicator;
+    saver_ = &saver;
+    known_entries_.store(total_.end_index);
+    ProgressReporter progress([&] {
+      const ReplicatorCounters c = replicator.counters();
+      return "replay: entry " + u64s(walker_->index()) + " of " + u64s(known_entries_.load()) + " sent, acked seq " +
+             u64s(c.acked_seq) + ", " + format_rate(c.bytes_sent, base::monotonic_ns() - start_ns);
+    });
+    base::Status status = send_until(total_.end_index);
+    if (status.is_ok() && command_.follow) status = follow();
+    // Everything sent up to the last barrier must be durable before the end.
+    if (status.is_ok() && last_barrier_seq_ != 0) status = replicator.wait_durable(last_barrier_seq_);
+    progress.stop();
+    const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
+    base::Status saved = saver.save_now();
+    // Nothing was sent past the last barrier (always so without --follow): clean again.
+    if (status.is_ok() && saved.is_ok() && !walker_->epoch_open()) saved = saver.finish_clean();
+    saver.stop();
+    replicator.stop();
+    if (!status.is_ok()) return status;
+    if (!saved.is_ok()) return saved;
+    report(saver.saved_entry(), elapsed_ns, replicator.counters().reconnects);
+    return base::Status::ok();
+  }
+
+  // Sends entries up to `end_index` (validated already).
+  base::Status send_until(uint64_t end_index) {
+    std::vector<lw::Planned> planned;
+    std::vector<Boundary> boundaries;
+    while (walker_->index() < end_index && !g_stop.load()) {
       uint64_t seq = 0;
-      BASE_TRY(walker.step(planned, boundaries, seq));
+      BASE_TRY(walker_->step(planned, boundaries, seq));
       size_t b = 0;
-      uint64_t epoch = walker.next_epoch() - boundaries.size();
+      uint64_t epoch = walker_->next_epoch() - boundaries.size();
       for (const lw::Planned& p : planned) {
         base::Status s;
-        RecordPtr r = build_record(file, p, seq, epoch, keys.digest_key, s);
+        RecordPtr r = build_record(*file_, p, seq, epoch, keys_.digest_key, s);
         if (!r) return s;
-        if (!log.append(std::move(r))) return replicator.failure();
+        if (!log_->append(std::move(r))) return replicator_->failure();
         if (p.type == lw::Planned::Type::barrier) {
-          saver.add(boundaries[b++]);
-          last_barrier_seq = seq;
+          saver_->add(boundaries[b++]);
+          last_barrier_seq_ = seq;
           ++epoch;
         }
         ++seq;
       }
-      sent_entries.store(walker.index());
     }
     return base::Status::ok();
-  };
-  status = send_until(plan.end_index);
-  while (status.is_ok() && command.follow && !g_stop.load()) {
-    // Wait one poll interval (in short sleeps, so a signal ends it at once),
-    // then look for new entries, validate them, and send them.
-    for (uint32_t waited = 0; waited < command.poll_ms && !g_stop.load(); waited += 20)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (g_stop.load()) break;
-    status = file.refresh();
-    if (!status.is_ok() || file.super().nr_entries <= walker.index()) continue;
-    Scan more;
-    status = scan(walker, file.super().nr_entries, false, more);
-    if (!status.is_ok()) break;
-    total.records += more.records;
-    total.barriers += more.barriers;
-    total.marks += more.marks;
-    total.data_bytes += more.data_bytes;
-    log.set_known_end_seq(more.end_seq);
-    known_entries.store(more.end_index);
-    status = send_until(more.end_index);
   }
-  // Everything sent up to the last barrier must be durable before the end.
-  if (status.is_ok() && last_barrier_seq != 0) status = replicator.wait_durable(last_barrier_seq);
-  progress.stop();
-  const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
-  base::Status saved = saver.save_now();
-  // Without --follow nothing was sent past the last barrier: the position is clean again.
-  if (status.is_ok() && saved.is_ok() && !walker.epoch_open()) saved = saver.finish_clean();
-  saver.stop();
-  replicator.stop();
-  if (!status.is_ok()) return status;
-  if (!saved.is_ok()) return saved;
-  std::printf(
-      "replay done: %s: the clone holds its first %llu entries (this run sent from entry %llu: %llu records, "
-      "%llu epochs, %llu marks, %s of writes) in %.1f s (%s), %llu reconnects%s\n",
-      file.path().c_str(), static_cast<unsigned long long>(saver.saved_entry()),
-      static_cast<unsigned long long>(from.next_entry), static_cast<unsigned long long>(total.records),
-      static_cast<unsigned long long>(total.barriers), static_cast<unsigned long long>(total.marks),
-      base::format_bytes(total.data_bytes).c_str(), static_cast<double>(elapsed_ns) / 1e9,
-      format_rate(total.data_bytes, elapsed_ns).c_str(),
-      static_cast<unsigned long long>(replicator.counters().reconnects),
-      g_stop.load() ? "; stopped by a signal, position saved" : "");
-  return base::Status::ok();
+
+  // Every poll interval (in short sleeps, so a signal ends it at once): new
+  // entries are validated, then sent.
+  base::Status follow() {
+    while (!g_stop.load()) {
+      for (uint32_t waited = 0; waited < command_.poll_ms && !g_stop.load(); waited += 20)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (g_stop.load()) break;
+      BASE_TRY(file_->refresh());
+      if (file_->super().nr_entries <= walker_->index()) continue;
+      Scan more;
+      BASE_TRY(scan(*walker_, file_->super().nr_entries, false, more));
+      total_.records += more.records;
+      total_.barriers += more.barriers;
+      total_.marks += more.marks;
+      total_.data_bytes += more.data_bytes;
+      log_->set_known_end_seq(more.end_seq);
+      known_entries_.store(more.end_index);
+      BASE_TRY(send_until(more.end_index));
+    }
+    return base::Status::ok();
+  }
+
+  void report(uint64_t saved_entry, uint64_t elapsed_ns, uint64_t reconnects) const {
+    std::printf(
+        "replay done: %s: the clone holds its first %llu entries (this run sent from entry %llu: %llu records, "
+        "%llu epochs, %llu marks, %s of writes) in %.1f s (%s), %llu reconnects%s\n",
+        file_->path().c_str(), static_cast<unsigned long long>(saved_entry),
+        static_cast<unsigned long long>(from_entry_), static_cast<unsigned long long>(total_.records),
+        static_cast<unsigned long long>(total_.barriers), static_cast<unsigned long long>(total_.marks),
+        base::format_bytes(total_.data_bytes).c_str(), static_cast<double>(elapsed_ns) / 1e9,
+        format_rate(total_.data_bytes, elapsed_ns).c_str(), static_cast<unsigned long long>(reconnects),
+        g_stop.load() ? "; stopped by a signal, position saved" : "");
+  }
+
+  const config::OriginConfig& config_;
+  const config::DerivedKeys& keys_;
+  const ReplayCommand& command_;
+  const SessionConfig session_;
+  const lw::Target target_;
+  std::optional<lw::LogFile> file_;
+  OriginPosition pos_;
+  Scan total_;
+  uint64_t from_entry_ = 0;
+  std::optional<Walker> walker_;
+  std::unique_ptr<RetainedLog> log_;
+  Replicator* replicator_ = nullptr;  // live during ship()
+  PositionSaver* saver_ = nullptr;
+  uint64_t last_barrier_seq_ = 0;
+  std::atomic<uint64_t> known_entries_{0};
+};
+
+}  // namespace
+
+base::Status run_replay_log_writes(const config::OriginConfig& config, const config::DerivedKeys& keys,
+                                   const ReplayCommand& command) {
+  return Shipment(config, keys, command).run();
 }
 
 }  // namespace origin

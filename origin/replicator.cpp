@@ -31,7 +31,12 @@ ReconnectPolicy make_reconnect_policy(const config::OriginConfig& c) {
 }
 
 Replicator::Replicator(const SessionConfig& session_config, const ReconnectPolicy& policy, RetainedLog& log)
-    : session_config_(session_config), policy_(policy), log_(log) {}
+    : session_config_(session_config), policy_(policy), log_(log) {
+  // What an earlier run saw acknowledged: every hello says it (rule 2), so a
+  // clone that crashed since resumes there rather than at its last commit.
+  counters_.acked_seq = session_config.acked_seq;
+  counters_.acked_epoch = session_config.acked_epoch;
+}
 
 Replicator::~Replicator() {
   stop();
@@ -104,9 +109,10 @@ void Replicator::run() {
     }
     if (++failures >= policy_.attempts_max) {
       end = base::Status::error(o.status.code(), "gave up after " + std::to_string(failures) +
-                                                     " failed attempts in a row to reach the clone at " + session_config_.host +
-                                                     ":" + std::to_string(session_config_.port) + "; the last one: " +
-                                                     clause(o.status) + ". Check that cloned runs there and the network.");
+                                                     " failed attempts in a row to reach the clone at " +
+                                                     session_config_.host + ":" + std::to_string(session_config_.port) +
+                                                     "; the last one: " + clause(o.status) +
+                                                     ". Check that cloned runs there and the network.");
       break;
     }
     if (silence_handler_) silence_handler_(o.status);
@@ -145,9 +151,7 @@ base::Status Replicator::wait_committed(uint64_t seq) {
   return wait_for(&ReplicatorCounters::committed_seq, seq, "committed");
 }
 
-base::Status Replicator::wait_established() {
-  return wait_for(&ReplicatorCounters::sessions, 1, "connected");
-}
+base::Status Replicator::wait_established() { return wait_for(&ReplicatorCounters::sessions, 1, "connected"); }
 
 ReplicatorCounters Replicator::counters() const {
   std::lock_guard<std::mutex> lock(mutex_);

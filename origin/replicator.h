@@ -48,6 +48,8 @@ struct ReplicatorCounters {
 
 class Replicator final : private SessionListener {
  public:
+  // session_config.acked_seq/acked_epoch: the last barrier an earlier run saw
+  // acknowledged (0: none); acked_seq starts there.
   Replicator(const SessionConfig& session_config, const ReconnectPolicy& policy, RetainedLog& log);
   ~Replicator() override;  // stop()
   Replicator(const Replicator&) = delete;

@@ -6,7 +6,8 @@
 #   --fuzz      also clang and its libFuzzer runtime (scripts/fuzz.sh)
 #   --stick     also what dist/stick/build-stick.sh needs (debootstrap, GRUB, mkfs)
 #   --vm        --stick, and qemu and OVMF for the VM test (meson test --suite vm)
-#   --capture   qemu-storage-daemon and fuse3 for scripts/capture-log-writes.sh
+#   --capture   qemu-storage-daemon and fuse3 for scripts/capture-log-writes.sh (and sqlite3
+#               for e2e-log-writes-capture's workload)
 #   --no-build  install only (scripts/fuzz.sh and scripts/sanitize.sh build elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
 # The clone stick image and the VM test: opt-in, they are large.
 if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk); fi
 if $vm; then packages+=(qemu-system-x86 ovmf); fi
-if $capture; then packages+=(qemu-system-common fuse3); fi
+if $capture; then packages+=(qemu-system-common fuse3 sqlite3); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

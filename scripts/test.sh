@@ -38,7 +38,7 @@ stage() {
 }
 
 suite() {
-  scripts/setup.sh && meson test -C build --print-errorlogs --num-processes 2 "${args[@]}"
+  scripts/setup.sh --capture && meson test -C build --print-errorlogs --num-processes 2 "${args[@]}"
 }
 
 stage "build and test suite" suite
