@@ -126,6 +126,16 @@ int refusal_errno(uint16_t status) {
 
 }  // namespace
 
+std::string hello_status_name(uint16_t status) {
+  switch (static_cast<HelloStatus>(status)) {
+    case HelloStatus::ok: return "ok";
+    case HelloStatus::version: return "version";
+    case HelloStatus::unknown_pair: return "unknown_pair";
+    case HelloStatus::busy: return "busy";
+  }
+  return "status " + std::to_string(status);
+}
+
 // ---------------------------------------------------------------- client
 
 struct ClientHandshake::State {
