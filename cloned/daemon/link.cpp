@@ -195,10 +195,7 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   // A frame the reader completed, or why the stream is dead.
   auto take = [&](base::Status s, proto::Frame& frame, bool has) {
     if (!s.is_ok()) {
-      const proto::ErrorCode code = s.code() == EMSGSIZE  ? proto::ErrorCode::too_large
-                                    : s.code() == EBADMSG ? proto::ErrorCode::corrupted
-                                                          : proto::ErrorCode::protocol;
-      d->send_error(c, code, s.message());
+      d->send_error(c, proto::error_code_for(s), s.message());
       d->close_conn(c, s.message());
       return false;
     }
