@@ -4,6 +4,7 @@
 #include "origin/connection.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -109,6 +110,7 @@ base::Status Connection::open(const SessionConfig& config) {
   fd_ = std::move(link.fd);
   sealer_ = std::make_unique<proto::FrameSealer>(link.keys.send);
   reader_ = std::make_unique<proto::FrameReader>(link.keys.recv, kRecvFrameBytesMax);
+  sodium_memzero(&link.keys, sizeof link.keys);  // they live on in the sealer's and reader's guarded pages
   recv_buf_ = std::make_unique<uint8_t[]>(kRecvChunkBytes);
   idle_timeout_ms_ = config.idle_timeout_ms;
   keepalive_interval_ms_ = config.keepalive_interval_ms;

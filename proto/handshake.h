@@ -65,7 +65,10 @@ class ClientHandshake {
 
 class ServerHandshake {
  public:
+  // `auth_key` outlives the handshake: it is used in place, not copied (the
+  // daemon's lives in guarded memory).
   ServerHandshake(const Key& auth_key, const PairId& pair_id);
+  ServerHandshake(Key&&, const PairId&) = delete;
   ~ServerHandshake();
   ServerHandshake(const ServerHandshake&) = delete;
   ServerHandshake& operator=(const ServerHandshake&) = delete;
