@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
   std::printf("blake2b_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30));
 
   cloned::Completions done;
-  cloned::DiskWorkers workers(**dev, digest::DigestKey{2}, threads, done);
+  const digest::DigestKey key{2};
+  cloned::DiskWorkers workers(**dev, key, threads, done);
   const uint32_t per_request = std::min<uint32_t>(proto::kMaxDigestsPerRequest, (8u << 20) / extent);
   const uint64_t request_bytes = uint64_t{per_request} * extent;
   uint64_t next = 0, answered = 0, in_flight = 0, requests = 0;

@@ -77,7 +77,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     LOG_ERROR("%s", secret.status().message().c_str());
     return 1;
   }
-  const config::DerivedKeys keys = config::derive_keys(*secret);
+  const config::GuardedKeys keys = config::guard_keys(*secret);  // wipes the secret
   base::Result<std::unique_ptr<blockio::BlockDevice>> device = open_target(*cfg);
   if (!device) {
     LOG_ERROR("%s", device.status().message().c_str());
@@ -100,7 +100,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     LOG_ERROR("%s", loaded.status().message().c_str());
     return 1;
   }
-  cloned::Daemon daemon(*cfg, keys, std::move(*device), std::move(*st), *loaded);
+  cloned::Daemon daemon(*cfg, *keys, std::move(*device), std::move(*st), *loaded);
   return daemon.run();
 }
 

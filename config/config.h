@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "digest/digest.h"
 #include "blockio/disk.h"
+#include "proto/guarded.h"
 #include "proto/handshake.h"
 #include "proto/messages.h"
 
@@ -22,8 +23,14 @@ namespace config {
 
 inline constexpr uint16_t kDefaultPort = 7227;
 
+// The raw pairing secret. Every copy wipes itself when it goes (a Result's,
+// a return value's): the secret is needed only until the keys are derived.
 struct PairSecret {
   std::array<uint8_t, 32> bytes{};
+  PairSecret() = default;
+  PairSecret(const PairSecret&) = default;
+  PairSecret& operator=(const PairSecret&) = default;
+  ~PairSecret();
 };
 
 // Keys derived from the pairing secret (libsodium crypto_kdf, context
@@ -33,6 +40,12 @@ struct DerivedKeys {
   digest::DigestKey digest_key{};
 };
 DerivedKeys derive_keys(const PairSecret& secret);
+
+// The keys a daemon keeps for its life: derived straight into guarded memory
+// (proto/guarded.h: locked, out of core dumps, read-only), after which
+// `secret` is wiped. Pass them on by reference; a copy would undo this.
+using GuardedKeys = proto::Guarded<DerivedKeys>;
+GuardedKeys guard_keys(PairSecret& secret);
 
 // Reads a secret file. Refuses a symbolic link, anything but a regular file
 // (a FIFO does not block), a file owned by neither this process's user nor

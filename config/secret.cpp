@@ -92,13 +92,16 @@ base::Result<PairSecret> parse_secret(const std::string& path, const char* text,
 
 }  // namespace
 
-DerivedKeys derive_keys(const PairSecret& secret) {
+PairSecret::~PairSecret() { sodium_memzero(bytes.data(), bytes.size()); }
+
+namespace {
+
+void derive_into(DerivedKeys& keys, const PairSecret& secret) {
   static_assert(sizeof(PairSecret::bytes) == crypto_kdf_KEYBYTES);
   static_assert(sizeof(DerivedKeys::auth_key) >= crypto_kdf_BYTES_MIN &&
                 sizeof(DerivedKeys::auth_key) <= crypto_kdf_BYTES_MAX);
   static_assert(sizeof(DerivedKeys::digest_key) >= crypto_kdf_BYTES_MIN &&
                 sizeof(DerivedKeys::digest_key) <= crypto_kdf_BYTES_MAX);
-  DerivedKeys keys;
   int rc = crypto_kdf_derive_from_key(keys.auth_key.data(), keys.auth_key.size(), kAuthSubkeyId, kKdfContext,
                                       secret.bytes.data());
   assert(rc == 0);
@@ -106,6 +109,21 @@ DerivedKeys derive_keys(const PairSecret& secret) {
                                   secret.bytes.data());
   assert(rc == 0);
   (void)rc;
+}
+
+}  // namespace
+
+DerivedKeys derive_keys(const PairSecret& secret) {
+  DerivedKeys keys;
+  derive_into(keys, secret);
+  return keys;
+}
+
+GuardedKeys guard_keys(PairSecret& secret) {
+  GuardedKeys keys;
+  derive_into(*keys, secret);  // written where they stay: no copy on the way
+  keys.seal();
+  sodium_memzero(secret.bytes.data(), secret.bytes.size());
   return keys;
 }
 

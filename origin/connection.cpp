@@ -4,6 +4,7 @@
 #include "origin/connection.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +30,22 @@ void drain_wake_fd(int wake_fd) {
   }
 }
 
+// A short name for what a ServerHello that failed said, for the log.
+std::string answer_heard(const uint8_t (&server_hello)[proto::kServerHelloBytes], const base::Status& failed) {
+  const uint16_t status = base::load_le16(server_hello + 6);
+  switch (failed.code()) {
+    case EACCES:
+      return "a proof of the pairing secret that does not verify";
+    case EPROTO:
+      return "a reply that is not a clone's ServerHello";
+    case EPROTONOSUPPORT:
+      if (status == 0) return "another protocol version";
+      [[fallthrough]];
+    default:
+      return proto::hello_status_name(status);
+  }
+}
+
 }  // namespace
 
 bool is_retryable(proto::ErrorCode code) {
@@ -48,12 +65,19 @@ bool is_retryable(proto::ErrorCode code) {
   }
 }
 
+bool RefusalStreak::final_after(const std::string& unauthenticated_answer) {
+  if (unauthenticated_answer.empty() || unauthenticated_answer != answer_) count_ = 0;
+  answer_ = unauthenticated_answer;
+  if (!answer_.empty()) ++count_;
+  return count_ >= kUnauthenticatedRefusalsMax;
+}
+
 base::Status connect_to_clone(const SessionConfig& config, ClientLink& out) {
   const uint64_t deadline = net::now_ms() + config.connect_timeout_ms;
+  out.unauthenticated_answer.clear();
   base::Result<base::UniqueFd> fd = net::connect_tcp(config.host, config.port, config.connect_timeout_ms);
   if (!fd) return fd.status();
   out.fd = std::move(*fd);
-  out.refused_for_good = false;
   proto::ClientHandshake hs(config.auth_key, config.pair_id);
   const base::Bytes hello = hs.client_hello();
   BASE_TRY(net::write_all(out.fd.get(), hello, deadline).with_context("handshake with the clone failed"));
@@ -61,12 +85,12 @@ base::Status connect_to_clone(const SessionConfig& config, ClientLink& out) {
   BASE_TRY(net::read_exact(out.fd.get(), server_hello, deadline).with_context("handshake with the clone failed"));
   base::Result<base::Bytes> finish = hs.on_server_hello(server_hello);
   if (!finish) {
-    // A busy clone (another original connected, or handshakes queued) is
-    // worth another try; anything else (wrong secret, another pair, another
-    // version) will not get better by retrying.
+    // Nothing in a ServerHello that fails is authenticated: a busy clone is
+    // simply tried again; anything else (another pair, another version, a
+    // proof that does not verify) is told, and final only if it repeats.
     const base::Status& s = finish.status();
     if (s.code() == EBUSY || s.code() == EAGAIN) return s;  // its sentence says "busy"
-    out.refused_for_good = true;
+    out.unauthenticated_answer = answer_heard(server_hello, s);
     return base::Status::error(s.code(), "the handshake with the clone at " + config.host + ":" +
                                              std::to_string(config.port) + " failed: " + s.message());
   }
@@ -81,13 +105,12 @@ Connection::~Connection() = default;
 base::Status Connection::open(const SessionConfig& config) {
   ClientLink link;
   base::Status s = connect_to_clone(config, link);
-  if (!s.is_ok()) {
-    fatal_ = link.refused_for_good;
-    return s;
-  }
+  unauthenticated_answer_ = link.unauthenticated_answer;
+  if (!s.is_ok()) return s;
   fd_ = std::move(link.fd);
   sealer_ = std::make_unique<proto::FrameSealer>(link.keys.send);
   reader_ = std::make_unique<proto::FrameReader>(link.keys.recv, kRecvFrameBytesMax);
+  sodium_memzero(&link.keys, sizeof link.keys);  // they live on in the sealer's and reader's guarded pages
   recv_buf_ = std::make_unique<uint8_t[]>(kRecvChunkBytes);
   idle_timeout_ms_ = config.idle_timeout_ms;
   keepalive_interval_ms_ = config.keepalive_interval_ms;

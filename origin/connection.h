@@ -31,10 +31,36 @@ struct SessionConfig;
 struct ClientLink {
   base::UniqueFd fd;
   proto::SessionKeys keys{};
-  bool refused_for_good = false;  // on failure: the clone refused the handshake (not busy)
+  // On failure: what the clone's address answered before the handshake proved
+  // it holds the pairing secret ("unknown_pair", "version", a reply that is not
+  // a ServerHello, a proof that does not verify); "" when nothing was heard (no
+  // connection, a timeout, a cut) or the answer was busy.
+  std::string unauthenticated_answer;
 };
 // Connects and runs the handshake within config.connect_timeout_ms.
 base::Status connect_to_clone(const SessionConfig& config, ClientLink& out);
+
+// A refusal heard before the handshake authenticated the clone is not the
+// clone's word: whoever answers at its address can send one (104 bytes). It
+// is final only when the same one comes this many times in a row, a streak
+// that any other outcome breaks (docs/PROTOCOL.md, section 4.3). With the
+// default backoff (100 ms doubling) that takes 1.5 s of waiting: a wrong
+// pairing is still told within about 2 s, while a forger must win every
+// one of five races against the real clone.
+inline constexpr uint32_t kUnauthenticatedRefusalsMax = 5;
+
+// Counts unauthenticated refusals in a row. One thread.
+class RefusalStreak {
+ public:
+  // Records one session's outcome: its unauthenticated answer, "" for any
+  // other. Returns true when the streak has become final.
+  bool final_after(const std::string& unauthenticated_answer);
+  uint32_t count() const { return count_; }
+
+ private:
+  std::string answer_;
+  uint32_t count_ = 0;
+};
 // Frames from the clone are small; this bounds what the original accepts.
 inline constexpr uint32_t kRecvFrameBytesMax = 64 * 1024;
 
@@ -52,9 +78,11 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Connects and authenticates. On failure fatal() tells whether the clone
-  // refused for good (another pair, a wrong secret) or a retry may work.
+  // Connects and authenticates. A failure is never fatal() here: nothing the
+  // clone's address says before authenticating is final on its own;
+  // unauthenticated_answer() tells what was heard, for a RefusalStreak.
   base::Status open(const SessionConfig& config);
+  const std::string& unauthenticated_answer() const { return unauthenticated_answer_; }
 
   // Seals `plain` into the send buffer; nothing is sent before pump().
   void queue(base::ByteSpan plain);
@@ -108,6 +136,7 @@ class Connection {
   uint64_t wire_bytes_queued_ = 0;
   uint64_t wire_bytes_sent_ = 0;
   uint64_t wire_bytes_received_ = 0;
+  std::string unauthenticated_answer_;
   bool fatal_ = false;
 };
 

@@ -272,8 +272,8 @@ int run(const Options& args) {
     std::fprintf(stderr, "clone-origin: %s\n", secret.status().message().c_str());
     return 1;
   }
-  const config::DerivedKeys keys = config::derive_keys(*secret);
-  base::Status s = runner(args.command->name)(*cfg, keys, args);
+  const config::GuardedKeys keys = config::guard_keys(*secret);  // wipes the secret
+  base::Status s = runner(args.command->name)(*cfg, *keys, args);
   if (!s.is_ok()) {
     std::fprintf(stderr, "clone-origin: %s\n", s.message().c_str());
     return 1;

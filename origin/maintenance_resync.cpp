@@ -67,11 +67,12 @@ FrameHandler scanner_extra(MaintenanceLink& link, uint64_t& acked) {
 // whole disk; else a repair of just those ranges.
 base::Status resync_session(const SessionConfig& session, SourceImage& image, const proto::ResyncBegin& begin,
                             const std::vector<Range>& ranges, const MaintenanceOptions& options, ResyncReport& report,
-                            bool& fatal) {
+                            bool& fatal, std::string& unauthenticated_answer) {
   MaintenanceLink link;
   proto::Hello clone;
   base::Status s = link.open(session, clone);
   fatal = link.fatal();
+  unauthenticated_answer = link.unauthenticated_answer();
   if (!s.is_ok()) return s;
   ++report.sessions;
   const digest::DigestKey& key = session.digest_key;
@@ -150,12 +151,17 @@ base::Result<ResyncReport> resync_clone(const SessionConfig& session, const Reco
   report.generation = generation;
   const uint64_t start_ns = base::monotonic_ns();
   uint32_t failures = 0, backoff_ms = policy.initial_ms;
+  RefusalStreak refusals;
   for (;;) {
     bool fatal = false;
+    std::string heard;
     const uint64_t sessions_before = report.sessions;
-    base::Status s = resync_session(session, image, begin, {}, options, report, fatal);
+    base::Status s = resync_session(session, image, begin, {}, options, report, fatal, heard);
     if (s.is_ok()) break;
     if (fatal) return s;
+    if (refusals.final_after(heard))
+      return base::Status::error(s.code(), "the clone's address answered '" + heard + "' before authenticating " +
+                                               u64s(refusals.count()) + " times in a row: " + s.message());
     if (report.sessions > sessions_before) failures = 0;  // it got somewhere: a fresh count
     if (++failures >= policy.attempts_max)
       return base::Status::error(
@@ -179,7 +185,8 @@ base::Result<ResyncReport> repair_clone(const SessionConfig& session, const std:
   report.generation = session.generation;
   const uint64_t start_ns = base::monotonic_ns();
   bool fatal = false;
-  BASE_TRY(resync_session(session, image, begin, ranges, options, report, fatal));
+  std::string heard;
+  BASE_TRY(resync_session(session, image, begin, ranges, options, report, fatal, heard));
   report.elapsed_ns = base::monotonic_ns() - start_ns;
   return report;
 }

@@ -88,6 +88,7 @@ bool Replicator::sleep_unless_stopped(uint32_t ms) {
 void Replicator::run() {
   uint32_t failures = 0;
   uint32_t delay_ms = policy_.initial_ms;
+  RefusalStreak refusals;
   base::Status end;
   while (!stop_.load()) {
     SessionConfig config = session_config_;
@@ -107,6 +108,13 @@ void Replicator::run() {
       failures = 0;
       delay_ms = policy_.initial_ms;
     }
+    const std::string& heard = o.unauthenticated_answer;
+    if (refusals.final_after(heard)) {
+      end = base::Status::error(o.status.code(), "the clone's address answered '" + heard + "' before authenticating " +
+                                                     std::to_string(refusals.count()) + " times in a row: " +
+                                                     clause(o.status) + ".");
+      break;
+    }
     if (++failures >= policy_.attempts_max) {
       end = base::Status::error(o.status.code(), "gave up after " + std::to_string(failures) +
                                                      " failed attempts in a row to reach the clone at " +
@@ -116,8 +124,12 @@ void Replicator::run() {
       break;
     }
     if (silence_handler_) silence_handler_(o.status);
-    LOG_NOTICE("no session with the clone: %s; trying again in %u ms (attempt %u of %u)", clause(o.status).c_str(),
-               delay_ms, failures + 1, policy_.attempts_max);
+    if (!heard.empty())
+      LOG_NOTICE("the clone's address answered '%s' before authenticating (%u of %u in a row): %s; retrying in %u ms",
+                 heard.c_str(), refusals.count(), kUnauthenticatedRefusalsMax, clause(o.status).c_str(), delay_ms);
+    else
+      LOG_NOTICE("no session with the clone: %s; trying again in %u ms (attempt %u of %u)", clause(o.status).c_str(),
+                 delay_ms, failures + 1, policy_.attempts_max);
     if (!sleep_unless_stopped(delay_ms)) break;
     delay_ms = std::min(delay_ms * 2, policy_.max_ms);
     std::lock_guard<std::mutex> lock(mutex_);

@@ -4,9 +4,11 @@
 // timeout, the clone busy or going away), and resumes each new session from
 // the clone's applied position, which the retained log still holds.
 //
-// Gives up (failed(), wait_durable() returns the sentence) when the clone
-// refuses for good (another pair, disk mismatch, resync needed, a record it
-// rejects) or after reconnect_attempts_max failed sessions in a row, a
+// Gives up (failed(), wait_durable() returns the sentence) when the clone,
+// authenticated, refuses for good (another pair, disk mismatch, resync needed,
+// a record it rejects), when its address refuses the handshake the same way
+// kUnauthenticatedRefusalsMax times in a row (connection.h: one such refusal
+// may be forged), or after reconnect_attempts_max failed sessions in a row, a
 // session that made progress resetting the count. On failure it closes the
 // log so that a producer blocked in append() wakes.
 //

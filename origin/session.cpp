@@ -45,6 +45,7 @@ SessionOutcome Session::run() {
   out.established = established_;
   out.progressed = progressed_;
   out.status = s;
+  out.unauthenticated_answer = conn_.unauthenticated_answer();
   out.end = s.is_ok() ? SessionEnd::stopped : conn_.fatal() ? SessionEnd::fatal : SessionEnd::retry;
   return out;
 }

@@ -83,8 +83,9 @@ class SessionListener {
 
 enum class SessionEnd {
   stopped,  // the owner asked; the session said goodbye
-  retry,    // connection lost, refused, timed out, clone busy or going away
-  fatal,    // the clone refused for good, or the two sides disagree
+  retry,    // connection lost, refused, timed out, clone busy or going away,
+            // or a refusal before the handshake authenticated the clone
+  fatal,    // the authenticated clone refused for good, or the two sides disagree
 };
 
 struct SessionOutcome {
@@ -92,6 +93,9 @@ struct SessionOutcome {
   base::Status status;       // why it ended (ok when stopped)
   bool established = false;  // the hellos were exchanged
   bool progressed = false;   // the clone acknowledged or committed something new
+  // What the clone's address refused with before authenticating (connection.h);
+  // "" for any other end.
+  std::string unauthenticated_answer;
 };
 
 class Session {

@@ -34,12 +34,9 @@ void make_nonce(uint64_t counter, Nonce& nonce) {
 
 }  // namespace
 
-FrameSealer::FrameSealer(const Key& key) : key_(key) {
-  [[maybe_unused]] const int rc = sodium_init();
-  assert(rc >= 0);
-}
+FrameSealer::FrameSealer(const Key& key) : key_(key) { key_.seal(); }
 
-FrameSealer::~FrameSealer() { sodium_memzero(key_.data(), key_.size()); }
+FrameSealer::~FrameSealer() = default;  // Guarded wipes the key
 
 // `plain` must not point into `out`: growing `out` may move it.
 void FrameSealer::seal(base::ByteSpan plain, base::Bytes& out) {
@@ -56,18 +53,17 @@ void FrameSealer::seal(base::ByteSpan plain, base::Bytes& out) {
   unsigned long long tag_len = 0;
   crypto_aead_chacha20poly1305_ietf_encrypt_detached(cipher, cipher + plain.size(), &tag_len, plain.data(),
                                                      plain.size(), len, kFrameLengthBytes, nullptr, nonce,
-                                                     key_.data());
+                                                     key_->data());
   assert(tag_len == kAeadTagBytes);
   ++counter_;
 }
 
 FrameReader::FrameReader(const Key& key, uint32_t max_plain_bytes) : key_(key), max_plain_bytes_(max_plain_bytes) {
   assert(max_plain_bytes >= 1 && max_plain_bytes <= kMaxFramePlainBytes);
-  [[maybe_unused]] const int rc = sodium_init();
-  assert(rc >= 0);
+  key_.seal();
 }
 
-FrameReader::~FrameReader() { sodium_memzero(key_.data(), key_.size()); }
+FrameReader::~FrameReader() = default;  // Guarded wipes the key
 
 size_t FrameReader::buffered_bytes() const { return len_have_ + body_have_; }
 
@@ -100,7 +96,7 @@ base::Status FrameReader::open(Frame& out) {
   Nonce nonce;
   make_nonce(counter_, nonce);
   if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(c, nullptr, c, plain_bytes, c + plain_bytes, len_bytes_,
-                                                         kFrameLengthBytes, nonce, key_.data()) != 0)
+                                                         kFrameLengthBytes, nonce, key_->data()) != 0)
     return fail(base::Status::error(EBADMSG, "frame " + std::to_string(counter_) +
                                                  " failed authentication (corrupted or forged)."));
   out.storage = std::move(storage_);

@@ -14,6 +14,7 @@
 #include "base/aligned_buffer.h"
 #include "base/bytes.h"
 #include "base/status.h"
+#include "proto/guarded.h"
 #include "proto/handshake.h"
 
 namespace proto {
@@ -26,7 +27,8 @@ inline constexpr size_t kMaxFrameWireBytes = kFrameLengthBytes + kMaxFramePlainB
 // can go to an O_DIRECT write without a copy.
 inline constexpr size_t kFramePlainOffset = base::kIoAlignmentBytes - kWriteHeaderBytes;
 
-// Seals plaintext into wire frames. One per direction per session.
+// Seals plaintext into wire frames. One per direction per session. The key
+// is copied into guarded memory (proto/guarded.h) and wiped with the sealer.
 class FrameSealer {
  public:
   explicit FrameSealer(const Key& key);
@@ -36,7 +38,7 @@ class FrameSealer {
   uint64_t frames_sealed() const { return counter_; }
 
  private:
-  Key key_;
+  Guarded<Key> key_;
   uint64_t counter_ = 0;
 };
 
@@ -49,6 +51,7 @@ struct Frame {
 };
 
 // Reassembles and opens frames from a byte stream, in order. Not thread-safe.
+// The key is kept in guarded memory, like the sealer's.
 // Memory: at most one frame of the announced length (<= the limit) plus the
 // 4 length bytes is held at a time.
 class FrameReader {
@@ -78,7 +81,7 @@ class FrameReader {
   base::Status open(Frame& out);   // body complete: authenticate, decrypt, hand off
   base::Status fail(base::Status s);  // marks the stream dead and frees the buffer
 
-  Key key_;
+  Guarded<Key> key_;
   uint32_t max_plain_bytes_;
   uint64_t counter_ = 0;
   uint8_t len_bytes_[kFrameLengthBytes] = {};

@@ -126,6 +126,16 @@ int refusal_errno(uint16_t status) {
 
 }  // namespace
 
+std::string hello_status_name(uint16_t status) {
+  switch (static_cast<HelloStatus>(status)) {
+    case HelloStatus::ok: return "ok";
+    case HelloStatus::version: return "version";
+    case HelloStatus::unknown_pair: return "unknown_pair";
+    case HelloStatus::busy: return "busy";
+  }
+  return "status " + std::to_string(status);
+}
+
 // ---------------------------------------------------------------- client
 
 struct ClientHandshake::State {
@@ -221,12 +231,11 @@ const SessionKeys& ClientHandshake::keys() const {
 struct ServerHandshake::State {
   enum class Phase { await_hello, await_finish, authenticated, failed };
   Phase phase = Phase::await_hello;
-  Key auth_key{};
+  const Key* auth_key = nullptr;  // the caller's (guarded memory in the daemon), not a copy
   PairId pair_id{};
   Key expected_client_mac{};
   SessionKeys keys;  // valid to the caller only once authenticated
   ~State() {
-    sodium_memzero(auth_key.data(), auth_key.size());
     sodium_memzero(expected_client_mac.data(), expected_client_mac.size());
     sodium_memzero(&keys, sizeof(keys));
   }
@@ -234,7 +243,7 @@ struct ServerHandshake::State {
 
 ServerHandshake::ServerHandshake(const Key& auth_key, const PairId& pair_id) : state_(new State) {
   init_sodium();
-  state_->auth_key = auth_key;
+  state_->auth_key = &auth_key;
   state_->pair_id = pair_id;
 }
 
@@ -297,7 +306,7 @@ base::Status ServerHandshake::on_client_hello(base::ByteSpan client_hello, base:
   assert(out.size() == kServerHelloHeadBytes);
 
   Schedule k;
-  const bool ok = derive_schedule(s.auth_key, eph_sk, client_hello.data() + kClientPkAt, client_hello, out, k);
+  const bool ok = derive_schedule(*s.auth_key, eph_sk, client_hello.data() + kClientPkAt, client_hello, out, k);
   sodium_memzero(eph_sk, sizeof(eph_sk));
   if (!ok) return base::Status::error(EPROTO, "the peer sent an invalid ephemeral key; the handshake was aborted.");
   w.raw(k.server_mac.data(), k.server_mac.size());

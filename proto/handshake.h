@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -39,6 +40,8 @@ struct SessionKeys {
 
 // ServerHello status (docs/PROTOCOL.md). Non-zero: the clone refuses and closes.
 enum class HelloStatus : uint16_t { ok = 0, version = 1, unknown_pair = 2, busy = 3 };
+// "ok", "version", "unknown_pair", "busy", or "status N" for another value.
+std::string hello_status_name(uint16_t status);
 
 class ClientHandshake {
  public:
@@ -62,7 +65,10 @@ class ClientHandshake {
 
 class ServerHandshake {
  public:
+  // `auth_key` outlives the handshake: it is used in place, not copied (the
+  // daemon's lives in guarded memory).
   ServerHandshake(const Key& auth_key, const PairId& pair_id);
+  ServerHandshake(Key&&, const PairId&) = delete;
   ~ServerHandshake();
   ServerHandshake(const ServerHandshake&) = delete;
   ServerHandshake& operator=(const ServerHandshake&) = delete;

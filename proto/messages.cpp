@@ -6,6 +6,7 @@
 #include "proto/messages.h"
 
 #include <cassert>
+#include <cerrno>
 #include <string>
 #include <string_view>
 
@@ -76,6 +77,15 @@ const char* clone_state_name(CloneState s) {
     case CloneState::diverged: return "diverged";
   }
   return "unknown";
+}
+
+ErrorCode error_code_for(const base::Status& refused) {
+  switch (refused.code()) {
+    case EMSGSIZE: return ErrorCode::too_large;
+    case EBADMSG: return ErrorCode::corrupted;
+    case EPROTONOSUPPORT: return ErrorCode::version;
+    default: return ErrorCode::protocol;
+  }
 }
 
 const char* error_code_name(ErrorCode c) {

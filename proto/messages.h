@@ -158,6 +158,11 @@ enum class ErrorCode : uint16_t {
   corrupted = 18,          // a frame failed authentication: damaged in transit (or forged)
 };
 const char* error_code_name(ErrorCode c);
+// The code that tells a peer why its message was refused, from a decoder's or
+// frame reader's status: too_large for a length over a limit (EMSGSIZE),
+// corrupted for a frame that failed authentication (EBADMSG), version for a
+// protocol version not spoken (EPROTONOSUPPORT), else protocol.
+ErrorCode error_code_for(const base::Status& refused);
 
 struct ErrorMsg {
   ErrorCode code = ErrorCode::protocol;

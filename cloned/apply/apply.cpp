@@ -58,8 +58,11 @@ void Machine::start_session(const proto::Hello& original, Actions& actions) {
 
 void Machine::open_session(const proto::Hello& o, Actions& actions) {
   using proto::ErrorCode;
-  if (o.role != proto::Role::original || o.version != proto::kProtocolVersion)
-    return fail(actions, ErrorCode::protocol, "the peer's hello is not an original's hello of protocol version 1.");
+  if (o.role != proto::Role::original)
+    return fail(actions, ErrorCode::protocol, "the peer's hello is not an original's.");
+  if (o.version != proto::kProtocolVersion)
+    return fail(actions, ErrorCode::version,
+                "the original's hello is of protocol version " + u64s(o.version) + "; this clone speaks version 1.");
   if (o.pair_id != replica_.pair_id)
     return fail(actions, ErrorCode::pair_mismatch, "the original's hello names another pair; re-pair the two sticks with clonectl pair.");
   if (shutting_down())

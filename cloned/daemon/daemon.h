@@ -62,6 +62,8 @@ class Daemon final : private LinkPort,
                      private HealthHost,
                      private DivergenceHost {
  public:
+  // `keys` (guarded memory, config::guard_keys) outlive the daemon: it keeps
+  // a reference, never a copy.
   Daemon(const config::CloneConfig& config, const config::DerivedKeys& keys,
          std::unique_ptr<blockio::BlockDevice> device, std::unique_ptr<store::Store> store,
          const apply::ReplicaState& loaded);
@@ -136,7 +138,7 @@ class Daemon final : private LinkPort,
   // Construction order matters: the parts hold references to the machine,
   // the device and the workers declared before them.
   config::CloneConfig config_;
-  config::DerivedKeys keys_;
+  const config::DerivedKeys& keys_;  // in guarded memory (config::GuardedKeys), owned by main
   std::unique_ptr<blockio::BlockDevice> device_;
   std::unique_ptr<store::Store> store_;
   apply::Machine machine_;

@@ -36,8 +36,11 @@ class DivergenceHost {
 class DivergenceGuard {
  public:
   // enabled: [apply] detect_divergence; when false every call does nothing.
+  // `key` outlives the guard: kept by reference, never copied.
   DivergenceGuard(bool enabled, DivergenceHost& host, blockio::BlockDevice& device, const digest::DigestKey& key,
                   apply::Machine& machine, StoreWorker& store);
+  DivergenceGuard(bool, DivergenceHost&, blockio::BlockDevice&, digest::DigestKey&&, apply::Machine&,
+                  StoreWorker&) = delete;
 
   // Compares the disk with the stored fingerprint; marks the clone Diverged
   // on a difference. Returns false when the clone is (now) Diverged.
@@ -56,7 +59,7 @@ class DivergenceGuard {
   const bool enabled_;
   DivergenceHost& host_;
   blockio::BlockDevice& device_;
-  const digest::DigestKey key_;
+  const digest::DigestKey& key_;
   apply::Machine& machine_;
   StoreWorker& store_;
 };

@@ -106,7 +106,7 @@ void HealthLink::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
 void HealthLink::on_ack(Conn* c, proto::Frame& frame) {
   uint64_t id = 0;
   if (base::Status s = proto::decode_health_ack(frame.plain(), id); !s.is_ok()) {
-    link_.send_error(c, proto::ErrorCode::protocol, s.message());
+    link_.send_error(c, proto::error_code_for(s), s.message());
     return link_.close_conn(c, s.message());
   }
   c->health.unacked.erase(id);

@@ -195,10 +195,7 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   // A frame the reader completed, or why the stream is dead.
   auto take = [&](base::Status s, proto::Frame& frame, bool has) {
     if (!s.is_ok()) {
-      const proto::ErrorCode code = s.code() == EMSGSIZE  ? proto::ErrorCode::too_large
-                                    : s.code() == EBADMSG ? proto::ErrorCode::corrupted
-                                                          : proto::ErrorCode::protocol;
-      d->send_error(c, code, s.message());
+      d->send_error(c, proto::error_code_for(s), s.message());
       d->close_conn(c, s.message());
       return false;
     }
@@ -234,10 +231,11 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Daemon::on_authenticated(Conn* c) {
-  const proto::SessionKeys keys = c->handshake->keys();
+  // The keys go straight from the handshake (which wipes them as it goes) into
+  // the sealer's and reader's guarded memory: no copy on the stack.
+  c->sealer = std::make_unique<proto::FrameSealer>(c->handshake->keys().send);
+  c->reader = std::make_unique<proto::FrameReader>(c->handshake->keys().recv);
   c->handshake.reset();
-  c->sealer = std::make_unique<proto::FrameSealer>(keys.send);
-  c->reader = std::make_unique<proto::FrameReader>(keys.recv);
   c->read_buf = std::make_unique<uint8_t[]>(kReadBufferBytes);
   c->phase = Conn::Phase::await_hello;
   c->deadline_ms = now_ms() + config_.handshake_timeout_ms;  // the hello must follow

@@ -28,7 +28,7 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
                          ? proto::decode_hello(frame.plain(), hello)
                          : base::Status::error(EPROTO, "the first message after the handshake must be a hello.");
     if (!s.is_ok()) {
-      send_error(c, proto::ErrorCode::protocol, s.message());
+      send_error(c, proto::error_code_for(s), s.message());
       return close_conn(c, s.message());
     }
     return on_hello(c, hello);
@@ -38,8 +38,9 @@ void Daemon::on_frame(Conn* c, proto::Frame frame) {
 }
 
 // A hello opens a session. A health-only one is the health link's (no
-// records); any other supersedes the session before it, and Diverged
-// detection runs before it can take a write.
+// records); any other supersedes the session before it (docs/PROTOCOL.md,
+// section 7 rule 1: an original whose connection died unnoticed must not wait
+// for the idle timeout), and Diverged detection runs before it can take a write.
 void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
   if ((hello.flags & proto::kHelloHealthOnly) != 0) {
     if (!health_.accept_hello(c, hello)) return;
@@ -48,7 +49,15 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
     c->last_recv_ms = now_ms();
     return health_.greet(c);
   }
-  if (session_ != nullptr) close_conn(session_, "superseded by a new session from " + c->peer);
+  if (session_ != nullptr) {
+    // Told, in case it is still alive: `busy`, so that it tries again later.
+    base::Bytes told;
+    proto::encode_error({proto::ErrorCode::busy,
+                         "a newer session of the paired original (from " + c->peer + ") took over from this one."},
+                        told);
+    send_plain(session_, told);
+    close_conn(session_, "superseded by a new session from " + c->peer);
+  }
   session_ = c;
   maintenance_.session_started();
   c->phase = Conn::Phase::session;
@@ -65,7 +74,7 @@ void Daemon::on_record_frame(Conn* c, proto::MsgType type, proto::Frame& frame) 
   proto::RecordHeader h;
   base::ByteSpan payload;
   if (base::Status s = proto::decode_record(frame.plain(), h, payload); !s.is_ok()) {
-    send_error(c, proto::ErrorCode::protocol, s.message());
+    send_error(c, proto::error_code_for(s), s.message());
     return close_conn(c, s.message());
   }
   ++stats_.records_received;

@@ -89,7 +89,7 @@ void Maintenance::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
       s = base::Status::error(EPROTO, "message type " + u64s(static_cast<uint64_t>(type)) + " is sent by the clone, not to it.");
       break;
   }
-  link_.send_error(c, s.code() == EMSGSIZE ? proto::ErrorCode::too_large : proto::ErrorCode::protocol, s.message());
+  link_.send_error(c, proto::error_code_for(s), s.message());
   link_.close_conn(c, s.message());
 }
 

@@ -64,8 +64,11 @@ class DiskWorkers {
  public:
   // read_back: after each write, read the data back and compare its digest
   // (a mismatch is rewritten once and reported; twice is a disk error).
+  // `digest_key` outlives the workers: it is kept by reference (the daemon's
+  // lives in guarded memory, config::GuardedKeys), never copied.
   DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
               Completions& done, bool read_back = false);
+  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false) = delete;
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
   DiskWorkers& operator=(const DiskWorkers&) = delete;
@@ -96,7 +99,7 @@ class DiskWorkers {
   void push_job(Job job);
 
   blockio::BlockDevice& device_;
-  digest::DigestKey digest_key_;
+  const digest::DigestKey& digest_key_;
   Completions& done_;
   const bool read_back_;
   std::mutex mutex_;

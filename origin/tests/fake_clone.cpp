@@ -63,6 +63,13 @@ bool FakeClone::handshake(int fd, proto::SessionKeys& keys) {
   return true;
 }
 
+void FakeClone::forge_refusal(int fd) {
+  const uint64_t deadline = origin::net::now_ms() + 5000;
+  uint8_t hello[proto::kClientHelloBytes];
+  if (!origin::net::read_exact(fd, hello, deadline).is_ok()) return;
+  (void)origin::net::write_all(fd, proto::ServerHandshake::refusal(script_.forged_status), deadline);
+}
+
 void FakeClone::send(int fd, proto::FrameSealer& sealer, const base::Bytes& plain) {
   base::Bytes wire;
   sealer.seal(plain, wire);
@@ -70,6 +77,10 @@ void FakeClone::send(int fd, proto::FrameSealer& sealer, const base::Bytes& plai
 }
 
 void FakeClone::serve(int fd) {
+  if (forged_ < script_.forged_refusals) {
+    ++forged_;
+    return forge_refusal(fd);
+  }
   proto::SessionKeys keys;
   if (!handshake(fd, keys)) return;
   ++sessions_;

@@ -3,8 +3,9 @@
 // on 127.0.0.1, does the server side of the handshake, answers the hello as
 // scripted, applies records to a memory disk, and acks each barrier at once
 // (barrier_ack and committed). It checks sequence and epoch like the real
-// clone, and can drop the first session after a number of records or refuse
-// every hello with an error. Not a model of durability: the real daemon's
+// clone, and can drop the first session after a number of records, refuse
+// every hello with an error, or answer the first connections with a forged
+// handshake refusal. Not a model of durability: the real daemon's
 // tests do that.
 #pragma once
 
@@ -30,6 +31,10 @@ class FakeClone {
     uint64_t applied_epoch = 0;
     uint64_t drop_after_records = 0;        // first session only; 0 = never
     std::optional<proto::ErrorMsg> refuse;  // answer every hello with this error
+    // The first this many connections get a refusal anyone could forge: a
+    // ServerHello with this status, without the secret, then a close.
+    uint32_t forged_refusals = 0;
+    proto::HelloStatus forged_status = proto::HelloStatus::unknown_pair;
   };
 
   FakeClone(const proto::Key& auth_key, const proto::PairId& pair_id, uint64_t disk_bytes, Script script);
@@ -42,6 +47,7 @@ class FakeClone {
   void stop();
   const std::vector<uint8_t>& disk() const { return disk_; }
   uint64_t sessions() const { return sessions_.load(); }
+  uint64_t forged() const { return forged_.load(); }
   uint64_t applied_seq() const { return applied_seq_; }
   bool goodbye_received() const { return goodbye_; }
   bool pong_received() const { return pong_; }
@@ -53,6 +59,7 @@ class FakeClone {
   void run();
   void serve(int fd);
   bool handshake(int fd, proto::SessionKeys& keys);
+  void forge_refusal(int fd);
   // false: end the session.
   bool on_message(int fd, proto::FrameSealer& sealer, base::ByteSpan plain, uint64_t& records_this_session);
   bool on_record(int fd, proto::FrameSealer& sealer, base::ByteSpan plain);
@@ -66,6 +73,7 @@ class FakeClone {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> sessions_{0};
+  std::atomic<uint64_t> forged_{0};
 
   // Touched only by the server thread until stop().
   std::vector<uint8_t> disk_;

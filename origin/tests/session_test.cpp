@@ -96,20 +96,69 @@ TEST_CASE("the client replicates a workload, resumes after a dropped connection 
   CHECK(origin_test::read_file(dir / "source.img") == clone.disk());
 }
 
-TEST_CASE("a final refusal from the clone stops the client with the clone's sentence") {
+TEST_CASE("a final refusal from the authenticated clone stops the client at once with the clone's sentence") {
+  // After the handshake the clone's error travels in an authenticated frame:
+  // its word, so final for these codes even once (docs/PROTOCOL.md, 6.4).
+  for (proto::ErrorCode code : {proto::ErrorCode::disk_mismatch, proto::ErrorCode::pair_mismatch,
+                                proto::ErrorCode::protocol, proto::ErrorCode::resync_needed}) {
+    CAPTURE(proto::error_code_name(code));
+    origin_test::FakeClone::Script script;
+    script.refuse = proto::ErrorMsg{code, "the disks differ in size."};
+    origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+    origin::RetainedLog log(1u << 20, 1);
+    origin::Replicator replicator(session_config(clone.port()), fast_policy(5), log);
+    REQUIRE(replicator.start().is_ok());
+    REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(1, 1))));
+    base::Status s = replicator.wait_durable(1);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(s.message().find("the disks differ in size.") != std::string::npos);
+    CHECK(s.message().find(proto::error_code_name(code)) != std::string::npos);
+    CHECK(replicator.counters().reconnects == 0);
+    CHECK(clone.sessions() == 1);
+    CHECK(log.closed());  // a blocked producer wakes
+  }
+}
+
+TEST_CASE("a forged refusal before the handshake authenticated is retried, and the session then completes") {
+  for (proto::HelloStatus forged : {proto::HelloStatus::unknown_pair, proto::HelloStatus::version}) {
+    CAPTURE(proto::hello_status_name(static_cast<uint16_t>(forged)));
+    origin_test::FakeClone::Script script;
+    script.forged_refusals = origin::kUnauthenticatedRefusalsMax - 1;
+    script.forged_status = forged;
+    origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+    origin::RetainedLog log(1u << 20, 1);
+    origin::Replicator replicator(session_config(clone.port()), fast_policy(50), log);
+    REQUIRE(replicator.start().is_ok());
+    REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(1, 1))));
+    base::Status s = replicator.wait_durable(1);
+    CHECK_MESSAGE(s.is_ok(), s.message());
+    CHECK(clone.forged() == origin::kUnauthenticatedRefusalsMax - 1);
+    CHECK(clone.sessions() == 1);
+    CHECK(replicator.counters().reconnects == origin::kUnauthenticatedRefusalsMax - 1);
+  }
+}
+
+TEST_CASE("the same refusal before authentication, five times in a row, is final and says what was heard") {
   origin_test::FakeClone::Script script;
-  script.refuse = proto::ErrorMsg{proto::ErrorCode::disk_mismatch, "the disks differ in size."};
+  script.forged_refusals = 1000;
   origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
   origin::RetainedLog log(1u << 20, 1);
-  origin::Replicator replicator(session_config(clone.port()), fast_policy(5), log);
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(50), log);
   REQUIRE(replicator.start().is_ok());
-  REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(1, 1))));
   base::Status s = replicator.wait_durable(1);
   REQUIRE_FALSE(s.is_ok());
-  CHECK(s.message().find("the disks differ in size.") != std::string::npos);
-  CHECK(s.message().find("disk_mismatch") != std::string::npos);
-  CHECK(replicator.counters().reconnects == 0);
-  CHECK(log.closed());  // a blocked producer wakes
+  MESSAGE(s.message());
+  CHECK(s.message().find("answered 'unknown_pair' before authenticating 5 times in a row") != std::string::npos);
+  CHECK(s.message().find("paired with another original") != std::string::npos);
+  CHECK(clone.forged() == origin::kUnauthenticatedRefusalsMax);
+  CHECK(replicator.counters().reconnects == origin::kUnauthenticatedRefusalsMax - 1);
+  // A streak is of one answer: another answer, or a busy clone, starts it anew.
+  origin::RefusalStreak streak;
+  for (int i = 0; i < 4; ++i) CHECK_FALSE(streak.final_after("unknown_pair"));
+  CHECK_FALSE(streak.final_after("version"));
+  CHECK_FALSE(streak.final_after(""));
+  for (int i = 0; i < 4; ++i) CHECK_FALSE(streak.final_after("version"));
+  CHECK(streak.final_after("version"));
 }
 
 TEST_CASE("a busy clone is retried with backoff until the attempts run out") {

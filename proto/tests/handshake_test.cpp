@@ -94,7 +94,8 @@ TEST_CASE("two sessions of the same pair get different keys") {
 
 TEST_CASE("a clone with another secret fails to prove itself to the original") {
   ClientHandshake client(random_key(), pair_id(1));
-  ServerHandshake server(random_key(), pair_id(1));
+  const Key server_key = random_key();
+  ServerHandshake server(server_key, pair_id(1));
   base::Bytes reply;
   REQUIRE(server.on_client_hello(client.client_hello(), reply).is_ok());
   base::Result<base::Bytes> finish = client.on_server_hello(reply);
@@ -157,14 +158,15 @@ TEST_CASE("a busy clone's refusal reads as a sentence") {
 }
 
 TEST_CASE("bytes that are not a ClientHello get no reply at all") {
-  ServerHandshake server(random_key(), pair_id(1));
+  const Key server_key = random_key();
+  ServerHandshake server(server_key, pair_id(1));
   ClientHandshake client(random_key(), pair_id(1));
   base::Bytes hello = client.client_hello();
   hello[0] = 'G';  // "GET / HTTP/1.1" would land here
   base::Bytes reply = {1, 2, 3};
   CHECK(server.on_client_hello(hello, reply).code() == EPROTO);
   CHECK(reply.empty());
-  ServerHandshake short_server(random_key(), pair_id(1));
+  ServerHandshake short_server(server_key, pair_id(1));
   CHECK_FALSE(short_server.on_client_hello(base::ByteSpan(hello).first(10), reply).is_ok());
   CHECK(reply.empty());
 }

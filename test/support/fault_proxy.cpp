@@ -26,6 +26,7 @@ int listen_loopback(uint16_t& port) {
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
+  a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0) return -1;
   socklen_t len = sizeof a;
@@ -49,6 +50,25 @@ int connect_loopback(uint16_t port) {
   return fd;
 }
 
+// Reads the original's ClientHello (88 bytes), answers a ServerHello refusal
+// (docs/PROTOCOL.md 4.1: "CLS1", version 1, the status, zeros: 104 bytes) and
+// closes. Nothing of it needs the pairing secret.
+void forge_refusal(int client, uint16_t status) {
+  char hello[88];
+  size_t have = 0;
+  pollfd p{client, POLLIN, 0};
+  while (have < sizeof hello && ::poll(&p, 1, 2000) > 0) {
+    const ssize_t n = ::read(client, hello + have, sizeof hello - have);
+    if (n <= 0) break;
+    have += static_cast<size_t>(n);
+  }
+  unsigned char reply[104] = {'C', 'L', 'S', '1', 1, 0, static_cast<unsigned char>(status & 0xff),
+                              static_cast<unsigned char>(status >> 8)};
+  (void)::send(client, reply, sizeof reply, MSG_NOSIGNAL);
+  ::shutdown(client, SHUT_WR);
+  ::close(client);
+}
+
 enum class Fault { none, cut, flip, stall };
 
 // One proxied connection: fds[0] is the original's side, fds[1] the clone's.
@@ -68,8 +88,8 @@ struct Pair {
 
 }  // namespace
 
-FaultProxy::FaultProxy(uint16_t target_port, uint64_t seed, const FaultQuota& quota)
-    : target_port_(target_port), seed_(seed), quota_(quota) {
+FaultProxy::FaultProxy(uint16_t target_port, uint64_t seed, const FaultQuota& quota, uint16_t listen_port)
+    : target_port_(target_port), seed_(seed), quota_(quota), port_(listen_port) {
   listen_fd_ = listen_loopback(port_);
   thread_ = std::thread([this] { run(); });
 }
@@ -92,6 +112,11 @@ void FaultProxy::run() {
     if (::poll(pfds.data(), pfds.size(), 20) < 0) continue;
     if (pfds[0].revents & POLLIN) {
       int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client >= 0 && counts_.forged < quota_.forged_refusals) {
+        ++counts_.forged;
+        forge_refusal(client, quota_.forged_status);
+        continue;
+      }
       int server = client >= 0 ? connect_loopback(target_port_) : -1;
       if (client >= 0 && server >= 0) {
         auto p = std::make_unique<Pair>();

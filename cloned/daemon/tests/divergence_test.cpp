@@ -30,9 +30,7 @@ struct FakeHost final : cloned::DivergenceHost {
 };
 
 struct Rig {
-  explicit Rig(bool enabled) : guard(enabled, host, device, digest::DigestKey{3}, machine, *store_worker) {
-    host.machine = &machine;
-  }
+  explicit Rig(bool enabled) : guard(enabled, host, device, key, machine, *store_worker) { host.machine = &machine; }
   test_support::TempDir dir{"divergence_test"};
   blockio::MemoryDevice device{kDisk, 512};
   apply::Machine machine{device.geometry(), apply::ReplicaState{}, apply::Limits{}};
@@ -40,6 +38,7 @@ struct Rig {
   std::unique_ptr<store::Store> store = open_store();
   std::unique_ptr<cloned::StoreWorker> store_worker = std::make_unique<cloned::StoreWorker>(*store, done);
   FakeHost host;
+  const digest::DigestKey key{3};
   cloned::DivergenceGuard guard;
 
   std::unique_ptr<store::Store> open_store() {

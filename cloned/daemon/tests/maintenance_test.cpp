@@ -62,7 +62,8 @@ struct Rig {
   blockio::MemoryDevice device{kDisk, 512};
   apply::Machine machine{device.geometry(), apply::ReplicaState{}, apply::Limits{}};
   cloned::Completions done;
-  cloned::DiskWorkers disk{device, digest::DigestKey{1}, 1, done};
+  const digest::DigestKey key{1};
+  cloned::DiskWorkers disk{device, key, 1, done};
   std::unique_ptr<store::Store> store = open_store();
   std::unique_ptr<cloned::StoreWorker> store_worker = std::make_unique<cloned::StoreWorker>(*store, done);
   FakeLink link;
