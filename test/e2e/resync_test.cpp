@@ -213,6 +213,13 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   constexpr uint64_t kDisk = 192ull << 20;
   REQUIRE(write_random_file(d / "source.img", kDisk, 9));
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  // The clone's first half is an older copy (1% of its 4 KiB blocks differ):
+  // the interruptions fall in the descent into differing extents there, or
+  // in the full copy onto the zeroes of the second half.
+  REQUIRE(write_at(d / "clone.img", 0, harness::read_file(d / "source.img").substr(0, kDisk / 2)));
+  std::mt19937_64 rng(10);
+  for (uint64_t i = 0; i < kDisk / 2 / 4096 / 100; ++i)
+    REQUIRE(write_at(d / "clone.img", rng() % (kDisk / 2 / 4096) * 4096, std::string(4096, 'o')));
   const uint16_t proxy_port = harness::free_port();
   // Slow enough (48 MB/s, digests and data counted) to be interrupted mid-way; marks every 8 MiB.
   Running r = start(d, {{"link.idle_timeout_ms", "2000"}, {"link.keepalive_interval_ms", "300"}},
@@ -270,13 +277,16 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   std::string events;
   harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
   size_t resumed = 0;
+  std::string resumed_at;  // for the message: where each resume began
   for (size_t at = events.find("resumed generation"); at != std::string::npos; at = events.find("resumed generation", at + 1)) {
     // "resumed generation 2 at byte N": past the start.
     const uint64_t byte = std::strtoull(events.c_str() + events.find("at byte", at) + 8, nullptr, 10);
     if (byte > 0) ++resumed;
+    resumed_at += " " + std::to_string(byte >> 20) + "M";
   }
   MESSAGE("kills " << kills << ", proxy cuts " << proxy->counts().cuts.load() << ", resumed past byte 0: " << resumed
-                   << ", bytes compared by digest over all sessions " << digested << " (disk " << kDisk << ")");
+                   << " (at" << resumed_at << "), bytes compared by digest over all sessions " << digested << " (disk "
+                   << kDisk << ")");
   CHECK(kills == 2);
   CHECK(kills + proxy->counts().cuts.load() >= 3);
   CHECK(resumed >= 2);
