@@ -14,9 +14,11 @@
 #      bytes each way on the link, against rsync --inplace --no-whole-file
 #      between the same two image files, and the default's traffic (both
 #      ways) against issue 16's goal: <= 1.25 x the changed bytes + 0.3% of
-#      the image.
+#      the image. A third shape, (c) a clone holding unrelated data (a first
+#      copy), shows what the second look costs where everything differs.
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
-# BENCH_DISK (1G), BENCH_PORT (27400). Needs fio and rsync (installed with
+# BENCH_DISK (1G), BENCH_PORT (27400), BENCH_SHAPES (scattered region
+# unrelated), BENCH_EXTENTS (default 4K 1M). Needs fio and rsync (installed with
 # apt-get when missing and root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,7 +97,8 @@ scan_ratio=$(awk -v s="$scan" -v b="$bound" 'BEGIN { printf "%.2f", s / b }')
 # --- 2. Two shapes of change: resync vs rsync --------------------------------
 cp --sparse=never "$target" "$scratch/clone.before" 2>/dev/null || dd if="$target" of="$scratch/clone.before" bs=1M status=none
 
-# Writes source.img = clone.before changed in shape $1 (scattered | region);
+# Writes source.img = clone.before changed in shape $1 (scattered | region |
+# unrelated);
 # prints the bytes that differ, counted in 4 KiB blocks.
 make_source() {
   cp "$scratch/clone.before" "$scratch/source.img"
@@ -112,6 +115,10 @@ with open(path, "r+b") as f:
             f.write(rng.randbytes(4096))
         f.seek(blocks // 3 * 4096)
         f.write(bytes(8 << 20))
+    elif shape == "unrelated":
+        # a first copy onto a disk that held something else: every block differs
+        for at in range(0, size, 1 << 20):
+            f.write(rng.randbytes(min(1 << 20, size - at)))
     else:
         # one region of ~2% of the image, 4 KiB-aligned but not on a 64 KiB boundary
         f.seek(blocks // 2 * 4096 + 12288)
@@ -127,20 +134,22 @@ print(changed)
 EOF
 }
 
-resync_run() {  # extent (empty: the default) -> "seconds data_bytes wire_bytes_sent wire_bytes_received"
+resync_run() {  # extent (or "default") -> "seconds data_bytes wire_bytes_sent wire_bytes_received"
   local extent=$1 dir
   dir=$(mktemp -d "$scratch/pair.XXXXXX")
   dd if="$scratch/clone.before" of="$target" bs=1M conv=notrunc status=none
   port=$((port + 1))
   "$build/cloned/clonectl" pair --clone-dir "$dir/clone" --origin-dir "$dir/origin" --target "$target" \
     --listen "127.0.0.1:$port" >/dev/null
-  "$build/cloned/cloned" --config "$dir/clone/cloned.toml" 2>"$dir/cloned.log" &
+  # (stdout not inherited: this runs in a command substitution, whose pipe it would hold open)
+  "$build/cloned/cloned" --config "$dir/clone/cloned.toml" >/dev/null 2>"$dir/cloned.log" &
   cloned_pid=$!
-  for _ in $(seq 200); do grep -q "cloned started" "$dir/cloned.log" && break; sleep 0.05; done
-  local t0 out
+  for _ in $(seq 200); do grep -qs "cloned started" "$dir/cloned.log" && break; sleep 0.05; done
+  local t0 out extent_args=()
+  [[ $extent == default ]] || extent_args=(--extent "$extent")
   t0=$(now_ns)
   out=$(bounded "$build/origin/clone-origin" --config "$dir/origin/origin.toml" resync --source "$scratch/source.img" \
-    ${extent:+--extent "$extent"} 2>/dev/null) || die "resync failed (log: $dir/cloned.log)"
+    "${extent_args[@]}" 2>/dev/null) || { kill -KILL "$cloned_pid"; die "resync failed (log: $dir/cloned.log)"; }
   local t=$(( $(now_ns) - t0 ))
   kill -TERM "$cloned_pid"; wait "$cloned_pid" || true; cloned_pid=""
   cmp -s "$scratch/source.img" "$target" || die "after the resync the clone differs from the source"
@@ -162,19 +171,21 @@ rsync_run() {  # -> "seconds literal_bytes bytes_sent bytes_received"
 pct() { awk -v a="$1" -v b="$disk_bytes" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 shape_report=""
-for shape in scattered region; do
-  changed=$(make_source "$shape")
+for shape in ${BENCH_SHAPES:-scattered region unrelated}; do
+  changed=$(make_source "$shape") || exit 1
   goal=$(awk -v c="$changed" -v d="$disk_bytes" 'BEGIN { printf "%.0f", 1.25 * c + 0.003 * d }')
   rows=""
-  for extent in "" 4K 1M; do
-    read -r r_s r_data r_wire r_back <<<"$(resync_run "$extent")"
+  for extent in ${BENCH_EXTENTS:-default 4K 1M}; do
+    run=$(resync_run "$extent") || exit 1
+    read -r r_s r_data r_wire r_back <<<"$run"
     both=$((r_wire + r_back))
     verdict=$(awk -v b="$both" -v g="$goal" 'BEGIN { printf "%.2f (%s)", b / g, b <= g ? "met" : "MISSED" }')
-    label="(default)"; [[ -n $extent ]] && label="--extent $extent"
+    label="(default)"; [[ $extent == default ]] || label="--extent $extent"
     rows+="| clone-origin resync $label | $r_s s | $r_data ($(pct "$r_data"))"
     rows+=" | $r_wire ($(pct "$r_wire")) | $r_back ($(pct "$r_back")) | $(ratio "$both" "$changed") | $verdict |"$'\n'
   done
-  read -r y_s y_lit y_sent y_back <<<"$(rsync_run)"
+  run=$(rsync_run) || exit 1
+  read -r y_s y_lit y_sent y_back <<<"$run"
   y_both=$((y_sent + y_back))
   rows+="| rsync --inplace --no-whole-file | $y_s s | $y_lit literal ($(pct "$y_lit")) | $y_sent ($(pct "$y_sent"))"
   rows+=" | $y_back ($(pct "$y_back")) | $(ratio "$y_both" "$changed") | $(ratio "$y_both" "$goal") |"$'\n'
