@@ -122,7 +122,7 @@ struct OriginConfig {
   uint32_t idle_timeout_ms = 20000;
   uint32_t keepalive_interval_ms = 5000;
   // [resync]
-  uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: digest and copy unit
+  uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: first digest unit (descends to 4K)
   uint64_t resync_rate_bytes_max = 0;           // bytes/s hashed or sent by resync and verify; 0 = no limit
   uint64_t resync_mark_interval_bytes = 64ull << 20;  // 1M..64G: how often the clone persists its cursor
   // [wake] (docs/WAKE.md): how to wake a sleeping clone. What the clone tells

@@ -206,8 +206,10 @@ const base::cli::Program kProgram = {
             {"resync",
              {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}},
              "",
-             "bring the clone to IMAGE's content as a new generation, sending only the\n"
-             "extents whose digests differ; resumes an interrupted resync; exits 0 once\n"
+             "bring the clone to IMAGE's content as a new generation: compares digests\n"
+             "of --extent extents ([resync] extent_bytes, 64K), those that differ again\n"
+             "in smaller ones down to 4K, and sends only the 4K blocks that differ;\n"
+             "resumes an interrupted resync (with the same --extent); exits 0 once\n"
              "the clone reports consistent. --discard-clone-changes overwrites a\n"
              "Diverged clone (only if its cloned.toml allows it)\n"},
             {"verify",

@@ -6,8 +6,10 @@
 //
 // Resync: digests of the whole disk from the clone's durable cursor on, in
 // requests of up to 8 MiB kept a few in flight (the clone hashes them in
-// parallel while this side hashes its own); each differing extent is sent as
-// resync_data, or resync_zero when it is all zeroes; a mark every
+// parallel while this side hashes its own); each differing extent is compared
+// again in smaller extents, down to fine_extent_bytes (scanner.h), and what
+// differs there is sent as resync_data, its all-zero blocks as resync_zero
+// (adjacent differing blocks travel together); a mark every
 // mark_interval_bytes lets an interrupted resync resume there. A lost
 // connection is retried with backoff and the resync resumes at the clone's
 // cursor.
@@ -33,7 +35,8 @@
 namespace origin {
 
 struct MaintenanceOptions {
-  uint32_t extent_bytes = 64 * 1024;
+  uint32_t extent_bytes = 64 * 1024;      // the first comparison's unit (resync and verify)
+  uint32_t fine_extent_bytes = 4 * 1024;  // a resync descends into differing extents down to this
   uint64_t rate_bytes_max = 0;            // digested + sent per second; 0 = no limit
   bool discard_clone_changes = false;     // resync of a Diverged clone
   uint32_t digests_in_flight = 4;

@@ -26,33 +26,96 @@ bool all_zero(base::ByteSpan s) {
   return std::all_of(s.begin(), s.end(), [](uint8_t b) { return b == 0; });
 }
 
-// Sends one extent of the image: zeroes as such, data with its digest.
-base::Status send_extent(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, Range r,
-                         base::AlignedBuffer& buf, ResyncReport& report) {
+// One extent on the wire: zeroes as such, data with its digest.
+void send_record(MaintenanceLink& link, const digest::DigestKey& key, uint64_t offset, base::ByteSpan data, bool zero,
+                 ResyncReport& report) {
+  proto::RecordHeader h;
+  h.offset_bytes = offset;
+  h.length_bytes = data.size();
+  base::Bytes out;
+  if (zero) {
+    h.type = proto::MsgType::resync_zero;
+    proto::encode_record(h, {}, out);
+    report.zero_bytes_sent += data.size();
+  } else {
+    h.type = proto::MsgType::resync_data;
+    h.digest = digest::keyed_digest(key, data);
+    proto::encode_record(h, data, out);
+    report.data_bytes_sent += data.size();
+  }
+  link.queue(out);
+  ++report.extents_sent;
+}
+
+// Sends a range of the image, read now, in pieces of at most one payload,
+// each cut at `block` boundaries into runs of zeroes (a zero extent, or
+// nothing where the clone holds zeroes already) and runs of data.
+base::Status send_range(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, Range r,
+                        bool clone_zero, uint32_t block, base::AlignedBuffer& buf, ResyncReport& report) {
   for (uint64_t done = 0; done < r.length_bytes;) {
     const uint64_t n = std::min<uint64_t>(r.length_bytes - done, proto::kMaxWritePayloadBytes);
-    base::MutableByteSpan data(buf.data(), n);
-    BASE_TRY(image.read(r.offset_bytes + done, data));
-    proto::RecordHeader h;
-    h.offset_bytes = r.offset_bytes + done;
-    h.length_bytes = n;
-    base::Bytes out;
-    if (all_zero(data)) {
-      h.type = proto::MsgType::resync_zero;
-      proto::encode_record(h, {}, out);
-      report.zero_bytes_sent += n;
-    } else {
-      h.type = proto::MsgType::resync_data;
-      h.digest = digest::keyed_digest(key, data);
-      proto::encode_record(h, data, out);
-      report.data_bytes_sent += n;
+    BASE_TRY(image.read(r.offset_bytes + done, base::MutableByteSpan(buf.data(), n)));
+    const auto zero_at = [&](uint64_t at) {
+      return all_zero(base::ByteSpan(buf.data() + at, std::min(n - at, uint64_t{block})));
+    };
+    for (uint64_t at = 0; at < n;) {
+      const bool zero = zero_at(at);
+      uint64_t end = std::min(n, at + block);
+      while (end < n && zero_at(end) == zero) end = std::min(n, end + block);
+      if (!(zero && clone_zero))
+        send_record(link, key, r.offset_bytes + done + at, base::ByteSpan(buf.data() + at, end - at), zero, report);
+      at = end;
     }
-    link.queue(out);
-    ++report.extents_sent;
     done += n;
   }
   return base::Status::ok();
 }
+
+// Joins adjacent ranges found different (up to one payload, so that what
+// waits here and what one call queues stay small) before sending them.
+class Sender {
+ public:
+  Sender(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, uint32_t block, RateLimit& rate,
+         ResyncReport& report)
+      : link_(link),
+        image_(image),
+        key_(key),
+        block_(block),
+        rate_(rate),
+        report_(report),
+        buf_(proto::kMaxWritePayloadBytes) {}
+
+  base::Status add(Range r, Scanner::Found found) {
+    rate_.take(r.length_bytes);
+    if (run_.length_bytes > 0 && run_.offset_bytes + run_.length_bytes == r.offset_bytes && found == found_ &&
+        run_.length_bytes + r.length_bytes <= proto::kMaxWritePayloadBytes) {
+      run_.length_bytes += r.length_bytes;
+      return base::Status::ok();
+    }
+    BASE_TRY(flush());
+    run_ = r;
+    found_ = found;
+    return base::Status::ok();
+  }
+
+  base::Status flush() {
+    const Range r = run_;
+    run_ = {};
+    if (r.length_bytes == 0) return base::Status::ok();
+    return send_range(link_, image_, key_, r, found_ == Scanner::Found::clone_zero, block_, buf_, report_);
+  }
+
+ private:
+  MaintenanceLink& link_;
+  SourceImage& image_;
+  const digest::DigestKey& key_;
+  uint32_t block_;
+  RateLimit& rate_;
+  ResyncReport& report_;
+  base::AlignedBuffer buf_;
+  Range run_;
+  Scanner::Found found_ = Scanner::Found::differs;
+};
 
 // Mark acks may still arrive while the end is awaited.
 FrameHandler scanner_extra(MaintenanceLink& link, uint64_t& acked) {
@@ -89,18 +152,15 @@ base::Status resync_session(const SessionConfig& session, SourceImage& image, co
                state.cursor_bytes, state.total_bytes);
     RateLimit rate(options.rate_bytes_max);
     Scanner scanner(link, image, key, options, rate, report.digested_bytes);
-    base::AlignedBuffer buf(proto::kMaxWritePayloadBytes);
+    Sender sender(link, image, key, options.fine_extent_bytes, rate, report);
     uint64_t last_mark = state.cursor_bytes, acked = state.cursor_bytes;
     scanner.set_extra_handler(scanner_extra(link, acked));
     const uint64_t start_ns = base::monotonic_ns();
     uint64_t last_progress_ns = 0;
     const uint64_t total = image.size_bytes();
-    auto differ = [&](Range r) {
-      rate.take(r.length_bytes);
-      return send_extent(link, image, key, r, buf, report);
-    };
     auto chunk_done = [&](uint64_t at) -> base::Status {
       if (at - last_mark >= options.mark_interval_bytes || at == total) {
+        BASE_TRY(sender.flush());  // the mark covers everything below it
         base::Bytes mark;
         proto::encode_resync_mark(at, mark);
         link.queue(mark);
@@ -115,10 +175,13 @@ base::Status resync_session(const SessionConfig& session, SourceImage& image, co
       return base::Status::ok();
     };
     if (ranges.empty()) {
-      BASE_TRY(scanner.scan(state.cursor_bytes, total, begin.extent_bytes, differ, chunk_done));
+      BASE_TRY(scanner.scan(
+          state.cursor_bytes, total, descent_levels(begin.extent_bytes, options.fine_extent_bytes),
+          [&](Range r, Scanner::Found found) { return sender.add(r, found); }, chunk_done));
     } else {
-      for (const Range& r : ranges) BASE_TRY(differ(r));
+      for (const Range& r : ranges) BASE_TRY(sender.add(r, Scanner::Found::differs));
     }
+    BASE_TRY(sender.flush());
     send_progress(link, proto::ProgressKind::resync, total, total);
     msg.clear();
     proto::encode_resync_end(begin.target_seq, msg);

@@ -53,8 +53,8 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
   const uint64_t total = image.size_bytes();
   uint64_t last_progress_ns = 0;
   BASE_TRY(scanner.scan(
-      0, total, options.extent_bytes,
-      [&](Range r) {
+      0, total, {options.extent_bytes},
+      [&](Range r, Scanner::Found) {
         suspects.push_back(r);
         return base::Status::ok();
       },
@@ -73,8 +73,8 @@ base::Result<VerifyReport> verify_clone(const SessionConfig& session, const std:
     uint64_t rechecked = 0;
     Scanner fine(link, image, session.digest_key, options, rate, rechecked);
     BASE_TRY(fine.scan(
-        sus.offset_bytes, sus.offset_bytes + sus.length_bytes, kVerifyBlockBytes,
-        [&](Range r) {
+        sus.offset_bytes, sus.offset_bytes + sus.length_bytes, {kVerifyBlockBytes},
+        [&](Range r, Scanner::Found) {
           if (!report.out_of_sync.empty() &&
               report.out_of_sync.back().offset_bytes + report.out_of_sync.back().length_bytes == r.offset_bytes)
             report.out_of_sync.back().length_bytes += r.length_bytes;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Unit tests: records, the workload generator, the retained log, the position file.
+// Unit tests: records, the workload generator, the retained log, the position file,
+// the resync's descent levels.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 
 #include "origin/log.h"
 #include "origin/position.h"
+#include "origin/scanner.h"
 #include "origin/workload.h"
 #include "origin/tests/test_util.h"
 
@@ -285,4 +287,13 @@ TEST_CASE("the position survives a save and a load, and a fresh state dir starts
   CHECK_FALSE(back->clean);
   origin_test::write_file(origin::position_path(state), base::Bytes{'x', '\n'});
   CHECK_FALSE(origin::load_position(state).is_ok());
+}
+
+TEST_CASE("a resync descends 16 times smaller per level down to the finest extent") {
+  using V = std::vector<uint32_t>;
+  CHECK(origin::descent_levels(64u << 10, 4096) == V{64u << 10, 4096});
+  CHECK(origin::descent_levels(1u << 20, 4096) == V{1u << 20, 64u << 10, 4096});
+  CHECK(origin::descent_levels(256u << 10, 4096) == V{256u << 10, 16u << 10, 4096});
+  CHECK(origin::descent_levels(32u << 10, 4096) == V{32u << 10, 4096});
+  CHECK(origin::descent_levels(4096, 4096) == V{4096});  // --extent 4K: one level, as before
 }
