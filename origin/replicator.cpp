@@ -111,8 +111,8 @@ void Replicator::run() {
     const std::string& heard = o.unauthenticated_answer;
     if (refusals.final_after(heard)) {
       end = base::Status::error(o.status.code(), "the clone's address answered '" + heard + "' before authenticating " +
-                                                     std::to_string(refusals.count()) + " times in a row: " +
-                                                     clause(o.status) + ".");
+                                                     std::to_string(refusals.count()) +
+                                                     " times in a row: " + clause(o.status) + ".");
       break;
     }
     if (++failures >= policy_.attempts_max) {
