@@ -268,6 +268,44 @@ void message_seeds(const std::vector<Named>& msgs) {
 
 }  // namespace
 
+// Small dm-log-writes logs: every kind of entry, both sector sizes, a mark.
+void log_writes_seeds() {
+  for (uint32_t sector : {512u, 4096u}) {
+    base::Bytes log;
+    uint64_t entries = 0;
+    auto header = [&](uint64_t first, uint64_t nr, uint64_t flags, uint64_t data_len, const std::string& name) {
+      base::Bytes h;
+      base::ByteWriter w(h);
+      w.u64(first);
+      w.u64(nr);
+      w.u64(flags);
+      w.u64(data_len);
+      h.insert(h.end(), name.begin(), name.end());
+      h.resize(sector, 0);
+      log.insert(log.end(), h.begin(), h.end());
+      ++entries;
+    };
+    header(2, 2, 0, 2ull * sector, "");
+    log.resize(log.size() + 2ull * sector, 0x5a);
+    header(0, 0, 1, 0, "");                    // flush
+    header(8, 4, 4, 0, "");                    // discard
+    header(16, 1, 2, sector, "");              // FUA write
+    log.resize(log.size() + sector, 0xa5);
+    header(0, 0, 8, 14, "before-upgrade");     // mark
+    header(24, 1, 1, sector, "");              // preflush write
+    log.resize(log.size() + sector, 0x33);
+    base::Bytes file;
+    base::ByteWriter w(file);
+    w.u64(0x6a736677736872ull);
+    w.u64(1);
+    w.u64(entries);
+    w.u32(sector);
+    file.resize(sector, 0);
+    file.insert(file.end(), log.begin(), log.end());
+    put("log_writes", "every-kind-" + std::to_string(sector), file);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_corpus DIR\n");
@@ -282,5 +320,6 @@ int main(int argc, char** argv) {
   spool_seeds();
   apply_seeds();
   hwhealth_seeds();
+  log_writes_seeds();
   return 0;
 }

@@ -384,33 +384,15 @@ std::string source_dir() {
   return s != nullptr ? s : "..";
 }
 
-// mkfs.ext4, a directory tree copied, an archive extracted, a sqlite database
-// taking 40 transactions, files deleted, fstrim; $STEP_DELAY seconds between
-// the steps (for --follow).
-const char* kWorkload = R"sh(set -eu
-d=${STEP_DELAY:-0}
-mkfs.ext4 -q -F "$DEVICE"
-mkdir -p "$MNT"
-mount "$DEVICE" "$MNT"
-cp -a /usr/share/doc/[a-c]* "$MNT"/; sync; sleep "$d"
-mkdir "$MNT/include"; tar -C "$MNT/include" -xzf "$ARCHIVE"; sync; sleep "$d"
-sqlite3 "$MNT/db.sqlite" 'PRAGMA journal_mode=WAL; CREATE TABLE t(i INTEGER, v BLOB);' >/dev/null
-for i in $(seq 40); do sqlite3 "$MNT/db.sqlite" "BEGIN; INSERT INTO t VALUES ($i, randomblob(20000)); COMMIT;"; done
-sleep "$d"
-rm -rf "$MNT"/a* "$MNT/include/linux/netfilter"; sync; fstrim "$MNT"; sleep "$d"
-umount "$MNT"
-)sh";
-
-// Captures the workload into dir/orig.img and dir/log.bin; `delay` seconds
-// between its steps. Returns the capture's exit code (output in `out`).
+// Captures test/e2e/ext4_workload.sh into dir/orig.img and dir/log.bin;
+// `delay` seconds between its steps. Returns the capture's exit code (output in `out`).
 int capture(const TempDir& d, const std::string& delay, std::string& out) {
-  if (!harness::write_file(d / "workload.sh", kWorkload)) return -1;
   std::string tar_out;
   if (harness::run({"/usr/bin/env", "tar", "-C", "/usr/include", "-czf", d / "include.tgz", "linux"}, tar_out) != 0)
     return -1;
   return harness::run({"/usr/bin/env", "MNT=" + (d / "mnt"), "ARCHIVE=" + (d / "include.tgz"), "STEP_DELAY=" + delay,
                        "bash", source_dir() + "/scripts/capture-log-writes.sh", "--size", "128M", d / "orig.img",
-                       d / "log.bin", "bash", d / "workload.sh"},
+                       d / "log.bin", "bash", source_dir() + "/test/e2e/ext4_workload.sh"},
                       out, 300000);
 }
 
