@@ -37,6 +37,7 @@ struct Original {
   std::map<uint64_t, std::vector<uint8_t>> at_epoch;     // epoch -> image after it
   std::vector<uint8_t> image = std::vector<uint8_t>(kDiskBytes, 0);
 
+  Original() = default;  // a log filled by the caller (a real write stream)
   explicit Original(uint64_t seed, int epochs) {
     std::mt19937_64 rng(seed);
     at_epoch[0] = image;
