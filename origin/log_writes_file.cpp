@@ -57,6 +57,7 @@ base::Result<LogFile> LogFile::open(const std::string& path) {
   f.fd_ = base::UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!f.fd_) return base::Status::from_errno("cannot open the log " + path);
   BASE_TRY(f.refresh());
+  f.sector_bytes_ = f.super_.sector_bytes;
   return f;
 }
 
@@ -107,7 +108,7 @@ base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Targ
 }
 
 base::Result<std::string> LogFile::window_digest(uint64_t from, uint64_t to) {
-  const uint32_t sector = super_.sector_bytes;
+  const uint32_t sector = sector_bytes_;
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);
   crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(&sector), sizeof sector);

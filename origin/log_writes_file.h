@@ -12,7 +12,9 @@
 // after a barrier), so a run that resumes from a saved entry numbers every
 // record exactly as the interrupted run did.
 //
-// The file is only read (O_RDONLY), never changed. Threading: one thread.
+// The file is only read (O_RDONLY), never changed. Threading: one owner
+// thread; read(), window_digest() and sector_bytes() may also be called from
+// another thread (pread, no shared state).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,9 @@ class LogFile {
   // Reads the super block again (a live log grows: trust nr_entries).
   base::Status refresh();
   const Super& super() const { return super_; }
+  // Fixed at open (refresh() refuses a change): safe to read from another
+  // thread while the owner refreshes.
+  uint32_t sector_bytes() const { return sector_bytes_; }
   const std::string& path() const { return path_; }
 
   // Reads and decodes entry `index` whose header is at `log_offset`, and
@@ -65,6 +70,7 @@ class LogFile {
   std::string path_;
   base::UniqueFd fd_;
   Super super_;
+  uint32_t sector_bytes_ = 0;
 };
 
 }  // namespace origin::log_writes

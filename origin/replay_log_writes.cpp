@@ -98,7 +98,7 @@ constexpr uint64_t kWindowBytes = 1u << 20;
 
 // The digest of the log before `next_offset` (LogFile::window_digest).
 base::Result<std::string> previous_window_digest(lw::LogFile& file, uint64_t next_offset) {
-  const uint64_t first = file.super().sector_bytes;
+  const uint64_t first = file.sector_bytes();
   return file.window_digest(std::max(first, next_offset > kWindowBytes ? next_offset - kWindowBytes : 0), next_offset);
 }
 
@@ -393,10 +393,12 @@ class Shipment {
     replicator_ = &replicator;
     saver_ = &saver;
     known_entries_.store(total_.end_index);
+    sent_entries_.store(from_entry_);
     ProgressReporter progress([&] {
       const ReplicatorCounters c = replicator.counters();
-      return "replay: entry " + u64s(walker_->index()) + " of " + u64s(known_entries_.load()) + " sent, acked seq " +
-             u64s(c.acked_seq) + ", " + format_rate(c.bytes_sent, base::monotonic_ns() - start_ns);
+      return "replay: entry " + u64s(sent_entries_.load()) + " of " + u64s(known_entries_.load()) +
+             " sent, acked seq " + u64s(c.acked_seq) + ", " +
+             format_rate(c.bytes_sent, base::monotonic_ns() - start_ns);
     });
     base::Status status = send_until(total_.end_index);
     if (status.is_ok() && command_.follow) status = follow();
@@ -436,6 +438,7 @@ class Shipment {
         }
         ++seq;
       }
+      sent_entries_.store(walker_->index());
     }
     return base::Status::ok();
   }
@@ -488,7 +491,9 @@ class Shipment {
   Replicator* replicator_ = nullptr;  // live during ship()
   PositionSaver* saver_ = nullptr;
   uint64_t last_barrier_seq_ = 0;
+  // For the progress line, read on its own thread.
   std::atomic<uint64_t> known_entries_{0};
+  std::atomic<uint64_t> sent_entries_{0};
 };
 
 }  // namespace
