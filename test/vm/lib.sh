@@ -100,6 +100,7 @@ vm_write_stick() {
   loop=$(losetup --find --show --offset $((start * 512)) --sizelimit $((sectors * 512)) "$work/stick.img")
   mount "$loop" "$work/mnt"
   local m=$work/mnt
+  # Only the test's network, matched by MAC: the NIC's name follows its slot.
   printf '[Match]\nMACAddress=%s\n\n[Network]\nAddress=10.213.9.2/24\n' "$VM_MAC" >"$m/etc/systemd/network/10-vmtest.network"
   install -m 0755 "$vm_src/test/vm/guest-agent.sh" "$m/usr/local/bin/cloned-vm-agent"
   install -m 0644 "$vm_src/test/vm/cloned-vm-agent.service" "$m/etc/systemd/system/"
@@ -111,6 +112,7 @@ vm_write_stick() {
 # vm_start [EXTRA_QEMU_ARGS...]: boots the stick; the NVMe disk (id nvme0) is
 # the clone's internal disk.
 vm_start() {
+  if pgrep -f "file=$work/stick.img" >/dev/null; then fail "a qemu still runs on $work/stick.img"; fi
   rm -f "$work"/*.sock
   ip netns exec "$ns" qemu-system-x86_64 -machine pc,accel="$vm_accel" -m 1024 -smp 2 \
     -display none -monitor none -serial "file:$work/serial.log" \
@@ -121,15 +123,18 @@ vm_start() {
     -drive "file=$work/stick.img,format=raw,if=none,id=stick" -device virtio-blk-pci,drive=stick,bootindex=0 \
     -drive "file=$work/internal.img,format=raw,if=none,id=nvm" -device nvme,id=nvme0,serial=CLONEVMNVME,drive=nvm \
     -netdev tap,id=n0,ifname=cvm0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$VM_MAC" \
-    "$@" >>"$work/qemu.log" 2>&1 &
+    "$@" </dev/null >>"$work/qemu.log" 2>&1 &
   qemu_pid=$!
+  echo "$(date +%T) qemu $qemu_pid started" >>"$work/vm.log"
   local limit=$((SECONDS + 20))
   until [ -S "$work/qmp-events.sock" ]; do
     kill -0 "$qemu_pid" 2>/dev/null || { cat "$work/qemu.log" >&2; fail "qemu exited at start"; }
     ((SECONDS < limit)) || fail "qemu made no QMP socket within 20 s"
     sleep 0.2
   done
-  python3 "$vm_src/test/vm/vmctl.py" events "$work/qmp-events.sock" "$work/events.log" &
+  # Background helpers get no pipe of the caller's: a command substitution
+  # around vm_start must not wait for them.
+  python3 "$vm_src/test/vm/vmctl.py" events "$work/qmp-events.sock" "$work/events.log" </dev/null >>"$work/helpers.log" 2>&1 &
   events_pid=$!
 }
 
@@ -156,6 +161,7 @@ vm_wait_cloned() {
 
 # vm_power_cut: kill -9 of qemu, the whole machine gone at once.
 vm_power_cut() {
+  echo "$(date +%T) qemu $qemu_pid killed" >>"$work/vm.log"
   kill -9 "$qemu_pid" 2>/dev/null || true
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
