@@ -11,7 +11,8 @@
 # out) in a fixed directory, /var/tmp/cloned-deb/, so that dpkg-buildpackage
 # writes its results there and not beside the work tree, and so that ccache
 # sees the same paths from one build to the next. The tests are not run here
-# (debian/rules: they run in scripts/test.sh).
+# (debian/rules: they run in scripts/test.sh), and no -dbgsym packages are
+# made (noddebs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=build/deb
@@ -45,7 +46,7 @@ fi
 
 start_s=$SECONDS
 echo "build-deb: dpkg-buildpackage -b in $tree"
-(cd "$tree" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
+(cd "$tree" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
    dpkg-buildpackage -b -uc -us >"$top/build.log" 2>&1) ||
   { tail -40 "$top/build.log" >&2; die "dpkg-buildpackage failed (whole log: $top/build.log)"; }
 mkdir -p "$out"
