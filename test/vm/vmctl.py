@@ -34,21 +34,31 @@ def qmp_connect(path, timeout_s=10.0):
             raise SystemExit(f"qmp: {reply['error']}")
 
 
+def qmp_execute(sock, command, arguments=None):
+    """One command on a connection of its own, closed before returning (QEMU
+    serves one client per QMP socket at a time): the reply, "return" or "error"."""
+    s, f = qmp_connect(sock)
+    try:
+        request = {"execute": command}
+        if arguments is not None:
+            request["arguments"] = arguments
+        f.write(json.dumps(request).encode() + b"\n")
+        while True:
+            reply = json.loads(f.readline())
+            if "return" in reply or "error" in reply:
+                return reply
+    finally:
+        f.close()
+        s.close()
+
+
 def cmd_qmp(sock, command, args_json=None):
-    _, f = qmp_connect(sock)
-    request = {"execute": command}
-    if args_json:
-        request["arguments"] = json.loads(args_json)
-    f.write(json.dumps(request).encode() + b"\n")
-    while True:
-        reply = json.loads(f.readline())
-        if "event" in reply:
-            continue
-        if "error" in reply:
-            print(f"qmp {command}: {reply['error'].get('desc')}", file=sys.stderr)
-            return 1
-        print(json.dumps(reply.get("return")))
-        return 0
+    reply = qmp_execute(sock, command, json.loads(args_json) if args_json else None)
+    if "error" in reply:
+        print(f"qmp {command}: {reply['error'].get('desc')}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply["return"]))
+    return 0
 
 
 def cmd_events(sock, log):
@@ -111,23 +121,16 @@ def cmd_relay(iface, mac_text, qmp_sock, log, limit_s):
             if not find_magic(frame, mac):
                 continue
             ethertype = frame[12:14].hex()
-            status = query_status(qmp_sock)
-            out.write(f"relay: {time.time():.3f} magic packet for {mac_text} (ethertype 0x{ethertype}); "
-                      f"the VM is {status}\n")
-            if status == "suspended":
-                _, f = qmp_connect(qmp_sock)
-                f.write(b'{"execute": "system_wakeup"}\n')
-                out.write(f"relay: {time.time():.3f} system_wakeup: {f.readline().decode().strip()}\n")
+            try:
+                status = qmp_execute(qmp_sock, "query-status")["return"]["status"]
+                out.write(f"relay: {time.time():.3f} magic packet for {mac_text} (ethertype 0x{ethertype}); "
+                          f"the VM is {status}\n")
+                if status == "suspended":
+                    reply = qmp_execute(qmp_sock, "system_wakeup")
+                    out.write(f"relay: {time.time():.3f} system_wakeup: {json.dumps(reply)}\n")
+            except (OSError, ValueError, KeyError) as e:  # qemu busy or gone: the next packet tries again
+                out.write(f"relay: {time.time():.3f} QMP failed: {e}\n")
     return 0
-
-
-def query_status(qmp_sock):
-    _, f = qmp_connect(qmp_sock)
-    f.write(b'{"execute": "query-status"}\n')
-    while True:
-        reply = json.loads(f.readline())
-        if "return" in reply:
-            return reply["return"]["status"]
 
 
 def main(argv):
