@@ -3,7 +3,7 @@
 # Prints the accelerator the VM tests use: "kvm" only where /dev/kvm is there
 # and a guest was seen to boot under it on this machine (kernel and qemu
 # version), else "tcg". On the machines this project runs on a KVM guest hangs
-# early in boot, so KVM is proven once (90 s at most) and the answer kept in
+# early in boot, so KVM is proven once (45 s at most) and the answer kept in
 # the cache. CLONED_VM_ACCEL=kvm|tcg chooses without a probe.
 # Usage: accel.sh IMAGE
 set -euo pipefail
@@ -20,7 +20,7 @@ if [ ! -f "$verdict" ]; then
     -snapshot -drive "file=$image,format=raw,if=virtio" -nic none >"$probe/qemu.log" 2>&1 &
   pid=$!
   result=hangs
-  for _ in $(seq 90); do
+  for _ in $(seq 45); do
     if grep -q "Welcome to" "$probe/serial.log" 2>/dev/null; then result=boots; break; fi
     kill -0 "$pid" 2>/dev/null || { result=fails; break; }
     sleep 1
