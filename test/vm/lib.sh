@@ -59,6 +59,10 @@ vm_cleanup() {
     kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null
   fi
   [ -n "$events_pid" ] && kill "$events_pid" 2>/dev/null && wait "$events_pid" 2>/dev/null
+  # A qemu or helper started where its pid could not be kept (a subshell):
+  # only processes whose command line names this work directory.
+  local stray
+  for stray in $(pgrep -f -- "$work/" 2>/dev/null); do kill -9 "$stray" 2>/dev/null; done
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   [ -n "$loop" ] && losetup -d "$loop"
   ip netns del "$ns" 2>/dev/null
