@@ -12,6 +12,7 @@
 
 #include "base/cli.h"
 #include "base/log.h"
+#include "wol/arm.h"
 #include "blockio/disk.h"
 #include "blockio/error_range_device.h"
 #include "cloned/daemon/daemon.h"
@@ -72,6 +73,10 @@ int run(const std::string& config_path, const std::string& level_override) {
   }
   base::LogLevel level;
   if (parse_level(level_override.empty() ? cfg->log_level : level_override, level)) base::set_log_level(level);
+  if (base::Status s = cloned::check_wake_testing_knob(*cfg, "/sys"); !s.is_ok()) {
+    LOG_ERROR("%s", s.message().c_str());
+    return 1;
+  }
   base::Result<config::PairSecret> secret = config::load_secret(cfg->secret_file);
   if (!secret) {
     LOG_ERROR("%s", secret.status().message().c_str());

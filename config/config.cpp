@@ -229,6 +229,10 @@ void read_clone_wake(TomlDoc& doc, CloneConfig& c) {
       c.power_backend != "test-double")
     wake.fail("test_double_counts_as_armed",
               "is a testing knob, valid only together with power = \"test-double\"; remove it");
+  if (wake.boolean("testing_sleep_on_virtio_nic", c.testing_sleep_on_virtio_nic) && c.testing_sleep_on_virtio_nic &&
+      c.wake_interface.empty())
+    wake.fail("testing_sleep_on_virtio_nic",
+              "is a testing knob for a virtual machine's virtio NIC; it needs wake.interface");
   if (c.idle_sleep_s != 0 && c.wake_interface.empty())
     wake.fail("idle_sleep_s", "needs wake.interface: without Wake-on-LAN a sleeping clone could not be woken");
 }

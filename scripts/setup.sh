@@ -4,8 +4,9 @@
 # configures and builds it in ./build. Idempotent; safe to run again.
 # Usage: scripts/setup.sh [--fuzz] [--stick] [--vm] [--capture] [--no-build]   (CI=true makes warnings errors)
 #   --fuzz      also clang and its libFuzzer runtime (scripts/fuzz.sh)
-#   --stick     also what dist/stick/build-stick.sh needs (debootstrap, GRUB, mkfs)
-#   --vm        --stick, and qemu and OVMF for the VM test (meson test --suite vm)
+#   --stick     also what dist/deb/build-deb.sh and dist/stick/build-stick.sh need
+#               (dpkg-buildpackage and debhelper; debootstrap, GRUB, mkfs)
+#   --vm        --stick, and qemu, OVMF and python3 for the VM suite (test/vm/README.md)
 #   --capture   qemu-storage-daemon and fuse3 for scripts/capture-log-writes.sh (and sqlite3
 #               for e2e-log-writes-capture's workload)
 #   --no-build  install only (scripts/fuzz.sh and scripts/sanitize.sh build elsewhere)
@@ -40,8 +41,11 @@ packages=(
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).
 if $fuzz; then packages+=(clang-14 libclang-rt-14-dev); fi
 # The clone stick image and the VM test: opt-in, they are large.
-if $stick; then packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk); fi
-if $vm; then packages+=(qemu-system-x86 ovmf); fi
+if $stick; then
+  packages+=(dpkg-dev debhelper fakeroot)  # dpkg-buildpackage -b of debian/
+  packages+=(debootstrap grub-pc-bin grub-efi-amd64-bin dosfstools mtools e2fsprogs fdisk)
+fi
+if $vm; then packages+=(qemu-system-x86 ovmf python3); fi
 if $capture; then packages+=(qemu-system-common fuse3 sqlite3); fi
 missing=()
 for p in "${packages[@]}"; do

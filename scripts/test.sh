@@ -7,20 +7,27 @@
 # With --all, or with CI=true and no test arguments, it then runs the house
 # rules' ratchet (scripts/tidy.py), the test suite under the sanitizers
 # (scripts/sanitize.sh: ASan+UBSan, TSan) and each fuzz target for
-# FUZZ_SECONDS (default 10; scripts/fuzz.sh). A developer's
-# plain scripts/test.sh stays fast. Every stage runs even if one before it
-# failed, so one CI run shows all that is wrong; the exit status is 1 if any
+# FUZZ_SECONDS (default 10; scripts/fuzz.sh), and the VM suite: the clone
+# stick booted in qemu (test/vm/README.md; --vm adds it to a plain run).
+# A developer's plain scripts/test.sh stays fast. Every stage runs even if
+# one before it failed, so one CI run shows all that is wrong; the exit status is 1 if any
 # stage failed. Prints the wall time of each stage.
-# Usage: scripts/test.sh [--all] [MESON_TEST_ARGS...]
+# Usage: scripts/test.sh [--all] [--vm] [MESON_TEST_ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all=false
+vm=false
 args=()
 for arg in "$@"; do
-  if [ "$arg" = --all ]; then all=true; else args+=("$arg"); fi
+  case "$arg" in
+    --all) all=true ;;
+    --vm) vm=true ;;
+    *) args+=("$arg") ;;
+  esac
 done
 [ "${CI:-}" = true ] && ((${#args[@]} == 0)) && all=true
+$all && vm=true
 
 timings=()
 failed=()
@@ -38,7 +45,16 @@ stage() {
 }
 
 suite() {
-  scripts/setup.sh --capture && meson test -C build --print-errorlogs --num-processes 2 "${args[@]}"
+  # The VM suite has a stage of its own; named tests or suites run as asked.
+  local select=("${args[@]}")
+  ((${#select[@]})) || select=(--no-suite vm)
+  scripts/setup.sh --capture && meson test -C build --print-errorlogs --num-processes 2 "${select[@]}"
+}
+
+# The clone stick in qemu: its packages (setup.sh --vm), the image from the
+# stick's recipe (cached by its inputs), then each scenario.
+vm_suite() {
+  meson test -C build --print-errorlogs --suite vm
 }
 
 stage "build and test suite" suite
@@ -47,6 +63,9 @@ if $all; then
   stage "asan+ubsan: build and whole suite" scripts/sanitize.sh asan
   stage "tsan: build and threaded suites" scripts/sanitize.sh tsan
   stage "fuzz: build and ${FUZZ_SECONDS:-10} s per target" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi
+if $vm; then
+  stage "vm: the clone stick in qemu" vm_suite
 fi
 
 echo "=== test.sh: stage times"

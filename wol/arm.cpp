@@ -4,6 +4,7 @@
 #include "wol/arm.h"
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -126,6 +127,13 @@ std::string read_power_wakeup(const std::string& sysfs_root, const std::string& 
   std::stringstream content;
   content << file.rdbuf();
   return trimmed(content.str());
+}
+
+std::string read_nic_driver(const std::string& sysfs_root, const std::string& interface) {
+  std::error_code error;
+  const std::filesystem::path driver =
+      std::filesystem::read_symlink(sysfs_root + "/class/net/" + interface + "/device/driver", error);
+  return error ? "" : driver.filename().string();
 }
 
 ArmStatus query_with(WolBackend& backend, const std::string& interface, const std::string& sysfs_root) {

@@ -103,4 +103,9 @@ ArmStatus query_with(WolBackend& backend, const std::string& interface, const st
 // Note: sysfs shows the network namespace of whoever mounted it.
 std::string read_power_wakeup(const std::string& sysfs_root, const std::string& interface);
 
+// The name of the driver bound to the interface's device: the last part of
+// the link <sysfs_root>/class/net/<interface>/device/driver ("e1000e",
+// "virtio_net"); "" when there is none (veth, lo) or no such interface.
+std::string read_nic_driver(const std::string& sysfs_root, const std::string& interface);
+
 }  // namespace wol

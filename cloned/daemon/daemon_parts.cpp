@@ -18,6 +18,7 @@ WakeSettings wake_settings(const config::CloneConfig& c) {
   w.power_backend = c.power_backend;
   w.sysfs_mode = c.sysfs_mode;
   w.test_double_counts_as_armed = c.test_double_counts_as_armed;
+  w.testing_sleep_on_virtio_nic = c.testing_sleep_on_virtio_nic;
   return w;
 }
 

@@ -122,6 +122,28 @@ void Waker::setup_power() {
   if (!power_error_.empty()) LOG_WARN("the clone cannot sleep: %s", power_error_.c_str());
 }
 
+// [wake] testing_sleep_on_virtio_nic lets the clone sleep on a NIC that cannot
+// be armed; the VM suite needs it, a real clone must never have it: only a
+// virtual machine's virtio NIC may carry it.
+base::Status check_wake_testing_knob(const config::CloneConfig& c, const std::string& sysfs_root) {
+  if (!c.testing_sleep_on_virtio_nic) return base::Status::ok();
+  const std::string driver = wol::read_nic_driver(sysfs_root, c.wake_interface);
+  if (driver == "virtio_net") {
+    LOG_WARN("[wake] testing_sleep_on_virtio_nic: the clone sleeps although %s cannot be armed for Wake-on-LAN; "
+             "only a test's stand-in for the NIC can wake it",
+             c.wake_interface.c_str());
+    return base::Status::ok();
+  }
+  return base::Status::error(EPERM, "refusing to start: [wake] testing_sleep_on_virtio_nic is for the VM test only, "
+                                    "where the wake interface is a virtual machine's virtio NIC; " +
+                                        c.wake_interface + " is driven by '" + (driver.empty() ? "no driver" : driver) +
+                                        "'. Remove the key: a real clone sleeps only when its NIC is armed.");
+}
+
+const char* Waker::knob_name() const {
+  return settings_.testing_sleep_on_virtio_nic ? "testing_sleep_on_virtio_nic" : "test_double_counts_as_armed";
+}
+
 // Arms magic-packet wake; logs only changes (it runs before every sleep and
 // after every link change).
 void Waker::arm(const char* when) {
@@ -132,6 +154,9 @@ void Waker::arm(const char* when) {
       arm_.state == wol::ArmState::unsupported) {
     counts_as_armed_ = true;  // the testing knob (config.cpp allows it only with the test double)
   }
+  if (!counts_as_armed_ && settings_.testing_sleep_on_virtio_nic && arm_.state == wol::ArmState::unsupported) {
+    counts_as_armed_ = true;  // the VM suite's knob (main.cpp allows it only on a virtio NIC)
+  }
   if (!power_error_.empty()) counts_as_armed_ = false;
   const std::string now = std::string(wol::to_string(arm_.state)) + (counts_as_armed_ ? "+" : "-");
   if (now == last_arm_state_) return;
@@ -141,8 +166,8 @@ void Waker::arm(const char* when) {
     LOG_NOTICE("Wake-on-LAN armed on %s (%s) %s: %s", nic, mac_known_ ? wol::format_mac(mac_).c_str() : "MAC unknown",
                when, arm_.reason.c_str());
   } else if (counts_as_armed_) {
-    LOG_WARN("Wake-on-LAN is %s on %s (%s), counted as armed by the testing knob test_double_counts_as_armed",
-             wol::to_string(arm_.state), nic, arm_.reason.c_str());
+    LOG_WARN("Wake-on-LAN is %s on %s (%s), counted as armed by the testing knob %s", wol::to_string(arm_.state), nic,
+             arm_.reason.c_str(), knob_name());
   } else {
     LOG_WARN("Wake-on-LAN is %s on %s %s: %s; the clone will stay awake rather than sleep for good",
              wol::to_string(arm_.state), nic, when, arm_.reason.c_str());
@@ -169,7 +194,7 @@ proto::WakeInfo Waker::info() const {
   if (counts_as_armed_ && arm_.state != wol::ArmState::armed) {
     info.arm = proto::WakeArm::armed;
     info.flags |= proto::kWakeFlagTestDouble;
-    info.reason += " (counted as armed by the testing knob test_double_counts_as_armed)";
+    info.reason += std::string(" (counted as armed by the testing knob ") + knob_name() + ")";
   }
   if (!power_error_.empty()) {
     if (info.arm == proto::WakeArm::armed) info.arm = proto::WakeArm::error;

@@ -28,6 +28,7 @@
 #include "base/status.h"
 #include "cloned/apply/apply.h"
 #include "cloned/daemon/sleep_policy.h"
+#include "config/config.h"
 #include "proto/wake_messages.h"
 #include "wol/arm.h"
 #include "wol/link_monitor.h"
@@ -74,7 +75,13 @@ struct WakeSettings {
   std::string power_backend = "logind";  // logind, sysfs, test-double
   std::string sysfs_mode = "mem";
   bool test_double_counts_as_armed = false;
+  bool testing_sleep_on_virtio_nic = false;  // main.cpp checked that the NIC is virtio_net
 };
+
+// [wake] testing_sleep_on_virtio_nic is refused (main.cpp: cloned does not
+// start) unless the wake interface is a virtio_net NIC, read under
+// sysfs_root ("/sys"): a real clone has no such NIC.
+base::Status check_wake_testing_knob(const config::CloneConfig& c, const std::string& sysfs_root);
 
 class Waker {
  public:
@@ -104,6 +111,7 @@ class Waker {
   // wake.cpp
   void setup_power();
   void arm(const char* when);
+  const char* knob_name() const;  // the testing knob that counts an unarmed NIC as armed
   void rearm(const char* when);  // says what the arming is now, even if unchanged
   proto::WakeInfo info() const;
   void on_link_event(const wol::LinkEvent& e);

@@ -458,10 +458,17 @@ TEST_CASE("the [wake] tables load, and the test-double knob is refused without t
   REQUIRE_MESSAGE(knob.is_ok(), knob.status().message());
   CHECK(knob->test_double_counts_as_armed);
 
+  write_file(file, kMinimalClone + "[wake]\ninterface = \"ens3\"\ntesting_sleep_on_virtio_nic = true\n");
+  auto vm_knob = config::load_clone_config(file);
+  REQUIRE_MESSAGE(vm_knob.is_ok(), vm_knob.status().message());
+  CHECK(vm_knob->testing_sleep_on_virtio_nic);
+  CHECK_FALSE(ok->testing_sleep_on_virtio_nic);
+
   struct Mistake {
     std::string text, expected;
   };
   const Mistake mistakes[] = {
+      {"[wake]\ntesting_sleep_on_virtio_nic = true\n", "testing knob for a virtual machine's virtio NIC"},
       {"[wake]\ninterface = \"eth0\"\ntest_double_counts_as_armed = true\n",
        "valid only together with power = \"test-double\""},
       {"[wake]\ninterface = \"eth0\"\npower = \"logind\"\ntest_double_counts_as_armed = true\n",

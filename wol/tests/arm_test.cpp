@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "wol/arm.h"
 #include "wol/ethtool_msg.h"
@@ -228,4 +229,15 @@ TEST_CASE("a NIC without magic wake, a driver without WoL, and missing rights ma
   status = wol::arm_with(liar, "eth7", true, sysfs.path());
   CHECK(status.state == wol::ArmState::error);
   CHECK(contains(status.reason, "still off"));
+}
+
+TEST_CASE("the NIC's driver is the name its device's driver link points to") {
+  wol_test::TempDir sysfs;
+  REQUIRE(sysfs.ok());
+  sysfs.write("class/net/ens3/device/vendor", "0x1af4\n");
+  std::filesystem::create_directory_symlink("../../../bus/virtio/drivers/virtio_net",
+                                            sysfs.path() + "/class/net/ens3/device/driver");
+  CHECK(wol::read_nic_driver(sysfs.path(), "ens3") == "virtio_net");
+  CHECK(wol::read_nic_driver(sysfs.path(), "veth0").empty());  // no device
+  CHECK(wol::read_nic_driver(sysfs.path() + "/nowhere", "ens3").empty());
 }

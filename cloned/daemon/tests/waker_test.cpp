@@ -4,10 +4,13 @@
 // (With an interface it needs a NIC and a loop: e2e-wake covers that.)
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include "blockio/memory_device.h"
 #include "cloned/daemon/clock.h"
 #include "cloned/daemon/status.h"
 #include "cloned/daemon/wake.h"
+#include "test/support/temp_dir.h"
 
 namespace {
 
@@ -77,4 +80,31 @@ TEST_CASE("the wake info goes only to a session whose hello was answered") {
   host.ready = true;
   waker.announce();
   CHECK(host.sent.size() == 1);
+}
+
+TEST_CASE("the VM suite's knob is refused unless the wake NIC is a virtio NIC") {
+  test_support::TempDir sysfs{"waker_test"};
+  std::filesystem::create_directories(sysfs.path() + "/class/net/ens3/device");
+  std::filesystem::create_directories(sysfs.path() + "/class/net/eth0/device");
+  std::filesystem::create_directory_symlink("../../bus/virtio/drivers/virtio_net",
+                                            sysfs.path() + "/class/net/ens3/device/driver");
+  std::filesystem::create_directory_symlink("../../bus/pci/drivers/e1000e",
+                                            sysfs.path() + "/class/net/eth0/device/driver");
+  config::CloneConfig c;
+  c.wake_interface = "eth0";
+  CHECK(cloned::check_wake_testing_knob(c, sysfs.path()).is_ok());  // no knob: nothing to check
+
+  c.testing_sleep_on_virtio_nic = true;
+  const base::Status real_nic = cloned::check_wake_testing_knob(c, sysfs.path());
+  CHECK_FALSE(real_nic.is_ok());
+  CHECK(real_nic.message().find("refusing to start") != std::string::npos);
+  CHECK(real_nic.message().find("'e1000e'") != std::string::npos);
+
+  c.wake_interface = "wolb";  // a veth: no device, no driver
+  const base::Status veth = cloned::check_wake_testing_knob(c, sysfs.path());
+  CHECK_FALSE(veth.is_ok());
+  CHECK(veth.message().find("'no driver'") != std::string::npos);
+
+  c.wake_interface = "ens3";
+  CHECK(cloned::check_wake_testing_knob(c, sysfs.path()).is_ok());
 }

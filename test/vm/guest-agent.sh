@@ -1,0 +1,18 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Test only (test/vm/lib.sh puts it into a copy of the stick image): runs the
+# host's commands, one line "NONCE COMMAND" at a time, from the virtio port
+# vmtest, and answers with the output and "=== rc STATUS NONCE". The stick
+# itself has no such door.
+port=/dev/virtio-ports/vmtest
+while :; do
+  if [ -e "$port" ] && exec 3<>"$port"; then
+    while IFS=' ' read -r nonce cmd <&3; do
+      out=$(timeout 120 bash -c "$cmd" 2>&1 </dev/null)
+      rc=$?
+      printf '%s\n=== rc %d %s\n' "$out" "$rc" "$nonce" >&3
+    done
+    exec 3>&-
+  fi
+  sleep 0.5
+done
