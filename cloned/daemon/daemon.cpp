@@ -189,6 +189,7 @@ void Daemon::send_session_actions(Conn* c, apply::Actions& a) {
 }
 
 void Daemon::drain_completions() {
+  DiskWorkers::Batch batch(*disk_workers_);  // what the completions let go, together
   for (Completion& c : completions_.take_all()) {
     apply::Actions actions;
     switch (c.kind) {
