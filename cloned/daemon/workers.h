@@ -73,9 +73,10 @@ class Completions {
 // changed: the apply machine submits only writes that may run concurrently.
 class DiskWorkers {
  public:
-  // A worker takes writes until its batch holds this many payload bytes
-  // (a 1 MiB record is a batch of its own, 4 KiB records go 64 at a time).
-  static constexpr uint64_t kBatchBytes = 256 * 1024;
+  // A worker takes writes until its batch holds this many payload bytes:
+  // 4 KiB records go up to 16 at a time, 64 KiB and larger ones alone, so
+  // that the digests of larger records are still checked on several threads.
+  static constexpr uint64_t kBatchBytes = 64 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
 
   // While one is alive, jobs submitted on the loop thread wait in a list of
