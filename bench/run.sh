@@ -26,10 +26,10 @@ build=${BENCH_BUILD:-build-bench}
 reps=${BENCH_REPS:-3}
 port=${BENCH_PORT:-27300}
 targets=${BENCH_TARGETS:-file loop}
-# cloned keeps up to io_depth_max = 4 x [apply] writer_threads (4) = 16 writes
-# submitted (in AIO batches since the disk workers batch); the fio baselines
-# get the same depth.
-io_depth=16
+# cloned keeps up to io_depth_max = 16 x [apply] writer_threads (4) = 64 writes
+# submitted (in AIO batches since the disk workers batch), and with a barrier
+# every 32 records never more than 32: the fio baselines get that depth.
+io_depth=32
 seq_epoch_records=64     # 64 MiB between barriers for the 1 MiB stream
 rand_epoch_records=32    # the 4 KiB pattern: a barrier every 32 records
 slow_commit_ms=20

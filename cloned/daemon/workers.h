@@ -74,8 +74,9 @@ class Completions {
 class DiskWorkers {
  public:
   // A worker takes writes until its batch holds this many payload bytes:
-  // 4 KiB records go up to 16 at a time, 64 KiB and larger ones alone, so
-  // that the digests of larger records are still checked on several threads.
+  // 4 KiB records go 16 at a time (a worker that leaves some wakes the next),
+  // 64 KiB and larger ones alone, so that the digests of larger records are
+  // still checked on several threads.
   static constexpr uint64_t kBatchBytes = 64 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
 
