@@ -9,11 +9,16 @@
 #   2. 4 KiB random records with a barrier every 32 against fio doing the same
 #      (randwrite, fdatasync every 32 writes, 4 in flight);
 #   3. the same 4 KiB run with every state-store commit slowed by 20 ms;
-#   4. cloned's peak RSS (VmHWM) in every run.
+#   4. cloned's peak RSS (VmHWM) in every run;
+#   5. by record size (BENCH_SIZES), random records with a barrier every 32:
+#      cloned against fio doing the same (wall clock), and cloned's CPU per
+#      record against a bare receiver's (stream-bench recv TARGET: decrypt,
+#      re-hash, one O_DIRECT pwrite per record, no fsync).
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
 # BENCH_DISK (1G), BENCH_SEQ_BYTES (1G), BENCH_RAND_BYTES (256M),
+# BENCH_SIZES ("4K 16K 64K 256K 1M"), BENCH_SIZE_BYTES (256M, per size),
 # BENCH_REPS (3), BENCH_PORT (first TCP port on 127.0.0.1, 27300),
-# BENCH_TARGETS ("file loop").
+# BENCH_TARGETS ("file loop"), BENCH_FIGURES ("seq rand size").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +26,10 @@ build=${BENCH_BUILD:-build-bench}
 reps=${BENCH_REPS:-3}
 port=${BENCH_PORT:-27300}
 targets=${BENCH_TARGETS:-file loop}
-# cloned writes with [apply] writer_threads = 4 (the default) synchronous
-# pwrites at a time; the fio baselines get the same depth.
-io_depth=4
+# cloned keeps up to io_depth_max = 16 x [apply] writer_threads (4) = 64 writes
+# submitted (in AIO batches since the disk workers batch), and with a barrier
+# every 32 records never more than 32: the fio baselines get that depth.
+io_depth=32
 seq_epoch_records=64     # 64 MiB between barriers for the 1 MiB stream
 rand_epoch_records=32    # the 4 KiB pattern: a barrier every 32 records
 slow_commit_ms=20
@@ -49,6 +55,9 @@ to_bytes() {
 disk_bytes=$(to_bytes "${BENCH_DISK:-1G}")
 seq_bytes=$(to_bytes "${BENCH_SEQ_BYTES:-1G}")
 rand_bytes=$(to_bytes "${BENCH_RAND_BYTES:-256M}")
+size_bytes=$(to_bytes "${BENCH_SIZE_BYTES:-256M}")
+sizes=${BENCH_SIZES:-4K 16K 64K 256K 1M}
+figures=${BENCH_FIGURES:-seq rand size}
 (( seq_bytes % (1 << 20) == 0 && seq_bytes <= disk_bytes )) || die "BENCH_SEQ_BYTES must be whole MiB, at most BENCH_DISK"
 (( rand_bytes % (4096 * rand_epoch_records) == 0 )) || die "BENCH_RAND_BYTES must be a multiple of 128 KiB"
 
@@ -150,8 +159,23 @@ fio_seq() {
 # logical block (512 bytes on both targets), with repeats, a data sync every
 # 32 writes, 4 writes in flight from one ordered stream (see PERFORMANCE.md).
 fio_rand() {
-  R=$(run_fio "$1" --rw=randwrite --bs=4k --blockalign=512 --norandommap --randrepeat=0 --fdatasync=32 \
-    --direct=1 --ioengine=libaio --iodepth="$io_depth" --size="$disk_bytes" --io_size="$rand_bytes") || die "fio failed on $1"
+  R=$(run_fio "$1" --rw=randwrite --bs="${2:-4k}" --blockalign=512 --norandommap --randrepeat=0 --fdatasync=32 \
+    --direct=1 --ioengine=libaio --iodepth="$io_depth" --size="$disk_bytes" --io_size="${3:-$rand_bytes}") || die "fio failed on $1"
+}
+
+# The bare receiver of the size figures: stream-bench writing each record
+# with one O_DIRECT pwrite. R = its MiB/s; its CPU seconds go to $scratch/bare_cpu.
+run_bare_disk() {
+  local target=$1 record=$2 out=$scratch/bare.out
+  next_port
+  "$stream_bin" recv "$port" "$target" >"$out" &
+  helper_pids=($!)
+  wait_listen "$port"
+  bounded "$stream_bin" send 127.0.0.1 "$port" "$size_bytes" "$record" "$disk_bytes" >/dev/null || die "stream-bench send failed"
+  wait "${helper_pids[0]}" || die "stream-bench recv failed"
+  helper_pids=()
+  R=$(sed -n 's/.*mib_per_s=\([0-9.]*\).*/\1/p' "$out")
+  sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out" >"$scratch/bare_cpu"
 }
 
 # --- (c) an unencrypted stream to the disk -----------------------------------
@@ -240,6 +264,11 @@ e2e_rand() {
     --pattern random --epoch-records "$rand_epoch_records"
 }
 
+e2e_size() {
+  run_replication "$1" "$2" "$size_bytes" "" --seed "$3" --write-min "$4" --write-max "$4" \
+    --pattern random --epoch-records "$rand_epoch_records"
+}
+
 # --- Results -----------------------------------------------------------------
 rows=()
 # row TARGET FIGURE VALUE UNIT [BASELINE_NAME BASELINE_VALUE GOAL], kept as
@@ -289,12 +318,66 @@ bench_rand() {
   e2e_rand "$target" "$t-slow-$rep" "$rep" "$slow_config"; keep_replication "$t" slow "cloned 4K random, slow store" "$rep" "$t-slow-$rep"
 }
 
+# Figure 5, one size: fio, the bare receiver, cloned. CPU per record in µs.
+bench_size() {
+  local t=$1 target=$2 rep=$3 size=$4 records
+  records=$(($(to_bytes "$size") > 0 ? size_bytes / $(to_bytes "$size") : 1))
+  fio_rand "$target" "$size" "$size_bytes";  keep "$t" "fio_$size" "fio $size randwrite" "$rep"
+  run_bare_disk "$target" "$size"
+  add_sample "$t:bare_us_$size" "$(awk -v c="$(cat "$scratch/bare_cpu")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
+  keep "$t" "bare_$size" "bare receiver $size (CPU $(cat "$scratch/bare_cpu") s)" "$rep"
+  e2e_size "$target" "$t-size-$size-$rep" "$rep" "$size"
+  add_sample "$t:cloned_us_$size" "$(awk -v c="$(cat "$scratch/$t-size-$size-$rep/cpu_s")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
+  keep_replication "$t" "size_$size" "cloned $size random" "$rep" "$t-size-$size-$rep"
+}
+
+# Interpolates, linearly in log2(record size), between the ratios at the
+# smallest and the largest size: the bound no size in between may fall under.
+interpolated() {
+  awk -v s="$(to_bytes "$1")" -v lo="$(to_bytes "$2")" -v hi="$(to_bytes "$3")" -v a="$4" -v b="$5" \
+    'BEGIN { f = (log(s) - log(lo)) / (log(hi) - log(lo)); printf "%.2f", a + f * (b - a) }'
+}
+
+size_rows() {
+  local t=$1 size first last cloned fio_s cl_us bare_us
+  first=${sizes%% *}; last=${sizes##* }
+  local r_first r_last c_first c_last
+  r_first=$(ratio "$(med "$t:size_${first}")" "$(med "$t:fio_${first}")")
+  r_last=$(ratio "$(med "$t:size_${last}")" "$(med "$t:fio_${last}")")
+  c_first=$(ratio "$(med "$t:cloned_us_${first}")" "$(med "$t:bare_us_${first}")")
+  c_last=$(ratio "$(med "$t:cloned_us_${last}")" "$(med "$t:bare_us_${last}")")
+  for size in $sizes; do
+    cloned=$(med "$t:size_$size"); fio_s=$(med "$t:fio_$size")
+    cl_us=$(med "$t:cloned_us_$size"); bare_us=$(med "$t:bare_us_$size")
+    local goal_wall="" goal_cpu=""
+    if [[ $size == "$first" ]]; then goal_wall=">= 0.80"; goal_cpu="<= 1.50"; fi
+    if [[ $size != "$first" && $size != "$last" ]]; then
+      goal_wall=">= $(interpolated "$size" "$first" "$last" "$r_first" "$r_last")"
+      goal_cpu="<= $(interpolated "$size" "$first" "$last" "$c_first" "$c_last")"
+    fi
+    row "$t" "5. fio $size randwrite, qd $io_depth" "$fio_s" "MiB/s"
+    row "$t" "   bare receiver $size (one pwrite each)" "$(med "$t:bare_$size")" "MiB/s"
+    row "$t" "   cloned $size random, barrier/32" "$cloned" "MiB/s" "fio $size" "$(ratio "$cloned" "$fio_s")" "$goal_wall"
+    row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
+    row "$t" "   peak RSS cloned ($size)" "$(peak_mib "$t:size_${size}_hwm")" "MiB" "" "" "<= 64"
+  done
+}
+
+has_figure() { [[ " $figures " == *" $1 "* ]]; }
+
 # All figures of one target; repetitions interleave the methods so that a
 # burst of background load does not land on one method only.
 bench_target() {
-  local t=$1 target=$2 rep
+  local t=$1 target=$2 rep size
   note "$t: $target"
   prefill "$target"
+  if has_figure size; then
+    for rep in $(seq "$reps"); do
+      for size in $sizes; do bench_size "$t" "$target" "$rep" "$size"; done
+    done
+    size_rows "$t"
+  fi
+  has_figure seq || has_figure rand || return 0
   for rep in $(seq "$reps"); do bench_seq "$t" "$target" "$rep"; done
   for rep in $(seq "$reps"); do bench_rand "$t" "$target" "$rep"; done
   local e2e stream fio nc rand fio_r slow

@@ -2,12 +2,16 @@
 // stream-bench: the replication link's CPU work with nothing else around it,
 // the baseline that end-to-end replication is compared with (bench/run.sh).
 //
-//   stream-bench send HOST PORT BYTES   1 MiB write records, each with a fresh
-//                                       PRNG payload, its keyed digest, and
-//                                       sealed in an AEAD frame, over TCP
-//   stream-bench recv PORT              accepts one connection on 127.0.0.1,
-//                                       opens every frame, decodes the record,
-//                                       checks its digest, discards it
+//   stream-bench send HOST PORT BYTES [RECORD_BYTES [DISK_BYTES]]
+//        write records (1 MiB unless RECORD_BYTES), each with a fresh PRNG
+//        payload, its keyed digest, and sealed in an AEAD frame, over TCP;
+//        with DISK_BYTES at uniform 512-byte-aligned offsets inside a disk of
+//        that size (the workload's random pattern), else one after another
+//   stream-bench recv PORT [TARGET]
+//        accepts one connection on 127.0.0.1, opens every frame, decodes the
+//        record, checks its digest, and discards it, or with TARGET writes
+//        its payload there with one O_DIRECT pwrite per record (no fsync):
+//        the bare receiver of bench/run.sh's small-record figures
 //
 // Both sides use the project's own code for every step (proto::FrameSealer,
 // proto::FrameReader, proto::encode_write_header, proto::decode_record,
@@ -15,11 +19,14 @@
 // path. What is left out is everything else: the handshake (a one-time cost),
 // the retained log, the apply machine, the disk. Keys are fixed: both
 // processes must agree on them without a handshake. Each side prints one line
-// "stream-bench SIDE: bytes=N records=N seconds=S mib_per_s=R"; the receiver's
-// clock runs from accept to the sender's end of stream.
+// "stream-bench SIDE: bytes=N records=N seconds=S mib_per_s=R cpu_s=C" (C: the
+// process's user + system CPU time); the receiver's clock runs from accept to
+// the sender's end of stream.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,7 +46,8 @@
 
 namespace {
 
-constexpr uint32_t kRecordBytes = proto::kMaxWritePayloadBytes;  // 1 MiB, as in the benchmark
+constexpr uint32_t kDefaultRecordBytes = proto::kMaxWritePayloadBytes;  // 1 MiB, as in the benchmark
+constexpr uint64_t kPlacementBlockBytes = 512;  // the random pattern's alignment (bench/run.sh)
 constexpr size_t kRecvChunkBytes = 256 * 1024;                    // the daemon's read size
 constexpr size_t kDirectReadMinBytes = 64 * 1024;                 // and its direct-read threshold
 
@@ -57,8 +65,8 @@ digest::DigestKey bench_digest_key() {
 }
 
 int usage() {
-  std::fputs("usage: stream-bench send HOST PORT BYTES | stream-bench recv PORT\n"
-             "BYTES takes K, M, G suffixes; it is rounded up to whole 1 MiB records.\n",
+  std::fputs("usage: stream-bench send HOST PORT BYTES [RECORD_BYTES [DISK_BYTES]] | stream-bench recv PORT [TARGET]\n"
+             "Sizes take K, M, G suffixes; BYTES is rounded up to whole records.\n",
              stderr);
   return 2;
 }
@@ -76,11 +84,19 @@ std::optional<uint16_t> parse_port(const char* text) {
   return static_cast<uint16_t>(v);
 }
 
+double cpu_seconds() {
+  rusage u{};
+  (void)::getrusage(RUSAGE_SELF, &u);
+  const auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 void report(const char* side, uint64_t bytes, uint64_t records, uint64_t start_ns) {
   const double seconds = static_cast<double>(base::monotonic_ns() - start_ns) / 1e9;
   const double mib_per_s = static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds;
-  std::printf("stream-bench %s: bytes=%llu records=%llu seconds=%.3f mib_per_s=%.1f\n", side,
-              static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(records), seconds, mib_per_s);
+  std::printf("stream-bench %s: bytes=%llu records=%llu seconds=%.3f mib_per_s=%.1f cpu_s=%.3f\n", side,
+              static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(records), seconds, mib_per_s,
+              cpu_seconds());
 }
 
 // TCP_NODELAY as on the real link (docs/PROTOCOL.md, "Transport").
@@ -140,34 +156,44 @@ bool write_all(int fd, const uint8_t* data, size_t n) {
 
 // The payload is filled the way origin's workload does it (splitmix64 from
 // a per-record seed), then digested and the header encoded in front of it.
-void build_record(origin::Rng& rng, const digest::DigestKey& digest_key, uint64_t seq, base::Bytes& plain) {
+struct SendShape {
+  uint32_t record_bytes = kDefaultRecordBytes;
+  uint64_t disk_bytes = 0;  // 0: sequential placement
+};
+
+void build_record(origin::Rng& rng, const digest::DigestKey& digest_key, const SendShape& shape, uint64_t seq,
+                  base::Bytes& plain) {
+  const uint32_t n = shape.record_bytes;
   uint8_t* payload = plain.data() + proto::kWriteHeaderBytes;
   uint64_t state = rng.next();
-  for (size_t i = 0; i < kRecordBytes; i += 8) base::store_le64(payload + i, origin::splitmix64(state));
+  for (size_t i = 0; i < n; i += 8) base::store_le64(payload + i, origin::splitmix64(state));
   proto::RecordHeader h;
   h.type = proto::MsgType::write;
   h.seq = seq;
   h.epoch = 1;
-  h.offset_bytes = (seq - 1) * uint64_t{kRecordBytes};
-  h.length_bytes = kRecordBytes;
-  h.digest = digest::keyed_digest(digest_key, base::ByteSpan(payload, kRecordBytes));
+  h.offset_bytes = shape.disk_bytes == 0
+                       ? (seq - 1) * uint64_t{n}
+                       : rng.uniform(0, (shape.disk_bytes - n) / kPlacementBlockBytes) * kPlacementBlockBytes;
+  h.length_bytes = n;
+  h.digest = digest::keyed_digest(digest_key, base::ByteSpan(payload, n));
   proto::encode_write_header(h, plain.data());
 }
 
-int run_send(const char* host, uint16_t port, uint64_t total_bytes) {
+int run_send(const char* host, uint16_t port, uint64_t total_bytes, const SendShape& shape) {
   const int fd = connect_to(host, port);
   if (fd < 0) return fail("cannot connect");
-  const uint64_t records = (total_bytes + kRecordBytes - 1) / kRecordBytes;
+  const uint32_t n = shape.record_bytes;
+  const uint64_t records = (total_bytes + n - 1) / n;
   const digest::DigestKey digest_key = bench_digest_key();
   proto::FrameSealer sealer(bench_frame_key());
   origin::Rng rng(1);
   // Both buffers are reused: the baseline should not pay for allocation.
-  base::Bytes plain(proto::kWriteHeaderBytes + kRecordBytes);
+  base::Bytes plain(proto::kWriteHeaderBytes + n);
   base::Bytes wire;
   wire.reserve(proto::kMaxFrameWireBytes);
   const uint64_t start_ns = base::monotonic_ns();
   for (uint64_t seq = 1; seq <= records; ++seq) {
-    build_record(rng, digest_key, seq, plain);
+    build_record(rng, digest_key, shape, seq, plain);
     wire.clear();
     sealer.seal(plain, wire);
     if (!write_all(fd, wire.data(), wire.size())) {
@@ -176,7 +202,7 @@ int run_send(const char* host, uint16_t port, uint64_t total_bytes) {
     }
   }
   ::close(fd);
-  report("send", records * kRecordBytes, records, start_ns);
+  report("send", records * n, records, start_ns);
   return 0;
 }
 
@@ -184,6 +210,7 @@ int run_send(const char* host, uint16_t port, uint64_t total_bytes) {
 struct Received {
   uint64_t bytes = 0;
   uint64_t records = 0;
+  int target_fd = -1;  // O_DIRECT; -1: discard
 };
 
 bool consume(const proto::Frame& frame, const digest::DigestKey& digest_key, Received& got) {
@@ -197,6 +224,14 @@ bool consume(const proto::Frame& frame, const digest::DigestKey& digest_key, Rec
       !digest::digest_equal(digest::keyed_digest(digest_key, payload), h.digest)) {
     std::fprintf(stderr, "stream-bench: record %llu is out of order or does not match its digest\n",
                  static_cast<unsigned long long>(h.seq));
+    return false;
+  }
+  // The payload is 4096-aligned inside the frame: straight to O_DIRECT.
+  if (got.target_fd >= 0 &&
+      ::pwrite(got.target_fd, payload.data(), payload.size(), static_cast<off_t>(h.offset_bytes)) !=
+          static_cast<ssize_t>(payload.size())) {
+    std::fprintf(stderr, "stream-bench: writing record %llu failed: %s\n", static_cast<unsigned long long>(h.seq),
+                 std::strerror(errno));
     return false;
   }
   got.bytes += payload.size();
@@ -218,14 +253,18 @@ bool feed_all(proto::FrameReader& reader, base::ByteSpan in, const digest::Diges
   return true;
 }
 
-int run_recv(uint16_t port) {
+int run_recv(uint16_t port, const char* target) {
+  Received got;
+  if (target != nullptr) {
+    got.target_fd = ::open(target, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (got.target_fd < 0) return fail("cannot open the target");
+  }
   const int fd = accept_one(port);
   if (fd < 0) return fail("cannot accept a connection");
   const uint64_t start_ns = base::monotonic_ns();
   const digest::DigestKey digest_key = bench_digest_key();
   proto::FrameReader reader(bench_frame_key());
   auto buf = std::make_unique<uint8_t[]>(kRecvChunkBytes);
-  Received got;
   for (;;) {
     // As cloned reads (cloned/daemon/link.cpp): the rest of a large frame
     // straight into it, everything else through the buffer.
@@ -247,6 +286,7 @@ int run_recv(uint16_t port) {
     if (has_frame && !consume(frame, digest_key, got)) return 1;
   }
   ::close(fd);
+  if (got.target_fd >= 0) ::close(got.target_fd);
   if (reader.buffered_bytes() != 0) {
     std::fprintf(stderr, "stream-bench: the stream ended inside a frame\n");
     return 1;
@@ -259,16 +299,23 @@ int run_recv(uint16_t port) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "send" && argc == 5) {
+  if (mode == "send" && argc >= 5 && argc <= 7) {
     const std::optional<uint16_t> port = parse_port(argv[3]);
     const std::optional<uint64_t> bytes = base::parse_size_bytes(argv[4]);
-    if (!port || !bytes || *bytes == 0) return usage();
-    return run_send(argv[2], *port, *bytes);
+    SendShape shape;
+    const std::optional<uint64_t> record = argc > 5 ? base::parse_size_bytes(argv[5]) : kDefaultRecordBytes;
+    const std::optional<uint64_t> disk = argc > 6 ? base::parse_size_bytes(argv[6]) : uint64_t{0};
+    if (!port || !bytes || *bytes == 0 || !record || *record == 0 || *record % kPlacementBlockBytes != 0 ||
+        *record > proto::kMaxWritePayloadBytes || !disk || (*disk != 0 && *disk < *record))
+      return usage();
+    shape.record_bytes = static_cast<uint32_t>(*record);
+    shape.disk_bytes = *disk;
+    return run_send(argv[2], *port, *bytes, shape);
   }
-  if (mode == "recv" && argc == 3) {
+  if (mode == "recv" && (argc == 3 || argc == 4)) {
     const std::optional<uint16_t> port = parse_port(argv[2]);
     if (!port) return usage();
-    return run_recv(*port);
+    return run_recv(*port, argc == 4 ? argv[3] : nullptr);
   }
   return usage();
 }

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "base/bytes.h"
@@ -29,6 +30,13 @@ struct Geometry {
   uint32_t physical_block_bytes = 4096;
 };
 
+// One write of a batch (BlockDevice::write_batch).
+struct WriteOp {
+  uint64_t offset_bytes = 0;
+  base::ByteSpan data;  // aligned as write()'s
+  base::Status status;  // how it went, set by write_batch
+};
+
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -36,6 +44,13 @@ class BlockDevice {
   virtual Geometry geometry() const = 0;
   // Writes all of `data` at `offset_bytes`. A short write is an error.
   virtual base::Status write(uint64_t offset_bytes, base::ByteSpan data) = 0;
+  // Writes every op as write() would, each op's status saying how it went.
+  // The ops must not overlap one another (nor anything else in flight). A
+  // device that can do better writes them concurrently, in one submission,
+  // adjacent ops as one vectored write; this default writes them in turn.
+  virtual void write_batch(std::span<WriteOp> ops) {
+    for (WriteOp& op : ops) op.status = write(op.offset_bytes, op.data);
+  }
   // Reads exactly out.size() bytes.
   virtual base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) = 0;
   // The range reads back as zeroes and stays allocated.

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <vector>
 
 #include "blockio/disk.h"
 #include "blockio/faulty_device.h"
@@ -84,6 +85,27 @@ TEST_CASE("an image file opens with O_DIRECT and round-trips aligned data") {
   // The last block of the file, and nothing past it, is in reach.
   const base::AlignedBuffer tail = filled(4096, 0xee);
   CHECK(device->write(kImageBytes - 4096, tail.span()).is_ok());
+}
+
+TEST_CASE("a batch of writes lands like the same writes one by one, adjacent ones merged or not") {
+  TempDir dir;
+  std::unique_ptr<blockio::BlockDevice> device = open_image(dir, "disk.img");
+  // Out of order on the disk; ops 1-3 adjacent (one vectored write), op 4
+  // alone, op 5 ends at the disk's end, op 6 adjacent to op 0.
+  const uint64_t offsets[] = {8192, 65536, 65536 + 4096, 65536 + 12288, 1 << 20, kImageBytes - 4096, 8192 + 4096};
+  const size_t sizes[] = {4096, 4096, 8192, 512, 4096, 4096, 16384};
+  std::vector<base::AlignedBuffer> data;
+  std::vector<blockio::WriteOp> ops;
+  for (size_t i = 0; i < std::size(offsets); ++i) data.push_back(pattern(sizes[i], static_cast<uint8_t>(20 + i)));
+  for (size_t i = 0; i < std::size(offsets); ++i) ops.push_back({offsets[i], data[i].span(), {}});
+  device->write_batch(ops);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(ops[i].status.is_ok(), ops[i].status.message());
+    base::AlignedBuffer out(sizes[i]);
+    REQUIRE(device->read(offsets[i], out.span()).is_ok());
+    CHECK(same_bytes(out, data[i]));
+  }
 }
 
 TEST_CASE("write_zeroes and discard on an image file read back zeroes and keep its size") {

@@ -192,6 +192,8 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     d->on_handshake_bytes(c);
     return;
   }
+  // The writes of this read's records go to the disk workers together.
+  DiskWorkers::Batch batch(*d->disk_workers_);
   // A frame the reader completed, or why the stream is dead.
   auto take = [&](base::Status s, proto::Frame& frame, bool has) {
     if (!s.is_ok()) {

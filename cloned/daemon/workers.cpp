@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "base/aligned_buffer.h"
@@ -23,6 +24,18 @@ void Completions::set_waker(std::function<void()> wake) {
 void Completions::push(Completion c) {
   std::lock_guard<std::mutex> lock(mutex_);
   items_.push_back(std::move(c));
+  if (wake_) wake_();
+}
+
+void Completions::push_all(std::vector<Completion>& batch) {
+  if (batch.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (items_.empty()) {
+    items_.swap(batch);
+  } else {
+    for (Completion& c : batch) items_.push_back(std::move(c));
+  }
+  batch.clear();
   if (wake_) wake_();
 }
 
@@ -49,11 +62,25 @@ DiskWorkers::~DiskWorkers() {
   for (std::thread& t : threads_) t.join();
 }
 
+DiskWorkers::Batch::~Batch() {
+  assert(workers_.batch_depth_ > 0);
+  if (--workers_.batch_depth_ == 0) workers_.publish(workers_.staged_);
+}
+
 void DiskWorkers::push_job(Job job) {
+  staged_.push_back(std::move(job));
+  if (batch_depth_ == 0) publish(staged_);
+}
+
+// One lock and one wake-up for the lot; a worker that leaves jobs behind
+// wakes the next (take_locked), so a burst of big records still spreads.
+void DiskWorkers::publish(std::vector<Job>& jobs) {
+  if (jobs.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(std::move(job));
+    for (Job& job : jobs) jobs_.push_back(std::move(job));
   }
+  jobs.clear();
   wake_.notify_one();
 }
 
@@ -81,17 +108,39 @@ void DiskWorkers::digest(const proto::DigestRequest& request, uint64_t session_s
   push_job(std::move(job));
 }
 
+// A write whose digest check and write can go with others': not a resync
+// extent cut into parts, and not checked by reading back.
+bool DiskWorkers::batchable(const Job& job) const {
+  return job.kind == Job::Kind::io && !read_back_ && job.only.empty() &&
+         (job.header.type == proto::MsgType::write || job.header.type == proto::MsgType::resync_data);
+}
+
+void DiskWorkers::take_locked(std::vector<Job>& out) {
+  uint64_t bytes = 0;
+  do {
+    bytes += jobs_.front().header.length_bytes;
+    out.push_back(std::move(jobs_.front()));
+    jobs_.pop_front();
+  } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) && bytes < kBatchBytes &&
+           out.size() < kBatchJobsMax);
+  if (!jobs_.empty()) wake_.notify_one();
+}
+
 void DiskWorkers::run() {
+  std::vector<Job> jobs;
   for (;;) {
-    Job job;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
       if (jobs_.empty()) return;  // stopping, and everything done
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      take_locked(jobs);
     }
-    perform(job);
+    if (jobs.size() == 1 && !batchable(jobs.front())) {
+      perform(jobs.front());
+    } else {
+      perform_batch(jobs);
+    }
+    jobs.clear();
   }
 }
 
@@ -194,6 +243,43 @@ void DiskWorkers::perform(Job& job) {
   if (!c.status.is_ok() && !c.digest_mismatch) c.status = c.status.with_context(extent_text(h));
   job.frame = proto::Frame{};  // free the payload before reporting
   done_.push(std::move(c));
+}
+
+// Digests first (a record that does not match is refused, unwritten), then
+// one write_batch for the rest, then one push of every completion.
+void DiskWorkers::perform_batch(std::vector<Job>& jobs) {
+  std::vector<Completion> done;
+  done.reserve(jobs.size());
+  std::vector<blockio::WriteOp> ops;
+  std::vector<size_t> op_of;  // done[i]'s op, or SIZE_MAX when refused
+  ops.reserve(jobs.size());
+  op_of.reserve(jobs.size());
+  for (Job& job : jobs) {
+    const proto::RecordHeader& h = job.header;
+    assert(batchable(job) && job.frame.plain_bytes == proto::kWriteHeaderBytes + h.length_bytes);
+    Completion c{Completion::Kind::io, job.id, {}};
+    c.offset_bytes = h.offset_bytes;
+    c.length_bytes = h.length_bytes;
+    c.op = op_name(h.type);
+    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
+    if (digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+      op_of.push_back(ops.size());
+      ops.push_back(blockio::WriteOp{h.offset_bytes, payload, {}});
+    } else {
+      c.status =
+          base::Status::error(EBADMSG, extent_text(h) + " does not match its digest; nothing of it was written.");
+      c.digest_mismatch = true;
+      op_of.push_back(SIZE_MAX);
+    }
+    done.push_back(std::move(c));
+  }
+  device_.write_batch(ops);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (op_of[i] != SIZE_MAX && !ops[op_of[i]].status.is_ok())
+      done[i].status = ops[op_of[i]].status.with_context(extent_text(jobs[i].header));
+    jobs[i].frame = proto::Frame{};  // free the payload before reporting
+  }
+  done_.push_all(done);
 }
 
 void DiskWorkers::perform_digest(const Job& job) {

@@ -51,6 +51,8 @@ class Completions {
  public:
   void set_waker(std::function<void()> wake);
   void push(Completion c);
+  // All of `batch` (emptied) with one lock and one wake.
+  void push_all(std::vector<Completion>& batch);
   std::vector<Completion> take_all();
 
  private:
@@ -60,8 +62,38 @@ class Completions {
 };
 
 // Writes, trims, zeroes, flushes and digest scans on a pool of threads.
+//
+// Small records are carried in batches, because on a virtual machine every
+// hand-off between threads and every write syscall costs more than the
+// record's crypto (docs/PERFORMANCE.md, "Where the time of a small record
+// goes"): the loop thread stages what it submits while a Batch is open and
+// hands it over with one lock and one wake-up; a worker takes consecutive
+// writes up to kBatchBytes at a time, checks their digests, writes them with
+// one BlockDevice::write_batch, and reports them with one push. Order is not
+// changed: the apply machine submits only writes that may run concurrently.
 class DiskWorkers {
  public:
+  // A worker takes writes until its batch holds this many payload bytes:
+  // 4 KiB records go 16 at a time (a worker that leaves some wakes the next),
+  // 64 KiB and larger ones alone, so that the digests of larger records are
+  // still checked on several threads.
+  static constexpr uint64_t kBatchBytes = 64 * 1024;
+  static constexpr size_t kBatchJobsMax = 64;
+
+  // While one is alive, jobs submitted on the loop thread wait in a list of
+  // the loop thread's own, and go to the workers together when the last
+  // Batch ends. Loop thread only; nestable.
+  class Batch {
+   public:
+    explicit Batch(DiskWorkers& workers) : workers_(workers) { ++workers_.batch_depth_; }
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    DiskWorkers& workers_;
+  };
+
   // read_back: after each write, read the data back and compare its digest
   // (a mismatch is rewritten once and reported; twice is a disk error).
   // `digest_key` outlives the workers: it is kept by reference (the daemon's
@@ -93,7 +125,12 @@ class DiskWorkers {
     uint64_t session_serial = 0;
   };
   void run();
+  // Takes the next job, or a run of batchable writes (under the lock).
+  void take_locked(std::vector<Job>& out);
+  bool batchable(const Job& job) const;
+  void publish(std::vector<Job>& jobs);
   void perform(Job& job);
+  void perform_batch(std::vector<Job>& jobs);
   void perform_digest(const Job& job);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
@@ -107,6 +144,9 @@ class DiskWorkers {
   std::deque<Job> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  // Loop thread only: the open Batches, and what they hold back.
+  uint32_t batch_depth_ = 0;
+  std::vector<Job> staged_;
 };
 
 // Runs store commits and event appends on one thread, in order.

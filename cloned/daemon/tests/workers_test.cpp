@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "blockio/faulty_device.h"
@@ -83,6 +84,39 @@ TEST_CASE("a digest request is answered with one keyed digest per extent, the la
   REQUIRE(c.digests.size() == 2);
   CHECK(c.digests[0] == digest::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk - 65536, 65536)));
   CHECK(c.digests[1] == digest::keyed_digest(kKey, base::ByteSpan(all.data() + kDisk, 8192)));
+}
+
+TEST_CASE("writes submitted in a batch go together, and a bad digest refuses only its own record") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  std::vector<std::vector<uint8_t>> data;
+  for (uint8_t i = 0; i < 8; ++i) data.push_back(pattern(4096, static_cast<uint8_t>(40 + i)));
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    for (uint64_t i = 0; i < data.size(); ++i) {
+      proto::RecordHeader h = header(proto::MsgType::write, i * 8192, data[i]);
+      h.seq = i + 1;
+      if (i == 5) h.digest[0] ^= 1;  // damaged on the way
+      workers.submit(i + 1, h, frame_with(h, data[i]));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(done.take_all().empty());  // held back until the batch ends
+  }
+  std::map<apply::RecordId, cloned::Completion> got;
+  for (int i = 0; i < 2000 && got.size() < data.size(); ++i) {
+    for (cloned::Completion& c : done.take_all()) got.emplace(c.id, std::move(c));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(got.size() == data.size());
+  for (uint64_t i = 0; i < data.size(); ++i) {
+    CAPTURE(i);
+    const cloned::Completion& c = got.at(i + 1);
+    CHECK(c.kind == cloned::Completion::Kind::io);
+    CHECK(c.status.is_ok() == (i != 5));
+    CHECK(c.digest_mismatch == (i == 5));
+    CHECK((read_back(dev, i * 8192, 4096) == data[i]) == (i != 5));
+  }
 }
 
 TEST_CASE("a resync extent with parts writes only those parts") {
