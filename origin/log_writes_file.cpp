@@ -86,11 +86,21 @@ base::Status LogFile::read(base::MutableByteSpan out, uint64_t log_offset) {
   return s;
 }
 
-base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Target& target, Entry& out) {
+// The log only grows: its size is looked up again only when an entry
+// reaches past the size last seen, not once per entry.
+base::Result<uint64_t> LogFile::size_reaching(uint64_t end) {
+  if (end <= size_) return size_;
   struct stat st {};
   if (::fstat(fd_.get(), &st) != 0) return base::Status::from_errno("cannot stat the log " + path_);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  size_ = static_cast<uint64_t>(st.st_size);
+  return size_;
+}
+
+base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Target& target, Entry& out) {
   const uint64_t sector = super_.sector_bytes;
+  base::Result<uint64_t> got = size_reaching(log_offset + sector);
+  if (!got) return got.status();
+  uint64_t size = *got;
   if (log_offset > size || size - log_offset < sector)
     return base::Status::error(EINVAL, "the log's " + where(index, log_offset) +
                                            " is cut short: the super block counts " + u64s(super_.nr_entries) +
@@ -99,6 +109,9 @@ base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Targ
   base::Bytes header(sector);
   BASE_TRY(read(header, log_offset));
   BASE_TRY(decode_entry(super_, header, index, log_offset, target, out));
+  got = size_reaching(out.next_log_offset_bytes);
+  if (!got) return got.status();
+  size = *got;
   if (out.next_log_offset_bytes > size)
     return base::Status::error(EINVAL, "the log's " + where(index, log_offset) +
                                            " is cut short: its data ends at byte " + u64s(out.next_log_offset_bytes) +

@@ -69,8 +69,11 @@ class LogFile {
  private:
   std::string path_;
   base::UniqueFd fd_;
+  base::Result<uint64_t> size_reaching(uint64_t end);
+
   Super super_;
   uint32_t sector_bytes_ = 0;
+  uint64_t size_ = 0;  // the log's size when last looked up (owner thread only)
 };
 
 }  // namespace origin::log_writes
