@@ -56,6 +56,12 @@ bool check_record(base::ByteSpan msg) {
   FUZZ_CHECK(!msg.empty() && is_record(static_cast<MsgType>(msg[0])) && h.type == static_cast<MsgType>(msg[0]));
   if (h.type == MsgType::write) {
     FUZZ_CHECK(payload.size() == h.length_bytes && payload.data() == msg.data() + proto::kWriteHeaderBytes);
+  } else if (h.type == MsgType::barrier && (h.flags & proto::kBarrierFlagMark) != 0) {
+    // A marked barrier views its mark's name: the bytes that end the message.
+    FUZZ_CHECK(payload.size() >= 1 && payload.size() <= proto::kMaxMarkNameBytes &&
+               payload.data() + payload.size() == msg.data() + msg.size());
+    FUZZ_CHECK(proto::is_valid_mark_name(std::string_view(reinterpret_cast<const char*>(payload.data()),
+                                                          payload.size())));
   } else {
     FUZZ_CHECK(payload.empty());
   }

@@ -74,6 +74,7 @@ std::vector<Named> messages() {
   out.push_back({"trim", origin::make_extent(proto::MsgType::trim, 6, 2, 1 << 20, 65536).plain});
   out.push_back({"zero", origin::make_extent(proto::MsgType::zero, 7, 2, 4096, 512).plain});
   out.push_back({"barrier", origin::make_barrier(8, 2).plain});
+  out.push_back({"barrier-mark", origin::make_barrier(8, 2, "before-upgrade").plain});
   add("barrier-ack", [](base::Bytes& b) { proto::encode_barrier_ack(2, 8, b); });
   add("receipt-ack", [](base::Bytes& b) { proto::encode_receipt_ack(7, b); });
   add("committed", [](base::Bytes& b) { proto::encode_committed(8, b); });
