@@ -166,6 +166,7 @@ void print_json(const Report& r) {
       {"applied_seq", applied},
       {"committed_seq", s.committed_seq},
       {"committed_epoch", s.committed_epoch},
+      {"unclean_until_seq", r.running ? r.live.unclean_until_seq : 0},
       {"daemon", r.running ? "running" : "stopped"},
       {"link", r.running ? r.live.link : "down"},
       {"peer", r.running ? r.live.peer : ""},
@@ -206,6 +207,13 @@ void print_human(const Report& r) {
                   "discard-clone-changes | keep-diverged\n");
       break;
   }
+  // Invariant 5: after an unclean stop the disk is the original's at an
+  // epoch's end at or past the applied record; only the original knows which.
+  if (r.running && r.live.unclean_until_seq > r.live.applied_seq &&
+      (s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh))
+    std::printf("unclean:    records up to %llu may be on the disk after an unclean stop, as whole epochs; the "
+                "original's next session settles which\n",
+                static_cast<unsigned long long>(r.live.unclean_until_seq));
   if (!s.decision.empty()) std::printf("decision:   %s\n", s.decision.c_str());
   if (const auto [mark, mark_seq] = last_mark(r); !mark.empty())
     std::printf("mark:       %s (record %llu): the clone holds everything the original wrote before it\n", mark.c_str(),

@@ -203,6 +203,10 @@ class Machine {
   // --- Observers ---
   bool can_accept() const;  // false: stop reading the socket
   Position durable() const { return durable_; }
+  // After an unclean stop, before the original's next session settles it:
+  // the disk may hold whole epochs past durable(), up to this record
+  // (invariant 5). 0 = the disk is exactly at durable().
+  uint64_t unclean_until_seq() const { return unclean_until_seq_; }
   Position committed() const { return committed_; }
   uint64_t received_seq() const { return recv_seq_; }
   uint64_t held_bytes() const { return held_bytes_; }

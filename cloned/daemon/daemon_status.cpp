@@ -67,6 +67,7 @@ LiveStatus Daemon::live_status() const {
   s.applied_seq = machine_.durable().seq;
   s.applied_epoch = machine_.durable().epoch;
   s.committed_seq = machine_.committed().seq;
+  s.unclean_until_seq = machine_.unclean_until_seq();
   if (const apply::LogMark* m = machine_.last_mark()) {
     s.last_mark = m->name;
     s.last_mark_seq = m->seq;

@@ -21,6 +21,7 @@ std::string encode_live_status(const LiveStatus& s) {
   num("applied_seq", s.applied_seq);
   num("applied_epoch", s.applied_epoch);
   num("committed_seq", s.committed_seq);
+  num("unclean_until_seq", s.unclean_until_seq);
   num("original_log_end", s.original_log_end);
   str("last_mark", s.last_mark);
   num("last_mark_seq", s.last_mark_seq);
@@ -73,6 +74,7 @@ base::Result<LiveStatus> decode_live_status(const std::string& text) {
   s.applied_seq = u("applied_seq");
   s.applied_epoch = u("applied_epoch");
   s.committed_seq = u("committed_seq");
+  s.unclean_until_seq = u("unclean_until_seq");
   s.original_log_end = u("original_log_end");
   s.last_mark = str("last_mark");
   s.last_mark_seq = u("last_mark_seq");

@@ -22,6 +22,9 @@ struct LiveStatus {
   uint64_t applied_seq = 0;   // durable on the disk
   uint64_t applied_epoch = 0;
   uint64_t committed_seq = 0; // in the state store
+  // After an unclean stop the disk may hold whole epochs past applied_seq,
+  // up to this record, until the original's next session; 0 = none.
+  uint64_t unclean_until_seq = 0;
   uint64_t original_log_end = 0;
   // The newest mark of the original's log the clone holds ("" = none yet).
   std::string last_mark;

@@ -127,6 +127,68 @@ TEST_CASE("kill -9 of cloned at random moments loses nothing and leaves no gap")
   CHECK(clone->wait(30000) == 0);
 }
 
+namespace {
+
+// The number after "key": in clonectl status --json, or -1.
+int64_t json_number(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"" + key + "\":");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(json.c_str() + at + key.size() + 3, nullptr, 10);
+}
+
+}  // namespace
+
+TEST_CASE("after kill -9 the status says the disk may hold records past the committed one, until the original says") {
+  TempDir d;
+  constexpr uint64_t kSmall = 64ull << 20;
+  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
+  // A slow state store (as on a slow stick): the committed position trails.
+  // The original waits 8 s before it reconnects: time to read the status.
+  harness::Pair p = harness::make_pair(d.path(), d / "clone.img", {{"apply.store_commit_delay_ms", "400"}},
+                                       {{"origin.reconnect_initial_ms", "8000"}, {"origin.reconnect_max_ms", "8000"}});
+  REQUIRE(!p.clone_config.empty());
+  const std::vector<std::string> daemon = {harness::binary("CLONED_BIN"), "--config", p.clone_config};
+  auto clone = std::make_unique<Process>(daemon, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  auto json = [&] {
+    std::string out;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out);
+    return out;
+  };
+  Process origin(workload_args(p, d, "48M", 11, d / "clone.img"), d / "origin.log");
+  bool trailing = false;
+  for (int i = 0; i < 1000 && !trailing && origin.running(); ++i) {
+    const std::string j = json();
+    trailing = json_number(j, "applied_seq") > json_number(j, "committed_seq") + 16;
+    if (!trailing) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(trailing, harness::read_file(d / "origin.log"));
+  clone->signal(SIGKILL);
+  CHECK(clone->wait(10000) == 128 + SIGKILL);
+  clone = std::make_unique<Process>(daemon, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  std::string j = json();
+  REQUIRE_MESSAGE(j.find("\"link\":\"waiting\"") != std::string::npos, j);  // before the original's session
+  const int64_t applied = json_number(j, "applied_seq");
+  const int64_t unclean = json_number(j, "unclean_until_seq");
+  CHECK_MESSAGE(unclean > applied, j);
+  std::string status = status_of(p);
+  CHECK_MESSAGE(status.find("unclean:    records up to " + std::to_string(unclean) +
+                            " may be on the disk after an unclean stop") != std::string::npos,
+                status);
+
+  // The original's next session settles it, and the run ends identical.
+  CHECK_MESSAGE(origin.wait(300000) == 0, harness::read_file(d / "origin.log"));
+  CHECK(harness::read_file(d / "origin.log").find("identical") != std::string::npos);
+  j = json();
+  CHECK_MESSAGE(json_number(j, "unclean_until_seq") == 0, j);
+  status = status_of(p);
+  CHECK_MESSAGE(status.find("unclean:") == std::string::npos, status);
+  clone->signal(SIGTERM);
+  CHECK(clone->wait(30000) == 0);
+}
+
 TEST_CASE("a captured commit-log spool replays byte-identical, and replaying it again changes nothing") {
   TempDir d;
   constexpr uint64_t kSmall = 64ull << 20;
