@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "base/file_io.h"
 #include "base/log.h"
@@ -203,7 +204,10 @@ base::Result<bool> HealthInbox::receive(uint64_t id, base::ByteSpan report) {
   status = base::pwrite_full(fd_.get(), out, static_cast<uint64_t>(end)).with_context("cannot append to " + path_);
   if (status && ::fdatasync(fd_.get()) != 0) status = base::Status::from_errno("cannot sync " + path_);
   if (!status) {
-    (void)::ftruncate(fd_.get(), end);
+    // The next append writes at the same offset and a reader stops at a torn
+    // entry; the cut only keeps the file from holding a half entry meanwhile.
+    if (::ftruncate(fd_.get(), end) != 0)
+      LOG_WARN("cannot cut a failed append off %s: %s", path_.c_str(), std::strerror(errno));
     unlock();
     return status;
   }
