@@ -73,20 +73,31 @@ vm_cleanup() {
   fi
 }
 
+# vm_pair_disk IMAGE NAME PORT BY_ID SERIAL MODEL: pairs a cloned for the disk
+# the guest will see as /dev/disk/by-id/BY_ID (the host pairs against a loop
+# device on IMAGE, then the config is pointed at the guest's names): the
+# material in $work/clone-NAME and $work/origin-NAME ("" = clone, origin),
+# state in /var/lib/cloned-NAME, listening on PORT.
+vm_pair_disk() {
+  local img=$1 suffix=${2:+-$2} port=$3 by_id=$4 serial=$5 model=$6
+  loop=$(losetup --find --show "$img")
+  "$build/cloned/clonectl" pair --clone-dir "$work/clone$suffix" --origin-dir "$work/origin$suffix" --target "$loop" \
+    --listen "0.0.0.0:$port" >/dev/null
+  losetup -d "$loop"; loop=""
+  sed -i -e "s|^path = .*|path = \"/dev/disk/by-id/$by_id\"|" \
+    -e "s|^serial = .*|serial = \"$serial\"|" -e "s|^model = .*|model = \"$model\"|" \
+    -e "s|^dir = \"state\"|dir = \"/var/lib/cloned$suffix\"|" \
+    -e "s|^runtime_dir = \"run\"|runtime_dir = \"/run/cloned$suffix\"|" \
+    "$work/clone$suffix/cloned.toml"
+}
+
 # vm_pair SIZE [CLONED_TOML_EXTRA]: blank disks, the pairing material for the
 # NVMe disk (by its /dev/disk/by-id name and identity) and the stick copy.
 vm_pair() {
   local size=$1 extra=${2:-}
   cp --sparse=always "$image" "$work/stick.img"
   truncate -s "$size" "$work/internal.img" "$work/source.img"
-  loop=$(losetup --find --show "$work/internal.img")
-  "$build/cloned/clonectl" pair --clone-dir "$work/clone" --origin-dir "$work/origin" --target "$loop" \
-    --listen "0.0.0.0:$VM_PORT" >/dev/null
-  losetup -d "$loop"; loop=""
-  sed -i -e 's|^path = .*|path = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_CLONEVMNVME"|' \
-    -e 's|^serial = .*|serial = "CLONEVMNVME"|' -e 's|^model = .*|model = "QEMU NVMe Ctrl"|' \
-    -e 's|^dir = "state"|dir = "/var/lib/cloned"|' -e 's|^runtime_dir = "run"|runtime_dir = "/run/cloned"|' \
-    "$work/clone/cloned.toml"
+  vm_pair_disk "$work/internal.img" "" "$VM_PORT" nvme-QEMU_NVMe_Ctrl_CLONEVMNVME CLONEVMNVME "QEMU NVMe Ctrl"
   [ -z "$extra" ] || printf '%s\n' "$extra" >>"$work/clone/cloned.toml"
   sed -i "s|^address = .*|address = \"10.213.9.2:$VM_PORT\"|" "$work/origin/origin.toml"
   vm_write_stick

@@ -20,14 +20,7 @@ interval_s=20
 vm_pair 256M $'[health]\ninterval_s = '"$interval_s"
 # The SATA disk: a pairing of its own, on CLONECFG in sata/.
 truncate -s 128M "$work/sata.img"
-loop=$(losetup --find --show "$work/sata.img")
-"$build/cloned/clonectl" pair --clone-dir "$work/clone-sata" --origin-dir "$work/origin-sata" --target "$loop" \
-  --listen "0.0.0.0:7001" >/dev/null
-losetup -d "$loop"; loop=""
-sed -i -e 's|^path = .*|path = "/dev/disk/by-id/ata-QEMU_HARDDISK_CLONEVMSATA"|' \
-  -e 's|^serial = .*|serial = "CLONEVMSATA"|' -e 's|^model = .*|model = "QEMU HARDDISK"|' \
-  -e 's|^dir = "state"|dir = "/var/lib/cloned-sata"|' -e 's|^runtime_dir = "run"|runtime_dir = "/run/cloned-sata"|' \
-  "$work/clone-sata/cloned.toml"
+vm_pair_disk "$work/sata.img" sata 7001 ata-QEMU_HARDDISK_CLONEVMSATA CLONEVMSATA "QEMU HARDDISK"
 read -r cfg_start _ < <(partx -g -o START,SECTORS -n 3 "$work/stick.img")
 mmd -i "$work/stick.img@@$((cfg_start * 512))" ::sata
 mcopy -i "$work/stick.img@@$((cfg_start * 512))" "$work/clone-sata/cloned.toml" "$work/clone-sata/pair.secret" ::sata/

@@ -39,13 +39,16 @@ wait_for() {
   done
 }
 
-# power_cut_and_boot NAME: kill -9 of qemu, boot again, cloned up by itself.
+# power_cut_and_boot NAME PID: kill -9 of qemu, boot again, cloned up by
+# itself. The original (PID) must still run at the cut: checked before the
+# boot, since after it the original may finish at any speed.
 power_cut_and_boot() {
   vm_power_cut
   stamp "power cut ($1)"
+  kill -0 "$2" 2>/dev/null || fail "the original had ended at the cut ($1): not mid-transfer"
   vm_start
   vm_wait_cloned
-  stamp "booted again; cloned started by itself: $(status_line clone)"
+  stamp "booted again; cloned started by itself: $(status_line clone) $(status_line unclean)"
 }
 
 # Resume point ORIGIN_LOG: what the original's first session after the cut says.
@@ -59,7 +62,7 @@ origin --log-level info resync --source "$work/source.img" >"$work/resync.log" 2
 origin_pid=$!
 wait_for "$work/resync.log" "resync: ([3-9][0-9]|2[5-9])\.[0-9]%" 300 "$origin_pid"
 grep "resync:" "$work/resync.log" | tail -n 1
-power_cut_and_boot "mid-resync"
+power_cut_and_boot "mid-resync" "$origin_pid"
 wait "$origin_pid" || { cat "$work/resync.log"; fail "the resync did not complete after the power cut"; }
 grep -q "the clone is consistent" "$work/resync.log" || fail "the resync did not end consistent"
 resumed=$(grep -E "resync of generation [0-9]+ resumed at byte [1-9]" "$work/resync.log" | tail -n 1 | sed 's/^<[0-9]>//')
@@ -80,8 +83,7 @@ while :; do
   ((SECONDS < limit)) || fail "the clone applied no more than 200 records within 120 s"
   sleep 0.3
 done
-power_cut_and_boot "mid-epoch, the clone at record $applied"
-kill -0 "$origin_pid" 2>/dev/null || fail "the workload had ended at the cut: not mid-workload"
+power_cut_and_boot "mid-epoch, the clone at record $applied" "$origin_pid"
 wait "$origin_pid" || { cat "$work/workload1.log"; fail "the workload did not complete after the power cut"; }
 resumed=$(resume_point "$work/workload1.log")
 done_line=$(grep "workload done" "$work/workload1.log")
@@ -103,7 +105,7 @@ while :; do
   ((SECONDS < limit)) || fail "never saw the committed position trail the applied one within 120 s"
   sleep 0.3
 done
-power_cut_and_boot "during a store commit: applied record $applied, committed $committed"
+power_cut_and_boot "during a store commit: applied record $applied, committed $committed" "$origin_pid"
 wait "$origin_pid" || { cat "$work/workload2.log"; fail "the workload did not complete after the power cut"; }
 resumed=$(resume_point "$work/workload2.log")
 done_line2=$(grep "workload done" "$work/workload2.log")
