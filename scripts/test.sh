@@ -7,8 +7,8 @@
 # With --all, or with CI=true and no test arguments, it then runs the house
 # rules' ratchet (scripts/tidy.py), the test suite under the sanitizers
 # (scripts/sanitize.sh: ASan+UBSan, TSan) and each fuzz target for
-# FUZZ_SECONDS (default 10; scripts/fuzz.sh). --vm adds the VM suite: the
-# clone stick booted in qemu (test/vm/README.md).
+# FUZZ_SECONDS (default 10; scripts/fuzz.sh), and the VM suite: the clone
+# stick booted in qemu (test/vm/README.md). --vm adds only the VM suite.
 # A developer's plain scripts/test.sh stays fast. Every stage runs even if
 # one before it failed, so one CI run shows all that is wrong; the exit status is 1 if any
 # stage failed. Prints the wall time of each stage.
@@ -27,8 +27,7 @@ for arg in "$@"; do
   esac
 done
 [ "${CI:-}" = true ] && ((${#args[@]} == 0)) && all=true
-# Not yet in CI's --all: vm-powercut's mid-workload cut depends on the
-# machine's speed (issue 17); --vm runs the VM suite.
+$all && vm=true
 
 timings=()
 failed=()
