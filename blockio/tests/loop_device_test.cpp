@@ -25,30 +25,14 @@ using blockio_test::filled;
 using blockio_test::pattern;
 using blockio_test::same_bytes;
 using blockio_test::TempDir;
+using test_support::first_line_of;
+using test_support::is_block_device;
 
 namespace {
 
 constexpr uint64_t kLoopBytes = 64 << 20;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-// Runs a shell command; returns its first output line ("" on failure).
-std::string first_line_of(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "";
-  char line[512] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return "";
-  std::string text(line);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-bool is_block_device(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-}
 
 // One MBR partition of 32 MiB from sector 2048, so that the loop device has a
 // partition for the in-use checks.

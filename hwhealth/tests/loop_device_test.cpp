@@ -21,27 +21,12 @@
 #include "test/support/requires.h"
 
 using hwhealth_test::contains;
+using test_support::first_line_of;
+using test_support::is_block_device;
 
 namespace {
 
 constexpr uint64_t kImageBytes = 16 << 20;
-
-std::string first_line_of(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "";
-  char line[512] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return "";
-  std::string text(line);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-bool is_block_device(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-}
 
 // A loop device over a fresh 16 MiB image, held open by fd_ for the test.
 class LoopDevice {

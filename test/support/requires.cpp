@@ -2,6 +2,7 @@
 #include "test/support/requires.h"
 
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,23 @@ void skip(const std::string& reason) {
   std::printf("skipped: %s\n", reason.c_str());
   std::fflush(stdout);
   std::_Exit(77);  // meson: SKIP. _Exit: no static destructors run behind a half-run test.
+}
+
+std::string first_line_of(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "";
+  char line[512] = {};
+  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
+  const int status = ::pclose(pipe);
+  if (!got || status != 0) return "";
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+bool is_block_device(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
 }
 
 }  // namespace test_support

@@ -42,4 +42,10 @@ Requirement that(bool met, const std::string& missing);
 void require(std::initializer_list<Requirement> requirements);
 [[noreturn]] void skip(const std::string& reason);
 
+// For probes a test makes itself (losetup, partx): a shell command's first
+// output line without its trailing newline and spaces; "" if the command
+// failed or printed nothing.
+std::string first_line_of(const std::string& command);
+bool is_block_device(const std::string& path);
+
 }  // namespace test_support
