@@ -49,15 +49,19 @@ void Machine::start_new_resync(const proto::ResyncBegin& b) {
   replica_.consistent_at_seq = 0;
   // The log continues from the resync's target: the resync brings the disk
   // there (and records after it follow as usual).
-  durable_ = {b.target_seq, b.target_epoch};
-  highest_submitted_seq_ = b.target_seq;
+  take_position(b.target_seq, b.target_epoch);
+}
+
+void Machine::take_position(uint64_t seq, uint64_t epoch) {
+  durable_ = {seq, epoch};
+  highest_submitted_seq_ = seq;
   unclean_until_seq_ = 0;
-  recv_seq_ = b.target_seq;
-  recv_epoch_ = b.target_epoch + 1;
+  recv_seq_ = seq;
+  recv_epoch_ = epoch + 1;
   open_epoch_started_ = false;
-  receipt_acked_seq_ = b.target_seq;
-  committed_sent_seq_ = b.target_seq;
-  reserved_limit_ = std::max(reserved_limit_, b.target_seq);
+  receipt_acked_seq_ = seq;
+  committed_sent_seq_ = seq;
+  reserved_limit_ = std::max(reserved_limit_, seq);
 }
 
 void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
@@ -65,6 +69,10 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   if (!in_session_ || !maintenance_)
     return fail(actions, ErrorCode::protocol, "resync_begin outside a maintenance session (the hello did not ask for one).");
   if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+  if (applying_stage() || stage_applying_)
+    return fail(actions, ErrorCode::busy,
+                "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
+                    " from its stick to its disk (it finishes without the original); try again when it is done.");
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
@@ -86,6 +94,7 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     resync_running_ = true;
     log_ok_ = true;
     log_refused_why_.clear();
+    if (staging()) resume_staging(actions);
     actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
     return;
   }
@@ -101,6 +110,7 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
                 "a resync must start a generation past the clone's " + u64s(replica_.generation) + ", not " +
                     u64s(b.generation) + ".");
   }
+  if (should_stage(b)) return start_staged_resync(b, actions);
   start_new_resync(b);
   resync_running_ = true;
   log_ok_ = true;
@@ -127,7 +137,7 @@ void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actio
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   const uint64_t rseq = ++resync_rseq_;
-  resync_queue_.push_back(Entry{id, h, cost, rseq});
+  resync_queue_.push_back(Entry{id, h, cost, rseq, staging()});
   resync_outstanding_.insert(rseq);
   hold(cost);
   pump(actions);
@@ -191,13 +201,18 @@ std::vector<Extent> Machine::unwritten_by_log(const proto::RecordHeader& h) cons
 // ------------------------------------------------------------------ pumping
 
 void Machine::pump_resync(Actions& actions) {
-  if (disk_failed_ || flushing_ != Flushing::none || writes_wait_for_commit_) return;
+  if (disk_failed_ || flushing_ != Flushing::none || writes_wait_for_commit_ || stage_failed_) return;
   // A barrier waiting for the disk to drain goes first: resync writes must
   // not starve the log's epochs.
   if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
   while (!resync_queue_.empty()) {
     Entry& head = resync_queue_.front();
     if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
+    if (head.staged) {  // the log is not taken while staging: nothing to cut out
+      submit_entry(head, {}, actions);
+      resync_queue_.pop_front();
+      continue;
+    }
     std::vector<Extent> parts = unwritten_by_log(head.header);
     if (parts.empty()) {  // all of it was written by the log meanwhile
       release(head.cost_bytes);
@@ -223,13 +238,16 @@ bool Machine::mark_satisfied(const PendingMark& m) const {
 }
 
 void Machine::maybe_flush_for_mark(Actions& actions) {
-  if (marks_.empty() || flushing_ != Flushing::none || disk_failed_) return;
+  if (marks_.empty() || flushing_ != Flushing::none || disk_failed_ || stage_failed_) return;
   // The flush covers the marks satisfied now, not those satisfied while it runs.
   marks_in_flush_ = 0;
   while (marks_in_flush_ < marks_.size() && mark_satisfied(marks_[marks_in_flush_])) ++marks_in_flush_;
   if (marks_in_flush_ == 0) return;
   flushing_ = Flushing::marks;
-  actions.flush = true;
+  if (staging())
+    actions.stage_sync = true;  // the disk was not written: the stage is what must be durable
+  else
+    actions.flush = true;
 }
 
 // Everything before the front mark (and any later marks already satisfied)
@@ -242,6 +260,10 @@ void Machine::on_mark_flushed(Actions& actions) {
       replica_.resync.cursor_bytes = std::max(replica_.resync.cursor_bytes, m.cursor_bytes);
       marks_flushed_.push_back(m);
       continue;
+    }
+    if (staging()) {  // the stage is whole: apply it (staged.cpp)
+      stage_end_reached(m);
+      break;
     }
     // The end: the clone holds the resync's generation from here on.
     replica_.resync = {};
@@ -278,12 +300,16 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
       ++it;
     }
   }
-  if (end_committing_) {
+  if (end_committing_ && after_commit_staged(s, actions)) {
+    // "applying" is durable: the copy to the disk is under way (staged.cpp)
+  } else if (end_committing_) {
     if (!s.resync.active()) {
       end_committing_.reset();
       marks_flushed_.clear();
       resync_running_ = false;
       actions.clear_out_of_sync = true;
+      if (stage_remove_owed_) actions.stage_remove = true;
+      stage_remove_owed_ = false;
       if (in_session_) actions.resync_done = proto::ResyncDone{s.generation, s.committed_seq, s.committed_epoch};
     } else {
       more = true;
@@ -307,6 +333,7 @@ void Machine::end_resync_session(Actions& actions) {
   resync_state_pending_ = false;
   log_written_.clear();
   maintenance_ = false;
+  stage_failed_ = false;
 }
 
 // ------------------------------------------------------------------ Diverged
