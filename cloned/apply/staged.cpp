@@ -140,7 +140,7 @@ void Machine::resume_staged_apply(Actions& actions) {
 }
 
 void Machine::on_stage_applied(const base::Status& status, Actions& actions) {
-  assert(stage_applying_);
+  if (!stage_applying_) return;  // the stage could not be opened: on_stage_open_failed decided
   stage_applying_ = false;
   if (!status.is_ok())
     return on_disk_error("the clone's disk failed while the staged generation " + u64s(replica_.resync.generation) +
