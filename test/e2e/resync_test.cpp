@@ -296,6 +296,55 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   stop(r);
 }
 
+TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk keeps its generation until the end") {
+  TempDir d;
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 41));
+  REQUIRE(copy_file(d / "source.img", d / "clone.img"));
+  // Slow (the original hashes and sends at 24 MB/s) so that the staging can be watched.
+  Running r = start(d, {}, {{"resync.rate_max", "\"24M\""}, {"resync.mark_interval", "\"4M\""}});
+  std::string out;
+  // The first resync finds a fresh clone: nothing to keep, in place.
+  REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  REQUIRE(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 's')));
+  REQUIRE(write_at(d / "source.img", 50 << 20, std::string(1 << 20, '\0')));
+  REQUIRE(copy_file(d / "clone.img", d / "before.img"));
+
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  int staging_seen = 0, untouched_seen = 0;
+  std::string line;
+  for (int t = 0; t < 3000 && resync.running(); ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    if (json.find("\"stage_phase\":\"staging\"") != std::string::npos) {
+      ++staging_seen;
+      const bool bootable = json.find("\"bootable\":true") != std::string::npos;
+      if (bootable && harness::files_equal(d / "clone.img", d / "before.img")) ++untouched_seen;
+      line = status_of(r.pair);  // the latest, for the message
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int code = resync.wait(300000);
+  REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  MESSAGE("status polls while staging: " << staging_seen << ", of which the disk was untouched and bootable: "
+                                         << untouched_seen << "; " << line.substr(0, line.find('\n')));
+  CHECK(staging_seen > 0);
+  CHECK(untouched_seen == staging_seen);
+  CHECK(line.find("bootable: generation 2 (staging 3: ") != std::string::npos);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("staging generation 3") != std::string::npos);
+  CHECK(events.find("applying generation 3") != std::string::npos);
+  CHECK(events.find("generation 3 applied and committed") != std::string::npos);
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d.path()))
+    CHECK_MESSAGE(e.path().filename() != "stage", "the stage was left at " << e.path());
+}
+
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;
   constexpr uint64_t kDisk = 64ull << 20;
