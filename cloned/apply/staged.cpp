@@ -47,9 +47,11 @@ void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions)
 // The log waits: its records apply on top of G+1, which the disk does not
 // hold until the stage is applied.
 void Machine::resume_staging(Actions& actions) {
+  // Nothing of a stage is durable before its first mark: one the last run
+  // may not have created yet is made afresh, at cursor 0 as it must be.
+  const uint64_t durable = replica_.stage.durable_bytes;
   if (!actions.stage_open)
-    actions.stage_open =
-        StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes};
+    actions.stage_open = StageOpen{durable == 0, replica_.resync.generation, replica_.generation, durable};
   log_ok_ = false;
   log_refused_why_ = "the clone is staging the resync of generation " + u64s(replica_.resync.generation) +
                      "; the log continues once it is applied";
