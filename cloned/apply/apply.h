@@ -310,7 +310,7 @@ class Machine {
   bool should_stage(const proto::ResyncBegin& begin) const;
   void start_staged_resync(const proto::ResyncBegin& begin, Actions& actions);
   void resume_staging(Actions& actions);
-  void on_stage_error(const std::string& message, Actions& actions);
+  void on_stage_error(const base::Status& status, Actions& actions);
   void stage_end_reached(const PendingMark& end);
   bool after_commit_staged(const apply::ReplicaState& committed, Actions& actions);
   void finish_staged_apply(Actions& actions);

@@ -24,7 +24,7 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   const bool staged = it->staged;
   in_flight_.erase(it);
   if (rseq != 0) resync_entry_finished(rseq);
-  if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status.message(), actions);
+  if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
     if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());

@@ -18,6 +18,7 @@
 // A stick that fails or fills stops the resync with a sentence; the disk was
 // not touched and still holds G.
 #include <cassert>
+#include <cerrno>
 
 #include "base/units.h"
 #include "cloned/apply/apply.h"
@@ -61,20 +62,23 @@ void Machine::on_stage_synced(const base::Status& status, uint64_t durable_bytes
                               Actions& actions) {
   assert(flushing_ == Flushing::marks);
   flushing_ = Flushing::none;
-  if (!status.is_ok()) return on_stage_error(status.message(), actions);
+  if (!status.is_ok()) return on_stage_error(status, actions);
   replica_.stage.durable_bytes = durable_bytes;
   replica_.stage.staged_disk_bytes = staged_disk_bytes;
   on_mark_flushed(actions);
   after_completion(actions);
 }
 
-void Machine::on_stage_error(const std::string& message, Actions& actions) {
+// A full stick (or the stage's bound) is final: a resumed resync would stop
+// at the same place. Any other failure may pass: disk_io, retried.
+void Machine::on_stage_error(const base::Status& status, Actions& actions) {
   stage_failed_ = true;
+  const proto::ErrorCode code = status.code() == ENOSPC ? proto::ErrorCode::stage_full : proto::ErrorCode::disk_io;
   if (in_session_)
-    fail(actions, proto::ErrorCode::disk_io,
-         "the clone's stick could not take the staged resync: " + message + " The resync stopped; the disk still " +
-             "holds generation " + u64s(replica_.generation) + ", whole and bootable, and a resumed resync " +
-             "continues from its last mark.");
+    fail(actions, code,
+         "the clone's stick could not take the staged resync: " + status.message() +
+             " The resync stopped; the disk still " + "holds generation " + u64s(replica_.generation) +
+             ", whole and bootable, and a resumed resync " + "continues from its last mark.");
   after_completion(actions);
 }
 

@@ -154,10 +154,10 @@ base::Status Stage::scan(uint64_t durable_bytes) {
 
 base::Status Stage::check_room(uint64_t bytes) {
   if (size_bytes_ + bytes > limits_.max_bytes)
-    return base::Status::error(ENOSPC, "the stage would grow past its bound ([resync] stage_max_bytes = " +
-                                           u64s(limits_.max_bytes) + " bytes; it holds " + u64s(size_bytes_) +
-                                           "): the resync stopped and the disk still holds generation " +
-                                           u64s(header_.base_generation) + ". Raise the bound or use a larger stick.");
+    return base::Status::error(
+        ENOSPC, "the stage would grow past its bound ([resync] stage_max_bytes = " + u64s(limits_.max_bytes) +
+                    " bytes; it holds " + u64s(size_bytes_) + " and the next extent needs " + u64s(bytes) +
+                    "). Raise the bound or use a larger stick.");
   if (free_checked_at_bytes_ == 0 || size_bytes_ + bytes > free_checked_at_bytes_ + kFreeRecheckBytes) {
     base::Result<uint64_t> free = medium_->free_bytes();
     if (!free) return free.status();
@@ -166,12 +166,10 @@ base::Status Stage::check_room(uint64_t bytes) {
   }
   const uint64_t used_since = size_bytes_ - free_checked_at_bytes_;
   if (free_bytes_ < used_since + bytes + limits_.free_reserve_bytes)
-    return base::Status::error(ENOSPC, "the stick is too full for the stage (" +
-                                           u64s(free_bytes_ - std::min(free_bytes_, used_since)) + " bytes free, " +
-                                           u64s(limits_.free_reserve_bytes) +
-                                           " kept for the state store): the resync stopped and the disk still holds "
-                                           "generation " +
-                                           u64s(header_.base_generation) + ".");
+    return base::Status::error(
+        ENOSPC, "the stick is too full for the stage (" + u64s(free_bytes_ - std::min(free_bytes_, used_since)) +
+                    " bytes free, " + u64s(limits_.free_reserve_bytes) + " kept for the state store, the next " +
+                    "extent needs " + u64s(bytes) + "). Free space on the stick or use a " + "larger one.");
   return base::Status::ok();
 }
 

@@ -345,6 +345,71 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
     CHECK_MESSAGE(e.path().filename() != "stage", "the stage was left at " << e.path());
 }
 
+// A clone at generation 2 (a first resync of an identical image) whose
+// original then changed 12 MiB; `before.img` is the clone's disk as it is.
+Running staged_setup(const TempDir& d, const std::map<std::string, std::string>& clone_over,
+                     const std::map<std::string, std::string>& origin_over) {
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 43));
+  REQUIRE(copy_file(d / "source.img", d / "clone.img"));
+  Running r = start(d, clone_over, origin_over);
+  std::string out;
+  REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 'n')));
+  REQUIRE(copy_file(d / "clone.img", d / "before.img"));
+  return r;
+}
+
+TEST_CASE("a stage that would outgrow stage_max_bytes stops the resync with the bound named, the disk untouched") {
+  TempDir d;
+  Running r = staged_setup(d, {{"resync.stage_max_bytes", "\"1M\""}},
+                           {{"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_attempts_max", "2"}});
+  std::string out;
+  const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+  CHECK(code != 0);
+  CHECK_MESSAGE(out.find("stage_max_bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("still holds generation 2") != std::string::npos, out);
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+}
+
+TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
+  TempDir d;
+  Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""},
+                                   {"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_max_ms", "500"},
+                                   {"origin.reconnect_attempts_max", "100"}});
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  bool staged_some = false;
+  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    const uint64_t staged = figure_json(json, "stage_bytes");
+    staged_some = json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX &&
+                  staged > (1 << 20);
+    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(staged_some);
+  r.cloned->signal(SIGKILL);
+  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
+  CHECK(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  const int code = resync.wait(300000);
+  REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const size_t resumed = events.find("resumed generation 3 at byte ");
+  REQUIRE(resumed != std::string::npos);
+  CHECK(std::strtoull(events.c_str() + resumed + 29, nullptr, 10) > 0);
+  CHECK(events.find("applying generation 3") != std::string::npos);
+  stop(r);
+}
+
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;
   constexpr uint64_t kDisk = 64ull << 20;
