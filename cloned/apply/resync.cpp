@@ -37,6 +37,7 @@ void Machine::need_write_barrier_commit(Actions& actions) {
 void Machine::start_new_resync(const proto::ResyncBegin& b) {
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  replica_.stage = {};  // an earlier staged resync, replaced (its file is removed at the next start)
   replica_.state = proto::CloneState::inconsistent;
   replica_.fingerprint_valid = false;
   if (repair) {

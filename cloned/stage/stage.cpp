@@ -103,8 +103,10 @@ base::Result<Stage> Stage::open(std::unique_ptr<Medium> medium, uint64_t durable
   return s;
 }
 
-// Walks the entries: those below `durable_bytes` must be whole and intact;
-// the first bad one at or past it ends the stage, and the file is cut there.
+// Walks the entries below `durable_bytes`: each must be whole and intact, and
+// the last must end exactly there. What lies past it was never acknowledged
+// (a torn append, or extents after the last mark, which the resumed resync
+// sends again, compared against the disk and not against them) and is cut off.
 base::Status Stage::scan(uint64_t durable_bytes) {
   const std::string where = medium_->describe();
   base::Result<uint64_t> file_bytes = medium_->size_bytes();
@@ -115,37 +117,35 @@ base::Status Stage::scan(uint64_t durable_bytes) {
                                             "left as it is and the resync must start again.");
   uint64_t pos = kHeaderBytes;
   base::Bytes payload;
-  for (;;) {
+  while (pos < durable_bytes) {
     uint8_t head[kEntryHeaderBytes];
     base::Result<size_t> got = medium_->read(pos, {head, kEntryHeaderBytes});
     if (!got) return got.status();
-    const uint64_t length = base::load_le64(head + 16);
+    const uint64_t offset = base::load_le64(head + 8), length = base::load_le64(head + 16);
     const auto kind = static_cast<EntryKind>(head[4]);
     bool whole = *got == kEntryHeaderBytes && std::memcmp(head, kEntryMagic, 4) == 0 &&
-                 (kind == EntryKind::data || kind == EntryKind::zero) && length > 0 &&
-                 base::load_le64(head + 8) <= header_.disk_bytes &&
-                 length <= header_.disk_bytes - base::load_le64(head + 8) &&
-                 (kind == EntryKind::zero || length <= kEntryPayloadBytesMax);
+                 (kind == EntryKind::data || kind == EntryKind::zero) && length > 0 && offset <= header_.disk_bytes &&
+                 length <= header_.disk_bytes - offset && (kind == EntryKind::zero || length <= kEntryPayloadBytesMax);
     const uint64_t payload_bytes = whole && kind == EntryKind::data ? length : 0;
+    whole = whole && pos + kEntryHeaderBytes + payload_bytes <= durable_bytes;
     if (whole) {
       payload.resize(payload_bytes);
       got = medium_->read(pos + kEntryHeaderBytes, payload);
       if (!got) return got.status();
       whole = *got == payload_bytes && checksum_matches({head, kEntrySummedBytes}, payload, head + kEntrySummedBytes);
     }
-    if (!whole) {
-      if (pos < durable_bytes)
-        return base::Status::error(EBADMSG, where + ": the staged entry at byte " + u64s(pos) +
-                                                " is damaged (checksum or framing), inside what was recorded as "
-                                                "durable; the stage is refused and the disk was left as it is.");
-      break;  // a torn or unacknowledged tail
-    }
+    if (!whole)
+      return base::Status::error(EBADMSG, where + ": the staged entry at byte " + u64s(pos) +
+                                              " is damaged (checksum or framing), inside what was recorded as "
+                                              "durable; the stage is refused and the disk was left as it is.");
     pos += kEntryHeaderBytes + payload_bytes;
     ++entry_count_;
     staged_disk_bytes_ += length;
   }
-  if (pos < *file_bytes) BASE_TRY(medium_->truncate(pos));
-  if (pos < *file_bytes) BASE_TRY(medium_->sync());
+  if (pos < *file_bytes) {
+    BASE_TRY(medium_->truncate(pos));
+    BASE_TRY(medium_->sync());
+  }
   size_bytes_ = synced_bytes_ = pos;
   return base::Status::ok();
 }

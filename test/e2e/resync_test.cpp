@@ -321,7 +321,8 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
       ++staging_seen;
       const bool bootable = json.find("\"bootable\":true") != std::string::npos;
       if (bootable && harness::files_equal(d / "clone.img", d / "before.img")) ++untouched_seen;
-      line = status_of(r.pair);  // the latest, for the message
+      // The latest line that still says so (the staging may end between the two calls).
+      if (const std::string human = status_of(r.pair); human.find("(staging ") != std::string::npos) line = human;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -288,3 +288,20 @@ TEST_CASE("a disk that fails during the apply is a disk failure, and 'applying' 
   CHECK(a.disk_failed[0].message.find("next start finishes the copy") != std::string::npos);
   CHECK(r.m.replica().stage.phase == apply::StagePhase::applying);
 }
+
+TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it goes to the stage") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 4096, 0};
+  saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+  StagedRig r(saved, apply::Limits{});  // staging turned off since
+  r.open_maintenance();
+  Actions a = r.begin({3, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  CHECK_FALSE(a.stage_open);
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  r.committed();
+  a = r.extent(resync_data(0));
+  REQUIRE(a.submit.size() == 1);
+  CHECK_FALSE(a.submit[0].to_stage);
+}

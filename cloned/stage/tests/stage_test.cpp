@@ -164,6 +164,30 @@ TEST_CASE("a torn write of an entry that was never synced is a tail, wherever it
   }
 }
 
+TEST_CASE("whole entries past the durable length are cut off too: the resumed resync sends them again") {
+  test_support::TempDir dir;
+  REQUIRE(dir.ok());
+  const std::string path = dir / "stage";
+  uint64_t durable = 0;
+  {
+    stage::Stage s = fresh(file(path));
+    REQUIRE(s.append_data(0, pattern(4096, 1), digest_of(1)).is_ok());
+    REQUIRE(s.sync().is_ok());
+    durable = s.synced_bytes();
+    REQUIRE(s.append_data(4096, pattern(4096, 2), digest_of(2)).is_ok());
+    REQUIRE(s.sync().is_ok());  // on the stick, but no mark acknowledged it
+  }
+  base::Result<stage::Stage> s = stage::Stage::open(file(path), durable, kRoomy);
+  REQUIRE_MESSAGE(s.is_ok(), s.status().message());
+  CHECK(s->entry_count() == 1);
+  CHECK(std::filesystem::file_size(path) == durable);
+  SUBCASE("a durable length inside an entry is damage") {
+    base::Result<stage::Stage> bad = stage::Stage::open(file(path), durable - 100, kRoomy);
+    REQUIRE_FALSE(bad.is_ok());
+    CHECK(bad.status().message().find("byte 64") != std::string::npos);
+  }
+}
+
 TEST_CASE("damage inside the durable part of the stage is refused with a sentence naming the byte") {
   test_support::TempDir dir;
   REQUIRE(dir.ok());
