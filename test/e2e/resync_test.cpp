@@ -411,6 +411,40 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   stop(r);
 }
 
+TEST_CASE("a kill -9 while a staged generation is applied, with the original gone: the next start finishes it") {
+  TempDir d;
+  // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
+  Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}}, {{"resync.mark_interval", "\"32M\""}});
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  bool applying = false;
+  for (int t = 0; t < 3000 && resync.running() && !applying; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    applying = json.find("\"stage_phase\":\"applying\"") != std::string::npos;
+    if (!applying) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(applying, harness::read_file(d / "origin.log"));
+  r.cloned->signal(SIGKILL);
+  resync.signal(SIGKILL);  // the original is gone for good
+  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  resync.wait(10000);
+  CHECK(status_of(r.pair).find("applying generation 3 (finishes without the original)") != std::string::npos);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  const std::string status = status_when(r.pair, [](const std::string& st) {
+    return st.find("a bootable copy") != std::string::npos && st.find("generation: 3") != std::string::npos;
+  });
+  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("generation: 3") != std::string::npos, status);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("finishing the apply of a staged generation after a restart") != std::string::npos);
+  stop(r);
+}
+
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;
   constexpr uint64_t kDisk = 64ull << 20;
