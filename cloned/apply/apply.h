@@ -308,6 +308,7 @@ class Machine {
   bool mark_waits_for_commit(const proto::RecordHeader& barrier);
   // staged.cpp
   bool should_stage(const proto::ResyncBegin& begin) const;
+  bool already_holds(const proto::ResyncBegin& begin) const;
   void start_staged_resync(const proto::ResyncBegin& begin, Actions& actions);
   void resume_staging(Actions& actions);
   void on_stage_error(const base::Status& status, Actions& actions);
@@ -383,6 +384,7 @@ class Machine {
   bool stage_failed_ = false;     // an append or sync failed: nothing more is staged this session
   bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
   bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
+  bool resync_complete_ = false;    // this session's begin names the resync the clone already holds
 };
 
 }  // namespace apply

@@ -18,8 +18,8 @@
 #include <algorithm>
 #include <cassert>
 
-#include "cloned/apply/apply.h"
 #include "base/units.h"
+#include "cloned/apply/apply.h"
 
 namespace apply {
 namespace {
@@ -41,12 +41,13 @@ void Machine::start_new_resync(const proto::ResyncBegin& b) {
   replica_.state = proto::CloneState::inconsistent;
   replica_.fingerprint_valid = false;
   if (repair) {
-    replica_.state_reason = "repairing ranges a verify found out of sync: not a bootable copy until the repair completes";
+    replica_.state_reason =
+        "repairing ranges a verify found out of sync: not a bootable copy until the repair completes";
     return;
   }
   replica_.generation = b.generation;
-  replica_.state_reason = "resync of generation " + u64s(b.generation) +
-                          " in progress: not a bootable copy until it completes";
+  replica_.state_reason =
+      "resync of generation " + u64s(b.generation) + " in progress: not a bootable copy until it completes";
   replica_.consistent_at_seq = 0;
   // The log continues from the resync's target: the resync brings the disk
   // there (and records after it follow as usual).
@@ -68,7 +69,8 @@ void Machine::take_position(uint64_t seq, uint64_t epoch) {
 void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   using proto::ErrorCode;
   if (!in_session_ || !maintenance_)
-    return fail(actions, ErrorCode::protocol, "resync_begin outside a maintenance session (the hello did not ask for one).");
+    return fail(actions, ErrorCode::protocol,
+                "resync_begin outside a maintenance session (the hello did not ask for one).");
   if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
   if (applying_stage() || stage_applying_)
     return fail(actions, ErrorCode::busy,
@@ -81,7 +83,8 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
       return fail(actions, ErrorCode::diverged,
                   "the clone's disk was changed outside cloned: a resync must say it discards those changes "
-                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " + replica_.state_reason);
+                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " +
+                      replica_.state_reason);
     if (!limits_.allow_remote_discard)
       return fail(actions, ErrorCode::diverged,
                   "the clone's disk was changed outside cloned and its configuration does not let the original discard "
@@ -97,6 +100,15 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     log_refused_why_.clear();
     if (staging()) resume_staging(actions);
     actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
+    return;
+  }
+  if (!repair && !cur.active() && already_holds(b)) {
+    // This very resync ended here, and its answer was lost (the session
+    // dropped while the end was committed, or a staged copy finished after a
+    // restart): say so, and answer its end at once.
+    resync_running_ = true;
+    resync_complete_ = true;
+    actions.resync_state = proto::ResyncState{b.generation, geometry_.size_bytes, geometry_.size_bytes, true};
     return;
   }
   if (repair) {
@@ -127,6 +139,8 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
     return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
   if (!marks_.empty() && marks_.back().is_end)
     return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
+  if (resync_complete_)
+    return FailSession{ErrorCode::protocol, "resync data arrived for a resync the clone already holds whole."};
   return validate_extent(h, h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero");
 }
 
@@ -144,14 +158,23 @@ void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actio
   pump(actions);
 }
 
+bool Machine::already_holds(const proto::ResyncBegin& b) const {
+  return b.generation == replica_.generation && replica_.state == proto::CloneState::consistent &&
+         !replica_.needs_resync && durable_.seq == b.target_seq && durable_.epoch == b.target_epoch &&
+         committed_.seq == b.target_seq;
+}
+
 void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
+  if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
   const uint64_t last = marks_.empty() ? replica_.resync.cursor_bytes : marks_.back().cursor_bytes;
-  if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
+  if (!marks_.empty() && marks_.back().is_end)
+    return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
   if (cursor > geometry_.size_bytes || cursor < last)
-    return fail(actions, proto::ErrorCode::protocol,
-                "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
+    return fail(
+        actions, proto::ErrorCode::protocol,
+        "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
   marks_.push_back({resync_rseq_, cursor});
   pump(actions);
 }
@@ -159,6 +182,12 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
 void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_end outside a resync.");
+  if (resync_complete_) {
+    resync_complete_ = false;
+    resync_running_ = false;
+    actions.resync_done = proto::ResyncDone{replica_.generation, durable_.seq, durable_.epoch};
+    return;
+  }
   if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
   if (consistent_at_seq < replica_.resync.target_seq)
     return fail(actions, proto::ErrorCode::protocol,
@@ -271,7 +300,8 @@ void Machine::on_mark_flushed(Actions& actions) {
     replica_.needs_resync = false;
     replica_.state = proto::CloneState::inconsistent;
     replica_.consistent_at_seq = std::max(m.consistent_at_seq, durable_.seq);
-    replica_.state_reason = "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
+    replica_.state_reason =
+        "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
     if (durable_.seq >= replica_.consistent_at_seq) {
       replica_.state = proto::CloneState::consistent;
       replica_.state_reason.clear();
@@ -289,7 +319,8 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
   if (resync_state_pending_ && s.resync.active() && s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;
     if (in_session_)
-      actions.resync_state = proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
+      actions.resync_state =
+          proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
   }
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
@@ -335,6 +366,7 @@ void Machine::end_resync_session(Actions& actions) {
   log_written_.clear();
   maintenance_ = false;
   stage_failed_ = false;
+  resync_complete_ = false;
 }
 
 // ------------------------------------------------------------------ Diverged

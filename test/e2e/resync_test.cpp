@@ -411,10 +411,14 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   stop(r);
 }
 
-TEST_CASE("a kill -9 while a staged generation is applied, with the original gone: the next start finishes it") {
+// Kills the clone (and, unless `original_stays`, the original) while the
+// store says "applying", then starts the clone again.
+void kill_while_applying(bool original_stays) {
   TempDir d;
   // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
-  Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}}, {{"resync.mark_interval", "\"32M\""}});
+  Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}},
+                           {{"resync.mark_interval", "\"32M\""}, {"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "500"}, {"origin.reconnect_attempts_max", "100"}});
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
   bool applying = false;
   for (int t = 0; t < 3000 && resync.running() && !applying; ++t) {
@@ -425,9 +429,9 @@ TEST_CASE("a kill -9 while a staged generation is applied, with the original gon
   }
   REQUIRE_MESSAGE(applying, harness::read_file(d / "origin.log"));
   r.cloned->signal(SIGKILL);
-  resync.signal(SIGKILL);  // the original is gone for good
+  if (!original_stays) resync.signal(SIGKILL);  // the original is gone for good
   CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
-  resync.wait(10000);
+  if (!original_stays) resync.wait(10000);
   CHECK(status_of(r.pair).find("applying generation 3 (finishes without the original)") != std::string::npos);
   r.cloned = std::make_unique<Process>(
       std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
@@ -442,8 +446,20 @@ TEST_CASE("a kill -9 while a staged generation is applied, with the original gon
   std::string events;
   harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
   CHECK(events.find("finishing the apply of a staged generation after a restart") != std::string::npos);
+  if (original_stays) {  // it hears that the resync it began is done
+    const int code = resync.wait(120000);
+    CHECK_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  }
   stop(r);
 }
+
+TEST_CASE("a kill -9 while a staged generation is applied, with the original gone: the next start finishes it") {
+  for (const bool original_stays : {false, true}) {
+    CAPTURE(original_stays);
+    kill_while_applying(original_stays);
+  }
+}
+
 
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;

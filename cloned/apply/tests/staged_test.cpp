@@ -305,3 +305,34 @@ TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it 
   REQUIRE(a.submit.size() == 1);
   CHECK_FALSE(a.submit[0].to_stage);
 }
+
+TEST_CASE("a begin for the resync the clone already finished (its answer was lost) is answered as done") {
+  apply::ReplicaState done = consistent_gen1();
+  done.generation = 2;
+  done.committed_seq = done.reserved_seq = 10;
+  done.committed_epoch = 3;
+  StagedRig r(done);
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin();  // {2, 10, 3}: this very resync
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == kDisk);
+  CHECK_FALSE(a.stage_open);
+  CHECK(a.commits.empty());
+  a = r.mark(kDisk);
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  a = r.end(10);
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+  CHECK(a.resync_done->seq == 10);
+  CHECK_FALSE(r.m.resync_running());
+
+  StagedRig other(done);  // another target is another resync: refused as before
+  REQUIRE(other.hello(maintenance_hello(2)).hello_reply);
+  if (!other.last.commits.empty()) other.committed();
+  a = other.begin({2, 11, 4, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::generation_mismatch);
+}
