@@ -103,10 +103,14 @@ void Machine::on_stage_open_failed(const base::Status& status, Actions& actions)
     // The copy may have begun: the disk is neither G nor G+1, and only a
     // resync can make it whole again.
     stage_applying_ = false;
+    end_committing_.reset();  // no resync_done: the end did not happen
+    marks_flushed_.clear();
+    resync_running_ = false;
     replica_.state = proto::CloneState::inconsistent;
     replica_.state_reason = "the staged generation " + u64s(replica_.resync.generation) +
                             " could not be read from the stick (" + status.message() +
                             "), and its copy to the disk may have begun: a resync is needed";
+    if (in_session_) fail(actions, proto::ErrorCode::resync_needed, "the clone " + replica_.state_reason + ".");
     replica_.needs_resync = true;
     replica_.resync = {};
     replica_.stage = {};
@@ -147,6 +151,8 @@ void Machine::resume_staged_apply(Actions& actions) {
 
 void Machine::on_stage_applied(const base::Status& status, Actions& actions) {
   if (!stage_applying_) return;  // the stage could not be opened: on_stage_open_failed decided
+  // The stage failed its checksum while it was read: no second try reads it better.
+  if (status.code() == EBADMSG) return on_stage_open_failed(status, actions);
   stage_applying_ = false;
   if (!status.is_ok())
     return on_disk_error("the clone's disk failed while the staged generation " + u64s(replica_.resync.generation) +

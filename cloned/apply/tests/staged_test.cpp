@@ -4,6 +4,8 @@
 // failing stick or a restart in each phase leads to.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+
 #include "cloned/apply/tests/rig.h"
 
 using namespace apply_test;
@@ -335,4 +337,26 @@ TEST_CASE("a begin for the resync the clone already finished (its answer was los
   a = other.begin({2, 11, 4, 4096, 0});
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].code == proto::ErrorCode::generation_mismatch);
+}
+
+TEST_CASE("a stage that fails its checksum during the apply: inconsistent, a resync is needed, no resync_done") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  r.end(10);
+  r.synced(1000, 4096);
+  Actions a = r.committed();
+  REQUIRE(a.stage_apply);
+  a = r.applied(base::Status::error(EBADMSG, "the staged entry at byte 64 fails its checksum"));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(a.fail[0].message.find("fails its checksum") != std::string::npos);
+  CHECK(a.disk_failed.empty());
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.needs_resync);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  a = r.committed();
+  CHECK_FALSE(a.resync_done);
+  CHECK_FALSE(a.stage_remove);
 }
