@@ -60,7 +60,14 @@ void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {
       }
       return machine_.on_stage_synced(c.status, c.offset_bytes, c.length_bytes, actions);
     case Completion::Kind::stage_apply:
-      if (!c.status.is_ok()) LOG_ERROR("applying the stage failed: %s", c.status.message().c_str());
+      if (!c.status.is_ok()) {
+        LOG_ERROR("applying the stage failed: %s", c.status.message().c_str());
+      } else {
+        const std::string what = "copied " + base::format_bytes(c.offset_bytes) + " from the stage to the disk in " +
+                                 u64s(c.length_bytes / 1000) + " ms (the only time the disk was no whole generation)";
+        LOG_NOTICE("%s", what.c_str());
+        record_event("notice", "stage", what);
+      }
       return machine_.on_stage_applied(c.status, actions);
     default:
       return;

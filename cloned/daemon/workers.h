@@ -34,7 +34,8 @@ struct Completion {
   bool digest_mismatch = false;  // io: refused before writing
   // io: what was done where, for the health monitor's I/O error finding
   // (op "stage": an append to the stage on the stick, not the disk).
-  // stage_sync: offset_bytes = the stage's synced bytes, length_bytes = the disk bytes it holds.
+  // stage_sync: offset_bytes = the stage's synced bytes, length_bytes = the disk bytes it holds;
+  // stage_apply: offset_bytes = the disk bytes copied, length_bytes = the microseconds it took.
   const char* op = "";
   uint64_t offset_bytes = 0;
   uint64_t length_bytes = 0;

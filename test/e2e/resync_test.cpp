@@ -318,9 +318,14 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
     std::string json;
     harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
     if (json.find("\"stage_phase\":\"staging\"") != std::string::npos) {
-      ++staging_seen;
       const bool bootable = json.find("\"bootable\":true") != std::string::npos;
-      if (bootable && harness::files_equal(d / "clone.img", d / "before.img")) ++untouched_seen;
+      const bool untouched = harness::files_equal(d / "clone.img", d / "before.img");
+      // Counted only when still staging after the comparison (the end may come in between).
+      std::string after;
+      harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, after);
+      if (after.find("\"stage_phase\":\"staging\"") == std::string::npos) continue;
+      ++staging_seen;
+      if (bootable && untouched) ++untouched_seen;
       // The latest line that still says so (the staging may end between the two calls).
       if (const std::string human = status_of(r.pair); human.find("(staging ") != std::string::npos) line = human;
     }
@@ -340,6 +345,9 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
   CHECK(events.find("staging generation 3") != std::string::npos);
   CHECK(events.find("applying generation 3") != std::string::npos);
   CHECK(events.find("generation 3 applied and committed") != std::string::npos);
+  const size_t copied = events.find("copied ");
+  CHECK(copied != std::string::npos);
+  if (copied != std::string::npos) MESSAGE(events.substr(copied, events.find('\n', copied) - copied));
   CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
   stop(r);
   for (const auto& e : std::filesystem::recursive_directory_iterator(d.path()))
