@@ -27,11 +27,13 @@ namespace apply {
 
 using base::u64s;
 
-bool Machine::should_stage(const proto::ResyncBegin& b) const {
-  // A first full copy, a Diverged or already inconsistent disk, and a repair
-  // have no whole generation to keep: they go in place, as before.
-  return limits_.stage_resync && (b.flags & proto::kResyncRepair) == 0 &&
-         replica_.state == proto::CloneState::consistent && !replica_.needs_resync && !unclean_until_seq_;
+bool Machine::should_stage(const proto::ResyncBegin&) const {
+  // A first full copy, a Diverged or already inconsistent disk have no whole
+  // generation to keep: they go in place, as before. A repair (verify
+  // --repair) of a consistent clone is staged like a resync: the generation
+  // stays, the repaired ranges land together.
+  return limits_.stage_resync && replica_.state == proto::CloneState::consistent && !replica_.needs_resync &&
+         !unclean_until_seq_;
 }
 
 void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions) {

@@ -19,12 +19,14 @@ void Daemon::stage_actions(apply::Actions& a) {
     const apply::StageOpen& o = *a.stage_open;
     stage_worker_->open(o);
     if (o.create) {
-      LOG_NOTICE("staging generation %llu on the stick (%s); the disk keeps generation %llu until it is whole",
-                 static_cast<unsigned long long>(o.generation), stage_worker_->path().c_str(),
-                 static_cast<unsigned long long>(o.base_generation));
-      record_event("notice", "stage",
-                   "staging generation " + u64s(o.generation) + " on the stick; the disk keeps generation " +
-                       u64s(o.base_generation) + ", bootable, until it is whole");
+      const std::string what = o.generation == o.base_generation
+                                   ? "staging a repair of generation " + u64s(o.generation) +
+                                         " on the stick; the disk is left as it is until the repair is whole"
+                                   : "staging generation " + u64s(o.generation) +
+                                         " on the stick; the disk keeps generation " + u64s(o.base_generation) +
+                                         ", bootable, until it is whole";
+      LOG_NOTICE("%s (%s)", what.c_str(), stage_worker_->path().c_str());
+      record_event("notice", "stage", what);
     }
     a.stage_open.reset();
   }

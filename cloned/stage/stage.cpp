@@ -76,7 +76,7 @@ void encode_entry_head(EntryKind kind, uint64_t offset_bytes, uint64_t length_by
 // ------------------------------------------------------------------ opening
 
 base::Result<Stage> Stage::create(std::unique_ptr<Medium> medium, const Header& header, const Limits& limits) {
-  assert(header.generation > header.base_generation && header.disk_bytes > 0);
+  assert(header.generation >= header.base_generation && header.disk_bytes > 0);  // equal: a repair
   Stage s(std::move(medium), header, limits);
   uint8_t head[kHeaderBytes];
   encode_header(header, head);

@@ -52,7 +52,7 @@ inline constexpr uint64_t kEntryPayloadBytesMax = 16ull << 20;
 
 struct Header {
   uint64_t generation = 0;       // the generation being staged (G+1)
-  uint64_t base_generation = 0;  // the one the disk holds meanwhile (G)
+  uint64_t base_generation = 0;  // the one the disk holds meanwhile (G; equal for a repair)
   uint64_t disk_bytes = 0;       // the disk's size: every entry lies inside it
 };
 

@@ -494,6 +494,10 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   CHECK_MESSAGE(code == 0, out);
   CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  std::string events;  // a repair of a consistent clone goes through the stage like a resync
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK_MESSAGE(events.find("staging a repair of generation 2") != std::string::npos, events);
+  CHECK(events.find("applying generation 2") != std::string::npos);
   status = status_when(r.pair, [](const std::string& s) { return s.find("out of sync") == std::string::npos; });
   CHECK(status.find("out of sync") == std::string::npos);
   CHECK(status.find("a bootable copy") != std::string::npos);

@@ -158,7 +158,7 @@ TEST_CASE("while staging, log records are refused: they belong on top of a gener
   CHECK(a.submit.empty());
 }
 
-TEST_CASE("a first full copy and a repair go in place even with staging on") {
+TEST_CASE("a first full copy goes in place even with staging on") {
   SUBCASE("no whole generation yet") {
     StagedRig r(fresh_state());
     r.open_maintenance();
@@ -359,4 +359,31 @@ TEST_CASE("a stage that fails its checksum during the apply: inconsistent, a res
   a = r.committed();
   CHECK_FALSE(a.resync_done);
   CHECK_FALSE(a.stage_remove);
+}
+
+TEST_CASE("a repair of a consistent clone is staged too: its ranges land together, the generation stays") {
+  StagedRig r;
+  REQUIRE(r.hello(maintenance_hello(1)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin({1, 5, 2, 4096, proto::kResyncRepair});
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK(a.stage_open->generation == 1);
+  CHECK(a.stage_open->base_generation == 1);
+  r.committed();
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  r.stage_and_mark(8192, 500);
+  r.end(5);
+  r.synced(500, 4096);
+  a = r.committed();
+  REQUIRE(a.stage_apply);
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.generation == 1);
+  CHECK(a.commits[0].state.committed_seq == 5);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  a = r.committed();
+  REQUIRE(a.resync_done);
+  CHECK(a.clear_out_of_sync);
+  CHECK(a.stage_remove);
 }
