@@ -105,7 +105,18 @@ struct Report {
   cloned::LiveStatus live;
   uint64_t out_of_sync = 0;             // ranges a verify found different, not yet repaired
   std::vector<store::OutOfSyncRange> out_of_sync_first;
+  uint64_t disk_bytes = 0;       // the target's size, from the config
+  uint64_t stage_max_bytes = 0;  // [resync] stage_max_bytes
 };
+
+// "bootable: generation 1 (staging 2: 37%, 1.2 GiB of 8 GiB on the stick)"
+std::string staging_line(const Report& r) {
+  const apply::ReplicaState& s = r.stored;
+  const uint64_t percent = r.disk_bytes == 0 ? 0 : s.resync.cursor_bytes * 100 / r.disk_bytes;
+  return "bootable: generation " + std::to_string(s.generation) + " (staging " +
+         std::to_string(s.resync.generation) + ": " + std::to_string(percent) + "%, " +
+         base::format_bytes(s.stage.durable_bytes) + " of " + base::format_bytes(r.stage_max_bytes) + " on the stick)";
+}
 
 // Who may answer on the control socket: root, or the owner of the state directory.
 std::vector<uid_t> daemon_uids(const config::CloneConfig& cfg) {
@@ -176,6 +187,10 @@ void print_json(const Report& r) {
       {"lag_records", log_end > applied ? log_end - applied : 0},
       {"resync_generation", s.resync.generation},
       {"resync_cursor_bytes", s.resync.cursor_bytes},
+      {"stage_phase", apply::stage_phase_name(s.stage.phase)},
+      {"stage_bytes", s.stage.durable_bytes},
+      {"stage_disk_bytes", s.stage.staged_disk_bytes},
+      {"stage_max_bytes", r.stage_max_bytes},
       {"progress", r.running ? r.live.progress : ""},
       {"out_of_sync_ranges", r.out_of_sync},
       {"decision", s.decision},
@@ -191,6 +206,7 @@ void print_human(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   switch (s.state) {
     case proto::CloneState::consistent:
+      if (s.stage.phase == apply::StagePhase::staging) std::printf("clone:      %s\n", staging_line(r).c_str());
       std::printf("clone:      a bootable copy (consistent) at record %llu, epoch %llu\n",
                   static_cast<unsigned long long>(r.running ? r.live.applied_seq : s.committed_seq),
                   static_cast<unsigned long long>(r.running ? r.live.applied_epoch : s.committed_epoch));
@@ -218,7 +234,10 @@ void print_human(const Report& r) {
   if (const auto [mark, mark_seq] = last_mark(r); !mark.empty())
     std::printf("mark:       %s (record %llu): the clone holds everything the original wrote before it\n", mark.c_str(),
                 static_cast<unsigned long long>(mark_seq));
-  if (s.resync.active())
+  if (s.stage.phase == apply::StagePhase::applying)
+    std::printf("stage:      applying generation %llu (finishes without the original)\n",
+                static_cast<unsigned long long>(s.resync.generation));
+  else if (s.resync.active())
     std::printf("resync:     generation %llu in progress, %s of the disk durable (resumes there)\n",
                 static_cast<unsigned long long>(s.resync.generation), base::format_bytes(s.resync.cursor_bytes).c_str());
   if (r.running && !r.live.progress.empty()) std::printf("progress:   %s\n", r.live.progress.c_str());
@@ -272,6 +291,8 @@ int cmd_status(const base::cli::Args& o) {
   }
   Report r;
   r.stored = *loaded;
+  r.disk_bytes = cfg->target_identity.size_bytes;
+  r.stage_max_bytes = cfg->stage_max_bytes;
   if (base::Result<uint64_t> n = (*st)->out_of_sync_count()) r.out_of_sync = *n;
   if (auto first = (*st)->out_of_sync(10)) r.out_of_sync_first = *first;
   if (base::Status asked = ask_daemon(*cfg, r); !asked.is_ok()) {

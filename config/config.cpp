@@ -184,6 +184,9 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   TomlSection resync = doc.section("resync");
   resync.boolean("allow_remote_discard", c.allow_remote_discard);
   resync.boolean("detect_divergence", c.detect_divergence);
+  if (resync.size("stage_max_bytes", c.stage_max_bytes, 0, 16ull << 40) && c.stage_max_bytes != 0 &&
+      c.stage_max_bytes < (1ull << 20))
+    resync.fail("stage_max_bytes", "must be 0 (no staging: a resync writes the disk in place) or at least \"1M\"");
 
   TomlSection link = doc.section("link");
   link.u32("handshake_timeout_ms", c.handshake_timeout_ms, 100, 60000);

@@ -76,6 +76,9 @@ struct CloneConfig {
   // [resync]
   bool allow_remote_discard = false;           // a Diverged clone takes a discarding resync from the original
   bool detect_divergence = true;               // fingerprint the disk (docs/DIVERGED.md)
+  // A resync onto a consistent clone is staged on the stick (docs/ARCHITECTURE.md,
+  // "Staged resync") up to this many bytes; 0 = off: written in place, as before.
+  uint64_t stage_max_bytes = 8ull << 30;       // 0, or 1M..16T
   // [link]
   uint32_t handshake_timeout_ms = 5000;        // 100..60000
   uint32_t idle_timeout_ms = 20000;            // 1000..600000: silence before a drop

@@ -108,6 +108,7 @@ const char* error_code_name(ErrorCode c) {
     case ErrorCode::diverged: return "diverged";
     case ErrorCode::internal: return "internal";
     case ErrorCode::corrupted: return "corrupted";
+    case ErrorCode::stage_full: return "stage_full";
   }
   return "unknown";
 }

@@ -156,6 +156,7 @@ enum class ErrorCode : uint16_t {
   diverged = 16,           // the clone refuses writes until a decision
   internal = 17,
   corrupted = 18,          // a frame failed authentication: damaged in transit (or forged)
+  stage_full = 19,         // the clone's stick cannot hold the staged resync (final: a person must act)
 };
 const char* error_code_name(ErrorCode c);
 // The code that tells a peer why its message was refused, from a decoder's or

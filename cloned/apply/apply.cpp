@@ -134,6 +134,11 @@ std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
     return FailSession{ErrorCode::diverged, "the clone's disk was changed outside cloned, so it takes no writes until "
                                                 "a decision on the clone (clonectl decide discard-clone-changes or "
                                                 "keep-diverged): " + replica_.state_reason};
+  if (applying_stage() || stage_applying_)
+    return FailSession{ErrorCode::busy, "the clone is copying the staged generation " +
+                                            u64s(replica_.resync.generation) +
+                                            " from its stick to its disk (it finishes without the original); "
+                                            "try again when it is done."};
   if (replica_.resync.active())
     return FailSession{ErrorCode::resync_needed,
                        "a resync of generation " + u64s(replica_.resync.generation) + " is in progress (" +
@@ -369,7 +374,7 @@ void Machine::submit_entry(const Entry& e, std::vector<Extent> only, Actions& ac
   assert(in_flight_.size() < limits_.io_depth_max);
   assert(!overlaps_in_flight(e.header));
   assert(flushing_ == Flushing::none);
-  actions.submit.push_back({e.id, e.header, std::move(only)});
+  actions.submit.push_back({e.id, e.header, std::move(only), e.staged});
   in_flight_.push_back(e);
 }
 

@@ -57,6 +57,9 @@ struct Limits {
   // A Diverged clone takes a resync that discards its own changes only when
   // its configuration allows it ([resync] allow_remote_discard).
   bool allow_remote_discard = false;
+  // A resync onto a consistent clone is staged on the stick and applied at
+  // its end ([resync] stage_max_bytes != 0; staged.cpp).
+  bool stage_resync = false;
 };
 
 // What an accepted record costs against Limits::held_bytes_max: the memory
@@ -82,6 +85,18 @@ struct SubmitIo {
   // Resync extents only: when not empty, write just these parts of the
   // extent (the rest was written by the log meanwhile and must not go back).
   std::vector<Extent> only;
+  // A staged resync: append the extent to the stage (stage.h), not the disk.
+  bool to_stage = false;
+};
+// Open the stage before anything is staged: a fresh one (create) for
+// `generation` over `base_generation`, or the existing one of which
+// `durable_bytes` are durable. The daemon reports a failure with
+// Machine::on_stage_open_failed; later stage operations then fail too.
+struct StageOpen {
+  bool create = false;
+  uint64_t generation = 0;
+  uint64_t base_generation = 0;
+  uint64_t durable_bytes = 0;
 };
 struct Flush {};
 struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
@@ -113,11 +128,20 @@ struct Actions {
   std::vector<uint64_t> resync_mark_acks;
   std::optional<proto::ResyncDone> resync_done;
   bool clear_out_of_sync = false;  // a resync completed: the verify's findings are repaired
+  // Staged resync (staged.cpp), carried out in this order by one thread:
+  // open the stage; append (SubmitIo::to_stage); sync it where a disk flush
+  // would be (Machine::on_stage_synced); copy it to the disk and flush
+  // (Machine::on_stage_applied); remove it once G+1 is committed.
+  std::optional<StageOpen> stage_open;
+  bool stage_sync = false;
+  bool stage_apply = false;
+  bool stage_remove = false;
   bool empty() const {
     return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() && receipt_acks.empty() &&
            committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() && marks_reached.empty() &&
            !resync_state &&
-           resync_mark_acks.empty() && !resync_done && !clear_out_of_sync;
+           resync_mark_acks.empty() && !resync_done && !clear_out_of_sync && !stage_open && !stage_sync &&
+           !stage_apply && !stage_remove;
   }
 };
 
@@ -177,6 +201,21 @@ class Machine {
   void on_resync_end(uint64_t consistent_at_seq, Actions& actions);
   bool resync_running() const { return resync_running_; }
 
+  // --- Staged resync (staged.cpp; docs/ARCHITECTURE.md, "Staged resync") ---
+  // The stage was synced for the marks in flight: `durable_bytes` of it are
+  // on the stick, holding `staged_disk_bytes` of the disk.
+  void on_stage_synced(const base::Status& status, uint64_t durable_bytes, uint64_t staged_disk_bytes,
+                       Actions& actions);
+  // The stage could not be created or opened (status says why).
+  void on_stage_open_failed(const base::Status& status, Actions& actions);
+  // The stage was copied to the disk and the disk flushed (or not).
+  void on_stage_applied(const base::Status& status, Actions& actions);
+  // At start: a store that says "applying" finishes the copy, with no
+  // original (actions.stage_open and stage_apply).
+  void resume_staged_apply(Actions& actions);
+  bool staging() const { return replica_.stage.phase == apply::StagePhase::staging; }
+  bool applying_stage() const { return replica_.stage.phase == apply::StagePhase::applying; }
+
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
   // The owner's decision (decision.h); refused unless Diverged.
@@ -189,7 +228,10 @@ class Machine {
   void invalidate_fingerprint(Actions& actions);
   bool fingerprint_valid() const { return replica_.fingerprint_valid; }
   // Nothing queued, in flight, being flushed, or committing.
-  bool quiet() const { return queue_.empty() && resync_queue_.empty() && idle_disk() && !commit_in_flight_ && !state_dirty_; }
+  bool quiet() const {
+    return queue_.empty() && resync_queue_.empty() && idle_disk() && !commit_in_flight_ && !state_dirty_ &&
+           !stage_applying_;
+  }
 
   // --- Shutdown ---
   // Stop after the epoch being received: records of later epochs are dropped
@@ -224,6 +266,7 @@ class Machine {
     proto::RecordHeader header;
     uint64_t cost_bytes;
     uint64_t rseq = 0;  // resync extents: their order of arrival (0 = a log record)
+    bool staged = false;  // goes to the stage, not the disk
   };
   struct PendingMark {
     uint64_t rseq;          // the last resync extent received before it
@@ -267,6 +310,16 @@ class Machine {
   void start_new_resync(const proto::ResyncBegin& begin);
   void need_write_barrier_commit(Actions& actions);
   bool mark_waits_for_commit(const proto::RecordHeader& barrier);
+  // staged.cpp
+  bool should_stage(const proto::ResyncBegin& begin) const;
+  bool already_holds(const proto::ResyncBegin& begin) const;
+  void start_staged_resync(const proto::ResyncBegin& begin, Actions& actions);
+  void resume_staging(Actions& actions);
+  void on_stage_error(const base::Status& status, Actions& actions);
+  void stage_end_reached(const PendingMark& end);
+  bool after_commit_staged(const apply::ReplicaState& committed, Actions& actions);
+  void finish_staged_apply(Actions& actions);
+  void take_position(uint64_t seq, uint64_t epoch);
 
   blockio::Geometry geometry_;
   Limits limits_;
@@ -331,6 +384,11 @@ class Machine {
   std::vector<PendingMark> marks_flushed_;  // durable on disk, cursor not yet committed
   std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight
   std::map<uint64_t, uint64_t> log_written_;  // offset -> end: written by the log during this resync
+  // Staged resync (staged.cpp).
+  bool stage_failed_ = false;     // an append or sync failed: nothing more is staged this session
+  bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
+  bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
+  bool resync_complete_ = false;    // this session's begin names the resync the clone already holds
 };
 
 }  // namespace apply

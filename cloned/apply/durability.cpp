@@ -21,8 +21,10 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   assert(it != in_flight_.end());
   release(it->cost_bytes);
   const uint64_t rseq = it->rseq;
+  const bool staged = it->staged;
   in_flight_.erase(it);
   if (rseq != 0) resync_entry_finished(rseq);
+  if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
     if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
@@ -202,7 +204,7 @@ void Machine::force_shutdown(Actions& actions) {
 
 void Machine::check_shutdown_progress(Actions& actions) {
   if (shutdown_ != Shutdown::finishing || commit_in_flight_) return;
-  if (!idle_disk()) return;
+  if (!idle_disk() || stage_applying_) return;  // a staged apply is bounded and local: it finishes
   const bool epoch_done = durable_.epoch >= shutdown_epoch_ || !in_session_ || disk_failed_;
   if (!epoch_done) return;
   drop_queue_after_epoch(durable_.epoch, actions);

@@ -25,6 +25,33 @@ struct ResyncProgress {
   bool active() const { return generation != 0; }
 };
 
+// A staged resync (issue 18; docs/ARCHITECTURE.md, "Staged resync"). While
+// staging, the disk keeps the whole generation the clone holds, and the
+// resync's extents (ResyncProgress) go to the stage file on the stick, of
+// which `durable_bytes` are synced. While applying, the stage is whole and is
+// being copied to the disk: the next start finishes that, with no original.
+enum class StagePhase : uint8_t { none = 0, staging = 1, applying = 2 };
+
+struct StageProgress {
+  StagePhase phase = StagePhase::none;
+  uint64_t durable_bytes = 0;      // of the stage file, as of the last acknowledged mark
+  uint64_t staged_disk_bytes = 0;  // disk bytes those entries hold (status: "X of Y")
+  uint64_t consistent_at_seq = 0;  // applying: the resync_end's record
+  bool active() const { return phase != StagePhase::none; }
+};
+
+inline const char* stage_phase_name(StagePhase p) {
+  switch (p) {
+    case StagePhase::none:
+      return "none";
+    case StagePhase::staging:
+      return "staging";
+    case StagePhase::applying:
+      return "applying";
+  }
+  return "unknown";
+}
+
 // A mark of the original's log (proto::kBarrierFlagMark): a named point a
 // person can ask about ("the clone holds everything up to before-upgrade").
 // Stored before its barrier is acknowledged, so a power cut cannot lose a
@@ -65,6 +92,8 @@ struct ReplicaState {
   // durable yet. `mark_before` is the one before it, whose barrier is.
   LogMark mark;
   LogMark mark_before;
+  // Schema 4: a staged resync (resync holds its generation and cursor).
+  StageProgress stage;
 };
 
 // The newest mark whose barrier is durable, given the durable position of

@@ -18,8 +18,8 @@
 #include <algorithm>
 #include <cassert>
 
-#include "cloned/apply/apply.h"
 #include "base/units.h"
+#include "cloned/apply/apply.h"
 
 namespace apply {
 namespace {
@@ -37,34 +37,45 @@ void Machine::need_write_barrier_commit(Actions& actions) {
 void Machine::start_new_resync(const proto::ResyncBegin& b) {
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  replica_.stage = {};  // an earlier staged resync, replaced (its file is removed at the next start)
   replica_.state = proto::CloneState::inconsistent;
   replica_.fingerprint_valid = false;
   if (repair) {
-    replica_.state_reason = "repairing ranges a verify found out of sync: not a bootable copy until the repair completes";
+    replica_.state_reason =
+        "repairing ranges a verify found out of sync: not a bootable copy until the repair completes";
     return;
   }
   replica_.generation = b.generation;
-  replica_.state_reason = "resync of generation " + u64s(b.generation) +
-                          " in progress: not a bootable copy until it completes";
+  replica_.state_reason =
+      "resync of generation " + u64s(b.generation) + " in progress: not a bootable copy until it completes";
   replica_.consistent_at_seq = 0;
   // The log continues from the resync's target: the resync brings the disk
   // there (and records after it follow as usual).
-  durable_ = {b.target_seq, b.target_epoch};
-  highest_submitted_seq_ = b.target_seq;
+  take_position(b.target_seq, b.target_epoch);
+}
+
+void Machine::take_position(uint64_t seq, uint64_t epoch) {
+  durable_ = {seq, epoch};
+  highest_submitted_seq_ = seq;
   unclean_until_seq_ = 0;
-  recv_seq_ = b.target_seq;
-  recv_epoch_ = b.target_epoch + 1;
+  recv_seq_ = seq;
+  recv_epoch_ = epoch + 1;
   open_epoch_started_ = false;
-  receipt_acked_seq_ = b.target_seq;
-  committed_sent_seq_ = b.target_seq;
-  reserved_limit_ = std::max(reserved_limit_, b.target_seq);
+  receipt_acked_seq_ = seq;
+  committed_sent_seq_ = seq;
+  reserved_limit_ = std::max(reserved_limit_, seq);
 }
 
 void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   using proto::ErrorCode;
   if (!in_session_ || !maintenance_)
-    return fail(actions, ErrorCode::protocol, "resync_begin outside a maintenance session (the hello did not ask for one).");
+    return fail(actions, ErrorCode::protocol,
+                "resync_begin outside a maintenance session (the hello did not ask for one).");
   if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+  if (applying_stage() || stage_applying_)
+    return fail(actions, ErrorCode::busy,
+                "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
+                    " from its stick to its disk (it finishes without the original); try again when it is done.");
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
@@ -72,7 +83,8 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
       return fail(actions, ErrorCode::diverged,
                   "the clone's disk was changed outside cloned: a resync must say it discards those changes "
-                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " + replica_.state_reason);
+                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " +
+                      replica_.state_reason);
     if (!limits_.allow_remote_discard)
       return fail(actions, ErrorCode::diverged,
                   "the clone's disk was changed outside cloned and its configuration does not let the original discard "
@@ -86,7 +98,17 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     resync_running_ = true;
     log_ok_ = true;
     log_refused_why_.clear();
+    if (staging()) resume_staging(actions);
     actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
+    return;
+  }
+  if (!repair && !cur.active() && already_holds(b)) {
+    // This very resync ended here, and its answer was lost (the session
+    // dropped while the end was committed, or a staged copy finished after a
+    // restart): say so, and answer its end at once.
+    resync_running_ = true;
+    resync_complete_ = true;
+    actions.resync_state = proto::ResyncState{b.generation, geometry_.size_bytes, geometry_.size_bytes, true};
     return;
   }
   if (repair) {
@@ -101,6 +123,7 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
                 "a resync must start a generation past the clone's " + u64s(replica_.generation) + ", not " +
                     u64s(b.generation) + ".");
   }
+  if (should_stage(b)) return start_staged_resync(b, actions);
   start_new_resync(b);
   resync_running_ = true;
   log_ok_ = true;
@@ -116,6 +139,8 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
     return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
   if (!marks_.empty() && marks_.back().is_end)
     return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
+  if (resync_complete_)
+    return FailSession{ErrorCode::protocol, "resync data arrived for a resync the clone already holds whole."};
   return validate_extent(h, h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero");
 }
 
@@ -127,20 +152,29 @@ void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actio
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   const uint64_t rseq = ++resync_rseq_;
-  resync_queue_.push_back(Entry{id, h, cost, rseq});
+  resync_queue_.push_back(Entry{id, h, cost, rseq, staging()});
   resync_outstanding_.insert(rseq);
   hold(cost);
   pump(actions);
 }
 
+bool Machine::already_holds(const proto::ResyncBegin& b) const {
+  return b.generation == replica_.generation && replica_.state == proto::CloneState::consistent &&
+         !replica_.needs_resync && durable_.seq == b.target_seq && durable_.epoch == b.target_epoch &&
+         committed_.seq == b.target_seq;
+}
+
 void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
+  if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
   const uint64_t last = marks_.empty() ? replica_.resync.cursor_bytes : marks_.back().cursor_bytes;
-  if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
+  if (!marks_.empty() && marks_.back().is_end)
+    return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
   if (cursor > geometry_.size_bytes || cursor < last)
-    return fail(actions, proto::ErrorCode::protocol,
-                "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
+    return fail(
+        actions, proto::ErrorCode::protocol,
+        "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
   marks_.push_back({resync_rseq_, cursor});
   pump(actions);
 }
@@ -148,6 +182,12 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
 void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_end outside a resync.");
+  if (resync_complete_) {
+    resync_complete_ = false;
+    resync_running_ = false;
+    actions.resync_done = proto::ResyncDone{replica_.generation, durable_.seq, durable_.epoch};
+    return;
+  }
   if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
   if (consistent_at_seq < replica_.resync.target_seq)
     return fail(actions, proto::ErrorCode::protocol,
@@ -191,13 +231,18 @@ std::vector<Extent> Machine::unwritten_by_log(const proto::RecordHeader& h) cons
 // ------------------------------------------------------------------ pumping
 
 void Machine::pump_resync(Actions& actions) {
-  if (disk_failed_ || flushing_ != Flushing::none || writes_wait_for_commit_) return;
+  if (disk_failed_ || flushing_ != Flushing::none || writes_wait_for_commit_ || stage_failed_) return;
   // A barrier waiting for the disk to drain goes first: resync writes must
   // not starve the log's epochs.
   if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
   while (!resync_queue_.empty()) {
     Entry& head = resync_queue_.front();
     if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
+    if (head.staged) {  // the log is not taken while staging: nothing to cut out
+      submit_entry(head, {}, actions);
+      resync_queue_.pop_front();
+      continue;
+    }
     std::vector<Extent> parts = unwritten_by_log(head.header);
     if (parts.empty()) {  // all of it was written by the log meanwhile
       release(head.cost_bytes);
@@ -223,13 +268,16 @@ bool Machine::mark_satisfied(const PendingMark& m) const {
 }
 
 void Machine::maybe_flush_for_mark(Actions& actions) {
-  if (marks_.empty() || flushing_ != Flushing::none || disk_failed_) return;
+  if (marks_.empty() || flushing_ != Flushing::none || disk_failed_ || stage_failed_) return;
   // The flush covers the marks satisfied now, not those satisfied while it runs.
   marks_in_flush_ = 0;
   while (marks_in_flush_ < marks_.size() && mark_satisfied(marks_[marks_in_flush_])) ++marks_in_flush_;
   if (marks_in_flush_ == 0) return;
   flushing_ = Flushing::marks;
-  actions.flush = true;
+  if (staging())
+    actions.stage_sync = true;  // the disk was not written: the stage is what must be durable
+  else
+    actions.flush = true;
 }
 
 // Everything before the front mark (and any later marks already satisfied)
@@ -243,12 +291,17 @@ void Machine::on_mark_flushed(Actions& actions) {
       marks_flushed_.push_back(m);
       continue;
     }
+    if (staging()) {  // the stage is whole: apply it (staged.cpp)
+      stage_end_reached(m);
+      break;
+    }
     // The end: the clone holds the resync's generation from here on.
     replica_.resync = {};
     replica_.needs_resync = false;
     replica_.state = proto::CloneState::inconsistent;
     replica_.consistent_at_seq = std::max(m.consistent_at_seq, durable_.seq);
-    replica_.state_reason = "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
+    replica_.state_reason =
+        "resync complete; consistent once record " + u64s(replica_.consistent_at_seq) + " is durable";
     if (durable_.seq >= replica_.consistent_at_seq) {
       replica_.state = proto::CloneState::consistent;
       replica_.state_reason.clear();
@@ -266,7 +319,8 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
   if (resync_state_pending_ && s.resync.active() && s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;
     if (in_session_)
-      actions.resync_state = proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
+      actions.resync_state =
+          proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
   }
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
@@ -278,12 +332,16 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
       ++it;
     }
   }
-  if (end_committing_) {
+  if (end_committing_ && after_commit_staged(s, actions)) {
+    // "applying" is durable: the copy to the disk is under way (staged.cpp)
+  } else if (end_committing_) {
     if (!s.resync.active()) {
       end_committing_.reset();
       marks_flushed_.clear();
       resync_running_ = false;
       actions.clear_out_of_sync = true;
+      if (stage_remove_owed_) actions.stage_remove = true;
+      stage_remove_owed_ = false;
       if (in_session_) actions.resync_done = proto::ResyncDone{s.generation, s.committed_seq, s.committed_epoch};
     } else {
       more = true;
@@ -307,6 +365,8 @@ void Machine::end_resync_session(Actions& actions) {
   resync_state_pending_ = false;
   log_written_.clear();
   maintenance_ = false;
+  stage_failed_ = false;
+  resync_complete_ = false;
 }
 
 // ------------------------------------------------------------------ Diverged

@@ -36,6 +36,7 @@ static apply::Limits limits_from(const config::CloneConfig& c) {
   l.io_depth_max = std::max<uint32_t>(16, c.writer_threads * 16);
   l.commit_interval_ms = c.commit_interval_ms;
   l.allow_remote_discard = c.allow_remote_discard;
+  l.stage_resync = c.stage_max_bytes != 0;
   return l;
 }
 
@@ -50,6 +51,9 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
       disk_workers_(std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_,
                                                   config_.read_back)),
       store_worker_(std::make_unique<StoreWorker>(*store_, completions_)),
+      stage_worker_(std::make_unique<StageWorker>(config_.state_dir + "/stage",
+                                                  stage::Limits{config_.stage_max_bytes, 64ull << 20}, *device_,
+                                                  keys_.digest_key, completions_)),
       health_(*this, *this, machine_, device_->geometry()),
       maintenance_(*this, *this, machine_, device_->geometry(), *disk_workers_, *store_worker_),
       divergence_(config.detect_divergence, *this, *device_, keys_.digest_key, machine_, *store_worker_) {
@@ -60,6 +64,7 @@ Daemon::~Daemon() {
   waker_.reset();  // joins a sleeper thread (a simulated sleep is cancelled)
   // Threads join here, before the device and the store they use go away.
   health_.stop();
+  stage_worker_.reset();
   disk_workers_.reset();
   store_worker_.reset();
   if (handles_open_) uv_loop_close(&loop_);
@@ -99,6 +104,7 @@ int Daemon::run() {
     record_event("info", "start", "cloned started on " + device_->describe());
     divergence_.check("at startup");
     start_parts();
+    start_stage();
     publish_status();
     notifier_.ready(status_line());
   }
@@ -128,6 +134,7 @@ void Daemon::apply_actions(apply::Actions& a) {
     }
   }
   for (apply::RecordId id : a.dropped) frames_.erase(id);
+  if (a.stage_open) stage_actions(a);  // before anything is appended to it
   for (apply::SubmitIo& s : a.submit) {
     proto::Frame frame;
     if (s.header.type == proto::MsgType::write || s.header.type == proto::MsgType::resync_data) {
@@ -136,9 +143,13 @@ void Daemon::apply_actions(apply::Actions& a) {
       frame = std::move(it->second);
       frames_.erase(it);
     }
-    disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
+    if (s.to_stage)
+      stage_worker_->append(s.id, s.header, std::move(frame));
+    else
+      disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
   }
   if (a.flush) disk_workers_->flush();
+  stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
   if (a.clear_out_of_sync) store_worker_->run_job([](store::Store& st) { return st.clear_out_of_sync(); });
   for (const apply::DiskFailed& f : a.disk_failed) {
@@ -201,7 +212,7 @@ void Daemon::drain_completions() {
           LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
           record_event("error", "read-back", c.read_back_note);
         }
-        if (!c.status.is_ok() && !c.digest_mismatch) health_.io_error(c);
+        if (!c.status.is_ok() && !c.digest_mismatch && std::string_view(c.op) != "stage") health_.io_error(c);
         machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
         break;
       case Completion::Kind::digest:
@@ -221,6 +232,9 @@ void Daemon::drain_completions() {
         machine_.on_commit_done(c.status, actions);
         break;
       case Completion::Kind::event: break;
+      case Completion::Kind::stage_open:
+      case Completion::Kind::stage_sync:
+      case Completion::Kind::stage_apply: on_stage_completion(c, actions); break;
       case Completion::Kind::checkpoint:
         if (waker_) waker_->on_checkpoint(c.status);
         break;

@@ -32,6 +32,7 @@
 #include "cloned/daemon/maintenance.h"
 #include "cloned/daemon/notify.h"
 #include "cloned/daemon/sleep_policy.h"
+#include "cloned/daemon/stage_worker.h"
 #include "cloned/daemon/status.h"
 #include "cloned/daemon/wake.h"
 #include "cloned/daemon/workers.h"
@@ -106,6 +107,9 @@ class Daemon final : private LinkPort,
   void start_parts();
   void apply_actions(apply::Actions& actions);
   void send_session_actions(Conn* c, apply::Actions& actions);
+  void stage_actions(apply::Actions& actions);  // daemon_stage.cpp
+  void on_stage_completion(Completion& c, apply::Actions& actions);
+  void start_stage();
   void drain_completions();
   void on_tick();
   void on_signal(int signum);
@@ -145,6 +149,7 @@ class Daemon final : private LinkPort,
   Completions completions_;
   std::unique_ptr<DiskWorkers> disk_workers_;
   std::unique_ptr<StoreWorker> store_worker_;
+  std::unique_ptr<StageWorker> stage_worker_;
   HealthLink health_;
   Maintenance maintenance_;
   DivergenceGuard divergence_;

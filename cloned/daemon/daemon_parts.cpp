@@ -40,7 +40,8 @@ SleepInputs Daemon::sleep_inputs(uint64_t now) const {
   in.session_open =
       session_ != nullptr || machine_.in_session() || machine_.hello_pending() || authenticated_waiting() > 0;
   in.work_pending = machine_.held_bytes() > 0 || machine_.in_flight() > 0 || machine_.queued() > 0 ||
-                    !frames_.empty() || machine_.committed().seq < machine_.durable().seq;
+                    !frames_.empty() || machine_.committed().seq < machine_.durable().seq ||
+                    machine_.applying_stage();  // a staged generation being copied: no session needed
   in.mid_epoch = machine_.in_session() && machine_.received_seq() > machine_.durable().seq;
   // A resync in this session (an interrupted one waits for the original's
   // return and does not keep the clone up); a verify the original reported

@@ -27,6 +27,9 @@ bool DivergenceGuard::check(const char* when) {
   if (!enabled_) return true;
   const apply::ReplicaState& r = machine_.replica();
   if (r.state == proto::CloneState::diverged) return false;
+  // A staged generation being copied onto the disk: it is changing by our
+  // own hand, and is fingerprinted once the copy is done.
+  if (machine_.applying_stage()) return true;
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);
   if (!now) {
     LOG_ERROR("cannot fingerprint the clone's disk %s: %s", when, now.status().message().c_str());
@@ -76,6 +79,7 @@ void DivergenceGuard::invalidate() {
 void DivergenceGuard::refresh_if_quiet(bool stopping) {
   if (!enabled_ || machine_.in_session() || machine_.hello_pending() || stopping) return;
   if (machine_.fingerprint_valid() || machine_.replica().state == proto::CloneState::diverged) return;
+  if (machine_.applying_stage()) return;
   if (!machine_.quiet() || machine_.disk_failed()) return;
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);
   if (!now) {

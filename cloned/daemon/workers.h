@@ -27,11 +27,15 @@
 namespace cloned {
 
 struct Completion {
-  enum class Kind { io, flush, commit, event, digest, store_job, health, checkpoint } kind;  // health: the monitor has reports
+  // health: the monitor has reports; stage_*: the stage worker (stage_worker.h)
+  enum class Kind { io, flush, commit, event, digest, store_job, health, checkpoint, stage_open, stage_sync, stage_apply } kind;
   apply::RecordId id = 0;  // io; digest: the request's id
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
-  // io: what was done where, for the health monitor's I/O error finding.
+  // io: what was done where, for the health monitor's I/O error finding
+  // (op "stage": an append to the stage on the stick, not the disk).
+  // stage_sync: offset_bytes = the stage's synced bytes, length_bytes = the disk bytes it holds;
+  // stage_apply: offset_bytes = the disk bytes copied, length_bytes = the microseconds it took.
   const char* op = "";
   uint64_t offset_bytes = 0;
   uint64_t length_bytes = 0;

@@ -66,6 +66,10 @@ base::Status Store::Impl::update(const apply::ReplicaState& state) {
     use.bind(col++, m->seq);
     use.bind(col++, m->epoch);
   }
+  use.bind(28, static_cast<int64_t>(state.stage.phase));
+  use.bind(29, state.stage.durable_bytes);
+  use.bind(30, state.stage.staged_disk_bytes);
+  use.bind(31, state.stage.consistent_at_seq);
   int rc = use.step();
   if (rc != SQLITE_DONE) return fail("update the replica row", rc);
   if (sqlite3_changes(db) != 1) {
@@ -111,6 +115,14 @@ base::Result<apply::ReplicaState> Store::load() {
     m->seq = use.u64(col++);
     m->epoch = use.u64(col++);
   }
+  const int64_t phase = use.i64(28);
+  if (phase < 0 || phase > static_cast<int64_t>(apply::StagePhase::applying))
+    return base::Status::error(EIO, "state store " + impl_->dir + " holds an unknown stage phase " +
+                                        std::to_string(phase) + "; run a newer cloned");
+  s.stage.phase = static_cast<apply::StagePhase>(phase);
+  s.stage.durable_bytes = use.u64(29);
+  s.stage.staged_disk_bytes = use.u64(30);
+  s.stage.consistent_at_seq = use.u64(31);
   return s;
 }
 

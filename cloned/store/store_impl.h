@@ -24,7 +24,8 @@ inline constexpr const char* kReplicaColumns =
     "state_reason, consistent_at_seq, updated_unix_ms, resync_generation, resync_target_seq, "
     "resync_target_epoch, resync_cursor, resync_extent, resync_flags, needs_resync, fingerprint, "
     "fingerprint_valid, decision, mark_name, mark_generation, mark_seq, mark_epoch, mark_before_name, "
-    "mark_before_generation, mark_before_seq, mark_before_epoch";
+    "mark_before_generation, mark_before_seq, mark_before_epoch, stage_phase, stage_durable_bytes, "
+    "stage_disk_bytes, stage_consistent_at_seq";
 
 struct Store::Impl {
   std::string dir;

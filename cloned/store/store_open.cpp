@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Opening the state store, and its schema.
 //
-// Schema, version 3 (PRAGMA user_version; a store of a newer version is
+// Schema, version 4 (PRAGMA user_version; a store of a newer version is
 // refused rather than misread). A new store is created at version 1 and
 // migrated like an old one, so every store takes the same path:
 //
@@ -23,6 +23,9 @@
 // Version 3 adds to replica the log's marks (apply::LogMark): mark_name TEXT,
 // mark_generation, mark_seq, mark_epoch, and the same four as mark_before_*.
 //
+// Version 4 adds to replica the staged resync (apply::StageProgress):
+// stage_phase, stage_durable_bytes, stage_disk_bytes, stage_consistent_at_seq.
+//
 // Durability: journal_mode=WAL and synchronous=FULL, so save() returns only
 // once its commit is in the fsynced WAL. Events are inserted with
 // synchronous=NORMAL (not fsynced); they become durable with the next save,
@@ -43,7 +46,7 @@ namespace {
 using detail::Statement;
 using detail::Use;
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr int kBusyTimeoutMs = 5000;  // a reader (clonectl) may hold the file briefly
 
 constexpr const char* kSchema = R"sql(
@@ -99,6 +102,14 @@ ALTER TABLE replica ADD COLUMN mark_before_generation INTEGER NOT NULL DEFAULT 0
 ALTER TABLE replica ADD COLUMN mark_before_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE replica ADD COLUMN mark_before_epoch INTEGER NOT NULL DEFAULT 0;
 PRAGMA user_version = 3;
+)sql";
+
+constexpr const char* kMigrateTo4 = R"sql(
+ALTER TABLE replica ADD COLUMN stage_phase INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN stage_durable_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN stage_disk_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE replica ADD COLUMN stage_consistent_at_seq INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 4;
 )sql";
 
 // mkdir -p with mode 0700: the store says what the clone holds and is no
@@ -187,6 +198,7 @@ base::Status Store::Impl::create_if_new(const proto::PairId& id,
 base::Status Store::Impl::migrate(int from_version) {
   if (from_version < 2) BASE_TRY(exec(kMigrateTo2, "upgrade the store to schema version 2"));
   if (from_version < 3) BASE_TRY(exec(kMigrateTo3, "upgrade the store to schema version 3"));
+  if (from_version < 4) BASE_TRY(exec(kMigrateTo4, "upgrade the store to schema version 4"));
   return base::Status::ok();
 }
 
@@ -204,7 +216,8 @@ base::Status Store::Impl::prepare_all() {
        "resync_target_epoch = ?12, resync_cursor = ?13, resync_extent = ?14, resync_flags = ?15, "
        "needs_resync = ?16, fingerprint = ?17, fingerprint_valid = ?18, decision = ?19, mark_name = ?20, "
        "mark_generation = ?21, mark_seq = ?22, mark_epoch = ?23, mark_before_name = ?24, "
-       "mark_before_generation = ?25, mark_before_seq = ?26, mark_before_epoch = ?27 WHERE id = 1"},
+       "mark_before_generation = ?25, mark_before_seq = ?26, mark_before_epoch = ?27, stage_phase = ?28, "
+       "stage_durable_bytes = ?29, stage_disk_bytes = ?30, stage_consistent_at_seq = ?31 WHERE id = 1"},
       {insert_oos, "INSERT OR REPLACE INTO out_of_sync (offset, length, found_unix_ms) VALUES (?1, ?2, ?3)"},
       {clear_oos, "DELETE FROM out_of_sync"},
       {select_oos, "SELECT offset, length, found_unix_ms FROM out_of_sync ORDER BY offset LIMIT ?1"},

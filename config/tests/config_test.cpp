@@ -178,6 +178,8 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   CHECK(clone->health_summary_interval_s == defaults.health_summary_interval_s);
   CHECK(clone->health_backlog_max == defaults.health_backlog_max);
   CHECK(clone->testing_io_error_length_bytes == 0);
+  CHECK(clone->stage_max_bytes == defaults.stage_max_bytes);
+  CHECK(clone->allow_remote_discard == defaults.allow_remote_discard);
   CHECK(clone->state_dir == tmp.path() + "/state");
   CHECK(config::load_secret(clone->secret_file).is_ok());
 
@@ -267,6 +269,8 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
        "key 'health.backlog_max' must be between 4 and 10000, not 2"},
       {"unknown health key", kMinimalClone + "[health]\ninterval = 60\n", ":9: ",
        "unknown key 'health.interval'"},
+      {"stage too small", kMinimalClone + "[resync]\nstage_max_bytes = \"4K\"\n", ":9: ",
+       "key 'resync.stage_max_bytes' must be 0 (no staging"},
   };
   TempDir tmp;
   const std::string file = tmp.path() + "/cloned.toml";

@@ -296,6 +296,179 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   stop(r);
 }
 
+TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk keeps its generation until the end") {
+  TempDir d;
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 41));
+  REQUIRE(copy_file(d / "source.img", d / "clone.img"));
+  // Slow (the original hashes and sends at 24 MB/s) so that the staging can be watched.
+  Running r = start(d, {}, {{"resync.rate_max", "\"24M\""}, {"resync.mark_interval", "\"4M\""}});
+  std::string out;
+  // The first resync finds a fresh clone: nothing to keep, in place.
+  REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  REQUIRE(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 's')));
+  REQUIRE(write_at(d / "source.img", 50 << 20, std::string(1 << 20, '\0')));
+  REQUIRE(copy_file(d / "clone.img", d / "before.img"));
+
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  int staging_seen = 0, untouched_seen = 0;
+  std::string line;
+  for (int t = 0; t < 3000 && resync.running(); ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    if (json.find("\"stage_phase\":\"staging\"") != std::string::npos) {
+      const bool bootable = json.find("\"bootable\":true") != std::string::npos;
+      const bool untouched = harness::files_equal(d / "clone.img", d / "before.img");
+      // Counted only when still staging after the comparison (the end may come in between).
+      std::string after;
+      harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, after);
+      if (after.find("\"stage_phase\":\"staging\"") == std::string::npos) continue;
+      ++staging_seen;
+      if (bootable && untouched) ++untouched_seen;
+      // The latest line that still says so (the staging may end between the two calls).
+      if (const std::string human = status_of(r.pair); human.find("(staging ") != std::string::npos) line = human;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int code = resync.wait(300000);
+  REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  MESSAGE("status polls while staging: " << staging_seen << ", of which the disk was untouched and bootable: "
+                                         << untouched_seen << "; " << line.substr(0, line.find('\n')));
+  CHECK(staging_seen > 0);
+  CHECK(untouched_seen == staging_seen);
+  CHECK(line.find("bootable: generation 2 (staging 3: ") != std::string::npos);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("staging generation 3") != std::string::npos);
+  CHECK(events.find("applying generation 3") != std::string::npos);
+  CHECK(events.find("generation 3 applied and committed") != std::string::npos);
+  const size_t copied = events.find("copied ");
+  CHECK(copied != std::string::npos);
+  if (copied != std::string::npos) MESSAGE(events.substr(copied, events.find('\n', copied) - copied));
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d.path()))
+    CHECK_MESSAGE(e.path().filename() != "stage", "the stage was left at " << e.path());
+}
+
+// A clone at generation 2 (a first resync of an identical image) whose
+// original then changed 12 MiB; `before.img` is the clone's disk as it is.
+Running staged_setup(const TempDir& d, const std::map<std::string, std::string>& clone_over,
+                     const std::map<std::string, std::string>& origin_over) {
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 43));
+  REQUIRE(copy_file(d / "source.img", d / "clone.img"));
+  Running r = start(d, clone_over, origin_over);
+  std::string out;
+  REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 'n')));
+  REQUIRE(copy_file(d / "clone.img", d / "before.img"));
+  return r;
+}
+
+TEST_CASE("a stage that would outgrow stage_max_bytes stops the resync with the bound named, the disk untouched") {
+  TempDir d;
+  Running r = staged_setup(d, {{"resync.stage_max_bytes", "\"1M\""}},
+                           {{"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_attempts_max", "2"}});
+  std::string out;
+  const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+  CHECK(code != 0);
+  CHECK_MESSAGE(out.find("stage_max_bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("still holds generation 2") != std::string::npos, out);
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+}
+
+TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
+  TempDir d;
+  Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""},
+                                   {"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_max_ms", "500"},
+                                   {"origin.reconnect_attempts_max", "100"}});
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  bool staged_some = false;
+  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    const uint64_t staged = figure_json(json, "stage_bytes");
+    staged_some = json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX &&
+                  staged > (1 << 20);
+    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(staged_some);
+  r.cloned->signal(SIGKILL);
+  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
+  CHECK(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  const int code = resync.wait(300000);
+  REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const size_t resumed = events.find("resumed generation 3 at byte ");
+  REQUIRE(resumed != std::string::npos);
+  CHECK(std::strtoull(events.c_str() + resumed + 29, nullptr, 10) > 0);
+  CHECK(events.find("applying generation 3") != std::string::npos);
+  stop(r);
+}
+
+// Kills the clone (and, unless `original_stays`, the original) while the
+// store says "applying", then starts the clone again.
+void kill_while_applying(bool original_stays) {
+  TempDir d;
+  // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
+  Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}},
+                           {{"resync.mark_interval", "\"32M\""}, {"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "500"}, {"origin.reconnect_attempts_max", "100"}});
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  bool applying = false;
+  for (int t = 0; t < 3000 && resync.running() && !applying; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    applying = json.find("\"stage_phase\":\"applying\"") != std::string::npos;
+    if (!applying) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(applying, harness::read_file(d / "origin.log"));
+  r.cloned->signal(SIGKILL);
+  if (!original_stays) resync.signal(SIGKILL);  // the original is gone for good
+  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  if (!original_stays) resync.wait(10000);
+  CHECK(status_of(r.pair).find("applying generation 3 (finishes without the original)") != std::string::npos);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  const std::string status = status_when(r.pair, [](const std::string& st) {
+    return st.find("a bootable copy") != std::string::npos && st.find("generation: 3") != std::string::npos;
+  });
+  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("generation: 3") != std::string::npos, status);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("finishing the apply of a staged generation after a restart") != std::string::npos);
+  if (original_stays) {  // it hears that the resync it began is done
+    const int code = resync.wait(120000);
+    CHECK_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
+  }
+  stop(r);
+}
+
+TEST_CASE("a kill -9 while a staged generation is applied, with the original gone: the next start finishes it") {
+  for (const bool original_stays : {false, true}) {
+    CAPTURE(original_stays);
+    kill_while_applying(original_stays);
+  }
+}
+
+
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;
   constexpr uint64_t kDisk = 64ull << 20;
@@ -321,6 +494,10 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   CHECK_MESSAGE(code == 0, out);
   CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  std::string events;  // a repair of a consistent clone goes through the stage like a resync
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK_MESSAGE(events.find("staging a repair of generation 2") != std::string::npos, events);
+  CHECK(events.find("applying generation 2") != std::string::npos);
   status = status_when(r.pair, [](const std::string& s) { return s.find("out of sync") == std::string::npos; });
   CHECK(status.find("out of sync") == std::string::npos);
   CHECK(status.find("a bootable copy") != std::string::npos);

@@ -22,8 +22,9 @@ first=$(( 16#${commit:0:8} + 1000000 ))
 sim_count=2500
 cut_count=1000
 resync_count=2000
+staged_count=300  # real fsyncs of the stage file: about 15 s
 echo "explore: commit $commit: seeds from $first" \
-  "(simulation $sim_count, power cut $cut_count, resync power cut $resync_count)"
+  "(simulation $sim_count, power cut $cut_count, resync power cut $resync_count, staged resync power cut $staged_count)"
 
 status=0
 explore() {
@@ -44,4 +45,5 @@ explore() {
 explore "$sim_count" simulation_test 'simulation: network*'
 explore "$cut_count" scenario_test 'after a power cut at any point*'
 explore "$resync_count" scenario_test 'a resync cut by power failures*'
+explore "$staged_count" scenario_test 'a staged resync cut by power failures*'
 exit "$status"

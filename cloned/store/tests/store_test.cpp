@@ -46,6 +46,7 @@ apply::ReplicaState sample_state() {
   s.decision = "keep-diverged at 2026-11-22 by root";
   s.mark = {"after-upgrade", 3, 901, 44};
   s.mark_before = {"before-upgrade", 3, 850, 40};
+  s.stage = {apply::StagePhase::applying, (1ull << 40) + 64, 3ull << 30, 12001};
   return s;
 }
 
@@ -75,6 +76,10 @@ void check_same(const apply::ReplicaState& a, const apply::ReplicaState& b) {
     CHECK(x->seq == y->seq);
     CHECK(x->epoch == y->epoch);
   }
+  CHECK(a.stage.phase == b.stage.phase);
+  CHECK(a.stage.durable_bytes == b.stage.durable_bytes);
+  CHECK(a.stage.staged_disk_bytes == b.stage.staged_disk_bytes);
+  CHECK(a.stage.consistent_at_seq == b.stage.consistent_at_seq);
 }
 
 }  // namespace
@@ -165,11 +170,11 @@ TEST_CASE("a store written by a newer schema version is refused") {
   open_rw(tmp.path());
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open((tmp.path() + "/state.sqlite3").c_str(), &db) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 4", nullptr, nullptr, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 5", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
   auto opened = store::Store::open(tmp.path(), store::OpenMode::read_write, pair_of(1));
   REQUIRE_FALSE(opened.is_ok());
-  CHECK(opened.status().message().find("schema version 4, newer than") != std::string::npos);
+  CHECK(opened.status().message().find("schema version 5, newer than") != std::string::npos);
 }
 
 TEST_CASE("events come back oldest first, and long texts are cut") {
@@ -266,6 +271,7 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
   CHECK_FALSE(loaded->fingerprint_valid);
   CHECK(loaded->fingerprint.empty());
   CHECK(loaded->mark.empty());  // schema 3: no mark yet
+  CHECK_FALSE(loaded->stage.active());  // schema 4: no staged resync
   apply::ReplicaState next = *loaded;
   next.resync.generation = 5;
   REQUIRE(store->save(next).is_ok());

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: MIT
+// The apply machine's staged resync (issue 18; docs/ARCHITECTURE.md, "Staged
+// resync"): a resync onto a clone that holds a whole generation G leaves the
+// disk at G, bootable, for the whole transfer.
+//
+// The phases, each made durable in the store before the next begins:
+//  - staging: the begin commits "staging G+1" (the state stays consistent at
+//    G), then the extents go to the stage file (SubmitIo::to_stage); a mark
+//    syncs the stage instead of flushing the disk, then commits the cursor
+//    and the stage's durable length, then is acked. The log is not taken:
+//    its records belong on top of G+1, which the disk does not hold yet.
+//  - applying: the end syncs the stage and commits "applying G+1" (the state
+//    inconsistent from here, invariant 8), then the stage is copied to the
+//    disk and the disk flushed. A crash here is finished at the next start
+//    (resume_staged_apply), with no original: the stage is a redo log.
+//  - done: the clone commits G+1 at the resync's target, then answers the
+//    end and removes the stage.
+// A stick that fails or fills stops the resync with a sentence; the disk was
+// not touched and still holds G.
+#include <cassert>
+#include <cerrno>
+
+#include "base/units.h"
+#include "cloned/apply/apply.h"
+
+namespace apply {
+
+using base::u64s;
+
+bool Machine::should_stage(const proto::ResyncBegin&) const {
+  // A first full copy, a Diverged or already inconsistent disk have no whole
+  // generation to keep: they go in place, as before. A repair (verify
+  // --repair) of a consistent clone is staged like a resync: the generation
+  // stays, the repaired ranges land together.
+  return limits_.stage_resync && replica_.state == proto::CloneState::consistent && !replica_.needs_resync &&
+         !unclean_until_seq_;
+}
+
+void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions) {
+  replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  replica_.stage = {apply::StagePhase::staging, 0, 0, 0};
+  actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
+  resync_running_ = true;
+  resync_state_pending_ = true;
+  log_written_.clear();
+  resume_staging(actions);
+  need_write_barrier_commit(actions);  // "staging" is durable before the first append
+}
+
+// The log waits: its records apply on top of G+1, which the disk does not
+// hold until the stage is applied.
+void Machine::resume_staging(Actions& actions) {
+  // Nothing of a stage is durable before its first mark: one the last run
+  // may not have created yet is made afresh, at cursor 0 as it must be.
+  const uint64_t durable = replica_.stage.durable_bytes;
+  if (!actions.stage_open)
+    actions.stage_open = StageOpen{durable == 0, replica_.resync.generation, replica_.generation, durable};
+  log_ok_ = false;
+  log_refused_why_ = "the clone is staging the resync of generation " + u64s(replica_.resync.generation) +
+                     "; the log continues once it is applied";
+}
+
+void Machine::on_stage_synced(const base::Status& status, uint64_t durable_bytes, uint64_t staged_disk_bytes,
+                              Actions& actions) {
+  assert(flushing_ == Flushing::marks);
+  flushing_ = Flushing::none;
+  if (!status.is_ok()) return on_stage_error(status, actions);
+  replica_.stage.durable_bytes = durable_bytes;
+  replica_.stage.staged_disk_bytes = staged_disk_bytes;
+  on_mark_flushed(actions);
+  after_completion(actions);
+}
+
+// A full stick (or the stage's bound) is final: a resumed resync would stop
+// at the same place. Any other failure may pass: disk_io, retried.
+void Machine::on_stage_error(const base::Status& status, Actions& actions) {
+  stage_failed_ = true;
+  const proto::ErrorCode code = status.code() == ENOSPC ? proto::ErrorCode::stage_full : proto::ErrorCode::disk_io;
+  if (in_session_)
+    fail(actions, code,
+         "the clone's stick could not take the staged resync: " + status.message() +
+             " The resync stopped; the disk still " + "holds generation " + u64s(replica_.generation) +
+             ", whole and bootable, and a resumed resync " + "continues from its last mark.");
+  after_completion(actions);
+}
+
+void Machine::on_stage_open_failed(const base::Status& status, Actions& actions) {
+  stage_failed_ = true;
+  if (staging()) {
+    // The disk was not touched: forget the staged resync; the next begin
+    // starts it afresh.
+    const uint64_t g = replica_.resync.generation;
+    replica_.resync = {};
+    replica_.stage = {};
+    state_dirty_ = true;
+    request_commit(actions);
+    if (in_session_)
+      fail(actions, proto::ErrorCode::disk_io,
+           "the clone could not open the stage of generation " + u64s(g) + " on its stick: " + status.message() +
+               " The staged resync starts again from the beginning; the disk still holds generation " +
+               u64s(replica_.generation) + ".");
+    return;
+  }
+  if (applying_stage()) {
+    // The copy may have begun: the disk is neither G nor G+1, and only a
+    // resync can make it whole again.
+    stage_applying_ = false;
+    end_committing_.reset();  // no resync_done: the end did not happen
+    marks_flushed_.clear();
+    resync_running_ = false;
+    replica_.state = proto::CloneState::inconsistent;
+    replica_.state_reason = "the staged generation " + u64s(replica_.resync.generation) +
+                            " could not be read from the stick (" + status.message() +
+                            "), and its copy to the disk may have begun: a resync is needed";
+    if (in_session_) fail(actions, proto::ErrorCode::resync_needed, "the clone " + replica_.state_reason + ".");
+    replica_.needs_resync = true;
+    replica_.resync = {};
+    replica_.stage = {};
+    state_dirty_ = true;
+    request_commit(actions);
+  }
+}
+
+// The end mark is durable on the stage: say "applying" before the disk changes.
+void Machine::stage_end_reached(const PendingMark& end) {
+  replica_.stage.phase = apply::StagePhase::applying;
+  replica_.stage.consistent_at_seq = end.consistent_at_seq;
+  replica_.state = proto::CloneState::inconsistent;
+  replica_.state_reason = "applying generation " + u64s(replica_.resync.generation) +
+                          " from the stage on the stick (finishes without the original)";
+  replica_.fingerprint_valid = false;
+  end_committing_ = end;
+}
+
+// A commit of the "applying" phase starts the copy (once). True when the
+// commit was that one.
+bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions) {
+  if (s.stage.phase != apply::StagePhase::applying) return false;
+  if (!stage_applying_) {
+    stage_applying_ = true;
+    actions.stage_apply = true;
+  }
+  return true;
+}
+
+void Machine::resume_staged_apply(Actions& actions) {
+  if (!applying_stage() || stage_applying_) return;
+  actions.stage_open = StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes};
+  end_committing_ = PendingMark{0, geometry_.size_bytes, true, replica_.stage.consistent_at_seq};
+  stage_applying_ = true;
+  actions.stage_apply = true;
+}
+
+void Machine::on_stage_applied(const base::Status& status, Actions& actions) {
+  if (!stage_applying_) return;  // the stage could not be opened: on_stage_open_failed decided
+  // The stage failed its checksum while it was read: no second try reads it better.
+  if (status.code() == EBADMSG) return on_stage_open_failed(status, actions);
+  stage_applying_ = false;
+  if (!status.is_ok())
+    return on_disk_error("the clone's disk failed while the staged generation " + u64s(replica_.resync.generation) +
+                             " was copied onto it: " + status.message() +
+                             " The next start finishes the copy from the stage.",
+                         actions);
+  finish_staged_apply(actions);
+  after_completion(actions);
+}
+
+// The disk holds G+1 at the resync's target: commit it; the end is answered
+// and the stage removed after that commit (after_commit_resync).
+void Machine::finish_staged_apply(Actions& actions) {
+  const apply::ResyncProgress r = replica_.resync;
+  const uint64_t consistent_at = std::max(replica_.stage.consistent_at_seq, r.target_seq);
+  replica_.generation = r.generation;
+  take_position(r.target_seq, r.target_epoch);
+  replica_.resync = {};
+  replica_.stage = {};
+  replica_.needs_resync = false;
+  replica_.state = proto::CloneState::consistent;
+  replica_.state_reason.clear();
+  replica_.consistent_at_seq = 0;
+  if (consistent_at > durable_.seq) {
+    replica_.state = proto::CloneState::inconsistent;
+    replica_.consistent_at_seq = consistent_at;
+    replica_.state_reason = "resync complete; consistent once record " + u64s(consistent_at) + " is durable";
+  }
+  if (!end_committing_) end_committing_ = PendingMark{0, geometry_.size_bytes, true, consistent_at};
+  stage_remove_owed_ = true;
+  state_dirty_ = true;
+  request_commit(actions);
+}
+
+}  // namespace apply

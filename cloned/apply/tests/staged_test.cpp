@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: MIT
+// The apply machine's staged resync (staged.cpp), driven without sockets,
+// disks or sticks: the phases, what is durable before what, and what a
+// failing stick or a restart in each phase leads to.
+#include <doctest/doctest.h>
+
+#include <cerrno>
+
+#include "cloned/apply/tests/rig.h"
+
+using namespace apply_test;
+
+namespace {
+
+constexpr apply::Limits kStaged{.stage_resync = true};
+
+// A clone that holds generation 1, whole, at record 5 (epoch 2).
+apply::ReplicaState consistent_gen1() {
+  apply::ReplicaState s = fresh_state();
+  s.committed_seq = s.reserved_seq = 5;
+  s.committed_epoch = 2;
+  s.state = proto::CloneState::consistent;
+  return s;
+}
+
+proto::Hello maintenance_hello(uint64_t generation) {
+  proto::Hello h = original_hello(1, 0);
+  h.generation = generation;
+  h.flags |= proto::kHelloMaintenance;
+  return h;
+}
+
+proto::RecordHeader resync_data(uint64_t off, uint64_t len = 4096) {
+  proto::RecordHeader h;
+  h.type = MsgType::resync_data;
+  h.offset_bytes = off;
+  h.length_bytes = len;
+  return h;
+}
+
+const proto::ResyncBegin kBegin2{2, 10, 3, 4096, 0};
+
+struct StagedRig : Rig {
+  explicit StagedRig(apply::ReplicaState s = consistent_gen1(), apply::Limits l = kStaged) : Rig(s, l) {}
+  Actions begin(const proto::ResyncBegin& b = kBegin2) {
+    return run([&](Actions& a) { m.on_resync_begin(b, a); });
+  }
+  Actions extent(const proto::RecordHeader& h, apply::RecordId* id = nullptr) {
+    return run([&](Actions& a) {
+      apply::RecordId got = 0;
+      m.on_resync_extent(h, got, a);
+      if (id) *id = got;
+    });
+  }
+  Actions mark(uint64_t cursor) {
+    return run([&](Actions& a) { m.on_resync_mark(cursor, a); });
+  }
+  Actions end(uint64_t at) {
+    return run([&](Actions& a) { m.on_resync_end(at, a); });
+  }
+  Actions synced(uint64_t durable, uint64_t disk, base::Status s = base::Status::ok()) {
+    return run([&](Actions& a) { m.on_stage_synced(s, durable, disk, a); });
+  }
+  Actions applied(base::Status s = base::Status::ok()) {
+    return run([&](Actions& a) { m.on_stage_applied(s, a); });
+  }
+  void open_maintenance() {
+    REQUIRE(hello(maintenance_hello(2)).hello_reply);
+    if (!last.commits.empty()) committed();
+  }
+  // Begins staging generation 2 and completes the "staging" commit.
+  void begin_staged() {
+    open_maintenance();
+    Actions a = begin();
+    REQUIRE(a.fail.empty());
+    REQUIRE(a.stage_open);
+    CHECK(a.stage_open->create);
+    CHECK(a.stage_open->generation == 2);
+    CHECK(a.stage_open->base_generation == 1);
+    REQUIRE(a.commits.size() == 1);
+    CHECK(a.commits[0].state.stage.phase == apply::StagePhase::staging);
+    CHECK_FALSE(a.resync_state);  // not before "staging" is durable
+    a = committed();
+    REQUIRE(a.resync_state);
+    CHECK(a.resync_state->cursor_bytes == 0);
+  }
+  // Stages one extent at `off` and acknowledges a mark after it.
+  void stage_and_mark(uint64_t off, uint64_t durable_bytes) {
+    apply::RecordId id = 0;
+    Actions a = extent(resync_data(off), &id);
+    REQUIRE(a.submit.size() == 1);
+    CHECK(a.submit[0].to_stage);
+    mark(off + 4096);
+    a = io_done(id);
+    CHECK(a.stage_sync);
+    CHECK_FALSE(a.flush);
+    a = synced(durable_bytes, off + 4096);
+    REQUIRE(a.commits.size() == 1);
+    CHECK(a.commits[0].state.resync.cursor_bytes == off + 4096);
+    CHECK(a.commits[0].state.stage.durable_bytes == durable_bytes);
+    CHECK(a.resync_mark_acks.empty());  // not before the cursor is committed
+    a = committed();
+    REQUIRE(a.resync_mark_acks.size() == 1);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a staged resync keeps generation 1 whole until the end, applies, then commits generation 2") {
+  StagedRig r;
+  r.begin_staged();
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  CHECK(r.m.replica().generation == 1);
+  r.stage_and_mark(0, 1000);
+  r.stage_and_mark(8192, 2000);
+  CHECK(r.m.replica().state == proto::CloneState::consistent);  // bootable the whole transfer
+
+  Actions a = r.end(10);
+  CHECK(a.stage_sync);
+  a = r.synced(2000, 8192);
+  REQUIRE(a.commits.size() == 1);
+  const apply::ReplicaState& applying = a.commits[0].state;
+  CHECK(applying.stage.phase == apply::StagePhase::applying);
+  CHECK(applying.state == proto::CloneState::inconsistent);  // before the first disk write
+  CHECK(applying.state_reason.find("finishes without the original") != std::string::npos);
+  CHECK(applying.generation == 1);
+  CHECK_FALSE(a.stage_apply);  // not before "applying" is durable
+  a = r.committed();
+  CHECK(a.stage_apply);
+  CHECK_FALSE(a.resync_done);
+
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  const apply::ReplicaState& done = a.commits[0].state;
+  CHECK(done.generation == 2);
+  CHECK(done.committed_seq == 10);
+  CHECK(done.committed_epoch == 3);
+  CHECK(done.state == proto::CloneState::consistent);
+  CHECK_FALSE(done.resync.active());
+  CHECK_FALSE(done.stage.active());
+  CHECK_FALSE(a.stage_remove);  // not before generation 2 is durable
+  a = r.committed();
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+  CHECK(a.resync_done->seq == 10);
+  CHECK(a.stage_remove);
+  CHECK(a.clear_out_of_sync);
+  CHECK_FALSE(r.m.resync_running());
+}
+
+TEST_CASE("while staging, log records are refused: they belong on top of a generation the disk does not hold yet") {
+  StagedRig r;
+  r.begin_staged();
+  Actions a = r.send(rec(MsgType::write, 11, 4));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(a.fail[0].message.find("staging the resync of generation 2") != std::string::npos);
+  CHECK(a.submit.empty());
+}
+
+TEST_CASE("a first full copy goes in place even with staging on") {
+  SUBCASE("no whole generation yet") {
+    StagedRig r(fresh_state());
+    r.open_maintenance();
+    Actions a = r.begin();
+    CHECK_FALSE(a.stage_open);
+    r.committed();
+    CHECK(r.m.replica().state == proto::CloneState::inconsistent);
+    a = r.extent(resync_data(0));
+    REQUIRE(a.submit.size() == 1);
+    CHECK_FALSE(a.submit[0].to_stage);
+  }
+  SUBCASE("staging off") {
+    StagedRig r(consistent_gen1(), apply::Limits{});
+    r.open_maintenance();
+    CHECK_FALSE(r.begin().stage_open);
+  }
+}
+
+TEST_CASE("a stick that fails an append stops the resync with a sentence, and no later mark is synced or acked") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  apply::RecordId id = 0;
+  r.extent(resync_data(4096), &id);
+  r.mark(8192);
+  Actions a = r.io_done(id, base::Status::error(28, "the stage file: write failed: No space left on device"));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::stage_full);
+  CHECK(a.fail[0].message.find("No space left") != std::string::npos);
+  CHECK(a.fail[0].message.find("still holds generation 1, whole and bootable") != std::string::npos);
+  CHECK_FALSE(a.stage_sync);
+  CHECK(a.disk_failed.empty());  // the disk is fine: only the stick failed
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  CHECK(r.m.replica().resync.cursor_bytes == 4096);
+}
+
+TEST_CASE("a failed stage sync acks no mark; the durable cursor stays") {
+  StagedRig r;
+  r.begin_staged();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.mark(4096);
+  r.io_done(id);
+  Actions a = r.synced(0, 0, base::Status::error(5, "cannot sync the stage file: Input/output error"));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::disk_io);  // a stick's EIO may pass: retried
+  CHECK(a.resync_mark_acks.empty());
+  CHECK(a.commits.empty());
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+}
+
+TEST_CASE("after a restart while staging, the same begin resumes staging at the durable cursor and stage length") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 4096, 0};
+  saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+  StagedRig r(saved);
+  r.open_maintenance();
+  Actions a = r.begin();
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK_FALSE(a.stage_open->create);
+  CHECK(a.stage_open->durable_bytes == 1000);
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == 4096);
+  r.stage_and_mark(4096, 2000);
+}
+
+TEST_CASE(
+    "a stage that cannot be opened while staging is forgotten: the next begin starts afresh, the disk is generation "
+    "1") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 4096, 0};
+  saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+  StagedRig r(saved);
+  r.open_maintenance();
+  r.begin();
+  Actions a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(2, "no such file"), x); });
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].message.find("starts again from the beginning") != std::string::npos);
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.resync.active());
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  CHECK(a.commits[0].state.generation == 1);
+}
+
+TEST_CASE("a start that finds 'applying' finishes the copy without any original, and refuses sessions meanwhile") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
+  saved.stage = {apply::StagePhase::applying, 3000, 8192, 10};
+  saved.state = proto::CloneState::inconsistent;
+  StagedRig r(saved);
+  Actions a = r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  REQUIRE(a.stage_open);
+  CHECK_FALSE(a.stage_open->create);
+  CHECK(a.stage_open->durable_bytes == 3000);
+  CHECK(a.stage_apply);
+  CHECK_FALSE(r.m.quiet());
+
+  a = r.hello(original_hello());
+  CHECK_FALSE(a.hello_reply);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::busy);
+  r.m.end_session(a);
+  r.open_maintenance();  // a maintenance session opens, but its resync waits
+  a = r.begin();
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::busy);
+  CHECK(a.fail[0].message.find("finishes without the original") != std::string::npos);
+  r.m.end_session(a);
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.generation == 2);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  a = r.committed();
+  CHECK(a.stage_remove);
+  CHECK_FALSE(a.resync_done);  // no session asked
+}
+
+TEST_CASE("a disk that fails during the apply is a disk failure, and 'applying' stays for the next start") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
+  saved.stage = {apply::StagePhase::applying, 3000, 8192, 10};
+  StagedRig r(saved);
+  r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  Actions a = r.applied(base::Status::error(5, "write failed"));
+  REQUIRE(a.disk_failed.size() == 1);
+  CHECK(a.disk_failed[0].message.find("next start finishes the copy") != std::string::npos);
+  CHECK(r.m.replica().stage.phase == apply::StagePhase::applying);
+}
+
+TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it goes to the stage") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 4096, 0};
+  saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+  StagedRig r(saved, apply::Limits{});  // staging turned off since
+  r.open_maintenance();
+  Actions a = r.begin({3, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  CHECK_FALSE(a.stage_open);
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  r.committed();
+  a = r.extent(resync_data(0));
+  REQUIRE(a.submit.size() == 1);
+  CHECK_FALSE(a.submit[0].to_stage);
+}
+
+TEST_CASE("a begin for the resync the clone already finished (its answer was lost) is answered as done") {
+  apply::ReplicaState done = consistent_gen1();
+  done.generation = 2;
+  done.committed_seq = done.reserved_seq = 10;
+  done.committed_epoch = 3;
+  StagedRig r(done);
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin();  // {2, 10, 3}: this very resync
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == kDisk);
+  CHECK_FALSE(a.stage_open);
+  CHECK(a.commits.empty());
+  a = r.mark(kDisk);
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  a = r.end(10);
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+  CHECK(a.resync_done->seq == 10);
+  CHECK_FALSE(r.m.resync_running());
+
+  StagedRig other(done);  // another target is another resync: refused as before
+  REQUIRE(other.hello(maintenance_hello(2)).hello_reply);
+  if (!other.last.commits.empty()) other.committed();
+  a = other.begin({2, 11, 4, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::generation_mismatch);
+}
+
+TEST_CASE("a stage that fails its checksum during the apply: inconsistent, a resync is needed, no resync_done") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  r.end(10);
+  r.synced(1000, 4096);
+  Actions a = r.committed();
+  REQUIRE(a.stage_apply);
+  a = r.applied(base::Status::error(EBADMSG, "the staged entry at byte 64 fails its checksum"));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(a.fail[0].message.find("fails its checksum") != std::string::npos);
+  CHECK(a.disk_failed.empty());
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.needs_resync);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  a = r.committed();
+  CHECK_FALSE(a.resync_done);
+  CHECK_FALSE(a.stage_remove);
+}
+
+TEST_CASE("a repair of a consistent clone is staged too: its ranges land together, the generation stays") {
+  StagedRig r;
+  REQUIRE(r.hello(maintenance_hello(1)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin({1, 5, 2, 4096, proto::kResyncRepair});
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK(a.stage_open->generation == 1);
+  CHECK(a.stage_open->base_generation == 1);
+  r.committed();
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  r.stage_and_mark(8192, 500);
+  r.end(5);
+  r.synced(500, 4096);
+  a = r.committed();
+  REQUIRE(a.stage_apply);
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.generation == 1);
+  CHECK(a.commits[0].state.committed_seq == 5);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  a = r.committed();
+  REQUIRE(a.resync_done);
+  CHECK(a.clear_out_of_sync);
+  CHECK(a.stage_remove);
+}
