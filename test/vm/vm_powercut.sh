@@ -28,17 +28,6 @@ stamp "cloned is up ($vm_accel)"
 live() { g "clonectl status --config /etc/cloned/cloned.toml --json" | tr -d '\r'; }
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')'; }
 
-# wait_for FILE PATTERN LIMIT_S PID: until FILE has a line matching PATTERN;
-# fails if PID (the original) ends first.
-wait_for() {
-  local limit=$((SECONDS + $3))
-  until grep -Eq "$2" "$1" 2>/dev/null; do
-    kill -0 "$4" 2>/dev/null || { cat "$1"; fail "the original ended before '$2'"; }
-    ((SECONDS < limit)) || { cat "$1"; fail "no '$2' within $3 s"; }
-    sleep 0.2
-  done
-}
-
 # power_cut_and_boot NAME PID: kill -9 of qemu, boot again, cloned up by
 # itself. The original (PID) must still run at the cut: checked before the
 # boot, since after it the original may finish at any speed.
@@ -48,24 +37,39 @@ power_cut_and_boot() {
   kill -0 "$2" 2>/dev/null || fail "the original had ended at the cut ($1): not mid-transfer"
   vm_start
   vm_wait_cloned
-  stamp "booted again; cloned started by itself: $(status_line clone) $(status_line unclean)"
+  local j
+  j=$(live)
+  stamp "booted again; cloned started by itself: $(status_line clone) $(status_line unclean)" \
+    "(link $(field '["link"]' <<<"$j"), applied $(field '["applied_seq"]' <<<"$j"), unclean until $(field '["unclean_until_seq"]' <<<"$j"))"
 }
 
 # Resume point ORIGIN_LOG: what the original's first session after the cut says.
 resume_point() {
-  grep -E "session with the clone .* resuming at record|resync of generation .* resumed at byte" "$1" | tail -n 1 | sed 's/^<[0-9]>//'
+  { grep -E "session with the clone .* resuming at record|resync of generation .* resumed at byte" "$1" || true; } |
+    tail -n 1 | sed 's/^<[0-9]>//'
 }
 
-# 1. Mid-resync: 160 MiB differ; cut at a quarter.
+# 1. Mid-resync: 160 MiB differ; the link to the VM held to 40 Mbit/s (tbf on
+# the tap), so that the transfer takes about 35 s whatever the machine's
+# speed; cut once the clone has made a resync mark durable (its cursor past
+# 0, every 16 MiB and a 1 s store commit), while the original still sends.
 head -c 160M /dev/urandom | dd of="$work/source.img" bs=1M seek=16 conv=notrunc status=none
+ip netns exec "$ns" tc qdisc add dev cvm0 root tbf rate 40mbit burst 64kb latency 400ms ||
+  fail "could not limit the tap's rate (tc tbf)"
 origin --log-level info resync --source "$work/source.img" >"$work/resync.log" 2>&1 &
 origin_pid=$!
-wait_for "$work/resync.log" "resync: ([3-9][0-9]|2[5-9])\.[0-9]%" 300 "$origin_pid"
-grep "resync:" "$work/resync.log" | tail -n 1
-power_cut_and_boot "mid-resync" "$origin_pid"
+limit=$((SECONDS + 300))
+until cursor=$(live | field '["resync_cursor_bytes"]' 2>/dev/null) && ((${cursor:-0} > 0)); do
+  kill -0 "$origin_pid" 2>/dev/null || { cat "$work/resync.log"; fail "the resync ended before a mark was durable"; }
+  ((SECONDS < limit)) || { cat "$work/resync.log"; fail "no resync mark durable within 300 s"; }
+  sleep 0.5
+done
+grep "resync:" "$work/resync.log" | tail -n 1 || true
+power_cut_and_boot "mid-resync, the clone's durable cursor at byte $cursor" "$origin_pid"
 wait "$origin_pid" || { cat "$work/resync.log"; fail "the resync did not complete after the power cut"; }
+ip netns exec "$ns" tc qdisc del dev cvm0 root
 grep -q "the clone is consistent" "$work/resync.log" || fail "the resync did not end consistent"
-resumed=$(grep -E "resync of generation [0-9]+ resumed at byte [1-9]" "$work/resync.log" | tail -n 1 | sed 's/^<[0-9]>//')
+resumed=$(grep -E "resync of generation [0-9]+ resumed at byte [1-9]" "$work/resync.log" | tail -n 1 | sed 's/^<[0-9]>//' || true)
 [ -n "$resumed" ] || { cat "$work/resync.log"; fail "the resync did not resume past byte 0 after the cut"; }
 cmp "$work/source.img" "$work/internal.img" || fail "the disk differs after the resumed resync"
 stamp "resync resumed and completed, identical; resume point: $resumed"
@@ -86,7 +90,7 @@ done
 power_cut_and_boot "mid-epoch, the clone at record $applied" "$origin_pid"
 wait "$origin_pid" || { cat "$work/workload1.log"; fail "the workload did not complete after the power cut"; }
 resumed=$(resume_point "$work/workload1.log")
-done_line=$(grep "workload done" "$work/workload1.log")
+done_line=$(grep "workload done" "$work/workload1.log") || { cat "$work/workload1.log"; fail "the workload did not say it was done"; }
 stamp "workload resumed: $resumed; $done_line"
 cmp "$work/source.img" "$work/internal.img" || fail "the disk differs after the mid-epoch cut"
 
@@ -108,7 +112,7 @@ done
 power_cut_and_boot "during a store commit: applied record $applied, committed $committed" "$origin_pid"
 wait "$origin_pid" || { cat "$work/workload2.log"; fail "the workload did not complete after the power cut"; }
 resumed=$(resume_point "$work/workload2.log")
-done_line2=$(grep "workload done" "$work/workload2.log")
+done_line2=$(grep "workload done" "$work/workload2.log") || { cat "$work/workload2.log"; fail "the workload did not say it was done"; }
 stamp "workload resumed: $resumed; $done_line2"
 cmp "$work/source.img" "$work/internal.img" || fail "the disk differs after the cut during a store commit"
 
