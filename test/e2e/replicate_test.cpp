@@ -156,7 +156,9 @@ TEST_CASE("after kill -9 the status says the disk may hold records past the comm
     harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out);
     return out;
   };
-  Process origin(workload_args(p, d, "48M", 11, d / "clone.img"), d / "origin.log");
+  // Far more than the trailing point needs, so that the original is still
+  // sending at the kill even where the daemon is fast or the original slow.
+  Process origin(workload_args(p, d, "320M", 11, d / "clone.img"), d / "origin.log");
   bool trailing = false;
   for (int i = 0; i < 1000 && !trailing && origin.running(); ++i) {
     const std::string j = json();
@@ -166,6 +168,7 @@ TEST_CASE("after kill -9 the status says the disk may hold records past the comm
   REQUIRE_MESSAGE(trailing, harness::read_file(d / "origin.log"));
   clone->signal(SIGKILL);
   CHECK(clone->wait(10000) == 128 + SIGKILL);
+  REQUIRE_MESSAGE(origin.running(), "the workload ended before the kill: " << harness::read_file(d / "origin.log"));
   clone = std::make_unique<Process>(daemon, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
   std::string j = json();
