@@ -217,6 +217,9 @@ class Machine {
   // which, with the figures. `room` is what the stick can take now.
   void on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& room, Actions& actions);
   bool awaits_plan() const { return plan_begin_.has_value(); }
+  // The clone would stage a resync now, so it asks for a plan (its hello
+  // says kHelloTakesResyncPlan); an in-place resync has nothing to refuse.
+  bool takes_resync_plan() const;
   bool resync_running() const { return resync_running_; }
 
   // --- Staged resync (staged.cpp; docs/ARCHITECTURE.md, "Staged resync") ---
@@ -329,6 +332,8 @@ class Machine {
   void start_new_resync(const proto::ResyncBegin& begin);
   void begin_in_place(const proto::ResyncBegin& begin, Actions& actions);
   void continue_resync(Actions& actions);
+  void answer_after_commit(const proto::ResyncPlanReply& reply);
+  void after_commit_plan(const apply::ReplicaState& committed, Actions& actions);
   proto::ResyncPlanReply plan_figures(const proto::ResyncPlan& plan, const StageRoom& room, bool resume) const;
   void need_write_barrier_commit(Actions& actions);
   bool mark_waits_for_commit(const proto::RecordHeader& barrier);
@@ -414,6 +419,7 @@ class Machine {
   // A begin that announced a plan (kResyncPlanFollows, the bit cleared): answered, nothing started yet.
   std::optional<proto::ResyncBegin> plan_begin_;
   bool plan_resumes_ = false;  // that begin resumes the interrupted resync
+  std::optional<proto::ResyncPlanReply> plan_reply_pending_;  // sent once what the plan started is durable
 };
 
 }  // namespace apply

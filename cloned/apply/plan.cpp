@@ -43,6 +43,25 @@ proto::ResyncPlanReply Machine::plan_figures(const proto::ResyncPlan& plan, cons
   return r;
 }
 
+// The begin was answered before the plan; the plan's answer waits for the
+// state it starts (staging, or inconsistent in place) to be durable, so that
+// a commit already in flight cannot pass for it.
+void Machine::answer_after_commit(const proto::ResyncPlanReply& r) {
+  resync_state_pending_ = false;
+  plan_reply_pending_ = r;
+}
+
+void Machine::after_commit_plan(const apply::ReplicaState& s, Actions& actions) {
+  if (!plan_reply_pending_ || !s.resync.active() || s.resync.generation != replica_.resync.generation ||
+      s.resync.cursor_bytes != replica_.resync.cursor_bytes || s.stage.phase != replica_.stage.phase ||
+      s.state != replica_.state)
+    return;
+  if (in_session_) actions.plan_reply = *plan_reply_pending_;
+  plan_reply_pending_.reset();
+}
+
+bool Machine::takes_resync_plan() const { return staging() || should_stage(proto::ResyncBegin{}); }
+
 void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& room, Actions& actions) {
   using proto::PlanVerdict;
   if (!in_session_ || !plan_begin_)
@@ -60,14 +79,21 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
   r.cursor_bytes = resume ? replica_.resync.cursor_bytes : 0;
   if (!stageable) {  // nothing whole to keep, or staging is off: in place, as without a plan
     r.verdict = PlanVerdict::in_place;
-    actions.plan_reply = r;
-    return resume ? continue_resync(actions) : begin_in_place(b, actions);
+    if (resume) {
+      actions.plan_reply = r;
+      return continue_resync(actions);
+    }
+    begin_in_place(b, actions);
+    answer_after_commit(r);
+    return;
   }
   if (r.verdict == PlanVerdict::staged) {
-    actions.plan_reply = r;
-    if (resume) return continue_resync(actions);
+    if (resume) {
+      actions.plan_reply = r;
+      return continue_resync(actions);
+    }
     start_staged_resync(b, actions);
-    resync_state_pending_ = false;  // answered already
+    answer_after_commit(r);
     return;
   }
   if ((plan.flags & proto::kPlanInPlaceUnbootable) != 0) {
@@ -76,9 +102,8 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
     // generation, so the in-place resync starts at byte 0.
     r.verdict = PlanVerdict::in_place_unbootable;
     r.cursor_bytes = 0;
-    actions.plan_reply = r;
     begin_in_place(b, actions);
-    resync_state_pending_ = false;
+    answer_after_commit(r);
     return;
   }
   actions.plan_reply = r;

@@ -358,6 +358,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
       actions.resync_state =
           proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
   }
+  after_commit_plan(s, actions);
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
     if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
@@ -404,6 +405,7 @@ void Machine::end_resync_session(Actions& actions) {
   stage_failed_ = false;
   resync_complete_ = false;
   plan_begin_.reset();
+  plan_reply_pending_.reset();
 }
 
 // ------------------------------------------------------------------ Diverged

@@ -22,13 +22,15 @@ apply::ReplicaState consistent_gen1() {
 }
 
 struct PlanRig : Rig {
-  explicit PlanRig(apply::ReplicaState s = consistent_gen1(), apply::Limits l = kStaged) : Rig(s, l) {
+  explicit PlanRig(const apply::ReplicaState& s = consistent_gen1(), const apply::Limits& l = kStaged) : Rig(s, l) {
     proto::Hello h = original_hello(1, 0);
     h.generation = 2;
     h.flags |= proto::kHelloMaintenance;
     Actions a = hello(h);
     REQUIRE(a.hello_reply);
-    CHECK((a.hello_reply->flags & proto::kHelloTakesResyncPlan) != 0);
+    // Only a clone that would stage asks for a plan.
+    CHECK(((a.hello_reply->flags & proto::kHelloTakesResyncPlan) != 0) ==
+          (l.stage_resync && s.state == proto::CloneState::consistent));
     if (!a.commits.empty()) committed();
   }
   Actions begin(const proto::ResyncBegin& b = kPlanned) {
@@ -68,11 +70,7 @@ TEST_CASE("a plan that fits the stage goes on staged, with the figures") {
   PlanRig r;
   r.begin();
   Actions a = r.plan(kData, 100, 0, {kNeeded, 1ull << 30});
-  REQUIRE(a.plan_reply);
-  CHECK(a.plan_reply->verdict == proto::PlanVerdict::staged);
-  CHECK(a.plan_reply->needed_bytes == kNeeded);
-  CHECK(a.plan_reply->bound_bytes == kNeeded);
-  CHECK(a.plan_reply->free_bytes == 1ull << 30);
+  CHECK_FALSE(a.plan_reply);  // not before "staging" is durable
   CHECK(a.fail.empty());
   REQUIRE(a.stage_open);
   CHECK(a.stage_open->create);
@@ -81,6 +79,11 @@ TEST_CASE("a plan that fits the stage goes on staged, with the figures") {
   CHECK(a.commits[0].state.resync.flags == 0);  // the plan bit is no part of the resync
   a = r.committed();
   CHECK_FALSE(a.resync_state);  // answered already, before the plan
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::staged);
+  CHECK(a.plan_reply->needed_bytes == kNeeded);
+  CHECK(a.plan_reply->bound_bytes == kNeeded);
+  CHECK(a.plan_reply->free_bytes == 1ull << 30);
   CHECK(r.m.resync_running());
 }
 
@@ -113,9 +116,7 @@ TEST_CASE("with in-place allowed, a plan that does not fit goes in place and mar
   PlanRig r;
   r.begin();
   Actions a = r.plan(kData, 100, proto::kPlanInPlaceUnbootable, {1ull << 20, 1ull << 30});
-  REQUIRE(a.plan_reply);
-  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
-  CHECK(a.plan_reply->cursor_bytes == 0);
+  CHECK_FALSE(a.plan_reply);  // not before "inconsistent" is durable
   CHECK(a.fail.empty());
   CHECK_FALSE(a.stage_open);
   REQUIRE(a.commits.size() == 1);
@@ -129,6 +130,9 @@ TEST_CASE("with in-place allowed, a plan that does not fit goes in place and mar
   CHECK(a.submit.empty());  // not before "inconsistent" is durable
   a = r.committed();
   CHECK_FALSE(a.resync_state);  // answered already
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
+  CHECK(a.plan_reply->cursor_bytes == 0);
   REQUIRE(a.submit.size() == 1);
   CHECK_FALSE(a.submit[0].to_stage);
 }
@@ -137,11 +141,13 @@ TEST_CASE("a clone with no whole generation answers a plan with in place, whatev
   PlanRig r(fresh_state());
   r.begin();
   Actions a = r.plan(kData, 100, 0, {1, 0});
-  REQUIRE(a.plan_reply);
-  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place);
   CHECK(a.fail.empty());
   REQUIRE(a.commits.size() == 1);
   CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  a = r.committed();
+  CHECK_FALSE(a.resync_state);  // the begin was answered before the plan: once is all
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place);
 }
 
 TEST_CASE("a resumed staged resync counts what its stage holds already") {
@@ -174,12 +180,14 @@ TEST_CASE("a resumed staged resync counts what its stage holds already") {
   }
   SUBCASE("it does not, in place allowed: the in-place resync starts over at byte 0") {
     a = r.plan(4096, 1, proto::kPlanInPlaceUnbootable, {5000, 1ull << 30});
-    REQUIRE(a.plan_reply);
-    CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
-    CHECK(a.plan_reply->cursor_bytes == 0);
     REQUIRE(a.commits.size() == 1);
     CHECK(a.commits[0].state.resync.cursor_bytes == 0);
     CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+    CHECK_FALSE(a.plan_reply);
+    a = r.committed();
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
+    CHECK(a.plan_reply->cursor_bytes == 0);
   }
 }
 
