@@ -196,6 +196,17 @@ bool check_resync(base::ByteSpan msg) {
     FUZZ_CHECK(p.done_bytes <= p.total_bytes);
     proto::encode_progress(p, again);
   }
+  proto::ResyncPlan plan;
+  if (proto::decode_resync_plan(msg, plan).is_ok()) {
+    note(true, MsgType::resync_plan);
+    proto::encode_resync_plan(plan, again);
+  }
+  proto::ResyncPlanReply reply;
+  if (proto::decode_resync_plan_reply(msg, reply).is_ok()) {
+    note(true, MsgType::resync_plan_reply);
+    FUZZ_CHECK(static_cast<uint8_t>(reply.verdict) <= static_cast<uint8_t>(proto::PlanVerdict::refused));
+    proto::encode_resync_plan_reply(reply, again);
+  }
   FUZZ_CHECK(accepted <= 1);
   if (accepted == 1) FUZZ_CHECK(equal_bytes(again, msg));
   // resync_data / resync_zero share the record codecs: the header must say 0/0.

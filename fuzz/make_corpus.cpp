@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "proto/frame.h"
+#include "proto/resync.h"
 #include "fuzz/fuzz_support.h"
 #include "origin/record.h"
 #include "origin/spool.h"
@@ -84,6 +85,12 @@ std::vector<Named> messages() {
     proto::encode_error({proto::ErrorCode::sequence_gap, "record 9 arrived where record 8 belongs."}, b);
   });
   add("goodbye", [](base::Bytes& b) { proto::encode_goodbye({proto::ErrorCode::shutting_down, "stopping."}, b); });
+  add("resync-plan", [](base::Bytes& b) {
+    proto::encode_resync_plan({10ull << 20, 1ull << 20, 161, proto::kPlanInPlaceUnbootable}, b);
+  });
+  add("resync-plan-reply", [](base::Bytes& b) {
+    proto::encode_resync_plan_reply({proto::PlanVerdict::refused, 0, 11ull << 20, 1ull << 20, 5ull << 30}, b);
+  });
   return out;
 }
 

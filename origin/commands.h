@@ -39,6 +39,8 @@ struct ResyncCommand {
   std::string source_path;
   uint32_t extent_bytes = 0;            // 0: the configuration's
   bool discard_clone_changes = false;
+  // A stage too small for the resync: go in place (unbootable until done).
+  bool in_place_unbootable = false;
 };
 
 struct VerifyCommand {

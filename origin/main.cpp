@@ -104,6 +104,7 @@ base::Status cmd_resync(const config::OriginConfig& c, const config::DerivedKeys
   cmd.source_path = get(o, "--source");
   cmd.extent_bytes = extent_option(o);
   cmd.discard_clone_changes = yes_option(o, "--discard-clone-changes");
+  cmd.in_place_unbootable = yes_option(o, "--in-place-unbootable");
   return origin::run_resync(c, k, cmd);
 }
 
@@ -204,14 +205,21 @@ const base::cli::Program kProgram = {
              "its last flush or mark (docs/ORIGINS.md); --follow keeps shipping as it\n"
              "grows (polling every --poll-ms, default 200) until SIGINT or SIGTERM\n"},
             {"resync",
-             {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--discard-clone-changes", ""}},
+             {{"--source", "IMAGE", true},
+              {"--extent", "SIZE"},
+              {"--discard-clone-changes", ""},
+              {"--in-place-unbootable", ""}},
              "",
              "bring the clone to IMAGE's content as a new generation: compares digests\n"
              "of --extent extents ([resync] extent_bytes, 64K), those that differ again\n"
              "in smaller ones down to 4K, and sends only the 4K blocks that differ;\n"
              "resumes an interrupted resync (with the same --extent); exits 0 once\n"
              "the clone reports consistent. --discard-clone-changes overwrites a\n"
-             "Diverged clone (only if its cloned.toml allows it)\n"},
+             "Diverged clone (only if its cloned.toml allows it). A clone that keeps its\n"
+             "disk bootable by staging the resync on its stick refuses one its stage\n"
+             "cannot hold (stage_full, with the figures) before anything is sent;\n"
+             "--in-place-unbootable lets it write its disk in place instead, which\n"
+             "leaves the clone UNBOOTABLE until the resync completes\n"},
             {"verify",
              {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}},
              "",

@@ -53,6 +53,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   const MaintenanceOptions options = [&] {
     MaintenanceOptions o = options_from(config, command.extent_bytes);
     o.discard_clone_changes = command.discard_clone_changes;
+    o.in_place_unbootable = command.in_place_unbootable;
     return o;
   }();
   base::Result<ResyncReport> r = resync_clone(session, make_reconnect_policy(config), command.source_path, generation,

@@ -39,6 +39,9 @@ struct MaintenanceOptions {
   uint32_t fine_extent_bytes = 4 * 1024;  // a resync descends into differing extents down to this
   uint64_t rate_bytes_max = 0;            // digested + sent per second; 0 = no limit
   bool discard_clone_changes = false;     // resync of a Diverged clone
+  // When the clone's stage cannot hold the resync, go in place: the clone is
+  // not bootable until the resync completes (without it: refused, stage_full).
+  bool in_place_unbootable = false;
   uint32_t digests_in_flight = 4;
   uint64_t request_bytes_max = 8u << 20;  // per digest request
   uint64_t mark_interval_bytes = 64u << 20;

@@ -26,9 +26,15 @@ bool all_zero(base::ByteSpan s) {
   return std::all_of(s.begin(), s.end(), [](uint8_t b) { return b == 0; });
 }
 
-// One extent on the wire: zeroes as such, data with its digest.
-void send_record(MaintenanceLink& link, const digest::DigestKey& key, uint64_t offset, base::ByteSpan data, bool zero,
+// One extent on the wire: zeroes as such, data with its digest. Without a
+// link (the plan), it is only counted.
+void send_record(MaintenanceLink* link, const digest::DigestKey& key, uint64_t offset, base::ByteSpan data, bool zero,
                  ResyncReport& report) {
+  if (link == nullptr) {
+    (zero ? report.zero_bytes_sent : report.data_bytes_sent) += data.size();
+    ++report.extents_sent;
+    return;
+  }
   proto::RecordHeader h;
   h.offset_bytes = offset;
   h.length_bytes = data.size();
@@ -43,14 +49,14 @@ void send_record(MaintenanceLink& link, const digest::DigestKey& key, uint64_t o
     proto::encode_record(h, data, out);
     report.data_bytes_sent += data.size();
   }
-  link.queue(out);
+  link->queue(out);
   ++report.extents_sent;
 }
 
 // Sends a range of the image, read now, in pieces of at most one payload,
 // each cut at `block` boundaries into runs of zeroes (a zero extent, or
 // nothing where the clone holds zeroes already) and runs of data.
-base::Status send_range(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, Range r,
+base::Status send_range(MaintenanceLink* link, SourceImage& image, const digest::DigestKey& key, Range r,
                         bool clone_zero, uint32_t block, base::AlignedBuffer& buf, ResyncReport& report) {
   for (uint64_t done = 0; done < r.length_bytes;) {
     const uint64_t n = std::min<uint64_t>(r.length_bytes - done, proto::kMaxWritePayloadBytes);
@@ -75,7 +81,8 @@ base::Status send_range(MaintenanceLink& link, SourceImage& image, const digest:
 // waits here and what one call queues stay small) before sending them.
 class Sender {
  public:
-  Sender(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key, uint32_t block, RateLimit& rate,
+  // `link` null: nothing is sent, the extents are only counted in `report`.
+  Sender(MaintenanceLink* link, SourceImage& image, const digest::DigestKey& key, uint32_t block, RateLimit& rate,
          ResyncReport& report)
       : link_(link),
         image_(image),
@@ -106,7 +113,7 @@ class Sender {
   }
 
  private:
-  MaintenanceLink& link_;
+  MaintenanceLink* link_;
   SourceImage& image_;
   const digest::DigestKey& key_;
   uint32_t block_;
@@ -126,8 +133,210 @@ FrameHandler scanner_extra(MaintenanceLink& link, uint64_t& acked) {
   };
 }
 
+// What the scan found, kept to be sent once the clone has said yes to the
+// plan: the ranges in disk order, and after which of them each first-level
+// extent ends (where a mark may go). At most kPlanRangesMax ranges are kept;
+// past that the plan still counts everything, and the rest of the disk is
+// compared again while it is sent.
+constexpr size_t kPlanRangesMax = size_t{1} << 20;  // 24 MiB
+struct Plan {
+  struct Found {
+    Range range;
+    Scanner::Found found;
+  };
+  std::vector<Found> found;
+  std::vector<std::pair<size_t, uint64_t>> chunks;  // (ranges before it, its end)
+  bool overflow = false;
+  ResyncReport counted;  // what will be sent (extents_sent, data_bytes_sent, zero_bytes_sent)
+  uint64_t kept_until(uint64_t from) const { return chunks.empty() ? from : chunks.back().second; }
+};
+
 // One resync session: begin (or resume), scan, end. `ranges` empty: the
-// whole disk; else a repair of just those ranges.
+// whole disk; else a repair of just those ranges. With a clone that takes a
+// plan, the whole scan comes first, then the plan, then the data.
+class ResyncSession {
+ public:
+  ResyncSession(MaintenanceLink& link, SourceImage& image, const digest::DigestKey& key,
+                const MaintenanceOptions& options, ResyncReport& report)
+      : link_(link),
+        image_(image),
+        options_(options),
+        report_(report),
+        rate_(options.rate_bytes_max),
+        scanner_(link, image, key, options, rate_, report.digested_bytes),
+        sender_(&link, image, key, options.fine_extent_bytes, rate_, report),
+        total_(image.size_bytes()) {
+    scanner_.set_extra_handler(scanner_extra(link, acked_));
+  }
+
+  base::Status run(proto::ResyncBegin begin, const std::vector<Range>& ranges, bool planned, bool& fatal) {
+    if (planned) begin.flags |= proto::kResyncPlanFollows;
+    base::Bytes msg;
+    proto::encode_resync_begin(begin, msg);
+    link_.queue(msg);
+    BASE_TRY(link_.wait_for(proto::MsgType::resync_state, msg));
+    proto::ResyncState state;
+    BASE_TRY(proto::decode_resync_state(msg, state).with_context("the clone's resync_state is malformed"));
+    report_.started_at_bytes = from_ = last_mark_ = acked_ = state.cursor_bytes;
+    LOG_NOTICE("%s generation %" PRIu64 " %s at byte %" PRIu64 " of %" PRIu64,
+               ranges.empty() ? "resync of" : "repair in", begin.generation, state.resumed ? "resumed" : "began",
+               state.cursor_bytes, state.total_bytes);
+    levels_ = descent_levels(begin.extent_bytes, options_.fine_extent_bytes);
+    start_ns_ = base::monotonic_ns();
+    if (planned) {
+      BASE_TRY(send_planned(fatal));
+    } else if (ranges.empty()) {
+      BASE_TRY(scan_and_send(from_, total_));
+    } else {
+      for (const Range& r : ranges) BASE_TRY(sender_.add(r, Scanner::Found::differs));
+    }
+    return finish(begin);
+  }
+
+ private:
+  base::Status chunk_done(uint64_t at) {
+    if (at - last_mark_ >= options_.mark_interval_bytes || at == total_) {
+      BASE_TRY(sender_.flush());  // the mark covers everything below it
+      base::Bytes mark;
+      proto::encode_resync_mark(at, mark);
+      link_.queue(mark);
+      last_mark_ = at;
+    }
+    const uint64_t now = base::monotonic_ns();
+    if (now - last_progress_ns_ >= 1'000'000'000ull) {
+      last_progress_ns_ = now;
+      send_progress(link_, proto::ProgressKind::resync, at, total_);
+      std::fprintf(stderr, "%s\n", progress_line("resync", at, total_, from_, start_ns_).c_str());
+    }
+    return base::Status::ok();
+  }
+
+  base::Status scan_and_send(uint64_t from, uint64_t to) {
+    return scanner_.scan(
+        from, to, levels_, [&](Range r, Scanner::Found found) { return sender_.add(r, found); },
+        [&](uint64_t at) { return chunk_done(at); });
+  }
+
+  // Compares everything from the cursor, keeping what differs and counting
+  // what it will cost, with the marks where the send will put them.
+  base::Status scan_plan(Plan& plan) {
+    RateLimit unlimited(0);
+    Sender counter(nullptr, image_, key_of_nothing_, options_.fine_extent_bytes, unlimited, plan.counted);
+    uint64_t last_mark = from_;
+    return scanner_.scan(
+        from_, total_, levels_,
+        [&](Range r, Scanner::Found found) {
+          if (!plan.overflow && plan.found.size() >= kPlanRangesMax) plan.overflow = true;
+          if (!plan.overflow) plan.found.push_back({r, found});
+          return counter.add(r, found);
+        },
+        [&](uint64_t at) -> base::Status {
+          if (!plan.overflow) plan.chunks.emplace_back(plan.found.size(), at);
+          if (at - last_mark >= options_.mark_interval_bytes || at == total_) {
+            BASE_TRY(counter.flush());
+            last_mark = at;
+          }
+          return base::Status::ok();
+        });
+  }
+
+  base::Status send_planned(bool& fatal) {
+    Plan plan;
+    BASE_TRY(scan_plan(plan));
+    const proto::ResyncPlan p{plan.counted.data_bytes_sent, plan.counted.zero_bytes_sent, plan.counted.extents_sent,
+                              options_.in_place_unbootable ? proto::kPlanInPlaceUnbootable : 0u};
+    LOG_NOTICE("the resync will send %s of data and %s of zeroes in %" PRIu64 " extents",
+               base::format_bytes(p.data_bytes).c_str(), base::format_bytes(p.zero_bytes).c_str(), p.extent_count);
+    base::Bytes msg;
+    proto::encode_resync_plan(p, msg);
+    link_.queue(msg);
+    BASE_TRY(link_.wait_for(proto::MsgType::resync_plan_reply, msg));
+    proto::ResyncPlanReply reply;
+    BASE_TRY(proto::decode_resync_plan_reply(msg, reply).with_context("the clone's resync_plan_reply is malformed"));
+    BASE_TRY(judge_reply(reply, fatal));
+    rate_.restart();                   // the send keeps to the limit, whatever the comparison took
+    if (reply.cursor_bytes < from_) {  // in place replaced a staged resync: from its start
+      last_mark_ = reply.cursor_bytes;
+      BASE_TRY(scan_and_send(reply.cursor_bytes, from_));
+    }
+    size_t next = 0;
+    for (const auto& [count, at] : plan.chunks) {
+      for (; next < count; ++next) {
+        BASE_TRY(sender_.add(plan.found[next].range, plan.found[next].found));
+        BASE_TRY(send_queued());
+      }
+      BASE_TRY(chunk_done(at));
+      BASE_TRY(send_queued());
+    }
+    if (plan.overflow) BASE_TRY(scan_and_send(plan.kept_until(from_), total_));
+    return base::Status::ok();
+  }
+
+  // With no digest replies to wait for (the scan is done), nothing else
+  // moves the queue onto the socket: send it as it is made, at the rate's pace.
+  base::Status send_queued() {
+    const FrameHandler acks = scanner_extra(link_, acked_);
+    while (link_.send_pending() > 0) BASE_TRY(link_.pump(acks));
+    return base::Status::ok();
+  }
+
+  base::Status judge_reply(const proto::ResyncPlanReply& r, bool& fatal) {
+    const std::string figures = "it needs " + base::format_bytes(r.needed_bytes) +
+                                " on the clone's stick; the bound is " + base::format_bytes(r.bound_bytes) + " and " +
+                                base::format_bytes(r.free_bytes) + " are free";
+    switch (r.verdict) {
+      case proto::PlanVerdict::staged:
+        LOG_NOTICE("the clone stages the resync (%s): its disk stays bootable until the resync is whole",
+                   figures.c_str());
+        return base::Status::ok();
+      case proto::PlanVerdict::in_place:
+        LOG_NOTICE("the clone takes the resync in place (it holds no whole generation to keep, or staging is off)");
+        return base::Status::ok();
+      case proto::PlanVerdict::in_place_unbootable:
+        LOG_WARN(
+            "the resync does not fit the clone's stage (%s): it goes in place, as --in-place-unbootable allows; "
+            "the clone is NOT bootable until the resync completes",
+            figures.c_str());
+        return base::Status::ok();
+      case proto::PlanVerdict::refused:
+        break;
+    }
+    // The clone's stage_full follows, with its sentence; if it does not, say it here.
+    base::Bytes msg;
+    base::Status s = link_.wait_for(proto::MsgType::resync_done, msg);
+    fatal = true;
+    if (!s.is_ok()) return s;
+    return link_.fatal(ENOSPC, "the resync does not fit the clone's stage (" + figures + ")");
+  }
+
+  base::Status finish(const proto::ResyncBegin& begin) {
+    BASE_TRY(sender_.flush());
+    send_progress(link_, proto::ProgressKind::resync, total_, total_);
+    base::Bytes msg;
+    proto::encode_resync_end(begin.target_seq, msg);
+    link_.queue(msg);
+    BASE_TRY(link_.wait_for(proto::MsgType::resync_done, msg, scanner_extra(link_, acked_)));
+    proto::ResyncDone done;
+    BASE_TRY(proto::decode_resync_done(msg, done).with_context("the clone's resync_done is malformed"));
+    if (done.generation != begin.generation || done.seq < begin.target_seq)
+      return link_.violation("resync_done names generation " + u64s(done.generation) + " at record " + u64s(done.seq));
+    return base::Status::ok();
+  }
+
+  MaintenanceLink& link_;
+  SourceImage& image_;
+  const MaintenanceOptions& options_;
+  ResyncReport& report_;
+  RateLimit rate_;
+  Scanner scanner_;
+  Sender sender_;
+  const digest::DigestKey key_of_nothing_{};  // the counting sender computes no digest
+  const uint64_t total_;
+  std::vector<uint32_t> levels_;
+  uint64_t from_ = 0, last_mark_ = 0, acked_ = 0;
+  uint64_t start_ns_ = 0, last_progress_ns_ = 0;
+};
+
 base::Status resync_session(const SessionConfig& session, SourceImage& image, const proto::ResyncBegin& begin,
                             const std::vector<Range>& ranges, const MaintenanceOptions& options, ResyncReport& report,
                             bool& fatal, std::string& unauthenticated_answer) {
@@ -138,61 +347,9 @@ base::Status resync_session(const SessionConfig& session, SourceImage& image, co
   unauthenticated_answer = link.unauthenticated_answer();
   if (!s.is_ok()) return s;
   ++report.sessions;
-  const digest::DigestKey& key = session.digest_key;
-  s = [&]() -> base::Status {
-    base::Bytes msg;
-    proto::encode_resync_begin(begin, msg);
-    link.queue(msg);
-    BASE_TRY(link.wait_for(proto::MsgType::resync_state, msg));
-    proto::ResyncState state;
-    BASE_TRY(proto::decode_resync_state(msg, state).with_context("the clone's resync_state is malformed"));
-    report.started_at_bytes = state.cursor_bytes;
-    LOG_NOTICE("%s generation %" PRIu64 " %s at byte %" PRIu64 " of %" PRIu64,
-               ranges.empty() ? "resync of" : "repair in", begin.generation, state.resumed ? "resumed" : "began",
-               state.cursor_bytes, state.total_bytes);
-    RateLimit rate(options.rate_bytes_max);
-    Scanner scanner(link, image, key, options, rate, report.digested_bytes);
-    Sender sender(link, image, key, options.fine_extent_bytes, rate, report);
-    uint64_t last_mark = state.cursor_bytes, acked = state.cursor_bytes;
-    scanner.set_extra_handler(scanner_extra(link, acked));
-    const uint64_t start_ns = base::monotonic_ns();
-    uint64_t last_progress_ns = 0;
-    const uint64_t total = image.size_bytes();
-    auto chunk_done = [&](uint64_t at) -> base::Status {
-      if (at - last_mark >= options.mark_interval_bytes || at == total) {
-        BASE_TRY(sender.flush());  // the mark covers everything below it
-        base::Bytes mark;
-        proto::encode_resync_mark(at, mark);
-        link.queue(mark);
-        last_mark = at;
-      }
-      const uint64_t now = base::monotonic_ns();
-      if (now - last_progress_ns >= 1'000'000'000ull) {
-        last_progress_ns = now;
-        send_progress(link, proto::ProgressKind::resync, at, total);
-        std::fprintf(stderr, "%s\n", progress_line("resync", at, total, state.cursor_bytes, start_ns).c_str());
-      }
-      return base::Status::ok();
-    };
-    if (ranges.empty()) {
-      BASE_TRY(scanner.scan(
-          state.cursor_bytes, total, descent_levels(begin.extent_bytes, options.fine_extent_bytes),
-          [&](Range r, Scanner::Found found) { return sender.add(r, found); }, chunk_done));
-    } else {
-      for (const Range& r : ranges) BASE_TRY(sender.add(r, Scanner::Found::differs));
-    }
-    BASE_TRY(sender.flush());
-    send_progress(link, proto::ProgressKind::resync, total, total);
-    msg.clear();
-    proto::encode_resync_end(begin.target_seq, msg);
-    link.queue(msg);
-    BASE_TRY(link.wait_for(proto::MsgType::resync_done, msg, scanner_extra(link, acked)));
-    proto::ResyncDone done;
-    BASE_TRY(proto::decode_resync_done(msg, done).with_context("the clone's resync_done is malformed"));
-    if (done.generation != begin.generation || done.seq < begin.target_seq)
-      return link.violation("resync_done names generation " + u64s(done.generation) + " at record " + u64s(done.seq));
-    return base::Status::ok();
-  }();
+  // A repair knows its ranges without a scan; an older clone takes no plan.
+  const bool planned = ranges.empty() && (clone.flags & proto::kHelloTakesResyncPlan) != 0;
+  s = ResyncSession(link, image, session.digest_key, options, report).run(begin, ranges, planned, fatal);
   report.wire_bytes_sent += link.wire_bytes();
   report.wire_bytes_received += link.received_bytes();
   fatal = fatal || link.fatal();

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/units.h"
 #include "digest/digest.h"
 #include "origin/image.h"
 #include "origin/maintenance.h"
@@ -36,6 +37,11 @@ class RateLimit {
  public:
   explicit RateLimit(uint64_t bytes_per_s);
   void take(uint64_t bytes);
+  // Averages from now on: a slow phase before leaves no credit for a burst.
+  void restart() {
+    start_ns_ = base::monotonic_ns();
+    used_ = 0;
+  }
 
  private:
   uint64_t rate_;

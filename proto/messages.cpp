@@ -172,7 +172,7 @@ void encode_goodbye(const ErrorMsg& m, base::Bytes& out) { encode_text(MsgType::
 
 bool is_known_type(uint8_t t) {
   return (t >= static_cast<uint8_t>(MsgType::hello) && t <= static_cast<uint8_t>(MsgType::goodbye)) ||
-         (t >= static_cast<uint8_t>(MsgType::resync_begin) && t <= static_cast<uint8_t>(MsgType::progress)) ||
+         (t >= static_cast<uint8_t>(MsgType::resync_begin) && t <= static_cast<uint8_t>(MsgType::resync_plan_reply)) ||
          t == static_cast<uint8_t>(MsgType::health_report) || t == static_cast<uint8_t>(MsgType::health_ack) ||
          (t >= static_cast<uint8_t>(MsgType::wake_info) && t <= static_cast<uint8_t>(MsgType::sleep_request));
 }

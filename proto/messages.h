@@ -59,6 +59,8 @@ enum class MsgType : uint8_t {
   resync_done = 22,
   out_of_sync = 23,
   progress = 24,
+  resync_plan = 25,        // original -> clone: what the resync will send, before any of it
+  resync_plan_reply = 26,  // clone -> original: whether that fits the stage, with the figures
   // Hardware health (health.h): 32..39.
   health_report = 32,  // clone -> original: a hardware health report (health.cpp)
   health_ack = 33,     // original -> clone: that report is kept; drop it from the backlog
@@ -91,6 +93,9 @@ inline constexpr uint32_t kHelloMaintenance = 1u << 1;
 // answers with its hello but takes no records and does not change its
 // replication state (`clone-origin health`; works while the disk is failed).
 inline constexpr uint32_t kHelloHealthOnly = 1u << 2;
+// Clone -> original: the clone takes a resync_plan (resync.h) after a
+// resync_begin that announces one. Without it an original sends none.
+inline constexpr uint32_t kHelloTakesResyncPlan = 1u << 3;
 
 // A health report's payload (hwhealth::encode_report) is at most this long.
 inline constexpr uint32_t kMaxHealthReportBytes = 48 * 1024;

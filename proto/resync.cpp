@@ -25,6 +25,8 @@ inline constexpr size_t kU64MsgBytes = 1 + 8;
 inline constexpr size_t kResyncDoneBytes = 1 + 8 + 8 + 8;
 inline constexpr size_t kOutOfSyncBytes = 1 + 8 + 8;
 inline constexpr size_t kProgressBytes = 1 + 1 + 8 + 8;
+inline constexpr size_t kResyncPlanBytes = 1 + 8 + 8 + 8 + 4;
+inline constexpr size_t kResyncPlanReplyBytes = 1 + 1 + 8 + 8 + 8 + 8;
 static_assert(kDigestReplyHeaderBytes + kMaxDigestsPerRequest * digest::kDigestBytes <= 64 * 1024 - 64,
               "a digest reply fits the original's 64 KiB receive limit");
 
@@ -230,6 +232,67 @@ base::Status decode_progress(base::ByteSpan msg, Progress& out) {
   if (kind != 1 && kind != 2) return malformed("progress", "kind " + u64s(kind) + " is neither 1 (resync) nor 2 (verify)");
   if (m.done_bytes > m.total_bytes) return malformed("progress", "done " + u64s(m.done_bytes) + " past total " + u64s(m.total_bytes));
   m.kind = static_cast<ProgressKind>(kind);
+  out = m;
+  return base::Status::ok();
+}
+
+const char* plan_verdict_name(PlanVerdict v) {
+  switch (v) {
+    case PlanVerdict::staged:
+      return "staged";
+    case PlanVerdict::in_place:
+      return "in_place";
+    case PlanVerdict::in_place_unbootable:
+      return "in_place_unbootable";
+    case PlanVerdict::refused:
+      return "refused";
+  }
+  return "unknown";
+}
+
+void encode_resync_plan(const ResyncPlan& m, base::Bytes& out) {
+  base::ByteWriter w(out);
+  w.u8(static_cast<uint8_t>(MsgType::resync_plan));
+  w.u64(m.data_bytes);
+  w.u64(m.zero_bytes);
+  w.u64(m.extent_count);
+  w.u32(m.flags);
+}
+
+base::Status decode_resync_plan(base::ByteSpan msg, ResyncPlan& out) {
+  BASE_TRY(check_fixed(msg, MsgType::resync_plan, kResyncPlanBytes, "resync_plan"));
+  base::ByteReader r(msg.subspan(1));
+  ResyncPlan m;
+  m.data_bytes = r.u64();
+  m.zero_bytes = r.u64();
+  m.extent_count = r.u64();
+  m.flags = r.u32();  // unknown bits are ignored
+  out = m;
+  return base::Status::ok();
+}
+
+void encode_resync_plan_reply(const ResyncPlanReply& m, base::Bytes& out) {
+  base::ByteWriter w(out);
+  w.u8(static_cast<uint8_t>(MsgType::resync_plan_reply));
+  w.u8(static_cast<uint8_t>(m.verdict));
+  w.u64(m.cursor_bytes);
+  w.u64(m.needed_bytes);
+  w.u64(m.bound_bytes);
+  w.u64(m.free_bytes);
+}
+
+base::Status decode_resync_plan_reply(base::ByteSpan msg, ResyncPlanReply& out) {
+  BASE_TRY(check_fixed(msg, MsgType::resync_plan_reply, kResyncPlanReplyBytes, "resync_plan_reply"));
+  base::ByteReader r(msg.subspan(1));
+  const uint8_t verdict = r.u8();
+  if (verdict > static_cast<uint8_t>(PlanVerdict::refused))
+    return malformed("resync_plan_reply", "verdict " + u64s(verdict) + " is not 0..3");
+  ResyncPlanReply m;
+  m.verdict = static_cast<PlanVerdict>(verdict);
+  m.cursor_bytes = r.u64();
+  m.needed_bytes = r.u64();
+  m.bound_bytes = r.u64();
+  m.free_bytes = r.u64();
   out = m;
   return base::Status::ok();
 }

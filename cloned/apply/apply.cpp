@@ -114,6 +114,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
 
   proto::Hello h;
   h.role = proto::Role::clone;
+  if (maintenance_ && takes_resync_plan()) h.flags = proto::kHelloTakesResyncPlan;
   h.pair_id = replica_.pair_id;
   h.disk_size_bytes = geometry_.size_bytes;
   h.logical_block_bytes = geometry_.logical_block_bytes;

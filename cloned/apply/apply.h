@@ -98,6 +98,16 @@ struct StageOpen {
   uint64_t base_generation = 0;
   uint64_t durable_bytes = 0;
 };
+// What the clone's stick can take for a stage now, as the daemon measured it
+// for a resync_plan (the machine does no I/O).
+struct StageRoom {
+  uint64_t bound_bytes = 0;  // [resync] stage_max_bytes
+  uint64_t free_bytes = 0;   // free on the stick, less what is kept for the state store
+};
+// The stage's file format (cloned/stage/stage.h, which checks these match):
+// what a plan costs on the stick.
+inline constexpr uint64_t kStageHeaderBytes = 64;
+inline constexpr uint64_t kStageEntryHeaderBytes = 72;
 struct Flush {};
 struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
 struct SendReceiptAck { uint64_t seq; };
@@ -127,6 +137,7 @@ struct Actions {
   std::optional<proto::ResyncState> resync_state;
   std::vector<uint64_t> resync_mark_acks;
   std::optional<proto::ResyncDone> resync_done;
+  std::optional<proto::ResyncPlanReply> plan_reply;  // the answer to a resync_plan
   bool clear_out_of_sync = false;  // a resync completed: the verify's findings are repaired
   // Staged resync (staged.cpp), carried out in this order by one thread:
   // open the stage; append (SubmitIo::to_stage); sync it where a disk flush
@@ -137,11 +148,10 @@ struct Actions {
   bool stage_apply = false;
   bool stage_remove = false;
   bool empty() const {
-    return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() && receipt_acks.empty() &&
-           committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() && marks_reached.empty() &&
-           !resync_state &&
-           resync_mark_acks.empty() && !resync_done && !clear_out_of_sync && !stage_open && !stage_sync &&
-           !stage_apply && !stage_remove;
+    return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() &&
+           receipt_acks.empty() && committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() &&
+           marks_reached.empty() && !resync_state && resync_mark_acks.empty() && !resync_done && !clear_out_of_sync &&
+           !stage_open && !stage_sync && !stage_apply && !stage_remove && !plan_reply;
   }
 };
 
@@ -199,6 +209,17 @@ class Machine {
   // The last mark: the clone holds generation G at the target position and
   // is consistent once record `consistent_at_seq` is durable.
   void on_resync_end(uint64_t consistent_at_seq, Actions& actions);
+  // After a begin with kResyncPlanFollows (answered at once, nothing
+  // committed): the bytes the rest of the resync will send. A stage that
+  // holds them goes on staged; one that does not is refused (stage_full,
+  // nothing written or committed, the clone stays at its generation), or with
+  // kPlanInPlaceUnbootable the resync goes in place. actions.plan_reply says
+  // which, with the figures. `room` is what the stick can take now.
+  void on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& room, Actions& actions);
+  bool awaits_plan() const { return plan_begin_.has_value(); }
+  // The clone would stage a resync now, so it asks for a plan (its hello
+  // says kHelloTakesResyncPlan); an in-place resync has nothing to refuse.
+  bool takes_resync_plan() const;
   bool resync_running() const { return resync_running_; }
 
   // --- Staged resync (staged.cpp; docs/ARCHITECTURE.md, "Staged resync") ---
@@ -298,6 +319,7 @@ class Machine {
   void release(uint64_t cost_bytes);
   void submit_entry(const Entry& e, std::vector<Extent> only, Actions& actions);
   std::optional<FailSession> log_refusal(const proto::Hello& original) const;
+  std::optional<FailSession> diverged_refusal(const proto::ResyncBegin& begin) const;
   std::optional<FailSession> validate_resync_extent(const proto::RecordHeader& h) const;
   void pump_resync(Actions& actions);
   void maybe_flush_for_mark(Actions& actions);
@@ -308,6 +330,11 @@ class Machine {
   void resync_entry_finished(uint64_t rseq);
   void end_resync_session(Actions& actions);
   void start_new_resync(const proto::ResyncBegin& begin);
+  void begin_in_place(const proto::ResyncBegin& begin, Actions& actions);
+  void continue_resync(Actions& actions);
+  void answer_after_commit(const proto::ResyncPlanReply& reply);
+  void after_commit_plan(const apply::ReplicaState& committed, Actions& actions);
+  proto::ResyncPlanReply plan_figures(const proto::ResyncPlan& plan, const StageRoom& room, bool resume) const;
   void need_write_barrier_commit(Actions& actions);
   bool mark_waits_for_commit(const proto::RecordHeader& barrier);
   // staged.cpp
@@ -389,6 +416,10 @@ class Machine {
   bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
   bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
   bool resync_complete_ = false;    // this session's begin names the resync the clone already holds
+  // A begin that announced a plan (kResyncPlanFollows, the bit cleared): answered, nothing started yet.
+  std::optional<proto::ResyncBegin> plan_begin_;
+  bool plan_resumes_ = false;  // that begin resumes the interrupted resync
+  std::optional<proto::ResyncPlanReply> plan_reply_pending_;  // sent once what the plan started is durable
 };
 
 }  // namespace apply

@@ -66,12 +66,37 @@ void Machine::take_position(uint64_t seq, uint64_t epoch) {
   reserved_limit_ = std::max(reserved_limit_, seq);
 }
 
-void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
+// A Diverged clone takes only a full resync that discards its changes, and
+// only when its configuration lets the original say so.
+std::optional<FailSession> Machine::diverged_refusal(const proto::ResyncBegin& b) const {
+  using proto::ErrorCode;
+  if (replica_.state != proto::CloneState::diverged) return std::nullopt;
+  if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
+    return FailSession{ErrorCode::diverged,
+                       "the clone's disk was changed outside cloned: a resync must say it discards those changes "
+                       "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " +
+                           replica_.state_reason};
+  if (!limits_.allow_remote_discard)
+    return FailSession{
+        ErrorCode::diverged,
+        "the clone's disk was changed outside cloned and its configuration does not let the original discard "
+        "those changes ([resync] allow_remote_discard = false); decide on the clone with clonectl decide."};
+  if ((b.flags & proto::kResyncRepair) != 0)
+    return FailSession{ErrorCode::diverged, "a Diverged clone takes a full resync, not a repair."};
+  return std::nullopt;
+}
+
+void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& actions) {
   using proto::ErrorCode;
   if (!in_session_ || !maintenance_)
     return fail(actions, ErrorCode::protocol,
                 "resync_begin outside a maintenance session (the hello did not ask for one).");
-  if (resync_running_) return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+  if (resync_running_ || plan_begin_)
+    return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+  // The plan bit says how this session goes on, not which resync it is.
+  const bool plan = (announced.flags & proto::kResyncPlanFollows) != 0;
+  proto::ResyncBegin b = announced;
+  b.flags &= ~proto::kResyncPlanFollows;
   if (applying_stage() || stage_applying_)
     return fail(actions, ErrorCode::busy,
                 "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
@@ -79,28 +104,18 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
-  if (replica_.state == proto::CloneState::diverged) {
-    if ((b.flags & proto::kResyncDiscardCloneChanges) == 0)
-      return fail(actions, ErrorCode::diverged,
-                  "the clone's disk was changed outside cloned: a resync must say it discards those changes "
-                  "(--discard-clone-changes), or the clone's owner decides with clonectl decide: " +
-                      replica_.state_reason);
-    if (!limits_.allow_remote_discard)
-      return fail(actions, ErrorCode::diverged,
-                  "the clone's disk was changed outside cloned and its configuration does not let the original discard "
-                  "those changes ([resync] allow_remote_discard = false); decide on the clone with clonectl decide.");
-    if (repair) return fail(actions, ErrorCode::diverged, "a Diverged clone takes a full resync, not a repair.");
-  }
+  if (std::optional<FailSession> no = diverged_refusal(b)) return fail(actions, no->code, no->message);
   const apply::ResyncProgress& cur = replica_.resync;
   if (cur.active() && cur.generation == b.generation && cur.target_seq == b.target_seq &&
       cur.target_epoch == b.target_epoch && cur.extent_bytes == b.extent_bytes && cur.flags == b.flags) {
     // The interrupted resync continues from its durable cursor.
-    resync_running_ = true;
-    log_ok_ = true;
-    log_refused_why_.clear();
-    if (staging()) resume_staging(actions);
     actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
-    return;
+    if (plan) {
+      plan_begin_ = b;
+      plan_resumes_ = true;
+      return;
+    }
+    return continue_resync(actions);
   }
   if (!repair && !cur.active() && already_holds(b)) {
     // This very resync ended here, and its answer was lost (the session
@@ -109,6 +124,7 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
     resync_running_ = true;
     resync_complete_ = true;
     actions.resync_state = proto::ResyncState{b.generation, geometry_.size_bytes, geometry_.size_bytes, true};
+    if (plan) plan_begin_ = b;
     return;
   }
   if (repair) {
@@ -123,7 +139,19 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
                 "a resync must start a generation past the clone's " + u64s(replica_.generation) + ", not " +
                     u64s(b.generation) + ".");
   }
+  if (plan) {
+    // Nothing is committed until the plan says whether the stage holds it.
+    plan_begin_ = b;
+    plan_resumes_ = false;
+    actions.resync_state = proto::ResyncState{b.generation, 0, geometry_.size_bytes, false};
+    return;
+  }
   if (should_stage(b)) return start_staged_resync(b, actions);
+  begin_in_place(b, actions);
+}
+
+// Answered with resync_state once "resync in progress" is durable.
+void Machine::begin_in_place(const proto::ResyncBegin& b, Actions& actions) {
   start_new_resync(b);
   resync_running_ = true;
   log_ok_ = true;
@@ -133,8 +161,16 @@ void Machine::on_resync_begin(const proto::ResyncBegin& b, Actions& actions) {
   need_write_barrier_commit(actions);
 }
 
+void Machine::continue_resync(Actions& actions) {
+  resync_running_ = true;
+  log_ok_ = true;
+  log_refused_why_.clear();
+  if (staging()) resume_staging(actions);
+}
+
 std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHeader& h) const {
   using proto::ErrorCode;
+  if (plan_begin_) return FailSession{ErrorCode::protocol, "resync data arrived before the resync_plan it announced."};
   if (!resync_running_)
     return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
   if (!marks_.empty() && marks_.back().is_end)
@@ -322,6 +358,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
       actions.resync_state =
           proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
   }
+  after_commit_plan(s, actions);
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
     if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
@@ -367,6 +404,8 @@ void Machine::end_resync_session(Actions& actions) {
   maintenance_ = false;
   stage_failed_ = false;
   resync_complete_ = false;
+  plan_begin_.reset();
+  plan_reply_pending_.reset();
 }
 
 // ------------------------------------------------------------------ Diverged

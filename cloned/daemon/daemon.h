@@ -136,6 +136,7 @@ class Daemon final : private LinkPort,
   void after_resume() override;
   void apply(apply::Actions& actions) override { apply_actions(actions); }
   void keep_frame(apply::RecordId id, proto::Frame frame) override;
+  apply::StageRoom stage_room() override;
   std::vector<Conn*> connections() const override { return conns_; }
   bool loop_ending() const override { return stopped_cleanly_ || fatal_; }
 

@@ -86,5 +86,6 @@ void Daemon::checkpoint_store() { store_worker_->checkpoint(); }
 void Daemon::after_resume() { health_.poll_now(); }
 
 void Daemon::keep_frame(apply::RecordId id, proto::Frame frame) { frames_.emplace(id, std::move(frame)); }
+apply::StageRoom Daemon::stage_room() { return stage_worker_->room(); }
 
 }  // namespace cloned

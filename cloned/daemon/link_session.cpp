@@ -118,6 +118,8 @@ void Daemon::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame)
     case proto::MsgType::resync_end:
     case proto::MsgType::out_of_sync:
     case proto::MsgType::progress:
+    case proto::MsgType::resync_plan:
+    case proto::MsgType::resync_plan_reply:
     case proto::MsgType::resync_state:
     case proto::MsgType::digest_reply:
     case proto::MsgType::resync_mark_ack:

@@ -75,6 +75,12 @@ void Maintenance::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
       machine_.on_resync_end(at, actions);
       return host_.apply(actions);
     }
+    case proto::MsgType::resync_plan: {
+      proto::ResyncPlan plan;
+      if (!(s = proto::decode_resync_plan(plain, plan)).is_ok()) break;
+      machine_.on_resync_plan(plan, host_.stage_room(), actions);
+      return host_.apply(actions);
+    }
     case proto::MsgType::out_of_sync: {
       uint64_t offset = 0, length = 0;
       if (!(s = proto::decode_out_of_sync(plain, offset, length)).is_ok()) break;
@@ -154,6 +160,17 @@ void Maintenance::send_actions(Conn* c, apply::Actions& a) {
     const std::string what = a.resync_state->resumed ? "resumed" : "began";
     link_.record_event("notice", "resync", what + " generation " + u64s(a.resync_state->generation) + " at byte " +
                                                u64s(a.resync_state->cursor_bytes));
+  }
+  if (a.plan_reply) {
+    const proto::ResyncPlanReply& r = *a.plan_reply;
+    out.clear();
+    proto::encode_resync_plan_reply(r, out);
+    link_.send_plain(c, out);
+    const std::string what = std::string(proto::plan_verdict_name(r.verdict)) + ": the stage needs " +
+                             base::format_bytes(r.needed_bytes) + ", bound " + base::format_bytes(r.bound_bytes) +
+                             ", free " + base::format_bytes(r.free_bytes);
+    LOG_NOTICE("resync plan %s", what.c_str());
+    link_.record_event(r.verdict == proto::PlanVerdict::staged ? "notice" : "warning", "resync", "plan " + what);
   }
   for (uint64_t cursor : a.resync_mark_acks) {
     out.clear();

@@ -28,6 +28,8 @@ class MaintenanceHost {
   virtual void apply(apply::Actions& actions) = 0;
   // Keeps an accepted resync extent's frame until the machine submits it.
   virtual void keep_frame(apply::RecordId id, proto::Frame frame) = 0;
+  // What the stick can take for a stage now (a resync_plan is judged on it).
+  virtual apply::StageRoom stage_room() = 0;
 
  protected:
   ~MaintenanceHost() = default;

@@ -2,6 +2,7 @@
 // The stage worker (stage_worker.h).
 #include "cloned/daemon/stage_worker.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "base/log.h"
@@ -10,6 +11,10 @@
 namespace cloned {
 
 using base::u64s;
+
+static_assert(stage::kHeaderBytes == apply::kStageHeaderBytes &&
+                  stage::kEntryHeaderBytes == apply::kStageEntryHeaderBytes,
+              "the apply machine reckons a resync_plan's cost on the stick with the stage's sizes");
 
 StageWorker::StageWorker(std::string path, const stage::Limits& limits, blockio::BlockDevice& device,
                          const digest::DigestKey& digest_key, Completions& done)
@@ -48,6 +53,19 @@ void StageWorker::append(apply::RecordId id, const proto::RecordHeader& header, 
   j.header = header;
   j.frame = std::move(frame);
   push(std::move(j));
+}
+
+apply::StageRoom StageWorker::room() const {
+  apply::StageRoom r;
+  r.bound_bytes = limits_.max_bytes;
+  const std::string dir = path_.substr(0, path_.find_last_of('/') == std::string::npos ? 0 : path_.find_last_of('/'));
+  base::Result<uint64_t> free = stage::free_bytes_at(dir.empty() ? "." : dir);
+  if (!free) {
+    LOG_WARN("%s", free.status().message().c_str());
+    return r;  // nothing known free: the plan does not fit, and says why in its figures
+  }
+  r.free_bytes = *free - std::min(*free, limits_.free_reserve_bytes);
+  return r;
 }
 
 void StageWorker::sync() { push(Job{Job::Kind::sync}); }

@@ -39,6 +39,9 @@ class StageWorker {
   void apply();
   void remove();
   const std::string& path() const { return path_; }
+  // The bound and the free space on the stick now, less the state store's
+  // reserve (statvfs of the stage's directory; any thread, it is quick).
+  apply::StageRoom room() const;
 
  private:
   struct Job {

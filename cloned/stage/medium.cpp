@@ -79,6 +79,12 @@ base::Result<std::unique_ptr<Medium>> open_file(const std::string& path, bool cr
   return std::unique_ptr<Medium>(std::make_unique<FileMedium>(std::move(fd), path));
 }
 
+base::Result<uint64_t> free_bytes_at(const std::string& dir) {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) != 0) return base::Status::from_errno("cannot read the free space of " + dir);
+  return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
 base::Status remove_file(const std::string& path) {
   if (::unlink(path.c_str()) != 0) {
     if (errno == ENOENT) return base::Status::ok();

@@ -38,6 +38,8 @@ class Medium {
 // Opens `path` read-write, creating it (mode 0600) when `create`; the
 // directory entry is synced when the file is new.
 base::Result<std::unique_ptr<Medium>> open_file(const std::string& path, bool create);
+// Bytes free for an unprivileged writer on the filesystem holding `dir` (statvfs).
+base::Result<uint64_t> free_bytes_at(const std::string& dir);
 // Removes `path` and syncs its directory; a missing file is fine.
 base::Status remove_file(const std::string& path);
 

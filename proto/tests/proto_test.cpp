@@ -362,7 +362,7 @@ TEST_CASE("peek_type names the type and rejects empty frames and unknown types")
     const uint8_t byte = static_cast<uint8_t>(t);
     base::Result<MsgType> r = peek_type(base::ByteSpan(&byte, 1));
     // 13..24: resync and verify; 32, 33: health; 40..42: wake.
-    CHECK(r.is_ok() == ((t >= 1 && t <= 24) || t == 32 || t == 33 || (t >= 40 && t <= 42)));
+    CHECK(r.is_ok() == ((t >= 1 && t <= 26) || t == 32 || t == 33 || (t >= 40 && t <= 42)));
     if (r.is_ok()) CHECK(static_cast<int>(*r) == t);
   }
 }

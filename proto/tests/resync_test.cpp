@@ -187,11 +187,58 @@ TEST_CASE("the small resync messages round-trip and refuse wrong sizes") {
   CHECK_FALSE(decode_progress(b, p).is_ok());
 }
 
+TEST_CASE("a resync_plan is 29 bytes and keeps its figures and flags") {
+  base::Bytes b;
+  encode_resync_plan({3ull << 40, 5ull << 20, 1234567, kPlanInPlaceUnbootable | 0x80u}, b);
+  REQUIRE(b.size() == 29);
+  CHECK(b[0] == 25);
+  ResyncPlan p;
+  REQUIRE(decode_resync_plan(b, p).is_ok());
+  CHECK(p.data_bytes == 3ull << 40);
+  CHECK(p.zero_bytes == 5ull << 20);
+  CHECK(p.extent_count == 1234567);
+  CHECK(p.flags == (kPlanInPlaceUnbootable | 0x80u));  // unknown bits kept, ignored by the clone
+  base::Bytes again;
+  encode_resync_plan(p, again);
+  CHECK(again == b);
+  b.push_back(0);
+  CHECK_FALSE(decode_resync_plan(b, p).is_ok());
+  b.pop_back();
+  b.pop_back();
+  CHECK_FALSE(decode_resync_plan(b, p).is_ok());
+  b.clear();
+  encode_progress({ProgressKind::resync, 1, 2}, b);
+  CHECK_FALSE(decode_resync_plan(b, p).is_ok());
+}
+
+TEST_CASE("a resync_plan_reply is 34 bytes, keeps the figures and refuses an unknown verdict") {
+  base::Bytes b;
+  const ResyncPlanReply in{PlanVerdict::refused, 8192, 10ull << 20, 1ull << 20, 7ull << 30};
+  encode_resync_plan_reply(in, b);
+  REQUIRE(b.size() == 34);
+  CHECK(b[0] == 26);
+  ResyncPlanReply out;
+  REQUIRE(decode_resync_plan_reply(b, out).is_ok());
+  CHECK(out.verdict == PlanVerdict::refused);
+  CHECK(out.cursor_bytes == 8192);
+  CHECK(out.needed_bytes == 10ull << 20);
+  CHECK(out.bound_bytes == 1ull << 20);
+  CHECK(out.free_bytes == 7ull << 30);
+  for (uint8_t v = 0; v <= 4; ++v) {
+    CAPTURE(v);
+    b[1] = v;
+    CHECK(decode_resync_plan_reply(b, out).is_ok() == (v <= 3));
+  }
+  CHECK(std::string(plan_verdict_name(PlanVerdict::in_place_unbootable)) == "in_place_unbootable");
+  b.pop_back();
+  CHECK_FALSE(decode_resync_plan_reply(b, out).is_ok());
+}
+
 TEST_CASE("peek_type knows the resync range and nothing past it") {
-  for (uint8_t t = 13; t <= 24; ++t) {
+  for (uint8_t t = 13; t <= 26; ++t) {
     uint8_t msg[1] = {t};
     CHECK(static_cast<bool>(peek_type(base::ByteSpan(msg, 1))));
   }
-  uint8_t unknown[1] = {25};
+  uint8_t unknown[1] = {27};
   CHECK_FALSE(static_cast<bool>(peek_type(base::ByteSpan(unknown, 1))));
 }

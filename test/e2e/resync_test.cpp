@@ -369,17 +369,44 @@ Running staged_setup(const TempDir& d, const std::map<std::string, std::string>&
   return r;
 }
 
-TEST_CASE("a stage that would outgrow stage_max_bytes stops the resync with the bound named, the disk untouched") {
+TEST_CASE("a stage too small is refused up front with the figures; --in-place-unbootable goes in place") {
   TempDir d;
   Running r = staged_setup(d, {{"resync.stage_max_bytes", "\"1M\""}},
                            {{"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_attempts_max", "2"}});
   std::string out;
   const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
   CHECK(code != 0);
+  // The 12 MiB changed, in extents of up to 1 MiB with a 72-byte header each,
+  // against a bound of 1 MiB: refused before any data was sent.
+  CHECK_MESSAGE(out.find("does not fit the clone's stage") != std::string::npos, out);
   CHECK_MESSAGE(out.find("stage_max_bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("(12583") != std::string::npos, out);           // needed: 12 MiB + headers, in bytes
+  CHECK_MESSAGE(out.find("(1048576 bytes)") != std::string::npos, out);  // the bound
+  CHECK_MESSAGE(out.find("bytes) are free") != std::string::npos, out);
   CHECK_MESSAGE(out.find("still holds generation 2") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("--in-place-unbootable") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("1 failed attempts") == std::string::npos, out);  // final at once, not retried
+  const size_t said = out.find("does not fit");
+  if (said != std::string::npos) MESSAGE(out.substr(said, out.find('\n', said) - said));
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
   CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  CHECK(status_of(r.pair).find("generation: 2;") != std::string::npos);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d.path()))
+    CHECK_MESSAGE(e.path().filename() != "stage", "a stage was made at " << e.path());
+
+  // The person allows the unbootable window: the resync goes in place.
+  const int again =
+      harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--in-place-unbootable"}), out, 300000);
+  REQUIRE_MESSAGE(again == 0, out);
+  CHECK_MESSAGE(out.find("NOT bootable until the resync completes") != std::string::npos, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("plan refused") != std::string::npos);
+  CHECK(events.find("plan in_place_unbootable") != std::string::npos);
+  CHECK(events.find("staging generation") == std::string::npos);  // the stage was never used
   stop(r);
 }
 
@@ -388,21 +415,25 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""},
                                    {"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_max_ms", "500"},
                                    {"origin.reconnect_attempts_max", "100"}});
+  // The data follows the whole comparison (the plan): 36 MiB to send keeps
+  // the staging going for about 2 s at 16 MB/s, long enough to catch it.
+  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
   bool staged_some = false;
+  std::string json;
   for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
-    std::string json;
     harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
     const uint64_t staged = figure_json(json, "stage_bytes");
     staged_some = json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX &&
                   staged > (1 << 20);
     if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE(staged_some);
+  REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
   r.cloned->signal(SIGKILL);
   CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
-  CHECK(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos);
+  CHECK_MESSAGE(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos,
+                status_of(r.pair) << harness::read_file(d / "cloned.log"));
   r.cloned = std::make_unique<Process>(
       std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(r.pair.port, 10000));

@@ -29,6 +29,7 @@ struct FakeLink final : cloned::LinkPort, cloned::MaintenanceHost {
   void close_conn(cloned::Conn*, const std::string& why) override { closed.push_back(why); }
   void record_event(const std::string&, const std::string&, const std::string&) override {}
   void apply(apply::Actions&) override {}
+  apply::StageRoom stage_room() override { return {}; }
   void keep_frame(apply::RecordId, proto::Frame) override {}
 };
 

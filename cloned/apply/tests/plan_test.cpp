@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// The apply machine's answer to a resync_plan (plan.cpp): a stage that holds
+// the plan goes on staged, one that does not is refused up front with the
+// figures and nothing committed, or goes in place when the plan allows it.
+#include <doctest/doctest.h>
+
+#include "cloned/apply/tests/rig.h"
+
+using namespace apply_test;
+
+namespace {
+
+constexpr apply::Limits kStaged{.stage_resync = true};
+const proto::ResyncBegin kPlanned{2, 10, 3, 4096, proto::kResyncPlanFollows};
+
+apply::ReplicaState consistent_gen1() {
+  apply::ReplicaState s = fresh_state();
+  s.committed_seq = s.reserved_seq = 5;
+  s.committed_epoch = 2;
+  s.state = proto::CloneState::consistent;
+  return s;
+}
+
+struct PlanRig : Rig {
+  explicit PlanRig(const apply::ReplicaState& s = consistent_gen1(), const apply::Limits& l = kStaged) : Rig(s, l) {
+    proto::Hello h = original_hello(1, 0);
+    h.generation = 2;
+    h.flags |= proto::kHelloMaintenance;
+    Actions a = hello(h);
+    REQUIRE(a.hello_reply);
+    // Only a clone that would stage asks for a plan.
+    CHECK(((a.hello_reply->flags & proto::kHelloTakesResyncPlan) != 0) ==
+          (l.stage_resync && s.state == proto::CloneState::consistent));
+    if (!a.commits.empty()) committed();
+  }
+  Actions begin(const proto::ResyncBegin& b = kPlanned) {
+    return run([&](Actions& a) { m.on_resync_begin(b, a); });
+  }
+  Actions plan(uint64_t data_bytes, uint64_t extents, uint32_t flags, apply::StageRoom room) {
+    return run([&](Actions& a) { m.on_resync_plan({data_bytes, 0, extents, flags}, room, a); });
+  }
+};
+
+// 100 extents of 40 KiB: 64 + 4,096,000 + 100 x 72 bytes on the stick.
+constexpr uint64_t kData = 100 * 40960;
+constexpr uint64_t kNeeded = 64 + kData + 100 * 72;
+
+}  // namespace
+
+TEST_CASE("a begin that announces a plan is answered at once and commits nothing") {
+  PlanRig r;
+  Actions a = r.begin();
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+  CHECK_FALSE(a.resync_state->resumed);
+  CHECK(a.commits.empty());
+  CHECK_FALSE(a.stage_open);
+  CHECK(r.m.awaits_plan());
+  CHECK(r.m.replica().state == proto::CloneState::consistent);
+  proto::RecordHeader h;
+  h.type = MsgType::resync_data;
+  h.length_bytes = 4096;
+  apply::RecordId id = 0;
+  a = r.run([&](Actions& x) { r.m.on_resync_extent(h, id, x); });
+  REQUIRE(a.fail.size() == 1);  // data before the plan is a protocol error
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+}
+
+TEST_CASE("a plan that fits the stage goes on staged, with the figures") {
+  PlanRig r;
+  r.begin();
+  Actions a = r.plan(kData, 100, 0, {kNeeded, 1ull << 30});
+  CHECK_FALSE(a.plan_reply);  // not before "staging" is durable
+  CHECK(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK(a.stage_open->create);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.stage.phase == apply::StagePhase::staging);
+  CHECK(a.commits[0].state.resync.flags == 0);  // the plan bit is no part of the resync
+  a = r.committed();
+  CHECK_FALSE(a.resync_state);  // answered already, before the plan
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::staged);
+  CHECK(a.plan_reply->needed_bytes == kNeeded);
+  CHECK(a.plan_reply->bound_bytes == kNeeded);
+  CHECK(a.plan_reply->free_bytes == 1ull << 30);
+  CHECK(r.m.resync_running());
+}
+
+TEST_CASE("a plan over the bound or the free space is refused with stage_full; nothing is committed or staged") {
+  for (const apply::StageRoom room :
+       {apply::StageRoom{kNeeded - 1, 1ull << 30}, apply::StageRoom{8ull << 30, kNeeded - 1}}) {
+    CAPTURE(room.bound_bytes);
+    CAPTURE(room.free_bytes);
+    PlanRig r;
+    r.begin();
+    Actions a = r.plan(kData, 100, 0, room);
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::refused);
+    CHECK(a.plan_reply->needed_bytes == kNeeded);
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::stage_full);
+    CHECK(a.fail[0].message.find(std::to_string(kNeeded) + " bytes") != std::string::npos);
+    CHECK(a.fail[0].message.find(std::to_string(room.bound_bytes) + " bytes") != std::string::npos);
+    CHECK(a.fail[0].message.find("--in-place-unbootable") != std::string::npos);
+    CHECK(a.commits.empty());
+    CHECK_FALSE(a.stage_open);
+    CHECK(a.submit.empty());
+    CHECK(r.m.replica().state == proto::CloneState::consistent);
+    CHECK(r.m.replica().generation == 1);
+    CHECK_FALSE(r.m.replica().resync.active());
+  }
+}
+
+TEST_CASE("with in-place allowed, a plan that does not fit goes in place and marks the clone inconsistent first") {
+  PlanRig r;
+  r.begin();
+  Actions a = r.plan(kData, 100, proto::kPlanInPlaceUnbootable, {1ull << 20, 1ull << 30});
+  CHECK_FALSE(a.plan_reply);  // not before "inconsistent" is durable
+  CHECK(a.fail.empty());
+  CHECK_FALSE(a.stage_open);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  proto::RecordHeader h;
+  h.type = MsgType::resync_data;
+  h.length_bytes = 4096;
+  apply::RecordId id = 0;
+  a = r.run([&](Actions& x) { r.m.on_resync_extent(h, id, x); });
+  CHECK(a.submit.empty());  // not before "inconsistent" is durable
+  a = r.committed();
+  CHECK_FALSE(a.resync_state);  // answered already
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
+  CHECK(a.plan_reply->cursor_bytes == 0);
+  REQUIRE(a.submit.size() == 1);
+  CHECK_FALSE(a.submit[0].to_stage);
+}
+
+TEST_CASE("a clone with no whole generation answers a plan with in place, whatever its size") {
+  PlanRig r(fresh_state());
+  r.begin();
+  Actions a = r.plan(kData, 100, 0, {1, 0});
+  CHECK(a.fail.empty());
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  a = r.committed();
+  CHECK_FALSE(a.resync_state);  // the begin was answered before the plan: once is all
+  REQUIRE(a.plan_reply);
+  CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place);
+}
+
+TEST_CASE("a resumed staged resync counts what its stage holds already") {
+  apply::ReplicaState s = consistent_gen1();
+  s.resync = {2, 10, 3, 8192, 4096, 0};
+  s.stage = {apply::StagePhase::staging, 5000, 8192, 0};
+  PlanRig r(s);
+  Actions a = r.begin();
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == 8192);
+  CHECK_FALSE(a.stage_open);
+  SUBCASE("it fits") {
+    a = r.plan(4096, 1, 0, {5000 + 4096 + 72, 4096 + 72});
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::staged);
+    CHECK(a.plan_reply->needed_bytes == 5000 + 4096 + 72);
+    CHECK(a.plan_reply->cursor_bytes == 8192);
+    REQUIRE(a.stage_open);
+    CHECK_FALSE(a.stage_open->create);
+    CHECK(a.stage_open->durable_bytes == 5000);
+  }
+  SUBCASE("it does not: the staged resync stays as it was") {
+    a = r.plan(4096, 1, 0, {5000 + 4096, 1ull << 30});
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::refused);
+    CHECK(a.fail.size() == 1);
+    CHECK(a.commits.empty());
+    CHECK(r.m.replica().stage.durable_bytes == 5000);
+  }
+  SUBCASE("it does not, in place allowed: the in-place resync starts over at byte 0") {
+    a = r.plan(4096, 1, proto::kPlanInPlaceUnbootable, {5000, 1ull << 30});
+    REQUIRE(a.commits.size() == 1);
+    CHECK(a.commits[0].state.resync.cursor_bytes == 0);
+    CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+    CHECK_FALSE(a.plan_reply);
+    a = r.committed();
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
+    CHECK(a.plan_reply->cursor_bytes == 0);
+  }
+}
+
+TEST_CASE("a plan without a begin that announced one is a protocol error") {
+  PlanRig r;
+  Actions a = r.plan(0, 0, 0, {1, 1});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  r.begin(proto::ResyncBegin{2, 10, 3, 4096, 0});
+  r.committed();
+  a = r.plan(0, 0, 0, {1, 1});
+  REQUIRE(a.fail.size() == 1);
+}
