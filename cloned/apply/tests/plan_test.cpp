@@ -13,14 +13,6 @@ namespace {
 constexpr apply::Limits kStaged{.stage_resync = true};
 const proto::ResyncBegin kPlanned{2, 10, 3, 4096, proto::kResyncPlanFollows};
 
-apply::ReplicaState consistent_gen1() {
-  apply::ReplicaState s = fresh_state();
-  s.committed_seq = s.reserved_seq = 5;
-  s.committed_epoch = 2;
-  s.state = proto::CloneState::consistent;
-  return s;
-}
-
 struct PlanRig : Rig {
   explicit PlanRig(const apply::ReplicaState& s = consistent_gen1(), const apply::Limits& l = kStaged) : Rig(s, l) {
     proto::Hello h = original_hello(1, 0);

@@ -9,21 +9,6 @@ using namespace apply_test;
 
 namespace {
 
-proto::Hello maintenance_hello(uint64_t generation, uint64_t log_start = 1, uint64_t log_end = 0) {
-  proto::Hello h = original_hello(log_start, log_end);
-  h.generation = generation;
-  h.flags |= proto::kHelloMaintenance;
-  return h;
-}
-
-proto::RecordHeader resync_data(uint64_t off, uint64_t len = 4096) {
-  proto::RecordHeader h;
-  h.type = MsgType::resync_data;
-  h.offset_bytes = off;
-  h.length_bytes = len;
-  return h;
-}
-
 struct ResyncRig : Rig {
   using Rig::Rig;
   Actions begin(const proto::ResyncBegin& b) { return run([&](Actions& a) { m.on_resync_begin(b, a); }); }

@@ -84,4 +84,29 @@ struct Rig {
 };
 
 
+// A clone that holds generation 1, whole, at record 5 (epoch 2).
+inline apply::ReplicaState consistent_gen1() {
+  apply::ReplicaState s = fresh_state();
+  s.committed_seq = s.reserved_seq = 5;
+  s.committed_epoch = 2;
+  s.state = proto::CloneState::consistent;
+  return s;
+}
+
+// An original's hello for a resync or verify of `generation`.
+inline proto::Hello maintenance_hello(uint64_t generation, uint64_t log_start = 1, uint64_t log_end = 0) {
+  proto::Hello h = original_hello(log_start, log_end);
+  h.generation = generation;
+  h.flags |= proto::kHelloMaintenance;
+  return h;
+}
+
+inline proto::RecordHeader resync_data(uint64_t off, uint64_t len = 4096) {
+  proto::RecordHeader h;
+  h.type = MsgType::resync_data;
+  h.offset_bytes = off;
+  h.length_bytes = len;
+  return h;
+}
+
 }  // namespace apply_test

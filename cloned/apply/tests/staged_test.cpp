@@ -14,30 +14,6 @@ namespace {
 
 constexpr apply::Limits kStaged{.stage_resync = true};
 
-// A clone that holds generation 1, whole, at record 5 (epoch 2).
-apply::ReplicaState consistent_gen1() {
-  apply::ReplicaState s = fresh_state();
-  s.committed_seq = s.reserved_seq = 5;
-  s.committed_epoch = 2;
-  s.state = proto::CloneState::consistent;
-  return s;
-}
-
-proto::Hello maintenance_hello(uint64_t generation) {
-  proto::Hello h = original_hello(1, 0);
-  h.generation = generation;
-  h.flags |= proto::kHelloMaintenance;
-  return h;
-}
-
-proto::RecordHeader resync_data(uint64_t off, uint64_t len = 4096) {
-  proto::RecordHeader h;
-  h.type = MsgType::resync_data;
-  h.offset_bytes = off;
-  h.length_bytes = len;
-  return h;
-}
-
 const proto::ResyncBegin kBegin2{2, 10, 3, 4096, 0};
 
 struct StagedRig : Rig {
