@@ -275,6 +275,7 @@ void read_origin(TomlDoc& doc, const std::string& dir, OriginConfig& c) {
     resync.fail("extent_bytes", "must be a power of two, such as \"64K\"");
   resync.size("rate_max", c.resync_rate_bytes_max, 0, 1ull << 40);
   resync.size("mark_interval", c.resync_mark_interval_bytes, 1ull << 20, 64ull << 30);
+  resync.boolean("in_place_unbootable", c.resync_in_place_unbootable);
   origin.u32("idle_timeout_ms", c.idle_timeout_ms, 1000, 600000);
   origin.u32("keepalive_interval_ms", c.keepalive_interval_ms, 100, 60000);
   if (c.reconnect_max_ms < c.reconnect_initial_ms) {

@@ -132,6 +132,10 @@ struct OriginConfig {
   uint64_t resync_extent_bytes = 64 * 1024;     // 4K..1M, a power of two: first digest unit (descends to 4K)
   uint64_t resync_rate_bytes_max = 0;           // bytes/s hashed or sent by resync and verify; 0 = no limit
   uint64_t resync_mark_interval_bytes = 64ull << 20;  // 1M..64G: how often the clone persists its cursor
+  // Every resync and repair goes as with --in-place-unbootable: one that does
+  // not fit the clone's stage is written in place (the clone not bootable
+  // until it completes) instead of being refused.
+  bool resync_in_place_unbootable = false;
   // [wake] (docs/WAKE.md): how to wake a sleeping clone. What the clone tells
   // in its wake_info (remembered in state_dir) fills in what is not set here.
   std::string wake_mac;               // the clone's MAC, "" = learn it from the clone

@@ -47,6 +47,7 @@ struct VerifyCommand {
   std::string source_path;
   uint32_t extent_bytes = 0;            // 0: the configuration's
   bool repair = false;
+  bool in_place_unbootable = false;  // a repair the clone's stage cannot hold goes in place
 };
 
 struct HealthCommand {

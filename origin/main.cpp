@@ -113,6 +113,8 @@ base::Status cmd_verify(const config::OriginConfig& c, const config::DerivedKeys
   cmd.source_path = get(o, "--source");
   cmd.extent_bytes = extent_option(o);
   cmd.repair = yes_option(o, "--repair");
+  cmd.in_place_unbootable = yes_option(o, "--in-place-unbootable");
+  if (cmd.in_place_unbootable && !cmd.repair) throw UsageError("--in-place-unbootable goes with --repair");
   return origin::run_verify(c, k, cmd);
 }
 
@@ -219,12 +221,15 @@ const base::cli::Program kProgram = {
              "disk bootable by staging the resync on its stick refuses one its stage\n"
              "cannot hold (stage_full, with the figures) before anything is sent;\n"
              "--in-place-unbootable lets it write its disk in place instead, which\n"
-             "leaves the clone UNBOOTABLE until the resync completes\n"},
+             "leaves the clone UNBOOTABLE until the resync completes ([resync]\n"
+             "in_place_unbootable = true in origin.toml: every time)\n"},
             {"verify",
-             {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}},
+             {{"--source", "IMAGE", true}, {"--extent", "SIZE"}, {"--repair", ""}, {"--in-place-unbootable", ""}},
              "",
              "compare the clone with IMAGE by digest and print the ranges that differ;\n"
-             "exit 1 if any (after --repair: any the repair did not fix)\n"},
+             "exit 1 if any (after --repair: any the repair did not fix). --repair\n"
+             "rewrites them like a resync, staged on the clone's stick; one the stage\n"
+             "cannot hold is refused up front unless --in-place-unbootable\n"},
             {"health",
              {{"--json", ""}, {"--collect-ms", "MS"}},
              "",

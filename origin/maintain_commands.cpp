@@ -20,6 +20,7 @@ MaintenanceOptions options_from(const config::OriginConfig& config, uint32_t ext
   o.extent_bytes = extent_override != 0 ? extent_override : static_cast<uint32_t>(config.resync_extent_bytes);
   o.rate_bytes_max = config.resync_rate_bytes_max;
   o.mark_interval_bytes = config.resync_mark_interval_bytes;
+  o.in_place_unbootable = config.resync_in_place_unbootable;
   return o;
 }
 
@@ -53,7 +54,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   const MaintenanceOptions options = [&] {
     MaintenanceOptions o = options_from(config, command.extent_bytes);
     o.discard_clone_changes = command.discard_clone_changes;
-    o.in_place_unbootable = command.in_place_unbootable;
+    o.in_place_unbootable = o.in_place_unbootable || command.in_place_unbootable;
     return o;
   }();
   base::Result<ResyncReport> r = resync_clone(session, make_reconnect_policy(config), command.source_path, generation,
@@ -97,7 +98,8 @@ base::Status run_verify(const config::OriginConfig& config, const config::Derive
                                           "): an earlier run or resync did not finish; run clone-origin resync first.");
   SessionConfig session = make_session_config(config, keys);
   session.generation = pos->generation;
-  const MaintenanceOptions options = options_from(config, command.extent_bytes);
+  MaintenanceOptions options = options_from(config, command.extent_bytes);
+  options.in_place_unbootable = options.in_place_unbootable || command.in_place_unbootable;
   const uint64_t at_seq = pos->next_seq - 1;
   base::Result<VerifyReport> v = verify_clone(session, command.source_path, at_seq, options);
   if (!v) return v.status();

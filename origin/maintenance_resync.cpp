@@ -171,6 +171,7 @@ class ResyncSession {
 
   base::Status run(proto::ResyncBegin begin, const std::vector<Range>& ranges, bool planned, bool& fatal) {
     if (planned) begin.flags |= proto::kResyncPlanFollows;
+    what_ = ranges.empty() ? "resync" : "repair";
     base::Bytes msg;
     proto::encode_resync_begin(begin, msg);
     link_.queue(msg);
@@ -183,8 +184,10 @@ class ResyncSession {
                state.cursor_bytes, state.total_bytes);
     levels_ = descent_levels(begin.extent_bytes, options_.fine_extent_bytes);
     start_ns_ = base::monotonic_ns();
-    if (planned) {
+    if (planned && ranges.empty()) {
       BASE_TRY(send_planned(fatal));
+    } else if (planned) {
+      BASE_TRY(send_planned_repair(ranges, fatal));
     } else if (ranges.empty()) {
       BASE_TRY(scan_and_send(from_, total_));
     } else {
@@ -240,12 +243,11 @@ class ResyncSession {
         });
   }
 
-  base::Status send_planned(bool& fatal) {
-    Plan plan;
-    BASE_TRY(scan_plan(plan));
-    const proto::ResyncPlan p{plan.counted.data_bytes_sent, plan.counted.zero_bytes_sent, plan.counted.extents_sent,
+  // Tells the clone what will be sent (`counted`) and takes its verdict.
+  base::Result<proto::ResyncPlanReply> ask_plan(const ResyncReport& counted, bool& fatal) {
+    const proto::ResyncPlan p{counted.data_bytes_sent, counted.zero_bytes_sent, counted.extents_sent,
                               options_.in_place_unbootable ? proto::kPlanInPlaceUnbootable : 0u};
-    LOG_NOTICE("the resync will send %s of data and %s of zeroes in %" PRIu64 " extents",
+    LOG_NOTICE("the %s will send %s of data and %s of zeroes in %" PRIu64 " extents", what_,
                base::format_bytes(p.data_bytes).c_str(), base::format_bytes(p.zero_bytes).c_str(), p.extent_count);
     base::Bytes msg;
     proto::encode_resync_plan(p, msg);
@@ -254,7 +256,28 @@ class ResyncSession {
     proto::ResyncPlanReply reply;
     BASE_TRY(proto::decode_resync_plan_reply(msg, reply).with_context("the clone's resync_plan_reply is malformed"));
     BASE_TRY(judge_reply(reply, fatal));
-    rate_.restart();                   // the send keeps to the limit, whatever the comparison took
+    rate_.restart();  // the send keeps to the limit, whatever the comparison took
+    return reply;
+  }
+
+  // A repair knows its ranges: their cost is counted without a scan.
+  base::Status send_planned_repair(const std::vector<Range>& ranges, bool& fatal) {
+    ResyncReport counted;
+    RateLimit unlimited(0);
+    Sender counter(nullptr, image_, key_of_nothing_, options_.fine_extent_bytes, unlimited, counted);
+    for (const Range& r : ranges) BASE_TRY(counter.add(r, Scanner::Found::differs));
+    BASE_TRY(counter.flush());
+    BASE_TRY(ask_plan(counted, fatal).status());
+    for (const Range& r : ranges) BASE_TRY(sender_.add(r, Scanner::Found::differs));
+    return base::Status::ok();
+  }
+
+  base::Status send_planned(bool& fatal) {
+    Plan plan;
+    BASE_TRY(scan_plan(plan));
+    base::Result<proto::ResyncPlanReply> asked = ask_plan(plan.counted, fatal);
+    if (!asked) return asked.status();
+    const proto::ResyncPlanReply& reply = *asked;
     if (reply.cursor_bytes < from_) {  // in place replaced a staged resync: from its start
       last_mark_ = reply.cursor_bytes;
       BASE_TRY(scan_and_send(reply.cursor_bytes, from_));
@@ -286,17 +309,17 @@ class ResyncSession {
                                 base::format_bytes(r.free_bytes) + " are free";
     switch (r.verdict) {
       case proto::PlanVerdict::staged:
-        LOG_NOTICE("the clone stages the resync (%s): its disk stays bootable until the resync is whole",
-                   figures.c_str());
+        LOG_NOTICE("the clone stages the %s (%s): its disk stays bootable until the %s is whole", what_,
+                   figures.c_str(), what_);
         return base::Status::ok();
       case proto::PlanVerdict::in_place:
-        LOG_NOTICE("the clone takes the resync in place (it holds no whole generation to keep, or staging is off)");
+        LOG_NOTICE("the clone takes the %s in place (it holds no whole generation to keep, or staging is off)", what_);
         return base::Status::ok();
       case proto::PlanVerdict::in_place_unbootable:
         LOG_WARN(
-            "the resync does not fit the clone's stage (%s): it goes in place, as --in-place-unbootable allows; "
-            "the clone is NOT bootable until the resync completes",
-            figures.c_str());
+            "the %s does not fit the clone's stage (%s): it goes in place, as --in-place-unbootable allows; "
+            "the clone is NOT bootable until the %s completes",
+            what_, figures.c_str(), what_);
         return base::Status::ok();
       case proto::PlanVerdict::refused:
         break;
@@ -306,7 +329,7 @@ class ResyncSession {
     base::Status s = link_.wait_for(proto::MsgType::resync_done, msg);
     fatal = true;
     if (!s.is_ok()) return s;
-    return link_.fatal(ENOSPC, "the resync does not fit the clone's stage (" + figures + ")");
+    return link_.fatal(ENOSPC, std::string("the ") + what_ + " does not fit the clone's stage (" + figures + ")");
   }
 
   base::Status finish(const proto::ResyncBegin& begin) {
@@ -335,6 +358,7 @@ class ResyncSession {
   std::vector<uint32_t> levels_;
   uint64_t from_ = 0, last_mark_ = 0, acked_ = 0;
   uint64_t start_ns_ = 0, last_progress_ns_ = 0;
+  const char* what_ = "resync";
 };
 
 base::Status resync_session(const SessionConfig& session, SourceImage& image, const proto::ResyncBegin& begin,
@@ -347,8 +371,8 @@ base::Status resync_session(const SessionConfig& session, SourceImage& image, co
   unauthenticated_answer = link.unauthenticated_answer();
   if (!s.is_ok()) return s;
   ++report.sessions;
-  // A repair knows its ranges without a scan; an older clone takes no plan.
-  const bool planned = ranges.empty() && (clone.flags & proto::kHelloTakesResyncPlan) != 0;
+  // An older clone takes no plan.
+  const bool planned = (clone.flags & proto::kHelloTakesResyncPlan) != 0;
   s = ResyncSession(link, image, session.digest_key, options, report).run(begin, ranges, planned, fatal);
   report.wire_bytes_sent += link.wire_bytes();
   report.wire_bytes_received += link.received_bytes();

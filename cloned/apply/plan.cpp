@@ -108,10 +108,11 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
   }
   actions.plan_reply = r;
   fail(actions, proto::ErrorCode::stage_full,
-       "the resync of generation " + u64s(b.generation) + " does not fit the clone's stage: it needs " + figures(r) +
+       std::string((b.flags & proto::kResyncRepair) != 0 ? "the repair in generation " : "the resync of generation ") +
+           u64s(b.generation) + " does not fit the clone's stage: it needs " + figures(r) +
            ". Nothing was written; the disk still holds generation " + u64s(replica_.generation) +
-           ", whole and bootable. Raise stage_max_bytes, free the stick, or resync with --in-place-unbootable "
-           "(the clone is then not bootable until the resync completes).");
+           ", whole and bootable. Raise stage_max_bytes, free the stick, or run it again with --in-place-unbootable "
+           "(the clone is then not bootable until it completes).");
 }
 
 }  // namespace apply

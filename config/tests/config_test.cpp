@@ -196,6 +196,11 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   CHECK(origin->idle_timeout_ms == origin_defaults.idle_timeout_ms);
   CHECK(origin->keepalive_interval_ms == origin_defaults.keepalive_interval_ms);
   CHECK(origin->logical_block_bytes == origin_defaults.logical_block_bytes);
+  CHECK(origin->resync_extent_bytes == origin_defaults.resync_extent_bytes);
+  CHECK(origin->resync_rate_bytes_max == origin_defaults.resync_rate_bytes_max);
+  CHECK(origin->resync_mark_interval_bytes == origin_defaults.resync_mark_interval_bytes);
+  CHECK(origin->resync_in_place_unbootable == origin_defaults.resync_in_place_unbootable);
+  CHECK_FALSE(origin_defaults.resync_in_place_unbootable);  // staged, or refused: never unbootable unasked
 }
 
 TEST_CASE("a minimal config takes the defaults and resolves paths against its directory") {
@@ -311,6 +316,12 @@ TEST_CASE("mistakes in origin.toml name the file, the line and the key") {
   auto backwards = config::load_origin_config(file);
   REQUIRE_FALSE(backwards.is_ok());
   CHECK(backwards.status().message().rfind(file + ":9: key 'origin.reconnect_max_ms'", 0) == 0);
+
+  write_file(file, kMinimalOrigin + "[resync]\nin_place_unbootable = \"yes\"\n");
+  auto unbootable = config::load_origin_config(file);
+  REQUIRE_FALSE(unbootable.is_ok());
+  CHECK(unbootable.status().message().find("key 'resync.in_place_unbootable' must be true or false") !=
+        std::string::npos);
 
   write_file(file, kMinimalOrigin + "[origin]\nwant_receipt_acks = 1\n");
   auto wrong = config::load_origin_config(file);

@@ -535,6 +535,65 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   stop(r);
 }
 
+// Sets [resync] in_place_unbootable = true in the original's configuration.
+void allow_in_place_in_config(const harness::Pair& p) {
+  std::string text = harness::read_file(p.origin_config);
+  const std::string section = "[resync]\n";
+  const size_t at = text.find(section);
+  if (at == std::string::npos)
+    text += "\n" + section + "in_place_unbootable = true\n";
+  else
+    text.insert(at + section.size(), "in_place_unbootable = true\n");
+  REQUIRE(harness::write_file(p.origin_config, text));
+}
+
+TEST_CASE("a repair the stage cannot hold is refused up front; --in-place-unbootable or the setting repairs in place") {
+  TempDir d;
+  Running r = staged_setup(d, {{"resync.stage_max_bytes", "\"1M\""}}, {});
+  // staged_setup changed the source: it is set back to the clone's disk, and
+  // then 2 MiB of the disk are changed behind the daemon's back.
+  REQUIRE(copy_file(d / "clone.img", d / "source.img"));
+  REQUIRE(write_at(d / "clone.img", 40 << 20, std::string(2 << 20, 'r')));
+  REQUIRE(copy_file(d / "clone.img", d / "before.img"));
+  std::string out;
+  int code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair"}), out, 300000);
+  CHECK(code != 0);
+  CHECK_MESSAGE(out.find("out of sync: offset 41943040, 2097152 bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("the repair will send 2 MiB of data") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("the repair in generation 2 does not fit the clone's stage") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("(1048576 bytes)") != std::string::npos, out);  // the bound
+  CHECK_MESSAGE(out.find("--in-place-unbootable") != std::string::npos, out);
+  const size_t said = out.find("does not fit");
+  if (said != std::string::npos) MESSAGE(out.substr(said, out.find('\n', said) - said));
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // nothing written
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+
+  // The person allows the unbootable window for this repair.
+  code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair", "--in-place-unbootable"}),
+                      out, 300000);
+  REQUIRE_MESSAGE(code == 0, out);
+  CHECK_MESSAGE(out.find("the repair does not fit the clone's stage") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("NOT bootable until the repair completes") != std::string::npos, out);
+  CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+
+  // origin.toml's [resync] in_place_unbootable = true does the same every time.
+  REQUIRE(write_at(d / "clone.img", 8 << 20, std::string(3 << 20, 's')));
+  allow_in_place_in_config(r.pair);
+  code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair"}), out, 300000);
+  REQUIRE_MESSAGE(code == 0, out);
+  CHECK_MESSAGE(out.find("NOT bootable until the repair completes") != std::string::npos, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img", &diff));
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  CHECK(events.find("plan refused") != std::string::npos);
+  CHECK(events.find("plan in_place_unbootable") != std::string::npos);
+  CHECK(events.find("staging a repair") == std::string::npos);  // the stage was never used
+  stop(r);
+}
+
 TEST_CASE("a log of another generation, a log with a gap, and a log from before a resync are refused, nothing written") {
   TempDir d;
   constexpr uint64_t kDisk = 32ull << 20;
