@@ -22,6 +22,10 @@ fail() {
     echo "--- the guest's serial console, last 40 lines:" >&2
     tail -n 40 "$work/serial.log" | tr -d '\r' >&2
   fi
+  if [ -n "${work:-}" ] && [ -f "$work/agent.log" ]; then
+    echo "--- the host's last 12 commands to the guest's agent:" >&2
+    tail -n 12 "$work/agent.log" >&2
+  fi
   exit 1
 }
 stamp() { echo "[$((SECONDS - vm_t0)) s] $*"; }
@@ -39,6 +43,7 @@ vm_init() {
   image=$build/vm/stick.img
   [ -f "$image" ] || "$vm_src/test/vm/prepare-image.sh" "$build" || exit $?
   work=$(mktemp -d /var/tmp/cloned-vm.XXXXXX)
+  export CLONED_VM_AGENT_LOG=$work/agent.log
   ns=cloned-vm-$$
   qemu_pid="" events_pid="" relay_pid="" loop=""
   trap vm_cleanup EXIT

@@ -49,13 +49,16 @@ resume_point() {
     tail -n 1 | sed 's/^<[0-9]>//'
 }
 
-# 1. Mid-resync: 160 MiB differ; the link to the VM held to 40 Mbit/s (tbf on
-# the tap), so that the transfer takes about 35 s whatever the machine's
-# speed; cut once the clone has made a resync mark durable (its cursor past
-# 0, every 16 MiB and a 1 s store commit), while the original still sends.
-head -c 160M /dev/urandom | dd of="$work/source.img" bs=1M seek=16 conv=notrunc status=none
+# The link to the VM is held to 40 Mbit/s (tbf on the tap) for the whole test,
+# so that each transfer below takes 20-35 s whatever the machine's speed and
+# the polls (a second or more each under TCG) see it in flight.
 ip netns exec "$ns" tc qdisc add dev cvm0 root tbf rate 40mbit burst 64kb latency 400ms ||
   fail "could not limit the tap's rate (tc tbf)"
+
+# 1. Mid-resync: 160 MiB differ; cut once the clone has made a resync mark
+# durable (its cursor past 0, every 16 MiB and a 1 s store commit), while the
+# original still sends.
+head -c 160M /dev/urandom | dd of="$work/source.img" bs=1M seek=16 conv=notrunc status=none
 origin --log-level info resync --source "$work/source.img" >"$work/resync.log" 2>&1 &
 origin_pid=$!
 limit=$((SECONDS + 300))
@@ -67,7 +70,6 @@ done
 grep "resync:" "$work/resync.log" | tail -n 1 || true
 power_cut_and_boot "mid-resync, the clone's durable cursor at byte $cursor" "$origin_pid"
 wait "$origin_pid" || { cat "$work/resync.log"; fail "the resync did not complete after the power cut"; }
-ip netns exec "$ns" tc qdisc del dev cvm0 root
 grep -q "the clone is consistent" "$work/resync.log" || fail "the resync did not end consistent"
 resumed=$(grep -E "resync of generation [0-9]+ resumed at byte [1-9]" "$work/resync.log" | tail -n 1 | sed 's/^<[0-9]>//' || true)
 [ -n "$resumed" ] || { cat "$work/resync.log"; fail "the resync did not resume past byte 0 after the cut"; }

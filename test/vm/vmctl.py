@@ -75,27 +75,45 @@ def cmd_events(sock, log):
 
 def cmd_agent(sock, timeout_s, command):
     """One command per connection; the guest answers with the output, then
-    '=== rc N NONCE' on a line of its own."""
+    '=== rc N NONCE' on a line of its own. With CLONED_VM_AGENT_LOG set, each
+    command's start, end and status are appended there (a stuck guest shows)."""
     nonce = os.urandom(8).hex()
+    log = os.environ.get("CLONED_VM_AGENT_LOG")
+    started = time.monotonic()
+
+    def note(what):
+        if log:
+            with open(log, "a") as out:
+                out.write(f"{time.strftime('%T')} {nonce} +{time.monotonic() - started:.1f}s {what}\n")
+
+    note(f"sent: {command}")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    deadline = time.monotonic() + float(timeout_s)
-    s.settimeout(float(timeout_s))
-    s.connect(sock)
-    s.sendall(f"{nonce} {command}\n".encode())
+    deadline = started + float(timeout_s)
     buf = b""
     marker = f" {nonce}\n".encode()
-    while marker not in buf:
-        if time.monotonic() > deadline:
-            sys.stdout.buffer.write(buf)
-            print(f"vmctl agent: no answer within {timeout_s} s to: {command}", file=sys.stderr)
-            return 124
-        chunk = s.recv(65536)
-        if not chunk:
-            print("vmctl agent: the guest's port closed", file=sys.stderr)
-            return 125
-        buf += chunk
+    try:
+        s.connect(sock)
+        s.sendall(f"{nonce} {command}\n".encode())
+        while marker not in buf:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = s.recv(65536)
+            if not chunk:
+                note("the guest's port closed")
+                print("vmctl agent: the guest's port closed", file=sys.stderr)
+                return 125
+            buf += chunk
+    except socket.timeout:
+        sys.stdout.buffer.write(buf)
+        note(f"no answer within {timeout_s} s ({len(buf)} bytes)")
+        print(f"vmctl agent: no answer within {timeout_s} s to: {command}", file=sys.stderr)
+        return 124
+    except OSError as e:
+        note(f"failed: {e}")
+        print(f"vmctl agent: {e}", file=sys.stderr)
+        return 125
     body, _, _ = buf.rpartition(b"=== rc ")
     rc = int(buf[len(body) + 7:].split()[0])
+    note(f"rc {rc}")
     sys.stdout.buffer.write(body)
     return rc
 
