@@ -232,6 +232,7 @@ base::Status Connection::on_error_or_goodbye(proto::MsgType type, base::ByteSpan
   if (!s.is_ok()) return violation(std::string("the clone's ") + (is_error ? "error" : "goodbye") + " is malformed.");
   if (!is_error) return base::Status::error(ECONNRESET, "the clone said goodbye: " + m.message);
   const std::string text = "the clone refused: " + m.message + " (" + proto::error_code_name(m.code) + ")";
+  clone_busy_ = m.code == proto::ErrorCode::busy;
   if (is_retryable(m.code)) return base::Status::error(EAGAIN, text);
   return fatal(EPROTO, text);
 }

@@ -104,6 +104,9 @@ class Connection {
   // An error after which a new session would not help.
   base::Status fatal(int code, const std::string& message);
   bool fatal() const { return fatal_; }
+  // The clone refused with `busy` after authenticating: it is working (for
+  // one, copying a staged generation to its disk) and the refusal is no failure.
+  bool clone_busy() const { return clone_busy_; }
 
   // Sends a goodbye with `sentence`, then closes gracefully.
   void say_goodbye(const std::string& sentence);
@@ -138,6 +141,7 @@ class Connection {
   uint64_t wire_bytes_received_ = 0;
   std::string unauthenticated_answer_;
   bool fatal_ = false;
+  bool clone_busy_ = false;
 };
 
 }  // namespace origin

@@ -43,6 +43,7 @@ class MaintenanceLink {
   base::Status violation(const std::string& what) { return conn_.violation(what); }
   base::Status fatal(int code, const std::string& message) { return conn_.fatal(code, message); }
   bool fatal() const { return conn_.fatal(); }
+  bool clone_busy() const { return conn_.clone_busy(); }
   // What the clone's address refused the handshake with, "" if nothing (connection.h).
   const std::string& unauthenticated_answer() const { return conn_.unauthenticated_answer(); }
   uint64_t wire_bytes() const { return conn_.wire_bytes_queued(); }

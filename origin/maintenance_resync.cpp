@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "base/aligned_buffer.h"
@@ -361,22 +362,30 @@ class ResyncSession {
   const char* what_ = "resync";
 };
 
+// How a session ended, beyond its status: what decides a retry.
+struct ResyncSessionEnd {
+  bool fatal = false;                  // a new session would not help
+  std::string unauthenticated_answer;  // what the clone's address refused the handshake with
+  bool clone_busy = false;             // the clone refused with busy: it is working, not failing
+};
+
 base::Status resync_session(const SessionConfig& session, SourceImage& image, const proto::ResyncBegin& begin,
                             const std::vector<Range>& ranges, const MaintenanceOptions& options, ResyncReport& report,
-                            bool& fatal, std::string& unauthenticated_answer) {
+                            ResyncSessionEnd& end) {
   MaintenanceLink link;
   proto::Hello clone;
   base::Status s = link.open(session, clone);
-  fatal = link.fatal();
-  unauthenticated_answer = link.unauthenticated_answer();
+  end.fatal = link.fatal();
+  end.unauthenticated_answer = link.unauthenticated_answer();
   if (!s.is_ok()) return s;
   ++report.sessions;
   // An older clone takes no plan.
   const bool planned = (clone.flags & proto::kHelloTakesResyncPlan) != 0;
-  s = ResyncSession(link, image, session.digest_key, options, report).run(begin, ranges, planned, fatal);
+  s = ResyncSession(link, image, session.digest_key, options, report).run(begin, ranges, planned, end.fatal);
   report.wire_bytes_sent += link.wire_bytes();
   report.wire_bytes_received += link.received_bytes();
-  fatal = fatal || link.fatal();
+  end.fatal = end.fatal || link.fatal();
+  end.clone_busy = link.clone_busy();
   if (s.is_ok()) link.close();
   return s;
 }
@@ -396,17 +405,26 @@ base::Result<ResyncReport> resync_clone(const SessionConfig& session, const Reco
   const uint64_t start_ns = base::monotonic_ns();
   uint32_t failures = 0, backoff_ms = policy.initial_ms;
   RefusalStreak refusals;
+  std::optional<uint64_t> last_start;  // where the last session that opened began
   for (;;) {
-    bool fatal = false;
-    std::string heard;
+    ResyncSessionEnd end;
     const uint64_t sessions_before = report.sessions;
-    base::Status s = resync_session(session, image, begin, {}, options, report, fatal, heard);
+    base::Status s = resync_session(session, image, begin, {}, options, report, end);
     if (s.is_ok()) break;
-    if (fatal) return s;
-    if (refusals.final_after(heard))
-      return base::Status::error(s.code(), "the clone's address answered '" + heard + "' before authenticating " +
-                                               u64s(refusals.count()) + " times in a row: " + s.message());
-    if (report.sessions > sessions_before) failures = 0;  // it got somewhere: a fresh count
+    if (end.fatal) return s;
+    if (refusals.final_after(end.unauthenticated_answer))
+      return base::Status::error(s.code(), "the clone's address answered '" + end.unauthenticated_answer +
+                                               "' before authenticating " + u64s(refusals.count()) +
+                                               " times in a row: " + s.message());
+    // A fresh count once the resync got further (this session began past
+    // where the last one did: the last made progress durable), or while the
+    // clone is busy copying a stage. A session that opens and fails at the
+    // same place each time (a stick that fails with EIO, a link that drops
+    // before every mark) counts, so the run ends with that error.
+    if (report.sessions > sessions_before) {
+      if (end.clone_busy || (last_start && report.started_at_bytes > *last_start)) failures = 0;
+      last_start = report.started_at_bytes;
+    }
     if (++failures >= policy.attempts_max)
       return base::Status::error(
           s.code(), "the resync gave up after " + u64s(failures) + " failed attempts in a row; last: " + s.message());
@@ -428,9 +446,8 @@ base::Result<ResyncReport> repair_clone(const SessionConfig& session, const std:
   ResyncReport report;
   report.generation = session.generation;
   const uint64_t start_ns = base::monotonic_ns();
-  bool fatal = false;
-  std::string heard;
-  BASE_TRY(resync_session(session, image, begin, ranges, options, report, fatal, heard));
+  ResyncSessionEnd end;
+  BASE_TRY(resync_session(session, image, begin, ranges, options, report, end));
   report.elapsed_ns = base::monotonic_ns() - start_ns;
   return report;
 }

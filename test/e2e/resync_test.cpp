@@ -410,6 +410,39 @@ TEST_CASE("a stage too small is refused up front with the figures; --in-place-un
   stop(r);
 }
 
+TEST_CASE("a resync cut at the same place every session ends after the retry budget, with its error") {
+  TempDir d;
+  Running r = staged_setup(d, {},
+                           {{"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "100"},
+                            {"origin.reconnect_attempts_max", "4"}});
+  // Every connection is cut 64-128 KiB in: each session opens, begins, and
+  // dies before the first mark (64 MiB, the disk's end), so none gets further
+  // than the last. Before, each session that opened restarted the count and
+  // the original went on for as long as the link let it open one.
+  harness::FaultQuota quota;
+  quota.cuts = 1000;
+  quota.flips = 0;
+  quota.offset_min_bytes = 64 << 10;
+  quota.offset_max_bytes = 128 << 10;
+  auto proxy = std::make_unique<harness::FaultProxy>(r.pair.port, 5, quota);
+  std::string text = harness::read_file(r.pair.origin_config);
+  const std::string direct = "127.0.0.1:" + std::to_string(r.pair.port);
+  REQUIRE(text.find(direct) != std::string::npos);
+  text.replace(text.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy->port()));
+  REQUIRE(harness::write_file(r.pair.origin_config, text));
+  std::string out;
+  const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+  CHECK(code != 0);
+  CHECK_MESSAGE(out.find("the resync gave up after 4 failed attempts in a row") != std::string::npos, out);
+  MESSAGE("proxy: " << proxy->counts().connections.load() << " connections, " << proxy->counts().cuts.load()
+                    << " cut");
+  CHECK(proxy->counts().cuts.load() == 4);
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // staged: the disk untouched
+  CHECK(status_of(r.pair).find("bootable: generation 2") != std::string::npos);
+  stop(r);
+}
+
 TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
   TempDir d;
   Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""},
