@@ -34,11 +34,11 @@ class FileMedium final : public Medium {
  public:
   FileMedium(base::UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
   base::Status write(uint64_t offset_bytes, base::ByteSpan data) override {
-    return base::pwrite_full(fd_.get(), data, offset_bytes).with_context("the stage file " + path_ + ": ");
+    return base::pwrite_full(fd_.get(), data, offset_bytes).with_context("the stage file " + path_);
   }
   base::Result<size_t> read(uint64_t offset_bytes, base::MutableByteSpan out) override {
     base::Result<size_t> got = base::pread_upto(fd_.get(), out, offset_bytes);
-    if (!got) return got.status().with_context("the stage file " + path_ + ": ");
+    if (!got) return got.status().with_context("the stage file " + path_);
     return got;
   }
   base::Result<uint64_t> size_bytes() override {

@@ -186,7 +186,7 @@ base::Status Stage::append(EntryKind kind, uint64_t offset_bytes, uint64_t lengt
   base::Bytes buf(head, head + kEntryHeaderBytes);
   buf.insert(buf.end(), data.begin(), data.end());
   base::Status st = medium_->write(size_bytes_, buf);
-  if (!st) return st.with_context("staging offset=" + u64s(offset_bytes) + " len=" + u64s(length_bytes) + ": ");
+  if (!st) return st.with_context("staging offset=" + u64s(offset_bytes) + " len=" + u64s(length_bytes));
   size_bytes_ += bytes;
   ++entry_count_;
   staged_disk_bytes_ += length_bytes;

@@ -13,6 +13,7 @@
 
 #include "test/support/fault_proxy.h"
 #include "test/support/harness.h"
+#include "test/support/requires.h"
 
 using harness::Process;
 using harness::TempDir;
@@ -237,10 +238,8 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   quota.offset_min_bytes = 20ull << 20;  // past the first marks
   quota.offset_max_bytes = 40ull << 20;
   auto proxy = std::make_unique<harness::FaultProxy>(r.pair.port, 31, quota);
-  std::string text = harness::read_file(r.pair.origin_config);
-  const std::string wanted = "127.0.0.1:" + std::to_string(proxy_port);
-  text.replace(text.find(wanted), wanted.size(), "127.0.0.1:" + std::to_string(proxy->port()));
-  REQUIRE(harness::write_file(r.pair.origin_config, text));
+  harness::set_config_keys(r.pair.origin_config,
+                           {{"clone.address", "\"127.0.0.1:" + std::to_string(proxy->port()) + "\""}});
 
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
   // Two kill -9 of the clone while the resync runs, each once the clone has
@@ -426,11 +425,8 @@ TEST_CASE("a resync cut at the same place every session ends after the retry bud
   quota.offset_min_bytes = 64 << 10;
   quota.offset_max_bytes = 128 << 10;
   auto proxy = std::make_unique<harness::FaultProxy>(r.pair.port, 5, quota);
-  std::string text = harness::read_file(r.pair.origin_config);
-  const std::string direct = "127.0.0.1:" + std::to_string(r.pair.port);
-  REQUIRE(text.find(direct) != std::string::npos);
-  text.replace(text.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy->port()));
-  REQUIRE(harness::write_file(r.pair.origin_config, text));
+  harness::set_config_keys(r.pair.origin_config,
+                           {{"clone.address", "\"127.0.0.1:" + std::to_string(proxy->port()) + "\""}});
   std::string out;
   const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
   CHECK(code != 0);
@@ -568,18 +564,6 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   stop(r);
 }
 
-// Sets [resync] in_place_unbootable = true in the original's configuration.
-void allow_in_place_in_config(const harness::Pair& p) {
-  std::string text = harness::read_file(p.origin_config);
-  const std::string section = "[resync]\n";
-  const size_t at = text.find(section);
-  if (at == std::string::npos)
-    text += "\n" + section + "in_place_unbootable = true\n";
-  else
-    text.insert(at + section.size(), "in_place_unbootable = true\n");
-  REQUIRE(harness::write_file(p.origin_config, text));
-}
-
 TEST_CASE("a repair the stage cannot hold is refused up front; --in-place-unbootable or the setting repairs in place") {
   TempDir d;
   Running r = staged_setup(d, {{"resync.stage_max_bytes", "\"1M\""}}, {});
@@ -613,7 +597,7 @@ TEST_CASE("a repair the stage cannot hold is refused up front; --in-place-unboot
 
   // origin.toml's [resync] in_place_unbootable = true does the same every time.
   REQUIRE(write_at(d / "clone.img", 8 << 20, std::string(3 << 20, 's')));
-  allow_in_place_in_config(r.pair);
+  harness::set_config_keys(r.pair.origin_config, {{"resync.in_place_unbootable", "true"}});
   code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--repair"}), out, 300000);
   REQUIRE_MESSAGE(code == 0, out);
   CHECK_MESSAGE(out.find("NOT bootable until the repair completes") != std::string::npos, out);
@@ -669,3 +653,60 @@ TEST_CASE("a log of another generation, a log with a gap, and a log from before 
   CHECK(events.find("resync_needed") != std::string::npos);
   stop(r);
 }
+
+// A real stick that fills: the clone's state directory on a tmpfs of its own.
+TEST_SUITE("requires root") {
+TEST_CASE("a stick that fills mid-staging stops the resync with stage_full; the disk keeps its generation") {
+  test_support::require({test_support::root()});
+  TempDir d;
+  const std::string stick = d / "stick";
+  std::filesystem::create_directories(stick);
+  std::string out;
+  REQUIRE_MESSAGE(harness::run({"/bin/mount", "-t", "tmpfs", "-o", "size=160m,mode=0700", "tmpfs", stick}, out) == 0,
+                  out);
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      std::string ignored;
+      harness::run({"/bin/umount", path}, ignored);
+    }
+  } unmount{stick};
+  // 24 MiB to stage at 8 MB/s: about 3 s of staging to fill the stick in.
+  Running r = staged_setup(d, {{"state.dir", "\"" + stick + "\""}}, {{"resync.rate_max", "\"8M\""}});
+  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(12 << 20, 'f')));
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  // Once the staging is under way, everything on the stick but 4 MiB goes
+  // to another file (the state store keeps working in what is left).
+  const std::string stage_file = stick + "/stage";
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (resync.running() && std::chrono::steady_clock::now() < limit &&
+         !(std::filesystem::exists(stage_file) && std::filesystem::file_size(stage_file) > (2u << 20)))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE_MESSAGE(std::filesystem::exists(stage_file), harness::read_file(d / "origin.log"));
+  const uint64_t staged_before = std::filesystem::file_size(stage_file);
+  const std::filesystem::space_info space = std::filesystem::space(stick);
+  REQUIRE(space.available > (4u << 20));
+  REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(space.available - (4u << 20)), stick + "/filler"},
+                       out) == 0);
+  const int code = resync.wait(120000);
+  const std::string log = harness::read_file(d / "origin.log");
+  CHECK(code != 0);
+  CHECK_MESSAGE(log.find("(stage_full)") != std::string::npos, log);
+  const size_t said = log.find("the clone refused");
+  if (said != std::string::npos) MESSAGE("staged " << staged_before << " bytes at the fill; " << log.substr(said, log.find('\n', said) - said));
+  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // the disk still holds generation 2
+  const std::string status = status_of(r.pair);
+  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("generation: 2;") != std::string::npos, status);
+
+  // Space again: the same resync stages and lands whole.
+  std::filesystem::remove(stick + "/filler");
+  const int again = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+  REQUIRE_MESSAGE(again == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+  stop(r);
+  CHECK_FALSE(std::filesystem::exists(stage_file));
+}
+}  // TEST_SUITE

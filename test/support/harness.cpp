@@ -224,10 +224,10 @@ static void override_key(std::string& text, const std::string& dotted, const std
   text.insert(body, key + " = " + value + "\n");
 }
 
-static void override_file(const std::string& path, const std::map<std::string, std::string>& overrides) {
-  if (overrides.empty()) return;
+void set_config_keys(const std::string& path, const std::map<std::string, std::string>& keys) {
+  if (keys.empty()) return;
   std::string text = read_file(path);
-  for (const auto& [k, v] : overrides) override_key(text, k, v);
+  for (const auto& [k, v] : keys) override_key(text, k, v);
   write_file(path, text);
 }
 
@@ -243,8 +243,8 @@ Pair make_pair(const std::string& dir, const std::string& target,
   if (code != 0) return p;
   p.clone_config = dir + "/clone/cloned.toml";
   p.origin_config = dir + "/origin/origin.toml";
-  override_file(p.clone_config, clone_overrides);
-  override_file(p.origin_config, origin_overrides);
+  set_config_keys(p.clone_config, clone_overrides);
+  set_config_keys(p.origin_config, origin_overrides);
   return p;
 }
 

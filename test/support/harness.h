@@ -95,6 +95,10 @@ struct Pair {
   std::string origin_config;
   uint16_t port = 0;
 };
+// Sets "table.key" = value (TOML text, quoted as needed) in a config file,
+// adding the table or the key where missing.
+void set_config_keys(const std::string& path, const std::map<std::string, std::string>& keys);
+
 // Overrides are "table.key" -> TOML value text, e.g. {"link.idle_timeout_ms", "500"}.
 Pair make_pair(const std::string& dir, const std::string& target,
                const std::map<std::string, std::string>& clone_overrides = {},
