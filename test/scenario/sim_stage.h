@@ -49,7 +49,7 @@ struct StageWorker {
   std::function<int64_t(uint64_t entry_count)> apply_fault = [](uint64_t) { return int64_t{-1}; };
   std::deque<Job> jobs;
   std::optional<stage::Stage> stage;
-  stage::FaultyMedium* medium = nullptr;  // the open stage's, for the cut
+  stage::FaultyMedium* medium = nullptr;      // the open stage's, for the cut
   std::map<apply::RecordId, Extent> extents;  // received, not yet appended
   bool apply_cut = false;
 

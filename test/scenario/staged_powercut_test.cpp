@@ -177,9 +177,15 @@ void check_after_cut(const apply::ReplicaState& s, const std::vector<uint8_t>& d
                      const std::vector<uint8_t>& source, Tally& t) {
   ++t.cuts;
   switch (check_staged_cut(s, 2, disk, old, source)) {
-    case StagedCut::old_generation: ++t.cut_staging; break;
-    case StagedCut::applying: ++t.cut_applying; break;
-    case StagedCut::new_generation: ++t.cut_committed; break;
+    case StagedCut::old_generation:
+      ++t.cut_staging;
+      break;
+    case StagedCut::applying:
+      ++t.cut_applying;
+      break;
+    case StagedCut::new_generation:
+      ++t.cut_committed;
+      break;
   }
 }
 
