@@ -92,20 +92,33 @@ struct Original {
   }
   // The same log over a disk that changed behind it at the end of epoch `e`
   // (the log was lost, or another system booted it): `changed` is the disk
-  // then, and the log's later records apply on top of it. The images before
-  // `e` are no state of that disk: they are not kept.
+  // then, and the log's later records apply on top of it. Of the images at
+  // epoch ends it keeps only the first, `changed` (each_epoch_image replays
+  // the others): the earlier ones are no state of that disk.
   Original diverged_after(uint64_t e, std::vector<uint8_t> changed) const {
     Original d;
     d.log = log;
     d.marks = marks;
+    d.at_epoch[e] = changed;
     d.image = std::move(changed);
-    d.at_epoch[e] = d.image;
-    for (const Rec& r : log) {
-      if (r.h.epoch <= e) continue;
-      apply_to(r, d.image);
-      if (r.h.type == proto::MsgType::barrier) d.at_epoch[r.h.epoch] = d.image;
-    }
+    for (const Rec& r : log)
+      if (r.h.epoch > e) apply_to(r, d.image);
     return d;
+  }
+  // Calls visit(epoch, image) for each epoch end in order: the images kept,
+  // then those after the last one kept, replayed from it.
+  template <typename Visit>
+  void each_epoch_image(Visit&& visit) const {
+    if (at_epoch.empty()) return;
+    for (const auto& [e, img] : at_epoch) visit(e, img);
+    const auto& [last, last_img] = *at_epoch.rbegin();
+    if (log.empty() || log.back().h.epoch <= last) return;
+    std::vector<uint8_t> img = last_img;
+    for (const Rec& r : log) {
+      if (r.h.epoch <= last) continue;
+      apply_to(r, img);
+      if (r.h.type == proto::MsgType::barrier) visit(r.h.epoch, img);
+    }
   }
 };
 

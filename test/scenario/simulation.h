@@ -84,8 +84,11 @@ struct World {
   bool chance(unsigned per_mille) { return rng() % 1000 < per_mille; }
   const Original& of_generation(uint64_t g) const { return g == 2 ? second : original; }
   const std::vector<uint8_t>& resync_source() const { return second.at_epoch.at(resync_epoch); }
-  // The last record the original's log holds now.
-  uint64_t log_end() const { return phase == Phase::log && resync_epoch != 0 ? resync_seq : original.log.size(); }
+  // The last record the original's log holds now: generation 1's ends at
+  // the resync's target (what follows is generation 2's, after the resync).
+  uint64_t log_end() const {
+    return phase != Phase::log_after_resync && resync_epoch != 0 ? resync_seq : original.log.size();
+  }
   proto::Hello hello() const;
   StageFile memory_stage_file() const;
 
@@ -96,7 +99,8 @@ struct World {
                const std::function<bool(const proto::Frame&)>& on_frame);
 
   void check_bounds(const Clone& c);
-  bool crash_consistent_after(const Original& o, uint64_t e, const std::vector<uint8_t>& disk_bytes) const;
+  bool crash_consistent_after(const Original& o, uint64_t e, const std::vector<uint8_t>& base,
+                              const std::vector<uint8_t>& disk_bytes) const;
   void check_after_power_cut();
   void check_marks(Clone& c);
   void check_staging(const Clone& c);

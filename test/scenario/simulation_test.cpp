@@ -174,8 +174,8 @@ void run_seed(uint64_t seed, Faults& faults, bool with_resync = true) {
         c.machine.end_session(e);
         c.handle(e);
         c.failed = false;
-        if (w.phase == Phase::resync) {  // the original's backoff: the clone goes on with what it had
-          const uint64_t backoff_steps = w.rng() % 40;
+        if (w.phase == Phase::resync) {  // the original's backoff (or none): the clone goes on with what it had
+          const uint64_t backoff_steps = w.rng() % 4 == 0 ? 0 : w.rng() % 40;
           for (uint64_t i = 0; i < backoff_steps && !worker.apply_cut && c.step(w.original); ++i) w.check_staging(c);
         }
         if (!worker.apply_cut) continue;

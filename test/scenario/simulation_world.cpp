@@ -95,12 +95,10 @@ void World::check_bounds(const Clone& c) {
 }
 
 // True if `disk` is what the original's own disk could hold after losing
-// power during epoch e+1: the image at the end of epoch e with any of epoch
+// power during epoch e+1: the image at the end of epoch e (`base`) with any of epoch
 // e+1's writes, trims and zeroes landed (block by block).
-bool World::crash_consistent_after(const Original& o, uint64_t e, const std::vector<uint8_t>& disk_bytes) const {
-  auto it = o.at_epoch.find(e);
-  if (it == o.at_epoch.end()) return false;
-  const std::vector<uint8_t>& base = it->second;
+bool World::crash_consistent_after(const Original& o, uint64_t e, const std::vector<uint8_t>& base,
+                                   const std::vector<uint8_t>& disk_bytes) const {
   for (uint64_t off = 0; off < kDiskBytes; off += kBlock) {
     auto block = [&](const uint8_t* p) {
       return std::equal(p, p + kBlock, disk_bytes.begin() + static_cast<long>(off));
@@ -131,8 +129,10 @@ void World::check_after_power_cut() {
   const Original& o = of_generation(stored.generation);
   const std::vector<uint8_t> after = disk_image(disk);
   bool at_boundary = false;
-  for (const auto& [epoch, image] : o.at_epoch)
-    if (epoch >= last_ack_epoch && (image == after || crash_consistent_after(o, epoch, after))) at_boundary = true;
+  o.each_epoch_image([&](uint64_t epoch, const std::vector<uint8_t>& image) {
+    if (epoch >= last_ack_epoch && (image == after || crash_consistent_after(o, epoch, image, after)))
+      at_boundary = true;
+  });
   const bool marked = stored.state == proto::CloneState::inconsistent;
   if (!at_boundary && marked) ++faults.cut_while_marked;
   CHECK_MESSAGE((at_boundary || marked), "seed " << seed << ": no epoch boundary >= " << last_ack_epoch);
