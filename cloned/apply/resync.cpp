@@ -91,16 +91,23 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
   if (!in_session_ || !maintenance_)
     return fail(actions, ErrorCode::protocol,
                 "resync_begin outside a maintenance session (the hello did not ask for one).");
+  // A session that dropped after its resync_end leaves the end finishing
+  // (resync_running_ stays set for it): the original's retry is told to wait
+  // (busy, retried), not that it broke the protocol (final).
+  if (applying_stage() || stage_applying_)
+    return fail(actions, ErrorCode::busy,
+                "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
+                    " from its stick to its disk (it finishes without the original); try again when it is done.");
+  if (end_committing_)
+    return fail(actions, ErrorCode::busy,
+                "the clone is committing the end of the resync of generation " + u64s(replica_.generation) +
+                    "; try again in a moment.");
   if (resync_running_ || plan_begin_)
     return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
   // The plan bit says how this session goes on, not which resync it is.
   const bool plan = (announced.flags & proto::kResyncPlanFollows) != 0;
   proto::ResyncBegin b = announced;
   b.flags &= ~proto::kResyncPlanFollows;
-  if (applying_stage() || stage_applying_)
-    return fail(actions, ErrorCode::busy,
-                "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
-                    " from its stick to its disk (it finishes without the original); try again when it is done.");
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;

@@ -68,7 +68,47 @@ class FileMedium final : public Medium {
   std::string path_;
 };
 
+class MemoryMedium final : public Medium {
+ public:
+  explicit MemoryMedium(std::shared_ptr<MemoryFile> file) : file_(std::move(file)) {}
+  base::Status write(uint64_t offset_bytes, base::ByteSpan data) override {
+    base::Bytes& b = file_->bytes;
+    if (b.size() < offset_bytes + data.size()) b.resize(offset_bytes + data.size());
+    std::copy(data.begin(), data.end(), b.begin() + static_cast<std::ptrdiff_t>(offset_bytes));
+    return base::Status::ok();
+  }
+  base::Result<size_t> read(uint64_t offset_bytes, base::MutableByteSpan out) override {
+    const base::Bytes& b = file_->bytes;
+    const size_t n = offset_bytes >= b.size() ? 0 : std::min<size_t>(out.size(), b.size() - offset_bytes);
+    std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(offset_bytes), n, out.begin());
+    return n;
+  }
+  base::Result<uint64_t> size_bytes() override { return static_cast<uint64_t>(file_->bytes.size()); }
+  base::Status truncate(uint64_t size_bytes) override {
+    file_->bytes.resize(size_bytes);
+    return base::Status::ok();
+  }
+  base::Status sync() override { return base::Status::ok(); }
+  base::Result<uint64_t> free_bytes() override { return file_->free_bytes; }
+  std::string describe() const override { return "memory file"; }
+
+ private:
+  std::shared_ptr<MemoryFile> file_;
+};
+
 }  // namespace
+
+base::Result<std::unique_ptr<Medium>> open_memory(std::shared_ptr<MemoryFile> file, bool create) {
+  if (!file->exists && !create)
+    return base::Status::error(ENOENT, "cannot open the stage file (in memory): it does not exist");
+  file->exists = true;
+  return std::unique_ptr<Medium>(std::make_unique<MemoryMedium>(std::move(file)));
+}
+
+void remove_memory(MemoryFile& file) {
+  file.exists = false;
+  file.bytes.clear();
+}
 
 base::Result<std::unique_ptr<Medium>> open_file(const std::string& path, bool create) {
   const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // What a stage file sits on (stage.h): a file on the stick, next to the state
 // store, behind an interface with a fault injector (conventions.md, "every OS
-// boundary"). FileMedium is the real file with real fsync; FaultyMedium
+// boundary"). FileMedium is the real file with real fsync; MemoryMedium a
+// file in memory, for tests (like blockio's MemoryDevice); FaultyMedium
 // keeps unsynced writes in memory like blockio's FaultyDevice, so a test can
 // cut the power, tear a write, or make the stick report ENOSPC or EIO.
 //
@@ -42,6 +43,20 @@ base::Result<std::unique_ptr<Medium>> open_file(const std::string& path, bool cr
 base::Result<uint64_t> free_bytes_at(const std::string& dir);
 // Removes `path` and syncs its directory; a missing file is fine.
 base::Status remove_file(const std::string& path);
+
+// A file in memory, for tests that run many stages and cannot wait for real
+// fsyncs (the seeded simulation). The bytes live in a MemoryFile that
+// outlives every medium opened on it, as a file outlives the daemon's runs;
+// every write is "durable" (put a FaultyMedium over it to lose some).
+struct MemoryFile {
+  bool exists = false;
+  base::Bytes bytes;
+  uint64_t free_bytes = 1ull << 40;  // what free_bytes() reports
+};
+// Like open_file: ENOENT when the file does not exist and !create.
+base::Result<std::unique_ptr<Medium>> open_memory(std::shared_ptr<MemoryFile> file, bool create);
+// Like remove_file: a missing file is fine.
+void remove_memory(MemoryFile& file);
 
 // Fault injection over another medium. Writes since the last sync stay in an
 // overlay (reads see them) until sync() passes them on; power_cut() loses

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "blockio/faulty_device.h"
 #include "blockio/memory_device.h"
 #include "cloned/apply/apply.h"
+#include "test/scenario/sim_stage.h"
 
 namespace sim {
 
@@ -77,11 +79,46 @@ struct Original {
     if (r.h.type == proto::MsgType::write) {
       r.payload.resize(r.h.length_bytes);
       for (auto& b : r.payload) b = static_cast<uint8_t>(rng());
-      std::copy(r.payload.begin(), r.payload.end(), image.begin() + static_cast<long>(r.h.offset_bytes));
-    } else {
-      std::fill_n(image.begin() + static_cast<long>(r.h.offset_bytes), r.h.length_bytes, 0);
     }
+    apply_to(r, image);
     log.push_back(r);
+  }
+  static void apply_to(const Rec& r, std::vector<uint8_t>& img) {
+    if (r.h.type == proto::MsgType::barrier) return;
+    if (r.h.type == proto::MsgType::write)
+      std::copy(r.payload.begin(), r.payload.end(), img.begin() + static_cast<long>(r.h.offset_bytes));
+    else
+      std::fill_n(img.begin() + static_cast<long>(r.h.offset_bytes), r.h.length_bytes, 0);
+  }
+  // The same log over a disk that changed behind it at the end of epoch `e`
+  // (the log was lost, or another system booted it): `changed` is the disk
+  // then, and the log's later records apply on top of it. Of the images at
+  // epoch ends it keeps only the first, `changed` (each_epoch_image replays
+  // the others): the earlier ones are no state of that disk.
+  Original diverged_after(uint64_t e, std::vector<uint8_t> changed) const {
+    Original d;
+    d.log = log;
+    d.marks = marks;
+    d.at_epoch[e] = changed;
+    d.image = std::move(changed);
+    for (const Rec& r : log)
+      if (r.h.epoch > e) apply_to(r, d.image);
+    return d;
+  }
+  // Calls visit(epoch, image) for each epoch end in order: the images kept,
+  // then those after the last one kept, replayed from it.
+  template <typename Visit>
+  void each_epoch_image(Visit&& visit) const {
+    if (at_epoch.empty()) return;
+    for (const auto& [e, img] : at_epoch) visit(e, img);
+    const auto& [last, last_img] = *at_epoch.rbegin();
+    if (log.empty() || log.back().h.epoch <= last) return;
+    std::vector<uint8_t> img = last_img;
+    for (const Rec& r : log) {
+      if (r.h.epoch <= last) continue;
+      apply_to(r, img);
+      if (r.h.type == proto::MsgType::barrier) visit(r.h.epoch, img);
+    }
   }
 };
 
@@ -101,8 +138,21 @@ struct Clone {
   bool failed = false;
   bool hello_sent = false;
   uint64_t hello_applied = 0;            // the position the clone's hello reported
+  uint32_t hello_flags = 0;              // and its flags
   apply::Actions last;                   // what the last step() produced
   std::vector<apply::MarkReached> marks_reached;  // reported, not yet checked
+  // Resync (resync.cpp): the stage worker when the clone stages (null: it
+  // does not), the bytes of resync extents that go to the disk in place, and
+  // the maintenance session's answers not yet read by the original.
+  StageWorker* stage = nullptr;
+  std::map<apply::RecordId, Rec> resync_extents;
+  std::map<apply::RecordId, std::vector<apply::Extent>> resync_only;  // SubmitIo::only
+  struct Answers {
+    std::optional<proto::ResyncState> state;
+    std::optional<proto::ResyncPlanReply> plan_reply;
+    std::vector<uint64_t> mark_acks;
+    std::optional<proto::ResyncDone> done;
+  } answers;
 
   Clone(blockio::FaultyDevice& d, std::mt19937_64& r, apply::ReplicaState& s, apply::SendBarrierAck& saw,
         const apply::Limits& limits)
@@ -119,8 +169,26 @@ struct Clone {
     if (a.hello_reply) {
       hello_sent = true;
       hello_applied = a.hello_reply->applied_seq;
+      hello_flags = a.hello_reply->flags;
     }
-    for (const auto& s : a.submit) pending_io.push_back(s.id);
+    if (machine.staging()) {  // the disk keeps its generation: nothing goes to it
+      for (const auto& s : a.submit) CHECK_MESSAGE(s.to_stage, "a staged resync wrote the disk before its end");
+      CHECK_MESSAGE(!a.flush, "a staged resync flushed the disk before its end");
+    }
+    for (const auto& s : a.submit) {
+      if (s.to_stage) continue;  // the stage worker's (below)
+      pending_io.push_back(s.id);
+      if (!s.only.empty()) resync_only[s.id] = s.only;
+    }
+    if (stage != nullptr) stage->take(a);
+    for (apply::RecordId id : a.dropped) {
+      resync_extents.erase(id);
+      if (stage != nullptr) stage->extents.erase(id);
+    }
+    if (a.resync_state) answers.state = a.resync_state;
+    if (a.plan_reply) answers.plan_reply = a.plan_reply;
+    answers.mark_acks.insert(answers.mark_acks.end(), a.resync_mark_acks.begin(), a.resync_mark_acks.end());
+    if (a.resync_done) answers.done = a.resync_done;
     if (a.flush) pending_flush = true;
     for (const auto& c : a.commits) pending_commits.push_back(c.state);
     marks_reached.insert(marks_reached.end(), a.marks_reached.begin(), a.marks_reached.end());
@@ -145,6 +213,7 @@ struct Clone {
     if (!pending_io.empty()) kinds.push_back(0);
     if (pending_flush) kinds.push_back(1);
     if (!pending_commits.empty()) kinds.push_back(2);
+    if (stage != nullptr && stage->busy()) kinds.push_back(3);
     if (kinds.empty()) return false;
     apply::Actions a;
     switch (kinds[rng() % kinds.size()]) {
@@ -152,7 +221,7 @@ struct Clone {
         size_t i = rng() % pending_io.size();
         apply::RecordId id = pending_io[i];
         pending_io.erase(pending_io.begin() + static_cast<long>(i));
-        machine.on_io_done(id, perform(o.log[id_to_index.at(id)]), false, a);
+        machine.on_io_done(id, perform(o, id), false, a);
         break;
       }
       case 1:
@@ -164,10 +233,48 @@ struct Clone {
         pending_commits.erase(pending_commits.begin());
         machine.on_commit_done(base::Status::ok(), a);
         break;
+      case 3:
+        stage->run_one(machine, disk, a);
+        if (stage->apply_cut) {  // the disk failed as the power went: what the machine says of it is moot
+          handle_quietly(a);
+          last = a;
+          return true;
+        }
+        break;
     }
     handle(a);
     last = a;
     return true;
+  }
+  // The bytes of an accepted resync extent: for the stage or for the disk.
+  void keep_extent(apply::RecordId id, const proto::RecordHeader& h, base::ByteSpan payload) {
+    if (machine.staging() && stage != nullptr) return stage->keep(id, h, payload);
+    resync_extents[id] = Rec{h, std::vector<uint8_t>(payload.begin(), payload.end())};
+  }
+  base::Status perform(const Original& o, apply::RecordId id) {
+    auto x = resync_extents.find(id);
+    if (x == resync_extents.end()) return perform(o.log[id_to_index.at(id)]);
+    const Rec r = std::move(x->second);
+    resync_extents.erase(x);
+    auto only = resync_only.find(id);
+    std::vector<apply::Extent> parts{{r.h.offset_bytes, r.h.length_bytes}};
+    if (only != resync_only.end()) {
+      parts = std::move(only->second);
+      resync_only.erase(only);
+    }
+    for (const apply::Extent& p : parts) {  // a resync extent: just its parts the log did not write
+      Rec part;
+      part.h = r.h;
+      part.h.type = r.h.type == proto::MsgType::resync_zero ? proto::MsgType::zero : proto::MsgType::write;
+      part.h.offset_bytes = p.offset_bytes;
+      part.h.length_bytes = p.length_bytes;
+      if (part.h.type == proto::MsgType::write) {
+        const auto from = r.payload.begin() + static_cast<long>(p.offset_bytes - r.h.offset_bytes);
+        part.payload.assign(from, from + static_cast<long>(p.length_bytes));
+      }
+      BASE_TRY(perform(part));
+    }
+    return base::Status::ok();
   }
   base::Status perform(const Rec& r) {
     switch (r.h.type) {

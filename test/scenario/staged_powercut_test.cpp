@@ -20,6 +20,7 @@
 #include "cloned/stage/stage.h"
 #include "test/scenario/seeds.h"
 #include "test/scenario/sim.h"
+#include "test/scenario/sim_stage.h"
 #include "test/support/temp_dir.h"
 
 namespace {
@@ -29,9 +30,7 @@ using namespace sim;
 constexpr uint32_t kExtent = 4096;
 constexpr uint64_t kExtents = kDiskBytes / kExtent;
 constexpr uint64_t kMarkEvery = 4;  // extents
-constexpr stage::Limits kRoomy{64ull << 20, 0};
-
-// One run of the daemon: the machine, its stage worker's queue, the store.
+// One run of the daemon: the machine, its stage worker, the store.
 struct Run {
   blockio::FaultyDevice& disk;
   std::mt19937_64& rng;
@@ -40,18 +39,10 @@ struct Run {
   const std::string stage_path;
   uint64_t cut_after;
   apply::Machine m;
-  struct StageJob {
-    enum class Kind { open, append, sync, apply, remove } kind;
-    apply::StageOpen how;
-    apply::RecordId id = 0;
-  };
-  std::deque<StageJob> stage_jobs;  // one thread, in order
-  std::optional<stage::Stage> stage;
-  stage::FaultyMedium* medium = nullptr;  // the open stage's, for the cut
+  StageWorker worker;
   std::vector<apply::ReplicaState> commits;
-  std::map<apply::RecordId, proto::RecordHeader> extents;
   std::optional<proto::ResyncState> state;
-  bool resync_done = false, cut = false, apply_cut = false;
+  bool resync_done = false, cut = false;
   uint64_t ops = 0;
 
   Run(blockio::FaultyDevice& d, std::mt19937_64& r, apply::ReplicaState& s, const std::vector<uint8_t>& src,
@@ -62,83 +53,36 @@ struct Run {
         source(src),
         stage_path(path),
         cut_after(cut_at),
-        m(d.geometry(), s, apply::Limits{.stage_resync = true}) {}
+        m(d.geometry(), s, apply::Limits{.stage_resync = true}),
+        worker{.file = {[path](bool create) { return stage::open_file(path, create); },
+                        [path] { REQUIRE(stage::remove_file(path).is_ok()); }},
+               .disk_bytes = kDiskBytes} {
+    // The apply: sometimes the disk fails part-way, and the power goes.
+    worker.apply_fault = [this](uint64_t entries) {
+      if (cut_after == UINT64_MAX || rng() % 2 != 0) return int64_t{-1};
+      return static_cast<int64_t>(rng() % (entries + 1));
+    };
+  }
 
   void handle(apply::Actions& a) {
-    if (a.stage_open) stage_jobs.push_back({StageJob::Kind::open, *a.stage_open});
-    for (auto& s : a.submit) {
-      REQUIRE_MESSAGE(s.to_stage, "a staged resync wrote the disk before its end");
-      stage_jobs.push_back({StageJob::Kind::append, {}, s.id});
-    }
+    for (auto& s : a.submit) REQUIRE_MESSAGE(s.to_stage, "a staged resync wrote the disk before its end");
     REQUIRE_FALSE(a.flush);  // nothing reaches the disk outside the apply
-    if (a.stage_sync) stage_jobs.push_back({StageJob::Kind::sync});
-    if (a.stage_apply) stage_jobs.push_back({StageJob::Kind::apply});
-    if (a.stage_remove) stage_jobs.push_back({StageJob::Kind::remove});
+    worker.take(a);
     for (auto& c : a.commits) commits.push_back(c.state);
     if (a.resync_state) state = a.resync_state;
     if (a.resync_done) resync_done = true;
   }
-  void do_open(const apply::StageOpen& how, apply::Actions& a) {
-    stage.reset();
-    medium = nullptr;
-    auto file = stage::open_file(stage_path, how.create);
-    if (!file.is_ok()) return m.on_stage_open_failed(file.status(), a);
-    auto faulty = std::make_unique<stage::FaultyMedium>(std::move(file).value());
-    medium = faulty.get();
-    base::Result<stage::Stage> s =
-        how.create ? stage::Stage::create(std::move(faulty), {how.generation, how.base_generation, kDiskBytes}, kRoomy)
-                   : stage::Stage::open(std::move(faulty), how.durable_bytes, kRoomy);
-    REQUIRE_MESSAGE(s.is_ok(), s.status().message());  // what was durable survives every cut
-    stage.emplace(std::move(s).value());
-  }
-  void do_append(apply::RecordId id, apply::Actions& a) {
-    const proto::RecordHeader& h = extents.at(id);
-    base::Status s = h.type == proto::MsgType::resync_zero
-                         ? stage->append_zero(h.offset_bytes, h.length_bytes)
-                         : stage->append_data(h.offset_bytes, {source.data() + h.offset_bytes, h.length_bytes}, {});
-    m.on_io_done(id, s, false, a);
-  }
-  // The apply: sometimes the disk fails part-way, and the power goes.
-  void do_apply(apply::Actions& a) {
-    if (cut_after != UINT64_MAX && rng() % 2 == 0) {
-      disk.set_plan({.fail_write_after = static_cast<int64_t>(rng() % (stage->entry_count() + 1))});
-      apply_cut = true;
-    }
-    m.on_stage_applied(stage::apply_stage(*stage, disk), a);
-    disk.set_plan({});
-  }
-  void do_stage_job(apply::Actions& a) {
-    StageJob j = stage_jobs.front();
-    stage_jobs.pop_front();
-    switch (j.kind) {
-      case StageJob::Kind::open:
-        return do_open(j.how, a);
-      case StageJob::Kind::append:
-        return do_append(j.id, a);
-      case StageJob::Kind::sync: {
-        base::Status s = stage->sync();
-        return m.on_stage_synced(s, stage->synced_bytes(), stage->staged_disk_bytes(), a);
-      }
-      case StageJob::Kind::apply:
-        return do_apply(a);
-      case StageJob::Kind::remove:
-        stage.reset();
-        medium = nullptr;
-        REQUIRE(stage::remove_file(stage_path).is_ok());
-        return;
-    }
-  }
   // Completes one pending operation at random; false when idle or cut.
   bool step() {
-    if (apply_cut || ++ops > cut_after) {
+    if (worker.apply_cut || ++ops > cut_after) {
       cut = true;
       return false;
     }
-    const bool can_stage = !stage_jobs.empty(), can_commit = !commits.empty();
+    const bool can_stage = worker.busy(), can_commit = !commits.empty();
     if (!can_stage && !can_commit) return false;
     apply::Actions a;
     if (can_stage && (!can_commit || rng() % 2 == 0)) {
-      do_stage_job(a);
+      worker.run_one(m, disk, a);
     } else {
       stored = commits.front();
       commits.erase(commits.begin());
@@ -155,7 +99,7 @@ struct Run {
   void power_cut() {
     disk.power_cut(rng() % 2 ? blockio::PowerCutMode::drop_unflushed : blockio::PowerCutMode::keep_random);
     disk.revive();
-    if (medium != nullptr) medium->power_cut(rng() % 2 == 0, static_cast<size_t>(rng() % 5000));
+    worker.power_cut(rng);
   }
 };
 
@@ -193,7 +137,7 @@ bool session(Run& r) {
       apply::RecordId id = 0;
       r.m.on_resync_extent(x, id, x_actions);
       REQUIRE(id != 0);
-      r.extents[id] = x;
+      r.worker.keep(id, x, {r.source.data() + off, kExtent});
       r.handle(x_actions);
     }
     if ((e + 1) % kMarkEvery == 0) {
@@ -216,9 +160,8 @@ bool session(Run& r) {
 // A start with no original (Daemon::start_stage): an "applying" store
 // finishes the copy; a stage with no staged resync in the store is removed.
 void start_alone(Run& r) {
-  if (!r.m.applying_stage() && !r.m.staging()) REQUIRE(stage::remove_file(r.stage_path).is_ok());
   apply::Actions a;
-  r.m.resume_staged_apply(a);
+  start_stage(r.m, r.worker, a);
   r.handle(a);
   while (r.step()) {
   }
@@ -233,16 +176,16 @@ struct Tally {
 void check_after_cut(const apply::ReplicaState& s, const std::vector<uint8_t>& disk, const std::vector<uint8_t>& old,
                      const std::vector<uint8_t>& source, Tally& t) {
   ++t.cuts;
-  if (s.stage.phase == apply::StagePhase::applying) {
-    ++t.cut_applying;
-    CHECK(s.state == proto::CloneState::inconsistent);
-  } else if (s.generation == 2) {
-    ++t.cut_committed;
-    CHECK(disk == source);
-  } else {
-    ++t.cut_staging;
-    CHECK_MESSAGE(disk == old, "a cut while staging changed the disk");
-    CHECK(s.state == proto::CloneState::consistent);
+  switch (check_staged_cut(s, 2, disk, old, source)) {
+    case StagedCut::old_generation:
+      ++t.cut_staging;
+      break;
+    case StagedCut::applying:
+      ++t.cut_applying;
+      break;
+    case StagedCut::new_generation:
+      ++t.cut_committed;
+      break;
   }
 }
 
@@ -268,7 +211,7 @@ bool boot(World& w, std::mt19937_64& rng, apply::ReplicaState& stored, const std
   const bool cut_boot = !last && stored.stage.phase == apply::StagePhase::applying && rng() % 3 == 0;
   Run b(*w.disk, rng, stored, w.source, path, cut_boot ? 1 + rng() % 6 : UINT64_MAX);
   start_alone(b);
-  if (b.cut || b.apply_cut) {
+  if (b.cut || b.worker.apply_cut) {
     ++t.cut_while_finishing;
     b.power_cut();
     check_after_cut(stored, disk_image(*w.disk), w.old, w.source, t);

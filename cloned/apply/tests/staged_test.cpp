@@ -255,6 +255,43 @@ TEST_CASE("a start that finds 'applying' finishes the copy without any original,
   CHECK_FALSE(a.resync_done);  // no session asked
 }
 
+TEST_CASE("an original that reconnects while its staged resync's end finishes is told busy, then that it is done") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  r.end(10);
+  REQUIRE(r.synced(1000, 4096).commits.size() == 1);  // "applying"
+  Actions a = r.committed();
+  REQUIRE(a.stage_apply);
+  r.run([&](Actions& x) { r.m.end_session(x); });  // the connection drops during the copy
+
+  r.open_maintenance();
+  a = r.begin();  // the original's retry
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::busy);  // retried, not final
+  r.run([&](Actions& x) { r.m.end_session(x); });
+
+  REQUIRE(r.applied().commits.size() == 1);  // generation 2, its commit in flight
+  r.open_maintenance();
+  a = r.begin();
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::busy);
+  CHECK(a.fail[0].message.find("committing the end") != std::string::npos);
+  r.run([&](Actions& x) { r.m.end_session(x); });
+
+  a = r.committed();
+  CHECK(a.stage_remove);
+  CHECK_FALSE(a.resync_done);  // no session asked
+  r.open_maintenance();
+  a = r.begin();
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);  // the resync it already holds: answered as done
+  CHECK(a.resync_state->cursor_bytes == a.resync_state->total_bytes);
+  a = r.end(10);
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+}
+
 TEST_CASE("a disk that fails during the apply is a disk failure, and 'applying' stays for the next start") {
   apply::ReplicaState saved = consistent_gen1();
   saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
