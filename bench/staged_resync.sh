@@ -199,8 +199,9 @@ stick_mnt=$scratch/stick
 mkdir "$stick_mnt"
 mount "$stick_dev" "$stick_mnt"
 throttle_setup "$stick_majmin"
-note "disk $disk_dev ($((disk_bytes >> 20)) MiB), stick $stick_dev ($stick_majmin, $((stick_bytes >> 20)) MiB ext4)," \
-  "limited to $stick_wbps bytes/s by $throttle_kind"
+limit_text="writes limited to $stick_wbps bytes/s by $throttle_kind"
+[[ $stick_wbps != 0 ]] || limit_text="writes not limited (BENCH_STICK_WBPS=0: a $throttle_kind cgroup with no rule)"
+note "disk $disk_dev ($((disk_bytes >> 20)) MiB), stick $stick_dev ($stick_majmin, $((stick_bytes >> 20)) MiB ext4), $limit_text"
 
 # Baselines. The disk's first: the disk is overwritten with the image next.
 base_mib=$(( delta_bytes >> 20 < 256 ? delta_bytes >> 20 : 256 ))
@@ -347,13 +348,13 @@ echo
 echo "$(date -u '+%F %H:%M UTC'), $(nproc) cores, load at the start of the runs $load_start, at the end $load_end"
 echo "disk $((disk_bytes >> 20)) MiB (loop, direct I/O, over $(findmnt -n -o SOURCE,FSTYPE -T "$scratch" | tr -s ' '));" \
   "delta $((delta_bytes >> 20)) MiB in 1 MiB pieces; stick $((stick_bytes >> 20)) MiB ext4 on a loop device," \
-  "writes limited to $stick_wbps bytes/s ($throttle_kind); $reps run(s) per mode, medians"
+  "$limit_text; $reps run(s) per mode, medians"
 echo
 echo "| baseline | MB/s |"
 echo "|---|---:|"
 echo "| dd O_DIRECT to the clone's disk device, ${base_mib} MiB | $disk_mb_s |"
-echo "| dd O_DIRECT to the stick, in the limited cgroup, 64 MiB | $stick_direct_mb_s |"
-echo "| dd buffered + fsync to the stick, in the limited cgroup, 64 MiB | $stick_fsync_mb_s |"
+echo "| dd O_DIRECT to the stick, in cloned's cgroup, 64 MiB | $stick_direct_mb_s |"
+echo "| dd buffered + fsync to the stick, in cloned's cgroup, 64 MiB | $stick_fsync_mb_s |"
 echo "| dd O_DIRECT to the stick, outside the cgroup (no limit), 64 MiB | $stick_free_mb_s |"
 echo
 python3 - "$scratch" "$modes" "$reps" <<'EOF'
