@@ -125,8 +125,8 @@ throttle_setup() {  # MAJ:MIN
 # Bytes the cgroup's processes have written to the stick (through the limit).
 throttled_bytes() {
   if [[ -f $cgroup_dir/io.stat ]]; then
-    awk -v d="$stick_majmin" '$1 == d { for (i = 2; i <= NF; i++) if ($i ~ /^wbytes=/) { sub(/wbytes=/, "", $i); print $i; exit } }
-      END { if (!NR) print 0 }' "$cgroup_dir/io.stat"
+    awk -v d="$stick_majmin" '$1 == d { for (i = 2; i <= NF; i++) if (sub(/^wbytes=/, "", $i)) w = $i }
+      END { print w + 0 }' "$cgroup_dir/io.stat"
   else
     awk -v d="$stick_majmin" '$1 == d && $2 == "Write" { print $3; f = 1 } END { if (!f) print 0 }' \
       "$cgroup_dir/blkio.throttle.io_service_bytes"
@@ -186,12 +186,17 @@ poll_status() {
 }
 
 # --- Setup --------------------------------------------------------------------
-note "machine: $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%F %H:%M UTC')"
-if [[ -d /dev/shm ]]; then source_img=$(mktemp /dev/shm/cloned-staged-source.XXXXXX); else source_img=$scratch/source.img; fi
-truncate -s "$disk_bytes" "$scratch/disk.img"
-disk_dev=$(losetup --find --show --direct-io=on "$scratch/disk.img" 2>/dev/null || losetup --find --show "$scratch/disk.img")
-truncate -s "$stick_bytes" "$scratch/stick.img"
-stick_dev=$(losetup --find --show --direct-io=on "$scratch/stick.img" 2>/dev/null || losetup --find --show "$scratch/stick.img")
+started=$(date -u '+%F %H:%M UTC')
+note "machine: $(nproc) cores, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), $started"
+source_img=$scratch/source.img
+[[ -d /dev/shm ]] && source_img=$(mktemp /dev/shm/cloned-staged-source.XXXXXX)
+# A loop device over a new file of $2 bytes, with direct I/O where the kernel allows it.
+new_loop() {
+  truncate -s "$2" "$1"
+  losetup --find --show --direct-io=on "$1" 2>/dev/null || losetup --find --show "$1"
+}
+disk_dev=$(new_loop "$scratch/disk.img" "$disk_bytes")
+stick_dev=$(new_loop "$scratch/stick.img" "$stick_bytes")
 stick_majmin=$(printf '%d:%d' "0x$(stat -c %t "$stick_dev")" "0x$(stat -c %T "$stick_dev")")
 # Inode tables and journal written now, not by ext4lazyinit during the runs.
 bounded mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$stick_dev"
@@ -201,7 +206,8 @@ mount "$stick_dev" "$stick_mnt"
 throttle_setup "$stick_majmin"
 limit_text="writes limited to $stick_wbps bytes/s by $throttle_kind"
 [[ $stick_wbps != 0 ]] || limit_text="writes not limited (BENCH_STICK_WBPS=0: a $throttle_kind cgroup with no rule)"
-note "disk $disk_dev ($((disk_bytes >> 20)) MiB), stick $stick_dev ($stick_majmin, $((stick_bytes >> 20)) MiB ext4), $limit_text"
+note "disk $disk_dev ($((disk_bytes >> 20)) MiB), stick $stick_dev ($stick_majmin," \
+  "$((stick_bytes >> 20)) MiB ext4), $limit_text"
 
 # Baselines. The disk's first: the disk is overwritten with the image next.
 base_mib=$(( delta_bytes >> 20 < 256 ? delta_bytes >> 20 : 256 ))
@@ -288,53 +294,8 @@ resync_run() {  # MODE REP
   echo "$(($(device_written_bytes) - dev0)) $(($(throttled_bytes) - cg0))" >"$dir/stick_bytes"
   bounded "$clonectl_bin" events --config "$clone_config" --json --limit 200 >"$dir/events.json"
   bounded cmp -s "$source_img" "$disk_dev" || die "after the $mode resync the clone's disk differs from the source"
-  python3 - "$dir" "$mode" "$t0" "$t1" <<'EOF'
-import json, re, sys
-d, mode, t0, t1 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-# This run's events (the first resync's are older than t0), oldest first.
-events = sorted((e for e in json.load(open(d + "/events.json")) if e["unix_ms"] >= t0 // 1000000), key=lambda e: e["id"])
-def at(prefix):
-    hits = [e for e in events if e["message"].startswith(prefix)]
-    return hits[0] if hits else None
-began, plan, applying, complete = at("began generation"), at("plan "), at("applying generation"), at("complete: generation")
-copied = next((e for e in events if " from the stage to the disk in " in e["message"]), None)
-r = {"mode": mode, "total_s": (t1 - t0) / 1e9}
-if mode == "staged":
-    m = re.search(r"in (\d+) ms", copied["message"])
-    r["window_s"] = int(m.group(1)) / 1000
-    r["compare_s"] = (plan["unix_ms"] - began["unix_ms"]) / 1000
-    r["staging_s"] = (applying["unix_ms"] - plan["unix_ms"]) / 1000
-    r["apply_to_complete_s"] = (complete["unix_ms"] - applying["unix_ms"]) / 1000
-    r["copied"] = copied["message"].split(" from the stage")[0].replace("copied ", "")
-else:
-    start = plan if mode == "unbootable" else began
-    if plan:
-        r["compare_s"] = (plan["unix_ms"] - began["unix_ms"]) / 1000
-    r["window_s"] = (complete["unix_ms"] - start["unix_ms"]) / 1000
-# Polled: from the first sample that says not bootable to the first after it
-# that says bootable again.
-samples = [l.split() for l in open(d + "/poll") if len(l.split()) == 3]
-samples = [(int(t), int(s), b) for t, s, b in samples if b in ("true", "false")]
-first_false = next((i for i, x in enumerate(samples) if x[2] == "false"), None)
-if first_false is not None:
-    back = next((i for i in range(first_false, len(samples)) if samples[i][2] == "true"), len(samples) - 1)
-    r["polled_window_s"] = (samples[back][0] - samples[first_false][0]) / 1e9
-else:
-    r["polled_window_s"] = None  # shorter than the polls: not caught
-gaps = sorted(b[0] - a[0] for a, b in zip(samples, samples[1:]))
-r["poll_interval_s"] = gaps[len(gaps) // 2] / 1e9 if gaps else 0.0
-r["stage_file_bytes"] = max((s for _, s, _ in samples), default=0)
-out = open(d + "/origin.out").read()
-m = re.search(r"data_bytes_sent=(\d+)", out)
-r["data_bytes_sent"] = int(m.group(1)) if m else 0
-dev, cg = open(d + "/stick_bytes").read().split()
-r["stick_device_bytes"], r["stick_throttled_bytes"] = int(dev), int(cg)
-json.dump(r, open(d + "/run.json", "w"))
-EOF
-  note "$(printf '%-10s run %s: %6.2f s, not a whole generation for %6.2f s (load %s)' "$mode" "$rep" \
-    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_s"])' "$dir/run.json")" \
-    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["window_s"])' "$dir/run.json")" \
-    "$(cut -d' ' -f1 /proc/loadavg)")"
+  python3 bench/staged_resync.py run "$dir" "$mode" "$t0" "$t1"
+  note "$(python3 bench/staged_resync.py line "$dir" "$rep") (load $(cut -d' ' -f1 /proc/loadavg))"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -345,8 +306,9 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- The report --------------------------------------------------------------------
 echo
-echo "$(date -u '+%F %H:%M UTC'), $(nproc) cores, load at the start of the runs $load_start, at the end $load_end"
-echo "disk $((disk_bytes >> 20)) MiB (loop, direct I/O, over $(findmnt -n -o SOURCE,FSTYPE -T "$scratch" | tr -s ' '));" \
+echo "started $started, $(nproc) cores, load at the start of the runs $load_start, at the end $load_end"
+under=$(findmnt -n -o SOURCE,FSTYPE -T "$scratch" | tr -s ' ')
+echo "disk $((disk_bytes >> 20)) MiB (loop, direct I/O, over $under);" \
   "delta $((delta_bytes >> 20)) MiB in 1 MiB pieces; stick $((stick_bytes >> 20)) MiB ext4 on a loop device," \
   "$limit_text; $reps run(s) per mode, medians"
 echo
@@ -357,42 +319,6 @@ echo "| dd O_DIRECT to the stick, in cloned's cgroup, 64 MiB | $stick_direct_mb_
 echo "| dd buffered + fsync to the stick, in cloned's cgroup, 64 MiB | $stick_fsync_mb_s |"
 echo "| dd O_DIRECT to the stick, outside the cgroup (no limit), 64 MiB | $stick_free_mb_s |"
 echo
-python3 - "$scratch" "$modes" "$reps" <<'EOF'
-import json, statistics, sys
-scratch, modes, reps = sys.argv[1], sys.argv[2].split(), int(sys.argv[3])
-runs = {m: [json.load(open(f"{scratch}/{m}-{r}/run.json")) for r in range(1, reps + 1)] for m in modes}
-med = lambda m, k: statistics.median(x[k] for x in runs[m])
-mib = lambda b: f"{b / 1048576:.1f} MiB"
-exact = lambda b: f"{b:,.0f} B" if b else "0"
-def polled(m):
-    caught = [x["polled_window_s"] for x in runs[m] if x["polled_window_s"] is not None]
-    if not caught:
-        return "not caught"
-    return f"{statistics.median(caught):.2f} s" + (f" ({len(caught)} of {reps} caught)" if len(caught) < reps else "")
-names = {"staged": "staged (default)", "in_place": "in place (stage_max_bytes = 0)",
-         "unbootable": "in place (--in-place-unbootable, 1M bound)"}
-print("| mode | resync time | not a whole generation (events) | same, polled | data sent | stage file | written to the stick (device) | of it through the limit |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for m in modes:
-    each = lambda k: " / ".join(f"{x[k]:.2f}" for x in runs[m])
-    print(f"| {names[m]} | {med(m, 'total_s'):.2f} s ({each('total_s')}) | {med(m, 'window_s'):.2f} s ({each('window_s')})"
-          f" | {polled(m)} | {mib(med(m, 'data_bytes_sent'))} | {exact(med(m, 'stage_file_bytes'))}"
-          f" | {mib(med(m, 'stick_device_bytes'))} | {mib(med(m, 'stick_throttled_bytes'))} |")
-print()
-if "staged" in runs:
-    s = runs["staged"]
-    sm = lambda k: statistics.median(x[k] for x in s)
-    print(f"staged, medians: the comparison (begin to plan) {sm('compare_s'):.2f} s; staging the data (plan to apply)"
-          f" {sm('staging_s'):.2f} s, {sm('stage_file_bytes') / 1e6 / sm('staging_s'):.1f} MB/s onto the stick;"
-          f" the apply as the daemon times it {sm('window_s'):.2f} s ({', '.join(x['copied'] for x in s)} copied,"
-          f" {sm('stage_file_bytes') / 1e6 / sm('window_s'):.0f} MB/s); apply to completion (events)"
-          f" {sm('apply_to_complete_s'):.2f} s; median poll interval {sm('poll_interval_s'):.3f} s")
-    if "unbootable" in runs:
-        print(f"unbootable, median: the comparison (begin to plan) {med('unbootable', 'compare_s'):.2f} s")
-    for m in modes:
-        if m == "staged":
-            continue
-        print(f"staged / {m}: resync time {med('staged', 'total_s') / med(m, 'total_s'):.2f},"
-              f" window not a whole generation {med('staged', 'window_s') / med(m, 'window_s'):.3f}")
-EOF
+# shellcheck disable=SC2086  # one argument a mode
+python3 bench/staged_resync.py table "$scratch" "$reps" $modes
 note "done in ${SECONDS} s"
