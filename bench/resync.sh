@@ -27,19 +27,9 @@ build=${BENCH_BUILD:-build-bench}
 port=${BENCH_PORT:-27400}
 tmp_root=${BENCH_TMP:-/var/tmp}
 run_limit_s=600
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-die() { echo "bench: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
-bounded() { timeout --kill-after=5 "$run_limit_s" "$@"; }
-to_bytes() {
-  local v=$1
-  case $v in
-    *K) echo $(( ${v%K} << 10 )) ;;
-    *M) echo $(( ${v%M} << 20 )) ;;
-    *G) echo $(( ${v%G} << 30 )) ;;
-    *) echo $(( v )) ;;
-  esac
-}
 disk_bytes=$(to_bytes "${BENCH_DISK:-1G}")
 
 for tool in fio rsync python3; do
@@ -66,9 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
-secs() { awk -v ns="$1" 'BEGIN { printf "%.2f", ns / 1e9 }'; }
 
 # --- The images: a random source, a clone that equals it but for 1% --------
 note "making a $((disk_bytes >> 20)) MiB random image and its copy in $scratch"
@@ -144,7 +131,7 @@ resync_run() {  # extent (or "default") -> "seconds data_bytes wire_bytes_sent w
   # (stdout not inherited: this runs in a command substitution, whose pipe it would hold open)
   "$build/cloned/cloned" --config "$dir/clone/cloned.toml" >/dev/null 2>"$dir/cloned.log" &
   cloned_pid=$!
-  for _ in $(seq 200); do grep -qs "cloned started" "$dir/cloned.log" && break; sleep 0.05; done
+  wait_cloned_started "$dir/cloned.log" "$cloned_pid"
   local t0 out extent_args=()
   [[ $extent == default ]] || extent_args=(--extent "$extent")
   t0=$(now_ns)

@@ -36,21 +36,8 @@ slow_commit_ms=20
 
 # Every run is bounded: a stuck one is killed and the bench fails.
 run_limit_s=300
-bounded() { timeout --kill-after=5 "$run_limit_s" "$@"; }
-
-die() { echo "bench: $*" >&2; exit 1; }
-note() { echo "bench: $*" >&2; }
-
-# "1G" -> 1073741824 (K, M, G: powers of 1024).
-to_bytes() {
-  local v=$1
-  case $v in
-    *K) echo $(( ${v%K} << 10 )) ;;
-    *M) echo $(( ${v%M} << 20 )) ;;
-    *G) echo $(( ${v%G} << 30 )) ;;
-    *) echo $(( v )) ;;
-  esac
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 disk_bytes=$(to_bytes "${BENCH_DISK:-1G}")
 seq_bytes=$(to_bytes "${BENCH_SEQ_BYTES:-1G}")
@@ -101,7 +88,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- Small helpers -----------------------------------------------------------
-now_ns() { date +%s%N; }
 mib_per_s() { awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ns / 1e9) }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 max_of() { printf '%s\n' "$@" | sort -g | tail -1; }
@@ -217,12 +203,7 @@ start_cloned() {
   local dir=$1
   "$cloned_bin" --config "$dir/clone/cloned.toml" 2>"$dir/cloned.log" &
   cloned_pid=$!
-  for _ in $(seq 200); do
-    grep -q "cloned started" "$dir/cloned.log" && return 0
-    kill -0 "$cloned_pid" 2>/dev/null || { cat "$dir/cloned.log" >&2; die "cloned did not start"; }
-    sleep 0.05
-  done
-  die "cloned did not start within 10 s"
+  wait_cloned_started "$dir/cloned.log" "$cloned_pid"
 }
 
 # Reads the peak RSS (KiB) and CPU time of cloned, then stops it cleanly.
