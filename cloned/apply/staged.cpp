@@ -79,8 +79,8 @@ void Machine::on_stage_error(const base::Status& status, Actions& actions) {
   if (in_session_)
     fail(actions, code,
          "the clone's stick could not take the staged resync: " + status.message() +
-             (status.message().ends_with('.') ? " " : ". ") + "The resync stopped; the disk still holds generation " + u64s(replica_.generation) +
-             ", whole and bootable, and a resumed resync continues from its last mark.");
+             (status.message().ends_with('.') ? " " : ". ") + "The resync stopped; the disk still holds generation " +
+             u64s(replica_.generation) + ", whole and bootable, and a resumed resync continues from its last mark.");
   after_completion(actions);
 }
 

@@ -693,7 +693,8 @@ TEST_CASE("a stick that fills mid-staging stops the resync with stage_full; the 
   CHECK(code != 0);
   CHECK_MESSAGE(log.find("(stage_full)") != std::string::npos, log);
   const size_t said = log.find("the clone refused");
-  if (said != std::string::npos) MESSAGE("staged " << staged_before << " bytes at the fill; " << log.substr(said, log.find('\n', said) - said));
+  if (said != std::string::npos)
+    MESSAGE("staged " << staged_before << " bytes at the fill; " << log.substr(said, log.find('\n', said) - said));
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // the disk still holds generation 2
   const std::string status = status_of(r.pair);
   CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
