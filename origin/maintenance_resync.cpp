@@ -318,7 +318,8 @@ class ResyncSession {
         return base::Status::ok();
       case proto::PlanVerdict::in_place_unbootable:
         LOG_WARN(
-            "the %s does not fit the clone's stage (%s): it goes in place, as --in-place-unbootable allows; "
+            "the %s does not fit the clone's stage (%s): it goes in place, as --in-place-unbootable (or [resync] "
+            "in_place_unbootable) allows; "
             "the clone is NOT bootable until the %s completes",
             what_, figures.c_str(), what_);
         return base::Status::ok();
