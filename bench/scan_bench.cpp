@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
   const uint64_t size = (*dev)->geometry().size_bytes;
   std::printf("blake2b_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30));
   const uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
-  std::printf("blake2b_all_cores_cold_mib_s=%.1f\ncores=%u\n", cold_hash_rate_mib_s(extent, 512ull << 20, cores), cores);
+  const double cold = cold_hash_rate_mib_s(extent, 512ull << 20, cores);
+  std::printf("blake2b_all_cores_cold_mib_s=%.1f\ncores=%u\n", cold, cores);
 
   cloned::Completions done;
   const digest::DigestKey key{2};
