@@ -77,22 +77,17 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
   const bool stageable = resume ? staging() : should_stage(b);
   proto::ResyncPlanReply r = plan_figures(plan, room, resume && stageable);
   r.cursor_bytes = resume ? replica_.resync.cursor_bytes : 0;
-  if (!stageable) {  // nothing whole to keep, or staging is off: in place, as without a plan
-    r.verdict = PlanVerdict::in_place;
+  // Nothing whole to keep, or staging is off: in place, as without a plan.
+  if (!stageable) r.verdict = PlanVerdict::in_place;
+  if (r.verdict != PlanVerdict::refused) {  // staged, or in place: it goes on as it began
     if (resume) {
       actions.plan_reply = r;
       return continue_resync(actions);
     }
-    begin_in_place(b, actions);
-    answer_after_commit(r);
-    return;
-  }
-  if (r.verdict == PlanVerdict::staged) {
-    if (resume) {
-      actions.plan_reply = r;
-      return continue_resync(actions);
-    }
-    start_staged_resync(b, actions);
+    if (stageable)
+      start_staged_resync(b, actions);
+    else
+      begin_in_place(b, actions);
     answer_after_commit(r);
     return;
   }
