@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -53,6 +54,16 @@ class BlockDevice {
   }
   // Reads exactly out.size() bytes.
   virtual base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) = 0;
+  // Reads [offset_bytes, offset_bytes + length_bytes) in order, piece_bytes
+  // at a time (the last piece may be shorter), and hands each piece to
+  // `consume` with its offset. Stops at the first read that fails and
+  // returns its status; every piece before it was consumed. A device that
+  // can do better reads the next piece while `consume` runs on this one
+  // (read-ahead: a scan's reading and hashing overlap in one thread); this
+  // default reads each piece with read() into one buffer.
+  using PieceConsumer = std::function<void(uint64_t offset_bytes, base::ByteSpan data)>;
+  virtual base::Status read_each(uint64_t offset_bytes, uint64_t length_bytes, uint64_t piece_bytes,
+                                 const PieceConsumer& consume);
   // The range reads back as zeroes and stays allocated.
   virtual base::Status write_zeroes(uint64_t offset_bytes, uint64_t length_bytes) = 0;
   // The range is no longer needed; it reads back as zeroes afterwards (we

@@ -23,9 +23,13 @@ class FileDevice final : public BlockDevice {
 
   Geometry geometry() const override { return geometry_; }
   base::Status write(uint64_t offset_bytes, base::ByteSpan data) override;
-  // With O_DIRECT: one Linux AIO submission and one wait (batch_write.cpp).
+  // With O_DIRECT: one Linux AIO submission and one wait (aio.cpp).
   void write_batch(std::span<WriteOp> ops) override;
   base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) override;
+  // With O_DIRECT: the next piece's read is in flight (Linux AIO) while the
+  // consumer handles this one (aio.cpp).
+  base::Status read_each(uint64_t offset_bytes, uint64_t length_bytes, uint64_t piece_bytes,
+                         const PieceConsumer& consume) override;
   base::Status write_zeroes(uint64_t offset_bytes, uint64_t length_bytes) override;
   base::Status discard(uint64_t offset_bytes, uint64_t length_bytes) override;
   base::Status flush() override;

@@ -6,6 +6,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <vector>
@@ -106,6 +107,48 @@ TEST_CASE("a batch of writes lands like the same writes one by one, adjacent one
     REQUIRE(device->read(offsets[i], out.span()).is_ok());
     CHECK(same_bytes(out, data[i]));
   }
+}
+
+TEST_CASE("read_each hands over every piece in order, the last one shorter, on O_DIRECT and buffered opens") {
+  for (const bool direct : {true, false}) {
+    CAPTURE(direct);
+    TempDir dir;
+    blockio::OpenOptions options;
+    options.direct_io = direct;
+    std::unique_ptr<blockio::BlockDevice> device = open_image(dir, "disk.img", options);
+    const base::AlignedBuffer data = pattern(kImageBytes, 7);
+    REQUIRE(device->write(0, data.span()).is_ok());
+    // 1 MiB + 4 KiB from offset 12 KiB, in 64 KiB pieces: 16 whole and one of 4 KiB.
+    const uint64_t from = 12288, length = (1 << 20) + 4096, piece = 65536;
+    std::vector<uint64_t> offsets;
+    std::vector<uint8_t> got;
+    const base::Status s = device->read_each(from, length, piece, [&](uint64_t at, base::ByteSpan bytes) {
+      offsets.push_back(at);
+      got.insert(got.end(), bytes.begin(), bytes.end());
+    });
+    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    REQUIRE(offsets.size() == 17);
+    for (size_t i = 0; i < offsets.size(); ++i) CHECK(offsets[i] == from + i * piece);
+    REQUIRE(got.size() == length);
+    CHECK(std::equal(got.begin(), got.end(), data.data() + from));
+  }
+}
+
+TEST_CASE("read_each stops at the first piece that cannot be read, after handing over the ones before it") {
+  TempDir dir;
+  std::unique_ptr<blockio::BlockDevice> device = open_image(dir, "disk.img");
+  const base::AlignedBuffer data = pattern(kImageBytes, 9);
+  REQUIRE(device->write(0, data.span()).is_ok());
+  // The file shrinks under the open device: pieces past its new end read short.
+  REQUIRE(::truncate(dir.file("disk.img").c_str(), 1 << 20) == 0);
+  std::vector<uint64_t> offsets;
+  const base::Status s = device->read_each(0, 2 << 20, 256 << 10, [&](uint64_t at, base::ByteSpan bytes) {
+    offsets.push_back(at);
+    CHECK(std::equal(bytes.begin(), bytes.end(), data.data() + at));
+  });
+  CHECK(s.code() == EIO);
+  CHECK_MESSAGE(contains(s.message(), "1048576"), s.message());  // where the read ended early
+  CHECK(offsets == std::vector<uint64_t>{0, 256 << 10, 512 << 10, 768 << 10});
 }
 
 TEST_CASE("write_zeroes and discard on an image file read back zeroes and keep its size") {

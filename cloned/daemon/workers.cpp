@@ -292,24 +292,19 @@ void DiskWorkers::perform_digest(const Job& job) {
   c.length_bytes = q.length_bytes();
   c.digests.reserve(q.count);
   const uint64_t piece = std::max<uint64_t>(q.extent_bytes, kDigestReadBytes / q.extent_bytes * q.extent_bytes);
-  base::AlignedBuffer buf(piece);
-  uint64_t done = 0;
   // The last extent may end at the disk's end, shorter than the others.
   const uint64_t total = std::min(q.length_bytes(), device_.geometry().size_bytes - q.offset_bytes);
-  while (done < total) {
-    const uint64_t n = std::min(piece, total - done);
-    base::MutableByteSpan span(buf.data(), n);
-    c.status = device_.read(q.offset_bytes + done, span);
-    if (!c.status.is_ok()) {
-      c.status = c.status.with_context("digest scan at offset " + std::to_string(q.offset_bytes + done));
-      break;
+  uint64_t done = 0;
+  // Pieces come in order, the next one read while this one is hashed.
+  c.status = device_.read_each(q.offset_bytes, total, piece, [&](uint64_t, base::ByteSpan data) {
+    for (uint64_t at = 0; at < data.size(); at += q.extent_bytes) {
+      const uint64_t len = std::min<uint64_t>(q.extent_bytes, data.size() - at);
+      c.digests.push_back(digest::keyed_digest(digest_key_, data.subspan(at, len)));
     }
-    for (uint64_t at = 0; at < n; at += q.extent_bytes) {
-      const uint64_t len = std::min<uint64_t>(q.extent_bytes, n - at);
-      c.digests.push_back(digest::keyed_digest(digest_key_, base::ByteSpan(buf.data() + at, len)));
-    }
-    done += n;
-  }
+    done += data.size();
+  });
+  if (!c.status.is_ok())
+    c.status = c.status.with_context("digest scan at offset " + std::to_string(q.offset_bytes + done));
   done_.push(std::move(c));
 }
 
