@@ -36,3 +36,6 @@ wait_cloned_started() {
   done
   die "cloned did not start within 10 s (log: $log)"
 }
+
+# The median of the numbers given (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -9,10 +9,13 @@
 // key=value lines.
 //
 // usage: scan-bench DEVICE_OR_FILE [EXTENT_BYTES] [THREADS]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +67,26 @@ double cold_hash_rate_mib_s(uint32_t extent, uint64_t total, uint32_t threads) {
   return static_cast<double>(part * threads) / 1048576.0 / s;
 }
 
+// Busy and total jiffies of all cores, from /proc/stat's first line.
+struct CpuTimes {
+  uint64_t busy = 0, total = 0;
+};
+CpuTimes machine_cpu() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  const uint64_t busy = user + nice + system + irq + softirq + steal;
+  return {busy, busy + idle + iowait};
+}
+
+double own_cpu_s() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,6 +120,8 @@ int main(int argc, char** argv) {
   const uint32_t per_request = std::min<uint32_t>(proto::kMaxDigestsPerRequest, (8u << 20) / extent);
   const uint64_t request_bytes = uint64_t{per_request} * extent;
   uint64_t next = 0, answered = 0, in_flight = 0, requests = 0;
+  const CpuTimes m0 = machine_cpu();
+  const double cpu0 = own_cpu_s();
   const auto t0 = std::chrono::steady_clock::now();
   while (answered < size) {
     while (in_flight < 8 && next < size) {
@@ -117,6 +142,11 @@ int main(int argc, char** argv) {
     if (in_flight == 8 || next >= size) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   const double s = seconds_since(t0);
+  const double cpu = own_cpu_s() - cpu0;
+  const CpuTimes m1 = machine_cpu();
+  const double busy =
+      m1.total > m0.total ? static_cast<double>(m1.busy - m0.busy) / static_cast<double>(m1.total - m0.total) : 0.0;
+  std::printf("scan_cpu_s=%.3f\nscan_machine_busy=%.2f\n", cpu, busy);
   std::printf("scan_bytes=%llu\nscan_seconds=%.3f\nscan_mib_s=%.1f\nthreads=%u\nextent_bytes=%u\n",
               static_cast<unsigned long long>(size), s, static_cast<double>(size) / 1048576.0 / s, threads, extent);
   return 0;

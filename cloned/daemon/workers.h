@@ -114,8 +114,9 @@ class DiskWorkers {
   void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
               std::vector<apply::Extent> only = {});
   void flush();
-  // Reads the request's extents and digests them (keyed BLAKE2b); the range
-  // is inside the disk (the caller checked).
+  // Reads the request's extents and digests them (keyed BLAKE2b), 1 MiB at a
+  // time with the next piece read while this one is hashed; the range is
+  // inside the disk (the caller checked).
   void digest(const proto::DigestRequest& request, uint64_t session_serial);
 
  private:
