@@ -11,7 +11,9 @@
 #   3. the same 4 KiB run with every state-store commit slowed by 20 ms;
 #   4. cloned's peak RSS (VmHWM) in every run;
 #   5. by record size (BENCH_SIZES), random records with a barrier every 32:
-#      cloned against fio doing the same (wall clock), and cloned's CPU per
+#      cloned against fio doing the same (wall clock), and against fio
+#      draining its 32 writes before each fdatasync (the order cloned keeps),
+#      and cloned's CPU per
 #      record against a bare receiver's (stream-bench recv TARGET: decrypt,
 #      re-hash, one O_DIRECT pwrite per record, no fsync).
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
@@ -145,7 +147,16 @@ fio_seq() {
 # 32 writes, 4 writes in flight from one ordered stream (see PERFORMANCE.md).
 fio_rand() {
   R=$(run_fio "$1" --rw=randwrite --bs="${2:-4k}" --blockalign=512 --norandommap --randrepeat=0 --fdatasync=32 \
-    --direct=1 --ioengine=libaio --iodepth="$io_depth" --size="$disk_bytes" --io_size="${3:-$rand_bytes}") || die "fio failed on $1"
+    --direct=1 --ioengine=libaio --iodepth="$io_depth" --size="$disk_bytes" --io_size="${3:-$rand_bytes}" \
+    "${@:4}") || die "fio failed on $1"
+}
+
+# fio_rand with write-order fidelity, as cloned must keep it (invariant 5):
+# each batch of 32 writes is submitted together and all of it completes
+# before the fdatasync, and the next batch only after that. Plain fio_rand
+# keeps writing while its fdatasync runs.
+fio_rand_drained() {
+  fio_rand "$1" "$2" "$3" --iodepth_batch_submit="$rand_epoch_records" --iodepth_batch_complete_min="$rand_epoch_records"
 }
 
 # The bare receiver of the size figures: stream-bench writing each record
@@ -303,6 +314,7 @@ bench_size() {
   local t=$1 target=$2 rep=$3 size=$4 records
   records=$(($(to_bytes "$size") > 0 ? size_bytes / $(to_bytes "$size") : 1))
   fio_rand "$target" "$size" "$size_bytes";  keep "$t" "fio_$size" "fio $size randwrite" "$rep"
+  fio_rand_drained "$target" "$size" "$size_bytes";  keep "$t" "fiod_$size" "fio $size randwrite, drained" "$rep"
   run_bare_disk "$target" "$size"
   add_sample "$t:bare_us_$size" "$(awk -v c="$(cat "$scratch/bare_cpu")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
   keep "$t" "bare_$size" "bare receiver $size (CPU $(cat "$scratch/bare_cpu") s)" "$rep"
@@ -337,7 +349,9 @@ size_rows() {
     fi
     row "$t" "5. fio $size randwrite, qd $io_depth" "$fio_s" "MiB/s"
     row "$t" "   bare receiver $size (one pwrite each)" "$(med "$t:bare_$size")" "MiB/s"
+    row "$t" "   fio $size, drained before each fdatasync" "$(med "$t:fiod_$size")" "MiB/s"
     row "$t" "   cloned $size random, barrier/32" "$cloned" "MiB/s" "fio $size" "$(ratio "$cloned" "$fio_s")" "$goal_wall"
+    row "$t" "   cloned against the drained fio" "$cloned" "MiB/s" "drained" "$(ratio "$cloned" "$(med "$t:fiod_$size")")"
     row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
     row "$t" "   peak RSS cloned ($size)" "$(peak_mib "$t:size_${size}_hwm")" "MiB" "" "" "<= 64"
   done
