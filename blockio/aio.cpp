@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -192,6 +193,7 @@ base::Status FileDevice::read_each(uint64_t offset_bytes, uint64_t length_bytes,
   const aio_context_t ctx = direct_io_ && length_bytes > piece_bytes ? t_aio.get() : 0;
   if (ctx == 0) return BlockDevice::read_each(offset_bytes, length_bytes, piece_bytes, consume);
   assert_extent(geometry_, offset_bytes, length_bytes);
+  assert(piece_bytes % geometry_.logical_block_bytes == 0);  // every piece stays O_DIRECT-aligned
   base::AlignedBuffer bufs[2] = {base::AlignedBuffer(piece_bytes), base::AlignedBuffer(piece_bytes)};
   const uint64_t end = offset_bytes + length_bytes;
   auto piece = [&](uint64_t at, size_t k) {
