@@ -15,7 +15,9 @@
 #      draining its 32 writes before each fdatasync (the order cloned keeps),
 #      and cloned's CPU per
 #      record against a bare receiver's (stream-bench recv TARGET: decrypt,
-#      re-hash, one O_DIRECT pwrite per record, no fsync).
+#      re-hash, one O_DIRECT pwrite per record, no fsync); and the floor, the
+#      CPU per record of the bare sender and receiver without a disk plus
+#      fio's own CPU per write, with the rate all cores would reach at it.
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
 # BENCH_DISK (1G), BENCH_SEQ_BYTES (1G), BENCH_RAND_BYTES (256M),
 # BENCH_SIZES ("4K 16K 64K 256K 1M"), BENCH_SIZE_BYTES (256M, per size),
@@ -132,10 +134,13 @@ run_stream() {
 }
 
 # --- fio: its own bandwidth figure (its ~0.3 s start-up is not I/O) ---------
-# Terse v3: field 48 is the write bandwidth in KiB/s (group-reported).
+# Terse v3: field 48 is the write bandwidth in KiB/s, 50 the write runtime in
+# ms, 88 and 89 the user and system CPU in % of the runtime (group-reported).
+# The CPU seconds of the I/O itself go to $scratch/fio_cpu.
 run_fio() {
   bounded fio --name=bench --filename="$1" --output-format=terse --terse-version=3 --group_reporting "${@:2}" \
-    | awk -F';' '{ printf "%.1f", $48 / 1024 }'
+    | awk -F';' -v cpu_file="$scratch/fio_cpu" \
+      '{ printf "%.1f", $48 / 1024; printf "%.4f\n", ($88 + $89) / 100 * $50 / 1000 >cpu_file }'
 }
 
 fio_seq() {
@@ -172,6 +177,21 @@ run_bare_disk() {
   helper_pids=()
   R=$(sed -n 's/.*mib_per_s=\([0-9.]*\).*/\1/p' "$out")
   sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out" >"$scratch/bare_cpu"
+}
+
+# The bare stream of the size figures, records of $1 at random offsets, no
+# disk: R = the sender's and the receiver's CPU seconds added up.
+run_bare_pair_cpu() {
+  local record=$1 out=$scratch/bare_pair.out send_cpu
+  next_port
+  "$stream_bin" recv "$port" >"$out" &
+  helper_pids=($!)
+  wait_listen "$port"
+  send_cpu=$(bounded "$stream_bin" send 127.0.0.1 "$port" "$size_bytes" "$record" "$disk_bytes" \
+    | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p') || die "stream-bench send failed"
+  wait "${helper_pids[0]}" || die "stream-bench recv failed"
+  helper_pids=()
+  R=$(awk -v a="$send_cpu" -v b="$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out")" 'BEGIN { printf "%.3f", a + b }')
 }
 
 # --- (c) an unencrypted stream to the disk -----------------------------------
@@ -314,6 +334,16 @@ bench_size() {
   local t=$1 target=$2 rep=$3 size=$4 records
   records=$(($(to_bytes "$size") > 0 ? size_bytes / $(to_bytes "$size") : 1))
   fio_rand "$target" "$size" "$size_bytes";  keep "$t" "fio_$size" "fio $size randwrite" "$rep"
+  local fio_cpu
+  fio_cpu=$(cat "$scratch/fio_cpu")
+  run_bare_pair_cpu "$size"
+  # The floor: the CPU any pair speaking this protocol spends per record on
+  # this machine (the bare sender's and receiver's crypto, the socket, and
+  # the kernel's side of the disk write as fio pays it), in µs.
+  local floor_us
+  floor_us=$(awk -v p="$R" -v f="$fio_cpu" -v n="$records" 'BEGIN { printf "%.1f", (p + f) * 1e6 / n }')
+  add_sample "$t:floor_us_$size" "$floor_us"
+  print_run "$t" "floor $size: bare pair $R s + fio $fio_cpu s of CPU" "$rep" "$floor_us us/rec"
   fio_rand_drained "$target" "$size" "$size_bytes";  keep "$t" "fiod_$size" "fio $size randwrite, drained" "$rep"
   run_bare_disk "$target" "$size"
   add_sample "$t:bare_us_$size" "$(awk -v c="$(cat "$scratch/bare_cpu")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
@@ -353,6 +383,15 @@ size_rows() {
     row "$t" "   cloned $size random, barrier/32" "$cloned" "MiB/s" "fio $size" "$(ratio "$cloned" "$fio_s")" "$goal_wall"
     row "$t" "   cloned against the drained fio" "$cloned" "MiB/s" "drained" "$(ratio "$cloned" "$(med "$t:fiod_$size")")"
     row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
+    # The rate at which every core busy on nothing but the floor would go:
+    # no pair on this machine goes faster, however it is built.
+    local floor_us ceiling
+    floor_us=$(med "$t:floor_us_$size")
+    ceiling=$(awk -v c="$(nproc)" -v b="$(to_bytes "$size")" -v us="$floor_us" \
+      'BEGIN { printf "%.1f", c * b / 1048576 / (us / 1e6) }')
+    row "$t" "   floor: CPU per record, bare pair + fio" "$floor_us" "us"
+    row "$t" "   ceiling: $(nproc) cores at the floor" "$ceiling" "MiB/s" "fio $size" "$(ratio "$ceiling" "$fio_s")"
+    row "$t" "   cloned against the ceiling" "$cloned" "MiB/s" "ceiling" "$(ratio "$cloned" "$ceiling")"
     row "$t" "   peak RSS cloned ($size)" "$(peak_mib "$t:size_${size}_hwm")" "MiB" "" "" "<= 64"
   done
 }
