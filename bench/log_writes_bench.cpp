@@ -8,7 +8,6 @@
 // and wall time. Prints key=value lines.
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,18 +19,12 @@
 
 #include "base/aligned_buffer.h"
 #include "base/file_io.h"
+#include "bench/cpu_time.h"
 #include "origin/log_writes_file.h"
 
 namespace lw = origin::log_writes;
 
 namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
 
 // The histogram's bucket: the power of two at or above the size.
 uint64_t bucket(uint64_t bytes) {
@@ -117,7 +110,7 @@ int main(int argc, char** argv) {
     std::perror("log-writes-bench: open TARGET_FILE");
     return 1;
   }
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = bench::process_cpu_seconds();
   const auto wall0 = std::chrono::steady_clock::now();
   const base::Status s = bare_replay(*log, plan, fd);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
@@ -126,6 +119,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "log-writes-bench: %s\n", s.message().c_str());
     return 1;
   }
-  std::printf("bare_cpu_s=%.3f\nbare_wall_s=%.3f\n", cpu_seconds() - cpu0, wall);
+  std::printf("bare_cpu_s=%.3f\nbare_wall_s=%.3f\n", bench::process_cpu_seconds() - cpu0, wall);
   return 0;
 }

@@ -164,34 +164,22 @@ fio_rand_drained() {
   fio_rand "$1" "$2" "$3" --iodepth_batch_submit="$rand_epoch_records" --iodepth_batch_complete_min="$rand_epoch_records"
 }
 
-# The bare receiver of the size figures: stream-bench writing each record
-# with one O_DIRECT pwrite. R = its MiB/s; its CPU seconds go to $scratch/bare_cpu.
-run_bare_disk() {
-  local target=$1 record=$2 out=$scratch/bare.out
+# The bare pair of the size figures: stream-bench sending records of $1 at
+# the workload's random offsets, the receiver writing each one to $2 with one
+# O_DIRECT pwrite, or with no $2 discarding it. R = the receiver's MiB/s; the
+# CPU seconds of each side go to $scratch/bare_send_cpu and bare_recv_cpu.
+run_bare() {
+  local record=$1 target=${2:-} out=$scratch/bare.out
   next_port
-  "$stream_bin" recv "$port" "$target" >"$out" &
+  "$stream_bin" recv "$port" ${target:+"$target"} >"$out" &
   helper_pids=($!)
   wait_listen "$port"
-  bounded "$stream_bin" send 127.0.0.1 "$port" "$size_bytes" "$record" "$disk_bytes" >/dev/null || die "stream-bench send failed"
+  bounded "$stream_bin" send 127.0.0.1 "$port" "$size_bytes" "$record" "$disk_bytes" \
+    | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' >"$scratch/bare_send_cpu" || die "stream-bench send failed"
   wait "${helper_pids[0]}" || die "stream-bench recv failed"
   helper_pids=()
   R=$(sed -n 's/.*mib_per_s=\([0-9.]*\).*/\1/p' "$out")
-  sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out" >"$scratch/bare_cpu"
-}
-
-# The bare stream of the size figures, records of $1 at random offsets, no
-# disk: R = the sender's and the receiver's CPU seconds added up.
-run_bare_pair_cpu() {
-  local record=$1 out=$scratch/bare_pair.out send_cpu
-  next_port
-  "$stream_bin" recv "$port" >"$out" &
-  helper_pids=($!)
-  wait_listen "$port"
-  send_cpu=$(bounded "$stream_bin" send 127.0.0.1 "$port" "$size_bytes" "$record" "$disk_bytes" \
-    | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p') || die "stream-bench send failed"
-  wait "${helper_pids[0]}" || die "stream-bench recv failed"
-  helper_pids=()
-  R=$(awk -v a="$send_cpu" -v b="$(sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out")" 'BEGIN { printf "%.3f", a + b }')
+  sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$out" >"$scratch/bare_recv_cpu"
 }
 
 # --- (c) an unencrypted stream to the disk -----------------------------------
@@ -336,18 +324,20 @@ bench_size() {
   fio_rand "$target" "$size" "$size_bytes";  keep "$t" "fio_$size" "fio $size randwrite" "$rep"
   local fio_cpu
   fio_cpu=$(cat "$scratch/fio_cpu")
-  run_bare_pair_cpu "$size"
+  run_bare "$size"
   # The floor: the CPU any pair speaking this protocol spends per record on
   # this machine (the bare sender's and receiver's crypto, the socket, and
   # the kernel's side of the disk write as fio pays it), in µs.
-  local floor_us
-  floor_us=$(awk -v p="$R" -v f="$fio_cpu" -v n="$records" 'BEGIN { printf "%.1f", (p + f) * 1e6 / n }')
+  local pair_cpu floor_us
+  pair_cpu=$(awk -v a="$(cat "$scratch/bare_send_cpu")" -v b="$(cat "$scratch/bare_recv_cpu")" \
+    'BEGIN { printf "%.3f", a + b }')
+  floor_us=$(awk -v p="$pair_cpu" -v f="$fio_cpu" -v n="$records" 'BEGIN { printf "%.1f", (p + f) * 1e6 / n }')
   add_sample "$t:floor_us_$size" "$floor_us"
-  print_run "$t" "floor $size: bare pair $R s + fio $fio_cpu s of CPU" "$rep" "$floor_us us/rec"
+  print_run "$t" "floor $size: bare pair $pair_cpu s + fio $fio_cpu s of CPU" "$rep" "$floor_us us/rec"
   fio_rand_drained "$target" "$size" "$size_bytes";  keep "$t" "fiod_$size" "fio $size randwrite, drained" "$rep"
-  run_bare_disk "$target" "$size"
-  add_sample "$t:bare_us_$size" "$(awk -v c="$(cat "$scratch/bare_cpu")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
-  keep "$t" "bare_$size" "bare receiver $size (CPU $(cat "$scratch/bare_cpu") s)" "$rep"
+  run_bare "$size" "$target"
+  add_sample "$t:bare_us_$size" "$(awk -v c="$(cat "$scratch/bare_recv_cpu")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
+  keep "$t" "bare_$size" "bare receiver $size (CPU $(cat "$scratch/bare_recv_cpu") s)" "$rep"
   e2e_size "$target" "$t-size-$size-$rep" "$rep" "$size"
   add_sample "$t:cloned_us_$size" "$(awk -v c="$(cat "$scratch/$t-size-$size-$rep/cpu_s")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
   keep_replication "$t" "size_$size" "cloned $size random" "$rep" "$t-size-$size-$rep"

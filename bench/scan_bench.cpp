@@ -9,8 +9,6 @@
 // key=value lines.
 //
 // usage: scan-bench DEVICE_OR_FILE [EXTENT_BYTES] [THREADS]
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,6 +20,7 @@
 
 #include "base/aligned_buffer.h"
 #include "base/units.h"
+#include "bench/cpu_time.h"
 #include "blockio/disk.h"
 #include "cloned/daemon/workers.h"
 
@@ -80,13 +79,6 @@ CpuTimes machine_cpu() {
   return {busy, busy + idle + iowait};
 }
 
-double own_cpu_s() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,7 +113,7 @@ int main(int argc, char** argv) {
   const uint64_t request_bytes = uint64_t{per_request} * extent;
   uint64_t next = 0, answered = 0, in_flight = 0, requests = 0;
   const CpuTimes m0 = machine_cpu();
-  const double cpu0 = own_cpu_s();
+  const double cpu0 = bench::process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   while (answered < size) {
     while (in_flight < 8 && next < size) {
@@ -142,7 +134,7 @@ int main(int argc, char** argv) {
     if (in_flight == 8 || next >= size) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   const double s = seconds_since(t0);
-  const double cpu = own_cpu_s() - cpu0;
+  const double cpu = bench::process_cpu_seconds() - cpu0;
   const CpuTimes m1 = machine_cpu();
   const double busy =
       m1.total > m0.total ? static_cast<double>(m1.busy - m0.busy) / static_cast<double>(m1.total - m0.total) : 0.0;

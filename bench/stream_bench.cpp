@@ -26,7 +26,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +38,7 @@
 
 #include "base/bytes.h"
 #include "base/units.h"
+#include "bench/cpu_time.h"
 #include "digest/digest.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
@@ -84,19 +84,12 @@ std::optional<uint16_t> parse_port(const char* text) {
   return static_cast<uint16_t>(v);
 }
 
-double cpu_seconds() {
-  rusage u{};
-  (void)::getrusage(RUSAGE_SELF, &u);
-  const auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
-
 void report(const char* side, uint64_t bytes, uint64_t records, uint64_t start_ns) {
   const double seconds = static_cast<double>(base::monotonic_ns() - start_ns) / 1e9;
   const double mib_per_s = static_cast<double>(bytes) / (1024.0 * 1024.0) / seconds;
   std::printf("stream-bench %s: bytes=%llu records=%llu seconds=%.3f mib_per_s=%.1f cpu_s=%.3f\n", side,
               static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(records), seconds, mib_per_s,
-              cpu_seconds());
+              bench::process_cpu_seconds());
 }
 
 // TCP_NODELAY as on the real link (docs/PROTOCOL.md, "Transport").
