@@ -5,8 +5,10 @@
 
 namespace blockio {
 
-ErrorRangeDevice::ErrorRangeDevice(std::unique_ptr<BlockDevice> inner, uint64_t offset_bytes, uint64_t length_bytes)
-    : inner_(std::move(inner)), offset_bytes_(offset_bytes), length_bytes_(length_bytes) {}
+ErrorRangeDevice::ErrorRangeDevice(std::unique_ptr<BlockDevice> inner, uint64_t offset_bytes, uint64_t length_bytes,
+                                   uint64_t flush_error_at)
+    : inner_(std::move(inner)), offset_bytes_(offset_bytes), length_bytes_(length_bytes),
+      flush_error_at_(flush_error_at) {}
 
 base::Status ErrorRangeDevice::check(const char* op, uint64_t offset_bytes, uint64_t length_bytes) const {
   const bool overlaps = length_bytes > 0 && length_bytes_ > 0 && offset_bytes < offset_bytes_ + length_bytes_ &&
@@ -38,9 +40,20 @@ base::Status ErrorRangeDevice::discard(uint64_t offset_bytes, uint64_t length_by
   return inner_->discard(offset_bytes, length_bytes);
 }
 
+// The failing flush does not reach the inner device: what it would have
+// made durable stays as unsure as after a real failed fdatasync.
+base::Status ErrorRangeDevice::flush() {
+  const uint64_t n = flushes_.fetch_add(1) + 1;
+  if (n == flush_error_at_)
+    return base::Status::error(EIO, "flush " + std::to_string(n) + " failed: Input/output error (injected)");
+  return inner_->flush();
+}
+
 std::string ErrorRangeDevice::describe() const {
-  return inner_->describe() + " (EIO injected at bytes " + std::to_string(offset_bytes_) + ".." +
-         std::to_string(offset_bytes_ + length_bytes_) + ")";
+  std::string what = "EIO injected at bytes " + std::to_string(offset_bytes_) + ".." +
+                     std::to_string(offset_bytes_ + length_bytes_);
+  if (flush_error_at_ > 0) what += ", flush " + std::to_string(flush_error_at_) + " fails";
+  return inner_->describe() + " (" + what + ")";
 }
 
 }  // namespace blockio

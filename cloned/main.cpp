@@ -58,12 +58,14 @@ base::Result<std::unique_ptr<blockio::BlockDevice>> open_target(const config::Cl
   blockio::OpenOptions options;
   options.direct_io = c.direct_io;
   base::Result<std::unique_ptr<blockio::BlockDevice>> disk = blockio::open_disk(c.target_path, options);
-  if (!disk || c.testing_io_error_length_bytes == 0) return disk;
-  LOG_WARN("[testing] I/O errors are injected at bytes %llu..%llu of the target",
+  if (!disk || (c.testing_io_error_length_bytes == 0 && c.testing_flush_error_at == 0)) return disk;
+  LOG_WARN("[testing] I/O errors are injected at bytes %llu..%llu of the target, and at its flush %u (0: none)",
            static_cast<unsigned long long>(c.testing_io_error_offset_bytes),
-           static_cast<unsigned long long>(c.testing_io_error_offset_bytes + c.testing_io_error_length_bytes));
-  return std::unique_ptr<blockio::BlockDevice>(std::make_unique<blockio::ErrorRangeDevice>(
-      std::move(*disk), c.testing_io_error_offset_bytes, c.testing_io_error_length_bytes));
+           static_cast<unsigned long long>(c.testing_io_error_offset_bytes + c.testing_io_error_length_bytes),
+           c.testing_flush_error_at);
+  return std::unique_ptr<blockio::BlockDevice>(
+      std::make_unique<blockio::ErrorRangeDevice>(std::move(*disk), c.testing_io_error_offset_bytes,
+                                                  c.testing_io_error_length_bytes, c.testing_flush_error_at));
 }
 
 int run(const std::string& config_path, const std::string& level_override) {

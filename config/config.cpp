@@ -162,6 +162,7 @@ void read_clone_health(TomlDoc& doc, CloneConfig& c) {
   TomlSection testing = doc.section("testing");
   testing.size("io_error_offset_bytes", c.testing_io_error_offset_bytes, 0, kDiskBytesMax);
   testing.size("io_error_length_bytes", c.testing_io_error_length_bytes, 0, kDiskBytesMax);
+  testing.u32("flush_error_at", c.testing_flush_error_at, 0, UINT32_MAX);
 }
 
 void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {

@@ -92,9 +92,11 @@ struct CloneConfig {
   uint32_t health_backlog_max = 256;           // 4..10000: reports waiting for the original
   // [testing] fault injection for the black-box tests: writes and reads of
   // the target overlapping this range fail with EIO (a device-mapper "error"
-  // target where the kernel has none). 0 bytes = off.
+  // target where the kernel has none). 0 bytes = off. flush_error_at: the
+  // target's nth flush fails once with EIO (0 = off).
   uint64_t testing_io_error_offset_bytes = 0;
   uint64_t testing_io_error_length_bytes = 0;
+  uint32_t testing_flush_error_at = 0;
   // [wake] (docs/WAKE.md)
   std::string wake_interface;                  // "" = no Wake-on-LAN: never sleeps
   uint32_t idle_sleep_s = 0;                   // 0 = never sleeps on its own; else 10..604800

@@ -6,7 +6,8 @@
 #        suite (it boots the .deb's binaries, not these);
 #  tsan: the whole tree with ThreadSanitizer in ./build-tsan, the threaded
 #        parts: the daemon's black-box suites (e2e-*), origin, blockio (and
-#        its host-dependent parts, blockio-*), simulation and health-monitor;
+#        its host-dependent parts, blockio-*), simulation, health-monitor and
+#        daemon-workers (the disk workers and their early flush);
 #        not e2e-log-writes-capture: its ext4 capture and 20 power cuts over a
 #        40 Mbit link took 564 s of CI's time under TSan, and the daemon's
 #        threads it drives are the ones e2e-log-writes drives (ASan runs it).
@@ -97,7 +98,7 @@ for s in "${stages[@]}"; do
     fresh_reports "$dir"
     mapfile -t tests < <(meson introspect --tests "$dir" | python3 -c '
 import json, sys
-threaded = {"origin", "blockio", "simulation", "health-monitor"}
+threaded = {"origin", "blockio", "simulation", "health-monitor", "daemon-workers"}
 for t in json.load(sys.stdin):
     if t["name"] == "e2e-log-writes-capture":
         continue

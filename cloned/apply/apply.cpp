@@ -333,6 +333,17 @@ void Machine::pump_log(Actions& actions) {
   }
 }
 
+// What pump_log does with a barrier at the head once in_flight_ drains,
+// when nothing else (a commit, a mark, a failed disk) holds it.
+uint64_t Machine::barrier_after_in_flight() const {
+  if (disk_failed_ || flushing_ != Flushing::none || in_flight_.empty() || queue_.empty()) return 0;
+  const proto::RecordHeader& h = queue_.front().header;
+  if (h.type != proto::MsgType::barrier || h.seq > reserved_limit_ || mark_names_.count(h.seq) != 0) return 0;
+  for (const Entry& e : in_flight_)
+    if (e.staged) return 0;
+  return h.seq;
+}
+
 // A marked barrier is acknowledged only once the store holds its mark: the
 // original may forget the mark's records after the ack, and a restart must
 // still be able to say which mark the clone reached.

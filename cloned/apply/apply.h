@@ -280,6 +280,16 @@ class Machine {
   uint64_t original_log_end() const { return original_log_end_; }
   // The newest mark whose barrier is durable (null: none yet).
   const apply::LogMark* last_mark() const { return reached_mark(replica_, durable_.seq); }
+  // The seq of the barrier whose flush the machine will ask for as soon as
+  // the disk writes in flight complete, or 0: an unmarked barrier heads the
+  // queue, the reservation covers it, and only disk writes (nothing staged)
+  // are in flight. A hint: the daemon lets the disk workers start that flush
+  // the moment the last write completes (DiskWorkers::flush_when_drained).
+  uint64_t barrier_after_in_flight() const;
+  // The seq of the barrier whose flush is in progress, or 0.
+  uint64_t flushing_barrier_seq() const {
+    return flushing_ == Flushing::barrier ? flushing_barrier_.header.seq : 0;
+  }
 
  private:
   struct Entry {

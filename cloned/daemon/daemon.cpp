@@ -148,7 +148,8 @@ void Daemon::apply_actions(apply::Actions& a) {
     else
       disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
   }
-  if (a.flush) disk_workers_->flush();
+  if (!a.submit.empty() || a.stage_apply) early_flush_.done = false;  // a flush before them does not cover them
+  if (a.flush) flush_disk();
   stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
   if (a.clear_out_of_sync) store_worker_->run_job([](store::Store& st) { return st.clear_out_of_sync(); });
@@ -165,6 +166,7 @@ void Daemon::apply_actions(apply::Actions& a) {
   }
   if (!a.marks_reached.empty()) publish_status();
   if (session_ != nullptr) send_session_actions(session_, a);
+  ask_early_flush();
   if (machine_.replica().state != last_logged_state_) {
     last_logged_state_ = machine_.replica().state;
     LOG_NOTICE("the clone is now %s%s%s", proto::clone_state_name(last_logged_state_),
@@ -202,6 +204,33 @@ void Daemon::send_session_actions(Conn* c, apply::Actions& a) {
   }
 }
 
+// The machine asks for a flush only when nothing is in flight. An early flush
+// that ran for this barrier, after its last write completed and with
+// nothing written since, is that same fdatasync: its result answers.
+void Daemon::flush_disk() {
+  Completion c{Completion::Kind::flush, 0, {}};
+  c.op = "flush";
+  if (!early_flush_.failure.is_ok()) {
+    LOG_DEBUG("the early flush failed; this flush (barrier %llu) reports it",
+              static_cast<unsigned long long>(machine_.flushing_barrier_seq()));
+    c.status = std::move(early_flush_.failure);
+    early_flush_.failure = base::Status::ok();
+  } else if (early_flush_.done && early_flush_.asked_seq == machine_.flushing_barrier_seq()) {
+    early_flush_.done = false;
+  } else {
+    return disk_workers_->flush();
+  }
+  completions_.push(std::move(c));  // taken by the next drain, like a worker's
+}
+
+void Daemon::ask_early_flush() {
+  const uint64_t seq = machine_.barrier_after_in_flight();
+  if (seq == 0 || seq == early_flush_.asked_seq) return;
+  early_flush_.asked_seq = seq;
+  early_flush_.done = false;
+  disk_workers_->flush_when_drained(seq);
+}
+
 void Daemon::drain_completions() {
   DiskWorkers::Batch batch(*disk_workers_);  // what the completions let go, together
   for (Completion& c : completions_.take_all()) {
@@ -221,6 +250,13 @@ void Daemon::drain_completions() {
         break;
       case Completion::Kind::store_job:
         if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
+        break;
+      case Completion::Kind::early_flush:
+        // Ahead of the completion of the write it followed: the machine's
+        // flush, if that write ends the epoch, comes after this. A failure
+        // reaches the health monitor with the flush that reports it.
+        if (!c.status.is_ok()) early_flush_.failure = c.status;
+        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq;
         break;
       case Completion::Kind::flush:
         if (!c.status.is_ok()) health_.io_error(c);

@@ -111,6 +111,8 @@ class Daemon final : private LinkPort,
   void on_stage_completion(Completion& c, apply::Actions& actions);
   void start_stage();
   void drain_completions();
+  void flush_disk();         // the machine's flush: answered by an early flush if one covers it
+  void ask_early_flush();    // for the barrier the machine will flush next, once
   void on_tick();
   void on_signal(int signum);
   void finish_if_done();
@@ -167,6 +169,16 @@ class Daemon final : private LinkPort,
   std::vector<Conn*> conns_;          // open connections (owned; freed in close callbacks)
   Conn* session_ = nullptr;           // the connection whose session is open or pending
   std::unordered_map<apply::RecordId, proto::Frame> frames_;  // accepted writes, not yet submitted
+  // The early flush (DiskWorkers::flush_when_drained) of the barrier the
+  // machine flushes next: asked for once per barrier; `done` once it ran
+  // for that barrier with nothing written since, until the machine's flush
+  // of it takes the result. A failed one is kept for the next flush whatever
+  // it is for: a failed fdatasync need not fail again when repeated.
+  struct EarlyFlush {
+    uint64_t asked_seq = 0;
+    bool done = false;
+    base::Status failure;
+  } early_flush_;
   LinkStats stats_;
   // Notices about peers dropped before they authenticated: at most 5 per
   // 10 s, then counted (issue 14, finding 3: a flood must not push a real

@@ -78,7 +78,18 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
   if (jobs.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (Job& job : jobs) jobs_.push_back(std::move(job));
+    for (Job& job : jobs) {
+      if (job.kind == Job::Kind::flush_when_drained) {
+        early_flush_armed_ = io_outstanding_ > 0;
+        early_flush_token_ = job.id;
+        continue;
+      }
+      if (job.kind == Job::Kind::io) {
+        ++io_outstanding_;
+        early_flush_armed_ = false;  // it would not cover this one
+      }
+      jobs_.push_back(std::move(job));
+    }
   }
   jobs.clear();
   wake_.notify_one();
@@ -97,6 +108,13 @@ void DiskWorkers::submit(apply::RecordId id, const proto::RecordHeader& header, 
 void DiskWorkers::flush() {
   Job job;
   job.kind = Job::Kind::flush;
+  push_job(std::move(job));
+}
+
+void DiskWorkers::flush_when_drained(uint64_t token) {
+  Job job;
+  job.kind = Job::Kind::flush_when_drained;
+  job.id = token;
   push_job(std::move(job));
 }
 
@@ -135,13 +153,33 @@ void DiskWorkers::run() {
       if (jobs_.empty()) return;  // stopping, and everything done
       take_locked(jobs);
     }
+    std::vector<Completion> done;
+    size_t io_jobs = jobs.size();
     if (jobs.size() == 1 && !batchable(jobs.front())) {
-      perform(jobs.front());
+      if (jobs.front().kind != Job::Kind::io) io_jobs = 0;
+      perform(jobs.front(), done);
     } else {
-      perform_batch(jobs);
+      perform_batch(jobs, done);
     }
     jobs.clear();
+    if (io_jobs > 0 && complete_io(io_jobs)) {
+      // Every operation submitted before the request has completed: this
+      // flush makes all of them durable, as the loop's own flush would.
+      Completion c{Completion::Kind::early_flush, early_flush_token_, device_.flush()};
+      c.op = "flush";
+      done.insert(done.begin(), std::move(c));
+    }
+    done_.push_all(done);
   }
+}
+
+bool DiskWorkers::complete_io(size_t io_jobs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  assert(io_outstanding_ >= io_jobs);
+  io_outstanding_ -= io_jobs;
+  if (io_outstanding_ > 0 || !early_flush_armed_) return false;
+  early_flush_armed_ = false;
+  return true;
 }
 
 namespace {
@@ -190,7 +228,7 @@ base::Status DiskWorkers::write_checked(uint64_t offset, base::ByteSpan data, st
                                       " still differs after a rewrite: the disk does not keep what it is given");
 }
 
-void DiskWorkers::perform(Job& job) {
+void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
   if (job.kind == Job::Kind::flush) {
     Completion c{Completion::Kind::flush, 0, device_.flush()};
     c.op = "flush";
@@ -242,14 +280,13 @@ void DiskWorkers::perform(Job& job) {
   }
   if (!c.status.is_ok() && !c.digest_mismatch) c.status = c.status.with_context(extent_text(h));
   job.frame = proto::Frame{};  // free the payload before reporting
-  done_.push(std::move(c));
+  done.push_back(std::move(c));
 }
 
 // Digests first (a record that does not match is refused, unwritten), then
-// one write_batch for the rest, then one push of every completion.
-void DiskWorkers::perform_batch(std::vector<Job>& jobs) {
-  std::vector<Completion> done;
-  done.reserve(jobs.size());
+// one write_batch for the rest; run() reports every completion with one push.
+void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done) {
+  done.reserve(jobs.size() + 1);  // and maybe an early flush
   std::vector<blockio::WriteOp> ops;
   std::vector<size_t> op_of;  // done[i]'s op, or SIZE_MAX when refused
   ops.reserve(jobs.size());
@@ -279,7 +316,6 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs) {
       done[i].status = ops[op_of[i]].status.with_context(extent_text(jobs[i].header));
     jobs[i].frame = proto::Frame{};  // free the payload before reporting
   }
-  done_.push_all(done);
 }
 
 void DiskWorkers::perform_digest(const Job& job) {

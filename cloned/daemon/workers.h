@@ -27,9 +27,12 @@
 namespace cloned {
 
 struct Completion {
-  // health: the monitor has reports; stage_*: the stage worker (stage_worker.h)
-  enum class Kind { io, flush, commit, event, digest, store_job, health, checkpoint, stage_open, stage_sync, stage_apply } kind;
-  apply::RecordId id = 0;  // io; digest: the request's id
+  // health: the monitor has reports; stage_*: the stage worker (stage_worker.h);
+  // early_flush: DiskWorkers::flush_when_drained
+  enum class Kind {
+    io, flush, early_flush, commit, event, digest, store_job, health, checkpoint, stage_open, stage_sync, stage_apply
+  } kind;
+  apply::RecordId id = 0;  // io; digest: the request's id; early_flush: the token given
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
   // io: what was done where, for the health monitor's I/O error finding
@@ -114,6 +117,17 @@ class DiskWorkers {
   void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
               std::vector<apply::Extent> only = {});
   void flush();
+  // An early flush: once every disk operation submitted before this call has
+  // completed, the worker that completes the last one flushes the disk right
+  // away and reports a Completion::Kind::early_flush (id = `token`) in the
+  // same push as, and ahead of, that operation's completion. The daemon asks
+  // for one when the apply machine will ask for a flush as soon as the writes
+  // in flight complete (Machine::barrier_after_in_flight), and answers that
+  // flush with its result: the flush no longer waits for the completions to
+  // travel to the loop thread and the flush request back to a worker. An
+  // operation submitted after this call, or nothing outstanding when it is
+  // made, cancels it (nothing is reported).
+  void flush_when_drained(uint64_t token);
   // Reads the request's extents and digests them (keyed BLAKE2b), 1 MiB at a
   // time with the next piece read while this one is hashed; the range is
   // inside the disk (the caller checked).
@@ -121,8 +135,9 @@ class DiskWorkers {
 
  private:
   struct Job {
-    enum class Kind { io, flush, digest } kind = Kind::io;
-    apply::RecordId id = 0;
+    // flush_when_drained: never queued, it arms the early flush when published
+    enum class Kind { io, flush, digest, flush_when_drained } kind = Kind::io;
+    apply::RecordId id = 0;  // io; flush_when_drained: the token
     proto::RecordHeader header;
     proto::Frame frame;
     std::vector<apply::Extent> only;
@@ -134,8 +149,12 @@ class DiskWorkers {
   void take_locked(std::vector<Job>& out);
   bool batchable(const Job& job) const;
   void publish(std::vector<Job>& jobs);
-  void perform(Job& job);
-  void perform_batch(std::vector<Job>& jobs);
+  // Both leave an io job's completion in `done` (flush and digest jobs push
+  // their own); run() reports it after the accounting for the early flush.
+  void perform(Job& job, std::vector<Completion>& done);
+  void perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done);
+  // Counts `io_jobs` completed; true when that ends the wait of an early flush.
+  bool complete_io(size_t io_jobs);
   void perform_digest(const Job& job);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
@@ -148,6 +167,11 @@ class DiskWorkers {
   std::condition_variable wake_;
   std::deque<Job> jobs_;
   bool stopping_ = false;
+  // Under mutex_: io jobs published and not yet completed, and the early
+  // flush waiting for them to reach zero (armed) with its token.
+  uint64_t io_outstanding_ = 0;
+  bool early_flush_armed_ = false;
+  uint64_t early_flush_token_ = 0;
   std::vector<std::thread> threads_;
   // Loop thread only: the open Batches, and what they hold back.
   uint32_t batch_depth_ = 0;

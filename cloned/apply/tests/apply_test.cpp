@@ -59,6 +59,34 @@ TEST_CASE("writes of one epoch go out together and the barrier waits for all of 
   CHECK(r.m.durable().seq == 5);
 }
 
+TEST_CASE("the barrier held back by writes in flight is told, for an early flush, and named while it flushes") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0, w2 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  CHECK(r.m.barrier_after_in_flight() == 0);  // no barrier yet
+  r.send(rec(MsgType::write, 2, 1, 8192), &w2);
+  r.send(rec(MsgType::barrier, 3, 1));
+  CHECK(r.m.barrier_after_in_flight() == 3);
+  CHECK(r.m.flushing_barrier_seq() == 0);
+  r.send(rec(MsgType::write, 4, 2, 16384));  // the next epoch's write waits behind it
+  CHECK(r.m.barrier_after_in_flight() == 3);
+  r.io_done(w1);
+  CHECK(r.m.barrier_after_in_flight() == 3);
+  CHECK(r.io_done(w2).flush);
+  CHECK(r.m.barrier_after_in_flight() == 0);  // nothing in flight: flushing
+  CHECK(r.m.flushing_barrier_seq() == 3);
+  Actions a = r.flushed();
+  REQUIRE(a.submit.size() == 1);
+  CHECK(r.m.flushing_barrier_seq() == 0);
+  CHECK(r.m.barrier_after_in_flight() == 0);  // a write in flight, no barrier behind it yet
+
+  SUBCASE("a marked barrier may wait for a commit: never told") {
+    r.send(rec(MsgType::barrier, 5, 2), nullptr, "before-update");
+    CHECK(r.m.barrier_after_in_flight() == 0);
+  }
+}
+
 TEST_CASE("nothing of the next epoch is written before the barrier is durable") {
   Rig r;
   r.open();

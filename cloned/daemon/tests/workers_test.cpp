@@ -3,6 +3,7 @@
 // and the read-back check against a disk that does not keep what it is given.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -117,6 +118,115 @@ TEST_CASE("writes submitted in a batch go together, and a bad digest refuses onl
     CHECK(c.digest_mismatch == (i == 5));
     CHECK((read_back(dev, i * 8192, 4096) == data[i]) == (i != 5));
   }
+}
+
+namespace {
+
+// Every completion, in the order they were pushed, until there are `n`
+// (bounded: 2 s), then a further 20 ms for any that should not come.
+std::vector<cloned::Completion> collect(cloned::Completions& done, size_t n) {
+  std::vector<cloned::Completion> got;
+  for (int i = 0; i < 2000 && got.size() < n; ++i) {
+    for (cloned::Completion& c : done.take_all()) got.push_back(std::move(c));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (cloned::Completion& c : done.take_all()) got.push_back(std::move(c));
+  return got;
+}
+
+size_t count_kind(const std::vector<cloned::Completion>& got, cloned::Completion::Kind kind) {
+  return static_cast<size_t>(
+      std::count_if(got.begin(), got.end(), [&](const cloned::Completion& c) { return c.kind == kind; }));
+}
+
+// `n` writes of 4 KiB at distinct offsets, seq 1..n; returns their data.
+std::vector<std::vector<uint8_t>> submit_writes(cloned::DiskWorkers& workers, uint64_t first_id, size_t n) {
+  std::vector<std::vector<uint8_t>> data;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t id = first_id + i;
+    data.push_back(pattern(4096, static_cast<uint8_t>(id)));
+    proto::RecordHeader h = header(proto::MsgType::write, id * 8192, data.back());
+    h.seq = id;
+    workers.submit(id, h, frame_with(h, data.back()));
+  }
+  return data;
+}
+
+}  // namespace
+
+TEST_CASE("an early flush waits for every write submitted before it and is reported ahead of the last") {
+  // The faulty device keeps writes in an overlay until a flush: a flush that
+  // ran before any of them would leave it unflushed.
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  std::vector<std::vector<uint8_t>> data;
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    data = submit_writes(workers, 1, 40);  // more than one worker's batch
+    workers.flush_when_drained(77);
+  }
+  const std::vector<cloned::Completion> got = collect(done, 41);
+  REQUIRE(count_kind(got, cloned::Completion::Kind::io) == 40);
+  REQUIRE(count_kind(got, cloned::Completion::Kind::early_flush) == 1);
+  const auto early = std::find_if(got.begin(), got.end(), [](const cloned::Completion& c) {
+    return c.kind == cloned::Completion::Kind::early_flush;
+  });
+  CHECK(early->id == 77);
+  CHECK(early->status.is_ok());
+  CHECK(std::string(early->op) == "flush");
+  CHECK(early != got.end() - 1);  // ahead of the completion of the write it followed
+  CHECK(dev.flush_count() == 1);
+  CHECK(dev.unflushed_count() == 0);
+  for (uint64_t id = 1; id <= data.size(); ++id) CHECK(read_back(dev.inner(), id * 8192, 4096) == data[id - 1]);
+}
+
+TEST_CASE("an early flush is cancelled when it would not cover every write") {
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  SUBCASE("nothing outstanding") {
+    workers.flush_when_drained(1);
+    CHECK(collect(done, 1).empty());
+  }
+  SUBCASE("the writes before it have completed already") {
+    submit_writes(workers, 1, 4);
+    REQUIRE(collect(done, 4).size() == 4);
+    workers.flush_when_drained(1);
+    CHECK(collect(done, 1).empty());
+  }
+  SUBCASE("a write submitted after it") {
+    {
+      cloned::DiskWorkers::Batch batch(workers);
+      submit_writes(workers, 1, 20);
+      workers.flush_when_drained(1);
+      submit_writes(workers, 21, 1);
+    }
+    const std::vector<cloned::Completion> got = collect(done, 21);
+    CHECK(count_kind(got, cloned::Completion::Kind::io) == 21);
+    CHECK(count_kind(got, cloned::Completion::Kind::early_flush) == 0);
+  }
+  CHECK(dev.flush_count() == 0);
+}
+
+TEST_CASE("a failed early flush is reported with its error") {
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  blockio::FaultPlan plan;
+  plan.fail_flush_after = 0;
+  dev.set_plan(plan);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 1, done);
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, 3);
+    workers.flush_when_drained(9);
+  }
+  const std::vector<cloned::Completion> got = collect(done, 4);
+  REQUIRE(count_kind(got, cloned::Completion::Kind::early_flush) == 1);
+  for (const cloned::Completion& c : got)
+    if (c.kind == cloned::Completion::Kind::early_flush) CHECK_FALSE(c.status.is_ok());
+  CHECK(dev.unflushed_count() == 3);
 }
 
 TEST_CASE("a resync extent with parts writes only those parts") {
