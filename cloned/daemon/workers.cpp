@@ -27,7 +27,7 @@ void Completions::push(Completion c) {
   if (wake_) wake_();
 }
 
-void Completions::push_all(std::vector<Completion>& batch) {
+void Completions::push_all(std::vector<Completion>& batch, bool wake) {
   if (batch.empty()) return;
   std::lock_guard<std::mutex> lock(mutex_);
   if (items_.empty()) {
@@ -36,7 +36,7 @@ void Completions::push_all(std::vector<Completion>& batch) {
     for (Completion& c : batch) items_.push_back(std::move(c));
   }
   batch.clear();
-  if (wake_) wake_();
+  if (wake && wake_) wake_();
 }
 
 std::vector<Completion> Completions::take_all() {
@@ -162,21 +162,25 @@ void DiskWorkers::run() {
       perform_batch(jobs, done);
     }
     jobs.clear();
-    if (io_jobs > 0 && complete_io(io_jobs)) {
+    bool flush_follows = false;
+    if (io_jobs > 0 && complete_io(io_jobs, flush_follows)) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
       Completion c{Completion::Kind::early_flush, early_flush_token_, device_.flush()};
       c.op = "flush";
       done.insert(done.begin(), std::move(c));
     }
-    done_.push_all(done);
+    // Completions an armed early flush will follow need not wake the loop:
+    // the push that carries the flush does, and they are drained with it.
+    done_.push_all(done, /*wake=*/!flush_follows);
   }
 }
 
-bool DiskWorkers::complete_io(size_t io_jobs) {
+bool DiskWorkers::complete_io(size_t io_jobs, bool& flush_follows) {
   std::lock_guard<std::mutex> lock(mutex_);
   assert(io_outstanding_ >= io_jobs);
   io_outstanding_ -= io_jobs;
+  flush_follows = io_outstanding_ > 0 && early_flush_armed_;
   if (io_outstanding_ > 0 || !early_flush_armed_) return false;
   early_flush_armed_ = false;
   return true;

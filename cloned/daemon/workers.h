@@ -58,8 +58,9 @@ class Completions {
  public:
   void set_waker(std::function<void()> wake);
   void push(Completion c);
-  // All of `batch` (emptied) with one lock and one wake.
-  void push_all(std::vector<Completion>& batch);
+  // All of `batch` (emptied) with one lock and one wake; with `wake` false
+  // without the wake, for completions a later push is sure to follow.
+  void push_all(std::vector<Completion>& batch, bool wake = true);
   std::vector<Completion> take_all();
 
  private:
@@ -153,8 +154,9 @@ class DiskWorkers {
   // their own); run() reports it after the accounting for the early flush.
   void perform(Job& job, std::vector<Completion>& done);
   void perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done);
-  // Counts `io_jobs` completed; true when that ends the wait of an early flush.
-  bool complete_io(size_t io_jobs);
+  // Counts `io_jobs` completed; true when that ends the wait of an early
+  // flush; `flush_follows` when one is still armed for others outstanding.
+  bool complete_io(size_t io_jobs, bool& flush_follows);
   void perform_digest(const Job& job);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);

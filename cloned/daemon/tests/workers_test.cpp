@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -160,6 +161,8 @@ TEST_CASE("an early flush waits for every write submitted before it and is repor
   // ran before any of them would leave it unflushed.
   blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
   cloned::Completions done;
+  std::atomic<int> wakes{0};
+  done.set_waker([&] { ++wakes; });
   cloned::DiskWorkers workers(dev, kKey, 2, done);
   std::vector<std::vector<uint8_t>> data;
   {
@@ -177,6 +180,9 @@ TEST_CASE("an early flush waits for every write submitted before it and is repor
   CHECK(early->status.is_ok());
   CHECK(std::string(early->op) == "flush");
   CHECK(early != got.end() - 1);  // ahead of the completion of the write it followed
+  // Three batches (16, 16 and 8 writes), but the loop is woken once: by the
+  // push that carries the flush, not by the completions it follows.
+  CHECK(wakes.load() == 1);
   CHECK(dev.flush_count() == 1);
   CHECK(dev.unflushed_count() == 0);
   for (uint64_t id = 1; id <= data.size(); ++id) CHECK(read_back(dev.inner(), id * 8192, 4096) == data[id - 1]);
@@ -197,6 +203,8 @@ TEST_CASE("an early flush is cancelled when it would not cover every write") {
     CHECK(collect(done, 1).empty());
   }
   SUBCASE("a write submitted after it") {
+    std::atomic<int> wakes{0};
+    done.set_waker([&] { ++wakes; });
     {
       cloned::DiskWorkers::Batch batch(workers);
       submit_writes(workers, 1, 20);
@@ -206,6 +214,8 @@ TEST_CASE("an early flush is cancelled when it would not cover every write") {
     const std::vector<cloned::Completion> got = collect(done, 21);
     CHECK(count_kind(got, cloned::Completion::Kind::io) == 21);
     CHECK(count_kind(got, cloned::Completion::Kind::early_flush) == 0);
+    CHECK(wakes.load() >= 2);  // every push wakes the loop: no flush follows
+    done.set_waker(nullptr);
   }
   CHECK(dev.flush_count() == 0);
 }
