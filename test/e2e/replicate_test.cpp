@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -129,6 +130,17 @@ TEST_CASE("kill -9 of cloned at random moments loses nothing and leaves no gap")
 
 namespace {
 
+// Zeroed 64 MiB source and clone files in `d`, paired with these overrides.
+harness::Pair small_pair(const TempDir& d, const std::map<std::string, std::string>& clone_overrides,
+                         const std::map<std::string, std::string>& origin_overrides) {
+  constexpr uint64_t kSmall = 64ull << 20;
+  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
+  harness::Pair p = harness::make_pair(d.path(), d / "clone.img", clone_overrides, origin_overrides);
+  REQUIRE(!p.clone_config.empty());
+  return p;
+}
+
 // The number after "key": in clonectl status --json, or -1.
 int64_t json_number(const std::string& json, const std::string& key) {
   const size_t at = json.find("\"" + key + "\":");
@@ -140,14 +152,10 @@ int64_t json_number(const std::string& json, const std::string& key) {
 
 TEST_CASE("after kill -9 the status says the disk may hold records past the committed one, until the original says") {
   TempDir d;
-  constexpr uint64_t kSmall = 64ull << 20;
-  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
-  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
   // A slow state store (as on a slow stick): the committed position trails.
   // The original waits 8 s before it reconnects: time to read the status.
-  harness::Pair p = harness::make_pair(d.path(), d / "clone.img", {{"apply.store_commit_delay_ms", "400"}},
-                                       {{"origin.reconnect_initial_ms", "8000"}, {"origin.reconnect_max_ms", "8000"}});
-  REQUIRE(!p.clone_config.empty());
+  harness::Pair p = small_pair(d, {{"apply.store_commit_delay_ms", "400"}},
+                               {{"origin.reconnect_initial_ms", "8000"}, {"origin.reconnect_max_ms", "8000"}});
   const std::vector<std::string> daemon = {harness::binary("CLONED_BIN"), "--config", p.clone_config};
   auto clone = std::make_unique<Process>(daemon, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
@@ -198,12 +206,8 @@ TEST_CASE("a flush that fails once fails its barrier, though the flush after it 
   // flush of the target fails (testing.flush_error_at); the early flush the
   // disk workers start as an epoch's last write completes must not hide it.
   TempDir d;
-  constexpr uint64_t kSmall = 64ull << 20;
-  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
-  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
-  harness::Pair p = harness::make_pair(d.path(), d / "clone.img", {{"testing.flush_error_at", "3"}},
-                                       {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
-  REQUIRE(!p.clone_config.empty());
+  harness::Pair p = small_pair(d, {{"testing.flush_error_at", "3"}},
+                               {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
   Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config, "--log-level", "debug"},
                  d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
@@ -228,11 +232,7 @@ TEST_CASE("a flush that fails once fails its barrier, though the flush after it 
 
 TEST_CASE("a captured commit-log spool replays byte-identical, and replaying it again changes nothing") {
   TempDir d;
-  constexpr uint64_t kSmall = 64ull << 20;
-  REQUIRE(harness::make_zero_file(d / "source.img", kSmall));
-  REQUIRE(harness::make_zero_file(d / "clone.img", kSmall));
-  harness::Pair p = harness::make_pair(d.path(), d / "clone.img");
-  REQUIRE(!p.clone_config.empty());
+  harness::Pair p = small_pair(d, {}, {});
   std::string out;
   int code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "capture", "--source",
                            d / "source.img", "--spool", d / "log.spool", "--seed", "3", "--bytes", "48M",
