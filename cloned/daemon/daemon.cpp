@@ -148,7 +148,10 @@ void Daemon::apply_actions(apply::Actions& a) {
     else
       disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
   }
-  if (!a.submit.empty() || a.stage_apply) early_flush_.done = false;  // a flush before them does not cover them
+  if (!a.submit.empty() || a.stage_apply) {  // an early flush may have begun before them: it does not cover them
+    early_flush_.done = false;
+    early_flush_.written_since_ask = true;
+  }
   if (a.flush) flush_disk();
   stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
@@ -228,6 +231,7 @@ void Daemon::ask_early_flush() {
   if (seq == 0 || seq == early_flush_.asked_seq) return;
   early_flush_.asked_seq = seq;
   early_flush_.done = false;
+  early_flush_.written_since_ask = false;
   disk_workers_->flush_when_drained(seq);
 }
 
@@ -255,8 +259,11 @@ void Daemon::drain_completions() {
         // Ahead of the completion of the write it followed: the machine's
         // flush, if that write ends the epoch, comes after this. A failure
         // reaches the health monitor with the flush that reports it.
+        // It began once the writes before the ask had completed; one
+        // submitted since (the workers may have begun the flush before
+        // it reached them) is not covered.
         if (!c.status.is_ok()) early_flush_.failure = c.status;
-        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq;
+        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq && !early_flush_.written_since_ask;
         break;
       case Completion::Kind::flush:
         if (!c.status.is_ok()) health_.io_error(c);

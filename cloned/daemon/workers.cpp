@@ -163,10 +163,11 @@ void DiskWorkers::run() {
     }
     jobs.clear();
     bool flush_follows = false;
-    if (io_jobs > 0 && complete_io(io_jobs, flush_follows)) {
+    uint64_t token = 0;
+    if (io_jobs > 0 && complete_io(io_jobs, flush_follows, token)) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
-      Completion c{Completion::Kind::early_flush, early_flush_token_, device_.flush()};
+      Completion c{Completion::Kind::early_flush, token, device_.flush()};
       c.op = "flush";
       done.insert(done.begin(), std::move(c));
     }
@@ -176,13 +177,14 @@ void DiskWorkers::run() {
   }
 }
 
-bool DiskWorkers::complete_io(size_t io_jobs, bool& flush_follows) {
+bool DiskWorkers::complete_io(size_t io_jobs, bool& flush_follows, uint64_t& token) {
   std::lock_guard<std::mutex> lock(mutex_);
   assert(io_outstanding_ >= io_jobs);
   io_outstanding_ -= io_jobs;
   flush_follows = io_outstanding_ > 0 && early_flush_armed_;
   if (io_outstanding_ > 0 || !early_flush_armed_) return false;
   early_flush_armed_ = false;
+  token = early_flush_token_;
   return true;
 }
 

@@ -155,8 +155,9 @@ class DiskWorkers {
   void perform(Job& job, std::vector<Completion>& done);
   void perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done);
   // Counts `io_jobs` completed; true when that ends the wait of an early
-  // flush; `flush_follows` when one is still armed for others outstanding.
-  bool complete_io(size_t io_jobs, bool& flush_follows);
+  // flush (its token in `token`); `flush_follows` when one is still armed
+  // for others outstanding.
+  bool complete_io(size_t io_jobs, bool& flush_follows, uint64_t& token);
   void perform_digest(const Job& job);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
