@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cassert>
+#include <utility>
 
 #include "base/log.h"
 #include "base/units.h"
@@ -148,10 +149,8 @@ void Daemon::apply_actions(apply::Actions& a) {
     else
       disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
   }
-  if (!a.submit.empty() || a.stage_apply) {  // an early flush may have begun before them: it does not cover them
-    early_flush_.done = false;
-    early_flush_.written_since_ask = true;
-  }
+  // An early flush may have begun before these: it does not cover them.
+  if (!a.submit.empty() || a.stage_apply) early_flush_.written_since_ask = true;
   if (a.flush) flush_disk();
   stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
@@ -211,18 +210,19 @@ void Daemon::send_session_actions(Conn* c, apply::Actions& a) {
 // that ran for this barrier, after its last write completed and with
 // nothing written since, is that same fdatasync: its result answers.
 void Daemon::flush_disk() {
-  Completion c{Completion::Kind::flush, 0, {}};
-  c.op = "flush";
+  base::Status result;
   if (!early_flush_.failure.is_ok()) {
     LOG_DEBUG("the early flush failed; this flush (barrier %llu) reports it",
               static_cast<unsigned long long>(machine_.flushing_barrier_seq()));
-    c.status = std::move(early_flush_.failure);
-    early_flush_.failure = base::Status::ok();
-  } else if (early_flush_.done && early_flush_.asked_seq == machine_.flushing_barrier_seq()) {
+    result = std::exchange(early_flush_.failure, base::Status::ok());
+  } else if (early_flush_.done && !early_flush_.written_since_ask &&
+             early_flush_.asked_seq == machine_.flushing_barrier_seq()) {
     early_flush_.done = false;
   } else {
     return disk_workers_->flush();
   }
+  Completion c{Completion::Kind::flush, 0, std::move(result)};
+  c.op = "flush";
   completions_.push(std::move(c));  // taken by the next drain, like a worker's
 }
 
@@ -259,11 +259,8 @@ void Daemon::drain_completions() {
         // Ahead of the completion of the write it followed: the machine's
         // flush, if that write ends the epoch, comes after this. A failure
         // reaches the health monitor with the flush that reports it.
-        // It began once the writes before the ask had completed; one
-        // submitted since (the workers may have begun the flush before
-        // it reached them) is not covered.
         if (!c.status.is_ok()) early_flush_.failure = c.status;
-        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq && !early_flush_.written_since_ask;
+        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq;
         break;
       case Completion::Kind::flush:
         if (!c.status.is_ok()) health_.io_error(c);

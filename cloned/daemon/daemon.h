@@ -171,10 +171,11 @@ class Daemon final : private LinkPort,
   std::unordered_map<apply::RecordId, proto::Frame> frames_;  // accepted writes, not yet submitted
   // The early flush (DiskWorkers::flush_when_drained) of the barrier the
   // machine flushes next: asked for once per barrier; `done` once it ran
-  // for that barrier with nothing written since the ask, until the
-  // machine's flush of it takes the result. A failed one is kept for the
-  // next flush whatever it is for: a failed fdatasync need not fail again
-  // when repeated.
+  // for that barrier, until the machine's flush of it takes the result,
+  // which it may only if nothing was written since the ask (the workers
+  // may have begun the flush just before a later write reached them). A
+  // failed one is kept for the next flush whatever it is for: a failed
+  // fdatasync need not fail again when repeated.
   struct EarlyFlush {
     uint64_t asked_seq = 0;
     bool written_since_ask = false;

@@ -154,9 +154,9 @@ void DiskWorkers::run() {
       take_locked(jobs);
     }
     std::vector<Completion> done;
-    size_t io_jobs = jobs.size();
+    const size_t io_jobs = static_cast<size_t>(
+        std::count_if(jobs.begin(), jobs.end(), [](const Job& j) { return j.kind == Job::Kind::io; }));
     if (jobs.size() == 1 && !batchable(jobs.front())) {
-      if (jobs.front().kind != Job::Kind::io) io_jobs = 0;
       perform(jobs.front(), done);
     } else {
       perform_batch(jobs, done);
