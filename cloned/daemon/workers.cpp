@@ -60,6 +60,9 @@ DiskWorkers::~DiskWorkers() {
   }
   wake_.notify_all();
   for (std::thread& t : threads_) t.join();
+  std::vector<Completion> cancelled;
+  for (const Job& job : held_) cancelled.push_back(cancelled_completion(job));
+  done_.push_all(cancelled);
 }
 
 DiskWorkers::Batch::~Batch() {
@@ -76,9 +79,19 @@ void DiskWorkers::push_job(Job job) {
 // wakes the next (take_locked), so a burst of big records still spreads.
 void DiskWorkers::publish(std::vector<Job>& jobs) {
   if (jobs.empty()) return;
+  std::vector<Completion> cancelled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Job& job : jobs) {
+      if (job.kind == Job::Kind::io && job.after_flush_of > released_through_) {
+        if (job.after_flush_of <= cancelled_through_) {
+          cancelled.push_back(cancelled_completion(job));
+        } else {
+          held_.push_back(std::move(job));
+          ++held_unchecked_;
+        }
+        continue;
+      }
       if (job.kind == Job::Kind::flush_when_drained) {
         early_flush_armed_ = io_outstanding_ > 0;
         early_flush_token_ = job.id;
@@ -92,22 +105,114 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
     }
   }
   jobs.clear();
+  done_.push_all(cancelled);
   wake_.notify_one();
 }
 
+Completion DiskWorkers::cancelled_completion(const Job& job) {
+  Completion c{Completion::Kind::io, job.id,
+               base::Status::error(ECANCELED, "not written: the flush it waited for did not succeed")};
+  c.op = "write";
+  c.offset_bytes = job.header.offset_bytes;
+  c.length_bytes = job.header.length_bytes;
+  return c;
+}
+
+void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector<Completion>& cancelled) {
+  ok = ok && !io_failed_since_flush_;
+  io_failed_since_flush_ = false;
+  if (token == 0) return;
+  if (ok) {
+    released_through_ = std::max(released_through_, token);
+  } else {
+    cancelled_through_ = std::max(cancelled_through_, token);
+  }
+  std::vector<Job> held;
+  held.swap(held_);
+  held_unchecked_ = 0;
+  // The thread that flushed takes the released writes itself: no wake-up.
+  for (Job& job : held) route_held_locked(job, cancelled);
+}
+
+bool DiskWorkers::route_held_locked(Job& job, std::vector<Completion>& cancelled) {
+  if (job.after_flush_of <= released_through_) {
+    ++io_outstanding_;
+    early_flush_armed_ = false;  // an early flush asked before must cover it
+    jobs_.push_back(std::move(job));
+    return true;
+  }
+  if (job.after_flush_of <= cancelled_through_) {
+    cancelled.push_back(cancelled_completion(job));
+    return false;
+  }
+  if (!job.checked) ++held_unchecked_;
+  held_.push_back(std::move(job));
+  return false;
+}
+
+void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
+  uint64_t bytes = 0;
+  size_t kept = 0;
+  for (Job& job : held_) {
+    if (!job.checked && batchable(job) && bytes < kBatchBytes) {
+      bytes += job.header.length_bytes;
+      out.push_back(std::move(job));
+      --held_unchecked_;
+    } else {
+      held_[kept++] = std::move(job);
+    }
+  }
+  held_.resize(kept);
+  if (held_unchecked_ > 0) wake_.notify_one();
+}
+
+// Checks the digests of writes held back behind a flush: the time the disk
+// spends on the epoch before, not after it.
+void DiskWorkers::check_held(std::vector<Job>& jobs) {
+  for (Job& job : jobs) {
+    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes);
+    job.digest_ok = digest::digest_equal(digest::keyed_digest(digest_key_, payload), job.header.digest);
+    job.checked = true;
+  }
+  std::vector<Completion> cancelled;
+  bool released = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Job& job : jobs) released = route_held_locked(job, cancelled) || released;
+  }
+  jobs.clear();
+  done_.push_all(cancelled);
+  if (released) wake_.notify_one();
+}
+
+void DiskWorkers::cancel_after_flush() {
+  std::vector<Completion> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Job& job : held_) {
+      cancelled_through_ = std::max(cancelled_through_, job.after_flush_of);
+      cancelled.push_back(cancelled_completion(job));
+    }
+    held_.clear();
+  }
+  done_.push_all(cancelled);
+}
+
 void DiskWorkers::submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
-                         std::vector<apply::Extent> only) {
+                         std::vector<apply::Extent> only, uint64_t after_flush_of) {
   Job job;
   job.id = id;
+  job.after_flush_of = after_flush_of;
   job.header = header;
   job.frame = std::move(frame);
   job.only = std::move(only);
   push_job(std::move(job));
 }
 
-void DiskWorkers::flush() {
+void DiskWorkers::flush(uint64_t token) {
   Job job;
   job.kind = Job::Kind::flush;
+  job.id = token;
   push_job(std::move(job));
 }
 
@@ -139,19 +244,26 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
     bytes += jobs_.front().header.length_bytes;
     out.push_back(std::move(jobs_.front()));
     jobs_.pop_front();
-  } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) && bytes < kBatchBytes &&
-           out.size() < kBatchJobsMax);
+  } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) &&
+           bytes < (jobs_.front().checked ? kCheckedBatchBytes : kBatchBytes) && out.size() < kBatchJobsMax);
   if (!jobs_.empty()) wake_.notify_one();
 }
 
 void DiskWorkers::run() {
   std::vector<Job> jobs;
   for (;;) {
+    bool checking = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stopping, and everything done
-      take_locked(jobs);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty() || held_unchecked_ > 0; });
+      if (jobs_.empty() && held_unchecked_ == 0) return;  // stopping, and everything done
+      checking = jobs_.empty();
+      if (checking) take_unchecked_locked(jobs);
+      else take_locked(jobs);
+    }
+    if (checking) {
+      check_held(jobs);
+      continue;
     }
     std::vector<Completion> done;
     const size_t io_jobs = static_cast<size_t>(
@@ -164,12 +276,21 @@ void DiskWorkers::run() {
     jobs.clear();
     bool flush_follows = false;
     uint64_t token = 0;
-    if (io_jobs > 0 && complete_io(io_jobs, flush_follows, token)) {
+    const bool failed = std::any_of(done.begin(), done.end(), [](const Completion& c) {
+      return c.kind == Completion::Kind::io && !c.status.is_ok();
+    });
+    if (io_jobs > 0 && complete_io(io_jobs, failed, flush_follows, token)) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
       Completion c{Completion::Kind::early_flush, token, device_.flush()};
       c.op = "flush";
+      std::vector<Completion> cancelled;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        settle_after_flush_locked(token, c.status.is_ok(), cancelled);
+      }
       done.insert(done.begin(), std::move(c));
+      for (Completion& x : cancelled) done.push_back(std::move(x));
     }
     // Completions an armed early flush will follow need not wake the loop:
     // the push that carries the flush does, and they are drained with it.
@@ -177,8 +298,9 @@ void DiskWorkers::run() {
   }
 }
 
-bool DiskWorkers::complete_io(size_t io_jobs, bool& flush_follows, uint64_t& token) {
+bool DiskWorkers::complete_io(size_t io_jobs, bool failed, bool& flush_follows, uint64_t& token) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (failed) io_failed_since_flush_ = true;
   assert(io_outstanding_ >= io_jobs);
   io_outstanding_ -= io_jobs;
   flush_follows = io_outstanding_ > 0 && early_flush_armed_;
@@ -238,7 +360,13 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
   if (job.kind == Job::Kind::flush) {
     Completion c{Completion::Kind::flush, 0, device_.flush()};
     c.op = "flush";
-    done_.push(std::move(c));
+    std::vector<Completion> cancelled;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      settle_after_flush_locked(job.id, c.status.is_ok(), cancelled);
+    }
+    cancelled.push_back(std::move(c));
+    done_.push_all(cancelled);
     return;
   }
   if (job.kind == Job::Kind::digest) return perform_digest(job);
@@ -305,7 +433,7 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>&
     c.length_bytes = h.length_bytes;
     c.op = op_name(h.type);
     const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
-    if (digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+    if (job.checked ? job.digest_ok : digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
       op_of.push_back(ops.size());
       ops.push_back(blockio::WriteOp{h.offset_bytes, payload, {}});
     } else {

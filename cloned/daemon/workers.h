@@ -87,6 +87,10 @@ class DiskWorkers {
   // still checked on several threads.
   static constexpr uint64_t kBatchBytes = 64 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
+  // Writes whose digests were checked while they were held back behind a
+  // flush (submit's after_flush_of) go up to this many bytes at a time: one
+  // worker submits a whole epoch of small records at once.
+  static constexpr uint64_t kCheckedBatchBytes = 1024 * 1024;
 
   // While one is alive, jobs submitted on the loop thread wait in a list of
   // the loop thread's own, and go to the workers together when the last
@@ -115,9 +119,18 @@ class DiskWorkers {
 
   // A write carries its frame; the payload sits 4096-aligned inside it.
   // A resync extent with `only` not empty writes just those parts.
+  // `after_flush_of` not 0: held back until a flush for that barrier seq
+  // succeeds with every write it covers done without error (then it runs
+  // like any other), completed unwritten with ECANCELED if that flush or one
+  // of those writes fails (apply::SubmitIo::after_flush_of).
   void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
-              std::vector<apply::Extent> only = {});
-  void flush();
+              std::vector<apply::Extent> only = {}, uint64_t after_flush_of = 0);
+  // `token`: the seq of the barrier this flush is for (0: none); writes
+  // held back behind it go once it succeeds.
+  void flush(uint64_t token = 0);
+  // Completes every write still held back, unwritten (ECANCELED): the
+  // barrier they wait for will not be flushed.
+  void cancel_after_flush();
   // An early flush: once every disk operation submitted before this call has
   // completed, the worker that completes the last one flushes the disk right
   // away and reports a Completion::Kind::early_flush (id = `token`) in the
@@ -138,7 +151,11 @@ class DiskWorkers {
   struct Job {
     // flush_when_drained: never queued, it arms the early flush when published
     enum class Kind { io, flush, digest, flush_when_drained } kind = Kind::io;
-    apply::RecordId id = 0;  // io; flush_when_drained: the token
+    apply::RecordId id = 0;  // io; flush, flush_when_drained: the token
+    uint64_t after_flush_of = 0;  // io: held back until this barrier's flush
+    // io: its digest was checked while it was held back, and matched (or not)
+    bool checked = false;
+    bool digest_ok = false;
     proto::RecordHeader header;
     proto::Frame frame;
     std::vector<apply::Extent> only;
@@ -157,8 +174,19 @@ class DiskWorkers {
   // Counts `io_jobs` completed; true when that ends the wait of an early
   // flush (its token in `token`); `flush_follows` when one is still armed
   // for others outstanding.
-  bool complete_io(size_t io_jobs, bool& flush_follows, uint64_t& token);
+  bool complete_io(size_t io_jobs, bool failed, bool& flush_follows, uint64_t& token);
   void perform_digest(const Job& job);
+  // After a flush for `token` (under the lock): lets the writes held back
+  // behind it go (ok) or completes them unwritten into `cancelled`.
+  void settle_after_flush_locked(uint64_t token, bool ok, std::vector<Completion>& cancelled);
+  static Completion cancelled_completion(const Job& job);
+  // Takes held-back writes whose digests are not checked yet (under the
+  // lock); checks them and puts them back, or on, or cancels them.
+  void take_unchecked_locked(std::vector<Job>& out);
+  void check_held(std::vector<Job>& jobs);
+  // Where a held-back write goes now (under the lock): to the workers, back
+  // to held_, or cancelled into `cancelled`.
+  bool route_held_locked(Job& job, std::vector<Completion>& cancelled);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
 
@@ -175,6 +203,14 @@ class DiskWorkers {
   uint64_t io_outstanding_ = 0;
   bool early_flush_armed_ = false;
   uint64_t early_flush_token_ = 0;
+  // Under mutex_: writes held back behind a barrier's flush, the highest
+  // barrier whose flush let them go and the highest that cancelled them, and
+  // whether a write failed since the last flush (its flush lets none go).
+  std::vector<Job> held_;
+  size_t held_unchecked_ = 0;  // of held_
+  uint64_t released_through_ = 0;
+  uint64_t cancelled_through_ = 0;
+  bool io_failed_since_flush_ = false;
   std::vector<std::thread> threads_;
   // Loop thread only: the open Batches, and what they hold back.
   uint32_t batch_depth_ = 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -142,16 +143,21 @@ size_t count_kind(const std::vector<cloned::Completion>& got, cloned::Completion
 }
 
 // `n` writes of 4 KiB at distinct offsets, seq 1..n; returns their data.
-std::vector<std::vector<uint8_t>> submit_writes(cloned::DiskWorkers& workers, uint64_t first_id, size_t n) {
+std::vector<std::vector<uint8_t>> submit_writes(cloned::DiskWorkers& workers, uint64_t first_id, size_t n,
+                                                uint64_t after_flush_of = 0) {
   std::vector<std::vector<uint8_t>> data;
   for (size_t i = 0; i < n; ++i) {
     const uint64_t id = first_id + i;
     data.push_back(pattern(4096, static_cast<uint8_t>(id)));
     proto::RecordHeader h = header(proto::MsgType::write, id * 8192, data.back());
     h.seq = id;
-    workers.submit(id, h, frame_with(h, data.back()));
+    workers.submit(id, h, frame_with(h, data.back()), {}, after_flush_of);
   }
   return data;
+}
+
+bool is_cancelled(const cloned::Completion& c) {
+  return c.kind == cloned::Completion::Kind::io && c.status.code() == ECANCELED;
 }
 
 }  // namespace
@@ -352,4 +358,123 @@ TEST_CASE("events beyond the queue's bound are dropped and counted, not lost sil
   base::Result<std::vector<store::Event>> events = st->recent_events(1000);
   REQUIRE(events.is_ok());
   CHECK(events->size() == 257);
+}
+
+TEST_CASE("writes held back behind a flush start only once it has succeeded") {
+  // The faulty device keeps writes in an overlay until a flush: a held write
+  // that ran before the flush would be flushed with the epoch before it.
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  std::vector<std::vector<uint8_t>> next_epoch;
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, 20);
+    workers.flush_when_drained(21);
+    next_epoch = submit_writes(workers, 22, 20, /*after_flush_of=*/21);
+  }
+  const std::vector<cloned::Completion> got = collect(done, 41);
+  REQUIRE(got.size() == 41);
+  size_t flush_at = got.size();
+  for (size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(i);
+    CHECK(got[i].status.is_ok());
+    if (got[i].kind == cloned::Completion::Kind::early_flush) flush_at = i;
+  }
+  REQUIRE(flush_at < got.size());
+  for (size_t i = 0; i < flush_at; ++i) CHECK(got[i].id < 22);  // none of the held ones reported before it
+  CHECK(dev.flush_count() == 1);
+  CHECK(dev.unflushed_count() == 20);  // exactly the held writes came after the flush
+  for (uint64_t i = 0; i < next_epoch.size(); ++i)
+    CHECK(read_back(dev, (22 + i) * 8192, 4096) == next_epoch[i]);
+
+  SUBCASE("and those submitted after it has succeeded go at once") {
+    submit_writes(workers, 50, 2, /*after_flush_of=*/21);
+    const std::vector<cloned::Completion> later = collect(done, 2);
+    REQUIRE(later.size() == 2);
+    CHECK(later[0].status.is_ok());
+    CHECK(later[1].status.is_ok());
+  }
+}
+
+TEST_CASE("a flush that fails, or a write it covers that fails, cancels the writes held behind it") {
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  blockio::FaultPlan plan;
+  SUBCASE("the flush fails") { plan.fail_flush_after = 0; }
+  SUBCASE("a write fails") { plan.fail_write_after = 1; }
+  dev.set_plan(plan);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 1, done);
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, 3);
+    workers.flush_when_drained(9);
+    submit_writes(workers, 10, 2, /*after_flush_of=*/9);
+  }
+  std::vector<cloned::Completion> got = collect(done, 6);
+  REQUIRE(got.size() == 6);
+  CHECK(std::count_if(got.begin(), got.end(), is_cancelled) == 2);
+  for (const cloned::Completion& c : got)
+    if (c.id >= 10) CHECK(is_cancelled(c));
+  // Any held later for the same barrier is cancelled at once.
+  submit_writes(workers, 12, 1, /*after_flush_of=*/9);
+  got = collect(done, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(is_cancelled(got[0]));
+  for (uint64_t id = 10; id <= 12; ++id) CHECK(read_back(dev, id * 8192, 4096) == std::vector<uint8_t>(4096, 0));
+}
+
+TEST_CASE("held writes go with the loop's own flush for their barrier, or are cancelled on request") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  auto workers = std::make_unique<cloned::DiskWorkers>(dev, kKey, 2, done);
+  submit_writes(*workers, 1, 2, /*after_flush_of=*/5);
+  CHECK(collect(done, 1).empty());  // nothing flushed yet: they wait
+  workers->flush(4);                 // an earlier barrier's: not theirs
+  std::vector<cloned::Completion> got = collect(done, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].kind == cloned::Completion::Kind::flush);
+  workers->flush(5);
+  got = collect(done, 3);
+  REQUIRE(got.size() == 3);
+  CHECK(count_kind(got, cloned::Completion::Kind::io) == 2);
+  for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
+
+  submit_writes(*workers, 3, 1, /*after_flush_of=*/6);
+  workers->cancel_after_flush();
+  got = collect(done, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(is_cancelled(got[0]));
+  workers->flush(6);
+  CHECK(count_kind(collect(done, 2), cloned::Completion::Kind::io) == 0);
+
+  // Stopping completes what is still held, unwritten.
+  submit_writes(*workers, 4, 1, /*after_flush_of=*/7);
+  workers.reset();
+  got = done.take_all();
+  REQUIRE(got.size() == 1);
+  CHECK(is_cancelled(got[0]));
+  CHECK(read_back(dev, 4 * 8192, 4096) == std::vector<uint8_t>(4096, 0));
+}
+
+TEST_CASE("a held write's digest is checked while it waits, and a bad one is refused unwritten") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  const std::vector<uint8_t> good = pattern(4096, 1), bad = pattern(4096, 2);
+  proto::RecordHeader hg = header(proto::MsgType::write, 0, good);
+  proto::RecordHeader hb = header(proto::MsgType::write, 8192, bad);
+  hb.digest[3] ^= 1;
+  workers.submit(1, hg, frame_with(hg, good), {}, 3);
+  workers.submit(2, hb, frame_with(hb, bad), {}, 3);
+  CHECK(collect(done, 1).empty());
+  workers.flush(3);
+  std::map<apply::RecordId, cloned::Completion> got;
+  for (cloned::Completion& c : collect(done, 3)) got.emplace(c.id, std::move(c));
+  REQUIRE(got.count(1) == 1);
+  REQUIRE(got.count(2) == 1);
+  CHECK(got.at(1).status.is_ok());
+  CHECK(got.at(2).digest_mismatch);
+  CHECK(read_back(dev, 0, 4096) == good);
+  CHECK(read_back(dev, 8192, 4096) == std::vector<uint8_t>(4096, 0));
 }
