@@ -52,6 +52,9 @@ apply::ReplicaState loaded_state(uint8_t pick) {
 struct Driver {
   apply::Machine machine;
   std::vector<apply::SubmitIo> in_flight;
+  std::vector<apply::SubmitIo> held;  // behind the next flush (after_flush_of)
+  std::vector<apply::RecordId> cancelled;  // completed unwritten by the next io_done
+  bool io_failed_since_flush = false;
   bool flush_pending = false;
   size_t commits_pending = 0;
   bool session = false;  // a connection is in session (the daemon's session_)
@@ -71,10 +74,19 @@ struct Driver {
       FUZZ_CHECK(h.type == proto::MsgType::write || h.type == proto::MsgType::trim || h.type == proto::MsgType::zero);
       FUZZ_CHECK(h.length_bytes > 0 && h.offset_bytes <= kDiskBytes && h.length_bytes <= kDiskBytes - h.offset_bytes);
       FUZZ_CHECK(h.offset_bytes % kBlockBytes == 0 && h.length_bytes % kBlockBytes == 0);
+      if (s.after_flush_of != 0) {  // may overlap what is in flight: it starts after
+        for (const apply::SubmitIo& f : held) FUZZ_CHECK(!overlaps(h, f.header));
+        FUZZ_CHECK(s.after_flush_of <= machine.received_seq());
+        held.push_back(s);
+        FUZZ_CHECK(held.size() <= limits().io_depth_max);
+        continue;
+      }
       for (const apply::SubmitIo& f : in_flight) FUZZ_CHECK(!overlaps(h, f.header));
+      FUZZ_CHECK(held.empty());  // the machine waits for the flush they wait for
       in_flight.push_back(s);
       FUZZ_CHECK(in_flight.size() <= limits().io_depth_max);
     }
+    if (a.cancel_after_flush) cancel_held();
     if (a.flush) {
       FUZZ_CHECK(in_flight.empty() && !flush_pending);
       flush_pending = true;
@@ -138,7 +150,20 @@ struct Driver {
     record(h);
   }
 
+  void cancel_held() {
+    for (const apply::SubmitIo& s : held) cancelled.push_back(s.id);
+    held.clear();
+  }
+
   void io_done(base::ByteReader& r) {
+    if (!cancelled.empty()) {
+      const apply::RecordId id = cancelled.back();
+      cancelled.pop_back();
+      apply::Actions a;
+      machine.on_io_done(id, base::Status::error(ECANCELED, "not written."), false, a);
+      handle(a, false);
+      return;
+    }
     if (in_flight.empty()) return;
     const size_t i = r.u8() % in_flight.size();
     const uint8_t how = r.u8();
@@ -146,6 +171,7 @@ struct Driver {
     in_flight.erase(in_flight.begin() + static_cast<long>(i));
     const bool digest_mismatch = how == 0xfe;
     const base::Status st = how < 0xfd ? base::Status::ok() : base::Status::error(EIO, "injected I/O error.");
+    if (!st.is_ok()) io_failed_since_flush = true;
     apply::Actions a;
     machine.on_io_done(id, st, digest_mismatch, a);
     handle(a, false);
@@ -154,8 +180,19 @@ struct Driver {
   void flush_done(uint8_t how) {
     if (!flush_pending) return;
     flush_pending = false;
+    const base::Status st = how == 0xff ? base::Status::error(EIO, "injected flush error.") : base::Status::ok();
+    if (st.is_ok() && !io_failed_since_flush) {
+      for (const apply::SubmitIo& s : held) {
+        for (const apply::SubmitIo& f : in_flight) FUZZ_CHECK(!overlaps(s.header, f.header));
+        in_flight.push_back(s);
+      }
+      held.clear();
+    } else {
+      cancel_held();
+    }
+    io_failed_since_flush = false;
     apply::Actions a;
-    machine.on_flush_done(how == 0xff ? base::Status::error(EIO, "injected flush error.") : base::Status::ok(), a);
+    machine.on_flush_done(st, a);
     handle(a, true);
   }
 

@@ -217,6 +217,15 @@ void Machine::drop_queue_after_epoch(uint64_t epoch, Actions& actions) {
     actions.dropped.push_back(queue_.back().id);
     queue_.pop_back();
   }
+  cancel_after_flush_if_orphaned(actions);
+}
+
+// Writes behind a barrier's flush whose barrier is gone (dropped unflushed)
+// must not wait for a flush that will not come.
+void Machine::cancel_after_flush_if_orphaned(Actions& actions) {
+  if (after_flush_in_flight_ == 0 || flushing_ == Flushing::barrier) return;
+  if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
+  actions.cancel_after_flush = true;
 }
 
 // ------------------------------------------------------------------ records
@@ -299,7 +308,12 @@ void Machine::pump(Actions& actions) {
 }
 
 void Machine::pump_log(Actions& actions) {
-  if (disk_failed_ || flushing_ != Flushing::none) return;
+  if (disk_failed_) return;
+  if (flushing_ == Flushing::none) pump_epoch(actions);
+  pump_after_flush(actions);
+}
+
+void Machine::pump_epoch(Actions& actions) {
   while (!queue_.empty()) {
     Entry& head = queue_.front();
     // The reservation covers every record the machine acts on, barriers
@@ -314,7 +328,7 @@ void Machine::pump_log(Actions& actions) {
         request_commit(actions);
         return;
       }
-      if (!in_flight_.empty()) return;
+      if (epoch_in_flight() != 0) return;
       flushing_barrier_ = head;
       queue_.pop_front();
       flushing_ = Flushing::barrier;
@@ -322,7 +336,7 @@ void Machine::pump_log(Actions& actions) {
       return;
     }
     if (writes_wait_for_commit_) return;
-    if (in_flight_.size() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
+    if (epoch_in_flight() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
     assert(is_extent(head.header.type) && head.header.epoch == durable_.epoch + 1);
     CLONED_PROMISE(head.header.seq <= reserved_limit_,
                    "record " + u64s(head.header.seq) + " would be written past the durable reservation " +
@@ -333,10 +347,57 @@ void Machine::pump_log(Actions& actions) {
   }
 }
 
+// The next epoch's writes, behind the flush of the barrier that ends this
+// one: submitted now, started by the executor once that flush has completed
+// (SubmitIo::after_flush). Only on the plain log path: no resync, stage,
+// mark, shutdown or commit the barrier or its writes wait for.
+void Machine::pump_after_flush(Actions& actions) {
+  uint64_t barrier_seq = 0;
+  uint64_t barrier_epoch = 0;
+  size_t at = 0;  // the first entry behind the barrier
+  if (flushing_ == Flushing::barrier) {
+    barrier_seq = flushing_barrier_.header.seq;
+    barrier_epoch = flushing_barrier_.header.epoch;
+  } else if (flushing_ == Flushing::none && !queue_.empty() && queue_.front().header.type == proto::MsgType::barrier &&
+             epoch_in_flight() > 0) {
+    barrier_seq = queue_.front().header.seq;
+    barrier_epoch = queue_.front().header.epoch;
+    at = 1;
+  } else {
+    return;
+  }
+  if (!in_session_ || shutting_down() || writes_wait_for_commit_ || resync_running_ || !resync_queue_.empty() ||
+      staging() || stage_applying_ || barrier_seq > reserved_limit_ || mark_names_.count(barrier_seq) != 0)
+    return;
+  for (const Entry& e : in_flight_)
+    if (e.staged || e.rseq != 0) return;
+  while (queue_.size() > at) {
+    const Entry& e = queue_[at];
+    if (!is_extent(e.header.type) || e.header.seq > reserved_limit_) return;
+    if (after_flush_in_flight_ >= limits_.io_depth_max || overlaps_after_flush(e.header)) return;
+    assert(e.header.epoch == barrier_epoch + 1 && barrier_epoch == durable_.epoch + 1);
+    highest_submitted_seq_ = std::max(highest_submitted_seq_, e.header.seq);
+    actions.submit.push_back({e.id, e.header, {}, false, barrier_seq});
+    in_flight_.push_back(e);
+    in_flight_.back().after_flush = true;
+    ++after_flush_in_flight_;
+    queue_.erase(queue_.begin() + static_cast<long>(at));
+  }
+}
+
+bool Machine::overlaps_after_flush(const proto::RecordHeader& h) const {
+  for (const Entry& e : in_flight_) {
+    if (e.after_flush && h.offset_bytes < e.header.offset_bytes + e.header.length_bytes &&
+        e.header.offset_bytes < h.offset_bytes + h.length_bytes)
+      return true;
+  }
+  return false;
+}
+
 // What pump_log does with a barrier at the head once in_flight_ drains,
 // when nothing else (a commit, a mark, a failed disk) holds it.
 uint64_t Machine::barrier_after_in_flight() const {
-  if (disk_failed_ || flushing_ != Flushing::none || in_flight_.empty() || queue_.empty()) return 0;
+  if (disk_failed_ || flushing_ != Flushing::none || epoch_in_flight() == 0 || queue_.empty()) return 0;
   const proto::RecordHeader& h = queue_.front().header;
   if (h.type != proto::MsgType::barrier || h.seq > reserved_limit_ || mark_names_.count(h.seq) != 0) return 0;
   for (const Entry& e : in_flight_)

@@ -87,6 +87,14 @@ struct SubmitIo {
   std::vector<Extent> only;
   // A staged resync: append the extent to the stage (stage.h), not the disk.
   bool to_stage = false;
+  // Not 0: the seq of a barrier whose flush (the next the machine asks) this
+  // write must not start before. Once that flush has succeeded it runs like
+  // any other; if the flush fails, a write it covers failed, or the machine
+  // asks to (Actions::cancel_after_flush), it completes unwritten with
+  // ECANCELED. The next epoch's writes go out ahead this way, so that the
+  // disk starts them the moment the flush returns; none starts before the
+  // epoch before it is durable (invariant 5).
+  uint64_t after_flush_of = 0;
 };
 // Open the stage before anything is staged: a fresh one (create) for
 // `generation` over `base_generation`, or the existing one of which
@@ -125,6 +133,9 @@ struct Actions {
   std::vector<SubmitIo> submit;
   std::vector<RecordId> dropped;            // accepted earlier, now discarded unwritten
   bool flush = false;
+  // The barrier that after_flush writes wait for was dropped unflushed: those
+  // not yet started complete unwritten (ECANCELED).
+  bool cancel_after_flush = false;
   std::vector<SendBarrierAck> barrier_acks;
   std::vector<SendReceiptAck> receipt_acks;
   std::vector<SendCommitted> committed;
@@ -273,7 +284,10 @@ class Machine {
   Position committed() const { return committed_; }
   uint64_t received_seq() const { return recv_seq_; }
   uint64_t held_bytes() const { return held_bytes_; }
+  // Submitted, not completed: at most Limits::io_depth_max on the disk, and
+  // as many more held back behind the waiting barrier's flush.
   size_t in_flight() const { return in_flight_.size(); }
+  size_t in_flight_after_flush() const { return after_flush_in_flight_; }
   size_t queued() const { return queue_.size(); }
   const apply::ReplicaState& replica() const { return replica_; }
   bool disk_failed() const { return disk_failed_; }
@@ -298,6 +312,7 @@ class Machine {
     uint64_t cost_bytes;
     uint64_t rseq = 0;  // resync extents: their order of arrival (0 = a log record)
     bool staged = false;  // goes to the stage, not the disk
+    bool after_flush = false;  // submitted behind the barrier's flush (SubmitIo)
   };
   struct PendingMark {
     uint64_t rseq;          // the last resync extent received before it
@@ -309,6 +324,10 @@ class Machine {
   std::optional<FailSession> validate_extent(const proto::RecordHeader& h, const std::string& what) const;
   void pump(Actions& actions);
   void pump_log(Actions& actions);
+  void pump_epoch(Actions& actions);
+  void pump_after_flush(Actions& actions);
+  bool overlaps_after_flush(const proto::RecordHeader& h) const;
+  void cancel_after_flush_if_orphaned(Actions& actions);
   void after_commit_resync(const apply::ReplicaState& committed, Actions& actions);
   bool overlaps_in_flight(const proto::RecordHeader& h) const;
   void request_commit(Actions& actions);
@@ -380,6 +399,8 @@ class Machine {
   std::optional<proto::Hello> pending_hello_;
   std::deque<Entry> queue_;      // accepted, not yet submitted, in seq order
   std::vector<Entry> in_flight_; // submitted, not completed
+  size_t after_flush_in_flight_ = 0;  // of in_flight_: behind the waiting barrier's flush
+  size_t epoch_in_flight() const { return in_flight_.size() - after_flush_in_flight_; }
   uint64_t held_bytes_ = 0;
   // What the disk flush in progress is for: a barrier (flushing_barrier_), or
   // the first marks_in_flush_ resync marks. One flush at a time.

@@ -5,6 +5,7 @@
 // sessions, validation and submission.
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 
 #include "base/promise.h"
 #include "base/units.h"
@@ -22,8 +23,13 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   release(it->cost_bytes);
   const uint64_t rseq = it->rseq;
   const bool staged = it->staged;
+  const bool after_flush = it->after_flush;
   in_flight_.erase(it);
+  if (after_flush) --after_flush_in_flight_;
   if (rseq != 0) resync_entry_finished(rseq);
+  // Not started: its barrier's flush failed (reported with the flush) or the
+  // barrier was dropped; the record comes again in the next session.
+  if (after_flush && status.code() == ECANCELED) return after_completion(actions);
   if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
@@ -34,6 +40,7 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
 
 void Machine::on_disk_error(const std::string& message, Actions& actions) {
   disk_failed_ = true;
+  if (after_flush_in_flight_ > 0) actions.cancel_after_flush = true;  // no flush will come
   actions.disk_failed.push_back({message});
   if (in_session_) fail(actions, proto::ErrorCode::disk_io, message);
   after_completion(actions);
@@ -62,6 +69,9 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
   }
   release(flushing_barrier_.cost_bytes);
   if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
+  // The next epoch's writes that waited for this flush are ordinary ones now.
+  for (Entry& e : in_flight_) e.after_flush = false;
+  after_flush_in_flight_ = 0;
   assert(flushing_barrier_.header.seq > durable_.seq && flushing_barrier_.header.seq <= recv_seq_);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
   // A restart must find every acknowledged position inside the durable
@@ -198,6 +208,7 @@ void Machine::force_shutdown(Actions& actions) {
     actions.dropped.push_back(queue_.back().id);
     queue_.pop_back();
   }
+  cancel_after_flush_if_orphaned(actions);
   end_resync_session(actions);
   check_shutdown_progress(actions);
 }

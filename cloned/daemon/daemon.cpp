@@ -144,13 +144,16 @@ void Daemon::apply_actions(apply::Actions& a) {
       frame = std::move(it->second);
       frames_.erase(it);
     }
+    // An early flush may have begun before these: it does not cover them
+    // (those behind the flush need not be).
+    if (s.after_flush_of == 0) early_flush_.written_since_ask = true;
     if (s.to_stage)
       stage_worker_->append(s.id, s.header, std::move(frame));
     else
-      disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only));
+      disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only), s.after_flush_of);
   }
-  // An early flush may have begun before these: it does not cover them.
-  if (!a.submit.empty() || a.stage_apply) early_flush_.written_since_ask = true;
+  if (a.cancel_after_flush) disk_workers_->cancel_after_flush();
+  if (a.stage_apply) early_flush_.written_since_ask = true;
   if (a.flush) flush_disk();
   stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
@@ -219,7 +222,7 @@ void Daemon::flush_disk() {
              early_flush_.asked_seq == machine_.flushing_barrier_seq()) {
     early_flush_.done = false;
   } else {
-    return disk_workers_->flush();
+    return disk_workers_->flush(machine_.flushing_barrier_seq());
   }
   Completion c{Completion::Kind::flush, 0, std::move(result)};
   c.op = "flush";

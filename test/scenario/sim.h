@@ -8,11 +8,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -129,6 +131,12 @@ struct Clone {
   apply::Machine machine;
   std::map<apply::RecordId, uint64_t> id_to_index;  // into the original's log
   std::vector<apply::RecordId> pending_io;
+  // Writes behind the next flush (SubmitIo::after_flush_of): started once it
+  // succeeds, completed unwritten (ECANCELED) if it fails or a write it
+  // covers failed, or when the machine cancels them.
+  std::vector<apply::RecordId> held_io;
+  std::set<apply::RecordId> cancelled_io;
+  bool io_failed_since_flush = false;
   bool pending_flush = false;
   std::vector<apply::ReplicaState> pending_commits;
   apply::ReplicaState& stored;  // what the state store holds
@@ -177,6 +185,10 @@ struct Clone {
     }
     for (const auto& s : a.submit) {
       if (s.to_stage) continue;  // the stage worker's (below)
+      if (s.after_flush_of != 0) {
+        held_io.push_back(s.id);
+        continue;
+      }
       pending_io.push_back(s.id);
       if (!s.only.empty()) resync_only[s.id] = s.only;
     }
@@ -190,6 +202,7 @@ struct Clone {
     answers.mark_acks.insert(answers.mark_acks.end(), a.resync_mark_acks.begin(), a.resync_mark_acks.end());
     if (a.resync_done) answers.done = a.resync_done;
     if (a.flush) pending_flush = true;
+    if (a.cancel_after_flush) cancel_held();
     for (const auto& c : a.commits) pending_commits.push_back(c.state);
     marks_reached.insert(marks_reached.end(), a.marks_reached.begin(), a.marks_reached.end());
     for (const auto& b : a.barrier_acks) {
@@ -200,6 +213,13 @@ struct Clone {
       failed = true;
       FAIL_CHECK(a.fail[0].message);
     }
+  }
+  void cancel_held() {
+    for (apply::RecordId id : held_io) {
+      cancelled_io.insert(id);
+      pending_io.push_back(id);
+    }
+    held_io.clear();
   }
   // Completes one pending operation, chosen at random. False when idle.
   bool step(const Original& o) {
@@ -221,13 +241,25 @@ struct Clone {
         size_t i = rng() % pending_io.size();
         apply::RecordId id = pending_io[i];
         pending_io.erase(pending_io.begin() + static_cast<long>(i));
-        machine.on_io_done(id, perform(o, id), false, a);
+        base::Status st = base::Status::error(ECANCELED, "not written: the flush it waited for did not succeed");
+        if (cancelled_io.erase(id) == 0) st = perform(o, id);
+        if (!st.is_ok()) io_failed_since_flush = true;
+        machine.on_io_done(id, st, false, a);
         break;
       }
-      case 1:
+      case 1: {
         pending_flush = false;
-        machine.on_flush_done(disk.flush(), a);
+        const base::Status st = disk.flush();
+        if (st.is_ok() && !io_failed_since_flush) {
+          pending_io.insert(pending_io.end(), held_io.begin(), held_io.end());
+          held_io.clear();
+        } else {
+          cancel_held();
+        }
+        io_failed_since_flush = false;
+        machine.on_flush_done(st, a);
         break;
+      }
       case 2:
         stored = pending_commits.front();
         pending_commits.erase(pending_commits.begin());

@@ -91,7 +91,9 @@ void World::check_bounds(const Clone& c) {
   largest.length_bytes = 16 * kBlock;
   const uint64_t one_record = apply::record_cost_bytes(largest);
   CHECK_MESSAGE(c.machine.held_bytes() <= limits.held_bytes_max + one_record, "seed " << seed);
-  CHECK_MESSAGE(c.machine.in_flight() <= limits.io_depth_max, "seed " << seed);
+  CHECK_MESSAGE(c.machine.in_flight() - c.machine.in_flight_after_flush() <= limits.io_depth_max, "seed " << seed);
+  CHECK_MESSAGE(c.machine.in_flight_after_flush() <= limits.io_depth_max, "seed " << seed);
+  CHECK_MESSAGE(c.held_io.size() <= c.machine.in_flight_after_flush(), "seed " << seed);
 }
 
 // True if `disk` is what the original's own disk could hold after losing

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <vector>
 
 #include "cloned/apply/apply.h"
@@ -69,15 +70,20 @@ TEST_CASE("the barrier held back by writes in flight is told, for an early flush
   r.send(rec(MsgType::barrier, 3, 1));
   CHECK(r.m.barrier_after_in_flight() == 3);
   CHECK(r.m.flushing_barrier_seq() == 0);
-  r.send(rec(MsgType::write, 4, 2, 16384));  // the next epoch's write waits behind it
+  // The next epoch's write goes out behind the barrier's flush, and does
+  // not hold the barrier back.
+  REQUIRE(r.send(rec(MsgType::write, 4, 2, 16384)).submit.size() == 1);
+  CHECK(r.last.submit[0].after_flush_of == 3);
   CHECK(r.m.barrier_after_in_flight() == 3);
   r.io_done(w1);
   CHECK(r.m.barrier_after_in_flight() == 3);
   CHECK(r.io_done(w2).flush);
-  CHECK(r.m.barrier_after_in_flight() == 0);  // nothing in flight: flushing
+  CHECK(r.m.barrier_after_in_flight() == 0);  // nothing of its epoch in flight: flushing
   CHECK(r.m.flushing_barrier_seq() == 3);
   Actions a = r.flushed();
-  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit.empty());  // already out
+  CHECK(r.m.in_flight() == 1);
+  CHECK(r.m.in_flight_after_flush() == 0);  // an ordinary write of the open epoch now
   CHECK(r.m.flushing_barrier_seq() == 0);
   CHECK(r.m.barrier_after_in_flight() == 0);  // a write in flight, no barrier behind it yet
 
@@ -87,20 +93,93 @@ TEST_CASE("the barrier held back by writes in flight is told, for an early flush
   }
 }
 
-TEST_CASE("nothing of the next epoch is written before the barrier is durable") {
+TEST_CASE("the next epoch's writes go out behind the barrier's flush, never ahead of it") {
   Rig r;
   r.open();
   apply::RecordId w1 = 0;
   r.send(rec(MsgType::write, 1, 1, 0), &w1);
   r.send(rec(MsgType::barrier, 2, 1));
-  Actions a = r.send(rec(MsgType::write, 3, 2, 8192));
-  CHECK(a.submit.empty());
-  a = r.io_done(w1);
-  CHECK(a.flush);
-  CHECK(a.submit.empty());
-  a = r.flushed();
+  apply::RecordId w3 = 0;
+  Actions a = r.send(rec(MsgType::write, 3, 2, 0), &w3);  // overlaps w1: it starts after the flush anyway
   REQUIRE(a.submit.size() == 1);
   CHECK(a.submit[0].header.seq == 3);
+  CHECK(a.submit[0].after_flush_of == 2);
+  // Overlapping each other, they keep their order: the second waits.
+  CHECK(r.send(rec(MsgType::write, 4, 2, 0)).submit.empty());
+  a = r.io_done(w1);
+  CHECK(a.flush);  // the epoch's own writes are done
+  CHECK(a.submit.empty());
+  CHECK(r.m.in_flight_after_flush() == 1);
+  a = r.flushed();
+  REQUIRE(a.barrier_acks.size() == 1);
+  CHECK(a.submit.empty());  // record 4 still overlaps record 3, in flight
+  a = r.io_done(w3);
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].header.seq == 4);
+  CHECK(a.submit[0].after_flush_of == 0);
+}
+
+TEST_CASE("writes behind a flush that fails come back unwritten and are dropped quietly") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0, w3 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::barrier, 2, 1));
+  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+  CHECK(r.io_done(w1).flush);
+  Actions a = r.flushed(base::Status::error(EIO, "flush failed."));
+  CHECK(a.barrier_acks.empty());
+  REQUIRE(a.disk_failed.size() == 1);
+  CHECK(a.cancel_after_flush);  // no flush will come for them
+  a = r.io_done(w3, base::Status::error(ECANCELED, "not written."));
+  CHECK(a.disk_failed.empty());  // not a second disk error
+  CHECK(a.fail.empty());
+  CHECK(r.m.in_flight() == 0);
+  CHECK(r.m.durable().seq == 0);
+}
+
+TEST_CASE("writes behind a barrier that is dropped unflushed are cancelled") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0, w3 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::barrier, 2, 1));
+  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+
+  SUBCASE("the session ends") {
+    Actions a = r.run([&](Actions& x) { r.m.end_session(x); });
+    CHECK(a.cancel_after_flush);
+    CHECK_FALSE(r.io_done(w1).flush);  // its barrier is gone
+    a = r.io_done(w3, base::Status::error(ECANCELED, "not written."));
+    CHECK(a.disk_failed.empty());
+    CHECK(r.m.in_flight() == 0);
+  }
+  SUBCASE("a write of its epoch fails") {
+    Actions a = r.io_done(w1, base::Status::error(EIO, "write failed."));
+    REQUIRE(a.disk_failed.size() == 1);
+    CHECK(a.cancel_after_flush);
+    CHECK_FALSE(a.flush);
+  }
+  SUBCASE("but not while its flush is under way: they start after it") {
+    CHECK(r.io_done(w1).flush);
+    Actions a = r.run([&](Actions& x) { r.m.end_session(x); });
+    CHECK_FALSE(a.cancel_after_flush);
+    r.flushed();
+    CHECK(r.m.durable().seq == 2);
+    CHECK(r.m.in_flight_after_flush() == 0);
+    r.io_done(w3);
+    CHECK(r.m.in_flight() == 0);
+  }
+}
+
+TEST_CASE("nothing goes out behind a marked barrier: it may wait for a commit") {
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::barrier, 2, 1), nullptr, "before-update");
+  CHECK(r.send(rec(MsgType::write, 3, 2, 8192)).submit.empty());
+  CHECK(r.m.in_flight_after_flush() == 0);
 }
 
 TEST_CASE("overlapping writes in one epoch are written in log order") {
