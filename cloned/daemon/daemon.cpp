@@ -116,6 +116,7 @@ int Daemon::run() {
 
 void Daemon::apply_actions(apply::Actions& a) {
   if (a.hello_reply) {
+    disk_workers_->begin_session();  // the machine answers a hello only with the disk idle
     if (session_ != nullptr) {
       base::Bytes out;
       proto::encode_hello(*a.hello_reply, out);

@@ -87,8 +87,8 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
         if (job.after_flush_of <= cancelled_through_) {
           cancelled.push_back(cancelled_completion(job));
         } else {
+          if (batchable(job)) ++held_unchecked_;
           held_.push_back(std::move(job));
-          ++held_unchecked_;
         }
         continue;
       }
@@ -145,7 +145,7 @@ bool DiskWorkers::route_held_locked(Job& job, std::vector<Completion>& cancelled
     cancelled.push_back(cancelled_completion(job));
     return false;
   }
-  if (!job.checked) ++held_unchecked_;
+  if (!job.checked && batchable(job)) ++held_unchecked_;
   held_.push_back(std::move(job));
   return false;
 }
@@ -183,6 +183,15 @@ void DiskWorkers::check_held(std::vector<Job>& jobs) {
   jobs.clear();
   done_.push_all(cancelled);
   if (released) wake_.notify_one();
+}
+
+void DiskWorkers::begin_session() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  assert(held_.empty() && io_outstanding_ == 0);
+  released_through_ = 0;
+  cancelled_through_ = 0;
+  io_failed_since_flush_ = false;
+  early_flush_armed_ = false;
 }
 
 void DiskWorkers::cancel_after_flush() {

@@ -131,6 +131,11 @@ class DiskWorkers {
   // Completes every write still held back, unwritten (ECANCELED): the
   // barrier they wait for will not be flushed.
   void cancel_after_flush();
+  // A session opens (the disk is idle: nothing outstanding, nothing held):
+  // forget which barriers' flushes let writes go or cancelled them, since
+  // the original sends again from the clone's position and a barrier seq
+  // seen before names a new flush now.
+  void begin_session();
   // An early flush: once every disk operation submitted before this call has
   // completed, the worker that completes the last one flushes the disk right
   // away and reports a Completion::Kind::early_flush (id = `token`) in the
@@ -207,7 +212,7 @@ class DiskWorkers {
   // barrier whose flush let them go and the highest that cancelled them, and
   // whether a write failed since the last flush (its flush lets none go).
   std::vector<Job> held_;
-  size_t held_unchecked_ = 0;  // of held_
+  size_t held_unchecked_ = 0;  // of held_: batchable, digest not checked yet
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;
   bool io_failed_since_flush_ = false;

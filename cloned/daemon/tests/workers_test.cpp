@@ -478,3 +478,26 @@ TEST_CASE("a held write's digest is checked while it waits, and a bad one is ref
   CHECK(read_back(dev, 0, 4096) == good);
   CHECK(read_back(dev, 8192, 4096) == std::vector<uint8_t>(4096, 0));
 }
+
+TEST_CASE("a new session forgets which barriers' flushes let writes go or cancelled them") {
+  // The original sends again from the clone's position: barrier 9 is a new
+  // flush in the new session, whatever became of the last one's.
+  blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  submit_writes(workers, 1, 1, /*after_flush_of=*/9);
+  workers.cancel_after_flush();
+  REQUIRE(collect(done, 1).size() == 1);
+  workers.flush(8);  // a flush before it; then one for it, released
+  workers.flush(9);
+  REQUIRE(collect(done, 2).size() == 2);
+  workers.begin_session();
+  submit_writes(workers, 2, 1, /*after_flush_of=*/9);  // neither cancelled at once nor let go
+  CHECK(collect(done, 1).empty());
+  CHECK(dev.unflushed_count() == 0);
+  workers.flush(9);
+  const std::vector<cloned::Completion> got = collect(done, 2);
+  REQUIRE(got.size() == 2);
+  for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
+  CHECK(dev.unflushed_count() == 1);  // written after that flush
+}
