@@ -87,9 +87,16 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
         if (job.after_flush_of <= cancelled_through_) {
           cancelled.push_back(cancelled_completion(job));
         } else {
-          if (batchable(job)) ++held_unchecked_;
           held_.push_back(std::move(job));
         }
+        continue;
+      }
+      if (job.kind == Job::Kind::cancel_held) {
+        for (const Job& held : held_) {
+          cancelled_through_ = std::max(cancelled_through_, held.after_flush_of);
+          cancelled.push_back(cancelled_completion(held));
+        }
+        held_.clear();
         continue;
       }
       if (job.kind == Job::Kind::flush_when_drained) {
@@ -127,62 +134,20 @@ void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector
   } else {
     cancelled_through_ = std::max(cancelled_through_, token);
   }
-  std::vector<Job> held;
-  held.swap(held_);
-  held_unchecked_ = 0;
   // The thread that flushed takes the released writes itself: no wake-up.
-  for (Job& job : held) route_held_locked(job, cancelled);
-}
-
-bool DiskWorkers::route_held_locked(Job& job, std::vector<Completion>& cancelled) {
-  if (job.after_flush_of <= released_through_) {
-    ++io_outstanding_;
-    early_flush_armed_ = false;  // an early flush asked before must cover it
-    jobs_.push_back(std::move(job));
-    return true;
-  }
-  if (job.after_flush_of <= cancelled_through_) {
-    cancelled.push_back(cancelled_completion(job));
-    return false;
-  }
-  if (!job.checked && batchable(job)) ++held_unchecked_;
-  held_.push_back(std::move(job));
-  return false;
-}
-
-void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
-  uint64_t bytes = 0;
   size_t kept = 0;
   for (Job& job : held_) {
-    if (!job.checked && batchable(job) && bytes < kBatchBytes) {
-      bytes += job.header.length_bytes;
-      out.push_back(std::move(job));
-      --held_unchecked_;
-    } else {
+    if (job.after_flush_of > token) {
       held_[kept++] = std::move(job);
+    } else if (ok) {
+      ++io_outstanding_;
+      early_flush_armed_ = false;  // an early flush asked before must cover it
+      jobs_.push_back(std::move(job));
+    } else {
+      cancelled.push_back(cancelled_completion(job));
     }
   }
   held_.resize(kept);
-  if (held_unchecked_ > 0) wake_.notify_one();
-}
-
-// Checks the digests of writes held back behind a flush: the time the disk
-// spends on the epoch before, not after it.
-void DiskWorkers::check_held(std::vector<Job>& jobs) {
-  for (Job& job : jobs) {
-    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes);
-    job.digest_ok = digest::digest_equal(digest::keyed_digest(digest_key_, payload), job.header.digest);
-    job.checked = true;
-  }
-  std::vector<Completion> cancelled;
-  bool released = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (Job& job : jobs) released = route_held_locked(job, cancelled) || released;
-  }
-  jobs.clear();
-  done_.push_all(cancelled);
-  if (released) wake_.notify_one();
 }
 
 void DiskWorkers::begin_session() {
@@ -194,17 +159,12 @@ void DiskWorkers::begin_session() {
   early_flush_armed_ = false;
 }
 
+// Through the loop's staged jobs like any other: a write staged in the same
+// Batch before it is held by the time it is published, and cancelled too.
 void DiskWorkers::cancel_after_flush() {
-  std::vector<Completion> cancelled;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const Job& job : held_) {
-      cancelled_through_ = std::max(cancelled_through_, job.after_flush_of);
-      cancelled.push_back(cancelled_completion(job));
-    }
-    held_.clear();
-  }
-  done_.push_all(cancelled);
+  Job job;
+  job.kind = Job::Kind::cancel_held;
+  push_job(std::move(job));
 }
 
 void DiskWorkers::submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
@@ -254,25 +214,18 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
     out.push_back(std::move(jobs_.front()));
     jobs_.pop_front();
   } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) &&
-           bytes < (jobs_.front().checked ? kCheckedBatchBytes : kBatchBytes) && out.size() < kBatchJobsMax);
+           bytes < kBatchBytes && out.size() < kBatchJobsMax);
   if (!jobs_.empty()) wake_.notify_one();
 }
 
 void DiskWorkers::run() {
   std::vector<Job> jobs;
   for (;;) {
-    bool checking = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty() || held_unchecked_ > 0; });
-      if (jobs_.empty() && held_unchecked_ == 0) return;  // stopping, and everything done
-      checking = jobs_.empty();
-      if (checking) take_unchecked_locked(jobs);
-      else take_locked(jobs);
-    }
-    if (checking) {
-      check_held(jobs);
-      continue;
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and everything done
+      take_locked(jobs);
     }
     std::vector<Completion> done;
     const size_t io_jobs = static_cast<size_t>(
@@ -442,7 +395,7 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>&
     c.length_bytes = h.length_bytes;
     c.op = op_name(h.type);
     const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
-    if (job.checked ? job.digest_ok : digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+    if (digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
       op_of.push_back(ops.size());
       ops.push_back(blockio::WriteOp{h.offset_bytes, payload, {}});
     } else {

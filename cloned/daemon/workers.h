@@ -87,10 +87,6 @@ class DiskWorkers {
   // still checked on several threads.
   static constexpr uint64_t kBatchBytes = 64 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
-  // Writes whose digests were checked while they were held back behind a
-  // flush (submit's after_flush_of) go up to this many bytes at a time: one
-  // worker submits a whole epoch of small records at once.
-  static constexpr uint64_t kCheckedBatchBytes = 1024 * 1024;
 
   // While one is alive, jobs submitted on the loop thread wait in a list of
   // the loop thread's own, and go to the workers together when the last
@@ -154,13 +150,12 @@ class DiskWorkers {
 
  private:
   struct Job {
-    // flush_when_drained: never queued, it arms the early flush when published
-    enum class Kind { io, flush, digest, flush_when_drained } kind = Kind::io;
+    // flush_when_drained: never queued, it arms the early flush when published;
+    // cancel_held: never queued, it cancels what is held when published (in
+    // order with the writes staged before it in a Batch)
+    enum class Kind { io, flush, digest, flush_when_drained, cancel_held } kind = Kind::io;
     apply::RecordId id = 0;  // io; flush, flush_when_drained: the token
     uint64_t after_flush_of = 0;  // io: held back until this barrier's flush
-    // io: its digest was checked while it was held back, and matched (or not)
-    bool checked = false;
-    bool digest_ok = false;
     proto::RecordHeader header;
     proto::Frame frame;
     std::vector<apply::Extent> only;
@@ -185,13 +180,6 @@ class DiskWorkers {
   // behind it go (ok) or completes them unwritten into `cancelled`.
   void settle_after_flush_locked(uint64_t token, bool ok, std::vector<Completion>& cancelled);
   static Completion cancelled_completion(const Job& job);
-  // Takes held-back writes whose digests are not checked yet (under the
-  // lock); checks them and puts them back, or on, or cancels them.
-  void take_unchecked_locked(std::vector<Job>& out);
-  void check_held(std::vector<Job>& jobs);
-  // Where a held-back write goes now (under the lock): to the workers, back
-  // to held_, or cancelled into `cancelled`.
-  bool route_held_locked(Job& job, std::vector<Completion>& cancelled);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
 
@@ -212,7 +200,6 @@ class DiskWorkers {
   // barrier whose flush let them go and the highest that cancelled them, and
   // whether a write failed since the last flush (its flush lets none go).
   std::vector<Job> held_;
-  size_t held_unchecked_ = 0;  // of held_: batchable, digest not checked yet
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;
   bool io_failed_since_flush_ = false;

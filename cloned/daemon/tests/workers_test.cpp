@@ -457,7 +457,7 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   CHECK(read_back(dev, 4 * 8192, 4096) == std::vector<uint8_t>(4096, 0));
 }
 
-TEST_CASE("a held write's digest is checked while it waits, and a bad one is refused unwritten") {
+TEST_CASE("a held write with a bad digest is refused unwritten once it is let go") {
   blockio::MemoryDevice dev(kDisk, 512);
   cloned::Completions done;
   cloned::DiskWorkers workers(dev, kKey, 2, done);
@@ -500,4 +500,39 @@ TEST_CASE("a new session forgets which barriers' flushes let writes go or cancel
   REQUIRE(got.size() == 2);
   for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
   CHECK(dev.unflushed_count() == 1);  // written after that flush
+}
+
+TEST_CASE("held writes cancelled at any moment after they are submitted are cancelled, never written") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  const std::vector<uint8_t> data = pattern(512 * 1024, 9);
+  for (uint64_t k = 1; k <= 20; ++k) {
+    CAPTURE(k);
+    proto::RecordHeader h = header(proto::MsgType::write, 0, data);
+    h.seq = k;
+    workers.submit(k, h, frame_with(h, data), {}, /*after_flush_of=*/k);
+    std::this_thread::sleep_for(std::chrono::microseconds(50 * (k - 1)));
+    workers.cancel_after_flush();
+    const std::vector<cloned::Completion> got = collect(done, 1);
+    REQUIRE(got.size() == 1);
+    CHECK(is_cancelled(got[0]));
+  }
+  CHECK(read_back(dev, 0, 4096) == std::vector<uint8_t>(4096, 0));
+}
+
+TEST_CASE("a cancel staged in a batch cancels the held writes staged before it") {
+  // The loop may submit writes behind a barrier and drop that barrier while
+  // handling one read: the cancel must not pass the writes it follows.
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, 3, /*after_flush_of=*/4);
+    workers.cancel_after_flush();
+  }
+  const std::vector<cloned::Completion> got = collect(done, 3);
+  REQUIRE(got.size() == 3);
+  for (const cloned::Completion& c : got) CHECK(is_cancelled(c));
 }
