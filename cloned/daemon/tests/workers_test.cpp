@@ -385,8 +385,7 @@ TEST_CASE("writes held back behind a flush start only once it has succeeded") {
   for (size_t i = 0; i < flush_at; ++i) CHECK(got[i].id < 22);  // none of the held ones reported before it
   CHECK(dev.flush_count() == 1);
   CHECK(dev.unflushed_count() == 20);  // exactly the held writes came after the flush
-  for (uint64_t i = 0; i < next_epoch.size(); ++i)
-    CHECK(read_back(dev, (22 + i) * 8192, 4096) == next_epoch[i]);
+  for (uint64_t i = 0; i < next_epoch.size(); ++i) CHECK(read_back(dev, (22 + i) * 8192, 4096) == next_epoch[i]);
 
   SUBCASE("and those submitted after it has succeeded go at once") {
     submit_writes(workers, 50, 2, /*after_flush_of=*/21);
@@ -430,7 +429,7 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   auto workers = std::make_unique<cloned::DiskWorkers>(dev, kKey, 2, done);
   submit_writes(*workers, 1, 2, /*after_flush_of=*/5);
   CHECK(collect(done, 1).empty());  // nothing flushed yet: they wait
-  workers->flush(4);                 // an earlier barrier's: not theirs
+  workers->flush(4);                // an earlier barrier's: not theirs
   std::vector<cloned::Completion> got = collect(done, 1);
   REQUIRE(got.size() == 1);
   CHECK(got[0].kind == cloned::Completion::Kind::flush);
