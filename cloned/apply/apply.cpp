@@ -349,7 +349,7 @@ void Machine::pump_epoch(Actions& actions) {
 
 // The next epoch's writes, behind the flush of the barrier that ends this
 // one: submitted now, started by the executor once that flush has completed
-// (SubmitIo::after_flush). Only on the plain log path: no resync, stage,
+// (SubmitIo::after_flush_of). Only on the plain log path: no resync, stage,
 // mark, shutdown or commit the barrier or its writes wait for.
 void Machine::pump_after_flush(Actions& actions) {
   uint64_t barrier_seq = 0;
