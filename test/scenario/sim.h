@@ -242,8 +242,10 @@ struct Clone {
         apply::RecordId id = pending_io[i];
         pending_io.erase(pending_io.begin() + static_cast<long>(i));
         base::Status st = base::Status::error(ECANCELED, "not written: the flush it waited for did not succeed");
-        if (cancelled_io.erase(id) == 0) st = perform(o, id);
-        if (!st.is_ok()) io_failed_since_flush = true;
+        if (cancelled_io.erase(id) == 0) {
+          st = perform(o, id);
+          if (!st.is_ok()) io_failed_since_flush = true;  // a cancelled one did not fail: it never ran
+        }
         machine.on_io_done(id, st, false, a);
         break;
       }
