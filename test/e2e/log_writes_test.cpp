@@ -420,35 +420,34 @@ bool fsck_clean(const TempDir& d, const std::string& image, std::string& why) {
 class Model {
  public:
   Model(lw::LogFile& file, uint64_t disk_bytes)
-      : file_(file), target_{disk_bytes, 512}, image_(disk_bytes, 0), offset_(file.super().sector_bytes) {}
+      : file_(file), target_{disk_bytes, 512}, image_(disk_bytes, 0), at_{0, file.super().sector_bytes, false, {}} {}
 
   uint64_t barrier_seq() const { return barrier_seq_; }
   const std::vector<uint8_t>& image() const { return image_; }
-  bool done() const { return index_ >= file_.super().nr_entries && pending_.empty(); }
 
-  // Applies records up to and including the next barrier; the byte ranges the
-  // epoch after it writes go to `next_epoch` (for the crash check).
+  // Applies records up to and including the next barrier.
   bool advance() {
     while (true) {
-      if (pending_.empty() && !fill()) return false;
-      const lw::Planned p = pending_.front();
-      pending_.erase(pending_.begin());
+      if (at_.pending.empty() && !fill(at_)) return false;
+      const lw::Planned p = at_.pending.front();
+      at_.pending.erase(at_.pending.begin());
       ++seq_;
       if (p.type == lw::Planned::Type::barrier) {
         barrier_seq_ = seq_;
         return true;
       }
-      apply(p, image_);
+      apply(p);
     }
   }
-  // The byte ranges the epoch after the current barrier writes or trims.
+  // The byte ranges the epoch after the current barrier writes or trims (for
+  // the crash check). Reads ahead on a copy of the position, not of the image.
   std::vector<std::pair<uint64_t, uint64_t>> next_epoch_ranges() {
     std::vector<std::pair<uint64_t, uint64_t>> out;
-    Model probe = *this;
+    Position probe = at_;
     while (true) {
-      if (probe.pending_.empty() && !probe.fill()) break;
-      const lw::Planned p = probe.pending_.front();
-      probe.pending_.erase(probe.pending_.begin());
+      if (probe.pending.empty() && !fill(probe)) break;
+      const lw::Planned p = probe.pending.front();
+      probe.pending.erase(probe.pending.begin());
       if (p.type == lw::Planned::Type::barrier) break;
       out.push_back({p.offset_bytes, p.length_bytes});
     }
@@ -456,29 +455,36 @@ class Model {
   }
 
  private:
-  bool fill() {
-    if (index_ >= file_.super().nr_entries) return false;
+  // Where in the log the model stands: the next entry and what is planned of the last one.
+  struct Position {
+    uint64_t index, offset;
+    bool epoch_open;
+    std::vector<lw::Planned> pending;
+  };
+
+  bool fill(Position& at) {
+    if (at.index >= file_.super().nr_entries) return false;
     lw::Entry e;
-    REQUIRE(file_.read_entry(index_, offset_, target_, e).is_ok());
-    lw::plan_entry(e, epoch_open_, pending_);
-    offset_ = e.next_log_offset_bytes;
-    ++index_;
+    REQUIRE(file_.read_entry(at.index, at.offset, target_, e).is_ok());
+    lw::plan_entry(e, at.epoch_open, at.pending);
+    at.offset = e.next_log_offset_bytes;
+    ++at.index;
     return true;
   }
-  void apply(const lw::Planned& p, std::vector<uint8_t>& img) {
+  void apply(const lw::Planned& p) {
     if (p.type == lw::Planned::Type::trim) {
-      std::fill_n(img.begin() + static_cast<long>(p.offset_bytes), p.length_bytes, 0);
+      std::fill_n(image_.begin() + static_cast<long>(p.offset_bytes), p.length_bytes, 0);
       return;
     }
-    REQUIRE(file_.read(base::MutableByteSpan(img.data() + p.offset_bytes, p.length_bytes), p.data_log_offset).is_ok());
+    REQUIRE(
+        file_.read(base::MutableByteSpan(image_.data() + p.offset_bytes, p.length_bytes), p.data_log_offset).is_ok());
   }
 
   lw::LogFile& file_;
   lw::Target target_;
   std::vector<uint8_t> image_;
-  uint64_t index_ = 0, offset_, seq_ = 0, barrier_seq_ = 0;
-  bool epoch_open_ = false;
-  std::vector<lw::Planned> pending_;
+  Position at_;
+  uint64_t seq_ = 0, barrier_seq_ = 0;
 };
 
 // The disk equals `image` except inside `ranges` (the next epoch's writes).
@@ -522,8 +528,10 @@ Cut cut_once(const TempDir& d, Clone& c, Model& model, uint64_t entries, int k, 
   {
     Process origin(c.replay_argv(c.dir / "ship.bin"), c.dir / "origin.log");
     // From the moment the session is up (a sanitizer build starts slower),
-    // a random 10-160 ms: about 0-0.8 MB of the link's 40 Mbit/s.
-    for (int i = 0; i < 500 && c.clonectl({"status", "--json"}).find("\"link\":\"connected\"") == std::string::npos;
+    // a random 10-160 ms: about 0-0.8 MB of the link's 40 Mbit/s. A run with
+    // nothing to send (no flush in the new entries) ends before that.
+    for (int i = 0; i < 500 && origin.running() &&
+                    c.clonectl({"status", "--json"}).find("\"link\":\"connected\"") == std::string::npos;
          ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 150));
@@ -692,11 +700,12 @@ sim::Original records_of(lw::LogFile& log, uint64_t disk_bytes) {
 }
 
 // One process of the clone: a session from its position that runs until
-// record `cut_at` is durable and then `extra_steps` more steps (the cut falls
-// somewhere after it, often mid-epoch), or to the end. True once the whole
-// log is durable.
-bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uint64_t cut_at, uint64_t extra_steps,
-                 uint64_t& now) {
+// record `cut_at` is durable (and, with `consistent`, the store no longer
+// marks the disk inconsistent) and then `extra_steps` more steps (the cut
+// falls somewhere after it, often mid-epoch), or to the end. True once the
+// whole log is durable.
+bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uint64_t cut_at, bool consistent,
+                 uint64_t extra_steps, uint64_t& now) {
   proto::Hello h;
   h.role = proto::Role::original;
   h.pair_id = proto::PairId{7};
@@ -713,7 +722,9 @@ bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uin
   c.handle(a);
   uint64_t next = a.hello_reply->applied_seq + 1;
   for (uint64_t step = 0; step < 10'000'000 && !c.failed; ++step) {
-    if (c.machine.durable().seq >= cut_at && extra_steps-- == 0) return false;
+    if (c.machine.durable().seq >= cut_at && (!consistent || c.stored.state != proto::CloneState::inconsistent) &&
+        extra_steps-- == 0)
+      return false;
     apply::Actions t;
     now += 7;
     c.machine.on_tick(now, t);
@@ -761,7 +772,9 @@ TEST_CASE(
     sim::Clone c(disk, rng, stored, saw, limits);
     const bool cut = cuts < 24;
     const uint64_t cut_at = cut ? o.log.size() * static_cast<uint64_t>(cuts + 1) / 25 : o.log.size() + 1;
-    done = run_process(c, o, kImageBytes, cut_at, rng() % 60, now);
+    // Every other cut waits until the replay after the last one is over, so
+    // that at least half the cuts leave a disk to check as a crash state.
+    done = run_process(c, o, kImageBytes, cut_at, cuts % 2 == 0, rng() % 60, now);
     if (done || !cut) break;
     // The power goes: every unflushed write is lost, or (every other cut) each survives with probability 1/2.
     disk.power_cut(cuts % 2 == 0 ? blockio::PowerCutMode::drop_unflushed : blockio::PowerCutMode::keep_random);
