@@ -33,16 +33,22 @@ scripts/setup.sh --no-build
 
 # Warnings stay warnings here: instrumentation makes gcc warn about code it
 # rewrote (-Wmaybe-uninitialized, -Wnull-dereference), not about ours.
+# -O1 -g1, the sanitizers' own advice, not the tree's -O2 -g: gcc compiled a
+# large test file with ASan+UBSan in 30 s at -O2 -g and in 11 s at -O1 -g1
+# (plain: 6 s); -g1 keeps the line tables a report's stack needs, and the
+# frame pointer keeps its stacks whole.
 # The build's output is shown only when it fails.
 configure() {
   local dir=$1
   shift
+  local options=(-Dwerror=false -Db_lundef=false -Doptimization=1 -Ddebug=false
+                 "-Dcpp_args=-g1 -fno-omit-frame-pointer" "$@")
   local log
   log=$(mktemp)
   if { if [ ! -f "$dir/build.ninja" ]; then
-         meson setup "$dir" -Dwerror=false -Db_lundef=false "$@"
+         meson setup "$dir" "${options[@]}"
        else
-         meson configure "$dir" -Dwerror=false -Db_lundef=false "$@"
+         meson configure "$dir" "${options[@]}"
        fi && ninja -C "$dir" -j "$(nproc)"; } >"$log" 2>&1; then
     rm -f "$log"
   else
