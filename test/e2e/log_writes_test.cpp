@@ -772,9 +772,10 @@ TEST_CASE(
     sim::Clone c(disk, rng, stored, saw, limits);
     const bool cut = cuts < 24;
     const uint64_t cut_at = cut ? o.log.size() * static_cast<uint64_t>(cuts + 1) / 25 : o.log.size() + 1;
-    // Every other cut waits until the replay after the last one is over, so
-    // that at least half the cuts leave a disk to check as a crash state.
-    done = run_process(c, o, kImageBytes, cut_at, cuts % 2 == 0, rng() % 60, now);
+    // Two cuts in four (one of each power-cut mode below) wait until the
+    // replay after the last cut is over, so that at least half the cuts leave
+    // a disk to check as a crash state, in both modes.
+    done = run_process(c, o, kImageBytes, cut_at, cuts % 4 < 2, rng() % 60, now);
     if (done || !cut) break;
     // The power goes: every unflushed write is lost, or (every other cut) each survives with probability 1/2.
     disk.power_cut(cuts % 2 == 0 ? blockio::PowerCutMode::drop_unflushed : blockio::PowerCutMode::keep_random);
