@@ -366,7 +366,7 @@ void Machine::pump_after_flush(Actions& actions) {
   } else {
     return;
   }
-  if (!in_session_ || shutting_down() || writes_wait_for_commit_ || resync_running_ || !resync_queue_.empty() ||
+  if (!in_session_ || shutting_down() || writes_wait_for_commit_ || resync_running() || !resync_queue_.empty() ||
       staging() || stage_applying_ || barrier_seq > reserved_limit_ || mark_names_.count(barrier_seq) != 0)
     return;
   for (const Entry& e : in_flight_)

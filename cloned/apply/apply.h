@@ -231,7 +231,9 @@ class Machine {
   // The clone would stage a resync now, so it asks for a plan (its hello
   // says kHelloTakesResyncPlan); an in-place resync has nothing to refuse.
   bool takes_resync_plan() const;
-  bool resync_running() const { return resync_running_; }
+  // A resync is begun in this session, or the end of one still finishes
+  // (its commit, or the copy of its stage to the disk): the clone stays awake.
+  bool resync_running() const { return resync_running_ || end_committing_.has_value(); }
 
   // --- Staged resync (staged.cpp; docs/ARCHITECTURE.md, "Staged resync") ---
   // The stage was synced for the marks in flight: `durable_bytes` of it are
@@ -432,7 +434,7 @@ class Machine {
   bool log_ok_ = false;              // log records are taken in this session
   std::string log_refused_why_;      // when not: the sentence
   // Resync (resync.cpp).
-  bool resync_running_ = false;      // begun or resumed in this session
+  bool resync_running_ = false;      // begun or resumed in this session (only this session's answers)
   bool resync_state_pending_ = false;  // answer the begin once its commit is done
   std::deque<Entry> resync_queue_;   // received resync extents, not yet submitted
   std::set<uint64_t> resync_outstanding_;  // rseq of extents queued or in flight

@@ -92,8 +92,8 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
     return fail(actions, ErrorCode::protocol,
                 "resync_begin outside a maintenance session (the hello did not ask for one).");
   // A session that dropped after its resync_end leaves the end finishing
-  // (resync_running_ stays set for it): the original's retry is told to wait
-  // (busy, retried), not that it broke the protocol (final).
+  // (end_committing_): the original's retry is told to wait (busy, retried),
+  // not that it broke the protocol (final).
   if (applying_stage() || stage_applying_)
     return fail(actions, ErrorCode::busy,
                 "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
@@ -369,7 +369,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
     if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
-      if (in_session_) actions.resync_mark_acks.push_back(it->cursor_bytes);
+      if (in_session_ && resync_running_) actions.resync_mark_acks.push_back(it->cursor_bytes);
       it = marks_flushed_.erase(it);
     } else {
       more = true;
@@ -382,11 +382,14 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions
     if (!s.resync.active()) {
       end_committing_.reset();
       marks_flushed_.clear();
-      resync_running_ = false;
       actions.clear_out_of_sync = true;
       if (stage_remove_owed_) actions.stage_remove = true;
       stage_remove_owed_ = false;
-      if (in_session_) actions.resync_done = proto::ResyncDone{s.generation, s.committed_seq, s.committed_epoch};
+      // Only to the session that sent this resync's end: a later one has not
+      // asked (its resync_begin is answered as done, already_holds).
+      if (in_session_ && resync_running_)
+        actions.resync_done = proto::ResyncDone{s.generation, s.committed_seq, s.committed_epoch};
+      resync_running_ = false;
     } else {
       more = true;
     }
@@ -405,7 +408,7 @@ void Machine::end_resync_session(Actions& actions) {
   }
   // Marks not yet flushed are forgotten; flushed ones still get committed.
   marks_.clear();
-  if (!end_committing_) resync_running_ = false;
+  resync_running_ = false;  // an end still committing goes on (end_committing_), unanswered
   resync_state_pending_ = false;
   log_written_.clear();
   maintenance_ = false;
