@@ -40,7 +40,12 @@ base::Status MaintenanceLink::open(const SessionConfig& config, proto::Hello& cl
   bool got = false;
   const uint64_t deadline = net::now_ms() + config.connect_timeout_ms;
   const FrameHandler on_hello = [&](proto::MsgType t, base::ByteSpan m) {
-    if (t != proto::MsgType::hello) return violation("the clone's first message is not a hello");
+    if (got) {  // what follows the hello is for whoever pumps next
+      held_.emplace_back(t, base::Bytes(m.begin(), m.end()));
+      return base::Status::ok();
+    }
+    if (t != proto::MsgType::hello)
+      return violation("the clone's first message is not a hello (message " + u64s(static_cast<uint64_t>(t)) + ")");
     BASE_TRY(proto::decode_hello(m, clone_hello).with_context("the clone's hello is malformed"));
     if (clone_hello.role != proto::Role::clone || clone_hello.pair_id != config.pair_id)
       return fatal(EPROTO, "the peer is not this pair's clone");
@@ -63,6 +68,14 @@ base::Status MaintenanceLink::pump(const FrameHandler& handler) {
   const FrameHandler filtered = [&handler](proto::MsgType t, base::ByteSpan m) {
     return for_other_sessions(t) ? base::Status::ok() : handler(t, m);
   };
+  if (!held_.empty()) {
+    while (!held_.empty()) {
+      const std::pair<proto::MsgType, base::Bytes> f = std::move(held_.front());
+      held_.pop_front();
+      BASE_TRY(filtered(f.first, f.second));
+    }
+    return base::Status::ok();
+  }
   return conn_.pump(kWaitStepMs, filtered);
 }
 

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
+#include <utility>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -51,6 +53,9 @@ class MaintenanceLink {
 
  private:
   Connection conn_;
+  // Frames that came in the same read as the clone's hello, after it: the
+  // next pump hands them on.
+  std::deque<std::pair<proto::MsgType, base::Bytes>> held_;
 };
 
 // Tells the clone how far a resync or verify is (shown by clonectl status).

@@ -127,10 +127,13 @@ bool FakeClone::on_message(int fd, proto::FrameSealer& sealer, base::ByteSpan pl
       h.applied_seq = h.committed_seq = applied_seq_;
       h.applied_epoch = applied_epoch_;
       proto::encode_hello(h, out);
-      send(fd, sealer, out);
+      base::Bytes wire;
+      sealer.seal(out, wire);
       out.clear();
       proto::encode_ping(77, 0, out);
-      send(fd, sealer, out);
+      sealer.seal(out, wire);
+      for (const base::Bytes& m : script_.after_hello) sealer.seal(m, wire);
+      (void)origin::net::write_all(fd, wire, origin::net::now_ms() + 5000);
       recv_seq_ = applied_seq_;
       recv_epoch_ = applied_epoch_ + 1;
       hello_done_ = true;

@@ -35,6 +35,9 @@ class FakeClone {
     // ServerHello with this status, without the secret, then a close.
     uint32_t forged_refusals = 0;
     proto::HelloStatus forged_status = proto::HelloStatus::unknown_pair;
+    // Messages sent in the same write as the hello (and its ping), so that
+    // the client reads them in one go.
+    std::vector<base::Bytes> after_hello;
   };
 
   FakeClone(const proto::Key& auth_key, const proto::PairId& pair_id, uint64_t disk_bytes, Script script);

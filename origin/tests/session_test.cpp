@@ -6,6 +6,7 @@
 
 #include "origin/image.h"
 #include "origin/log.h"
+#include "origin/maintenance_link.h"
 #include "origin/replicator.h"
 #include "origin/testing.h"
 #include "origin/workload.h"
@@ -174,6 +175,27 @@ TEST_CASE("a busy clone is retried with backoff until the attempts run out") {
   CHECK(s.message().find("another original is connected.") != std::string::npos);
   CHECK(clone.sessions() == 3);
   CHECK(replicator.counters().reconnects == 2);
+}
+
+// CI, stop 25: a clone's answer that followed its hello in the same read
+// went to the hello's handler and was taken for a broken protocol.
+TEST_CASE("a maintenance link hands on what arrives in the same read as the clone's hello") {
+  origin_test::FakeClone::Script script;
+  base::Bytes done;
+  proto::encode_resync_done({2, 10, 3}, done);
+  script.after_hello.push_back(done);
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::MaintenanceLink link;
+  proto::Hello clone_hello;
+  REQUIRE(link.open(session_config(clone.port()), clone_hello).is_ok());
+  CHECK(clone_hello.generation == 1);
+  base::Bytes got;
+  REQUIRE(link.wait_for(proto::MsgType::resync_done, got).is_ok());
+  proto::ResyncDone d;
+  REQUIRE(proto::decode_resync_done(got, d).is_ok());
+  CHECK(d.generation == 2);
+  CHECK(d.seq == 10);
+  link.close();
 }
 
 TEST_CASE("nobody listening: the client gives up after its attempts with a sentence") {
