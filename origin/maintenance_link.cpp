@@ -68,13 +68,10 @@ base::Status MaintenanceLink::pump(const FrameHandler& handler) {
   const FrameHandler filtered = [&handler](proto::MsgType t, base::ByteSpan m) {
     return for_other_sessions(t) ? base::Status::ok() : handler(t, m);
   };
-  if (!held_.empty()) {
-    while (!held_.empty()) {
-      const std::pair<proto::MsgType, base::Bytes> f = std::move(held_.front());
-      held_.pop_front();
-      BASE_TRY(filtered(f.first, f.second));
-    }
-    return base::Status::ok();
+  if (!held_.empty()) {  // one per pump, as if each had come on its own
+    const std::pair<proto::MsgType, base::Bytes> f = std::move(held_.front());
+    held_.pop_front();
+    return filtered(f.first, f.second);
   }
   return conn_.pump(kWaitStepMs, filtered);
 }

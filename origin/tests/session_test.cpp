@@ -181,15 +181,20 @@ TEST_CASE("a busy clone is retried with backoff until the attempts run out") {
 // went to the hello's handler and was taken for a broken protocol.
 TEST_CASE("a maintenance link hands on what arrives in the same read as the clone's hello") {
   origin_test::FakeClone::Script script;
-  base::Bytes done;
+  base::Bytes state, done;
+  proto::encode_resync_state({2, kDiskBytes, kDiskBytes, true}, state);
   proto::encode_resync_done({2, 10, 3}, done);
-  script.after_hello.push_back(done);
+  script.after_hello = {state, done};
   origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
   origin::MaintenanceLink link;
   proto::Hello clone_hello;
   REQUIRE(link.open(session_config(clone.port()), clone_hello).is_ok());
   CHECK(clone_hello.generation == 1);
-  base::Bytes got;
+  base::Bytes got;  // in order, each to the wait that asks for it
+  REQUIRE(link.wait_for(proto::MsgType::resync_state, got).is_ok());
+  proto::ResyncState st;
+  REQUIRE(proto::decode_resync_state(got, st).is_ok());
+  CHECK(st.cursor_bytes == kDiskBytes);
   REQUIRE(link.wait_for(proto::MsgType::resync_done, got).is_ok());
   proto::ResyncDone d;
   REQUIRE(proto::decode_resync_done(got, d).is_ok());
