@@ -87,6 +87,7 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
         if (job.after_flush_of <= cancelled_through_) {
           cancelled.push_back(cancelled_completion(job));
         } else {
+          if (batchable(job)) ++held_unchecked_;
           held_.push_back(std::move(job));
         }
         continue;
@@ -97,6 +98,12 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
           cancelled.push_back(cancelled_completion(held));
         }
         held_.clear();
+        held_unchecked_ = 0;
+        for (OutForCheck& out : checking_) {
+          if (out.fate != OutForCheck::Fate::held) continue;
+          cancelled_through_ = std::max(cancelled_through_, out.after_flush_of);
+          out.fate = OutForCheck::Fate::cancelled;  // its checker completes it
+        }
         continue;
       }
       if (job.kind == Job::Kind::flush_when_drained) {
@@ -139,20 +146,78 @@ void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector
   for (Job& job : held_) {
     if (job.after_flush_of > token) {
       held_[kept++] = std::move(job);
-    } else if (ok) {
-      ++io_outstanding_;
-      early_flush_armed_ = false;  // an early flush asked before must cover it
+      continue;
+    }
+    if (batchable(job) && !job.checked) --held_unchecked_;
+    if (ok) {
+      release_locked();
       jobs_.push_back(std::move(job));
     } else {
       cancelled.push_back(cancelled_completion(job));
     }
   }
   held_.resize(kept);
+  // Those out for their check are counted now, written when they come back.
+  for (OutForCheck& out : checking_) {
+    if (out.fate != OutForCheck::Fate::held || out.after_flush_of > token) continue;
+    if (ok) release_locked();
+    out.fate = ok ? OutForCheck::Fate::released : OutForCheck::Fate::cancelled;
+  }
+}
+
+void DiskWorkers::release_locked() {
+  ++io_outstanding_;
+  early_flush_armed_ = false;
+}
+
+void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
+  uint64_t bytes = 0;
+  size_t kept = 0;
+  for (Job& job : held_) {
+    if (bytes < kBatchBytes && !job.checked && batchable(job)) {
+      bytes += job.header.length_bytes;
+      job.check_serial = ++check_serial_;
+      checking_.push_back(OutForCheck{job.check_serial, job.after_flush_of});
+      --held_unchecked_;
+      out.push_back(std::move(job));
+    } else {
+      held_[kept++] = std::move(job);
+    }
+  }
+  held_.resize(kept);
+  if (held_unchecked_ > 0) wake_.notify_one();
+}
+
+// The time the disk spends on the epoch before goes to checking the next
+// one's digests, so that a whole epoch of small records can go in one batch.
+void DiskWorkers::check_held(std::vector<Job>& jobs) {
+  for (Job& job : jobs) {
+    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes);
+    job.digest_ok = digest::digest_equal(digest::keyed_digest(digest_key_, payload), job.header.digest);
+    job.checked = true;
+  }
+  std::vector<Completion> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Job& job : jobs) {
+      const auto out = std::find_if(checking_.begin(), checking_.end(),
+                                    [&](const OutForCheck& o) { return o.serial == job.check_serial; });
+      assert(out != checking_.end());
+      switch (out->fate) {
+        case OutForCheck::Fate::held: held_.push_back(std::move(job)); break;
+        case OutForCheck::Fate::released: jobs_.push_back(std::move(job)); break;  // counted when released
+        case OutForCheck::Fate::cancelled: cancelled.push_back(cancelled_completion(job)); break;
+      }
+      checking_.erase(out);
+    }
+  }
+  jobs.clear();
+  done_.push_all(cancelled);
 }
 
 void DiskWorkers::begin_session() {
   std::lock_guard<std::mutex> lock(mutex_);
-  assert(held_.empty() && io_outstanding_ == 0);
+  assert(held_.empty() && checking_.empty() && io_outstanding_ == 0);
   released_through_ = 0;
   cancelled_through_ = 0;
   io_failed_since_flush_ = false;
@@ -214,18 +279,29 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
     out.push_back(std::move(jobs_.front()));
     jobs_.pop_front();
   } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) &&
-           bytes < kBatchBytes && out.size() < kBatchJobsMax);
-  if (!jobs_.empty()) wake_.notify_one();
+           bytes < (jobs_.front().checked ? kCheckedBatchBytes : kBatchBytes) && out.size() < kBatchJobsMax);
+  if (!jobs_.empty() || held_unchecked_ > 0) wake_.notify_one();
 }
 
 void DiskWorkers::run() {
   std::vector<Job> jobs;
   for (;;) {
+    bool checking = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stopping, and everything done
-      take_locked(jobs);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty() || held_unchecked_ > 0; });
+      if (!jobs_.empty()) {
+        take_locked(jobs);
+      } else if (!stopping_) {
+        take_unchecked_locked(jobs);
+        checking = true;
+      } else {
+        return;  // stopping, and everything done; what is held is cancelled by the destructor
+      }
+    }
+    if (checking) {
+      check_held(jobs);
+      continue;
     }
     std::vector<Completion> done;
     const size_t io_jobs = static_cast<size_t>(
@@ -395,7 +471,7 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>&
     c.length_bytes = h.length_bytes;
     c.op = op_name(h.type);
     const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
-    if (digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+    if (job.checked ? job.digest_ok : digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
       op_of.push_back(ops.size());
       ops.push_back(blockio::WriteOp{h.offset_bytes, payload, {}});
     } else {

@@ -86,6 +86,10 @@ class DiskWorkers {
   // 64 KiB and larger ones alone, so that the digests of larger records are
   // still checked on several threads.
   static constexpr uint64_t kBatchBytes = 64 * 1024;
+  // Writes whose digests were checked while they were held back behind a
+  // flush go in batches up to this size: an epoch of small records in one
+  // write_batch.
+  static constexpr uint64_t kCheckedBatchBytes = 1024 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
 
   // While one is alive, jobs submitted on the loop thread wait in a list of
@@ -161,6 +165,19 @@ class DiskWorkers {
     std::vector<apply::Extent> only;
     proto::DigestRequest request;
     uint64_t session_serial = 0;
+    // io: its digest was checked while it was held back (check_held), and
+    // whether it matched
+    bool checked = false;
+    bool digest_ok = false;
+    uint64_t check_serial = 0;  // io: while out for its check, its entry in checking_
+  };
+  // A held write out with a worker for its digest check: what became of its
+  // barrier's flush meanwhile, decided under the lock when it happened, and
+  // carried out when the write comes back (check_held).
+  struct OutForCheck {
+    uint64_t serial = 0;
+    uint64_t after_flush_of = 0;
+    enum class Fate { held, released, cancelled } fate = Fate::held;
   };
   void run();
   // Takes the next job, or a run of batchable writes (under the lock).
@@ -176,6 +193,14 @@ class DiskWorkers {
   // for others outstanding.
   bool complete_io(size_t io_jobs, bool failed, bool& flush_follows, uint64_t& token);
   void perform_digest(const Job& job);
+  // Takes held writes whose digests are not checked yet, up to kBatchBytes
+  // (under the lock), and checks them off the lock; then each goes where its
+  // barrier's flush sent it meanwhile (OutForCheck).
+  void take_unchecked_locked(std::vector<Job>& out);
+  void check_held(std::vector<Job>& jobs);
+  // A held write's barrier flush succeeded: it counts as outstanding from
+  // now on, and an early flush asked before must cover it.
+  void release_locked();
   // After a flush for `token` (under the lock): lets the writes held back
   // behind it go (ok) or completes them unwritten into `cancelled`.
   void settle_after_flush_locked(uint64_t token, bool ok, std::vector<Completion>& cancelled);
@@ -200,6 +225,9 @@ class DiskWorkers {
   // barrier whose flush let them go and the highest that cancelled them, and
   // whether a write failed since the last flush (its flush lets none go).
   std::vector<Job> held_;
+  size_t held_unchecked_ = 0;           // of held_: batchable and not checked
+  std::vector<OutForCheck> checking_;   // held writes out for their check
+  uint64_t check_serial_ = 0;
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;
   bool io_failed_since_flush_ = false;

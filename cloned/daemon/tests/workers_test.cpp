@@ -520,3 +520,72 @@ TEST_CASE("a cancel staged in a batch cancels the held writes staged before it")
   REQUIRE(got.size() == 3);
   for (const cloned::Completion& c : got) CHECK(is_cancelled(c));
 }
+
+// Writes that take a while: the disk is still busy with some when the loop
+// asks for the next early flush.
+class SlowWrites final : public blockio::BlockDevice {
+ public:
+  explicit SlowWrites(blockio::BlockDevice& inner) : inner_(inner) {}
+  blockio::Geometry geometry() const override { return inner_.geometry(); }
+  base::Status write(uint64_t offset, base::ByteSpan data) override {
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+    return inner_.write(offset, data);
+  }
+  base::Status read(uint64_t offset, base::MutableByteSpan out) override { return inner_.read(offset, out); }
+  base::Status write_zeroes(uint64_t offset, uint64_t len) override { return inner_.write_zeroes(offset, len); }
+  base::Status discard(uint64_t offset, uint64_t len) override { return inner_.discard(offset, len); }
+  base::Status flush() override { return inner_.flush(); }
+  std::string describe() const override { return "slow " + inner_.describe(); }
+
+ private:
+  blockio::BlockDevice& inner_;
+};
+
+TEST_CASE("a held write out for its digest check when its flush succeeds is covered by the next early flush") {
+  // Idle workers check held writes' digests while their barrier's flush is
+  // pending. A 1 MiB write is still being checked when the flush succeeds
+  // (two small ones were checked by then); it must count as outstanding at
+  // once, or the early flush asked next runs when the small ones are written
+  // and the big one lands after it, in the faulty device's overlay.
+  constexpr uint64_t kBig = proto::kMaxWritePayloadBytes;
+  blockio::FaultyDevice faulty(std::make_unique<blockio::MemoryDevice>(2 * kBig, 512), 1);
+  SlowWrites dev(faulty);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  size_t early_flushes = 0;
+  for (uint64_t round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    const uint64_t barrier = 2 * round + 1;
+    const std::vector<uint8_t> big = pattern(kBig, static_cast<uint8_t>(round));
+    proto::RecordHeader h = header(proto::MsgType::write, kBig, big);
+    h.seq = 100;
+    {
+      cloned::DiskWorkers::Batch batch(workers);
+      workers.submit(100, h, frame_with(h, big), {}, barrier);  // one worker checks it alone
+      submit_writes(workers, 1, 2, barrier);                    // the other these
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    workers.flush(barrier);
+    std::vector<cloned::Completion> got;
+    for (int i = 0; i < 20000 && count_kind(got, cloned::Completion::Kind::flush) == 0; ++i) {
+      for (cloned::Completion& c : done.take_all()) got.push_back(std::move(c));
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    REQUIRE(count_kind(got, cloned::Completion::Kind::flush) == 1);
+    workers.flush_when_drained(barrier + 1);
+    for (int i = 0; i < 20000 && count_kind(got, cloned::Completion::Kind::io) < 3; ++i) {
+      for (cloned::Completion& c : done.take_all()) got.push_back(std::move(c));
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    REQUIRE(count_kind(got, cloned::Completion::Kind::io) == 3);
+    for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
+    if (count_kind(got, cloned::Completion::Kind::early_flush) == 1) {  // asked while writes were outstanding
+      ++early_flushes;
+      CHECK(faulty.unflushed_count() == 0);
+    }
+    CHECK(read_back(faulty, kBig, kBig) == big);
+    workers.flush();  // empties the overlay for the next round
+    CHECK(next(done, cloned::Completion::Kind::flush).status.is_ok());
+  }
+  CHECK(early_flushes > 0);
+}
