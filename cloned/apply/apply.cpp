@@ -225,7 +225,7 @@ void Machine::drop_queue_after_epoch(uint64_t epoch, Actions& actions) {
 void Machine::cancel_after_flush_if_orphaned(Actions& actions) {
   if (after_flush_in_flight_ == 0 || flushing_ == Flushing::barrier) return;
   if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
-  actions.cancel_after_flush = true;
+  ask_cancel_after_flush(actions);
 }
 
 // ------------------------------------------------------------------ records

@@ -341,6 +341,11 @@ class Machine {
   bool adopt_acked_position(const proto::Hello& original, Actions& actions);
   void check_shutdown_progress(Actions& actions);
   void on_disk_error(const std::string& message, Actions& actions);
+  // A record of the open epochs is not on the disk and will not be: its
+  // epoch's barrier must never be flushed. Ends the session (the original
+  // sends again from the durable position) with `code`.
+  void end_session_for_unwritten(proto::ErrorCode code, const std::string& message, Actions& actions);
+  void ask_cancel_after_flush(Actions& actions);
   void after_completion(Actions& actions);
   void drop_queue_after_epoch(uint64_t epoch, Actions& actions);
   bool idle_disk() const { return in_flight_.empty() && flushing_ == Flushing::none; }
@@ -402,6 +407,11 @@ class Machine {
   std::deque<Entry> queue_;      // accepted, not yet submitted, in seq order
   std::vector<Entry> in_flight_; // submitted, not completed
   size_t after_flush_in_flight_ = 0;  // of in_flight_: behind the waiting barrier's flush
+  // Why such a write may come back unwritten (ECANCELED): the machine asked
+  // (Actions::cancel_after_flush) while some were in flight; or one came
+  // back while their barrier's flush ran, whose result decides.
+  bool after_flush_cancel_asked_ = false;
+  bool cancelled_while_flushing_ = false;
   size_t epoch_in_flight() const { return in_flight_.size() - after_flush_in_flight_; }
   uint64_t held_bytes_ = 0;
   // What the disk flush in progress is for: a barrier (flushing_barrier_), or

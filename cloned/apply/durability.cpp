@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <utility>
 
 #include "base/promise.h"
 #include "base/units.h"
@@ -24,23 +25,50 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
   const uint64_t rseq = it->rseq;
   const bool staged = it->staged;
   const bool after_flush = it->after_flush;
+  const uint64_t seq = it->header.seq;
   in_flight_.erase(it);
-  if (after_flush) --after_flush_in_flight_;
+  const bool cancel_asked = after_flush_cancel_asked_;
+  if (after_flush && --after_flush_in_flight_ == 0) after_flush_cancel_asked_ = false;
   if (rseq != 0) resync_entry_finished(rseq);
-  // Not started: its barrier's flush failed (reported with the flush) or the
-  // barrier was dropped; the record comes again in the next session.
-  if (after_flush && status.code() == ECANCELED) return after_completion(actions);
+  if (after_flush && status.code() == ECANCELED) {
+    // Not started: the machine dropped its barrier, or the disk failed, or
+    // the flush under way fails (on_flush_done decides). The record comes
+    // again in the next session. Anything else is no reason the machine
+    // knows of, and the barriers behind it must not be flushed.
+    const bool explained = cancel_asked || disk_failed_;
+    if (!explained && flushing_ == Flushing::barrier) {
+      cancelled_while_flushing_ = true;
+    } else if (!explained) {
+      end_session_for_unwritten(proto::ErrorCode::internal,
+                                "record " + u64s(seq) + " was not written (" + status.message() +
+                                    ") for no reason the clone knows; the session ends so that it is sent again.",
+                                actions);
+    }
+    return after_completion(actions);
+  }
   if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
-    if (in_session_) fail(actions, proto::ErrorCode::digest_mismatch, status.message());
+    // Refused unwritten: the barrier behind it must not make it "durable".
+    end_session_for_unwritten(proto::ErrorCode::digest_mismatch, status.message(), actions);
   }
   after_completion(actions);
 }
 
+void Machine::end_session_for_unwritten(proto::ErrorCode code, const std::string& message, Actions& actions) {
+  if (!in_session_) return;  // ended already: its queue, barriers included, is gone
+  fail(actions, code, message);
+  end_session(actions);
+}
+
+void Machine::ask_cancel_after_flush(Actions& actions) {
+  actions.cancel_after_flush = true;
+  after_flush_cancel_asked_ = true;
+}
+
 void Machine::on_disk_error(const std::string& message, Actions& actions) {
   disk_failed_ = true;
-  if (after_flush_in_flight_ > 0) actions.cancel_after_flush = true;  // no flush will come
+  if (after_flush_in_flight_ > 0) ask_cancel_after_flush(actions);  // no flush will come
   actions.disk_failed.push_back({message});
   if (in_session_) fail(actions, proto::ErrorCode::disk_io, message);
   after_completion(actions);
@@ -68,10 +96,12 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
     return after_completion(actions);
   }
   release(flushing_barrier_.cost_bytes);
+  const bool cancelled_unexplained = std::exchange(cancelled_while_flushing_, false);
   if (!status.is_ok()) return on_disk_error("the clone's disk failed to flush: " + status.message(), actions);
   // The next epoch's writes that waited for this flush are ordinary ones now.
   for (Entry& e : in_flight_) e.after_flush = false;
   after_flush_in_flight_ = 0;
+  after_flush_cancel_asked_ = false;
   assert(flushing_barrier_.header.seq > durable_.seq && flushing_barrier_.header.seq <= recv_seq_);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
   // A restart must find every acknowledged position inside the durable
@@ -85,6 +115,12 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
     mark_names_.erase(it);
   }
   maybe_become_consistent();
+  if (cancelled_unexplained)
+    end_session_for_unwritten(proto::ErrorCode::internal,
+                              "a record behind barrier " + u64s(durable_.seq) +
+                                  " was not written for no reason the clone knows; the session ends so that it is "
+                                  "sent again.",
+                              actions);
   after_completion(actions);
 }
 

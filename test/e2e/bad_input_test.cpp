@@ -278,10 +278,29 @@ TEST_CASE("bad input is refused with a clear error, nothing is written, and the 
     auto probe = r.open(&h);
   }
   {
-    proto::RecordHeader hd = t::write_header(h.applied_seq + 1, h.applied_epoch + 1, kBadOffset, payload, r.keys.digest_key);
+    // A record whose payload does not match its digest, with its epoch's
+    // barrier right behind it: the barrier must not make it durable.
+    proto::Hello before;
+    auto s = r.open(&before);
+    proto::RecordHeader hd =
+        t::write_header(before.applied_seq + 1, before.applied_epoch + 1, kBadOffset, payload, r.keys.digest_key);
     base::Bytes spoiled = payload;
     spoiled[100] ^= 0xFF;
-    r.bad_record(hd, spoiled, proto::ErrorCode::digest_mismatch);
+    proto::RecordHeader b;
+    b.type = proto::MsgType::barrier;
+    b.seq = before.applied_seq + 2;
+    b.epoch = before.applied_epoch + 1;
+    REQUIRE(s->send_record(hd, spoiled).is_ok());
+    REQUIRE(s->send_record(b).is_ok());
+    base::Result<proto::ErrorMsg> e = s->expect_error();
+    REQUIRE_MESSAGE(e.is_ok(), e.status().message());
+    CHECK(e->code == proto::ErrorCode::digest_mismatch);
+    MESSAGE("digest_mismatch: " << e->message);
+    CHECK(t::wait_closed(s->fd()));
+    proto::Hello after;
+    auto probe = r.open(&after);
+    CHECK(after.applied_seq == before.applied_seq);  // neither the record nor its barrier
+    probe.reset();
     next_good();
   }
   {

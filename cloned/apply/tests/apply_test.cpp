@@ -138,6 +138,52 @@ TEST_CASE("writes behind a flush that fails come back unwritten and are dropped 
   CHECK(r.m.durable().seq == 0);
 }
 
+TEST_CASE("a write behind a flush cancelled for no reason the machine knows ends the session") {
+  // The executor must not cancel on its own; if it does, the barrier after
+  // the unwritten record must never be flushed, or the clone would be
+  // durable past a record it does not hold.
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0, w3 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::barrier, 2, 1));
+  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+  r.send(rec(MsgType::barrier, 4, 2));
+  const base::Status cancelled = base::Status::error(ECANCELED, "not written.");
+
+  SUBCASE("before its barrier's flush is asked for") {
+    Actions a = r.io_done(w3, cancelled);
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::internal);
+    CHECK(a.fail[0].message.find("record 3 was not written") != std::string::npos);
+    CHECK_FALSE(r.m.in_session());
+    CHECK_FALSE(r.io_done(w1).flush);  // the session's barriers are gone
+    CHECK(r.m.durable().seq == 0);
+  }
+  SUBCASE("while its barrier's flush runs: the flush is acknowledged, nothing behind it") {
+    CHECK(r.io_done(w1).flush);
+    Actions a = r.io_done(w3, cancelled);
+    CHECK(a.fail.empty());  // the flush's result decides
+    a = r.flushed();
+    REQUIRE(a.barrier_acks.size() == 1);
+    CHECK(a.barrier_acks[0].seq == 2);
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::internal);
+    CHECK_FALSE(a.flush);
+    CHECK_FALSE(r.m.in_session());
+    CHECK(r.m.durable().seq == 2);
+  }
+  SUBCASE("while its barrier's flush runs, and the flush fails: a disk error, nothing more") {
+    CHECK(r.io_done(w1).flush);
+    CHECK(r.io_done(w3, cancelled).fail.empty());
+    Actions a = r.flushed(base::Status::error(EIO, "flush failed."));
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::disk_io);
+    CHECK(r.m.durable().seq == 0);
+  }
+  CHECK(r.m.in_flight() == 0);
+}
+
 TEST_CASE("writes behind a barrier that is dropped unflushed are cancelled") {
   Rig r;
   r.open();
@@ -410,6 +456,32 @@ TEST_CASE("a digest mismatch fails the session but not the disk") {
   CHECK(a.fail[0].code == proto::ErrorCode::digest_mismatch);
   CHECK(a.disk_failed.empty());
   CHECK_FALSE(r.m.disk_failed());
+}
+
+TEST_CASE("a write refused for its digest ends the session before its epoch's barrier can be flushed") {
+  // The refused write is not on the disk: a flush of the barrier behind it
+  // would make the clone durable past a record it never wrote.
+  Rig r;
+  r.open();
+  apply::RecordId w1 = 0, w2 = 0;
+  r.send(rec(MsgType::write, 1, 1, 0), &w1);
+  r.send(rec(MsgType::write, 2, 1, 8192), &w2);
+  r.send(rec(MsgType::barrier, 3, 1));
+  SUBCASE("the last write of the epoch") {
+    CHECK_FALSE(r.io_done(w2).flush);
+    Actions a = r.io_done(w1, base::Status::error(EBADMSG, "digest mismatch"), true);
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::digest_mismatch);
+    CHECK_FALSE(a.flush);
+  }
+  SUBCASE("another write still in flight") {
+    Actions a = r.io_done(w1, base::Status::error(EBADMSG, "digest mismatch"), true);
+    REQUIRE(a.fail.size() == 1);
+    CHECK_FALSE(r.io_done(w2).flush);
+  }
+  CHECK(r.m.flushing_barrier_seq() == 0);
+  CHECK(r.m.durable().seq == 0);
+  CHECK(r.m.in_flight() == 0);
 }
 
 TEST_CASE("a disk error stops all writing and is reported") {
