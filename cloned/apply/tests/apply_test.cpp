@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 #include <vector>
 
 #include "cloned/apply/apply.h"
@@ -119,13 +120,21 @@ TEST_CASE("the next epoch's writes go out behind the barrier's flush, never ahea
   CHECK(a.submit[0].after_flush_of == 0);
 }
 
-TEST_CASE("writes behind a flush that fails come back unwritten and are dropped quietly") {
-  Rig r;
+// Opens a session with write 1 and barrier 2 of epoch 1, and write 3 of
+// epoch 2 submitted behind that barrier's flush; returns the two writes' ids.
+std::pair<apply::RecordId, apply::RecordId> open_with_next_epoch_held(Rig& r) {
   r.open();
   apply::RecordId w1 = 0, w3 = 0;
   r.send(rec(MsgType::write, 1, 1, 0), &w1);
   r.send(rec(MsgType::barrier, 2, 1));
   REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+  REQUIRE(r.last.submit[0].after_flush_of == 2);
+  return {w1, w3};
+}
+
+TEST_CASE("writes behind a flush that fails come back unwritten and are dropped quietly") {
+  Rig r;
+  const auto [w1, w3] = open_with_next_epoch_held(r);
   CHECK(r.io_done(w1).flush);
   Actions a = r.flushed(base::Status::error(EIO, "flush failed."));
   CHECK(a.barrier_acks.empty());
@@ -143,11 +152,7 @@ TEST_CASE("a write behind a flush cancelled for no reason the machine knows ends
   // the unwritten record must never be flushed, or the clone would be
   // durable past a record it does not hold.
   Rig r;
-  r.open();
-  apply::RecordId w1 = 0, w3 = 0;
-  r.send(rec(MsgType::write, 1, 1, 0), &w1);
-  r.send(rec(MsgType::barrier, 2, 1));
-  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+  const auto [w1, w3] = open_with_next_epoch_held(r);
   r.send(rec(MsgType::barrier, 4, 2));
   const base::Status cancelled = base::Status::error(ECANCELED, "not written.");
 
@@ -186,11 +191,7 @@ TEST_CASE("a write behind a flush cancelled for no reason the machine knows ends
 
 TEST_CASE("writes behind a barrier that is dropped unflushed are cancelled") {
   Rig r;
-  r.open();
-  apply::RecordId w1 = 0, w3 = 0;
-  r.send(rec(MsgType::write, 1, 1, 0), &w1);
-  r.send(rec(MsgType::barrier, 2, 1));
-  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
+  const auto [w1, w3] = open_with_next_epoch_held(r);
 
   SUBCASE("the session ends") {
     Actions a = r.run([&](Actions& x) { r.m.end_session(x); });
