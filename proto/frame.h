@@ -48,6 +48,7 @@ struct Frame {
   size_t plain_bytes = 0;
   base::ByteSpan plain() const { return {storage.data() + kFramePlainOffset, plain_bytes}; }
   uint8_t* plain_data() { return storage.data() + kFramePlainOffset; }
+  const uint8_t* plain_data() const { return storage.data() + kFramePlainOffset; }
 };
 
 // Reassembles and opens frames from a byte stream, in order. Not thread-safe.

@@ -192,8 +192,7 @@ void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
 // one's digests, so that a whole epoch of small records can go in one batch.
 void DiskWorkers::check_held(std::vector<Job>& jobs) {
   for (Job& job : jobs) {
-    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes);
-    job.digest_ok = digest::digest_equal(digest::keyed_digest(digest_key_, payload), job.header.digest);
+    job.digest_ok = digest_matches(job);
     job.checked = true;
   }
   std::vector<Completion> cancelled;
@@ -213,6 +212,17 @@ void DiskWorkers::check_held(std::vector<Job>& jobs) {
   }
   jobs.clear();
   done_.push_all(cancelled);
+}
+
+base::ByteSpan DiskWorkers::payload_of(const Job& job) {
+  // The payload follows the 64-byte header inside the frame, 4096-aligned.
+  assert(job.frame.plain_bytes == proto::kWriteHeaderBytes + job.header.length_bytes);
+  return {job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes};
+}
+
+bool DiskWorkers::digest_matches(const Job& job) const {
+  if (job.checked) return job.digest_ok;
+  return digest::digest_equal(digest::keyed_digest(digest_key_, payload_of(job)), job.header.digest);
 }
 
 void DiskWorkers::begin_session() {
@@ -416,10 +426,8 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
   switch (h.type) {
     case proto::MsgType::write:
     case proto::MsgType::resync_data: {
-      // The payload follows the 64-byte header inside the frame, 4096-aligned.
-      base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
-      assert(job.frame.plain_bytes == proto::kWriteHeaderBytes + h.length_bytes);
-      if (!digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+      const base::ByteSpan payload = payload_of(job);
+      if (!digest_matches(job)) {
         c.status = base::Status::error(EBADMSG, extent_text(h) + " does not match its digest; nothing of it was written.");
         c.digest_mismatch = true;
         break;
@@ -465,13 +473,13 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>&
   op_of.reserve(jobs.size());
   for (Job& job : jobs) {
     const proto::RecordHeader& h = job.header;
-    assert(batchable(job) && job.frame.plain_bytes == proto::kWriteHeaderBytes + h.length_bytes);
+    assert(batchable(job));
     Completion c{Completion::Kind::io, job.id, {}};
     c.offset_bytes = h.offset_bytes;
     c.length_bytes = h.length_bytes;
     c.op = op_name(h.type);
-    const base::ByteSpan payload(job.frame.plain_data() + proto::kWriteHeaderBytes, h.length_bytes);
-    if (job.checked ? job.digest_ok : digest::digest_equal(digest::keyed_digest(digest_key_, payload), h.digest)) {
+    const base::ByteSpan payload = payload_of(job);
+    if (digest_matches(job)) {
       op_of.push_back(ops.size());
       ops.push_back(blockio::WriteOp{h.offset_bytes, payload, {}});
     } else {

@@ -198,6 +198,10 @@ class DiskWorkers {
   // barrier's flush sent it meanwhile (OutForCheck).
   void take_unchecked_locked(std::vector<Job>& out);
   void check_held(std::vector<Job>& jobs);
+  // A write's payload inside its frame, and whether it matches the record's
+  // digest (checked while held, or now).
+  static base::ByteSpan payload_of(const Job& job);
+  bool digest_matches(const Job& job) const;
   // A held write's barrier flush succeeded: it counts as outstanding from
   // now on, and an early flush asked before must cover it.
   void release_locked();
