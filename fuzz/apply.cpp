@@ -52,9 +52,11 @@ apply::ReplicaState loaded_state(uint8_t pick) {
 struct Driver {
   apply::Machine machine;
   std::vector<apply::SubmitIo> in_flight;
-  std::vector<apply::SubmitIo> held;  // behind the next flush (after_flush_of)
+  std::vector<apply::SubmitIo> held;  // behind the next flush (after_flush_gate)
   std::vector<apply::RecordId> cancelled;  // completed unwritten by the next io_done
-  bool io_failed_since_flush = false;
+  uint64_t failed_gate = 0;   // the highest SubmitIo::covered_by_gate of a write that failed
+  uint64_t settled_gate = 0;  // the highest gate flushed or cancelled
+  uint64_t flush_gate = 0;    // of the flush pending
   bool flush_pending = false;
   size_t commits_pending = 0;
   bool session = false;  // a connection is in session (the daemon's session_)
@@ -74,9 +76,9 @@ struct Driver {
       FUZZ_CHECK(h.type == proto::MsgType::write || h.type == proto::MsgType::trim || h.type == proto::MsgType::zero);
       FUZZ_CHECK(h.length_bytes > 0 && h.offset_bytes <= kDiskBytes && h.length_bytes <= kDiskBytes - h.offset_bytes);
       FUZZ_CHECK(h.offset_bytes % kBlockBytes == 0 && h.length_bytes % kBlockBytes == 0);
-      if (s.after_flush_of != 0) {  // may overlap what is in flight: it starts after
-        for (const apply::SubmitIo& f : held) FUZZ_CHECK(!overlaps(h, f.header));
-        FUZZ_CHECK(s.after_flush_of <= machine.received_seq());
+      if (s.after_flush_gate != 0) {  // may overlap what is in flight: it starts after
+        for (const apply::SubmitIo& f : held) FUZZ_CHECK(!overlaps(h, f.header) && f.after_flush_gate == s.after_flush_gate);
+        FUZZ_CHECK(s.after_flush_gate > settled_gate && s.covered_by_gate == s.after_flush_gate + 1);
         held.push_back(s);
         FUZZ_CHECK(held.size() <= limits().io_depth_max);
         continue;
@@ -89,7 +91,10 @@ struct Driver {
     if (a.cancel_after_flush) cancel_held();
     if (a.flush) {
       FUZZ_CHECK(in_flight.empty() && !flush_pending);
+      FUZZ_CHECK(a.flush_gate == 0 || a.flush_gate > settled_gate);
+      for (const apply::SubmitIo& s : held) FUZZ_CHECK(s.after_flush_gate == a.flush_gate);
       flush_pending = true;
+      flush_gate = a.flush_gate;
     }
     for (const apply::SendBarrierAck& b : a.barrier_acks) {
       FUZZ_CHECK(after_flush && b.epoch > last_ack_epoch);
@@ -151,7 +156,10 @@ struct Driver {
   }
 
   void cancel_held() {
-    for (const apply::SubmitIo& s : held) cancelled.push_back(s.id);
+    for (const apply::SubmitIo& s : held) {
+      cancelled.push_back(s.id);
+      settled_gate = std::max(settled_gate, s.after_flush_gate);
+    }
     held.clear();
   }
 
@@ -168,10 +176,11 @@ struct Driver {
     const size_t i = r.u8() % in_flight.size();
     const uint8_t how = r.u8();
     const apply::RecordId id = in_flight[i].id;
+    const uint64_t covered_by = in_flight[i].covered_by_gate;
     in_flight.erase(in_flight.begin() + static_cast<long>(i));
     const bool digest_mismatch = how == 0xfe;
     const base::Status st = how < 0xfd ? base::Status::ok() : base::Status::error(EIO, "injected I/O error.");
-    if (!st.is_ok()) io_failed_since_flush = true;
+    if (!st.is_ok()) failed_gate = std::max(failed_gate, covered_by);
     apply::Actions a;
     machine.on_io_done(id, st, digest_mismatch, a);
     handle(a, false);
@@ -181,7 +190,7 @@ struct Driver {
     if (!flush_pending) return;
     flush_pending = false;
     const base::Status st = how == 0xff ? base::Status::error(EIO, "injected flush error.") : base::Status::ok();
-    if (st.is_ok() && !io_failed_since_flush) {
+    if (st.is_ok() && failed_gate < flush_gate) {
       for (const apply::SubmitIo& s : held) {
         for (const apply::SubmitIo& f : in_flight) FUZZ_CHECK(!overlaps(s.header, f.header));
         in_flight.push_back(s);
@@ -190,7 +199,7 @@ struct Driver {
     } else {
       cancel_held();
     }
-    io_failed_since_flush = false;
+    settled_gate = std::max(settled_gate, flush_gate);
     apply::Actions a;
     machine.on_flush_done(st, a);
     handle(a, true);

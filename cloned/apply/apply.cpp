@@ -201,6 +201,7 @@ void Machine::end_session(Actions& actions) {
   if (!in_session_) return;
   in_session_ = false;
   drop_queue_after_epoch(0, actions);
+  ++next_gate_;  // the next session's barrier flush gets a number never named to this one's
   // Only the barrier being flushed keeps its name: the rest come again.
   std::erase_if(mark_names_, [this](const auto& kv) {
     return flushing_ != Flushing::barrier || kv.first != flushing_barrier_.header.seq;
@@ -332,7 +333,9 @@ void Machine::pump_epoch(Actions& actions) {
       flushing_barrier_ = head;
       queue_.pop_front();
       flushing_ = Flushing::barrier;
+      flushing_gate_ = next_gate_++;
       actions.flush = true;
+      actions.flush_gate = flushing_gate_;
       return;
     }
     if (writes_wait_for_commit_) return;
@@ -349,19 +352,22 @@ void Machine::pump_epoch(Actions& actions) {
 
 // The next epoch's writes, behind the flush of the barrier that ends this
 // one: submitted now, started by the executor once that flush has completed
-// (SubmitIo::after_flush_of). Only on the plain log path: no resync, stage,
+// (SubmitIo::after_flush_gate). Only on the plain log path: no resync, stage,
 // mark, shutdown or commit the barrier or its writes wait for.
 void Machine::pump_after_flush(Actions& actions) {
   uint64_t barrier_seq = 0;
   uint64_t barrier_epoch = 0;
+  uint64_t gate = 0;
   size_t at = 0;  // the first entry behind the barrier
   if (flushing_ == Flushing::barrier) {
     barrier_seq = flushing_barrier_.header.seq;
     barrier_epoch = flushing_barrier_.header.epoch;
+    gate = flushing_gate_;
   } else if (flushing_ == Flushing::none && !queue_.empty() && queue_.front().header.type == proto::MsgType::barrier &&
              epoch_in_flight() > 0) {
     barrier_seq = queue_.front().header.seq;
     barrier_epoch = queue_.front().header.epoch;
+    gate = next_gate_;  // this barrier's flush is the next asked
     at = 1;
   } else {
     return;
@@ -377,7 +383,7 @@ void Machine::pump_after_flush(Actions& actions) {
     if (after_flush_in_flight_ >= limits_.io_depth_max || overlaps_after_flush(e.header)) return;
     assert(e.header.epoch == barrier_epoch + 1 && barrier_epoch == durable_.epoch + 1);
     highest_submitted_seq_ = std::max(highest_submitted_seq_, e.header.seq);
-    actions.submit.push_back({e.id, e.header, {}, false, barrier_seq});
+    actions.submit.push_back({e.id, e.header, {}, false, gate, gate + 1});
     in_flight_.push_back(e);
     in_flight_.back().after_flush = true;
     ++after_flush_in_flight_;
@@ -396,13 +402,13 @@ bool Machine::overlaps_after_flush(const proto::RecordHeader& h) const {
 
 // What pump_log does with a barrier at the head once in_flight_ drains,
 // when nothing else (a commit, a mark, a failed disk) holds it.
-uint64_t Machine::barrier_after_in_flight() const {
+uint64_t Machine::gate_after_in_flight() const {
   if (disk_failed_ || flushing_ != Flushing::none || epoch_in_flight() == 0 || queue_.empty()) return 0;
   const proto::RecordHeader& h = queue_.front().header;
   if (h.type != proto::MsgType::barrier || h.seq > reserved_limit_ || mark_names_.count(h.seq) != 0) return 0;
   for (const Entry& e : in_flight_)
     if (e.staged) return 0;
-  return h.seq;
+  return next_gate_;
 }
 
 // A marked barrier is acknowledged only once the store holds its mark: the
@@ -447,7 +453,7 @@ void Machine::submit_entry(const Entry& e, std::vector<Extent> only, Actions& ac
   assert(in_flight_.size() < limits_.io_depth_max);
   assert(!overlaps_in_flight(e.header));
   assert(flushing_ == Flushing::none);
-  actions.submit.push_back({e.id, e.header, std::move(only), e.staged});
+  actions.submit.push_back({e.id, e.header, std::move(only), e.staged, 0, next_gate_});
   in_flight_.push_back(e);
 }
 

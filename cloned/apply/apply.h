@@ -87,14 +87,28 @@ struct SubmitIo {
   std::vector<Extent> only;
   // A staged resync: append the extent to the stage (stage.h), not the disk.
   bool to_stage = false;
-  // Not 0: the seq of a barrier whose flush (the next the machine asks) this
-  // write must not start before. Once that flush has succeeded it runs like
-  // any other; if the flush fails, a write it covers failed, or the machine
-  // asks to (Actions::cancel_after_flush), it completes unwritten with
-  // ECANCELED. The next epoch's writes go out ahead this way, so that the
-  // disk starts them the moment the flush returns; none starts before the
-  // epoch before it is durable (invariant 5).
-  uint64_t after_flush_of = 0;
+  // Not 0: the gate of the barrier flush (the next the machine asks,
+  // Actions::flush_gate) this write must not start before. Once that flush
+  // has succeeded it runs like any other; if the flush fails, a write it
+  // covers failed, or the machine asks to (Actions::cancel_after_flush), it
+  // completes unwritten with ECANCELED. The next epoch's writes go out ahead
+  // this way, so that the disk starts them the moment the flush returns; none
+  // starts before the epoch before it is durable (invariant 5).
+  //
+  // Gates are numbered by the machine, increasing, and a number is never
+  // given to two flushes while the machine lives: one named for a barrier
+  // that is dropped unflushed (a session ends, a cancel) goes with it. So
+  // an executor may keep the highest gate whose flush let writes go and the
+  // highest that cancelled them, and never reset either (a barrier's seq
+  // would not do: the next session sends the same seqs again).
+  uint64_t after_flush_gate = 0;
+  // The gate of the barrier flush that is to make this write durable: the
+  // next the machine asks, or the one after after_flush_gate. If the write
+  // fails, a flush with this gate (early or not) must not let the writes
+  // held behind it go (invariant 5); one with a later gate is not held up
+  // by it (the barrier it was for is never flushed: the session ended, or
+  // the disk failed).
+  uint64_t covered_by_gate = 0;
 };
 // Open the stage before anything is staged: a fresh one (create) for
 // `generation` over `base_generation`, or the existing one of which
@@ -133,6 +147,9 @@ struct Actions {
   std::vector<SubmitIo> submit;
   std::vector<RecordId> dropped;            // accepted earlier, now discarded unwritten
   bool flush = false;
+  // A barrier's flush: its gate (SubmitIo::after_flush_gate). 0 for a flush
+  // no write waits for (resync marks).
+  uint64_t flush_gate = 0;
   // The barrier that after_flush writes wait for was dropped unflushed: those
   // not yet started complete unwritten (ECANCELED).
   bool cancel_after_flush = false;
@@ -296,12 +313,12 @@ class Machine {
   uint64_t original_log_end() const { return original_log_end_; }
   // The newest mark whose barrier is durable (null: none yet).
   const apply::LogMark* last_mark() const { return reached_mark(replica_, durable_.seq); }
-  // The seq of the barrier whose flush the machine will ask for as soon as
-  // the disk writes in flight complete, or 0: an unmarked barrier heads the
+  // The gate of the barrier flush the machine will ask for as soon as the
+  // disk writes in flight complete, or 0: an unmarked barrier heads the
   // queue, the reservation covers it, and only disk writes (nothing staged)
   // are in flight. A hint: the daemon lets the disk workers start that flush
   // the moment the last write completes (DiskWorkers::flush_when_drained).
-  uint64_t barrier_after_in_flight() const;
+  uint64_t gate_after_in_flight() const;
   // The seq of the barrier whose flush is in progress, or 0.
   uint64_t flushing_barrier_seq() const {
     return flushing_ == Flushing::barrier ? flushing_barrier_.header.seq : 0;
@@ -419,6 +436,10 @@ class Machine {
   enum class Flushing : uint8_t { none, barrier, marks };
   Flushing flushing_ = Flushing::none;
   Entry flushing_barrier_{};     // the barrier whose flush is in progress
+  uint64_t flushing_gate_ = 0;   // and its gate (SubmitIo::after_flush_gate)
+  // The gate the next barrier flush will carry; moved on when one is asked,
+  // and when the writes or the early flush it was named to are given up.
+  uint64_t next_gate_ = 1;
   // Names of marked barriers received and not yet durable, by seq; and the
   // newest mark the store holds (a marked barrier waits for it).
   std::map<uint64_t, std::string> mark_names_;

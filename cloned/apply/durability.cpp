@@ -64,6 +64,7 @@ void Machine::end_session_for_unwritten(proto::ErrorCode code, const std::string
 void Machine::ask_cancel_after_flush(Actions& actions) {
   actions.cancel_after_flush = true;
   after_flush_cancel_asked_ = true;
+  ++next_gate_;  // the executor counts the cancelled writes' gate as cancelled: never use it again
 }
 
 void Machine::on_disk_error(const std::string& message, Actions& actions) {

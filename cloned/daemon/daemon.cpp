@@ -116,7 +116,6 @@ int Daemon::run() {
 
 void Daemon::apply_actions(apply::Actions& a) {
   if (a.hello_reply) {
-    disk_workers_->begin_session();  // the machine answers a hello only with the disk idle
     if (session_ != nullptr) {
       base::Bytes out;
       proto::encode_hello(*a.hello_reply, out);
@@ -147,15 +146,15 @@ void Daemon::apply_actions(apply::Actions& a) {
     }
     // An early flush may have begun before these: it does not cover them
     // (those behind the flush need not be).
-    if (s.after_flush_of == 0) early_flush_.written_since_ask = true;
+    if (s.after_flush_gate == 0) early_flush_.written_since_ask = true;
     if (s.to_stage)
       stage_worker_->append(s.id, s.header, std::move(frame));
     else
-      disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only), s.after_flush_of);
+      disk_workers_->submit(s.id, s.header, std::move(frame), std::move(s.only), s.after_flush_gate, s.covered_by_gate);
   }
   if (a.cancel_after_flush) disk_workers_->cancel_after_flush();
   if (a.stage_apply) early_flush_.written_since_ask = true;
-  if (a.flush) flush_disk();
+  if (a.flush) flush_disk(a.flush_gate);
   stage_actions(a);
   for (const apply::Commit& c : a.commits) store_worker_->commit(c.state);
   if (a.clear_out_of_sync) store_worker_->run_job([](store::Store& st) { return st.clear_out_of_sync(); });
@@ -211,19 +210,19 @@ void Daemon::send_session_actions(Conn* c, apply::Actions& a) {
 }
 
 // The machine asks for a flush only when nothing is in flight. An early flush
-// that ran for this barrier, after its last write completed and with
+// that ran for this barrier's gate (never one of an earlier session: the
+// machine does not reuse gates), after its last write completed and with
 // nothing written since, is that same fdatasync: its result answers.
-void Daemon::flush_disk() {
+void Daemon::flush_disk(uint64_t gate) {
   base::Status result;
   if (!early_flush_.failure.is_ok()) {
     LOG_DEBUG("the early flush failed; this flush (barrier %llu) reports it",
               static_cast<unsigned long long>(machine_.flushing_barrier_seq()));
     result = std::exchange(early_flush_.failure, base::Status::ok());
-  } else if (early_flush_.done && !early_flush_.written_since_ask &&
-             early_flush_.asked_seq == machine_.flushing_barrier_seq()) {
+  } else if (gate != 0 && early_flush_.done && !early_flush_.written_since_ask && early_flush_.asked_gate == gate) {
     early_flush_.done = false;
   } else {
-    return disk_workers_->flush(machine_.flushing_barrier_seq());
+    return disk_workers_->flush(gate);
   }
   Completion c{Completion::Kind::flush, 0, std::move(result)};
   c.op = "flush";
@@ -231,12 +230,12 @@ void Daemon::flush_disk() {
 }
 
 void Daemon::ask_early_flush() {
-  const uint64_t seq = machine_.barrier_after_in_flight();
-  if (seq == 0 || seq == early_flush_.asked_seq) return;
-  early_flush_.asked_seq = seq;
+  const uint64_t gate = machine_.gate_after_in_flight();
+  if (gate == 0 || gate == early_flush_.asked_gate) return;
+  early_flush_.asked_gate = gate;
   early_flush_.done = false;
   early_flush_.written_since_ask = false;
-  disk_workers_->flush_when_drained(seq);
+  disk_workers_->flush_when_drained(gate);
 }
 
 void Daemon::drain_completions() {
@@ -264,7 +263,7 @@ void Daemon::drain_completions() {
         // flush, if that write ends the epoch, comes after this. A failure
         // reaches the health monitor with the flush that reports it.
         if (!c.status.is_ok()) early_flush_.failure = c.status;
-        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_seq;
+        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_gate;
         break;
       case Completion::Kind::flush:
         if (!c.status.is_ok()) health_.io_error(c);

@@ -111,7 +111,7 @@ class Daemon final : private LinkPort,
   void on_stage_completion(Completion& c, apply::Actions& actions);
   void start_stage();
   void drain_completions();
-  void flush_disk();         // the machine's flush: answered by an early flush if one covers it
+  void flush_disk(uint64_t gate);  // the machine's flush: answered by an early flush if one covers it
   void ask_early_flush();    // for the barrier the machine will flush next, once
   void on_tick();
   void on_signal(int signum);
@@ -177,7 +177,7 @@ class Daemon final : private LinkPort,
   // failed one is kept for the next flush whatever it is for: a failed
   // fdatasync need not fail again when repeated.
   struct EarlyFlush {
-    uint64_t asked_seq = 0;
+    uint64_t asked_gate = 0;  // the machine's gate of the barrier flush it stands for
     bool written_since_ask = false;
     bool done = false;
     base::Status failure;

@@ -83,8 +83,8 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (Job& job : jobs) {
-      if (job.kind == Job::Kind::io && job.after_flush_of > released_through_) {
-        if (job.after_flush_of <= cancelled_through_) {
+      if (job.kind == Job::Kind::io && job.after_flush_gate > released_through_) {
+        if (job.after_flush_gate <= cancelled_through_) {
           cancelled.push_back(cancelled_completion(job));
         } else {
           if (batchable(job)) ++held_unchecked_;
@@ -94,14 +94,14 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
       }
       if (job.kind == Job::Kind::cancel_held) {
         for (const Job& held : held_) {
-          cancelled_through_ = std::max(cancelled_through_, held.after_flush_of);
+          cancelled_through_ = std::max(cancelled_through_, held.after_flush_gate);
           cancelled.push_back(cancelled_completion(held));
         }
         held_.clear();
         held_unchecked_ = 0;
         for (OutForCheck& out : checking_) {
           if (out.fate != OutForCheck::Fate::held) continue;
-          cancelled_through_ = std::max(cancelled_through_, out.after_flush_of);
+          cancelled_through_ = std::max(cancelled_through_, out.after_flush_gate);
           out.fate = OutForCheck::Fate::cancelled;  // its checker completes it
         }
         continue;
@@ -133,9 +133,8 @@ Completion DiskWorkers::cancelled_completion(const Job& job) {
 }
 
 void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector<Completion>& cancelled) {
-  ok = ok && !io_failed_since_flush_;
-  io_failed_since_flush_ = false;
   if (token == 0) return;
+  ok = ok && failed_gate_ < token;  // a write this flush was to make durable failed
   if (ok) {
     released_through_ = std::max(released_through_, token);
   } else {
@@ -144,7 +143,7 @@ void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector
   // The thread that flushed takes the released writes itself: no wake-up.
   size_t kept = 0;
   for (Job& job : held_) {
-    if (job.after_flush_of > token) {
+    if (job.after_flush_gate > token) {
       held_[kept++] = std::move(job);
       continue;
     }
@@ -159,7 +158,7 @@ void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector
   held_.resize(kept);
   // Those out for their check are counted now, written when they come back.
   for (OutForCheck& out : checking_) {
-    if (out.fate != OutForCheck::Fate::held || out.after_flush_of > token) continue;
+    if (out.fate != OutForCheck::Fate::held || out.after_flush_gate > token) continue;
     if (ok) release_locked();
     out.fate = ok ? OutForCheck::Fate::released : OutForCheck::Fate::cancelled;
   }
@@ -177,7 +176,7 @@ void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
     if (bytes < kBatchBytes && !job.checked && batchable(job)) {
       bytes += job.header.length_bytes;
       job.check_serial = ++check_serial_;
-      checking_.push_back(OutForCheck{job.check_serial, job.after_flush_of});
+      checking_.push_back(OutForCheck{job.check_serial, job.after_flush_gate});
       --held_unchecked_;
       out.push_back(std::move(job));
     } else {
@@ -225,15 +224,6 @@ bool DiskWorkers::digest_matches(const Job& job) const {
   return digest::digest_equal(digest::keyed_digest(digest_key_, payload_of(job)), job.header.digest);
 }
 
-void DiskWorkers::begin_session() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  assert(held_.empty() && checking_.empty() && io_outstanding_ == 0);
-  released_through_ = 0;
-  cancelled_through_ = 0;
-  io_failed_since_flush_ = false;
-  early_flush_armed_ = false;
-}
-
 // Through the loop's staged jobs like any other: a write staged in the same
 // Batch before it is held by the time it is published, and cancelled too.
 void DiskWorkers::cancel_after_flush() {
@@ -243,10 +233,11 @@ void DiskWorkers::cancel_after_flush() {
 }
 
 void DiskWorkers::submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
-                         std::vector<apply::Extent> only, uint64_t after_flush_of) {
+                         std::vector<apply::Extent> only, uint64_t after_flush_gate, uint64_t covered_by_gate) {
   Job job;
   job.id = id;
-  job.after_flush_of = after_flush_of;
+  job.after_flush_gate = after_flush_gate;
+  job.covered_by_gate = covered_by_gate;
   job.header = header;
   job.frame = std::move(frame);
   job.only = std::move(only);
@@ -314,8 +305,13 @@ void DiskWorkers::run() {
       continue;
     }
     std::vector<Completion> done;
-    const size_t io_jobs = static_cast<size_t>(
-        std::count_if(jobs.begin(), jobs.end(), [](const Job& j) { return j.kind == Job::Kind::io; }));
+    size_t io_jobs = 0;
+    uint64_t covered_by_gate = 0;  // the highest of the batch: writes of one epoch share theirs
+    for (const Job& j : jobs) {
+      if (j.kind != Job::Kind::io) continue;
+      ++io_jobs;
+      covered_by_gate = std::max(covered_by_gate, j.covered_by_gate);
+    }
     if (jobs.size() == 1 && !batchable(jobs.front())) {
       perform(jobs.front(), done);
     } else {
@@ -327,7 +323,7 @@ void DiskWorkers::run() {
     const bool failed = std::any_of(done.begin(), done.end(), [](const Completion& c) {
       return c.kind == Completion::Kind::io && !c.status.is_ok();
     });
-    if (io_jobs > 0 && complete_io(io_jobs, failed, flush_follows, token)) {
+    if (io_jobs > 0 && complete_io(io_jobs, failed ? covered_by_gate : 0, flush_follows, token)) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
       Completion c{Completion::Kind::early_flush, token, device_.flush()};
@@ -346,9 +342,9 @@ void DiskWorkers::run() {
   }
 }
 
-bool DiskWorkers::complete_io(size_t io_jobs, bool failed, bool& flush_follows, uint64_t& token) {
+bool DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate, bool& flush_follows, uint64_t& token) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (failed) io_failed_since_flush_ = true;
+  failed_gate_ = std::max(failed_gate_, failed_gate);
   assert(io_outstanding_ >= io_jobs);
   io_outstanding_ -= io_jobs;
   flush_follows = io_outstanding_ > 0 && early_flush_armed_;

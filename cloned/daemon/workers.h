@@ -119,29 +119,28 @@ class DiskWorkers {
 
   // A write carries its frame; the payload sits 4096-aligned inside it.
   // A resync extent with `only` not empty writes just those parts.
-  // `after_flush_of` not 0: held back until a flush for that barrier seq
-  // succeeds with every write it covers done without error (then it runs
-  // like any other), completed unwritten with ECANCELED if that flush or one
-  // of those writes fails (apply::SubmitIo::after_flush_of).
+  // `after_flush_gate` not 0: held back until a flush with that gate (or a
+  // later one) succeeds with every write it covers done without error (then
+  // it runs like any other), completed unwritten with ECANCELED if that flush
+  // or one of those writes fails (apply::SubmitIo::after_flush_gate; gates
+  // increase and are never reused, so what a gate's flush decided holds for
+  // the workers' lifetime).
+  // `covered_by_gate`: the gate of the flush that is to make it durable; if
+  // it fails, that flush lets nothing go (apply::SubmitIo::covered_by_gate).
   void submit(apply::RecordId id, const proto::RecordHeader& header, proto::Frame frame,
-              std::vector<apply::Extent> only = {}, uint64_t after_flush_of = 0);
-  // `token`: the seq of the barrier this flush is for (0: none); writes
-  // held back behind it go once it succeeds.
+              std::vector<apply::Extent> only = {}, uint64_t after_flush_gate = 0, uint64_t covered_by_gate = 0);
+  // `token`: the gate of the barrier flush this is (0: none); writes held
+  // back behind it go once it succeeds.
   void flush(uint64_t token = 0);
   // Completes every write still held back, unwritten (ECANCELED): the
   // barrier they wait for will not be flushed.
   void cancel_after_flush();
-  // A session opens (the disk is idle: nothing outstanding, nothing held):
-  // forget which barriers' flushes let writes go or cancelled them, since
-  // the original sends again from the clone's position and a barrier seq
-  // seen before names a new flush now.
-  void begin_session();
   // An early flush: once every disk operation submitted before this call has
   // completed, the worker that completes the last one flushes the disk right
   // away and reports a Completion::Kind::early_flush (id = `token`) in the
   // same push as, and ahead of, that operation's completion. The daemon asks
   // for one when the apply machine will ask for a flush as soon as the writes
-  // in flight complete (Machine::barrier_after_in_flight), and answers that
+  // in flight complete (Machine::gate_after_in_flight), and answers that
   // flush with its result: the flush no longer waits for the completions to
   // travel to the loop thread and the flush request back to a worker. An
   // operation submitted after this call, or nothing outstanding when it is
@@ -159,7 +158,8 @@ class DiskWorkers {
     // order with the writes staged before it in a Batch)
     enum class Kind { io, flush, digest, flush_when_drained, cancel_held } kind = Kind::io;
     apply::RecordId id = 0;  // io; flush, flush_when_drained: the token
-    uint64_t after_flush_of = 0;  // io: held back until this barrier's flush
+    uint64_t after_flush_gate = 0;  // io: held back until this gate's flush
+    uint64_t covered_by_gate = 0;   // io: the gate of the flush that makes it durable
     proto::RecordHeader header;
     proto::Frame frame;
     std::vector<apply::Extent> only;
@@ -176,7 +176,7 @@ class DiskWorkers {
   // carried out when the write comes back (check_held).
   struct OutForCheck {
     uint64_t serial = 0;
-    uint64_t after_flush_of = 0;
+    uint64_t after_flush_gate = 0;
     enum class Fate { held, released, cancelled } fate = Fate::held;
   };
   void run();
@@ -188,10 +188,11 @@ class DiskWorkers {
   // their own); run() reports it after the accounting for the early flush.
   void perform(Job& job, std::vector<Completion>& done);
   void perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done);
-  // Counts `io_jobs` completed; true when that ends the wait of an early
+  // Counts `io_jobs` completed (`failed_gate`: the highest covered_by_gate
+  // of those that failed, or 0); true when that ends the wait of an early
   // flush (its token in `token`); `flush_follows` when one is still armed
   // for others outstanding.
-  bool complete_io(size_t io_jobs, bool failed, bool& flush_follows, uint64_t& token);
+  bool complete_io(size_t io_jobs, uint64_t failed_gate, bool& flush_follows, uint64_t& token);
   void perform_digest(const Job& job);
   // Takes held writes whose digests are not checked yet, up to kBatchBytes
   // (under the lock), and checks them off the lock; then each goes where its
@@ -226,15 +227,15 @@ class DiskWorkers {
   bool early_flush_armed_ = false;
   uint64_t early_flush_token_ = 0;
   // Under mutex_: writes held back behind a barrier's flush, the highest
-  // barrier whose flush let them go and the highest that cancelled them, and
-  // whether a write failed since the last flush (its flush lets none go).
+  // gate whose flush let them go and the highest that cancelled them, and
+  // the highest gate covering a write that failed (its flush lets none go).
   std::vector<Job> held_;
   size_t held_unchecked_ = 0;           // of held_: batchable and not checked
   std::vector<OutForCheck> checking_;   // held writes out for their check
   uint64_t check_serial_ = 0;
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;
-  bool io_failed_since_flush_ = false;
+  uint64_t failed_gate_ = 0;
   std::vector<std::thread> threads_;
   // Loop thread only: the open Batches, and what they hold back.
   uint32_t batch_depth_ = 0;

@@ -131,13 +131,19 @@ struct Clone {
   apply::Machine machine;
   std::map<apply::RecordId, uint64_t> id_to_index;  // into the original's log
   std::vector<apply::RecordId> pending_io;
-  // Writes behind the next flush (SubmitIo::after_flush_of): started once it
-  // succeeds, completed unwritten (ECANCELED) if it fails or a write it
-  // covers failed, or when the machine cancels them.
+  // Writes behind the next flush (SubmitIo::after_flush_gate): started once
+  // it succeeds, completed unwritten (ECANCELED) if it fails or a write it
+  // covers failed, or when the machine cancels them. All wait for one gate,
+  // named to no flush before and asked of the next barrier flush; gates
+  // increase and none is named twice.
   std::vector<apply::RecordId> held_io;
+  uint64_t held_gate = 0;
+  uint64_t settled_gate = 0;  // the highest gate flushed or cancelled
   std::set<apply::RecordId> cancelled_io;
-  bool io_failed_since_flush = false;
+  std::map<apply::RecordId, uint64_t> covered_by;  // SubmitIo::covered_by_gate
+  uint64_t failed_gate = 0;  // the highest covering a write that failed
   bool pending_flush = false;
+  uint64_t pending_flush_gate = 0;
   std::vector<apply::ReplicaState> pending_commits;
   apply::ReplicaState& stored;  // what the state store holds
   uint64_t acked_epoch = 0;              // the last barrier ack the clone sent
@@ -185,7 +191,13 @@ struct Clone {
     }
     for (const auto& s : a.submit) {
       if (s.to_stage) continue;  // the stage worker's (below)
-      if (s.after_flush_of != 0) {
+      covered_by[s.id] = s.covered_by_gate;
+      if (s.after_flush_gate != 0) {
+        CHECK_MESSAGE(s.after_flush_gate > settled_gate, "a write behind gate " << s.after_flush_gate
+                                                                                 << ", one already flushed or cancelled");
+        CHECK_MESSAGE((held_io.empty() || held_gate == s.after_flush_gate), "held writes behind two gates");
+        CHECK_MESSAGE(s.covered_by_gate == s.after_flush_gate + 1, "a held write covered by the wrong gate");
+        held_gate = s.after_flush_gate;
         held_io.push_back(s.id);
         continue;
       }
@@ -201,7 +213,17 @@ struct Clone {
     if (a.plan_reply) answers.plan_reply = a.plan_reply;
     answers.mark_acks.insert(answers.mark_acks.end(), a.resync_mark_acks.begin(), a.resync_mark_acks.end());
     if (a.resync_done) answers.done = a.resync_done;
-    if (a.flush) pending_flush = true;
+    if (a.flush) {
+      pending_flush = true;
+      pending_flush_gate = a.flush_gate;
+      if (a.flush_gate != 0) {
+        CHECK_MESSAGE(a.flush_gate > settled_gate, "flush gate " << a.flush_gate << " named before");
+        CHECK_MESSAGE((held_io.empty() || held_gate == a.flush_gate),
+                      "writes held behind gate " << held_gate << " let go by the flush of gate " << a.flush_gate);
+      } else {
+        CHECK_MESSAGE(held_io.empty(), "writes held behind a flush no write waits for");
+      }
+    }
     if (a.cancel_after_flush) cancel_held();
     for (const auto& c : a.commits) pending_commits.push_back(c.state);
     marks_reached.insert(marks_reached.end(), a.marks_reached.begin(), a.marks_reached.end());
@@ -215,6 +237,7 @@ struct Clone {
     }
   }
   void cancel_held() {
+    if (!held_io.empty()) settled_gate = std::max(settled_gate, held_gate);
     for (apply::RecordId id : held_io) {
       cancelled_io.insert(id);
       pending_io.push_back(id);
@@ -244,21 +267,23 @@ struct Clone {
         base::Status st = base::Status::error(ECANCELED, "not written: the flush it waited for did not succeed");
         if (cancelled_io.erase(id) == 0) {
           st = perform(o, id);
-          if (!st.is_ok()) io_failed_since_flush = true;  // a cancelled one did not fail: it never ran
+          if (!st.is_ok()) failed_gate = std::max(failed_gate, covered_by[id]);  // a cancelled one never ran
         }
+        covered_by.erase(id);
         machine.on_io_done(id, st, false, a);
         break;
       }
       case 1: {
         pending_flush = false;
         const base::Status st = disk.flush();
-        if (st.is_ok() && !io_failed_since_flush) {
+        const uint64_t gate = std::exchange(pending_flush_gate, 0);
+        if (st.is_ok() && failed_gate < gate) {
           pending_io.insert(pending_io.end(), held_io.begin(), held_io.end());
           held_io.clear();
         } else {
           cancel_held();
         }
-        io_failed_since_flush = false;
+        settled_gate = std::max(settled_gate, gate);
         machine.on_flush_done(st, a);
         break;
       }

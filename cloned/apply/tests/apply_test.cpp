@@ -61,36 +61,48 @@ TEST_CASE("writes of one epoch go out together and the barrier waits for all of 
   CHECK(r.m.durable().seq == 5);
 }
 
-TEST_CASE("the barrier held back by writes in flight is told, for an early flush, and named while it flushes") {
+TEST_CASE("the barrier held back by writes in flight is told by its gate, for an early flush, and flushed with it") {
   Rig r;
   r.open();
   apply::RecordId w1 = 0, w2 = 0;
-  r.send(rec(MsgType::write, 1, 1, 0), &w1);
-  CHECK(r.m.barrier_after_in_flight() == 0);  // no barrier yet
+  REQUIRE(r.send(rec(MsgType::write, 1, 1, 0), &w1).submit.size() == 1);
+  CHECK(r.m.gate_after_in_flight() == 0);  // no barrier yet
+  const uint64_t gate = r.last.submit[0].covered_by_gate;  // the next barrier flush's
+  CHECK(gate != 0);
+  CHECK(r.last.submit[0].after_flush_gate == 0);
   r.send(rec(MsgType::write, 2, 1, 8192), &w2);
   r.send(rec(MsgType::barrier, 3, 1));
-  CHECK(r.m.barrier_after_in_flight() == 3);
+  CHECK(r.m.gate_after_in_flight() == gate);
   CHECK(r.m.flushing_barrier_seq() == 0);
   // The next epoch's write goes out behind the barrier's flush, and does
-  // not hold the barrier back.
+  // not hold the barrier back; the flush after that one is to cover it.
   REQUIRE(r.send(rec(MsgType::write, 4, 2, 16384)).submit.size() == 1);
-  CHECK(r.last.submit[0].after_flush_of == 3);
-  CHECK(r.m.barrier_after_in_flight() == 3);
+  CHECK(r.last.submit[0].after_flush_gate == gate);
+  CHECK(r.last.submit[0].covered_by_gate == gate + 1);
+  CHECK(r.m.gate_after_in_flight() == gate);
   r.io_done(w1);
-  CHECK(r.m.barrier_after_in_flight() == 3);
-  CHECK(r.io_done(w2).flush);
-  CHECK(r.m.barrier_after_in_flight() == 0);  // nothing of its epoch in flight: flushing
+  CHECK(r.m.gate_after_in_flight() == gate);
+  Actions a = r.io_done(w2);
+  CHECK(a.flush);
+  CHECK(a.flush_gate == gate);
+  CHECK(r.m.gate_after_in_flight() == 0);  // nothing of its epoch in flight: flushing
   CHECK(r.m.flushing_barrier_seq() == 3);
-  Actions a = r.flushed();
+  a = r.flushed();
   CHECK(a.submit.empty());  // already out
   CHECK(r.m.in_flight() == 1);
   CHECK(r.m.in_flight_after_flush() == 0);  // an ordinary write of the open epoch now
   CHECK(r.m.flushing_barrier_seq() == 0);
-  CHECK(r.m.barrier_after_in_flight() == 0);  // a write in flight, no barrier behind it yet
+  CHECK(r.m.gate_after_in_flight() == 0);  // a write in flight, no barrier behind it yet
 
   SUBCASE("a marked barrier may wait for a commit: never told") {
     r.send(rec(MsgType::barrier, 5, 2), nullptr, "before-update");
-    CHECK(r.m.barrier_after_in_flight() == 0);
+    CHECK(r.m.gate_after_in_flight() == 0);
+  }
+  SUBCASE("the next barrier's flush has the next gate") {
+    REQUIRE(r.send(rec(MsgType::write, 5, 2, 32768)).submit.size() == 1);
+    CHECK(r.last.submit[0].covered_by_gate == gate + 1);
+    r.send(rec(MsgType::barrier, 6, 2));
+    CHECK(r.m.gate_after_in_flight() == gate + 1);
   }
 }
 
@@ -104,7 +116,7 @@ TEST_CASE("the next epoch's writes go out behind the barrier's flush, never ahea
   Actions a = r.send(rec(MsgType::write, 3, 2, 0), &w3);  // overlaps w1: it starts after the flush anyway
   REQUIRE(a.submit.size() == 1);
   CHECK(a.submit[0].header.seq == 3);
-  CHECK(a.submit[0].after_flush_of == 2);
+  CHECK(a.submit[0].after_flush_gate != 0);
   // Overlapping each other, they keep their order: the second waits.
   CHECK(r.send(rec(MsgType::write, 4, 2, 0)).submit.empty());
   a = r.io_done(w1);
@@ -117,7 +129,7 @@ TEST_CASE("the next epoch's writes go out behind the barrier's flush, never ahea
   a = r.io_done(w3);
   REQUIRE(a.submit.size() == 1);
   CHECK(a.submit[0].header.seq == 4);
-  CHECK(a.submit[0].after_flush_of == 0);
+  CHECK(a.submit[0].after_flush_gate == 0);
 }
 
 // Opens a session with write 1 and barrier 2 of epoch 1, and write 3 of
@@ -128,7 +140,7 @@ std::pair<apply::RecordId, apply::RecordId> open_with_next_epoch_held(Rig& r) {
   r.send(rec(MsgType::write, 1, 1, 0), &w1);
   r.send(rec(MsgType::barrier, 2, 1));
   REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192), &w3).submit.size() == 1);
-  REQUIRE(r.last.submit[0].after_flush_of == 2);
+  REQUIRE(r.last.submit[0].after_flush_gate != 0);
   return {w1, w3};
 }
 
@@ -217,6 +229,48 @@ TEST_CASE("writes behind a barrier that is dropped unflushed are cancelled") {
     r.io_done(w3);
     CHECK(r.m.in_flight() == 0);
   }
+}
+
+TEST_CASE("a gate is never named twice: the barriers a session leaves unflushed take theirs with them") {
+  // The next session sends the same seqs again; were its barrier's flush to
+  // carry the same number, the executor would take the old gate's fate
+  // (cancelled, or let go by an early flush) for the new one's.
+  Rig r;
+  uint64_t old_gate = 0;
+  SUBCASE("writes were held behind it, and are cancelled") {
+    const auto [w1, w3] = open_with_next_epoch_held(r);
+    old_gate = r.last.submit[0].after_flush_gate;
+    CHECK(r.m.gate_after_in_flight() == old_gate);
+    Actions a = r.run([&](Actions& x) { r.m.end_session(x); });
+    CHECK(a.cancel_after_flush);
+    r.io_done(w1);
+    r.io_done(w3, base::Status::error(ECANCELED, "not written."));
+  }
+  SUBCASE("only an early flush was asked for it (it may have run)") {
+    r.open();
+    apply::RecordId w1 = 0;
+    r.send(rec(MsgType::write, 1, 1, 0), &w1);
+    r.send(rec(MsgType::barrier, 2, 1));
+    old_gate = r.m.gate_after_in_flight();
+    CHECK(old_gate != 0);
+    Actions a = r.run([&](Actions& x) { r.m.end_session(x); });
+    CHECK_FALSE(a.cancel_after_flush);
+    CHECK_FALSE(r.io_done(w1).flush);
+  }
+  REQUIRE(r.m.in_flight() == 0);
+
+  r.open();
+  apply::RecordId n1 = 0;
+  REQUIRE(r.send(rec(MsgType::write, 1, 1, 0), &n1).submit.size() == 1);
+  CHECK(r.last.submit[0].covered_by_gate > old_gate);
+  r.send(rec(MsgType::barrier, 2, 1));
+  const uint64_t new_gate = r.m.gate_after_in_flight();
+  CHECK(new_gate > old_gate);
+  REQUIRE(r.send(rec(MsgType::write, 3, 2, 8192)).submit.size() == 1);
+  CHECK(r.last.submit[0].after_flush_gate == new_gate);
+  Actions a = r.io_done(n1);
+  CHECK(a.flush);
+  CHECK(a.flush_gate == new_gate);
 }
 
 TEST_CASE("nothing goes out behind a marked barrier: it may wait for a commit") {

@@ -143,15 +143,16 @@ size_t count_kind(const std::vector<cloned::Completion>& got, cloned::Completion
 }
 
 // `n` writes of 4 KiB at distinct offsets, seq 1..n; returns their data.
+// The gates as apply::SubmitIo's.
 std::vector<std::vector<uint8_t>> submit_writes(cloned::DiskWorkers& workers, uint64_t first_id, size_t n,
-                                                uint64_t after_flush_of = 0) {
+                                                uint64_t after_flush_gate = 0, uint64_t covered_by_gate = 0) {
   std::vector<std::vector<uint8_t>> data;
   for (size_t i = 0; i < n; ++i) {
     const uint64_t id = first_id + i;
     data.push_back(pattern(4096, static_cast<uint8_t>(id)));
     proto::RecordHeader h = header(proto::MsgType::write, id * 8192, data.back());
     h.seq = id;
-    workers.submit(id, h, frame_with(h, data.back()), {}, after_flush_of);
+    workers.submit(id, h, frame_with(h, data.back()), {}, after_flush_gate, covered_by_gate);
   }
   return data;
 }
@@ -352,7 +353,7 @@ TEST_CASE("writes held back behind a flush start only once it has succeeded") {
     cloned::DiskWorkers::Batch batch(workers);
     submit_writes(workers, 1, 20);
     workers.flush_when_drained(21);
-    next_epoch = submit_writes(workers, 22, 20, /*after_flush_of=*/21);
+    next_epoch = submit_writes(workers, 22, 20, /*after_flush_gate=*/21);
   }
   const std::vector<cloned::Completion> got = collect(done, 41);
   REQUIRE(got.size() == 41);
@@ -369,7 +370,7 @@ TEST_CASE("writes held back behind a flush start only once it has succeeded") {
   for (uint64_t i = 0; i < next_epoch.size(); ++i) CHECK(read_back(dev, (22 + i) * 8192, 4096) == next_epoch[i]);
 
   SUBCASE("and those submitted after it has succeeded go at once") {
-    submit_writes(workers, 50, 2, /*after_flush_of=*/21);
+    submit_writes(workers, 50, 2, /*after_flush_gate=*/21);
     const std::vector<cloned::Completion> later = collect(done, 2);
     REQUIRE(later.size() == 2);
     CHECK(later[0].status.is_ok());
@@ -387,9 +388,9 @@ TEST_CASE("a failed early flush is reported, and it or a write it covers failing
   cloned::DiskWorkers workers(dev, kKey, 1, done);
   {
     cloned::DiskWorkers::Batch batch(workers);
-    submit_writes(workers, 1, 3);
+    submit_writes(workers, 1, 3, 0, /*covered_by_gate=*/9);
     workers.flush_when_drained(9);
-    submit_writes(workers, 10, 2, /*after_flush_of=*/9);
+    submit_writes(workers, 10, 2, /*after_flush_gate=*/9);
   }
   std::vector<cloned::Completion> got = collect(done, 6);
   REQUIRE(got.size() == 6);
@@ -401,7 +402,7 @@ TEST_CASE("a failed early flush is reported, and it or a write it covers failing
   for (const cloned::Completion& c : got)
     if (c.id >= 10) CHECK(is_cancelled(c));
   // Any held later for the same barrier is cancelled at once.
-  submit_writes(workers, 12, 1, /*after_flush_of=*/9);
+  submit_writes(workers, 12, 1, /*after_flush_gate=*/9);
   got = collect(done, 1);
   REQUIRE(got.size() == 1);
   CHECK(is_cancelled(got[0]));
@@ -412,7 +413,7 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   blockio::MemoryDevice dev(kDisk, 512);
   cloned::Completions done;
   auto workers = std::make_unique<cloned::DiskWorkers>(dev, kKey, 2, done);
-  submit_writes(*workers, 1, 2, /*after_flush_of=*/5);
+  submit_writes(*workers, 1, 2, /*after_flush_gate=*/5);
   CHECK(collect(done, 1).empty());  // nothing flushed yet: they wait
   workers->flush(4);                // an earlier barrier's: not theirs
   std::vector<cloned::Completion> got = collect(done, 1);
@@ -424,7 +425,7 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   CHECK(count_kind(got, cloned::Completion::Kind::io) == 2);
   for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
 
-  submit_writes(*workers, 3, 1, /*after_flush_of=*/6);
+  submit_writes(*workers, 3, 1, /*after_flush_gate=*/6);
   workers->cancel_after_flush();
   got = collect(done, 1);
   REQUIRE(got.size() == 1);
@@ -433,7 +434,7 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   CHECK(count_kind(collect(done, 2), cloned::Completion::Kind::io) == 0);
 
   // Stopping completes what is still held, unwritten.
-  submit_writes(*workers, 4, 1, /*after_flush_of=*/7);
+  submit_writes(*workers, 4, 1, /*after_flush_gate=*/7);
   workers.reset();
   got = done.take_all();
   REQUIRE(got.size() == 1);
@@ -463,27 +464,42 @@ TEST_CASE("a held write with a bad digest is refused unwritten once it is let go
   CHECK(read_back(dev, 8192, 4096) == std::vector<uint8_t>(4096, 0));
 }
 
-TEST_CASE("a new session forgets which barriers' flushes let writes go or cancelled them") {
-  // The original sends again from the clone's position: barrier 9 is a new
-  // flush in the new session, whatever became of the last one's.
+TEST_CASE("what became of a gate decides only its own writes: a later gate's wait for their flush") {
+  // A session ends with writes held behind gate 9 (cancelled) and one of its
+  // epoch's writes refused; the next session's first barrier flush is gate
+  // 10 (the machine never names a gate twice).
   blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
   cloned::Completions done;
   cloned::DiskWorkers workers(dev, kKey, 2, done);
-  submit_writes(workers, 1, 1, /*after_flush_of=*/9);
+  submit_writes(workers, 1, 1, /*after_flush_gate=*/9, /*covered_by_gate=*/10);
   workers.cancel_after_flush();
   REQUIRE(collect(done, 1).size() == 1);
-  workers.flush(8);  // a flush before it; then one for it, released
-  workers.flush(9);
-  REQUIRE(collect(done, 2).size() == 2);
-  workers.begin_session();
-  submit_writes(workers, 2, 1, /*after_flush_of=*/9);  // neither cancelled at once nor let go
+  const std::vector<uint8_t> bad = pattern(4096, 3);
+  proto::RecordHeader hb = header(proto::MsgType::write, 8192, bad);
+  hb.digest[0] ^= 1;
+  workers.submit(2, hb, frame_with(hb, bad), {}, 0, /*covered_by_gate=*/9);
+  std::vector<cloned::Completion> got = collect(done, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].digest_mismatch);
+
+  submit_writes(workers, 3, 1, /*after_flush_gate=*/10, /*covered_by_gate=*/11);  // neither cancelled nor let go
   CHECK(collect(done, 1).empty());
   CHECK(dev.unflushed_count() == 0);
-  workers.flush(9);
-  const std::vector<cloned::Completion> got = collect(done, 2);
+  workers.flush(10);  // not held up by the refused write: its gate's flush never came
+  got = collect(done, 2);
   REQUIRE(got.size() == 2);
   for (const cloned::Completion& c : got) CHECK(c.status.is_ok());
   CHECK(dev.unflushed_count() == 1);  // written after that flush
+
+  SUBCASE("a write its own flush covers failing still holds them") {
+    workers.submit(4, hb, frame_with(hb, bad), {}, 0, /*covered_by_gate=*/11);
+    REQUIRE(collect(done, 1).size() == 1);
+    submit_writes(workers, 5, 1, /*after_flush_gate=*/11, /*covered_by_gate=*/12);
+    workers.flush(11);
+    got = collect(done, 2);
+    REQUIRE(got.size() == 2);
+    CHECK(std::count_if(got.begin(), got.end(), is_cancelled) == 1);
+  }
 }
 
 TEST_CASE("held writes cancelled at any moment after they are submitted are cancelled, never written") {
@@ -495,7 +511,7 @@ TEST_CASE("held writes cancelled at any moment after they are submitted are canc
     CAPTURE(k);
     proto::RecordHeader h = header(proto::MsgType::write, 0, data);
     h.seq = k;
-    workers.submit(k, h, frame_with(h, data), {}, /*after_flush_of=*/k);
+    workers.submit(k, h, frame_with(h, data), {}, /*after_flush_gate=*/k);
     std::this_thread::sleep_for(std::chrono::microseconds(50 * (k - 1)));
     workers.cancel_after_flush();
     const std::vector<cloned::Completion> got = collect(done, 1);
@@ -513,7 +529,7 @@ TEST_CASE("a cancel staged in a batch cancels the held writes staged before it")
   cloned::DiskWorkers workers(dev, kKey, 2, done);
   {
     cloned::DiskWorkers::Batch batch(workers);
-    submit_writes(workers, 1, 3, /*after_flush_of=*/4);
+    submit_writes(workers, 1, 3, /*after_flush_gate=*/4);
     workers.cancel_after_flush();
   }
   const std::vector<cloned::Completion> got = collect(done, 3);
