@@ -21,10 +21,13 @@ using base::u64s;
 namespace {
 
 // The second pass: the file was validated whole by scan_spool, but it is
-// read and validated again record by record (it could have changed since).
+// read and validated again record by record (it could have changed since):
+// every entry's keyed digest, but not the payloads' digests again, which
+// scan_spool checked on bytes that entry digest binds (SpoolReader::open).
 base::Status feed_spool(const std::string& path, const config::OriginConfig& config, const config::DerivedKeys& keys,
                         RetainedLog& log, std::atomic<uint64_t>& done_bytes) {
-  base::Result<std::unique_ptr<SpoolReader>> reader = SpoolReader::open(path, config.pair_id, keys.digest_key);
+  base::Result<std::unique_ptr<SpoolReader>> reader =
+      SpoolReader::open(path, config.pair_id, keys.digest_key, /*payload_digests=*/false);
   if (!reader) return reader.status();
   for (;;) {
     auto rec = std::make_shared<Record>();
@@ -74,7 +77,7 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
   if (!s.is_ok()) return s;
   const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
   replicator.stop();
-  std::printf("replay done: %s in %.1f s (%s), %llu records (seq %llu..%llu) durable on the clone, %llu reconnects\n",
+  std::printf("replay done: %s in %.3f s (%s), %llu records (seq %llu..%llu) durable on the clone, %llu reconnects\n",
               base::format_bytes(sum->data_bytes).c_str(), static_cast<double>(elapsed_ns) / 1e9,
               format_rate(sum->data_bytes, elapsed_ns).c_str(), static_cast<unsigned long long>(sum->record_count),
               static_cast<unsigned long long>(sum->first_seq), static_cast<unsigned long long>(sum->last_seq),

@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "base/file_io.h"
@@ -95,10 +96,11 @@ SpoolReader::SpoolReader(base::UniqueFd fd, std::string path, const digest::Dige
 SpoolReader::~SpoolReader() = default;
 
 base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& path, const proto::PairId& pair_id,
-                                                             const digest::DigestKey& digest_key) {
+                                                             const digest::DigestKey& digest_key, bool payload_digests) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return base::Status::from_errno("cannot open spool " + path);
   std::unique_ptr<SpoolReader> r(new SpoolReader(std::move(fd), path, digest_key));
+  r->payload_digests_ = payload_digests;
   BASE_TRY(r->read_header(pair_id));
   return r;
 }
@@ -106,9 +108,21 @@ base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& 
 // The spool is read front to back: offset_bytes_ is where the next byte is.
 base::Status SpoolReader::read_exact(uint8_t* out, size_t n, size_t& got) {
   got = 0;
-  base::Result<size_t> k = base::pread_upto(fd_.get(), base::MutableByteSpan(out, n), offset_bytes_);
-  if (!k) return k.status().with_context("cannot read spool " + path_);
-  got = *k;
+  while (got < n) {
+    if (buf_used_ == buf_.size()) {
+      buf_offset_ += buf_.size();
+      buf_.resize(kReadBytes);
+      base::Result<size_t> k = base::pread_upto(fd_.get(), base::MutableByteSpan(buf_.data(), buf_.size()), buf_offset_);
+      if (!k) return k.status().with_context("cannot read spool " + path_);
+      buf_.resize(*k);
+      buf_used_ = 0;
+      if (*k == 0) break;  // end of file
+    }
+    const size_t take = std::min(n - got, buf_.size() - buf_used_);
+    std::memcpy(out + got, buf_.data() + buf_used_, take);
+    buf_used_ += take;
+    got += take;
+  }
   offset_bytes_ += got;
   return base::Status::ok();
 }
@@ -174,7 +188,7 @@ base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
   base::ByteSpan payload;
   if (base::Status s = proto::decode_record(plain, h, payload); !s.is_ok())
     return corrupt(entry_offset, "the record does not decode (" + s.message() + ")");
-  if (h.type == proto::MsgType::write &&
+  if (h.type == proto::MsgType::write && payload_digests_ &&
       !digest::digest_equal(h.digest, digest::keyed_digest(digest_key_, payload)))
     return corrupt(entry_offset, "the payload of write record " + u64s(h.seq) + " does not match its digest");
   if (h.seq != next_seq_)

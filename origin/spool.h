@@ -73,9 +73,14 @@ struct SpoolHeader {
 class SpoolReader {
  public:
   // Opens and checks the header: magic, version, and that the spool belongs
-  // to `pair_id`.
+  // to `pair_id`. `payload_digests` false: next() does not re-hash a write's
+  // payload against its record's digest, for a pass over a spool that a
+  // pass with them already validated whole (replay's second pass): the keyed
+  // entry digest still binds every byte to what that pass read, and the
+  // clone checks each payload's digest again before it writes.
   static base::Result<std::unique_ptr<SpoolReader>> open(const std::string& path, const proto::PairId& pair_id,
-                                                         const digest::DigestKey& digest_key);
+                                                         const digest::DigestKey& digest_key,
+                                                         bool payload_digests = true);
   ~SpoolReader();
   SpoolReader(const SpoolReader&) = delete;
   SpoolReader& operator=(const SpoolReader&) = delete;
@@ -94,7 +99,9 @@ class SpoolReader {
   SpoolReader(base::UniqueFd fd, std::string path, const digest::DigestKey& key);
   base::Status read_header(const proto::PairId& pair_id);
   // Reads exactly n bytes; `got` tells how many arrived before end of file.
+  // Through buf_: one pread per kReadBytes, not two per entry.
   base::Status read_exact(uint8_t* out, size_t n, size_t& got);
+  static constexpr size_t kReadBytes = 256 * 1024;
   base::Status corrupt(uint64_t entry_offset, const std::string& what) const;
   base::Status check_entry(uint64_t entry_offset, Record& out);
 
@@ -105,7 +112,12 @@ class SpoolReader {
   uint64_t offset_bytes_ = 0;
   uint64_t next_seq_ = 0;
   uint64_t open_epoch_ = 0;  // epoch the next record must carry; 0 before the first
+  bool payload_digests_ = true;
   base::Bytes entry_;
+  // The file's bytes from buf_offset_ on, buf_used_ of them handed out.
+  base::Bytes buf_;
+  uint64_t buf_offset_ = 0;
+  size_t buf_used_ = 0;
 };
 
 // Everything a replay must know before its first byte is sent, from one full
