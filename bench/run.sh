@@ -17,7 +17,9 @@
 #      record against a bare receiver's (stream-bench recv TARGET: decrypt,
 #      re-hash, one O_DIRECT pwrite per record, no fsync); and the floor, the
 #      CPU per record of the bare sender and receiver without a disk plus
-#      fio's own CPU per write, with the rate all cores would reach at it.
+#      fio's own CPU per write, with the rate all cores would reach at it;
+#      and cloned taking the same records from a spool the original captured
+#      beforehand (clone-origin replay: its generator off the clock).
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
 # BENCH_DISK (1G), BENCH_SEQ_BYTES (1G), BENCH_RAND_BYTES (256M),
 # BENCH_SIZES ("4K 16K 64K 256K 1M"), BENCH_SIZE_BYTES (256M, per size),
@@ -85,7 +87,7 @@ cleanup() {
   wait 2>/dev/null
   detach_loop
   [[ -n $scratch ]] && rm -rf "$scratch"
-  [[ -n $source_img ]] && rm -f "$source_img"
+  [[ -n $source_img ]] && rm -f "$source_img" "$source_img".*.spool
   return 0
 }
 trap cleanup EXIT
@@ -268,6 +270,32 @@ e2e_size() {
     --pattern random --epoch-records "$rand_epoch_records"
 }
 
+# The same records from a spool: clone-origin captures them first (not
+# timed), then replays them; R is over replay's own clock, which starts once
+# it has validated the spool. The original's generator and its own image
+# writes are then off the clock (its sealing, and reading the spool, are not).
+e2e_spool() {
+  local target=$1 name=$2 seed=$3 size=$4
+  local dir=$scratch/$name spool
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  make_pair "$dir" "$target" ""
+  spool=$source_img.$name.spool  # in RAM beside the original's image
+  bounded "$origin_bin" --config "$dir/origin/origin.toml" capture --source "$source_img" --spool "$spool" \
+    --seed "$seed" --bytes "$size_bytes" --write-min "$size" --write-max "$size" --pattern random \
+    --epoch-records "$rand_epoch_records" >"$dir/capture.log" 2>&1 ||
+    { cat "$dir/capture.log" >&2; rm -f "$spool"; die "clone-origin capture failed ($name)"; }
+  start_cloned "$dir"
+  bounded "$origin_bin" --config "$dir/origin/origin.toml" replay --spool "$spool" >"$dir/origin.log" 2>&1 ||
+    { cat "$dir/origin.log" >&2; rm -f "$spool"; die "clone-origin replay failed ($name)"; }
+  rm -f "$spool"
+  stop_cloned "$dir"
+  local s
+  s=$(sed -n 's/^replay done: .* in \([0-9.]*\) s .*/\1/p' "$dir/origin.log")
+  [[ -n $s ]] || die "no time in replay's output ($dir/origin.log)"
+  R=$(mib_per_s "$size_bytes" "$(awk -v s="$s" 'BEGIN { printf "%d", s * 1e9 }')")
+}
+
 # --- Results -----------------------------------------------------------------
 rows=()
 # row TARGET FIGURE VALUE UNIT [BASELINE_NAME BASELINE_VALUE GOAL], kept as
@@ -341,6 +369,8 @@ bench_size() {
   e2e_size "$target" "$t-size-$size-$rep" "$rep" "$size"
   add_sample "$t:cloned_us_$size" "$(awk -v c="$(cat "$scratch/$t-size-$size-$rep/cpu_s")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
   keep_replication "$t" "size_$size" "cloned $size random" "$rep" "$t-size-$size-$rep"
+  e2e_spool "$target" "$t-spool-$size-$rep" "$rep" "$size"
+  keep_replication "$t" "spool_$size" "cloned $size random, from a spool" "$rep" "$t-spool-$size-$rep"
 }
 
 # Interpolates, linearly in log2(record size), between the ratios at the
@@ -372,6 +402,9 @@ size_rows() {
     row "$t" "   fio $size, drained before each fdatasync" "$(med "$t:fiod_$size")" "MiB/s"
     row "$t" "   cloned $size random, barrier/32" "$cloned" "MiB/s" "fio $size" "$(ratio "$cloned" "$fio_s")" "$goal_wall"
     row "$t" "   cloned against the drained fio" "$cloned" "MiB/s" "drained" "$(ratio "$cloned" "$(med "$t:fiod_$size")")"
+    local spool
+    spool=$(med "$t:spool_$size")
+    row "$t" "   cloned from a spool (generator paid)" "$spool" "MiB/s" "fio $size" "$(ratio "$spool" "$fio_s")"
     row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
     # The rate at which every core busy on nothing but the floor would go:
     # no pair on this machine goes faster, however it is built.
