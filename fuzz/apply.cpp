@@ -77,7 +77,8 @@ struct Driver {
       FUZZ_CHECK(h.length_bytes > 0 && h.offset_bytes <= kDiskBytes && h.length_bytes <= kDiskBytes - h.offset_bytes);
       FUZZ_CHECK(h.offset_bytes % kBlockBytes == 0 && h.length_bytes % kBlockBytes == 0);
       if (s.after_flush_gate != 0) {  // may overlap what is in flight: it starts after
-        for (const apply::SubmitIo& f : held) FUZZ_CHECK(!overlaps(h, f.header) && f.after_flush_gate == s.after_flush_gate);
+        for (const apply::SubmitIo& f : held)
+          FUZZ_CHECK(!overlaps(h, f.header) && f.after_flush_gate == s.after_flush_gate);
         FUZZ_CHECK(s.after_flush_gate > settled_gate && s.covered_by_gate == s.after_flush_gate + 1);
         held.push_back(s);
         FUZZ_CHECK(held.size() <= limits().io_depth_max);

@@ -96,7 +96,8 @@ SpoolReader::SpoolReader(base::UniqueFd fd, std::string path, const digest::Dige
 SpoolReader::~SpoolReader() = default;
 
 base::Result<std::unique_ptr<SpoolReader>> SpoolReader::open(const std::string& path, const proto::PairId& pair_id,
-                                                             const digest::DigestKey& digest_key, bool payload_digests) {
+                                                             const digest::DigestKey& digest_key,
+                                                             bool payload_digests) {
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return base::Status::from_errno("cannot open spool " + path);
   std::unique_ptr<SpoolReader> r(new SpoolReader(std::move(fd), path, digest_key));
@@ -112,7 +113,8 @@ base::Status SpoolReader::read_exact(uint8_t* out, size_t n, size_t& got) {
     if (buf_used_ == buf_.size()) {
       buf_offset_ += buf_.size();
       buf_.resize(kReadBytes);
-      base::Result<size_t> k = base::pread_upto(fd_.get(), base::MutableByteSpan(buf_.data(), buf_.size()), buf_offset_);
+      base::Result<size_t> k =
+          base::pread_upto(fd_.get(), base::MutableByteSpan(buf_.data(), buf_.size()), buf_offset_);
       if (!k) return k.status().with_context("cannot read spool " + path_);
       buf_.resize(*k);
       buf_used_ = 0;

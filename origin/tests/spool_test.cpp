@@ -50,7 +50,8 @@ base::Bytes raw_entry(const base::Bytes& record) {
   return e;
 }
 
-base::Status read_all(const std::string& path, std::vector<origin::Record>* out = nullptr, bool payload_digests = true) {
+base::Status read_all(const std::string& path, std::vector<origin::Record>* out = nullptr,
+                      bool payload_digests = true) {
   auto r = origin::SpoolReader::open(path, kPair, origin_test::test_digest_key(), payload_digests);
   if (!r) return r.status();
   for (;;) {

@@ -193,8 +193,8 @@ struct Clone {
       if (s.to_stage) continue;  // the stage worker's (below)
       covered_by[s.id] = s.covered_by_gate;
       if (s.after_flush_gate != 0) {
-        CHECK_MESSAGE(s.after_flush_gate > settled_gate, "a write behind gate " << s.after_flush_gate
-                                                                                 << ", one already flushed or cancelled");
+        CHECK_MESSAGE(s.after_flush_gate > settled_gate,
+                      "a write behind gate " << s.after_flush_gate << ", one already flushed or cancelled");
         CHECK_MESSAGE((held_io.empty() || held_gate == s.after_flush_gate), "held writes behind two gates");
         CHECK_MESSAGE(s.covered_by_gate == s.after_flush_gate + 1, "a held write covered by the wrong gate");
         held_gate = s.after_flush_gate;
