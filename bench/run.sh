@@ -209,10 +209,12 @@ run_nc_dd() {
 }
 
 # --- cloned and clone-origin -------------------------------------------------
-# A fresh pair per run, so that every run starts from the same state and
+# A fresh pair in a fresh directory per run, so that every run starts from the same state and
 # cloned's peak RSS belongs to that run alone. Extra lines go to cloned.toml.
 make_pair() {
   local dir=$1 target=$2 extra=$3
+  rm -rf "$dir"
+  mkdir -p "$dir"
   next_port
   "$clonectl_bin" pair --clone-dir "$dir/clone" --origin-dir "$dir/origin" --target "$target" \
     --listen "127.0.0.1:$port" >/dev/null || die "clonectl pair failed for $target"
@@ -242,8 +244,6 @@ run_replication() {
   local target=$1 name=$2 bytes=$3 extra=$4
   shift 4
   local dir=$scratch/$name
-  rm -rf "$dir"
-  mkdir -p "$dir"
   make_pair "$dir" "$target" "$extra"
   start_cloned "$dir"
   local t0 elapsed
@@ -276,18 +276,17 @@ e2e_size() {
 # writes are then off the clock (its sealing, and reading the spool, are not).
 e2e_spool() {
   local target=$1 name=$2 seed=$3 size=$4
-  local dir=$scratch/$name spool
-  rm -rf "$dir"
-  mkdir -p "$dir"
+  local dir=$scratch/$name
   make_pair "$dir" "$target" ""
-  spool=$source_img.$name.spool  # in RAM beside the original's image
+  # In RAM beside the original's image; cleanup removes it on any exit.
+  local spool=$source_img.$name.spool
   bounded "$origin_bin" --config "$dir/origin/origin.toml" capture --source "$source_img" --spool "$spool" \
     --seed "$seed" --bytes "$size_bytes" --write-min "$size" --write-max "$size" --pattern random \
     --epoch-records "$rand_epoch_records" >"$dir/capture.log" 2>&1 ||
-    { cat "$dir/capture.log" >&2; rm -f "$spool"; die "clone-origin capture failed ($name)"; }
+    { cat "$dir/capture.log" >&2; die "clone-origin capture failed ($name)"; }
   start_cloned "$dir"
   bounded "$origin_bin" --config "$dir/origin/origin.toml" replay --spool "$spool" >"$dir/origin.log" 2>&1 ||
-    { cat "$dir/origin.log" >&2; rm -f "$spool"; die "clone-origin replay failed ($name)"; }
+    { cat "$dir/origin.log" >&2; die "clone-origin replay failed ($name)"; }
   rm -f "$spool"
   stop_cloned "$dir"
   local s
