@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The test suite under the sanitizers (gcc):
-#  asan: the whole tree with AddressSanitizer + UndefinedBehaviorSanitizer
-#        (and LeakSanitizer) in ./build-asan, the whole test suite but the VM
-#        suite (it boots the .deb's binaries, not these);
-#  tsan: the whole tree with ThreadSanitizer in ./build-tsan, the threaded
+#  asan: AddressSanitizer + UndefinedBehaviorSanitizer (and LeakSanitizer)
+#        in ./build-asan, the whole test suite but the VM suite (it boots the
+#        .deb's binaries, not these);
+#  tsan: ThreadSanitizer in ./build-tsan, the threaded
 #        parts: the daemon's black-box suites (e2e-*), origin, blockio (and
 #        its host-dependent parts, blockio-*), simulation, health-monitor and
 #        daemon-workers (the disk workers and their early flush);
@@ -16,6 +16,8 @@
 # process writes its reports to build-*/sanitizer-reports/; any report there
 # fails the run, whatever the tests said. Races inside Debian's libuv, sqlite
 # or libsodium may be suppressed in scripts/tsan.supp, never our own.
+# Each stage builds only what its tests run (build_for), and the tests' own
+# files at -O0 (meson.build, test_compile_args).
 # Usage: scripts/sanitize.sh [asan] [tsan]   (default both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,25 +38,75 @@ scripts/setup.sh --no-build
 # -O1 -g1, the sanitizers' own advice, not the tree's -O2 -g: gcc compiled a
 # large test file with ASan+UBSan in 30 s at -O2 -g and in 11 s at -O1 -g1
 # (plain: 6 s); -g1 keeps the line tables a report's stack needs, and the
-# frame pointer keeps its stacks whole.
-# The build's output is shown only when it fails.
+# frame pointer keeps its stacks whole. The tests' own files then go down to
+# -O0 (meson.build): the code under test keeps -O1.
 configure() {
   local dir=$1
   shift
   local options=(-Dwerror=false -Db_lundef=false -Doptimization=1 -Ddebug=false
                  "-Dcpp_args=-g1 -fno-omit-frame-pointer" "$@")
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "${options[@]}"
+  else
+    meson configure "$dir" "${options[@]}"
+  fi
+}
+
+# The names of the tests a stage runs, from the configured tree:
+#  asan: every test but the VM suite's (it boots a stick built from the .deb,
+#        not these binaries);
+#  tsan: the threaded parts (see the top of this file).
+select_tests() {
+  meson introspect --tests "$1" | python3 -c '
+import json, sys
+threaded = {"origin", "blockio", "simulation", "health-monitor", "daemon-workers"}
+for t in json.load(sys.stdin):
+    name = t["name"]
+    if sys.argv[1] == "asan":
+        if "cloned:vm" not in t["suite"]:
+            print(name)
+    elif name != "e2e-log-writes-capture" and (name.startswith(("e2e-", "blockio-")) or name in threaded):
+        print(name)' "$2"
+}
+
+# Builds only what the named tests need: their executables and what they
+# depend on (cloned, clonectl, clone-origin); not the benches, nor, for TSan,
+# the tests it does not run (that halves its build).
+build_for() {
+  local dir=$1
+  shift
+  local targets
+  mapfile -t targets < <(python3 -c '
+import json, os, sys
+root = os.path.realpath(sys.argv[1])
+def info(name):
+    with open(os.path.join(root, "meson-info", name)) as f:
+        return json.load(f)
+files = {t["id"]: t["filename"] for t in info("intro-targets.json")}
+want = set(sys.argv[2:])
+for t in info("intro-tests.json"):
+    if t["name"] in want:
+        for dep in t.get("depends", []):
+            for f in files[dep]:
+                print(os.path.relpath(f, root))' "$dir" "$@" | sort -u)
+  ((${#targets[@]})) || { echo "sanitize: the tests of $dir need no target?" >&2; return 1; }
+  ninja -C "$dir" -j "$(nproc)" "${targets[@]}"
+}
+
+# Configures `dir`, and builds what its stage's tests need; the output is
+# shown only when it fails.
+prepare() {
+  local dir=$1 stage=$2
+  shift 2
   local log
   log=$(mktemp)
-  if { if [ ! -f "$dir/build.ninja" ]; then
-         meson setup "$dir" "${options[@]}"
-       else
-         meson configure "$dir" "${options[@]}"
-       fi && ninja -C "$dir" -j "$(nproc)"; } >"$log" 2>&1; then
+  if { configure "$dir" "$@" && mapfile -t tests < <(select_tests "$dir" "$stage") && ((${#tests[@]})) &&
+       build_for "$dir" "${tests[@]}"; } >"$log" 2>&1; then
     rm -f "$log"
   else
     tail -n 60 "$log" >&2
     rm -f "$log"
-    echo "sanitize: building $dir failed" >&2
+    echo "sanitize: configuring or building $dir failed (or it has no $stage tests)" >&2
     return 1
   fi
 }
@@ -85,36 +137,23 @@ run_tests() {
 }
 
 status=0
+tests=()  # prepare's: the stage's tests
 for s in "${stages[@]}"; do
   dir=build-$s
   start=$SECONDS
   if [ "$s" = asan ]; then
-    configure "$dir" -Db_sanitize=address,undefined || { status=1; continue; }
+    prepare "$dir" asan -Db_sanitize=address,undefined || { status=1; continue; }
     fresh_reports "$dir"
     # halt_on_error: UBSan reports and carries on by default; here a report
     # fails the test that caused it. abort_on_error: a core-less abort that
     # the test runner sees as a crash.
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$PWD/$dir/sanitizer-reports/asan"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/$dir/sanitizer-reports/ubsan"
-    # Not the VM suite: it boots a stick built from the .deb, not these binaries.
-    run_tests "$dir" --no-suite vm || status=1
+    run_tests "$dir" "${tests[@]}" || status=1
     unset ASAN_OPTIONS UBSAN_OPTIONS
   else
-    configure "$dir" -Db_sanitize=thread || { status=1; continue; }
+    prepare "$dir" tsan -Db_sanitize=thread || { status=1; continue; }
     fresh_reports "$dir"
-    mapfile -t tests < <(meson introspect --tests "$dir" | python3 -c '
-import json, sys
-threaded = {"origin", "blockio", "simulation", "health-monitor", "daemon-workers"}
-for t in json.load(sys.stdin):
-    if t["name"] == "e2e-log-writes-capture":
-        continue
-    if t["name"].startswith(("e2e-", "blockio-")) or t["name"] in threaded:
-        print(t["name"])')
-    if ((${#tests[@]} == 0)); then
-      echo "sanitize: no threaded tests found in $dir" >&2
-      status=1
-      continue
-    fi
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp:log_path=$PWD/$dir/sanitizer-reports/tsan"
     run_tests "$dir" "${tests[@]}" || status=1
     unset TSAN_OPTIONS
