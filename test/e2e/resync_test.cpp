@@ -321,15 +321,25 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
     harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
     if (json.find("\"stage_phase\":\"staging\"") != std::string::npos && staging_seen < 5) {
       // With the original stopped, the staging cannot end (the original asks
-      // for the end) while the disk is compared; counted only if it had not
-      // ended before the stop.
+      // for the end) while the disk is compared. Counted only if it is still
+      // staging after the comparison too: an end already on its way when the
+      // original stopped would show there.
       resync.signal(SIGSTOP);
-      harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+      const auto staging = [&] {
+        std::string now;
+        harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, now);
+        return now;
+      };
+      json = staging();
       if (json.find("\"stage_phase\":\"staging\"") != std::string::npos) {
-        if (const std::string human = status_of(r.pair); human.find("(staging ") != std::string::npos) line = human;
+        const std::string human = status_of(r.pair);
         const bool bootable = json.find("\"bootable\":true") != std::string::npos;
-        ++staging_seen;
-        if (bootable && harness::files_equal(d / "clone.img", d / "before.img")) ++untouched_seen;
+        const bool untouched = harness::files_equal(d / "clone.img", d / "before.img");
+        if (staging().find("\"stage_phase\":\"staging\"") != std::string::npos) {
+          if (human.find("(staging ") != std::string::npos) line = human;
+          ++staging_seen;
+          if (bootable && untouched) ++untouched_seen;
+        }
       }
       resync.signal(SIGCONT);
     }
