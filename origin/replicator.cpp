@@ -58,7 +58,7 @@ void Replicator::on_wake_info(const proto::WakeInfo& info) {
 base::Status Replicator::start() {
   wake_fd_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake_fd_) return base::Status::from_errno("cannot create an eventfd");
-  log_.set_append_listener([this] { wake(); });
+  log_.set_append_listener([this] { on_append(); });
   thread_ = std::thread([this] { run(); });
   return base::Status::ok();
 }
@@ -67,6 +67,16 @@ void Replicator::wake() {
   const uint64_t one = 1;
   ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
   (void)n;  // a full counter already wakes the reader
+}
+
+// The session stores reading_log_ = true and then reads the log under its
+// mutex; a producer appends under that mutex and then exchanges the flag.
+// Whichever comes second sees the other's work: the read finds the record,
+// or the exchange (ordered after the store through the mutex) finds true and
+// signals. So no append is left unsent while the session sleeps, and a
+// session that is busy is not woken once per record.
+void Replicator::on_append() {
+  if (reading_log_.exchange(false)) wake();
 }
 
 void Replicator::stop() {

@@ -97,6 +97,8 @@ class Replicator final : private SessionListener {
   void on_bytes_sent(uint64_t wire_bytes) override;
   bool stop_requested() const override { return stop_.load(); }
   void on_wake_info(const proto::WakeInfo& info) override;
+  void on_reading_log() override { reading_log_.store(true); }
+  void on_append();
 
   const SessionConfig session_config_;
   const ReconnectPolicy policy_;
@@ -104,6 +106,10 @@ class Replicator final : private SessionListener {
   std::function<void(const proto::WakeInfo&)> wake_info_handler_;
   std::function<void(const base::Status&)> silence_handler_;
   base::UniqueFd wake_fd_;  // eventfd, written by producers, read by the session
+  // Set by the session before each read of the log, cleared by the first
+  // append after it, which alone signals wake_fd: one eventfd write per turn
+  // of the session's loop instead of one per record.
+  std::atomic<bool> reading_log_{false};
   std::thread thread_;
   std::atomic<bool> stop_{false};
 

@@ -11,7 +11,9 @@
 // Threading: run() executes on the caller's thread (the replicator's
 // connection thread) and blocks until the connection ends. The listener is
 // called on that thread. The log may be appended to concurrently; the owner
-// signals `wake_fd` (an eventfd, not owned) after appends and stop requests.
+// signals `wake_fd` (an eventfd, not owned) on stop requests, and after an
+// append once the session said it is about to read the log
+// (SessionListener::on_reading_log).
 #pragma once
 
 #include <cstdint>
@@ -73,6 +75,10 @@ class SessionListener {
   virtual void on_receipt_ack(uint64_t seq) = 0;
   virtual void on_records_queued(uint64_t record_count) = 0;
   virtual void on_bytes_sent(uint64_t wire_bytes) = 0;
+  // The session is about to read the log and then, if it found nothing new,
+  // wait on wake_fd: an append from now on must signal wake_fd. Appends
+  // before it the read sees. Called once per turn of the session's loop.
+  virtual void on_reading_log() {}
   // Polled: true once the owner wants the session to end (with a goodbye).
   virtual bool stop_requested() const = 0;
   // A health report arrived; `fresh` is false for one kept before (a resend).

@@ -23,6 +23,7 @@ base::Status Session::pump() {
   const FrameHandler handler = [this](proto::MsgType type, base::ByteSpan plain) { return handle_frame(type, plain); };
   for (;;) {
     if (listener_.stop_requested()) return established_ ? say_goodbye() : base::Status::ok();
+    listener_.on_reading_log();
     BASE_TRY(fill_send_buffer());
     const uint64_t sent_before = conn_.wire_bytes_sent();
     BASE_TRY(conn_.pump(kWaitMsMax, handler, wake_fd_, log_.advertised_end_seq()));
