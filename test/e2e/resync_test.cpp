@@ -325,17 +325,17 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
       // staging after the comparison too: an end already on its way when the
       // original stopped would show there.
       resync.signal(SIGSTOP);
-      const auto staging = [&] {
+      const auto status_json = [&] {
         std::string now;
         harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, now);
         return now;
       };
-      json = staging();
+      json = status_json();
       if (json.find("\"stage_phase\":\"staging\"") != std::string::npos) {
         const std::string human = status_of(r.pair);
         const bool bootable = json.find("\"bootable\":true") != std::string::npos;
         const bool untouched = harness::files_equal(d / "clone.img", d / "before.img");
-        if (staging().find("\"stage_phase\":\"staging\"") != std::string::npos) {
+        if (status_json().find("\"stage_phase\":\"staging\"") != std::string::npos) {
           if (human.find("(staging ") != std::string::npos) line = human;
           ++staging_seen;
           if (bootable && untouched) ++untouched_seen;
