@@ -69,6 +69,7 @@ struct CloneConfig {
   std::string runtime_dir;            // absolute; status file
   // [apply]
   uint32_t writer_threads = 4;                 // 1..64
+  uint32_t writer_priority_boost = 10;         // 0..19: the disk workers' nice, below the daemon's
   uint64_t inflight_bytes_max = 32ull << 20;   // 1 MiB..1 GiB: received, not yet durable
   uint32_t commit_interval_ms = 100;           // 1..60000: grouped store commits
   uint32_t store_commit_delay_ms = 0;          // 0..10000: testing, slows every commit

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "base/thread.h"
+
 namespace origin {
 
 ProgressReporter::ProgressReporter(std::function<std::string()> line, uint32_t interval_ms)
@@ -27,6 +29,7 @@ void ProgressReporter::stop() {
 }
 
 void ProgressReporter::run() {
+  base::name_this_thread("origin-progress");
   std::unique_lock<std::mutex> lock(mutex_);
   while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [this] { return stop_; })) {
     lock.unlock();

@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "base/thread.h"
 
 namespace origin {
 
@@ -96,6 +97,7 @@ bool Replicator::sleep_unless_stopped(uint32_t ms) {
 }
 
 void Replicator::run() {
+  base::name_this_thread("origin-link");
   uint32_t failures = 0;
   uint32_t delay_ms = policy_.initial_ms;
   RefusalStreak refusals;

@@ -6,11 +6,14 @@
 
 #include <cerrno>
 #include <csignal>
+#include <fstream>
 #include <string>
+#include <thread>
 
 #include "base/bytes.h"
 #include "base/promise.h"
 #include "base/status.h"
+#include "base/thread.h"
 #include "base/units.h"
 
 TEST_CASE("sizes parse with K, M, G suffixes and reject junk") {
@@ -104,4 +107,24 @@ TEST_CASE("a broken promise stops the process with a sentence naming the conditi
   CHECK(WTERMSIG(status) == SIGABRT);
   CHECK(said.rfind("<3>broken promise at base_test.cpp:", 0) == 0);
   CHECK(said.find("(acked <= reserved): ack of record 132 past the reservation; stopping now") != std::string::npos);
+}
+
+// What the kernel shows for a thread of this process, as top -H and ps -L read it.
+static std::string comm_of(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string name;
+  std::getline(f, name);
+  return name;
+}
+
+TEST_CASE("a thread's name is what the kernel shows for it, cut to the 15 bytes Linux keeps") {
+  std::string short_name, long_name;
+  std::thread([&] {
+    base::name_this_thread("cloned-disk");
+    short_name = comm_of(::gettid());
+    base::name_this_thread("a-name-of-twenty-bytes");
+    long_name = comm_of(::gettid());
+  }).join();
+  CHECK(short_name == "cloned-disk");
+  CHECK(long_name == "a-name-of-twent");
 }

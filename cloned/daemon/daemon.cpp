@@ -50,7 +50,7 @@ Daemon::Daemon(const config::CloneConfig& config, const config::DerivedKeys& key
       store_(with_commit_delay(std::move(store), config.store_commit_delay_ms)),
       machine_(device_->geometry(), loaded, limits_from(config)),
       disk_workers_(std::make_unique<DiskWorkers>(*device_, keys_.digest_key, config_.writer_threads, completions_,
-                                                  config_.read_back)),
+                                                  config_.read_back, config_.writer_priority_boost)),
       store_worker_(std::make_unique<StoreWorker>(*store_, completions_)),
       stage_worker_(std::make_unique<StageWorker>(config_.state_dir + "/stage",
                                                   stage::Limits{config_.stage_max_bytes, 64ull << 20}, *device_,

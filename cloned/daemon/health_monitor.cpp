@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/units.h"
 #include "hwhealth/baseline.h"
 #include "hwhealth/format.h"
@@ -127,6 +128,7 @@ void HealthMonitor::restore_baseline() {
 }
 
 void HealthMonitor::run() {
+  base::name_this_thread("cloned-health");
   restore_baseline();
   uint64_t next_poll_ms = mono_ms();  // the first poll at once
   for (;;) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/units.h"
 
 namespace cloned {
@@ -73,6 +74,7 @@ void StageWorker::apply() { push(Job{Job::Kind::apply}); }
 void StageWorker::remove() { push(Job{Job::Kind::remove}); }
 
 void StageWorker::run() {
+  base::name_this_thread("cloned-stage");
   for (;;) {
     Job job;
     {

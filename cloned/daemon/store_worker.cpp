@@ -2,6 +2,7 @@
 // The store worker (workers.h): commits, events, jobs and checkpoints on one
 // thread, in order.
 #include "base/log.h"
+#include "base/thread.h"
 #include "cloned/daemon/workers.h"
 
 namespace cloned {
@@ -86,6 +87,7 @@ void StoreWorker::checkpoint() {
 }
 
 void StoreWorker::run() {
+  base::name_this_thread("cloned-store");
   for (;;) {
     Job job;
     {

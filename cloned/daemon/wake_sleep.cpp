@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/units.h"
 #include "cloned/daemon/clock.h"
 #include "cloned/daemon/status.h"
@@ -102,6 +103,7 @@ void Waker::enter_sleep() {
     return;
   }
   sleeper_ = std::thread([this] {
+    base::name_this_thread("cloned-sleep");
     base::Status s = power_->sleep();
     {
       std::lock_guard<std::mutex> lock(sleep_mutex_);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/aligned_buffer.h"
+#include "base/thread.h"
 
 #include "base/log.h"
 
@@ -47,8 +48,8 @@ std::vector<Completion> Completions::take_all() {
 }
 
 DiskWorkers::DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
-                         Completions& done, bool read_back)
-    : device_(device), digest_key_(digest_key), done_(done), read_back_(read_back) {
+                         Completions& done, bool read_back, uint32_t priority_boost)
+    : device_(device), digest_key_(digest_key), done_(done), read_back_(read_back), priority_boost_(priority_boost) {
   assert(threads > 0);
   for (uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
@@ -285,6 +286,10 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
 }
 
 void DiskWorkers::run() {
+  base::name_this_thread("cloned-disk");
+  if (base::Status s = base::raise_this_thread_priority(priority_boost_); !s.is_ok() && !priority_noted_.exchange(true))
+    LOG_NOTICE("disk workers keep the daemon's priority ([apply] writer_priority_boost = %u): %s", priority_boost_,
+               s.message().c_str());
   std::vector<Job> jobs;
   for (;;) {
     bool checking = false;

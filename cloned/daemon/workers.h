@@ -7,6 +7,7 @@
 // payload) until it completes; the completion hands the id back.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -110,9 +111,16 @@ class DiskWorkers {
   // (a mismatch is rewritten once and reported; twice is a disk error).
   // `digest_key` outlives the workers: it is kept by reference (the daemon's
   // lives in guarded memory, config::GuardedKeys), never copied.
+  // priority_boost: each worker thread lowers its nice value by this much as
+  // it starts ([apply] writer_priority_boost), so that a worker whose batch
+  // or flush completed gets a CPU ahead of the loop thread's decrypting (and,
+  // on a shared machine, of other processes) and issues the next one at once.
+  // Without the privilege to (CAP_SYS_NICE) the workers keep the daemon's
+  // priority, and the first of them says so in the log.
   DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
-              Completions& done, bool read_back = false);
-  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false) = delete;
+              Completions& done, bool read_back = false, uint32_t priority_boost = 0);
+  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false,
+              uint32_t = 0) = delete;
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
   DiskWorkers& operator=(const DiskWorkers&) = delete;
@@ -217,6 +225,8 @@ class DiskWorkers {
   const digest::DigestKey& digest_key_;
   Completions& done_;
   const bool read_back_;
+  const uint32_t priority_boost_;
+  std::atomic<bool> priority_noted_{false};  // the failure to raise it is logged once
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;

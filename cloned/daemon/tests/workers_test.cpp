@@ -3,12 +3,18 @@
 // and the read-back check against a disk that does not keep what it is given.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "blockio/faulty_device.h"
@@ -68,6 +74,65 @@ std::vector<uint8_t> read_back(blockio::BlockDevice& d, uint64_t off, size_t n) 
 }
 
 }  // namespace
+
+TEST_CASE("the disk workers' threads are named, so that top -H and perf tell them apart") {
+  // Counts this process's threads the kernel shows as "cloned-disk".
+  auto named = [] {
+    int n = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream f(task.path() / "comm");
+      std::string name;
+      if (std::getline(f, name) && name == "cloned-disk") ++n;
+    }
+    return n;
+  };
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  {
+    cloned::DiskWorkers workers(dev, kKey, 3, done);
+    // Each names itself as it starts: wait (bounded) until all three have.
+    for (int i = 0; i < 2000 && named() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    CHECK(named() == 3);
+  }
+  CHECK(named() == 0);
+}
+
+TEST_CASE("the disk workers run writer_priority_boost nice steps above the thread that made them") {
+  // The nice value of each thread the kernel shows as "cloned-disk" (field 19
+  // of its stat line, the 17th after the command's closing parenthesis).
+  auto worker_nices = [] {
+    std::vector<int> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      if (!std::getline(comm, name) || name != "cloned-disk") continue;
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      std::istringstream fields(line.substr(line.rfind(')') + 2));
+      std::string field;
+      for (int i = 0; i < 17; ++i) fields >> field;
+      out.push_back(std::stoi(field));
+    }
+    return out;
+  };
+  const int own = ::getpriority(PRIO_PROCESS, 0);
+  // Root (as in CI) holds CAP_SYS_NICE; anyone else may not go below their own.
+  const int expected = ::geteuid() == 0 ? std::max(-20, own - 5) : own;
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done, false, 5);
+  std::vector<int> nices;
+  for (int i = 0; i < 2000; ++i) {
+    nices = worker_nices();
+    if (nices.size() == 2 && nices[0] == expected && nices[1] == expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE(nices.size() == 2);
+  CHECK(nices[0] == expected);
+  CHECK(nices[1] == expected);
+  CHECK(::getpriority(PRIO_PROCESS, 0) == own);  // the thread that made them is unchanged
+}
 
 TEST_CASE("a digest request is answered with one keyed digest per extent, the last cut at the disk's end") {
   // A disk of 1 MiB + 8 KiB: 64 KiB extents leave an 8 KiB tail.
