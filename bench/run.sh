@@ -8,6 +8,10 @@
 #      disk, (b) fio sequential O_DIRECT writes, (c) nc | dd oflag=direct;
 #   2. 4 KiB random records with a barrier every 32 against fio doing the same
 #      (randwrite, fdatasync every 32 writes, 4 in flight);
+#      and the same with the original and the clone each on a CPU of its
+#      own (taskset: the real pair is two laptops; here they share two vCPUs),
+#      with the original's generator and then from a spool it captured
+#      beforehand (the generator off the clock: cloned's own pace);
 #   3. the same 4 KiB run with every state-store commit slowed by 20 ms;
 #   4. cloned's peak RSS (VmHWM) in every run;
 #   5. by record size (BENCH_SIZES), random records with a barrier every 32:
@@ -223,9 +227,16 @@ make_pair() {
   [[ -z $extra ]] || printf '\n%s\n' "$extra" >>"$dir/clone/cloned.toml"
 }
 
+# Command prefixes for cloned and clone-origin: empty (both share every core,
+# as everywhere else here) or, for the "own CPU" row of figure 2, taskset
+# pinning each to a CPU of its own, the nearest this one machine comes to the
+# real pair's two laptops.
+cloned_prefix=()
+origin_prefix=()
+
 start_cloned() {
   local dir=$1
-  "$cloned_bin" --config "$dir/clone/cloned.toml" 2>"$dir/cloned.log" &
+  "${cloned_prefix[@]}" "$cloned_bin" --config "$dir/clone/cloned.toml" 2>"$dir/cloned.log" &
   cloned_pid=$!
   wait_cloned_started "$dir/cloned.log" "$cloned_pid"
 }
@@ -250,7 +261,7 @@ run_replication() {
   start_cloned "$dir"
   local t0 elapsed
   t0=$(now_ns)
-  bounded "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$bytes" "$@" \
+  bounded "${origin_prefix[@]}" "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$bytes" "$@" \
     >"$dir/origin.log" 2>&1 || { cat "$dir/origin.log" >&2; die "clone-origin failed ($name)"; }
   elapsed=$(($(now_ns) - t0))
   stop_cloned "$dir"
@@ -277,24 +288,24 @@ e2e_size() {
 # it has validated the spool. The original's generator and its own image
 # writes are then off the clock (its sealing, and reading the spool, are not).
 e2e_spool() {
-  local target=$1 name=$2 seed=$3 size=$4
+  local target=$1 name=$2 seed=$3 size=$4 bytes=${5:-$size_bytes}
   local dir=$scratch/$name
   make_pair "$dir" "$target" ""
   # In RAM beside the original's image; cleanup removes it on any exit.
   local spool=$source_img.$name.spool
   bounded "$origin_bin" --config "$dir/origin/origin.toml" capture --source "$source_img" --spool "$spool" \
-    --seed "$seed" --bytes "$size_bytes" --write-min "$size" --write-max "$size" --pattern random \
+    --seed "$seed" --bytes "$bytes" --write-min "$size" --write-max "$size" --pattern random \
     --epoch-records "$rand_epoch_records" >"$dir/capture.log" 2>&1 ||
     { cat "$dir/capture.log" >&2; die "clone-origin capture failed ($name)"; }
   start_cloned "$dir"
-  bounded "$origin_bin" --config "$dir/origin/origin.toml" replay --spool "$spool" >"$dir/origin.log" 2>&1 ||
+  bounded "${origin_prefix[@]}" "$origin_bin" --config "$dir/origin/origin.toml" replay --spool "$spool" >"$dir/origin.log" 2>&1 ||
     { cat "$dir/origin.log" >&2; die "clone-origin replay failed ($name)"; }
   rm -f "$spool"
   stop_cloned "$dir"
   local s
   s=$(sed -n 's/^replay done: .* in \([0-9.]*\) s .*/\1/p' "$dir/origin.log")
   [[ -n $s ]] || die "no time in replay's output ($dir/origin.log)"
-  R=$(mib_per_s "$size_bytes" "$(awk -v s="$s" 'BEGIN { printf "%.0f", s * 1e9 }')")
+  R=$(mib_per_s "$bytes" "$(awk -v s="$s" 'BEGIN { printf "%.0f", s * 1e9 }')")
 }
 
 # --- Results -----------------------------------------------------------------
@@ -337,6 +348,9 @@ bench_seq() {
   e2e_seq "$target" "$t-seq-$rep" "$rep";   keep_replication "$t" e2e "end to end 1M sequential" "$rep" "$t-seq-$rep"
 }
 
+# Two CPUs to give the original and the clone one each (taskset, util-linux).
+own_cpus() { [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; }
+
 bench_rand() {
   local t=$1 target=$2 rep=$3
   local slow_config
@@ -344,6 +358,15 @@ bench_rand() {
   fio_rand "$target";                                     keep "$t" fio_rand "fio 4K randwrite" "$rep"
   e2e_rand "$target" "$t-rand-$rep" "$rep" "";            keep_replication "$t" rand "cloned 4K random" "$rep" "$t-rand-$rep"
   e2e_rand "$target" "$t-slow-$rep" "$rep" "$slow_config"; keep_replication "$t" slow "cloned 4K random, slow store" "$rep" "$t-slow-$rep"
+  if own_cpus; then
+    cloned_prefix=(taskset -c 1)
+    origin_prefix=(taskset -c 0)
+    e2e_rand "$target" "$t-own-$rep" "$rep" ""; keep_replication "$t" own "cloned 4K random, original on its own CPU" "$rep" "$t-own-$rep"
+    e2e_spool "$target" "$t-ownspool-$rep" "$rep" 4K "$rand_bytes"
+    keep_replication "$t" own_spool "cloned 4K random, own CPU, from a spool" "$rep" "$t-ownspool-$rep"
+    cloned_prefix=()
+    origin_prefix=()
+  fi
 }
 
 # Figure 5, one size: fio, the bare receiver, cloned. CPU per record in µs.
@@ -456,6 +479,12 @@ bench_target() {
   row "$t" "   same, vs nc | dd" "$e2e" "MiB/s" "(c) nc | dd" "$(ratio "$e2e" "$nc")" ""
   row "$t" "fio 4K randwrite, qd 4" "$fio_r" "MiB/s"
   row "$t" "2. cloned 4K random, barrier/32" "$rand" "MiB/s" "fio 4K" "$(ratio "$rand" "$fio_r")" ">= 0.80"
+  if own_cpus; then
+    local own own_spool
+    own=$(med "$t:own"); own_spool=$(med "$t:own_spool")
+    row "$t" "   same, the original on its own CPU" "$own" "MiB/s" "fio 4K" "$(ratio "$own" "$fio_r")" ""
+    row "$t" "   same, and from a spool" "$own_spool" "MiB/s" "fio 4K" "$(ratio "$own_spool" "$fio_r")" ">= 0.80"
+  fi
   row "$t" "3. same, store commit +${slow_commit_ms} ms" "$slow" "MiB/s" "unslowed" "$(ratio "$slow" "$rand")" ">= 0.90"
   local kind
   for kind in e2e rand slow; do
