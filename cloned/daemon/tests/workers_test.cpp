@@ -73,19 +73,22 @@ std::vector<uint8_t> read_back(blockio::BlockDevice& d, uint64_t off, size_t n) 
   return {b.data(), b.data() + n};
 }
 
+// This process's threads that the kernel shows as "cloned-disk" (their
+// /proc/self/task/TID directories), as top -H and ps -L read them.
+std::vector<std::filesystem::path> disk_worker_tasks() {
+  std::vector<std::filesystem::path> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "cloned-disk") out.push_back(task.path());
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("the disk workers' threads are named, so that top -H and perf tell them apart") {
-  // Counts this process's threads the kernel shows as "cloned-disk".
-  auto named = [] {
-    int n = 0;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream f(task.path() / "comm");
-      std::string name;
-      if (std::getline(f, name) && name == "cloned-disk") ++n;
-    }
-    return n;
-  };
+  auto named = [] { return disk_worker_tasks().size(); };
   blockio::MemoryDevice dev(kDisk, 512);
   cloned::Completions done;
   {
@@ -98,15 +101,12 @@ TEST_CASE("the disk workers' threads are named, so that top -H and perf tell the
 }
 
 TEST_CASE("the disk workers run writer_priority_boost nice steps above the thread that made them") {
-  // The nice value of each thread the kernel shows as "cloned-disk" (field 19
-  // of its stat line, the 17th after the command's closing parenthesis).
+  // The nice value of each disk worker (field 19 of its stat line, the 17th
+  // after the command's closing parenthesis).
   auto worker_nices = [] {
     std::vector<int> out;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      if (!std::getline(comm, name) || name != "cloned-disk") continue;
-      std::ifstream stat(task.path() / "stat");
+    for (const std::filesystem::path& task : disk_worker_tasks()) {
+      std::ifstream stat(task / "stat");
       std::string line;
       std::getline(stat, line);
       std::istringstream fields(line.substr(line.rfind(')') + 2));
