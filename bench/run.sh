@@ -7,7 +7,8 @@
 #      cloned -> target) against (a) stream-bench, the same crypto with no
 #      disk, (b) fio sequential O_DIRECT writes, (c) nc | dd oflag=direct;
 #   2. 4 KiB random records with a barrier every 32 against fio doing the same
-#      (randwrite, fdatasync every 32 writes, 4 in flight);
+#      (randwrite, fdatasync every 32 writes, 32 in flight), and against fio
+#      draining its writes before each fdatasync (the order cloned keeps);
 #      and the same with the original and the clone each on a CPU of its
 #      own (taskset: the real pair is two laptops; here they share two vCPUs),
 #      with the original's generator and then from a spool it captured
@@ -356,6 +357,7 @@ bench_rand() {
   local slow_config
   slow_config=$(printf '[apply]\nstore_commit_delay_ms = %s' "$slow_commit_ms")
   fio_rand "$target";                                     keep "$t" fio_rand "fio 4K randwrite" "$rep"
+  fio_rand_drained "$target" 4k "$rand_bytes";            keep "$t" fio_rand_drained "fio 4K randwrite, drained" "$rep"
   e2e_rand "$target" "$t-rand-$rep" "$rep" "";            keep_replication "$t" rand "cloned 4K random" "$rep" "$t-rand-$rep"
   e2e_rand "$target" "$t-slow-$rep" "$rep" "$slow_config"; keep_replication "$t" slow "cloned 4K random, slow store" "$rep" "$t-slow-$rep"
   if own_cpus; then
@@ -477,13 +479,17 @@ bench_target() {
   row "$t" "1. end to end 1M sequential" "$e2e" "MiB/s" "(a) stream" "$(ratio "$e2e" "$stream")" ">= 0.85"
   row "$t" "   same, vs fio" "$e2e" "MiB/s" "(b) fio seq" "$(ratio "$e2e" "$fio")" ""
   row "$t" "   same, vs nc | dd" "$e2e" "MiB/s" "(c) nc | dd" "$(ratio "$e2e" "$nc")" ""
-  row "$t" "fio 4K randwrite, qd 4" "$fio_r" "MiB/s"
+  local fio_d
+  fio_d=$(med "$t:fio_rand_drained")
+  row "$t" "fio 4K randwrite, qd $io_depth" "$fio_r" "MiB/s"
+  row "$t" "fio 4K, drained before each fdatasync" "$fio_d" "MiB/s"
   row "$t" "2. cloned 4K random, barrier/32" "$rand" "MiB/s" "fio 4K" "$(ratio "$rand" "$fio_r")" ">= 0.80"
   if own_cpus; then
     local own own_spool
     own=$(med "$t:own"); own_spool=$(med "$t:own_spool")
     row "$t" "   same, the original on its own CPU" "$own" "MiB/s" "fio 4K" "$(ratio "$own" "$fio_r")" ""
     row "$t" "   same, and from a spool" "$own_spool" "MiB/s" "fio 4K" "$(ratio "$own_spool" "$fio_r")" ">= 0.80"
+    row "$t" "   same, against fio drained" "$own_spool" "MiB/s" "fio drained" "$(ratio "$own_spool" "$fio_d")" ""
   fi
   row "$t" "3. same, store commit +${slow_commit_ms} ms" "$slow" "MiB/s" "unslowed" "$(ratio "$slow" "$rand")" ">= 0.90"
   local kind
