@@ -37,6 +37,10 @@ namespace lw = log_writes;
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// --follow: an entry the log counts but that does not pass is read again for
+// at least this long before it is refused (see Shipment::wait_and_refresh).
+constexpr uint64_t kTailGraceMs = 5000;
 void on_stop_signal(int) { g_stop.store(true); }
 
 // Where the log stands after a barrier: what a position saved there says.
@@ -239,7 +243,9 @@ struct Scan {
 
 // Validates entries up to the log's current end and counts their records;
 // `to_barrier`: stop after the last barrier (the tail waits for a flush).
-base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out) {
+// With `tail_error`, an entry that does not pass ends the scan before it
+// (its reason in *tail_error) instead of failing it: a follower retries it.
+base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out, base::Status* tail_error = nullptr) {
   std::vector<lw::Planned> planned;
   std::vector<Boundary> boundaries;
   Scan s;
@@ -249,7 +255,11 @@ base::Status scan(Walker walker, uint64_t nr_entries, bool to_barrier, Scan& out
   Scan open = s;  // counts up to the current entry
   while (walker.index() < nr_entries) {
     uint64_t first = 0;
-    BASE_TRY(walker.step(planned, boundaries, first));
+    if (base::Status st = walker.step(planned, boundaries, first); !st.is_ok()) {
+      if (tail_error == nullptr) return st;
+      *tail_error = st;
+      break;
+    }
     for (const lw::Planned& p : planned) {
       ++open.records;
       if (p.type == lw::Planned::Type::write) open.data_bytes += p.length_bytes;
@@ -305,6 +315,8 @@ class Shipment {
     if (command_.follow) install_stop_handlers();
     BASE_TRY(open_log());
     if (!file_) return base::Status::ok();  // stopped while waiting, or nothing to send
+    if (command_.follow) BASE_TRY(wait_and_refresh());
+    if (g_stop.load()) return base::Status::ok();
     BASE_TRY(plan());
     if (!walker_) return base::Status::ok();
     return ship();
@@ -353,7 +365,17 @@ class Shipment {
     const uint64_t first_offset = file_->super().sector_bytes;
     const Walker start(*file_, target_, fresh ? 0 : pos_.log_writes.next_entry,
                        fresh ? first_offset : pos_.log_writes.next_offset, pos_.next_seq, pos_.next_epoch);
-    BASE_TRY(scan(start, file_->super().nr_entries, !command_.follow, total_));
+    if (!command_.follow) {
+      BASE_TRY(scan(start, file_->super().nr_entries, true, total_));
+    } else {
+      // A fresh log is named by its first entries: wait until one passes.
+      BASE_TRY(scan_settled(start, total_));
+      while (fresh && total_.end_index == start.index() && !g_stop.load()) {
+        BASE_TRY(wait_and_refresh());
+        BASE_TRY(scan_settled(start, total_));
+      }
+      if (g_stop.load()) return base::Status::ok();
+    }
     if (fresh) {  // name the log by bytes that are final: entries already counted
       const uint64_t first_bytes = std::min<uint64_t>(kWindowBytes, total_.end_offset - first_offset);
       base::Result<std::string> digest = file_->window_digest(first_offset, first_offset + first_bytes);
@@ -443,17 +465,53 @@ class Shipment {
     return base::Status::ok();
   }
 
-  // Every poll interval (in short sleeps, so a signal ends it at once): new
-  // entries are validated, then sent.
+  // A writer may count an entry in the super block before the entry's bytes
+  // are in the log: QEMU's blklogwrites (7.2, Debian 12) rewrites nr_entries
+  // at a flush while earlier requests' entries are still being written, and
+  // dm-log-writes writes its super block without waiting for the entries
+  // before it. So a follower acts only on entries counted a poll interval ago
+  // or earlier (settled_entries_), and an entry among them that does not pass
+  // yet is read again at each poll; it is refused only once it has not passed
+  // for kTailGraceMs, or 20 poll intervals if longer.
+
+  // Waits a poll interval (in short sleeps, so that a signal ends it at once),
+  // then re-reads the super block: what it counted before has now settled.
+  base::Status wait_and_refresh() {
+    const uint64_t counted = file_->super().nr_entries;
+    for (uint32_t waited = 0; waited < command_.poll_ms && !g_stop.load(); waited += 20)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint32_t>(20, command_.poll_ms - waited)));
+    if (g_stop.load()) return base::Status::ok();
+    BASE_TRY(file_->refresh());
+    settled_entries_ = counted;
+    return base::Status::ok();
+  }
+
+  // Validates the settled entries from `from`; one that does not pass ends
+  // `out` before it and is refused only after the grace period without
+  // progress.
+  base::Status scan_settled(const Walker& from, Scan& out) {
+    base::Status tail;
+    BASE_TRY(scan(from, settled_entries_, false, out, &tail));
+    const uint64_t now = base::monotonic_ns() / 1000000;
+    if (tail.is_ok() || out.end_index > from.index() || tail_failing_since_ms_ == 0) {
+      tail_failing_since_ms_ = tail.is_ok() ? 0 : now;
+      return base::Status::ok();
+    }
+    const uint64_t grace_ms = std::max<uint64_t>(kTailGraceMs, 20ull * command_.poll_ms);
+    if (now - tail_failing_since_ms_ < grace_ms) return base::Status::ok();
+    return tail.with_context("the entry did not pass for " + u64s(now - tail_failing_since_ms_) +
+                             " ms of following, so it is not one still being written");
+  }
+
+  // Every poll interval: new settled entries are validated, then sent.
   base::Status follow() {
     while (!g_stop.load()) {
-      for (uint32_t waited = 0; waited < command_.poll_ms && !g_stop.load(); waited += 20)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      BASE_TRY(wait_and_refresh());
       if (g_stop.load()) break;
-      BASE_TRY(file_->refresh());
-      if (file_->super().nr_entries <= walker_->index()) continue;
+      if (settled_entries_ <= walker_->index()) continue;
       Scan more;
-      BASE_TRY(scan(*walker_, file_->super().nr_entries, false, more));
+      BASE_TRY(scan_settled(*walker_, more));
+      if (more.end_index == walker_->index()) continue;
       total_.records += more.records;
       total_.barriers += more.barriers;
       total_.marks += more.marks;
@@ -487,6 +545,8 @@ class Shipment {
   Scan total_;
   uint64_t from_entry_ = 0;
   std::optional<Walker> walker_;
+  uint64_t settled_entries_ = 0;        // --follow: counted a poll interval ago or earlier
+  uint64_t tail_failing_since_ms_ = 0;  // --follow: since when the first unsettled entry has not passed
   std::unique_ptr<RetainedLog> log_;
   Replicator* replicator_ = nullptr;  // live during ship()
   PositionSaver* saver_ = nullptr;
