@@ -2,7 +2,6 @@
 // cloned: the clone daemon. The composition root (MPD's main): read the
 // configuration, check and open the target disk and the state store, build
 // the daemon, run it, and turn whatever escapes into a sentence and exit 1.
-#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +11,7 @@
 #include <string>
 
 #include "base/cli.h"
+#include "base/heap.h"
 #include "base/log.h"
 #include "wol/arm.h"
 #include "blockio/disk.h"
@@ -108,20 +108,13 @@ int run(const std::string& config_path, const std::string& level_override) {
     LOG_ERROR("%s", loaded.status().message().c_str());
     return 1;
   }
+  // The frames' memory on huge pages: a TLB entry per 2 MiB, not per 4 KiB,
+  // for the copies, the decrypt and the digest of every record
+  // (docs/PERFORMANCE.md, "Frames on huge pages").
+  const base::HugeRange huge = base::heap_on_huge_pages(cfg->inflight_bytes_max);
+  LOG_DEBUG("%zu MiB of the heap marked for huge pages", huge.bytes >> 20);
   cloned::Daemon daemon(*cfg, *keys, std::move(*device), std::move(*st), *loaded);
   return daemon.run();
-}
-
-// Frames (up to 1 MiB + 4 KiB each, at most [apply] inflight_bytes_max of
-// them) are allocated by the loop thread and freed by the disk workers. With
-// glibc's defaults a steady stream of them makes the heap top shrink (brk)
-// and grow again, each regrowth paid in page faults and zeroing: 75 faults per
-// 1 MiB record (docs/PERFORMANCE.md). Frames stay in the heap (below the
-// mmap threshold) and freed memory stays mapped; peak RSS is unchanged, as
-// the budget bounds what is live.
-void keep_frames_in_the_heap() {
-  (void)::mallopt(M_MMAP_THRESHOLD, 4 << 20);
-  (void)::mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 }  // namespace
@@ -130,7 +123,9 @@ int main(int argc, char** argv) {
   // A peer that vanishes mid-write must cost a session, not the daemon:
   // writes to a closed socket fail with EPIPE instead of killing us.
   ::signal(SIGPIPE, SIG_IGN);
-  keep_frames_in_the_heap();
+  // Frames (up to 1 MiB + 4 KiB each, at most [apply] inflight_bytes_max of
+  // them) are allocated by the loop thread and freed by the disk workers.
+  base::keep_buffers_in_the_heap();
   base::cli::Args args;
   if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
   const std::string config_path = args.get("--config"), level = args.get("--log-level");
