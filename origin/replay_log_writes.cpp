@@ -493,13 +493,13 @@ class Shipment {
     base::Status tail;
     BASE_TRY(scan(from, settled_entries_, false, out, &tail));
     const uint64_t now = base::monotonic_ns() / 1000000;
-    if (tail.is_ok() || out.end_index > from.index() || tail_failing_since_ms_ == 0) {
-      tail_failing_since_ms_ = tail.is_ok() ? 0 : now;
+    if (tail.is_ok() || out.end_index > from.index() || !tail_failing_since_ms_) {
+      tail_failing_since_ms_ = tail.is_ok() ? std::nullopt : std::optional<uint64_t>(now);
       return base::Status::ok();
     }
     const uint64_t grace_ms = std::max<uint64_t>(kTailGraceMs, 20ull * command_.poll_ms);
-    if (now - tail_failing_since_ms_ < grace_ms) return base::Status::ok();
-    return tail.with_context("the entry did not pass for " + u64s(now - tail_failing_since_ms_) +
+    if (now - *tail_failing_since_ms_ < grace_ms) return base::Status::ok();
+    return tail.with_context("the entry did not pass for " + u64s(now - *tail_failing_since_ms_) +
                              " ms of following, so it is not one still being written");
   }
 
@@ -545,8 +545,9 @@ class Shipment {
   Scan total_;
   uint64_t from_entry_ = 0;
   std::optional<Walker> walker_;
-  uint64_t settled_entries_ = 0;        // --follow: counted a poll interval ago or earlier
-  uint64_t tail_failing_since_ms_ = 0;  // --follow: since when the first unsettled entry has not passed
+  uint64_t settled_entries_ = 0;  // --follow: counted a poll interval ago or earlier
+  // --follow: since when the first settled entry not sent yet has failed to pass; none while it passes
+  std::optional<uint64_t> tail_failing_since_ms_;
   std::unique_ptr<RetainedLog> log_;
   Replicator* replicator_ = nullptr;  // live during ship()
   PositionSaver* saver_ = nullptr;
