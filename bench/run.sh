@@ -25,6 +25,8 @@
 #      fio's own CPU per write, with the rate all cores would reach at it,
 #      and the no-disk receiver's CPU per record against the bare receiver's
 #      (the least CPU ratio any receiver that decrypts and re-hashes reaches);
+#      at each size in between, cloned's CPU per record on the straight line
+#      through its smallest and largest size's, and cloned against that line;
 #      and cloned taking the same records from a spool the original captured
 #      beforehand (clone-origin replay: its generator off the clock).
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
@@ -409,6 +411,14 @@ interpolated() {
     'BEGIN { f = (log(s) - log(lo)) / (log(hi) - log(lo)); printf "%.2f", a + f * (b - a) }'
 }
 
+# A straight line in the record size itself through two points: the CPU per
+# record of a receiver that pays a fixed cost per record plus a fixed cost
+# per byte, fitted to the smallest and the largest size.
+affine() {
+  awk -v s="$(to_bytes "$1")" -v lo="$(to_bytes "$2")" -v hi="$(to_bytes "$3")" -v a="$4" -v b="$5" \
+    'BEGIN { printf "%.1f", a + (s - lo) * (b - a) / (hi - lo) }'
+}
+
 size_rows() {
   local t=$1 size first last cloned fio_s cl_us bare_us
   first=${sizes%% *}; last=${sizes##* }
@@ -435,6 +445,16 @@ size_rows() {
     spool=$(med "$t:spool_$size")
     row "$t" "   cloned from a spool (generator paid)" "$spool" "MiB/s" "fio $size" "$(ratio "$spool" "$fio_s")"
     row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
+    if [[ $size != "$first" && $size != "$last" ]]; then
+      # cloned's own line through its two end figures: what a receiver with
+      # cloned's cost per record and per byte, and no bump in between, would
+      # spend. Where its ratio is over the goal, the goal asks for a bend, not
+      # a lower cost (docs/PERFORMANCE.md, "what item 2 asks").
+      local line_us
+      line_us=$(affine "$size" "$first" "$last" "$(med "$t:cloned_us_${first}")" "$(med "$t:cloned_us_${last}")")
+      row "$t" "   cloned's line from $first to $last" "$line_us" "us" "bare $bare_us" "$(ratio "$line_us" "$bare_us")"
+      row "$t" "   cloned against its line" "$cl_us" "us" "line $line_us" "$(ratio "$cl_us" "$line_us")"
+    fi
     # No receiver that decrypts and re-hashes goes under this ratio, however
     # it writes: the CPU goal is out of any receiver's reach where it is lower.
     local nodisk_us
