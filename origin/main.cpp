@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/cli.h"
+#include "base/heap.h"
 #include "base/log.h"
 #include "base/units.h"
 #include "config/config.h"
@@ -296,9 +297,17 @@ int run(const Options& args) {
   return 0;
 }
 
+constexpr size_t kRecordHeapBytes = 30u << 20;
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Records (up to 1 MiB + 64 bytes each) are made on this thread and kept
+  // in the retained log until the clone has them: keep them in the heap, and
+  // its first 30 MiB on huge pages (address space only until used), as
+  // cloned's frames (docs/PERFORMANCE.md, "Frames on huge pages").
+  base::keep_buffers_in_the_heap();
+  (void)base::heap_on_huge_pages(kRecordHeapBytes);
   Options args;
   if (int code = base::cli::parse_or_exit_code(kProgram, argc, argv, args); code >= 0) return code;
   try {
