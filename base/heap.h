@@ -27,8 +27,9 @@ struct HugeRange {
 // pages (madvise MADV_HUGEPAGE, honoured when
 // /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"), then
 // gives it back to malloc untouched: it becomes the heap's top, which the next
-// large buffers are carved from, and stays mapped (keep_buffers_in_the_heap
-// first). Nothing is resident until used. Returns the range marked, the
+// large buffers are carved from, and stays mapped (call
+// keep_buffers_in_the_heap first: this leaves malloc's mmap threshold at its
+// 4 MiB). Nothing is resident until used. Returns the range marked, the
 // 2 MiB-aligned inside of what the heap grew by; none when the kernel refuses
 // or malloc did not take it from the heap. A hint: the process works the same
 // without it. Call it from the thread that allocates the buffers (glibc gives
