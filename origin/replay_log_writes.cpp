@@ -37,11 +37,11 @@ namespace lw = log_writes;
 namespace {
 
 std::atomic<bool> g_stop{false};
+void on_stop_signal(int) { g_stop.store(true); }
 
 // --follow: an entry the log counts but that does not pass is read again for
 // at least this long before it is refused (see Shipment::wait_and_refresh).
 constexpr uint64_t kTailGraceMs = 5000;
-void on_stop_signal(int) { g_stop.store(true); }
 
 // Where the log stands after a barrier: what a position saved there says.
 struct Boundary {

@@ -9,14 +9,7 @@
 #include <vector>
 
 #include "base/heap.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define BASE_HEAP_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define BASE_HEAP_TEST_SANITIZED 1
-#endif
-#endif
+#include "test/support/sanitizer.h"
 
 namespace {
 
@@ -43,15 +36,16 @@ std::string vm_flags_at(uintptr_t address) {
 TEST_CASE("heap_on_huge_pages marks a part of the heap, and the next large buffers come from it") {
   base::keep_buffers_in_the_heap();
   const base::HugeRange range = base::heap_on_huge_pages(16u << 20);
-#ifdef BASE_HEAP_TEST_SANITIZED
-  // The sanitizer's allocator is not glibc's heap: nothing is marked, and
-  // nothing breaks.
-  CHECK(range.bytes == 0);
-  void* p = std::malloc(1u << 20);
-  REQUIRE(p != nullptr);
-  std::memset(p, 1, 1u << 20);
-  std::free(p);
-#else
+  if (test_support::kAddressSanitizer || test_support::kThreadSanitizer) {
+    // The sanitizer's allocator is not glibc's heap: nothing is marked, and
+    // nothing breaks.
+    CHECK(range.bytes == 0);
+    void* p = std::malloc(1u << 20);
+    REQUIRE(p != nullptr);
+    std::memset(p, 1, 1u << 20);
+    std::free(p);
+    return;
+  }
   if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").fail()) {
     // A kernel built without THP refuses the advice (EINVAL): nothing marked.
     CHECK(range.bytes == 0);
@@ -80,7 +74,6 @@ TEST_CASE("heap_on_huge_pages marks a part of the heap, and the next large buffe
   }
   for (void* p : buffers) std::free(p);
   CHECK(inside >= 4);
-#endif
 }
 
 TEST_CASE("heap_on_huge_pages marks nothing for less than two huge pages") {
