@@ -6,6 +6,8 @@
 #   1. end-to-end replication of 1 MiB sequential records (clone-origin ->
 #      cloned -> target) against (a) stream-bench, the same crypto with no
 #      disk, (b) fio sequential O_DIRECT writes, (c) nc | dd oflag=direct;
+#      and clone-origin's CPU in those runs against (a)'s sender's (issue 16,
+#      item 5);
 #   2. 4 KiB random records with a barrier every 32 against fio doing the same
 #      (randwrite, fdatasync every 32 writes, 32 in flight), and against fio
 #      draining its writes before each fdatasync (the order cloned keeps);
@@ -131,14 +133,17 @@ prefill() {
 R=""
 
 # --- (a) the bare encrypted, digested stream ---------------------------------
-# The receiver's own clock: from accept to the end of the stream.
+# The receiver's own clock: from accept to the end of the stream. The
+# sender's CPU seconds go to $scratch/stream_send_cpu: the bare sender that
+# issue 16's item 5 holds clone-origin against.
 run_stream() {
   local out=$scratch/stream.out
   next_port
   "$stream_bin" recv "$port" >"$out" &
   helper_pids=($!)
   wait_listen "$port"
-  bounded "$stream_bin" send 127.0.0.1 "$port" "$seq_bytes" >/dev/null || die "stream-bench send failed"
+  bounded "$stream_bin" send 127.0.0.1 "$port" "$seq_bytes" \
+    | sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' >"$scratch/stream_send_cpu" || die "stream-bench send failed"
   wait "${helper_pids[0]}" || die "stream-bench recv failed"
   helper_pids=()
   R=$(sed -n 's/.*mib_per_s=\([0-9.]*\).*/\1/p' "$out")
@@ -255,7 +260,8 @@ stop_cloned() {
 }
 
 # One replication run: R = MiB/s over clone-origin's wall time (it returns once
-# every record is durable on the clone); hwm_kib and cpu_s are left in $dir.
+# every record is durable on the clone); hwm_kib and cpu_s are left in $dir,
+# and clone-origin's own CPU seconds (user + system) in origin_cpu_s.
 run_replication() {
   local target=$1 name=$2 bytes=$3 extra=$4
   shift 4
@@ -264,9 +270,11 @@ run_replication() {
   start_cloned "$dir"
   local t0 elapsed
   t0=$(now_ns)
-  bounded "${origin_prefix[@]}" "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$bytes" "$@" \
+  bounded /usr/bin/time -f '%U %S' -o "$dir/origin_time" \
+    "${origin_prefix[@]}" "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$bytes" "$@" \
     >"$dir/origin.log" 2>&1 || { cat "$dir/origin.log" >&2; die "clone-origin failed ($name)"; }
   elapsed=$(($(now_ns) - t0))
+  awk '{ printf "%.2f", $1 + $2 }' "$dir/origin_time" >"$dir/origin_cpu_s"
   stop_cloned "$dir"
   R=$(mib_per_s "$bytes" "$elapsed")
 }
@@ -345,10 +353,13 @@ keep_replication() {
 
 bench_seq() {
   local t=$1 target=$2 rep=$3
-  run_stream;                               keep "$t" stream "bare stream (no disk)" "$rep"
+  run_stream;                               keep "$t" stream "bare stream (no disk, sender CPU $(cat "$scratch/stream_send_cpu") s)" "$rep"
+  add_sample "$t:stream_send_cpu" "$(cat "$scratch/stream_send_cpu")"
   fio_seq "$target";                        keep "$t" fio_seq "fio seq 1M O_DIRECT" "$rep"
   run_nc_dd "$target";                      keep "$t" nc_dd "nc | dd oflag=direct" "$rep"
-  e2e_seq "$target" "$t-seq-$rep" "$rep";   keep_replication "$t" e2e "end to end 1M sequential" "$rep" "$t-seq-$rep"
+  e2e_seq "$target" "$t-seq-$rep" "$rep"
+  add_sample "$t:e2e_origin_cpu" "$(cat "$scratch/$t-seq-$rep/origin_cpu_s")"
+  keep_replication "$t" e2e "end to end 1M sequential (clone-origin CPU $(cat "$scratch/$t-seq-$rep/origin_cpu_s") s)" "$rep" "$t-seq-$rep"
 }
 
 # Two CPUs to give the original and the clone one each (taskset, util-linux).
@@ -499,6 +510,12 @@ bench_target() {
   row "$t" "1. end to end 1M sequential" "$e2e" "MiB/s" "(a) stream" "$(ratio "$e2e" "$stream")" ">= 0.85"
   row "$t" "   same, vs fio" "$e2e" "MiB/s" "(b) fio seq" "$(ratio "$e2e" "$fio")" ""
   row "$t" "   same, vs nc | dd" "$e2e" "MiB/s" "(c) nc | dd" "$(ratio "$e2e" "$nc")" ""
+  # Issue 16, item 5: the reference original's CPU for the same bytes in the
+  # same records against the bare sender's (sealing and digests, no disk).
+  local send_cpu origin_cpu
+  send_cpu=$(med "$t:stream_send_cpu"); origin_cpu=$(med "$t:e2e_origin_cpu")
+  row "$t" "   (a)'s sender, CPU" "$send_cpu" "s"
+  row "$t" "   clone-origin's CPU in 1." "$origin_cpu" "s" "(a) sender" "$(ratio "$origin_cpu" "$send_cpu")" "<= 1.30"
   local fio_d
   fio_d=$(med "$t:fio_rand_drained")
   row "$t" "fio 4K randwrite, qd $io_depth" "$fio_r" "MiB/s"
@@ -548,6 +565,7 @@ print_table() {
 main() {
   command -v fio >/dev/null || die "fio is missing (apt-get install fio)"
   command -v nc >/dev/null || die "nc is missing (apt-get install netcat-openbsd)"
+  [[ -x /usr/bin/time ]] || die "/usr/bin/time is missing (apt-get install time)"
   build_binaries
   local tmp=${BENCH_TMP:-/var/tmp}
   scratch=$(mktemp -d "$tmp/cloned-bench.XXXXXX")
