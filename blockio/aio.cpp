@@ -11,8 +11,9 @@
 // the consumer hashes this one, so one thread keeps the disk and a core busy
 // at once instead of taking turns.
 //
-// Linux AIO rather than io_uring: no library, and systemd's @system-service
-// allows it everywhere. One AIO context per calling thread, made on first
+// Linux AIO rather than io_uring: no library, systemd's @system-service
+// allows it everywhere, and io_uring measured no faster for these batches
+// (docs/PERFORMANCE.md). One AIO context per calling thread, made on first
 // use. Where the kernel refuses one, or for buffered I/O (where AIO would
 // block in io_submit anyway), the plain paths run: writes one by one through
 // write(), pieces one by one through read().
