@@ -784,8 +784,8 @@ sim::Original records_of(lw::LogFile& log, uint64_t disk_bytes) {
 // One process of the clone: a session from its position that runs until
 // record `cut_at` is durable (and, with `consistent`, the store no longer
 // marks the disk inconsistent) and then `extra_steps` more steps (the cut
-// falls somewhere after it, often mid-epoch), or to the end. True once the
-// whole log is durable.
+// falls somewhere after it, often mid-epoch), or to the end, whichever comes
+// first. True once the whole log is durable and no cut is due.
 bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uint64_t cut_at, bool consistent,
                  uint64_t extra_steps, uint64_t& now) {
   proto::Hello h;
@@ -803,10 +803,11 @@ bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uin
   REQUIRE(a.hello_reply);
   c.handle(a);
   uint64_t next = a.hello_reply->applied_seq + 1;
+  auto cut_due = [&] {
+    return c.machine.durable().seq >= cut_at && (!consistent || c.stored.state != proto::CloneState::inconsistent);
+  };
   for (uint64_t step = 0; step < 10'000'000 && !c.failed; ++step) {
-    if (c.machine.durable().seq >= cut_at && (!consistent || c.stored.state != proto::CloneState::inconsistent) &&
-        extra_steps-- == 0)
-      return false;
+    if (cut_due() && extra_steps-- == 0) return false;
     apply::Actions t;
     now += 7;
     c.machine.on_tick(now, t);
@@ -822,7 +823,13 @@ bool run_process(sim::Clone& c, const sim::Original& o, uint64_t disk_bytes, uin
       if (id != 0) c.id_to_index[id] = next - 1;
       c.handle(ra);
     }
-    if (!c.step(o) && next > o.log.size()) return c.machine.durable().seq == o.log.size();
+    if (!c.step(o) && next > o.log.size()) {
+      // A due cut whose extra steps would outlast the replay falls at its
+      // end instead: a real capture's last durable points can be far apart,
+      // and the replay would otherwise end before its last cut.
+      if (cut_due()) return false;
+      return c.machine.durable().seq == o.log.size();
+    }
   }
   return false;
 }
