@@ -87,6 +87,11 @@ cores=$(nproc)
 # /proc/stat: what reading costs the machine, the loop device's worker and
 # the disk's interrupts included, not only the reading process.
 busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# The cores' ceiling for any scan, MiB/s: every core busy, each MiB costing
+# the cold hash's CPU ($1: all cores' cold MiB/s) plus what reading it cost
+# the machine ($2: ms per MiB). A scan can go no faster where read and hash
+# share the cores, however it is built.
+cores_ceiling() { awk -v c="$cores" -v h="$1" -v r="$2" 'BEGIN { printf "%.1f", c / (c / h + r / 1000) }'; }
 fio_runs=() scan_runs=() blake_runs=() cold_runs=() round_ratios=() read_cpu_runs=() cpu_ratios=()
 for round in $(seq "${BENCH_SCAN_REPS:-3}"); do
   sync
@@ -108,11 +113,7 @@ for round in $(seq "${BENCH_SCAN_REPS:-3}"); do
   busy=$(echo "$scan_out" | awk -F= '/^scan_machine_busy=/ { print $2 }')
   round_bound=$(awk -v r="${fio_runs[-1]}" -v c="${cold_runs[-1]}" 'BEGIN { printf "%.1f", (r < c ? r : c) }')
   round_ratios+=("$(awk -v s="${scan_runs[-1]}" -v b="$round_bound" 'BEGIN { printf "%.2f", s / b }')")
-  # The cores' ceiling for any scan: every core busy, each MiB costing the
-  # cold hash's CPU plus what fio's read of it cost the machine. A scan can
-  # go no faster where read and hash share the cores, however it is built.
-  round_ceiling=$(awk -v c="$cores" -v h="${cold_runs[-1]}" -v r="${read_cpu_runs[-1]}" \
-    'BEGIN { printf "%.1f", c / (c / h + r / 1000) }')
+  round_ceiling=$(cores_ceiling "${cold_runs[-1]}" "${read_cpu_runs[-1]}")
   cpu_ratios+=("$(awk -v s="${scan_runs[-1]}" -v b="$round_ceiling" 'BEGIN { printf "%.2f", s / b }')")
   note "round $round: fio read ${fio_runs[-1]} MiB/s (machine CPU ${read_cpu_runs[-1]} ms/MiB)," \
     "scan ${scan_runs[-1]} MiB/s (cores busy $busy), BLAKE2b cold on all cores ${cold_runs[-1]} MiB/s:" \
@@ -128,7 +129,7 @@ scan_ratio=$(awk -v s="$scan" -v b="$bound" 'BEGIN { printf "%.2f", s / b }')
 cold_bound=$(awk -v r="$read_mib_s" -v c="$cold" 'BEGIN { printf "%.1f", (r < c ? r : c) }')
 cold_ratio=$(awk -v s="$scan" -v b="$cold_bound" 'BEGIN { printf "%.2f", s / b }')
 read_cpu=$(median "${read_cpu_runs[@]}")
-cpu_ceiling=$(awk -v c="$cores" -v h="$cold" -v r="$read_cpu" 'BEGIN { printf "%.1f", c / (c / h + r / 1000) }')
+cpu_ceiling=$(cores_ceiling "$cold" "$read_cpu")
 
 # --- 2. Two shapes of change: resync vs rsync --------------------------------
 cp --sparse=never "$target" "$scratch/clone.before" 2>/dev/null || dd if="$target" of="$scratch/clone.before" bs=1M status=none

@@ -353,13 +353,17 @@ keep_replication() {
 
 bench_seq() {
   local t=$1 target=$2 rep=$3
-  run_stream;                               keep "$t" stream "bare stream (no disk, sender CPU $(cat "$scratch/stream_send_cpu") s)" "$rep"
-  add_sample "$t:stream_send_cpu" "$(cat "$scratch/stream_send_cpu")"
+  local cpu
+  run_stream
+  cpu=$(cat "$scratch/stream_send_cpu")
+  add_sample "$t:stream_send_cpu" "$cpu"
+  keep "$t" stream "bare stream (no disk, sender CPU $cpu s)" "$rep"
   fio_seq "$target";                        keep "$t" fio_seq "fio seq 1M O_DIRECT" "$rep"
   run_nc_dd "$target";                      keep "$t" nc_dd "nc | dd oflag=direct" "$rep"
   e2e_seq "$target" "$t-seq-$rep" "$rep"
-  add_sample "$t:e2e_origin_cpu" "$(cat "$scratch/$t-seq-$rep/origin_cpu_s")"
-  keep_replication "$t" e2e "end to end 1M sequential (clone-origin CPU $(cat "$scratch/$t-seq-$rep/origin_cpu_s") s)" "$rep" "$t-seq-$rep"
+  cpu=$(cat "$scratch/$t-seq-$rep/origin_cpu_s")
+  add_sample "$t:e2e_origin_cpu" "$cpu"
+  keep_replication "$t" e2e "end to end 1M sequential (clone-origin CPU $cpu s)" "$rep" "$t-seq-$rep"
 }
 
 # Two CPUs to give the original and the clone one each (taskset, util-linux).
