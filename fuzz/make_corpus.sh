@@ -6,6 +6,8 @@
 #    encoders and writer, with the fixed pair of fuzz/fuzz_support.h;
 #  - a spool from a real `clone-origin capture` with that pair's secret;
 #  - the config examples in dist/ and a pair of files from `clonectl pair`.
+# It leaves fuzz/corpus/digest alone: four inputs made once by hand (a key,
+# a count, a flag, random bytes), nothing this tree encodes.
 # Usage: fuzz/make_corpus.sh [BUILD_DIR]   (default build-fuzz, configured by scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
