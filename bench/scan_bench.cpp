@@ -2,11 +2,12 @@
 // scan-bench: the clone's side of a whole-disk digest scan, as the daemon
 // runs it (DiskWorkers digest jobs of 8 MiB, 8 in flight, on the configured
 // number of threads, O_DIRECT reads), and the single-core speed of the keyed
-// BLAKE2b it uses, both over the same extent size. bench/resync.sh runs it
-// next to fio's raw O_DIRECT read of the same device. Also the keyed BLAKE2b
-// of all cores at once over a 512 MiB buffer (cold data, as a scan's is: the
-// single-core figure hashes one extent that stays in the cache). Prints
-// key=value lines.
+// BLAKE2b, both over the same extent size: one message at a time (libsodium)
+// and in the SIMD lanes the scan uses (digest::widest_lanes).
+// bench/resync.sh runs it next to fio's raw O_DIRECT read of the same device.
+// Also the keyed BLAKE2b of all cores at once over a 512 MiB buffer (cold
+// data, as a scan's is: the single-core figures hash extents that stay in the
+// cache), both ways. Prints key=value lines.
 //
 // usage: scan-bench DEVICE_OR_FILE [EXTENT_BYTES] [THREADS]
 #include <algorithm>
@@ -30,34 +31,47 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Keyed BLAKE2b over `total` bytes in memory, one thread.
-double hash_rate_mib_s(uint32_t extent, uint64_t total) {
-  base::AlignedBuffer buf(extent);
+// Keyed BLAKE2b over `total` bytes in memory, one thread, extent by extent
+// through `lanes` (Lanes::one: libsodium, one message at a time), over one
+// group of extents that stays in the cache.
+double hash_rate_mib_s(uint32_t extent, uint64_t total, digest::Lanes lanes) {
+  base::AlignedBuffer buf(uint64_t{extent} * static_cast<uint64_t>(lanes));
   for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = static_cast<uint8_t>(i * 131);
   const digest::DigestKey key{1};
+  std::vector<digest::Digest> out;
   uint8_t sink = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (uint64_t done = 0; done < total; done += extent) sink ^= digest::keyed_digest(key, buf.span())[0];
+  for (uint64_t done = 0; done < total; done += buf.size()) {
+    out.clear();
+    digest::append_extent_digests(key, buf.span(), extent, out, lanes);
+    sink ^= out[0][0];
+  }
   const double s = seconds_since(t0);
   if (sink == 0x5a) std::fputs("", stderr);  // keeps the loop
   return static_cast<double>(total) / 1048576.0 / s;
 }
 
 // Keyed BLAKE2b on `threads` threads at once, each over its own part of a
-// buffer of `total` bytes (far larger than the caches), extent by extent: what
-// hashing data that has just come from a disk costs, all cores together.
-double cold_hash_rate_mib_s(uint32_t extent, uint64_t total, uint32_t threads) {
+// buffer of `total` bytes (far larger than the caches), 1 MiB at a time as a
+// scan's disk worker hashes what it read: what hashing data that has just
+// come from a disk costs, all cores together.
+double cold_hash_rate_mib_s(uint32_t extent, uint64_t total, uint32_t threads, digest::Lanes lanes) {
   base::AlignedBuffer buf(total);
   for (size_t i = 0; i < buf.size(); i += 8) buf.data()[i] = static_cast<uint8_t>(i * 131 >> 3);
   const digest::DigestKey key{3};
-  const uint64_t part = total / threads / extent * extent;
+  const uint64_t piece = std::max<uint64_t>(extent, 1u << 20);
+  const uint64_t part = total / threads / piece * piece;
   std::vector<std::thread> pool;
   std::vector<uint8_t> sinks(threads, 0);
   const auto t0 = std::chrono::steady_clock::now();
   for (uint32_t t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
-      for (uint64_t at = t * part; at < (t + 1) * part; at += extent)
-        sinks[t] ^= digest::keyed_digest(key, {buf.data() + at, extent})[0];
+      std::vector<digest::Digest> out;
+      for (uint64_t at = t * part; at < (t + 1) * part; at += piece) {
+        out.clear();
+        digest::append_extent_digests(key, {buf.data() + at, piece}, extent, out, lanes);
+        sinks[t] ^= out[0][0];
+      }
     });
   for (std::thread& th : pool) th.join();
   const double s = seconds_since(t0);
@@ -101,10 +115,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   const uint64_t size = (*dev)->geometry().size_bytes;
-  std::printf("blake2b_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30));
+  // One message at a time (libsodium), and in the lanes the scan uses.
+  const digest::Lanes lanes = digest::widest_lanes();
   const uint32_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const double cold = cold_hash_rate_mib_s(extent, 512ull << 20, cores);
-  std::printf("blake2b_all_cores_cold_mib_s=%.1f\ncores=%u\n", cold, cores);
+  std::printf("lanes=%d\nlanes_name=%s\ncores=%u\n", static_cast<int>(lanes),
+              std::string(digest::lanes_name(lanes)).c_str(), cores);
+  std::printf("blake2b_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30, digest::Lanes::one));
+  std::printf("blake2b_lanes_single_core_mib_s=%.1f\n", hash_rate_mib_s(extent, 1ull << 30, lanes));
+  std::printf("blake2b_all_cores_cold_mib_s=%.1f\n", cold_hash_rate_mib_s(extent, 512ull << 20, cores, digest::Lanes::one));
+  std::printf("blake2b_lanes_all_cores_cold_mib_s=%.1f\n", cold_hash_rate_mib_s(extent, 512ull << 20, cores, lanes));
 
   cloned::Completions done;
   const digest::DigestKey key{2};

@@ -70,14 +70,23 @@ struct Produced {
   uint64_t data_bytes = 0;
 };
 
+// Records are made in small batches so that their digests are computed
+// together (WorkloadGenerator::next_batch): 64 records of 4 KiB, 8 of 1 MiB.
+constexpr size_t kBatchRecords = 64;
+constexpr uint64_t kBatchBytes = 8u << 20;
+
 base::Status produce_workload(WorkloadGenerator& gen, SourceImage& image, RetainedLog& log,
                               std::atomic<uint64_t>& done_bytes, Produced& out) {
-  Record rec;
-  while (gen.next(rec)) {
-    BASE_TRY(image.apply(rec));
-    out.last_seq = rec.header.seq;
-    ++out.record_count;
-    if (!log.append(std::make_shared<const Record>(std::move(rec)))) break;  // the replicator failed
+  std::vector<Record> batch;
+  bool replicating = true;
+  while (replicating && gen.next_batch(batch, kBatchRecords, kBatchBytes)) {
+    for (Record& rec : batch) {
+      BASE_TRY(image.apply(rec));
+      out.last_seq = rec.header.seq;
+      ++out.record_count;
+      replicating = log.append(std::make_shared<const Record>(std::move(rec)));
+      if (!replicating) break;  // the replicator failed
+    }
     done_bytes.store(gen.data_bytes_done());
   }
   out.data_bytes = gen.data_bytes_done();
@@ -159,12 +168,14 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
     return "capture: " + base::format_bytes(done) + " of " + base::format_bytes(command.workload.total_bytes) + ", " +
            format_rate(done, base::monotonic_ns() - start_ns);
   });
-  Record rec;
+  std::vector<Record> batch;
   uint64_t records = 0;
-  while (gen.next(rec)) {
-    BASE_TRY((*image)->apply(rec));
-    BASE_TRY((*spool)->append(rec));
-    ++records;
+  while (gen.next_batch(batch, kBatchRecords, kBatchBytes)) {
+    for (const Record& rec : batch) {
+      BASE_TRY((*image)->apply(rec));
+      BASE_TRY((*spool)->append(rec));
+      ++records;
+    }
     done_bytes.store(gen.data_bytes_done());
   }
   BASE_TRY((*image)->sync());

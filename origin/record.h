@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -37,6 +38,9 @@ Record begin_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint32_t
 base::MutableByteSpan payload_of(Record& record);
 // Computes the payload digest (digest::keyed_digest) and encodes the header.
 void seal_write(Record& record, const digest::DigestKey& digest_key);
+// seal_write of every write among `records`, the digests computed together
+// (digest::keyed_digests: side by side in SIMD lanes where lengths agree).
+void seal_writes(std::span<Record> records, const digest::DigestKey& digest_key);
 
 // Convenience: a write record from a payload span (copies it).
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,

@@ -33,8 +33,7 @@ base::Status image_digests(SourceImage& image, const digest::DigestKey& key, uin
   for (uint64_t done = 0; done < total;) {
     const uint64_t n = std::min<uint64_t>(buf.size() / extent * extent, total - done);
     BASE_TRY(image.read(offset + done, base::MutableByteSpan(buf.data(), n)));
-    for (uint64_t at = 0; at < n; at += extent)
-      out.push_back(digest::keyed_digest(key, base::ByteSpan(buf.data() + at, std::min<uint64_t>(extent, n - at))));
+    digest::append_extent_digests(key, base::ByteSpan(buf.data(), n), extent, out);
     done += n;
   }
   return base::Status::ok();

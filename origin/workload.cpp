@@ -53,6 +53,27 @@ WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t di
 }
 
 bool WorkloadGenerator::next(Record& out) {
+  if (!next_unsealed(out)) return false;
+  if (out.header.type == proto::MsgType::write) seal_write(out, digest_key_);
+  return true;
+}
+
+bool WorkloadGenerator::next_batch(std::vector<Record>& out, size_t max_records, uint64_t max_bytes) {
+  assert(max_records > 0);
+  out.clear();
+  uint64_t bytes = 0;
+  while (out.size() < max_records && bytes < max_bytes) {
+    if (!next_unsealed(out.emplace_back())) {
+      out.pop_back();
+      break;
+    }
+    bytes += out.back().header.length_bytes;
+  }
+  seal_writes(out, digest_key_);
+  return !out.empty();
+}
+
+bool WorkloadGenerator::next_unsealed(Record& out) {
   if (finished_) return false;
   if (!epoch_open_) {
     epoch_records_left_ = draw_epoch_records();
@@ -98,7 +119,6 @@ void WorkloadGenerator::make_data_record(Record& out) {
     const uint64_t payload_seed = rng_.next();
     out = begin_write(next_seq_++, epoch_, offset_bytes, static_cast<uint32_t>(length_bytes));
     fill_pseudo_random(payload_seed, payload_of(out));
-    seal_write(out, digest_key_);
   }
   data_bytes_done_ += length_bytes;
 }

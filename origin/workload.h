@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "base/status.h"
 #include "digest/digest.h"
@@ -52,6 +53,11 @@ class WorkloadGenerator {
 
   // The next record; false once the final barrier has been produced.
   bool next(Record& out);
+  // The next records, as next() would give them one by one, into `out`
+  // (cleared first): up to `max_records`, stopping once they hold
+  // `max_bytes` of payload. Their digests are computed together, several at
+  // once (seal_writes). False, `out` empty, once the final barrier is out.
+  bool next_batch(std::vector<Record>& out, size_t max_records, uint64_t max_bytes);
 
   uint64_t data_bytes_done() const { return data_bytes_done_; }
   uint64_t total_bytes() const { return options_.total_bytes; }
@@ -60,6 +66,7 @@ class WorkloadGenerator {
   bool finished() const { return finished_; }
 
  private:
+  bool next_unsealed(Record& out);  // next() but for the write's digest
   void make_data_record(Record& out);
   uint64_t draw_epoch_records();
   uint64_t place_record(uint64_t length_bytes);  // the offset of the next data record

@@ -191,10 +191,7 @@ void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
 // The time the disk spends on the epoch before goes to checking the next
 // one's digests, so that a whole epoch of small records can go in one batch.
 void DiskWorkers::check_held(std::vector<Job>& jobs) {
-  for (Job& job : jobs) {
-    job.digest_ok = digest_matches(job);
-    job.checked = true;
-  }
+  check_digests(jobs);
   std::vector<Completion> cancelled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -218,6 +215,21 @@ base::ByteSpan DiskWorkers::payload_of(const Job& job) {
   // The payload follows the 64-byte header inside the frame, 4096-aligned.
   assert(job.frame.plain_bytes == proto::kWriteHeaderBytes + job.header.length_bytes);
   return {job.frame.plain_data() + proto::kWriteHeaderBytes, job.header.length_bytes};
+}
+
+void DiskWorkers::check_digests(std::vector<Job>& jobs) const {
+  std::vector<base::ByteSpan> payloads;
+  payloads.reserve(jobs.size());
+  for (const Job& job : jobs)
+    if (!job.checked) payloads.push_back(payload_of(job));
+  std::vector<digest::Digest> got(payloads.size());
+  digest::keyed_digests(digest_key_, payloads, got);
+  size_t i = 0;
+  for (Job& job : jobs) {
+    if (job.checked) continue;
+    job.digest_ok = digest::digest_equal(got[i++], job.header.digest);
+    job.checked = true;
+  }
 }
 
 bool DiskWorkers::digest_matches(const Job& job) const {
@@ -472,6 +484,7 @@ void DiskWorkers::perform_batch(std::vector<Job>& jobs, std::vector<Completion>&
   std::vector<size_t> op_of;  // done[i]'s op, or SIZE_MAX when refused
   ops.reserve(jobs.size());
   op_of.reserve(jobs.size());
+  check_digests(jobs);
   for (Job& job : jobs) {
     const proto::RecordHeader& h = job.header;
     assert(batchable(job));
@@ -514,10 +527,7 @@ void DiskWorkers::perform_digest(const Job& job) {
   uint64_t done = 0;
   // Pieces come in order, the next one read while this one is hashed.
   c.status = device_.read_each(q.offset_bytes, total, piece, [&](uint64_t, base::ByteSpan data) {
-    for (uint64_t at = 0; at < data.size(); at += q.extent_bytes) {
-      const uint64_t len = std::min<uint64_t>(q.extent_bytes, data.size() - at);
-      c.digests.push_back(digest::keyed_digest(digest_key_, data.subspan(at, len)));
-    }
+    digest::append_extent_digests(digest_key_, data, q.extent_bytes, c.digests);
     done += data.size();
   });
   if (!c.status.is_ok())

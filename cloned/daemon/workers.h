@@ -211,6 +211,10 @@ class DiskWorkers {
   // digest (checked while held, or now).
   static base::ByteSpan payload_of(const Job& job);
   bool digest_matches(const Job& job) const;
+  // Checks the digests of every write in `jobs` not checked yet, all at once:
+  // a batch of small records mostly shares one length, and the digests of
+  // such a run are computed side by side in SIMD lanes (digest::keyed_digests).
+  void check_digests(std::vector<Job>& jobs) const;
   // A held write's barrier flush succeeded: it counts as outstanding from
   // now on, and an early flush asked before must cover it.
   void release_locked();
