@@ -174,7 +174,7 @@ void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
   uint64_t bytes = 0;
   size_t kept = 0;
   for (Job& job : held_) {
-    if (bytes < kBatchBytes && !job.checked && batchable(job)) {
+    if (bytes < kBatchBytes && out.size() < kBatchJobsMax && !job.checked && batchable(job)) {
       bytes += job.header.length_bytes;
       job.check_serial = ++check_serial_;
       checking_.push_back(OutForCheck{job.check_serial, job.after_flush_gate});
@@ -293,7 +293,7 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
     out.push_back(std::move(jobs_.front()));
     jobs_.pop_front();
   } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) &&
-           bytes < (jobs_.front().checked ? kCheckedBatchBytes : kBatchBytes) && out.size() < kBatchJobsMax);
+           bytes < kBatchBytes && out.size() < kBatchJobsMax);
   if (!jobs_.empty() || held_unchecked_ > 0) wake_.notify_one();
 }
 

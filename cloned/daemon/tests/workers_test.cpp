@@ -245,11 +245,11 @@ TEST_CASE("an early flush waits for every write submitted before it and is repor
   std::vector<std::vector<uint8_t>> data;
   {
     cloned::DiskWorkers::Batch batch(workers);
-    data = submit_writes(workers, 1, 40);  // more than one worker's batch
+    data = submit_writes(workers, 1, 100);  // more than one worker's batch (kBatchJobsMax)
     workers.flush_when_drained(77);
   }
-  const std::vector<cloned::Completion> got = collect(done, 41);
-  REQUIRE(count_kind(got, cloned::Completion::Kind::io) == 40);
+  const std::vector<cloned::Completion> got = collect(done, 101);
+  REQUIRE(count_kind(got, cloned::Completion::Kind::io) == 100);
   REQUIRE(count_kind(got, cloned::Completion::Kind::early_flush) == 1);
   const auto early = std::find_if(got.begin(), got.end(), [](const cloned::Completion& c) {
     return c.kind == cloned::Completion::Kind::early_flush;
@@ -258,7 +258,7 @@ TEST_CASE("an early flush waits for every write submitted before it and is repor
   CHECK(early->status.is_ok());
   CHECK(std::string(early->op) == "flush");
   CHECK(early != got.end() - 1);  // ahead of the completion of the write it followed
-  // Three batches (16, 16 and 8 writes), but the loop is woken once: by the
+  // Two batches (64 and 36 writes), but the loop is woken once: by the
   // push that carries the flush, not by the completions it follows.
   CHECK(wakes.load() == 1);
   CHECK(dev.flush_count() == 1);
@@ -285,12 +285,12 @@ TEST_CASE("an early flush is cancelled when it would not cover every write") {
     done.set_waker([&] { ++wakes; });
     {
       cloned::DiskWorkers::Batch batch(workers);
-      submit_writes(workers, 1, 20);
+      submit_writes(workers, 1, 70);  // two batches (kBatchJobsMax), so two pushes
       workers.flush_when_drained(1);
-      submit_writes(workers, 21, 1);
+      submit_writes(workers, 71, 1);
     }
-    const std::vector<cloned::Completion> got = collect(done, 21);
-    CHECK(count_kind(got, cloned::Completion::Kind::io) == 21);
+    const std::vector<cloned::Completion> got = collect(done, 71);
+    CHECK(count_kind(got, cloned::Completion::Kind::io) == 71);
     CHECK(count_kind(got, cloned::Completion::Kind::early_flush) == 0);
     CHECK(wakes.load() >= 2);  // every push wakes the loop: no flush follows
     done.set_waker(nullptr);
