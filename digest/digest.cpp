@@ -56,8 +56,8 @@ Lanes widest_lanes() {
   // The compiler's runtime checks both the CPU's flag and that the kernel
   // saves the registers (XCR0) before it reports a feature.
   static const Lanes widest = __builtin_cpu_supports("avx512f") ? Lanes::eight
-                              : __builtin_cpu_supports("avx2")   ? Lanes::four
-                                                                 : Lanes::one;
+                              : __builtin_cpu_supports("avx2")  ? Lanes::four
+                                                                : Lanes::one;
   return widest;
 #else
   return Lanes::one;
@@ -66,9 +66,12 @@ Lanes widest_lanes() {
 
 std::string_view lanes_name(Lanes lanes) {
   switch (lanes) {
-    case Lanes::one: return "one at a time";
-    case Lanes::four: return "4 lanes (AVX2)";
-    case Lanes::eight: return "8 lanes (AVX-512F)";
+    case Lanes::one:
+      return "one at a time";
+    case Lanes::four:
+      return "4 lanes (AVX2)";
+    case Lanes::eight:
+      return "8 lanes (AVX-512F)";
   }
   return "?";
 }
@@ -96,8 +99,8 @@ void keyed_digests(const DigestKey& key, std::span<const base::ByteSpan> pieces,
   }
 }
 
-void append_extent_digests(const DigestKey& key, base::ByteSpan data, uint64_t extent_bytes,
-                           std::vector<Digest>& out, Lanes lanes) {
+void append_extent_digests(const DigestKey& key, base::ByteSpan data, uint64_t extent_bytes, std::vector<Digest>& out,
+                           Lanes lanes) {
   assert(extent_bytes > 0);
   base::ByteSpan group[kMaxLanes];
   for (uint64_t at = 0; at < data.size();) {

@@ -40,8 +40,8 @@ void keyed_digests(const DigestKey& key, std::span<const base::ByteSpan> pieces,
 // Appends to `out` the keyed digest of each `extent_bytes` piece of `data`,
 // in order, the last one shorter where `data` ends inside it: what a digest
 // scan computes over what it read.
-void append_extent_digests(const DigestKey& key, base::ByteSpan data, uint64_t extent_bytes,
-                           std::vector<Digest>& out, Lanes lanes = widest_lanes());
+void append_extent_digests(const DigestKey& key, base::ByteSpan data, uint64_t extent_bytes, std::vector<Digest>& out,
+                           Lanes lanes = widest_lanes());
 
 // Constant-time comparison.
 bool digest_equal(const Digest& a, const Digest& b);

@@ -45,6 +45,8 @@ inline void mix(typename Ops::V* v, int a, int b, int c, int d, typename Ops::V 
 
 // One compression of every lane's state `h` with its block `m`, all lanes at
 // byte count `t` (lanes share a length), `last` on each lane's final block.
+// The rounds are unrolled, so that each message word's index is a constant
+// and the words stay in registers: 5-7 % faster here.
 template <class Ops>
 inline void compress(typename Ops::V* h, const typename Ops::V* m, uint64_t t, bool last) {
   typename Ops::V v[16];
@@ -52,7 +54,6 @@ inline void compress(typename Ops::V* h, const typename Ops::V* m, uint64_t t, b
   for (int i = 0; i < 8; ++i) v[8 + i] = Ops::set1(kIv[i]);
   v[12] = Ops::set1(kIv[4] ^ t);  // the counter's high word stays 0: no message here reaches 2^64 bytes
   if (last) v[14] = Ops::set1(~kIv[6]);
-  // Unrolled, each message word's index is a constant: 5-7 % faster here.
 #pragma GCC unroll 12
   for (const auto& s : kSigma) {
     mix<Ops>(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);

@@ -77,7 +77,8 @@ TEST_CASE("digests in lanes equal libsodium's, byte for byte, at every length ar
   digest::DigestKey key{};
   randombytes_buf(key.data(), key.size());
   for (digest::Lanes lanes : runnable_lanes()) {
-    for (size_t length : {0, 1, 7, 8, 9, 127, 128, 129, 255, 256, 257, 383, 384, 385, 4095, 4096, 4097, 65536, 69'999}) {
+    for (size_t length :
+         {0, 1, 7, 8, 9, 127, 128, 129, 255, 256, 257, 383, 384, 385, 4095, 4096, 4097, 65536, 69'999}) {
       for (size_t count : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17}) {
         CAPTURE(digest::lanes_name(lanes));
         CAPTURE(length);
@@ -130,7 +131,8 @@ TEST_CASE("extent digests cover the data in order, the last extent cut where the
       CHECK(got[0] == digest::Digest{});
       for (size_t i = 0; i < n; ++i) {
         const size_t at = i * extent;
-        CHECK(got[1 + i] == sodium_digest(key, base::ByteSpan(data).subspan(at, std::min<size_t>(extent, data.size() - at))));
+        CHECK(got[1 + i] ==
+              sodium_digest(key, base::ByteSpan(data).subspan(at, std::min<size_t>(extent, data.size() - at))));
       }
     }
     std::vector<digest::Digest> none;
