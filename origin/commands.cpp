@@ -12,8 +12,8 @@
 #include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
-#include "origin/wake.h"
 #include "origin/spool.h"
+#include "origin/wake.h"
 
 namespace origin {
 
@@ -37,7 +37,8 @@ base::Result<OriginPosition> load_clean_position(const config::OriginConfig& con
                                           " is under way; finish it first: clone-origin resync --source IMAGE");
   if (!pos->clean)
     return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
-                                          position_path(config.state_dir) + " says so), so the source image may hold writes "
+                                          position_path(config.state_dir) +
+                                          " says so), so the source image may hold writes "
                                           "the clone never got; bring the clone to the image with a resync: "
                                           "clone-origin resync --source IMAGE");
   return pos;
@@ -59,8 +60,8 @@ OriginPosition advanced(OriginPosition p, const WorkloadGenerator& gen) {
 std::string replication_line(const char* what, uint64_t done_bytes, uint64_t total_bytes, uint64_t start_ns,
                              const ReplicatorCounters& c) {
   return std::string(what) + ": " + base::format_bytes(done_bytes) + " of " + base::format_bytes(total_bytes) + ", " +
-         format_rate(done_bytes, base::monotonic_ns() - start_ns) + ", acked seq " + u64s(c.acked_seq) + ", committed seq " +
-         u64s(c.committed_seq) + (c.reconnects > 0 ? ", reconnects " + u64s(c.reconnects) : "");
+         format_rate(done_bytes, base::monotonic_ns() - start_ns) + ", acked seq " + u64s(c.acked_seq) +
+         ", committed seq " + u64s(c.committed_seq) + (c.reconnects > 0 ? ", reconnects " + u64s(c.reconnects) : "");
 }
 
 // What a run sends, and where the generator left the numbering.
@@ -126,7 +127,8 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
                         pos->next_seq, pos->next_epoch);
   std::atomic<uint64_t> done_bytes{0};
   ProgressReporter progress([&] {
-    return replication_line("workload", done_bytes.load(), command.workload.total_bytes, start_ns, replicator.counters());
+    return replication_line("workload", done_bytes.load(), command.workload.total_bytes, start_ns,
+                            replicator.counters());
   });
   Produced produced;
   base::Status s = produce_workload(gen, **image, log, done_bytes, produced);
@@ -139,9 +141,9 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
   const ReplicatorCounters c = replicator.counters();
   std::printf("workload done: %s in %s (%s), %llu records (seq %llu..%llu) durable on the clone, %llu reconnects\n",
               base::format_bytes(produced.data_bytes).c_str(), seconds_text(elapsed_ns).c_str(),
-              format_rate(produced.data_bytes, elapsed_ns).c_str(), static_cast<unsigned long long>(produced.record_count),
-              static_cast<unsigned long long>(pos->next_seq), static_cast<unsigned long long>(produced.last_seq),
-              static_cast<unsigned long long>(c.reconnects));
+              format_rate(produced.data_bytes, elapsed_ns).c_str(),
+              static_cast<unsigned long long>(produced.record_count), static_cast<unsigned long long>(pos->next_seq),
+              static_cast<unsigned long long>(produced.last_seq), static_cast<unsigned long long>(c.reconnects));
   std::fflush(stdout);
   if (!command.compare_path.empty()) return compare_and_report(command.source_path, command.compare_path);
   return base::Status::ok();

@@ -12,9 +12,7 @@ base::ByteSpan Record::payload() const {
   return base::ByteSpan(plain).subspan(proto::kWriteHeaderBytes);
 }
 
-uint64_t Record::data_bytes() const {
-  return header.type == proto::MsgType::barrier ? 0 : header.length_bytes;
-}
+uint64_t Record::data_bytes() const { return header.type == proto::MsgType::barrier ? 0 : header.length_bytes; }
 
 Record begin_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint32_t length_bytes) {
   assert(length_bytes > 0 && length_bytes <= proto::kMaxWritePayloadBytes);
@@ -64,8 +62,7 @@ Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::Byt
   return r;
 }
 
-Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes,
-                   uint64_t length_bytes) {
+Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint64_t length_bytes) {
   assert(type == proto::MsgType::trim || type == proto::MsgType::zero);
   Record r;
   r.header.type = type;
@@ -97,11 +94,16 @@ bool is_record_type(proto::MsgType type) {
 
 const char* record_type_name(proto::MsgType type) {
   switch (type) {
-    case proto::MsgType::write: return "write";
-    case proto::MsgType::trim: return "trim";
-    case proto::MsgType::zero: return "zero";
-    case proto::MsgType::barrier: return "barrier";
-    default: return "non-record";
+    case proto::MsgType::write:
+      return "write";
+    case proto::MsgType::trim:
+      return "trim";
+    case proto::MsgType::zero:
+      return "zero";
+    case proto::MsgType::barrier:
+      return "barrier";
+    default:
+      return "non-record";
   }
 }
 

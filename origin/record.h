@@ -46,8 +46,7 @@ void seal_writes(std::span<Record> records, const digest::DigestKey& digest_key)
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,
                   const digest::DigestKey& digest_key);
 // Trim or zero of an extent.
-Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes,
-                   uint64_t length_bytes);
+Record make_extent(proto::MsgType type, uint64_t seq, uint64_t epoch, uint64_t offset_bytes, uint64_t length_bytes);
 // Barrier closing `epoch`; naming a mark when `mark` is not empty
 // (proto::kBarrierFlagMark: 1..255 bytes of printable ASCII, asserted).
 Record make_barrier(uint64_t seq, uint64_t epoch, std::string_view mark = {});

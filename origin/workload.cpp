@@ -11,21 +11,23 @@ namespace origin {
 
 using base::u64s;
 
-base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size_bytes,
-                                    uint32_t logical_block_bytes) {
+base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size_bytes, uint32_t logical_block_bytes) {
   const uint64_t lbs = logical_block_bytes;
   auto bad = [](const std::string& s) { return base::Status::error(EINVAL, s); };
-  if (lbs == 0 || disk_size_bytes < lbs) return bad("the disk (" + u64s(disk_size_bytes) + " bytes) holds no whole block.");
+  if (lbs == 0 || disk_size_bytes < lbs)
+    return bad("the disk (" + u64s(disk_size_bytes) + " bytes) holds no whole block.");
   if (o.total_bytes == 0) return bad("--bytes must be more than 0.");
   if (o.write_min_bytes == 0 || o.write_min_bytes % lbs != 0 || o.write_max_bytes % lbs != 0)
     return bad("--write-min " + u64s(o.write_min_bytes) + " and --write-max " + u64s(o.write_max_bytes) +
                " must be whole multiples of the " + u64s(lbs) + "-byte logical block size.");
   if (o.write_min_bytes > o.write_max_bytes)
-    return bad("--write-min " + u64s(o.write_min_bytes) + " is larger than --write-max " + u64s(o.write_max_bytes) + ".");
+    return bad("--write-min " + u64s(o.write_min_bytes) + " is larger than --write-max " + u64s(o.write_max_bytes) +
+               ".");
   if (o.write_max_bytes > proto::kMaxWritePayloadBytes)
     return bad("--write-max " + u64s(o.write_max_bytes) + " is over the protocol's 1 MiB per record.");
   if (o.write_max_bytes > disk_size_bytes)
-    return bad("--write-max " + u64s(o.write_max_bytes) + " is larger than the disk (" + u64s(disk_size_bytes) + " bytes).");
+    return bad("--write-max " + u64s(o.write_max_bytes) + " is larger than the disk (" + u64s(disk_size_bytes) +
+               " bytes).");
   if (o.epoch_records_max == 0) return bad("--epoch-max must be at least 1 record.");
   if (o.trim_percent > 100) return bad("--trim-percent must be between 0 and 100.");
   return base::Status::ok();
@@ -110,7 +112,8 @@ uint64_t WorkloadGenerator::place_record(uint64_t length_bytes) {
 
 void WorkloadGenerator::make_data_record(Record& out) {
   const bool trim = rng_.uniform(0, 99) < options_.trim_percent;
-  const uint64_t blocks = rng_.uniform(options_.write_min_bytes / block_bytes_, options_.write_max_bytes / block_bytes_);
+  const uint64_t blocks =
+      rng_.uniform(options_.write_min_bytes / block_bytes_, options_.write_max_bytes / block_bytes_);
   const uint64_t length_bytes = blocks * block_bytes_;
   const uint64_t offset_bytes = place_record(length_bytes);
   if (trim) {
