@@ -71,16 +71,12 @@ struct Produced {
   uint64_t data_bytes = 0;
 };
 
-// Records are made in small batches so that their digests are computed
-// together (WorkloadGenerator::next_batch): 64 records of 4 KiB, 8 of 1 MiB.
-constexpr size_t kBatchRecords = 64;
-constexpr uint64_t kBatchBytes = 8u << 20;
-
 base::Status produce_workload(WorkloadGenerator& gen, SourceImage& image, RetainedLog& log,
                               std::atomic<uint64_t>& done_bytes, Produced& out) {
   std::vector<Record> batch;
   bool replicating = true;
-  while (replicating && gen.next_batch(batch, kBatchRecords, kBatchBytes)) {
+  // Made in small batches so that their digests are computed together.
+  while (replicating && gen.next_batch(batch, kSealBatchRecords, kSealBatchBytes)) {
     for (Record& rec : batch) {
       BASE_TRY(image.apply(rec));
       out.last_seq = rec.header.seq;
@@ -172,7 +168,7 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
   });
   std::vector<Record> batch;
   uint64_t records = 0;
-  while (gen.next_batch(batch, kBatchRecords, kBatchBytes)) {
+  while (gen.next_batch(batch, kSealBatchRecords, kSealBatchBytes)) {
     for (const Record& rec : batch) {
       BASE_TRY((*image)->apply(rec));
       BASE_TRY((*spool)->append(rec));

@@ -37,19 +37,19 @@ void seal_write(Record& record, const digest::DigestKey& digest_key) {
   proto::encode_write_header(record.header, record.plain.data());
 }
 
-void seal_writes(std::span<Record> records, const digest::DigestKey& digest_key) {
+void seal_writes(std::span<Record* const> records, const digest::DigestKey& digest_key) {
   std::vector<base::ByteSpan> payloads;
   payloads.reserve(records.size());
-  for (const Record& r : records)
-    if (r.header.type == proto::MsgType::write) payloads.push_back(r.payload());
+  for (const Record* r : records)
+    if (r->header.type == proto::MsgType::write) payloads.push_back(r->payload());
   std::vector<digest::Digest> digests(payloads.size());
   digest::keyed_digests(digest_key, payloads, digests);
   size_t i = 0;
-  for (Record& r : records) {
-    if (r.header.type != proto::MsgType::write) continue;
-    assert(r.plain.size() == proto::kWriteHeaderBytes + r.header.length_bytes);
-    r.header.digest = digests[i++];
-    proto::encode_write_header(r.header, r.plain.data());
+  for (Record* r : records) {
+    if (r->header.type != proto::MsgType::write) continue;
+    assert(r->plain.size() == proto::kWriteHeaderBytes + r->header.length_bytes);
+    r->header.digest = digests[i++];
+    proto::encode_write_header(r->header, r->plain.data());
   }
 }
 

@@ -40,7 +40,11 @@ base::MutableByteSpan payload_of(Record& record);
 void seal_write(Record& record, const digest::DigestKey& digest_key);
 // seal_write of every write among `records`, the digests computed together
 // (digest::keyed_digests: side by side in SIMD lanes where lengths agree).
-void seal_writes(std::span<Record> records, const digest::DigestKey& digest_key);
+void seal_writes(std::span<Record* const> records, const digest::DigestKey& digest_key);
+// How many records a producer seals together at most, and up to how many
+// payload bytes: 64 records of 4 KiB, 8 of 1 MiB (the digests' eight lanes).
+inline constexpr size_t kSealBatchRecords = 64;
+inline constexpr uint64_t kSealBatchBytes = 8u << 20;
 
 // Convenience: a write record from a payload span (copies it).
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,

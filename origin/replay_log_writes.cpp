@@ -188,8 +188,9 @@ class PositionSaver {
   std::thread thread_;
 };
 
-RecordPtr build_record(lw::LogFile& file, const lw::Planned& p, uint64_t seq, uint64_t epoch,
-                       const digest::DigestKey& key, base::Status& status) {
+// A write comes back unsealed: send_until seals several at once (seal_writes).
+std::shared_ptr<Record> build_record(lw::LogFile& file, const lw::Planned& p, uint64_t seq, uint64_t epoch,
+                                     base::Status& status) {
   switch (p.type) {
     case lw::Planned::Type::barrier:
       return std::make_shared<Record>(make_barrier(seq, epoch, p.mark));
@@ -201,7 +202,6 @@ RecordPtr build_record(lw::LogFile& file, const lw::Planned& p, uint64_t seq, ui
   auto r = std::make_shared<Record>(begin_write(seq, epoch, p.offset_bytes, static_cast<uint32_t>(p.length_bytes)));
   status = file.read(payload_of(*r), p.data_log_offset);
   if (!status.is_ok()) return nullptr;
-  seal_write(*r, key);
   return r;
 }
 
@@ -439,10 +439,26 @@ class Shipment {
     return base::Status::ok();
   }
 
-  // Sends entries up to `end_index` (validated already).
+  // Sends entries up to `end_index` (validated already). Records are sealed
+  // and appended in small batches (kSealBatchRecords, kSealBatchBytes), so that their
+  // digests are computed together; a barrier closes its batch before the
+  // saver hears of it.
   base::Status send_until(uint64_t end_index) {
     std::vector<lw::Planned> planned;
     std::vector<Boundary> boundaries;
+    std::vector<std::shared_ptr<Record>> batch;
+    std::vector<Record*> unsealed;
+    uint64_t batch_bytes = 0;
+    auto send_batch = [&]() -> base::Status {
+      unsealed.clear();
+      for (const std::shared_ptr<Record>& r : batch) unsealed.push_back(r.get());
+      seal_writes(unsealed, keys_.digest_key);
+      for (std::shared_ptr<Record>& r : batch)
+        if (!log_->append(std::move(r))) return replicator_->failure();
+      batch.clear();
+      batch_bytes = 0;
+      return base::Status::ok();
+    };
     while (walker_->index() < end_index && !g_stop.load()) {
       uint64_t seq = 0;
       BASE_TRY(walker_->step(planned, boundaries, seq));
@@ -450,16 +466,21 @@ class Shipment {
       uint64_t epoch = walker_->next_epoch() - boundaries.size();
       for (const lw::Planned& p : planned) {
         base::Status s;
-        RecordPtr r = build_record(*file_, p, seq, epoch, keys_.digest_key, s);
+        std::shared_ptr<Record> r = build_record(*file_, p, seq, epoch, s);
         if (!r) return s;
-        if (!log_->append(std::move(r))) return replicator_->failure();
+        batch_bytes += r->header.length_bytes;
+        batch.push_back(std::move(r));
         if (p.type == lw::Planned::Type::barrier) {
+          BASE_TRY(send_batch());
           saver_->add(boundaries[b++]);
           last_barrier_seq_ = seq;
           ++epoch;
+        } else if (batch.size() >= kSealBatchRecords || batch_bytes >= kSealBatchBytes) {
+          BASE_TRY(send_batch());
         }
         ++seq;
       }
+      BASE_TRY(send_batch());
       sent_entries_.store(walker_->index());
     }
     return base::Status::ok();

@@ -71,7 +71,10 @@ bool WorkloadGenerator::next_batch(std::vector<Record>& out, size_t max_records,
     }
     bytes += out.back().header.length_bytes;
   }
-  seal_writes(out, digest_key_);
+  std::vector<Record*> records;
+  records.reserve(out.size());
+  for (Record& r : out) records.push_back(&r);
+  seal_writes(records, digest_key_);
   return !out.empty();
 }
 
