@@ -88,7 +88,7 @@ class DiskWorkers {
   // 1 MiB whose digests are checked side by side in SIMD lanes
   // (check_digests), which is quicker than one at a time on several
   // threads. With 64 KiB batches, so that larger records went alone, cloned
-  // spent 1.54 CPU-s on 512 MiB of 64 KiB records where it now spends 0.96
+  // spent 1.54 CPU-s on 512 MiB of 64 KiB records where it now spends 0.87-0.94
   // (docs/PERFORMANCE.md).
   static constexpr uint64_t kBatchBytes = 8 * 1024 * 1024;
   static constexpr size_t kBatchJobsMax = 64;
