@@ -14,7 +14,6 @@
 
 namespace cloned {
 
-
 // The waker runs under the lock so that set_waker(nullptr) on the loop thread
 // cannot race with a worker about to wake a handle that is being closed.
 void Completions::set_waker(std::function<void()> wake) {
@@ -200,9 +199,15 @@ void DiskWorkers::check_held(std::vector<Job>& jobs) {
                                     [&](const OutForCheck& o) { return o.serial == job.check_serial; });
       assert(out != checking_.end());
       switch (out->fate) {
-        case OutForCheck::Fate::held: held_.push_back(std::move(job)); break;
-        case OutForCheck::Fate::released: jobs_.push_back(std::move(job)); break;  // counted when released
-        case OutForCheck::Fate::cancelled: cancelled.push_back(cancelled_completion(job)); break;
+        case OutForCheck::Fate::held:
+          held_.push_back(std::move(job));
+          break;
+        case OutForCheck::Fate::released:
+          jobs_.push_back(std::move(job));
+          break;  // counted when released
+        case OutForCheck::Fate::cancelled:
+          cancelled.push_back(cancelled_completion(job));
+          break;
       }
       checking_.erase(out);
     }
@@ -292,8 +297,8 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
     bytes += jobs_.front().header.length_bytes;
     out.push_back(std::move(jobs_.front()));
     jobs_.pop_front();
-  } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) &&
-           bytes < kBatchBytes && out.size() < kBatchJobsMax);
+  } while (batchable(out.front()) && !jobs_.empty() && batchable(jobs_.front()) && bytes < kBatchBytes &&
+           out.size() < kBatchJobsMax);
   if (!jobs_.empty() || held_unchecked_ > 0) wake_.notify_one();
 }
 
@@ -382,11 +387,15 @@ constexpr uint64_t kDigestReadBytes = 1u << 20;
 const char* op_name(proto::MsgType type) {
   switch (type) {
     case proto::MsgType::write:
-    case proto::MsgType::resync_data: return "write";
-    case proto::MsgType::trim: return "discard";
+    case proto::MsgType::resync_data:
+      return "write";
+    case proto::MsgType::trim:
+      return "discard";
     case proto::MsgType::zero:
-    case proto::MsgType::resync_zero: return "write zeroes";
-    default: return "disk operation";
+    case proto::MsgType::resync_zero:
+      return "write zeroes";
+    default:
+      return "disk operation";
   }
 }
 
@@ -441,7 +450,8 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
     case proto::MsgType::resync_data: {
       const base::ByteSpan payload = payload_of(job);
       if (!digest_matches(job)) {
-        c.status = base::Status::error(EBADMSG, extent_text(h) + " does not match its digest; nothing of it was written.");
+        c.status =
+            base::Status::error(EBADMSG, extent_text(h) + " does not match its digest; nothing of it was written.");
         c.digest_mismatch = true;
         break;
       }
@@ -459,8 +469,12 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
       }
       break;
     }
-    case proto::MsgType::trim: c.status = device_.discard(h.offset_bytes, h.length_bytes); break;
-    case proto::MsgType::zero: c.status = device_.write_zeroes(h.offset_bytes, h.length_bytes); break;
+    case proto::MsgType::trim:
+      c.status = device_.discard(h.offset_bytes, h.length_bytes);
+      break;
+    case proto::MsgType::zero:
+      c.status = device_.write_zeroes(h.offset_bytes, h.length_bytes);
+      break;
     case proto::MsgType::resync_zero: {
       const std::vector<apply::Extent> whole{{h.offset_bytes, h.length_bytes}};
       for (const apply::Extent& e : job.only.empty() ? whole : job.only) {
@@ -469,7 +483,8 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
       }
       break;
     }
-    default: assert(false && "only extents reach the disk workers");
+    default:
+      assert(false && "only extents reach the disk workers");
   }
   if (!c.status.is_ok() && !c.digest_mismatch) c.status = c.status.with_context(extent_text(h));
   job.frame = proto::Frame{};  // free the payload before reporting
