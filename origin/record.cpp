@@ -31,10 +31,18 @@ base::MutableByteSpan payload_of(Record& record) {
   return base::MutableByteSpan(record.plain).subspan(proto::kWriteHeaderBytes);
 }
 
-void seal_write(Record& record, const digest::DigestKey& digest_key) {
+namespace {
+
+void seal_with(Record& record, const digest::Digest& digest) {
   assert(record.plain.size() == proto::kWriteHeaderBytes + record.header.length_bytes);
-  record.header.digest = digest::keyed_digest(digest_key, record.payload());
+  record.header.digest = digest;
   proto::encode_write_header(record.header, record.plain.data());
+}
+
+}  // namespace
+
+void seal_write(Record& record, const digest::DigestKey& digest_key) {
+  seal_with(record, digest::keyed_digest(digest_key, record.payload()));
 }
 
 void seal_writes(std::span<Record* const> records, const digest::DigestKey& digest_key) {
@@ -45,12 +53,8 @@ void seal_writes(std::span<Record* const> records, const digest::DigestKey& dige
   std::vector<digest::Digest> digests(payloads.size());
   digest::keyed_digests(digest_key, payloads, digests);
   size_t i = 0;
-  for (Record* r : records) {
-    if (r->header.type != proto::MsgType::write) continue;
-    assert(r->plain.size() == proto::kWriteHeaderBytes + r->header.length_bytes);
-    r->header.digest = digests[i++];
-    proto::encode_write_header(r->header, r->plain.data());
-  }
+  for (Record* r : records)
+    if (r->header.type == proto::MsgType::write) seal_with(*r, digests[i++]);
 }
 
 Record make_write(uint64_t seq, uint64_t epoch, uint64_t offset_bytes, base::ByteSpan payload,

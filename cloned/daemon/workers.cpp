@@ -2,6 +2,7 @@
 #include "cloned/daemon/workers.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cerrno>
 #include <cstdint>
@@ -223,18 +224,27 @@ base::ByteSpan DiskWorkers::payload_of(const Job& job) {
 }
 
 void DiskWorkers::check_digests(std::vector<Job>& jobs) const {
-  std::vector<base::ByteSpan> payloads;
-  payloads.reserve(jobs.size());
-  for (const Job& job : jobs)
-    if (!job.checked) payloads.push_back(payload_of(job));
-  std::vector<digest::Digest> got(payloads.size());
-  digest::keyed_digests(digest_key_, payloads, got);
-  size_t i = 0;
+  // A batch holds kBatchJobsMax writes at most: its payloads and digests fit
+  // on the stack, and the write path allocates nothing for them.
+  std::array<base::ByteSpan, kBatchJobsMax> payloads;
+  std::array<digest::Digest, kBatchJobsMax> got;
+  std::array<Job*, kBatchJobsMax> of;
+  size_t n = 0;
+  auto check = [&] {
+    digest::keyed_digests(digest_key_, std::span(payloads.data(), n), std::span(got.data(), n));
+    for (size_t i = 0; i < n; ++i) {
+      of[i]->digest_ok = digest::digest_equal(got[i], of[i]->header.digest);
+      of[i]->checked = true;
+    }
+    n = 0;
+  };
   for (Job& job : jobs) {
     if (job.checked) continue;
-    job.digest_ok = digest::digest_equal(got[i++], job.header.digest);
-    job.checked = true;
+    payloads[n] = payload_of(job);
+    of[n++] = &job;
+    if (n == kBatchJobsMax) check();
   }
+  if (n > 0) check();
 }
 
 bool DiskWorkers::digest_matches(const Job& job) const {
