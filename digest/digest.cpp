@@ -79,23 +79,36 @@ std::string_view lanes_name(Lanes lanes) {
 void keyed_digests(const DigestKey& key, std::span<const base::ByteSpan> pieces, std::span<Digest> out, Lanes lanes) {
   assert(out.size() == pieces.size());
   const size_t width = std::min(static_cast<size_t>(lanes), static_cast<size_t>(widest_lanes()));
-  for (size_t i = 0; i < pieces.size();) {
-    const size_t length = pieces[i].size();
-    size_t run = 1;
-    while (run < width && i + run < pieces.size() && pieces[i + run].size() == length) ++run;
-    // A lone piece costs less alone than a pass of every lane.
-    if (run == 1) {
-      out[i] = keyed_digest(key, pieces[i]);
-      ++i;
-      continue;
+  // Pieces of one length share a pass wherever they sit in a window of 64: a
+  // batch of records mixes 4 KiB writes with others, and a lone piece between
+  // two of one length must not split them. `done` marks the window's pieces
+  // already hashed.
+  constexpr size_t kWindow = 64;
+  for (size_t start = 0; start < pieces.size(); start += kWindow) {
+    const size_t end = std::min(pieces.size(), start + kWindow);
+    uint64_t done = 0;
+    for (size_t i = start; i < end; ++i) {
+      if ((done >> (i - start)) & 1) continue;
+      const size_t length = pieces[i].size();
+      size_t group[kMaxLanes] = {i};
+      size_t run = 1;
+      for (size_t j = i + 1; run < width && j < end; ++j)
+        if (!((done >> (j - start)) & 1) && pieces[j].size() == length) group[run++] = j;
+      // A lone piece costs less alone than a pass of every lane.
+      if (run == 1) {
+        out[i] = keyed_digest(key, pieces[i]);
+        continue;
+      }
+      // Lanes without a piece of their own hash the group's last one again.
+      const uint8_t* msgs[kMaxLanes];
+      for (size_t l = 0; l < width; ++l) msgs[l] = pieces[group[std::min(l, run - 1)]].data();
+      uint8_t digests[kMaxLanes * kDigestBytes];
+      hash_lanes(static_cast<Lanes>(width), key, msgs, length, digests);
+      for (size_t l = 0; l < run; ++l) {
+        std::memcpy(out[group[l]].data(), digests + l * kDigestBytes, kDigestBytes);
+        done |= uint64_t{1} << (group[l] - start);
+      }
     }
-    // Lanes without a piece of their own hash the run's last one again.
-    const uint8_t* msgs[kMaxLanes];
-    for (size_t l = 0; l < width; ++l) msgs[l] = pieces[i + std::min(l, run - 1)].data();
-    uint8_t digests[kMaxLanes * kDigestBytes];
-    hash_lanes(static_cast<Lanes>(width), key, msgs, length, digests);
-    for (size_t l = 0; l < run; ++l) std::memcpy(out[i + l].data(), digests + l * kDigestBytes, kDigestBytes);
-    i += run;
   }
 }
 

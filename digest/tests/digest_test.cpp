@@ -116,6 +116,28 @@ TEST_CASE("digests in lanes of pieces of mixed lengths, and of random ones") {
   }
 }
 
+TEST_CASE("digests in lanes of interleaved lengths, across more than one window of 64") {
+  // 4 KiB records between others, as a batch of a real write stream has
+  // them: the lanes group pieces of one length that are not neighbours.
+  std::vector<uint8_t> data(1 << 20);
+  randombytes_buf(data.data(), data.size());
+  const digest::DigestKey key = key_of(11);
+  for (digest::Lanes lanes : runnable_lanes()) {
+    CAPTURE(digest::lanes_name(lanes));
+    for (size_t count : {3, 17, 63, 64, 65, 130}) {
+      CAPTURE(count);
+      std::vector<base::ByteSpan> pieces;
+      for (size_t i = 0; i < count; ++i) {
+        const size_t length = i % 3 == 0 ? 4096 : i % 3 == 1 ? 512 + i : 65536;
+        pieces.emplace_back(data.data() + (i * 7919) % (data.size() - length), length);
+      }
+      std::vector<digest::Digest> got(count);
+      digest::keyed_digests(key, pieces, got, lanes);
+      for (size_t i = 0; i < count; ++i) CHECK(got[i] == sodium_digest(key, pieces[i]));
+    }
+  }
+}
+
 TEST_CASE("extent digests cover the data in order, the last extent cut where the data ends") {
   std::vector<uint8_t> data(9 * 65536 + 1000);
   randombytes_buf(data.data(), data.size());
