@@ -17,11 +17,13 @@
 #      beforehand (the generator off the clock: cloned's own pace);
 #   3. the same 4 KiB run with every state-store commit slowed by 20 ms;
 #   4. cloned's peak RSS (VmHWM) in every run;
-#   5. by record size (BENCH_SIZES), random records with a barrier every 32:
-#      cloned against fio doing the same (wall clock), and against fio
-#      draining its 32 writes before each fdatasync (the order cloned keeps),
-#      and cloned's CPU per
-#      record against a bare receiver's (stream-bench recv TARGET: decrypt,
+#   5. by record size (BENCH_SIZES), random records with a barrier every 32,
+#      sent to a cloned in service (it has taken BENCH_WARM_BYTES of the same
+#      records first, off the clock and off its CPU figure; what a daemon just
+#      started spends on those is a row of its own): cloned against fio doing
+#      the same (wall clock), and against fio draining its 32 writes before
+#      each fdatasync (the order cloned keeps), and cloned's CPU per record
+#      against a bare receiver's (stream-bench recv TARGET: decrypt,
 #      re-hash, one O_DIRECT pwrite per record, no fsync); and the floor, the
 #      CPU per record of the bare sender and receiver without a disk plus
 #      fio's own CPU per write, with the rate all cores would reach at it,
@@ -34,6 +36,8 @@
 # Settings (environment): BENCH_BUILD (build-bench), BENCH_TMP (/var/tmp),
 # BENCH_DISK (1G), BENCH_SEQ_BYTES (1G), BENCH_RAND_BYTES (256M),
 # BENCH_SIZES ("4K 16K 64K 256K 1M"), BENCH_SIZE_BYTES (256M, per size),
+# BENCH_WARM_BYTES (32M: figure 5's cloned first takes this much of the same
+# records, off the clock and off its CPU figure; 0 for none),
 # BENCH_REPS (3), BENCH_PORT (first TCP port on 127.0.0.1, 27300),
 # BENCH_TARGETS ("file loop"), BENCH_FIGURES ("seq rand size").
 set -euo pipefail
@@ -60,6 +64,7 @@ disk_bytes=$(to_bytes "${BENCH_DISK:-1G}")
 seq_bytes=$(to_bytes "${BENCH_SEQ_BYTES:-1G}")
 rand_bytes=$(to_bytes "${BENCH_RAND_BYTES:-256M}")
 size_bytes=$(to_bytes "${BENCH_SIZE_BYTES:-256M}")
+warm_bytes=$(to_bytes "${BENCH_WARM_BYTES:-32M}")
 sizes=${BENCH_SIZES:-4K 16K 64K 256K 1M}
 figures=${BENCH_FIGURES:-seq rand size}
 (( seq_bytes % (1 << 20) == 0 && seq_bytes <= disk_bytes )) || die "BENCH_SEQ_BYTES must be whole MiB, at most BENCH_DISK"
@@ -249,11 +254,18 @@ start_cloned() {
   wait_cloned_started "$dir/cloned.log" "$cloned_pid"
 }
 
-# Reads the peak RSS (KiB) and CPU time of cloned, then stops it cleanly.
+# cloned's CPU seconds so far (user + system, every thread).
+cloned_cpu_now() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$cloned_pid/stat"
+}
+
+# Reads the peak RSS (KiB) and CPU time of cloned (since the warm-up, if
+# there was one: $dir/warm_cpu_s), then stops it cleanly.
 stop_cloned() {
   local dir=$1
   awk '/^VmHWM:/ { print $2 }' "/proc/$cloned_pid/status" >"$dir/hwm_kib"
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$cloned_pid/stat" >"$dir/cpu_s"
+  awk -v now="$(cloned_cpu_now)" -v warm="$(cat "$dir/warm_cpu_s" 2>/dev/null || echo 0)" \
+    'BEGIN { printf "%.2f", now - warm }' >"$dir/cpu_s"
   kill -TERM "$cloned_pid"
   wait "$cloned_pid" || die "cloned did not stop cleanly (log: $dir/cloned.log)"
   cloned_pid=""
@@ -261,13 +273,23 @@ stop_cloned() {
 
 # One replication run: R = MiB/s over clone-origin's wall time (it returns once
 # every record is durable on the clone); hwm_kib and cpu_s are left in $dir,
-# and clone-origin's own CPU seconds (user + system) in origin_cpu_s.
+# and clone-origin's own CPU seconds (user + system) in origin_cpu_s. With
+# WARM=BYTES (figure 5), cloned first takes that much of the same workload in
+# a session of its own, off the clock: cpu_s is then cloned's CPU from the
+# measured session's start, its cost per record in service, and warm_cpu_s
+# what it spent before (starting, and its first BYTES: the one-time costs, such
+# as first touching the huge pages its frames live on).
 run_replication() {
   local target=$1 name=$2 bytes=$3 extra=$4
   shift 4
   local dir=$scratch/$name
   make_pair "$dir" "$target" "$extra"
   start_cloned "$dir"
+  if [[ ${WARM:-0} -gt 0 ]]; then
+    bounded "$origin_bin" --config "$dir/origin/origin.toml" workload --source "$source_img" --bytes "$WARM" "$@" \
+      >"$dir/warm.log" 2>&1 || { cat "$dir/warm.log" >&2; die "clone-origin warm-up failed ($name)"; }
+    cloned_cpu_now >"$dir/warm_cpu_s"
+  fi
   local t0 elapsed
   t0=$(now_ns)
   bounded /usr/bin/time -f '%U %S' -o "$dir/origin_time" \
@@ -290,7 +312,7 @@ e2e_rand() {
 }
 
 e2e_size() {
-  run_replication "$1" "$2" "$size_bytes" "" --seed "$3" --write-min "$4" --write-max "$4" \
+  WARM=$warm_bytes run_replication "$1" "$2" "$size_bytes" "" --seed "$3" --write-min "$4" --write-max "$4" \
     --pattern random --epoch-records "$rand_epoch_records"
 }
 
@@ -414,6 +436,12 @@ bench_size() {
   keep "$t" "bare_$size" "bare receiver $size (CPU $(cat "$scratch/bare_recv_cpu") s)" "$rep"
   e2e_size "$target" "$t-size-$size-$rep" "$rep" "$size"
   add_sample "$t:cloned_us_$size" "$(awk -v c="$(cat "$scratch/$t-size-$size-$rep/cpu_s")" -v n="$records" 'BEGIN { printf "%.1f", c * 1e6 / n }')"
+  if ((warm_bytes > 0)); then
+    # What the same cloned spent starting and on its first warm_bytes: the
+    # CPU per record a daemon just started pays, its one-time costs included.
+    add_sample "$t:cold_us_$size" "$(awk -v c="$(cat "$scratch/$t-size-$size-$rep/warm_cpu_s")" \
+      -v n="$((warm_bytes / $(to_bytes "$size")))" 'BEGIN { printf "%.1f", c * 1e6 / (n > 0 ? n : 1) }')"
+  fi
   keep_replication "$t" "size_$size" "cloned $size random" "$rep" "$t-size-$size-$rep"
   e2e_spool "$target" "$t-spool-$size-$rep" "$rep" "$size"
   keep_replication "$t" "spool_$size" "cloned $size random, from a spool" "$rep" "$t-spool-$size-$rep"
@@ -460,6 +488,12 @@ size_rows() {
     spool=$(med "$t:spool_$size")
     row "$t" "   cloned from a spool (generator paid)" "$spool" "MiB/s" "fio $size" "$(ratio "$spool" "$fio_s")"
     row "$t" "   CPU per record, cloned" "$cl_us" "us" "bare $bare_us" "$(ratio "$cl_us" "$bare_us")" "$goal_cpu"
+    if ((warm_bytes > 0)); then
+      local cold_us
+      cold_us=$(med "$t:cold_us_$size")
+      row "$t" "   CPU per record, fresh, first $((warm_bytes >> 20)) MiB" "$cold_us" "us" "bare $bare_us" \
+        "$(ratio "$cold_us" "$bare_us")"
+    fi
     if [[ $size != "$first" && $size != "$last" ]]; then
       # cloned's own line through its two end figures: what a receiver with
       # cloned's cost per record and per byte, and no bump in between, would
