@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "base/aligned_buffer.h"
 #include "base/bytes.h"
@@ -17,7 +18,16 @@
 #include "proto/guarded.h"
 #include "proto/handshake.h"
 
+struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX
+
 namespace proto {
+
+// An OpenSSL cipher context, reused frame after frame; it holds the key only
+// while a frame is sealed or opened (proto/frame.cpp).
+struct CipherContextFree {
+  void operator()(evp_cipher_ctx_st* ctx) const;
+};
+using CipherContext = std::unique_ptr<evp_cipher_ctx_st, CipherContextFree>;
 
 inline constexpr size_t kFrameLengthBytes = 4;
 inline constexpr size_t kAeadTagBytes = 16;
@@ -39,6 +49,7 @@ class FrameSealer {
 
  private:
   Guarded<Key> key_;
+  CipherContext ctx_;
   uint64_t counter_ = 0;
 };
 
@@ -84,6 +95,7 @@ class FrameReader {
 
   Guarded<Key> key_;
   uint32_t max_plain_bytes_;
+  CipherContext ctx_;
   uint64_t counter_ = 0;
   uint8_t len_bytes_[kFrameLengthBytes] = {};
   size_t len_have_ = 0;

@@ -31,7 +31,7 @@ done
 
 packages=(
   g++ pkg-config meson ninja-build cmake
-  libuv1-dev libsodium-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev doctest-dev
+  libuv1-dev libsodium-dev libssl-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev doctest-dev
   libnl-3-dev libnl-genl-3-dev libnl-route-3-dev libsystemd-dev
   util-linux mount iproute2 fio netcat-openbsd time systemd
   git clang-format  # scripts/tidy.py (CI): the ratchet on the house rules

@@ -312,3 +312,37 @@ TEST_CASE("a flipped bit in a body read directly fails authentication") {
   CHECK(frames.empty());
   CHECK(direct > 0);
 }
+
+TEST_CASE("frames are libsodium's ChaCha20-Poly1305 (IETF), byte for byte, both ways") {
+  // The construction of docs/PROTOCOL.md, computed here with libsodium: the
+  // length as associated data, the nonce 4 zero bytes and the counter. Pins the
+  // wire to it whatever library seals and opens the frames.
+  const Key key = test_key(0x3c);
+  FrameSealer sealer(key);
+  FrameReader reader(key);
+  uint64_t counter = 0;
+  for (size_t size : {size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{4096 + 64}, size_t{16384 + 64},
+                      size_t{(1u << 20) + 64}, size_t{kMaxFramePlainBytes}}) {
+    CAPTURE(size);
+    const base::Bytes plain = pattern(size, static_cast<uint8_t>(size));
+    uint8_t len[kFrameLengthBytes];
+    base::store_le32(len, static_cast<uint32_t>(size + kAeadTagBytes));
+    uint8_t nonce[12] = {};
+    base::store_le64(nonce + 4, counter);
+    base::Bytes want(kFrameLengthBytes + size + kAeadTagBytes);
+    std::memcpy(want.data(), len, kFrameLengthBytes);
+    unsigned long long tag_len = 0;
+    REQUIRE(crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                want.data() + kFrameLengthBytes, want.data() + kFrameLengthBytes + size, &tag_len, plain.data(), size,
+                len, kFrameLengthBytes, nullptr, nonce, key.data()) == 0);
+    base::Bytes sealed;
+    sealer.seal(plain, sealed);
+    CHECK(sealed == want);
+    // libsodium's frame opens in the reader to the same plaintext.
+    std::vector<base::Bytes> frames;
+    REQUIRE(read_all(reader, want, frames).is_ok());
+    REQUIRE(frames.size() == 1);
+    CHECK(frames[0] == plain);
+    ++counter;
+  }
+}
