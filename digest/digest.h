@@ -32,9 +32,9 @@ Lanes widest_lanes();  // what this CPU allows, found once
 std::string_view lanes_name(Lanes lanes);
 
 // out[i] = keyed_digest(key, pieces[i]) for every i (out.size() ==
-// pieces.size()). Pieces of one length, neighbours or not (within 64 of each
-// other), go through up to `lanes` lanes at once (never more than
-// widest_lanes()); the digests are the same.
+// pieces.size()). Pieces of one length, neighbours or not (in the same window
+// of 64 pieces: 0-63, 64-127, ...), go through up to `lanes` lanes at once
+// (never more than widest_lanes()); the digests are the same.
 void keyed_digests(const DigestKey& key, std::span<const base::ByteSpan> pieces, std::span<Digest> out,
                    Lanes lanes = widest_lanes());
 

@@ -147,15 +147,19 @@ base::Status FrameReader::open(Frame& out) {
   // holds is never handed out (fail() drops it), only the error.
   const int plain_len = static_cast<int>(plain_bytes);
   int n = 0, ad = 0, last = 0;
-  bool authentic;
+  bool decrypted, authentic;
   {
     const OneFrame frame{ctx_.get()};
-    authentic = EVP_DecryptInit_ex2(ctx_.get(), aead_cipher(), key_->data(), nonce, nullptr) == 1 &&
+    decrypted = EVP_DecryptInit_ex2(ctx_.get(), aead_cipher(), key_->data(), nonce, nullptr) == 1 &&
                 EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagBytes, c + plain_bytes) == 1 &&
                 EVP_DecryptUpdate(ctx_.get(), nullptr, &ad, len_bytes_, kFrameLengthBytes) == 1 &&
-                EVP_DecryptUpdate(ctx_.get(), c, &n, c, plain_len) == 1 && n == plain_len &&
-                EVP_DecryptFinal_ex(ctx_.get(), c + n, &last) == 1 && last == 0;
+                EVP_DecryptUpdate(ctx_.get(), c, &n, c, plain_len) == 1 && n == plain_len;
+    // Only the tag's check depends on the bytes received.
+    authentic = decrypted && EVP_DecryptFinal_ex(ctx_.get(), c + n, &last) == 1 && last == 0;
   }
+  if (!decrypted)
+    return fail(base::Status::error(ENOMEM, "frame " + std::to_string(counter_) +
+                                                " could not be opened: OpenSSL failed inside (out of memory?)."));
   if (!authentic)
     return fail(base::Status::error(EBADMSG, "frame " + std::to_string(counter_) +
                                                  " failed authentication (corrupted or forged)."));
