@@ -23,7 +23,7 @@ namespace {
 // ChaCha20-Poly1305 of RFC 8439 (libsodium's crypto_aead_chacha20poly1305_ietf,
 // byte for byte: frame_test seals and opens against it), computed by OpenSSL,
 // whose code for this CPU (AVX-512 here) runs it 1.3-2.5 times as fast as
-// libsodium 1.0.18's (docs/PERFORMANCE.md, "ChaCha20-Poly1305 from OpenSSL").
+// libsodium 1.0.18's (docs/PERFORMANCE.md, "In service, lanes for mixed lengths, and the AEAD from OpenSSL").
 static_assert(kAeadTagBytes == crypto_aead_chacha20poly1305_ietf_ABYTES);
 static_assert(sizeof(Key) == crypto_aead_chacha20poly1305_ietf_KEYBYTES);
 static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
@@ -65,6 +65,29 @@ struct OneFrame {
   ~OneFrame() { EVP_CIPHER_CTX_reset(ctx); }
 };
 
+enum class Sealed { ok, forged, failed_inside };
+
+// One frame through ChaCha20-Poly1305, the 4 length bytes its associated
+// data: seals `bytes` of `in` into `out` and writes the tag to `tag`, or
+// opens them (`out` may be `in`) against `tag`. Only an opened frame's tag
+// check depends on the bytes received; any other failure is OpenSSL's own.
+Sealed run_frame(EVP_CIPHER_CTX* ctx, bool seal, const Key& key, uint64_t counter, const uint8_t* len,
+                 const uint8_t* in, uint8_t* out, size_t bytes, uint8_t* tag) {
+  Nonce nonce;
+  make_nonce(counter, nonce);
+  const int length = static_cast<int>(bytes);
+  int n = 0, ad = 0, last = 0;
+  const OneFrame frame{ctx};
+  if (EVP_CipherInit_ex2(ctx, aead_cipher(), key.data(), nonce, seal ? 1 : 0, nullptr) != 1 ||
+      (!seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kAeadTagBytes, tag) != 1) ||
+      EVP_CipherUpdate(ctx, nullptr, &ad, len, kFrameLengthBytes) != 1 ||
+      EVP_CipherUpdate(ctx, out, &n, in, length) != 1 || n != length)
+    return Sealed::failed_inside;
+  if (EVP_CipherFinal_ex(ctx, out + n, &last) != 1 || last != 0) return seal ? Sealed::failed_inside : Sealed::forged;
+  if (seal && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kAeadTagBytes, tag) != 1) return Sealed::failed_inside;
+  return Sealed::ok;
+}
+
 }  // namespace
 
 void CipherContextFree::operator()(evp_cipher_ctx_st* ctx) const { EVP_CIPHER_CTX_free(ctx); }
@@ -83,20 +106,8 @@ void FrameSealer::seal(base::ByteSpan plain, base::Bytes& out) {
   uint8_t* len = out.data() + at;
   uint8_t* cipher = len + kFrameLengthBytes;
   base::store_le32(len, wire_len);
-  Nonce nonce;
-  make_nonce(counter_, nonce);
-  const int plain_len = static_cast<int>(plain.size());
-  int n = 0, ad = 0, last = 0;
-  bool ok;
-  {
-    const OneFrame frame{ctx_.get()};
-    ok = EVP_EncryptInit_ex2(ctx_.get(), aead_cipher(), key_->data(), nonce, nullptr) == 1 &&
-         EVP_EncryptUpdate(ctx_.get(), nullptr, &ad, len, kFrameLengthBytes) == 1 &&
-         EVP_EncryptUpdate(ctx_.get(), cipher, &n, plain.data(), plain_len) == 1 && n == plain_len &&
-         EVP_EncryptFinal_ex(ctx_.get(), cipher + n, &last) == 1 && last == 0 &&
-         EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagBytes, cipher + n) == 1;
-  }
-  if (!ok) {
+  if (run_frame(ctx_.get(), true, *key_, counter_, len, plain.data(), cipher, plain.size(), cipher + plain.size()) !=
+      Sealed::ok) {
     // Only a failed allocation inside OpenSSL gets here; a frame half sealed
     // must never go out.
     std::fputs("proto: OpenSSL failed to seal a frame\n", stderr);
@@ -141,26 +152,13 @@ base::Status FrameReader::start_body() {
 base::Status FrameReader::open(Frame& out) {
   const size_t plain_bytes = wire_len_ - kAeadTagBytes;
   uint8_t* c = storage_.data() + kFramePlainOffset;
-  Nonce nonce;
-  make_nonce(counter_, nonce);
   // Decrypts in place, then checks the tag: on a failure what the buffer
   // holds is never handed out (fail() drops it), only the error.
-  const int plain_len = static_cast<int>(plain_bytes);
-  int n = 0, ad = 0, last = 0;
-  bool decrypted, authentic;
-  {
-    const OneFrame frame{ctx_.get()};
-    decrypted = EVP_DecryptInit_ex2(ctx_.get(), aead_cipher(), key_->data(), nonce, nullptr) == 1 &&
-                EVP_CIPHER_CTX_ctrl(ctx_.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagBytes, c + plain_bytes) == 1 &&
-                EVP_DecryptUpdate(ctx_.get(), nullptr, &ad, len_bytes_, kFrameLengthBytes) == 1 &&
-                EVP_DecryptUpdate(ctx_.get(), c, &n, c, plain_len) == 1 && n == plain_len;
-    // Only the tag's check depends on the bytes received.
-    authentic = decrypted && EVP_DecryptFinal_ex(ctx_.get(), c + n, &last) == 1 && last == 0;
-  }
-  if (!decrypted)
+  const Sealed opened = run_frame(ctx_.get(), false, *key_, counter_, len_bytes_, c, c, plain_bytes, c + plain_bytes);
+  if (opened == Sealed::failed_inside)
     return fail(base::Status::error(ENOMEM, "frame " + std::to_string(counter_) +
                                                 " could not be opened: OpenSSL failed inside (out of memory?)."));
-  if (!authentic)
+  if (opened == Sealed::forged)
     return fail(base::Status::error(EBADMSG, "frame " + std::to_string(counter_) +
                                                  " failed authentication (corrupted or forged)."));
   out.storage = std::move(storage_);
