@@ -158,8 +158,7 @@ void build_record(origin::Rng& rng, const digest::DigestKey& digest_key, const S
                   base::Bytes& plain) {
   const uint32_t n = shape.record_bytes;
   uint8_t* payload = plain.data() + proto::kWriteHeaderBytes;
-  uint64_t state = rng.next();
-  for (size_t i = 0; i < n; i += 8) base::store_le64(payload + i, origin::splitmix64(state));
+  origin::fill_splitmix64(rng.next(), payload, n);
   proto::RecordHeader h;
   h.type = proto::MsgType::write;
   h.seq = seq;

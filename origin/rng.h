@@ -5,7 +5,10 @@
 // Not thread-safe: one per thread.
 #pragma once
 
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace origin {
 
@@ -14,6 +17,25 @@ inline uint64_t splitmix64(uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// Fills `out` (`bytes` long, a multiple of 8) with the words splitmix64 gives
+// from `seed`, little-endian: the payloads of the workload and of the bare
+// sender (bench/stream_bench.cpp), which must cost the same. Word i is made
+// from i alone (the state after i + 1 steps is seed + (i + 1) * the step), so
+// no word waits on the one before, and it is stored whole: written as one
+// splitmix64 call and eight byte stores per word, GCC 12 at -O3 vectorised the
+// loop for SSE2 with its 64-bit multiplies emulated, at a third of this
+// loop's speed (2.8 against 8.5 GiB/s on one core here).
+inline void fill_splitmix64(uint64_t seed, uint8_t* out, size_t bytes) {
+  for (size_t i = 0; i < bytes / 8; ++i) {
+    uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    if constexpr (std::endian::native == std::endian::big) z = __builtin_bswap64(z);
+    std::memcpy(out + 8 * i, &z, 8);
+  }
 }
 
 class Rng {

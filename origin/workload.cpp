@@ -35,9 +35,7 @@ base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size
 
 void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out) {
   assert(out.size() % 8 == 0);
-  uint64_t state = seed;
-  uint8_t* p = out.data();
-  for (size_t i = 0; i < out.size(); i += 8) base::store_le64(p + i, splitmix64(state));
+  fill_splitmix64(seed, out.data(), out.size());
 }
 
 WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes,

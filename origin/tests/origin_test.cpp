@@ -9,6 +9,7 @@
 
 #include "origin/log.h"
 #include "origin/position.h"
+#include "origin/rng.h"
 #include "origin/scanner.h"
 #include "origin/workload.h"
 #include "origin/tests/test_util.h"
@@ -213,6 +214,21 @@ TEST_CASE("the bounded draw covers its whole range and nothing outside it") {
   }
   for (bool s : seen) CHECK(s);
   CHECK(rng.uniform(4, 4) == 4);
+}
+
+TEST_CASE("a payload is splitmix64's words from its seed, little-endian, whatever its length") {
+  // The known first output for seed 0 (Vigna's splitmix64.c) pins the words themselves.
+  uint64_t state = 0;
+  CHECK(origin::splitmix64(state) == 0xe220a8397b1dcdafull);
+  for (const uint64_t seed : {uint64_t{0}, uint64_t{7}, ~uint64_t{0} - 3}) {
+    for (const size_t bytes : {size_t{0}, size_t{8}, size_t{24}, size_t{4096}, size_t{4104}}) {
+      base::Bytes got(bytes + 8, 0x5a);
+      origin::fill_splitmix64(seed, got.data(), bytes);
+      state = seed;
+      for (size_t i = 0; i < bytes; i += 8) REQUIRE(base::load_le64(got.data() + i) == origin::splitmix64(state));
+      for (size_t i = bytes; i < bytes + 8; ++i) REQUIRE(got[i] == 0x5a);  // nothing past the end
+    }
+  }
 }
 
 namespace {
