@@ -12,12 +12,16 @@
 
 namespace origin {
 
-inline uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+inline constexpr uint64_t kSplitmix64Step = 0x9e3779b97f4a7c15ull;
+
+// splitmix64's output for the state after a step.
+inline uint64_t splitmix64_mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
+
+inline uint64_t splitmix64(uint64_t& state) { return splitmix64_mix(state += kSplitmix64Step); }
 
 // Fills `out` (`bytes` long, a multiple of 8) with the words splitmix64 gives
 // from `seed`, little-endian: the payloads of the workload and of the bare
@@ -29,10 +33,7 @@ inline uint64_t splitmix64(uint64_t& state) {
 // loop's speed (2.8 against 8.5 GiB/s on one core here).
 inline void fill_splitmix64(uint64_t seed, uint8_t* out, size_t bytes) {
   for (size_t i = 0; i < bytes / 8; ++i) {
-    uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    uint64_t z = splitmix64_mix(seed + (i + 1) * kSplitmix64Step);
     if constexpr (std::endian::native == std::endian::big) z = __builtin_bswap64(z);
     std::memcpy(out + 8 * i, &z, 8);
   }

@@ -33,11 +33,6 @@ base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size
   return base::Status::ok();
 }
 
-void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out) {
-  assert(out.size() % 8 == 0);
-  fill_splitmix64(seed, out.data(), out.size());
-}
-
 WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes,
                                      uint32_t logical_block_bytes, const digest::DigestKey& digest_key,
                                      uint64_t first_seq, uint64_t first_epoch)
@@ -122,7 +117,9 @@ void WorkloadGenerator::make_data_record(Record& out) {
   } else {
     const uint64_t payload_seed = rng_.next();
     out = begin_write(next_seq_++, epoch_, offset_bytes, static_cast<uint32_t>(length_bytes));
-    fill_pseudo_random(payload_seed, payload_of(out));
+    const base::MutableByteSpan payload = payload_of(out);
+    assert(payload.size() % 8 == 0);  // whole logical blocks
+    fill_splitmix64(payload_seed, payload.data(), payload.size());
   }
   data_bytes_done_ += length_bytes;
 }

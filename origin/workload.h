@@ -85,7 +85,4 @@ class WorkloadGenerator {
   bool finished_ = false;
 };
 
-// Fills `out` (a multiple of 8 bytes long) with PRNG bytes from `seed`.
-void fill_pseudo_random(uint64_t seed, base::MutableByteSpan out);
-
 }  // namespace origin

@@ -23,7 +23,8 @@ namespace {
 // ChaCha20-Poly1305 of RFC 8439 (libsodium's crypto_aead_chacha20poly1305_ietf,
 // byte for byte: frame_test seals and opens against it), computed by OpenSSL,
 // whose code for this CPU (AVX-512 here) runs it 1.3-2.5 times as fast as
-// libsodium 1.0.18's (docs/PERFORMANCE.md, "In service, lanes for mixed lengths, and the AEAD from OpenSSL").
+// libsodium 1.0.18's (docs/PERFORMANCE.md, "In service, lanes for mixed
+// lengths, and the AEAD from OpenSSL").
 static_assert(kAeadTagBytes == crypto_aead_chacha20poly1305_ietf_ABYTES);
 static_assert(sizeof(Key) == crypto_aead_chacha20poly1305_ietf_KEYBYTES);
 static_assert(crypto_aead_chacha20poly1305_ietf_NPUBBYTES == 12);
