@@ -226,7 +226,7 @@ void Daemon::flush_disk(uint64_t gate) {
   }
   Completion c{Completion::Kind::flush, 0, std::move(result)};
   c.op = "flush";
-  completions_.push(std::move(c));  // taken by the next drain, like a worker's
+  completions_.push(std::move(c), /*urgent=*/true);  // taken by the next drain, like a worker's
 }
 
 void Daemon::ask_early_flush() {

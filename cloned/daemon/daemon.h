@@ -84,6 +84,10 @@ class Daemon final : private LinkPort,
   static void on_connection(uv_stream_t* server, int status);
   void accept_one();
   static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  // An authenticated connection's bytes: its frames to the machine, their
+  // writes to the disk workers in batches, urgent completions taken between
+  // them (link.cpp).
+  void feed_frames(Conn* c, const uv_buf_t* buf, size_t nread);
   void on_handshake_bytes(Conn* c);
   void on_authenticated(Conn* c);
   void on_frame(Conn* c, proto::Frame frame);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <optional>
 
 #include "base/log.h"
 #include "cloned/daemon/conn.h"
@@ -23,6 +24,9 @@ constexpr size_t kReadBufferBytes = 256 * 1024;
 // (FrameReader::body_space); smaller rests, and the next frames' starts, go
 // through the read buffer, several frames a read.
 constexpr size_t kDirectReadMinBytes = 64 * 1024;
+// Records of a read handed to the disk workers together, at most, when an
+// urgent completion waits (Daemon::feed_frames).
+constexpr size_t kFramesPerBatch = 16;
 // A genuine original sends its ClientHello as soon as it has connected; a
 // peer that has not within this time (or the handshake timeout, if shorter)
 // gives its slot back (issue 14, finding 1).
@@ -192,20 +196,31 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     d->on_handshake_bytes(c);
     return;
   }
-  // The writes of this read's records go to the disk workers together.
-  DiskWorkers::Batch batch(*d->disk_workers_);
+  d->feed_frames(c, buf, static_cast<size_t>(nread));
+}
+
+// libuv reads a stream up to 32 times before it looks at anything else, and a
+// 256 KiB read holds 64 small records: with the original ahead, an urgent
+// completion (a flush done: the next epoch's writes and the next early flush
+// wait for the loop) would wait behind megabytes of records, the disk idle.
+// So the records of a read go to the disk workers kFramesPerBatch at a time,
+// and an urgent completion is taken between two such batches. A read of larger
+// records holds fewer and goes over whole, as before: there the loop, not the
+// disk's chain, sets the pace, and smaller batches would cost worker wake-ups.
+void Daemon::feed_frames(Conn* c, const uv_buf_t* buf, size_t nread) {
+  std::optional<DiskWorkers::Batch> batch(std::in_place, *disk_workers_);
   // A frame the reader completed, or why the stream is dead.
   auto take = [&](base::Status s, proto::Frame& frame, bool has) {
     if (!s.is_ok()) {
-      d->send_error(c, proto::error_code_for(s), s.message());
-      d->close_conn(c, s.message());
+      send_error(c, proto::error_code_for(s), s.message());
+      close_conn(c, s.message());
       return false;
     }
     if (has) {
       // Only a whole, authenticated frame counts as hearing from the original:
       // a damaged length prefix would otherwise keep a dead stream "alive".
       c->last_recv_ms = now_ms();
-      d->on_frame(c, std::move(frame));
+      on_frame(c, std::move(frame));
     }
     return true;
   };
@@ -213,23 +228,30 @@ void Daemon::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     // on_alloc gave libuv the current frame's body (body_space).
     proto::Frame frame;
     bool has = false;
-    base::Status s = c->reader->body_filled(static_cast<size_t>(nread), frame, has);
+    base::Status s = c->reader->body_filled(nread, frame, has);
     if (!take(std::move(s), frame, has)) return;
   } else {
-    base::ByteSpan in(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread));
-    while (!in.empty() && c->phase != Conn::Phase::closing) {
+    base::ByteSpan in(reinterpret_cast<const uint8_t*>(buf->base), nread);
+    for (size_t frames = 0; !in.empty() && c->phase != Conn::Phase::closing; ++frames) {
+      if (frames > 0 && frames % kFramesPerBatch == 0 && completions_.urgent_waiting()) {
+        batch.reset();  // what the frames before submitted goes first
+        drain_completions();
+        // They may have ended the session, or the daemon (stop_loop).
+        if (c->phase == Conn::Phase::closing || uv_is_closing(reinterpret_cast<uv_handle_t*>(&c->tcp))) return;
+        batch.emplace(*disk_workers_);
+      }
       proto::Frame frame;
       bool has = false;
       base::Status s = c->reader->feed(in, frame, has);
       if (!take(std::move(s), frame, has)) return;
     }
   }
-  if (c->phase != Conn::Phase::closing && c == d->session_) {
+  if (c->phase != Conn::Phase::closing && c == session_) {
     apply::Actions actions;
-    d->machine_.on_read_batch_done(actions);
-    d->apply_actions(actions);
+    machine_.on_read_batch_done(actions);
+    apply_actions(actions);
   }
-  d->update_reading();
+  update_reading();
 }
 
 void Daemon::on_authenticated(Conn* c) {

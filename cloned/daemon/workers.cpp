@@ -22,15 +22,17 @@ void Completions::set_waker(std::function<void()> wake) {
   wake_ = std::move(wake);
 }
 
-void Completions::push(Completion c) {
+void Completions::push(Completion c, bool urgent) {
   std::lock_guard<std::mutex> lock(mutex_);
   items_.push_back(std::move(c));
+  urgent_ = urgent_ || urgent;
   if (wake_) wake_();
 }
 
-void Completions::push_all(std::vector<Completion>& batch, bool wake) {
+void Completions::push_all(std::vector<Completion>& batch, bool wake, bool urgent) {
   if (batch.empty()) return;
   std::lock_guard<std::mutex> lock(mutex_);
+  urgent_ = urgent_ || urgent;
   if (items_.empty()) {
     items_.swap(batch);
   } else {
@@ -40,10 +42,16 @@ void Completions::push_all(std::vector<Completion>& batch, bool wake) {
   if (wake && wake_) wake_();
 }
 
+bool Completions::urgent_waiting() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return urgent_;
+}
+
 std::vector<Completion> Completions::take_all() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Completion> out;
   out.swap(items_);
+  urgent_ = false;
   return out;
 }
 
@@ -350,40 +358,45 @@ void DiskWorkers::run() {
       perform_batch(jobs, done);
     }
     jobs.clear();
-    bool flush_follows = false;
-    uint64_t token = 0;
     const bool failed = std::any_of(done.begin(), done.end(), [](const Completion& c) {
       return c.kind == Completion::Kind::io && !c.status.is_ok();
     });
-    if (io_jobs > 0 && complete_io(io_jobs, failed ? covered_by_gate : 0, flush_follows, token)) {
+    IoSettled settled;
+    if (io_jobs > 0) settled = complete_io(io_jobs, failed ? covered_by_gate : 0);
+    if (settled.flush_now) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
-      Completion c{Completion::Kind::early_flush, token, device_.flush()};
+      Completion c{Completion::Kind::early_flush, settled.token, device_.flush()};
       c.op = "flush";
       std::vector<Completion> cancelled;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        settle_after_flush_locked(token, c.status.is_ok(), cancelled);
+        settle_after_flush_locked(settled.token, c.status.is_ok(), cancelled);
       }
       done.insert(done.begin(), std::move(c));
       for (Completion& x : cancelled) done.push_back(std::move(x));
     }
     // Completions an armed early flush will follow need not wake the loop:
     // the push that carries the flush does, and they are drained with it.
-    done_.push_all(done, /*wake=*/!flush_follows);
+    // After a flush, or with nothing left on the disk, the next step of the
+    // epoch's chain is the loop's: urgent.
+    done_.push_all(done, /*wake=*/!settled.flush_follows, /*urgent=*/settled.flush_now || settled.disk_idle);
   }
 }
 
-bool DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate, bool& flush_follows, uint64_t& token) {
+DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate) {
   std::lock_guard<std::mutex> lock(mutex_);
   failed_gate_ = std::max(failed_gate_, failed_gate);
   assert(io_outstanding_ >= io_jobs);
   io_outstanding_ -= io_jobs;
-  flush_follows = io_outstanding_ > 0 && early_flush_armed_;
-  if (io_outstanding_ > 0 || !early_flush_armed_) return false;
+  IoSettled out;
+  out.disk_idle = io_outstanding_ == 0;
+  out.flush_follows = io_outstanding_ > 0 && early_flush_armed_;
+  if (io_outstanding_ > 0 || !early_flush_armed_) return out;
   early_flush_armed_ = false;
-  token = early_flush_token_;
-  return true;
+  out.flush_now = true;
+  out.token = early_flush_token_;
+  return out;
 }
 
 namespace {
@@ -446,7 +459,7 @@ void DiskWorkers::perform(Job& job, std::vector<Completion>& done) {
       settle_after_flush_locked(job.id, c.status.is_ok(), cancelled);
     }
     cancelled.push_back(std::move(c));
-    done_.push_all(cancelled);
+    done_.push_all(cancelled, /*wake=*/true, /*urgent=*/true);
     return;
   }
   if (job.kind == Job::Kind::digest) return perform_digest(job);

@@ -58,15 +58,21 @@ struct Completion {
 class Completions {
  public:
   void set_waker(std::function<void()> wake);
-  void push(Completion c);
+  // `urgent`: the disk waits for the loop to act on it (a flush done, the
+  // last write in flight done); the loop takes such completions between the
+  // frames of a read, not after megabytes of them (Daemon::feed_frames).
+  void push(Completion c, bool urgent = false);
   // All of `batch` (emptied) with one lock and one wake; with `wake` false
   // without the wake, for completions a later push is sure to follow.
-  void push_all(std::vector<Completion>& batch, bool wake = true);
+  void push_all(std::vector<Completion>& batch, bool wake = true, bool urgent = false);
   std::vector<Completion> take_all();
+  // Whether an urgent push waits to be taken.
+  bool urgent_waiting();
 
  private:
   std::mutex mutex_;
   std::vector<Completion> items_;
+  bool urgent_ = false;  // since the last take_all
   std::function<void()> wake_;
 };
 
@@ -197,10 +203,14 @@ class DiskWorkers {
   void perform(Job& job, std::vector<Completion>& done);
   void perform_batch(std::vector<Job>& jobs, std::vector<Completion>& done);
   // Counts `io_jobs` completed (`failed_gate`: the highest covered_by_gate
-  // of those that failed, or 0); true when that ends the wait of an early
-  // flush (its token in `token`); `flush_follows` when one is still armed
-  // for others outstanding.
-  bool complete_io(size_t io_jobs, uint64_t failed_gate, bool& flush_follows, uint64_t& token);
+  // of those that failed, or 0).
+  struct IoSettled {
+    bool flush_now = false;      // that ends the wait of an early flush, `token`'s
+    uint64_t token = 0;
+    bool flush_follows = false;  // one is still armed for others outstanding
+    bool disk_idle = false;      // nothing is left outstanding
+  };
+  IoSettled complete_io(size_t io_jobs, uint64_t failed_gate);
   void perform_digest(const Job& job);
   // Takes held writes whose digests are not checked yet, up to kBatchBytes
   // (under the lock), and checks them off the lock; then each goes where its

@@ -10,10 +10,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -264,6 +267,110 @@ TEST_CASE("an early flush waits for every write submitted before it and is repor
   CHECK(dev.flush_count() == 1);
   CHECK(dev.unflushed_count() == 0);
   for (uint64_t id = 1; id <= data.size(); ++id) CHECK(read_back(dev.inner(), id * 8192, 4096) == data[id - 1]);
+}
+
+namespace {
+
+// A memory disk whose write batches wait until the test lets them start, one
+// at a time: so that a worker's pushes can be looked at one by one.
+class GatedDevice final : public blockio::BlockDevice {
+ public:
+  explicit GatedDevice(uint64_t size_bytes) : inner_(size_bytes, 512) {}
+  blockio::Geometry geometry() const override { return inner_.geometry(); }
+  base::Status write(uint64_t offset_bytes, base::ByteSpan data) override { return inner_.write(offset_bytes, data); }
+  void write_batch(std::span<blockio::WriteOp> ops) override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      opened_.wait(lock, [&] { return allowed_ > started_; });
+      ++started_;
+    }
+    BlockDevice::write_batch(ops);
+  }
+  base::Status read(uint64_t offset_bytes, base::MutableByteSpan out) override {
+    return inner_.read(offset_bytes, out);
+  }
+  base::Status write_zeroes(uint64_t offset_bytes, uint64_t length_bytes) override {
+    return inner_.write_zeroes(offset_bytes, length_bytes);
+  }
+  base::Status discard(uint64_t offset_bytes, uint64_t length_bytes) override {
+    return inner_.discard(offset_bytes, length_bytes);
+  }
+  base::Status flush() override { return inner_.flush(); }
+  std::string describe() const override { return "gated " + inner_.describe(); }
+  void allow_one_batch() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++allowed_;
+    opened_.notify_all();
+  }
+
+ private:
+  blockio::MemoryDevice inner_;
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  int allowed_ = 0, started_ = 0;
+};
+
+// Waits (bounded: 2 s) until `wakes` reaches `n`.
+void wait_for_wakes(const std::atomic<int>& wakes, int n) {
+  for (int i = 0; i < 2000 && wakes.load() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(wakes.load() >= n);
+}
+
+}  // namespace
+
+TEST_CASE("a push is urgent when it says the disk waits for the loop, and taking the completions clears it") {
+  cloned::Completions done;
+  CHECK_FALSE(done.urgent_waiting());
+  done.push(cloned::Completion{cloned::Completion::Kind::io, 1, {}});
+  CHECK_FALSE(done.urgent_waiting());
+  std::vector<cloned::Completion> two(2);
+  done.push_all(two, /*wake=*/false, /*urgent=*/true);
+  CHECK(done.urgent_waiting());
+  done.push(cloned::Completion{cloned::Completion::Kind::io, 4, {}});  // a plain push keeps it
+  CHECK(done.urgent_waiting());
+  CHECK(done.take_all().size() == 4);
+  CHECK_FALSE(done.urgent_waiting());
+  done.push(cloned::Completion{cloned::Completion::Kind::flush, 0, {}}, /*urgent=*/true);
+  CHECK(done.urgent_waiting());
+}
+
+TEST_CASE("the disk workers' pushes are urgent after a flush and when nothing is left outstanding") {
+  GatedDevice dev(kDisk);
+  cloned::Completions done;
+  std::atomic<int> wakes{0};
+  done.set_waker([&] { ++wakes; });
+  cloned::DiskWorkers workers(dev, kKey, 1, done);  // one worker: its batches in turn
+  const size_t first = cloned::DiskWorkers::kBatchJobsMax;
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, first + 4);  // two batches
+  }
+  SUBCASE("writes: only the batch that leaves nothing outstanding") {
+    dev.allow_one_batch();
+    wait_for_wakes(wakes, 1);
+    CHECK_FALSE(done.urgent_waiting());  // 4 writes still to go: the loop is not awaited
+    CHECK(done.take_all().size() == first);
+    dev.allow_one_batch();
+    wait_for_wakes(wakes, 2);
+    CHECK(done.urgent_waiting());
+    CHECK(done.take_all().size() == 4);
+  }
+  SUBCASE("an early flush, and the loop's own flush") {
+    workers.flush_when_drained(3);
+    dev.allow_one_batch();
+    dev.allow_one_batch();
+    wait_for_wakes(wakes, 1);  // the first batch's push waits for the flush's: one wake
+    CHECK(done.urgent_waiting());
+    const std::vector<cloned::Completion> got = done.take_all();
+    CHECK(count_kind(got, cloned::Completion::Kind::early_flush) == 1);
+    CHECK(count_kind(got, cloned::Completion::Kind::io) == first + 4);
+    CHECK_FALSE(done.urgent_waiting());
+    workers.flush(0);
+    wait_for_wakes(wakes, 2);
+    CHECK(done.urgent_waiting());
+    CHECK(count_kind(done.take_all(), cloned::Completion::Kind::flush) == 1);
+  }
+  done.set_waker(nullptr);
 }
 
 TEST_CASE("an early flush is cancelled when it would not cover every write") {
