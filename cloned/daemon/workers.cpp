@@ -378,9 +378,9 @@ void DiskWorkers::run() {
     }
     // Completions an armed early flush will follow need not wake the loop:
     // the push that carries the flush does, and they are drained with it.
-    // After a flush, or with nothing left on the disk, the next step of the
-    // epoch's chain is the loop's: urgent.
-    done_.push_all(done, /*wake=*/!settled.flush_follows, /*urgent=*/settled.flush_now || settled.disk_idle);
+    // With nothing left on the disk (an early flush done with it, or not
+    // armed), the next step of the epoch's chain is the loop's: urgent.
+    done_.push_all(done, /*wake=*/!settled.flush_follows, /*urgent=*/settled.disk_idle);
   }
 }
 

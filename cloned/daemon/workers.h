@@ -205,7 +205,7 @@ class DiskWorkers {
   // Counts `io_jobs` completed (`failed_gate`: the highest covered_by_gate
   // of those that failed, or 0).
   struct IoSettled {
-    bool flush_now = false;      // that ends the wait of an early flush, `token`'s
+    bool flush_now = false;      // that ends the wait of an early flush, `token`'s (so disk_idle)
     uint64_t token = 0;
     bool flush_follows = false;  // one is still armed for others outstanding
     bool disk_idle = false;      // nothing is left outstanding
