@@ -22,6 +22,12 @@ base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes)
   return base::ByteSpan(entry.data(), kSpoolEntryLengthBytes + record_bytes);
 }
 
+// A whole entry's record bytes, between its length and its digest.
+base::ByteSpan entry_record(const base::Bytes& entry) {
+  return base::ByteSpan(entry.data() + kSpoolEntryLengthBytes,
+                        entry.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ writer
@@ -157,47 +163,114 @@ base::Status SpoolReader::read_header(const proto::PairId& pair_id) {
 
 base::Status SpoolReader::next(Record& out, bool& has_record) {
   has_record = false;
-  const uint64_t entry_offset = offset_bytes_;
-  uint8_t len_bytes[kSpoolEntryLengthBytes];
-  size_t got = 0;
-  BASE_TRY(read_exact(len_bytes, sizeof len_bytes, got));
-  if (got == 0) return base::Status::ok();  // clean end
-  if (got < sizeof len_bytes) return corrupt(entry_offset, "the file ends inside an entry's length (truncated)");
-  const uint32_t n = base::load_le32(len_bytes);
-  if (n == 0 || n > kSpoolEntryBytesMax)
-    return corrupt(entry_offset, "entry length " + u64s(n) + " is outside 1.." + u64s(kSpoolEntryBytesMax));
-  entry_.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
-  std::memcpy(entry_.data(), len_bytes, sizeof len_bytes);
-  BASE_TRY(read_exact(entry_.data() + kSpoolEntryLengthBytes, n + kSpoolEntryDigestBytes, got));
-  if (got < n + kSpoolEntryDigestBytes)
-    return corrupt(entry_offset, "the file ends inside an entry of " + u64s(n) + " bytes (truncated)");
-  BASE_TRY(check_entry(entry_offset, out));
+  if (ahead_next_ == ahead_count_) {
+    if (!ahead_error_.is_ok()) return ahead_error_;
+    if (at_end_) return base::Status::ok();
+    fill_ahead();
+    if (ahead_count_ == 0) return ahead_error_;  // ok at a clean end
+  }
+  BASE_TRY(check_entry(ahead_[ahead_next_++], out));
   has_record = true;
   ++next_seq_;
   return base::Status::ok();
 }
 
-base::Status SpoolReader::check_entry(uint64_t entry_offset, Record& out) {
-  const size_t n = entry_.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes;
-  digest::Digest stored;
-  std::memcpy(stored.data(), entry_.data() + kSpoolEntryLengthBytes + n, stored.size());
-  if (!digest::digest_equal(stored, digest::keyed_digest(digest_key_, entry_digest_input(entry_, n))))
-    return corrupt(entry_offset, "the entry's digest does not match its bytes");
-  base::ByteSpan plain(entry_.data() + kSpoolEntryLengthBytes, n);
+void SpoolReader::fill_ahead() {
+  ahead_count_ = 0;
+  ahead_next_ = 0;
+  size_t bytes = 0;
+  while (ahead_count_ < kAheadEntries && bytes < kAheadBytes) {
+    const uint64_t entry_offset = offset_bytes_;
+    uint8_t len_bytes[kSpoolEntryLengthBytes];
+    size_t got = 0;
+    if (base::Status s = read_exact(len_bytes, sizeof len_bytes, got); !s.is_ok()) {
+      ahead_error_ = std::move(s);
+      break;
+    }
+    if (got == 0) {
+      at_end_ = true;  // a clean end
+      break;
+    }
+    if (got < sizeof len_bytes) {
+      ahead_error_ = corrupt(entry_offset, "the file ends inside an entry's length (truncated)");
+      break;
+    }
+    const uint32_t n = base::load_le32(len_bytes);
+    if (n == 0 || n > kSpoolEntryBytesMax) {
+      ahead_error_ = corrupt(entry_offset, "entry length " + u64s(n) + " is outside 1.." + u64s(kSpoolEntryBytesMax));
+      break;
+    }
+    if (ahead_.size() == ahead_count_) ahead_.emplace_back();
+    Ahead& a = ahead_[ahead_count_];
+    a.offset = entry_offset;
+    a.entry.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
+    std::memcpy(a.entry.data(), len_bytes, sizeof len_bytes);
+    if (base::Status s = read_exact(a.entry.data() + kSpoolEntryLengthBytes, n + kSpoolEntryDigestBytes, got);
+        !s.is_ok()) {
+      ahead_error_ = std::move(s);
+      break;
+    }
+    if (got < n + kSpoolEntryDigestBytes) {
+      ahead_error_ = corrupt(entry_offset, "the file ends inside an entry of " + u64s(n) + " bytes (truncated)");
+      break;
+    }
+    ++ahead_count_;
+    bytes += a.entry.size();
+  }
+  check_digests();
+}
+
+// Every entry digest of the batch, then every write's payload digest (of
+// entries whose own digest matched: the others are refused as they are).
+void SpoolReader::check_digests() {
+  std::vector<base::ByteSpan> pieces;
+  for (size_t i = 0; i < ahead_count_; ++i) {
+    const base::Bytes& e = ahead_[i].entry;
+    pieces.push_back(entry_digest_input(e, entry_record(e).size()));
+  }
+  std::vector<digest::Digest> got(pieces.size());
+  digest::keyed_digests(digest_key_, pieces, got);
+  std::vector<size_t> writes;  // of ahead_, and each one's payload digest as its record says
+  std::vector<digest::Digest> want;
+  pieces.clear();
+  for (size_t i = 0; i < ahead_count_; ++i) {
+    Ahead& a = ahead_[i];
+    digest::Digest stored;
+    std::memcpy(stored.data(), a.entry.data() + a.entry.size() - stored.size(), stored.size());
+    a.entry_ok = digest::digest_equal(stored, got[i]);
+    a.payload_ok = true;
+    if (!a.entry_ok || !payload_digests_) continue;
+    const base::ByteSpan plain = entry_record(a.entry);
+    base::Result<proto::MsgType> type = proto::peek_type(plain);
+    proto::RecordHeader h;
+    base::ByteSpan payload;
+    if (!type || *type != proto::MsgType::write || !proto::decode_record(plain, h, payload).is_ok()) continue;
+    writes.push_back(i);
+    want.push_back(h.digest);
+    pieces.push_back(payload);
+  }
+  std::vector<digest::Digest> got_payload(pieces.size());
+  digest::keyed_digests(digest_key_, pieces, got_payload);
+  for (size_t k = 0; k < writes.size(); ++k)
+    ahead_[writes[k]].payload_ok = digest::digest_equal(want[k], got_payload[k]);
+}
+
+base::Status SpoolReader::check_entry(const Ahead& a, Record& out) {
+  if (!a.entry_ok) return corrupt(a.offset, "the entry's digest does not match its bytes");
+  const base::ByteSpan plain = entry_record(a.entry);
   base::Result<proto::MsgType> type = proto::peek_type(plain);
-  if (!type || !is_record_type(*type)) return corrupt(entry_offset, "the entry is not a log record");
+  if (!type || !is_record_type(*type)) return corrupt(a.offset, "the entry is not a log record");
   proto::RecordHeader h;
   base::ByteSpan payload;
   if (base::Status s = proto::decode_record(plain, h, payload); !s.is_ok())
-    return corrupt(entry_offset, "the record does not decode (" + s.message() + ")");
-  if (h.type == proto::MsgType::write && payload_digests_ &&
-      !digest::digest_equal(h.digest, digest::keyed_digest(digest_key_, payload)))
-    return corrupt(entry_offset, "the payload of write record " + u64s(h.seq) + " does not match its digest");
+    return corrupt(a.offset, "the record does not decode (" + s.message() + ")");
+  if (!a.payload_ok)
+    return corrupt(a.offset, "the payload of write record " + u64s(h.seq) + " does not match its digest");
   if (h.seq != next_seq_)
-    return corrupt(entry_offset, "record " + u64s(h.seq) + " stands where record " + u64s(next_seq_) + " belongs");
+    return corrupt(a.offset, "record " + u64s(h.seq) + " stands where record " + u64s(next_seq_) + " belongs");
   if (open_epoch_ != 0 && h.epoch != open_epoch_)
-    return corrupt(entry_offset, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) + " but epoch " +
-                                     u64s(open_epoch_) + " is open");
+    return corrupt(a.offset, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) + " but epoch " +
+                                 u64s(open_epoch_) + " is open");
   open_epoch_ = h.type == proto::MsgType::barrier ? h.epoch + 1 : h.epoch;
   out.header = h;
   out.plain.assign(plain.begin(), plain.end());

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -89,13 +90,28 @@ class SpoolReader {
   // allocating), entry digest, the record decodes, a write's payload digest,
   // its seq is the next one and its epoch the open one. `has_record` is
   // false at a clean end of file.
-  // An error names the file and the byte offset of the bad entry.
+  // An error names the file and the byte offset of the bad entry; every
+  // record before that entry has been handed out first.
+  //
+  // Entries are read ahead in batches (up to kAheadEntries, or kAheadBytes
+  // and at least one), and a batch's digests are computed together, side by
+  // side in SIMD lanes (digest::keyed_digests): a spool of small records
+  // shares one entry length, and hashing is most of a replay's work.
   base::Status next(Record& out, bool& has_record);
   const SpoolHeader& header() const { return header_; }
-  uint64_t offset_bytes() const { return offset_bytes_; }
   uint64_t next_seq() const { return next_seq_; }
 
+  static constexpr size_t kAheadEntries = 64;
+  static constexpr size_t kAheadBytes = 8u << 20;
+
  private:
+  // An entry read ahead, with what its batch's digests found.
+  struct Ahead {
+    uint64_t offset = 0;    // of its first byte in the file
+    base::Bytes entry;      // length, record bytes, entry digest
+    bool entry_ok = false;  // the entry digest matches
+    bool payload_ok = true; // not a write, not checked, or its payload matches its digest
+  };
   SpoolReader(base::UniqueFd fd, std::string path, const digest::DigestKey& key);
   base::Status read_header(const proto::PairId& pair_id);
   // Reads exactly n bytes; `got` tells how many arrived before end of file.
@@ -103,17 +119,28 @@ class SpoolReader {
   base::Status read_exact(uint8_t* out, size_t n, size_t& got);
   static constexpr size_t kReadBytes = 256 * 1024;
   base::Status corrupt(uint64_t entry_offset, const std::string& what) const;
-  base::Status check_entry(uint64_t entry_offset, Record& out);
+  // Reads the next batch into ahead_ and checks its digests. It stops at
+  // the end of the file (at_end_) or before an entry it cannot read whole
+  // (ahead_error_ says why; next() reports it after the entries before it).
+  void fill_ahead();
+  void check_digests();
+  base::Status check_entry(const Ahead& a, Record& out);
 
   base::UniqueFd fd_;
   std::string path_;
   digest::DigestKey digest_key_;
   SpoolHeader header_;
-  uint64_t offset_bytes_ = 0;
+  uint64_t offset_bytes_ = 0;  // of the next byte read_exact reads
   uint64_t next_seq_ = 0;
   uint64_t open_epoch_ = 0;  // epoch the next record must carry; 0 before the first
   bool payload_digests_ = true;
-  base::Bytes entry_;
+  // ahead_[ahead_next_, ahead_count_) are read and not yet handed out; the
+  // vector keeps its entries' buffers from batch to batch.
+  std::vector<Ahead> ahead_;
+  size_t ahead_count_ = 0;
+  size_t ahead_next_ = 0;
+  base::Status ahead_error_;
+  bool at_end_ = false;
   // The file's bytes from buf_offset_ on, buf_used_ of them handed out.
   base::Bytes buf_;
   uint64_t buf_offset_ = 0;

@@ -196,3 +196,72 @@ TEST_CASE("an entry with a wrong seq, or a write whose payload does not match it
     CHECK(back[k].plain == record);
   }
 }
+
+TEST_CASE("a spool of many read-ahead batches reads back whole, and a flaw in a later batch comes after every "
+          "record before it") {
+  origin_test::TempDir dir;
+  origin::WorkloadOptions o;
+  o.seed = 5;
+  o.total_bytes = 2u << 20;  // 512 writes of 4 KiB and their barriers: several batches
+  o.write_min_bytes = 4096;
+  o.write_max_bytes = 4096;
+  o.epoch_records_max = 8;
+  origin::WorkloadGenerator gen(o, 16u << 20, 512, origin_test::test_digest_key(), 1, 1);
+  std::vector<origin::Record> records;
+  origin::Record r;
+  while (gen.next(r)) records.push_back(std::move(r));
+  REQUIRE(records.size() > 3 * origin::SpoolReader::kAheadEntries);
+  const std::vector<uint64_t> offsets = write_spool(dir / "a.spool", records);
+  const base::Bytes good = origin_test::read_file(dir / "a.spool");
+
+  std::vector<origin::Record> back;
+  REQUIRE(read_all(dir / "a.spool", &back).is_ok());
+  REQUIRE(back.size() == records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    CAPTURE(i);
+    CHECK(back[i].plain == records[i].plain);
+  }
+
+  // Each flaw at a write in the third batch (not its first entry) and at
+  // the last write of the first batch; the records before it come out first.
+  const auto write_at_or_after = [&](size_t i) {
+    while (records[i].header.type != proto::MsgType::write) ++i;
+    return i;
+  };
+  const auto write_at_or_before = [&](size_t i) {
+    while (records[i].header.type != proto::MsgType::write) --i;
+    return i;
+  };
+  const auto refused_at = [&](const base::Bytes& file, size_t at, const char* why) {
+    origin_test::write_file(dir / "b.spool", file);
+    std::vector<origin::Record> before;
+    base::Status s = read_all(dir / "b.spool", &before);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK(mentions_offset(s, offsets[at]));
+    CHECK(s.message().find(why) != std::string::npos);
+    CHECK(before.size() == at);
+  };
+  for (size_t at : {write_at_or_after(2 * origin::SpoolReader::kAheadEntries + 5),
+                    write_at_or_before(origin::SpoolReader::kAheadEntries - 1)}) {
+    CAPTURE(at);
+    base::Bytes bad = good;
+    bad[offsets[at] + 4 + records[at].plain.size() - 1] ^= 0x10;  // the record's last byte
+    refused_at(bad, at, "entry's digest");
+
+    const base::Bytes shorter(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(offsets[at] + 9));
+    refused_at(shorter, at, "truncated");
+
+    // The payload changed and the entry digest made anew: only the write's
+    // own digest tells.
+    base::Bytes record = records[at].plain;
+    record[proto::kWriteHeaderBytes + 7] ^= 0x01;
+    const base::Bytes e = raw_entry(record);
+    bad.assign(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(offsets[at]));
+    bad.insert(bad.end(), e.begin(), e.end());
+    bad.insert(bad.end(), good.begin() + static_cast<std::ptrdiff_t>(offsets[at + 1]), good.end());
+    refused_at(bad, at, "does not match its digest");
+    std::vector<origin::Record> all;
+    CHECK(read_all(dir / "b.spool", &all, /*payload_digests=*/false).is_ok());
+    CHECK(all.size() == records.size());
+  }
+}
