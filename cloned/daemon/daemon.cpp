@@ -238,53 +238,65 @@ void Daemon::ask_early_flush() {
   disk_workers_->flush_when_drained(gate);
 }
 
+// An urgent completion pushed while the ones taken were handled (the
+// machine's flush answered by the early one, which the loop pushes itself; a
+// worker's flush done) is taken in the same drain: the disk's next step
+// waits for it, and the loop would otherwise come back to it only after up
+// to kFramesPerBatch more records, or a turn of the loop. A few rounds at
+// most, so that the reads go on.
 void Daemon::drain_completions() {
   DiskWorkers::Batch batch(*disk_workers_);  // what the completions let go, together
-  for (Completion& c : completions_.take_all()) {
-    apply::Actions actions;
-    switch (c.kind) {
-      case Completion::Kind::io:
-        if (!c.read_back_note.empty()) {
-          LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
-          record_event("error", "read-back", c.read_back_note);
-        }
-        if (!c.status.is_ok() && !c.digest_mismatch && std::string_view(c.op) != "stage") health_.io_error(c);
-        machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
-        break;
-      case Completion::Kind::digest:
-        if (!c.status.is_ok()) health_.io_error(c);
-        maintenance_.on_digest_done(session_, c);
-        break;
-      case Completion::Kind::store_job:
-        if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
-        break;
-      case Completion::Kind::early_flush:
-        // Ahead of the completion of the write it followed: the machine's
-        // flush, if that write ends the epoch, comes after this. A failure
-        // reaches the health monitor with the flush that reports it.
-        if (!c.status.is_ok()) early_flush_.failure = c.status;
-        early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_gate;
-        break;
-      case Completion::Kind::flush:
-        if (!c.status.is_ok()) health_.io_error(c);
-        machine_.on_flush_done(c.status, actions);
-        break;
-      case Completion::Kind::health: health_.pump(); break;
-      case Completion::Kind::commit:
-        if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
-        machine_.on_commit_done(c.status, actions);
-        break;
-      case Completion::Kind::event: break;
-      case Completion::Kind::stage_open:
-      case Completion::Kind::stage_sync:
-      case Completion::Kind::stage_apply: on_stage_completion(c, actions); break;
-      case Completion::Kind::checkpoint:
-        if (waker_) waker_->on_checkpoint(c.status);
-        break;
-    }
-    apply_actions(actions);
+  for (int round = 0; round < kDrainRounds; ++round) {
+    for (Completion& c : completions_.take_all()) handle_completion(c);
+    // They may have ended the daemon (stop_loop).
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_)) || !completions_.urgent_waiting()) break;
   }
   update_reading();
+}
+
+void Daemon::handle_completion(Completion& c) {
+  apply::Actions actions;
+  switch (c.kind) {
+    case Completion::Kind::io:
+      if (!c.read_back_note.empty()) {
+        LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
+        record_event("error", "read-back", c.read_back_note);
+      }
+      if (!c.status.is_ok() && !c.digest_mismatch && std::string_view(c.op) != "stage") health_.io_error(c);
+      machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
+      break;
+    case Completion::Kind::digest:
+      if (!c.status.is_ok()) health_.io_error(c);
+      maintenance_.on_digest_done(session_, c);
+      break;
+    case Completion::Kind::store_job:
+      if (!c.status.is_ok()) LOG_WARN("state store: %s", c.status.message().c_str());
+      break;
+    case Completion::Kind::early_flush:
+      // Ahead of the completion of the write it followed: the machine's
+      // flush, if that write ends the epoch, comes after this. A failure
+      // reaches the health monitor with the flush that reports it.
+      if (!c.status.is_ok()) early_flush_.failure = c.status;
+      early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_gate;
+      break;
+    case Completion::Kind::flush:
+      if (!c.status.is_ok()) health_.io_error(c);
+      machine_.on_flush_done(c.status, actions);
+      break;
+    case Completion::Kind::health: health_.pump(); break;
+    case Completion::Kind::commit:
+      if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
+      machine_.on_commit_done(c.status, actions);
+      break;
+    case Completion::Kind::event: break;
+    case Completion::Kind::stage_open:
+    case Completion::Kind::stage_sync:
+    case Completion::Kind::stage_apply: on_stage_completion(c, actions); break;
+    case Completion::Kind::checkpoint:
+      if (waker_) waker_->on_checkpoint(c.status);
+      break;
+  }
+  apply_actions(actions);
 }
 
 void Daemon::on_tick() {

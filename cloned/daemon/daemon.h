@@ -115,6 +115,8 @@ class Daemon final : private LinkPort,
   void on_stage_completion(Completion& c, apply::Actions& actions);
   void start_stage();
   void drain_completions();
+  void handle_completion(Completion& c);
+  static constexpr int kDrainRounds = 4;  // takes of the completions in one drain, at most
   void flush_disk(uint64_t gate);  // the machine's flush: answered by an early flush if one covers it
   void ask_early_flush();    // for the barrier the machine will flush next, once
   void on_tick();
