@@ -266,6 +266,7 @@ struct Clone {
         pending_io.erase(pending_io.begin() + static_cast<long>(i));
         base::Status st = base::Status::error(ECANCELED, "not written: the flush it waited for did not succeed");
         if (cancelled_io.erase(id) == 0) {
+          check_write_order(o, id);
           st = perform(o, id);
           if (!st.is_ok()) failed_gate = std::max(failed_gate, covered_by[id]);  // a cancelled one never ran
         }
@@ -304,6 +305,15 @@ struct Clone {
     handle(a);
     last = a;
     return true;
+  }
+  // Invariant 5 as the disk sees it: a log record of epoch e + 1 is written
+  // only once epoch e is durable (its barrier's flush has completed).
+  void check_write_order(const Original& o, apply::RecordId id) const {
+    if (resync_extents.count(id) != 0) return;
+    const proto::RecordHeader& h = o.log[id_to_index.at(id)].h;
+    CHECK_MESSAGE(h.epoch <= machine.durable().epoch + 1, "record " << h.seq << " of epoch " << h.epoch
+                                                                    << " written with epoch "
+                                                                    << machine.durable().epoch << " durable");
   }
   // The bytes of an accepted resync extent: for the stage or for the disk.
   void keep_extent(apply::RecordId id, const proto::RecordHeader& h, base::ByteSpan payload) {

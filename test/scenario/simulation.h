@@ -28,6 +28,7 @@ struct Faults {
   uint64_t resyncs = 0, staged = 0, in_place = 0, resync_sessions = 0, resumed_past_zero = 0;
   uint64_t cut_before_staging = 0, cut_staging = 0, cut_applying = 0, cut_committed = 0, cut_in_place = 0;
   uint64_t finished_alone = 0, cut_while_finishing = 0, busy = 0;
+  uint64_t epoch_held = 0;  // steps with the next epoch's writes held behind a barrier flush
 };
 
 // One authenticated link: real keys from a real handshake.
@@ -80,7 +81,12 @@ struct World {
   bool episode_staged = false, episode_in_place = false;
   std::shared_ptr<stage::MemoryFile> stage_file = std::make_shared<stage::MemoryFile>();
 
-  World(uint64_t s, Faults& f, bool with_resync);
+  // Records the original sends in one step when it sends: 1, or on some
+  // seeds a burst, so that it runs ahead of the clone's disk and the clone
+  // holds the next epoch's writes behind a barrier flush.
+  unsigned burst = 1;
+
+  World(uint64_t s, Faults& f, bool with_resync, bool bursts = true);
   bool chance(unsigned per_mille) { return rng() % 1000 < per_mille; }
   const Original& of_generation(uint64_t g) const { return g == 2 ? second : original; }
   const std::vector<uint8_t>& resync_source() const { return second.at_epoch.at(resync_epoch); }

@@ -8,7 +8,7 @@
 
 namespace simulation {
 
-World::World(uint64_t s, Faults& f, bool with_resync)
+World::World(uint64_t s, Faults& f, bool with_resync, bool bursts)
     : seed(s),
       rng(s),
       original(s, 30),
@@ -20,6 +20,13 @@ World::World(uint64_t s, Faults& f, bool with_resync)
   limits.held_bytes_max = (8 + rng() % 64) * 1024;
   limits.stage_resync = true;
   auth[0] = static_cast<uint8_t>(s);
+  if (bursts) {  // its own stream, so the rest of the seed stays what it was
+    std::mt19937_64 b(s ^ 0x5851f42d4c957f2dull);
+    if (b() % 3 == 0) {
+      burst = 2 + static_cast<unsigned>(b() % 15);
+      limits.held_bytes_max = (64 + b() % 448) * 1024;  // room for epochs ahead
+    }
+  }
   if (!with_resync) return;
   // Its own stream: the log's and the faults' stay what they were.
   std::mt19937_64 r(s ^ 0x9e3779b97f4a7c15ull);
@@ -94,6 +101,7 @@ void World::check_bounds(const Clone& c) {
   CHECK_MESSAGE(c.machine.in_flight() - c.machine.in_flight_after_flush() <= limits.io_depth_max, "seed " << seed);
   CHECK_MESSAGE(c.machine.in_flight_after_flush() <= limits.io_depth_max, "seed " << seed);
   CHECK_MESSAGE(c.held_io.size() <= c.machine.in_flight_after_flush(), "seed " << seed);
+  if (!c.held_io.empty()) ++faults.epoch_held;
 }
 
 // True if `disk` is what the original's own disk could hold after losing
