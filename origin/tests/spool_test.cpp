@@ -63,6 +63,18 @@ base::Status read_all(const std::string& path, std::vector<origin::Record>* out 
   }
 }
 
+// Reads the spool whole and checks that it hands out exactly `records`.
+void check_reads_back(const std::string& path, const std::vector<origin::Record>& records) {
+  std::vector<origin::Record> back;
+  REQUIRE(read_all(path, &back).is_ok());
+  REQUIRE(back.size() == records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    CAPTURE(i);
+    CHECK(back[i].plain == records[i].plain);
+    CHECK(back[i].header.seq == records[i].header.seq);
+  }
+}
+
 bool mentions_offset(const base::Status& s, uint64_t offset) {
   return s.message().find("byte offset " + std::to_string(offset)) != std::string::npos;
 }
@@ -73,14 +85,7 @@ TEST_CASE("a spool reads back exactly the records written to it") {
   origin_test::TempDir dir;
   const std::vector<origin::Record> records = sample_records(17);
   write_spool(dir / "a.spool", records);
-  std::vector<origin::Record> back;
-  REQUIRE(read_all(dir / "a.spool", &back).is_ok());
-  REQUIRE(back.size() == records.size());
-  for (size_t i = 0; i < records.size(); ++i) {
-    CAPTURE(i);
-    CHECK(back[i].plain == records[i].plain);
-    CHECK(back[i].header.seq == records[i].header.seq);
-  }
+  check_reads_back(dir / "a.spool", records);
   base::Result<origin::SpoolSummary> sum = origin::scan_spool(dir / "a.spool", kPair, origin_test::test_digest_key());
   REQUIRE(sum.is_ok());
   CHECK(sum->first_seq == 17);
@@ -213,14 +218,7 @@ TEST_CASE("a spool of many read-ahead batches reads back whole, and a flaw in a 
   REQUIRE(records.size() > 3 * origin::SpoolReader::kAheadEntries);
   const std::vector<uint64_t> offsets = write_spool(dir / "a.spool", records);
   const base::Bytes good = origin_test::read_file(dir / "a.spool");
-
-  std::vector<origin::Record> back;
-  REQUIRE(read_all(dir / "a.spool", &back).is_ok());
-  REQUIRE(back.size() == records.size());
-  for (size_t i = 0; i < records.size(); ++i) {
-    CAPTURE(i);
-    CHECK(back[i].plain == records[i].plain);
-  }
+  check_reads_back(dir / "a.spool", records);
 
   // Each flaw at a write in the third batch (not its first entry) and at
   // the last write of the first batch; the records before it come out first.
