@@ -18,14 +18,13 @@ using base::u64s;
 
 namespace {
 
-base::ByteSpan entry_digest_input(const base::Bytes& entry, size_t record_bytes) {
-  return base::ByteSpan(entry.data(), kSpoolEntryLengthBytes + record_bytes);
+base::ByteSpan entry_digest_input(base::ByteSpan entry, size_t record_bytes) {
+  return entry.first(kSpoolEntryLengthBytes + record_bytes);
 }
 
 // A whole entry's record bytes, between its length and its digest.
-base::ByteSpan entry_record(const base::Bytes& entry) {
-  return base::ByteSpan(entry.data() + kSpoolEntryLengthBytes,
-                        entry.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes);
+base::ByteSpan entry_record(base::ByteSpan entry) {
+  return entry.subspan(kSpoolEntryLengthBytes, entry.size() - kSpoolEntryLengthBytes - kSpoolEntryDigestBytes);
 }
 
 }  // namespace
@@ -178,7 +177,7 @@ base::Status SpoolReader::next(Record& out, bool& has_record) {
 void SpoolReader::fill_ahead() {
   ahead_count_ = 0;
   ahead_next_ = 0;
-  size_t bytes = 0;
+  size_t bytes = 0;  // of arena_ in use
   while (ahead_count_ < kAheadEntries && bytes < kAheadBytes) {
     const uint64_t entry_offset = offset_bytes_;
     uint8_t len_bytes[kSpoolEntryLengthBytes];
@@ -203,9 +202,11 @@ void SpoolReader::fill_ahead() {
     if (ahead_.size() == ahead_count_) ahead_.emplace_back();
     Ahead& a = ahead_[ahead_count_];
     a.offset = entry_offset;
-    a.entry.resize(kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes);
-    std::memcpy(a.entry.data(), len_bytes, sizeof len_bytes);
-    if (base::Status s = read_exact(a.entry.data() + kSpoolEntryLengthBytes, n + kSpoolEntryDigestBytes, got);
+    a.at = bytes;
+    a.bytes = kSpoolEntryLengthBytes + n + kSpoolEntryDigestBytes;
+    if (arena_.size() < a.at + a.bytes) arena_.resize(a.at + a.bytes);  // grows to one batch, once
+    std::memcpy(arena_.data() + a.at, len_bytes, sizeof len_bytes);
+    if (base::Status s = read_exact(arena_.data() + a.at + kSpoolEntryLengthBytes, n + kSpoolEntryDigestBytes, got);
         !s.is_ok()) {
       ahead_error_ = std::move(s);
       break;
@@ -215,7 +216,7 @@ void SpoolReader::fill_ahead() {
       break;
     }
     ++ahead_count_;
-    bytes += a.entry.size();
+    bytes += a.bytes;
   }
   check_digests();
 }
@@ -225,7 +226,7 @@ void SpoolReader::fill_ahead() {
 void SpoolReader::check_digests() {
   std::vector<base::ByteSpan> pieces;
   for (size_t i = 0; i < ahead_count_; ++i) {
-    const base::Bytes& e = ahead_[i].entry;
+    const base::ByteSpan e = entry_of(ahead_[i]);
     pieces.push_back(entry_digest_input(e, entry_record(e).size()));
   }
   std::vector<digest::Digest> got(pieces.size());
@@ -235,12 +236,13 @@ void SpoolReader::check_digests() {
   pieces.clear();
   for (size_t i = 0; i < ahead_count_; ++i) {
     Ahead& a = ahead_[i];
+    const base::ByteSpan e = entry_of(a);
     digest::Digest stored;
-    std::memcpy(stored.data(), a.entry.data() + a.entry.size() - stored.size(), stored.size());
+    std::memcpy(stored.data(), e.data() + e.size() - stored.size(), stored.size());
     a.entry_ok = digest::digest_equal(stored, got[i]);
     a.payload_ok = true;
     if (!a.entry_ok || !payload_digests_) continue;
-    const base::ByteSpan plain = entry_record(a.entry);
+    const base::ByteSpan plain = entry_record(e);
     base::Result<proto::MsgType> type = proto::peek_type(plain);
     proto::RecordHeader h;
     base::ByteSpan payload;
@@ -257,7 +259,7 @@ void SpoolReader::check_digests() {
 
 base::Status SpoolReader::check_entry(const Ahead& a, Record& out) {
   if (!a.entry_ok) return corrupt(a.offset, "the entry's digest does not match its bytes");
-  const base::ByteSpan plain = entry_record(a.entry);
+  const base::ByteSpan plain = entry_record(entry_of(a));
   base::Result<proto::MsgType> type = proto::peek_type(plain);
   if (!type || !is_record_type(*type)) return corrupt(a.offset, "the entry is not a log record");
   proto::RecordHeader h;

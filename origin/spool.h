@@ -108,10 +108,12 @@ class SpoolReader {
   // An entry read ahead, with what its batch's digests found.
   struct Ahead {
     uint64_t offset = 0;    // of its first byte in the file
-    base::Bytes entry;      // length, record bytes, entry digest
+    size_t at = 0;          // its bytes (length, record bytes, entry digest) in arena_
+    size_t bytes = 0;
     bool entry_ok = false;  // the entry digest matches
     bool payload_ok = true; // not a write, not checked, or its payload matches its digest
   };
+  base::ByteSpan entry_of(const Ahead& a) const { return {arena_.data() + a.at, a.bytes}; }
   SpoolReader(base::UniqueFd fd, std::string path, const digest::DigestKey& key);
   base::Status read_header(const proto::PairId& pair_id);
   // Reads exactly n bytes; `got` tells how many arrived before end of file.
@@ -134,9 +136,11 @@ class SpoolReader {
   uint64_t next_seq_ = 0;
   uint64_t open_epoch_ = 0;  // epoch the next record must carry; 0 before the first
   bool payload_digests_ = true;
-  // ahead_[ahead_next_, ahead_count_) are read and not yet handed out; the
-  // vector keeps its entries' buffers from batch to batch.
+  // ahead_[ahead_next_, ahead_count_) are read and not yet handed out; their
+  // bytes lie back to back in arena_, which holds one batch (kAheadBytes
+  // and at most one entry more) and is reused for the next.
   std::vector<Ahead> ahead_;
+  base::Bytes arena_;
   size_t ahead_count_ = 0;
   size_t ahead_next_ = 0;
   base::Status ahead_error_;
