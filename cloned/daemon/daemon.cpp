@@ -246,11 +246,9 @@ void Daemon::ask_early_flush() {
 // most, so that the reads go on.
 void Daemon::drain_completions() {
   DiskWorkers::Batch batch(*disk_workers_);  // what the completions let go, together
-  for (int round = 0; round < kDrainRounds; ++round) {
-    for (Completion& c : completions_.take_all()) handle_completion(c);
-    // They may have ended the daemon (stop_loop).
-    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_)) || !completions_.urgent_waiting()) break;
-  }
+  completions_.drain([this](Completion& c) { handle_completion(c); }, kDrainRounds,
+                     // They may have ended the daemon (stop_loop).
+                     [this] { return uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_)) != 0; });
   update_reading();
 }
 

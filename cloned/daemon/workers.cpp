@@ -47,6 +47,14 @@ bool Completions::urgent_waiting() {
   return urgent_;
 }
 
+void Completions::drain(const std::function<void(Completion&)>& handle, int rounds,
+                        const std::function<bool()>& stopped) {
+  for (int round = 0; round < rounds; ++round) {
+    for (Completion& c : take_all()) handle(c);
+    if (stopped() || !urgent_waiting()) return;
+  }
+}
+
 std::vector<Completion> Completions::take_all() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Completion> out;

@@ -68,6 +68,12 @@ class Completions {
   std::vector<Completion> take_all();
   // Whether an urgent push waits to be taken.
   bool urgent_waiting();
+  // Hands every completion queued to `handle`, in the order pushed; then
+  // takes the queue again while an urgent push waits that came meanwhile
+  // (from `handle` itself, or a worker), `rounds` takes at most, none once
+  // `stopped()` says so. What the disk's next step waits for is then taken
+  // in the same drain, not after the loop's next read.
+  void drain(const std::function<void(Completion&)>& handle, int rounds, const std::function<bool()>& stopped);
 
  private:
   std::mutex mutex_;

@@ -334,6 +334,45 @@ TEST_CASE("a push is urgent when it says the disk waits for the loop, and taking
   CHECK(done.urgent_waiting());
 }
 
+TEST_CASE("a drain takes again what is pushed urgent while it runs, and only that, a few times at most") {
+  using Kind = cloned::Completion::Kind;
+  cloned::Completions done;
+  std::vector<uint64_t> seen;  // ids, in the order handled
+  bool stop = false;
+  // Completion n pushes n + 1 while it is handled: urgent while n < `urgent_below`.
+  uint64_t urgent_below = 0;
+  const auto handle = [&](cloned::Completion& c) {
+    seen.push_back(c.id);
+    done.push(cloned::Completion{Kind::io, c.id + 1, {}}, /*urgent=*/c.id < urgent_below);
+  };
+  const auto stopped = [&] { return stop; };
+
+  done.push(cloned::Completion{Kind::io, 1, {}});
+  SUBCASE("nothing urgent: one take") {
+    done.drain(handle, 4, stopped);
+    CHECK(seen == std::vector<uint64_t>{1});
+    CHECK(done.take_all().size() == 1);  // left for the next drain
+  }
+  SUBCASE("urgent pushes meanwhile: taken in the same drain, in order") {
+    urgent_below = 3;
+    done.drain(handle, 4, stopped);
+    CHECK(seen == std::vector<uint64_t>{1, 2, 3});  // 3's push (4) was not urgent
+    CHECK_FALSE(done.urgent_waiting());
+  }
+  SUBCASE("bounded") {
+    urgent_below = 100;
+    done.drain(handle, 4, stopped);
+    CHECK(seen == std::vector<uint64_t>{1, 2, 3, 4});
+    CHECK(done.urgent_waiting());  // the loop comes back for it
+  }
+  SUBCASE("not once stopped") {
+    urgent_below = 100;
+    stop = true;
+    done.drain(handle, 4, stopped);
+    CHECK(seen == std::vector<uint64_t>{1});
+  }
+}
+
 TEST_CASE("the disk workers' pushes are urgent after a flush and when nothing is left outstanding") {
   GatedDevice dev(kDisk);
   cloned::Completions done;
