@@ -75,8 +75,11 @@ clonectl_bin=$build/cloned/clonectl
 origin_bin=$build/origin/clone-origin
 stream_bin=$build/bench/stream-bench
 
+# Release, as the other benches: the figures in docs/PERFORMANCE.md are of
+# -O3 with the asserts on (b_ndebug=false in meson.build). A build directory
+# that exists is used as it is; its build type is printed with the machine.
 build_binaries() {
-  [[ -d $build ]] || meson setup "$build" >/dev/null
+  [[ -d $build ]] || meson setup "$build" --buildtype=release >/dev/null
   ninja -C "$build" cloned/cloned cloned/clonectl origin/clone-origin bench/stream-bench >/dev/null
 }
 
@@ -613,6 +616,8 @@ main() {
   truncate -s "$disk_bytes" "$source_img"
   local target=$scratch/target.img
   note "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  note "build: $build, $(meson introspect "$build" --buildoptions |
+    python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')"
   note "scratch: $scratch on $(findmnt -n -o SOURCE,FSTYPE -T "$scratch" | tr -s ' ')"
   local t
   for t in $targets; do
