@@ -201,7 +201,11 @@ void Machine::end_session(Actions& actions) {
   if (!in_session_) return;
   in_session_ = false;
   drop_queue_after_epoch(0, actions);
-  ++next_gate_;  // the next session's barrier flush gets a number never named to this one's
+  // The next session's barrier flush gets a number never named to this
+  // one's: not the flush it was about to ask, nor the one after it, which
+  // writes held behind that flush were told would cover them (if one of
+  // them failed, the workers hold that gate's flush as failed).
+  next_gate_ = std::max(next_gate_, gate_named_max_) + 1;
   // Only the barrier being flushed keeps its name: the rest come again.
   std::erase_if(mark_names_, [this](const auto& kv) {
     return flushing_ != Flushing::barrier || kv.first != flushing_barrier_.header.seq;
@@ -384,6 +388,7 @@ void Machine::pump_after_flush(Actions& actions) {
     assert(e.header.epoch == barrier_epoch + 1 && barrier_epoch == durable_.epoch + 1);
     highest_submitted_seq_ = std::max(highest_submitted_seq_, e.header.seq);
     actions.submit.push_back({e.id, e.header, {}, false, gate, gate + 1});
+    gate_named_max_ = std::max(gate_named_max_, gate + 1);
     in_flight_.push_back(e);
     in_flight_.back().after_flush = true;
     ++after_flush_in_flight_;
@@ -454,6 +459,7 @@ void Machine::submit_entry(const Entry& e, std::vector<Extent> only, Actions& ac
   assert(!overlaps_in_flight(e.header));
   assert(flushing_ == Flushing::none);
   actions.submit.push_back({e.id, e.header, std::move(only), e.staged, 0, next_gate_});
+  gate_named_max_ = std::max(gate_named_max_, next_gate_);
   in_flight_.push_back(e);
 }
 

@@ -440,6 +440,10 @@ class Machine {
   // The gate the next barrier flush will carry; moved on when one is asked,
   // and when the writes or the early flush it was named to are given up.
   uint64_t next_gate_ = 1;
+  // The highest gate a submitted write was told (its after_flush_gate or
+  // covered_by_gate): a session's end moves next_gate_ past it, so that no
+  // flush of a later session carries a gate a write of this one was told.
+  uint64_t gate_named_max_ = 0;
   // Names of marked barriers received and not yet durable, by seq; and the
   // newest mark the store holds (a marked barrier waits for it).
   std::map<uint64_t, std::string> mark_names_;

@@ -159,6 +159,39 @@ TEST_CASE("writes behind a flush that fails come back unwritten and are dropped 
   CHECK(r.m.durable().seq == 0);
 }
 
+// A write held behind a barrier not yet flushed was told the gate after that
+// barrier's (covered_by_gate). If the workers' early flush let it go and it
+// failed, the workers hold every flush with that gate as failed: the next
+// session's flushes must carry gates above it, or its first barrier's flush
+// would let nothing behind it go (found in review: the session ended before
+// the barrier's flush was asked, and the gate moved on by one only).
+TEST_CASE("a session's end moves the gates past every gate its writes were told") {
+  Rig r;
+  const auto [w1, w3] = open_with_next_epoch_held(r);
+  const uint64_t covered = r.last.submit[0].covered_by_gate;
+  REQUIRE(covered > r.last.submit[0].after_flush_gate);
+  SUBCASE("the held write refused for its digest before the barrier's flush is asked") {
+    Actions a = r.io_done(w3, base::Status::error(EBADMSG, "digest."), /*digest_mismatch=*/true);
+    CHECK_FALSE(a.fail.empty());
+    r.io_done(w1);
+  }
+  SUBCASE("the session ended while the barrier's flush runs, the held write let go by it") {
+    CHECK(r.io_done(w1).flush);
+    r.run([&](Actions& a) { r.m.end_session(a); });
+    r.flushed();
+    r.io_done(w3);
+  }
+  REQUIRE(r.m.in_flight() == 0);
+  r.open();
+  const uint64_t seq = r.m.durable().seq, epoch = r.m.durable().epoch + 1;  // the first subcase: nothing durable
+  REQUIRE(r.send(rec(MsgType::write, seq + 1, epoch, 0)).submit.size() == 1);
+  r.send(rec(MsgType::barrier, seq + 2, epoch));
+  CHECK(r.m.gate_after_in_flight() > covered);
+  r.send(rec(MsgType::write, seq + 3, epoch + 1, 8192));
+  REQUIRE(r.last.submit.size() == 1);
+  CHECK(r.last.submit[0].after_flush_gate > covered);
+}
+
 TEST_CASE("a write behind a flush cancelled for no reason the machine knows ends the session") {
   // The executor must not cancel on its own; if it does, the barrier after
   // the unwritten record must never be flushed, or the clone would be
