@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cassert>
+#include <cerrno>
 #include <utility>
 
 #include "base/log.h"
@@ -264,7 +265,8 @@ void Daemon::handle_completion(Completion& c) {
       machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
       break;
     case Completion::Kind::digest:
-      if (!c.status.is_ok()) health_.io_error(c);
+      // ECANCELED: a scan of an ended session, dropped unread; not the disk's.
+      if (!c.status.is_ok() && c.status.code() != ECANCELED) health_.io_error(c);
       maintenance_.on_digest_done(session_, c);
       break;
     case Completion::Kind::store_job:
@@ -273,8 +275,13 @@ void Daemon::handle_completion(Completion& c) {
     case Completion::Kind::early_flush:
       // Ahead of the completion of the write it followed: the machine's
       // flush, if that write ends the epoch, comes after this. A failure
-      // reaches the health monitor with the flush that reports it.
-      if (!c.status.is_ok()) early_flush_.failure = c.status;
+      // reaches the machine and the health monitor with the flush that
+      // reports it (flush_disk); logged now, in case no flush comes (the
+      // session ends, the daemon stops).
+      if (!c.status.is_ok()) {
+        LOG_ERROR("flushing the clone's disk failed: %s (the next flush reports it)", c.status.message().c_str());
+        early_flush_.failure = c.status;
+      }
       early_flush_.done = c.status.is_ok() && c.id == early_flush_.asked_gate;
       break;
     case Completion::Kind::flush:

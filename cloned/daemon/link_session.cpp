@@ -197,6 +197,7 @@ void Daemon::close_conn(Conn* c, const std::string& why) {
   }
   if (was_session) {
     session_ = nullptr;
+    maintenance_.session_ended();
     stats_.peer.clear();
     apply::Actions actions;
     machine_.end_session(actions);

@@ -31,6 +31,10 @@ void Maintenance::session_started() {
   digests_outstanding_ = 0;
 }
 
+// Its scans still queued are dropped, not run: the next session gets
+// the workers first (DiskWorkers::drop_digests_before).
+void Maintenance::session_ended() { disk_.drop_digests_before(session_serial_ + 1); }
+
 void Maintenance::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
   const base::ByteSpan plain = frame.plain();
   base::Status s;

@@ -42,6 +42,8 @@ class Maintenance {
 
   // A new session opened: replies to an older one's digest requests are dropped.
   void session_started();
+  // The session closed: its digest scans not yet started are dropped unread.
+  void session_ended();
   // A resync or verify message of the session on `c`.
   void on_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
   // A digest scan finished; `session` is the current session's connection or null.

@@ -302,6 +302,12 @@ void DiskWorkers::flush_when_drained(uint64_t token) {
   push_job(std::move(job));
 }
 
+void DiskWorkers::drop_digests_before(uint64_t session_serial) {
+  uint64_t from = digests_from_serial_.load(std::memory_order_relaxed);
+  while (from < session_serial && !digests_from_serial_.compare_exchange_weak(from, session_serial)) {
+  }
+}
+
 void DiskWorkers::digest(const proto::DigestRequest& request, uint64_t session_serial) {
   Job job;
   job.kind = Job::Kind::digest;
@@ -566,6 +572,10 @@ void DiskWorkers::perform_digest(const Job& job) {
   c.op = "read";
   c.offset_bytes = q.offset_bytes;
   c.length_bytes = q.length_bytes();
+  if (job.session_serial < digests_from_serial_.load(std::memory_order_relaxed)) {
+    c.status = base::Status::error(ECANCELED, "digest scan not run: the session that asked for it has ended");
+    return done_.push(std::move(c));
+  }
   c.digests.reserve(q.count);
   const uint64_t piece = std::max<uint64_t>(q.extent_bytes, kDigestReadBytes / q.extent_bytes * q.extent_bytes);
   // The last extent may end at the disk's end, shorter than the others.

@@ -170,6 +170,12 @@ class DiskWorkers {
   // time with the next piece read while this one is hashed; the range is
   // inside the disk (the caller checked).
   void digest(const proto::DigestRequest& request, uint64_t session_serial);
+  // Scans asked by sessions before `session_serial` are not run any more:
+  // one still queued is reported at once, ECANCELED, with no digests (a scan
+  // already reading finishes). An original that reconnects during a verify
+  // must not leave its old session's reads, up to a GiB each, queued before
+  // the new session's writes (invariant 9).
+  void drop_digests_before(uint64_t session_serial);
 
  private:
   struct Job {
@@ -266,6 +272,7 @@ class DiskWorkers {
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;
   uint64_t failed_gate_ = 0;
+  std::atomic<uint64_t> digests_from_serial_{0};  // drop_digests_before
   std::vector<std::thread> threads_;
   // Loop thread only: the open Batches, and what they hold back.
   uint32_t batch_depth_ = 0;

@@ -111,6 +111,28 @@ TEST_CASE("a digest reply goes to the session that asked, not to the next one") 
   CHECK(r.link.errors.empty());
 }
 
+TEST_CASE("a session's end drops its digest scans still queued, and the next session's run") {
+  Rig r;
+  r.maintenance.session_started();
+  r.maintenance.session_ended();
+  // A request of the ended session's serial, as one still queued would be.
+  proto::Frame f = digest_request(1, 0, 2);
+  r.maintenance.on_frame(&r.conn, proto::MsgType::digest_request, f);
+  cloned::Completion old = next_digest(r.done);
+  CHECK(old.status.code() == ECANCELED);
+  CHECK(old.digests.empty());
+  r.maintenance.on_digest_done(nullptr, old);
+  r.maintenance.session_started();
+  proto::Frame g = digest_request(2, 65536, 1);
+  r.maintenance.on_frame(&r.conn, proto::MsgType::digest_request, g);
+  cloned::Completion now = next_digest(r.done);
+  REQUIRE(now.status.is_ok());
+  r.maintenance.on_digest_done(&r.conn, now);
+  REQUIRE(r.link.sent.size() == 1);
+  CHECK(r.link.sent[0] == proto::MsgType::digest_reply);
+  CHECK(r.link.errors.empty());
+}
+
 TEST_CASE("more digest requests outstanding than the bound is a protocol error") {
   Rig r;
   r.maintenance.session_started();

@@ -659,6 +659,25 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   CHECK(read_back(dev, 4 * 8192, 4096) == std::vector<uint8_t>(4096, 0));
 }
 
+TEST_CASE("a digest scan of a session that has ended is reported cancelled, not run") {
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 1, done);
+  workers.drop_digests_before(5);
+  workers.drop_digests_before(3);  // never back
+  workers.digest({1, 0, 65536, 4}, 4);
+  workers.digest({2, 0, 65536, 4}, 5);
+  const std::vector<cloned::Completion> got = collect(done, 2);  // in order: one worker
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].request.id == 1);
+  CHECK(got[0].session_serial == 4);
+  CHECK(got[0].status.code() == ECANCELED);
+  CHECK(got[0].digests.empty());
+  CHECK(got[1].request.id == 2);
+  REQUIRE(got[1].status.is_ok());
+  CHECK(got[1].digests.size() == 4);
+}
+
 TEST_CASE("a held write with a bad digest is refused unwritten once it is let go") {
   blockio::MemoryDevice dev(kDisk, 512);
   cloned::Completions done;
