@@ -104,6 +104,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
         mark_catching_up();
       }
       writes_wait_for_commit_ = true;
+      writes_wait_from_ = next_snapshot();
     } else {
       unclean_until_seq_ = 0;  // the disk is exactly at the committed position
       maybe_become_consistent();

@@ -347,7 +347,7 @@ class Machine {
   void pump_after_flush(Actions& actions);
   bool overlaps_after_flush(const proto::RecordHeader& h) const;
   void cancel_after_flush_if_orphaned(Actions& actions);
-  void after_commit_resync(const apply::ReplicaState& committed, Actions& actions);
+  void after_commit_resync(const apply::ReplicaState& committed, uint64_t snapshot, Actions& actions);
   bool overlaps_in_flight(const proto::RecordHeader& h) const;
   void request_commit(Actions& actions);
   apply::ReplicaState snapshot_for_commit() const;
@@ -386,7 +386,7 @@ class Machine {
   void begin_in_place(const proto::ResyncBegin& begin, Actions& actions);
   void continue_resync(Actions& actions);
   void answer_after_commit(const proto::ResyncPlanReply& reply);
-  void after_commit_plan(const apply::ReplicaState& committed, Actions& actions);
+  void after_commit_plan(const apply::ReplicaState& committed, uint64_t snapshot, Actions& actions);
   proto::ResyncPlanReply plan_figures(const proto::ResyncPlan& plan, const StageRoom& room, bool resume) const;
   void need_write_barrier_commit(Actions& actions);
   bool mark_waits_for_commit(const proto::RecordHeader& barrier);
@@ -456,6 +456,15 @@ class Machine {
   uint64_t last_commit_ms_ = 0;
   uint64_t now_ms_ = 0;
   apply::ReplicaState commit_snapshot_;
+  // Commits are numbered by their snapshot. What waits for a change to be
+  // durable waits for a commit whose snapshot was taken after the change: one
+  // already in flight may hold an older state that happens to compare equal
+  // (the same resync generation with another target; found in review).
+  uint64_t snapshots_taken_ = 0;
+  uint64_t commit_snapshot_number_ = 0;  // of the commit in flight
+  uint64_t writes_wait_from_ = 0;        // the first snapshot that lets writes_wait_for_commit_ go
+  uint64_t answer_wait_from_ = 0;        // ... that answers resync_state_pending_ or plan_reply_pending_
+  uint64_t next_snapshot() const { return snapshots_taken_ + 1; }
 
   // running -> finishing (the epoch being received, up to shutdown_epoch_)
   // -> final_commit (in flight; back to finishing if it fails) -> done.

@@ -160,6 +160,7 @@ apply::ReplicaState Machine::snapshot_for_commit() const {
 void Machine::request_commit(Actions& actions) {
   if (commit_in_flight_) return;  // on_commit_done looks again
   commit_snapshot_ = snapshot_for_commit();
+  commit_snapshot_number_ = ++snapshots_taken_;
   commit_in_flight_ = true;
   state_dirty_ = false;
   last_commit_ms_ = now_ms_;
@@ -192,7 +193,8 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
   replica_.reserved_seq = s.reserved_seq;
   // Writes wait until the store holds what must precede them: the state and
   // its catch-up target, a begun resync, an invalidated fingerprint.
-  if (writes_wait_for_commit_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq &&
+  const uint64_t snapshot = commit_snapshot_number_;
+  if (writes_wait_for_commit_ && snapshot >= writes_wait_from_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq &&
       s.resync.generation == replica_.resync.generation && s.fingerprint_valid == replica_.fingerprint_valid &&
       s.generation == replica_.generation)
     writes_wait_for_commit_ = false;
@@ -200,12 +202,14 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     committed_sent_seq_ = committed_.seq;
     actions.committed.push_back({committed_.seq});
   }
-  after_commit_resync(s, actions);
+  after_commit_resync(s, snapshot, actions);
   if (shutdown_ == Shutdown::final_commit) {
     shutdown_ = Shutdown::done;
     return;
   }
-  if (writes_wait_for_commit_) request_commit(actions);
+  // A wait this commit was too old to answer takes the next one at once.
+  if (writes_wait_for_commit_ || ((resync_state_pending_ || plan_reply_pending_) && snapshot < answer_wait_from_))
+    request_commit(actions);
   pump(actions);
   check_shutdown_progress(actions);
 }

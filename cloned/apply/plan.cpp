@@ -51,8 +51,8 @@ void Machine::answer_after_commit(const proto::ResyncPlanReply& r) {
   plan_reply_pending_ = r;
 }
 
-void Machine::after_commit_plan(const apply::ReplicaState& s, Actions& actions) {
-  if (!plan_reply_pending_ || !s.resync.active() || s.resync.generation != replica_.resync.generation ||
+void Machine::after_commit_plan(const apply::ReplicaState& s, uint64_t snapshot, Actions& actions) {
+  if (!plan_reply_pending_ || snapshot < answer_wait_from_ || !s.resync.active() || s.resync.generation != replica_.resync.generation ||
       s.resync.cursor_bytes != replica_.resync.cursor_bytes || s.stage.phase != replica_.stage.phase ||
       s.state != replica_.state)
     return;

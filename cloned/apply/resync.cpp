@@ -31,6 +31,7 @@ using base::u64s;
 void Machine::need_write_barrier_commit(Actions& actions) {
   state_dirty_ = true;
   writes_wait_for_commit_ = true;
+  writes_wait_from_ = next_snapshot();
   request_commit(actions);
 }
 
@@ -164,6 +165,7 @@ void Machine::begin_in_place(const proto::ResyncBegin& b, Actions& actions) {
   log_ok_ = true;
   log_refused_why_.clear();
   resync_state_pending_ = true;
+  answer_wait_from_ = next_snapshot();
   log_written_.clear();
   need_write_barrier_commit(actions);
 }
@@ -358,14 +360,15 @@ void Machine::on_mark_flushed(Actions& actions) {
   request_commit(actions);
 }
 
-void Machine::after_commit_resync(const apply::ReplicaState& s, Actions& actions) {
-  if (resync_state_pending_ && s.resync.active() && s.resync.generation == replica_.resync.generation) {
+void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapshot, Actions& actions) {
+  if (resync_state_pending_ && snapshot >= answer_wait_from_ && s.resync.active() &&
+      s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;
     if (in_session_)
       actions.resync_state =
           proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
   }
-  after_commit_plan(s, actions);
+  after_commit_plan(s, snapshot, actions);
   bool more = false;
   for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
     if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
@@ -424,6 +427,17 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
   replica_.state = proto::CloneState::diverged;
   replica_.state_reason = reason;
   replica_.decision.clear();
+  if (replica_.resync.active() && !applying_stage()) {
+    // The disk changed under a resync in progress: below its cursor it
+    // compared (or wrote) a disk that is no longer there, and a resumed
+    // resync would leave those changes in a clone it then calls consistent.
+    // It starts again from byte 0; a staged one with an empty stage.
+    replica_.resync.cursor_bytes = 0;
+    if (staging()) {
+      replica_.stage.durable_bytes = 0;
+      replica_.stage.staged_disk_bytes = 0;
+    }
+  }
   state_dirty_ = true;
   request_commit(actions);
 }

@@ -42,6 +42,7 @@ void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions)
   actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
   resync_running_ = true;
   resync_state_pending_ = true;
+  answer_wait_from_ = next_snapshot();
   log_written_.clear();
   resume_staging(actions);
   need_write_barrier_commit(actions);  // "staging" is durable before the first append

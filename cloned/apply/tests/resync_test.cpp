@@ -229,6 +229,75 @@ TEST_CASE("a Diverged clone takes no log and only a discarding resync its config
   CHECK(allowed.m.replica().state == proto::CloneState::inconsistent);
 }
 
+// Found in review: a resync interrupted at cursor c, the clone's disk then
+// changed (it is marked Diverged), the changes discarded by decision, and the
+// same begin sent again. Resumed at c, the resync would never compare what
+// changed below c, and would end calling the clone consistent.
+TEST_CASE("a resync interrupted before the clone was Diverged starts again from byte 0") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  r.flushed();
+  r.committed();
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  if (r.m.replica().resync.cursor_bytes != 4096) FAIL("the cursor did not reach 4096");
+  r.run([&](Actions& a) { r.m.mark_diverged("the partition table changed", a); });
+  REQUIRE(r.last.commits.size() == 1);
+  CHECK(r.last.commits[0].state.resync.cursor_bytes == 0);
+  r.committed();
+  r.run([&](Actions& a) {
+    REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok());
+  });
+  r.committed();
+  ResyncRig again(r.m.replica());
+  REQUIRE(again.hello(maintenance_hello(2)).hello_reply);
+  Actions a = again.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+}
+
+// Found in review: a commit already in flight when a resync_begin of the same
+// generation with a new target arrives holds the old resync (its cursor c).
+// It must neither answer the begin (the original would start at c, and
+// [0, c) would keep the old target's data) nor let the resync's writes go.
+TEST_CASE("a commit in flight before a resync_begin answers neither the begin nor its writes") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  r.flushed();
+  r.committed();
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
+  if (!r.last.commits.empty()) r.committed();
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  r.run([&](Actions& a) { r.m.invalidate_fingerprint(a); });  // as a session's start does
+  REQUIRE(r.last.commits.size() == 1);                       // in flight, cursor 4096
+  CHECK(r.last.commits[0].state.resync.cursor_bytes == 4096);
+  Actions a = r.begin({2, 20, 5, 4096, 0});  // the original's log moved on: a new target
+  REQUIRE(a.fail.empty());
+  CHECK_FALSE(a.resync_state);
+  r.extent(resync_data(8192), &id);
+  CHECK(r.last.submit.empty());
+  a = r.committed();  // the old one
+  CHECK_FALSE(a.resync_state);
+  CHECK(a.submit.empty());
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.resync.target_seq == 20);
+  CHECK(a.commits[0].state.resync.cursor_bytes == 0);
+  a = r.committed();
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+  CHECK(a.submit.size() == 1);
+}
+
 TEST_CASE("resync extents are validated before anything is written") {
   ResyncRig r;
   r.begin_gen2();

@@ -222,6 +222,30 @@ TEST_CASE(
   CHECK(a.commits[0].state.generation == 1);
 }
 
+TEST_CASE("a staged resync interrupted before the clone was Diverged starts again with an empty stage") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 4096, 0};
+  saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+  StagedRig r(saved);
+  r.run([&](Actions& a) { r.m.mark_diverged("the root file system changed", a); });
+  r.committed();
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+  CHECK(r.m.replica().stage.durable_bytes == 0);
+  CHECK(r.m.replica().stage.phase == apply::StagePhase::staging);
+  r.run([&](Actions& a) {
+    REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok());
+  });
+  r.committed();
+  StagedRig again(r.m.replica());
+  again.open_maintenance();
+  Actions a = again.begin();
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK(a.stage_open->create);  // the stage is made afresh
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+}
+
 TEST_CASE("a start that finds 'applying' finishes the copy without any original, and refuses sessions meanwhile") {
   apply::ReplicaState saved = consistent_gen1();
   saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
