@@ -489,7 +489,7 @@ class Machine {
   std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight
   std::map<uint64_t, uint64_t> log_written_;  // offset -> end: written by the log during this resync
   // Staged resync (staged.cpp).
-  bool stage_failed_ = false;     // an append or sync failed: nothing more is staged this session
+  bool stage_failed_ = false;     // an append or sync failed: nothing more is staged until the next begin
   bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
   bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
   bool resync_complete_ = false;    // this session's begin names the resync the clone already holds

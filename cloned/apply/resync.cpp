@@ -111,6 +111,9 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
   b.flags &= ~proto::kResyncPlanFollows;
   if (!queue_.empty() || !idle_disk())
     return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
+  // A stage failure of an earlier session (one that came after it ended) is
+  // that session's: this one reopens the stage, or does not use it.
+  stage_failed_ = false;
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   if (std::optional<FailSession> no = diverged_refusal(b)) return fail(actions, no->code, no->message);
   const apply::ResyncProgress& cur = replica_.resync;

@@ -171,6 +171,27 @@ TEST_CASE("a stick that fails an append stops the resync with a sentence, and no
   CHECK(r.m.replica().resync.cursor_bytes == 4096);
 }
 
+// Found in review: a stage append that fails after its session ended left the
+// failure set into the next session, whose extents then never went out.
+TEST_CASE("a stage failure after its session ended does not hold up the next session's resync") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  apply::RecordId id = 0;
+  REQUIRE(r.extent(resync_data(4096), &id).submit.size() == 1);
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  r.io_done(id, base::Status::error(EIO, "the stick went away."));
+  if (!r.last.commits.empty()) r.committed();
+  r.open_maintenance();
+  Actions a = r.begin();
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 4096);
+  a = r.extent(resync_data(4096), &id);
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].to_stage);
+}
+
 TEST_CASE("a failed stage sync acks no mark; the durable cursor stays") {
   StagedRig r;
   r.begin_staged();
