@@ -22,6 +22,12 @@
 #include "cloned/apply/apply.h"
 
 namespace apply {
+
+namespace {
+// No original's log reaches this (a million records a second for 146,000
+// years); the reservation adds to positions, which must not wrap.
+constexpr uint64_t kPositionMax = uint64_t{1} << 62;
+}  // namespace
 namespace {
 
 using base::u64s;
@@ -114,6 +120,10 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
   // A stage failure of an earlier session (one that came after it ended) is
   // that session's: this one reopens the stage, or does not use it.
   stage_failed_ = false;
+  if (b.target_seq > kPositionMax || b.target_epoch > kPositionMax)
+    return fail(actions, ErrorCode::protocol,
+                "resync_begin names record " + u64s(b.target_seq) + " of epoch " + u64s(b.target_epoch) +
+                    ", past any log (at most " + u64s(kPositionMax) + ").");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   if (std::optional<FailSession> no = diverged_refusal(b)) return fail(actions, no->code, no->message);
   const apply::ResyncProgress& cur = replica_.resync;
@@ -237,6 +247,10 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
     return;
   }
   if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
+  if (consistent_at_seq > kPositionMax)
+    return fail(actions, proto::ErrorCode::protocol,
+                "resync_end names record " + u64s(consistent_at_seq) + ", past any log (at most " +
+                    u64s(kPositionMax) + ").");
   if (consistent_at_seq < replica_.resync.target_seq)
     return fail(actions, proto::ErrorCode::protocol,
                 "resync_end names record " + u64s(consistent_at_seq) + ", before the resync's target " +

@@ -58,6 +58,24 @@ TEST_CASE("a begin that announces a plan is answered at once and commits nothing
   CHECK(a.fail[0].code == proto::ErrorCode::protocol);
 }
 
+// Found in review: a log record taken while the plan was pending was written
+// and acknowledged, then the staged repair's apply moved the position back
+// under it and the state store's check stopped the daemon.
+TEST_CASE("a log record before the announced plan is a protocol error") {
+  Rig r(consistent_gen1(), kStaged);  // generation 1 at record 5: a repair's session takes the log
+  REQUIRE(r.hello(maintenance_hello(1, 1, 1000)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.run([&](Actions& x) {
+    r.m.on_resync_begin({1, 5, 2, 4096, proto::kResyncPlanFollows | proto::kResyncRepair}, x);
+  });
+  REQUIRE(a.fail.empty());
+  REQUIRE(r.m.awaits_plan());
+  a = r.send(rec(MsgType::write, 6, 3, 0));
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  CHECK(a.submit.empty());
+}
+
 TEST_CASE("a plan that fits the stage goes on staged, with the figures") {
   PlanRig r;
   r.begin();

@@ -298,6 +298,21 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   CHECK(a.submit.size() == 1);
 }
 
+TEST_CASE("a resync_begin or resync_end past any log position is a protocol error") {
+  ResyncRig r;
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin({2, UINT64_MAX - 1, 3, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  CHECK(a.fail[0].message.find("past any log") != std::string::npos);
+  ResyncRig e;
+  e.begin_gen2();
+  a = e.end(UINT64_MAX);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+}
+
 TEST_CASE("resync extents are validated before anything is written") {
   ResyncRig r;
   r.begin_gen2();
