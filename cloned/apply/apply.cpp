@@ -276,7 +276,8 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   // Until the plan is answered the clone does not know whether the resync is
   // staged (the log then waits for the apply) or in place.
   if (plan_begin_)
-    return fail(actions, proto::ErrorCode::protocol, "a log record arrived before the resync_plan its begin announced.");
+    return fail(actions, proto::ErrorCode::protocol,
+                "a log record arrived before the resync_plan its begin announced.");
   if (std::optional<FailSession> bad = validate(h)) return fail(actions, bad->code, bad->message);
   if (resync_running_) note_log_written(h);
   recv_seq_ = h.seq;

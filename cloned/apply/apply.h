@@ -372,6 +372,7 @@ class Machine {
   void release(uint64_t cost_bytes);
   void submit_entry(const Entry& e, std::vector<Extent> only, Actions& actions);
   std::optional<FailSession> log_refusal(const proto::Hello& original) const;
+  std::optional<FailSession> begin_refusal(const proto::ResyncBegin& b) const;
   std::optional<FailSession> diverged_refusal(const proto::ResyncBegin& begin) const;
   std::optional<FailSession> validate_resync_extent(const proto::RecordHeader& h) const;
   void pump_resync(Actions& actions);

@@ -194,9 +194,9 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
   // Writes wait until the store holds what must precede them: the state and
   // its catch-up target, a begun resync, an invalidated fingerprint.
   const uint64_t snapshot = commit_snapshot_number_;
-  if (writes_wait_for_commit_ && snapshot >= writes_wait_from_ && s.state == replica_.state && s.consistent_at_seq == replica_.consistent_at_seq &&
-      s.resync.generation == replica_.resync.generation && s.fingerprint_valid == replica_.fingerprint_valid &&
-      s.generation == replica_.generation)
+  if (writes_wait_for_commit_ && snapshot >= writes_wait_from_ && s.state == replica_.state &&
+      s.consistent_at_seq == replica_.consistent_at_seq && s.resync.generation == replica_.resync.generation &&
+      s.fingerprint_valid == replica_.fingerprint_valid && s.generation == replica_.generation)
     writes_wait_for_commit_ = false;
   if (in_session_ && committed_.seq > committed_sent_seq_) {
     committed_sent_seq_ = committed_.seq;

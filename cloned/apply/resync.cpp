@@ -93,37 +93,43 @@ std::optional<FailSession> Machine::diverged_refusal(const proto::ResyncBegin& b
   return std::nullopt;
 }
 
-void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& actions) {
+// What refuses any begin, before which resync it names is looked at.
+std::optional<FailSession> Machine::begin_refusal(const proto::ResyncBegin& b) const {
   using proto::ErrorCode;
   if (!in_session_ || !maintenance_)
-    return fail(actions, ErrorCode::protocol,
-                "resync_begin outside a maintenance session (the hello did not ask for one).");
+    return FailSession{ErrorCode::protocol,
+                       "resync_begin outside a maintenance session (the hello did not ask for one)."};
   // A session that dropped after its resync_end leaves the end finishing
   // (end_committing_): the original's retry is told to wait (busy, retried),
   // not that it broke the protocol (final).
   if (applying_stage() || stage_applying_)
-    return fail(actions, ErrorCode::busy,
-                "the clone is copying the staged generation " + u64s(replica_.resync.generation) +
-                    " from its stick to its disk (it finishes without the original); try again when it is done.");
+    return FailSession{ErrorCode::busy, "the clone is copying the staged generation " +
+                                            u64s(replica_.resync.generation) +
+                                            " from its stick to its disk (it finishes without the original); try "
+                                            "again when it is done."};
   if (end_committing_)
-    return fail(actions, ErrorCode::busy,
-                "the clone is committing the end of the resync of generation " + u64s(replica_.generation) +
-                    "; try again in a moment.");
-  if (resync_running_ || plan_begin_)
-    return fail(actions, ErrorCode::protocol, "a second resync_begin in one session.");
+    return FailSession{ErrorCode::busy, "the clone is committing the end of the resync of generation " +
+                                            u64s(replica_.generation) + "; try again in a moment."};
+  if (resync_running_ || plan_begin_) return FailSession{ErrorCode::protocol, "a second resync_begin in one session."};
+  if (!queue_.empty() || !idle_disk())
+    return FailSession{ErrorCode::protocol, "resync_begin while log records of this session are still pending."};
+  if (b.target_seq > kPositionMax || b.target_epoch > kPositionMax)
+    return FailSession{ErrorCode::protocol, "resync_begin names record " + u64s(b.target_seq) + " of epoch " +
+                                                u64s(b.target_epoch) + ", past any log (at most " + u64s(kPositionMax) +
+                                                ")."};
+  return std::nullopt;
+}
+
+void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& actions) {
+  using proto::ErrorCode;
+  if (std::optional<FailSession> no = begin_refusal(announced)) return fail(actions, no->code, no->message);
   // The plan bit says how this session goes on, not which resync it is.
   const bool plan = (announced.flags & proto::kResyncPlanFollows) != 0;
   proto::ResyncBegin b = announced;
   b.flags &= ~proto::kResyncPlanFollows;
-  if (!queue_.empty() || !idle_disk())
-    return fail(actions, ErrorCode::protocol, "resync_begin while log records of this session are still pending.");
   // A stage failure of an earlier session (one that came after it ended) is
   // that session's: this one reopens the stage, or does not use it.
   stage_failed_ = false;
-  if (b.target_seq > kPositionMax || b.target_epoch > kPositionMax)
-    return fail(actions, ErrorCode::protocol,
-                "resync_begin names record " + u64s(b.target_seq) + " of epoch " + u64s(b.target_epoch) +
-                    ", past any log (at most " + u64s(kPositionMax) + ").");
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   if (std::optional<FailSession> no = diverged_refusal(b)) return fail(actions, no->code, no->message);
   const apply::ResyncProgress& cur = replica_.resync;
@@ -248,9 +254,9 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
   }
   if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
   if (consistent_at_seq > kPositionMax)
-    return fail(actions, proto::ErrorCode::protocol,
-                "resync_end names record " + u64s(consistent_at_seq) + ", past any log (at most " +
-                    u64s(kPositionMax) + ").");
+    return fail(
+        actions, proto::ErrorCode::protocol,
+        "resync_end names record " + u64s(consistent_at_seq) + ", past any log (at most " + u64s(kPositionMax) + ").");
   if (consistent_at_seq < replica_.resync.target_seq)
     return fail(actions, proto::ErrorCode::protocol,
                 "resync_end names record " + u64s(consistent_at_seq) + ", before the resync's target " +

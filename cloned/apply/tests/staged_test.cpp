@@ -253,9 +253,7 @@ TEST_CASE("a staged resync interrupted before the clone was Diverged starts agai
   CHECK(r.m.replica().resync.cursor_bytes == 0);
   CHECK(r.m.replica().stage.durable_bytes == 0);
   CHECK(r.m.replica().stage.phase == apply::StagePhase::staging);
-  r.run([&](Actions& a) {
-    REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok());
-  });
+  r.run([&](Actions& a) { REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok()); });
   r.committed();
   StagedRig again(r.m.replica());
   again.open_maintenance();
