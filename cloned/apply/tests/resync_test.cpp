@@ -32,6 +32,19 @@ struct ResyncRig : Rig {
     a = committed();
     REQUIRE(a.resync_state);
   }
+  // begin_gen2, one extent and a mark at 4096 made durable and acknowledged,
+  // then the session ends: a resync interrupted at cursor 4096.
+  void interrupt_at_4096() {
+    begin_gen2();
+    apply::RecordId id = 0;
+    extent(resync_data(0), &id);
+    io_done(id);
+    mark(4096);
+    flushed();
+    REQUIRE(committed().resync_mark_acks.size() == 1);
+    run([&](Actions& x) { m.end_session(x); });
+    REQUIRE(m.replica().resync.cursor_bytes == 4096);
+  }
 };
 
 }  // namespace
@@ -235,15 +248,7 @@ TEST_CASE("a Diverged clone takes no log and only a discarding resync its config
 // changed below c, and would end calling the clone consistent.
 TEST_CASE("a resync interrupted before the clone was Diverged starts again from byte 0") {
   ResyncRig r;
-  r.begin_gen2();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.io_done(id);
-  r.mark(4096);
-  r.flushed();
-  r.committed();
-  r.run([&](Actions& x) { r.m.end_session(x); });
-  if (r.m.replica().resync.cursor_bytes != 4096) FAIL("the cursor did not reach 4096");
+  r.interrupt_at_4096();
   r.run([&](Actions& a) { r.m.mark_diverged("the partition table changed", a); });
   REQUIRE(r.last.commits.size() == 1);
   CHECK(r.last.commits[0].state.resync.cursor_bytes == 0);
@@ -266,14 +271,7 @@ TEST_CASE("a resync interrupted before the clone was Diverged starts again from 
 // [0, c) would keep the old target's data) nor let the resync's writes go.
 TEST_CASE("a commit in flight before a resync_begin answers neither the begin nor its writes") {
   ResyncRig r;
-  r.begin_gen2();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.io_done(id);
-  r.mark(4096);
-  r.flushed();
-  r.committed();
-  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.interrupt_at_4096();
   r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
   if (!r.last.commits.empty()) r.committed();
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
@@ -284,6 +282,7 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   Actions a = r.begin({2, 20, 5, 4096, 0});  // the original's log moved on: a new target
   REQUIRE(a.fail.empty());
   CHECK_FALSE(a.resync_state);
+  apply::RecordId id = 0;
   r.extent(resync_data(8192), &id);
   CHECK(r.last.submit.empty());
   a = r.committed();  // the old one
