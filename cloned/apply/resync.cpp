@@ -24,11 +24,10 @@
 namespace apply {
 
 namespace {
+
 // No original's log reaches this (a million records a second for 146,000
 // years); the reservation adds to positions, which must not wrap.
 constexpr uint64_t kPositionMax = uint64_t{1} << 62;
-}  // namespace
-namespace {
 
 using base::u64s;
 

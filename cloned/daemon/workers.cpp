@@ -71,6 +71,7 @@ DiskWorkers::DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& 
 }
 
 DiskWorkers::~DiskWorkers() {
+  drop_digests_before(UINT64_MAX);  // nobody waits for a scan still queued: not read at exit
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
