@@ -259,13 +259,19 @@ class Machine {
                        Actions& actions);
   // The stage could not be created or opened (status says why).
   void on_stage_open_failed(const base::Status& status, Actions& actions);
-  // The stage was copied to the disk and the disk flushed (or not).
-  void on_stage_applied(const base::Status& status, Actions& actions);
+  // The stage was copied to the disk and the disk flushed (or not:
+  // `disk_failed` when the disk's write or flush failed, else the stage could
+  // not be read from the stick).
+  void on_stage_applied(const base::Status& status, bool disk_failed, Actions& actions);
   // At start: a store that says "applying" finishes the copy, with no
   // original (actions.stage_open and stage_apply).
   void resume_staged_apply(Actions& actions);
   bool staging() const { return replica_.stage.phase == apply::StagePhase::staging; }
   bool applying_stage() const { return replica_.stage.phase == apply::StagePhase::applying; }
+  // While applying, after a stick error: the wait before the next try (0:
+  // none is due), and the number of that try.
+  uint64_t stage_retry_wait_ms() const { return stage_retry_wait_ms_; }
+  unsigned stage_next_try() const { return stage_retries_ + 1; }
 
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
@@ -397,6 +403,8 @@ class Machine {
   void start_staged_resync(const proto::ResyncBegin& begin, Actions& actions);
   void resume_staging(Actions& actions);
   void on_stage_error(const base::Status& status, Actions& actions);
+  void on_stage_unreadable(const base::Status& status, Actions& actions);
+  void stage_retry_tick(Actions& actions);
   void stage_end_reached(const PendingMark& end);
   bool after_commit_staged(const apply::ReplicaState& committed, Actions& actions);
   void finish_staged_apply(Actions& actions);
@@ -493,6 +501,10 @@ class Machine {
   bool stage_failed_ = false;     // an append or sync failed: nothing more is staged until the next begin
   bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
   bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
+  unsigned stage_applies_out_ = 0;  // stage_apply actions not yet answered (on_stage_applied)
+  unsigned stage_retries_ = 0;      // the stick failed the apply this many times in this run
+  uint64_t stage_retry_wait_ms_ = 0;  // a retry is due this long after stage_retry_at_ms_ is set
+  uint64_t stage_retry_at_ms_ = 0;    // 0: counted from the next tick
   bool resync_complete_ = false;    // this session's begin names the resync the clone already holds
   // A begin that announced a plan (kResyncPlanFollows, the bit cleared): answered, nothing started yet.
   std::optional<proto::ResyncBegin> plan_begin_;

@@ -216,6 +216,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
 
 void Machine::on_tick(uint64_t now_ms, Actions& actions) {
   now_ms_ = now_ms;
+  stage_retry_tick(actions);
   if (commit_in_flight_ || shutdown_ == Shutdown::final_commit || shutdown_ == Shutdown::done) return;
   // Raising the reservation is urgent (writes stop when it runs out); the
   // position itself is committed at most once per interval.

@@ -12,13 +12,17 @@
 //  - applying: the end syncs the stage and commits "applying G+1" (the state
 //    inconsistent from here, invariant 8), then the stage is copied to the
 //    disk and the disk flushed. A crash here is finished at the next start
-//    (resume_staged_apply), with no original: the stage is a redo log.
+//    (resume_staged_apply), with no original: the stage is a redo log. A
+//    stick that fails to give the stage is tried again a few times; a stage
+//    lost or damaged (or a stick that keeps failing) leaves the clone
+//    inconsistent, needing a resync.
 //  - done: the clone commits G+1 at the resync's target, then answers the
 //    end and removes the stage.
 // A stick that fails or fills stops the resync with a sentence; the disk was
 // not touched and still holds G.
 #include <cassert>
 #include <cerrno>
+#include <iterator>
 
 #include "base/units.h"
 #include "cloned/apply/apply.h"
@@ -102,24 +106,66 @@ void Machine::on_stage_open_failed(const base::Status& status, Actions& actions)
                u64s(replica_.generation) + ".");
     return;
   }
-  if (applying_stage()) {
-    // The copy may have begun: the disk is neither G nor G+1, and only a
-    // resync can make it whole again.
-    stage_applying_ = false;
-    end_committing_.reset();  // no resync_done: the end did not happen
-    marks_flushed_.clear();
-    resync_running_ = false;
-    replica_.state = proto::CloneState::inconsistent;
-    replica_.state_reason = "the staged generation " + u64s(replica_.resync.generation) +
-                            " could not be read from the stick (" + status.message() +
-                            "), and its copy to the disk may have begun: a resync is needed";
-    if (in_session_) fail(actions, proto::ErrorCode::resync_needed, "the clone " + replica_.state_reason + ".");
-    replica_.needs_resync = true;
-    replica_.resync = {};
-    replica_.stage = {};
-    state_dirty_ = true;
-    request_commit(actions);
+  if (applying_stage()) on_stage_unreadable(status, actions);
+}
+
+namespace {
+
+// A stage the stick cannot give while applying is tried again after each of
+// these waits (about 2.6 minutes in all), then given up. Not for ever: the
+// clone refuses every session while applying, and a stick that keeps failing
+// would leave it so for good.
+constexpr uint64_t kStageRetryWaitsMs[] = {1000, 5000, 30000, 120000};
+
+// A stage that is gone, damaged or not this generation's reads no better on
+// a second try.
+bool stage_is_lost(int code) { return code == EBADMSG || code == ENOENT || code == EINVAL; }
+
+}  // namespace
+
+// The stage could not be opened or read while applying. The copy may have
+// begun: the disk is neither G nor G+1. A stick error that may pass (EIO, a
+// stick reset) is tried again a few times, the copy from the start (a redo
+// log); after that, or for a stage that is lost, only a resync can make the
+// disk whole again.
+void Machine::on_stage_unreadable(const base::Status& status, Actions& actions) {
+  stage_applying_ = false;
+  if (!stage_is_lost(status.code()) && stage_retries_ < std::size(kStageRetryWaitsMs)) {
+    stage_retry_wait_ms_ = kStageRetryWaitsMs[stage_retries_++];
+    stage_retry_at_ms_ = 0;  // counted from the next tick
+    return;
   }
+  const unsigned tries = stage_retries_ + 1;
+  stage_retry_wait_ms_ = 0;
+  stage_retries_ = 0;
+  end_committing_.reset();  // no resync_done: the end did not happen
+  marks_flushed_.clear();
+  resync_running_ = false;
+  replica_.state = proto::CloneState::inconsistent;
+  replica_.state_reason = "the staged generation " + u64s(replica_.resync.generation) +
+                          " could not be read from the stick (" + status.message() +
+                          (tries > 1 ? " (" + u64s(tries) + " tries)" : std::string()) +
+                          "), and its copy to the disk may have begun: a resync is needed";
+  if (in_session_) fail(actions, proto::ErrorCode::resync_needed, "the clone " + replica_.state_reason + ".");
+  replica_.needs_resync = true;
+  replica_.resync = {};
+  replica_.stage = {};
+  state_dirty_ = true;
+  request_commit(actions);
+}
+
+// A tick: the stage's next try, once its wait is over and the last try's
+// apply job has come back (its completion must not pass for the new one's).
+void Machine::stage_retry_tick(Actions& actions) {
+  if (stage_retry_wait_ms_ == 0) return;
+  if (!applying_stage() || shutting_down()) {
+    stage_retry_wait_ms_ = 0;  // the next start tries again, from the first wait
+    return;
+  }
+  if (stage_retry_at_ms_ == 0) stage_retry_at_ms_ = now_ms_ + stage_retry_wait_ms_;
+  if (now_ms_ < stage_retry_at_ms_ || stage_applies_out_ > 0) return;
+  stage_retry_wait_ms_ = 0;
+  resume_staged_apply(actions);
 }
 
 // The end mark is durable on the stage: say "applying" before the disk changes.
@@ -139,6 +185,7 @@ bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions
   if (s.stage.phase != apply::StagePhase::applying) return false;
   if (!stage_applying_) {
     stage_applying_ = true;
+    ++stage_applies_out_;
     actions.stage_apply = true;
   }
   return true;
@@ -149,14 +196,16 @@ void Machine::resume_staged_apply(Actions& actions) {
   actions.stage_open = StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes};
   end_committing_ = PendingMark{0, geometry_.size_bytes, true, replica_.stage.consistent_at_seq};
   stage_applying_ = true;
+  ++stage_applies_out_;
   actions.stage_apply = true;
 }
 
-void Machine::on_stage_applied(const base::Status& status, Actions& actions) {
+void Machine::on_stage_applied(const base::Status& status, bool disk_failed, Actions& actions) {
+  if (stage_applies_out_ > 0) --stage_applies_out_;
   if (!stage_applying_) return;  // the stage could not be opened: on_stage_open_failed decided
-  // The stage failed its checksum while it was read: no second try reads it better.
-  if (status.code() == EBADMSG) return on_stage_open_failed(status, actions);
+  if (!status.is_ok() && !disk_failed) return on_stage_unreadable(status, actions);
   stage_applying_ = false;
+  stage_retries_ = 0;
   if (!status.is_ok())
     return on_disk_error("the clone's disk failed while the staged generation " + u64s(replica_.resync.generation) +
                              " was copied onto it: " + status.message() +

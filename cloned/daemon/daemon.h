@@ -114,6 +114,7 @@ class Daemon final : private LinkPort,
   void stage_actions(apply::Actions& actions);  // daemon_stage.cpp
   void on_stage_completion(Completion& c, apply::Actions& actions);
   void start_stage();
+  void log_stage_retry(unsigned tries_before);
   void drain_completions();
   void handle_completion(Completion& c);
   static constexpr int kDrainRounds = 4;  // takes of the completions in one drain, at most

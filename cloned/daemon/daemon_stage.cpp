@@ -49,12 +49,14 @@ void Daemon::stage_actions(apply::Actions& a) {
 }
 
 void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {
+  const unsigned tries_before = machine_.stage_next_try();
   switch (c.kind) {
     case Completion::Kind::stage_open:
       if (c.status.is_ok()) return;
       LOG_ERROR("the stage could not be opened: %s", c.status.message().c_str());
       record_event("error", "stage", "could not open the stage: " + c.status.message());
-      return machine_.on_stage_open_failed(c.status, actions);
+      machine_.on_stage_open_failed(c.status, actions);
+      return log_stage_retry(tries_before);
     case Completion::Kind::stage_sync:
       if (!c.status.is_ok()) {
         LOG_ERROR("the stage could not be synced: %s", c.status.message().c_str());
@@ -70,10 +72,22 @@ void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {
         LOG_NOTICE("%s", what.c_str());
         record_event("notice", "stage", what);
       }
-      return machine_.on_stage_applied(c.status, actions);
+      machine_.on_stage_applied(c.status, c.disk_failed, actions);
+      return log_stage_retry(tries_before);
     default:
       return;
   }
+}
+
+// After a stick error while applying: says when the next try comes, once
+// per try (the machine gives up after a few, and says so in the state).
+void Daemon::log_stage_retry(unsigned tries_before) {
+  const uint64_t wait_ms = machine_.stage_retry_wait_ms();
+  if (wait_ms == 0 || machine_.stage_next_try() == tries_before) return;
+  const std::string what = "the stick failed while the staged generation was applied; the copy starts again in " +
+                           u64s(wait_ms / 1000) + " s (try " + u64s(machine_.stage_next_try()) + ")";
+  LOG_WARN("%s", what.c_str());
+  record_event("warning", "stage", what);
 }
 
 // At start: an "applying" state finishes the copy by itself; a stage left

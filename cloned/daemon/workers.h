@@ -36,6 +36,7 @@ struct Completion {
   apply::RecordId id = 0;  // io; digest: the request's id; early_flush: the token given
   base::Status status;
   bool digest_mismatch = false;  // io: refused before writing
+  bool disk_failed = false;      // stage_apply: the disk failed, not the stick
   // io: what was done where, for the health monitor's I/O error finding
   // (op "stage": an append to the stage on the stick, not the disk).
   // stage_sync: offset_bytes = the stage's synced bytes, length_bytes = the disk bytes it holds;

@@ -243,7 +243,11 @@ base::Status Stage::for_each(const Visitor& visit) const {
   return base::Status::ok();
 }
 
-base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device) {
+base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, bool* disk_failed) {
+  const auto on_disk = [disk_failed](base::Status s) {
+    if (!s.is_ok() && disk_failed != nullptr) *disk_failed = true;
+    return s;
+  };
   const uint64_t disk_bytes = device.geometry().size_bytes;
   if (disk_bytes != stage.header().disk_bytes)
     return base::Status::error(EINVAL, "the stage was made for a disk of " + u64s(stage.header().disk_bytes) +
@@ -255,11 +259,11 @@ base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device) {
       return base::Status::error(EINVAL, "the staged entry at byte " + u64s(e.at_bytes) +
                                              " (offset=" + u64s(e.offset_bytes) + " len=" + u64s(e.length_bytes) +
                                              ") is not aligned to the disk's " + u64s(lbs) + "-byte blocks.");
-    if (e.kind == EntryKind::zero) return device.write_zeroes(e.offset_bytes, e.length_bytes);
+    if (e.kind == EntryKind::zero) return on_disk(device.write_zeroes(e.offset_bytes, e.length_bytes));
     std::memcpy(buf.data(), payload.data(), payload.size());
-    return device.write(e.offset_bytes, {buf.data(), payload.size()});
+    return on_disk(device.write(e.offset_bytes, {buf.data(), payload.size()}));
   }));
-  return device.flush();
+  return on_disk(device.flush());
 }
 
 }  // namespace stage

@@ -126,6 +126,8 @@ class Stage {
 // Copies every staged entry to `device` in order, then flushes it. Safe to
 // repeat from the start after any interruption (a redo log). Each data
 // entry's payload is checked against its checksum before it is written.
-base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device);
+// On failure `*disk_failed` (when given) says whether the disk failed (a
+// write or the flush), not the stick (a read, a damaged entry) or the stage.
+base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, bool* disk_failed = nullptr);
 
 }  // namespace stage

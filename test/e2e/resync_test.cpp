@@ -494,9 +494,30 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   stop(r);
 }
 
+std::string events_of(const harness::Pair& p) {
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", p.clone_config, "--limit", "200"}, events);
+  return events;
+}
+
+// The stick fails to give the stage at the next start: its path names a
+// directory (the open fails, EISDIR, as a stick's EIO would). Returns where
+// the stage was put, to be given back by fix_stick.
+std::filesystem::path break_stick(const TempDir& d) {
+  std::filesystem::path stage;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d.path()))
+    if (e.path().filename() == "stage") stage = e.path();
+  REQUIRE_MESSAGE(!stage.empty(), "no stage under " << d.path());
+  std::filesystem::rename(stage, d / "stage.away");
+  std::filesystem::create_directory(d / "not-a-stage");
+  std::filesystem::create_directory_symlink(d / "not-a-stage", stage);
+  return stage;
+}
+
 // Kills the clone (and, unless `original_stays`, the original) while the
-// store says "applying", then starts the clone again.
-void kill_while_applying(bool original_stays) {
+// store says "applying", then starts the clone again (with a stick that
+// fails at first when `stick_fails`: the copy is tried again and finishes).
+void kill_while_applying(bool original_stays, bool stick_fails = false) {
   TempDir d;
   // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
   Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}},
@@ -516,9 +537,20 @@ void kill_while_applying(bool original_stays) {
   CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
   if (!original_stays) resync.wait(10000);
   CHECK(status_of(r.pair).find("applying generation 3 (finishes without the original)") != std::string::npos);
+  const std::filesystem::path stage = stick_fails ? break_stick(d) : std::filesystem::path();
   r.cloned = std::make_unique<Process>(
       std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  if (stick_fails) {
+    bool retry_said = false;
+    for (int t = 0; t < 500 && !retry_said; ++t) {
+      retry_said = events_of(r.pair).find("the copy starts again in 1 s (try 2)") != std::string::npos;
+      if (!retry_said) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK_MESSAGE(retry_said, harness::read_file(d / "cloned.log"));
+    CHECK(status_of(r.pair).find("applying generation 3") != std::string::npos);  // not given up
+    std::filesystem::rename(d / "stage.away", stage);  // the stick is back: the next try reads it
+  }
   const std::string status = status_when(r.pair, [](const std::string& st) {
     return st.find("a bootable copy") != std::string::npos && st.find("generation: 3") != std::string::npos;
   });
@@ -526,9 +558,9 @@ void kill_while_applying(bool original_stays) {
   CHECK_MESSAGE(status.find("generation: 3") != std::string::npos, status);
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   CHECK(events.find("finishing the apply of a staged generation after a restart") != std::string::npos);
+  if (stick_fails) CHECK(events.find("could not open the stage") != std::string::npos);
   if (original_stays) {  // it hears that the resync it began is done
     const int code = resync.wait(120000);
     CHECK_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
@@ -541,6 +573,10 @@ TEST_CASE("a kill -9 while a staged generation is applied, with the original gon
     CAPTURE(original_stays);
     kill_while_applying(original_stays);
   }
+}
+
+TEST_CASE("a stick that fails to give the stage at that start is read again after a wait, and the copy finishes") {
+  kill_while_applying(false, true);
 }
 
 

@@ -130,7 +130,10 @@ struct StageWorker {
     }
     // A stage that could not be opened: the machine already decided
     // (on_stage_open_failed) and ignores this.
-    m.on_stage_applied(stage ? stage::apply_stage(*stage, disk) : base::Status::error(EIO, "no stage"), a);
+    bool disk_failed = false;
+    const base::Status s =
+        stage ? stage::apply_stage(*stage, disk, &disk_failed) : base::Status::error(EIO, "no stage");
+    m.on_stage_applied(s, disk_failed, a);
     disk.set_plan({});
   }
 };

@@ -37,8 +37,9 @@ struct StagedRig : Rig {
   Actions synced(uint64_t durable, uint64_t disk, base::Status s = base::Status::ok()) {
     return run([&](Actions& a) { m.on_stage_synced(s, durable, disk, a); });
   }
-  Actions applied(base::Status s = base::Status::ok()) {
-    return run([&](Actions& a) { m.on_stage_applied(s, a); });
+  // `disk`: the disk failed (else the stick, when s is an error).
+  Actions applied(base::Status s = base::Status::ok(), bool disk = false) {
+    return run([&](Actions& a) { m.on_stage_applied(s, disk, a); });
   }
   void open_maintenance() {
     REQUIRE(hello(maintenance_hello(2)).hello_reply);
@@ -347,10 +348,116 @@ TEST_CASE("a disk that fails during the apply is a disk failure, and 'applying' 
   saved.stage = {apply::StagePhase::applying, 3000, 8192, 10};
   StagedRig r(saved);
   r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
-  Actions a = r.applied(base::Status::error(5, "write failed"));
+  Actions a = r.applied(base::Status::error(5, "write failed"), true);
   REQUIRE(a.disk_failed.size() == 1);
   CHECK(a.disk_failed[0].message.find("next start finishes the copy") != std::string::npos);
   CHECK(r.m.replica().stage.phase == apply::StagePhase::applying);
+}
+
+namespace {
+
+// A store that says "applying", resumed at start (the copy's actions out).
+StagedRig resumed_applying() {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
+  saved.stage = {apply::StagePhase::applying, 3000, 8192, 10};
+  saved.state = proto::CloneState::inconsistent;
+  return StagedRig(saved);
+}
+
+}  // namespace
+
+TEST_CASE("a stick that fails to give the stage while applying is tried again after a wait, and the copy finishes") {
+  StagedRig r = resumed_applying();
+  Actions a = r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  REQUIRE(a.stage_open);
+  REQUIRE(a.stage_apply);
+  // The open fails with an error that may pass; the apply job queued behind
+  // it comes back failed too, and is the old try's.
+  a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  CHECK(a.commits.empty());  // nothing given up
+  CHECK(a.fail.empty());
+  CHECK(r.m.stage_retry_wait_ms() == 1000);
+  CHECK(r.m.stage_next_try() == 2);
+  CHECK(r.m.applying_stage());
+  // The old apply job has not come back: no new try, however late.
+  CHECK_FALSE(r.tick(50'000).stage_open);
+  CHECK_FALSE(r.tick(50'999).stage_open);
+  CHECK_FALSE(r.tick(60'000).stage_open);
+  a = r.applied(base::Status::error(EIO, "no stage is open to apply."));
+  CHECK(a.commits.empty());
+  a = r.tick(60'500);  // the wait (1 s from the first tick, at 50 s) is over
+  REQUIRE(a.stage_open);
+  CHECK_FALSE(a.stage_open->create);
+  CHECK(a.stage_open->durable_bytes == 3000);
+  CHECK(a.stage_apply);
+  // Sessions are still refused meanwhile.
+  a = r.hello(original_hello());
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::busy);
+  r.m.end_session(a);
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.generation == 2);
+  CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  CHECK_FALSE(a.commits[0].state.needs_resync);
+  CHECK(r.m.stage_retry_wait_ms() == 0);
+}
+
+TEST_CASE("a stick that keeps failing while applying is given up after five tries: a resync is needed") {
+  StagedRig r = resumed_applying();
+  r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  uint64_t now = 1000;
+  Actions a;
+  for (unsigned t = 1; t <= 5; ++t) {
+    CAPTURE(t);
+    // This time the open works and the stick fails a read during the copy.
+    a = r.applied(base::Status::error(EIO, "read error on the stick"), false);
+    if (t == 5) break;
+    CHECK(a.commits.empty());
+    CHECK(r.m.stage_next_try() == t + 1);
+    const uint64_t wait = r.m.stage_retry_wait_ms();
+    CHECK(wait >= 1000);
+    r.tick(now);
+    CHECK_FALSE(r.tick(now + wait - 1).stage_apply);
+    now += wait;
+    a = r.tick(now);
+    REQUIRE(a.stage_apply);
+  }
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.needs_resync);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK_FALSE(a.commits[0].state.stage.active());
+  CHECK(a.commits[0].state.state_reason.find("(5 tries)") != std::string::npos);
+  CHECK(a.commits[0].state.state_reason.find("read error on the stick") != std::string::npos);
+  CHECK(now - 1000 >= 150'000);  // minutes of tries, not seconds
+  r.committed();
+  CHECK_FALSE(r.tick(now + 1'000'000).stage_apply);
+}
+
+TEST_CASE("a stage that is gone or is another generation's is given up at once while applying") {
+  for (const int code : {ENOENT, EINVAL}) {
+    CAPTURE(code);
+    StagedRig r = resumed_applying();
+    r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+    Actions a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(code, "lost"), x); });
+    REQUIRE(a.commits.size() == 1);
+    CHECK(a.commits[0].state.needs_resync);
+    CHECK(r.m.stage_retry_wait_ms() == 0);
+  }
+}
+
+TEST_CASE("a stage's retry waits for no shutdown: the next start tries again") {
+  StagedRig r = resumed_applying();
+  r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  r.applied(base::Status::error(EIO, "read error on the stick"), false);
+  REQUIRE(r.m.stage_retry_wait_ms() > 0);
+  Actions a = r.run([&](Actions& x) { r.m.begin_shutdown(x); });
+  REQUIRE(a.commits.size() == 1);  // the final commit: still "applying"
+  CHECK(a.commits[0].state.stage.phase == apply::StagePhase::applying);
+  r.committed();
+  CHECK(r.m.done_for_shutdown());
+  CHECK_FALSE(r.tick(1'000'000).stage_apply);
 }
 
 TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it goes to the stage") {

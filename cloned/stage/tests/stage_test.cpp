@@ -348,6 +348,35 @@ TEST_CASE("applying a stage writes its extents in order and flushes; a power cut
   CHECK(cut_count >= 20);  // most seeds cut the apply midway
 }
 
+TEST_CASE("an apply that fails says whether the disk failed or the stick: the machine retries only the stick") {
+  test_support::TempDir dir;
+  REQUIRE(dir.ok());
+  auto medium = std::make_unique<stage::FaultyMedium>(file(dir / "stage"));
+  stage::FaultyMedium* stick = medium.get();
+  stage::Stage s = fresh(std::move(medium));
+  REQUIRE(s.append_data(0, pattern(4096, 1), digest_of(1)).is_ok());
+  REQUIRE(s.append_zero(8192, 4096).is_ok());
+  REQUIRE(s.sync().is_ok());
+  blockio::FaultyDevice disk(std::make_unique<blockio::MemoryDevice>(kDiskBytes, 512), 1);
+  disk.set_plan({.fail_write_after = 0});
+  bool disk_failed = false;
+  CHECK(stage::apply_stage(s, disk, &disk_failed).code() == EIO);
+  CHECK(disk_failed);
+  disk.set_plan({.fail_flush_after = 0});
+  disk_failed = false;
+  CHECK_FALSE(stage::apply_stage(s, disk, &disk_failed).is_ok());
+  CHECK(disk_failed);
+  disk.set_plan({});
+  stick->power_cut();  // every read of the stick fails from here
+  disk_failed = false;
+  const base::Status st = stage::apply_stage(s, disk, &disk_failed);
+  CHECK(st.code() == EIO);
+  CHECK_FALSE(disk_failed);
+  stick->revive();
+  disk_failed = true;
+  CHECK(stage::apply_stage(s, disk, &disk_failed).is_ok());
+}
+
 TEST_CASE("a stage made for another disk size is refused before anything is written") {
   test_support::TempDir dir;
   REQUIRE(dir.ok());
