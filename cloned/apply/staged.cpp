@@ -143,8 +143,8 @@ void Machine::on_stage_unreadable(const base::Status& status, Actions& actions) 
   resync_running_ = false;
   replica_.state = proto::CloneState::inconsistent;
   replica_.state_reason = "the staged generation " + u64s(replica_.resync.generation) +
-                          " could not be read from the stick (" + status.message() +
-                          (tries > 1 ? " (" + u64s(tries) + " tries)" : std::string()) +
+                          " could not be read from the stick" +
+                          (tries > 1 ? " after " + u64s(tries) + " tries" : std::string()) + " (" + status.message() +
                           "), and its copy to the disk may have begun: a resync is needed";
   if (in_session_) fail(actions, proto::ErrorCode::resync_needed, "the clone " + replica_.state_reason + ".");
   replica_.needs_resync = true;

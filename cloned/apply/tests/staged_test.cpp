@@ -428,7 +428,7 @@ TEST_CASE("a stick that keeps failing while applying is given up after five trie
   CHECK(a.commits[0].state.needs_resync);
   CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
   CHECK_FALSE(a.commits[0].state.stage.active());
-  CHECK(a.commits[0].state.state_reason.find("(5 tries)") != std::string::npos);
+  CHECK(a.commits[0].state.state_reason.find("could not be read from the stick after 5 tries (") != std::string::npos);
   CHECK(a.commits[0].state.state_reason.find("read error on the stick") != std::string::npos);
   CHECK(now - 1000 >= 150'000);  // minutes of tries, not seconds
   r.committed();
