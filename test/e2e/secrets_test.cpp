@@ -66,6 +66,7 @@ struct Hits {
   int total = 0;
   int not_dontdump = 0;  // in a mapping a core dump would hold
   int locked = 0;        // in a locked mapping ("lo")
+  std::string where;     // each hit a core dump would hold: its mapping and offset in it
 };
 
 // Counts each needle in every readable mapping of `pid`.
@@ -82,7 +83,11 @@ std::vector<Hits> scan(pid_t pid, const std::vector<std::string>& needles) {
     for (size_t i = 0; i < needles.size(); ++i) {
       for (size_t at = bytes.find(needles[i]); at != std::string::npos; at = bytes.find(needles[i], at + 1)) {
         ++hits[i].total;
-        hits[i].not_dontdump += has_flag(m, "dd") ? 0 : 1;
+        if (!has_flag(m, "dd")) {
+          ++hits[i].not_dontdump;
+          hits[i].where += " " + (m.name.empty() ? std::string("[anonymous]") : m.name) + "+" +
+                           std::to_string(at) + " (flags" + m.flags + ")";
+        }
         hits[i].locked += has_flag(m, "lo") ? 1 : 0;
       }
     }
@@ -137,7 +142,7 @@ TEST_CASE("the running daemon holds no raw secret, and its keys only in locked p
     CAPTURE(names[i]);
     MESSAGE(names[i] << ": found " << hits[i].total << " times, " << hits[i].not_dontdump
                      << " of them in pages a core dump holds, " << hits[i].locked << " in locked pages");
-    CHECK(hits[i].not_dontdump == 0);
+    CHECK_MESSAGE(hits[i].not_dontdump == 0, "in" << hits[i].where);
   }
   CHECK(hits[0].total == 0);
   CHECK(hits[1].total == 0);
