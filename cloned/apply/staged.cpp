@@ -133,7 +133,7 @@ void Machine::on_stage_unreadable(const base::Status& status, Actions& actions) 
   if (!stage_is_lost(status.code()) && stage_retries_ < std::size(kStageRetryWaitsMs)) {
     stage_retry_wait_ms_ = kStageRetryWaitsMs[stage_retries_++];
     stage_retry_at_ms_ = 0;  // counted from the next tick
-    return;
+    return after_completion(actions);  // a shutdown waiting for the copy goes on
   }
   const unsigned tries = stage_retries_ + 1;
   stage_retry_wait_ms_ = 0;
@@ -160,7 +160,7 @@ void Machine::stage_retry_tick(Actions& actions) {
   if (stage_retry_wait_ms_ == 0) return;
   if (!applying_stage() || shutting_down()) {
     stage_retry_wait_ms_ = 0;  // the next start tries again, from the first wait
-    return;
+    return check_shutdown_progress(actions);
   }
   if (stage_retry_at_ms_ == 0) stage_retry_at_ms_ = now_ms_ + stage_retry_wait_ms_;
   if (now_ms_ < stage_retry_at_ms_ || stage_applies_out_ > 0) return;
@@ -180,10 +180,12 @@ void Machine::stage_end_reached(const PendingMark& end) {
 }
 
 // A commit of the "applying" phase starts the copy (once). True when the
-// commit was that one.
+// commit was that one. Not again for a later commit of the same phase: one
+// that completes while a retry waits (the retry reopens the stage after its
+// wait), while a failed try's job is still out, or after the copy finished.
 bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions) {
   if (s.stage.phase != apply::StagePhase::applying) return false;
-  if (!stage_applying_) {
+  if (!stage_applying_ && applying_stage() && stage_retry_wait_ms_ == 0 && stage_applies_out_ == 0) {
     stage_applying_ = true;
     ++stage_applies_out_;
     actions.stage_apply = true;

@@ -435,6 +435,45 @@ TEST_CASE("a stick that keeps failing while applying is given up after five trie
   CHECK_FALSE(r.tick(now + 1'000'000).stage_apply);
 }
 
+TEST_CASE("a commit that completes while a stage's retry waits starts no copy: the retry reopens the stage") {
+  StagedRig r = resumed_applying();
+  r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  REQUIRE(r.m.stage_retry_wait_ms() == 1000);
+  // A maintenance session opens meanwhile (only its log and resync are
+  // refused), and its start commits.
+  Actions a = r.hello(maintenance_hello(2));
+  REQUIRE(a.hello_reply);
+  REQUIRE(a.commits.size() == 1);
+  a = r.committed();
+  CHECK_FALSE(a.stage_apply);
+  CHECK_FALSE(a.stage_open);
+  // The failed try's job comes back after: still the old try's, no new count.
+  a = r.applied(base::Status::error(EIO, "the stick went away."));
+  CHECK(a.commits.empty());
+  CHECK(r.m.stage_next_try() == 2);
+  r.tick(10'000);
+  a = r.tick(11'000);
+  REQUIRE(a.stage_open);  // the retry opens the stage afresh, then copies
+  CHECK(a.stage_apply);
+  r.m.end_session(a);
+  a = r.applied();
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.generation == 2);
+}
+
+TEST_CASE("a shutdown asked while the copy runs goes on when the stick fails it: no wait for the retry") {
+  StagedRig r = resumed_applying();
+  r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
+  Actions a = r.run([&](Actions& x) { r.m.begin_shutdown(x); });
+  CHECK(a.commits.empty());  // the copy is bounded and local: it finishes first
+  a = r.applied(base::Status::error(EIO, "read error on the stick"), false);
+  REQUIRE(a.commits.size() == 1);  // the final commit, at once
+  CHECK(a.commits[0].state.stage.phase == apply::StagePhase::applying);
+  r.committed();
+  CHECK(r.m.done_for_shutdown());
+}
+
 TEST_CASE("a stage that is gone or is another generation's is given up at once while applying") {
   for (const int code : {ENOENT, EINVAL}) {
     CAPTURE(code);
