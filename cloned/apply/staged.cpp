@@ -132,7 +132,7 @@ void Machine::on_stage_unreadable(const base::Status& status, Actions& actions) 
   stage_applying_ = false;
   if (!stage_is_lost(status.code()) && stage_retries_ < std::size(kStageRetryWaitsMs)) {
     stage_retry_wait_ms_ = kStageRetryWaitsMs[stage_retries_++];
-    stage_retry_at_ms_ = 0;  // counted from the next tick
+    stage_retry_at_ms_ = 0;            // counted from the next tick
     return after_completion(actions);  // a shutdown waiting for the copy goes on
   }
   const unsigned tries = stage_retries_ + 1;

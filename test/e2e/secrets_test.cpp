@@ -85,8 +85,8 @@ std::vector<Hits> scan(pid_t pid, const std::vector<std::string>& needles) {
         ++hits[i].total;
         if (!has_flag(m, "dd")) {
           ++hits[i].not_dontdump;
-          hits[i].where += " " + (m.name.empty() ? std::string("[anonymous]") : m.name) + "+" +
-                           std::to_string(at) + " (flags" + m.flags + ")";
+          hits[i].where += " " + (m.name.empty() ? std::string("[anonymous]") : m.name) + "+" + std::to_string(at) +
+                           " (flags" + m.flags + ")";
         }
         hits[i].locked += has_flag(m, "lo") ? 1 : 0;
       }
