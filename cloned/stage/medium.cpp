@@ -152,6 +152,10 @@ base::Status FaultyMedium::write(uint64_t offset_bytes, base::ByteSpan data) {
 
 base::Result<size_t> FaultyMedium::read(uint64_t offset_bytes, base::MutableByteSpan out) {
   BASE_TRY(check());
+  if (faults_.fail_read_after >= 0 && reads_++ >= faults_.fail_read_after)
+    return base::Status::error(faults_.error_code, "the stage file: read at offset=" + std::to_string(offset_bytes) +
+                                                       " failed: " + std::strerror(faults_.error_code) +
+                                                       " (simulated)");
   base::Result<uint64_t> size = size_bytes();
   if (!size) return size.status();
   const size_t n =

@@ -66,6 +66,7 @@ void remove_memory(MemoryFile& file);
 struct MediumFaults {
   int64_t fail_write_after = -1;  // the (n+1)th write and all after fail; -1 = never
   int64_t fail_sync_after = -1;   // the (n+1)th sync and all after fail; -1 = never
+  int64_t fail_read_after = -1;   // the (n+1)th read and all after fail; -1 = never
   int error_code = 5;             // EIO; ENOSPC (28) for a full stick
   int64_t free_bytes = -1;        // reported free space; -1 = the inner medium's
 };
@@ -85,6 +86,7 @@ class FaultyMedium final : public Medium {
     faults_ = faults;
     writes_ = 0;
     syncs_ = 0;
+    reads_ = 0;
   }
   // Loses what was not synced; with tear_last, the first `torn_bytes` of the
   // last unsynced write survive.
@@ -102,6 +104,7 @@ class FaultyMedium final : public Medium {
   MediumFaults faults_;
   int64_t writes_ = 0;
   int64_t syncs_ = 0;
+  int64_t reads_ = 0;
   bool powered_ = true;
   std::vector<Pending> pending_;  // in order of writing
 };

@@ -47,6 +47,9 @@ struct StageWorker {
   // Asked before each apply with the stage's entry count: the disk write to
   // fail at (the power goes then: apply_cut), or -1 for none.
   std::function<int64_t(uint64_t entry_count)> apply_fault = [](uint64_t) { return int64_t{-1}; };
+  // Asked the same way: the stick's read to fail at (EIO; the machine tries
+  // the copy again after a wait), or -1 for none.
+  std::function<int64_t(uint64_t entry_count)> stick_fault = [](uint64_t) { return int64_t{-1}; };
   std::deque<Job> jobs;
   std::optional<stage::Stage> stage;
   stage::FaultyMedium* medium = nullptr;      // the open stage's, for the cut
@@ -128,6 +131,8 @@ struct StageWorker {
       disk.set_plan({.fail_write_after = fail_after});
       apply_cut = true;
     }
+    const int64_t read_fails_after = stage && fail_after < 0 ? stick_fault(stage->entry_count()) : -1;
+    if (read_fails_after >= 0) medium->set_faults({.fail_read_after = read_fails_after});
     // A stage that could not be opened: the machine already decided
     // (on_stage_open_failed) and ignores this.
     bool disk_failed = false;
@@ -135,6 +140,7 @@ struct StageWorker {
         stage ? stage::apply_stage(*stage, disk, &disk_failed) : base::Status::error(EIO, "no stage");
     m.on_stage_applied(s, disk_failed, a);
     disk.set_plan({});
+    if (read_fails_after >= 0) medium->set_faults({});
   }
 };
 

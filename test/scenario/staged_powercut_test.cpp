@@ -44,6 +44,9 @@ struct Run {
   std::optional<proto::ResyncState> state;
   bool resync_done = false, cut = false;
   uint64_t ops = 0;
+  uint64_t now_ms = 0;
+  int stick_faults_left = 2;  // a run's tries stay under the machine's five
+  uint64_t stick_faults = 0, retries = 0;
 
   Run(blockio::FaultyDevice& d, std::mt19937_64& r, apply::ReplicaState& s, const std::vector<uint8_t>& src,
       const std::string& path, uint64_t cut_at)
@@ -62,6 +65,14 @@ struct Run {
       if (cut_after == UINT64_MAX || rng() % 2 != 0) return int64_t{-1};
       return static_cast<int64_t>(rng() % (entries + 1));
     };
+    // Or the stick fails a read of the stage part-way (two reads an entry):
+    // the disk neither generation, the copy tried again after a wait.
+    worker.stick_fault = [this](uint64_t entries) {
+      if (stick_faults_left == 0 || rng() % 3 != 0) return int64_t{-1};
+      --stick_faults_left;
+      ++stick_faults;
+      return static_cast<int64_t>(rng() % (2 * entries + 1));
+    };
   }
 
   void handle(apply::Actions& a) {
@@ -79,8 +90,21 @@ struct Run {
       return false;
     }
     const bool can_stage = worker.busy(), can_commit = !commits.empty();
-    if (!can_stage && !can_commit) return false;
     apply::Actions a;
+    if (!can_stage && !can_commit) {
+      const uint64_t wait = m.stage_retry_wait_ms();
+      if (wait == 0) return false;
+      // A retry after a stick fault: the ticks of its wait.
+      m.on_tick(++now_ms, a);
+      handle(a);
+      a = {};
+      now_ms += wait;
+      m.on_tick(now_ms, a);
+      REQUIRE(a.stage_apply);
+      ++retries;
+      handle(a);
+      return true;
+    }
     if (can_stage && (!can_commit || rng() % 2 == 0)) {
       worker.run_one(m, disk, a);
     } else {
@@ -169,7 +193,11 @@ void start_alone(Run& r) {
 
 struct Tally {
   uint64_t cuts = 0, cut_staging = 0, cut_applying = 0, cut_committed = 0, finished_alone = 0, cut_while_finishing = 0,
-           resumed_past_zero = 0;
+           resumed_past_zero = 0, stick_faults = 0, copy_retries = 0;
+  void add_faults(const Run& r) {
+    stick_faults += r.stick_faults;
+    copy_retries += r.retries;
+  }
 };
 
 // What a cut may leave: generation 1 untouched, "applying", or generation 2 whole.
@@ -211,6 +239,7 @@ bool boot(World& w, std::mt19937_64& rng, apply::ReplicaState& stored, const std
   const bool cut_boot = !last && stored.stage.phase == apply::StagePhase::applying && rng() % 3 == 0;
   Run b(*w.disk, rng, stored, w.source, path, cut_boot ? 1 + rng() % 6 : UINT64_MAX);
   start_alone(b);
+  t.add_faults(b);
   if (b.cut || b.worker.apply_cut) {
     ++t.cut_while_finishing;
     b.power_cut();
@@ -243,6 +272,7 @@ void run_seed(uint64_t seed, Tally& t) {
     Run r(*w.disk, rng, stored, w.source, dir / "stage", last ? UINT64_MAX : 10 + rng() % 150);
     const uint64_t durable_cursor = stored.resync.active() ? stored.resync.cursor_bytes : 0;
     done = session(r);
+    t.add_faults(r);
     if (r.state && r.state->resumed) {  // staging resumes exactly at the durable cursor
       CHECK(r.state->cursor_bytes == durable_cursor);
       if (r.state->cursor_bytes > 0) ++t.resumed_past_zero;
@@ -277,11 +307,13 @@ TEST_CASE("a staged resync cut by power failures at any phase leaves generation 
                                        << " after the commit; " << t.finished_alone
                                        << " applies finished by a start with no original, " << t.cut_while_finishing
                                        << " of those starts cut again; staging resumed past byte 0 "
-                                       << t.resumed_past_zero << " times");
+                                       << t.resumed_past_zero << " times; the stick failed " << t.stick_faults
+                                       << " copies part-way, tried again " << t.copy_retries << " times");
   if (window.fixed) {  // every phase must be cut to be worth its time
     CHECK(t.cut_staging > 0);
     CHECK(t.cut_applying > 0);
     CHECK(t.finished_alone > 0);
     CHECK(t.resumed_past_zero > 0);
+    CHECK(t.copy_retries > 0);
   }
 }
