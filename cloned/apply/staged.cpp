@@ -113,8 +113,8 @@ namespace {
 
 // A stage the stick cannot give while applying is tried again after each of
 // these waits (about 2.6 minutes in all), then given up. Not for ever: the
-// clone refuses every session while applying, and a stick that keeps failing
-// would leave it so for good.
+// clone refuses the log and every resync while applying, and a stick that
+// keeps failing would leave it so for good.
 constexpr uint64_t kStageRetryWaitsMs[] = {1000, 5000, 30000, 120000};
 
 // A stage that is gone, damaged or not this generation's reads no better on
