@@ -77,6 +77,13 @@ std::string status_of(const harness::Pair& p) {
   return out;
 }
 
+// The clone's last 200 events (clonectl events).
+std::string events_of(const harness::Pair& p) {
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", p.clone_config, "--limit", "200"}, events);
+  return events;
+}
+
 // The clone records a verify's ranges (and clears them after a repair) on its
 // store thread, after the original has gone: poll the status (bounded, 10 s)
 // until `says` holds of it.
@@ -273,8 +280,7 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
   const uint64_t digested = figure(out, "digested_bytes");
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   size_t resumed = 0;
   std::string resumed_at;  // for the message: where each resume began
   for (size_t at = events.find("resumed generation"); at != std::string::npos; at = events.find("resumed generation", at + 1)) {
@@ -354,8 +360,7 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
   CHECK(staging_seen > 0);
   CHECK(untouched_seen == staging_seen);
   CHECK(line.find("bootable: generation 2 (staging 3: ") != std::string::npos);
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   CHECK(events.find("staging generation 3") != std::string::npos);
   CHECK(events.find("applying generation 3") != std::string::npos);
   CHECK(events.find("generation 3 applied and committed") != std::string::npos);
@@ -416,8 +421,7 @@ TEST_CASE("a stage too small is refused up front with the figures; --in-place-un
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
   CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   CHECK(events.find("plan refused") != std::string::npos);
   CHECK(events.find("plan in_place_unbootable") != std::string::npos);
   CHECK(events.find("staging generation") == std::string::npos);  // the stage was never used
@@ -485,19 +489,12 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   const size_t resumed = events.find("resumed generation 3 at byte ");
   REQUIRE(resumed != std::string::npos);
   CHECK(std::strtoull(events.c_str() + resumed + 29, nullptr, 10) > 0);
   CHECK(events.find("applying generation 3") != std::string::npos);
   stop(r);
-}
-
-std::string events_of(const harness::Pair& p) {
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", p.clone_config, "--limit", "200"}, events);
-  return events;
 }
 
 // The stick fails to give the stage at the next start: its path names a
@@ -612,8 +609,7 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   CHECK_MESSAGE(code == 0, out);
   CHECK(out.find("verify after repair: 0 range(s) out of sync") != std::string::npos);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
-  std::string events;  // a repair of a consistent clone goes through the stage like a resync
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);  // a repair of a consistent clone goes through the stage like a resync
   CHECK_MESSAGE(events.find("staging a repair of generation 2") != std::string::npos, events);
   CHECK(events.find("applying generation 2") != std::string::npos);
   status = status_when(r.pair, [](const std::string& s) { return s.find("out of sync") == std::string::npos; });
@@ -661,8 +657,7 @@ TEST_CASE("a repair the stage cannot hold is refused up front; --in-place-unboot
   CHECK_MESSAGE(out.find("NOT bootable until the repair completes") != std::string::npos, out);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img", &diff));
   CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
-  std::string events;
-  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", r.pair.clone_config, "--limit", "200"}, events);
+  const std::string events = events_of(r.pair);
   CHECK(events.find("plan refused") != std::string::npos);
   CHECK(events.find("plan in_place_unbootable") != std::string::npos);
   CHECK(events.find("staging a repair") == std::string::npos);  // the stage was never used
