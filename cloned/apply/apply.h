@@ -471,8 +471,10 @@ class Machine {
   // (the same resync generation with another target; found in review).
   uint64_t snapshots_taken_ = 0;
   uint64_t commit_snapshot_number_ = 0;  // of the commit in flight
-  uint64_t writes_wait_from_ = 0;        // the first snapshot that lets writes_wait_for_commit_ go
-  uint64_t answer_wait_from_ = 0;        // ... that answers resync_state_pending_ or plan_reply_pending_
+  // The first snapshot that lets writes_wait_for_commit_ go, and that may
+  // answer resync_state_pending_ or plan_reply_pending_ (each set with a
+  // barrier commit: need_write_barrier_commit).
+  uint64_t writes_wait_from_ = 0;
   uint64_t next_snapshot() const { return snapshots_taken_ + 1; }
 
   // running -> finishing (the epoch being received, up to shutdown_epoch_)
@@ -500,6 +502,7 @@ class Machine {
   // Staged resync (staged.cpp).
   bool stage_failed_ = false;     // an append or sync failed: nothing more is staged until the next begin
   bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
+  bool stage_copy_owed_ = false;    // the end was reached: "applying"'s commit starts the copy
   bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
   unsigned stage_applies_out_ = 0;  // stage_apply actions not yet answered (on_stage_applied)
   unsigned stage_retries_ = 0;      // the stick failed the apply this many times in this run

@@ -208,7 +208,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     return;
   }
   // A wait this commit was too old to answer takes the next one at once.
-  if (writes_wait_for_commit_ || ((resync_state_pending_ || plan_reply_pending_) && snapshot < answer_wait_from_))
+  if (writes_wait_for_commit_ || ((resync_state_pending_ || plan_reply_pending_) && snapshot < writes_wait_from_))
     request_commit(actions);
   pump(actions);
   check_shutdown_progress(actions);

@@ -52,7 +52,7 @@ void Machine::answer_after_commit(const proto::ResyncPlanReply& r) {
 }
 
 void Machine::after_commit_plan(const apply::ReplicaState& s, uint64_t snapshot, Actions& actions) {
-  if (!plan_reply_pending_ || snapshot < answer_wait_from_ || !s.resync.active() ||
+  if (!plan_reply_pending_ || snapshot < writes_wait_from_ || !s.resync.active() ||
       s.resync.generation != replica_.resync.generation || s.resync.cursor_bytes != replica_.resync.cursor_bytes ||
       s.stage.phase != replica_.stage.phase || s.state != replica_.state)
     return;

@@ -183,7 +183,6 @@ void Machine::begin_in_place(const proto::ResyncBegin& b, Actions& actions) {
   log_ok_ = true;
   log_refused_why_.clear();
   resync_state_pending_ = true;
-  answer_wait_from_ = next_snapshot();
   log_written_.clear();
   need_write_barrier_commit(actions);
 }
@@ -383,7 +382,7 @@ void Machine::on_mark_flushed(Actions& actions) {
 }
 
 void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapshot, Actions& actions) {
-  if (resync_state_pending_ && snapshot >= answer_wait_from_ && s.resync.active() &&
+  if (resync_state_pending_ && snapshot >= writes_wait_from_ && s.resync.active() &&
       s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;
     if (in_session_)

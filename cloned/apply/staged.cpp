@@ -46,7 +46,6 @@ void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions)
   actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
   resync_running_ = true;
   resync_state_pending_ = true;
-  answer_wait_from_ = next_snapshot();
   log_written_.clear();
   resume_staging(actions);
   need_write_barrier_commit(actions);  // "staging" is durable before the first append
@@ -177,15 +176,17 @@ void Machine::stage_end_reached(const PendingMark& end) {
                           " from the stage on the stick (finishes without the original)";
   replica_.fingerprint_valid = false;
   end_committing_ = end;
+  stage_copy_owed_ = true;
 }
 
-// A commit of the "applying" phase starts the copy (once). True when the
-// commit was that one. Not again for a later commit of the same phase: one
-// that completes while a retry waits (the retry reopens the stage after its
-// wait), while a failed try's job is still out, or after the copy finished.
+// A commit of the "applying" phase: true. The first after the end was reached
+// starts the copy; a later one does not (a retry reopens the stage itself,
+// after its wait: resume_staged_apply).
 bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions) {
   if (s.stage.phase != apply::StagePhase::applying) return false;
-  if (!stage_applying_ && applying_stage() && stage_retry_wait_ms_ == 0 && stage_applies_out_ == 0) {
+  if (stage_copy_owed_) {
+    assert(applying_stage() && !stage_applying_ && stage_applies_out_ == 0 && stage_retry_wait_ms_ == 0);
+    stage_copy_owed_ = false;
     stage_applying_ = true;
     ++stage_applies_out_;
     actions.stage_apply = true;
