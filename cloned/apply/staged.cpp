@@ -231,6 +231,7 @@ void Machine::finish_staged_apply(Actions& actions) {
   replica_.state = proto::CloneState::consistent;
   replica_.state_reason.clear();
   replica_.consistent_at_seq = 0;
+  replica_.fingerprint_valid = false;  // the disk changed: any fingerprint is of another disk
   if (consistent_at > durable_.seq) {
     replica_.state = proto::CloneState::inconsistent;
     replica_.consistent_at_seq = consistent_at;

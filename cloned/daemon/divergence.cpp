@@ -94,7 +94,12 @@ void DivergenceGuard::refresh_if_quiet(bool stopping) {
 }
 
 void DivergenceGuard::save_final() {
-  if (!enabled_ || machine_.disk_failed()) return;
+  // A staged generation part-way onto the disk (a retry waiting, or a copy
+  // that has not begun): a fingerprint of it would be of neither generation,
+  // and the next start's copy would make it a false Diverged. The store says
+  // "no valid fingerprint" since the end (stage_end_reached); one is taken
+  // once the copy is done (refresh_if_quiet).
+  if (!enabled_ || machine_.disk_failed() || machine_.applying_stage()) return;
   apply::ReplicaState r = machine_.replica();
   if (r.state == proto::CloneState::diverged) return;
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);

@@ -271,6 +271,10 @@ TEST_CASE("a start that finds 'applying' finishes the copy without any original,
   saved.resync = {2, 10, 3, 4096, 1 << 20, 0};
   saved.stage = {apply::StagePhase::applying, 3000, 8192, 10};
   saved.state = proto::CloneState::inconsistent;
+  // A fingerprint the store calls valid (a clean stop's, taken of the disk
+  // part-way through the copy, as an older cloned did): the copy makes it stale.
+  saved.fingerprint = {1, 2, 3};
+  saved.fingerprint_valid = true;
   StagedRig r(saved);
   Actions a = r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
   REQUIRE(a.stage_open);
@@ -294,6 +298,7 @@ TEST_CASE("a start that finds 'applying' finishes the copy without any original,
   REQUIRE(a.commits.size() == 1);
   CHECK(a.commits[0].state.generation == 2);
   CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+  CHECK_FALSE(a.commits[0].state.fingerprint_valid);  // taken afresh once quiet (DivergenceGuard)
   a = r.committed();
   CHECK(a.stage_remove);
   CHECK_FALSE(a.resync_done);  // no session asked
