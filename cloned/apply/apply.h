@@ -125,6 +125,7 @@ struct StageOpen {
 struct StageRoom {
   uint64_t bound_bytes = 0;  // [resync] stage_max_bytes
   uint64_t free_bytes = 0;   // free on the stick, less what is kept for the state store
+  uint64_t stage_file_bytes = 0;  // held by the stage file on the stick now: a new stage truncates it
 };
 // The stage's file format (cloned/stage/stage.h, which checks these match):
 // what a plan costs on the stick.

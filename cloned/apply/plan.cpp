@@ -29,7 +29,9 @@ std::string figures(const proto::ResyncPlanReply& r) {
 }  // namespace
 
 // The stage's size once the plan is staged (on top of what a resumed stage
-// holds), and whether it stays under the bound and the stick's free space.
+// holds), and whether it stays under the bound and the stick's free space. A
+// new stage truncates the file a staged resync left behind (one abandoned for
+// a new target, or dropped): that file's space is free to it.
 proto::ResyncPlanReply Machine::plan_figures(const proto::ResyncPlan& plan, const StageRoom& room, bool resume) const {
   const uint64_t held = resume ? std::max(replica_.stage.durable_bytes, kStageHeaderBytes) : 0;
   const uint64_t grows = add_saturating(add_saturating(resume ? 0 : kStageHeaderBytes, plan.data_bytes),
@@ -37,9 +39,9 @@ proto::ResyncPlanReply Machine::plan_figures(const proto::ResyncPlan& plan, cons
   proto::ResyncPlanReply r;
   r.needed_bytes = add_saturating(held, grows);
   r.bound_bytes = room.bound_bytes;
-  r.free_bytes = room.free_bytes;
-  r.verdict = r.needed_bytes <= room.bound_bytes && grows <= room.free_bytes ? proto::PlanVerdict::staged
-                                                                             : proto::PlanVerdict::refused;
+  r.free_bytes = resume ? room.free_bytes : add_saturating(room.free_bytes, room.stage_file_bytes);
+  r.verdict = r.needed_bytes <= room.bound_bytes && grows <= r.free_bytes ? proto::PlanVerdict::staged
+                                                                          : proto::PlanVerdict::refused;
   return r;
 }
 

@@ -2,6 +2,8 @@
 // The stage worker (stage_worker.h).
 #include "cloned/daemon/stage_worker.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -66,6 +68,8 @@ apply::StageRoom StageWorker::room() const {
     return r;  // nothing known free: the plan does not fit, and says why in its figures
   }
   r.free_bytes = *free - std::min(*free, limits_.free_reserve_bytes);
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0) r.stage_file_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
   return r;
 }
 

@@ -789,10 +789,24 @@ TEST_CASE("a stick that fills mid-staging stops the resync with stage_full; the 
   CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
   CHECK_MESSAGE(status.find("generation: 2;") != std::string::npos, status);
 
-  // Space again: the same resync stages and lands whole.
+  // Space again, but less than the whole resync needs beside the stage left
+  // behind: a new resync (another extent size, so not the one staged: no
+  // resume) replaces that stage, and its file's space counts as free. Its
+  // stage: 24 MiB of data and at most 64 KiB of headers; the clone keeps
+  // 64 MiB free for its state store (stage::Limits::free_reserve_bytes).
+  const uint64_t left_behind = std::filesystem::file_size(stage_file);
+  REQUIRE(left_behind > (2u << 20));
   std::filesystem::remove(stick + "/filler");
-  const int again = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
+  const uint64_t needed = (24u << 20) + (64u << 10), reserve = 64u << 20;
+  const uint64_t free_wanted = reserve + needed - left_behind / 2;  // short of `needed` without the old stage
+  const uint64_t available = std::filesystem::space(stick).available;
+  REQUIRE(available > free_wanted);
+  REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(available - free_wanted), stick + "/filler"},
+                       out) == 0);
+  const int again =
+      harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "256K"}), out, 300000);
   REQUIRE_MESSAGE(again == 0, out);
+  CHECK_MESSAGE(out.find("NOT bootable") == std::string::npos, out);  // staged, not in place
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
   CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);

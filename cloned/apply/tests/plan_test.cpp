@@ -201,6 +201,39 @@ TEST_CASE("a resumed staged resync counts what its stage holds already") {
   }
 }
 
+TEST_CASE("a new target over a staged resync left behind: its stage file's space is free to the new stage") {
+  apply::ReplicaState s = consistent_gen1();
+  s.resync = {2, 10, 3, 8192, 4096, 0};
+  s.stage = {apply::StagePhase::staging, 5000, 8192, 0};
+  PlanRig r(s);
+  const proto::ResyncBegin moved_on{2, 20, 5, 4096, proto::kResyncPlanFollows};  // the original's log went on
+  Actions a = r.begin(moved_on);
+  REQUIRE(a.resync_state);
+  CHECK_FALSE(a.resync_state->resumed);
+  // The stick: kNeeded - 1 free beside the old stage's 1 MiB file, which the new one truncates.
+  SUBCASE("the old file's space counts") {
+    a = r.plan(kData, 100, 0, {8ull << 30, kNeeded - 1, 1 << 20});
+    CHECK(a.fail.empty());
+    REQUIRE(a.stage_open);
+    CHECK(a.stage_open->create);
+    a = r.committed();
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::staged);
+    CHECK(a.plan_reply->free_bytes == kNeeded - 1 + (1 << 20));
+    CHECK(r.m.replica().resync.target_seq == 20);
+  }
+  SUBCASE("not for a resume: the stage it continues stays") {
+    PlanRig again(s);
+    a = again.begin();
+    REQUIRE(a.resync_state);
+    CHECK(a.resync_state->resumed);
+    a = again.plan(4096, 1, 0, {8ull << 30, 4096 + 72 - 1, 1 << 20});
+    REQUIRE(a.plan_reply);
+    CHECK(a.plan_reply->verdict == proto::PlanVerdict::refused);
+    CHECK(a.plan_reply->free_bytes == 4096 + 72 - 1);
+  }
+}
+
 TEST_CASE("a plan without a begin that announced one is a protocol error") {
   PlanRig r;
   Actions a = r.plan(0, 0, 0, {1, 1});
