@@ -66,6 +66,7 @@ void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {
     case Completion::Kind::stage_apply:
       if (!c.status.is_ok()) {
         LOG_ERROR("applying the stage failed: %s", c.status.message().c_str());
+        if (c.disk_failed) health_.io_error(c);  // the disk's, as a log write's would be
       } else {
         const std::string what = "copied " + base::format_bytes(c.offset_bytes) + " from the stage to the disk in " +
                                  u64s(c.length_bytes / 1000) + " ms (the only time the disk was no whole generation)";

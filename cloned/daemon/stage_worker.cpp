@@ -162,7 +162,15 @@ void StageWorker::perform(Job& job) {
       Completion c{Completion::Kind::stage_apply, 0, broken_};
       if (c.status.is_ok() && !stage_) c.status = base::Status::error(EINVAL, "no stage is open to apply.");
       const uint64_t start_ns = base::monotonic_ns();
-      if (c.status.is_ok()) c.status = stage::apply_stage(*stage_, device_, &c.disk_failed);
+      stage::DiskFault fault;
+      if (c.status.is_ok()) c.status = stage::apply_stage(*stage_, device_, &fault);
+      c.disk_failed = fault.op != nullptr;
+      if (c.disk_failed) {  // for the health monitor's I/O error finding
+        c.op = fault.op;
+        c.offset_bytes = fault.offset_bytes;
+        c.length_bytes = fault.length_bytes;
+        return done_.push(std::move(c));
+      }
       if (stage_) c.offset_bytes = stage_->staged_disk_bytes();
       c.length_bytes = (base::monotonic_ns() - start_ns) / 1000;  // the window the disk is no whole generation
       return done_.push(std::move(c));

@@ -40,7 +40,8 @@ struct Completion {
   // io: what was done where, for the health monitor's I/O error finding
   // (op "stage": an append to the stage on the stick, not the disk).
   // stage_sync: offset_bytes = the stage's synced bytes, length_bytes = the disk bytes it holds;
-  // stage_apply: offset_bytes = the disk bytes copied, length_bytes = the microseconds it took.
+  // stage_apply: offset_bytes = the disk bytes copied, length_bytes = the microseconds it took;
+  // when the disk failed (disk_failed), the failed operation, as for io.
   const char* op = "";
   uint64_t offset_bytes = 0;
   uint64_t length_bytes = 0;

@@ -243,9 +243,9 @@ base::Status Stage::for_each(const Visitor& visit) const {
   return base::Status::ok();
 }
 
-base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, bool* disk_failed) {
-  const auto on_disk = [disk_failed](base::Status s) {
-    if (!s.is_ok() && disk_failed != nullptr) *disk_failed = true;
+base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, DiskFault* disk_fault) {
+  const auto on_disk = [disk_fault](base::Status s, const char* op, uint64_t offset, uint64_t length) {
+    if (!s.is_ok() && disk_fault != nullptr) *disk_fault = DiskFault{op, offset, length};
     return s;
   };
   const uint64_t disk_bytes = device.geometry().size_bytes;
@@ -259,11 +259,14 @@ base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, bool*
       return base::Status::error(EINVAL, "the staged entry at byte " + u64s(e.at_bytes) +
                                              " (offset=" + u64s(e.offset_bytes) + " len=" + u64s(e.length_bytes) +
                                              ") is not aligned to the disk's " + u64s(lbs) + "-byte blocks.");
-    if (e.kind == EntryKind::zero) return on_disk(device.write_zeroes(e.offset_bytes, e.length_bytes));
+    if (e.kind == EntryKind::zero)
+      return on_disk(device.write_zeroes(e.offset_bytes, e.length_bytes), "write zeroes", e.offset_bytes,
+                     e.length_bytes);
     std::memcpy(buf.data(), payload.data(), payload.size());
-    return on_disk(device.write(e.offset_bytes, {buf.data(), payload.size()}));
+    return on_disk(device.write(e.offset_bytes, {buf.data(), payload.size()}), "write", e.offset_bytes,
+                   payload.size());
   }));
-  return on_disk(device.flush());
+  return on_disk(device.flush(), "flush", 0, 0);
 }
 
 }  // namespace stage

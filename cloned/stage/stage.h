@@ -126,8 +126,14 @@ class Stage {
 // Copies every staged entry to `device` in order, then flushes it. Safe to
 // repeat from the start after any interruption (a redo log). Each data
 // entry's payload is checked against its checksum before it is written.
-// On failure `*disk_failed` (when given) says whether the disk failed (a
-// write or the flush), not the stick (a read, a damaged entry) or the stage.
-base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, bool* disk_failed = nullptr);
+// On failure `*disk_fault` (when given) names the disk's operation that
+// failed (a write or the flush) and where; its op stays null when the stick
+// failed (a read, a damaged entry) or the stage.
+struct DiskFault {
+  const char* op = nullptr;  // "write", "write zeroes", "flush"
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+};
+base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, DiskFault* disk_fault = nullptr);
 
 }  // namespace stage

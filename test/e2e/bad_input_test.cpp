@@ -164,11 +164,6 @@ class StrangerFlood {
   std::thread thread_;  // last: it starts once the rest is built
 };
 
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
 
 }  // namespace
 
@@ -381,7 +376,7 @@ TEST_CASE("300 idle or trickling strangers neither lock the original out nor flo
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     log = r.log();
   }
-  const size_t notices = count_of(log, "during the handshake");
+  const size_t notices = harness::count_of(log, "during the handshake");
   MESSAGE("5 handshakes of the original while strangers opened " << strangers << " connections: slowest " << slowest_ms
                                                                  << " ms; " << notices << " notices in the log");
   CHECK(strangers > 300);

@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <thread>
@@ -23,11 +24,6 @@ namespace {
 constexpr uint64_t kDiskBytes = 64ull << 20;
 constexpr int kPollIntervalS = 30;
 
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
-  return n;
-}
 
 // The report ids in `clone-origin health --json` output, in its order.
 std::vector<uint64_t> report_ids(const std::string& json) {
@@ -162,6 +158,70 @@ TEST_CASE("an I/O error on the clone's disk reaches the original within one poll
   CHECK(clone->wait(30000) >= 0);
 }
 
+TEST_CASE("a disk that fails while a staged generation is copied onto it reaches the original as an I/O error") {
+  // The error range fails reads too, and a resync reads the whole disk for
+  // its digests: the staged resync is cut while "applying" (slow commits hold
+  // it there), and the range is set for the start that finishes the copy.
+  TempDir dir;
+  REQUIRE(harness::make_zero_file(dir / "source.img", kDiskBytes));
+  REQUIRE(harness::make_zero_file(dir / "clone.img", kDiskBytes));
+  harness::Pair pair =
+      harness::make_pair(dir.path(), dir / "clone.img",
+                         {{"health.interval_s", std::to_string(kPollIntervalS)}, {"apply.store_commit_delay_ms", "1000"}},
+                         {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
+  REQUIRE_MESSAGE(!pair.clone_config.empty(), "clonectl pair failed");
+  const auto start_clone = [&] {
+    auto p = std::make_unique<Process>(
+        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", pair.clone_config}, dir / "cloned.log");
+    REQUIRE_MESSAGE(harness::wait_for_listener(pair.port, 10000), harness::read_file(dir / "cloned.log"));
+    return p;
+  };
+  const std::vector<std::string> resync = {harness::binary("ORIGIN_BIN"), "--config", pair.origin_config, "resync",
+                                           "--source", dir / "source.img"};
+  auto clone = start_clone();
+  std::string out;
+  REQUIRE_MESSAGE(harness::run(resync, out, 120000) == 0, out);  // generation 2: both disks zero
+  // Generation 3 changes 1 MiB at three quarters of the disk.
+  const uint64_t at = kDiskBytes * 3 / 4;
+  {
+    std::fstream f(dir / "source.img", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(at));
+    const std::string changed(1 << 20, 'x');
+    f.write(changed.data(), static_cast<std::streamsize>(changed.size()));
+    REQUIRE(f.good());
+  }
+  Process running(resync, dir / "origin.log");
+  bool applying = false;
+  for (int t = 0; t < 3000 && running.running() && !applying; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", pair.clone_config, "--json"}, json);
+    applying = json.find("\"stage_phase\":\"applying\"") != std::string::npos;
+    if (!applying) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(applying, harness::read_file(dir / "origin.log"));
+  clone->signal(SIGKILL);
+  running.signal(SIGKILL);
+  clone->wait(10000);
+  running.wait(10000);
+  harness::set_config_keys(pair.clone_config, {{"testing.io_error_offset_bytes", std::to_string(at)},
+                                               {"testing.io_error_length_bytes", std::to_string(1 << 20)}});
+  const auto t0 = std::chrono::steady_clock::now();
+  clone = start_clone();  // finishes the copy from the stage: its write at `at` fails
+  std::string json;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(kPollIntervalS)) {
+    json = origin_health(pair, 2000);
+    if (io_error_reports(json) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  REQUIRE_MESSAGE(io_error_reports(json) > 0, json << "\n" << harness::read_file(dir / "cloned.log"));
+  CHECK_MESSAGE(json.find("\"offset_bytes\":\"" + std::to_string(at) + "\"") != std::string::npos, json);
+  std::string events;
+  harness::run({harness::binary("CLONECTL_BIN"), "events", "--config", pair.clone_config}, events);
+  CHECK_MESSAGE(events.find("finishing the apply of a staged generation") != std::string::npos, events);
+  clone->signal(SIGTERM);
+  clone->wait(30000);
+}
+
 TEST_CASE("with the link down a report waits in the store, survives a restart, and is delivered exactly once") {
   Setup s;
   auto clone = s.start_clone();
@@ -199,7 +259,7 @@ TEST_CASE("with the link down a report waits in the store, survives a restart, a
   const std::string second = origin_health(s.pair, 2000);
   CHECK(report_ids(second) == ids);
   CHECK(io_error_reports(second) == io_error_reports(first));
-  CHECK(count_of(second, "\"disk.io_error\"") == count_of(first, "\"disk.io_error\""));
+  CHECK(harness::count_of(second, "\"disk.io_error\"") == harness::count_of(first, "\"disk.io_error\""));
 
   clone->signal(SIGTERM);
   CHECK(clone->wait(30000) >= 0);
@@ -210,10 +270,10 @@ TEST_CASE("a restarted clone does not report again what the original was told be
   auto clone = s.start_clone();
   const std::string smart_news = "\"kind\":\"source_changed\",\"severity\":\"info\",\"key\":\"smart\"";
   std::string first;
-  for (int i = 0; i < 10 && count_of(first, smart_news) == 0; ++i) first = origin_health(s.pair, 2000);
-  REQUIRE_MESSAGE(count_of(first, smart_news) == 1, first);  // "SMART is unsupported": news once
+  for (int i = 0; i < 10 && harness::count_of(first, smart_news) == 0; ++i) first = origin_health(s.pair, 2000);
+  REQUIRE_MESSAGE(harness::count_of(first, smart_news) == 1, first);  // "SMART is unsupported": news once
   const std::vector<uint64_t> ids = report_ids(first);
-  CHECK(count_of(first, "\"kind\":\"summary\"") == 1);
+  CHECK(harness::count_of(first, "\"kind\":\"summary\"") == 1);
   const int64_t assessed = assessed_unix_ms(s.pair);
   REQUIRE(assessed > 0);
 
@@ -229,7 +289,7 @@ TEST_CASE("a restarted clone does not report again what the original was told be
   const std::string second = origin_health(s.pair, 2000);
   MESSAGE("reports before the restart " << ids.size() << ", after it " << report_ids(second).size());
   CHECK(report_ids(second) == ids);  // no new report: nothing changed, the summary is a day away
-  CHECK(count_of(second, smart_news) == 1);
+  CHECK(harness::count_of(second, smart_news) == 1);
   CHECK(harness::read_file(s.dir / "cloned.log").find("the first poll compares with poll 1") != std::string::npos);
 
   clone->signal(SIGTERM);

@@ -511,12 +511,6 @@ std::filesystem::path break_stick(const TempDir& d) {
   return stage;
 }
 
-size_t count_of(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
-  return n;
-}
-
 // Kills the clone (and, unless `original_stays`, the original) while the
 // store says "applying", then starts the clone again. With `stick_fails` the
 // stick fails at that start: the copy waits for a retry; the clone is stopped
@@ -558,7 +552,7 @@ void kill_while_applying(bool original_stays, bool stick_fails = false) {
     const auto retry_said = [&](size_t times) {
       bool said = false;
       for (int t = 0; t < 500 && !said; ++t) {
-        said = count_of(events_of(r.pair), "the copy starts again in 1 s (try 2)") >= times;
+        said = harness::count_of(events_of(r.pair), "the copy starts again in 1 s (try 2)") >= times;
         if (!said) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       return said;

@@ -135,10 +135,9 @@ struct StageWorker {
     if (read_fails_after >= 0) medium->set_faults({.fail_read_after = read_fails_after});
     // A stage that could not be opened: the machine already decided
     // (on_stage_open_failed) and ignores this.
-    bool disk_failed = false;
-    const base::Status s =
-        stage ? stage::apply_stage(*stage, disk, &disk_failed) : base::Status::error(EIO, "no stage");
-    m.on_stage_applied(s, disk_failed, a);
+    stage::DiskFault fault;
+    const base::Status s = stage ? stage::apply_stage(*stage, disk, &fault) : base::Status::error(EIO, "no stage");
+    m.on_stage_applied(s, fault.op != nullptr, a);
     disk.set_plan({});
     if (read_fails_after >= 0) medium->set_faults({});
   }

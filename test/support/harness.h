@@ -65,6 +65,8 @@ uint16_t free_port();
 bool wait_for_listener(uint16_t port, int timeout_ms);
 
 std::string read_file(const std::string& path);
+// How many times `needle` occurs in `text`, not overlapping.
+size_t count_of(const std::string& text, const std::string& needle);
 bool write_file(const std::string& path, const std::string& content);
 bool files_equal(const std::string& a, const std::string& b, uint64_t* first_difference = nullptr);
 bool make_zero_file(const std::string& path, uint64_t size_bytes);

@@ -359,22 +359,25 @@ TEST_CASE("an apply that fails says whether the disk failed or the stick: the ma
   REQUIRE(s.sync().is_ok());
   blockio::FaultyDevice disk(std::make_unique<blockio::MemoryDevice>(kDiskBytes, 512), 1);
   disk.set_plan({.fail_write_after = 0});
-  bool disk_failed = false;
-  CHECK(stage::apply_stage(s, disk, &disk_failed).code() == EIO);
-  CHECK(disk_failed);
+  stage::DiskFault fault;
+  CHECK(stage::apply_stage(s, disk, &fault).code() == EIO);
+  REQUIRE(fault.op != nullptr);  // the disk's, and where: for the health monitor
+  CHECK(std::string(fault.op) == "write");
+  CHECK(fault.offset_bytes == 0);
+  CHECK(fault.length_bytes == 4096);
   disk.set_plan({.fail_flush_after = 0});
-  disk_failed = false;
-  CHECK_FALSE(stage::apply_stage(s, disk, &disk_failed).is_ok());
-  CHECK(disk_failed);
+  fault = {};
+  CHECK_FALSE(stage::apply_stage(s, disk, &fault).is_ok());
+  REQUIRE(fault.op != nullptr);
+  CHECK(std::string(fault.op) == "flush");
   disk.set_plan({});
   stick->power_cut();  // every read of the stick fails from here
-  disk_failed = false;
-  const base::Status st = stage::apply_stage(s, disk, &disk_failed);
+  fault = {};
+  const base::Status st = stage::apply_stage(s, disk, &fault);
   CHECK(st.code() == EIO);
-  CHECK_FALSE(disk_failed);
+  CHECK(fault.op == nullptr);
   stick->revive();
-  disk_failed = true;
-  CHECK(stage::apply_stage(s, disk, &disk_failed).is_ok());
+  CHECK(stage::apply_stage(s, disk, &fault).is_ok());
 }
 
 TEST_CASE("a stage made for another disk size is refused before anything is written") {
