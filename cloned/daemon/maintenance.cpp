@@ -3,6 +3,7 @@
 #include "cloned/daemon/maintenance.h"
 
 #include <cinttypes>
+#include <utility>
 
 #include "base/log.h"
 #include "base/units.h"
@@ -88,7 +89,8 @@ void Maintenance::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
     case proto::MsgType::out_of_sync: {
       uint64_t offset = 0, length = 0;
       if (!(s = proto::decode_out_of_sync(plain, offset, length)).is_ok()) break;
-      return on_out_of_sync(offset, length);
+      if ((s = on_out_of_sync(offset, length)).is_ok()) return;
+      break;
     }
     case proto::MsgType::progress: {
       proto::Progress p;
@@ -125,10 +127,37 @@ base::Status Maintenance::on_digest_request(Conn* c, const proto::DigestRequest&
   return base::Status::ok();
 }
 
-void Maintenance::on_out_of_sync(uint64_t offset, uint64_t length) {
+base::Status Maintenance::on_out_of_sync(uint64_t offset, uint64_t length) {
+  const uint64_t size = geometry_.size_bytes;
+  if (length == 0 || offset >= size || length > size - offset)
+    return base::Status::error(EPROTO, "out_of_sync at offset " + u64s(offset) + " for " + u64s(length) +
+                                           " bytes is not inside the disk (" + u64s(size) + " bytes).");
   LOG_WARN("verify: the clone differs from the original at offset %" PRIu64 ", %" PRIu64 " bytes", offset, length);
   link_.record_event("warning", "verify", "out of sync: offset " + u64s(offset) + ", " + u64s(length) + " bytes");
-  store_.run_job([offset, length](store::Store& st) { return st.add_out_of_sync(offset, length); });
+  bool queue_job = false;
+  {
+    std::lock_guard<std::mutex> lock(out_of_sync_->mutex);
+    if (out_of_sync_->ranges.size() >= store::kMaxOutOfSyncRanges) {
+      if (out_of_sync_->dropped++ == 0)
+        LOG_WARN("verify: %zu out-of-sync ranges wait for the state store; more are not recorded",
+                 store::kMaxOutOfSyncRanges);
+      return base::Status::ok();
+    }
+    out_of_sync_->ranges.push_back({offset, length, 0});
+    queue_job = !std::exchange(out_of_sync_->job_queued, true);
+  }
+  if (queue_job)
+    store_.run_job([queue = out_of_sync_](store::Store& st) {
+      std::vector<store::OutOfSyncRange> batch;
+      {
+        std::lock_guard<std::mutex> lock(queue->mutex);
+        batch.swap(queue->ranges);
+        queue->job_queued = false;
+        queue->dropped = 0;
+      }
+      return st.add_out_of_sync(batch);
+    });
+  return base::Status::ok();
 }
 
 void Maintenance::on_progress(const proto::Progress& p) {

@@ -11,6 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
@@ -55,7 +58,7 @@ class Maintenance {
 
  private:
   base::Status on_digest_request(Conn* c, const proto::DigestRequest& q, bool& closed);
-  void on_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes);
+  base::Status on_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes);
   void on_progress(const proto::Progress& p);
 
   LinkPort& link_;
@@ -67,6 +70,18 @@ class Maintenance {
   uint64_t session_serial_ = 0;       // counts sessions: digest replies go to the one that asked
   uint32_t digests_outstanding_ = 0;  // of the current session
   MaintenanceProgress progress_;
+  // Out-of-sync ranges on their way to the store: one store job takes every
+  // range that came meanwhile, in one transaction (a verify can report
+  // thousands, and each their own sync of the stick would delay the
+  // machine's commits behind them); at most kMaxOutOfSyncRanges wait, as
+  // many as the store keeps.
+  struct OutOfSyncQueue {
+    std::mutex mutex;
+    std::vector<store::OutOfSyncRange> ranges;
+    bool job_queued = false;
+    uint64_t dropped = 0;
+  };
+  std::shared_ptr<OutOfSyncQueue> out_of_sync_ = std::make_shared<OutOfSyncQueue>();
 };
 
 }  // namespace cloned

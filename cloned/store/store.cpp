@@ -193,17 +193,43 @@ base::Result<std::vector<Event>> Store::recent_events(size_t limit) {
 }
 
 base::Status Store::add_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes) {
+  return add_out_of_sync(std::vector<OutOfSyncRange>{{offset_bytes, length_bytes, 0}});
+}
+
+base::Status Store::add_out_of_sync(const std::vector<OutOfSyncRange>& ranges) {
+  if (ranges.empty()) return base::Status::ok();
+  BASE_TRY(impl_->run(impl_->begin, "begin a transaction"));
+  base::Status status;
+  const int64_t now = base::unix_ms();
+  // Counted once, then by each insert (at most: one at an offset already
+  // recorded replaces it), and again only at the bound.
   base::Result<uint64_t> count = out_of_sync_count();
-  if (!count) return count.status();
-  if (*count >= kMaxOutOfSyncRanges)
-    return base::Status::error(ENOSPC, "state store " + impl_->dir + " already holds " + std::to_string(*count) +
-                                           " out-of-sync ranges; repair them (clone-origin verify --repair)");
-  Use use(impl_->insert_oos);
-  use.bind(1, offset_bytes);
-  use.bind(2, length_bytes);
-  use.bind(3, base::unix_ms());
-  int rc = use.step();
-  return rc == SQLITE_DONE ? base::Status::ok() : impl_->fail("record an out-of-sync range", rc);
+  for (const OutOfSyncRange& r : ranges) {
+    if (count && *count >= kMaxOutOfSyncRanges) count = out_of_sync_count();
+    if (!count) {
+      status = count.status();
+      break;
+    }
+    if (*count >= kMaxOutOfSyncRanges) {  // those before it stay recorded
+      status = base::Status::error(ENOSPC, "state store " + impl_->dir + " already holds " + std::to_string(*count) +
+                                               " out-of-sync ranges; repair them (clone-origin verify --repair)");
+      break;
+    }
+    ++*count;
+    Use use(impl_->insert_oos);
+    use.bind(1, r.offset_bytes);
+    use.bind(2, r.length_bytes);
+    use.bind(3, now);
+    if (int rc = use.step(); rc != SQLITE_DONE) {
+      status = impl_->fail("record an out-of-sync range", rc);
+      break;
+    }
+  }
+  if (base::Status s = impl_->run(impl_->commit, "commit"); !s.is_ok()) {
+    (void)impl_->run(impl_->rollback, "roll back");
+    return s;
+  }
+  return status;
 }
 
 base::Status Store::clear_out_of_sync() { return impl_->run(impl_->clear_oos, "clear the out-of-sync ranges"); }

@@ -103,6 +103,8 @@ class Store {
   // Out-of-sync ranges found by verify. add() replaces a range at the same
   // offset; past kMaxOutOfSyncRanges it fails (the verify reports the rest).
   base::Status add_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes);
+  // The same for each of `ranges`, in one transaction (one sync of the stick).
+  base::Status add_out_of_sync(const std::vector<OutOfSyncRange>& ranges);
   base::Status clear_out_of_sync();
   base::Result<std::vector<OutOfSyncRange>> out_of_sync(size_t limit);
   base::Result<uint64_t> out_of_sync_count();

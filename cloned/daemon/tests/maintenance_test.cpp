@@ -10,6 +10,7 @@
 #include "blockio/memory_device.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/maintenance.h"
+#include "proto/resync.h"
 #include "test/support/temp_dir.h"
 
 namespace {
@@ -91,6 +92,27 @@ TEST_CASE("a digest request outside the disk is refused as out of range and noth
   CHECK(r.link.closed.size() == 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(r.done.take_all().empty());
+}
+
+TEST_CASE("out-of-sync ranges reach the store; one outside the disk is a protocol error") {
+  Rig r;
+  r.maintenance.session_started();
+  for (uint64_t offset : {uint64_t{0}, uint64_t{8192}, kDisk - 4096}) {
+    base::Bytes out;
+    proto::encode_out_of_sync(offset, 4096, out);
+    proto::Frame f = frame_of(out);
+    r.maintenance.on_frame(&r.conn, proto::MsgType::out_of_sync, f);
+  }
+  CHECK(r.link.errors.empty());
+  base::Bytes out;
+  proto::encode_out_of_sync(kDisk - 4096, 8192, out);  // past the disk's end
+  proto::Frame f = frame_of(out);
+  r.maintenance.on_frame(&r.conn, proto::MsgType::out_of_sync, f);
+  REQUIRE(r.link.errors.size() == 1);
+  CHECK(r.link.errors[0] == proto::ErrorCode::protocol);
+  CHECK(r.link.closed.size() == 1);
+  r.store_worker.reset();  // its jobs done
+  CHECK(r.store->out_of_sync_count().value() == 3);
 }
 
 TEST_CASE("a digest reply goes to the session that asked, not to the next one") {

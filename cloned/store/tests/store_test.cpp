@@ -278,6 +278,25 @@ TEST_CASE("a schema 1 store is upgraded in place and keeps its state") {
   CHECK(store->load()->resync.generation == 5);
 }
 
+TEST_CASE("out-of-sync ranges go in by the batch, in one transaction, up to the bound") {
+  TempDir tmp;
+  auto store = open_rw(tmp.path());
+  std::vector<store::OutOfSyncRange> batch;
+  for (uint64_t i = 0; i < store::kMaxOutOfSyncRanges - 2; ++i) batch.push_back({i * 8192, 4096, 0});
+  REQUIRE(store->add_out_of_sync(batch).is_ok());
+  CHECK(store->out_of_sync_count().value() == store::kMaxOutOfSyncRanges - 2);
+  // One at an offset already recorded replaces it (the count stays), two
+  // more fill the store, and the next is refused: those before it stay.
+  batch = {{0, 8192, 0}, {1ull << 40, 4096, 0}, {(1ull << 40) + 8192, 4096, 0}, {(1ull << 40) + 16384, 4096, 0}};
+  const base::Status full = store->add_out_of_sync(batch);
+  CHECK(full.code() == ENOSPC);
+  CHECK(store->out_of_sync_count().value() == store::kMaxOutOfSyncRanges);
+  auto first = store->out_of_sync(1);
+  REQUIRE(first.is_ok());
+  REQUIRE(first->size() == 1);
+  CHECK((*first)[0].length_bytes == 8192);
+}
+
 TEST_CASE("out-of-sync ranges are kept in offset order, replaced per offset, and cleared") {
   TempDir tmp;
   auto store = open_rw(tmp.path());
