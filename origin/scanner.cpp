@@ -31,7 +31,9 @@ base::Status image_digests(SourceImage& image, const digest::DigestKey& key, uin
   const uint64_t total = std::min<uint64_t>(uint64_t{extent} * count, image.size_bytes() - offset);
   buf.resize(std::min<uint64_t>(total, 8u << 20));
   for (uint64_t done = 0; done < total;) {
-    const uint64_t n = std::min<uint64_t>(buf.size() / extent * extent, total - done);
+    // Whole extents while they fit the buffer; a last one cut short by the
+    // disk's end (the buffer is then all of `total`) as it is.
+    const uint64_t n = std::min<uint64_t>(std::max<uint64_t>(buf.size() / extent, 1) * extent, total - done);
     BASE_TRY(image.read(offset + done, base::MutableByteSpan(buf.data(), n)));
     digest::append_extent_digests(key, base::ByteSpan(buf.data(), n), extent, out);
     done += n;

@@ -216,6 +216,28 @@ TEST_CASE("a full copy onto a zeroed clone and onto a clone holding unrelated da
   }
 }
 
+TEST_CASE("a disk whose size is no multiple of the extent: resync and verify reach its last, short extent") {
+  // 128 GB disks (IDEMA) end 344 KiB past a multiple of 8 MiB: the last
+  // first-level request is one extent cut short by the disk's end.
+  TempDir d;
+  constexpr uint64_t kDisk = (32ull << 20) + (344u << 10);
+  REQUIRE(write_random_file(d / "source.img", kDisk, 31));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  Running r = start(d);
+  std::string out;
+  REQUIRE_MESSAGE(
+      harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "1M"}), out, 120000) == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  // A block of the short extent changed behind the daemon's back: verify finds it.
+  REQUIRE(write_at(d / "clone.img", kDisk - 8192, std::string(4096, 'v')));
+  const int code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--extent", "1M"}), out, 120000);
+  CHECK(code == 1);
+  CHECK_MESSAGE(out.find("out of sync: offset " + std::to_string(kDisk - 8192) + ", 4096 bytes") != std::string::npos,
+                out);
+  stop(r);
+}
+
 TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, without hashing the disk again") {
   TempDir d;
   constexpr uint64_t kDisk = 192ull << 20;
