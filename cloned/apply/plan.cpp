@@ -66,6 +66,7 @@ bool Machine::takes_resync_plan() const { return staging() || should_stage(proto
 
 void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& room, Actions& actions) {
   using proto::PlanVerdict;
+  if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !plan_begin_)
     return fail(actions, proto::ErrorCode::protocol, "resync_plan without a resync_begin that announced one.");
   const proto::ResyncBegin b = *plan_begin_;

@@ -121,6 +121,8 @@ std::optional<FailSession> Machine::begin_refusal(const proto::ResyncBegin& b) c
 
 void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& actions) {
   using proto::ErrorCode;
+  if (in_session_ && shutting_down())
+    return fail(actions, ErrorCode::shutting_down, "the clone is shutting down; try again after it restarts.");
   if (std::optional<FailSession> no = begin_refusal(announced)) return fail(actions, no->code, no->message);
   // The plan bit says how this session goes on, not which resync it is.
   const bool plan = (announced.flags & proto::kResyncPlanFollows) != 0;
@@ -209,8 +211,11 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
 void Machine::on_resync_extent(const proto::RecordHeader& h, RecordId& id, Actions& actions) {
   id = 0;
   if (!in_session_) return fail(actions, proto::ErrorCode::protocol, "resync data arrived outside a session.");
+  // Shutting down ended the resync's part of the session (end_resync_session):
+  // what still comes is not written, not refused; the session ends with
+  // goodbye(shutting_down) and the resumed resync sends it again.
+  if (shutting_down()) return;
   if (std::optional<FailSession> bad = validate_resync_extent(h)) return fail(actions, bad->code, bad->message);
-  if (shutting_down()) return;  // not written: the resumed resync sends it again
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   const uint64_t rseq = ++resync_rseq_;
@@ -227,6 +232,7 @@ bool Machine::already_holds(const proto::ResyncBegin& b) const {
 }
 
 void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
+  if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
   if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
@@ -242,6 +248,7 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
 }
 
 void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
+  if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_end outside a resync.");
   if (resync_complete_) {

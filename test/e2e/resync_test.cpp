@@ -216,6 +216,40 @@ TEST_CASE("a full copy onto a zeroed clone and onto a clone holding unrelated da
   }
 }
 
+TEST_CASE("a clone stopped cleanly during a resync: the original waits, and resumes it once the clone is back") {
+  TempDir d;
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 21));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  // The machine's test pins what arrives between the stop and the goodbye
+  // (a window of milliseconds here); this is the whole of it, end to end.
+  Running r = start(d, {},
+                    {{"resync.rate_max", "\"16M\""}, {"origin.reconnect_initial_ms", "50"},
+                     {"origin.reconnect_max_ms", "500"}, {"origin.reconnect_attempts_max", "100"}});
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  // Stopped once the data flows: the disk's first block has been written.
+  bool sending = false;
+  for (int t = 0; t < 2000 && resync.running() && !sending; ++t) {
+    std::ifstream in(d / "clone.img", std::ios::binary);
+    std::string head(4096, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    sending = head.find_first_not_of('\0') != std::string::npos;
+    if (!sending) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(sending, harness::read_file(d / "origin.log"));
+  stop(r);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  const int code = resync.wait(120000);
+  const std::string log = harness::read_file(d / "origin.log");
+  CHECK_MESSAGE(code == 0, log);
+  CHECK_MESSAGE(log.find("(protocol)") == std::string::npos, log);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  stop(r);
+}
+
 TEST_CASE("a disk whose size is no multiple of the extent: resync and verify reach its last, short extent") {
   // 128 GB disks (IDEMA) end 344 KiB past a multiple of 8 MiB: the last
   // first-level request is one extent cut short by the disk's end.

@@ -117,6 +117,26 @@ TEST_CASE("a resync: durable mark first, extents, marks acked after flush and co
   CHECK(a.fail.empty());
 }
 
+TEST_CASE("a shutdown during a resync: what the original still sends is neither written nor refused") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  Actions a = r.run([&](Actions& x) { r.m.begin_shutdown(x); });
+  CHECK(a.fail.empty());
+  // In flight when the daemon was told to stop: no protocol error (the
+  // original would give up); the session ends with goodbye(shutting_down).
+  a = r.extent(resync_data(8192));
+  CHECK(a.fail.empty());
+  CHECK(a.submit.empty());
+  CHECK(r.mark(65536).fail.empty());
+  CHECK(r.end(10).fail.empty());
+  a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::shutting_down);
+  CHECK(r.m.replica().resync.active());  // resumed by the next run
+}
+
 TEST_CASE("resync data never overwrites a range the log wrote after it during the resync") {
   ResyncRig r;
   r.begin_gen2();
