@@ -3,13 +3,13 @@
 
 #include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 
 #include "base/file_io.h"
 #include "base/units.h"
+#include "origin/image.h"
 #include "proto/messages.h"
 
 namespace origin::log_writes {
@@ -90,9 +90,10 @@ base::Status LogFile::read(base::MutableByteSpan out, uint64_t log_offset) {
 // reaches past the size last seen, not once per entry.
 base::Result<uint64_t> LogFile::size_reaching(uint64_t end) {
   if (end <= size_) return size_;
-  struct stat st {};
-  if (::fstat(fd_.get(), &st) != 0) return base::Status::from_errno("cannot stat the log " + path_);
-  size_ = static_cast<uint64_t>(st.st_size);
+  // A log on a block device (dm-log-writes' log device) has no st_size.
+  base::Result<uint64_t> size = file_or_device_size(fd_.get(), "the log " + path_);
+  if (!size) return size.status();
+  size_ = *size;
   return size_;
 }
 

@@ -655,6 +655,26 @@ void require_capture() {
 // Cases that need root and the capture tools: their own meson test (SKIP where missing).
 constexpr const char* kCaptureSuite = "requires root and qemu-storage-daemon";
 
+TEST_CASE("a log on a block device (dm-log-writes' log device) replays identical" *
+          doctest::test_suite(kCaptureSuite)) {
+  test_support::require({test_support::root()});
+  std::mt19937_64 rng(16);
+  Clone c(8ull << 20);
+  LogBuilder b(512, c.disk_bytes);
+  b.random_epochs(rng, 4, 5);
+  REQUIRE(b.save(c.dir / "log.bin"));
+  // The device is larger than the log, as a log device is: the super block says where it ends.
+  REQUIRE(std::filesystem::file_size(c.dir / "log.bin") < (4u << 20));
+  std::filesystem::resize_file(c.dir / "log.bin", 4u << 20);
+  harness::LoopDevice loop(c.dir / "log.bin");
+  REQUIRE_MESSAGE(loop.attached(), loop.why());
+  std::string out;
+  CHECK_MESSAGE(c.replay(loop.device(), out) == 0, out);
+  CHECK_MESSAGE(out.find("the clone holds its first " + std::to_string(b.entries) + " entries") != std::string::npos,
+                out);
+  CHECK(first_difference(c.disk(), b.image) == -1);
+}
+
 TEST_CASE("a real ext4 workload replays identical, and at 20 kill -9 cut points the clone is a crash state" *
           doctest::test_suite(kCaptureSuite)) {
   require_capture();
