@@ -204,6 +204,7 @@ class Daemon final : private LinkPort,
   uint64_t last_status_ms_ = 0;
   proto::CloneState last_logged_state_ = proto::CloneState::fresh;
   bool listener_closed_ = false;  // the listener's close callback ran (it may be set up again)
+  bool relisten_failing_ = false;  // listen_again failed: said once, tried each tick until it works
   std::unique_ptr<Waker> waker_;  // from run(); null before
 };
 

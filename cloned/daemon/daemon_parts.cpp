@@ -74,10 +74,16 @@ bool Daemon::listen_again() {
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_)) == 0) return true;  // still listening
   if (!listener_closed_) return false;  // its close callback has not run yet: next tick
   if (base::Status s = listen(); !s.is_ok()) {
-    LOG_ERROR("after waking: %s (trying again)", s.message().c_str());
+    // The address may come back later (DHCP after the link's flap, another
+    // program leaving the port): the half-made listener is closed, and the
+    // next tick tries again. Said once, and once more when it works.
+    if (!relisten_failing_) LOG_ERROR("after waking: %s (trying again every tick)", s.message().c_str());
+    relisten_failing_ = true;
+    stop_listening();
     return false;
   }
   LOG_INFO("listening again on %s:%u", config_.listen_host.c_str(), config_.listen_port);
+  relisten_failing_ = false;
   return true;
 }
 

@@ -323,7 +323,42 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);
   CHECK(connect_errno(r) == ECONNREFUSED);
 
-  cloned.signal(SIGTERM);  // while asleep: the simulated sleep is cancelled and the daemon stops cleanly
+  // Another program takes the clone's address while it sleeps: on waking its
+  // listen fails, and it tries again until the address is free.
+  const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
+  int blocker = -1;
+  std::string error;
+  REQUIRE_MESSAGE(test_support::run_in_netns(
+                      r.ns.b(),
+                      [&] {
+                        blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        const int on = 1;  // past the clone's connections in TIME_WAIT, as the clone binds
+                        ::setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+                        sockaddr_in at{};
+                        at.sin_family = AF_INET;
+                        at.sin_port = htons(port);
+                        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &at.sin_addr);
+                        if (::bind(blocker, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
+                            ::listen(blocker, 1) != 0) {
+                          ::close(blocker);
+                          blocker = -1;
+                        }
+                      },
+                      error),
+                  error);
+  REQUIRE(blocker >= 0);
+  CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live());
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    refused = harness::read_file(r.d / "cloned.log").find("after waking: cannot listen") != std::string::npos;
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(refused, harness::read_file(r.d / "cloned.log"));
+  ::close(blocker);
+  CHECK_MESSAGE(r.workload(5, out) == 0, out << harness::read_file(r.d / "cloned.log"));  // it listens again
+
+  cloned.signal(SIGTERM);
   CHECK(cloned.wait(30000) == 0);
 }
 
