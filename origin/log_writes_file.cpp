@@ -122,6 +122,11 @@ base::Status LogFile::read_entry(uint64_t index, uint64_t log_offset, const Targ
 }
 
 base::Result<std::string> LogFile::window_digest(uint64_t from, uint64_t to) {
+  base::Result<uint64_t> size = size_reaching(to);
+  if (!size) return size.status();
+  if (*size < to)
+    return base::Status::error(ENODATA,
+                               "the log " + path_ + " ends at byte " + u64s(*size) + ", before byte " + u64s(to) + ".");
   const uint32_t sector = sector_bytes_;
   crypto_generichash_state st;
   crypto_generichash_init(&st, nullptr, 0, crypto_generichash_BYTES);

@@ -62,6 +62,7 @@ class LogFile {
   // entry to send (not rewritten since): entries' headers and data, which
   // differ between two captures as soon as a filesystem writes a UUID, a
   // timestamp or a journal commit. Two logs equal in both windows pass.
+  // ENODATA: the log ends before `to`.
   base::Result<std::string> window_digest(uint64_t from, uint64_t to);
   // Reads `out.size()` bytes of the log at `log_offset`.
   base::Status read(base::MutableByteSpan out, uint64_t log_offset);

@@ -215,6 +215,10 @@ base::Status check_same_log(lw::LogFile& file, const LogWritesPosition& at, cons
       position_path(state_dir) + " keeps the old log's place until then).";
   const uint64_t first = file.super().sector_bytes;
   base::Result<std::string> start = file.window_digest(first, first + at.first_bytes);
+  // A read that fails says why, not "another log": a failing log device is
+  // no reason to resync. A log shorter than what was shipped is another.
+  if (!start && start.status().code() != ENODATA)
+    return start.status().with_context("cannot check that " + file.path() + " is the log shipped before");
   if (!start || *start != at.first_digest)
     return base::Status::error(EINVAL, file.path() +
                                            " does not start as the log this original was shipping: another "
@@ -226,6 +230,8 @@ base::Status check_same_log(lw::LogFile& file, const LogWritesPosition& at, cons
                                            " already shipped: it was rewritten." + how);
   if (at.next_entry > 0) {
     base::Result<std::string> previous = previous_window_digest(file, at.next_offset);
+    if (!previous && previous.status().code() != ENODATA)
+      return previous.status().with_context("cannot check that " + file.path() + " is the log shipped before");
     if (!previous || *previous != at.previous_digest)
       return base::Status::error(EINVAL, file.path() + ": the entries before entry " + u64s(at.next_entry) +
                                              " are not the ones shipped before: the log was rewritten." + how);
