@@ -37,7 +37,7 @@ uint64_t bucket(uint64_t bytes) {
 bool plan_log(lw::LogFile& log, const lw::Target& target, std::vector<lw::Planned>& plan) {
   std::map<uint64_t, uint64_t> writes_by_size, trims_by_size;
   uint64_t offset = log.super().sector_bytes, write_bytes = 0, barriers = 0, marks = 0;
-  bool open = false;
+  lw::EpochState open;
   for (uint64_t i = 0; i < log.super().nr_entries; ++i) {
     lw::Entry e;
     if (base::Status s = log.read_entry(i, offset, target, e); !s.is_ok()) {

@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t block = log->super().sector_bytes;
   const lw::Target target{1ull << 24, block};
   std::vector<lw::Planned> planned;
-  bool epoch_open = false;
+  lw::EpochState epoch;
   uint64_t offset = block;
   for (uint64_t index = 0; index < log->super().nr_entries && index < 4096; ++index) {
     lw::Entry e;
@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(e.next_log_offset_bytes > offset && e.next_log_offset_bytes <= size);
     planned.clear();
-    lw::plan_entry(e, epoch_open, planned);
+    lw::plan_entry(e, epoch, planned);
     for (const lw::Planned& p : planned) {
       switch (p.type) {
         case lw::Planned::Type::barrier:

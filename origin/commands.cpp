@@ -103,6 +103,7 @@ base::Status compare_and_report(const std::string& source, const std::string& cl
 base::Status run_workload(const config::OriginConfig& config, const config::DerivedKeys& keys,
                           const WorkloadCommand& command) {
   BASE_TRY(check_workload_options(command.workload, config.disk_size_bytes, config.logical_block_bytes));
+  BASE_TRY(check_epoch_fits_retention(command.workload, config.retention_bytes_max));
   base::Result<OriginPosition> pos = load_clean_position(config);
   if (!pos) return pos.status();
   base::Result<std::unique_ptr<SourceImage>> image = SourceImage::open(command.source_path, config.disk_size_bytes);
@@ -148,6 +149,7 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
 base::Status run_capture(const config::OriginConfig& config, const config::DerivedKeys& keys,
                          const CaptureCommand& command) {
   BASE_TRY(check_workload_options(command.workload, config.disk_size_bytes, config.logical_block_bytes));
+  BASE_TRY(check_epoch_fits_retention(command.workload, config.retention_bytes_max));
   base::Result<OriginPosition> pos = load_clean_position(config);
   if (!pos) return pos.status();
   base::Result<std::unique_ptr<SourceImage>> image = SourceImage::open(command.source_path, config.disk_size_bytes);

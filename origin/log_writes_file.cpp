@@ -16,15 +16,17 @@ namespace origin::log_writes {
 
 using base::u64s;
 
-void plan_entry(const Entry& e, bool& epoch_open, std::vector<Planned>& out) {
+void plan_entry(const Entry& e, EpochState& epoch, std::vector<Planned>& out) {
+  const auto barrier = [&](std::string mark) {
+    out.push_back({Planned::Type::barrier, 0, 0, 0, std::move(mark)});
+    epoch = {};
+  };
   switch (e.kind) {
     case Kind::flush:
-      if (epoch_open) out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
-      epoch_open = false;
+      if (epoch.open) barrier({});
       return;
     case Kind::mark:
-      out.push_back({Planned::Type::barrier, 0, 0, 0, e.mark});
-      epoch_open = false;
+      barrier(e.mark);
       return;
     case Kind::discard:
       for (uint64_t done = 0; done < e.length_bytes;) {
@@ -32,21 +34,20 @@ void plan_entry(const Entry& e, bool& epoch_open, std::vector<Planned>& out) {
         out.push_back({Planned::Type::trim, e.offset_bytes + done, n, 0, {}});
         done += n;
       }
-      epoch_open = true;
+      epoch.open = true;
       return;
     case Kind::write:
       // A preflush: everything written before this write is durable first.
-      if (e.flush_before && epoch_open) out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
+      // Or the epoch is full (kEpochSplitBytes): the same barrier, first.
+      if (epoch.open && (e.flush_before || epoch.bytes + e.length_bytes > kEpochSplitBytes)) barrier({});
       for (uint64_t done = 0; done < e.length_bytes;) {
         const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxWritePayloadBytes);
         out.push_back({Planned::Type::write, e.offset_bytes + done, n, e.data_log_offset_bytes + done, {}});
         done += n;
       }
-      epoch_open = true;
-      if (e.fua) {
-        out.push_back({Planned::Type::barrier, 0, 0, 0, {}});
-        epoch_open = false;
-      }
+      epoch.open = true;
+      epoch.bytes += e.length_bytes;
+      if (e.fua) barrier({});
       return;
   }
 }

@@ -36,9 +36,24 @@ struct Planned {
   std::string mark;              // barrier: the mark it names, "" = none
 };
 
-// Appends what `entry` becomes. `epoch_open`: a record since the last
-// barrier (in and out).
-void plan_entry(const Entry& entry, bool& epoch_open, std::vector<Planned>& out);
+// An epoch holds at most this much written data: a write that would take
+// the open epoch past it is preceded by a barrier. Without it an epoch the
+// original never flushed (a copy of gigabytes between two journal commits)
+// could outgrow the original's retained log, which frees records only once
+// a barrier after them is committed. A barrier there gives the clone a
+// state a crash of the original could have left (any part of an unflushed
+// epoch may be durable). A constant: the numbering must not depend on
+// settings (a resumed run numbers every record as the interrupted one).
+inline constexpr uint64_t kEpochSplitBytes = 64ull << 20;
+
+// The epoch being planned: whether it holds a record, and its written bytes.
+struct EpochState {
+  bool open = false;
+  uint64_t bytes = 0;
+};
+
+// Appends what `entry` becomes, given and updating the open epoch.
+void plan_entry(const Entry& entry, EpochState& epoch, std::vector<Planned>& out);
 
 class LogFile {
  public:

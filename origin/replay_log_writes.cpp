@@ -62,7 +62,7 @@ class Walker {
   uint64_t offset() const { return offset_; }
   uint64_t next_seq() const { return seq_; }
   uint64_t next_epoch() const { return epoch_; }
-  bool epoch_open() const { return epoch_open_; }
+  bool epoch_open() const { return open_epoch_.open; }
 
   // Reads, checks and plans the next entry. `records` receives what it
   // becomes; `boundaries` one entry per barrier among them.
@@ -71,7 +71,7 @@ class Walker {
     BASE_TRY(file_.read_entry(index_, offset_, target_, e));
     planned.clear();
     boundaries.clear();
-    lw::plan_entry(e, epoch_open_, planned);
+    lw::plan_entry(e, open_epoch_, planned);
     first_seq = seq_;
     for (const lw::Planned& p : planned) {
       const uint64_t seq = seq_++;
@@ -79,8 +79,9 @@ class Walker {
       Boundary b;
       b.seq = seq;
       b.epoch = epoch_++;
-      // A preflush barrier comes before its write: a resume starts at this
-      // entry again, with an empty epoch, so the preflush is not repeated.
+      // A preflush barrier (or a full epoch's) comes before its write: a
+      // resume starts at this entry again, with an empty epoch, so the
+      // barrier is not repeated.
       const bool preflush = &p == &planned.front() && e.kind == lw::Kind::write;
       b.at.next_entry = preflush ? index_ : index_ + 1;
       b.at.next_offset = preflush ? offset_ : e.next_log_offset_bytes;
@@ -95,7 +96,7 @@ class Walker {
   lw::LogFile& file_;
   lw::Target target_;
   uint64_t index_, offset_, seq_, epoch_;
-  bool epoch_open_ = false;  // every walk starts right after a barrier
+  lw::EpochState open_epoch_;  // every walk starts right after a barrier
 };
 
 constexpr uint64_t kWindowBytes = 1u << 20;
@@ -588,6 +589,13 @@ class Shipment {
 
 base::Status run_replay_log_writes(const config::OriginConfig& config, const config::DerivedKeys& keys,
                                    const ReplayCommand& command) {
+  // The open epoch (up to lw::kEpochSplitBytes) and the one before it,
+  // waiting for the clone to make it durable, both fit.
+  if (config.retention_bytes_max < 2 * lw::kEpochSplitBytes)
+    return base::Status::error(EINVAL, "replay --log-writes needs [origin] retention_bytes_max of at least " +
+                                           u64s(2 * lw::kEpochSplitBytes) + " bytes (it holds an epoch of up to " +
+                                           u64s(lw::kEpochSplitBytes) + " bytes while the clone makes the one "
+                                           "before it durable); it is " + u64s(config.retention_bytes_max) + ".");
   return Shipment(config, keys, command).run();
 }
 

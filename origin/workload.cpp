@@ -33,6 +33,18 @@ base::Status check_workload_options(const WorkloadOptions& o, uint64_t disk_size
   return base::Status::ok();
 }
 
+base::Status check_epoch_fits_retention(const WorkloadOptions& o, uint64_t retention_bytes_max) {
+  const uint64_t records = o.epoch_records != 0 ? o.epoch_records : o.epoch_records_max;
+  const uint64_t largest = records * o.write_max_bytes;
+  if (largest <= retention_bytes_max / 2) return base::Status::ok();
+  return base::Status::error(EINVAL, "an epoch of up to " + u64s(records) + " records of up to " +
+                                         u64s(o.write_max_bytes) + " bytes (" + u64s(largest) +
+                                         " bytes) does not fit half the original's retained log ([origin] "
+                                         "retention_bytes_max = " + u64s(retention_bytes_max) +
+                                         "), which frees records only once a barrier after them is committed: "
+                                         "lower --epoch-max or --write-max, or raise retention_bytes_max.");
+}
+
 WorkloadGenerator::WorkloadGenerator(const WorkloadOptions& options, uint64_t disk_size_bytes,
                                      uint32_t logical_block_bytes, const digest::DigestKey& digest_key,
                                      uint64_t first_seq, uint64_t first_epoch)

@@ -44,6 +44,10 @@ struct WorkloadOptions {
 // limits (sizes must be whole logical blocks, at most 1 MiB, min <= max).
 base::Status check_workload_options(const WorkloadOptions& options, uint64_t disk_size_bytes,
                                     uint32_t logical_block_bytes);
+// An epoch of these options at its largest must fit half the original's
+// retained log: records are freed only once a barrier after them is
+// committed, so one epoch larger than the log would wait for ever.
+base::Status check_epoch_fits_retention(const WorkloadOptions& options, uint64_t retention_bytes_max);
 
 class WorkloadGenerator {
  public:

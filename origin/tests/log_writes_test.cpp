@@ -3,10 +3,13 @@
 // input of issue 15 part 4 refused with the entry's index and log offset.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "base/bytes.h"
 #include "origin/log_writes.h"
+#include "origin/log_writes_file.h"
 
 namespace lw = origin::log_writes;
 
@@ -91,6 +94,43 @@ TEST_CASE("flushes, discards and marks") {
   REQUIRE(decode(header(512, 0, 0, lw::kFlagMark, 14, "before-upgrade"), e).is_ok());
   CHECK(e.kind == lw::Kind::mark);
   CHECK(e.mark == "before-upgrade");
+}
+
+TEST_CASE("an epoch never flushed is cut by a barrier before the write that would take it past 64 MiB") {
+  const auto write = [](uint64_t length, bool flush_before = false) {
+    lw::Entry e;
+    e.kind = lw::Kind::write;
+    e.length_bytes = length;
+    e.flush_before = flush_before;
+    return e;
+  };
+  const auto barriers = [](const std::vector<lw::Planned>& out) {
+    return std::count_if(out.begin(), out.end(), [](const lw::Planned& p) { return p.type == lw::Planned::Type::barrier; });
+  };
+  lw::EpochState epoch;
+  std::vector<lw::Planned> out;
+  for (int i = 0; i < 64; ++i) lw::plan_entry(write(1 << 20), epoch, out);
+  CHECK(barriers(out) == 0);
+  CHECK(epoch.bytes == lw::kEpochSplitBytes);
+  out.clear();
+  lw::plan_entry(write(4096), epoch, out);  // one byte too many: the barrier comes first
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].type == lw::Planned::Type::barrier);
+  CHECK(out[1].type == lw::Planned::Type::write);
+  CHECK(epoch.bytes == 4096);
+  // A preflush on a full epoch: one barrier, not two; a flush after it closes the epoch.
+  for (int i = 0; i < 64; ++i) lw::plan_entry(write(1 << 20), epoch, out);
+  out.clear();
+  lw::plan_entry(write(1 << 20, true), epoch, out);
+  CHECK(barriers(out) == 1);
+  CHECK(out.front().type == lw::Planned::Type::barrier);
+  lw::Entry flush;
+  flush.kind = lw::Kind::flush;
+  out.clear();
+  lw::plan_entry(flush, epoch, out);
+  CHECK(barriers(out) == 1);
+  CHECK_FALSE(epoch.open);
+  CHECK(epoch.bytes == 0);
 }
 
 TEST_CASE("every bad entry is refused with its index and log offset, never rounded") {

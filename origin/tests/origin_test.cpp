@@ -203,6 +203,18 @@ TEST_CASE("workload options that do not fit the disk or the protocol are refused
   CHECK_FALSE(origin::check_workload_options(o, kDiskBytes, kBlockBytes).is_ok());
 }
 
+TEST_CASE("a workload whose largest epoch does not fit half the retained log is refused with a sentence") {
+  WorkloadOptions o = small_options(1);
+  o.write_max_bytes = 1u << 20;
+  o.epoch_records_max = 64;  // the defaults: 64 MiB against the default 256 MiB
+  CHECK(origin::check_epoch_fits_retention(o, 256u << 20).is_ok());
+  CHECK(origin::check_epoch_fits_retention(o, 128u << 20).is_ok());
+  const base::Status s = origin::check_epoch_fits_retention(o, (128u << 20) - 1);
+  CHECK(s.message().find("retention_bytes_max") != std::string::npos);
+  o.epoch_records = 200;  // a fixed epoch counts, not the maximum
+  CHECK_FALSE(origin::check_epoch_fits_retention(o, 256u << 20).is_ok());
+}
+
 TEST_CASE("the bounded draw covers its whole range and nothing outside it") {
   origin::Rng rng(5);
   bool seen[7] = {};

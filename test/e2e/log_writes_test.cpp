@@ -259,6 +259,26 @@ TEST_CASE("a log with marks replays identical, the clone names the mark it holds
   CHECK(first_difference(c.disk(), b.image) == -1);
 }
 
+TEST_CASE("an epoch larger than the original's retained log is cut by barriers, not waited on for ever") {
+  // 150 MiB written with no flush (a large copy between two journal
+  // commits) against a retained log of 128 MiB: it frees records only once
+  // a barrier after them is committed, so the epoch is cut every 64 MiB.
+  Clone c(160ull << 20);
+  harness::set_config_keys(c.pair.origin_config, {{"origin.retention_bytes_max", std::to_string(128u << 20)}});
+  LogBuilder b(512, c.disk_bytes);
+  std::mt19937_64 rng(17);
+  std::vector<uint8_t> data(1 << 20);
+  for (uint64_t i = 0; i < 150; ++i) {
+    for (uint8_t& x : data) x = static_cast<uint8_t>(rng());
+    b.write(i << 20, data);
+  }
+  b.flush();
+  REQUIRE(b.save(c.dir / "log.bin"));
+  std::string out;
+  CHECK_MESSAGE(c.replay(c.dir / "log.bin", out) == 0, out);
+  CHECK(first_difference(c.disk(), b.image) == -1);
+}
+
 TEST_CASE("kill -9 of either side mid-replay: the run resumes with no entry lost or sent twice") {
   // Marks make the clone commit before each of their barriers; a slow state
   // store then makes the replay slow enough to cut in the middle.
@@ -500,7 +520,7 @@ bool fsck_clean(const TempDir& d, const std::string& image, std::string& why) {
 class Model {
  public:
   Model(lw::LogFile& file, uint64_t disk_bytes)
-      : file_(file), target_{disk_bytes, 512}, image_(disk_bytes, 0), at_{0, file.super().sector_bytes, false, {}} {}
+      : file_(file), target_{disk_bytes, 512}, image_(disk_bytes, 0), at_{0, file.super().sector_bytes, {}, {}} {}
 
   uint64_t barrier_seq() const { return barrier_seq_; }
   const std::vector<uint8_t>& image() const { return image_; }
@@ -538,7 +558,7 @@ class Model {
   // Where in the log the model stands: the next entry and what is planned of the last one.
   struct Position {
     uint64_t index, offset;
-    bool epoch_open;
+    lw::EpochState epoch;
     std::vector<lw::Planned> pending;
   };
 
@@ -546,7 +566,7 @@ class Model {
     if (at.index >= file_.super().nr_entries) return false;
     lw::Entry e;
     REQUIRE(file_.read_entry(at.index, at.offset, target_, e).is_ok());
-    lw::plan_entry(e, at.epoch_open, at.pending);
+    lw::plan_entry(e, at.epoch, at.pending);
     at.offset = e.next_log_offset_bytes;
     ++at.index;
     return true;
@@ -769,7 +789,7 @@ sim::Original records_of(lw::LogFile& log, uint64_t disk_bytes) {
   sim::Original o;
   const lw::Target target{disk_bytes, 512};
   uint64_t offset = log.super().sector_bytes, seq = 0, epoch = 1;
-  bool open = false;
+  lw::EpochState open;
   std::vector<lw::Planned> planned;
   for (uint64_t i = 0; i < log.super().nr_entries; ++i) {
     lw::Entry e;
