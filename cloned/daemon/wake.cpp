@@ -240,7 +240,12 @@ void Waker::on_sleep_request() {
   LOG_NOTICE("the original asks the clone to sleep");
   host_.record_event("info", "wake", "the original asked the clone to sleep");
   sleep_requested_ = true;
-  if (phase_ == Phase::off || !counts_as_armed_) announce();  // it tells why not
+  if (phase_ == Phase::off || !counts_as_armed_) {
+    announce();  // it tells why not
+    // Refused: the request must not stay behind to put the clone to sleep
+    // once it is armed, in a later session's first quiet moment.
+    sleep_requested_ = false;
+  }
 }
 
 SleepInputs Waker::inputs(uint64_t now) const {

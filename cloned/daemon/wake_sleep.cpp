@@ -20,6 +20,21 @@ void Waker::on_tick(uint64_t now) {
   if (phase_ == Phase::off) return;
   if (relisten_pending_ && phase_ == Phase::awake) relisten();
   if (phase_ == Phase::leaving && (host_.connections_gone() || now >= leave_deadline_ms_)) {
+    // Up to 2 s went by since the last look (on_checkpoint): a stop, or a
+    // handshake that was under way when the listener closed and has since
+    // opened a session, or work that came with it, keeps the clone awake.
+    const SleepInputs in = inputs(now);
+    if (host_.stopping()) {
+      phase_ = Phase::awake;  // the stop goes on; nothing sleeps under it
+      return;
+    }
+    if (in.work_pending || in.mid_epoch || in.resync_active || in.verify_active || in.session_open) {
+      LOG_INFO("not sleeping after all: an original connected while the clone was leaving");
+      host_.record_event("info", "wake", "not sleeping after all: an original connected while the clone was leaving");
+      relisten_pending_ = true;
+      relisten();
+      return stay_awake();
+    }
     enter_sleep();
     return;
   }
