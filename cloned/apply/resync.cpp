@@ -243,6 +243,9 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
     return fail(
         actions, proto::ErrorCode::protocol,
         "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
+  if (marks_.size() + marks_flushed_.size() >= kResyncMarksMax)
+    return fail(actions, proto::ErrorCode::protocol,
+                "more than " + u64s(kResyncMarksMax) + " resync marks wait for their acknowledgement.");
   marks_.push_back({resync_rseq_, cursor});
   pump(actions);
 }
@@ -398,15 +401,16 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapsho
   }
   after_commit_plan(s, snapshot, actions);
   bool more = false;
-  for (auto it = marks_flushed_.begin(); it != marks_flushed_.end();) {
-    if (s.resync.active() && s.resync.cursor_bytes >= it->cursor_bytes) {
-      if (in_session_ && resync_running_) actions.resync_mark_acks.push_back(it->cursor_bytes);
-      it = marks_flushed_.erase(it);
+  auto kept = marks_flushed_.begin();  // one pass: those the commit covers are acked, the rest kept in order
+  for (const PendingMark& m : marks_flushed_) {
+    if (s.resync.active() && s.resync.cursor_bytes >= m.cursor_bytes) {
+      if (in_session_ && resync_running_) actions.resync_mark_acks.push_back(m.cursor_bytes);
     } else {
       more = true;
-      ++it;
+      *kept++ = m;
     }
   }
+  marks_flushed_.erase(kept, marks_flushed_.end());
   if (end_committing_ && after_commit_staged(s, actions)) {
     // "applying" is durable: the copy to the disk is under way (staged.cpp)
   } else if (end_committing_) {

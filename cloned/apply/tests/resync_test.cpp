@@ -117,6 +117,21 @@ TEST_CASE("a resync: durable mark first, extents, marks acked after flush and co
   CHECK(a.fail.empty());
 }
 
+TEST_CASE("resync marks that wait for their acknowledgement are bounded: one more is a protocol error") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);  // not written yet: no mark can be flushed
+  for (size_t i = 0; i < apply::kResyncMarksMax; ++i) {
+    Actions a = r.mark(4096);
+    REQUIRE(a.fail.empty());
+  }
+  Actions a = r.mark(4096);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  CHECK(a.fail[0].message.find("resync marks wait") != std::string::npos);
+}
+
 TEST_CASE("a shutdown during a resync: what the original still sends is neither written nor refused") {
   ResyncRig r;
   r.begin_gen2();
