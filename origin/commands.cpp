@@ -129,7 +129,9 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
   });
   Produced produced;
   base::Status s = produce_workload(gen, **image, log, done_bytes, produced);
-  if (s.is_ok()) s = replicator.wait_durable(produced.last_seq);
+  // Committed, not only durable: the position saved next drops these records,
+  // and a clone that crashed before its store held them would need them again.
+  if (s.is_ok()) s = replicator.wait_committed(produced.last_seq);
   progress.stop();
   if (!s.is_ok()) return s;
   BASE_TRY(save_position(config.state_dir, advanced(*pos, gen)));

@@ -72,7 +72,7 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
            u64s(sum->last_seq);
   });
   base::Status s = feed_spool(command.spool_path, config, keys, log, done_bytes);
-  if (s.is_ok()) s = replicator.wait_durable(sum->last_seq);
+  if (s.is_ok()) s = replicator.wait_committed(sum->last_seq);  // as the workload: committed before the position moves
   progress.stop();
   if (!s.is_ok()) return s;
   const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;

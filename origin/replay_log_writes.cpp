@@ -431,8 +431,9 @@ class Shipment {
     });
     base::Status status = send_until(total_.end_index);
     if (status.is_ok() && command_.follow) status = follow();
-    // Everything sent up to the last barrier must be durable before the end.
-    if (status.is_ok() && last_barrier_seq_ != 0) status = replicator.wait_durable(last_barrier_seq_);
+    // Everything sent up to the last barrier must be durable, and committed
+    // (the clone's store holds it), before the end: as the workload.
+    if (status.is_ok() && last_barrier_seq_ != 0) status = replicator.wait_committed(last_barrier_seq_);
     progress.stop();
     const uint64_t elapsed_ns = base::monotonic_ns() - start_ns;
     base::Status saved = saver.save_now();

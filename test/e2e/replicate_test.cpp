@@ -200,6 +200,27 @@ TEST_CASE("after kill -9 the status says the disk may hold records past the comm
   CHECK(clone->wait(30000) == 0);
 }
 
+TEST_CASE("a workload ends once the clone has committed its last record: a kill -9 right after loses nothing") {
+  TempDir d;
+  // A slow state store (a slow stick): a record is durable a while before it is committed.
+  harness::Pair p = small_pair(d, {{"apply.store_commit_delay_ms", "1500"}}, {});
+  const std::vector<std::string> daemon = {harness::binary("CLONED_BIN"), "--config", p.clone_config};
+  auto clone = std::make_unique<Process>(daemon, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  std::string out;
+  REQUIRE_MESSAGE(harness::run(workload_args(p, d, "4M", 12, ""), out, 120000) == 0, out);
+  // The original has dropped what it sent; the clone is killed at once.
+  clone->signal(SIGKILL);
+  CHECK(clone->wait(10000) == 128 + SIGKILL);
+  clone = std::make_unique<Process>(daemon, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  // The next run starts after the last: the clone holds everything before it.
+  CHECK_MESSAGE(harness::run(workload_args(p, d, "4M", 13, d / "clone.img"), out, 120000) == 0, out);
+  CHECK_MESSAGE(out.find("identical") != std::string::npos, out);
+  clone->signal(SIGTERM);
+  CHECK(clone->wait(30000) == 0);
+}
+
 TEST_CASE("a flush that fails once fails its barrier, though the flush after it would succeed") {
   // Linux reports a lost writeback to one fdatasync only: retrying the flush
   // would succeed and acknowledge what may not be on the disk. The third
