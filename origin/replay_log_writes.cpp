@@ -122,7 +122,7 @@ class PositionSaver {
     std::lock_guard lock(mutex_);
     pending_.push_back(b);
   }
-  // Saves what is acknowledged now; the last error, if any.
+  // Saves what is acknowledged now; the last save's error, if it failed.
   base::Status save_now() {
     std::lock_guard lock(mutex_);
     return save_locked();
@@ -153,7 +153,7 @@ class PositionSaver {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
       wake_.wait_for(lock, std::chrono::milliseconds(500));
-      if (base::Status s = save_locked(); !s.is_ok()) error_ = s;
+      error_ = save_locked();  // a later save that works clears an earlier failure
     }
   }
   base::Status save_locked() {
@@ -535,6 +535,10 @@ class Shipment {
   // Every poll interval: new settled entries are validated, then sent.
   base::Status follow() {
     while (!g_stop.load()) {
+      // A replicator that gave up (the clone refuses for good, or stayed
+      // away past the attempts) ends the run now, with its reason, not at
+      // the next write the original makes.
+      if (replicator_->failed()) return replicator_->failure();
       BASE_TRY(wait_and_refresh());
       if (g_stop.load()) break;
       if (settled_entries_ <= walker_->index()) continue;

@@ -427,6 +427,27 @@ bool reaches(const Clone& c, const std::vector<uint8_t>& want, int timeout_ms) {
 // earlier requests' entries are still being written, and dm-log-writes writes
 // its super block without waiting for the entries before it: a follower can
 // find entries counted whose bytes are not in the log yet.
+TEST_CASE("--follow ends with the reason once the replicator gives up, though the log is quiet") {
+  std::mt19937_64 rng(1818);
+  Clone c(8ull << 20);
+  harness::set_config_keys(c.pair.origin_config, {{"origin.reconnect_attempts_max", "2"},
+                                                  {"origin.reconnect_initial_ms", "50"},
+                                                  {"origin.reconnect_max_ms", "100"}});
+  LogBuilder b(512, c.disk_bytes);
+  b.random_epochs(rng, 3, 4);
+  const std::string log = c.dir / "log.bin";
+  REQUIRE(b.save(log));
+  Process follower(c.replay_argv(log, {"--follow", "--poll-ms", "20"}), c.dir / "follow.log");
+  REQUIRE_MESSAGE(reaches(c, b.image, 10000), harness::read_file(c.dir / "follow.log"));
+  c.cloned->signal(SIGKILL);  // the clone is gone, and nothing new is written to the log
+  c.cloned->wait(10000);
+  const int rc = follower.wait(20000);
+  const std::string said = harness::read_file(c.dir / "follow.log");
+  CHECK_MESSAGE(rc != 0, said);
+  CHECK_MESSAGE(rc != -1, "still following 20 s after the replicator gave up: " << said);
+  CHECK_MESSAGE(said.find("failed attempts") != std::string::npos, said);
+}
+
 TEST_CASE("--follow waits for entries counted before their bytes are in the log, and refuses one that never comes") {
   std::mt19937_64 rng(1717);
   Clone c(8ull << 20);
