@@ -136,6 +136,7 @@ class Daemon final : private LinkPort,
   bool may_sleep() const override;
   bool stopping() const override { return stopping_; }
   bool connections_gone() const override { return conns_.empty(); }
+  bool ready_to_sleep() override;
   bool session_ready() const override;
   void send_to_session(const base::Bytes& plain) override;
   void close_session(const std::string& why) override;

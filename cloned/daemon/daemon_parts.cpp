@@ -70,6 +70,11 @@ void Daemon::stop_listening() {
            [](uv_handle_t* h) { static_cast<Daemon*>(h->data)->listener_closed_ = true; });
 }
 
+bool Daemon::ready_to_sleep() {
+  divergence_.refresh_if_quiet(stopping_);
+  return machine_.quiet() && divergence_.baseline_kept();
+}
+
 bool Daemon::listen_again() {
   if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_)) == 0) return true;  // still listening
   if (!listener_closed_) return false;  // its close callback has not run yet: next tick

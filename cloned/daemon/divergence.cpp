@@ -93,6 +93,11 @@ void DivergenceGuard::refresh_if_quiet(bool stopping) {
             static_cast<unsigned long long>(now->bytes_read));
 }
 
+bool DivergenceGuard::baseline_kept() const {
+  return !enabled_ || machine_.fingerprint_valid() || machine_.replica().state == proto::CloneState::diverged ||
+         machine_.applying_stage() || machine_.disk_failed();
+}
+
 void DivergenceGuard::save_final() {
   // A staged generation part-way onto the disk (a retry waiting, or a copy
   // that has not begun): a fingerprint of it would be of neither generation,

@@ -50,6 +50,11 @@ class DivergenceGuard {
   void invalidate();
   // After a session, once the disk is quiet: the new baseline.
   void refresh_if_quiet(bool stopping);
+  // The store holds what a start needs to compare the disk with (a valid
+  // fingerprint), or nothing is to be compared (detection off, Diverged, a
+  // staged copy, a failed disk). Before sleeping (the power may go while
+  // asleep, and the next start must find the baseline).
+  bool baseline_kept() const;
   // At a clean stop, after the final commit: the state with a fresh
   // fingerprint, queued on the store worker, which completes it before it
   // joins (queued jobs always complete; the daemon's destructor joins it).

@@ -60,6 +60,10 @@ class WakeHost {
   virtual void stop_listening() = 0;
   virtual bool listen_again() = 0;
   virtual void checkpoint_store() = 0;  // completes with Waker::on_checkpoint
+  // Once no session is left: the state the clone sleeps in is committed,
+  // with the disk's fingerprint (a session that asked to sleep invalidated
+  // it); false while that is still being taken or committed.
+  virtual bool ready_to_sleep() = 0;
   virtual void after_resume() = 0;      // the hardware may have changed while asleep
   virtual void record_event(const std::string& level, const std::string& kind, const std::string& message) = 0;
   virtual void publish_status() = 0;

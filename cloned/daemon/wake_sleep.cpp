@@ -14,6 +14,8 @@ namespace cloned {
 
 namespace {
 constexpr uint64_t kLeaveWaitMs = 2000;  // for the going_to_sleep to reach the original
+// Then for the fingerprint of the disk to be taken and committed, at most.
+constexpr uint64_t kBaselineWaitMs = 10000;
 }  // namespace
 
 void Waker::on_tick(uint64_t now) {
@@ -35,6 +37,10 @@ void Waker::on_tick(uint64_t now) {
       relisten();
       return stay_awake();
     }
+    // The session that asked to sleep invalidated the disk's fingerprint:
+    // a new one is taken and committed first, so that a start after the
+    // power went while asleep compares the disk with it (docs/DIVERGED.md).
+    if (!host_.ready_to_sleep() && now < leave_deadline_ms_ + kBaselineWaitMs) return;
     enter_sleep();
     return;
   }

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -358,8 +359,28 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   ::close(blocker);
   CHECK_MESSAGE(r.workload(5, out) == 0, out << harness::read_file(r.d / "cloned.log"));  // it listens again
 
-  cloned.signal(SIGTERM);
-  CHECK(cloned.wait(30000) == 0);
+  // Asleep on request, the power goes (kill -9: no clean stop's fingerprint),
+  // and the internal disk is booted before the stick is back: the next start
+  // finds the fingerprint the clone committed before it slept, and says Diverged.
+  CHECK_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  cloned.signal(SIGKILL);
+  CHECK(cloned.wait(10000) == 128 + SIGKILL);
+  {
+    std::fstream disk(r.d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
+    const std::string booted(4096, 'B');
+    disk.write(booted.data(), static_cast<std::streamsize>(booted.size()));
+    REQUIRE(disk.good());
+  }
+  harness::Process again(r.cloned_argv(), r.d / "cloned.log");
+  bool diverged = false;
+  for (int i = 0; i < 100 && !diverged; ++i) {
+    diverged = r.status().find("DIVERGED") != std::string::npos;
+    if (!diverged) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(diverged, r.status() << harness::read_file(r.d / "cloned.log"));
+  again.signal(SIGTERM);
+  CHECK(again.wait(30000) == 0);
 }
 
 TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {

@@ -32,6 +32,7 @@ struct FakeHost final : cloned::WakeHost {
   void stop_listening() override { ++stops; }
   bool listen_again() override { return true; }
   void checkpoint_store() override { ++checkpoints; }
+  bool ready_to_sleep() override { return true; }
   void after_resume() override {}
   void record_event(const std::string&, const std::string&, const std::string&) override { ++events; }
   void publish_status() override {}
