@@ -444,7 +444,10 @@ bool Machine::mark_waits_for_commit(const proto::RecordHeader& barrier) {
 
 // -------------------------------------------------------------------- misc
 
-bool Machine::can_accept() const { return held_bytes_ < limits_.held_bytes_max && !disk_failed_; }
+bool Machine::can_accept() const {
+  return held_bytes_ < limits_.held_bytes_max && !disk_failed_ &&
+         marks_.size() + marks_flushed_.size() < kResyncMarksMax;  // marks carry no bytes to hold
+}
 
 void Machine::hold(uint64_t cost_bytes) {
   assert(cost_bytes > 0);

@@ -130,11 +130,12 @@ struct StageRoom {
 // The stage's file format (cloned/stage/stage.h, which checks these match):
 // what a plan costs on the stick.
 // Resync marks received and not yet acknowledged (each waits for a flush and
-// a commit): more is a protocol error (invariant 9: a peer's marks, which
-// carry no data and so are not held back by inflight_bytes_max, must not
-// grow the daemon without bound). The reference original sends one per
-// [resync] mark_interval of the disk (32 MiB): 2 TiB of marks unacknowledged.
-inline constexpr size_t kResyncMarksMax = 65536;
+// a commit): at this many the daemon stops reading (can_accept), as it does
+// at inflight_bytes_max, since marks carry no data to hold it back; twice as
+// many (what a peer that ignored the backpressure would need to send) is a
+// protocol error (invariant 9). The reference original sends one per
+// [resync] mark_interval of the disk, back to back over what matches.
+inline constexpr size_t kResyncMarksMax = 4096;  // their acks, sent together, stay far under the 4 MiB outgoing bound
 inline constexpr uint64_t kStageHeaderBytes = 64;
 inline constexpr uint64_t kStageEntryHeaderBytes = 72;
 struct Flush {};

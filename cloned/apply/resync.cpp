@@ -243,9 +243,9 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
     return fail(
         actions, proto::ErrorCode::protocol,
         "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
-  if (marks_.size() + marks_flushed_.size() >= kResyncMarksMax)
+  if (marks_.size() + marks_flushed_.size() >= 2 * kResyncMarksMax)  // reading stopped at kResyncMarksMax
     return fail(actions, proto::ErrorCode::protocol,
-                "more than " + u64s(kResyncMarksMax) + " resync marks wait for their acknowledgement.");
+                "more than " + u64s(2 * kResyncMarksMax) + " resync marks wait for their acknowledgement.");
   marks_.push_back({resync_rseq_, cursor});
   pump(actions);
 }

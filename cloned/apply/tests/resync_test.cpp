@@ -117,19 +117,30 @@ TEST_CASE("a resync: durable mark first, extents, marks acked after flush and co
   CHECK(a.fail.empty());
 }
 
-TEST_CASE("resync marks that wait for their acknowledgement are bounded: one more is a protocol error") {
-  ResyncRig r;
-  r.begin_gen2();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);  // not written yet: no mark can be flushed
-  for (size_t i = 0; i < apply::kResyncMarksMax; ++i) {
+TEST_CASE("resync marks waiting for their acknowledgement stop the reading; twice as many are a protocol error") {
+  for (const bool peer_ignores_it : {false, true}) {
+    CAPTURE(peer_ignores_it);
+    ResyncRig r;
+    r.begin_gen2();
+    apply::RecordId id = 0;
+    r.extent(resync_data(0), &id);  // not written yet: no mark can be flushed
+    for (size_t i = 0; i < apply::kResyncMarksMax; ++i) REQUIRE(r.mark(4096).fail.empty());
+    CHECK_FALSE(r.m.can_accept());  // the daemon stops reading: backpressure, as for data
+    if (!peer_ignores_it) {
+      // The extent written, the marks flushed and committed: acknowledged, reading again.
+      CHECK(r.io_done(id).flush);
+      REQUIRE(r.flushed().commits.size() == 1);
+      CHECK(r.committed().resync_mark_acks.size() == apply::kResyncMarksMax);
+      CHECK(r.m.can_accept());
+      continue;
+    }
+    // A peer that sent on regardless (what one read had already taken in is far less).
+    for (size_t i = 0; i < apply::kResyncMarksMax; ++i) REQUIRE(r.mark(4096).fail.empty());
     Actions a = r.mark(4096);
-    REQUIRE(a.fail.empty());
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+    CHECK(a.fail[0].message.find("resync marks wait") != std::string::npos);
   }
-  Actions a = r.mark(4096);
-  REQUIRE(a.fail.size() == 1);
-  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
-  CHECK(a.fail[0].message.find("resync marks wait") != std::string::npos);
 }
 
 TEST_CASE("a shutdown during a resync: what the original still sends is neither written nor refused") {
