@@ -206,6 +206,7 @@ class Daemon final : private LinkPort,
   proto::CloneState last_logged_state_ = proto::CloneState::fresh;
   bool listener_closed_ = false;  // the listener's close callback ran (it may be set up again)
   bool relisten_failing_ = false;  // listen_again failed: said once, tried each tick until it works
+  uint64_t last_sleep_fingerprint_ms_ = 0;  // ready_to_sleep's last try of a fingerprint
   std::unique_ptr<Waker> waker_;  // from run(); null before
 };
 

@@ -65,13 +65,23 @@ void Daemon::close_session(const std::string& why) {
 }
 
 void Daemon::stop_listening() {
+  // Closed already (asleep, or a listen after waking that failed and waits
+  // for the next tick): libuv must not close a handle twice.
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_)) != 0) return;
   listener_closed_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_),
            [](uv_handle_t* h) { static_cast<Daemon*>(h->data)->listener_closed_ = true; });
 }
 
 bool Daemon::ready_to_sleep() {
-  divergence_.refresh_if_quiet(stopping_);
+  // Asked every tick while leaving: a fingerprint is tried at most once a
+  // second, as after a session (a disk that fails the reads is not read
+  // 50 times a second).
+  const uint64_t now = now_ms();
+  if (now - last_sleep_fingerprint_ms_ >= 1000) {
+    last_sleep_fingerprint_ms_ = now;
+    divergence_.refresh_if_quiet(stopping_);
+  }
   return machine_.quiet() && divergence_.baseline_kept();
 }
 

@@ -202,6 +202,7 @@ void Daemon::close_conn(Conn* c, const std::string& why) {
     apply::Actions actions;
     machine_.end_session(actions);
     apply_actions(actions);
+    if (waker_) waker_->on_session_ended();
     record_event("info", "session", "session with " + c->peer + " ended: " + why);
     publish_status();
   }

@@ -248,6 +248,12 @@ void Waker::on_sleep_request() {
   }
 }
 
+// The request belongs to the session that sent it: once that session has
+// ended, a later session's first quiet moment is not its cue. (A sleep
+// already prepared goes on without it: on_checkpoint and leave() do not
+// look at the request again.)
+void Waker::on_session_ended() { sleep_requested_ = false; }
+
 SleepInputs Waker::inputs(uint64_t now) const {
   SleepInputs in = host_.sleep_inputs(now);
   in.armed = counts_as_armed_;

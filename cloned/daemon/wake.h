@@ -98,6 +98,7 @@ class Waker {
   void on_tick(uint64_t now_ms);                // the policy, and the steps of a sleep
   void on_checkpoint(const base::Status& result);  // the store's checkpoint before sleeping
   void on_sleep_request();                      // the original asked the clone to sleep
+  void on_session_ended();                      // a request to sleep ends with its session
   void announce();                              // wake_info to the session: after every hello
   void close_handles();                         // before the loop ends
   void fill_status(LiveStatus& status) const;
