@@ -21,6 +21,11 @@ void plan_entry(const Entry& e, EpochState& epoch, std::vector<Planned>& out) {
     out.push_back({Planned::Type::barrier, 0, 0, 0, std::move(mark)});
     epoch = {};
   };
+  // What the entry's records cost the open epoch (kEpochSplitBytes).
+  const auto cost = [&](uint64_t record_max, bool payload) {
+    const uint64_t records = (e.length_bytes + record_max - 1) / record_max;
+    return (payload ? e.length_bytes : 0) + records * kPlannedRecordCostBytes;
+  };
   switch (e.kind) {
     case Kind::flush:
       if (epoch.open) barrier({});
@@ -28,27 +33,33 @@ void plan_entry(const Entry& e, EpochState& epoch, std::vector<Planned>& out) {
     case Kind::mark:
       barrier(e.mark);
       return;
-    case Kind::discard:
+    case Kind::discard: {
+      const uint64_t c = cost(proto::kMaxExtentBytes, false);
+      if (epoch.open && epoch.bytes + c > kEpochSplitBytes) barrier({});  // as for a write below
       for (uint64_t done = 0; done < e.length_bytes;) {
         const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxExtentBytes);
         out.push_back({Planned::Type::trim, e.offset_bytes + done, n, 0, {}});
         done += n;
       }
       epoch.open = true;
+      epoch.bytes += c;
       return;
-    case Kind::write:
+    }
+    case Kind::write: {
       // A preflush: everything written before this write is durable first.
       // Or the epoch is full (kEpochSplitBytes): the same barrier, first.
-      if (epoch.open && (e.flush_before || epoch.bytes + e.length_bytes > kEpochSplitBytes)) barrier({});
+      const uint64_t c = cost(proto::kMaxWritePayloadBytes, true);
+      if (epoch.open && (e.flush_before || epoch.bytes + c > kEpochSplitBytes)) barrier({});
       for (uint64_t done = 0; done < e.length_bytes;) {
         const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxWritePayloadBytes);
         out.push_back({Planned::Type::write, e.offset_bytes + done, n, e.data_log_offset_bytes + done, {}});
         done += n;
       }
       epoch.open = true;
-      epoch.bytes += e.length_bytes;
+      epoch.bytes += c;
       if (e.fua) barrier({});
       return;
+    }
   }
 }
 

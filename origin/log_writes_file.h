@@ -45,8 +45,13 @@ struct Planned {
 // epoch may be durable). A constant: the numbering must not depend on
 // settings (a resumed run numbers every record as the interrupted one).
 inline constexpr uint64_t kEpochSplitBytes = 64ull << 20;
+// What an epoch's record counts toward it beside a write's payload: at least
+// what the retained log charges a record (its header and bookkeeping), so
+// that a run of discards (trims) is cut as well.
+inline constexpr uint64_t kPlannedRecordCostBytes = 256;
 
-// The epoch being planned: whether it holds a record, and its written bytes.
+// The epoch being planned: whether it holds a record, and what its records
+// cost (payloads and kPlannedRecordCostBytes each).
 struct EpochState {
   bool open = false;
   uint64_t bytes = 0;

@@ -79,10 +79,11 @@ class Walker {
       Boundary b;
       b.seq = seq;
       b.epoch = epoch_++;
-      // A preflush barrier (or a full epoch's) comes before its write: a
-      // resume starts at this entry again, with an empty epoch, so the
-      // barrier is not repeated.
-      const bool preflush = &p == &planned.front() && e.kind == lw::Kind::write;
+      // A preflush barrier (or a full epoch's) comes before its write or
+      // discard: a resume starts at this entry again, with an empty epoch,
+      // so the barrier is not repeated.
+      const bool preflush =
+          &p == &planned.front() && (e.kind == lw::Kind::write || e.kind == lw::Kind::discard);
       b.at.next_entry = preflush ? index_ : index_ + 1;
       b.at.next_offset = preflush ? offset_ : e.next_log_offset_bytes;
       boundaries.push_back(b);
@@ -599,8 +600,10 @@ base::Status run_replay_log_writes(const config::OriginConfig& config, const con
   if (config.retention_bytes_max < 2 * lw::kEpochSplitBytes)
     return base::Status::error(EINVAL, "replay --log-writes needs [origin] retention_bytes_max of at least " +
                                            u64s(2 * lw::kEpochSplitBytes) + " bytes (it holds an epoch of up to " +
-                                           u64s(lw::kEpochSplitBytes) + " bytes while the clone makes the one "
-                                           "before it durable); it is " + u64s(config.retention_bytes_max) + ".");
+                                           u64s(lw::kEpochSplitBytes) +
+                                           " bytes while the clone makes the one "
+                                           "before it durable); it is " +
+                                           u64s(config.retention_bytes_max) + ".");
   return Shipment(config, keys, command).run();
 }
 

@@ -40,7 +40,8 @@ base::Status check_epoch_fits_retention(const WorkloadOptions& o, uint64_t reten
   return base::Status::error(EINVAL, "an epoch of up to " + u64s(records) + " records of up to " +
                                          u64s(o.write_max_bytes) + " bytes (" + u64s(largest) +
                                          " bytes) does not fit half the original's retained log ([origin] "
-                                         "retention_bytes_max = " + u64s(retention_bytes_max) +
+                                         "retention_bytes_max = " +
+                                         u64s(retention_bytes_max) +
                                          "), which frees records only once a barrier after them is committed: "
                                          "lower --epoch-max or --write-max, or raise retention_bytes_max.");
 }

@@ -96,41 +96,53 @@ TEST_CASE("flushes, discards and marks") {
   CHECK(e.mark == "before-upgrade");
 }
 
-TEST_CASE("an epoch never flushed is cut by a barrier before the write that would take it past 64 MiB") {
-  const auto write = [](uint64_t length, bool flush_before = false) {
+TEST_CASE("an epoch never flushed is cut by a barrier before the record that would take it past 64 MiB") {
+  const auto entry = [](lw::Kind kind, uint64_t length, bool flush_before = false) {
     lw::Entry e;
-    e.kind = lw::Kind::write;
+    e.kind = kind;
     e.length_bytes = length;
     e.flush_before = flush_before;
     return e;
   };
   const auto barriers = [](const std::vector<lw::Planned>& out) {
-    return std::count_if(out.begin(), out.end(), [](const lw::Planned& p) { return p.type == lw::Planned::Type::barrier; });
+    return std::count_if(out.begin(), out.end(),
+                         [](const lw::Planned& p) { return p.type == lw::Planned::Type::barrier; });
   };
+  // 1 MiB writes cost 1 MiB + 256 bytes each: 63 fit, the 64th starts a new epoch.
   lw::EpochState epoch;
   std::vector<lw::Planned> out;
-  for (int i = 0; i < 64; ++i) lw::plan_entry(write(1 << 20), epoch, out);
+  for (int i = 0; i < 63; ++i) lw::plan_entry(entry(lw::Kind::write, 1 << 20), epoch, out);
   CHECK(barriers(out) == 0);
-  CHECK(epoch.bytes == lw::kEpochSplitBytes);
+  CHECK(epoch.bytes == 63 * ((1u << 20) + lw::kPlannedRecordCostBytes));
   out.clear();
-  lw::plan_entry(write(4096), epoch, out);  // one byte too many: the barrier comes first
+  lw::plan_entry(entry(lw::Kind::write, 1 << 20), epoch, out);
   REQUIRE(out.size() == 2);
   CHECK(out[0].type == lw::Planned::Type::barrier);
   CHECK(out[1].type == lw::Planned::Type::write);
-  CHECK(epoch.bytes == 4096);
-  // A preflush on a full epoch: one barrier, not two; a flush after it closes the epoch.
-  for (int i = 0; i < 64; ++i) lw::plan_entry(write(1 << 20), epoch, out);
+  CHECK(epoch.bytes == (1u << 20) + lw::kPlannedRecordCostBytes);
+  // A preflush on a full epoch: one barrier, not two; a flush closes the epoch.
+  for (int i = 0; i < 62; ++i) lw::plan_entry(entry(lw::Kind::write, 1 << 20), epoch, out);
   out.clear();
-  lw::plan_entry(write(1 << 20, true), epoch, out);
+  lw::plan_entry(entry(lw::Kind::write, 1 << 20, true), epoch, out);
   CHECK(barriers(out) == 1);
   CHECK(out.front().type == lw::Planned::Type::barrier);
-  lw::Entry flush;
-  flush.kind = lw::Kind::flush;
   out.clear();
-  lw::plan_entry(flush, epoch, out);
+  lw::plan_entry(entry(lw::Kind::flush, 0), epoch, out);
   CHECK(barriers(out) == 1);
   CHECK_FALSE(epoch.open);
   CHECK(epoch.bytes == 0);
+  // Discards carry no data, but each trim is a record the retained log keeps.
+  const uint64_t trims = lw::kEpochSplitBytes / lw::kPlannedRecordCostBytes;
+  for (uint64_t i = 0; i < trims; ++i) {
+    out.clear();
+    lw::plan_entry(entry(lw::Kind::discard, 4096), epoch, out);
+    REQUIRE(barriers(out) == 0);
+  }
+  out.clear();
+  lw::plan_entry(entry(lw::Kind::discard, 4096), epoch, out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].type == lw::Planned::Type::barrier);
+  CHECK(out[1].type == lw::Planned::Type::trim);
 }
 
 TEST_CASE("every bad entry is refused with its index and log offset, never rounded") {
