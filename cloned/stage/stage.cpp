@@ -263,8 +263,7 @@ base::Status apply_stage(const Stage& stage, blockio::BlockDevice& device, DiskF
       return on_disk(device.write_zeroes(e.offset_bytes, e.length_bytes), "write zeroes", e.offset_bytes,
                      e.length_bytes);
     std::memcpy(buf.data(), payload.data(), payload.size());
-    return on_disk(device.write(e.offset_bytes, {buf.data(), payload.size()}), "write", e.offset_bytes,
-                   payload.size());
+    return on_disk(device.write(e.offset_bytes, {buf.data(), payload.size()}), "write", e.offset_bytes, payload.size());
   }));
   return on_disk(device.flush(), "flush", 0, 0);
 }

@@ -165,10 +165,10 @@ TEST_CASE("a disk that fails while a staged generation is copied onto it reaches
   TempDir dir;
   REQUIRE(harness::make_zero_file(dir / "source.img", kDiskBytes));
   REQUIRE(harness::make_zero_file(dir / "clone.img", kDiskBytes));
-  harness::Pair pair =
-      harness::make_pair(dir.path(), dir / "clone.img",
-                         {{"health.interval_s", std::to_string(kPollIntervalS)}, {"apply.store_commit_delay_ms", "1000"}},
-                         {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
+  const std::map<std::string, std::string> clone_over = {{"health.interval_s", std::to_string(kPollIntervalS)},
+                                                         {"apply.store_commit_delay_ms", "1000"}};
+  harness::Pair pair = harness::make_pair(dir.path(), dir / "clone.img", clone_over,
+                                          {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
   REQUIRE_MESSAGE(!pair.clone_config.empty(), "clonectl pair failed");
   const auto start_clone = [&] {
     auto p = std::make_unique<Process>(

@@ -265,7 +265,8 @@ TEST_CASE("a disk whose size is no multiple of the extent: resync and verify rea
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
   // A block of the short extent changed behind the daemon's back: verify finds it.
   REQUIRE(write_at(d / "clone.img", kDisk - 8192, std::string(4096, 'v')));
-  const int code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--extent", "1M"}), out, 120000);
+  const int code =
+      harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--extent", "1M"}), out, 120000);
   CHECK(code == 1);
   CHECK_MESSAGE(out.find("out of sync: offset " + std::to_string(kDisk - 8192) + ", 4096 bytes") != std::string::npos,
                 out);
@@ -567,6 +568,53 @@ std::filesystem::path break_stick(const TempDir& d) {
   return stage;
 }
 
+// The stick fails at the clone's start: the copy waits for a retry; the
+// clone is stopped cleanly then (a reboot) and started again, and once the
+// stick is back (`stage.away` renamed to `stage`) the copy finishes.
+void retry_through_a_clean_stop(Running& r, const TempDir& d, const std::filesystem::path& stage) {
+  const auto retry_said = [&](size_t times) {
+    bool said = false;
+    for (int t = 0; t < 500 && !said; ++t) {
+      said = harness::count_of(events_of(r.pair), "the copy starts again in 1 s (try 2)") >= times;
+      if (!said) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return said;
+  };
+  CHECK_MESSAGE(retry_said(1), harness::read_file(d / "cloned.log"));
+  CHECK(status_of(r.pair).find("applying generation 3") != std::string::npos);  // not given up
+  // A clean stop while the retry waits keeps no fingerprint of the disk
+  // part-way through the copy: the finished copy must not look Diverged.
+  r.cloned->signal(SIGTERM);
+  CHECK(r.cloned->wait(30000) == 0);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  CHECK_MESSAGE(retry_said(2), harness::read_file(d / "cloned.log"));
+  std::filesystem::rename(d / "stage.away", stage);  // the stick is back: the next try reads it
+  // The next try may be the third (5 s on) if the second came first.
+  bool copied = false;
+  for (int t = 0; t < 400 && !copied; ++t) {
+    copied = events_of(r.pair).find("from the stage to the disk in") != std::string::npos;
+    if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(copied, harness::read_file(d / "cloned.log"));
+}
+
+// After the copy: the original, killed during the resync, finishes it (the
+// clone holds it already), then a workload session; their Diverged checks
+// compare the disk as the copy left it.
+void next_sessions_not_diverged(Running& r, const TempDir& d) {
+  std::string out;
+  CHECK_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  CHECK_MESSAGE(
+      harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "5", "--bytes", "1M"}), out) ==
+          0,
+      out);
+  CHECK(events_of(r.pair).find("diverged") == std::string::npos);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+}
+
 // Kills the clone (and, unless `original_stays`, the original) while the
 // store says "applying", then starts the clone again. With `stick_fails` the
 // stick fails at that start: the copy waits for a retry; the clone is stopped
@@ -598,38 +646,10 @@ void kill_while_applying(bool original_stays, bool stick_fails = false) {
   const std::filesystem::path stage = stick_fails ? break_stick(d) : std::filesystem::path();
   // The copy had not reached the disk's head when the clone was killed.
   if (stick_fails) REQUIRE(write_at(d / "clone.img", 0, head_before));
-  const auto start_clone = [&] {
-    r.cloned = std::make_unique<Process>(
-        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-    REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
-  };
-  start_clone();
-  if (stick_fails) {
-    const auto retry_said = [&](size_t times) {
-      bool said = false;
-      for (int t = 0; t < 500 && !said; ++t) {
-        said = harness::count_of(events_of(r.pair), "the copy starts again in 1 s (try 2)") >= times;
-        if (!said) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      return said;
-    };
-    CHECK_MESSAGE(retry_said(1), harness::read_file(d / "cloned.log"));
-    CHECK(status_of(r.pair).find("applying generation 3") != std::string::npos);  // not given up
-    // A clean stop while the retry waits keeps no fingerprint of the disk
-    // part-way through the copy: the finished copy must not look Diverged.
-    r.cloned->signal(SIGTERM);
-    CHECK(r.cloned->wait(30000) == 0);
-    start_clone();
-    CHECK_MESSAGE(retry_said(2), harness::read_file(d / "cloned.log"));
-    std::filesystem::rename(d / "stage.away", stage);  // the stick is back: the next try reads it
-    // The next try may be the third (5 s on) if the second came first.
-    bool copied = false;
-    for (int t = 0; t < 400 && !copied; ++t) {
-      copied = events_of(r.pair).find("from the stage to the disk in") != std::string::npos;
-      if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    CHECK_MESSAGE(copied, harness::read_file(d / "cloned.log"));
-  }
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  if (stick_fails) retry_through_a_clean_stop(r, d, stage);
   const std::string status = status_when(r.pair, [](const std::string& st) {
     return st.find("a bootable copy") != std::string::npos && st.find("generation: 3") != std::string::npos;
   });
@@ -644,17 +664,7 @@ void kill_while_applying(bool original_stays, bool stick_fails = false) {
     const int code = resync.wait(120000);
     CHECK_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
   }
-  if (stick_fails) {  // the next sessions: their Diverged check compares the disk as the copy left it
-    std::string out;
-    // The original, killed during the resync, finishes it first: the clone holds it already.
-    CHECK_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
-    CHECK_MESSAGE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "5", "--bytes",
-                                               "1M"}),
-                               out) == 0,
-                  out);
-    CHECK(events_of(r.pair).find("diverged") == std::string::npos);
-    CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  }
+  if (stick_fails) next_sessions_not_diverged(r, d);
   stop(r);
 }
 

@@ -287,6 +287,70 @@ TEST_CASE("the whole story: idle, the clone announces and sleeps; the original f
   CHECK(cloned.wait(30000) == 0);
 }
 
+// The clone asleep: another program takes its address; a magic packet
+// wakes it, its listen fails, and it tries again until the address is free.
+void woken_while_its_address_is_held(const Rig& r) {
+  const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
+  int blocker = -1;
+  std::string error, out;
+  REQUIRE_MESSAGE(test_support::run_in_netns(
+                      r.ns.b(),
+                      [&] {
+                        blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        const int on = 1;  // past the clone's connections in TIME_WAIT, as the clone binds
+                        ::setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+                        sockaddr_in at{};
+                        at.sin_family = AF_INET;
+                        at.sin_port = htons(port);
+                        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &at.sin_addr);
+                        if (::bind(blocker, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
+                            ::listen(blocker, 1) != 0) {
+                          ::close(blocker);
+                          blocker = -1;
+                        }
+                      },
+                      error),
+                  error);
+  REQUIRE(blocker >= 0);
+  CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live());
+  bool refused = false;
+  for (int i = 0; i < 100 && !refused; ++i) {
+    refused = harness::read_file(r.d / "cloned.log").find("after waking: cannot listen") != std::string::npos;
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(refused, harness::read_file(r.d / "cloned.log"));
+  ::close(blocker);
+  CHECK_MESSAGE(r.workload(5, out) == 0, out << harness::read_file(r.d / "cloned.log"));  // it listens again
+}
+
+// The clone awake and serving: asleep on request, the power goes (kill -9:
+// no clean stop's fingerprint), and the internal disk is booted before the
+// stick is back: the next start finds the fingerprint the clone committed
+// before it slept, and says Diverged.
+void power_lost_while_asleep(const Rig& r, harness::Process& cloned) {
+  std::string out;
+  CHECK_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  cloned.signal(SIGKILL);
+  CHECK(cloned.wait(10000) == 128 + SIGKILL);
+  {
+    std::fstream disk(r.d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
+    const std::string booted(4096, 'B');
+    disk.write(booted.data(), static_cast<std::streamsize>(booted.size()));
+    REQUIRE(disk.good());
+  }
+  harness::Process again(r.cloned_argv(), r.d / "cloned.log");
+  bool diverged = false;
+  for (int i = 0; i < 100 && !diverged; ++i) {
+    diverged = r.status().find("DIVERGED") != std::string::npos;
+    if (!diverged) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(diverged, r.status() << harness::read_file(r.d / "cloned.log"));
+  again.signal(SIGTERM);
+  CHECK(again.wait(30000) == 0);
+}
+
 TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and sleeps; clone-origin wake wakes it") {
   Rig r(/*knob=*/true, /*idle_sleep_s=*/0);  // never sleeps on its own: only the request puts it to sleep
   harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
@@ -324,63 +388,8 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);
   CHECK(connect_errno(r) == ECONNREFUSED);
 
-  // Another program takes the clone's address while it sleeps: on waking its
-  // listen fails, and it tries again until the address is free.
-  const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
-  int blocker = -1;
-  std::string error;
-  REQUIRE_MESSAGE(test_support::run_in_netns(
-                      r.ns.b(),
-                      [&] {
-                        blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                        const int on = 1;  // past the clone's connections in TIME_WAIT, as the clone binds
-                        ::setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-                        sockaddr_in at{};
-                        at.sin_family = AF_INET;
-                        at.sin_port = htons(port);
-                        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &at.sin_addr);
-                        if (::bind(blocker, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
-                            ::listen(blocker, 1) != 0) {
-                          ::close(blocker);
-                          blocker = -1;
-                        }
-                      },
-                      error),
-                  error);
-  REQUIRE(blocker >= 0);
-  CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
-  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live());
-  bool refused = false;
-  for (int i = 0; i < 100 && !refused; ++i) {
-    refused = harness::read_file(r.d / "cloned.log").find("after waking: cannot listen") != std::string::npos;
-    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  CHECK_MESSAGE(refused, harness::read_file(r.d / "cloned.log"));
-  ::close(blocker);
-  CHECK_MESSAGE(r.workload(5, out) == 0, out << harness::read_file(r.d / "cloned.log"));  // it listens again
-
-  // Asleep on request, the power goes (kill -9: no clean stop's fingerprint),
-  // and the internal disk is booted before the stick is back: the next start
-  // finds the fingerprint the clone committed before it slept, and says Diverged.
-  CHECK_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
-  REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
-  cloned.signal(SIGKILL);
-  CHECK(cloned.wait(10000) == 128 + SIGKILL);
-  {
-    std::fstream disk(r.d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
-    const std::string booted(4096, 'B');
-    disk.write(booted.data(), static_cast<std::streamsize>(booted.size()));
-    REQUIRE(disk.good());
-  }
-  harness::Process again(r.cloned_argv(), r.d / "cloned.log");
-  bool diverged = false;
-  for (int i = 0; i < 100 && !diverged; ++i) {
-    diverged = r.status().find("DIVERGED") != std::string::npos;
-    if (!diverged) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  CHECK_MESSAGE(diverged, r.status() << harness::read_file(r.d / "cloned.log"));
-  again.signal(SIGTERM);
-  CHECK(again.wait(30000) == 0);
+  woken_while_its_address_is_held(r);
+  power_lost_while_asleep(r, cloned);
 }
 
 TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
