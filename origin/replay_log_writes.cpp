@@ -82,8 +82,7 @@ class Walker {
       // A preflush barrier (or a full epoch's) comes before its write or
       // discard: a resume starts at this entry again, with an empty epoch,
       // so the barrier is not repeated.
-      const bool preflush =
-          &p == &planned.front() && (e.kind == lw::Kind::write || e.kind == lw::Kind::discard);
+      const bool preflush = &p == &planned.front() && (e.kind == lw::Kind::write || e.kind == lw::Kind::discard);
       b.at.next_entry = preflush ? index_ : index_ + 1;
       b.at.next_offset = preflush ? offset_ : e.next_log_offset_bytes;
       boundaries.push_back(b);
