@@ -427,6 +427,16 @@ bool reaches(const Clone& c, const std::vector<uint8_t>& want, int timeout_ms) {
 // earlier requests' entries are still being written, and dm-log-writes writes
 // its super block without waiting for the entries before it: a follower can
 // find entries counted whose bytes are not in the log yet.
+// A log of a few epochs at `log`, and `clone-origin replay --follow` on it
+// (its output in follow.log) once the clone holds all of it.
+std::unique_ptr<Process> follow_new_log(Clone& c, LogBuilder& b, std::mt19937_64& rng, const std::string& log) {
+  b.random_epochs(rng, 3, 4);
+  REQUIRE(b.save(log));
+  auto follower = std::make_unique<Process>(c.replay_argv(log, {"--follow", "--poll-ms", "20"}), c.dir / "follow.log");
+  REQUIRE_MESSAGE(reaches(c, b.image, 10000), harness::read_file(c.dir / "follow.log"));
+  return follower;
+}
+
 TEST_CASE("--follow ends with the reason once the replicator gives up, though the log is quiet") {
   std::mt19937_64 rng(1818);
   Clone c(8ull << 20);
@@ -434,14 +444,10 @@ TEST_CASE("--follow ends with the reason once the replicator gives up, though th
                                                   {"origin.reconnect_initial_ms", "50"},
                                                   {"origin.reconnect_max_ms", "100"}});
   LogBuilder b(512, c.disk_bytes);
-  b.random_epochs(rng, 3, 4);
-  const std::string log = c.dir / "log.bin";
-  REQUIRE(b.save(log));
-  Process follower(c.replay_argv(log, {"--follow", "--poll-ms", "20"}), c.dir / "follow.log");
-  REQUIRE_MESSAGE(reaches(c, b.image, 10000), harness::read_file(c.dir / "follow.log"));
+  std::unique_ptr<Process> follower = follow_new_log(c, b, rng, c.dir / "log.bin");
   c.cloned->signal(SIGKILL);  // the clone is gone, and nothing new is written to the log
   c.cloned->wait(10000);
-  const int rc = follower.wait(20000);
+  const int rc = follower->wait(20000);
   const std::string said = harness::read_file(c.dir / "follow.log");
   CHECK_MESSAGE(rc != 0, said);
   CHECK_MESSAGE(rc != -1, "still following 20 s after the replicator gave up: " << said);
@@ -452,11 +458,9 @@ TEST_CASE("--follow waits for entries counted before their bytes are in the log,
   std::mt19937_64 rng(1717);
   Clone c(8ull << 20);
   LogBuilder b(512, c.disk_bytes);
-  b.random_epochs(rng, 3, 4);
   const std::string log = c.dir / "log.bin";
-  REQUIRE(b.save(log));
-  Process follower(c.replay_argv(log, {"--follow", "--poll-ms", "20"}), c.dir / "follow.log");
-  REQUIRE_MESSAGE(reaches(c, b.image, 10000), harness::read_file(c.dir / "follow.log"));
+  std::unique_ptr<Process> started = follow_new_log(c, b, rng, log);
+  Process& follower = *started;
 
   // Counted, then written: first into zeros past the old end (a preallocated
   // log), then past the file's end (a log that grows as it is written).
