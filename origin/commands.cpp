@@ -27,23 +27,6 @@ std::string seconds_text(uint64_t elapsed_ns) {
   return buf;
 }
 
-// A run that dies between writing the image and the clone's ack leaves the
-// two apart; the position says so, and a later run refuses to start.
-base::Result<OriginPosition> load_clean_position(const config::OriginConfig& config) {
-  base::Result<OriginPosition> pos = load_position(config.state_dir);
-  if (!pos) return pos.status();
-  if (pos->resync_generation != 0)
-    return base::Status::error(EBUSY, "a resync to generation " + u64s(pos->resync_generation) +
-                                          " is under way; finish it first: clone-origin resync --source IMAGE");
-  if (!pos->clean)
-    return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
-                                          position_path(config.state_dir) +
-                                          " says so), so the source image may hold writes "
-                                          "the clone never got; bring the clone to the image with a resync: "
-                                          "clone-origin resync --source IMAGE");
-  return pos;
-}
-
 OriginPosition with_clean(OriginPosition p, bool clean) {
   p.clean = clean;
   return p;
@@ -104,7 +87,7 @@ base::Status run_workload(const config::OriginConfig& config, const config::Deri
                           const WorkloadCommand& command) {
   BASE_TRY(check_workload_options(command.workload, config.disk_size_bytes, config.logical_block_bytes));
   BASE_TRY(check_epoch_fits_retention(command.workload, config.retention_bytes_max));
-  base::Result<OriginPosition> pos = load_clean_position(config);
+  base::Result<OriginPosition> pos = load_clean_position(config.state_dir);
   if (!pos) return pos.status();
   base::Result<std::unique_ptr<SourceImage>> image = SourceImage::open(command.source_path, config.disk_size_bytes);
   if (!image) return image.status();
@@ -152,7 +135,7 @@ base::Status run_capture(const config::OriginConfig& config, const config::Deriv
                          const CaptureCommand& command) {
   BASE_TRY(check_workload_options(command.workload, config.disk_size_bytes, config.logical_block_bytes));
   BASE_TRY(check_epoch_fits_retention(command.workload, config.retention_bytes_max));
-  base::Result<OriginPosition> pos = load_clean_position(config);
+  base::Result<OriginPosition> pos = load_clean_position(config.state_dir);
   if (!pos) return pos.status();
   base::Result<std::unique_ptr<SourceImage>> image = SourceImage::open(command.source_path, config.disk_size_bytes);
   if (!image) return image.status();

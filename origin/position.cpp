@@ -123,4 +123,22 @@ base::Status save_position(const std::string& state_dir, const OriginPosition& p
   return write_file_durably(position_path(state_dir), text.str());
 }
 
+base::Result<OriginPosition> load_clean_position(const std::string& state_dir) {
+  base::Result<OriginPosition> pos = load_position(state_dir);
+  if (!pos) return pos;
+  if (pos->resync_generation != 0)
+    return base::Status::error(EBUSY, "a resync to generation " + std::to_string(pos->resync_generation) +
+                                          " is under way; finish it first: clone-origin resync --source IMAGE");
+  if (pos->clean) return pos;
+  if (pos->log_writes.active())
+    return base::Status::error(EBUSY, "a dm-log-writes replay stopped with records the clone may hold past " +
+                                          position_path(state_dir) +
+                                          "; continue it (clone-origin replay --log-writes LOG), or bring the clone "
+                                          "to the image with a resync: clone-origin resync --source IMAGE");
+  return base::Status::error(EBUSY, "an earlier run stopped before the clone acknowledged all of its records (" +
+                                        position_path(state_dir) +
+                                        " says so), so the source image may hold writes the clone never got; bring "
+                                        "the clone to the image with a resync: clone-origin resync --source IMAGE");
+}
+
 }  // namespace origin

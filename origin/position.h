@@ -54,5 +54,10 @@ struct OriginPosition {
 base::Result<OriginPosition> load_position(const std::string& state_dir);
 base::Status save_position(const std::string& state_dir, const OriginPosition& position);
 std::string position_path(const std::string& state_dir);
+// load_position, refused (EBUSY, saying what to run) while a resync is under
+// way or the position is not clean: a run that died between writing the
+// image and the clone's ack left the two apart. For the commands that number
+// records of their own (workload, capture, replay --spool).
+base::Result<OriginPosition> load_clean_position(const std::string& state_dir);
 
 }  // namespace origin

@@ -11,8 +11,8 @@
 #include "origin/position.h"
 #include "origin/progress.h"
 #include "origin/replicator.h"
-#include "origin/wake.h"
 #include "origin/spool.h"
+#include "origin/wake.h"
 
 namespace origin {
 
@@ -54,7 +54,9 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
     return base::Status::error(EBADMSG, "spool " + command.spool_path + " ends with record " + u64s(sum->last_seq) +
                                             ", which is not a barrier: the capture was cut short, and its last epoch "
                                             "could never be made durable; nothing was sent.");
-  base::Result<OriginPosition> pos = load_position(config.state_dir);
+  // Refused, as a workload, after a run that left the image ahead of the
+  // clone: the spool's records would be numbered past what the clone missed.
+  base::Result<OriginPosition> pos = load_clean_position(config.state_dir);
   if (!pos) return pos.status();
   const uint64_t start_ns = base::monotonic_ns();
   RetainedLog log(config.retention_bytes_max, sum->first_seq);
@@ -67,9 +69,9 @@ base::Status run_replay(const config::OriginConfig& config, const config::Derive
   std::atomic<uint64_t> done_bytes{0};
   ProgressReporter progress([&] {
     const ReplicatorCounters c = replicator.counters();
-    return "replay: " + base::format_bytes(done_bytes.load()) + " of " + base::format_bytes(sum->data_bytes) + " read, " +
-           format_rate(done_bytes.load(), base::monotonic_ns() - start_ns) + ", acked seq " + u64s(c.acked_seq) + " of " +
-           u64s(sum->last_seq);
+    return "replay: " + base::format_bytes(done_bytes.load()) + " of " + base::format_bytes(sum->data_bytes) +
+           " read, " + format_rate(done_bytes.load(), base::monotonic_ns() - start_ns) + ", acked seq " +
+           u64s(c.acked_seq) + " of " + u64s(sum->last_seq);
   });
   base::Status s = feed_spool(command.spool_path, config, keys, log, done_bytes);
   if (s.is_ok()) s = replicator.wait_committed(sum->last_seq);  // as the workload: committed before the position moves

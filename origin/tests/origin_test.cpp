@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -11,8 +12,8 @@
 #include "origin/position.h"
 #include "origin/rng.h"
 #include "origin/scanner.h"
-#include "origin/workload.h"
 #include "origin/tests/test_util.h"
+#include "origin/workload.h"
 
 using origin::Record;
 using origin::WorkloadGenerator;
@@ -257,9 +258,7 @@ TEST_CASE("the retained log blocks appends while full and trimming frees space")
   for (uint64_t s = 1; s <= 3; ++s) REQUIRE(log.append(write_ptr(s, 4096)));
   CHECK(log.held_bytes() == 3 * record_cost);
   std::atomic<bool> appended{false};
-  std::thread producer([&] {
-    appended = log.append(write_ptr(4, 4096));
-  });
+  std::thread producer([&] { appended = log.append(write_ptr(4, 4096)); });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   CHECK_FALSE(appended.load());  // still blocked: the clone has committed nothing
   log.trim_upto(1);
@@ -315,6 +314,30 @@ TEST_CASE("the position survives a save and a load, and a fresh state dir starts
   CHECK_FALSE(back->clean);
   origin_test::write_file(origin::position_path(state), base::Bytes{'x', '\n'});
   CHECK_FALSE(origin::load_position(state).is_ok());
+}
+
+TEST_CASE("a position left unclean or mid-resync is refused to the commands that number records, saying what to run") {
+  origin_test::TempDir dir;
+  const std::string state = dir / "state";
+  CHECK(origin::load_clean_position(state).is_ok());  // a fresh pair
+  auto refusal = [&](const origin::OriginPosition& p) {
+    REQUIRE(origin::save_position(state, p).is_ok());
+    base::Result<origin::OriginPosition> r = origin::load_clean_position(state);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == EBUSY);
+    return r.status().message();
+  };
+  origin::OriginPosition p{10, 3, false};
+  CHECK(refusal(p).find("an earlier run stopped before the clone acknowledged") != std::string::npos);
+  p.log_writes.first_digest = "ab";
+  p.log_writes.first_bytes = 1;
+  const std::string log_writes = refusal(p);
+  CHECK_MESSAGE(log_writes.find("clone-origin replay --log-writes LOG") != std::string::npos, log_writes);
+  p.clean = true;
+  REQUIRE(origin::save_position(state, p).is_ok());
+  CHECK(origin::load_clean_position(state).is_ok());  // a log replay at a barrier: clean
+  p.resync_generation = 2;
+  CHECK(refusal(p).find("a resync to generation 2 is under way") != std::string::npos);
 }
 
 TEST_CASE("a resync descends 16 times smaller per level down to the finest extent") {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
@@ -21,10 +22,24 @@ constexpr uint64_t kDiskBytes = 256ull << 20;
 
 std::vector<std::string> workload_args(const harness::Pair& p, const TempDir& d, const std::string& bytes,
                                        uint64_t seed, const std::string& compare) {
-  std::vector<std::string> a = {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload",
-                                "--source", d / "source.img", "--seed", std::to_string(seed), "--bytes", bytes,
-                                "--write-min", "512", "--write-max", "1M", "--epoch-max", "64",
-                                "--trim-percent", "10"};
+  std::vector<std::string> a = {harness::binary("ORIGIN_BIN"),
+                                "--config",
+                                p.origin_config,
+                                "workload",
+                                "--source",
+                                d / "source.img",
+                                "--seed",
+                                std::to_string(seed),
+                                "--bytes",
+                                bytes,
+                                "--write-min",
+                                "512",
+                                "--write-max",
+                                "1M",
+                                "--epoch-max",
+                                "64",
+                                "--trim-percent",
+                                "10"};
   if (!compare.empty()) {
     a.push_back("--compare");
     a.push_back(compare);
@@ -229,15 +244,14 @@ TEST_CASE("a flush that fails once fails its barrier, though the flush after it 
   TempDir d;
   harness::Pair p = small_pair(d, {{"testing.flush_error_at", "3"}},
                                {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
-  Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config, "--log-level", "debug"},
-                 d / "cloned.log");
+  Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config, "--log-level", "debug"}, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
   // 32 records of 4 KiB and a barrier per epoch: barriers at seq 33, 66, 99, ...
   std::string out;
-  const int code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload", "--source",
-                                 d / "source.img", "--seed", "3", "--bytes", "4M", "--write-min", "4K",
-                                 "--write-max", "4K", "--epoch-records", "32"},
-                                out, 120000);
+  const int code = harness::run(
+      {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload", "--source", d / "source.img", "--seed",
+       "3", "--bytes", "4M", "--write-min", "4K", "--write-max", "4K", "--epoch-records", "32"},
+      out, 120000);
   CHECK(code != 0);
   CHECK_MESSAGE(out.find("disk_io") != std::string::npos, out);
   const std::string log = harness::read_file(d / "cloned.log");
@@ -256,22 +270,66 @@ TEST_CASE("a captured commit-log spool replays byte-identical, and replaying it 
   harness::Pair p = small_pair(d, {}, {});
   std::string out;
   int code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "capture", "--source",
-                           d / "source.img", "--spool", d / "log.spool", "--seed", "3", "--bytes", "48M",
-                           "--write-min", "4K", "--write-max", "256K", "--trim-percent", "5"},
+                           d / "source.img", "--spool", d / "log.spool", "--seed", "3", "--bytes", "48M", "--write-min",
+                           "4K", "--write-max", "256K", "--trim-percent", "5"},
                           out);
   REQUIRE_MESSAGE(code == 0, out);
   CHECK_FALSE(harness::files_equal(d / "source.img", d / "clone.img"));  // nothing shipped yet
   Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config}, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
-  code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"},
-                      out);
+  code = harness::run(
+      {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"}, out);
   CHECK_MESSAGE(code == 0, out);
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  code = harness::run({harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"},
-                      out);
+  code = harness::run(
+      {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "replay", "--spool", d / "log.spool"}, out);
   CHECK_MESSAGE(code == 0, out);
   CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
+TEST_CASE("after a run that died mid-way, workload, capture and replay --spool refuse and say so; a resync clears it") {
+  TempDir d;
+  harness::Pair p = small_pair(d, {}, {});
+  std::string out;
+  auto origin = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config});
+    return harness::run(args, out, 120000);
+  };
+  REQUIRE_MESSAGE(origin({"capture", "--source", d / "source.img", "--spool", d / "log.spool", "--seed", "4", "--bytes",
+                          "4M"}) == 0,
+                  out);
+  Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(p.port, 10000));
+  // What a run killed between writing the image and the clone's ack leaves.
+  const std::string position_file = d / "origin/state/origin.position";
+  std::string position = harness::read_file(position_file);
+  REQUIRE(position.find("clean=1") != std::string::npos);
+  position.replace(position.find("clean=1"), 7, "clean=0");
+  REQUIRE(harness::write_file(position_file, position));
+  REQUIRE(harness::make_zero_file(d / "zero.img", 64ull << 20));
+  const std::vector<std::vector<std::string>> refused = {
+      {"workload", "--source", d / "source.img", "--seed", "5", "--bytes", "1M"},
+      {"capture", "--source", d / "source.img", "--spool", d / "other.spool", "--seed", "5", "--bytes", "1M"},
+      {"replay", "--spool", d / "log.spool"}};
+  for (const auto& args : refused) {
+    CAPTURE(args[0]);
+    CHECK(origin(args) == 1);
+    CHECK_MESSAGE(
+        out.find("an earlier run stopped before the clone acknowledged all of its records") != std::string::npos, out);
+    CHECK_MESSAGE(out.find("clone-origin resync --source IMAGE") != std::string::npos, out);
+  }
+  CHECK(harness::files_equal(d / "clone.img", d / "zero.img"));  // nothing sent: the capture shipped nothing either
+  CHECK_FALSE(std::filesystem::exists(d / "other.spool"));
+  // A resync brings the clone to the image and the position back to clean.
+  REQUIRE_MESSAGE(origin({"resync", "--source", d / "source.img"}) == 0, out);
+  CHECK(harness::files_equal(d / "source.img", d / "clone.img"));
+  CHECK_MESSAGE(origin({"workload", "--source", d / "source.img", "--seed", "6", "--bytes", "2M", "--compare",
+                        d / "clone.img"}) == 0,
+                out);
+  CHECK_MESSAGE(out.find("identical") != std::string::npos, out);
   cloned.signal(SIGTERM);
   CHECK(cloned.wait(30000) == 0);
 }
