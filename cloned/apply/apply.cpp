@@ -27,8 +27,7 @@ uint64_t record_cost_bytes(const proto::RecordHeader& h) {
   return (frame + page - 1) / page * page + page + kRecordOverheadBytes;
 }
 
-Machine::Machine(const blockio::Geometry& geometry, const apply::ReplicaState& loaded,
-                 const Limits& limits)
+Machine::Machine(const blockio::Geometry& geometry, const apply::ReplicaState& loaded, const Limits& limits)
     : geometry_(geometry), limits_(limits), replica_(loaded) {
   assert(geometry_.logical_block_bytes > 0);
   assert(limits_.io_depth_max > 0);
@@ -64,11 +63,14 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
     return fail(actions, ErrorCode::version,
                 "the original's hello is of protocol version " + u64s(o.version) + "; this clone speaks version 1.");
   if (o.pair_id != replica_.pair_id)
-    return fail(actions, ErrorCode::pair_mismatch, "the original's hello names another pair; re-pair the two sticks with clonectl pair.");
+    return fail(actions, ErrorCode::pair_mismatch,
+                "the original's hello names another pair; re-pair the two sticks with clonectl pair.");
   if (shutting_down())
     return fail(actions, ErrorCode::shutting_down, "the clone is shutting down; try again after it restarts.");
   if (disk_failed_)
-    return fail(actions, ErrorCode::disk_io, "the clone's disk failed earlier in this run; it takes no writes until the daemon is restarted and the disk checked (clonectl health).");
+    return fail(actions, ErrorCode::disk_io,
+                "the clone's disk failed earlier in this run; it takes no writes until the daemon is restarted and the "
+                "disk checked (clonectl health).");
   if (o.disk_size_bytes != geometry_.size_bytes)
     return fail(actions, ErrorCode::disk_mismatch,
                 "the original's disk has " + u64s(o.disk_size_bytes) + " bytes but the clone's has " +
@@ -94,7 +96,9 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
   receipt_acked_seq_ = applied;
   committed_sent_seq_ = committed_.seq;
 
-  if (log_ok_ && !replica_.resync.active() && unclean_until_seq_ > applied) {
+  // A maintenance hello's log end (0) says nothing of what the last session
+  // sent: only a log session settles the unclean window.
+  if (log_ok_ && !maintenance_ && !replica_.resync.active() && unclean_until_seq_ > applied) {
     // Replaying records the disk may already hold passes through states the
     // original never had: mark it before the first such write.
     uint64_t target = std::min(unclean_until_seq_, o.log_end_seq);
@@ -110,8 +114,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
       maybe_become_consistent();
     }
   }
-  if (writes_wait_for_commit_ || reserved_limit_ < applied + limits_.reserve_ahead_records / 2)
-    request_commit(actions);
+  if (writes_wait_for_commit_ || reserved_limit_ < applied + limits_.reserve_ahead_records / 2) request_commit(actions);
 
   proto::Hello h;
   h.role = proto::Role::clone;
@@ -133,46 +136,51 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
 std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
   using proto::ErrorCode;
   if (replica_.state == proto::CloneState::diverged)
-    return FailSession{ErrorCode::diverged, "the clone's disk was changed outside cloned, so it takes no writes until "
-                                                "a decision on the clone (clonectl decide discard-clone-changes or "
-                                                "keep-diverged): " + replica_.state_reason};
+    return FailSession{ErrorCode::diverged,
+                       "the clone's disk was changed outside cloned, so it takes no writes until "
+                       "a decision on the clone (clonectl decide discard-clone-changes or "
+                       "keep-diverged): " +
+                           replica_.state_reason};
   if (applying_stage() || stage_applying_)
     return FailSession{ErrorCode::busy, "the clone is copying the staged generation " +
                                             u64s(replica_.resync.generation) +
                                             " from its stick to its disk (it finishes without the original); "
                                             "try again when it is done."};
   if (replica_.resync.active())
-    return FailSession{ErrorCode::resync_needed,
-                       "a resync of generation " + u64s(replica_.resync.generation) + " is in progress (" +
-                           u64s(replica_.resync.cursor_bytes) + " of " + u64s(geometry_.size_bytes) +
-                           " bytes done); resume it (clone-origin resync)."};
+    return FailSession{ErrorCode::resync_needed, "a resync of generation " + u64s(replica_.resync.generation) +
+                                                     " is in progress (" + u64s(replica_.resync.cursor_bytes) + " of " +
+                                                     u64s(geometry_.size_bytes) +
+                                                     " bytes done); resume it (clone-origin resync)."};
   if (replica_.needs_resync)
-    return FailSession{ErrorCode::resync_needed, "the clone needs a resync before it takes the log again: " +
-                                                     (replica_.state_reason.empty() ? std::string("a decision discarded its changes")
-                                                                                    : replica_.state_reason) + "."};
+    return FailSession{
+        ErrorCode::resync_needed,
+        "the clone needs a resync before it takes the log again: " +
+            (replica_.state_reason.empty() ? std::string("a decision discarded its changes") : replica_.state_reason) +
+            "."};
   if (o.generation != replica_.generation)
-    return FailSession{ErrorCode::generation_mismatch,
-                       "the original's log is of generation " + u64s(o.generation) + " but the clone holds generation " +
-                           u64s(replica_.generation) + "; a resync is needed."};
+    return FailSession{ErrorCode::generation_mismatch, "the original's log is of generation " + u64s(o.generation) +
+                                                           " but the clone holds generation " +
+                                                           u64s(replica_.generation) + "; a resync is needed."};
   uint64_t applied = durable_.seq;
   if (o.applied_seq > durable_.seq) {
-    const bool plausible = unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ &&
-                           o.applied_epoch > durable_.epoch;
+    const bool plausible =
+        unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ && o.applied_epoch > durable_.epoch;
     if (!plausible)
-      return FailSession{ErrorCode::resync_needed,
-                         "the original says the clone acknowledged record " + u64s(o.applied_seq) +
-                             " but the clone cannot have written past record " +
-                             u64s(std::max(durable_.seq, unclean_until_seq_)) + "; the two disagree and a resync is needed."};
+      return FailSession{ErrorCode::resync_needed, "the original says the clone acknowledged record " +
+                                                       u64s(o.applied_seq) +
+                                                       " but the clone cannot have written past record " +
+                                                       u64s(std::max(durable_.seq, unclean_until_seq_)) +
+                                                       "; the two disagree and a resync is needed."};
     applied = o.applied_seq;
   }
   if (o.log_start_seq > applied + 1)
-    return FailSession{ErrorCode::resync_needed,
-                       "the original's log starts at record " + u64s(o.log_start_seq) + " but the clone needs record " +
-                           u64s(applied + 1) + " next; a resync is needed."};
+    return FailSession{ErrorCode::resync_needed, "the original's log starts at record " + u64s(o.log_start_seq) +
+                                                     " but the clone needs record " + u64s(applied + 1) +
+                                                     " next; a resync is needed."};
   if (o.log_end_seq < applied)
-    return FailSession{ErrorCode::resync_needed,
-                       "the clone has applied record " + u64s(applied) + " but the original's log ends at " +
-                           u64s(o.log_end_seq) + "; the two disagree and a resync is needed."};
+    return FailSession{ErrorCode::resync_needed, "the clone has applied record " + u64s(applied) +
+                                                     " but the original's log ends at " + u64s(o.log_end_seq) +
+                                                     "; the two disagree and a resync is needed."};
   return std::nullopt;
 }
 
@@ -193,7 +201,8 @@ void Machine::mark_catching_up() {
   replica_.state = proto::CloneState::inconsistent;
   replica_.state_reason =
       "catching up after an unclean stop: records the disk may already hold are being replayed, so it is "
-      "not a bootable copy until record " + u64s(replica_.consistent_at_seq) + " is applied";
+      "not a bootable copy until record " +
+      u64s(replica_.consistent_at_seq) + " is applied";
   state_dirty_ = true;
 }
 
@@ -240,13 +249,15 @@ std::optional<FailSession> Machine::validate(const proto::RecordHeader& h) const
   using proto::ErrorCode;
   const bool extent = is_extent(h.type);
   if (!extent && h.type != proto::MsgType::barrier)
-    return FailSession{ErrorCode::protocol, "a message of type " + u64s(static_cast<uint64_t>(h.type)) + " is not a record."};
+    return FailSession{ErrorCode::protocol,
+                       "a message of type " + u64s(static_cast<uint64_t>(h.type)) + " is not a record."};
   if (h.seq != recv_seq_ + 1)
     return FailSession{ErrorCode::sequence_gap, "record " + u64s(h.seq) + " arrived where record " +
                                                     u64s(recv_seq_ + 1) + " was expected; nothing of it was written."};
   if (h.epoch != recv_epoch_)
     return FailSession{ErrorCode::protocol, "record " + u64s(h.seq) + " belongs to epoch " + u64s(h.epoch) +
-                                                " but epoch " + u64s(recv_epoch_) + " is open; nothing of it was written."};
+                                                " but epoch " + u64s(recv_epoch_) +
+                                                " is open; nothing of it was written."};
   if (!extent) return std::nullopt;
   return validate_extent(h, "record " + u64s(h.seq));
 }
@@ -272,7 +283,8 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
     return fail(actions, proto::ErrorCode::protocol, "a record arrived before the session's hello was answered.");
   }
   if (!log_ok_)
-    return fail(actions, proto::ErrorCode::resync_needed, "log records are not taken in this session: " + log_refused_why_);
+    return fail(actions, proto::ErrorCode::resync_needed,
+                "log records are not taken in this session: " + log_refused_why_);
   // Until the plan is answered the clone does not know whether the resync is
   // staged (the log then waits for the apply) or in place.
   if (plan_begin_)
@@ -283,8 +295,10 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   recv_seq_ = h.seq;
   if (h.type == proto::MsgType::barrier) {
     // A resent barrier replaces what an earlier session said at this seq.
-    if (mark.empty()) mark_names_.erase(h.seq);
-    else mark_names_[h.seq] = std::string(mark);
+    if (mark.empty())
+      mark_names_.erase(h.seq);
+    else
+      mark_names_[h.seq] = std::string(mark);
   }
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
@@ -351,9 +365,9 @@ void Machine::pump_epoch(Actions& actions) {
     if (writes_wait_for_commit_) return;
     if (epoch_in_flight() >= limits_.io_depth_max || overlaps_in_flight(head.header)) return;
     assert(is_extent(head.header.type) && head.header.epoch == durable_.epoch + 1);
-    CLONED_PROMISE(head.header.seq <= reserved_limit_,
-                   "record " + u64s(head.header.seq) + " would be written past the durable reservation " +
-                       u64s(reserved_limit_));
+    CLONED_PROMISE(
+        head.header.seq <= reserved_limit_,
+        "record " + u64s(head.header.seq) + " would be written past the durable reservation " + u64s(reserved_limit_));
     highest_submitted_seq_ = std::max(highest_submitted_seq_, head.header.seq);
     submit_entry(head, {}, actions);
     queue_.pop_front();

@@ -66,7 +66,7 @@ TEST_CASE("the barrier held back by writes in flight is told by its gate, for an
   r.open();
   apply::RecordId w1 = 0, w2 = 0;
   REQUIRE(r.send(rec(MsgType::write, 1, 1, 0), &w1).submit.size() == 1);
-  CHECK(r.m.gate_after_in_flight() == 0);  // no barrier yet
+  CHECK(r.m.gate_after_in_flight() == 0);                  // no barrier yet
   const uint64_t gate = r.last.submit[0].covered_by_gate;  // the next barrier flush's
   CHECK(gate != 0);
   CHECK(r.last.submit[0].after_flush_gate == 0);
@@ -503,6 +503,29 @@ TEST_CASE("after an unclean stop with nothing newer at the original the clone st
   CHECK(a.hello_reply->state == proto::CloneState::consistent);
 }
 
+TEST_CASE("after an unclean stop a maintenance session does not settle the window, even at record 0") {
+  // A verify or resync hello says its log ends at 0: that is "no log", not
+  // "nothing was sent past record 0".
+  apply::ReplicaState s = fresh_state();
+  s.state = proto::CloneState::consistent;
+  s.reserved_seq = 1000;
+  Rig r(s);
+  REQUIRE(r.m.unclean_until_seq() == 1000);
+  proto::Hello h = maintenance_hello(1);
+  Actions a = r.hello(h);
+  REQUIRE(a.hello_reply);
+  CHECK(r.m.unclean_until_seq() == 1000);
+  if (!a.commits.empty()) r.committed();
+  CHECK(r.m.unclean_until_seq() == 1000);
+  r.m.end_session(a);
+  // The log session that follows still replays under the inconsistent mark.
+  a = r.hello(original_hello(1, 14));
+  REQUIRE(a.hello_reply);
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  CHECK(a.commits[0].state.consistent_at_seq == 14);
+}
+
 TEST_CASE("a hello waits until the previous session's writes have completed") {
   Rig r;
   r.open();
@@ -671,7 +694,7 @@ TEST_CASE("a barrier is acknowledged only inside the durable reservation, so a r
   r.open();
   apply::RecordId w1 = 0;
   Actions a = r.send(rec(MsgType::write, 1, 1), &w1);
-  REQUIRE(a.commits.size() == 1);  // the write waits for a reservation...
+  REQUIRE(a.commits.size() == 1);               // the write waits for a reservation...
   CHECK(a.commits[0].state.reserved_seq == 1);  // ...of exactly itself
   CHECK(r.committed().submit.size() == 1);
   a = r.send(rec(MsgType::barrier, 2, 1));
