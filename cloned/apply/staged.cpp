@@ -35,9 +35,12 @@ bool Machine::should_stage(const proto::ResyncBegin&) const {
   // A first full copy, a Diverged or already inconsistent disk have no whole
   // generation to keep: they go in place, as before. A repair (verify
   // --repair) of a consistent clone is staged like a resync: the generation
-  // stays, the repaired ranges land together.
-  return limits_.stage_resync && replica_.state == proto::CloneState::consistent && !replica_.needs_resync &&
-         !unclean_until_seq_;
+  // stays, the repaired ranges land together. A consistent disk after an
+  // unclean stop (unclean_until_seq_) is staged too: it holds whole epochs
+  // and part of the next, written in epoch order, which is what a power cut
+  // leaves on the original's own disk; the stage keeps that crash state until
+  // the copy, where in place would mix it with the next generation.
+  return limits_.stage_resync && replica_.state == proto::CloneState::consistent && !replica_.needs_resync;
 }
 
 void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions) {

@@ -8,7 +8,8 @@
 //
 // After every cut, before anything runs again: the disk is byte-identical to
 // generation 1, or the store says "applying" (the next start finishes it), or
-// it holds generation 2 whole. Then a start with no original: whatever it
+// it holds generation 2 whole. Half the seeds begin after an unclean stop
+// (the reservation past the committed position): staged all the same. Then a start with no original: whatever it
 // finds, it leaves generation 1 or 2 whole, never anything else. The last
 // session runs to the end: generation 2, identical, consistent, no stage.
 #include <doctest/doctest.h>
@@ -193,7 +194,7 @@ void start_alone(Run& r) {
 
 struct Tally {
   uint64_t cuts = 0, cut_staging = 0, cut_applying = 0, cut_committed = 0, finished_alone = 0, cut_while_finishing = 0,
-           resumed_past_zero = 0, stick_faults = 0, copy_retries = 0;
+           resumed_past_zero = 0, stick_faults = 0, copy_retries = 0, unclean_starts = 0;
   void add_faults(const Run& r) {
     stick_faults += r.stick_faults;
     copy_retries += r.retries;
@@ -261,6 +262,15 @@ void run_seed(uint64_t seed, Tally& t) {
   apply::ReplicaState stored;
   stored.pair_id = proto::PairId{9};
   stored.state = proto::CloneState::consistent;
+  // Half the seeds start after an unclean stop: records past the committed
+  // position may be on the disk (here `old` is that crash state), and the
+  // resync is staged all the same.
+  if (rng() % 2 == 0) {
+    stored.committed_seq = 5;
+    stored.committed_epoch = 2;
+    stored.reserved_seq = 1000;
+    ++t.unclean_starts;
+  }
   bool done = false;
   for (int attempt = 0; attempt < 12 && !done; ++attempt) {
     const bool last = attempt == 11;
@@ -308,12 +318,14 @@ TEST_CASE("a staged resync cut by power failures at any phase leaves generation 
                                        << " applies finished by a start with no original, " << t.cut_while_finishing
                                        << " of those starts cut again; staging resumed past byte 0 "
                                        << t.resumed_past_zero << " times; the stick failed " << t.stick_faults
-                                       << " copies part-way, tried again " << t.copy_retries << " times");
+                                       << " copies part-way, tried again " << t.copy_retries << " times; "
+                                       << t.unclean_starts << " seeds started after an unclean stop");
   if (window.fixed) {  // every phase must be cut to be worth its time
     CHECK(t.cut_staging > 0);
     CHECK(t.cut_applying > 0);
     CHECK(t.finished_alone > 0);
     CHECK(t.resumed_past_zero > 0);
     CHECK(t.copy_retries > 0);
+    CHECK(t.unclean_starts > 0);
   }
 }

@@ -154,6 +154,34 @@ TEST_CASE("a first full copy goes in place even with staging on") {
   }
 }
 
+TEST_CASE("after an unclean stop a consistent clone's resync is staged too: its disk, a crash state, stays whole") {
+  apply::ReplicaState saved = consistent_gen1();
+  saved.reserved_seq = saved.committed_seq + 1000;  // records past the commit may be on the disk
+  SUBCASE("a first resync") {
+    StagedRig r(saved);
+    r.begin_staged();
+    r.stage_and_mark(0, 1000);
+    CHECK(r.m.replica().state == proto::CloneState::consistent);
+  }
+  SUBCASE("the power went while staging, and the original comes back with another target") {
+    saved.resync = {2, 10, 3, 0, 4096, 0};
+    saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
+    StagedRig r(saved);
+    r.open_maintenance();
+    Actions a = r.begin({2, 12, 4, 4096, 0});
+    REQUIRE(a.fail.empty());
+    REQUIRE(a.stage_open);
+    CHECK(a.stage_open->create);  // a new stage: the old one's extents were for another target
+    REQUIRE(a.commits.size() == 1);
+    CHECK(a.commits[0].state.stage.phase == apply::StagePhase::staging);
+    CHECK(a.commits[0].state.state == proto::CloneState::consistent);
+    r.committed();
+    a = r.extent(resync_data(0));
+    REQUIRE(a.submit.size() == 1);
+    CHECK(a.submit[0].to_stage);  // in place would have written the disk: unbootable until the end
+  }
+}
+
 TEST_CASE("a stick that fails an append stops the resync with a sentence, and no later mark is synced or acked") {
   StagedRig r;
   r.begin_staged();
