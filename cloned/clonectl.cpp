@@ -26,10 +26,10 @@
 #include "base/bytes.h"
 #include "base/cli.h"
 #include "base/units.h"
+#include "cloned/apply/decision.h"
 #include "cloned/daemon/control.h"
 #include "cloned/daemon/control_client.h"
 #include "cloned/daemon/status.h"
-#include "cloned/apply/decision.h"
 #include "cloned/store/store.h"
 #include "config/config.h"
 
@@ -42,25 +42,38 @@ const base::cli::Option kConfig = {"--config", "FILE", true};
 const base::cli::Program kProgram = {
     .name = "clonectl",
     .about = "Pairs a clone with its original and answers questions about the clone.\n",
-    .commands = {
-        {"pair", {{"--clone-dir", "DIR", true}, {"--origin-dir", "DIR", true}, {"--target", "PATH", true},
-                  {"--listen", "HOST:PORT"}}, "",
-         "write a new pairing: the clone's cloned.toml in --clone-dir and the\n"
-         "original's origin.toml in --origin-dir, with a new shared secret; PATH is\n"
-         "the clone's disk, whose identity is recorded\n"},
-        {"status", {kConfig, {"--json", ""}}, "",
-         "the clone's state, the daemon and the link, the lag, resync and verify\n"
-         "progress, waking; asks the running daemon, and answers from the state\n"
-         "store alone when it is stopped\n"},
-        {"events", {kConfig, {"--json", ""}, {"--limit", "N"}}, "",
-         "the most recent events in the state store (N from 1 to 10000, default 50)\n"},
-        {"decide", {kConfig}, "discard-clone-changes|keep-diverged",
-         "the owner's decision for a Diverged clone: take the original's data again\n"
-         "(a resync follows) or keep the clone's changes\n"},
-        {"health", {kConfig, {"--json", ""}}, "",
-         "the latest hardware health assessment and how many reports wait for the\n"
-         "original; from the state store, whether or not the daemon runs\n"},
-    },
+    .commands =
+        {
+            {"pair",
+             {{"--clone-dir", "DIR", true},
+              {"--origin-dir", "DIR", true},
+              {"--target", "PATH", true},
+              {"--listen", "HOST:PORT"}},
+             "",
+             "write a new pairing: the clone's cloned.toml in --clone-dir and the\n"
+             "original's origin.toml in --origin-dir, with a new shared secret; PATH is\n"
+             "the clone's disk, whose identity is recorded\n"},
+            {"status",
+             {kConfig, {"--json", ""}},
+             "",
+             "the clone's state, the daemon and the link, the lag, resync and verify\n"
+             "progress, waking; asks the running daemon, and answers from the state\n"
+             "store alone when it is stopped\n"},
+            {"events",
+             {kConfig, {"--json", ""}, {"--limit", "N"}},
+             "",
+             "the most recent events in the state store (N from 1 to 10000, default 50)\n"},
+            {"decide",
+             {kConfig},
+             "discard-clone-changes|keep-diverged",
+             "the owner's decision for a Diverged clone: take the original's data again\n"
+             "(a resync follows) or keep the clone's changes\n"},
+            {"health",
+             {kConfig, {"--json", ""}},
+             "",
+             "the latest hardware health assessment and how many reports wait for the\n"
+             "original; from the state store, whether or not the daemon runs\n"},
+        },
 };
 
 using Json = nlohmann::ordered_json;  // members keep the order they are added in
@@ -103,7 +116,7 @@ struct Report {
   apply::ReplicaState stored;
   bool running = false;
   cloned::LiveStatus live;
-  uint64_t out_of_sync = 0;             // ranges a verify found different, not yet repaired
+  uint64_t out_of_sync = 0;  // ranges a verify found different, not yet repaired
   std::vector<store::OutOfSyncRange> out_of_sync_first;
   uint64_t disk_bytes = 0;       // the target's size, from the config
   uint64_t stage_max_bytes = 0;  // [resync] stage_max_bytes
@@ -113,15 +126,15 @@ struct Report {
 std::string staging_line(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const uint64_t percent = r.disk_bytes == 0 ? 0 : s.resync.cursor_bytes * 100 / r.disk_bytes;
-  return "bootable: generation " + std::to_string(s.generation) + " (staging " +
-         std::to_string(s.resync.generation) + ": " + std::to_string(percent) + "%, " +
-         base::format_bytes(s.stage.durable_bytes) + " of " + base::format_bytes(r.stage_max_bytes) + " on the stick)";
+  return "bootable: generation " + std::to_string(s.generation) + " (staging " + std::to_string(s.resync.generation) +
+         ": " + std::to_string(percent) + "%, " + base::format_bytes(s.stage.durable_bytes) + " of " +
+         base::format_bytes(r.stage_max_bytes) + " on the stick)";
 }
 
 // Who may answer on the control socket: root, or the owner of the state directory.
 std::vector<uid_t> daemon_uids(const config::CloneConfig& cfg) {
   std::vector<uid_t> uids = {0};
-  struct stat st{};
+  struct stat st {};
   if (::stat(cfg.state_dir.c_str(), &st) == 0 && st.st_uid != 0) uids.push_back(st.st_uid);
   return uids;
 }
@@ -212,24 +225,29 @@ void print_human(const Report& r) {
                   static_cast<unsigned long long>(r.running ? r.live.applied_epoch : s.committed_epoch));
       break;
     case proto::CloneState::fresh:
-      std::printf("clone:      fresh: paired, nothing replicated yet (the disk is taken as identical to the original's)\n");
+      std::printf(
+          "clone:      fresh: paired, nothing replicated yet (the disk is taken as identical to the original's)\n");
       break;
     case proto::CloneState::inconsistent:
       std::printf("clone:      NOT a bootable copy (inconsistent): %s\n", s.state_reason.c_str());
       break;
     case proto::CloneState::diverged:
       std::printf("clone:      DIVERGED: its disk was changed outside cloned: %s\n", s.state_reason.c_str());
-      std::printf("            it takes no writes until a decision: clonectl decide --config FILE "
-                  "discard-clone-changes | keep-diverged\n");
+      std::printf(
+          "            it takes no writes until a decision: clonectl decide --config FILE "
+          "discard-clone-changes | keep-diverged\n");
       break;
   }
   // Invariant 5: after an unclean stop the disk is the original's at an
-  // epoch's end at or past the applied record; only the original knows which.
+  // epoch's end at or past the applied record, perhaps with part of the next
+  // epoch (as a power cut leaves the original's own disk); only the original
+  // knows which epoch.
   if (r.running && r.live.unclean_until_seq > r.live.applied_seq &&
       (s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh))
-    std::printf("unclean:    records up to %llu may be on the disk after an unclean stop, as whole epochs; the "
-                "original's next session settles which\n",
-                static_cast<unsigned long long>(r.live.unclean_until_seq));
+    std::printf(
+        "unclean:    records up to %llu may be on the disk after an unclean stop, in epoch "
+        "order; the original's next log session settles which\n",
+        static_cast<unsigned long long>(r.live.unclean_until_seq));
   if (!s.decision.empty()) std::printf("decision:   %s\n", s.decision.c_str());
   if (const auto [mark, mark_seq] = last_mark(r); !mark.empty())
     std::printf("mark:       %s (record %llu): the clone holds everything the original wrote before it\n", mark.c_str(),
@@ -239,7 +257,8 @@ void print_human(const Report& r) {
                 static_cast<unsigned long long>(s.resync.generation));
   else if (s.resync.active())
     std::printf("resync:     generation %llu in progress, %s of the disk durable (resumes there)\n",
-                static_cast<unsigned long long>(s.resync.generation), base::format_bytes(s.resync.cursor_bytes).c_str());
+                static_cast<unsigned long long>(s.resync.generation),
+                base::format_bytes(s.resync.cursor_bytes).c_str());
   if (r.running && !r.live.progress.empty()) std::printf("progress:   %s\n", r.live.progress.c_str());
   if (r.out_of_sync > 0) {
     std::printf("verify:     %llu range(s) out of sync, not yet repaired (clone-origin verify --repair):\n",
@@ -302,16 +321,18 @@ int cmd_status(const base::cli::Args& o) {
   if (r.running) {
     // The live view is newer than the store: it may have changed state since.
     r.stored.committed_seq = r.live.committed_seq;
-    for (proto::CloneState each : {proto::CloneState::fresh, proto::CloneState::consistent, proto::CloneState::inconsistent,
-                                 proto::CloneState::diverged}) {
+    for (proto::CloneState each : {proto::CloneState::fresh, proto::CloneState::consistent,
+                                   proto::CloneState::inconsistent, proto::CloneState::diverged}) {
       if (r.live.state == proto::clone_state_name(each)) {
         r.stored.state = each;
         r.stored.state_reason = r.live.state_reason;
       }
     }
   }
-  if (o.has("--json")) print_json(r);
-  else print_human(r);
+  if (o.has("--json"))
+    print_json(r);
+  else
+    print_human(r);
   return 0;
 }
 
@@ -321,7 +342,8 @@ int cmd_events(const base::cli::Args& o) {
     const std::string text = o.get("--limit");
     char* end = nullptr;
     unsigned long v = std::strtoul(text.c_str(), &end, 10);
-    if (*end != '\0' || v == 0 || v > store::kMaxEvents) return usage_error(o, "--limit takes a number from 1 to 10000");
+    if (*end != '\0' || v == 0 || v > store::kMaxEvents)
+      return usage_error(o, "--limit takes a number from 1 to 10000");
     limit = v;
   }
   base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
@@ -339,12 +361,14 @@ int cmd_events(const base::cli::Args& o) {
   if (o.has("--json")) {
     Json all = Json::array();
     for (const store::Event& e : *events)
-      all.push_back(Json{{"id", e.id}, {"unix_ms", e.unix_ms}, {"level", e.level}, {"kind", e.kind}, {"message", e.message}});
+      all.push_back(
+          Json{{"id", e.id}, {"unix_ms", e.unix_ms}, {"level", e.level}, {"kind", e.kind}, {"message", e.message}});
     std::printf("%s\n", dump(all).c_str());
     return 0;
   }
   for (const store::Event& e : *events)
-    std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(), e.message.c_str());
+    std::printf("%s  %-7s %-8s %s\n", clock_time(e.unix_ms).c_str(), e.level.c_str(), e.kind.c_str(),
+                e.message.c_str());
   return 0;
 }
 
@@ -352,7 +376,8 @@ int cmd_events(const base::cli::Args& o) {
 // event log: by the running daemon, or directly in the store when it is stopped.
 int cmd_decide(const base::cli::Args& o) {
   apply::Decision d;
-  if (!apply::parse_decision(o.operand, d)) return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
+  if (!apply::parse_decision(o.operand, d))
+    return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
   base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
   if (!cfg) {
     std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
@@ -377,7 +402,8 @@ int cmd_decide(const base::cli::Args& o) {
     std::fprintf(stderr, "clonectl: %s\n", answer.status().message().c_str());
     return 1;
   }
-  base::Result<std::unique_ptr<store::Store>> st = store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id);
+  base::Result<std::unique_ptr<store::Store>> st =
+      store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id);
   if (!st) {
     std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
     return 1;
@@ -401,7 +427,9 @@ int cmd_decide(const base::cli::Args& o) {
   if (d == apply::Decision::discard_clone_changes)
     std::printf("the clone now waits for a resync from the original (clone-origin resync --source IMAGE).\n");
   else
-    std::printf("the clone keeps its changes and takes no writes; decide discard-clone-changes to take the original's again.\n");
+    std::printf(
+        "the clone keeps its changes and takes no writes; decide discard-clone-changes to take the original's "
+        "again.\n");
   return 0;
 }
 

@@ -310,7 +310,7 @@ class Machine {
   // --- Observers ---
   bool can_accept() const;  // false: stop reading the socket
   Position durable() const { return durable_; }
-  // After an unclean stop, before the original's next session settles it:
+  // After an unclean stop, before the original's next log session settles it:
   // the disk may hold whole epochs past durable(), up to this record
   // (invariant 5). 0 = the disk is exactly at durable().
   uint64_t unclean_until_seq() const { return unclean_until_seq_; }
