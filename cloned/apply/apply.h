@@ -40,10 +40,10 @@
 
 #include "base/status.h"
 #include "blockio/device.h"
-#include "proto/messages.h"
-#include "proto/resync.h"
 #include "cloned/apply/decision.h"
 #include "cloned/apply/replica.h"
+#include "proto/messages.h"
+#include "proto/resync.h"
 
 namespace apply {
 
@@ -123,8 +123,8 @@ struct StageOpen {
 // What the clone's stick can take for a stage now, as the daemon measured it
 // for a resync_plan (the machine does no I/O).
 struct StageRoom {
-  uint64_t bound_bytes = 0;  // [resync] stage_max_bytes
-  uint64_t free_bytes = 0;   // free on the stick, less what is kept for the state store
+  uint64_t bound_bytes = 0;       // [resync] stage_max_bytes
+  uint64_t free_bytes = 0;        // free on the stick, less what is kept for the state store
   uint64_t stage_file_bytes = 0;  // held by the stage file on the stick now: a new stage truncates it
 };
 // The stage's file format (cloned/stage/stage.h, which checks these match):
@@ -139,21 +139,39 @@ inline constexpr size_t kResyncMarksMax = 4096;  // their acks, sent together, s
 inline constexpr uint64_t kStageHeaderBytes = 64;
 inline constexpr uint64_t kStageEntryHeaderBytes = 72;
 struct Flush {};
-struct SendBarrierAck { uint64_t epoch; uint64_t seq; };
-struct SendReceiptAck { uint64_t seq; };
-struct SendCommitted { uint64_t seq; };
-struct Commit { apply::ReplicaState state; };
+struct SendBarrierAck {
+  uint64_t epoch;
+  uint64_t seq;
+};
+struct SendReceiptAck {
+  uint64_t seq;
+};
+struct SendCommitted {
+  uint64_t seq;
+};
+struct Commit {
+  apply::ReplicaState state;
+};
 // End the session: send an error with this code and sentence, then close.
-struct FailSession { proto::ErrorCode code; std::string message; };
+struct FailSession {
+  proto::ErrorCode code;
+  std::string message;
+};
 // A marked barrier is durable: the clone holds everything up to the mark.
-struct MarkReached { std::string name; uint64_t seq; uint64_t epoch; };
+struct MarkReached {
+  std::string name;
+  uint64_t seq;
+  uint64_t epoch;
+};
 // The clone's disk failed: the daemon must stop taking writes.
-struct DiskFailed { std::string message; };
+struct DiskFailed {
+  std::string message;
+};
 
 struct Actions {
   std::optional<proto::Hello> hello_reply;  // answer to a deferred hello
   std::vector<SubmitIo> submit;
-  std::vector<RecordId> dropped;            // accepted earlier, now discarded unwritten
+  std::vector<RecordId> dropped;  // accepted earlier, now discarded unwritten
   bool flush = false;
   // A barrier's flush: its gate (SubmitIo::after_flush_gate). 0 for a flush
   // no write waits for (resync marks).
@@ -174,7 +192,7 @@ struct Actions {
   std::vector<uint64_t> resync_mark_acks;
   std::optional<proto::ResyncDone> resync_done;
   std::optional<proto::ResyncPlanReply> plan_reply;  // the answer to a resync_plan
-  bool clear_out_of_sync = false;  // a resync completed: the verify's findings are repaired
+  bool clear_out_of_sync = false;                    // a resync completed: the verify's findings are repaired
   // Staged resync (staged.cpp), carried out in this order by one thread:
   // open the stage; append (SubmitIo::to_stage); sync it where a disk flush
   // would be (Machine::on_stage_synced); copy it to the disk and flush
@@ -183,11 +201,14 @@ struct Actions {
   bool stage_sync = false;
   bool stage_apply = false;
   bool stage_remove = false;
+  // A staged resync replaced by one in place: its stage goes once the state
+  // without it is committed (not applied: the disk never got it).
+  bool stage_drop = false;
   bool empty() const {
     return !hello_reply && submit.empty() && dropped.empty() && !flush && barrier_acks.empty() &&
            receipt_acks.empty() && committed.empty() && commits.empty() && fail.empty() && disk_failed.empty() &&
            marks_reached.empty() && !resync_state && resync_mark_acks.empty() && !resync_done && !clear_out_of_sync &&
-           !stage_open && !stage_sync && !stage_apply && !stage_remove && !plan_reply;
+           !stage_open && !stage_sync && !stage_apply && !stage_remove && !stage_drop && !plan_reply;
   }
 };
 
@@ -334,21 +355,19 @@ class Machine {
   // the moment the last write completes (DiskWorkers::flush_when_drained).
   uint64_t gate_after_in_flight() const;
   // The seq of the barrier whose flush is in progress, or 0.
-  uint64_t flushing_barrier_seq() const {
-    return flushing_ == Flushing::barrier ? flushing_barrier_.header.seq : 0;
-  }
+  uint64_t flushing_barrier_seq() const { return flushing_ == Flushing::barrier ? flushing_barrier_.header.seq : 0; }
 
  private:
   struct Entry {
     RecordId id;
     proto::RecordHeader header;
     uint64_t cost_bytes;
-    uint64_t rseq = 0;  // resync extents: their order of arrival (0 = a log record)
-    bool staged = false;  // goes to the stage, not the disk
+    uint64_t rseq = 0;         // resync extents: their order of arrival (0 = a log record)
+    bool staged = false;       // goes to the stage, not the disk
     bool after_flush = false;  // submitted behind the barrier's flush (SubmitIo)
   };
   struct PendingMark {
-    uint64_t rseq;          // the last resync extent received before it
+    uint64_t rseq;  // the last resync extent received before it
     uint64_t cursor_bytes;
     bool is_end = false;
     uint64_t consistent_at_seq = 0;
@@ -431,15 +450,15 @@ class Machine {
   bool in_session_ = false;
   bool want_receipt_acks_ = false;
   uint64_t original_log_end_ = 0;
-  uint64_t recv_seq_ = 0;        // last record accepted
-  uint64_t recv_epoch_ = 0;      // the epoch open for receiving
+  uint64_t recv_seq_ = 0;            // last record accepted
+  uint64_t recv_epoch_ = 0;          // the epoch open for receiving
   bool open_epoch_started_ = false;  // a record of recv_epoch_ has arrived
   uint64_t receipt_acked_seq_ = 0;
   uint64_t next_id_ = 1;
 
   std::optional<proto::Hello> pending_hello_;
-  std::deque<Entry> queue_;      // accepted, not yet submitted, in seq order
-  std::vector<Entry> in_flight_; // submitted, not completed
+  std::deque<Entry> queue_;           // accepted, not yet submitted, in seq order
+  std::vector<Entry> in_flight_;      // submitted, not completed
   size_t after_flush_in_flight_ = 0;  // of in_flight_: behind the waiting barrier's flush
   // Why such a write may come back unwritten (ECANCELED): the machine asked
   // (Actions::cancel_after_flush) while some were in flight; or one came
@@ -452,8 +471,8 @@ class Machine {
   // the first marks_in_flush_ resync marks. One flush at a time.
   enum class Flushing : uint8_t { none, barrier, marks };
   Flushing flushing_ = Flushing::none;
-  Entry flushing_barrier_{};     // the barrier whose flush is in progress
-  uint64_t flushing_gate_ = 0;   // and its gate (SubmitIo::after_flush_gate)
+  Entry flushing_barrier_{};    // the barrier whose flush is in progress
+  uint64_t flushing_gate_ = 0;  // and its gate (SubmitIo::after_flush_gate)
   // The gate the next barrier flush will carry; moved on when one is asked,
   // and when the writes or the early flush it was named to are given up.
   uint64_t next_gate_ = 1;
@@ -468,7 +487,7 @@ class Machine {
   uint64_t committed_sent_seq_ = 0;
 
   bool commit_in_flight_ = false;
-  bool state_dirty_ = false;     // replica_ changed and must be committed
+  bool state_dirty_ = false;             // replica_ changed and must be committed
   bool writes_wait_for_commit_ = false;  // the inconsistent mark must be durable first
   uint64_t last_commit_ms_ = 0;
   uint64_t now_ms_ = 0;
@@ -489,37 +508,38 @@ class Machine {
   // -> final_commit (in flight; back to finishing if it fails) -> done.
   enum class Shutdown : uint8_t { running, finishing, final_commit, done };
   Shutdown shutdown_ = Shutdown::running;
-  uint64_t shutdown_epoch_ = 0;   // the last epoch still written
+  uint64_t shutdown_epoch_ = 0;  // the last epoch still written
   bool disk_failed_ = false;
 
   // Session kind and what it may do.
-  bool maintenance_ = false;         // the hello asked for a maintenance session
-  bool log_ok_ = false;              // log records are taken in this session
-  std::string log_refused_why_;      // when not: the sentence
+  bool maintenance_ = false;     // the hello asked for a maintenance session
+  bool log_ok_ = false;          // log records are taken in this session
+  std::string log_refused_why_;  // when not: the sentence
   // Resync (resync.cpp).
-  bool resync_running_ = false;      // begun or resumed in this session (only this session's answers)
-  bool resync_state_pending_ = false;  // answer the begin once its commit is done
-  std::deque<Entry> resync_queue_;   // received resync extents, not yet submitted
+  bool resync_running_ = false;            // begun or resumed in this session (only this session's answers)
+  bool resync_state_pending_ = false;      // answer the begin once its commit is done
+  std::deque<Entry> resync_queue_;         // received resync extents, not yet submitted
   std::set<uint64_t> resync_outstanding_;  // rseq of extents queued or in flight
   uint64_t resync_rseq_ = 0;
-  std::deque<PendingMark> marks_;    // in order of arrival
+  std::deque<PendingMark> marks_;  // in order of arrival
   size_t marks_in_flush_ = 0;
-  std::vector<PendingMark> marks_flushed_;  // durable on disk, cursor not yet committed
+  std::vector<PendingMark> marks_flushed_;     // durable on disk, cursor not yet committed
   std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight
-  std::map<uint64_t, uint64_t> log_written_;  // offset -> end: written by the log during this resync
+  std::map<uint64_t, uint64_t> log_written_;   // offset -> end: written by the log during this resync
   // Staged resync (staged.cpp).
-  bool stage_failed_ = false;     // an append or sync failed: nothing more is staged until the next begin
-  bool stage_applying_ = false;   // the copy to the disk is in progress (a stage_apply action is out)
-  bool stage_copy_owed_ = false;    // the end was reached: "applying"'s commit starts the copy
-  bool stage_remove_owed_ = false;  // the applied stage goes once G+1 is committed
-  unsigned stage_applies_out_ = 0;  // stage_apply actions not yet answered (on_stage_applied)
-  unsigned stage_retries_ = 0;      // the stick failed the apply this many times in this run
+  bool stage_failed_ = false;         // an append or sync failed: nothing more is staged until the next begin
+  bool stage_applying_ = false;       // the copy to the disk is in progress (a stage_apply action is out)
+  bool stage_copy_owed_ = false;      // the end was reached: "applying"'s commit starts the copy
+  bool stage_remove_owed_ = false;    // the applied stage goes once G+1 is committed
+  bool stage_drop_owed_ = false;      // a replaced stage goes once the state without it is committed
+  unsigned stage_applies_out_ = 0;    // stage_apply actions not yet answered (on_stage_applied)
+  unsigned stage_retries_ = 0;        // the stick failed the apply this many times in this run
   uint64_t stage_retry_wait_ms_ = 0;  // a retry is due this long after stage_retry_at_ms_ is set
   uint64_t stage_retry_at_ms_ = 0;    // 0: counted from the next tick
-  bool resync_complete_ = false;    // this session's begin names the resync the clone already holds
+  bool resync_complete_ = false;      // this session's begin names the resync the clone already holds
   // A begin that announced a plan (kResyncPlanFollows, the bit cleared): answered, nothing started yet.
   std::optional<proto::ResyncBegin> plan_begin_;
-  bool plan_resumes_ = false;  // that begin resumes the interrupted resync
+  bool plan_resumes_ = false;                                 // that begin resumes the interrupted resync
   std::optional<proto::ResyncPlanReply> plan_reply_pending_;  // sent once what the plan started is durable
 };
 

@@ -96,7 +96,7 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
   }
   if ((plan.flags & proto::kPlanInPlaceUnbootable) != 0) {
     // The person allowed the unbootable window. A staged resync this replaces
-    // is dropped (its file goes at the next start): the disk holds the old
+    // is dropped (its file goes once that is committed): the disk holds the old
     // generation, so the in-place resync starts at byte 0.
     r.verdict = PlanVerdict::in_place_unbootable;
     r.cursor_bytes = 0;

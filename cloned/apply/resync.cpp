@@ -43,7 +43,9 @@ void Machine::need_write_barrier_commit(Actions& actions) {
 void Machine::start_new_resync(const proto::ResyncBegin& b) {
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
-  replica_.stage = {};  // an earlier staged resync, replaced (its file is removed at the next start)
+  // An earlier staged resync, replaced: its file goes once this is committed.
+  if (replica_.stage.active()) stage_drop_owed_ = true;
+  replica_.stage = {};
   replica_.state = proto::CloneState::inconsistent;
   replica_.fingerprint_valid = false;
   if (repair) {
@@ -392,6 +394,11 @@ void Machine::on_mark_flushed(Actions& actions) {
 }
 
 void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapshot, Actions& actions) {
+  // No stage in the committed state: a restart cannot resume the replaced one.
+  if (stage_drop_owed_ && !s.stage.active() && !replica_.stage.active()) {
+    stage_drop_owed_ = false;
+    actions.stage_drop = true;
+  }
   if (resync_state_pending_ && snapshot >= writes_wait_from_ && s.resync.active() &&
       s.resync.generation == replica_.resync.generation) {
     resync_state_pending_ = false;

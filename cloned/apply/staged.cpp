@@ -46,6 +46,7 @@ bool Machine::should_stage(const proto::ResyncBegin&) const {
 void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions) {
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
   replica_.stage = {apply::StagePhase::staging, 0, 0, 0};
+  stage_drop_owed_ = false;  // the new stage truncates the file a replaced one left
   actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
   resync_running_ = true;
   resync_state_pending_ = true;

@@ -46,6 +46,12 @@ void Daemon::stage_actions(apply::Actions& a) {
     stage_worker_->remove();
   }
   a.stage_remove = false;
+  if (a.stage_drop) {
+    record_event("notice", "stage",
+                 "the staged resync was replaced by one in place; its stage was removed from the stick");
+    stage_worker_->remove();
+  }
+  a.stage_drop = false;
 }
 
 void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {

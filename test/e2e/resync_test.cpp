@@ -107,8 +107,8 @@ Running start(const TempDir& d, const std::map<std::string, std::string>& clone_
   Running r;
   r.pair = harness::make_pair(d.path(), d / "clone.img", clone_over, origin_over);
   REQUIRE(!r.pair.clone_config.empty());
-  r.cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config},
-                                       d / "cloned.log");
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
   REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
   return r;
 }
@@ -141,7 +141,8 @@ TEST_CASE("resync of a 1 GiB image with 1% of its 4 KiB blocks changed sends abo
   for (uint64_t i = 0; i < changed; ++i) picked.push_back(rng() % blocks);
   std::sort(picked.begin(), picked.end());
   picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
-  for (uint64_t b : picked) REQUIRE(write_at(d / "source.img", b * 4096, std::string(4096, static_cast<char>(1 + b % 250))));
+  for (uint64_t b : picked)
+    REQUIRE(write_at(d / "source.img", b * 4096, std::string(4096, static_cast<char>(1 + b % 250))));
   CHECK_FALSE(harness::files_equal(d / "source.img", d / "clone.img"));
   Running r = start(d);
   std::string out;
@@ -152,8 +153,9 @@ TEST_CASE("resync of a 1 GiB image with 1% of its 4 KiB blocks changed sends abo
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
   const uint64_t data = figure(out, "data_bytes_sent"), wire = figure(out, "wire_bytes_sent");
-  MESSAGE("1% delta of 1 GiB: " << picked.size() << " blocks changed (" << picked.size() * 4096 << " bytes); extent data sent "
-                                << data << " bytes = " << 100.0 * static_cast<double>(data) / kDisk << "% of the image; "
+  MESSAGE("1% delta of 1 GiB: " << picked.size() << " blocks changed (" << picked.size() * 4096
+                                << " bytes); extent data sent " << data
+                                << " bytes = " << 100.0 * static_cast<double>(data) / kDisk << "% of the image; "
                                 << wire << " bytes on the wire original->clone; " << secs << " s");
   CHECK(data == picked.size() * 4096);
   CHECK(data <= kDisk / 50);
@@ -199,8 +201,10 @@ TEST_CASE("a full copy onto a zeroed clone and onto a clone holding unrelated da
     constexpr uint64_t kDisk = 96ull << 20;
     REQUIRE(write_random_file(d / "source.img", kDisk, 5));
     REQUIRE(write_at(d / "source.img", 8 << 20, std::string(16 << 20, '\0')));  // a zero stretch: sent as zero extents
-    if (unrelated) REQUIRE(write_random_file(d / "clone.img", kDisk, 6));
-    else REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+    if (unrelated)
+      REQUIRE(write_random_file(d / "clone.img", kDisk, 6));
+    else
+      REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
     Running r = start(d);
     std::string out;
     int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
@@ -224,8 +228,10 @@ TEST_CASE("a clone stopped cleanly during a resync: the original waits, and resu
   // The machine's test pins what arrives between the stop and the goodbye
   // (a window of milliseconds here); this is the whole of it, end to end.
   Running r = start(d, {},
-                    {{"resync.rate_max", "\"16M\""}, {"origin.reconnect_initial_ms", "50"},
-                     {"origin.reconnect_max_ms", "500"}, {"origin.reconnect_attempts_max", "100"}});
+                    {{"resync.rate_max", "\"16M\""},
+                     {"origin.reconnect_initial_ms", "50"},
+                     {"origin.reconnect_max_ms", "500"},
+                     {"origin.reconnect_attempts_max", "100"}});
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
   // Stopped once the data flows: the disk's first block has been written.
   bool sending = false;
@@ -327,8 +333,8 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
     r.cloned->signal(SIGKILL);
     CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
     ++kills;
-    r.cloned = std::make_unique<Process>(std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config},
-                                         d / "cloned.log");
+    r.cloned = std::make_unique<Process>(
+        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
     REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
   }
   const int code = resync.wait(600000);
@@ -340,7 +346,8 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   const std::string events = events_of(r.pair);
   size_t resumed = 0;
   std::string resumed_at;  // for the message: where each resume began
-  for (size_t at = events.find("resumed generation"); at != std::string::npos; at = events.find("resumed generation", at + 1)) {
+  for (size_t at = events.find("resumed generation"); at != std::string::npos;
+       at = events.find("resumed generation", at + 1)) {
     // "resumed generation 2 at byte N": past the start.
     const uint64_t byte = std::strtoull(events.c_str() + events.find("at byte", at) + 8, nullptr, 10);
     if (byte > 0) ++resumed;
@@ -507,8 +514,7 @@ TEST_CASE("a resync cut at the same place every session ends after the retry bud
   const int code = harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000);
   CHECK(code != 0);
   CHECK_MESSAGE(out.find("the resync gave up after 4 failed attempts in a row") != std::string::npos, out);
-  MESSAGE("proxy: " << proxy->counts().connections.load() << " connections, " << proxy->counts().cuts.load()
-                    << " cut");
+  MESSAGE("proxy: " << proxy->counts().connections.load() << " connections, " << proxy->counts().cuts.load() << " cut");
   CHECK(proxy->counts().cuts.load() == 4);
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // staged: the disk untouched
   CHECK(status_of(r.pair).find("bootable: generation 2") != std::string::npos);
@@ -517,9 +523,12 @@ TEST_CASE("a resync cut at the same place every session ends after the retry bud
 
 TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
   TempDir d;
-  Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""},
-                                   {"origin.reconnect_initial_ms", "50"}, {"origin.reconnect_max_ms", "500"},
-                                   {"origin.reconnect_attempts_max", "100"}});
+  Running r = staged_setup(d, {},
+                           {{"resync.rate_max", "\"16M\""},
+                            {"resync.mark_interval", "\"2M\""},
+                            {"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "500"},
+                            {"origin.reconnect_attempts_max", "100"}});
   // The data follows the whole comparison (the plan): 36 MiB to send keeps
   // the staging going for about 2 s at 16 MB/s, long enough to catch it.
   REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
@@ -529,8 +538,8 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
     harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
     const uint64_t staged = figure_json(json, "stage_bytes");
-    staged_some = json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX &&
-                  staged > (1 << 20);
+    staged_some =
+        json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX && staged > (1 << 20);
     if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
@@ -551,6 +560,52 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   REQUIRE(resumed != std::string::npos);
   CHECK(std::strtoull(events.c_str() + resumed + 29, nullptr, 10) > 0);
   CHECK(events.find("applying generation 3") != std::string::npos);
+  stop(r);
+}
+
+TEST_CASE("a staged resync replaced by one in place: its stage leaves the stick at once, not at the next start") {
+  TempDir d;
+  Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""}});
+  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  bool staged_some = false;
+  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    const uint64_t staged = figure_json(json, "stage_bytes");
+    staged_some =
+        json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX && staged > (1 << 20);
+    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
+  resync.signal(SIGKILL);  // the original goes; the clone keeps the staged resync to resume
+  resync.wait(10000);
+  // The clone restarts with a stage bound the rest no longer fits: the
+  // person allows the unbootable window, and the resync goes in place.
+  r.cloned->signal(SIGTERM);
+  REQUIRE(r.cloned->wait(30000) == 0);
+  harness::set_config_keys(r.pair.clone_config, {{"resync.stage_max_bytes", "\"1M\""}});
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  auto stage_files = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(d.path())) n += e.path().filename() == "stage";
+    return n;
+  };
+  REQUIRE(stage_files() == 1);  // kept across the restart: the store still says staging
+  std::string out;
+  const int code =
+      harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--in-place-unbootable"}), out, 300000);
+  REQUIRE_MESSAGE(code == 0, out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  CHECK(stage_files() == 0);  // the daemon still running
+  const std::string events = events_of(r.pair);
+  CHECK_MESSAGE(
+      events.find("the staged resync was replaced by one in place; its stage was removed") != std::string::npos,
+      events);
+  CHECK(events.find("plan in_place_unbootable") != std::string::npos);
   stop(r);
 }
 
@@ -606,10 +661,9 @@ void retry_through_a_clean_stop(Running& r, const TempDir& d, const std::filesys
 void next_sessions_not_diverged(Running& r, const TempDir& d) {
   std::string out;
   CHECK_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
-  CHECK_MESSAGE(
-      harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "5", "--bytes", "1M"}), out) ==
-          0,
-      out);
+  CHECK_MESSAGE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "5", "--bytes", "1M"}),
+                             out) == 0,
+                out);
   CHECK(events_of(r.pair).find("diverged") == std::string::npos);
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
@@ -624,8 +678,10 @@ void kill_while_applying(bool original_stays, bool stick_fails = false) {
   TempDir d;
   // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
   Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}},
-                           {{"resync.mark_interval", "\"32M\""}, {"origin.reconnect_initial_ms", "50"},
-                            {"origin.reconnect_max_ms", "500"}, {"origin.reconnect_attempts_max", "100"}});
+                           {{"resync.mark_interval", "\"32M\""},
+                            {"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "500"},
+                            {"origin.reconnect_attempts_max", "100"}});
   // The disk's first MiB is fingerprinted (Diverged detection): generation 3 changes it too.
   const std::string head_before = harness::read_file(d / "before.img").substr(0, 64 << 10);
   if (stick_fails) REQUIRE(write_at(d / "source.img", 0, std::string(64 << 10, 'h')));
@@ -678,7 +734,6 @@ TEST_CASE("a kill -9 while a staged generation is applied, with the original gon
 TEST_CASE("a stick that fails to give the stage at that start is read again after a wait, and the copy finishes") {
   kill_while_applying(false, true);
 }
-
 
 TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and --repair fixes them") {
   TempDir d;
@@ -760,14 +815,16 @@ TEST_CASE("a repair the stage cannot hold is refused up front; --in-place-unboot
   stop(r);
 }
 
-TEST_CASE("a log of another generation, a log with a gap, and a log from before a resync are refused, nothing written") {
+TEST_CASE(
+    "a log of another generation, a log with a gap, and a log from before a resync are refused, nothing written") {
   TempDir d;
   constexpr uint64_t kDisk = 32ull << 20;
   REQUIRE(harness::make_zero_file(d / "source.img", kDisk));
   REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
   Running r = start(d);
   std::string out;
-  REQUIRE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}), out) == 0);
+  REQUIRE(harness::run(origin(r.pair, {"workload", "--source", d / "source.img", "--seed", "1", "--bytes", "4M"}),
+                       out) == 0);
   const std::string state_dir = d / "origin/state";
   const std::string before_resync = harness::read_file(state_dir + "/origin.position");
   REQUIRE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out) == 0);
@@ -779,7 +836,8 @@ TEST_CASE("a log of another generation, a log with a gap, and a log from before 
     REQUIRE(harness::write_file(state_dir + "/origin.position", position));
     REQUIRE(copy_file(d / "clone.img", d / "clone.before"));
     std::string o;
-    const int code = harness::run(origin(r.pair, {"workload", "--source", d / "other.img", "--seed", "2", "--bytes", "4M"}), o);
+    const int code =
+        harness::run(origin(r.pair, {"workload", "--source", d / "other.img", "--seed", "2", "--bytes", "4M"}), o);
     CHECK(code == 1);
     CHECK_MESSAGE(o.find(why) != std::string::npos, o);
     CHECK(harness::files_equal(d / "clone.img", d / "clone.before"));
@@ -805,72 +863,72 @@ TEST_CASE("a log of another generation, a log with a gap, and a log from before 
 
 // A real stick that fills: the clone's state directory on a tmpfs of its own.
 TEST_SUITE("requires root") {
-TEST_CASE("a stick that fills mid-staging stops the resync with stage_full; the disk keeps its generation") {
-  test_support::require({test_support::root()});
-  TempDir d;
-  const std::string stick = d / "stick";
-  std::filesystem::create_directories(stick);
-  std::string out;
-  REQUIRE_MESSAGE(harness::run({"/bin/mount", "-t", "tmpfs", "-o", "size=160m,mode=0700", "tmpfs", stick}, out) == 0,
-                  out);
-  struct Unmount {
-    std::string path;
-    ~Unmount() {
-      std::string ignored;
-      harness::run({"/bin/umount", path}, ignored);
-    }
-  } unmount{stick};
-  // 24 MiB to stage at 8 MB/s: about 3 s of staging to fill the stick in.
-  Running r = staged_setup(d, {{"state.dir", "\"" + stick + "\""}}, {{"resync.rate_max", "\"8M\""}});
-  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(12 << 20, 'f')));
-  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  // Once the staging is under way, everything on the stick but 4 MiB goes
-  // to another file (the state store keeps working in what is left).
-  const std::string stage_file = stick + "/stage";
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (resync.running() && std::chrono::steady_clock::now() < limit &&
-         !(std::filesystem::exists(stage_file) && std::filesystem::file_size(stage_file) > (2u << 20)))
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  REQUIRE_MESSAGE(std::filesystem::exists(stage_file), harness::read_file(d / "origin.log"));
-  const uint64_t staged_before = std::filesystem::file_size(stage_file);
-  const std::filesystem::space_info space = std::filesystem::space(stick);
-  REQUIRE(space.available > (4u << 20));
-  REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(space.available - (4u << 20)), stick + "/filler"},
-                       out) == 0);
-  const int code = resync.wait(120000);
-  const std::string log = harness::read_file(d / "origin.log");
-  CHECK(code != 0);
-  CHECK_MESSAGE(log.find("(stage_full)") != std::string::npos, log);
-  const size_t said = log.find("the clone refused");
-  if (said != std::string::npos)
-    MESSAGE("staged " << staged_before << " bytes at the fill; " << log.substr(said, log.find('\n', said) - said));
-  CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // the disk still holds generation 2
-  const std::string status = status_of(r.pair);
-  CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
-  CHECK_MESSAGE(status.find("generation: 2;") != std::string::npos, status);
+  TEST_CASE("a stick that fills mid-staging stops the resync with stage_full; the disk keeps its generation") {
+    test_support::require({test_support::root()});
+    TempDir d;
+    const std::string stick = d / "stick";
+    std::filesystem::create_directories(stick);
+    std::string out;
+    REQUIRE_MESSAGE(harness::run({"/bin/mount", "-t", "tmpfs", "-o", "size=160m,mode=0700", "tmpfs", stick}, out) == 0,
+                    out);
+    struct Unmount {
+      std::string path;
+      ~Unmount() {
+        std::string ignored;
+        harness::run({"/bin/umount", path}, ignored);
+      }
+    } unmount{stick};
+    // 24 MiB to stage at 8 MB/s: about 3 s of staging to fill the stick in.
+    Running r = staged_setup(d, {{"state.dir", "\"" + stick + "\""}}, {{"resync.rate_max", "\"8M\""}});
+    REQUIRE(write_at(d / "source.img", 32 << 20, std::string(12 << 20, 'f')));
+    Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+    // Once the staging is under way, everything on the stick but 4 MiB goes
+    // to another file (the state store keeps working in what is left).
+    const std::string stage_file = stick + "/stage";
+    const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (resync.running() && std::chrono::steady_clock::now() < limit &&
+           !(std::filesystem::exists(stage_file) && std::filesystem::file_size(stage_file) > (2u << 20)))
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE_MESSAGE(std::filesystem::exists(stage_file), harness::read_file(d / "origin.log"));
+    const uint64_t staged_before = std::filesystem::file_size(stage_file);
+    const std::filesystem::space_info space = std::filesystem::space(stick);
+    REQUIRE(space.available > (4u << 20));
+    REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(space.available - (4u << 20)), stick + "/filler"},
+                         out) == 0);
+    const int code = resync.wait(120000);
+    const std::string log = harness::read_file(d / "origin.log");
+    CHECK(code != 0);
+    CHECK_MESSAGE(log.find("(stage_full)") != std::string::npos, log);
+    const size_t said = log.find("the clone refused");
+    if (said != std::string::npos)
+      MESSAGE("staged " << staged_before << " bytes at the fill; " << log.substr(said, log.find('\n', said) - said));
+    CHECK(harness::files_equal(d / "clone.img", d / "before.img"));  // the disk still holds generation 2
+    const std::string status = status_of(r.pair);
+    CHECK_MESSAGE(status.find("a bootable copy") != std::string::npos, status);
+    CHECK_MESSAGE(status.find("generation: 2;") != std::string::npos, status);
 
-  // Space again, but less than the whole resync needs beside the stage left
-  // behind: a new resync (another extent size, so not the one staged: no
-  // resume) replaces that stage, and its file's space counts as free. Its
-  // stage: 24 MiB of data and at most 64 KiB of headers; the clone keeps
-  // 64 MiB free for its state store (stage::Limits::free_reserve_bytes).
-  const uint64_t left_behind = std::filesystem::file_size(stage_file);
-  REQUIRE(left_behind > (2u << 20));
-  std::filesystem::remove(stick + "/filler");
-  const uint64_t needed = (24u << 20) + (64u << 10), reserve = 64u << 20;
-  const uint64_t free_wanted = reserve + needed - left_behind / 2;  // short of `needed` without the old stage
-  const uint64_t available = std::filesystem::space(stick).available;
-  REQUIRE(available > free_wanted);
-  REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(available - free_wanted), stick + "/filler"},
-                       out) == 0);
-  const int again =
-      harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "256K"}), out, 300000);
-  REQUIRE_MESSAGE(again == 0, out);
-  CHECK_MESSAGE(out.find("NOT bootable") == std::string::npos, out);  // staged, not in place
-  uint64_t diff = 0;
-  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
-  stop(r);
-  CHECK_FALSE(std::filesystem::exists(stage_file));
-}
+    // Space again, but less than the whole resync needs beside the stage left
+    // behind: a new resync (another extent size, so not the one staged: no
+    // resume) replaces that stage, and its file's space counts as free. Its
+    // stage: 24 MiB of data and at most 64 KiB of headers; the clone keeps
+    // 64 MiB free for its state store (stage::Limits::free_reserve_bytes).
+    const uint64_t left_behind = std::filesystem::file_size(stage_file);
+    REQUIRE(left_behind > (2u << 20));
+    std::filesystem::remove(stick + "/filler");
+    const uint64_t needed = (24u << 20) + (64u << 10), reserve = 64u << 20;
+    const uint64_t free_wanted = reserve + needed - left_behind / 2;  // short of `needed` without the old stage
+    const uint64_t available = std::filesystem::space(stick).available;
+    REQUIRE(available > free_wanted);
+    REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(available - free_wanted), stick + "/filler"},
+                         out) == 0);
+    const int again =
+        harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "256K"}), out, 300000);
+    REQUIRE_MESSAGE(again == 0, out);
+    CHECK_MESSAGE(out.find("NOT bootable") == std::string::npos, out);  // staged, not in place
+    uint64_t diff = 0;
+    CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+    CHECK(status_of(r.pair).find("a bootable copy") != std::string::npos);
+    stop(r);
+    CHECK_FALSE(std::filesystem::exists(stage_file));
+  }
 }  // TEST_SUITE

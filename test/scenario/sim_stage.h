@@ -68,7 +68,7 @@ struct StageWorker {
       if (s.to_stage) jobs.push_back({Job::Kind::append, {}, s.id});
     if (a.stage_sync) jobs.push_back({Job::Kind::sync, {}});
     if (a.stage_apply) jobs.push_back({Job::Kind::apply, {}});
-    if (a.stage_remove) jobs.push_back({Job::Kind::remove, {}});
+    if (a.stage_remove || a.stage_drop) jobs.push_back({Job::Kind::remove, {}});
   }
   bool busy() const { return !jobs.empty(); }
   // Runs the next job; its completion goes to the machine.

@@ -194,10 +194,12 @@ TEST_CASE("a resumed staged resync counts what its stage holds already") {
     CHECK(a.commits[0].state.resync.cursor_bytes == 0);
     CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
     CHECK_FALSE(a.plan_reply);
+    CHECK_FALSE(a.stage_drop);
     a = r.committed();
     REQUIRE(a.plan_reply);
     CHECK(a.plan_reply->verdict == proto::PlanVerdict::in_place_unbootable);
     CHECK(a.plan_reply->cursor_bytes == 0);
+    CHECK(a.stage_drop);  // the replaced stage goes once the state without it is committed
   }
 }
 

@@ -532,7 +532,7 @@ TEST_CASE("a stage's retry waits for no shutdown: the next start tries again") {
   CHECK_FALSE(r.tick(1'000'000).stage_apply);
 }
 
-TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it goes to the stage") {
+TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it goes to the stage, the stage goes") {
   apply::ReplicaState saved = consistent_gen1();
   saved.resync = {2, 10, 3, 4096, 4096, 0};
   saved.stage = {apply::StagePhase::staging, 1000, 4096, 0};
@@ -543,7 +543,10 @@ TEST_CASE("a new resync that goes in place replaces a staged one: nothing of it 
   CHECK_FALSE(a.stage_open);
   REQUIRE(a.commits.size() == 1);
   CHECK_FALSE(a.commits[0].state.stage.active());
-  r.committed();
+  CHECK_FALSE(a.stage_drop);  // a crash before the commit resumes the staged resync: its file stays
+  a = r.committed();
+  CHECK(a.stage_drop);  // the stick's space back now, not at the next start
+  CHECK_FALSE(a.stage_remove);
   a = r.extent(resync_data(0));
   REQUIRE(a.submit.size() == 1);
   CHECK_FALSE(a.submit[0].to_stage);
