@@ -43,10 +43,7 @@ store::HealthReportRow row_of(const hwhealth::Report& report) {
 
 HealthMonitor::HealthMonitor(HealthSettings settings, std::unique_ptr<store::Store> store,
                              std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake)
-    : settings_(std::move(settings)),
-      store_(std::move(store)),
-      collector_(std::move(source)),
-      wake_(std::move(wake)) {
+    : settings_(std::move(settings)), store_(std::move(store)), collector_(std::move(source)), wake_(std::move(wake)) {
   assert(store_ && settings_.interval_s > 0);
   thread_ = std::thread([this] { run(); });
 }
@@ -63,8 +60,10 @@ HealthMonitor::~HealthMonitor() {
 void HealthMonitor::io_error(IoErrorEvent event) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_.io_errors.size() < kIoErrorsPerPollMax) pending_.io_errors.push_back(std::move(event));
-    else ++pending_.io_errors_dropped;
+    if (pending_.io_errors.size() < kIoErrorsPerPollMax)
+      pending_.io_errors.push_back(std::move(event));
+    else
+      ++pending_.io_errors_dropped;
   }
   cv_.notify_all();
 }
@@ -121,8 +120,8 @@ void HealthMonitor::restore_baseline() {
     return;
   }
   LOG_INFO("health: the first poll compares with poll %llu of %s (%zu lasting finding(s))",
-           static_cast<unsigned long long>(baseline->poll_number), base::format_utc_time(baseline->taken_unix_ms).c_str(),
-           baseline->findings.size());
+           static_cast<unsigned long long>(baseline->poll_number),
+           base::format_utc_time(baseline->taken_unix_ms).c_str(), baseline->findings.size());
   collector_.restore(std::move(*baseline));
   last_summary_unix_ms_ = stored->summary_unix_ms;
 }
@@ -136,20 +135,20 @@ void HealthMonitor::run() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       auto has_work = [&] {
-        const bool io_due = !pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs;
+        const bool io_due = !pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_;
         return stopping_ || io_due || !pending_.acks.empty() || pending_.backlog || pending_.poll_now ||
                mono_ms() >= next_poll_ms;
       };
       while (!has_work()) {
         uint64_t until = next_poll_ms;
-        if (!pending_.io_errors.empty()) until = std::min(until, last_io_poll_ms_ + kIoPollGapMs);
+        if (!pending_.io_errors.empty()) until = std::min(until, io_poll_not_before_ms_);
         cv_.wait_for(lock, std::chrono::milliseconds(until > mono_ms() ? until - mono_ms() : 1));
       }
       if (stopping_) return;
       work.acks.swap(pending_.acks);
       work.backlog = std::exchange(pending_.backlog, false);
       if (std::exchange(pending_.poll_now, false)) next_poll_ms = mono_ms();
-      if (!pending_.io_errors.empty() && mono_ms() >= last_io_poll_ms_ + kIoPollGapMs) {
+      if (!pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_) {
         work.io_errors.swap(pending_.io_errors);
         work.io_errors_dropped = std::exchange(pending_.io_errors_dropped, 0);
       }
@@ -160,12 +159,31 @@ void HealthMonitor::run() {
                  s.message().c_str());
     }
     if (!work.io_errors.empty() || mono_ms() >= next_poll_ms) {
-      if (!work.io_errors.empty()) last_io_poll_ms_ = mono_ms();
-      poll(work);
-      next_poll_ms = mono_ms() + uint64_t{settings_.interval_s} * 1000;
+      const bool kept = poll(work);
+      const uint64_t interval_ms = uint64_t{settings_.interval_s} * 1000;
+      next_poll_ms = mono_ms() + (kept ? interval_ms : std::min<uint64_t>(interval_ms, settings_.retry_ms));
+      io_poll_not_before_ms_ = mono_ms() + (kept ? kIoPollGapMs : settings_.retry_ms);
+      if (!kept) requeue_io_errors(work);
     }
     if (work.backlog) post_backlog();
   }
+}
+
+// The I/O errors of a poll that was not kept go back before any that came
+// since (within the bound): an error stops the disk's writes, so none may
+// come to report it again.
+void HealthMonitor::requeue_io_errors(Work& work) {
+  if (work.io_errors.empty() && work.io_errors_dropped == 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint64_t dropped = work.io_errors_dropped + pending_.io_errors_dropped;
+  for (IoErrorEvent& e : pending_.io_errors) {
+    if (work.io_errors.size() < kIoErrorsPerPollMax)
+      work.io_errors.push_back(std::move(e));
+    else
+      ++dropped;
+  }
+  pending_.io_errors = std::move(work.io_errors);
+  pending_.io_errors_dropped = dropped;
 }
 
 void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const {
@@ -202,7 +220,7 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
   if (snapshot.findings.size() > hwhealth::kFindingsMax) snapshot.findings.resize(hwhealth::kFindingsMax);
 }
 
-void HealthMonitor::poll(const Work& work) {
+bool HealthMonitor::poll(const Work& work) {
   const int64_t now = unix_ms();
   const hwhealth::Baseline before = collector_.last() != nullptr ? *collector_.last() : hwhealth::Baseline{};
   const int64_t summary_before = last_summary_unix_ms_;
@@ -214,9 +232,12 @@ void HealthMonitor::poll(const Work& work) {
   add_io_findings(snapshot, work);
   const std::vector<hwhealth::Change> changes = diff(before, snapshot);
   for (const hwhealth::Change& c : changes) {
-    if (c.severity == hwhealth::Severity::critical) LOG_ERROR("health: %s", hwhealth::format_change_text(c).c_str());
-    else if (c.severity == hwhealth::Severity::warning) LOG_WARN("health: %s", hwhealth::format_change_text(c).c_str());
-    else LOG_INFO("health: %s", hwhealth::format_change_text(c).c_str());
+    if (c.severity == hwhealth::Severity::critical)
+      LOG_ERROR("health: %s", hwhealth::format_change_text(c).c_str());
+    else if (c.severity == hwhealth::Severity::warning)
+      LOG_WARN("health: %s", hwhealth::format_change_text(c).c_str());
+    else
+      LOG_INFO("health: %s", hwhealth::format_change_text(c).c_str());
   }
   store::HealthPoll record;
   if (!changes.empty()) record.reports.push_back(row_of(hwhealth::make_changes_report(snapshot, changes)));
@@ -238,7 +259,7 @@ void HealthMonitor::poll(const Work& work) {
     LOG_ERROR("could not keep this health poll and its reports for the original: %s", s.message().c_str());
     collector_.restore(before);
     last_summary_unix_ms_ = summary_before;
-    return;
+    return false;
   }
   if (dropped > 0)
     LOG_WARN("the health backlog is full (%u reports): dropped %zu older report(s)", settings_.backlog_max, dropped);
@@ -247,6 +268,7 @@ void HealthMonitor::poll(const Work& work) {
               row.summary ? "summary" : "changes", row.bytes.size());
     post(row.id, base::Bytes(row.bytes.begin(), row.bytes.end()));
   }
+  return true;
 }
 
 void HealthMonitor::post_backlog() {

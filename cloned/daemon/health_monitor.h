@@ -42,6 +42,9 @@ struct HealthSettings {
   uint32_t interval_s = 3600;
   uint32_t summary_interval_s = 86400;
   uint32_t backlog_max = 256;
+  // A poll the store could not keep (busy past its timeout, a full or failing
+  // stick) is tried again this soon, its I/O errors with it.
+  uint32_t retry_ms = 30000;
 };
 
 // An I/O error the disk workers met: it becomes a critical finding.
@@ -88,7 +91,8 @@ class HealthMonitor {
     bool poll_now = false;
   };
   void run();
-  void poll(const Work& work);
+  bool poll(const Work& work);  // false: nothing of it was kept
+  void requeue_io_errors(Work& work);
   void restore_baseline();
   void add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const;
   void post_backlog();
@@ -99,7 +103,7 @@ class HealthMonitor {
   hwhealth::Collector collector_;
   std::function<void()> wake_;
   int64_t last_summary_unix_ms_ = 0;
-  uint64_t last_io_poll_ms_ = 0;
+  uint64_t io_poll_not_before_ms_ = 0;  // I/O-triggered polls at most every kIoPollGapMs; retry_ms after a failed one
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -4,12 +4,13 @@
 #include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
-#include <mutex>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 namespace {
@@ -67,6 +68,33 @@ TEST_CASE("the monitor reports at once: changes and a summary at the first poll,
   CHECK(hwhealth::figure(io.changes[0].finding, "errno") == "5");
   CHECK(hwhealth::figure(io.changes[0].finding, "offset_bytes") == "4096");
   CHECK(m.polls() == 2);  // the I/O error polled at once, not after 3600 s
+}
+
+TEST_CASE("a poll the store could not keep is tried again, and the I/O error that caused it is reported then") {
+  Dir d;
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16, 200}, open_store(d.path()),
+                          std::make_unique<hwhealth::FakeHealthSource>(), nullptr);
+  REQUIRE(wait_for(m, 2).size() == 2);
+  // Another connection holds the store's write lock past its busy timeout
+  // (a stuck reader; a full stick fails the same way).
+  sqlite3* other = nullptr;
+  const std::string db = d / "state.sqlite3";
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  m.io_error({"write", EIO, 8192, 4096, "write at offset=8192 len=4096 failed"});
+  // The poll it causes waits out the busy timeout and keeps nothing.
+  for (int i = 0; i < 1000 && m.polls() < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(m.polls() == 3);
+  CHECK(wait_for(m, 1).empty());
+  REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+  // Tried again 200 ms later: the error was not lost with the failed poll.
+  std::vector<cloned::HealthOutgoing> after = wait_for(m, 1);
+  REQUIRE(after.size() == 1);
+  const hwhealth::Report io = decode(after[0]);
+  REQUIRE(!io.changes.empty());
+  CHECK(io.changes[0].finding.code == "disk.io_error");
+  CHECK(hwhealth::figure(io.changes[0].finding, "offset_bytes") == "8192");
 }
 
 TEST_CASE("acked reports leave the backlog; the backlog is posted again when a peer asks") {
@@ -135,7 +163,8 @@ TEST_CASE("a counter that rises between two polls is reported; unchanged polls m
   auto shared = std::make_shared<SharedFake>();
   shared->fake.set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
   // Polls and summaries every second.
-  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path()), std::make_unique<LockedSource>(shared), nullptr);
+  cloned::HealthMonitor m({"/dev/fake", 1, 1, 16}, open_store(d.path()), std::make_unique<LockedSource>(shared),
+                          nullptr);
   std::vector<cloned::HealthOutgoing> got = wait_for(m, 2);  // changes + summary of poll 1
   REQUIRE(got.size() == 2);
   std::vector<cloned::HealthOutgoing> next = wait_for(m, 1);  // poll 2: nothing changed
@@ -167,8 +196,8 @@ TEST_CASE("a counter that rises between two polls is reported; unchanged polls m
 
 TEST_CASE("poll_now (after a resume from sleep) polls at once, not at the next interval") {
   Dir d;
-  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::make_unique<hwhealth::FakeHealthSource>(),
-                          [] {});
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()),
+                          std::make_unique<hwhealth::FakeHealthSource>(), [] {});
   for (int i = 0; i < 500 && m.polls() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(m.polls() == 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
