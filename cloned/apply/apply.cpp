@@ -113,6 +113,12 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
       unclean_until_seq_ = 0;  // the disk is exactly at the committed position
       maybe_become_consistent();
     }
+  } else if (log_ok_ && maintenance_ && unclean_until_seq_ > applied) {
+    // Nor does it take log records over a disk that may hold later epochs
+    // (a resync takes its own position and takes the log again).
+    log_ok_ = false;
+    log_refused_why_ = "the clone's disk may hold records up to " + u64s(unclean_until_seq_) +
+                       " after an unclean stop; a log session settles that first";
   }
   if (writes_wait_for_commit_ || reserved_limit_ < applied + limits_.reserve_ahead_records / 2) request_commit(actions);
 
@@ -163,9 +169,7 @@ std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
                                                            u64s(replica_.generation) + "; a resync is needed."};
   uint64_t applied = durable_.seq;
   if (o.applied_seq > durable_.seq) {
-    const bool plausible =
-        unclean_until_seq_ != 0 && o.applied_seq <= unclean_until_seq_ && o.applied_epoch > durable_.epoch;
-    if (!plausible)
+    if (!acked_position_plausible(o))
       return FailSession{ErrorCode::resync_needed, "the original says the clone acknowledged record " +
                                                        u64s(o.applied_seq) +
                                                        " but the clone cannot have written past record " +
@@ -189,8 +193,16 @@ std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
 // on stable storage, so the disk holds at least it. Resuming there keeps the
 // replay window (and the inconsistent mark it needs) to the epochs whose acks
 // were lost with the crash, instead of everything since the last commit.
+// Inside the window an unclean stop left, and no more epochs than records
+// past the clone's position (every epoch ends with a barrier record): an
+// epoch that wrapped would move the committed one back.
+bool Machine::acked_position_plausible(const proto::Hello& o) const {
+  return unclean_until_seq_ != 0 && o.applied_seq > durable_.seq && o.applied_seq <= unclean_until_seq_ &&
+         o.applied_epoch > durable_.epoch && o.applied_epoch - durable_.epoch <= o.applied_seq - durable_.seq;
+}
+
 bool Machine::adopt_acked_position(const proto::Hello& o, Actions&) {
-  if (unclean_until_seq_ == 0 || o.applied_seq > unclean_until_seq_ || o.applied_epoch <= durable_.epoch) return false;
+  if (!acked_position_plausible(o)) return false;
   durable_ = {o.applied_seq, o.applied_epoch};
   highest_submitted_seq_ = std::max(highest_submitted_seq_, durable_.seq);
   if (durable_.seq >= unclean_until_seq_) unclean_until_seq_ = 0;
@@ -221,7 +233,9 @@ void Machine::end_session(Actions& actions) {
     return flushing_ != Flushing::barrier || kv.first != flushing_barrier_.header.seq;
   });
   end_resync_session(actions);
-  writes_wait_for_commit_ = false;
+  // A wait for a state's commit outlives the session: the next one may
+  // resume what that state began (the same resync_begin again), and its
+  // writes must not reach the disk before the store holds it.
   check_shutdown_progress(actions);
 }
 

@@ -243,8 +243,10 @@ void Machine::finish_staged_apply(Actions& actions) {
   }
   if (!end_committing_) end_committing_ = PendingMark{0, geometry_.size_bytes, true, consistent_at};
   stage_remove_owed_ = true;
-  state_dirty_ = true;
-  request_commit(actions);
+  // A log session may open before this commit completes: its writes go on
+  // top of G+1 only once the store no longer says "applying" (a restart
+  // before would copy the stage again, over them).
+  need_write_barrier_commit(actions);
 }
 
 }  // namespace apply

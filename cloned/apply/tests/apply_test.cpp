@@ -517,6 +517,11 @@ TEST_CASE("after an unclean stop a maintenance session does not settle the windo
   CHECK(r.m.unclean_until_seq() == 1000);
   if (!a.commits.empty()) r.committed();
   CHECK(r.m.unclean_until_seq() == 1000);
+  // Nor does that session take log records over the unsettled window.
+  a = r.send(rec(MsgType::write, 1, 1));
+  CHECK(a.submit.empty());
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].message.find("may hold records up to 1000 after an unclean stop") != std::string::npos);
   r.m.end_session(a);
   // The log session that follows still replays under the inconsistent mark.
   a = r.hello(original_hello(1, 14));

@@ -11,7 +11,9 @@ namespace {
 
 struct ResyncRig : Rig {
   using Rig::Rig;
-  Actions begin(const proto::ResyncBegin& b) { return run([&](Actions& a) { m.on_resync_begin(b, a); }); }
+  Actions begin(const proto::ResyncBegin& b) {
+    return run([&](Actions& a) { m.on_resync_begin(b, a); });
+  }
   Actions extent(const proto::RecordHeader& h, apply::RecordId* id = nullptr) {
     return run([&](Actions& a) {
       apply::RecordId got = 0;
@@ -19,8 +21,12 @@ struct ResyncRig : Rig {
       if (id) *id = got;
     });
   }
-  Actions mark(uint64_t cursor) { return run([&](Actions& a) { m.on_resync_mark(cursor, a); }); }
-  Actions end(uint64_t at) { return run([&](Actions& a) { m.on_resync_end(at, a); }); }
+  Actions mark(uint64_t cursor) {
+    return run([&](Actions& a) { m.on_resync_mark(cursor, a); });
+  }
+  Actions end(uint64_t at) {
+    return run([&](Actions& a) { m.on_resync_end(at, a); });
+  }
   // Opens a maintenance session and begins generation 2 at record 10 (epoch 3).
   void begin_gen2() {
     REQUIRE(hello(maintenance_hello(2)).hello_reply);
@@ -222,6 +228,46 @@ TEST_CASE("an interrupted resync resumes at its durable cursor; incremental hell
   CHECK(a.commits.empty());
 }
 
+TEST_CASE("a session that ends before its begin's commit: the same begin resumed writes nothing before that commit") {
+  // The stick is slow: the "in progress" mark is still being committed when
+  // the original drops and comes back with the same resync_begin.
+  ResyncRig r(consistent_gen1());
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (!r.last.commits.empty()) r.committed();
+  Actions a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.state == proto::CloneState::inconsistent);
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  a = r.extent(resync_data(0));
+  CHECK(a.submit.empty());  // the store still says "consistent, generation 1"
+  a = r.committed();        // now it says "resync of generation 2 in progress"
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].header.offset_bytes == 0);
+}
+
+TEST_CASE("an acknowledged position with more epochs than records is implausible: refused, not adopted") {
+  apply::ReplicaState s = consistent_gen1();  // record 5, epoch 2
+  s.reserved_seq = 1000;
+  Rig r(s);
+  proto::Hello h = original_hello(1, 20);
+  h.applied_seq = 8;    // three records past the clone's
+  h.applied_epoch = 6;  // four epochs past it: impossible, each ends with a barrier record
+  Actions a = r.hello(h);
+  CHECK_FALSE(a.hello_reply);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
+  CHECK(r.m.replica().committed_seq == 5);
+  Rig ok(s);
+  h.applied_epoch = 5;  // three epochs of one barrier each
+  a = ok.hello(h);
+  REQUIRE(a.hello_reply);
+  CHECK(a.hello_reply->applied_seq == 8);
+  CHECK(a.hello_reply->applied_epoch == 5);
+}
+
 TEST_CASE("a resync must move to a newer generation; a repair needs a consistent clone at the target") {
   ResyncRig r;
   REQUIRE(r.hello(maintenance_hello(1)).hello_reply);
@@ -299,9 +345,7 @@ TEST_CASE("a resync interrupted before the clone was Diverged starts again from 
   REQUIRE(r.last.commits.size() == 1);
   CHECK(r.last.commits[0].state.resync.cursor_bytes == 0);
   r.committed();
-  r.run([&](Actions& a) {
-    REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok());
-  });
+  r.run([&](Actions& a) { REQUIRE(r.m.apply_decision(apply::Decision::discard_clone_changes, "test", 0, a).is_ok()); });
   r.committed();
   ResyncRig again(r.m.replica());
   REQUIRE(again.hello(maintenance_hello(2)).hello_reply);
@@ -323,7 +367,7 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
   if (!r.last.commits.empty()) r.committed();
   r.run([&](Actions& a) { r.m.invalidate_fingerprint(a); });  // as a session's start does
-  REQUIRE(r.last.commits.size() == 1);                       // in flight, cursor 4096
+  REQUIRE(r.last.commits.size() == 1);                        // in flight, cursor 4096
   CHECK(r.last.commits[0].state.resync.cursor_bytes == 4096);
   Actions a = r.begin({2, 20, 5, 4096, 0});  // the original's log moved on: a new target
   REQUIRE(a.fail.empty());

@@ -125,6 +125,30 @@ TEST_CASE("a staged resync keeps generation 1 whole until the end, applies, then
   CHECK_FALSE(r.m.resync_running());
 }
 
+TEST_CASE("a log session that opens while generation 2's commit is in flight writes nothing before it") {
+  StagedRig r;
+  r.begin_staged();
+  r.stage_and_mark(0, 1000);
+  r.end(10);
+  r.synced(1000, 4096);
+  REQUIRE(r.committed().stage_apply);
+  Actions a = r.applied();
+  REQUIRE(a.commits.size() == 1);  // generation 2, no stage: in flight
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  proto::Hello h = original_hello(11, 20);
+  h.generation = 2;
+  h.applied_seq = 10;
+  h.applied_epoch = 3;
+  REQUIRE(r.hello(h).hello_reply);
+  apply::RecordId id = 0;
+  a = r.send(rec(MsgType::write, 11, 4), &id);
+  REQUIRE(a.fail.empty());
+  CHECK(a.submit.empty());  // the store still says "applying": a restart would copy the stage over it
+  a = r.committed();
+  REQUIRE(a.submit.size() == 1);
+  CHECK(a.submit[0].id == id);
+}
+
 TEST_CASE("while staging, log records are refused: they belong on top of a generation the disk does not hold yet") {
   StagedRig r;
   r.begin_staged();
