@@ -165,7 +165,12 @@ void HealthMonitor::run() {
       io_poll_not_before_ms_ = mono_ms() + (kept ? kIoPollGapMs : settings_.retry_ms);
       if (!kept) requeue_io_errors(work);
     }
-    if (work.backlog) post_backlog();
+    if (work.backlog) {
+      post_backlog(0);  // a new peer: from the oldest
+    } else if (backlog_next_after_id_ != 0) {
+      backlog_page_acks_owed_ -= std::min(backlog_page_acks_owed_, work.acks.size());
+      if (backlog_page_acks_owed_ == 0) post_backlog(backlog_next_after_id_);
+    }
   }
 }
 
@@ -271,11 +276,16 @@ bool HealthMonitor::poll(const Work& work) {
   return true;
 }
 
-void HealthMonitor::post_backlog() {
-  base::Result<std::vector<store::HealthReportRow>> rows = store_->health_backlog(kOutboxMax);
+void HealthMonitor::post_backlog(uint64_t after_id) {
+  backlog_next_after_id_ = 0;
+  base::Result<std::vector<store::HealthReportRow>> rows = store_->health_backlog(kOutboxMax, after_id);
   if (!rows) {
     LOG_WARN("could not read the health backlog: %s", rows.status().message().c_str());
     return;
+  }
+  if (rows->size() == kOutboxMax) {  // more wait: posted once this page is acked
+    backlog_next_after_id_ = rows->back().id;
+    backlog_page_acks_owed_ = rows->size();
   }
   for (store::HealthReportRow& r : *rows) post(r.id, base::Bytes(r.bytes.begin(), r.bytes.end()));
 }

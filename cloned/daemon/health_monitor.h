@@ -95,7 +95,7 @@ class HealthMonitor {
   void requeue_io_errors(Work& work);
   void restore_baseline();
   void add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const;
-  void post_backlog();
+  void post_backlog(uint64_t after_id);
   void post(uint64_t id, base::Bytes bytes);
 
   const HealthSettings settings_;
@@ -103,6 +103,10 @@ class HealthMonitor {
   hwhealth::Collector collector_;
   std::function<void()> wake_;
   int64_t last_summary_unix_ms_ = 0;
+  // The backlog goes out kOutboxMax reports at a time: the next page (after
+  // this id; 0: none) once the peer has acked as many as the last page held.
+  uint64_t backlog_next_after_id_ = 0;
+  size_t backlog_page_acks_owed_ = 0;
   uint64_t io_poll_not_before_ms_ = 0;  // I/O-triggered polls at most every kIoPollGapMs; retry_ms after a failed one
 
   mutable std::mutex mutex_;

@@ -70,7 +70,9 @@ std::string column_text(sqlite3_stmt* s, int column) {
 
 // Templates: Store::Impl is private to Store, so it is not named here.
 template <class Impl>
-base::Status ensure_tables(Impl& impl) { return impl.exec(kHealthSchema, "create the health tables"); }
+base::Status ensure_tables(Impl& impl) {
+  return impl.exec(kHealthSchema, "create the health tables");
+}
 
 // Deletes one row chosen by `victim_sql` if there are more than `max` rows;
 // false when nothing could be deleted.
@@ -102,8 +104,9 @@ base::Result<uint64_t> append_report(Impl& impl, const HealthReportRow& row, siz
     id = static_cast<uint64_t>(sqlite3_last_insert_rowid(impl.db));
   }
   // Oldest summaries first, then the oldest non-critical; never a critical.
-  for (const char* victim : {"DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE summary = 1)",
-                             "DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE critical = 0)"}) {
+  for (const char* victim :
+       {"DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE summary = 1)",
+        "DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE critical = 0)"}) {
     for (;;) {
       base::Result<bool> dropped_one = drop_one(impl, backlog_max, victim);
       if (!dropped_one) return dropped_one.status();
@@ -116,7 +119,8 @@ base::Result<uint64_t> append_report(Impl& impl, const HealthReportRow& row, siz
 
 template <class Impl>
 base::Status set_latest(Impl& impl, const HealthAssessment& latest) {
-  Query q(impl.db, "INSERT OR REPLACE INTO health_latest (id, taken_unix_ms, verdict, text, json) VALUES (1, ?1, ?2, ?3, ?4)");
+  Query q(impl.db,
+          "INSERT OR REPLACE INTO health_latest (id, taken_unix_ms, verdict, text, json) VALUES (1, ?1, ?2, ?3, ?4)");
   if (q.prepared()) {
     sqlite3_bind_int64(q.get(), 1, latest.taken_unix_ms);
     sqlite3_bind_text(q.get(), 2, latest.verdict.data(), static_cast<int>(latest.verdict.size()), SQLITE_STATIC);
@@ -185,15 +189,18 @@ base::Status Store::health_record_poll(HealthPoll& poll, size_t backlog_max, siz
   return base::Status::ok();
 }
 
-base::Result<std::vector<HealthReportRow>> Store::health_backlog(size_t limit) {
+base::Result<std::vector<HealthReportRow>> Store::health_backlog(size_t limit, uint64_t after_id) {
   Impl& impl = *impl_;
   std::vector<HealthReportRow> rows;
-  Query q(impl.db, "SELECT id, created_unix_ms, summary, critical, bytes FROM health_reports ORDER BY id LIMIT ?1");
+  Query q(impl.db,
+          "SELECT id, created_unix_ms, summary, critical, bytes FROM health_reports WHERE id > ?2 "
+          "ORDER BY id LIMIT ?1");
   if (!q.prepared()) {
     if (missing_table(impl.db)) return rows;
     return impl.fail("read the health backlog", q.rc());
   }
   sqlite3_bind_int64(q.get(), 1, static_cast<sqlite3_int64>(limit));
+  sqlite3_bind_int64(q.get(), 2, static_cast<sqlite3_int64>(after_id));
   while (q.step() == SQLITE_ROW) {
     HealthReportRow r;
     r.id = static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));

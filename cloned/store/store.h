@@ -43,11 +43,11 @@ struct Event {
 
 // A health report waiting for the original's acknowledgement (health_backlog.cpp).
 struct HealthReportRow {
-  uint64_t id = 0;            // monotonic, never reused, also after a restart
+  uint64_t id = 0;  // monotonic, never reused, also after a restart
   int64_t created_unix_ms = 0;
-  bool summary = false;       // a periodic summary: dropped first when the backlog is full
-  bool critical = false;      // holds a critical finding: never dropped
-  std::string bytes;          // hwhealth::encode_report()
+  bool summary = false;   // a periodic summary: dropped first when the backlog is full
+  bool critical = false;  // holds a critical finding: never dropped
+  std::string bytes;      // hwhealth::encode_report()
 };
 
 // The latest assessment, for `clonectl health` whether or not the daemon runs.
@@ -93,8 +93,7 @@ class Store {
   // One synchronous transaction writing the whole replica state.
   base::Status save(const apply::ReplicaState& state);
   // Appends an event (not synchronous by itself; durable with the next save).
-  base::Status append_event(const std::string& level, const std::string& kind,
-                            const std::string& message);
+  base::Status append_event(const std::string& level, const std::string& kind, const std::string& message);
   base::Result<std::vector<Event>> recent_events(size_t limit);
   // Copies the write-ahead log into the database file and truncates it
   // (before the clone sleeps: a power cut while asleep finds one clean file).
@@ -115,8 +114,8 @@ class Store {
   // dropped (so only they can hold the backlog above its bound). Returns the
   // id. Synchronous (survives a power cut once it returned).
   base::Result<uint64_t> health_append(const HealthReportRow& row, size_t backlog_max, size_t* dropped = nullptr);
-  // Waiting reports, oldest first, at most `limit`.
-  base::Result<std::vector<HealthReportRow>> health_backlog(size_t limit);
+  // Waiting reports after id `after_id`, oldest first, at most `limit`.
+  base::Result<std::vector<HealthReportRow>> health_backlog(size_t limit, uint64_t after_id = 0);
   // The original acknowledged report `id`: it leaves the backlog (no error
   // when it is not there: an ack may arrive twice).
   base::Status health_acked(uint64_t id);

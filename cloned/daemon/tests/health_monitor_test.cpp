@@ -97,6 +97,34 @@ TEST_CASE("a poll the store could not keep is tried again, and the I/O error tha
   CHECK(hwhealth::figure(io.changes[0].finding, "offset_bytes") == "8192");
 }
 
+TEST_CASE("a backlog larger than the outbox goes out a page at a time as the peer acks it") {
+  Dir d;
+  {
+    auto s = open_store(d.path());
+    for (int i = 0; i < 1500; ++i) {
+      store::HealthReportRow r;
+      r.created_unix_ms = i;
+      r.bytes = "report " + std::to_string(i);
+      REQUIRE(s->health_append(r, 5000).is_ok());
+    }
+  }
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 5000}, open_store(d.path()),
+                          std::make_unique<hwhealth::FakeHealthSource>(), nullptr);
+  REQUIRE(wait_for(m, 2).size() == 2);  // the first poll's: ids 1501 and 1502
+  m.want_backlog();
+  std::vector<cloned::HealthOutgoing> page = wait_for(m, 1024);
+  REQUIRE(page.size() == 1024);
+  CHECK(page.front().id == 1);
+  CHECK(page.back().id == 1024);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(m.take_outgoing().empty());  // the rest waits for this page's acks
+  for (const auto& o : page) m.acked(o.id);
+  std::vector<cloned::HealthOutgoing> rest = wait_for(m, 1502 - 1024);
+  REQUIRE(rest.size() == 1502 - 1024);
+  CHECK(rest.front().id == 1025);
+  CHECK(rest.back().id == 1502);
+}
+
 TEST_CASE("acked reports leave the backlog; the backlog is posted again when a peer asks") {
   Dir d;
   {
