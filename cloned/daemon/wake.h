@@ -64,7 +64,7 @@ class WakeHost {
   // with the disk's fingerprint (a session that asked to sleep invalidated
   // it); false while that is still being taken or committed.
   virtual bool ready_to_sleep() = 0;
-  virtual void after_resume() = 0;      // the hardware may have changed while asleep
+  virtual void after_resume() = 0;  // the hardware may have changed while asleep
   virtual void record_event(const std::string& level, const std::string& kind, const std::string& message) = 0;
   virtual void publish_status() = 0;
 
@@ -94,18 +94,18 @@ class Waker {
   Waker(const Waker&) = delete;
   Waker& operator=(const Waker&) = delete;
 
-  void start();                                 // arms, opens the power backend and the link monitor
-  void on_tick(uint64_t now_ms);                // the policy, and the steps of a sleep
+  void start();                                    // arms, opens the power backend and the link monitor
+  void on_tick(uint64_t now_ms);                   // the policy, and the steps of a sleep
   void on_checkpoint(const base::Status& result);  // the store's checkpoint before sleeping
-  void on_sleep_request();                      // the original asked the clone to sleep
-  void on_session_ended();                      // a request to sleep ends with its session
-  void announce();                              // wake_info to the session: after every hello
-  void close_handles();                         // before the loop ends
+  void on_sleep_request();                         // the original asked the clone to sleep
+  void on_session_ended();                         // a request to sleep ends with its session
+  void announce();                                 // wake_info to the session: after every hello
+  void close_handles();                            // before the loop ends
   void fill_status(LiveStatus& status) const;
 
  private:
   enum class Phase {
-    off,        // no [wake] interface: never sleeps
+    off,  // no [wake] interface: never sleeps
     awake,
     preparing,  // checkpointing the store before sleeping
     leaving,    // told the original; waiting for its connection to close
@@ -117,7 +117,7 @@ class Waker {
   void setup_power();
   void arm(const char* when);
   const char* knob_name() const;  // the testing knob that counts an unarmed NIC as armed
-  void rearm(const char* when);  // says what the arming is now, even if unchanged
+  void rearm(const char* when);   // says what the arming is now, even if unchanged
   proto::WakeInfo info() const;
   void on_link_event(const wol::LinkEvent& e);
   SleepInputs inputs(uint64_t now_ms) const;
@@ -131,6 +131,8 @@ class Waker {
   void setup_logind();
   void on_prepare_for_sleep(bool going);
   void logind_reschedule();
+  void logind_process();
+  void on_bus_lost(const base::Status& why);
 
   WakeHost& host_;
   const apply::Machine& machine_;
@@ -157,6 +159,7 @@ class Waker {
   uv_async_t resumed_{};
   bool handles_open_ = false;
   bool bus_open_ = false;
+  bool bus_lost_ = false;  // the connection to logind failed: no longer polled
 
   std::thread sleeper_;
   std::mutex sleep_mutex_;

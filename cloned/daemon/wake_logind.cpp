@@ -48,15 +48,32 @@ void Waker::on_prepare_for_sleep(bool going) {
   }
 }
 
+// One turn of the bus. A connection that failed (logind or the bus daemon
+// restarted) is not retried: the resume it would carry can never come, so
+// a clone asleep by its request comes back now rather than stay awake with
+// its listener closed, and says to restart it.
+void Waker::logind_process() {
+  if (base::Status s = logind_->process(); !s.is_ok()) return on_bus_lost(s);
+  logind_reschedule();
+}
+
+void Waker::on_bus_lost(const base::Status& why) {
+  if (bus_lost_) return;
+  bus_lost_ = true;
+  uv_poll_stop(&bus_poll_);
+  uv_timer_stop(&bus_timer_);
+  const std::string what = "lost the connection to systemd-logind (" + why.message() +
+                           "): suspends and resumes are no longer heard; restart cloned";
+  LOG_ERROR("%s", what.c_str());
+  host_.record_event("error", "wake", what);
+  if (phase_ == Phase::asleep) on_resumed(why);
+}
+
 void Waker::logind_reschedule() {
-  if (!bus_open_) return;
+  if (!bus_open_ || bus_lost_) return;
   const int want = logind_->poll_events();
   uv_poll_start(&bus_poll_, ((want & POLLIN) ? UV_READABLE : 0) | ((want & POLLOUT) ? UV_WRITABLE : 0),
-                [](uv_poll_t* p, int, int) {
-                  Waker* w = static_cast<Waker*>(p->data);
-                  if (base::Status s = w->logind_->process(); !s.is_ok()) LOG_DEBUG("logind: %s", s.message().c_str());
-                  w->logind_reschedule();
-                });
+                [](uv_poll_t* p, int, int) { static_cast<Waker*>(p->data)->logind_process(); });
   const uint64_t at_usec = logind_->timeout_usec();
   if (at_usec == UINT64_MAX) {
     uv_timer_stop(&bus_timer_);
@@ -67,13 +84,7 @@ void Waker::logind_reschedule() {
   const uint64_t now_usec = static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
   const uint64_t in_ms = at_usec > now_usec ? (at_usec - now_usec + 999) / 1000 : 0;
   uv_timer_start(
-      &bus_timer_,
-      [](uv_timer_t* t) {
-        Waker* w = static_cast<Waker*>(t->data);
-        (void)w->logind_->process();
-        w->logind_reschedule();
-      },
-      in_ms, 0);
+      &bus_timer_, [](uv_timer_t* t) { static_cast<Waker*>(t->data)->logind_process(); }, in_ms, 0);
 }
 
 }  // namespace cloned
