@@ -163,6 +163,24 @@ int64_t json_number(const std::string& json, const std::string& key) {
   return std::strtoll(json.c_str() + at + key.size() + 3, nullptr, 10);
 }
 
+std::string status_json(const harness::Pair& p) {
+  std::string out;
+  harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out);
+  return out;
+}
+
+// Waits until the clone's applied position runs well past its committed one
+// (a slow store) while `origin` still sends.
+void wait_trailing(const harness::Pair& p, const TempDir& d, Process& origin) {
+  bool trailing = false;
+  for (int i = 0; i < 1000 && !trailing && origin.running(); ++i) {
+    const std::string j = status_json(p);
+    trailing = json_number(j, "applied_seq") > json_number(j, "committed_seq") + 16;
+    if (!trailing) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE_MESSAGE(trailing, harness::read_file(d / "origin.log"));
+}
+
 }  // namespace
 
 TEST_CASE("after kill -9 the status says the disk may hold records past the committed one, until the original says") {
@@ -174,21 +192,11 @@ TEST_CASE("after kill -9 the status says the disk may hold records past the comm
   const std::vector<std::string> daemon = {harness::binary("CLONED_BIN"), "--config", p.clone_config};
   auto clone = std::make_unique<Process>(daemon, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
-  auto json = [&] {
-    std::string out;
-    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out);
-    return out;
-  };
+  auto json = [&] { return status_json(p); };
   // Far more than the trailing point needs, so that the original is still
   // sending at the kill even where the daemon is fast or the original slow.
   Process origin(workload_args(p, d, "320M", 11, d / "clone.img"), d / "origin.log");
-  bool trailing = false;
-  for (int i = 0; i < 1000 && !trailing && origin.running(); ++i) {
-    const std::string j = json();
-    trailing = json_number(j, "applied_seq") > json_number(j, "committed_seq") + 16;
-    if (!trailing) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  REQUIRE_MESSAGE(trailing, harness::read_file(d / "origin.log"));
+  wait_trailing(p, d, origin);
   clone->signal(SIGKILL);
   CHECK(clone->wait(10000) == 128 + SIGKILL);
   REQUIRE_MESSAGE(origin.running(), "the workload ended before the kill: " << harness::read_file(d / "origin.log"));
@@ -341,11 +349,7 @@ TEST_CASE(
   const std::vector<std::string> daemon = {harness::binary("CLONED_BIN"), "--config", p.clone_config};
   auto clone = std::make_unique<Process>(daemon, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
-  auto json = [&] {
-    std::string out;
-    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", p.clone_config, "--json"}, out);
-    return out;
-  };
+  auto json = [&] { return status_json(p); };
   std::string out;
   // A first resync makes the fresh clone a consistent copy (in place: nothing to keep yet).
   REQUIRE_MESSAGE(
@@ -353,13 +357,7 @@ TEST_CASE(
                    out, 300000) == 0,
       out);
   Process origin(workload_args(p, d, "320M", 12, ""), d / "origin.log");
-  bool trailing = false;
-  for (int i = 0; i < 1000 && !trailing && origin.running(); ++i) {
-    const std::string j = json();
-    trailing = json_number(j, "applied_seq") > json_number(j, "committed_seq") + 16;
-    if (!trailing) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  REQUIRE_MESSAGE(trailing, harness::read_file(d / "origin.log"));
+  wait_trailing(p, d, origin);
   clone->signal(SIGKILL);  // the power goes on both
   origin.signal(SIGKILL);
   CHECK(clone->wait(10000) == 128 + SIGKILL);

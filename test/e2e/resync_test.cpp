@@ -521,6 +521,24 @@ TEST_CASE("a resync cut at the same place every session ends after the retry bud
   stop(r);
 }
 
+namespace {
+
+// Waits until the clone stages `resync` (over 1 MiB on the stick).
+void wait_staging_under_way(const TempDir& d, const Running& r, Process& resync) {
+  bool staged_some = false;
+  std::string json;
+  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    const uint64_t staged = figure_json(json, "stage_bytes");
+    staged_some =
+        json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX && staged > (1 << 20);
+    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
+}
+
+}  // namespace
+
 TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
   TempDir d;
   Running r = staged_setup(d, {},
@@ -533,16 +551,7 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   // the staging going for about 2 s at 16 MB/s, long enough to catch it.
   REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  bool staged_some = false;
-  std::string json;
-  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
-    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
-    const uint64_t staged = figure_json(json, "stage_bytes");
-    staged_some =
-        json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX && staged > (1 << 20);
-    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
+  wait_staging_under_way(d, r, resync);
   r.cloned->signal(SIGKILL);
   CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
@@ -568,16 +577,7 @@ TEST_CASE("a staged resync replaced by one in place: its stage leaves the stick 
   Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""}});
   REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
   Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  bool staged_some = false;
-  for (int t = 0; t < 3000 && resync.running() && !staged_some; ++t) {
-    std::string json;
-    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
-    const uint64_t staged = figure_json(json, "stage_bytes");
-    staged_some =
-        json.find("\"stage_phase\":\"staging\"") != std::string::npos && staged != UINT64_MAX && staged > (1 << 20);
-    if (!staged_some) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
+  wait_staging_under_way(d, r, resync);
   resync.signal(SIGKILL);  // the original goes; the clone keeps the staged resync to resume
   resync.wait(10000);
   // The clone restarts with a stage bound the rest no longer fits: the

@@ -61,6 +61,15 @@ struct StagedRig : Rig {
     REQUIRE(a.resync_state);
     CHECK(a.resync_state->cursor_bytes == 0);
   }
+  // Stages one extent, ends the resync and commits "applying": the copy to
+  // the disk is asked for.
+  void reach_apply() {
+    begin_staged();
+    stage_and_mark(0, 1000);
+    end(10);
+    synced(1000, 4096);
+    REQUIRE(committed().stage_apply);
+  }
   // Stages one extent at `off` and acknowledges a mark after it.
   void stage_and_mark(uint64_t off, uint64_t durable_bytes) {
     apply::RecordId id = 0;
@@ -127,11 +136,7 @@ TEST_CASE("a staged resync keeps generation 1 whole until the end, applies, then
 
 TEST_CASE("a log session that opens while generation 2's commit is in flight writes nothing before it") {
   StagedRig r;
-  r.begin_staged();
-  r.stage_and_mark(0, 1000);
-  r.end(10);
-  r.synced(1000, 4096);
-  REQUIRE(r.committed().stage_apply);
+  r.reach_apply();
   Actions a = r.applied();
   REQUIRE(a.commits.size() == 1);  // generation 2, no stage: in flight
   r.run([&](Actions& x) { r.m.end_session(x); });
@@ -609,13 +614,8 @@ TEST_CASE("a begin for the resync the clone already finished (its answer was los
 
 TEST_CASE("a stage that fails its checksum during the apply: inconsistent, a resync is needed, no resync_done") {
   StagedRig r;
-  r.begin_staged();
-  r.stage_and_mark(0, 1000);
-  r.end(10);
-  r.synced(1000, 4096);
-  Actions a = r.committed();
-  REQUIRE(a.stage_apply);
-  a = r.applied(base::Status::error(EBADMSG, "the staged entry at byte 64 fails its checksum"));
+  r.reach_apply();
+  Actions a = r.applied(base::Status::error(EBADMSG, "the staged entry at byte 64 fails its checksum"));
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].code == proto::ErrorCode::resync_needed);
   CHECK(a.fail[0].message.find("fails its checksum") != std::string::npos);
