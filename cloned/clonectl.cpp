@@ -215,7 +215,8 @@ void print_json(const Report& r) {
   std::printf("%s\n", dump(j).c_str());
 }
 
-void print_human(const Report& r) {
+// The first line: what the clone is now.
+void print_state_line(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   switch (s.state) {
     case proto::CloneState::consistent:
@@ -238,6 +239,11 @@ void print_human(const Report& r) {
           "discard-clone-changes | keep-diverged\n");
       break;
   }
+}
+
+void print_human(const Report& r) {
+  const apply::ReplicaState& s = r.stored;
+  print_state_line(r);
   // Invariant 5: after an unclean stop the disk is the original's at an
   // epoch's end at or past the applied record, perhaps with part of the next
   // epoch (as a power cut leaves the original's own disk); only the original

@@ -96,30 +96,7 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
   receipt_acked_seq_ = applied;
   committed_sent_seq_ = committed_.seq;
 
-  // A maintenance hello's log end (0) says nothing of what the last session
-  // sent: only a log session settles the unclean window.
-  if (log_ok_ && !maintenance_ && !replica_.resync.active() && unclean_until_seq_ > applied) {
-    // Replaying records the disk may already hold passes through states the
-    // original never had: mark it before the first such write.
-    uint64_t target = std::min(unclean_until_seq_, o.log_end_seq);
-    if (target > applied) {
-      if (replica_.state != proto::CloneState::inconsistent || replica_.consistent_at_seq != target) {
-        replica_.consistent_at_seq = target;
-        mark_catching_up();
-      }
-      writes_wait_for_commit_ = true;
-      writes_wait_from_ = next_snapshot();
-    } else {
-      unclean_until_seq_ = 0;  // the disk is exactly at the committed position
-      maybe_become_consistent();
-    }
-  } else if (log_ok_ && maintenance_ && unclean_until_seq_ > applied) {
-    // Nor does it take log records over a disk that may hold later epochs
-    // (a resync takes its own position and takes the log again).
-    log_ok_ = false;
-    log_refused_why_ = "the clone's disk may hold records up to " + u64s(unclean_until_seq_) +
-                       " after an unclean stop; a log session settles that first";
-  }
+  settle_unclean_window(o, applied);
   if (writes_wait_for_commit_ || reserved_limit_ < applied + limits_.reserve_ahead_records / 2) request_commit(actions);
 
   proto::Hello h;
@@ -193,6 +170,37 @@ std::optional<FailSession> Machine::log_refusal(const proto::Hello& o) const {
 // on stable storage, so the disk holds at least it. Resuming there keeps the
 // replay window (and the inconsistent mark it needs) to the epochs whose acks
 // were lost with the crash, instead of everything since the last commit.
+// After an unclean stop the disk may hold records up to unclean_until_seq_:
+// a log session settles how far (catching up under the inconsistent mark, or
+// nothing to replay); a maintenance session neither settles it nor takes log
+// records over it.
+void Machine::settle_unclean_window(const proto::Hello& o, uint64_t applied) {
+  // A maintenance hello's log end (0) says nothing of what the last session
+  // sent: only a log session settles the unclean window.
+  if (log_ok_ && !maintenance_ && !replica_.resync.active() && unclean_until_seq_ > applied) {
+    // Replaying records the disk may already hold passes through states the
+    // original never had: mark it before the first such write.
+    uint64_t target = std::min(unclean_until_seq_, o.log_end_seq);
+    if (target > applied) {
+      if (replica_.state != proto::CloneState::inconsistent || replica_.consistent_at_seq != target) {
+        replica_.consistent_at_seq = target;
+        mark_catching_up();
+      }
+      writes_wait_for_commit_ = true;
+      writes_wait_from_ = next_snapshot();
+    } else {
+      unclean_until_seq_ = 0;  // the disk is exactly at the committed position
+      maybe_become_consistent();
+    }
+  } else if (log_ok_ && maintenance_ && unclean_until_seq_ > applied) {
+    // Nor does it take log records over a disk that may hold later epochs
+    // (a resync takes its own position and takes the log again).
+    log_ok_ = false;
+    log_refused_why_ = "the clone's disk may hold records up to " + u64s(unclean_until_seq_) +
+                       " after an unclean stop; a log session settles that first";
+  }
+}
+
 // Inside the window an unclean stop left, and no more epochs than records
 // past the clone's position (every epoch ends with a barrier record): an
 // epoch that wrapped would move the committed one back.

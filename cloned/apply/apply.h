@@ -389,6 +389,7 @@ class Machine {
   void open_session(const proto::Hello& original, Actions& actions);
   void mark_catching_up();
   bool acked_position_plausible(const proto::Hello& original) const;
+  void settle_unclean_window(const proto::Hello& original, uint64_t applied);
   bool adopt_acked_position(const proto::Hello& original, Actions& actions);
   void check_shutdown_progress(Actions& actions);
   void on_disk_error(const std::string& message, Actions& actions);
