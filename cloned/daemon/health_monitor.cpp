@@ -60,10 +60,7 @@ HealthMonitor::~HealthMonitor() {
 void HealthMonitor::io_error(IoErrorEvent event) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_.io_errors.size() < kIoErrorsPerPollMax)
-      pending_.io_errors.push_back(std::move(event));
-    else
-      ++pending_.io_errors_dropped;
+    pending_.add_io_error(std::move(event));
   }
   cv_.notify_all();
 }
@@ -180,15 +177,10 @@ void HealthMonitor::run() {
 void HealthMonitor::requeue_io_errors(Work& work) {
   if (work.io_errors.empty() && work.io_errors_dropped == 0) return;
   std::lock_guard<std::mutex> lock(mutex_);
-  uint64_t dropped = work.io_errors_dropped + pending_.io_errors_dropped;
-  for (IoErrorEvent& e : pending_.io_errors) {
-    if (work.io_errors.size() < kIoErrorsPerPollMax)
-      work.io_errors.push_back(std::move(e));
-    else
-      ++dropped;
-  }
+  work.io_errors_dropped += pending_.io_errors_dropped;
+  for (IoErrorEvent& e : pending_.io_errors) work.add_io_error(std::move(e));
   pending_.io_errors = std::move(work.io_errors);
-  pending_.io_errors_dropped = dropped;
+  pending_.io_errors_dropped = work.io_errors_dropped;
 }
 
 void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const {

@@ -89,6 +89,13 @@ class HealthMonitor {
     uint64_t io_errors_dropped = 0;
     bool backlog = false;
     bool poll_now = false;
+    // Kept up to kIoErrorsPerPollMax; more are counted in one finding.
+    void add_io_error(IoErrorEvent e) {
+      if (io_errors.size() < kIoErrorsPerPollMax)
+        io_errors.push_back(std::move(e));
+      else
+        ++io_errors_dropped;
+    }
   };
   void run();
   bool poll(const Work& work);  // false: nothing of it was kept
