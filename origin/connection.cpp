@@ -56,7 +56,9 @@ bool is_retryable(proto::ErrorCode code) {
     case proto::ErrorCode::disk_io:  // the clone may be restarted with its disk checked
     case proto::ErrorCode::internal:
     // Damage in transit: the frame's authentication (or, for a length over
-    // the limit, the check before it) caught it; a new session resends.
+    // the limit, the check before it) caught it; a new session resends. Or
+    // a session's log wrote more ranges beside a resync than the clone keeps:
+    // a new session resumes at the durable cursor with none kept.
     case proto::ErrorCode::corrupted:
     case proto::ErrorCode::too_large:
       return true;

@@ -313,7 +313,7 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
     return fail(actions, proto::ErrorCode::protocol,
                 "a log record arrived before the resync_plan its begin announced.");
   if (std::optional<FailSession> bad = validate(h)) return fail(actions, bad->code, bad->message);
-  if (resync_running_) note_log_written(h);
+  if (resync_running_ && !note_log_written(h, actions)) return;
   recv_seq_ = h.seq;
   if (h.type == proto::MsgType::barrier) {
     // A resent barrier replaces what an earlier session said at this seq.

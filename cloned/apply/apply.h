@@ -60,6 +60,11 @@ struct Limits {
   // A resync onto a consistent clone is staged on the stick and applied at
   // its end ([resync] stage_max_bytes != 0; staged.cpp).
   bool stage_resync = false;
+  // Separate ranges the log may write above an in-place resync's last mark
+  // in one session (each is kept so that older resync data does not
+  // overwrite it; those below a flushed mark are let go). More ends the
+  // session; the resync resumes at its durable cursor. 65,536 is about 4 MiB.
+  size_t log_ranges_max = size_t{1} << 16;
 };
 
 // What an accepted record costs against Limits::held_bytes_max: the memory
@@ -414,7 +419,9 @@ class Machine {
   void maybe_flush_for_mark(Actions& actions);
   bool mark_satisfied(const PendingMark& m) const;
   void on_mark_flushed(Actions& actions);
-  void note_log_written(const proto::RecordHeader& h);
+  bool note_log_written(const proto::RecordHeader& h, Actions& actions);
+  void forget_log_written_below(uint64_t cursor);
+  uint64_t resync_floor() const;
   std::vector<Extent> unwritten_by_log(const proto::RecordHeader& h) const;
   void resync_entry_finished(uint64_t rseq);
   void end_resync_session(Actions& actions);

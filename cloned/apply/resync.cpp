@@ -207,6 +207,12 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
     return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
   if (resync_complete_)
     return FailSession{ErrorCode::protocol, "resync data arrived for a resync the clone already holds whole."};
+  // A mark said everything below it was sent (section 11), which is what
+  // lets the clone forget the log's ranges below it.
+  if (h.offset_bytes < resync_floor())
+    return FailSession{ErrorCode::protocol, "resync data at byte " + u64s(h.offset_bytes) +
+                                                " arrived after a mark at " + u64s(resync_floor()) +
+                                                " said everything below it was sent."};
   return validate_extent(h, h.type == proto::MsgType::resync_data ? "resync_data" : "resync_zero");
 }
 
@@ -238,7 +244,7 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
   if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
-  const uint64_t last = marks_.empty() ? replica_.resync.cursor_bytes : marks_.back().cursor_bytes;
+  const uint64_t last = resync_floor();
   if (!marks_.empty() && marks_.back().is_end)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
   if (cursor > geometry_.size_bytes || cursor < last)
@@ -277,8 +283,14 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
 
 // ------------------------------------------------------------ the log's ranges
 
-void Machine::note_log_written(const proto::RecordHeader& h) {
-  if (h.type == proto::MsgType::barrier) return;
+// Where the resync's next extent may begin: its last mark, or the cursor.
+uint64_t Machine::resync_floor() const {
+  return marks_.empty() ? replica_.resync.cursor_bytes : marks_.back().cursor_bytes;
+}
+
+// Returns false, the session failed, when the ranges kept would pass their bound.
+bool Machine::note_log_written(const proto::RecordHeader& h, Actions& actions) {
+  if (h.type == proto::MsgType::barrier) return true;
   uint64_t begin = h.offset_bytes, end = h.offset_bytes + h.length_bytes;
   // Merge with every interval that touches [begin, end).
   auto it = log_written_.upper_bound(begin);
@@ -289,6 +301,20 @@ void Machine::note_log_written(const proto::RecordHeader& h) {
     it = log_written_.erase(it);
   }
   log_written_.emplace(begin, end);
+  if (log_written_.size() <= limits_.log_ranges_max) return true;
+  fail(actions, proto::ErrorCode::too_large,
+       "the log wrote more than " + u64s(limits_.log_ranges_max) +
+           " separate ranges past the resync's last mark (byte " + u64s(resync_floor()) +
+           ") in this session, more than the clone keeps; resume the resync (it continues at byte " +
+           u64s(replica_.resync.cursor_bytes) + ").");
+  return false;
+}
+
+// Every extent received before a flushed mark is written, and none after it
+// may begin below it: the log's ranges wholly below it are not needed again.
+void Machine::forget_log_written_below(uint64_t cursor) {
+  auto it = log_written_.begin();
+  while (it != log_written_.end() && it->second <= cursor) it = log_written_.erase(it);
 }
 
 // The parts of a resync extent the log has not written in this session.
@@ -366,6 +392,7 @@ void Machine::on_mark_flushed(Actions& actions) {
     marks_.pop_front();
     if (!m.is_end) {
       replica_.resync.cursor_bytes = std::max(replica_.resync.cursor_bytes, m.cursor_bytes);
+      forget_log_written_below(m.cursor_bytes);
       marks_flushed_.push_back(m);
       continue;
     }

@@ -419,3 +419,56 @@ TEST_CASE("resync extents are validated before anything is written") {
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].code == proto::ErrorCode::protocol);
 }
+
+TEST_CASE("resync data below the last mark is a protocol error: the mark said everything below it was sent") {
+  ResyncRig r;
+  r.begin_gen2();
+  REQUIRE(r.extent(resync_data(65536)).fail.empty());
+  REQUIRE(r.mark(131072).fail.empty());
+  CHECK(r.extent(resync_data(131072)).fail.empty());  // at the mark: fine
+  Actions a = r.extent(resync_data(126976));          // the last block below it
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  CHECK(a.fail[0].message.find("after a mark at 131072") != std::string::npos);
+}
+
+// Invariant 9: the log's ranges kept during an in-place resync are bounded.
+// Those below a flushed mark are let go; past the bound the session ends and
+// the resync resumes at its durable cursor with none kept.
+TEST_CASE("the log's ranges kept beside a resync: let go below a flushed mark, bounded above it") {
+  apply::Limits l;
+  l.log_ranges_max = 8;
+  ResyncRig r(fresh_state(), l);
+  r.begin_gen2();
+  uint64_t seq = 11;
+  const auto log_write = [&](uint64_t offset) {
+    apply::RecordId id = 0;
+    Actions a = r.send(rec(MsgType::write, seq++, 4, offset, 4096), &id);
+    if (id != 0) r.io_done(id);
+    return a;
+  };
+  // Eight separate ranges below byte 65536 (every other block): at the bound.
+  for (uint64_t i = 0; i < 8; ++i) REQUIRE(log_write(i * 8192).fail.empty());
+  apply::RecordId id = 0;
+  r.extent(resync_data(0, 65536), &id);
+  r.io_done(id);
+  REQUIRE(r.mark(65536).flush);
+  r.flushed();
+  REQUIRE(r.committed().resync_mark_acks.size() == 1);
+  // Let go: eight more above the mark fit.
+  for (uint64_t i = 0; i < 8; ++i) REQUIRE(log_write(65536 + i * 16384).fail.empty());
+  // Adjacent to a kept range: merged, not a ninth.
+  REQUIRE(log_write(65536 + 4096).fail.empty());
+  // A ninth separate one: the session ends, saying where the resync resumes.
+  Actions a = log_write(65536 + 8 * 16384);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::too_large);
+  CHECK(a.fail[0].message.find("more than 8 separate ranges") != std::string::npos);
+  CHECK(a.fail[0].message.find("continues at byte 65536") != std::string::npos);
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  // The next session resumes with none kept: the ranges it keeps start again.
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 65536);
+}
