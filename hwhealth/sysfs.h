@@ -25,25 +25,29 @@ inline constexpr size_t kBatteriesMax = 8;
 
 // One hwmon temperature channel: /sys/class/hwmon/hwmonH/tempN_*.
 struct TemperatureSensor {
-  std::string hwmon;  // "hwmon3"
-  unsigned index = 0; // N
-  std::string chip;   // the hwmon "name": coretemp, k10temp, acpitz, nvme, drivetemp, ...
-  std::string label;  // tempN_label; "" when the driver gives none
+  // The chip's device: the name hwmonH/device resolves to ("coretemp.0",
+  // "0000:3c:00.0", "nvme0"), or the chip's name for one without a device
+  // (acpitz); "#2", "#3" on a second and third of the same. hwmonH itself is
+  // numbered in probe order, which can change from one boot to the next.
+  std::string device;
+  unsigned index = 0;  // N
+  std::string chip;    // the hwmon "name": coretemp, k10temp, acpitz, nvme, drivetemp, ...
+  std::string label;   // tempN_label; "" when the driver gives none
   int64_t input_millicelsius = 0;
   std::optional<int64_t> max_millicelsius;
   std::optional<int64_t> crit_millicelsius;
   bool max_alarm = false;   // tempN_max_alarm or tempN_alarm reads 1
   bool crit_alarm = false;  // tempN_crit_alarm reads 1
 
-  // Stable within a boot and unique: "hwmon3/temp1 (coretemp Package id 0)".
+  // Unique, and the same across boots: "coretemp.0/temp1 (coretemp Package id 0)".
   std::string subject() const;
   bool operator==(const TemperatureSensor&) const = default;
 };
 
 // An EDAC memory controller: /sys/devices/system/edac/mc/mcN.
 struct MemoryController {
-  std::string name;   // "mc0"
-  std::string model;  // mc_name
+  std::string name;                // "mc0"
+  std::string model;               // mc_name
   uint64_t corrected_count = 0;    // ce_count
   uint64_t uncorrected_count = 0;  // ue_count
   bool operator==(const MemoryController&) const = default;
@@ -69,11 +73,11 @@ struct Battery {
 
 // SCSI/SATA/USB disks count failed commands: /sys/block/NAME/device/ioerr_cnt (hex).
 struct DiskErrorCounters {
-  std::string disk;           // "sda"
-  uint64_t io_errors = 0;     // ioerr_cnt
-  uint64_t io_done = 0;       // iodone_cnt
-  uint64_t io_requests = 0;   // iorequest_cnt
-  std::string state;          // device/state: running, offline, ...
+  std::string disk;          // "sda"
+  uint64_t io_errors = 0;    // ioerr_cnt
+  uint64_t io_done = 0;      // iodone_cnt
+  uint64_t io_requests = 0;  // iorequest_cnt
+  std::string state;         // device/state: running, offline, ...
   // SMART commands of ours that completed with a non-GOOD result since the
   // source was made: the kernel counts each in ioerr_cnt (see ata_sgio.h).
   uint64_t own_error_completions = 0;
@@ -95,8 +99,8 @@ base::Result<DiskErrorCounters> read_disk_errors(const std::string& sysfs_root, 
 // What sysfs says about the disk behind a block device number, to choose how
 // to ask it for SMART.
 enum class DiskKind {
-  unknown,       // sysfs does not know it (no sysfs, or a stale number)
-  ata,           // behind the SCSI layer: SATA through libata (or a USB bridge, or SCSI)
+  unknown,  // sysfs does not know it (no sysfs, or a stale number)
+  ata,      // behind the SCSI layer: SATA through libata (or a USB bridge, or SCSI)
   nvme,
   virtual_disk,  // no device behind it: loop, device-mapper, md, zram, nbd
   other,         // a device of another kind: virtio, mmc (eMMC), ...
@@ -104,7 +108,7 @@ enum class DiskKind {
 const char* disk_kind_name(DiskKind kind);
 
 struct DiskInfo {
-  std::string name;       // the whole disk's name, "sda", "nvme0n1", "loop3"; "" if unknown
+  std::string name;  // the whole disk's name, "sda", "nvme0n1", "loop3"; "" if unknown
   DiskKind kind = DiskKind::unknown;
   std::string subsystem;  // the bus of device/: "scsi", "nvme", "virtio", ...; "" if none
   bool operator==(const DiskInfo&) const = default;

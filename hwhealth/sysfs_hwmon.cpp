@@ -3,6 +3,7 @@
 // millidegrees Celsius, alarms as 0/1.
 #include <algorithm>
 #include <cerrno>
+#include <map>
 
 #include "hwhealth/sysfs.h"
 #include "hwhealth/sysfs_files.h"
@@ -34,7 +35,7 @@ bool alarm_set(const std::string& path) { return read_integer(path).value_or(0) 
 
 // One channel; ENODATA/EIO/EAGAIN (a sensor that is not ready, a sleeping
 // drive under drivetemp) or EACCES come back as the errno.
-int read_sensor(const std::string& dir, const std::string& hwmon, const std::string& chip, unsigned index,
+int read_sensor(const std::string& dir, const std::string& device, const std::string& chip, unsigned index,
                 TemperatureSensor& sensor) {
   const std::string stem = dir + "/temp" + std::to_string(index);
   std::string input;
@@ -43,7 +44,7 @@ int read_sensor(const std::string& dir, const std::string& hwmon, const std::str
   const std::optional<int64_t> millicelsius = sysfs_files::parse_integer(input);
   if (!millicelsius) return EPROTO;
   sensor = TemperatureSensor{};
-  sensor.hwmon = hwmon;
+  sensor.device = device;
   sensor.index = index;
   sensor.chip = chip;
   sensor.label = attribute_or_empty(stem + "_label");
@@ -60,20 +61,24 @@ int read_sensor(const std::string& dir, const std::string& hwmon, const std::str
 std::string TemperatureSensor::subject() const {
   std::string name = chip.empty() ? "unnamed" : chip;
   if (!label.empty()) name += " " + label;
-  return hwmon + "/temp" + std::to_string(index) + " (" + name + ")";
+  return device + "/temp" + std::to_string(index) + " (" + name + ")";
 }
 
 base::Result<std::vector<TemperatureSensor>> read_temperatures(const std::string& sysfs_root) {
   const std::string class_dir = sysfs_root + "/class/hwmon";
   std::vector<TemperatureSensor> sensors;
   size_t denied_count = 0;
+  std::map<std::string, unsigned> seen;  // device name -> chips so named so far
   for (const std::string& hwmon : sysfs_files::numbered_entries(class_dir, "hwmon")) {
     const std::string dir = class_dir + "/" + hwmon;
     const std::string chip = attribute_or_empty(dir + "/name");
+    std::string device = sysfs_files::resolved_name(dir + "/device");
+    if (device.empty()) device = chip.empty() ? hwmon : chip;
+    if (const unsigned n = ++seen[device]; n > 1) device += "#" + std::to_string(n);
     for (unsigned index : temperature_indexes(dir)) {
       if (sensors.size() == kTemperatureSensorsMax) return sensors;
       TemperatureSensor sensor;
-      const int err = read_sensor(dir, hwmon, chip, index, sensor);
+      const int err = read_sensor(dir, device, chip, index, sensor);
       if (err == EACCES || err == EPERM) ++denied_count;
       if (err == 0) sensors.push_back(std::move(sensor));
     }

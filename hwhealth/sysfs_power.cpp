@@ -9,6 +9,8 @@
 namespace hwhealth {
 namespace {
 
+constexpr long double kBatteryPercentBelievableMax = 1000.0L;
+
 using sysfs_files::attribute_or_empty;
 using sysfs_files::read_integer;
 
@@ -49,6 +51,9 @@ Battery read_battery(const std::string& dir, const std::string& name) {
 std::optional<unsigned> Battery::full_of_design_percent() const {
   if (!full || !full_design || *full_design == 0) return std::nullopt;
   const long double percent = static_cast<long double>(*full) * 100.0L / static_cast<long double>(*full_design);
+  // No battery holds ten times its design: a driver's garbage is not a figure
+  // (and past UINT_MAX the conversion would be undefined).
+  if (percent > kBatteryPercentBelievableMax) return std::nullopt;
   return static_cast<unsigned>(percent + 0.5L);
 }
 

@@ -150,7 +150,7 @@ TEST_CASE("temperatures over crit are critical, over max a warning, alarms count
   auto findings = judge(s);
   const hwhealth::Finding crit = only(findings, "temp.over_crit");
   CHECK(crit.severity == Severity::critical);
-  CHECK(crit.subject == "hwmon1/temp1 (coretemp Package id 0)");
+  CHECK(crit.subject == "coretemp.0/temp1 (coretemp Package id 0)");
   CHECK(contains(crit.sentence, "100.0 °C"));
   CHECK(only(findings, "temp.over_max").severity == Severity::warning);
 
@@ -158,8 +158,8 @@ TEST_CASE("temperatures over crit are critical, over max a warning, alarms count
   s.temperatures[0].crit_alarm = true;
   s.temperatures[1].max_alarm = true;
   findings = judge(s);
-  CHECK(only(findings, "temp.over_crit").subject == "hwmon0/temp1 (acpitz)");
-  CHECK(only(findings, "temp.over_max").subject == "hwmon1/temp1 (coretemp Package id 0)");
+  CHECK(only(findings, "temp.over_crit").subject == "acpitz/temp1 (acpitz)");
+  CHECK(only(findings, "temp.over_max").subject == "coretemp.0/temp1 (coretemp Package id 0)");
 
   s = healthy_snapshot();
   s.temperatures[0].crit_millicelsius = 0;

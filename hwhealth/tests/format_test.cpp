@@ -51,7 +51,7 @@ TEST_CASE("text: the verdict first, one line per source with n/a reasons, then t
   CHECK(contains(text, "  memory_ecc    UNSUPPORTED: n/a: no EDAC memory controller\n"));
   CHECK(contains(text, "  battery       BAT0: 100%, Full, holds 90% of its design capacity, health Good\n"));
   CHECK(contains(text, "  disk_errors   sda: 0 failed commands"));
-  CHECK(contains(text, "hottest 52.0 °C at hwmon1/temp1 (coretemp Package id 0)"));
+  CHECK(contains(text, "hottest 52.0 °C at coretemp.0/temp1 (coretemp Package id 0)"));
   CHECK(contains(text, "Findings:\n  CRITICAL ata.failing: /dev/sda says it is FAILING"));
   CHECK(contains(text, "  WARNING ata.pending: "));
   CHECK(text.back() == '\n');

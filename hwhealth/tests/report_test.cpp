@@ -47,7 +47,7 @@ TEST_CASE("a report of changes survives encoding and decoding unchanged") {
 TEST_CASE("a summary report carries every source and lasting finding") {
   Snapshot s = hwhealth_test::healthy_snapshot(7);
   s.findings = assess(s, nullptr);
-  s.findings.push_back(Finding{Severity::warning, "temp.over_max", "hwmon0/temp1", "hot", {{"current", "90"}}, false});
+  s.findings.push_back(Finding{Severity::warning, "temp.over_max", "acpitz/temp1", "hot", {{"current", "90"}}, false});
   const Report r = make_summary_report(s);
   CHECK(r.sources.size() == 5);
   CHECK(r.findings.size() == s.findings.size());

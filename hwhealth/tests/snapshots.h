@@ -40,7 +40,7 @@ inline hwhealth::Snapshot healthy_snapshot(uint64_t poll_number = 1) {
   s.smart.disk = hwhealth::DiskInfo{"sda", hwhealth::DiskKind::ata, "scsi"};
   s.smart.ata = healthy_ata();
   hwhealth::TemperatureSensor cpu;
-  cpu.hwmon = "hwmon1";
+  cpu.device = "coretemp.0";
   cpu.index = 1;
   cpu.chip = "coretemp";
   cpu.label = "Package id 0";
@@ -48,7 +48,7 @@ inline hwhealth::Snapshot healthy_snapshot(uint64_t poll_number = 1) {
   cpu.max_millicelsius = 86000;
   cpu.crit_millicelsius = 100000;
   hwhealth::TemperatureSensor acpi;
-  acpi.hwmon = "hwmon0";
+  acpi.device = "acpitz";
   acpi.index = 1;
   acpi.chip = "acpitz";
   acpi.input_millicelsius = 27800;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "hwhealth/source.h"
@@ -14,26 +15,37 @@ using hwhealth_test::TempDir;
 
 namespace {
 
-void write_hwmon_tree(const TempDir& root) {
-  root.write("class/hwmon/hwmon0/name", "coretemp\n");
-  root.write("class/hwmon/hwmon0/temp1_label", "Package id 0\n");
-  root.write("class/hwmon/hwmon0/temp1_input", "45000\n");
-  root.write("class/hwmon/hwmon0/temp1_max", "80000\n");
-  root.write("class/hwmon/hwmon0/temp1_crit", "100000\n");
-  root.write("class/hwmon/hwmon0/temp1_crit_alarm", "0\n");
-  root.write("class/hwmon/hwmon0/temp2_label", "Core 0\n");
-  root.write("class/hwmon/hwmon0/temp2_input", "101000\n");
-  root.write("class/hwmon/hwmon0/temp2_crit", "100000\n");
-  root.write("class/hwmon/hwmon0/temp2_crit_alarm", "1\n");
-  root.write("class/hwmon/hwmon10/name", "nvme\n");
-  root.write("class/hwmon/hwmon10/temp1_label", "Composite\n");
-  root.write("class/hwmon/hwmon10/temp1_input", "38850\n");
-  root.write("class/hwmon/hwmon10/temp1_alarm", "1\n");
-  root.write("class/hwmon/hwmon2/name", "acpitz\n");
-  root.write("class/hwmon/hwmon2/temp1_input", "27800\n");
-  root.mkdir("class/hwmon/hwmon2/temp3_input");  // unreadable (as a sleeping drivetemp): skipped
-  root.write("class/hwmon/hwmon2/temp4_input", "not a number\n");
-  root.write("class/hwmon/hwmon3/name", "ac\n");  // a chip without temperatures
+// hwmonH is numbered in probe order: `numbers` says which the coretemp,
+// acpitz and nvme chips got (another boot may number them otherwise).
+struct HwmonNumbers {
+  std::string cpu = "hwmon0", acpi = "hwmon2", nvme = "hwmon10", ac = "hwmon3";
+};
+void write_hwmon_tree(const TempDir& root, const HwmonNumbers& n = {}) {
+  const std::string cpu = "class/hwmon/" + n.cpu + "/", acpi = "class/hwmon/" + n.acpi + "/",
+                    nvme = "class/hwmon/" + n.nvme + "/";
+  root.mkdir("devices/platform/coretemp.0");
+  root.mkdir("devices/pci0000:00/0000:00:1d.0/0000:3c:00.0/nvme/nvme0");
+  root.write(cpu + "name", "coretemp\n");
+  root.link(cpu + "device", "../../../devices/platform/coretemp.0");
+  root.write(cpu + "temp1_label", "Package id 0\n");
+  root.write(cpu + "temp1_input", "45000\n");
+  root.write(cpu + "temp1_max", "80000\n");
+  root.write(cpu + "temp1_crit", "100000\n");
+  root.write(cpu + "temp1_crit_alarm", "0\n");
+  root.write(cpu + "temp2_label", "Core 0\n");
+  root.write(cpu + "temp2_input", "101000\n");
+  root.write(cpu + "temp2_crit", "100000\n");
+  root.write(cpu + "temp2_crit_alarm", "1\n");
+  root.write(nvme + "name", "nvme\n");
+  root.link(nvme + "device", "../../../devices/pci0000:00/0000:00:1d.0/0000:3c:00.0/nvme/nvme0");
+  root.write(nvme + "temp1_label", "Composite\n");
+  root.write(nvme + "temp1_input", "38850\n");
+  root.write(nvme + "temp1_alarm", "1\n");
+  root.write(acpi + "name", "acpitz\n");  // a thermal zone's chip: no device link
+  root.write(acpi + "temp1_input", "27800\n");
+  root.mkdir(acpi + "temp3_input");  // unreadable (as a sleeping drivetemp): skipped
+  root.write(acpi + "temp4_input", "not a number\n");
+  root.write("class/hwmon/" + n.ac + "/name", "ac\n");  // a chip without temperatures
 }
 
 void write_edac_tree(const TempDir& root) {
@@ -116,7 +128,7 @@ TEST_CASE("hwmon: every readable temperature channel, in chip order, with labels
   REQUIRE_MESSAGE(sensors.is_ok(), sensors.status().message());
   REQUIRE(sensors->size() == 4);
   const hwhealth::TemperatureSensor& package = (*sensors)[0];
-  CHECK(package.subject() == "hwmon0/temp1 (coretemp Package id 0)");
+  CHECK(package.subject() == "coretemp.0/temp1 (coretemp Package id 0)");
   CHECK(package.input_millicelsius == 45000);
   CHECK(package.max_millicelsius == 80000);
   CHECK(package.crit_millicelsius == 100000);
@@ -124,9 +136,41 @@ TEST_CASE("hwmon: every readable temperature channel, in chip order, with labels
   CHECK((*sensors)[1].label == "Core 0");
   CHECK((*sensors)[1].crit_alarm);
   CHECK_FALSE((*sensors)[1].max_millicelsius.has_value());
-  CHECK((*sensors)[2].subject() == "hwmon2/temp1 (acpitz)");  // hwmon2 before hwmon10
-  CHECK((*sensors)[3].chip == "nvme");
+  CHECK((*sensors)[2].subject() == "acpitz/temp1 (acpitz)");  // hwmon2 before hwmon10
+  CHECK((*sensors)[3].subject() == "nvme0/temp1 (nvme Composite)");
   CHECK((*sensors)[3].max_alarm);  // tempN_alarm counts as the max alarm
+}
+
+// A finding's subject names the sensor in the store: hwmonH renumbered at the
+// next boot must not read as one sensor cleared and another new.
+TEST_CASE("hwmon: a sensor keeps its subject when the next boot numbers the chips otherwise") {
+  std::vector<std::string> subjects[2];
+  const HwmonNumbers boots[2] = {{}, {"hwmon3", "hwmon0", "hwmon1", "hwmon2"}};
+  for (int boot = 0; boot < 2; ++boot) {
+    TempDir root;
+    REQUIRE(root.ok());
+    write_hwmon_tree(root, boots[boot]);
+    auto sensors = hwhealth::read_temperatures(root.path());
+    REQUIRE_MESSAGE(sensors.is_ok(), sensors.status().message());
+    for (const hwhealth::TemperatureSensor& s : *sensors) subjects[boot].push_back(s.subject());
+    std::sort(subjects[boot].begin(), subjects[boot].end());
+  }
+  CHECK(subjects[0] == subjects[1]);
+  CHECK(subjects[0].size() == 4);
+}
+
+TEST_CASE("hwmon: two chips of one name without a device are told apart") {
+  TempDir root;
+  REQUIRE(root.ok());
+  root.write("class/hwmon/hwmon0/name", "acpitz\n");
+  root.write("class/hwmon/hwmon0/temp1_input", "27800\n");
+  root.write("class/hwmon/hwmon1/name", "acpitz\n");
+  root.write("class/hwmon/hwmon1/temp1_input", "29800\n");
+  auto sensors = hwhealth::read_temperatures(root.path());
+  REQUIRE_MESSAGE(sensors.is_ok(), sensors.status().message());
+  REQUIRE(sensors->size() == 2);
+  CHECK((*sensors)[0].subject() == "acpitz/temp1 (acpitz)");
+  CHECK((*sensors)[1].subject() == "acpitz#2/temp1 (acpitz)");
 }
 
 TEST_CASE("hwmon: no sensor at all is unsupported, with the reason") {
@@ -178,6 +222,19 @@ TEST_CASE("power_supply: laptop batteries with energy or charge figures; mains, 
   CHECK(bat1.full_of_design_percent() == 48u);  // 1.9 of 4.0 Ah, rounded
   CHECK_FALSE(bat1.cycle_count.has_value());    // 0 means "not counted"
   CHECK_FALSE(bat1.capacity_percent.has_value());
+}
+
+TEST_CASE("power_supply: a full charge no battery could hold is no figure, whatever the driver says") {
+  hwhealth::Battery b;
+  b.full_design = 1;
+  b.full = 10;  // 1,000 %: a driver's odd figure, still shown
+  CHECK(b.full_of_design_percent() == 1000u);
+  b.full = 11;
+  CHECK_FALSE(b.full_of_design_percent().has_value());
+  b.full = uint64_t{9'223'372'036'854'775'807};  // past UINT_MAX as a percent
+  CHECK_FALSE(b.full_of_design_percent().has_value());
+  b.full_design = 0;
+  CHECK_FALSE(b.full_of_design_percent().has_value());
 }
 
 TEST_CASE("power_supply: a machine without a battery reports n/a") {
