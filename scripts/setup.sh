@@ -36,6 +36,7 @@ packages=(
   util-linux mount iproute2 fio netcat-openbsd time systemd
   git clang-format  # scripts/tidy.py (CI): the ratchet on the house rules
   e2fsprogs ntfs-3g fdisk  # the diverge tests: mkfs.ext4, mkfs.ntfs + ntfs-3g, sfdisk
+  dbus-daemon  # e2e-wake: a private bus for its stand-in for logind
 )
 # The gcc sanitizer runtimes (ASan, UBSan, TSan) come with g++. libFuzzer is
 # clang's: libclang-rt-14-dev holds libclang_rt.fuzzer (and clang's ASan).

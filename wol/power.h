@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Putting the clone to sleep, behind an interface with a test double.
 //
-// SAFETY: tests use FakePower only, or SysfsPower pointed at a file in a
-// temporary directory. Nothing in a test may call logind's CanSuspend or
-// Suspend, or write to the real /sys/power/*. That is why SysfsPower takes
-// its path explicitly and LogindPower must be connected on purpose.
+// SAFETY: tests use FakePower only, SysfsPower pointed at a file in a
+// temporary directory, or LogindPower on a private bus with a stand-in for
+// logind (test/support/fake_logind.cpp; the daemon's mount namespace hides
+// the machine's bus). Nothing in a test may call the real logind's
+// CanSuspend or Suspend, or write to the real /sys/power/*. That is why
+// SysfsPower takes its path explicitly and LogindPower must be connected on
+// purpose.
 #pragma once
 
 #include <chrono>

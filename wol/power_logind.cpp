@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The logind backend over sd-bus. Never exercised by the tests (see the
-// safety rule in power.h); only interpret_can_suspend is unit-tested.
+// The logind backend over sd-bus. Tested against a stand-in for logind on a
+// private bus (e2e-wake, test/support/fake_logind.cpp) and, in the VM suite,
+// against the guest's real logind (vm-wake); never the host's (power.h).
 #include <fcntl.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>

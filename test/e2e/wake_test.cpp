@@ -6,20 +6,19 @@
 // daemon closes its listener until a magic packet for wolb's MAC arrives on
 // wolb. Nothing here suspends the machine. The namespaces are deleted by
 // NetnsPair's destructor, also when a check fails; every wait is bounded.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -55,19 +54,18 @@ struct Rig {
   std::string address;
 
   // `knob`: the testing knob that lets the test double count as armed on a veth.
-  explicit Rig(bool knob, int idle_sleep_s = kIdleSleepS) {
+  explicit Rig(bool knob, int idle_sleep_s = kIdleSleepS, const std::string& power = "test-double") {
     REQUIRE_MESSAGE(ns.ready(), ns.error());
     REQUIRE(harness::make_zero_file(d / "source.img", kDiskBytes));
     REQUIRE(harness::make_zero_file(d / "clone.img", kDiskBytes));
     const uint16_t port = harness::free_port();
     address = std::string(test_support::NetnsPair::kAddressB) + ":" + std::to_string(port);
-    std::map<std::string, std::string> clone = {
-        {"listen.address", q(address)},
-        {"wake.interface", q(test_support::NetnsPair::kVethB)},
-        {"wake.idle_sleep_s", std::to_string(idle_sleep_s)},
-        {"wake.power", q("test-double")},
-        {"link.idle_timeout_ms", "5000"},
-        {"link.keepalive_interval_ms", "1000"}};
+    std::map<std::string, std::string> clone = {{"listen.address", q(address)},
+                                                {"wake.interface", q(test_support::NetnsPair::kVethB)},
+                                                {"wake.idle_sleep_s", std::to_string(idle_sleep_s)},
+                                                {"wake.power", q(power)},
+                                                {"link.idle_timeout_ms", "5000"},
+                                                {"link.keepalive_interval_ms", "1000"}};
     if (knob) clone["wake.test_double_counts_as_armed"] = "true";
     p = harness::make_pair(d.path(), d / "clone.img", clone,
                            {{"clone.address", q(address)},
@@ -83,11 +81,11 @@ struct Rig {
   }
 
   int workload(uint64_t seed, std::string& out) const {
-    return harness::run(in_ns(ns.a(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload",
-                                       "--source", d / "source.img", "--seed", std::to_string(seed), "--bytes", "4M",
-                                       "--write-min", "512", "--write-max", "256K", "--epoch-max", "16",
-                                       "--compare", d / "clone.img"}),
-                        out, 120000);
+    return harness::run(
+        in_ns(ns.a(), {harness::binary("ORIGIN_BIN"), "--config", p.origin_config, "workload", "--source",
+                       d / "source.img", "--seed", std::to_string(seed), "--bytes", "4M", "--write-min", "512",
+                       "--write-max", "256K", "--epoch-max", "16", "--compare", d / "clone.img"}),
+        out, 120000);
   }
 
   int origin(std::vector<std::string> args, std::string& out) const {
@@ -137,15 +135,18 @@ int connect_errno(const Rig& r) {
   int result = -1;
   std::string error;
   const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
-  bool ok = test_support::run_in_netns(r.ns.a(), [&] {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &to.sin_addr);
-    result = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
-    ::close(fd);
-  }, error);
+  bool ok = test_support::run_in_netns(
+      r.ns.a(),
+      [&] {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(port);
+        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &to.sin_addr);
+        result = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
+        ::close(fd);
+      },
+      error);
   REQUIRE_MESSAGE(ok, error);
   return result;
 }
@@ -171,17 +172,20 @@ class IdleStranger {
     while (!stop_) {
       int fd = -1;
       std::string error;
-      test_support::run_in_netns(rig_.ns.a(), [&] {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_port = htons(port);
-        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &to.sin_addr);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-          ::close(fd);
-          fd = -1;
-        }
-      }, error);
+      test_support::run_in_netns(
+          rig_.ns.a(),
+          [&] {
+            fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in to{};
+            to.sin_family = AF_INET;
+            to.sin_port = htons(port);
+            inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &to.sin_addr);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+              ::close(fd);
+              fd = -1;
+            }
+          },
+          error);
       if (fd >= 0) ++connections_;
       for (int i = 0; i < 30 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (fd >= 0) ::close(fd);
@@ -271,7 +275,8 @@ TEST_CASE("the whole story: idle, the clone announces and sleeps; the original f
   REQUIRE_MESSAGE(r.workload(2, out) == 0, out << harness::read_file(r.d / "cloned.log"));
   MESSAGE("the second workload (wake + 4 MiB) took "
           << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - woken_at).count()
-          << " ms; the original said:\n" << out);
+          << " ms; the original said:\n"
+          << out);
   CHECK(out.find("identical") != std::string::npos);
   CHECK_MESSAGE(out.find("the clone does not answer; sent a magic packet for " + mac) != std::string::npos, out);
   uint64_t diff = 0;
@@ -293,24 +298,24 @@ void woken_while_its_address_is_held(const Rig& r) {
   const uint16_t port = static_cast<uint16_t>(std::stoi(r.address.substr(r.address.find(':') + 1)));
   int blocker = -1;
   std::string error, out;
-  REQUIRE_MESSAGE(test_support::run_in_netns(
-                      r.ns.b(),
-                      [&] {
-                        blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                        const int on = 1;  // past the clone's connections in TIME_WAIT, as the clone binds
-                        ::setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-                        sockaddr_in at{};
-                        at.sin_family = AF_INET;
-                        at.sin_port = htons(port);
-                        inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &at.sin_addr);
-                        if (::bind(blocker, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 ||
-                            ::listen(blocker, 1) != 0) {
-                          ::close(blocker);
-                          blocker = -1;
-                        }
-                      },
-                      error),
-                  error);
+  REQUIRE_MESSAGE(
+      test_support::run_in_netns(
+          r.ns.b(),
+          [&] {
+            blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const int on = 1;  // past the clone's connections in TIME_WAIT, as the clone binds
+            ::setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+            sockaddr_in at{};
+            at.sin_family = AF_INET;
+            at.sin_port = htons(port);
+            inet_pton(AF_INET, test_support::NetnsPair::kAddressB, &at.sin_addr);
+            if (::bind(blocker, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || ::listen(blocker, 1) != 0) {
+              ::close(blocker);
+              blocker = -1;
+            }
+          },
+          error),
+      error);
   REQUIRE(blocker >= 0);
   CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
   REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), r.live());
@@ -398,9 +403,95 @@ TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
   REQUIRE_MESSAGE(r.wait_live("wake_arm = \"unsupported\"", 10000), r.live());
   std::string out;
   CHECK(r.origin({"sleep", "--timeout-s", "10"}, out) == 1);
-  CHECK_MESSAGE(out.find("the clone stays awake: it cannot be woken by a magic packet (unsupported") != std::string::npos, out);
+  CHECK_MESSAGE(
+      out.find("the clone stays awake: it cannot be woken by a magic packet (unsupported") != std::string::npos, out);
   CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
   CHECK(connect_errno(r) == 0);
   cloned.signal(SIGTERM);
   CHECK(cloned.wait(30000) == 0);
 }
+
+namespace {
+
+bool wait_file_holds(const std::string& path, const std::string& part, int timeout_ms, size_t times = 1) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (harness::count_of(harness::read_file(path), part) >= times) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+// A private bus with a stand-in for logind on it (test/support/fake_logind.cpp).
+struct PrivateLogind {
+  std::string bus_path, address;
+  std::unique_ptr<harness::Process> bus, logind;
+  explicit PrivateLogind(const harness::TempDir& d) : bus_path(d / "bus"), address("unix:path=" + bus_path) {
+    const std::string conf = d / "bus.conf";
+    REQUIRE(harness::write_file(conf,
+                                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                                "<busconfig><type>system</type><listen>" +
+                                    address +
+                                    "</listen>"
+                                    "<auth>EXTERNAL</auth><policy context=\"default\"><allow user=\"*\"/>"
+                                    "<allow own=\"*\"/><allow send_destination=\"*\"/><allow receive_sender=\"*\"/>"
+                                    "</policy></busconfig>\n"));
+    bus = std::make_unique<harness::Process>(
+        std::vector<std::string>{"/usr/bin/dbus-daemon", "--config-file=" + conf, "--nofork"}, d / "bus.log");
+    for (int i = 0; i < 100 && ::access(bus_path.c_str(), F_OK) != 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    REQUIRE_MESSAGE(::access(bus_path.c_str(), F_OK) == 0, harness::read_file(d / "bus.log"));
+    logind = std::make_unique<harness::Process>(std::vector<std::string>{harness::binary("FAKE_LOGIND_BIN"), address},
+                                                d / "logind.log");
+    REQUIRE_MESSAGE(wait_file_holds(d / "logind.log", "ready", 10000), harness::read_file(d / "logind.log"));
+  }
+};
+
+}  // namespace
+
+// [wake] power = "logind" against a stand-in for logind on a private bus:
+// the daemon's environment names that bus, and its mount namespace hides
+// the machine's own (/run/dbus under a tmpfs), so nothing here can reach the
+// real logind. A veth cannot be armed, so the clone never asks to suspend.
+TEST_SUITE("requires dbus-daemon") {
+  TEST_CASE("logind: the delay lock held, let go for a suspend started elsewhere, taken again; a lost bus is said") {
+    test_support::require(
+        {test_support::program("dbus-daemon", "dbus-daemon"), test_support::program("unshare", "util-linux")});
+    Rig r(/*knob=*/false, /*idle_sleep_s=*/0, "logind");
+    PrivateLogind bus(r.d);
+    const std::string logind_log = r.d / "logind.log", cloned_log = r.d / "cloned.log";
+    harness::Process cloned(
+        in_ns(r.ns.b(), {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+                         "if [ -e /run/dbus ]; then mount -t tmpfs cloned-test /run/dbus || exit 97; fi; exec \"$@\"",
+                         "sh", harness::binary("CLONED_BIN"), "--config", r.p.clone_config}),
+        cloned_log, {{"DBUS_SYSTEM_BUS_ADDRESS", bus.address}});
+    REQUIRE_MESSAGE(r.wait_live("wake_phase = \"awake\"", 10000), harness::read_file(cloned_log) << r.live());
+    // Asked whether the machine can suspend, and holding a delay lock.
+    CHECK_MESSAGE(wait_file_holds(logind_log, "inhibit taken (cloned: ", 10000), harness::read_file(logind_log));
+    CHECK(harness::read_file(logind_log).find("can_suspend") != std::string::npos);
+    CHECK(harness::read_file(logind_log).find(", delay)") != std::string::npos);
+    CHECK(r.status().find("power logind") != std::string::npos);
+
+    // The lid closes (a suspend started elsewhere): the lock goes at once; the
+    // resume takes it again.
+    bus.logind->signal(SIGUSR1);
+    CHECK_MESSAGE(wait_file_holds(logind_log, "inhibit released", 10000), harness::read_file(logind_log));
+    bus.logind->signal(SIGUSR2);
+    CHECK_MESSAGE(wait_file_holds(logind_log, "inhibit taken (cloned: ", 10000, 2), harness::read_file(logind_log));
+    std::string out;
+    CHECK_MESSAGE(r.workload(11, out) == 0, out);
+
+    // The bus goes away: said once, as an error event, and the clone serves on.
+    bus.bus->signal(SIGKILL);
+    REQUIRE(bus.bus->wait(10000) >= 0);
+    CHECK_MESSAGE(wait_file_holds(cloned_log, "lost the connection to systemd-logind", 10000),
+                  harness::read_file(cloned_log));
+    CHECK(harness::count_of(harness::read_file(cloned_log), "lost the connection to systemd-logind") == 1);
+    CHECK_MESSAGE(r.workload(12, out) == 0, out);
+    CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+    CHECK(harness::read_file(logind_log).find("\nsuspend\n") == std::string::npos);  // never asked: not armed
+    cloned.signal(SIGTERM);
+    CHECK(cloned.wait(30000) == 0);
+  }
+}  // TEST_SUITE
