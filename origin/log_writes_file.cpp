@@ -21,10 +21,26 @@ void plan_entry(const Entry& e, EpochState& epoch, std::vector<Planned>& out) {
     out.push_back({Planned::Type::barrier, 0, 0, 0, std::move(mark)});
     epoch = {};
   };
-  // What the entry's records cost the open epoch (kEpochSplitBytes).
-  const auto cost = [&](uint64_t record_max, bool payload) {
-    const uint64_t records = (e.length_bytes + record_max - 1) / record_max;
-    return (payload ? e.length_bytes : 0) + records * kPlannedRecordCostBytes;
+  // The entry's records (at most record_max bytes each) in the open epoch. A
+  // preflush, or an entry that does not fit what the epoch has left
+  // (kEpochSplitBytes), closes it first. An entry larger than a whole epoch
+  // (one write-zeroes of 256 MiB) is cut by barriers between its records:
+  // the retained log frees nothing before a barrier, so one epoch past it
+  // would wait forever; and a crash can leave a large write part done, so
+  // each cut is a state the original's disk could hold.
+  const auto records = [&](Planned::Type type, uint64_t record_max, bool payload) {
+    const uint64_t count = (e.length_bytes + record_max - 1) / record_max;
+    const uint64_t whole = (payload ? e.length_bytes : 0) + count * kPlannedRecordCostBytes;
+    if (epoch.open && (e.flush_before || epoch.bytes + whole > kEpochSplitBytes)) barrier({});
+    for (uint64_t done = 0; done < e.length_bytes;) {
+      const uint64_t n = std::min<uint64_t>(e.length_bytes - done, record_max);
+      const uint64_t cost = (payload ? n : 0) + kPlannedRecordCostBytes;
+      if (epoch.open && epoch.bytes + cost > kEpochSplitBytes) barrier({});
+      out.push_back({type, e.offset_bytes + done, n, payload ? e.data_log_offset_bytes + done : 0, {}});
+      epoch.open = true;
+      epoch.bytes += cost;
+      done += n;
+    }
   };
   switch (e.kind) {
     case Kind::flush:
@@ -33,33 +49,13 @@ void plan_entry(const Entry& e, EpochState& epoch, std::vector<Planned>& out) {
     case Kind::mark:
       barrier(e.mark);
       return;
-    case Kind::discard: {
-      const uint64_t c = cost(proto::kMaxExtentBytes, false);
-      if (epoch.open && epoch.bytes + c > kEpochSplitBytes) barrier({});  // as for a write below
-      for (uint64_t done = 0; done < e.length_bytes;) {
-        const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxExtentBytes);
-        out.push_back({Planned::Type::trim, e.offset_bytes + done, n, 0, {}});
-        done += n;
-      }
-      epoch.open = true;
-      epoch.bytes += c;
+    case Kind::discard:
+      records(Planned::Type::trim, proto::kMaxExtentBytes, false);
       return;
-    }
-    case Kind::write: {
-      // A preflush: everything written before this write is durable first.
-      // Or the epoch is full (kEpochSplitBytes): the same barrier, first.
-      const uint64_t c = cost(proto::kMaxWritePayloadBytes, true);
-      if (epoch.open && (e.flush_before || epoch.bytes + c > kEpochSplitBytes)) barrier({});
-      for (uint64_t done = 0; done < e.length_bytes;) {
-        const uint64_t n = std::min<uint64_t>(e.length_bytes - done, proto::kMaxWritePayloadBytes);
-        out.push_back({Planned::Type::write, e.offset_bytes + done, n, e.data_log_offset_bytes + done, {}});
-        done += n;
-      }
-      epoch.open = true;
-      epoch.bytes += c;
+    case Kind::write:
+      records(Planned::Type::write, proto::kMaxWritePayloadBytes, true);
       if (e.fua) barrier({});
       return;
-    }
   }
 }
 

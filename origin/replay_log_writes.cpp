@@ -73,18 +73,24 @@ class Walker {
     boundaries.clear();
     lw::plan_entry(e, open_epoch_, planned);
     first_seq = seq_;
-    for (const lw::Planned& p : planned) {
+    // Records of the entry after the barrier at i.
+    const auto records_after = [&](size_t i) {
+      return std::any_of(planned.begin() + static_cast<std::ptrdiff_t>(i) + 1, planned.end(),
+                         [](const lw::Planned& q) { return q.type != lw::Planned::Type::barrier; });
+    };
+    for (size_t i = 0; i < planned.size(); ++i) {
       const uint64_t seq = seq_++;
-      if (p.type != lw::Planned::Type::barrier) continue;
+      if (planned[i].type != lw::Planned::Type::barrier) continue;
       Boundary b;
       b.seq = seq;
       b.epoch = epoch_++;
-      // A preflush barrier (or a full epoch's) comes before its write or
-      // discard: a resume starts at this entry again, with an empty epoch,
-      // so the barrier is not repeated.
-      const bool preflush = &p == &planned.front() && (e.kind == lw::Kind::write || e.kind == lw::Kind::discard);
-      b.at.next_entry = preflush ? index_ : index_ + 1;
-      b.at.next_offset = preflush ? offset_ : e.next_log_offset_bytes;
+      // A barrier before the entry's records (a preflush, a full epoch's) or
+      // between them (an entry larger than an epoch): a resume starts at this
+      // entry again, with an empty epoch, so the barrier is not repeated
+      // (what of the entry the clone holds is written again, the same bytes).
+      const bool before_records = records_after(i);
+      b.at.next_entry = before_records ? index_ : index_ + 1;
+      b.at.next_offset = before_records ? offset_ : e.next_log_offset_bytes;
       boundaries.push_back(b);
     }
     offset_ = e.next_log_offset_bytes;

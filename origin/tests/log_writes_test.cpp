@@ -145,6 +145,50 @@ TEST_CASE("an epoch never flushed is cut by a barrier before the record that wou
   CHECK(out[1].type == lw::Planned::Type::trim);
 }
 
+TEST_CASE("an entry larger than an epoch is cut by barriers between its records; a discard's preflush is kept") {
+  const auto barriers = [](const std::vector<lw::Planned>& out) {
+    return std::count_if(out.begin(), out.end(),
+                         [](const lw::Planned& p) { return p.type == lw::Planned::Type::barrier; });
+  };
+  // 150 MiB in one write entry: 1 MiB records, no epoch past 64 MiB.
+  lw::Entry big;
+  big.kind = lw::Kind::write;
+  big.offset_bytes = 1 << 20;
+  big.length_bytes = 150ull << 20;
+  big.data_log_offset_bytes = 8192;
+  lw::EpochState epoch;
+  std::vector<lw::Planned> out;
+  lw::plan_entry(big, epoch, out);
+  CHECK(out.front().type == lw::Planned::Type::write);  // an empty epoch: nothing to close first
+  CHECK(barriers(out) == 2);                            // 63 + 63 + 24 records
+  uint64_t in_epoch = 0, written = 0, next_offset = big.offset_bytes;
+  for (const lw::Planned& p : out) {
+    if (p.type == lw::Planned::Type::barrier) {
+      in_epoch = 0;
+      continue;
+    }
+    CHECK(p.offset_bytes == next_offset);  // in order, nothing skipped or twice
+    CHECK(p.data_log_offset == big.data_log_offset_bytes + (p.offset_bytes - big.offset_bytes));
+    next_offset += p.length_bytes;
+    written += p.length_bytes;
+    in_epoch += p.length_bytes + lw::kPlannedRecordCostBytes;
+    CHECK(in_epoch <= lw::kEpochSplitBytes);
+  }
+  CHECK(written == big.length_bytes);
+  CHECK(epoch.bytes == 24 * ((1u << 20) + lw::kPlannedRecordCostBytes));
+
+  // A discard with FLUSH: the writes before it are durable first.
+  lw::Entry discard;
+  discard.kind = lw::Kind::discard;
+  discard.length_bytes = 4096;
+  discard.flush_before = true;
+  out.clear();
+  lw::plan_entry(discard, epoch, out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].type == lw::Planned::Type::barrier);
+  CHECK(out[1].type == lw::Planned::Type::trim);
+}
+
 TEST_CASE("every bad entry is refused with its index and log offset, never rounded") {
   struct Bad {
     const char* what;

@@ -279,6 +279,42 @@ TEST_CASE("an epoch larger than the original's retained log is cut by barriers, 
   CHECK(first_difference(c.disk(), b.image) == -1);
 }
 
+TEST_CASE("one write entry larger than the retained log is cut by barriers too; a cut mid-entry resumes at it") {
+  // One 150 MiB write (a write-zeroes as QEMU logs it is one entry of its
+  // whole size) against a retained log of 128 MiB: barriers between its
+  // records, every 64 MiB; before, the run waited for ever. A slow state
+  // store makes each barrier's acknowledgement late enough to cut between.
+  Clone c(160ull << 20, {{"apply.store_commit_delay_ms", "200"}});
+  harness::set_config_keys(c.pair.origin_config, {{"origin.retention_bytes_max", std::to_string(128u << 20)}});
+  LogBuilder b(512, c.disk_bytes);
+  std::mt19937_64 rng(23);
+  std::vector<uint8_t> data(150ull << 20);
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t x = rng();
+    std::memcpy(data.data() + i, &x, 8);
+  }
+  b.write(0, data);
+  b.flush();
+  REQUIRE(b.save(c.dir / "log.bin"));
+  {
+    Process origin(
+        {harness::binary("ORIGIN_BIN"), "--config", c.pair.origin_config, "replay", "--log-writes", c.dir / "log.bin"},
+        c.dir / "origin1.log");
+    // The first cut inside the entry is durable on the clone: kill -9.
+    for (int i = 0; i < 3000 && position_value(c.position(), "next_seq") <= 1; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    origin.signal(SIGKILL);
+    origin.wait(10000);
+  }
+  REQUIRE_MESSAGE(position_value(c.position(), "next_seq") > 1, c.position());
+  CHECK_MESSAGE(position_value(c.position(), "log_writes_next_entry") == 0, c.position());  // the entry again
+  std::string out;
+  CHECK_MESSAGE(c.replay(c.dir / "log.bin", out) == 0, out);
+  CHECK_MESSAGE(out.find("sent from entry 0") != std::string::npos, out);
+  CHECK(first_difference(c.disk(), b.image) == -1);
+  CHECK(position_value(c.position(), "log_writes_next_entry") == 2);
+}
+
 TEST_CASE("kill -9 of either side mid-replay: the run resumes with no entry lost or sent twice") {
   // Marks make the clone commit before each of their barriers; a slow state
   // store then makes the replay slow enough to cut in the middle.
