@@ -377,7 +377,8 @@ void DiskWorkers::run() {
       return c.kind == Completion::Kind::io && !c.status.is_ok();
     });
     IoSettled settled;
-    if (io_jobs > 0) settled = complete_io(io_jobs, failed ? covered_by_gate : 0);
+    if (io_jobs > 0) settled = complete_io(io_jobs, failed ? covered_by_gate : 0, done);
+    if (test_after_settle_) test_after_settle_();
     if (settled.flush_now) {
       // Every operation submitted before the request has completed: this
       // flush makes all of them durable, as the loop's own flush would.
@@ -391,15 +392,15 @@ void DiskWorkers::run() {
       done.insert(done.begin(), std::move(c));
       for (Completion& x : cancelled) done.push_back(std::move(x));
     }
-    // Completions an armed early flush will follow need not wake the loop:
-    // the push that carries the flush does, and they are drained with it.
-    // With nothing left on the disk (an early flush done with it, or not
-    // armed), the next step of the epoch's chain is the loop's: urgent.
-    done_.push_all(done, /*wake=*/!settled.flush_follows, /*urgent=*/settled.disk_idle);
+    // Completions an armed early flush will follow went in complete_io,
+    // without a wake. With nothing left on the disk (an early flush done
+    // with it, or not armed), the next step of the epoch's chain is the
+    // loop's: urgent.
+    done_.push_all(done, /*wake=*/true, /*urgent=*/settled.disk_idle);
   }
 }
 
-DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate) {
+DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate, std::vector<Completion>& done) {
   std::lock_guard<std::mutex> lock(mutex_);
   failed_gate_ = std::max(failed_gate_, failed_gate);
   assert(io_outstanding_ >= io_jobs);
@@ -407,6 +408,7 @@ DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_
   IoSettled out;
   out.disk_idle = io_outstanding_ == 0;
   out.flush_follows = io_outstanding_ > 0 && early_flush_armed_;
+  if (out.flush_follows) done_.push_all(done, /*wake=*/false, /*urgent=*/false);  // lock order: mutex_, then done_'s
   if (io_outstanding_ > 0 || !early_flush_armed_) return out;
   early_flush_armed_ = false;
   out.flush_now = true;

@@ -19,11 +19,11 @@
 
 #include "base/status.h"
 #include "blockio/device.h"
-#include "digest/digest.h"
 #include "cloned/apply/apply.h"
+#include "cloned/store/store.h"
+#include "digest/digest.h"
 #include "proto/frame.h"
 #include "proto/resync.h"
-#include "cloned/store/store.h"
 
 namespace cloned {
 
@@ -31,7 +31,18 @@ struct Completion {
   // health: the monitor has reports; stage_*: the stage worker (stage_worker.h);
   // early_flush: DiskWorkers::flush_when_drained
   enum class Kind {
-    io, flush, early_flush, commit, event, digest, store_job, health, checkpoint, stage_open, stage_sync, stage_apply
+    io,
+    flush,
+    early_flush,
+    commit,
+    event,
+    digest,
+    store_job,
+    health,
+    checkpoint,
+    stage_open,
+    stage_sync,
+    stage_apply
   } kind;
   apply::RecordId id = 0;  // io; digest: the request's id; early_flush: the token given
   base::Status status;
@@ -131,10 +142,9 @@ class DiskWorkers {
   // on a shared machine, of other processes) and issues the next one at once.
   // Without the privilege to (CAP_SYS_NICE) the workers keep the daemon's
   // priority, and the first of them says so in the log.
-  DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
-              Completions& done, bool read_back = false, uint32_t priority_boost = 0);
-  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false,
-              uint32_t = 0) = delete;
+  DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads, Completions& done,
+              bool read_back = false, uint32_t priority_boost = 0);
+  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false, uint32_t = 0) = delete;
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
   DiskWorkers& operator=(const DiskWorkers&) = delete;
@@ -178,6 +188,9 @@ class DiskWorkers {
   // must not leave its old session's reads, up to a GiB each, queued before
   // the new session's writes (invariant 9).
   void drop_digests_before(uint64_t session_serial);
+  // Tests only: run by a worker between settling a batch's writes and its
+  // last push (set before anything is submitted).
+  void set_test_hook_after_settle(std::function<void()> hook) { test_after_settle_ = std::move(hook); }
 
  private:
   struct Job {
@@ -185,7 +198,7 @@ class DiskWorkers {
     // cancel_held: never queued, it cancels what is held when published (in
     // order with the writes staged before it in a Batch)
     enum class Kind { io, flush, digest, flush_when_drained, cancel_held } kind = Kind::io;
-    apply::RecordId id = 0;  // io; flush, flush_when_drained: the token
+    apply::RecordId id = 0;         // io; flush, flush_when_drained: the token
     uint64_t after_flush_gate = 0;  // io: held back until this gate's flush
     uint64_t covered_by_gate = 0;   // io: the gate of the flush that makes it durable
     proto::RecordHeader header;
@@ -219,12 +232,17 @@ class DiskWorkers {
   // Counts `io_jobs` completed (`failed_gate`: the highest covered_by_gate
   // of those that failed, or 0).
   struct IoSettled {
-    bool flush_now = false;      // that ends the wait of an early flush, `token`'s (so disk_idle)
+    bool flush_now = false;  // that ends the wait of an early flush, `token`'s (so disk_idle)
     uint64_t token = 0;
     bool flush_follows = false;  // one is still armed for others outstanding
     bool disk_idle = false;      // nothing is left outstanding
   };
-  IoSettled complete_io(size_t io_jobs, uint64_t failed_gate);
+  // Completions an armed early flush will follow (flush_follows) are pushed
+  // here, under the lock, without waking the loop: the worker that completes
+  // the last operation takes the lock after this one, so its push, which
+  // wakes the loop, comes after them. Pushed after the lock, one could come
+  // after that wake, and sit unseen while the loop waits for it.
+  IoSettled complete_io(size_t io_jobs, uint64_t failed_gate, std::vector<Completion>& done);
   void perform_digest(const Job& job);
   // Takes held writes whose digests are not checked yet, up to kBatchBytes
   // (under the lock), and checks them off the lock; then each goes where its
@@ -254,6 +272,7 @@ class DiskWorkers {
   Completions& done_;
   const bool read_back_;
   const uint32_t priority_boost_;
+  std::function<void()> test_after_settle_;
   std::atomic<bool> priority_noted_{false};  // the failure to raise it is logged once
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -268,8 +287,8 @@ class DiskWorkers {
   // gate whose flush let them go and the highest that cancelled them, and
   // the highest gate covering a write that failed (its flush lets none go).
   std::vector<Job> held_;
-  size_t held_unchecked_ = 0;           // of held_: batchable and not checked
-  std::vector<OutForCheck> checking_;   // held writes out for their check
+  size_t held_unchecked_ = 0;          // of held_: batchable and not checked
+  std::vector<OutForCheck> checking_;  // held writes out for their check
   uint64_t check_serial_ = 0;
   uint64_t released_through_ = 0;
   uint64_t cancelled_through_ = 0;

@@ -412,6 +412,51 @@ TEST_CASE("the disk workers' pushes are urgent after a flush and when nothing is
   done.set_waker(nullptr);
 }
 
+// Two workers each end a batch of one epoch's writes, an early flush armed.
+// The first settles its writes (the flush follows) and is held before its
+// last push while the second ends the last write, flushes and wakes the
+// loop: the first's completions must be in what that wake finds. Pushed
+// after its lock, they came after the wake and nothing woke the loop again.
+TEST_CASE("completions an early flush follows are there when its push wakes the loop, whichever worker ends first") {
+  GatedDevice dev(kDisk);
+  cloned::Completions done;
+  std::atomic<int> wakes{0};
+  done.set_waker([&] { ++wakes; });
+  cloned::DiskWorkers workers(dev, kKey, 2, done);
+  std::mutex m;
+  std::condition_variable cv;
+  int settled = 0;
+  bool release = false;
+  workers.set_test_hook_after_settle([&] {
+    std::unique_lock<std::mutex> lock(m);
+    if (++settled > 1) return;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(5), [&] { return release; });  // the first is held
+  });
+  const size_t first = cloned::DiskWorkers::kBatchJobsMax;
+  {
+    cloned::DiskWorkers::Batch batch(workers);
+    submit_writes(workers, 1, first + 4);  // two batches, one to each worker
+    workers.flush_when_drained(5);
+  }
+  dev.allow_one_batch();
+  {
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return settled == 1; }));
+  }
+  dev.allow_one_batch();
+  wait_for_wakes(wakes, 1);
+  const std::vector<cloned::Completion> got = done.take_all();
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  CHECK(count_kind(got, cloned::Completion::Kind::early_flush) == 1);
+  CHECK(count_kind(got, cloned::Completion::Kind::io) == first + 4);
+  done.set_waker(nullptr);
+}
+
 TEST_CASE("an early flush is cancelled when it would not cover every write") {
   blockio::FaultyDevice dev(std::make_unique<blockio::MemoryDevice>(kDisk, 512), 1);
   cloned::Completions done;
