@@ -2,10 +2,14 @@
 // Opening the target for writing: flags, exclusive ownership, geometry.
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/stat.h>  // struct statx with STATX_DIOALIGN (Linux 6.1)
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <thread>
@@ -46,16 +50,30 @@ uint32_t file_physical_block_bytes(const struct stat& st) {
   return 4096;
 }
 
-base::Result<Geometry> file_geometry(int fd, const std::string& path) {
+// What direct I/O on this file needs its offsets and lengths aligned to
+// (statx STATX_DIOALIGN, Linux 6.1): the logical block of the disk under the
+// filesystem, 4096 on a 4Kn disk. 512 where the kernel does not say.
+uint32_t file_direct_io_alignment(int fd) {
+  struct statx stx {};
+  if (::syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0) return kFileLogicalBlockBytes;
+  if ((stx.stx_mask & STATX_DIOALIGN) == 0 || !is_power_of_two(stx.stx_dio_offset_align)) return kFileLogicalBlockBytes;
+  return std::clamp<uint32_t>(stx.stx_dio_offset_align, kFileLogicalBlockBytes, 65536);
+}
+
+// An image file's logical block: 512, or what O_DIRECT needs on it (a record
+// aligned to less would fail its write with EINVAL; the original is told the
+// larger block at the handshake instead, and refuses a disk that differs).
+base::Result<Geometry> file_geometry(int fd, const std::string& path, bool direct_io) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return base::Status::from_errno(errno, "cannot stat " + path);
   const auto size_bytes = static_cast<uint64_t>(st.st_size);
-  if (size_bytes == 0 || size_bytes % kFileLogicalBlockBytes != 0) {
+  const uint32_t logical = direct_io ? file_direct_io_alignment(fd) : kFileLogicalBlockBytes;
+  if (size_bytes == 0 || size_bytes % logical != 0) {
     return base::Status::error(EINVAL, "image file " + path + " has " + std::to_string(size_bytes) +
-                                           " bytes, not a positive multiple of 512; recreate it with the "
-                                           "size of the original's disk");
+                                           " bytes, not a positive multiple of " + std::to_string(logical) +
+                                           " (its logical block); recreate it with the size of the original's disk");
   }
-  return Geometry{size_bytes, kFileLogicalBlockBytes, file_physical_block_bytes(st)};
+  return Geometry{size_bytes, logical, std::max(logical, file_physical_block_bytes(st))};
 }
 
 template <class T>
@@ -83,8 +101,7 @@ base::Result<Geometry> block_geometry(int fd, const std::string& path) {
   const auto logical = static_cast<uint64_t>(logical_block_bytes);
   if (!is_power_of_two(logical) || logical < 512 || size_bytes == 0 || size_bytes % logical != 0) {
     return base::Status::error(EINVAL, path + " reports an unusable geometry (" + std::to_string(size_bytes) +
-                                           " bytes in blocks of " + std::to_string(logical) +
-                                           "); is it a real disk?");
+                                           " bytes in blocks of " + std::to_string(logical) + "); is it a real disk?");
   }
   if (!is_power_of_two(physical_block_bytes) || physical_block_bytes < logical) physical_block_bytes = 4096;
   return Geometry{size_bytes, static_cast<uint32_t>(logical), physical_block_bytes};
@@ -92,9 +109,10 @@ base::Result<Geometry> block_geometry(int fd, const std::string& path) {
 
 base::Status open_block_error(const std::string& path, int err) {
   if (err == EBUSY) {
-    return base::Status::error(EBUSY, "cannot open " + path + " exclusively: it is mounted, used as swap, LVM or "
-                                      "RAID, or another program has it open exclusively; stop that use, or "
-                                      "point [target] path at the clone's internal disk");
+    return base::Status::error(EBUSY, "cannot open " + path +
+                                          " exclusively: it is mounted, used as swap, LVM or "
+                                          "RAID, or another program has it open exclusively; stop that use, or "
+                                          "point [target] path at the clone's internal disk");
   }
   return base::Status::from_errno(err, "cannot open " + path + " for writing");
 }
@@ -109,14 +127,16 @@ base::Result<std::unique_ptr<BlockDevice>> open_regular_file(const std::string& 
     direct_io = false;
     fd.reset(::open(path.c_str(), flags));
     if (fd.valid()) {
-      LOG_WARN("the filesystem of %s does not support O_DIRECT (tmpfs?), so it is opened with buffered I/O; "
-               "flush still makes writes durable with fdatasync", path.c_str());
+      LOG_WARN(
+          "the filesystem of %s does not support O_DIRECT (tmpfs?), so it is opened with buffered I/O; "
+          "flush still makes writes durable with fdatasync",
+          path.c_str());
     }
   }
   if (!fd.valid()) return base::Status::from_errno(errno, "cannot open " + path + " for writing");
   // Two daemons writing one image would corrupt it as surely as a real disk.
   if (options.exclusive) BASE_TRY(lock_exclusively(fd.get(), path));
-  base::Result<Geometry> geometry = file_geometry(fd.get(), path);
+  base::Result<Geometry> geometry = file_geometry(fd.get(), path, direct_io);
   if (!geometry) return geometry.status();
   return std::unique_ptr<BlockDevice>(
       std::make_unique<FileDevice>(std::move(fd), path, TargetKind::file, *geometry, direct_io));

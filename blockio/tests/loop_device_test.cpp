@@ -48,7 +48,7 @@ void write_partition_table(const std::string& image) {
 // A loop device over a fresh 64 MiB image; detached and deleted on scope exit.
 class LoopDevice {
  public:
-  explicit LoopDevice(bool partitioned = false) {
+  explicit LoopDevice(bool partitioned = false, unsigned sector_bytes = 512) {
     if (::geteuid() != 0) {
       error_ = "needs root to attach a loop device (run the tests as root to cover block devices)";
       return;
@@ -58,8 +58,9 @@ class LoopDevice {
       return;
     }
     if (partitioned) write_partition_table(dir_.file("loop.img"));
-    path_ = first_line_of(std::string("losetup --find --show ") + (partitioned ? "--partscan " : "") +
-                          dir_.file("loop.img") + " 2>/dev/null");
+    path_ =
+        first_line_of(std::string("losetup --find --show ") + (partitioned ? "--partscan " : "") + "--sector-size " +
+                      std::to_string(sector_bytes) + " " + dir_.file("loop.img") + " 2>/dev/null");
     if (!is_block_device(path_)) {
       error_ = "losetup could not attach a loop device (no loop support in this kernel or container?)";
       path_.clear();
@@ -141,6 +142,50 @@ TEST_CASE("block device: a loop device opens, round-trips data, zeroes, and prob
   CHECK(identity->logical_block_bytes == 512);
   CHECK(identity->serial.empty());  // loop devices have none
   CHECK(blockio::check_identity(*identity, blockio::probe_identity(loop.path()).value()).is_ok());
+}
+
+// An image file on ext4 over a disk of 4 KiB logical blocks (a 4Kn disk):
+// O_DIRECT there needs 4 KiB alignment, so a record aligned to 512 bytes
+// would fail its write (EINVAL) and stop the clone's writes. The image says
+// 4096 instead, which the original hears at the handshake.
+TEST_CASE("image file: on a filesystem over 4 KiB sectors its logical block is 4096 under O_DIRECT") {
+  test_support::require({test_support::loop_devices(), test_support::program("mkfs.ext4", "e2fsprogs")});
+  LoopDevice loop(false, 4096);
+  REQUIRE_MESSAGE(loop.ready(), loop.error());
+  REQUIRE(std::system(("mkfs.ext4 -q -F -b 4096 " + loop.path() + " >/dev/null 2>&1").c_str()) == 0);
+  const std::string mnt = loop.scratch("mnt");
+  REQUIRE(::mkdir(mnt.c_str(), 0700) == 0);
+  REQUIRE(std::system(("mount -t ext4 " + loop.path() + " " + mnt).c_str()) == 0);
+  struct Unmount {
+    std::string at;
+    ~Unmount() {
+      if (std::system(("umount " + at).c_str()) != 0) std::fprintf(stderr, "could not unmount %s\n", at.c_str());
+    }
+  } unmount{mnt};
+  REQUIRE(blockio::create_image_file(mnt + "/clone.img", 1 << 20).is_ok());
+  {
+    auto opened = blockio::open_disk(mnt + "/clone.img");
+    REQUIRE_MESSAGE(opened.is_ok(), opened.status().message());
+    blockio::BlockDevice& device = *opened.value();
+    CHECK(device.geometry().logical_block_bytes == 4096);
+    CHECK(contains(device.describe(), "O_DIRECT"));
+    const base::AlignedBuffer data = pattern(4096, 5);
+    CHECK(device.write(4096, data.span()).is_ok());
+    CHECK(device.flush().is_ok());
+  }
+  // Buffered I/O has no such need: 512.
+  {
+    blockio::OpenOptions buffered;
+    buffered.direct_io = false;
+    auto plain = blockio::open_disk(mnt + "/clone.img", buffered);
+    REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
+    CHECK(plain.value()->geometry().logical_block_bytes == 512);
+  }
+  // A size that is no multiple of 4096 is refused, saying why.
+  REQUIRE(::truncate((mnt + "/clone.img").c_str(), (1 << 20) + 512) == 0);
+  auto odd = blockio::open_disk(mnt + "/clone.img");
+  REQUIRE_FALSE(odd.is_ok());
+  CHECK_MESSAGE(contains(odd.status().message(), "not a positive multiple of 4096"), odd.status().message());
 }
 
 TEST_CASE("block device: a second open of a loop device in use fails with a sentence that names it") {
