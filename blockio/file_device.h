@@ -50,6 +50,13 @@ class FileDevice final : public BlockDevice {
   bool direct_io_;
 };
 
+// An image file's logical block: what direct I/O on its filesystem needs
+// offsets and lengths aligned to (statx STATX_DIOALIGN, Linux 6.1: the
+// logical block of the disk under it, 4096 on a 4Kn disk), else 512. The same
+// whether it is opened O_DIRECT or not, so that the identity pairing records
+// and the geometry the handshake says agree.
+uint32_t file_logical_block_bytes(const std::string& path);
+
 base::Result<std::unique_ptr<BlockDevice>> open_regular_file(const std::string& path, const OpenOptions& options);
 base::Result<std::unique_ptr<BlockDevice>> open_block_device(const std::string& path, const OpenOptions& options);
 

@@ -13,13 +13,12 @@
 
 #include "base/units.h"
 #include "blockio/disk.h"
+#include "blockio/file_device.h"
 #include "blockio/sysfs.h"
 #include "blockio/unique_fd.h"
 
 namespace blockio {
 namespace {
-
-constexpr uint32_t kFileLogicalBlockBytes = 512;
 
 base::Result<std::string> canonical_path(const std::string& path) {
   char resolved[PATH_MAX];
@@ -110,12 +109,13 @@ base::Result<DiskIdentity> probe_identity(const std::string& path) {
   if (S_ISREG(st.st_mode)) {
     identity.kind = "file";
     identity.size_bytes = static_cast<uint64_t>(st.st_size);
-    identity.logical_block_bytes = kFileLogicalBlockBytes;
+    identity.logical_block_bytes = file_logical_block_bytes(identity.path);
     return identity;
   }
   if (!S_ISBLK(st.st_mode)) {
-    return base::Status::error(ENOTBLK, "the target " + path + " is neither a block device nor a regular file; "
-                                        "point [target] path at the clone's internal disk");
+    return base::Status::error(ENOTBLK, "the target " + path +
+                                            " is neither a block device nor a regular file; "
+                                            "point [target] path at the clone's internal disk");
   }
   identity.kind = "block";
   BASE_TRY(probe_block_geometry(identity.path, identity));

@@ -50,24 +50,14 @@ uint32_t file_physical_block_bytes(const struct stat& st) {
   return 4096;
 }
 
-// What direct I/O on this file needs its offsets and lengths aligned to
-// (statx STATX_DIOALIGN, Linux 6.1): the logical block of the disk under the
-// filesystem, 4096 on a 4Kn disk. 512 where the kernel does not say.
-uint32_t file_direct_io_alignment(int fd) {
-  struct statx stx {};
-  if (::syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0) return kFileLogicalBlockBytes;
-  if ((stx.stx_mask & STATX_DIOALIGN) == 0 || !is_power_of_two(stx.stx_dio_offset_align)) return kFileLogicalBlockBytes;
-  return std::clamp<uint32_t>(stx.stx_dio_offset_align, kFileLogicalBlockBytes, 65536);
-}
-
-// An image file's logical block: 512, or what O_DIRECT needs on it (a record
-// aligned to less would fail its write with EINVAL; the original is told the
-// larger block at the handshake instead, and refuses a disk that differs).
-base::Result<Geometry> file_geometry(int fd, const std::string& path, bool direct_io) {
+// A record aligned to less than the file's logical block would fail its
+// O_DIRECT write with EINVAL; the original hears the block at the handshake
+// and refuses a disk that differs from its own.
+base::Result<Geometry> file_geometry(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return base::Status::from_errno(errno, "cannot stat " + path);
   const auto size_bytes = static_cast<uint64_t>(st.st_size);
-  const uint32_t logical = direct_io ? file_direct_io_alignment(fd) : kFileLogicalBlockBytes;
+  const uint32_t logical = file_logical_block_bytes(path);
   if (size_bytes == 0 || size_bytes % logical != 0) {
     return base::Status::error(EINVAL, "image file " + path + " has " + std::to_string(size_bytes) +
                                            " bytes, not a positive multiple of " + std::to_string(logical) +
@@ -119,6 +109,13 @@ base::Status open_block_error(const std::string& path, int err) {
 
 }  // namespace
 
+uint32_t file_logical_block_bytes(const std::string& path) {
+  struct statx stx {};
+  if (::syscall(SYS_statx, AT_FDCWD, path.c_str(), 0, STATX_DIOALIGN, &stx) != 0) return kFileLogicalBlockBytes;
+  if ((stx.stx_mask & STATX_DIOALIGN) == 0 || !is_power_of_two(stx.stx_dio_offset_align)) return kFileLogicalBlockBytes;
+  return std::clamp<uint32_t>(stx.stx_dio_offset_align, kFileLogicalBlockBytes, 65536);
+}
+
 base::Result<std::unique_ptr<BlockDevice>> open_regular_file(const std::string& path, const OpenOptions& options) {
   const int flags = O_RDWR | O_CLOEXEC;
   bool direct_io = options.direct_io;
@@ -136,7 +133,7 @@ base::Result<std::unique_ptr<BlockDevice>> open_regular_file(const std::string& 
   if (!fd.valid()) return base::Status::from_errno(errno, "cannot open " + path + " for writing");
   // Two daemons writing one image would corrupt it as surely as a real disk.
   if (options.exclusive) BASE_TRY(lock_exclusively(fd.get(), path));
-  base::Result<Geometry> geometry = file_geometry(fd.get(), path, direct_io);
+  base::Result<Geometry> geometry = file_geometry(fd.get(), path);
   if (!geometry) return geometry.status();
   return std::unique_ptr<BlockDevice>(
       std::make_unique<FileDevice>(std::move(fd), path, TargetKind::file, *geometry, direct_io));

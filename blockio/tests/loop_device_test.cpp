@@ -148,7 +148,7 @@ TEST_CASE("block device: a loop device opens, round-trips data, zeroes, and prob
 // O_DIRECT there needs 4 KiB alignment, so a record aligned to 512 bytes
 // would fail its write (EINVAL) and stop the clone's writes. The image says
 // 4096 instead, which the original hears at the handshake.
-TEST_CASE("image file: on a filesystem over 4 KiB sectors its logical block is 4096 under O_DIRECT") {
+TEST_CASE("image file: on a filesystem over 4 KiB sectors its logical block is 4096, as its identity says") {
   test_support::require({test_support::loop_devices(), test_support::program("mkfs.ext4", "e2fsprogs")});
   LoopDevice loop(false, 4096);
   REQUIRE_MESSAGE(loop.ready(), loop.error());
@@ -173,14 +173,18 @@ TEST_CASE("image file: on a filesystem over 4 KiB sectors its logical block is 4
     CHECK(device.write(4096, data.span()).is_ok());
     CHECK(device.flush().is_ok());
   }
-  // Buffered I/O has no such need: 512.
+  // Opened buffered, the same block: pairing records the identity's, and
+  // the handshake says the geometry's.
   {
     blockio::OpenOptions buffered;
     buffered.direct_io = false;
     auto plain = blockio::open_disk(mnt + "/clone.img", buffered);
     REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
-    CHECK(plain.value()->geometry().logical_block_bytes == 512);
+    CHECK(plain.value()->geometry().logical_block_bytes == 4096);
   }
+  auto identity = blockio::probe_identity(mnt + "/clone.img");
+  REQUIRE_MESSAGE(identity.is_ok(), identity.status().message());
+  CHECK(identity->logical_block_bytes == 4096);
   // A size that is no multiple of 4096 is refused, saying why.
   REQUIRE(::truncate((mnt + "/clone.img").c_str(), (1 << 20) + 512) == 0);
   auto odd = blockio::open_disk(mnt + "/clone.img");
