@@ -42,6 +42,11 @@ void Completions::push_all(std::vector<Completion>& batch, bool wake, bool urgen
   if (wake && wake_) wake_();
 }
 
+void Completions::wake() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (wake_) wake_();
+}
+
 bool Completions::urgent_waiting() {
   std::lock_guard<std::mutex> lock(mutex_);
   return urgent_;
@@ -126,12 +131,14 @@ void DiskWorkers::publish(std::vector<Job>& jobs) {
       }
       if (job.kind == Job::Kind::flush_when_drained) {
         early_flush_armed_ = io_outstanding_ > 0;
+        ++early_flush_generation_;
         early_flush_token_ = job.id;
         continue;
       }
       if (job.kind == Job::Kind::io) {
         ++io_outstanding_;
         early_flush_armed_ = false;  // it would not cover this one
+        ++early_flush_generation_;
       }
       jobs_.push_back(std::move(job));
     }
@@ -185,6 +192,7 @@ void DiskWorkers::settle_after_flush_locked(uint64_t token, bool ok, std::vector
 void DiskWorkers::release_locked() {
   ++io_outstanding_;
   early_flush_armed_ = false;
+  ++early_flush_generation_;
 }
 
 void DiskWorkers::take_unchecked_locked(std::vector<Job>& out) {
@@ -377,7 +385,7 @@ void DiskWorkers::run() {
       return c.kind == Completion::Kind::io && !c.status.is_ok();
     });
     IoSettled settled;
-    if (io_jobs > 0) settled = complete_io(io_jobs, failed ? covered_by_gate : 0, done);
+    if (io_jobs > 0) settled = complete_io(io_jobs, failed ? covered_by_gate : 0);
     if (test_after_settle_) test_after_settle_();
     if (settled.flush_now) {
       // Every operation submitted before the request has completed: this
@@ -392,15 +400,24 @@ void DiskWorkers::run() {
       done.insert(done.begin(), std::move(c));
       for (Completion& x : cancelled) done.push_back(std::move(x));
     }
-    // Completions an armed early flush will follow went in complete_io,
-    // without a wake. With nothing left on the disk (an early flush done
-    // with it, or not armed), the next step of the epoch's chain is the
-    // loop's: urgent.
-    done_.push_all(done, /*wake=*/true, /*urgent=*/settled.disk_idle);
+    // Completions an armed early flush will follow need not wake the loop:
+    // the push that carries the flush does, and they are drained with it.
+    // With nothing left on the disk (an early flush done with it, or not
+    // armed), the next step of the epoch's chain is the loop's: urgent.
+    done_.push_all(done, /*wake=*/!settled.flush_follows, /*urgent=*/settled.disk_idle);
+    // Unless that flush fired (or was dropped) since this worker settled:
+    // its push may then have come before this one and been drained without
+    // it, and nothing would wake the loop for these.
+    if (settled.flush_follows && early_flush_changed_since(settled.early_flush_generation)) done_.wake();
   }
 }
 
-DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate, std::vector<Completion>& done) {
+bool DiskWorkers::early_flush_changed_since(uint64_t generation) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return early_flush_generation_ != generation;
+}
+
+DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_gate) {
   std::lock_guard<std::mutex> lock(mutex_);
   failed_gate_ = std::max(failed_gate_, failed_gate);
   assert(io_outstanding_ >= io_jobs);
@@ -408,9 +425,10 @@ DiskWorkers::IoSettled DiskWorkers::complete_io(size_t io_jobs, uint64_t failed_
   IoSettled out;
   out.disk_idle = io_outstanding_ == 0;
   out.flush_follows = io_outstanding_ > 0 && early_flush_armed_;
-  if (out.flush_follows) done_.push_all(done, /*wake=*/false, /*urgent=*/false);  // lock order: mutex_, then done_'s
+  out.early_flush_generation = early_flush_generation_;
   if (io_outstanding_ > 0 || !early_flush_armed_) return out;
   early_flush_armed_ = false;
+  ++early_flush_generation_;
   out.flush_now = true;
   out.token = early_flush_token_;
   return out;

@@ -81,6 +81,8 @@ class Completions {
   std::vector<Completion> take_all();
   // Whether an urgent push waits to be taken.
   bool urgent_waiting();
+  // Wakes the loop for what is already pushed.
+  void wake();
   // Hands every completion queued to `handle`, in the order pushed; then
   // takes the queue again while an urgent push waits that came meanwhile
   // (from `handle` itself, or a worker), `rounds` takes at most, none once
@@ -234,15 +236,13 @@ class DiskWorkers {
   struct IoSettled {
     bool flush_now = false;  // that ends the wait of an early flush, `token`'s (so disk_idle)
     uint64_t token = 0;
-    bool flush_follows = false;  // one is still armed for others outstanding
-    bool disk_idle = false;      // nothing is left outstanding
+    bool flush_follows = false;           // one is still armed for others outstanding
+    bool disk_idle = false;               // nothing is left outstanding
+    uint64_t early_flush_generation = 0;  // early_flush_generation_ when settled
   };
-  // Completions an armed early flush will follow (flush_follows) are pushed
-  // here, under the lock, without waking the loop: the worker that completes
-  // the last operation takes the lock after this one, so its push, which
-  // wakes the loop, comes after them. Pushed after the lock, one could come
-  // after that wake, and sit unseen while the loop waits for it.
-  IoSettled complete_io(size_t io_jobs, uint64_t failed_gate, std::vector<Completion>& done);
+  IoSettled complete_io(size_t io_jobs, uint64_t failed_gate);
+  // Whether the early flush was armed, fired or dropped since `generation`.
+  bool early_flush_changed_since(uint64_t generation);
   void perform_digest(const Job& job);
   // Takes held writes whose digests are not checked yet, up to kBatchBytes
   // (under the lock), and checks them off the lock; then each goes where its
@@ -283,6 +283,10 @@ class DiskWorkers {
   uint64_t io_outstanding_ = 0;
   bool early_flush_armed_ = false;
   uint64_t early_flush_token_ = 0;
+  // Counts every change of early_flush_armed_: a worker whose completions
+  // wait for the flush's push (no wake) learns from it that the push may
+  // have gone before its own, and wakes the loop itself.
+  uint64_t early_flush_generation_ = 0;
   // Under mutex_: writes held back behind a barrier's flush, the highest
   // gate whose flush let them go and the highest that cancelled them, and
   // the highest gate covering a write that failed (its flush lets none go).
