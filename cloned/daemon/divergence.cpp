@@ -23,29 +23,43 @@ DivergenceGuard::DivergenceGuard(bool enabled, DivergenceHost& host, blockio::Bl
                                  const digest::DigestKey& key, apply::Machine& machine, StoreWorker& store)
     : enabled_(enabled), host_(host), device_(device), key_(key), machine_(machine), store_(store) {}
 
-bool DivergenceGuard::check(const char* when) {
-  if (!enabled_) return true;
+base::Result<diverge::Fingerprint> DivergenceGuard::take_durable() {
+  if (base::Status s = device_.flush(); !s.is_ok()) return s.with_context("cannot flush the disk first");
+  return diverge::take_fingerprint(device_, key_);
+}
+
+DivergenceGuard::Check DivergenceGuard::check(const char* when) {
+  if (!enabled_) return Check::go_on;
   const apply::ReplicaState& r = machine_.replica();
-  if (r.state == proto::CloneState::diverged) return false;
+  if (r.state == proto::CloneState::diverged) return Check::diverged;
   // A staged generation being copied onto the disk: it is changing by our
   // own hand, and is fingerprinted once the copy is done.
-  if (machine_.applying_stage()) return true;
+  if (machine_.applying_stage()) return Check::go_on;
+  if (!r.fingerprint_valid) {
+    // Nothing to compare with: a baseline, if the disk is quiet.
+    if (machine_.in_session() && !machine_.quiet()) return Check::go_on;
+    base::Result<diverge::Fingerprint> now = take_durable();
+    if (!now) {
+      LOG_ERROR("cannot fingerprint the clone's disk %s: %s", when, now.status().message().c_str());
+      return Check::go_on;  // a read error is the disk workers' and health's business; nothing to compare
+    }
+    LOG_NOTICE(
+        "no valid fingerprint of the disk to compare %s (first start, or the last run stopped while "
+        "writing); recording one (%llu bytes read in %llu ms)",
+        when, static_cast<unsigned long long>(now->bytes_read),
+        static_cast<unsigned long long>(now->elapsed_us / 1000));
+    apply::Actions actions;
+    machine_.set_fingerprint(diverge::encode(*now), actions);
+    host_.apply(actions);
+    return Check::go_on;
+  }
   base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);
   if (!now) {
-    LOG_ERROR("cannot fingerprint the clone's disk %s: %s", when, now.status().message().c_str());
-    return true;  // a read error is the disk workers' and health's business; nothing to compare
-  }
-  if (!r.fingerprint_valid) {
-    LOG_NOTICE("no valid fingerprint of the disk to compare %s (first start, or the last run stopped while "
-               "writing); recording one (%llu bytes read in %llu ms)",
-               when, static_cast<unsigned long long>(now->bytes_read),
-               static_cast<unsigned long long>(now->elapsed_us / 1000));
-    if (!machine_.in_session() || machine_.quiet()) {
-      apply::Actions actions;
-      machine_.set_fingerprint(diverge::encode(*now), actions);
-      host_.apply(actions);
-    }
-    return true;
+    LOG_ERROR(
+        "cannot fingerprint the clone's disk %s: %s; no writes until it can be compared with the one "
+        "recorded",
+        when, now.status().message().c_str());
+    return Check::unreadable;
   }
   diverge::Fingerprint before;
   std::vector<std::string> diffs;
@@ -57,20 +71,20 @@ bool DivergenceGuard::check(const char* when) {
   }
   LOG_INFO("fingerprint of the disk checked %s: %zu difference(s), %llu bytes read in %llu ms", when, diffs.size(),
            static_cast<unsigned long long>(now->bytes_read), static_cast<unsigned long long>(now->elapsed_us / 1000));
-  if (diffs.empty()) return true;
+  if (diffs.empty()) return Check::go_on;
   const std::string reason = joined(diffs);
-  LOG_ERROR("the clone's disk was changed outside cloned (%s): it is DIVERGED and takes no writes until "
-            "clonectl decide",
-            reason.c_str());
+  LOG_ERROR(
+      "the clone's disk was changed outside cloned (%s): it is DIVERGED and takes no writes until "
+      "clonectl decide",
+      reason.c_str());
   host_.record_event("error", "diverged", reason);
   apply::Actions actions;
   machine_.mark_diverged(reason, actions);
   host_.apply(actions);
-  return false;
+  return Check::diverged;
 }
 
 void DivergenceGuard::invalidate() {
-  if (!enabled_) return;
   apply::Actions actions;
   machine_.invalidate_fingerprint(actions);
   host_.apply(actions);
@@ -81,7 +95,7 @@ void DivergenceGuard::refresh_if_quiet(bool stopping) {
   if (machine_.fingerprint_valid() || machine_.replica().state == proto::CloneState::diverged) return;
   if (machine_.applying_stage()) return;
   if (!machine_.quiet() || machine_.disk_failed()) return;
-  base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);
+  base::Result<diverge::Fingerprint> now = take_durable();
   if (!now) {
     LOG_WARN("cannot fingerprint the clone's disk after the session: %s", now.status().message().c_str());
     return;
@@ -107,7 +121,7 @@ void DivergenceGuard::save_final() {
   if (!enabled_ || machine_.disk_failed() || machine_.applying_stage()) return;
   apply::ReplicaState r = machine_.replica();
   if (r.state == proto::CloneState::diverged) return;
-  base::Result<diverge::Fingerprint> now = diverge::take_fingerprint(device_, key_);
+  base::Result<diverge::Fingerprint> now = take_durable();
   if (!now) return;
   r.fingerprint = diverge::encode(*now);
   r.fingerprint_valid = true;

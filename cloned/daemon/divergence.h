@@ -20,6 +20,7 @@
 #include "blockio/device.h"
 #include "cloned/apply/apply.h"
 #include "cloned/daemon/workers.h"
+#include "cloned/diverge/fingerprint.h"
 #include "digest/digest.h"
 
 namespace cloned {
@@ -35,20 +36,32 @@ class DivergenceHost {
 
 class DivergenceGuard {
  public:
-  // enabled: [apply] detect_divergence; when false every call does nothing.
+  // enabled: [apply] detect_divergence; when false every call does nothing
+  // but invalidate (a fingerprint of an earlier run must not outlive writes
+  // made while detection was off, or turning it on again finds our own
+  // writes and calls them a change outside cloned).
   // `key` outlives the guard: kept by reference, never copied.
   DivergenceGuard(bool enabled, DivergenceHost& host, blockio::BlockDevice& device, const digest::DigestKey& key,
                   apply::Machine& machine, StoreWorker& store);
   DivergenceGuard(bool, DivergenceHost&, blockio::BlockDevice&, digest::DigestKey&&, apply::Machine&,
                   StoreWorker&) = delete;
 
+  enum class Check {
+    go_on,       // unchanged, or nothing to compare with (a baseline is recorded)
+    diverged,    // (now) Diverged: no writes
+    unreadable,  // the disk could not be read, and a valid fingerprint waits
+                 // to be compared: no writes yet (they would make it stale,
+                 // and a change outside cloned before them would go unseen)
+  };
   // Compares the disk with the stored fingerprint; marks the clone Diverged
-  // on a difference. Returns false when the clone is (now) Diverged.
-  bool check(const char* when);
+  // on a difference.
+  Check check(const char* when);
   // A session opened: the stored fingerprint stops being valid (durably)
   // before anything is written.
   void invalidate();
-  // After a session, once the disk is quiet: the new baseline.
+  // After a session, once the disk is quiet: the new baseline. A baseline is
+  // recorded only after a flush: writes still in the disk's cache would be
+  // in it, and a power cut that lost them would then read as a change.
   void refresh_if_quiet(bool stopping);
   // The store holds what a start needs to compare the disk with (a valid
   // fingerprint), or nothing is to be compared (detection off, Diverged, a
@@ -67,6 +80,9 @@ class DivergenceGuard {
   const digest::DigestKey& key_;
   apply::Machine& machine_;
   StoreWorker& store_;
+
+  // The disk flushed, then fingerprinted: what a baseline may record.
+  base::Result<diverge::Fingerprint> take_durable();
 };
 
 }  // namespace cloned

@@ -49,6 +49,15 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
     c->last_recv_ms = now_ms();
     return health_.greet(c);
   }
+  // Before anything of this session (and before it supersedes one): a disk
+  // whose fingerprint cannot be compared takes no writes; the original
+  // tries again (disk_io is retried) and health reports the disk.
+  if (divergence_.check("before this session's first write") == DivergenceGuard::Check::unreadable) {
+    const std::string why =
+        "the clone cannot read its disk to check that nothing changed it outside cloned; no writes until it can";
+    send_error(c, proto::ErrorCode::disk_io, why);
+    return close_conn(c, why);
+  }
   if (session_ != nullptr) {
     // Told, in case it is still alive: `busy`, so that it tries again later.
     base::Bytes told;
@@ -63,7 +72,6 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
   c->phase = Conn::Phase::session;
   c->deadline_ms = 0;
   stats_.original_log_end = hello.log_end_seq;
-  divergence_.check("before this session's first write");
   apply::Actions actions;
   machine_.start_session(hello, actions);
   apply_actions(actions);

@@ -246,11 +246,13 @@ TEST_CASE("a workload ends once the clone has committed its last record: a kill 
 
 TEST_CASE("a flush that fails once fails its barrier, though the flush after it would succeed") {
   // Linux reports a lost writeback to one fdatasync only: retrying the flush
-  // would succeed and acknowledge what may not be on the disk. The third
-  // flush of the target fails (testing.flush_error_at); the early flush the
-  // disk workers start as an epoch's last write completes must not hide it.
+  // would succeed and acknowledge what may not be on the disk. The fourth
+  // flush of the target fails (testing.flush_error_at: the first is the one
+  // before the Diverged baseline at startup, then one per barrier); the
+  // early flush the disk workers start as an epoch's last write completes
+  // must not hide it.
   TempDir d;
-  harness::Pair p = small_pair(d, {{"testing.flush_error_at", "3"}},
+  harness::Pair p = small_pair(d, {{"testing.flush_error_at", "4"}},
                                {{"origin.reconnect_attempts_max", "2"}, {"origin.reconnect_max_ms", "200"}});
   Process cloned({harness::binary("CLONED_BIN"), "--config", p.clone_config, "--log-level", "debug"}, d / "cloned.log");
   REQUIRE(harness::wait_for_listener(p.port, 10000));
@@ -263,7 +265,7 @@ TEST_CASE("a flush that fails once fails its barrier, though the flush after it 
   CHECK(code != 0);
   CHECK_MESSAGE(out.find("disk_io") != std::string::npos, out);
   const std::string log = harness::read_file(d / "cloned.log");
-  CHECK_MESSAGE(log.find("flush 3 failed: Input/output error (injected)") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("flush 4 failed: Input/output error (injected)") != std::string::npos, log);
   MESSAGE(std::string(log.find("the early flush failed") != std::string::npos ? "the early flush" : "the loop's flush")
           << " met the error");
   std::string j;
