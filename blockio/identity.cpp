@@ -65,6 +65,14 @@ std::string mismatch_text(const char* what, const std::string& recorded, const s
          (found.empty() ? "none" : found) + " found)";
 }
 
+// A recorded path as the probe saw it: symlinks resolved (a by-id name, a
+// directory reached through a link), so that the same file or node matches.
+bool same_path(const std::string& recorded, const std::string& probed) {
+  if (recorded == probed) return true;
+  base::Result<std::string> resolved = canonical_path(recorded);
+  return resolved && *resolved == probed;
+}
+
 // The first difference that makes `actual` another disk than `expected`; "" if none.
 std::string first_difference(const DiskIdentity& expected, const DiskIdentity& actual) {
   if (expected.kind != actual.kind) return mismatch_text("kind", expected.kind, actual.kind);
@@ -73,7 +81,7 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
                          std::to_string(actual.size_bytes) + " bytes");
   }
   if (expected.kind == "file") {
-    return expected.path == actual.path ? "" : mismatch_text("path", expected.path, actual.path);
+    return same_path(expected.path, actual.path) ? "" : mismatch_text("path", expected.path, actual.path);
   }
   if (!expected.serial.empty() && expected.serial != actual.serial)
     return mismatch_text("serial", expected.serial, actual.serial);
@@ -82,7 +90,7 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
     return mismatch_text("model", expected.model, actual.model);
   // Without a serial or WWN (loop devices, some virtual disks) nothing stable
   // tells two disks of one size apart, so the path has to match as well.
-  if (expected.serial.empty() && expected.wwn.empty() && expected.path != actual.path)
+  if (expected.serial.empty() && expected.wwn.empty() && !same_path(expected.path, actual.path))
     return mismatch_text("path", expected.path, actual.path) + " and the disk has no serial or WWN to go by";
   return "";
 }

@@ -61,9 +61,8 @@ base::Result<toml::table> parse_config(const std::string& path) {
     return toml::parse(*text, path);
   } catch (const toml::parse_error& error) {
     const toml::source_position& at = error.source().begin;
-    return base::Status::error(
-        EINVAL, path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
-                    ": TOML syntax error: " + std::string(error.description()));
+    return base::Status::error(EINVAL, path + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) +
+                                           ": TOML syntax error: " + std::string(error.description()));
   }
 }
 
@@ -86,8 +85,7 @@ Located locate(const std::string& path) {
   return Located{abs.string(), abs.parent_path().string()};
 }
 
-void read_path(TomlSection& section, std::string_view key, const std::string& dir,
-               std::string& out, Need need) {
+void read_path(TomlSection& section, std::string_view key, const std::string& dir, std::string& out, Need need) {
   std::string value;
   if (!section.string(key, value, need)) return;
   if (value.empty()) {
@@ -121,8 +119,7 @@ void read_block_bytes(TomlSection& section, std::string_view key, uint32_t& out)
   out = bytes;
 }
 
-void read_address(TomlSection& section, std::string_view key, std::string& host,
-                  uint16_t& port, Need need) {
+void read_address(TomlSection& section, std::string_view key, std::string& host, uint16_t& port, Need need) {
   std::string text;
   if (!section.string(key, text, need)) return;
   base::Status status = parse_host_port(text, host, port);
@@ -133,9 +130,8 @@ void read_address(TomlSection& section, std::string_view key, std::string& host,
 // session be dropped between two keepalives.
 void check_keepalive(TomlSection& section, uint32_t keepalive_ms, uint32_t idle_ms) {
   if (keepalive_ms < idle_ms) return;
-  section.fail("keepalive_interval_ms",
-               "(" + std::to_string(keepalive_ms) + ") must be less than idle_timeout_ms (" +
-                   std::to_string(idle_ms) + "), or quiet sessions are dropped as dead");
+  section.fail("keepalive_interval_ms", "(" + std::to_string(keepalive_ms) + ") must be less than idle_timeout_ms (" +
+                                            std::to_string(idle_ms) + "), or quiet sessions are dropped as dead");
 }
 
 void read_target(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
@@ -168,6 +164,11 @@ void read_clone_health(TomlDoc& doc, CloneConfig& c) {
 void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   TomlSection listen = doc.section("listen");
   read_address(listen, "address", c.listen_host, c.listen_port, Need::optional);
+  // The clone binds one of its own addresses: a name would be looked up
+  // only at the bind, after the disk is opened.
+  if (!is_ip_literal(c.listen_host))
+    listen.fail("address", "names the host \"" + c.listen_host +
+                               "\": it must be an IP address of this machine (0.0.0.0 or [::] for all of them)");
 
   TomlSection state = doc.section("state");
   c.state_dir = resolve(dir, "state");
@@ -200,8 +201,7 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   TomlSection log = doc.section("log");
   if (log.string("level", c.log_level) && c.log_level != "error" && c.log_level != "warning" &&
       c.log_level != "notice" && c.log_level != "info" && c.log_level != "debug") {
-    log.fail("level", "must be one of error, warning, notice, info, debug, not \"" +
-                          c.log_level + "\"");
+    log.fail("level", "must be one of error, warning, notice, info, debug, not \"" + c.log_level + "\"");
   }
   read_clone_health(doc, c);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Pairing: the matched configuration and secret files of the two sticks, and
 // the HOST:PORT syntax both configurations use.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -41,18 +42,16 @@ std::string toml_quote(std::string_view text) {
 
 std::string utc_now_text() {
   std::time_t now = std::time(nullptr);
-  std::tm tm {};
+  std::tm tm{};
   gmtime_r(&now, &tm);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
   return text;
 }
 
-std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& disk,
-                       const std::string& listen) {
+std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& disk, const std::string& listen) {
   std::string t;
-  t += "# cloned.toml: configuration of the clone daemon, written at pairing on " +
-       utc_now_text() + ".\n";
+  t += "# cloned.toml: configuration of the clone daemon, written at pairing on " + utc_now_text() + ".\n";
   t += "# pair.secret next to this file holds the pairing secret; the original's stick has\n";
   t += "# the same secret and pair id. Keep both secret files private (mode 0600).\n";
   t += "# [target] records the identity of the clone's disk as probed at pairing: cloned\n";
@@ -61,8 +60,7 @@ std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& dis
   t += "[pair]\nid = " + toml_quote(base::to_hex(id)) + "\nsecret_file = \"pair.secret\"\n\n";
   t += "[target]\npath = " + toml_quote(disk.path) + "\n";
   t += "kind = " + toml_quote(disk.kind) + "\n";
-  t += "size_bytes = " + std::to_string(disk.size_bytes) + "  # " +
-       base::format_bytes(disk.size_bytes) + "\n";
+  t += "size_bytes = " + std::to_string(disk.size_bytes) + "  # " + base::format_bytes(disk.size_bytes) + "\n";
   t += "logical_block_bytes = " + std::to_string(disk.logical_block_bytes) + "\n";
   t += "serial = " + toml_quote(disk.serial) + "\n";
   t += "wwn = " + toml_quote(disk.wwn) + "\n";
@@ -73,8 +71,8 @@ std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& dis
   return t;
 }
 
-std::string origin_toml(const proto::PairId& id, const blockio::DiskIdentity& disk,
-                        const std::string& listen, const std::string& listen_host) {
+std::string origin_toml(const proto::PairId& id, const blockio::DiskIdentity& disk, const std::string& listen,
+                        const std::string& listen_host) {
   std::string t;
   t += "# origin.toml: configuration of the original's replication service, written at\n";
   t += "# pairing on " + utc_now_text() + ".\n";
@@ -88,8 +86,7 @@ std::string origin_toml(const proto::PairId& id, const blockio::DiskIdentity& di
     t += "# The clone listens on all its addresses: put its address on the home network here.\n";
   }
   t += "address = " + toml_quote(listen) + "\n";
-  t += "disk_size_bytes = " + std::to_string(disk.size_bytes) + "  # " +
-       base::format_bytes(disk.size_bytes) + "\n";
+  t += "disk_size_bytes = " + std::to_string(disk.size_bytes) + "  # " + base::format_bytes(disk.size_bytes) + "\n";
   t += "logical_block_bytes = " + std::to_string(disk.logical_block_bytes) + "\n\n";
   t += "# Relative to this file's directory.\n";
   t += "[origin]\nstate_dir = \"state\"\n";
@@ -123,13 +120,24 @@ base::Status refuse_existing(const std::vector<PairFile>& files) {
   return base::Status::ok();
 }
 
+// The directories it creates are 0755 whatever the umask: cloned refuses a
+// secret in a directory others may write (a umask of 002 would make one).
 base::Status make_dirs(const std::string& dir) {
+  std::vector<std::filesystem::path> created;
   std::error_code error;
+  for (std::filesystem::path p = std::filesystem::absolute(dir).lexically_normal();
+       !p.empty() && !std::filesystem::exists(p, error); p = p.parent_path()) {
+    created.push_back(p);
+    if (p == p.parent_path()) break;
+  }
   std::filesystem::create_directories(dir, error);
+  for (const std::filesystem::path& p : created) {
+    if (error) break;
+    if (::chmod(p.c_str(), 0755) != 0) error = std::error_code(errno, std::generic_category());
+  }
   if (error) {
     return base::Status::error(error.value() > 0 ? error.value() : EIO,
-                               "cannot pair: cannot create directory " + dir + ": " +
-                                   error.message());
+                               "cannot pair: cannot create directory " + dir + ": " + error.message());
   }
   return base::Status::ok();
 }
@@ -181,11 +189,15 @@ base::Status write_pair(const PairRequest& request) {
   std::string host;
   uint16_t port = 0;
   BASE_TRY(parse_host_port(request.listen, host, port).with_context("cannot pair"));
+  if (!is_ip_literal(host))
+    return base::Status::error(EINVAL, "cannot pair: the listen address names the host \"" + host +
+                                           "\"; give an IP address of the clone (the original connects to it)");
   const std::filesystem::path clone_dir(request.clone_dir), origin_dir(request.origin_dir);
   if (same_dir(clone_dir, origin_dir)) {
-    return base::Status::error(EINVAL, "cannot pair: the clone and the original need two "
-                                       "different directories (one for each stick), not " +
-                                           request.clone_dir + " twice");
+    return base::Status::error(EINVAL,
+                               "cannot pair: the clone and the original need two "
+                               "different directories (one for each stick), not " +
+                                   request.clone_dir + " twice");
   }
   std::vector<PairFile> files = {
       {(clone_dir / "pair.secret").string(), "", 0600},
@@ -207,7 +219,11 @@ base::Status write_pair(const PairRequest& request) {
   std::string secret_text = base::to_hex(secret.bytes) + "\n";
   sodium_memzero(secret.bytes.data(), secret.bytes.size());
   files[0].content = files[2].content = secret_text;
-  files[1].content = clone_toml(id, *disk, request.listen);
+  // [target] path is the name the person gave (a /dev/disk/by-id/ name stays
+  // the same disk across boots, /dev/sdX may not), made absolute, links kept.
+  blockio::DiskIdentity recorded = *disk;
+  recorded.path = std::filesystem::absolute(request.target_path).lexically_normal().string();
+  files[1].content = clone_toml(id, recorded, request.listen);
   files[3].content = origin_toml(id, *disk, request.listen, host);
   base::Status status = write_all(files);
   sodium_memzero(secret_text.data(), secret_text.size());
@@ -216,11 +232,18 @@ base::Status write_pair(const PairRequest& request) {
   return status;
 }
 
+bool is_ip_literal(const std::string& host) {
+  in6_addr v6{};
+  in_addr v4{};
+  return ::inet_pton(AF_INET, host.c_str(), &v4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
+
 base::Status parse_host_port(const std::string& text, std::string& host, uint16_t& port) {
   auto bad = [&text](const std::string& why) {
     return base::Status::error(EINVAL, "\"" + text +
                                            "\" is not HOST:PORT (such as 127.0.0.1:7227 or "
-                                           "[::1]:7227): " + why);
+                                           "[::1]:7227): " +
+                                           why);
   };
   std::string parsed_host;
   std::string port_text;

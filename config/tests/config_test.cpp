@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "config/config.h"
+#include "blockio/disk.h"
 #include "test/support/temp_dir.h"
 
 #include <doctest/doctest.h>
@@ -76,8 +77,7 @@ TEST_CASE("a written pair loads back on both sides with the same pair id, secret
   TempDir tmp;
   const std::string target = tmp.path() + "/disk.img";
   create_image(target, 4 << 20);
-  config::PairRequest request{tmp.path() + "/clone", tmp.path() + "/sub/origin", target,
-                              "127.0.0.1:7300"};
+  config::PairRequest request{tmp.path() + "/clone", tmp.path() + "/sub/origin", target, "127.0.0.1:7300"};
   base::Status written = config::write_pair(request);
   REQUIRE_MESSAGE(written.is_ok(), written.message());
 
@@ -138,6 +138,64 @@ TEST_CASE("pairing refuses to overwrite any existing file and then writes nothin
   CHECK(blocked.message().find("origin.toml already exists") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path() + "/clone"));
   CHECK_FALSE(fs::exists(tmp.path() + "/origin/pair.secret"));
+}
+
+// The name given for the disk is what cloned.toml records (a
+// /dev/disk/by-id/ link stays the same disk across boots; /dev/sdX may not),
+// and a start through that link finds the same disk.
+TEST_CASE("pairing records the target's path as given, links kept, and the identity check follows them") {
+  TempDir tmp;
+  const std::string target = tmp.path() + "/disk.img";
+  create_image(target, 1 << 20);
+  fs::create_symlink(target, tmp.path() + "/by-id-link");
+  base::Status written =
+      config::write_pair({tmp.path() + "/clone", tmp.path() + "/origin", tmp.path() + "/by-id-link"});
+  REQUIRE_MESSAGE(written.is_ok(), written.message());
+  CHECK(read_file(tmp.path() + "/clone/cloned.toml").find("path = \"" + tmp.path() + "/by-id-link\"") !=
+        std::string::npos);
+  auto clone = config::load_clone_config(tmp.path() + "/clone/cloned.toml");
+  REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
+  CHECK(clone->target_path == tmp.path() + "/by-id-link");
+  auto probed = blockio::probe_identity(clone->target_path);
+  REQUIRE_MESSAGE(probed.is_ok(), probed.status().message());
+  CHECK(probed->path == fs::canonical(target).string());
+  base::Status same = blockio::check_identity(clone->target_identity, *probed);
+  CHECK_MESSAGE(same.is_ok(), same.message());
+}
+
+// cloned refuses a secret in a directory others may write: the directories
+// pairing makes are 0755 whatever the umask.
+TEST_CASE("pairing makes its directories 0755 under a umask of 002, and the secrets load") {
+  TempDir tmp;
+  const std::string target = tmp.path() + "/disk.img";
+  create_image(target, 1 << 20);
+  const mode_t before = ::umask(002);
+  base::Status written = config::write_pair({tmp.path() + "/a/clone", tmp.path() + "/b/origin", target});
+  ::umask(before);
+  REQUIRE_MESSAGE(written.is_ok(), written.message());
+  for (const char* dir : {"/a", "/a/clone", "/b", "/b/origin"}) CHECK(mode_of(tmp.path() + dir) == 0755);
+  auto clone = config::load_clone_config(tmp.path() + "/a/clone/cloned.toml");
+  REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
+  auto secret = config::load_secret(clone->secret_file);
+  CHECK_MESSAGE(secret.is_ok(), secret.status().message());
+}
+
+TEST_CASE("the clone listens on an IP address: a host name is refused at pairing and at load") {
+  TempDir tmp;
+  const std::string target = tmp.path() + "/disk.img";
+  create_image(target, 1 << 20);
+  base::Status named = config::write_pair({tmp.path() + "/c", tmp.path() + "/o", target, "clone.lan:7227"});
+  REQUIRE_FALSE(named.is_ok());
+  CHECK_MESSAGE(named.message().find("names the host \"clone.lan\"") != std::string::npos, named.message());
+  CHECK_FALSE(fs::exists(tmp.path() + "/c"));
+  REQUIRE(config::write_pair({tmp.path() + "/c", tmp.path() + "/o", target, "[::1]:7227"}).is_ok());
+  std::string text = read_file(tmp.path() + "/c/cloned.toml");
+  text.replace(text.find("[::1]:7227"), 10, "localhost:7227");
+  write_file(tmp.path() + "/c/cloned.toml", text, 0644);
+  auto loaded = config::load_clone_config(tmp.path() + "/c/cloned.toml");
+  REQUIRE_FALSE(loaded.is_ok());
+  CHECK_MESSAGE(loaded.status().message().find("must be an IP address of this machine") != std::string::npos,
+                loaded.status().message());
 }
 
 TEST_CASE("pairing refuses one directory for both sides and a bad listen address") {
@@ -235,51 +293,52 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
   struct Mistake {
     std::string what;
     std::string text;
-    std::string line;       // ":N: "
-    std::string expected;   // part of the message
+    std::string line;      // ":N: "
+    std::string expected;  // part of the message
   };
   const Mistake mistakes[] = {
-      {"unknown key", kMinimalClone + "[apply]\nwriter_thread = 3\n", ":9: ",
-       "unknown key 'apply.writer_thread'; the keys of [apply] are writer_threads"},
-      {"unknown table", kMinimalClone + "[aply]\nwriter_threads = 3\n", ":8: ",
-       "unknown table [aply]"},
+      {"unknown key", kMinimalClone + "[apply]\nwriter_thread = 3\n",
+       ":9: ", "unknown key 'apply.writer_thread'; the keys of [apply] are writer_threads"},
+      {"unknown table", kMinimalClone + "[aply]\nwriter_threads = 3\n", ":8: ", "unknown table [aply]"},
       {"unknown top-level key", "verbose = true\n" + kMinimalClone, ":1: ", "unknown key 'verbose'"},
-      {"wrong type", kMinimalClone + "[apply]\nwriter_threads = \"4\"\n", ":9: ",
-       "key 'apply.writer_threads' must be an integer, not a string"},
-      {"out of range", kMinimalClone + "[apply]\n\nwriter_threads = 0\n", ":10: ",
-       "key 'apply.writer_threads' must be between 1 and 64, not 0"},
-      {"priority boost out of range", kMinimalClone + "[apply]\nwriter_priority_boost = 20\n", ":9: ",
-       "key 'apply.writer_priority_boost' must be between 0 and 19, not 20"},
-      {"bad size", kMinimalClone + "[apply]\ninflight_bytes_max = \"lots\"\n", ":9: ",
-       "key 'apply.inflight_bytes_max' must be a size"},
-      {"size out of range", kMinimalClone + "[apply]\ninflight_bytes_max = \"2G\"\n", ":9: ",
-       "key 'apply.inflight_bytes_max' must be between"},
+      {"wrong type", kMinimalClone + "[apply]\nwriter_threads = \"4\"\n",
+       ":9: ", "key 'apply.writer_threads' must be an integer, not a string"},
+      {"out of range", kMinimalClone + "[apply]\n\nwriter_threads = 0\n",
+       ":10: ", "key 'apply.writer_threads' must be between 1 and 64, not 0"},
+      {"priority boost out of range", kMinimalClone + "[apply]\nwriter_priority_boost = 20\n",
+       ":9: ", "key 'apply.writer_priority_boost' must be between 0 and 19, not 20"},
+      {"bad size", kMinimalClone + "[apply]\ninflight_bytes_max = \"lots\"\n",
+       ":9: ", "key 'apply.inflight_bytes_max' must be a size"},
+      {"size out of range", kMinimalClone + "[apply]\ninflight_bytes_max = \"2G\"\n",
+       ":9: ", "key 'apply.inflight_bytes_max' must be between"},
       {"table that is a value", "apply = 3\n" + kMinimalClone, ":1: ", "'apply' must be a table"},
       {"bad enum", kMinimalClone + "[log]\nlevel = \"loud\"\n", ":9: ", "key 'log.level' must be one of"},
-      {"bad address", kMinimalClone + "[listen]\naddress = \"::1:7227\"\n", ":9: ",
-       "key 'listen.address' is not a usable address"},
-      {"keepalive too long", kMinimalClone + "[link]\nkeepalive_interval_ms = 30000\n", ":9: ",
-       "key 'link.keepalive_interval_ms' (30000) must be less than idle_timeout_ms"},
-      {"block size", kMinimalClone + "logical_block_bytes = 1000\n", ":8: ",
-       "key 'target.logical_block_bytes' must be a power of two"},
-      {"missing required key", "[pair]\nid = \"00112233445566778899aabbccddeeff\"\n"
-                               "secret_file = \"s\"\n[target]\npath = \"d\"\nsize_bytes = 5\n",
+      {"bad address", kMinimalClone + "[listen]\naddress = \"::1:7227\"\n",
+       ":9: ", "key 'listen.address' is not a usable address"},
+      {"keepalive too long", kMinimalClone + "[link]\nkeepalive_interval_ms = 30000\n",
+       ":9: ", "key 'link.keepalive_interval_ms' (30000) must be less than idle_timeout_ms"},
+      {"block size", kMinimalClone + "logical_block_bytes = 1000\n",
+       ":8: ", "key 'target.logical_block_bytes' must be a power of two"},
+      {"missing required key",
+       "[pair]\nid = \"00112233445566778899aabbccddeeff\"\n"
+       "secret_file = \"s\"\n[target]\npath = \"d\"\nsize_bytes = 5\n",
        ":4: ", "key 'target.kind' is required and missing from [target]"},
-      {"missing required table", "[pair]\nid = \"00112233445566778899aabbccddeeff\"\n"
-                                 "secret_file = \"s\"\n",
+      {"missing required table",
+       "[pair]\nid = \"00112233445566778899aabbccddeeff\"\n"
+       "secret_file = \"s\"\n",
        ":1: ", "key 'target.path' is required, and there is no [target] table"},
-      {"bad pair id", "[pair]\nid = \"0011\"\nsecret_file = \"s\"\n[target]\npath = \"d\"\n"
-                      "kind = \"file\"\nsize_bytes = 5\n",
+      {"bad pair id",
+       "[pair]\nid = \"0011\"\nsecret_file = \"s\"\n[target]\npath = \"d\"\n"
+       "kind = \"file\"\nsize_bytes = 5\n",
        ":2: ", "key 'pair.id' must be 32 hex digits"},
       {"syntax error", kMinimalClone + "[apply\nwriter_threads = 3\n", ":8:", "TOML syntax error"},
-      {"health interval zero", kMinimalClone + "[health]\ninterval_s = 0\n", ":9: ",
-       "key 'health.interval_s' must be between 1 and 604800, not 0"},
-      {"health backlog too small", kMinimalClone + "[health]\nbacklog_max = 2\n", ":9: ",
-       "key 'health.backlog_max' must be between 4 and 10000, not 2"},
-      {"unknown health key", kMinimalClone + "[health]\ninterval = 60\n", ":9: ",
-       "unknown key 'health.interval'"},
-      {"stage too small", kMinimalClone + "[resync]\nstage_max_bytes = \"4K\"\n", ":9: ",
-       "key 'resync.stage_max_bytes' must be 0 (no staging"},
+      {"health interval zero", kMinimalClone + "[health]\ninterval_s = 0\n",
+       ":9: ", "key 'health.interval_s' must be between 1 and 604800, not 0"},
+      {"health backlog too small", kMinimalClone + "[health]\nbacklog_max = 2\n",
+       ":9: ", "key 'health.backlog_max' must be between 4 and 10000, not 2"},
+      {"unknown health key", kMinimalClone + "[health]\ninterval = 60\n", ":9: ", "unknown key 'health.interval'"},
+      {"stage too small", kMinimalClone + "[resync]\nstage_max_bytes = \"4K\"\n",
+       ":9: ", "key 'resync.stage_max_bytes' must be 0 (no staging"},
   };
   TempDir tmp;
   const std::string file = tmp.path() + "/cloned.toml";
@@ -298,8 +357,9 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
 TEST_CASE("a misspelt key is reported before the required key it hides") {
   TempDir tmp;
   const std::string file = tmp.path() + "/cloned.toml";
-  write_file(file, "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
-                   "[target]\npth = \"d\"\nkind = \"file\"\nsize_bytes = 5\n");
+  write_file(file,
+             "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
+             "[target]\npth = \"d\"\nkind = \"file\"\nsize_bytes = 5\n");
   auto loaded = config::load_clone_config(file);
   REQUIRE_FALSE(loaded.is_ok());
   CHECK(loaded.status().message().rfind(file + ":5: unknown key 'target.pth'", 0) == 0);
@@ -309,12 +369,12 @@ TEST_CASE("a misspelt key is reported before the required key it hides") {
 TEST_CASE("mistakes in origin.toml name the file, the line and the key") {
   TempDir tmp;
   const std::string file = tmp.path() + "/origin.toml";
-  write_file(file, "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
-                   "[clone]\ndisk_size_bytes = 5\n");
+  write_file(file,
+             "[pair]\nid = \"00112233445566778899aabbccddeeff\"\nsecret_file = \"s\"\n"
+             "[clone]\ndisk_size_bytes = 5\n");
   auto missing = config::load_origin_config(file);
   REQUIRE_FALSE(missing.is_ok());
-  CHECK(missing.status().message() ==
-        file + ":4: key 'clone.address' is required and missing from [clone]");
+  CHECK(missing.status().message() == file + ":4: key 'clone.address' is required and missing from [clone]");
 
   write_file(file, kMinimalOrigin + "[origin]\nreconnect_initial_ms = 500\nreconnect_max_ms = 100\n");
   auto backwards = config::load_origin_config(file);
@@ -330,8 +390,7 @@ TEST_CASE("mistakes in origin.toml name the file, the line and the key") {
   write_file(file, kMinimalOrigin + "[origin]\nwant_receipt_acks = 1\n");
   auto wrong = config::load_origin_config(file);
   REQUIRE_FALSE(wrong.is_ok());
-  CHECK(wrong.status().message() ==
-        file + ":8: key 'origin.want_receipt_acks' must be true or false, not an integer");
+  CHECK(wrong.status().message() == file + ":8: key 'origin.want_receipt_acks' must be true or false, not an integer");
 }
 
 TEST_CASE("a missing config file is an error naming the file") {
@@ -450,9 +509,8 @@ TEST_CASE("HOST:PORT parses IPv4, names and bracketed IPv6, and refuses the rest
   CHECK(host == "fe80::1%eth0");
   CHECK(port == 65535);
 
-  for (const char* bad : {"", "host", ":7227", "host:", "host:0", "host:65536", "host:99999999",
-                          "::1:7227", "[::1]", "[::1]7227", "[::1:7227", "host:12a", "[]:80",
-                          "a b:80", "host:-1", "host:+80"}) {
+  for (const char* bad : {"", "host", ":7227", "host:", "host:0", "host:65536", "host:99999999", "::1:7227", "[::1]",
+                          "[::1]7227", "[::1:7227", "host:12a", "[]:80", "a b:80", "host:-1", "host:+80"}) {
     CAPTURE(bad);
     base::Status status = config::parse_host_port(bad, host, port);
     CHECK_FALSE(status.is_ok());
@@ -472,7 +530,8 @@ TEST_CASE("the [wake] tables load, and the test-double knob is refused without t
   CHECK(ok->power_backend == "sysfs");
   CHECK_FALSE(ok->test_double_counts_as_armed);
 
-  write_file(file, kMinimalClone + "[wake]\ninterface = \"v\"\npower = \"test-double\"\ntest_double_counts_as_armed = true\n");
+  write_file(
+      file, kMinimalClone + "[wake]\ninterface = \"v\"\npower = \"test-double\"\ntest_double_counts_as_armed = true\n");
   auto knob = config::load_clone_config(file);
   REQUIRE_MESSAGE(knob.is_ok(), knob.status().message());
   CHECK(knob->test_double_counts_as_armed);
