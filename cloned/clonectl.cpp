@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include <cassert>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,10 @@
 int clonectl_health(const base::cli::Args& args);  // clonectl_health.cpp
 
 namespace {
+
+// How long decide waits for a daemon that is starting (holds the state lock
+// but does not listen yet): 75 rounds of 200 ms.
+constexpr int kDecideWaitRounds = 75;
 
 // The command line (base/cli.h). Each command reads the clone's configuration, except pair, which writes it.
 const base::cli::Option kConfig = {"--config", "FILE", true};
@@ -380,36 +386,11 @@ int cmd_events(const base::cli::Args& o) {
 
 // The decision for a Diverged clone, recorded in the state store and its
 // event log: by the running daemon, or directly in the store when it is stopped.
-int cmd_decide(const base::cli::Args& o) {
-  apply::Decision d;
-  if (!apply::parse_decision(o.operand, d))
-    return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
-  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
-  if (!cfg) {
-    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
-    return 1;
-  }
-  const char* user = std::getenv("SUDO_USER");
-  if (user == nullptr) {
-    const passwd* pw = ::getpwuid(::getuid());
-    user = pw != nullptr ? pw->pw_name : "?";
-  }
-  const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
-  // A running daemon takes the decision itself (it owns the state); a
-  // stopped one finds it in the store at its next start.
-  base::Result<std::string> answer =
-      cloned::control_request(cfg->runtime_dir + "/" + cloned::kControlSocketName,
-                              std::string("decide ") + apply::decision_name(d) + " " + who, daemon_uids(*cfg));
-  if (answer) {
-    std::printf("%s", answer->c_str());
-    return 0;
-  }
-  if (answer.status().code() != ENOENT && answer.status().code() != ECONNREFUSED) {
-    std::fprintf(stderr, "clonectl: %s\n", answer.status().message().c_str());
-    return 1;
-  }
+// With no daemon to ask (the caller holds the state lock): the decision
+// goes to the store, where the next start finds it.
+int record_decision(const config::CloneConfig& cfg, apply::Decision d, const std::string& who) {
   base::Result<std::unique_ptr<store::Store>> st =
-      store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id);
+      store::Store::open(cfg.state_dir, store::OpenMode::read_write, cfg.pair_id);
   if (!st) {
     std::fprintf(stderr, "clonectl: %s\n", st.status().message().c_str());
     return 1;
@@ -437,6 +418,52 @@ int cmd_decide(const base::cli::Args& o) {
         "the clone keeps its changes and takes no writes; decide discard-clone-changes to take the original's "
         "again.\n");
   return 0;
+}
+
+int cmd_decide(const base::cli::Args& o) {
+  apply::Decision d;
+  if (!apply::parse_decision(o.operand, d))
+    return usage_error(o, "decide takes discard-clone-changes or keep-diverged");
+  base::Result<config::CloneConfig> cfg = config::load_clone_config(o.get("--config"));
+  if (!cfg) {
+    std::fprintf(stderr, "clonectl: %s\n", cfg.status().message().c_str());
+    return 1;
+  }
+  const char* user = std::getenv("SUDO_USER");
+  if (user == nullptr) {
+    const passwd* pw = ::getpwuid(::getuid());
+    user = pw != nullptr ? pw->pw_name : "?";
+  }
+  const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
+  // A running daemon takes the decision itself (it owns the state); a
+  // stopped one finds it in the store at its next start.
+  const auto ask = [&] {
+    return cloned::control_request(cfg->runtime_dir + "/" + cloned::kControlSocketName,
+                                   std::string("decide ") + apply::decision_name(d) + " " + who, daemon_uids(*cfg));
+  };
+  base::Result<std::string> answer = ask();
+  for (int round = 0;; ++round) {
+    if (answer) {
+      std::printf("%s", answer->c_str());
+      return 0;
+    }
+    if (answer.status().code() != ENOENT && answer.status().code() != ECONNREFUSED) {
+      std::fprintf(stderr, "clonectl: %s\n", answer.status().message().c_str());
+      return 1;
+    }
+    // No daemon answers. One that is starting holds the state lock from
+    // before it loads the state: written now, the decision would be
+    // overwritten by what it loaded. It is asked again once it listens.
+    base::Result<store::StateLock> lock = store::StateLock::take(cfg->state_dir, std::chrono::milliseconds(0));
+    if (lock) return record_decision(*cfg, d, who);  // the lock held while it writes
+    if (lock.status().code() != EWOULDBLOCK || round == kDecideWaitRounds) {
+      std::fprintf(stderr, "clonectl: %s, and it does not answer; try again once it runs\n",
+                   lock.status().message().c_str());
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    answer = ask();
+  }
 }
 
 }  // namespace

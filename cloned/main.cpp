@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <chrono>
 
 #include <cstdio>
 #include <cstring>
@@ -13,11 +14,11 @@
 #include "base/cli.h"
 #include "base/heap.h"
 #include "base/log.h"
-#include "wol/arm.h"
 #include "blockio/disk.h"
 #include "blockio/error_range_device.h"
 #include "cloned/daemon/daemon.h"
 #include "config/config.h"
+#include "wol/arm.h"
 
 namespace {
 
@@ -33,12 +34,18 @@ const base::cli::Program kProgram = {
 };
 
 bool parse_level(const std::string& s, base::LogLevel& out) {
-  if (s == "error") out = base::LogLevel::error;
-  else if (s == "warning") out = base::LogLevel::warning;
-  else if (s == "notice") out = base::LogLevel::notice;
-  else if (s == "info") out = base::LogLevel::info;
-  else if (s == "debug") out = base::LogLevel::debug;
-  else return false;
+  if (s == "error")
+    out = base::LogLevel::error;
+  else if (s == "warning")
+    out = base::LogLevel::warning;
+  else if (s == "notice")
+    out = base::LogLevel::notice;
+  else if (s == "info")
+    out = base::LogLevel::info;
+  else if (s == "debug")
+    out = base::LogLevel::debug;
+  else
+    return false;
   return true;
 }
 
@@ -53,8 +60,7 @@ base::Result<std::unique_ptr<blockio::BlockDevice>> open_target(const config::Cl
   if (!actual) return actual.status().with_context("refusing to start");
   if (base::Status s = blockio::check_identity(c.target_identity, *actual); !s.is_ok())
     return s.with_context("refusing to start");
-  if (base::Status s = blockio::check_not_in_use(c.target_path); !s.is_ok())
-    return s.with_context("refusing to start");
+  if (base::Status s = blockio::check_not_in_use(c.target_path); !s.is_ok()) return s.with_context("refusing to start");
   blockio::OpenOptions options;
   options.direct_io = c.direct_io;
   base::Result<std::unique_ptr<blockio::BlockDevice>> disk = blockio::open_disk(c.target_path, options);
@@ -63,9 +69,8 @@ base::Result<std::unique_ptr<blockio::BlockDevice>> open_target(const config::Cl
            static_cast<unsigned long long>(c.testing_io_error_offset_bytes),
            static_cast<unsigned long long>(c.testing_io_error_offset_bytes + c.testing_io_error_length_bytes),
            c.testing_flush_error_at);
-  return std::unique_ptr<blockio::BlockDevice>(
-      std::make_unique<blockio::ErrorRangeDevice>(std::move(*disk), c.testing_io_error_offset_bytes,
-                                                  c.testing_io_error_length_bytes, c.testing_flush_error_at));
+  return std::unique_ptr<blockio::BlockDevice>(std::make_unique<blockio::ErrorRangeDevice>(
+      std::move(*disk), c.testing_io_error_offset_bytes, c.testing_io_error_length_bytes, c.testing_flush_error_at));
 }
 
 int run(const std::string& config_path, const std::string& level_override) {
@@ -96,6 +101,12 @@ int run(const std::string& config_path, const std::string& level_override) {
       LOG_ERROR("%s", s.message().c_str());
       return 1;
     }
+  }
+  // Held until exit: clonectl writes the state itself only while nobody holds it.
+  base::Result<store::StateLock> state_lock = store::StateLock::take(cfg->state_dir, std::chrono::seconds(10));
+  if (!state_lock) {
+    LOG_ERROR("%s", state_lock.status().message().c_str());
+    return 1;
   }
   base::Result<std::unique_ptr<store::Store>> st =
       store::Store::open(cfg->state_dir, store::OpenMode::read_write, cfg->pair_id, cfg->target_identity.describe());

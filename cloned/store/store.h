@@ -13,6 +13,7 @@
 // Threading: a Store is used by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "cloned/apply/replica.h"
 #include "proto/messages.h"
 
@@ -73,6 +75,24 @@ struct HealthPoll {
 };
 
 enum class OpenMode { read_write, read_only };
+
+// Who writes the state when no daemon is there to ask. cloned holds this
+// lock (an flock on STATE_DIR/cloned.lock) from before it loads the state
+// until it exits; clonectl takes it before it writes the state itself. So a
+// decision clonectl writes while a daemon starts is neither written after
+// the daemon loaded the state nor overwritten by it: clonectl finds the lock
+// held, and asks the daemon once it listens.
+class StateLock {
+ public:
+  // Waits up to `wait` for the lock; EWOULDBLOCK when another holds it then.
+  static base::Result<StateLock> take(const std::string& dir, std::chrono::milliseconds wait);
+  StateLock(StateLock&&) = default;
+  StateLock& operator=(StateLock&&) = default;
+
+ private:
+  explicit StateLock(base::UniqueFd fd) : fd_(std::move(fd)) {}
+  base::UniqueFd fd_;  // closing it lets the lock go
+};
 
 inline constexpr size_t kMaxEvents = 10000;  // older events are deleted
 

@@ -30,11 +30,13 @@
 // once its commit is in the fsynced WAL. Events are inserted with
 // synchronous=NORMAL (not fsynced); they become durable with the next save,
 // whose fsync of the WAL covers every frame before it.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
-#include <cerrno>
-
 #include <algorithm>
+#include <cerrno>
+#include <thread>
 
 #include "base/bytes.h"
 #include "base/units.h"
@@ -115,8 +117,7 @@ PRAGMA user_version = 4;
 // mkdir -p with mode 0700: the store says what the clone holds and is no
 // one else's business.
 base::Status make_dirs(const std::string& dir) {
-  for (size_t slash = dir.find('/', 1); slash != std::string::npos;
-       slash = dir.find('/', slash + 1)) {
+  for (size_t slash = dir.find('/', 1); slash != std::string::npos; slash = dir.find('/', slash + 1)) {
     if (::mkdir(dir.substr(0, slash).c_str(), 0700) != 0 && errno != EEXIST) {
       return base::Status::from_errno("cannot create state directory " + dir.substr(0, slash));
     }
@@ -136,9 +137,8 @@ base::Status make_dirs(const std::string& dir) {
 
 base::Status Store::Impl::connect(OpenMode mode) {
   const std::string path = dir + "/state.sqlite3";
-  int flags = SQLITE_OPEN_NOMUTEX | (mode == OpenMode::read_only
-                                         ? SQLITE_OPEN_READONLY
-                                         : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (mode == OpenMode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) return fail("open " + path, rc);
   sqlite3_extended_result_codes(db, 1);
@@ -156,17 +156,15 @@ base::Status Store::Impl::read_version(int& version) {
   sqlite3_finalize(stmt);
   if (rc != SQLITE_ROW) return fail("read the schema version", rc);
   if (version > kSchemaVersion) {
-    return base::Status::error(
-        EPROTO, "state store " + dir + " has schema version " + std::to_string(version) +
-                    ", newer than this cloned understands (" + std::to_string(kSchemaVersion) +
-                    "); run the newer cloned that wrote it");
+    return base::Status::error(EPROTO, "state store " + dir + " has schema version " + std::to_string(version) +
+                                           ", newer than this cloned understands (" + std::to_string(kSchemaVersion) +
+                                           "); run the newer cloned that wrote it");
   }
   return base::Status::ok();
 }
 
 // Schema and first row in one transaction: a crash leaves no store or a whole one.
-base::Status Store::Impl::create_if_new(const proto::PairId& id,
-                                        const std::string& disk_identity) {
+base::Status Store::Impl::create_if_new(const proto::PairId& id, const std::string& disk_identity) {
   BASE_TRY(exec("BEGIN IMMEDIATE", "begin creating the store"));
   int version = 0;
   base::Status status = read_version(version);
@@ -254,17 +252,31 @@ base::Status Store::Impl::check_pair(const proto::PairId& expected, bool strict)
   std::copy(blob.begin(), blob.end(), pair_id.begin());
   if (!strict && expected == proto::PairId{}) return base::Status::ok();
   if (pair_id == expected) return base::Status::ok();
-  return base::Status::error(
-      EEXIST, "state store " + dir + " belongs to pair " + base::to_hex(pair_id) + ", not " +
-                  base::to_hex(expected) +
-                  ": it was made for another pairing; move it away to start this pairing "
-                  "afresh, or set [state] dir to another directory");
+  return base::Status::error(EEXIST, "state store " + dir + " belongs to pair " + base::to_hex(pair_id) + ", not " +
+                                         base::to_hex(expected) +
+                                         ": it was made for another pairing; move it away to start this pairing "
+                                         "afresh, or set [state] dir to another directory");
+}
+
+base::Result<StateLock> StateLock::take(const std::string& dir, std::chrono::milliseconds wait) {
+  BASE_TRY(make_dirs(dir));
+  const std::string path = dir + "/cloned.lock";
+  base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return base::Status::from_errno("cannot open " + path);
+  const auto until = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return StateLock(std::move(fd));
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return base::Status::from_errno("cannot lock " + path);
+    if (std::chrono::steady_clock::now() >= until)
+      return base::Status::error(EWOULDBLOCK, "another program holds " + path + " (cloned running or starting)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 Store::~Store() { delete impl_; }
 
-base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode,
-                                                 const proto::PairId& pair_id,
+base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const proto::PairId& pair_id,
                                                  const std::string& disk_identity) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
@@ -281,8 +293,7 @@ base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMod
     int version = 0;
     BASE_TRY(impl->read_version(version));
     if (version == 0) {
-      return base::Status::error(ENOENT, "state store " + dir +
-                                             " is not initialised yet: the daemon has not run");
+      return base::Status::error(ENOENT, "state store " + dir + " is not initialised yet: the daemon has not run");
     }
     if (version < kSchemaVersion) {
       return base::Status::error(EPROTO, "state store " + dir + " has schema version " + std::to_string(version) +

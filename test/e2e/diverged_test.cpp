@@ -7,11 +7,14 @@
 // decision. Needs root (mount, losetup); mkfs.ext4, mkfs.ntfs, ntfs-3g and
 // sfdisk come from scripts/setup.sh.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -218,4 +221,50 @@ TEST_CASE("an untouched disk is not Diverged across stops, starts and sessions")
   const std::string log = harness::read_file(d / "cloned.log");
   CHECK(log.find("DIVERGED") == std::string::npos);
   CHECK(log.find("fingerprint of the disk checked at startup: 0 difference(s)") != std::string::npos);
+}
+
+// clonectl decide with no daemon answering writes the store itself. A daemon
+// that is starting has loaded the state, or is about to, and would write it
+// back without the decision: it holds the state lock from before it loads, so
+// decide waits for it to listen and gives it the decision. Here the test
+// holds that lock first, as a slow start would, and lets it go after a while.
+TEST_CASE("clonectl decide while cloned starts: the decision goes to the daemon once it listens") {
+  TempDir d;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  Clone c(d);
+  c.start();
+  c.stop();  // a valid fingerprint
+  {
+    // A partition table written behind the daemon's back (one MBR entry).
+    std::fstream img(d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
+    const char entry[16] = {0, 0, 0, 0, (char)0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0};
+    img.seekp(446);
+    img.write(entry, sizeof entry);
+    img.seekp(510);
+    img.write("\x55\xaa", 2);
+  }
+  const std::string lock_path = d / "clone/state/cloned.lock";
+  int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(lock >= 0);
+  REQUIRE(::flock(lock, LOCK_EX) == 0);
+  auto cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", c.pair.clone_config}, d / "cloned.log");
+  Process decide({harness::binary("CLONECTL_BIN"), "decide", "--config", c.pair.clone_config, "keep-diverged"},
+                 d / "decide.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK_MESSAGE(decide.running(), harness::read_file(d / "decide.log"));  // it waits: the state is the daemon's
+  ::close(lock);  // the daemon goes on: it loads, finds the disk Diverged, listens
+  CHECK(decide.wait(30000) == 0);
+  CHECK_MESSAGE(harness::read_file(d / "decide.log").find("recorded: keep-diverged") != std::string::npos,
+                harness::read_file(d / "decide.log"));
+  REQUIRE(harness::wait_for_listener(c.pair.port, 10000));
+  c.cloned = std::move(cloned);
+  std::string status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("keep-diverged") != std::string::npos, status);
+  c.stop();
+  c.start();  // kept across a restart: it was the daemon's to write
+  status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("keep-diverged") != std::string::npos, status);
+  c.stop();
 }
