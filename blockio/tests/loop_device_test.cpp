@@ -18,6 +18,7 @@
 #include "blockio/disk.h"
 #include "blockio/tests/test_support.h"
 #include "blockio/unique_fd.h"
+#include "test/support/harness.h"
 #include "test/support/requires.h"
 
 using blockio_test::all_bytes;
@@ -33,6 +34,10 @@ namespace {
 constexpr uint64_t kLoopBytes = 64 << 20;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+int sh(const std::string& command, std::string& out) {
+  return harness::run({"/bin/sh", "-c", command + " 2>&1"}, out, 60000);
+}
 
 // One MBR partition of 32 MiB from sector 2048, so that the loop device has a
 // partition for the in-use checks.
@@ -152,14 +157,16 @@ TEST_CASE("image file: on a filesystem over 4 KiB sectors its logical block is 4
   test_support::require({test_support::loop_devices(), test_support::program("mkfs.ext4", "e2fsprogs")});
   LoopDevice loop(false, 4096);
   REQUIRE_MESSAGE(loop.ready(), loop.error());
-  REQUIRE(std::system(("mkfs.ext4 -q -F -b 4096 " + loop.path() + " >/dev/null 2>&1").c_str()) == 0);
+  std::string out;
+  REQUIRE_MESSAGE(sh("mkfs.ext4 -q -F -b 4096 " + loop.path(), out) == 0, out);
   const std::string mnt = loop.scratch("mnt");
   REQUIRE(::mkdir(mnt.c_str(), 0700) == 0);
-  REQUIRE(std::system(("mount -t ext4 " + loop.path() + " " + mnt).c_str()) == 0);
+  REQUIRE_MESSAGE(sh("mount -t ext4 " + loop.path() + " " + mnt, out) == 0, out);
   struct Unmount {
     std::string at;
     ~Unmount() {
-      if (std::system(("umount " + at).c_str()) != 0) std::fprintf(stderr, "could not unmount %s\n", at.c_str());
+      std::string said;
+      if (sh("umount " + at, said) != 0) std::fprintf(stderr, "could not unmount %s: %s\n", at.c_str(), said.c_str());
     }
   } unmount{mnt};
   REQUIRE(blockio::create_image_file(mnt + "/clone.img", 1 << 20).is_ok());
