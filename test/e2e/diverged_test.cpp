@@ -237,9 +237,9 @@ TEST_CASE("clonectl decide while cloned starts: the decision goes to the daemon 
   {
     // A partition table written behind the daemon's back (one MBR entry).
     std::fstream img(d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
-    const char entry[16] = {0, 0, 0, 0, (char)0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0};
+    const unsigned char entry[16] = {0, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0};
     img.seekp(446);
-    img.write(entry, sizeof entry);
+    img.write(reinterpret_cast<const char*>(entry), sizeof entry);
     img.seekp(510);
     img.write("\x55\xaa", 2);
   }
