@@ -71,31 +71,8 @@ int fail(const char* what, int rc) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: fake-logind BUS_ADDRESS\n");
-    return 2;
-  }
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGUSR1, SIGUSR2, SIGTERM, SIGINT}) sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
-  if (signal_fd < 0) return fail("signalfd", -errno);
-
-  sd_bus* bus = nullptr;
-  if (int rc = sd_bus_new(&bus); rc < 0) return fail("sd_bus_new", rc);
-  if (int rc = sd_bus_set_address(bus, argv[1]); rc < 0) return fail("sd_bus_set_address", rc);
-  sd_bus_set_bus_client(bus, 1);
-  if (int rc = sd_bus_start(bus); rc < 0) return fail("connecting to the bus", rc);
-  if (int rc = sd_bus_add_object_vtable(bus, nullptr, kPath, kManager, kManagerVtable, nullptr); rc < 0)
-    return fail("sd_bus_add_object_vtable", rc);
-  if (int rc = sd_bus_request_name(bus, "org.freedesktop.login1", 0); rc < 0)
-    return fail("owning org.freedesktop.login1", rc);
-  say("ready");
-
+// Serves until SIGTERM (0) or until the bus goes away (1).
+int serve(sd_bus* bus, int signal_fd) {
   for (;;) {
     for (int rc = 1; rc > 0;) {
       rc = sd_bus_process(bus, nullptr);
@@ -117,12 +94,48 @@ int main(int argc, char** argv) {
     if ((fds[1].revents & POLLIN) == 0) continue;
     signalfd_siginfo info{};
     if (::read(signal_fd, &info, sizeof info) != sizeof info) continue;
-    if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) break;
+    if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) return 0;
     const int going = info.ssi_signo == SIGUSR1;
     if (int rc = sd_bus_emit_signal(bus, kPath, kManager, "PrepareForSleep", "b", going); rc < 0)
       return fail("emitting PrepareForSleep", rc);
     say(going ? "prepare_for_sleep true" : "prepare_for_sleep false");
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fake-logind BUS_ADDRESS\n");
+    return 2;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGUSR1, SIGUSR2, SIGTERM, SIGINT}) sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC);
+  if (signal_fd < 0) return fail("signalfd", -errno);
+
+  // Every way out frees the bus: the sanitizer builds' leak checker reads
+  // what is left at exit as a leak (and any report fails the run).
+  sd_bus* bus = nullptr;
+  int rc = sd_bus_new(&bus);
+  if (rc < 0) return fail("sd_bus_new", rc);
+  int status = 0;
+  if ((rc = sd_bus_set_address(bus, argv[1])) < 0) {
+    status = fail("sd_bus_set_address", rc);
+  } else if (sd_bus_set_bus_client(bus, 1); (rc = sd_bus_start(bus)) < 0) {
+    status = fail("connecting to the bus", rc);
+  } else if ((rc = sd_bus_add_object_vtable(bus, nullptr, kPath, kManager, kManagerVtable, nullptr)) < 0) {
+    status = fail("sd_bus_add_object_vtable", rc);
+  } else if ((rc = sd_bus_request_name(bus, "org.freedesktop.login1", 0)) < 0) {
+    status = fail("owning org.freedesktop.login1", rc);
+  } else {
+    say("ready");
+    status = serve(bus, signal_fd);
+  }
+  for (int lock : g_locks) ::close(lock);
   sd_bus_flush_close_unref(bus);
-  return 0;
+  ::close(signal_fd);
+  return status;
 }
