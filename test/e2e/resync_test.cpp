@@ -118,6 +118,15 @@ void stop(Running& r) {
   CHECK(r.cloned->wait(30000) == 0);
 }
 
+// Stops the clone cleanly and starts it again with `clone_keys` set.
+void restart(Running& r, const TempDir& d, const std::map<std::string, std::string>& clone_keys) {
+  stop(r);
+  harness::set_config_keys(r.pair.clone_config, clone_keys);
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
+}
+
 // The bytes of `a` that differ from `b`, counted in 4 KiB blocks.
 uint64_t changed_bytes(const std::string& a, const std::string& b) {
   const std::string x = harness::read_file(a), y = harness::read_file(b);
@@ -370,14 +379,15 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
   constexpr uint64_t kDisk = 64ull << 20;
   REQUIRE(write_random_file(d / "source.img", kDisk, 41));
   REQUIRE(copy_file(d / "source.img", d / "clone.img"));
-  // Slow (the original hashes and sends at 8 MB/s: 13 MiB staged in about 1.7
-  // seconds) so that a poll sees the staging; the original is then stopped
-  // while the disk is looked at, so that a loaded machine cannot end the
-  // staging in between.
-  Running r = start(d, {}, {{"resync.rate_max", "\"8M\""}, {"resync.mark_interval", "\"4M\""}});
+  Running r = start(d);
   std::string out;
   // The first resync finds a fresh clone: nothing to keep, in place.
   REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  // The second is slow (the original hashes and sends at 8 MB/s: 13 MiB
+  // staged in about 1.7 seconds) so that a poll sees the staging; the
+  // original is then stopped while the disk is looked at, so that a loaded
+  // machine cannot end the staging in between.
+  harness::set_config_keys(r.pair.origin_config, {{"resync.rate_max", "\"8M\""}, {"resync.mark_interval", "\"4M\""}});
   REQUIRE(status_of(r.pair).find("a bootable copy") != std::string::npos);
   REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 's')));
   REQUIRE(write_at(d / "source.img", 50 << 20, std::string(1 << 20, '\0')));
@@ -439,14 +449,21 @@ TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk kee
 
 // A clone at generation 2 (a first resync of an identical image) whose
 // original then changed 12 MiB; `before.img` is the clone's disk as it is.
+// `clone_over` holds from the clone's start; `origin_over`, and `clone_then`
+// (the clone restarted with it), only after that first resync: it runs at
+// full speed, where a rate cap or slow commits would cost the suite seconds
+// (under TSan, minutes) and test nothing.
 Running staged_setup(const TempDir& d, const std::map<std::string, std::string>& clone_over,
-                     const std::map<std::string, std::string>& origin_over) {
+                     const std::map<std::string, std::string>& origin_over,
+                     const std::map<std::string, std::string>& clone_then = {}) {
   constexpr uint64_t kDisk = 64ull << 20;
   REQUIRE(write_random_file(d / "source.img", kDisk, 43));
   REQUIRE(copy_file(d / "source.img", d / "clone.img"));
-  Running r = start(d, clone_over, origin_over);
+  Running r = start(d, clone_over);
   std::string out;
   REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  if (!origin_over.empty()) harness::set_config_keys(r.pair.origin_config, origin_over);
+  if (!clone_then.empty()) restart(r, d, clone_then);
   REQUIRE(write_at(d / "source.img", 16 << 20, std::string(12 << 20, 'n')));
   REQUIRE(copy_file(d / "clone.img", d / "before.img"));
   return r;
@@ -582,12 +599,7 @@ TEST_CASE("a staged resync replaced by one in place: its stage leaves the stick 
   resync.wait(10000);
   // The clone restarts with a stage bound the rest no longer fits: the
   // person allows the unbootable window, and the resync goes in place.
-  r.cloned->signal(SIGTERM);
-  REQUIRE(r.cloned->wait(30000) == 0);
-  harness::set_config_keys(r.pair.clone_config, {{"resync.stage_max_bytes", "\"1M\""}});
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  restart(r, d, {{"resync.stage_max_bytes", "\"1M\""}});
   auto stage_files = [&] {
     int n = 0;
     for (const auto& e : std::filesystem::recursive_directory_iterator(d.path())) n += e.path().filename() == "stage";
@@ -677,11 +689,12 @@ void next_sessions_not_diverged(Running& r, const TempDir& d) {
 void kill_while_applying(bool original_stays, bool stick_fails = false) {
   TempDir d;
   // Slow commits (1 s each, a slow stick) hold "applying" in the store long enough to be seen.
-  Running r = staged_setup(d, {{"apply.store_commit_delay_ms", "1000"}},
+  Running r = staged_setup(d, {},
                            {{"resync.mark_interval", "\"32M\""},
                             {"origin.reconnect_initial_ms", "50"},
                             {"origin.reconnect_max_ms", "500"},
-                            {"origin.reconnect_attempts_max", "100"}});
+                            {"origin.reconnect_attempts_max", "100"}},
+                           {{"apply.store_commit_delay_ms", "1000"}});
   // The disk's first MiB is fingerprinted (Diverged detection): generation 3 changes it too.
   const std::string head_before = harness::read_file(d / "before.img").substr(0, 64 << 10);
   if (stick_fails) REQUIRE(write_at(d / "source.img", 0, std::string(64 << 10, 'h')));
@@ -921,6 +934,7 @@ TEST_SUITE("requires root") {
     REQUIRE(available > free_wanted);
     REQUIRE(harness::run({"/usr/bin/fallocate", "-l", std::to_string(available - free_wanted), stick + "/filler"},
                          out) == 0);
+    harness::set_config_keys(r.pair.origin_config, {{"resync.rate_max", "0"}});  // no need to be slow now
     const int again =
         harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "256K"}), out, 300000);
     REQUIRE_MESSAGE(again == 0, out);
