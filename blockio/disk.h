@@ -18,13 +18,14 @@ namespace blockio {
 
 // Stable identity of a target, recorded at pairing and checked at every start.
 struct DiskIdentity {
-  std::string kind;      // "block" or "file"
-  std::string path;      // canonical path (realpath) at the time of probing
+  std::string kind;  // "block" or "file"
+  std::string path;  // canonical path (realpath) at the time of probing
   uint64_t size_bytes = 0;
   uint32_t logical_block_bytes = 512;
-  std::string serial;    // block devices: from sysfs / udev, empty if unknown
-  std::string wwn;       // block devices: empty if unknown
-  std::string model;     // block devices: empty if unknown
+  std::string serial;      // block devices: from sysfs / udev, empty if unknown
+  std::string wwn;         // block devices: empty if unknown
+  std::string model;       // block devices: empty if unknown
+  uint32_t partition = 0;  // block devices: the partition's number on its disk; 0 a whole disk (or not recorded)
 
   // "block /dev/sdb (WDC WD10, serial WX1234, 1.0 TiB)" or "file /srv/disk.img (256 MiB)"
   std::string describe() const;
@@ -33,27 +34,27 @@ struct DiskIdentity {
 // Reads identity without opening for writing. Works on files and block devices.
 base::Result<DiskIdentity> probe_identity(const std::string& path);
 
-// ok if `actual` is the disk recorded as `expected`: same kind and size, and
-// for block devices the same serial/WWN/model where recorded (the path may
-// change between boots); for files the same canonical path. Otherwise an
-// error whose message names both and says what to do.
+// ok if `actual` is the disk recorded as `expected`: same kind and size, a
+// logical block no larger than recorded (the original aligns its writes to
+// the recorded one), and for block devices the same serial/WWN/model and
+// partition number where recorded (the path may change between boots); for
+// files the same canonical path. Otherwise an error whose message names both
+// and says what to do.
 base::Status check_identity(const DiskIdentity& expected, const DiskIdentity& actual);
 
 // Refuses a target that holds the running root filesystem (or is the disk the
 // system booted from), or that is mounted (it or any of its partitions).
 // `mountinfo_path` is for tests; production uses /proc/self/mountinfo.
-base::Status check_not_in_use(const std::string& path,
-                              const std::string& mountinfo_path = "/proc/self/mountinfo");
+base::Status check_not_in_use(const std::string& path, const std::string& mountinfo_path = "/proc/self/mountinfo");
 
 struct OpenOptions {
-  bool direct_io = true;           // O_DIRECT (with buffered fallback for files)
-  bool exclusive = true;           // O_EXCL + flock for block devices
+  bool direct_io = true;  // O_DIRECT (with buffered fallback for files)
+  bool exclusive = true;  // O_EXCL + flock for block devices
 };
 
 // Opens the target for replication; runs check_not_in_use first. The identity
 // check is the caller's (it knows the recorded identity).
-base::Result<std::unique_ptr<BlockDevice>> open_disk(const std::string& path,
-                                                     const OpenOptions& options = {});
+base::Result<std::unique_ptr<BlockDevice>> open_disk(const std::string& path, const OpenOptions& options = {});
 
 // Creates a zero-filled (sparse) regular file of `size_bytes`, a positive
 // multiple of 512, for tests, the demo and benchmarks. An existing file of

@@ -45,6 +45,12 @@ void read_sysfs_identity(dev_t device, DiskIdentity& identity) {
   if (identity.serial.empty()) identity.serial = read_vpd_serial(dir + "/device/vpd_pg80");
   identity.wwn = first_attribute(dir, {"wwid", "device/wwid"});
   identity.model = first_attribute(dir, {"device/model", "model"});
+  // A partition inherits its disk's serial: its number on the disk tells two
+  // partitions of one size apart.
+  const std::string number = read_attribute(sysfs_dir_of(device) + "/partition");
+  char* end = nullptr;
+  const unsigned long parsed = std::strtoul(number.c_str(), &end, 10);
+  if (!number.empty() && *end == '\0' && parsed <= UINT32_MAX) identity.partition = static_cast<uint32_t>(parsed);
 }
 
 base::Status probe_block_geometry(const std::string& path, DiskIdentity& identity) {
@@ -80,6 +86,11 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
     return mismatch_text("size", std::to_string(expected.size_bytes) + " bytes",
                          std::to_string(actual.size_bytes) + " bytes");
   }
+  if (actual.logical_block_bytes > expected.logical_block_bytes) {
+    return mismatch_text("logical block", std::to_string(expected.logical_block_bytes) + " bytes",
+                         std::to_string(actual.logical_block_bytes) + " bytes") +
+           ": the original aligns its writes to the recorded one";
+  }
   if (expected.kind == "file") {
     return same_path(expected.path, actual.path) ? "" : mismatch_text("path", expected.path, actual.path);
   }
@@ -88,6 +99,10 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
   if (!expected.wwn.empty() && expected.wwn != actual.wwn) return mismatch_text("WWN", expected.wwn, actual.wwn);
   if (!expected.model.empty() && expected.model != actual.model)
     return mismatch_text("model", expected.model, actual.model);
+  if (expected.partition != 0 && expected.partition != actual.partition) {
+    return mismatch_text("partition number", std::to_string(expected.partition),
+                         actual.partition == 0 ? "a whole disk" : std::to_string(actual.partition));
+  }
   // Without a serial or WWN (loop devices, some virtual disks) nothing stable
   // tells two disks of one size apart, so the path has to match as well.
   if (expected.serial.empty() && expected.wwn.empty() && !same_path(expected.path, actual.path))
@@ -103,6 +118,7 @@ std::string DiskIdentity::describe() const {
   if (!model.empty()) add(model);
   if (!serial.empty()) add("serial " + serial);
   if (serial.empty() && !wwn.empty()) add("wwn " + wwn);
+  if (partition != 0) add("partition " + std::to_string(partition));
   add(base::format_bytes(size_bytes));
   return kind + " " + path + " (" + details + ")";
 }

@@ -147,6 +147,7 @@ void read_target(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   target.string("serial", id.serial);
   target.string("wwn", id.wwn);
   target.string("model", id.model);
+  target.u32("partition", id.partition, 0, UINT32_MAX);
   target.boolean("direct_io", c.direct_io);
 }
 

@@ -9,6 +9,8 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <vector>
@@ -64,8 +66,9 @@ std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& dis
   t += "logical_block_bytes = " + std::to_string(disk.logical_block_bytes) + "\n";
   t += "serial = " + toml_quote(disk.serial) + "\n";
   t += "wwn = " + toml_quote(disk.wwn) + "\n";
-  t += "model = " + toml_quote(disk.model) + "\n\n";
-  t += "[listen]\naddress = " + toml_quote(listen) + "\n\n";
+  t += "model = " + toml_quote(disk.model) + "\n";
+  if (disk.partition != 0) t += "partition = " + std::to_string(disk.partition) + "  # its number on that disk\n";
+  t += "\n[listen]\naddress = " + toml_quote(listen) + "\n\n";
   t += "# Relative to this file's directory.\n";
   t += "[state]\ndir = \"state\"\nruntime_dir = \"run\"\n";
   return t;
@@ -151,20 +154,40 @@ base::Status sync_dir(const std::string& dir) {
   return status;
 }
 
-// O_EXCL: never replaces a file, even one that appeared since the check.
+// Moves `temp` to `path` unless `path` exists. RENAME_NOREPLACE makes that one
+// step (ext4, vfat and exfat sticks have it); a filesystem without it gets a
+// check, then a rename (a pairing is run by hand, nothing else makes its files).
+base::Status move_into_place(const std::string& temp, const std::string& path) {
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return base::Status::ok();
+  if (errno != EINVAL && errno != ENOSYS) return base::Status::from_errno("cannot create " + path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) return base::Status::error(EEXIST, "cannot create " + path + ": it exists");
+  if (::rename(temp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot create " + path);
+  return base::Status::ok();
+}
+
+// Whole or absent, and never replacing a file: the content goes to a new
+// temporary name beside it (NAME.XXXXXX), is synced, and is moved to its own
+// name only if that does not exist, even if it appeared since the check. A
+// crash leaves at most the temporary file, never a truncated secret or
+// configuration under the name cloned reads.
 base::Status write_new_file(const PairFile& file) {
-  int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, file.mode);
-  if (fd < 0) return base::Status::from_errno("cannot create " + file.path);
+  std::string temp = file.path + ".XXXXXX";
+  int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return base::Status::from_errno("cannot create a file beside " + file.path);
   base::Status status;
+  if (::fchmod(fd, file.mode) != 0) status = base::Status::from_errno("cannot set the mode of " + temp);
   size_t done = 0;
   while (status && done < file.content.size()) {
     ssize_t n = ::write(fd, file.content.data() + done, file.content.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) status = base::Status::from_errno("cannot write " + file.path);
+    if (n < 0) status = base::Status::from_errno("cannot write " + temp);
     if (n > 0) done += static_cast<size_t>(n);
   }
-  if (status && ::fsync(fd) != 0) status = base::Status::from_errno("cannot sync " + file.path);
+  if (status && ::fsync(fd) != 0) status = base::Status::from_errno("cannot sync " + temp);
   ::close(fd);
+  if (status) status = move_into_place(temp, file.path);
+  if (!status) ::unlink(temp.c_str());
   if (status) status = sync_dir(std::filesystem::path(file.path).parent_path().string());
   return status;
 }

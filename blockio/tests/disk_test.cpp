@@ -54,8 +54,7 @@ void check_refused(const blockio::DiskIdentity& expected, const blockio::DiskIde
 }  // namespace
 
 TEST_CASE("a disk identity describes itself in one line") {
-  CHECK(sample_disk().describe() ==
-        "block /dev/sdb (WDC WD10, serial WX1234, " + base::format_bytes(1ull << 40) + ")");
+  CHECK(sample_disk().describe() == "block /dev/sdb (WDC WD10, serial WX1234, " + base::format_bytes(1ull << 40) + ")");
   CHECK(sample_file().describe() == "file /srv/disk.img (256 MiB)");
   blockio::DiskIdentity no_serial = sample_disk();
   no_serial.serial.clear();
@@ -111,6 +110,33 @@ TEST_CASE("check_identity refuses another disk, names both and says what to do")
   file = sample_file();
   file.path = "/srv/other.img";
   check_refused(sample_file(), file, "the path differs (/srv/disk.img recorded, /srv/other.img found)");
+}
+
+TEST_CASE("check_identity tells partitions of one disk apart by number, where one was recorded") {
+  // A partition inherits its disk's serial, WWN and model: a sibling of the
+  // same size differs only in its number.
+  blockio::DiskIdentity third = sample_disk();
+  third.partition = 3;
+  blockio::DiskIdentity fourth = third;
+  fourth.path = "/dev/sdb4";
+  fourth.partition = 4;
+  check_refused(third, fourth, "the partition number differs (3 recorded, 4 found)");
+  fourth.partition = 0;
+  check_refused(third, fourth, "the partition number differs (3 recorded, a whole disk found)");
+  CHECK(blockio::check_identity(third, third).is_ok());
+  CHECK(third.describe().find("partition 3") != std::string::npos);
+  // None recorded (a whole disk, or a cloned.toml from before the key): not compared.
+  CHECK(blockio::check_identity(sample_disk(), third).is_ok());
+}
+
+TEST_CASE("check_identity refuses a logical block larger than recorded, and takes a smaller one") {
+  blockio::DiskIdentity larger = sample_disk();
+  larger.logical_block_bytes = 4096;
+  check_refused(sample_disk(), larger, "the logical block differs (512 bytes recorded, 4096 bytes found)");
+  CHECK(blockio::check_identity(larger, sample_disk()).is_ok());
+  blockio::DiskIdentity file = sample_file();
+  file.logical_block_bytes = 4096;
+  check_refused(sample_file(), file, "the original aligns its writes to the recorded one");
 }
 
 TEST_CASE("check_identity goes by path for a block device without serial or WWN") {

@@ -269,4 +269,10 @@ TEST_CASE("block device: check_not_in_use refuses a disk one of whose partitions
   // The partition itself is refused as well.
   CHECK(blockio::check_not_in_use(partition, fake_mountinfo(loop, line)).code() == EBUSY);
   CHECK(blockio::check_not_in_use(loop.path(), fake_mountinfo(loop, "")).is_ok());
+  // A partition's identity carries its number on the disk (siblings share the disk's serial); the disk's is 0.
+  auto part = blockio::probe_identity(partition);
+  REQUIRE_MESSAGE(part.is_ok(), part.status().message());
+  CHECK(part->partition == 1);
+  CHECK(part->size_bytes == (32u << 20));
+  CHECK(blockio::probe_identity(loop.path()).value().partition == 0);
 }

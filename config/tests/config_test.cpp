@@ -117,6 +117,15 @@ TEST_CASE("a written pair loads back on both sides with the same pair id, secret
   CHECK(origin->state_dir == tmp.path() + "/sub/origin/state");
   CHECK(read_file(tmp.path() + "/clone/cloned.toml").rfind("# cloned.toml: ", 0) == 0);
   CHECK(read_file(tmp.path() + "/sub/origin/origin.toml").rfind("# origin.toml: ", 0) == 0);
+  CHECK(mode_of(tmp.path() + "/clone/cloned.toml") == 0644);
+  // Each file is written under a temporary name and moved to its own: none is left behind.
+  for (const std::string dir : {"/clone", "/sub/origin"}) {
+    std::string names;
+    for (const auto& e : fs::directory_iterator(tmp.path() + dir)) names += e.path().filename().string() + " ";
+    CHECK_MESSAGE((names == "pair.secret cloned.toml " || names == "cloned.toml pair.secret " ||
+                   names == "pair.secret origin.toml " || names == "origin.toml pair.secret "),
+                  dir << " holds " << names);
+  }
 }
 
 TEST_CASE("pairing refuses to overwrite any existing file and then writes nothing") {
@@ -220,6 +229,7 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
   const config::CloneConfig defaults;
   CHECK(clone->target_identity.kind == "block");
+  CHECK(clone->target_identity.partition == 0);  // commented out in the example: a whole disk
   CHECK(clone->direct_io == defaults.direct_io);
   CHECK(clone->listen_host == defaults.listen_host);
   CHECK(clone->listen_port == defaults.listen_port);
@@ -274,6 +284,7 @@ TEST_CASE("a minimal config takes the defaults and resolves paths against its di
   CHECK(clone->target_identity.path == clone->target_path);
   CHECK(clone->target_identity.size_bytes == (1u << 20));
   CHECK(clone->target_identity.logical_block_bytes == 512);
+  CHECK(clone->target_identity.partition == 0);
   CHECK(clone->state_dir == "/var/y");
   CHECK(clone->runtime_dir == tmp.path() + "/stick/run");
   CHECK(clone->writer_threads == 4);
@@ -287,6 +298,14 @@ TEST_CASE("a minimal config takes the defaults and resolves paths against its di
   CHECK(origin->clone_port == 7300);
   CHECK(origin->state_dir == tmp.path() + "/stick/state");
   CHECK(origin->retention_bytes_max == (256u << 20));
+}
+
+TEST_CASE("[target] partition is read into the identity cloned checks at its start") {
+  TempDir tmp;
+  write_file(tmp.path() + "/cloned.toml", kMinimalClone + "partition = 3\n");
+  auto clone = config::load_clone_config(tmp.path() + "/cloned.toml");
+  REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
+  CHECK(clone->target_identity.partition == 3);
 }
 
 TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the key") {
