@@ -18,18 +18,22 @@
 # or libsodium may be suppressed in scripts/tsan.supp, never our own.
 # Each stage builds only what its tests run (build_for), and the tests' own
 # files at -O0 (meson.build, test_compile_args).
-# Usage: scripts/sanitize.sh [asan] [tsan]   (default both)
+# --build-only configures and builds, and runs nothing (scripts/test.sh
+# builds a stage ahead this way, niced, while the stage before it runs).
+# Usage: scripts/sanitize.sh [--build-only] [asan] [tsan]   (default both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stages=("$@")
-((${#stages[@]})) || stages=(asan tsan)
-for s in "${stages[@]}"; do
+build_only=false
+stages=()
+for s in "$@"; do
   case "$s" in
-    asan | tsan) ;;
-    *) echo "sanitize: unknown stage $s (use asan, tsan)" >&2; exit 2 ;;
+    asan | tsan) stages+=("$s") ;;
+    --build-only) build_only=true ;;
+    *) echo "sanitize: unknown stage $s (use asan, tsan, --build-only)" >&2; exit 2 ;;
   esac
 done
+((${#stages[@]})) || stages=(asan tsan)
 
 scripts/setup.sh --no-build
 
@@ -141,8 +145,15 @@ tests=()  # prepare's: the stage's tests
 for s in "${stages[@]}"; do
   dir=build-$s
   start=$SECONDS
+  sanitizers=thread
+  [ "$s" = asan ] && sanitizers=address,undefined
+  if $build_only; then
+    prepare "$dir" "$s" -Db_sanitize="$sanitizers" || status=1
+    echo "sanitize: $s built in $((SECONDS - start)) s"
+    continue
+  fi
+  prepare "$dir" "$s" -Db_sanitize="$sanitizers" || { status=1; continue; }
   if [ "$s" = asan ]; then
-    prepare "$dir" asan -Db_sanitize=address,undefined || { status=1; continue; }
     fresh_reports "$dir"
     # halt_on_error: UBSan reports and carries on by default; here a report
     # fails the test that caused it. abort_on_error: a core-less abort that
@@ -152,7 +163,6 @@ for s in "${stages[@]}"; do
     run_tests "$dir" "${tests[@]}" || status=1
     unset ASAN_OPTIONS UBSAN_OPTIONS
   else
-    prepare "$dir" tsan -Db_sanitize=thread || { status=1; continue; }
     fresh_reports "$dir"
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp:log_path=$PWD/$dir/sanitizer-reports/tsan"
     run_tests "$dir" "${tests[@]}" || status=1

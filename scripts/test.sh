@@ -9,7 +9,8 @@
 # (scripts/sanitize.sh: ASan+UBSan, TSan) and each fuzz target for
 # FUZZ_SECONDS (default 10; scripts/fuzz.sh), and the VM suite: the clone
 # stick booted in qemu (test/vm/README.md). --vm adds only the VM suite.
-# A developer's plain scripts/test.sh stays fast. Every stage runs even if
+# Each of those builds runs ahead, niced, beside the stage before it
+# (build_ahead below). A developer's plain scripts/test.sh stays fast. Every stage runs even if
 # one before it failed, so one CI run shows all that is wrong; the exit status is 1 if any
 # stage failed. Prints the wall time of each stage.
 # Usage: scripts/test.sh [--all] [--vm] [MESON_TEST_ARGS...]
@@ -44,11 +45,53 @@ stage() {
   fi
 }
 
+# Building ahead (--all): while a stage's tests run, mostly waiting on disks,
+# links and timers, the next stage's build runs at nice 19, so that it gets a
+# CPU only when the tests leave one idle. The next stage waits for it first;
+# what it left undone (or failed: its log is build/ahead-NAME.log) that stage
+# builds again itself, its output shown as before.
+declare -A ahead=()
+build_ahead() {
+  local name=$1
+  shift
+  nice -n 19 "$@" >"build/ahead-$name.log" 2>&1 &
+  ahead[$name]=$!
+}
+await_ahead() {
+  local pid=${ahead[$1]:-}
+  [ -n "$pid" ] || return 0
+  unset "ahead[$1]"
+  if wait "$pid"; then
+    echo "test.sh: built ahead: $(tail -n 1 "build/ahead-$1.log")"
+  else
+    echo "test.sh: building $1 ahead failed (build/ahead-$1.log); building it again here"
+  fi
+}
+
 suite() {
   # The VM suite has a stage of its own; named tests or suites run as asked.
   local select=("${args[@]}")
   ((${#select[@]})) || select=(--no-suite vm)
-  scripts/setup.sh --capture && meson test -C build --print-errorlogs --num-processes 2 "${select[@]}"
+  scripts/setup.sh --capture || return 1
+  if $all; then build_ahead asan scripts/sanitize.sh --build-only asan; fi
+  meson test -C build --print-errorlogs --num-processes 2 "${select[@]}"
+}
+
+asan_stage() {
+  await_ahead asan
+  build_ahead tsan scripts/sanitize.sh --build-only tsan
+  scripts/sanitize.sh asan
+}
+
+tsan_stage() {
+  await_ahead tsan
+  build_ahead fuzz scripts/fuzz.sh --build-only
+  scripts/sanitize.sh tsan
+}
+
+fuzz_stage() {
+  await_ahead fuzz
+  scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 }
 
 # The clone stick in qemu: its packages (setup.sh --vm), the image from the
@@ -60,9 +103,9 @@ vm_suite() {
 stage "build and test suite" suite
 if $all; then
   stage "tidy: the house rules' ratchet" scripts/tidy.py
-  stage "asan+ubsan: build and whole suite" scripts/sanitize.sh asan
-  stage "tsan: build and threaded suites" scripts/sanitize.sh tsan
-  stage "fuzz: build and ${FUZZ_SECONDS:-10} s per target" scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+  stage "asan+ubsan: build and whole suite" asan_stage
+  stage "tsan: build and threaded suites" tsan_stage
+  stage "fuzz: build and ${FUZZ_SECONDS:-10} s per target" fuzz_stage
 fi
 if $vm; then
   stage "vm: the clone stick in qemu" vm_suite
