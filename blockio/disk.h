@@ -35,8 +35,8 @@ struct DiskIdentity {
 base::Result<DiskIdentity> probe_identity(const std::string& path);
 
 // ok if `actual` is the disk recorded as `expected`: same kind and size, a
-// logical block no larger than recorded (the original aligns its writes to
-// the recorded one), and for block devices the same serial/WWN/model and
+// logical block no larger than recorded where recorded (nonzero: the original
+// aligns its writes to the recorded one), and for block devices the same serial/WWN/model and
 // partition number where recorded (the path may change between boots); for
 // files the same canonical path. Otherwise an error whose message names both
 // and says what to do.

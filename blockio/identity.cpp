@@ -86,7 +86,7 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
     return mismatch_text("size", std::to_string(expected.size_bytes) + " bytes",
                          std::to_string(actual.size_bytes) + " bytes");
   }
-  if (actual.logical_block_bytes > expected.logical_block_bytes) {
+  if (expected.logical_block_bytes != 0 && actual.logical_block_bytes > expected.logical_block_bytes) {
     return mismatch_text("logical block", std::to_string(expected.logical_block_bytes) + " bytes",
                          std::to_string(actual.logical_block_bytes) + " bytes") +
            ": the original aligns its writes to the recorded one";

@@ -143,6 +143,7 @@ void read_target(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
     target.fail("kind", "must be \"block\" or \"file\", not \"" + id.kind + "\"");
   }
   target.size("size_bytes", id.size_bytes, 1, kDiskBytesMax, Need::required);
+  id.logical_block_bytes = 0;  // absent: not recorded (pairing records it), so not compared
   read_block_bytes(target, "logical_block_bytes", id.logical_block_bytes);
   target.string("serial", id.serial);
   target.string("wwn", id.wwn);

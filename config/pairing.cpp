@@ -162,6 +162,7 @@ base::Status move_into_place(const std::string& temp, const std::string& path) {
   if (errno != EINVAL && errno != ENOSYS) return base::Status::from_errno("cannot create " + path);
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) return base::Status::error(EEXIST, "cannot create " + path + ": it exists");
+  if (errno != ENOENT) return base::Status::from_errno("cannot check for " + path);
   if (::rename(temp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot create " + path);
   return base::Status::ok();
 }
@@ -170,7 +171,9 @@ base::Status move_into_place(const std::string& temp, const std::string& path) {
 // temporary name beside it (NAME.XXXXXX), is synced, and is moved to its own
 // name only if that does not exist, even if it appeared since the check. A
 // crash leaves at most the temporary file, never a truncated secret or
-// configuration under the name cloned reads.
+// configuration under the name cloned reads. On failure nothing it made is
+// left: neither the temporary file nor, if the directory could not be
+// synced, the file under its name.
 base::Status write_new_file(const PairFile& file) {
   std::string temp = file.path + ".XXXXXX";
   int fd = ::mkostemp(temp.data(), O_CLOEXEC);
@@ -187,20 +190,24 @@ base::Status write_new_file(const PairFile& file) {
   if (status && ::fsync(fd) != 0) status = base::Status::from_errno("cannot sync " + temp);
   ::close(fd);
   if (status) status = move_into_place(temp, file.path);
-  if (!status) ::unlink(temp.c_str());
-  if (status) status = sync_dir(std::filesystem::path(file.path).parent_path().string());
+  if (!status) {
+    ::unlink(temp.c_str());
+    return status;
+  }
+  status = sync_dir(std::filesystem::path(file.path).parent_path().string());
+  if (!status) ::unlink(file.path.c_str());
   return status;
 }
 
 // All four files or none: a half-written pair would be refused next time as
-// "already exists", so the files already written are removed on failure.
+// "already exists", so the files already written are removed on failure
+// (write_new_file leaves nothing of the one that failed, and never touches a
+// file it did not make).
 base::Status write_all(const std::vector<PairFile>& files) {
   for (size_t i = 0; i < files.size(); ++i) {
     base::Status status = write_new_file(files[i]);
     if (status) continue;
-    for (size_t j = 0; j <= i; ++j) {
-      if (j < i || status.code() != EEXIST) ::unlink(files[j].path.c_str());
-    }
+    for (size_t j = 0; j < i; ++j) ::unlink(files[j].path.c_str());
     return status.with_context("cannot pair");
   }
   return base::Status::ok();

@@ -22,7 +22,8 @@ void check_clone(const base::Result<config::CloneConfig>& r) {
   const config::CloneConfig& c = r.value();
   FUZZ_CHECK(!c.secret_file.empty() && !c.target_path.empty());
   FUZZ_CHECK(c.target_identity.kind == "block" || c.target_identity.kind == "file");
-  FUZZ_CHECK(c.target_identity.size_bytes >= 1 && power_of_two(c.target_identity.logical_block_bytes));
+  FUZZ_CHECK(c.target_identity.size_bytes >= 1 &&
+             (c.target_identity.logical_block_bytes == 0 || power_of_two(c.target_identity.logical_block_bytes)));
   FUZZ_CHECK(c.writer_threads >= 1 && c.writer_threads <= 64);
   FUZZ_CHECK(c.inflight_bytes_max >= (1ull << 20) && c.inflight_bytes_max <= (1ull << 30));
   FUZZ_CHECK(c.commit_interval_ms >= 1 && c.commit_interval_ms <= 60000);

@@ -137,6 +137,10 @@ TEST_CASE("check_identity refuses a logical block larger than recorded, and take
   blockio::DiskIdentity file = sample_file();
   file.logical_block_bytes = 4096;
   check_refused(sample_file(), file, "the original aligns its writes to the recorded one");
+  // Not recorded (a hand-written cloned.toml without the key): not compared.
+  blockio::DiskIdentity unrecorded = sample_disk();
+  unrecorded.logical_block_bytes = 0;
+  CHECK(blockio::check_identity(unrecorded, larger).is_ok());
 }
 
 TEST_CASE("check_identity goes by path for a block device without serial or WWN") {
