@@ -41,7 +41,10 @@ if ! {
   exit 1
 fi
 rm -f "$log"
-if $build_only; then exit 0; fi
+if $build_only; then
+  echo "fuzz: build-fuzz built"
+  exit 0
+fi
 
 # A UBSan report is a finding, not a warning: halt, so that libFuzzer saves
 # the input. Leaks are findings too.
@@ -93,6 +96,10 @@ done
 wait
 failed=()
 for t in "${targets[@]}"; do
+  if [ ! -e "$scratch/$t.verdict" ]; then
+    echo "fuzz: $t: its run failed before it could give a verdict (see above)" >"$scratch/$t.verdict"
+    touch "$scratch/$t.finding"
+  fi
   if [ -e "$scratch/$t.finding" ]; then
     cat "$scratch/$t.verdict" >&2
     failed+=("$t")

@@ -148,8 +148,11 @@ for s in "${stages[@]}"; do
   sanitizers=thread
   [ "$s" = asan ] && sanitizers=address,undefined
   if $build_only; then
-    prepare "$dir" "$s" -Db_sanitize="$sanitizers" || status=1
-    echo "sanitize: $s built in $((SECONDS - start)) s"
+    if prepare "$dir" "$s" -Db_sanitize="$sanitizers"; then
+      echo "sanitize: $s built in $((SECONDS - start)) s"
+    else
+      status=1
+    fi
     continue
   fi
   prepare "$dir" "$s" -Db_sanitize="$sanitizers" || { status=1; continue; }

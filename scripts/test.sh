@@ -9,8 +9,8 @@
 # (scripts/sanitize.sh: ASan+UBSan, TSan) and each fuzz target for
 # FUZZ_SECONDS (default 10; scripts/fuzz.sh), and the VM suite: the clone
 # stick booted in qemu (test/vm/README.md). --vm adds only the VM suite.
-# Each of those builds runs ahead, niced, beside the stage before it
-# (build_ahead below). A developer's plain scripts/test.sh stays fast. Every stage runs even if
+# The sanitizer and fuzz builds run ahead, niced, beside the stage before
+# theirs (build_ahead below). A developer's plain scripts/test.sh stays fast. Every stage runs even if
 # one before it failed, so one CI run shows all that is wrong; the exit status is 1 if any
 # stage failed. Prints the wall time of each stage.
 # Usage: scripts/test.sh [--all] [--vm] [MESON_TEST_ARGS...]
@@ -49,14 +49,31 @@ stage() {
 # links and timers, the next stage's build runs at nice 19, so that it gets a
 # CPU only when the tests leave one idle. The next stage waits for it first;
 # what it left undone (or failed: its log is build/ahead-NAME.log) that stage
-# builds again itself, its output shown as before.
+# builds again itself, as before. Only once the suite's setup.sh has installed
+# every package (fuzzing's too): no two apt-get run at once. One still running
+# when test.sh ends is stopped with all its processes (ninja, the compilers).
 declare -A ahead=()
+ahead_ready=false
 build_ahead() {
   local name=$1
   shift
+  $ahead_ready || return 0
   nice -n 19 "$@" >"build/ahead-$name.log" 2>&1 &
   ahead[$name]=$!
 }
+# PID and its descendants, parents first.
+process_tree() {
+  local child
+  echo "$1"
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do process_tree "$child"; done
+}
+stop_ahead() {
+  local pid pids=()
+  for pid in "${ahead[@]}"; do mapfile -t -O "${#pids[@]}" pids < <(process_tree "$pid"); done
+  ((${#pids[@]} == 0)) || kill "${pids[@]}" 2>/dev/null || true
+}
+trap stop_ahead EXIT
+trap 'stop_ahead; exit 130' INT TERM
 await_ahead() {
   local pid=${ahead[$1]:-}
   [ -n "$pid" ] || return 0
@@ -72,8 +89,13 @@ suite() {
   # The VM suite has a stage of its own; named tests or suites run as asked.
   local select=("${args[@]}")
   ((${#select[@]})) || select=(--no-suite vm)
-  scripts/setup.sh --capture || return 1
-  if $all; then build_ahead asan scripts/sanitize.sh --build-only asan; fi
+  if ! $all; then
+    scripts/setup.sh --capture || return 1
+  else
+    scripts/setup.sh --capture --fuzz || return 1
+    ahead_ready=true
+    build_ahead asan scripts/sanitize.sh --build-only asan
+  fi
   meson test -C build --print-errorlogs --num-processes 2 "${select[@]}"
 }
 
