@@ -74,6 +74,8 @@ run_target() {
   rm -rf "build-fuzz/findings/$t"
   mkdir -p "$work/corpus" "$work/tmp" "build-fuzz/findings/$t"
   if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$work/corpus/"; fi
+  # -timeout: one input may take 5 s at most (a hang is a finding);
+  # -rss_limit_mb: a runaway allocation is a finding, not a dead machine.
   if TMPDIR=$work/tmp "$exe" "$work/corpus" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=5 \
        -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$t/" >"$log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

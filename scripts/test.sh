@@ -10,9 +10,10 @@
 # FUZZ_SECONDS (default 10; scripts/fuzz.sh), and the VM suite: the clone
 # stick booted in qemu (test/vm/README.md). --vm adds only the VM suite.
 # The sanitizer and fuzz builds run ahead, niced, beside the stage before
-# theirs (build_ahead below). A developer's plain scripts/test.sh stays fast. Every stage runs even if
-# one before it failed, so one CI run shows all that is wrong; the exit status is 1 if any
-# stage failed. Prints the wall time of each stage.
+# theirs (build_ahead below). A developer's plain scripts/test.sh stays fast.
+# Every stage runs even if one before it failed, so one CI run shows all that
+# is wrong; the exit status is 1 if any stage failed. Prints the wall time of
+# each stage.
 # Usage: scripts/test.sh [--all] [--vm] [MESON_TEST_ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
