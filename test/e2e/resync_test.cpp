@@ -102,14 +102,19 @@ struct Running {
   std::unique_ptr<Process> cloned;
 };
 
+// Starts cloned on the pair's config and waits until it listens.
+void launch(Running& r, const TempDir& d) {
+  r.cloned = std::make_unique<Process>(
+      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
+  REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
+}
+
 Running start(const TempDir& d, const std::map<std::string, std::string>& clone_over = {},
               const std::map<std::string, std::string>& origin_over = {}) {
   Running r;
   r.pair = harness::make_pair(d.path(), d / "clone.img", clone_over, origin_over);
   REQUIRE(!r.pair.clone_config.empty());
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
+  launch(r, d);
   return r;
 }
 
@@ -122,9 +127,7 @@ void stop(Running& r) {
 void restart(Running& r, const TempDir& d, const std::map<std::string, std::string>& clone_keys) {
   stop(r);
   harness::set_config_keys(r.pair.clone_config, clone_keys);
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE_MESSAGE(harness::wait_for_listener(r.pair.port, 10000), harness::read_file(d / "cloned.log"));
+  launch(r, d);
 }
 
 // The bytes of `a` that differ from `b`, counted in 4 KiB blocks.
@@ -252,10 +255,7 @@ TEST_CASE("a clone stopped cleanly during a resync: the original waits, and resu
     if (!sending) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   REQUIRE_MESSAGE(sending, harness::read_file(d / "origin.log"));
-  stop(r);
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  restart(r, d, {});
   const int code = resync.wait(120000);
   const std::string log = harness::read_file(d / "origin.log");
   CHECK_MESSAGE(code == 0, log);
@@ -342,9 +342,7 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
     r.cloned->signal(SIGKILL);
     CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
     ++kills;
-    r.cloned = std::make_unique<Process>(
-        std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-    REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+    launch(r, d);
   }
   const int code = resync.wait(600000);
   const std::string out = harness::read_file(d / "origin.log");
@@ -574,9 +572,7 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
   CHECK_MESSAGE(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos,
                 status_of(r.pair) << harness::read_file(d / "cloned.log"));
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  launch(r, d);
   const int code = resync.wait(300000);
   REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
   uint64_t diff = 0;
@@ -651,11 +647,7 @@ void retry_through_a_clean_stop(Running& r, const TempDir& d, const std::filesys
   CHECK(status_of(r.pair).find("applying generation 3") != std::string::npos);  // not given up
   // A clean stop while the retry waits keeps no fingerprint of the disk
   // part-way through the copy: the finished copy must not look Diverged.
-  r.cloned->signal(SIGTERM);
-  CHECK(r.cloned->wait(30000) == 0);
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  restart(r, d, {});
   CHECK_MESSAGE(retry_said(2), harness::read_file(d / "cloned.log"));
   std::filesystem::rename(d / "stage.away", stage);  // the stick is back: the next try reads it
   // The next try may be the third (5 s on) if the second came first.
@@ -715,9 +707,7 @@ void kill_while_applying(bool original_stays, bool stick_fails = false) {
   const std::filesystem::path stage = stick_fails ? break_stick(d) : std::filesystem::path();
   // The copy had not reached the disk's head when the clone was killed.
   if (stick_fails) REQUIRE(write_at(d / "clone.img", 0, head_before));
-  r.cloned = std::make_unique<Process>(
-      std::vector<std::string>{harness::binary("CLONED_BIN"), "--config", r.pair.clone_config}, d / "cloned.log");
-  REQUIRE(harness::wait_for_listener(r.pair.port, 10000));
+  launch(r, d);
   if (stick_fails) retry_through_a_clean_stop(r, d, stage);
   const std::string status = status_when(r.pair, [](const std::string& st) {
     return st.find("a bootable copy") != std::string::npos && st.find("generation: 3") != std::string::npos;
