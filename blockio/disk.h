@@ -26,6 +26,7 @@ struct DiskIdentity {
   std::string wwn;         // block devices: empty if unknown
   std::string model;       // block devices: empty if unknown
   uint32_t partition = 0;  // block devices: the partition's number on its disk; 0 a whole disk (or not recorded)
+  uint64_t partition_start_bytes = 0;  // a partition's first byte on its disk; 0 a whole disk (or not recorded)
 
   // "block /dev/sdb (WDC WD10, serial WX1234, 1.0 TiB)" or "file /srv/disk.img (256 MiB)"
   std::string describe() const;

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <charconv>
 #include <climits>
-#include <cstdlib>
 #include <vector>
 
 #include "base/units.h"
@@ -19,6 +19,12 @@
 
 namespace blockio {
 namespace {
+
+// A sysfs number: decimal digits only, the whole text.
+bool parse_decimal(const std::string& text, uint64_t& out) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && error == std::errc() && end == text.data() + text.size();
+}
 
 base::Result<std::string> canonical_path(const std::string& path) {
   char resolved[PATH_MAX];
@@ -46,11 +52,15 @@ void read_sysfs_identity(dev_t device, DiskIdentity& identity) {
   identity.wwn = first_attribute(dir, {"wwid", "device/wwid"});
   identity.model = first_attribute(dir, {"device/model", "model"});
   // A partition inherits its disk's serial: its number on the disk tells two
-  // partitions of one size apart.
-  const std::string number = read_attribute(sysfs_dir_of(device) + "/partition");
-  char* end = nullptr;
-  const unsigned long parsed = std::strtoul(number.c_str(), &end, 10);
-  if (!number.empty() && *end == '\0' && parsed <= UINT32_MAX) identity.partition = static_cast<uint32_t>(parsed);
+  // partitions of one size apart, and its start a table edited since.
+  const std::string own = sysfs_dir_of(device);
+  uint64_t number = 0;
+  if (parse_decimal(read_attribute(own + "/partition"), number) && number <= UINT32_MAX)
+    identity.partition = static_cast<uint32_t>(number);
+  uint64_t start_sectors = 0;  // sysfs counts 512-byte sectors whatever the logical block
+  if (identity.partition != 0 && parse_decimal(read_attribute(own + "/start"), start_sectors) &&
+      start_sectors <= UINT64_MAX / 512)
+    identity.partition_start_bytes = start_sectors * 512;
 }
 
 base::Status probe_block_geometry(const std::string& path, DiskIdentity& identity) {
@@ -102,6 +112,12 @@ std::string first_difference(const DiskIdentity& expected, const DiskIdentity& a
   if (expected.partition != 0 && expected.partition != actual.partition) {
     return mismatch_text("partition number", std::to_string(expected.partition),
                          actual.partition == 0 ? "a whole disk" : std::to_string(actual.partition));
+  }
+  if (expected.partition != 0 && expected.partition_start_bytes != 0 &&
+      expected.partition_start_bytes != actual.partition_start_bytes) {
+    return mismatch_text("partition's start", "byte " + std::to_string(expected.partition_start_bytes),
+                         "byte " + std::to_string(actual.partition_start_bytes)) +
+           ": its disk's partition table was edited since pairing";
   }
   // Without a serial or WWN (loop devices, some virtual disks) nothing stable
   // tells two disks of one size apart, so the path has to match as well.

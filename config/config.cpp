@@ -149,6 +149,7 @@ void read_target(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   target.string("wwn", id.wwn);
   target.string("model", id.model);
   target.u32("partition", id.partition, 0, UINT32_MAX);
+  target.size("partition_start_bytes", id.partition_start_bytes, 0, kDiskBytesMax);
   target.boolean("direct_io", c.direct_io);
 }
 

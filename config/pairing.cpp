@@ -67,7 +67,10 @@ std::string clone_toml(const proto::PairId& id, const blockio::DiskIdentity& dis
   t += "serial = " + toml_quote(disk.serial) + "\n";
   t += "wwn = " + toml_quote(disk.wwn) + "\n";
   t += "model = " + toml_quote(disk.model) + "\n";
-  if (disk.partition != 0) t += "partition = " + std::to_string(disk.partition) + "  # its number on that disk\n";
+  if (disk.partition != 0) {
+    t += "partition = " + std::to_string(disk.partition) + "  # its number on that disk\n";
+    t += "partition_start_bytes = " + std::to_string(disk.partition_start_bytes) + "  # its first byte on that disk\n";
+  }
   t += "\n[listen]\naddress = " + toml_quote(listen) + "\n\n";
   t += "# Relative to this file's directory.\n";
   t += "[state]\ndir = \"state\"\nruntime_dir = \"run\"\n";

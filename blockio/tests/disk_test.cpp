@@ -129,6 +129,24 @@ TEST_CASE("check_identity tells partitions of one disk apart by number, where on
   CHECK(blockio::check_identity(sample_disk(), third).is_ok());
 }
 
+TEST_CASE("check_identity refuses a partition that moved on its disk, where its start was recorded") {
+  // The same number and size, another start: the table was edited since pairing,
+  // and what the clone holds is no longer where the original's writes would land.
+  blockio::DiskIdentity recorded = sample_disk();
+  recorded.partition = 2;
+  recorded.partition_start_bytes = 1u << 20;
+  blockio::DiskIdentity moved = recorded;
+  moved.partition_start_bytes = 2u << 20;
+  check_refused(recorded, moved,
+                "the partition's start differs (byte 1048576 recorded, byte 2097152 found): its disk's partition "
+                "table was edited since pairing");
+  CHECK(blockio::check_identity(recorded, recorded).is_ok());
+  // Not recorded (a cloned.toml from before the key): not compared.
+  blockio::DiskIdentity unrecorded = recorded;
+  unrecorded.partition_start_bytes = 0;
+  CHECK(blockio::check_identity(unrecorded, moved).is_ok());
+}
+
 TEST_CASE("check_identity refuses a logical block larger than recorded, and takes a smaller one") {
   blockio::DiskIdentity larger = sample_disk();
   larger.logical_block_bytes = 4096;

@@ -273,6 +273,8 @@ TEST_CASE("block device: check_not_in_use refuses a disk one of whose partitions
   auto part = blockio::probe_identity(partition);
   REQUIRE_MESSAGE(part.is_ok(), part.status().message());
   CHECK(part->partition == 1);
+  CHECK(part->partition_start_bytes == 2048u * 512);
   CHECK(part->size_bytes == (32u << 20));
   CHECK(blockio::probe_identity(loop.path()).value().partition == 0);
+  CHECK(blockio::probe_identity(loop.path()).value().partition_start_bytes == 0);
 }

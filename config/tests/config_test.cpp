@@ -285,6 +285,7 @@ TEST_CASE("a minimal config takes the defaults and resolves paths against its di
   CHECK(clone->target_identity.size_bytes == (1u << 20));
   CHECK(clone->target_identity.logical_block_bytes == 0);  // not recorded: not compared at the start
   CHECK(clone->target_identity.partition == 0);
+  CHECK(clone->target_identity.partition_start_bytes == 0);
   CHECK(clone->state_dir == "/var/y");
   CHECK(clone->runtime_dir == tmp.path() + "/stick/run");
   CHECK(clone->writer_threads == 4);
@@ -300,12 +301,13 @@ TEST_CASE("a minimal config takes the defaults and resolves paths against its di
   CHECK(origin->retention_bytes_max == (256u << 20));
 }
 
-TEST_CASE("[target] partition is read into the identity cloned checks at its start") {
+TEST_CASE("[target] partition and its start are read into the identity cloned checks at its start") {
   TempDir tmp;
-  write_file(tmp.path() + "/cloned.toml", kMinimalClone + "partition = 3\n");
+  write_file(tmp.path() + "/cloned.toml", kMinimalClone + "partition = 3\npartition_start_bytes = 1048576\n");
   auto clone = config::load_clone_config(tmp.path() + "/cloned.toml");
   REQUIRE_MESSAGE(clone.is_ok(), clone.status().message());
   CHECK(clone->target_identity.partition == 3);
+  CHECK(clone->target_identity.partition_start_bytes == (1u << 20));
 }
 
 TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the key") {
