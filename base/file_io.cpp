@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "base/file_io.h"
 
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
+#include <thread>
 
 namespace base {
 
@@ -50,6 +53,36 @@ Status pwrite_full(int fd, ByteSpan data, uint64_t offset_bytes) {
     done += static_cast<size_t>(n);
   }
   return Status::ok();
+}
+
+Status make_dirs(const std::string& dir, mode_t mode) {
+  if (dir.empty()) return Status::error(EINVAL, "cannot create a directory without a name");
+  for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
+    const std::string part = dir.substr(0, end);
+    if (part.back() != '/') {  // "a//b" names "a/" on the way
+      if (::mkdir(part.c_str(), mode) == 0) {
+        if (::chmod(part.c_str(), mode) != 0) return Status::from_errno("cannot set the mode of directory " + part);
+      } else if (errno != EEXIST) {
+        return Status::from_errno("cannot create directory " + part);
+      }
+    }
+    if (end == std::string::npos) break;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return Status::from_errno("cannot use directory " + dir);
+  if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, dir + " is not a directory");
+  return Status::ok();
+}
+
+Status lock_exclusive(int fd, std::chrono::milliseconds wait, std::chrono::milliseconds step) {
+  const auto until = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return Status::ok();
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return Status::from_errno("flock");
+    if (std::chrono::steady_clock::now() >= until) return Status::error(EWOULDBLOCK, "another program holds the lock");
+    std::this_thread::sleep_for(step);
+  }
 }
 
 }  // namespace base

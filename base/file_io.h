@@ -4,10 +4,16 @@
 // carrying errno and the request (offset= len=); callers add what the file
 // is (with_context). The caller owns the descriptor; any thread may call as
 // long as the ranges it uses do not overlap another thread's writes.
+// Beside them the two other loops every program here needs once: mkdir -p,
+// and an exclusive flock that waits a bounded time.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -21,5 +27,15 @@ Result<size_t> pread_upto(int fd, MutableByteSpan out, uint64_t offset_bytes);
 Status pread_full(int fd, MutableByteSpan out, uint64_t offset_bytes);
 // Writes all of `data`; a write that makes no progress (the device ended) is EIO.
 Status pwrite_full(int fd, ByteSpan data, uint64_t offset_bytes);
+
+// mkdir -p: makes `dir` and each missing parent with exactly `mode`, whatever
+// the umask (ones that exist are left as they are), and checks that `dir` is
+// a directory. Errors name the directory that could not be made or used.
+Status make_dirs(const std::string& dir, mode_t mode);
+
+// An exclusive flock(2) on `fd`, tried again every `step` while another
+// holder has it, for up to `wait` (at least one try). EWOULDBLOCK if it is
+// still held then; other errors carry their errno. Callers say who holds it.
+Status lock_exclusive(int fd, std::chrono::milliseconds wait, std::chrono::milliseconds step);
 
 }  // namespace base

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/stat.h>  // struct statx with STATX_DIOALIGN (Linux 6.1)
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 
+#include "base/file_io.h"
 #include "base/log.h"
 #include "blockio/file_device.h"
 
@@ -24,23 +23,19 @@ constexpr uint32_t kFileLogicalBlockBytes = 512;
 // udev takes LOCK_SH|LOCK_NB for a moment whenever it probes the device (for
 // example right after the previous writer closed it); a short wait tells that
 // apart from a program that really holds the disk.
-constexpr int kLockAttempts = 20;
+constexpr auto kLockWait = std::chrono::seconds(1);
 constexpr auto kLockRetryDelay = std::chrono::milliseconds(50);
 
 bool is_power_of_two(uint64_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
 base::Status lock_exclusively(int fd, const std::string& path) {
-  for (int attempt = 1;; ++attempt) {
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return base::Status::ok();
-    if (errno == EINTR) continue;
-    if (errno != EWOULDBLOCK) return base::Status::from_errno(errno, "cannot lock " + path + " (flock)");
-    if (attempt == kLockAttempts) {
-      return base::Status::error(EWOULDBLOCK, "another program holds a lock on " + path +
-                                                  " (flock), perhaps a disk tool or a second cloned; "
-                                                  "stop it and start again");
-    }
-    std::this_thread::sleep_for(kLockRetryDelay);
+  const base::Status locked = base::lock_exclusive(fd, kLockWait, kLockRetryDelay);
+  if (locked.code() == EWOULDBLOCK) {
+    return base::Status::error(EWOULDBLOCK, "another program holds a lock on " + path +
+                                                " (flock), perhaps a disk tool or a second cloned; "
+                                                "stop it and start again");
   }
+  return locked.with_context("cannot lock " + path);
 }
 
 uint32_t file_physical_block_bytes(const struct stat& st) {

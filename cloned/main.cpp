@@ -3,7 +3,6 @@
 // configuration, check and open the target disk and the state store, build
 // the daemon, run it, and turn whatever escapes into a sentence and exit 1.
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <chrono>
 
@@ -12,6 +11,7 @@
 #include <string>
 
 #include "base/cli.h"
+#include "base/file_io.h"
 #include "base/heap.h"
 #include "base/log.h"
 #include "blockio/disk.h"
@@ -47,11 +47,6 @@ bool parse_level(const std::string& s, base::LogLevel& out) {
   else
     return false;
   return true;
-}
-
-base::Status make_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return base::Status::ok();
-  return base::Status::from_errno("cannot create directory " + path);
 }
 
 // Invariant 1: never the wrong disk.
@@ -97,7 +92,7 @@ int run(const std::string& config_path, const std::string& level_override) {
     return 1;
   }
   for (const std::string& dir : {cfg->state_dir, cfg->runtime_dir}) {
-    if (base::Status s = make_dir(dir); !s.is_ok()) {
+    if (base::Status s = base::make_dirs(dir, 0700); !s.is_ok()) {
       LOG_ERROR("%s", s.message().c_str());
       return 1;
     }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/file_io.h"
 #include "base/units.h"
 #include "config/config.h"
 
@@ -128,25 +129,7 @@ base::Status refuse_existing(const std::vector<PairFile>& files) {
 
 // The directories it creates are 0755 whatever the umask: cloned refuses a
 // secret in a directory others may write (a umask of 002 would make one).
-base::Status make_dirs(const std::string& dir) {
-  std::vector<std::filesystem::path> created;
-  std::error_code error;
-  for (std::filesystem::path p = std::filesystem::absolute(dir).lexically_normal();
-       !p.empty() && !std::filesystem::exists(p, error); p = p.parent_path()) {
-    created.push_back(p);
-    if (p == p.parent_path()) break;
-  }
-  std::filesystem::create_directories(dir, error);
-  for (const std::filesystem::path& p : created) {
-    if (error) break;
-    if (::chmod(p.c_str(), 0755) != 0) error = std::error_code(errno, std::generic_category());
-  }
-  if (error) {
-    return base::Status::error(error.value() > 0 ? error.value() : EIO,
-                               "cannot pair: cannot create directory " + dir + ": " + error.message());
-  }
-  return base::Status::ok();
-}
+constexpr mode_t kPairDirMode = 0755;
 
 base::Status sync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -241,8 +224,8 @@ base::Status write_pair(const PairRequest& request) {
   BASE_TRY(refuse_existing(files));
   base::Result<blockio::DiskIdentity> disk = blockio::probe_identity(request.target_path);
   if (!disk) return disk.status().with_context("cannot pair with target " + request.target_path);
-  BASE_TRY(make_dirs(request.clone_dir));
-  BASE_TRY(make_dirs(request.origin_dir));
+  BASE_TRY(base::make_dirs(request.clone_dir, kPairDirMode).with_context("cannot pair"));
+  BASE_TRY(base::make_dirs(request.origin_dir, kPairDirMode).with_context("cannot pair"));
   if (sodium_init() < 0) return base::Status::error(EIO, "cannot pair: libsodium failed to start");
 
   PairSecret secret;

@@ -48,8 +48,7 @@ base::UniqueFd open_file(const std::string& path) {
 }  // namespace
 
 base::Result<std::unique_ptr<HealthInbox>> HealthInbox::open(const std::string& state_dir, size_t entries_max) {
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return base::Status::from_errno("cannot create the state directory " + state_dir);
+  BASE_TRY(base::make_dirs(state_dir, 0700));
   std::unique_ptr<HealthInbox> inbox(new HealthInbox(std::max<size_t>(entries_max, 2)));
   inbox->dir_ = state_dir;
   inbox->path_ = state_dir + "/health-reports.log";

@@ -10,16 +10,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/file_io.h"
 #include "base/unique_fd.h"
 
 namespace origin {
 
 namespace {
-
-base::Status ensure_dir(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return base::Status::ok();
-  return base::Status::from_errno("cannot create state directory " + dir);
-}
 
 bool parse_u64(const std::string& s, uint64_t& out) {
   if (s.empty() || s.size() > 20) return false;
@@ -56,7 +52,7 @@ base::Status write_file_durably(const std::string& path, const std::string& text
 std::string position_path(const std::string& state_dir) { return state_dir + "/origin.position"; }
 
 base::Result<OriginPosition> load_position(const std::string& state_dir) {
-  BASE_TRY(ensure_dir(state_dir));
+  BASE_TRY(base::make_dirs(state_dir, 0700));
   const std::string path = position_path(state_dir);
   OriginPosition p;
   struct stat st {};
@@ -111,7 +107,7 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
 }
 
 base::Status save_position(const std::string& state_dir, const OriginPosition& p) {
-  BASE_TRY(ensure_dir(state_dir));
+  BASE_TRY(base::make_dirs(state_dir, 0700));
   std::ostringstream text;
   text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0)
        << "\ngeneration=" << p.generation << "\nresync_generation=" << p.resync_generation << "\n";

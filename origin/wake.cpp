@@ -2,7 +2,6 @@
 #include "origin/wake.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 #include <sstream>
 #include <sys/eventfd.h>
 
+#include "base/file_io.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "base/units.h"
@@ -36,8 +36,7 @@ std::string one_line(const std::string& s) {
 std::string clone_wake_path(const std::string& state_dir) { return state_dir + "/clone-wake.info"; }
 
 base::Status save_clone_wake_info(const std::string& state_dir, const proto::WakeInfo& m) {
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return base::Status::from_errno("cannot create state directory " + state_dir);
+  BASE_TRY(base::make_dirs(state_dir, 0700));
   wol::MacAddress mac;
   mac.bytes = m.mac;
   std::string text = "# What the clone told in its last wake_info; written by clone-origin.\n";

@@ -2,12 +2,16 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <string>
+#include <thread>
 
 #include "base/file_io.h"
 #include "base/unique_fd.h"
@@ -77,4 +81,56 @@ TEST_CASE("numbers in sentences and the wall clock") {
   const int64_t now_ms = base::unix_ms();
   CHECK(now_ms >= before_ms);
   CHECK(now_ms < before_ms + 2000);
+}
+
+TEST_CASE("make_dirs makes each missing parent with exactly its mode, whatever the umask") {
+  char templ[] = "/tmp/base-dirs-XXXXXX";
+  REQUIRE(::mkdtemp(templ) != nullptr);
+  const std::string root = templ;
+  const mode_t old_umask = ::umask(077);
+  const std::string deep = root + "/a//b/c/";
+  base::Status made = base::make_dirs(deep, 0755);
+  ::umask(old_umask);
+  REQUIRE_MESSAGE(made.is_ok(), made.message());
+  struct stat st {};
+  for (const std::string& dir : {root + "/a", root + "/a/b", root + "/a/b/c"}) {
+    REQUIRE(::stat(dir.c_str(), &st) == 0);
+    CHECK_MESSAGE((st.st_mode & 07777) == 0755, dir);
+  }
+  // One that exists keeps its mode; a second call is fine.
+  REQUIRE(::chmod((root + "/a").c_str(), 0711) == 0);
+  CHECK(base::make_dirs(root + "/a/b/c", 0700).is_ok());
+  REQUIRE(::stat((root + "/a").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0711);
+  // A file in the way is named.
+  base::UniqueFd file(::open((root + "/f").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  REQUIRE(file.valid());
+  base::Status in_the_way = base::make_dirs(root + "/f", 0700);
+  CHECK(in_the_way.code() == ENOTDIR);
+  CHECK(in_the_way.message() == root + "/f is not a directory");
+  base::Status below_a_file = base::make_dirs(root + "/f/g", 0700);
+  CHECK(below_a_file.code() == ENOTDIR);
+  CHECK(below_a_file.message().find("cannot create directory " + root + "/f/g") != std::string::npos);
+  CHECK(base::make_dirs("", 0700).code() == EINVAL);
+  std::filesystem::remove_all(root);
+}
+
+TEST_CASE("lock_exclusive waits its time for another holder, then says EWOULDBLOCK") {
+  TempFile f;
+  base::UniqueFd holder(::open(f.path.c_str(), O_RDWR | O_CLOEXEC));  // its own open file description
+  REQUIRE(holder.valid());
+  REQUIRE(base::lock_exclusive(holder.get(), std::chrono::milliseconds(0), std::chrono::milliseconds(1)).is_ok());
+  const auto start = std::chrono::steady_clock::now();
+  base::Status held = base::lock_exclusive(f.fd.get(), std::chrono::milliseconds(60), std::chrono::milliseconds(10));
+  CHECK(held.code() == EWOULDBLOCK);
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(60));
+  // Let go while the second waits: it takes the lock.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    holder.reset();
+  });
+  base::Status taken = base::lock_exclusive(f.fd.get(), std::chrono::seconds(10), std::chrono::milliseconds(5));
+  release.join();
+  CHECK_MESSAGE(taken.is_ok(), taken.message());
+  CHECK(base::lock_exclusive(-1, std::chrono::milliseconds(0), std::chrono::milliseconds(1)).code() == EBADF);
 }

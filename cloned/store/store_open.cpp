@@ -31,14 +31,13 @@
 // synchronous=NORMAL (not fsynced); they become durable with the next save,
 // whose fsync of the WAL covers every frame before it.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <thread>
 
 #include "base/bytes.h"
+#include "base/file_io.h"
 #include "base/units.h"
 #include "cloned/store/store_impl.h"
 
@@ -114,24 +113,8 @@ ALTER TABLE replica ADD COLUMN stage_consistent_at_seq INTEGER NOT NULL DEFAULT 
 PRAGMA user_version = 4;
 )sql";
 
-// mkdir -p with mode 0700: the store says what the clone holds and is no
-// one else's business.
-base::Status make_dirs(const std::string& dir) {
-  for (size_t slash = dir.find('/', 1); slash != std::string::npos; slash = dir.find('/', slash + 1)) {
-    if (::mkdir(dir.substr(0, slash).c_str(), 0700) != 0 && errno != EEXIST) {
-      return base::Status::from_errno("cannot create state directory " + dir.substr(0, slash));
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return base::Status::from_errno("cannot create state directory " + dir);
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return base::Status::from_errno("cannot use state directory " + dir);
-  if (!S_ISDIR(st.st_mode)) {
-    return base::Status::error(ENOTDIR, "state directory " + dir + " is not a directory");
-  }
-  return base::Status::ok();
-}
+// The store says what the clone holds and is no one else's business.
+constexpr mode_t kStateDirMode = 0700;
 
 }  // namespace
 
@@ -259,19 +242,15 @@ base::Status Store::Impl::check_pair(const proto::PairId& expected, bool strict)
 }
 
 base::Result<StateLock> StateLock::take(const std::string& dir, std::chrono::milliseconds wait) {
-  BASE_TRY(make_dirs(dir));
+  BASE_TRY(base::make_dirs(dir, kStateDirMode));
   const std::string path = dir + "/cloned.lock";
   base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return base::Status::from_errno("cannot open " + path);
-  const auto until = std::chrono::steady_clock::now() + wait;
-  for (;;) {
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return StateLock(std::move(fd));
-    if (errno == EINTR) continue;
-    if (errno != EWOULDBLOCK) return base::Status::from_errno("cannot lock " + path);
-    if (std::chrono::steady_clock::now() >= until)
-      return base::Status::error(EWOULDBLOCK, "another program holds " + path + " (cloned running or starting)");
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const base::Status locked = base::lock_exclusive(fd.get(), wait, std::chrono::milliseconds(20));
+  if (locked.code() == EWOULDBLOCK)
+    return base::Status::error(EWOULDBLOCK, "another program holds " + path + " (cloned running or starting)");
+  BASE_TRY(locked.with_context("cannot lock " + path));
+  return StateLock(std::move(fd));
 }
 
 Store::~Store() { delete impl_; }
@@ -285,7 +264,7 @@ base::Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMod
     if (errno != ENOENT) return base::Status::from_errno("cannot open state store " + dir);
     return base::Status::error(ENOENT, "no state store at " + dir + " yet: the daemon has not run");
   }
-  if (mode == OpenMode::read_write) BASE_TRY(make_dirs(dir));
+  if (mode == OpenMode::read_write) BASE_TRY(base::make_dirs(dir, kStateDirMode));
   BASE_TRY(impl->connect(mode));
   if (mode == OpenMode::read_write) {
     BASE_TRY(impl->create_if_new(pair_id, disk_identity));
