@@ -422,6 +422,9 @@ class Machine {
   bool note_log_written(const proto::RecordHeader& h, Actions& actions);
   void forget_log_written_below(uint64_t cursor);
   uint64_t resync_floor() const;
+  // This resync's end has come: waiting in marks_, or flushed and committing
+  // (end_committing_, until its commit or, staged, the copy to the disk).
+  bool end_received() const;
   std::vector<Extent> unwritten_by_log(const proto::RecordHeader& h) const;
   void resync_entry_finished(uint64_t rseq);
   void end_resync_session(Actions& actions);

@@ -203,8 +203,7 @@ std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHe
   if (plan_begin_) return FailSession{ErrorCode::protocol, "resync data arrived before the resync_plan it announced."};
   if (!resync_running_)
     return FailSession{ErrorCode::protocol, "resync data arrived before a resync_begin was answered."};
-  if (!marks_.empty() && marks_.back().is_end)
-    return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
+  if (end_received()) return FailSession{ErrorCode::protocol, "resync data arrived after the resync_end."};
   if (resync_complete_)
     return FailSession{ErrorCode::protocol, "resync data arrived for a resync the clone already holds whole."};
   // A mark said everything below it was sent (section 11), which is what
@@ -245,8 +244,7 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
   if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
   const uint64_t last = resync_floor();
-  if (!marks_.empty() && marks_.back().is_end)
-    return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
+  if (end_received()) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
   if (cursor > geometry_.size_bytes || cursor < last)
     return fail(
         actions, proto::ErrorCode::protocol,
@@ -268,7 +266,7 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
     actions.resync_done = proto::ResyncDone{replica_.generation, durable_.seq, durable_.epoch};
     return;
   }
-  if (!marks_.empty() && marks_.back().is_end) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
+  if (end_received()) return fail(actions, proto::ErrorCode::protocol, "a second resync_end.");
   if (consistent_at_seq > kPositionMax)
     return fail(
         actions, proto::ErrorCode::protocol,
@@ -282,6 +280,11 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
 }
 
 // ------------------------------------------------------------ the log's ranges
+
+// After its end nothing more of a resync may come: not while the end waits
+// for its flush (marks_), nor once it is flushed and its commit (and, staged,
+// the copy to the disk) is under way, when the cursor is no floor any more.
+bool Machine::end_received() const { return end_committing_.has_value() || (!marks_.empty() && marks_.back().is_end); }
 
 // Where the resync's next extent may begin: its last mark, or the cursor.
 uint64_t Machine::resync_floor() const {

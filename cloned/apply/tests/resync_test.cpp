@@ -123,6 +123,40 @@ TEST_CASE("a resync: durable mark first, extents, marks acked after flush and co
   CHECK(a.fail.empty());
 }
 
+// Once the end is flushed it leaves the marks; its commit makes the clone
+// consistent at the target. Until then more of the resync is no less a
+// protocol error than while the end waits for its flush.
+TEST_CASE("nothing of a resync is taken after its end, while the end waits for its flush or for its commit") {
+  for (const bool end_flushed : {false, true}) {
+    CAPTURE(end_flushed);
+    for (const int what : {0, 1, 2, 3}) {  // resync_data, resync_zero, resync_mark, resync_end
+      CAPTURE(what);
+      ResyncRig r;
+      r.begin_gen2();
+      apply::RecordId id = 0;
+      r.extent(resync_data(0), &id);
+      r.io_done(id);
+      REQUIRE(r.end(10).flush);
+      if (end_flushed) {
+        Actions a = r.flushed();
+        REQUIRE(a.commits.size() == 1);  // consistent at the target, in flight
+        CHECK_FALSE(a.commits[0].state.resync.active());
+      }
+      Actions a;
+      if (what == 0) a = r.extent(resync_data(8192));
+      proto::RecordHeader zero = resync_data(8192);
+      zero.type = MsgType::resync_zero;
+      if (what == 1) a = r.extent(zero);
+      if (what == 2) a = r.mark(65536);
+      if (what == 3) a = r.end(10);
+      REQUIRE(a.fail.size() == 1);
+      CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+      CHECK(a.submit.empty());  // nothing written after the end
+      CHECK_FALSE(a.flush);
+    }
+  }
+}
+
 TEST_CASE("resync marks waiting for their acknowledgement stop the reading; twice as many are a protocol error") {
   for (const bool peer_ignores_it : {false, true}) {
     CAPTURE(peer_ignores_it);

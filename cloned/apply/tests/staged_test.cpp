@@ -134,6 +134,39 @@ TEST_CASE("a staged resync keeps generation 1 whole until the end, applies, then
   CHECK_FALSE(r.m.resync_running());
 }
 
+// A second end while the stage is copied would be taken for an in-place
+// resync's (staging() is false then) and clear the resync the copy's end
+// still needs; data would go to the disk under the copy.
+TEST_CASE("nothing of a staged resync is taken after its end, while 'applying' commits or the copy runs") {
+  for (const bool copying : {false, true}) {
+    CAPTURE(copying);
+    for (const int what : {0, 1, 2}) {  // resync_data, resync_mark, resync_end
+      CAPTURE(what);
+      StagedRig r;
+      r.begin_staged();
+      r.stage_and_mark(0, 1000);
+      r.end(10);
+      REQUIRE(r.synced(1000, 4096).commits.size() == 1);  // "applying", in flight
+      if (copying) REQUIRE(r.committed().stage_apply);
+      Actions a;
+      if (what == 0) a = r.extent(resync_data(8192));
+      if (what == 1) a = r.mark(65536);
+      if (what == 2) a = r.end(10);
+      REQUIRE(a.fail.size() == 1);
+      CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+      CHECK(a.submit.empty());
+      CHECK_FALSE(a.flush);
+      CHECK_FALSE(a.stage_sync);
+      CHECK(r.m.replica().resync.active());  // the copy's end still has its resync
+      if (!copying) continue;
+      a = r.applied();  // the copy finishes: generation 2 at the target, as without the second end
+      REQUIRE(a.commits.size() == 1);
+      CHECK(a.commits[0].state.generation == 2);
+      CHECK(a.commits[0].state.committed_seq == 10);
+    }
+  }
+}
+
 TEST_CASE("a log session that opens while generation 2's commit is in flight writes nothing before it") {
   StagedRig r;
   r.reach_apply();
