@@ -46,6 +46,14 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
     }
     return after_completion(actions);
   }
+  if (after_flush && status.is_ok() && cancel_asked && !disk_failed_) {
+    // Written although a cancel was asked: an early flush for its gate ran
+    // first and let it go. The disk holds the barrier's epoch whole and this
+    // write past it, where the machine, which dropped that barrier unflushed,
+    // counts only the epoch before as durable: replaying from there would pass
+    // through states the original never had. Settled as after an unclean stop.
+    unclean_until_seq_ = std::max(unclean_until_seq_, seq);
+  }
   if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
     if (!digest_mismatch) return on_disk_error("the clone's disk failed: " + status.message(), actions);
