@@ -116,12 +116,15 @@ int Daemon::run() {
 }
 
 void Daemon::apply_actions(apply::Actions& a) {
-  if (a.hello_reply) {
-    if (session_ != nullptr) {
-      base::Bytes out;
-      proto::encode_hello(*a.hello_reply, out);
-      send_plain(session_, out);
-      if (waker_) waker_->announce();  // right after every hello: how to wake the clone
+  if (a.hello_reply && session_ != nullptr) {
+    // Each send may close the connection (an original that does not read what
+    // the clone sends, while the answer was deferred): then there is no session.
+    Conn* const c = session_;
+    base::Bytes out;
+    proto::encode_hello(*a.hello_reply, out);
+    send_plain(c, out);
+    if (session_ == c && waker_) waker_->announce();  // right after every hello: how to wake the clone
+    if (session_ == c) {
       ++stats_.sessions;
       stats_.peer = session_->peer;
       stats_.session_since_unix_ms = static_cast<uint64_t>(base::unix_ms());
