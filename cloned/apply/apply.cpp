@@ -75,6 +75,13 @@ void Machine::open_session(const proto::Hello& o, Actions& actions) {
     return fail(actions, ErrorCode::disk_mismatch,
                 "the original's disk has " + u64s(o.disk_size_bytes) + " bytes but the clone's has " +
                     u64s(geometry_.size_bytes) + "; a clone must be a disk of the same size.");
+  // Its records are aligned to its logical block: so they are to the clone's
+  // if that divides it (a clone's disk may have a smaller one, never a larger).
+  if (o.logical_block_bytes == 0 || o.logical_block_bytes % geometry_.logical_block_bytes != 0)
+    return fail(actions, ErrorCode::disk_mismatch,
+                "the original aligns its writes to logical blocks of " + u64s(o.logical_block_bytes) +
+                    " bytes, which the clone's disk (" + u64s(geometry_.logical_block_bytes) +
+                    "-byte blocks) cannot take; re-pair with the clone's disk as it is now.");
   maintenance_ = (o.flags & proto::kHelloMaintenance) != 0;
   std::optional<FailSession> refusal = log_refusal(o);
   if (refusal && !maintenance_) return fail(actions, refusal->code, refusal->message);

@@ -437,6 +437,22 @@ TEST_CASE("hellos that cannot continue are refused with the reason") {
     h.disk_size_bytes *= 2;
     CHECK(r.hello(h).fail.at(0).code == proto::ErrorCode::disk_mismatch);
   }
+  SUBCASE("a logical block the clone's disk cannot take (smaller than its own, or none)") {
+    for (const uint32_t block : {0u, 256u, 768u}) {  // the rig's disk has 512-byte blocks
+      Rig r;
+      proto::Hello h = original_hello();
+      h.logical_block_bytes = block;
+      Actions a = r.hello(h);
+      CAPTURE(block);
+      REQUIRE(a.fail.size() == 1);
+      CHECK(a.fail[0].code == proto::ErrorCode::disk_mismatch);
+      CHECK_FALSE(a.hello_reply);
+    }
+    Rig larger;  // its writes, aligned to 4096 bytes, are aligned to 512 too
+    proto::Hello h = original_hello();
+    h.logical_block_bytes = 4096;
+    CHECK(larger.hello(h).hello_reply);
+  }
   SUBCASE("another generation") {
     Rig r;
     proto::Hello h = original_hello();
