@@ -267,9 +267,20 @@ void Machine::drop_queue_after_epoch(uint64_t epoch, Actions& actions) {
 // Writes behind a barrier's flush whose barrier is gone (dropped unflushed)
 // must not wait for a flush that will not come.
 void Machine::cancel_after_flush_if_orphaned(Actions& actions) {
-  if (after_flush_in_flight_ == 0 || flushing_ == Flushing::barrier) return;
+  if (flushing_ == Flushing::barrier) return;
   if (!queue_.empty() && queue_.front().header.type == proto::MsgType::barrier) return;
-  ask_cancel_after_flush(actions);
+  if (after_flush_written_seq_ != 0) note_written_past_dropped_barrier();
+  if (after_flush_in_flight_ != 0) ask_cancel_after_flush(actions);
+}
+
+// Writes an early flush let go are on the disk past a barrier the machine
+// dropped unflushed: the next session must not replay that barrier's epoch
+// over them unmarked, which would pass through states the original never had.
+// An unclean window, settled as after an unclean stop (a catch-up under the
+// inconsistent mark); a restart finds it in the reservation anyway.
+void Machine::note_written_past_dropped_barrier() {
+  unclean_until_seq_ = std::max(unclean_until_seq_, after_flush_written_seq_);
+  after_flush_written_seq_ = 0;
 }
 
 // ------------------------------------------------------------------ records

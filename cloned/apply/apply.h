@@ -385,6 +385,7 @@ class Machine {
   void pump_after_flush(Actions& actions);
   bool overlaps_after_flush(const proto::RecordHeader& h) const;
   void cancel_after_flush_if_orphaned(Actions& actions);
+  void note_written_past_dropped_barrier();
   void after_commit_resync(const apply::ReplicaState& committed, uint64_t snapshot, Actions& actions);
   bool overlaps_in_flight(const proto::RecordHeader& h) const;
   void request_commit(Actions& actions);
@@ -476,6 +477,10 @@ class Machine {
   // (Actions::cancel_after_flush) while some were in flight; or one came
   // back while their barrier's flush ran, whose result decides.
   bool after_flush_cancel_asked_ = false;
+  // The highest seq behind the waiting barrier's flush written already (an
+  // early flush for its gate let it go); 0: none. Its barrier dropped
+  // unflushed, the disk holds records past the durable position.
+  uint64_t after_flush_written_seq_ = 0;
   bool cancelled_while_flushing_ = false;
   size_t epoch_in_flight() const { return in_flight_.size() - after_flush_in_flight_; }
   uint64_t held_bytes_ = 0;

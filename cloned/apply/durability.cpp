@@ -46,13 +46,13 @@ void Machine::on_io_done(RecordId id, const base::Status& status, bool digest_mi
     }
     return after_completion(actions);
   }
-  if (after_flush && status.is_ok() && cancel_asked && !disk_failed_) {
-    // Written although a cancel was asked: an early flush for its gate ran
-    // first and let it go. The disk holds the barrier's epoch whole and this
-    // write past it, where the machine, which dropped that barrier unflushed,
-    // counts only the epoch before as durable: replaying from there would pass
-    // through states the original never had. Settled as after an unclean stop.
-    unclean_until_seq_ = std::max(unclean_until_seq_, seq);
+  if (after_flush && status.is_ok()) {
+    // Written before the machine's flush of its barrier: an early flush for
+    // its gate ran and let it go. Were that barrier dropped unflushed (or was
+    // it, a cancel asked), the disk would hold its epoch whole and this write
+    // past it, where the machine counts only the epoch before as durable.
+    after_flush_written_seq_ = std::max(after_flush_written_seq_, seq);
+    if (cancel_asked && !disk_failed_) note_written_past_dropped_barrier();
   }
   if (!status.is_ok() && staged && !digest_mismatch) return on_stage_error(status, actions);
   if (!status.is_ok()) {
@@ -111,6 +111,7 @@ void Machine::on_flush_done(const base::Status& status, Actions& actions) {
   for (Entry& e : in_flight_) e.after_flush = false;
   after_flush_in_flight_ = 0;
   after_flush_cancel_asked_ = false;
+  after_flush_written_seq_ = 0;  // behind a barrier now durable: ordinary writes of the open epoch
   assert(flushing_barrier_.header.seq > durable_.seq && flushing_barrier_.header.seq <= recv_seq_);
   durable_ = {flushing_barrier_.header.seq, flushing_barrier_.header.epoch};
   // A restart must find every acknowledged position inside the durable

@@ -36,9 +36,9 @@ struct Rec {
 
 // The original: a seeded log of records and the source image at each epoch end.
 struct Original {
-  std::vector<Rec> log;                                  // log[i] has seq i+1
-  std::map<uint64_t, std::string> marks;                 // marked barriers: seq -> name
-  std::map<uint64_t, std::vector<uint8_t>> at_epoch;     // epoch -> image after it
+  std::vector<Rec> log;                               // log[i] has seq i+1
+  std::map<uint64_t, std::string> marks;              // marked barriers: seq -> name
+  std::map<uint64_t, std::vector<uint8_t>> at_epoch;  // epoch -> image after it
   std::vector<uint8_t> image = std::vector<uint8_t>(kDiskBytes, 0);
 
   Original() = default;  // a log filled by the caller (a real write stream)
@@ -124,6 +124,12 @@ struct Original {
   }
 };
 
+// How often the workers' lag was modelled (Clone::worker_lag).
+struct LagTally {
+  uint64_t early_flushes = 0, late_reports = 0;
+  uint64_t let_go_after_session_end = 0;  // writes an early flush let go, performed after the session ended
+};
+
 // The clone: a machine whose actions are carried out with seeded delays.
 struct Clone {
   blockio::FaultyDevice& disk;
@@ -141,19 +147,35 @@ struct Clone {
   uint64_t settled_gate = 0;  // the highest gate flushed or cancelled
   std::set<apply::RecordId> cancelled_io;
   std::map<apply::RecordId, uint64_t> covered_by;  // SubmitIo::covered_by_gate
-  uint64_t failed_gate = 0;  // the highest covering a write that failed
+  uint64_t failed_gate = 0;                        // the highest covering a write that failed
   bool pending_flush = false;
   uint64_t pending_flush_gate = 0;
+  // The workers' early flush (Daemon::ask_early_flush): armed for the gate
+  // the machine names while a barrier waits for its epoch's writes, it runs
+  // once nothing submitted before it is pending, and lets the writes held
+  // behind that gate go; the machine hears of it only when it asks that
+  // flush itself. And completions that reach the machine late (a worker's
+  // push waits for the loop's next drain): performed, not yet reported.
+  bool worker_lag = false;           // models both (off: the random stream of seeds found before them)
+  uint64_t early_gate = 0;           // armed for this gate; 0: none
+  uint64_t early_epoch = 0;          // the epoch its barrier ends
+  bool early_ran = false;            // ran for early_gate (succeeded, or early_failure)
+  base::Status early_failure;        // reported by the machine's next flush, whatever it is for
+  bool written_since_ask = false;    // a write not behind the gate was submitted after it was armed
+  uint64_t early_durable_epoch = 0;  // the highest epoch an early flush made durable
+  std::vector<std::pair<apply::RecordId, base::Status>> unreported;
+  std::set<apply::RecordId> let_go_early;  // by an early flush, not yet performed
+  LagTally* lag_tally = nullptr;
   std::vector<apply::ReplicaState> pending_commits;
-  apply::ReplicaState& stored;  // what the state store holds
-  uint64_t acked_epoch = 0;              // the last barrier ack the clone sent
+  apply::ReplicaState& stored;                          // what the state store holds
+  uint64_t acked_epoch = 0;                             // the last barrier ack the clone sent
   std::vector<apply::SendBarrierAck> acks_on_the_wire;  // not yet seen by the original
-  apply::SendBarrierAck& original_saw;   // the last ack the original received
+  apply::SendBarrierAck& original_saw;                  // the last ack the original received
   bool failed = false;
   bool hello_sent = false;
-  uint64_t hello_applied = 0;            // the position the clone's hello reported
-  uint32_t hello_flags = 0;              // and its flags
-  apply::Actions last;                   // what the last step() produced
+  uint64_t hello_applied = 0;                     // the position the clone's hello reported
+  uint32_t hello_flags = 0;                       // and its flags
+  apply::Actions last;                            // what the last step() produced
   std::vector<apply::MarkReached> marks_reached;  // reported, not yet checked
   // Resync (resync.cpp): the stage worker when the clone stages (null: it
   // does not), the bytes of resync extents that go to the disk in place, and
@@ -192,6 +214,14 @@ struct Clone {
     for (const auto& s : a.submit) {
       if (s.to_stage) continue;  // the stage worker's (below)
       covered_by[s.id] = s.covered_by_gate;
+      if (s.after_flush_gate == 0) written_since_ask = true;
+      if (s.after_flush_gate != 0 && s.after_flush_gate == early_gate && early_ran) {
+        // Its gate was flushed early (or failed so): started, or cancelled, at once.
+        if (!early_failure.is_ok()) cancelled_io.insert(s.id);
+        if (early_failure.is_ok()) let_go_early.insert(s.id);
+        pending_io.push_back(s.id);
+        continue;
+      }
       if (s.after_flush_gate != 0) {
         CHECK_MESSAGE(s.after_flush_gate > settled_gate,
                       "a write behind gate " << s.after_flush_gate << ", one already flushed or cancelled");
@@ -217,14 +247,18 @@ struct Clone {
       pending_flush = true;
       pending_flush_gate = a.flush_gate;
       if (a.flush_gate != 0) {
-        CHECK_MESSAGE(a.flush_gate > settled_gate, "flush gate " << a.flush_gate << " named before");
+        CHECK_MESSAGE((a.flush_gate > settled_gate || (a.flush_gate == early_gate && early_ran)),
+                      "flush gate " << a.flush_gate << " named before");
         CHECK_MESSAGE((held_io.empty() || held_gate == a.flush_gate),
                       "writes held behind gate " << held_gate << " let go by the flush of gate " << a.flush_gate);
       } else {
         CHECK_MESSAGE(held_io.empty(), "writes held behind a flush no write waits for");
       }
     }
-    if (a.cancel_after_flush) cancel_held();
+    if (a.cancel_after_flush) {
+      cancel_held();
+      if (!early_ran) early_gate = 0;  // its barrier is gone: an early flush not yet run has nothing to let go
+    }
     for (const auto& c : a.commits) pending_commits.push_back(c.state);
     marks_reached.insert(marks_reached.end(), a.marks_reached.begin(), a.marks_reached.end());
     for (const auto& b : a.barrier_acks) {
@@ -235,6 +269,23 @@ struct Clone {
       failed = true;
       FAIL_CHECK(a.fail[0].message);
     }
+    arm_early_flush();
+  }
+  void arm_early_flush() {
+    if (!worker_lag) return;
+    const uint64_t gate = machine.gate_after_in_flight();
+    if (gate == 0 || gate == early_gate) return;
+    early_gate = gate;
+    early_epoch = machine.durable().epoch + 1;
+    early_ran = false;
+    written_since_ask = false;
+  }
+  // Everything submitted before the early flush was armed is performed.
+  bool early_flush_ready() const {
+    if (early_gate == 0 || early_ran || pending_flush) return false;
+    for (apply::RecordId id : pending_io)
+      if (cancelled_io.count(id) == 0) return false;
+    return true;
   }
   void cancel_held() {
     if (!held_io.empty()) settled_gate = std::max(settled_gate, held_gate);
@@ -257,6 +308,8 @@ struct Clone {
     if (pending_flush) kinds.push_back(1);
     if (!pending_commits.empty()) kinds.push_back(2);
     if (stage != nullptr && stage->busy()) kinds.push_back(3);
+    if (!unreported.empty()) kinds.push_back(4);
+    if (early_flush_ready()) kinds.push_back(5);
     if (kinds.empty()) return false;
     apply::Actions a;
     switch (kinds[rng() % kinds.size()]) {
@@ -269,14 +322,56 @@ struct Clone {
           check_write_order(o, id);
           st = perform(o, id);
           if (!st.is_ok()) failed_gate = std::max(failed_gate, covered_by[id]);  // a cancelled one never ran
+          if (let_go_early.count(id) != 0 && !machine.in_session() && lag_tally != nullptr)
+            ++lag_tally->let_go_after_session_end;
         }
+        let_go_early.erase(id);
         covered_by.erase(id);
+        if (worker_lag && rng() % 4 == 0) {  // the loop hears of it later
+          unreported.emplace_back(id, st);
+          if (lag_tally != nullptr) ++lag_tally->late_reports;
+          break;
+        }
         machine.on_io_done(id, st, false, a);
+        break;
+      }
+      case 4: {
+        const size_t i = rng() % unreported.size();
+        const auto [id, st] = unreported[i];
+        unreported.erase(unreported.begin() + static_cast<long>(i));
+        machine.on_io_done(id, st, false, a);
+        break;
+      }
+      case 5: {  // the workers' early flush: the machine is not told
+        early_ran = true;
+        if (lag_tally != nullptr) ++lag_tally->early_flushes;
+        const base::Status st = disk.flush();
+        if (st.is_ok() && failed_gate < early_gate) {
+          if (held_gate == early_gate) {
+            let_go_early.insert(held_io.begin(), held_io.end());
+            pending_io.insert(pending_io.end(), held_io.begin(), held_io.end());
+            held_io.clear();
+          }
+          early_durable_epoch = std::max(early_durable_epoch, early_epoch);
+        } else {
+          early_failure = st.is_ok() ? base::Status::error(EIO, "a write the early flush covers failed") : st;
+          if (held_gate == early_gate) cancel_held();
+        }
+        settled_gate = std::max(settled_gate, early_gate);
         break;
       }
       case 1: {
         pending_flush = false;
-        const base::Status st = disk.flush();
+        const uint64_t asked = pending_flush_gate;
+        base::Status st;
+        if (!early_failure.is_ok()) {
+          st = std::exchange(early_failure, base::Status::ok());  // as Daemon::flush: the next flush reports it
+        } else if (asked != 0 && asked == early_gate && early_ran && !written_since_ask) {
+          // answered by the early flush: nothing written since
+        } else {
+          st = disk.flush();
+        }
+        if (asked != 0 && asked == early_gate) early_gate = 0;  // settled by the machine's own flush now
         const uint64_t gate = std::exchange(pending_flush_gate, 0);
         if (st.is_ok() && failed_gate < gate) {
           pending_io.insert(pending_io.end(), held_io.begin(), held_io.end());
@@ -311,9 +406,9 @@ struct Clone {
   void check_write_order(const Original& o, apply::RecordId id) const {
     if (resync_extents.count(id) != 0) return;
     const proto::RecordHeader& h = o.log[id_to_index.at(id)].h;
-    CHECK_MESSAGE(h.epoch <= machine.durable().epoch + 1, "record " << h.seq << " of epoch " << h.epoch
-                                                                    << " written with epoch "
-                                                                    << machine.durable().epoch << " durable");
+    CHECK_MESSAGE(h.epoch <= std::max(machine.durable().epoch, early_durable_epoch) + 1,
+                  "record " << h.seq << " of epoch " << h.epoch << " written with epoch " << machine.durable().epoch
+                            << " durable");
   }
   // The bytes of an accepted resync extent: for the stage or for the disk.
   void keep_extent(apply::RecordId id, const proto::RecordHeader& h, base::ByteSpan payload) {
@@ -352,8 +447,10 @@ struct Clone {
         std::copy(r.payload.begin(), r.payload.end(), buf.data());
         return disk.write(r.h.offset_bytes, buf.span());
       }
-      case proto::MsgType::trim: return disk.discard(r.h.offset_bytes, r.h.length_bytes);
-      default: return disk.write_zeroes(r.h.offset_bytes, r.h.length_bytes);
+      case proto::MsgType::trim:
+        return disk.discard(r.h.offset_bytes, r.h.length_bytes);
+      default:
+        return disk.write_zeroes(r.h.offset_bytes, r.h.length_bytes);
     }
   }
 };

@@ -29,6 +29,7 @@ struct Faults {
   uint64_t cut_before_staging = 0, cut_staging = 0, cut_applying = 0, cut_committed = 0, cut_in_place = 0;
   uint64_t finished_alone = 0, cut_while_finishing = 0, busy = 0;
   uint64_t epoch_held = 0;  // steps with the next epoch's writes held behind a barrier flush
+  sim::LagTally lag;        // the workers' early flushes and late completions
 };
 
 // One authenticated link: real keys from a real handshake.
@@ -108,6 +109,7 @@ struct World {
   bool crash_consistent_after(const Original& o, uint64_t e, const std::vector<uint8_t>& base,
                               const std::vector<uint8_t>& disk_bytes) const;
   void check_after_power_cut();
+  void check_consistent_disk(const Clone& c);
   void check_marks(Clone& c);
   void check_staging(const Clone& c);
   void stranger(Clone& c);

@@ -50,6 +50,7 @@ bool end_step(World& w, Clone& c) {
   w.check_bounds(c);
   w.check_marks(c);
   w.check_staging(c);
+  w.check_consistent_disk(c);
   return worked;
 }
 
@@ -135,6 +136,8 @@ void process_lost(World& w, StageWorker& worker, SessionEnd end) {
     ++w.faults.crashes;
     REQUIRE(w.disk.flush().is_ok());  // kill -9: what the process wrote still reaches the disk
     if (worker.medium != nullptr) REQUIRE(worker.medium->sync().is_ok());
+    // What it wrote is what a power cut could have kept of it: the same invariants.
+    w.check_after_power_cut();
     return;
   }
   ++w.faults.power_cuts;
@@ -154,6 +157,8 @@ void run_seed(uint64_t seed, Faults& faults, bool with_resync = true, bool burst
   bool done = false;
   for (int process = 0; process < 60 && !done; ++process) {
     Clone c(w.disk, w.rng, w.stored, w.saw, w.limits);
+    c.worker_lag = bursts;  // off, as bursts, for the regression seeds: replayed as they were found
+    c.lag_tally = &faults.lag;
     StageWorker worker{.file = w.memory_stage_file(), .disk_bytes = kDiskBytes};
     c.stage = &worker;
     const bool faults_on = process < 40;
@@ -217,7 +222,10 @@ TEST_CASE("simulation: network faults, crashes and power cuts never break an inv
                          << f.disconnects << " disconnects, " << f.crashes << " crashes, " << f.power_cuts
                          << " power cuts (" << f.cut_while_marked << " while replaying, marked inconsistent), "
                          << f.strangers << " hellos of another generation; " << f.epoch_held
-                         << " steps with the next epoch held behind a barrier flush");
+                         << " steps with the next epoch held behind a barrier flush; " << f.lag.early_flushes
+                         << " early flushes, " << f.lag.late_reports << " completions heard late, "
+                         << f.lag.let_go_after_session_end
+                         << " writes an early flush let go written after their session ended");
   MESSAGE("simulation: " << f.resyncs << " resyncs to generation 2 (" << f.staged << " staged, " << f.in_place
                          << " in place) in " << f.resync_sessions << " sessions, staging resumed past byte 0 "
                          << f.resumed_past_zero << " times; cuts during them: " << f.cut_before_staging
@@ -231,6 +239,8 @@ TEST_CASE("simulation: network faults, crashes and power cuts never break an inv
     CHECK(f.crashes > 0);
     CHECK(f.corrupted > 0);
     CHECK(f.epoch_held > 0);
+    CHECK(f.lag.early_flushes > 0);
+    CHECK(f.lag.let_go_after_session_end > 0);
     CHECK(f.staged > 0);
     CHECK(f.cut_staging > 0);
     CHECK(f.cut_applying > 0);
