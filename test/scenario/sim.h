@@ -157,6 +157,7 @@ struct Clone {
   // flush itself. And completions that reach the machine late (a worker's
   // push waits for the loop's next drain): performed, not yet reported.
   bool worker_lag = false;           // models both (off: the random stream of seeds found before them)
+  uint64_t early_asked_gate = 0;     // the last gate it was asked for
   uint64_t early_gate = 0;           // armed for this gate; 0: none
   uint64_t early_epoch = 0;          // the epoch its barrier ends
   bool early_ran = false;            // ran for early_gate (succeeded, or early_failure)
@@ -214,7 +215,10 @@ struct Clone {
     for (const auto& s : a.submit) {
       if (s.to_stage) continue;  // the stage worker's (below)
       covered_by[s.id] = s.covered_by_gate;
-      if (s.after_flush_gate == 0) written_since_ask = true;
+      if (s.after_flush_gate == 0) {
+        written_since_ask = true;
+        if (early_gate != 0 && !early_ran) early_gate = 0;  // disarmed: the workers have a new write to wait for
+      }
       if (s.after_flush_gate != 0 && s.after_flush_gate == early_gate && early_ran) {
         // Its gate was flushed early (or failed so): started, or cancelled, at once.
         if (!early_failure.is_ok()) cancelled_io.insert(s.id);
@@ -271,22 +275,27 @@ struct Clone {
     }
     arm_early_flush();
   }
+  // As DiskWorkers::flush_when_drained: armed only while a write is still
+  // outstanding at the workers (performed-but-unheard ones are not); a write
+  // not behind the gate, submitted before it runs, disarms it.
   void arm_early_flush() {
     if (!worker_lag) return;
     const uint64_t gate = machine.gate_after_in_flight();
-    if (gate == 0 || gate == early_gate) return;
+    if (gate == 0 || gate == early_asked_gate) return;  // as Daemon::ask_early_flush: each gate asked once
+    early_asked_gate = gate;
+    if (!io_outstanding()) return;
     early_gate = gate;
     early_epoch = machine.durable().epoch + 1;
     early_ran = false;
     written_since_ask = false;
   }
-  // Everything submitted before the early flush was armed is performed.
-  bool early_flush_ready() const {
-    if (early_gate == 0 || early_ran || pending_flush) return false;
+  bool io_outstanding() const {
     for (apply::RecordId id : pending_io)
-      if (cancelled_io.count(id) == 0) return false;
-    return true;
+      if (cancelled_io.count(id) == 0) return true;
+    return false;
   }
+  // Everything submitted before the early flush was armed is performed.
+  bool early_flush_ready() const { return early_gate != 0 && !early_ran && !pending_flush && !io_outstanding(); }
   void cancel_held() {
     if (!held_io.empty()) settled_gate = std::max(settled_gate, held_gate);
     for (apply::RecordId id : held_io) {
@@ -406,7 +415,7 @@ struct Clone {
   void check_write_order(const Original& o, apply::RecordId id) const {
     if (resync_extents.count(id) != 0) return;
     const proto::RecordHeader& h = o.log[id_to_index.at(id)].h;
-    CHECK_MESSAGE(h.epoch <= std::max(machine.durable().epoch, early_durable_epoch) + 1,
+    CHECK_MESSAGE((h.epoch <= machine.durable().epoch + 1 || let_go_early.count(id) != 0),
                   "record " << h.seq << " of epoch " << h.epoch << " written with epoch " << machine.durable().epoch
                             << " durable");
   }

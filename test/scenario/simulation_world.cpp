@@ -150,9 +150,9 @@ void World::check_after_power_cut() {
 
 // Invariant 8 while the clone runs: one that says it is consistent holds,
 // counting what is not flushed yet (what a kill -9 would leave), a disk the
-// original could have had after a power cut: its image at an epoch from the
-// durable one on (an early flush may have made the next one durable before
-// the machine heard of it), with any of the following epoch's writes landed.
+// original could have had after a power cut: its image at the durable epoch
+// (or the next, where an early flush made it durable before the machine
+// heard of it), with any of the following epoch's writes landed.
 void World::check_consistent_disk(const Clone& c) {
   const apply::ReplicaState& r = c.machine.replica();
   if (phase == Phase::resync || r.state != proto::CloneState::consistent || r.resync.active() || r.needs_resync) return;
@@ -161,10 +161,10 @@ void World::check_consistent_disk(const Clone& c) {
   if (!disk.read(0, view.span()).is_ok()) return;
   const std::vector<uint8_t> held(view.data(), view.data() + kDiskBytes);
   const uint64_t from = c.machine.durable().epoch;
+  const uint64_t to = std::max(from, std::min(from + 1, c.early_durable_epoch));  // made durable early
   bool explained = false;
   o.each_epoch_image([&](uint64_t e, const std::vector<uint8_t>& image) {
-    if (!explained && e >= from && e <= from + 1)
-      explained = image == held || crash_consistent_after(o, e, image, held);
+    if (!explained && e >= from && e <= to) explained = image == held || crash_consistent_after(o, e, image, held);
   });
   CHECK_MESSAGE(explained, "seed " << seed << ": the clone says it is consistent at epoch " << from
                                    << " but its disk is no state the original's could have had");
