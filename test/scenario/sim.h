@@ -94,17 +94,19 @@ struct Original {
   }
   // The same log over a disk that changed behind it at the end of epoch `e`
   // (the log was lost, or another system booted it): `changed` is the disk
-  // then, and the log's later records apply on top of it. Of the images at
-  // epoch ends it keeps only the first, `changed` (each_epoch_image replays
-  // the others): the earlier ones are no state of that disk.
+  // then, and the log's later records apply on top of it. It keeps the images
+  // at epoch ends from `changed` on: the earlier ones are no state of that disk.
   Original diverged_after(uint64_t e, std::vector<uint8_t> changed) const {
     Original d;
     d.log = log;
     d.marks = marks;
     d.at_epoch[e] = changed;
     d.image = std::move(changed);
-    for (const Rec& r : log)
-      if (r.h.epoch > e) apply_to(r, d.image);
+    for (const Rec& r : log) {
+      if (r.h.epoch <= e) continue;
+      apply_to(r, d.image);
+      if (r.h.type == proto::MsgType::barrier) d.at_epoch[r.h.epoch] = d.image;
+    }
     return d;
   }
   // Calls visit(epoch, image) for each epoch end in order: the images kept,
