@@ -283,8 +283,9 @@ TEST_CASE("one write entry larger than the retained log is cut by barriers too; 
   // One 150 MiB write (a write-zeroes as QEMU logs it is one entry of its
   // whole size) against a retained log of 128 MiB: barriers between its
   // records, every 64 MiB; before, the run waited for ever. A slow state
-  // store makes each barrier's acknowledgement late enough to cut between.
-  Clone c(160ull << 20, {{"apply.store_commit_delay_ms", "200"}});
+  // store makes each barrier's acknowledgement late enough to cut between
+  // (1 s: at 200 ms a fresh machine once ran the whole entry before the cut).
+  Clone c(160ull << 20, {{"apply.store_commit_delay_ms", "1000"}});
   harness::set_config_keys(c.pair.origin_config, {{"origin.retention_bytes_max", std::to_string(128u << 20)}});
   LogBuilder b(512, c.disk_bytes);
   std::mt19937_64 rng(23);
