@@ -436,10 +436,12 @@ int cmd_decide(const base::cli::Args& o) {
   }
   const std::string who = std::string(user) + " (uid " + std::to_string(::getuid()) + ")";
   // A running daemon takes the decision itself (it owns the state); a
-  // stopped one finds it in the store at its next start.
+  // stopped one finds it in the store at its next start. The daemon answers
+  // once its store holds the decision (kControlLaterMs at most).
   const auto ask = [&] {
     return cloned::control_request(cfg->runtime_dir + "/" + cloned::kControlSocketName,
-                                   std::string("decide ") + apply::decision_name(d) + " " + who, daemon_uids(*cfg));
+                                   std::string("decide ") + apply::decision_name(d) + " " + who, daemon_uids(*cfg),
+                                   static_cast<int>(cloned::kControlLaterMs + 2000));
   };
   base::Result<std::string> answer = ask();
   for (int round = 0;; ++round) {

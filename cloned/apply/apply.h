@@ -309,8 +309,16 @@ class Machine {
 
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
-  // The owner's decision (decision.h); refused unless Diverged.
+  // The owner's decision (decision.h); refused unless Diverged. It is
+  // durable once committed_snapshot() reaches state_snapshot() as it was
+  // just after this call (the daemon answers clonectl then).
   base::Status apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);
+  // Commits are numbered by their snapshot of the state. The number of the
+  // first snapshot that holds the state as it is now (the one in flight, if
+  // it was taken since the last change; else the next), and of the newest
+  // snapshot the store holds. Each snapshot holds every change before it.
+  uint64_t state_snapshot() const { return state_dirty_ ? snapshots_taken_ + 1 : snapshots_taken_; }
+  uint64_t committed_snapshot() const { return snapshots_committed_; }
   // The disk's fingerprint as the daemon now leaves it (valid), or "about to
   // change" (the first write of a session waits until that is durable).
   void set_fingerprint(const base::Bytes& fingerprint, Actions& actions);
@@ -515,6 +523,7 @@ class Machine {
   // (the same resync generation with another target; found in review).
   uint64_t snapshots_taken_ = 0;
   uint64_t commit_snapshot_number_ = 0;  // of the commit in flight
+  uint64_t snapshots_committed_ = 0;     // the newest the store holds
   // The first snapshot that lets writes_wait_for_commit_ go, and that may
   // answer resync_state_pending_ or plan_reply_pending_ (each set with a
   // barrier commit: need_write_barrier_commit).

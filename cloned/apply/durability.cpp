@@ -185,6 +185,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
     return;
   }
   const apply::ReplicaState& s = commit_snapshot_;
+  snapshots_committed_ = commit_snapshot_number_;
   // The reservation never moves back below what this process wrote or
   // acknowledged (a clean stop lowers it to exactly that, no further). A
   // snapshot of the generation a resync has just replaced covers nothing now.

@@ -47,10 +47,13 @@ struct ControlServer::Client {
   uint64_t deadline_ms = 0;
   bool answered = false;
   bool closing = false;
+  uint64_t request = 0;       // its number, once a handler took it
+  bool waiting = false;       // for answer_later()
+  std::string if_unanswered;  // the handler's sentence for a wait that ends unanswered
 };
 
 ControlServer::ControlServer(uv_loop_t* loop) : loop_(loop) {
-  add_command("help", "the commands and what they answer", [this](const std::string&) {
+  add_command("help", "the commands and what they answer", [this](const std::string&, uint64_t) {
     std::string text;
     for (const auto& [name, cmd] : commands_) text += name + "\t" + cmd.summary + "\n";
     return ControlReply{true, text};
@@ -98,7 +101,10 @@ base::Status ControlServer::listen(const std::string& path) {
 void ControlServer::close() {
   if (!open_) return;
   open_ = false;
-  for (Client* c : std::vector<Client*>(clients_)) drop(c);
+  for (Client* c : std::vector<Client*>(clients_)) {
+    if (c->waiting) tell_unanswered(c);  // a unix socket takes the short line at once
+    drop(c);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
   struct stat st{};
@@ -203,12 +209,34 @@ void ControlServer::on_request(Client* c, const std::string& line) {
     return;
   }
   ControlReply reply;
+  c->request = ++requests_;
   try {
-    reply = it->second.handler(args);
+    reply = it->second.handler(args, c->request);
   } catch (const std::exception& e) {  // nothing unwinds through libuv's frames
     reply = ControlReply::error(std::string("the command failed: ") + e.what());
   }
+  if (reply.deferred) {
+    c->waiting = true;
+    c->if_unanswered = reply.text;
+    c->deadline_ms = mono_ms() + kControlLaterMs;
+    return;
+  }
   answer(c, reply.ok ? reply.text : "error: " + reply.text + "\n");
+}
+
+void ControlServer::answer_later(uint64_t request, const ControlReply& reply) {
+  assert(!reply.deferred);
+  for (Client* c : clients_) {
+    if (c->request != request || !c->waiting) continue;
+    c->waiting = false;
+    answer(c, reply.ok ? reply.text : "error: " + reply.text + "\n");
+    return;
+  }
+}
+
+void ControlServer::tell_unanswered(Client* c) {
+  c->waiting = false;
+  answer(c, "error: " + c->if_unanswered + "\n");
 }
 
 void ControlServer::answer(Client* c, const std::string& text) {
@@ -243,7 +271,9 @@ void ControlServer::on_timer(uv_timer_t* timer) {
   const uint64_t now = mono_ms();
   for (Client* c : std::vector<Client*>(self->clients_)) {
     if (now < c->deadline_ms) continue;
-    if (c->answered) {
+    if (c->waiting) {
+      self->tell_unanswered(c);
+    } else if (c->answered) {
       self->drop(c);  // the answer was not taken in time
     } else {
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->pipe));

@@ -295,6 +295,7 @@ void Daemon::handle_completion(Completion& c) {
     case Completion::Kind::commit:
       if (!c.status.is_ok()) LOG_ERROR("state store commit failed (will retry): %s", c.status.message().c_str());
       machine_.on_commit_done(c.status, actions);
+      answer_decisions();
       break;
     case Completion::Kind::event: break;
     case Completion::Kind::stage_open:

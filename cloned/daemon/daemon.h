@@ -130,6 +130,7 @@ class Daemon final : private LinkPort,
   std::string status_line() const;
   LiveStatus live_status() const;
   void add_control_commands();  // the control socket's command table
+  void answer_decisions();      // those the store now holds (after each commit)
 
   // The parts' hosts (daemon_parts.cpp): what each part may see and do.
   SleepInputs sleep_inputs(uint64_t now_ms) const override;
@@ -173,6 +174,14 @@ class Daemon final : private LinkPort,
   uv_signal_t sigint_{};
   bool handles_open_ = false;
   std::unique_ptr<ControlServer> control_;
+  // `clonectl decide` is answered once the store holds the decision: the
+  // request, the commit snapshot that holds it (Machine::state_snapshot).
+  struct DecisionReply {
+    uint64_t request = 0;
+    uint64_t snapshot = 0;
+    std::string text;
+  };
+  std::vector<DecisionReply> decision_replies_;
 
   std::vector<Conn*> conns_;          // open connections (owned; freed in close callbacks)
   Conn* session_ = nullptr;           // the connection whose session is open or pending

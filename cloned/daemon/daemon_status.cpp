@@ -32,27 +32,43 @@ void Daemon::publish_status() {
 
 // The commands clonectl can send on the control socket (control.h): one entry each.
 void Daemon::add_control_commands() {
-  control_->add_command("status", "the live status as a TOML document", [this](const std::string& args) {
+  control_->add_command("status", "the live status as a TOML document", [this](const std::string& args, uint64_t) {
     if (!args.empty()) return ControlReply::error("status takes no arguments");
     return ControlReply{true, encode_live_status(live_status())};
   });
-  control_->add_command("decide", "decide discard-clone-changes|keep-diverged WHO: the decision for a Diverged clone",
-                        [this](const std::string& args) {
-                          const size_t space = args.find(' ');
-                          apply::Decision d;
-                          if (!apply::parse_decision(args.substr(0, space), d))
-                            return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
-                          const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
-                          apply::Actions actions;
-                          base::Status s = machine_.apply_decision(d, who, base::unix_ms(), actions);
-                          if (!s.is_ok()) return ControlReply::error(s.message());
-                          apply_actions(actions);
-                          const std::string& recorded = machine_.replica().decision;
-                          LOG_NOTICE("decision recorded: %s", recorded.c_str());
-                          record_event("notice", "decision", recorded);
-                          publish_status();
-                          return ControlReply{true, "recorded: " + recorded + "\n"};
-                        });
+  control_->add_command(
+      "decide", "decide discard-clone-changes|keep-diverged WHO: the decision for a Diverged clone",
+      [this](const std::string& args, uint64_t request) {
+        const size_t space = args.find(' ');
+        apply::Decision d;
+        if (!apply::parse_decision(args.substr(0, space), d))
+          return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
+        const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
+        apply::Actions actions;
+        base::Status s = machine_.apply_decision(d, who, base::unix_ms(), actions);
+        if (!s.is_ok()) return ControlReply::error(s.message());
+        apply_actions(actions);
+        const std::string& recorded = machine_.replica().decision;
+        LOG_NOTICE("decision taken: %s", recorded.c_str());
+        record_event("notice", "decision", recorded);
+        publish_status();
+        // Answered once a commit holds it (answer_decisions), so that
+        // "recorded" survives a power cut.
+        decision_replies_.push_back({request, machine_.state_snapshot(), "recorded: " + recorded + "\n"});
+        return ControlReply::later(
+            "the decision is taken but the state store did not hold it within " +
+            std::to_string(kControlLaterMs / 1000) +
+            " s (see the journal: journalctl -u cloned); the daemon keeps trying to record it. Check "
+            "with clonectl status before deciding again.");
+      });
+}
+
+void Daemon::answer_decisions() {
+  std::erase_if(decision_replies_, [this](const DecisionReply& r) {
+    if (r.snapshot > machine_.committed_snapshot()) return false;
+    control_->answer_later(r.request, ControlReply{true, r.text});
+    return true;
+  });
 }
 
 LiveStatus Daemon::live_status() const {

@@ -70,6 +70,17 @@ struct Clone {
   }
 };
 
+// A partition table written behind the daemon's back (one MBR entry).
+void write_partition_entry(const std::string& image) {
+  std::fstream img(image, std::ios::in | std::ios::out | std::ios::binary);
+  const unsigned char entry[16] = {0, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0};
+  img.seekp(446);
+  img.write(reinterpret_cast<const char*>(entry), sizeof entry);
+  img.seekp(510);
+  img.write("\x55\xaa", 2);
+  REQUIRE(img.good());
+}
+
 // Mounts `image` read-write (through a loop device), touches a file, unmounts.
 void touch_a_file(const TempDir& d, const std::string& mount_command) {
   std::string out;
@@ -129,7 +140,7 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   CHECK(out.find("recorded: keep-diverged") != std::string::npos);
   std::string status = c.ctl({"status"});
   CHECK(status.find("DIVERGED") != std::string::npos);
-  CHECK(status.find("keep-diverged") != std::string::npos);
+  CHECK(status.find("decision:   keep-diverged") != std::string::npos);
   // Kept: the same changes do not alarm again after a restart, and nothing is written.
   c.stop();
   c.start();
@@ -234,15 +245,7 @@ TEST_CASE("clonectl decide while cloned starts: the decision goes to the daemon 
   Clone c(d);
   c.start();
   c.stop();  // a valid fingerprint
-  {
-    // A partition table written behind the daemon's back (one MBR entry).
-    std::fstream img(d / "clone.img", std::ios::in | std::ios::out | std::ios::binary);
-    const unsigned char entry[16] = {0, 0, 0, 0, 0x83, 0, 0, 0, 0x00, 0x08, 0, 0, 0x00, 0x10, 0, 0};
-    img.seekp(446);
-    img.write(reinterpret_cast<const char*>(entry), sizeof entry);
-    img.seekp(510);
-    img.write("\x55\xaa", 2);
-  }
+  write_partition_entry(d / "clone.img");
   const std::string lock_path = d / "clone/state/cloned.lock";
   int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(lock >= 0);
@@ -261,10 +264,45 @@ TEST_CASE("clonectl decide while cloned starts: the decision goes to the daemon 
   c.cloned = std::move(cloned);
   std::string status = c.ctl({"status"});
   CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
-  CHECK_MESSAGE(status.find("keep-diverged") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("decision:   keep-diverged") != std::string::npos, status);
   c.stop();
   c.start();  // kept across a restart: it was the daemon's to write
   status = c.ctl({"status"});
-  CHECK_MESSAGE(status.find("keep-diverged") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("decision:   keep-diverged") != std::string::npos, status);
+  c.stop();
+}
+
+// "recorded" is said once the store holds the decision: a daemon killed the
+// moment clonectl returns has it at its next start. Every commit takes 1.5 s
+// here, as on a slow stick; answered before its commit (as it was until
+// 2026-12-07), the decision was lost and the clone asked for it again.
+TEST_CASE("clonectl decide says recorded once the store holds it: a kill -9 right after keeps the decision") {
+  TempDir d;
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  Clone c(d, {{"apply.store_commit_delay_ms", "1500"}});
+  c.start();
+  c.stop();  // a valid fingerprint
+  write_partition_entry(d / "clone.img");
+  c.start();
+  std::string status;
+  for (int i = 0; i < 100 && status.find("DIVERGED") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = c.ctl({"status"});
+  }
+  REQUIRE_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
+  const auto asked = std::chrono::steady_clock::now();
+  int code = 0;
+  const std::string out = c.ctl({"decide", "keep-diverged"}, &code);
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  c.cloned->signal(SIGKILL);
+  CHECK(c.cloned->wait(10000) == 128 + SIGKILL);
+  c.cloned.reset();
+  CHECK_MESSAGE(code == 0, out);
+  CHECK_MESSAGE(out.find("recorded: keep-diverged") != std::string::npos, out);
+  CHECK(waited >= std::chrono::milliseconds(1500));  // the answer waited for a commit
+  c.start();
+  status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
+  CHECK_MESSAGE(status.find("decision:   keep-diverged") != std::string::npos, status);
   c.stop();
 }
