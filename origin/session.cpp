@@ -146,6 +146,11 @@ base::Status Session::on_clone_hello(base::ByteSpan plain) {
     return refuse(proto::ErrorCode::resync_needed, ERANGE,
                   "resync needed: the clone has applied record " + u64s(h.applied_seq) + " but this original's log ends at record " +
                       u64s(end) + "; the two disagree: clone-origin resync --source IMAGE.");
+  // The original forgets its records up to what the clone's store holds: a
+  // clone that says it holds more than it has applied is not believed.
+  if (h.committed_seq > h.applied_seq)
+    return violation("the clone says its store holds record " + u64s(h.committed_seq) + " but it has applied only " +
+                     u64s(h.applied_seq) + ".");
   log_.trim_upto(h.committed_seq);
   committed_seq_ = h.committed_seq;
   acked_seq_ = h.applied_seq;

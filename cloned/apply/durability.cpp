@@ -194,13 +194,19 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
                  "the committed reservation " + u64s(s.reserved_seq) + " falls below record " +
                      u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
                      ", which the disk may already hold or the original was told is durable");
-  committed_ = {s.committed_seq, s.committed_epoch};
-  committed_mark_ = s.mark;
-  assert(s.generation != replica_.generation || committed_.seq <= durable_.seq);  // a commit snapshots durable_
-  reserved_limit_ = s.reserved_seq;
-  replica_.committed_seq = s.committed_seq;
-  replica_.committed_epoch = s.committed_epoch;
-  replica_.reserved_seq = s.reserved_seq;
+  // A snapshot of the generation a resync has just replaced holds nothing of
+  // the new generation's log: its position is neither taken nor told (the
+  // original forgets the records the clone says its store holds).
+  const bool current = s.generation == replica_.generation;
+  if (current) {
+    committed_ = {s.committed_seq, s.committed_epoch};
+    committed_mark_ = s.mark;
+    assert(committed_.seq <= durable_.seq);  // a commit snapshots durable_
+    reserved_limit_ = s.reserved_seq;
+    replica_.committed_seq = s.committed_seq;
+    replica_.committed_epoch = s.committed_epoch;
+    replica_.reserved_seq = s.reserved_seq;
+  }
   // Writes wait until the store holds what must precede them: the state and
   // its catch-up target, a begun resync, an invalidated fingerprint.
   const uint64_t snapshot = commit_snapshot_number_;
@@ -208,7 +214,7 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
       s.consistent_at_seq == replica_.consistent_at_seq && s.resync.generation == replica_.resync.generation &&
       s.fingerprint_valid == replica_.fingerprint_valid && s.generation == replica_.generation)
     writes_wait_for_commit_ = false;
-  if (in_session_ && committed_.seq > committed_sent_seq_) {
+  if (current && in_session_ && committed_.seq > committed_sent_seq_) {
     committed_sent_seq_ = committed_.seq;
     actions.committed.push_back({committed_.seq});
   }

@@ -64,6 +64,10 @@ void Machine::start_new_resync(const proto::ResyncBegin& b) {
 
 void Machine::take_position(uint64_t seq, uint64_t epoch) {
   durable_ = {seq, epoch};
+  // What the store holds of the replaced generation's log says nothing of
+  // this one's: never more than the new position (a hello reply tells it,
+  // and the original forgets its records up to it).
+  if (committed_.seq > seq) committed_ = {seq, epoch};
   highest_submitted_seq_ = seq;
   unclean_until_seq_ = 0;
   recv_seq_ = seq;

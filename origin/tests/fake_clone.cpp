@@ -124,7 +124,8 @@ bool FakeClone::on_message(int fd, proto::FrameSealer& sealer, base::ByteSpan pl
       h.disk_size_bytes = disk_.size();
       h.logical_block_bytes = o.logical_block_bytes;
       h.generation = 1;
-      h.applied_seq = h.committed_seq = applied_seq_;
+      h.applied_seq = applied_seq_;
+      h.committed_seq = script_.committed_seq.value_or(applied_seq_);
       h.applied_epoch = applied_epoch_;
       proto::encode_hello(h, out);
       base::Bytes wire;

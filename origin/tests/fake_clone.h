@@ -29,6 +29,7 @@ class FakeClone {
   struct Script {
     uint64_t applied_seq = 0;
     uint64_t applied_epoch = 0;
+    std::optional<uint64_t> committed_seq;  // in the hello; applied_seq when unset
     uint64_t drop_after_records = 0;        // first session only; 0 = never
     std::optional<proto::ErrorMsg> refuse;  // answer every hello with this error
     // The first this many connections get a refusal anyone could forge: a

@@ -274,6 +274,29 @@ TEST_CASE("a clone that needs a record the original no longer holds: resync need
   CHECK(clone.error_received()->code == proto::ErrorCode::resync_needed);
 }
 
+// The original forgets its records up to the committed record a clone's
+// hello names; one past what it has applied would drop records it needs.
+TEST_CASE("a clone whose hello says it committed more than it applied is refused; the log keeps its records") {
+  origin_test::FakeClone::Script script;
+  script.applied_seq = 10;
+  script.applied_epoch = 2;
+  script.committed_seq = 40;
+  origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, script);
+  origin::RetainedLog log(1u << 20, 1);
+  for (uint64_t seq = 1; seq <= 50; ++seq)
+    REQUIRE(log.append(std::make_shared<const origin::Record>(origin::make_barrier(seq, seq))));
+  origin::Replicator replicator(session_config(clone.port()), fast_policy(2), log);
+  REQUIRE(replicator.start().is_ok());
+  base::Status s = replicator.wait_durable(50);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK_MESSAGE(s.message().find("its store holds record 40 but it has applied only 10") != std::string::npos,
+                s.message());
+  CHECK(log.start_seq() == 1);
+  clone.stop();
+  REQUIRE(clone.error_received().has_value());
+  CHECK(clone.error_received()->code == proto::ErrorCode::protocol);
+}
+
 TEST_CASE("test hooks: a raw session sends chosen records and reads the answers") {
   origin_test::FakeClone clone(auth_key(), kPair, kDiskBytes, {});
   proto::Hello hello;

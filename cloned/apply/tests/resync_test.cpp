@@ -421,6 +421,34 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   CHECK(a.submit.size() == 1);
 }
 
+// Found in review: a commit of generation 1 in flight when generation 2's
+// resync begins (at a lower record, as after the original lost its log)
+// told the original "committed 50" for its new log: the original forgets
+// its records up to what the clone says its store holds.
+TEST_CASE("a commit of the generation a resync replaces tells the original nothing of its position") {
+  apply::ReplicaState s = consistent_gen1();
+  s.committed_seq = s.reserved_seq = 50;
+  s.committed_epoch = 10;
+  ResyncRig r(s);
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  if (r.last.commits.empty()) r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
+  REQUIRE(r.last.commits.size() == 1);  // in flight: generation 1 at record 50
+  CHECK(r.last.commits[0].state.generation == 1);
+  CHECK(r.last.commits[0].state.committed_seq == 50);
+  Actions a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  a = r.committed();  // the old one
+  CHECK(a.committed.empty());
+  CHECK(r.m.committed().seq <= 10);
+  REQUIRE(a.commits.size() == 1);  // generation 2's "in progress"
+  CHECK(a.commits[0].state.generation == 2);
+  CHECK(a.commits[0].state.committed_seq == 10);
+  a = r.committed();
+  CHECK(a.committed.empty());  // nothing past what the original has had committed
+  REQUIRE(a.resync_state);
+  CHECK(r.m.committed().seq == 10);
+}
+
 TEST_CASE("a resync_begin or resync_end past any log position is a protocol error") {
   ResyncRig r;
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
