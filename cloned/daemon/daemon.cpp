@@ -264,12 +264,11 @@ void Daemon::handle_completion(Completion& c) {
         LOG_ERROR("hardware fault on the clone's disk: %s", c.read_back_note.c_str());
         record_event("error", "read-back", c.read_back_note);
       }
-      if (!c.status.is_ok() && !c.digest_mismatch && std::string_view(c.op) != "stage") health_.io_error(c);
+      if (c.disk_fault()) health_.io_error(c);
       machine_.on_io_done(c.id, c.status, c.digest_mismatch, actions);
       break;
     case Completion::Kind::digest:
-      // ECANCELED: a scan of an ended session, dropped unread; not the disk's.
-      if (!c.status.is_ok() && c.status.code() != ECANCELED) health_.io_error(c);
+      if (c.disk_fault()) health_.io_error(c);  // not a scan of an ended session, dropped unread
       maintenance_.on_digest_done(session_, c);
       break;
     case Completion::Kind::store_job:

@@ -190,9 +190,12 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
     f.severity = hwhealth::Severity::critical;
     f.code = "disk.io_error";
     f.subject = settings_.target_path;
-    f.sentence = "The clone's disk failed a " + e.op + " (offset=" + std::to_string(e.offset_bytes) +
-                 " len=" + std::to_string(e.length_bytes) + ": " + errno_text(e.err) +
-                 "); cloned takes no more writes until it is restarted. Check the disk and its cable.";
+    // A read is a digest scan's (resync, verify): the scan fails, writes go on.
+    f.sentence =
+        "The clone's disk failed a " + e.op + " (offset=" + std::to_string(e.offset_bytes) +
+        " len=" + std::to_string(e.length_bytes) + ": " + errno_text(e.err) +
+        (e.op == "read" ? "); the resync or verify that read it stopped. Check the disk and its cable."
+                        : "); cloned takes no more writes until it is restarted. Check the disk and its cable.");
     f.figures = {{"op", e.op},
                  {"errno", std::to_string(e.err)},
                  {"error", errno_text(e.err)},

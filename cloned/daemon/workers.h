@@ -8,12 +8,14 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -63,6 +65,14 @@ struct Completion {
   // io with read-back: a sentence when the read-back found a difference
   // (then the extent was rewritten once; status says whether that held).
   std::string read_back_note;
+
+  // What the health monitor hears as the disk's failure (an io or digest
+  // completion): not a write cancelled unstarted (its session ended, or the
+  // flush it waited for failed, which is reported itself), not a record
+  // refused for its digest, not an append to the stage on the stick.
+  bool disk_fault() const {
+    return !status.is_ok() && status.code() != ECANCELED && !digest_mismatch && std::string_view(op) != "stage";
+  }
 };
 
 // Thread-safe queue of completions. `wake` is called after each push, on the

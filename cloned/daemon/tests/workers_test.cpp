@@ -192,6 +192,7 @@ TEST_CASE("writes submitted in a batch go together, and a bad digest refuses onl
     CHECK(c.kind == cloned::Completion::Kind::io);
     CHECK(c.status.is_ok() == (i != 5));
     CHECK(c.digest_mismatch == (i == 5));
+    CHECK_FALSE(c.disk_fault());  // a refused record is the original's, not the disk's
     CHECK((read_back(dev, i * 8192, 4096) == data[i]) == (i != 5));
   }
 }
@@ -580,6 +581,7 @@ TEST_CASE("a failed write is reported to health by what it was: a resync extent'
     CHECK(c.offset_bytes == 8192);
     CHECK(c.length_bytes == 4096);
     if (carries_data) CHECK_FALSE(c.status.is_ok());
+    CHECK(c.disk_fault() == !c.status.is_ok());
   }
 }
 
@@ -699,6 +701,8 @@ TEST_CASE("held writes go with the loop's own flush for their barrier, or are ca
   got = collect(done, 1);
   REQUIRE(got.size() == 1);
   CHECK(is_cancelled(got[0]));
+  // The session ended: no failure of the disk's to report (health_monitor.h).
+  CHECK_FALSE(got[0].disk_fault());
   workers->flush(6);
   CHECK(count_kind(collect(done, 2), cloned::Completion::Kind::io) == 0);
 
@@ -724,6 +728,7 @@ TEST_CASE("a digest scan of a session that has ended is reported cancelled, not 
   CHECK(got[0].request.id == 1);
   CHECK(got[0].session_serial == 4);
   CHECK(got[0].status.code() == ECANCELED);
+  CHECK_FALSE(got[0].disk_fault());  // not told to health as the disk's
   CHECK(got[0].digests.empty());
   CHECK(got[1].request.id == 2);
   REQUIRE(got[1].status.is_ok());
