@@ -82,7 +82,14 @@ base::Result<AtaRegisters> parse_ata_registers(base::ByteSpan sense) {
 }
 
 base::Result<AtaDriveStatus> ata_drive_status(const AtaRegisters& registers) {
-  if ((registers.status & (kStatusError | kStatusDeviceFault)) != 0) {
+  // A device fault is the drive failing, not SMART switched off: a failed
+  // read, which the report tells, never "unsupported".
+  if ((registers.status & kStatusDeviceFault) != 0) {
+    return base::Status::error(EIO, "the drive reports a device fault (ATA status " +
+                                        hex_pair(registers.status, registers.error) +
+                                        " status/error) to SMART RETURN STATUS: it may be failing");
+  }
+  if ((registers.status & kStatusError) != 0) {
     return base::Status::error(EOPNOTSUPP, "the drive aborted SMART RETURN STATUS (ATA status " +
                                                hex_pair(registers.status, registers.error) +
                                                " status/error): SMART is disabled or not supported; "

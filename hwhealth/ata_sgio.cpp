@@ -30,7 +30,8 @@ constexpr uint8_t kTransferBlocksIn = (1 << 3) | (1 << 2) | 2;
 constexpr uint8_t kCheckCondition = 1 << 5;  // CK_COND: return the registers in sense data
 constexpr uint8_t kScsiStatusCheckCondition = 0x02;
 constexpr uint8_t kDriverSense = 0x08;  // driver_status: "sense data is valid", not an error
-constexpr uint8_t kAtaStatusErrorBits = 0x21;  // ERR and DF (device fault) of the ATA status register
+constexpr uint8_t kAtaStatusError = 0x01;        // ERR of the ATA status register: the command was aborted
+constexpr uint8_t kAtaStatusDeviceFault = 0x20;  // DF: the drive reports a fault of its own
 constexpr uint8_t kSenseNoSense = 0x0, kSenseRecovered = 0x1, kSenseIllegalRequest = 0x5;
 
 const char* command_name(AtaSmartCommand command) {
@@ -122,7 +123,13 @@ base::Status check_sgio_result(const SgioResult& result, AtaSmartCommand command
                                            "): a SCSI disk or a USB bridge that does not pass ATA commands");
   }
   base::Result<AtaRegisters> registers = parse_ata_registers(sense);
-  if (registers && (registers->status & kAtaStatusErrorBits) != 0) {
+  // A device fault is the drive failing, not SMART switched off.
+  if (registers && (registers->status & kAtaStatusDeviceFault) != 0) {
+    return base::Status::error(EIO, what + " failed: the drive reports a device fault (ATA status " +
+                                        hex(registers->status) + ", error " + hex(registers->error) +
+                                        "): it may be failing");
+  }
+  if (registers && (registers->status & kAtaStatusError) != 0) {
     return base::Status::error(EOPNOTSUPP, "SMART is unsupported: the drive aborted " + what + " (ATA status " +
                                                hex(registers->status) + ", error " + hex(registers->error) +
                                                "): SMART is disabled; enable it with smartctl -s on");

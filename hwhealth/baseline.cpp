@@ -49,7 +49,7 @@ base::Status malformed(const std::string& why) {
 
 const Source* Baseline::source(std::string_view name) const { return find_source(sources, name); }
 
-Baseline baseline_of(const Snapshot& snapshot) {
+Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous) {
   Baseline b;
   b.poll_number = snapshot.poll_number;
   b.taken_unix_ms = snapshot.taken_unix_ms;
@@ -57,6 +57,19 @@ Baseline baseline_of(const Snapshot& snapshot) {
   b.counters = error_counters(snapshot);
   for (const Finding& f : snapshot.findings) {
     if (!f.event) b.findings.push_back(f);
+  }
+  if (previous == nullptr) return b;
+  for (const Counter& c : previous->counters) {
+    if (source_read(snapshot, source_of(c.family))) continue;
+    if (std::none_of(b.counters.begin(), b.counters.end(), [&](const Counter& n) { return n.key == c.key; }))
+      b.counters.push_back(c);
+  }
+  std::sort(b.counters.begin(), b.counters.end(), [](const Counter& x, const Counter& y) { return x.key < y.key; });
+  for (const Finding& f : previous->findings) {
+    if (source_read(snapshot, source_of(f.code))) continue;
+    if (std::none_of(b.findings.begin(), b.findings.end(),
+                     [&](const Finding& n) { return n.identity() == f.identity(); }))
+      b.findings.push_back(f);
   }
   return b;
 }

@@ -43,7 +43,11 @@ struct Baseline {
   bool operator==(const Baseline&) const = default;
 };
 
-Baseline baseline_of(const Snapshot& snapshot);
+// The baseline a poll leaves for the next one. What a source that could not
+// be read in `snapshot` said in `previous` (its counters and lasting
+// findings) stands: the next poll that reads it compares with that, so a
+// counter that rose meanwhile is reported then and a finding is not cleared.
+Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous = nullptr);
 
 // Version byte, then the fields (layout in baseline.cpp). Strings longer
 // than the report limits (report.h) are cut; lists are cut to their bounds.

@@ -29,7 +29,7 @@ Snapshot Collector::poll(int64_t now_unix_ms) {
   snapshot.batteries = std::move(batteries.value);
   snapshot.disk_errors = std::move(disk_errors.value);
   snapshot.findings = assess(snapshot, last_ ? &*last_ : nullptr);
-  last_ = baseline_of(snapshot);
+  last_ = baseline_of(snapshot, last_ ? &*last_ : nullptr);
   return snapshot;
 }
 

@@ -36,6 +36,9 @@ void source_changes(const Baseline& previous, const Snapshot& current, std::vect
     if (was != nullptr ? was->availability == now.availability : now.supported()) continue;
     Change change;
     change.kind = Change::Kind::source_changed;
+    // A source that was read and now fails may be the device failing.
+    if (was != nullptr && was->supported() && now.availability == Availability::failed)
+      change.severity = Severity::warning;
     change.key = now.name;
     change.source = now;
     change.sentence = now.supported() ? now.name + " can be read again."
@@ -66,8 +69,11 @@ void finding_changes(const Baseline& previous, const Snapshot& current, std::vec
       push(changes, finding_change(Change::Kind::finding_new, finding));
   }
   for (const Finding& finding : previous.findings) {
-    if (!finding.event && !has_identity(current.findings, finding.identity()))
-      push(changes, finding_change(Change::Kind::finding_cleared, finding));
+    if (finding.event || has_identity(current.findings, finding.identity())) continue;
+    // A source that could not be read this poll says nothing of its findings:
+    // a failing disk whose SMART stops answering is not "cleared".
+    if (!source_read(current, source_of(finding.code))) continue;
+    push(changes, finding_change(Change::Kind::finding_cleared, finding));
   }
 }
 

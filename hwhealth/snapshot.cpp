@@ -63,6 +63,26 @@ void add_memory_counters(const Snapshot& snapshot, std::vector<Counter>& out) {
 
 const Source* Snapshot::source(std::string_view name) const { return find_source(sources, name); }
 
+std::string_view source_of(std::string_view code) {
+  struct Prefix {
+    std::string_view prefix;
+    std::string_view source;
+  };
+  static constexpr Prefix kPrefixes[] = {
+      {"ata.", kSourceSmart},          {"nvme.", kSourceSmart},       {"temp.", kSourceTemperatures},
+      {"memory_ecc.", kSourceMemoryEcc}, {"battery.", kSourceBattery}, {"disk_errors.", kSourceDiskErrors},
+      {"disk.", kSourceDiskErrors},
+  };
+  for (const Prefix& p : kPrefixes) {
+    if (code.starts_with(p.prefix)) return p.source;
+  }
+  return {};
+}
+
+bool source_read(const Snapshot& snapshot, std::string_view source) {
+  return source.empty() || available(snapshot, source);
+}
+
 Verdict verdict(const Snapshot& snapshot) {
   Verdict result = Verdict::ok;
   for (const Finding& finding : snapshot.findings) {

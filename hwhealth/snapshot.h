@@ -65,6 +65,14 @@ enum class Verdict { ok, unknown, warning, critical };
 Verdict verdict(const Snapshot& snapshot);
 const char* verdict_name(Verdict verdict);  // "ok", "unknown", "warning", "critical"
 
+// The source a finding's code or a counter's family comes from ("ata.pending"
+// and "nvme.media_errors": smart; "temp.": temperatures; "memory_ecc.";
+// "battery."; "disk_errors." and "disk.": disk_errors), or "" for none.
+std::string_view source_of(std::string_view code);
+// Whether what `source` said can be judged from this snapshot: it was read,
+// or the name is "" (a finding of no source, such as the daemon's own).
+bool source_read(const Snapshot& snapshot, std::string_view source);
+
 // An error counter: a number that a healthy machine does not raise.
 struct Counter {
   std::string family;   // "ata.pending_sectors", "memory_ecc.corrected", ... (the rule that watches it)

@@ -224,6 +224,12 @@ TEST_CASE("a drive that aborts RETURN STATUS has SMART disabled, and odd registe
   REQUIRE_FALSE(aborted.is_ok());
   CHECK(hwhealth::is_unsupported(aborted.status()));
   CHECK(contains(aborted.status().message(), "SMART is disabled"));
+  // A device fault (DF) is the drive failing: a failed read, never "disabled".
+  auto fault = hwhealth::parse_ata_return_status(hwhealth_test::descriptor_sense(0x4f, 0xc2, 0x60, 0x00));
+  REQUIRE_FALSE(fault.is_ok());
+  CHECK(fault.status().code() == EIO);
+  CHECK_FALSE(hwhealth::is_unsupported(fault.status()));
+  CHECK(contains(fault.status().message(), "device fault"));
   auto odd = hwhealth::parse_ata_return_status(hwhealth_test::descriptor_sense(0x00, 0x00));
   REQUIRE_FALSE(odd.is_ok());
   CHECK(odd.status().code() == EPROTO);

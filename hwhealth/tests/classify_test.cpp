@@ -85,6 +85,18 @@ TEST_CASE("SG_IO outcomes: ILLEGAL REQUEST and an aborted SMART command are unsu
   CHECK(contains(disabled.message(), "SMART is disabled"));
 }
 
+TEST_CASE("SG_IO outcomes: a device fault is a failed read, not SMART disabled") {
+  for (uint8_t status : {uint8_t{0x60}, uint8_t{0x61}}) {  // DRDY|DF, and with ERR
+    CAPTURE(status);
+    base::Bytes fault = hwhealth_test::descriptor_sense(0x4f, 0xc2, status, 0x04);
+    fault[1] = 0x0b;  // ABORTED COMMAND
+    const base::Status failed = check(check_condition(fault));
+    CHECK(failed.code() == EIO);
+    CHECK(hwhealth::classify(failed) == Availability::failed);
+    CHECK(contains(failed.message(), "device fault"));
+  }
+}
+
 TEST_CASE("SG_IO outcomes: transport trouble and other sense keys fail with the numbers") {
   hwhealth::SgioResult host;
   host.host_status = 0x01;  // DID_NO_CONNECT

@@ -3,6 +3,7 @@
 // have no SMART (a regular file, a missing path) with sysfs from a fake tree.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "hwhealth/collect.h"
@@ -19,6 +20,15 @@ bool has(const std::vector<hwhealth::Finding>& findings, const std::string& code
     if (f.code == code) return true;
   }
   return false;
+}
+
+// The raw value of attribute `id` in the fake's ATA page (it must be there).
+uint64_t& raw_of(hwhealth::FakeHealthSource& fake, uint8_t id) {
+  for (hwhealth::AtaAttribute& a : fake.smart.value.ata->data.attributes) {
+    if (a.id == id) return a.raw;
+  }
+  FAIL("no attribute " << int{id} << " in the fake's page");
+  throw;  // not reached
 }
 
 std::unique_ptr<hwhealth::FakeHealthSource> healthy_fake() {
@@ -72,6 +82,50 @@ TEST_CASE("the collector numbers its polls, keeps the last, and judges a rise ag
   const hwhealth::Snapshot third = collector.poll(3000);
   CHECK_FALSE(has(third.findings, "ata.reallocated_rose"));  // no new rise
   CHECK(has(third.findings, "ata.reallocated"));
+}
+
+// Found in review: a failing drive whose SMART stopped answering was reported
+// "Cleared", and pending sectors that rose meanwhile were never reported.
+TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a rise meanwhile reported later") {
+  auto owned = healthy_fake();
+  hwhealth::FakeHealthSource& fake = *owned;
+  hwhealth::Collector collector(std::move(owned));
+  fake.smart.value.ata->status = hwhealth::AtaDriveStatus::failing;
+  raw_of(fake, hwhealth::kAtaPendingSectors) = 3;
+  const hwhealth::Snapshot first = collector.poll(1000);
+  REQUIRE(has(first.findings, "ata.failing"));
+  REQUIRE(has(first.findings, "ata.pending"));
+  const hwhealth::Baseline before_failure = *collector.last();
+  const hwhealth::AtaHealth failing = *fake.smart.value.ata;
+
+  fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::failed, "SG_IO: Input/output error");
+  const hwhealth::Snapshot unread = collector.poll(2000);
+  std::vector<hwhealth::Change> changes = hwhealth::diff(before_failure, unread);
+  bool source_warned = false;
+  for (const hwhealth::Change& c : changes) {
+    CAPTURE(c.sentence);
+    CHECK(c.kind != hwhealth::Change::Kind::finding_cleared);
+    if (c.kind == hwhealth::Change::Kind::source_changed && c.key == "smart")
+      source_warned = c.severity == hwhealth::Severity::warning;
+  }
+  CHECK(source_warned);  // a disk that answered before and now fails to
+  const hwhealth::Baseline kept = *collector.last();
+  CHECK(std::count_if(kept.findings.begin(), kept.findings.end(),
+                      [](const hwhealth::Finding& f) { return f.code == "ata.failing"; }) == 1);
+
+  fake.set_ata("/dev/sda", failing);
+  raw_of(fake, hwhealth::kAtaPendingSectors) = 8;
+  const hwhealth::Snapshot back = collector.poll(3000);
+  changes = hwhealth::diff(kept, back);
+  bool rose = false;
+  for (const hwhealth::Change& c : changes) {
+    CAPTURE(c.sentence);
+    CHECK_FALSE((c.kind == hwhealth::Change::Kind::finding_new && c.finding.code == "ata.failing"));  // not news
+    if (c.kind == hwhealth::Change::Kind::counter_rose && c.key == "ata.pending_sectors")
+      rose = c.before == 3 && c.after == 8;
+  }
+  CHECK(rose);
+  CHECK(has(back.findings, "ata.pending_rose"));
 }
 
 TEST_CASE("a restored baseline continues the numbering and is the baseline for rises") {
