@@ -343,6 +343,10 @@ void Machine::on_record(const proto::RecordHeader& h, RecordId& id, Actions& act
   open_epoch_started_ = h.type != proto::MsgType::barrier;
   if (h.type == proto::MsgType::barrier) recv_epoch_ = h.epoch + 1;
   if (shutting_down() && h.epoch > shutdown_epoch_) return;  // not written: the next run takes it
+  // Nothing of ours is written under a valid fingerprint: a log session's
+  // start invalidated it (the daemon), a maintenance session's first log
+  // record does here (its writes wait for the commit).
+  invalidate_fingerprint(actions);
   const uint64_t cost = record_cost_bytes(h);
   id = next_id_++;
   queue_.push_back(Entry{id, h, cost});

@@ -199,7 +199,13 @@ void Machine::continue_resync(Actions& actions) {
   resync_running_ = true;
   log_ok_ = true;
   log_refused_why_.clear();
-  if (staging()) resume_staging(actions);
+  if (staging()) {
+    resume_staging(actions);
+  } else {
+    // In place it writes the disk again: a fingerprint taken while it was
+    // interrupted stops being valid, durably, first (the writes wait).
+    invalidate_fingerprint(actions);
+  }
 }
 
 std::optional<FailSession> Machine::validate_resync_extent(const proto::RecordHeader& h) const {

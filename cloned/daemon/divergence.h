@@ -6,7 +6,9 @@
 //
 // The stored fingerprint is valid only while nothing of ours may have written
 // since it was taken: it is invalidated, durably, before a session's first
-// write (Machine::invalidate_fingerprint). After a crash mid-session there is
+// write (Machine::invalidate_fingerprint: at a log session's start, here; in
+// a maintenance session by the machine, only before it writes, so that a
+// session that stages or verifies leaves it valid). After a crash mid-session there is
 // no valid fingerprint to compare with, and the start takes a new baseline
 // (logged): a change made between that crash and the restart is not detected.
 //

@@ -75,7 +75,9 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
   apply::Actions actions;
   machine_.start_session(hello, actions);
   apply_actions(actions);
-  if (session_ == c) divergence_.invalidate();
+  // A log session writes at once: invalidated now, its commit overlapping
+  // the first records. A maintenance session's writes do it in the machine.
+  if (session_ == c && !machine_.maintenance_session()) divergence_.invalidate();
 }
 
 void Daemon::on_record_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {

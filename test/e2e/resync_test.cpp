@@ -278,8 +278,10 @@ TEST_CASE("a disk whose size is no multiple of the extent: resync and verify rea
       harness::run(origin(r.pair, {"resync", "--source", d / "source.img", "--extent", "1M"}), out, 120000) == 0, out);
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
-  // A block of the short extent changed behind the daemon's back: verify finds it.
-  REQUIRE(write_at(d / "clone.img", kDisk - 8192, std::string(4096, 'v')));
+  // A block of the short extent differs (changed on the source: on the
+  // clone, the last MiB is in the disk's fingerprint and the clone would be
+  // Diverged): verify finds it.
+  REQUIRE(write_at(d / "source.img", kDisk - 8192, std::string(4096, 'v')));
   const int code =
       harness::run(origin(r.pair, {"verify", "--source", d / "source.img", "--extent", "1M"}), out, 120000);
   CHECK(code == 1);
@@ -585,6 +587,36 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   stop(r);
 }
 
+// Found in review: every hello made the disk's fingerprint invalid, so after a
+// cut mid-staging the next start took a new baseline instead of comparing,
+// and a change to the disk (the person used the clone, which was bootable
+// all along) below the resumed cursor stayed there under "consistent". A
+// session that only stages leaves the fingerprint valid: the start finds it.
+TEST_CASE("a disk changed while a staged resync is cut is Diverged at the next start, not resumed over") {
+  TempDir d;
+  Running r = staged_setup(d, {},
+                           {{"resync.rate_max", "\"16M\""},
+                            {"resync.mark_interval", "\"2M\""},
+                            {"origin.reconnect_initial_ms", "50"},
+                            {"origin.reconnect_max_ms", "500"},
+                            {"origin.reconnect_attempts_max", "100"}});
+  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
+  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  wait_staging_under_way(d, r, resync);
+  r.cloned->signal(SIGKILL);
+  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  REQUIRE(write_at(d / "clone.img", 0, std::string(4096, 'x')));  // a partition table's place
+  std::string out;
+  REQUIRE(harness::run({"/bin/cp", d / "clone.img", d / "changed.img"}, out) == 0);
+  launch(r, d);
+  const std::string status =
+      status_when(r.pair, [](const std::string& s) { return s.find("DIVERGED") != std::string::npos; });
+  CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status << harness::read_file(d / "cloned.log"));
+  CHECK(resync.wait(300000) != 0);  // refused: a Diverged clone takes no resync that does not discard
+  CHECK_MESSAGE(harness::files_equal(d / "clone.img", d / "changed.img"), harness::read_file(d / "origin.log"));
+  stop(r);
+}
+
 TEST_CASE("a staged resync replaced by one in place: its stage leaves the stick at once, not at the next start") {
   TempDir d;
   Running r = staged_setup(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""}});
@@ -748,12 +780,13 @@ TEST_CASE("verify names exactly the blocks changed behind the daemon's back, and
   REQUIRE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0);
   CHECK(harness::run(origin(r.pair, {"verify", "--source", d / "source.img"}), out) == 0);
   CHECK(out.find("0 range(s) out of sync") != std::string::npos);
-  // Behind the daemon's back: three blocks, two of them adjacent.
-  REQUIRE(write_at(d / "clone.img", 5 * 4096 + 100, "garbage"));
+  // Behind the daemon's back: three blocks, two of them adjacent, outside the
+  // disk's fingerprint (its first and last MiB; a change there is Diverged).
+  REQUIRE(write_at(d / "clone.img", 600 * 4096 + 100, "garbage"));
   REQUIRE(write_at(d / "clone.img", 1000 * 4096, std::string(8192, 'x')));
   int code = harness::run(origin(r.pair, {"verify", "--source", d / "source.img"}), out);
   CHECK(code == 1);
-  CHECK_MESSAGE(out.find("out of sync: offset 20480, 4096 bytes") != std::string::npos, out);
+  CHECK_MESSAGE(out.find("out of sync: offset 2457600, 4096 bytes") != std::string::npos, out);
   CHECK_MESSAGE(out.find("out of sync: offset 4096000, 8192 bytes") != std::string::npos, out);
   CHECK(out.find("2 range(s) out of sync") != std::string::npos);
   std::string status =

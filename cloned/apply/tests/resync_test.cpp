@@ -449,6 +449,57 @@ TEST_CASE("a commit of the generation a resync replaces tells the original nothi
   CHECK(r.m.committed().seq == 10);
 }
 
+// Found in review: the daemon invalidated the fingerprint at every hello, so a
+// session that only staged or verified left a disk changed behind its back
+// undetected. Now a maintenance session leaves it alone unless it takes the
+// log, and an in-place resync invalidates it itself, resumed too: the disk
+// was fingerprinted while the resync was interrupted (refresh_if_quiet).
+TEST_CASE("a resumed in-place resync invalidates a fingerprint taken meanwhile before it writes again") {
+  ResyncRig r;
+  r.interrupt_at_4096();
+  r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
+  REQUIRE(r.last.commits.size() == 1);
+  r.committed();
+  REQUIRE(r.m.fingerprint_valid());
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  CHECK(r.m.maintenance_session());  // the daemon leaves the fingerprint alone
+  if (!r.last.commits.empty()) r.committed();
+  CHECK(r.m.fingerprint_valid());
+  Actions a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 4096);
+  CHECK_FALSE(r.m.fingerprint_valid());
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.fingerprint_valid);
+  apply::RecordId id = 0;
+  r.extent(resync_data(8192), &id);
+  CHECK(r.last.submit.empty());  // not before the store says the fingerprint is gone
+  a = r.committed();
+  CHECK(a.submit.size() == 1);
+}
+
+TEST_CASE("a maintenance session's first log record invalidates a valid fingerprint before it is written") {
+  ResyncRig r(consistent_gen1());
+  r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
+  REQUIRE(r.last.commits.size() == 1);
+  r.committed();
+  REQUIRE(r.hello(maintenance_hello(1, 1, 10)).hello_reply);  // the log lines up: it is taken
+  CHECK(r.m.maintenance_session());
+  if (!r.last.commits.empty()) r.committed();
+  CHECK(r.m.fingerprint_valid());
+  Actions a = r.send(rec(MsgType::write, 6, 3, 0));
+  CHECK_FALSE(r.m.fingerprint_valid());
+  REQUIRE(a.commits.size() == 1);
+  CHECK_FALSE(a.commits[0].state.fingerprint_valid);
+  CHECK(a.submit.empty());  // not before the store says the fingerprint is gone
+  a = r.committed();
+  CHECK(a.submit.size() == 1);
+  Rig log(consistent_gen1());
+  REQUIRE(log.hello(original_hello(1, 10)).hello_reply);
+  CHECK_FALSE(log.m.maintenance_session());
+}
+
 TEST_CASE("a resync_begin or resync_end past any log position is a protocol error") {
   ResyncRig r;
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
