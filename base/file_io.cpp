@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "base/file_io.h"
 
+#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <cerrno>
 #include <string>
 #include <thread>
+
+#include "base/unique_fd.h"
 
 namespace base {
 
@@ -72,6 +75,19 @@ Status make_dirs(const std::string& dir, mode_t mode) {
   if (::stat(dir.c_str(), &st) != 0) return Status::from_errno("cannot use directory " + dir);
   if (!S_ISDIR(st.st_mode)) return Status::error(ENOTDIR, dir + " is not a directory");
   return Status::ok();
+}
+
+Status sync_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return Status::from_errno("cannot open the directory " + dir + " to sync it");
+  if (::fsync(fd.get()) != 0) return Status::from_errno("cannot sync the directory " + dir);
+  return Status::ok();
+}
+
+std::string parent_dir(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 Status lock_exclusive(int fd, std::chrono::milliseconds wait, std::chrono::milliseconds step) {

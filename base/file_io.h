@@ -33,6 +33,12 @@ Status pwrite_full(int fd, ByteSpan data, uint64_t offset_bytes);
 // a directory. Errors name the directory that could not be made or used.
 Status make_dirs(const std::string& dir, mode_t mode);
 
+// fsync(2) of the directory `dir`, so that a file created, renamed or removed
+// in it survives a power cut. Errors name the directory.
+Status sync_dir(const std::string& dir);
+// The directory that holds `path`: "." when it names none, "/" for "/x".
+std::string parent_dir(const std::string& path);
+
 // An exclusive flock(2) on `fd`, tried again every `step` while another
 // holder has it, for up to `wait` (at least one try). EWOULDBLOCK if it is
 // still held then; other errors carry their errno. Callers say who holds it.

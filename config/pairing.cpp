@@ -131,15 +131,6 @@ base::Status refuse_existing(const std::vector<PairFile>& files) {
 // secret in a directory others may write (a umask of 002 would make one).
 constexpr mode_t kPairDirMode = 0755;
 
-base::Status sync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return base::Status::from_errno("cannot open directory " + dir);
-  base::Status status;
-  if (::fsync(fd) != 0) status = base::Status::from_errno("cannot sync directory " + dir);
-  ::close(fd);
-  return status;
-}
-
 // Moves `temp` to `path` unless `path` exists. RENAME_NOREPLACE makes that one
 // step (ext4, vfat and exfat sticks have it); a filesystem without it gets a
 // check, then a rename (a pairing is run by hand, nothing else makes its files).
@@ -180,7 +171,7 @@ base::Status write_new_file(const PairFile& file) {
     ::unlink(temp.c_str());
     return status;
   }
-  status = sync_dir(std::filesystem::path(file.path).parent_path().string());
+  status = base::sync_dir(std::filesystem::path(file.path).parent_path().string());
   if (!status) ::unlink(file.path.c_str());
   return status;
 }

@@ -52,8 +52,13 @@ base::Result<std::unique_ptr<HealthInbox>> HealthInbox::open(const std::string& 
   std::unique_ptr<HealthInbox> inbox(new HealthInbox(std::max<size_t>(entries_max, 2)));
   inbox->dir_ = state_dir;
   inbox->path_ = state_dir + "/health-reports.log";
+  const bool existed = ::access(inbox->path_.c_str(), F_OK) == 0;
   inbox->fd_ = open_file(inbox->path_);
   if (!inbox->fd_) return base::Status::from_errno("cannot open " + inbox->path_);
+  // A report is acknowledged once its append is synced: the file's own
+  // directory entry must be durable before the first (fdatasync covers only
+  // the file).
+  if (!existed) BASE_TRY(base::sync_dir(state_dir));
   BASE_TRY(inbox->lock_current());
   base::Status status = inbox->load_tail();
   if (status) {
@@ -106,23 +111,41 @@ base::Status HealthInbox::load_tail() {
   }
   base::Bytes data(static_cast<size_t>(size - loaded_bytes_));
   BASE_TRY(base::pread_full(fd_.get(), data, loaded_bytes_).with_context("cannot read " + path_));
-  size_t good = 0;
-  while (data.size() - good >= kHeaderBytes + kTrailerBytes) {
-    base::ByteReader r(base::ByteSpan(data).subspan(good));
+  // The whole entry at `at` (its size, its report in `report`), or 0.
+  const auto entry_at = [&](size_t at, Entry& e, base::ByteSpan& report) -> size_t {
+    if (data.size() - at < kHeaderBytes + kTrailerBytes) return 0;
+    base::ByteReader r(base::ByteSpan(data).subspan(at));
     const uint32_t magic = r.u32();
-    Entry e;
     e.id = r.u64();
     e.received_unix_ms = static_cast<int64_t>(r.u64());
     const uint32_t length = r.u32();
-    if (magic != kMagic || length > kHealthReportFileBytesMax || r.remaining() < length + kTrailerBytes) break;
-    base::ByteSpan report = r.span(length);
+    if (magic != kMagic || length > kHealthReportFileBytesMax || r.remaining() < length + kTrailerBytes) return 0;
+    report = r.span(length);
     const uint32_t check = r.u32();
-    if (check != fnv1a(base::ByteSpan(data).subspan(good + 4, 8 + 8 + 4 + length))) break;
+    if (check != fnv1a(base::ByteSpan(data).subspan(at + 4, 8 + 8 + 4 + length))) return 0;
+    return kHeaderBytes + length + kTrailerBytes;
+  };
+  size_t good = 0;
+  while (good < data.size()) {
+    Entry e;
+    base::ByteSpan report;
+    size_t bytes = entry_at(good, e, report);
+    if (bytes == 0) {
+      // Damage in the middle (a flipped bit) costs that entry only: the
+      // entries after it were acknowledged to the clone, which forgot them.
+      // Only what no whole entry follows is a torn append.
+      size_t next = good + 1;
+      while (next < data.size() && (bytes = entry_at(next, e, report)) == 0) ++next;
+      if (bytes == 0) break;
+      LOG_WARN("%s: skipped %zu damaged bytes at byte %llu (an entry lost; the ones after it kept)", path_.c_str(),
+               next - good, static_cast<unsigned long long>(loaded_bytes_ + good));
+      good = next;
+    }
     if (!holds(e.id, report)) {
       e.report.assign(report.begin(), report.end());
       remember(std::move(e));
     }
-    good += kHeaderBytes + length + kTrailerBytes;
+    good += bytes;
   }
   if (good < data.size()) {
     LOG_WARN("%s: cut %zu bytes of a torn or damaged entry off its end", path_.c_str(), data.size() - good);
@@ -155,8 +178,7 @@ base::Status HealthInbox::compact_if_full() {
     (void)::unlink(tmp.c_str());
     return s;
   }
-  base::UniqueFd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir) (void)::fsync(dir.get());
+  (void)base::sync_dir(dir_);
   LOG_INFO("%s: kept the newest %zu of %zu health reports", path_.c_str(), keep, entries_.size());
   // The new file is the inbox now; the lock on the old one is released with it.
   unlock();

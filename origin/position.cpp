@@ -40,10 +40,7 @@ base::Status write_file_durably(const std::string& path, const std::string& text
   fd.reset();
   if (!ok) return base::Status::from_errno(err, "cannot write " + tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return base::Status::from_errno("cannot rename " + tmp + " to " + path);
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  base::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd) (void)::fsync(dfd.get());  // best effort: the rename is what matters
+  (void)base::sync_dir(base::parent_dir(path));  // best effort: the rename is what matters
   return base::Status::ok();
 }
 

@@ -134,3 +134,16 @@ TEST_CASE("lock_exclusive waits its time for another holder, then says EWOULDBLO
   CHECK_MESSAGE(taken.is_ok(), taken.message());
   CHECK(base::lock_exclusive(-1, std::chrono::milliseconds(0), std::chrono::milliseconds(1)).code() == EBADF);
 }
+
+TEST_CASE("sync_dir syncs a directory and names one it cannot; parent_dir of every form of path") {
+  TempFile f;
+  CHECK(base::sync_dir(base::parent_dir(f.path)).is_ok());
+  const base::Status missing = base::sync_dir(f.path + ".missing");
+  CHECK(missing.code() == ENOENT);
+  CHECK(missing.message().find("cannot open the directory " + f.path + ".missing to sync it") != std::string::npos);
+  CHECK(base::sync_dir(f.path).code() == ENOTDIR);  // a file is no directory
+  CHECK(base::parent_dir("/var/tmp/x") == "/var/tmp");
+  CHECK(base::parent_dir("/x") == "/");
+  CHECK(base::parent_dir("x") == ".");
+  CHECK(base::parent_dir("a/b") == "a");
+}

@@ -16,19 +16,8 @@
 namespace stage {
 namespace {
 
-std::string parent_dir(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-base::Status sync_dir(const std::string& path) {
-  const std::string dir = parent_dir(path);
-  base::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return base::Status::from_errno("cannot open the directory " + dir + " to sync it");
-  if (::fsync(fd.get()) != 0) return base::Status::from_errno("cannot sync the directory " + dir);
-  return base::Status::ok();
-}
+// The directory entry of the stage file at `path`, made durable.
+base::Status sync_parent(const std::string& path) { return base::sync_dir(base::parent_dir(path)); }
 
 class FileMedium final : public Medium {
  public:
@@ -115,7 +104,7 @@ base::Result<std::unique_ptr<Medium>> open_file(const std::string& path, bool cr
   const bool existed = ::access(path.c_str(), F_OK) == 0;
   base::UniqueFd fd(::open(path.c_str(), flags, 0600));
   if (!fd) return base::Status::from_errno("cannot open the stage file " + path);
-  if (!existed) BASE_TRY(sync_dir(path));
+  if (!existed) BASE_TRY(sync_parent(path));
   return std::unique_ptr<Medium>(std::make_unique<FileMedium>(std::move(fd), path));
 }
 
@@ -130,7 +119,7 @@ base::Status remove_file(const std::string& path) {
     if (errno == ENOENT) return base::Status::ok();
     return base::Status::from_errno("cannot remove the stage file " + path);
   }
-  return sync_dir(path);
+  return sync_parent(path);
 }
 
 // ------------------------------------------------------------ FaultyMedium

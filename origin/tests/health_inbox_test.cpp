@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 namespace {
 
@@ -45,6 +46,43 @@ TEST_CASE("the original keeps each health report once, across reopening, and cut
   CHECK(std::filesystem::file_size(file) == good_size);
   CHECK((*inbox)->receive(11, b).value() == false);
   CHECK((*inbox)->receive(12, a).value() == true);
+}
+
+// Found in review: a damaged entry in the middle cut the file there, and with
+// it every later report, which the clone had been told were kept.
+TEST_CASE("a damaged entry in the middle costs that entry only; the ones after it stay") {
+  Dir d;
+  const std::string file = d.path() + "/health-reports.log";
+  const base::Bytes a = {1, 2, 3, 4, 5, 6, 7, 8}, b = {9, 10, 11, 12, 13, 14, 15, 16}, c = {17, 18};
+  uintmax_t first_end = 0, second_end = 0;
+  {
+    auto inbox = origin::HealthInbox::open(d.path());
+    REQUIRE(inbox.is_ok());
+    REQUIRE((*inbox)->receive(1, a).value());
+    first_end = std::filesystem::file_size(file);
+    REQUIRE((*inbox)->receive(2, b).value());
+    second_end = std::filesystem::file_size(file);
+    REQUIRE((*inbox)->receive(3, c).value());
+  }
+  const uintmax_t size = std::filesystem::file_size(file);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(second_end - 6));  // inside entry 2's report
+    f.put('\xff');
+    REQUIRE(f.good());
+  }
+  REQUIRE(second_end - 6 > first_end);
+  auto inbox = origin::HealthInbox::open(d.path());
+  REQUIRE(inbox.is_ok());
+  REQUIRE((*inbox)->entries().size() == 2);
+  CHECK((*inbox)->entries()[0].id == 1);
+  CHECK((*inbox)->entries()[1].id == 3);
+  CHECK((*inbox)->entries()[1].report == c);
+  CHECK(std::filesystem::file_size(file) == size);  // nothing cut
+  CHECK((*inbox)->receive(4, a).value() == true);   // appends go on after it
+  auto again = origin::HealthInbox::open(d.path());
+  REQUIRE(again.is_ok());
+  CHECK((*again)->entries().size() == 3);
 }
 
 TEST_CASE("a report of a known id with other bytes is kept: a clone with a new state store numbers from 1 again") {
