@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 
 namespace hwhealth {
 namespace {
@@ -35,9 +36,12 @@ void append_ata(const SmartReading& smart, const AtaHealth& ata, std::string& ou
 
 void append_nvme(const SmartReading& smart, const NvmeHealth& n, std::string& out) {
   appendf(out, "NVMe SMART / Health log of %s:\n", smart.device.c_str());
-  appendf(out, "  critical warning 0x%02x, temperature %d °C, available spare %u%% (threshold %u%%), %u%% used\n",
-          n.critical_warning, nvme_celsius(n.temperature_kelvin), n.available_spare_percent,
-          n.spare_threshold_percent, n.percent_used);
+  // A drive that reports no temperature says 0 K: no figure, not -273 °C.
+  const std::string temperature =
+      n.temperature_kelvin == 0 ? "not reported" : std::to_string(nvme_celsius(n.temperature_kelvin)) + " °C";
+  appendf(out, "  critical warning 0x%02x, temperature %s, available spare %u%% (threshold %u%%), %u%% used\n",
+          n.critical_warning, temperature.c_str(), n.available_spare_percent, n.spare_threshold_percent,
+          n.percent_used);
   appendf(out, "  %" PRIu64 " power-on hours, %" PRIu64 " unsafe shutdowns, %" PRIu64 " media errors, %" PRIu64
           " error log entries\n", n.power_on_hours, n.unsafe_shutdowns, n.media_errors, n.error_log_entries);
   appendf(out, "  %" PRIu64 " data units read, %" PRIu64 " written (units of 512,000 bytes)\n", n.data_units_read,

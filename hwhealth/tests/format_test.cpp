@@ -81,6 +81,10 @@ TEST_CASE("text details: the ATA attribute table, the NVMe log and every sensor"
   s.smart.nvme = hwhealth_test::healthy_nvme();
   const std::string nvme = hwhealth::format_text(s, hwhealth::TextOptions{.details = true});
   CHECK(contains(nvme, "critical warning 0x00, temperature 37 °C, available spare 100% (threshold 10%), 2% used"));
+  s.smart.nvme->temperature_kelvin = 0;  // not reported by the drive
+  const std::string no_temperature = hwhealth::format_text(s, hwhealth::TextOptions{.details = true});
+  CHECK(contains(no_temperature, "temperature not reported,"));
+  CHECK_FALSE(contains(no_temperature, "-273"));
 }
 
 TEST_CASE("json: every part of the snapshot under stable names") {
