@@ -165,6 +165,7 @@ void Daemon::apply_actions(apply::Actions& a) {
   for (const apply::DiskFailed& f : a.disk_failed) {
     LOG_ERROR("the clone's disk failed; no more writes are taken until cloned is restarted: %s", f.message.c_str());
     record_event("error", "disk", f.message);
+    health_.disk_failed(f.message);
   }
   for (const apply::MarkReached& m : a.marks_reached) {
     LOG_NOTICE("mark %s reached: the clone holds everything the original wrote before it (record %llu, epoch %llu)",

@@ -45,6 +45,10 @@ void HealthLink::io_error(const Completion& c) {
   monitor_->io_error(IoErrorEvent{c.op, c.status.code(), c.offset_bytes, c.length_bytes, c.status.message()});
 }
 
+void HealthLink::disk_failed(const std::string& why) {
+  if (monitor_) monitor_->disk_failed(why);
+}
+
 void HealthLink::stop() { monitor_.reset(); }
 
 void HealthLink::poll_now() {

@@ -55,9 +55,10 @@ class HealthLink {
   // monitoring is off (logged, and recorded through the link). `wake` is
   // called on the monitor's thread when it has reports (then call pump()).
   void start(const config::CloneConfig& config, std::function<void()> wake);
-  void io_error(const Completion& c);  // a disk worker's failure
-  void poll_now();                     // after a resume: the hardware may have changed
-  void stop();                         // joins the monitor's thread; no more reports
+  void io_error(const Completion& c);        // a disk worker's failure
+  void disk_failed(const std::string& why);  // the machine stopped taking writes: lasting, until a restart
+  void poll_now();                           // after a resume: the hardware may have changed
+  void stop();                               // joins the monitor's thread; no more reports
 
   // A health-only hello: accepted if it is from this pair's original, else
   // refused (the connection is closed). The daemon then opens the session

@@ -65,6 +65,16 @@ void HealthMonitor::io_error(IoErrorEvent event) {
   cv_.notify_all();
 }
 
+void HealthMonitor::disk_failed(std::string why) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!pending_.disk_failed_why.empty()) return;  // the first says it
+    pending_.disk_failed_why = why.empty() ? "a write or flush failed" : std::move(why);
+    pending_.poll_now = true;
+  }
+  cv_.notify_all();
+}
+
 void HealthMonitor::acked(uint64_t id) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -144,6 +154,7 @@ void HealthMonitor::run() {
       if (stopping_) return;
       work.acks.swap(pending_.acks);
       work.backlog = std::exchange(pending_.backlog, false);
+      work.disk_failed_why = pending_.disk_failed_why;  // kept: it lasts
       if (std::exchange(pending_.poll_now, false)) next_poll_ms = mono_ms();
       if (!pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_) {
         work.io_errors.swap(pending_.io_errors);
@@ -213,6 +224,16 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
     f.sentence = std::to_string(work.io_errors_dropped) + " more I/O errors of the clone's disk since the last poll.";
     f.figures = {{"count", std::to_string(work.io_errors_dropped)}};
     f.event = true;
+    found.push_back(std::move(f));
+  }
+  if (!work.disk_failed_why.empty()) {
+    hwhealth::Finding f;
+    f.severity = hwhealth::Severity::critical;
+    f.code = "cloned.disk_failed";  // no source's: it lasts while this process runs
+    f.subject = settings_.target_path;
+    f.sentence = "cloned takes no writes since the clone's disk failed (" + work.disk_failed_why.substr(0, 200) +
+                 "); check the disk and its cable, then restart cloned.";
+    f.figures = {{"message", work.disk_failed_why.substr(0, 200)}};
     found.push_back(std::move(f));
   }
   // Critical findings come first (assess() sorts the same way).

@@ -73,6 +73,11 @@ class HealthMonitor {
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
   void io_error(IoErrorEvent event);
+  // The machine stopped taking writes after the disk failed (apply's
+  // DiskFailed): every poll of this process from now on holds the lasting
+  // critical finding cloned.disk_failed, so that `clonectl health` and the
+  // reports say so until a restart (the I/O error itself is an event).
+  void disk_failed(std::string why);
   // Poll at once (after a resume from sleep: the hardware may have changed).
   void poll_now();
   void acked(uint64_t id);
@@ -89,6 +94,7 @@ class HealthMonitor {
     uint64_t io_errors_dropped = 0;
     bool backlog = false;
     bool poll_now = false;
+    std::string disk_failed_why;  // non-empty once the machine stopped writing
     // Kept up to kIoErrorsPerPollMax; more are counted in one finding.
     void add_io_error(IoErrorEvent e) {
       if (io_errors.size() < kIoErrorsPerPollMax)
