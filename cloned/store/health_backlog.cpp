@@ -77,11 +77,12 @@ base::Status ensure_tables(Impl& impl) {
 // Deletes one row chosen by `victim_sql` if there are more than `max` rows;
 // false when nothing could be deleted.
 template <class Impl>
-base::Result<bool> drop_one(Impl& impl, size_t max, const char* victim_sql) {
+base::Result<bool> drop_one(Impl& impl, size_t max, const char* victim_sql, uint64_t newest_id) {
   Query count(impl.db, "SELECT count(*) FROM health_reports");
   if (!count.prepared() || count.step() != SQLITE_ROW) return impl.fail("count health reports", count.rc());
   if (static_cast<size_t>(sqlite3_column_int64(count.get(), 0)) <= max) return false;
   Query drop(impl.db, victim_sql);
+  if (drop.prepared()) sqlite3_bind_int64(drop.get(), 1, static_cast<int64_t>(newest_id));
   if (!drop.prepared() || drop.step() != SQLITE_DONE) return impl.fail("drop an old health report", drop.rc());
   return sqlite3_changes(impl.db) > 0;
 }
@@ -103,12 +104,15 @@ base::Result<uint64_t> append_report(Impl& impl, const HealthReportRow& row, siz
     if (insert.rc() != SQLITE_DONE) return impl.fail("store a health report", insert.rc());
     id = static_cast<uint64_t>(sqlite3_last_insert_rowid(impl.db));
   }
-  // Oldest summaries first, then the oldest non-critical; never a critical.
+  // Oldest summaries first, then the oldest non-critical; never a critical,
+  // and never the report just made: its poll's baseline moves on with it, so
+  // dropping it would lose what it tells (found in review: with the bound
+  // full of critical reports, every new warning deleted itself).
   for (const char* victim :
-       {"DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE summary = 1)",
-        "DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE critical = 0)"}) {
+       {"DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE summary = 1 AND id < ?1)",
+        "DELETE FROM health_reports WHERE id = (SELECT min(id) FROM health_reports WHERE critical = 0 AND id < ?1)"}) {
     for (;;) {
-      base::Result<bool> dropped_one = drop_one(impl, backlog_max, victim);
+      base::Result<bool> dropped_one = drop_one(impl, backlog_max, victim, id);
       if (!dropped_one) return dropped_one.status();
       if (!*dropped_one) break;
       ++dropped;

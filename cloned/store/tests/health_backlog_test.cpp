@@ -64,6 +64,19 @@ TEST_CASE("a full backlog drops the oldest summaries first, then old non-critica
   CHECK(std::count(now.begin(), now.end(), std::string("crit1")) == 1);
   CHECK(std::count(now.begin(), now.end(), std::string("crit2")) == 1);
   CHECK(std::count(now.begin(), now.end(), std::string("critx")) == 4);
+  // A new non-critical report over a bound full of critical ones is kept
+  // (its poll's baseline moved on with it); the next one takes its place.
+  size_t gone = 99;
+  REQUIRE(s->health_append(row("warn1", false, false), max, &gone).is_ok());
+  CHECK(gone == 0);  // nothing older to drop: it was dropped itself until 2026-12-07
+  now = contents(*s);
+  CHECK(now.size() == 7);
+  CHECK(now.back() == "warn1");
+  REQUIRE(s->health_append(row("sum9", true, false), max).is_ok());
+  now = contents(*s);
+  CHECK(now.size() == 7);
+  CHECK(now.back() == "sum9");
+  CHECK(std::count(now.begin(), now.end(), std::string("warn1")) == 0);
 }
 
 TEST_CASE("report ids are monotonic and survive reopening the store; acked reports leave the backlog") {
