@@ -52,6 +52,17 @@ base::Result<uint64_t> file_or_device_size(int fd, const std::string& path) {
   return base::Status::error(EINVAL, path + " is neither a regular file nor a block device.");
 }
 
+base::Result<std::string> source_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return base::Status::from_errno("cannot stat " + path);
+  const auto u = [](auto v) { return std::to_string(static_cast<uint64_t>(v)); };
+  if (S_ISBLK(st.st_mode)) return "block:" + u(st.st_rdev);
+  if (!S_ISREG(st.st_mode)) return base::Status::error(EINVAL, path + " is neither a regular file nor a block device.");
+  const uint64_t mtime_ns =
+      static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  return "file:" + u(st.st_dev) + ":" + u(st.st_ino) + ":" + u(st.st_size) + ":" + u(mtime_ns);
+}
+
 // Both ways of opening check the size against the pair's disk, with one sentence.
 base::Result<std::unique_ptr<SourceImage>> SourceImage::open_with(const std::string& path, uint64_t disk_size_bytes,
                                                                   int flags) {

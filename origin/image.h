@@ -55,6 +55,13 @@ class SourceImage {
 // Size of a regular file or block device.
 base::Result<uint64_t> file_or_device_size(int fd, const std::string& path);
 
+// Which source a resync reads, as text ("file:DEV:INO:SIZE:MTIME_NS", or
+// "block:RDEV" for a device): an interrupted resync resumes only from the
+// same one, unchanged as far as its metadata tells; another (a new snapshot,
+// the image written since) starts over, since below the resync's cursor the
+// clone holds the other source's data.
+base::Result<std::string> source_identity(const std::string& path);
+
 struct CompareResult {
   bool identical = false;
   uint64_t first_difference_offset = 0;  // when !identical

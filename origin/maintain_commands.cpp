@@ -5,6 +5,7 @@
 
 #include "base/units.h"
 #include "origin/commands.h"
+#include "origin/image.h"
 #include "origin/maintenance.h"
 #include "origin/position.h"
 #include "origin/progress.h"
@@ -40,14 +41,26 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   session.generation = pos->generation;
   base::Result<proto::Hello> clone = ask_clone(session);
   if (!clone) return clone.status();
+  base::Result<std::string> source = source_identity(command.source_path);
+  if (!source) return source.status();
   // Resume the resync this original started, if the clone still has it under
-  // way; else a generation past both sides'.
+  // way and the source is the one it read; else a generation past both sides'.
   uint64_t generation = std::max(pos->generation, clone->generation) + 1;
   if (pos->resync_generation != 0 && clone->generation == pos->resync_generation &&
-      clone->state == proto::CloneState::inconsistent)
-    generation = pos->resync_generation;
+      clone->state == proto::CloneState::inconsistent) {
+    if (pos->resync_source == *source) {
+      generation = pos->resync_generation;
+    } else {
+      // Below the interrupted resync's cursor the clone holds the other
+      // source's data, which a resume would keep.
+      std::printf("the interrupted resync of generation %llu read another source (or this one changed since); "
+                  "starting generation %llu from byte 0\n",
+                  static_cast<unsigned long long>(pos->resync_generation), static_cast<unsigned long long>(generation));
+    }
+  }
   OriginPosition during = *pos;
   during.resync_generation = generation;
+  during.resync_source = *source;
   during.clean = false;
   BASE_TRY(save_position(config.state_dir, during));
 
@@ -63,6 +76,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   OriginPosition after = *pos;
   after.generation = generation;
   after.resync_generation = 0;
+  after.resync_source.clear();
   after.clean = true;
   after.log_writes = {};  // the clone is the source now: a new log may be shipped from here
   BASE_TRY(save_position(config.state_dir, after));

@@ -65,6 +65,12 @@ base::Result<OriginPosition> load_position(const std::string& state_dir) {
     const size_t eq = line.find('=');
     const std::string key = eq == std::string::npos ? line : line.substr(0, eq);
     const std::string value = eq == std::string::npos ? "" : line.substr(eq + 1);
+    if (key == "resync_source") {
+      if (value.empty() || value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789:") != std::string::npos)
+        return base::Status::error(EBADMSG, path + " has an unreadable line \"" + line + "\"; fix or remove it.");
+      p.resync_source = value;
+      continue;
+    }
     if (key == "log_writes_first" || key == "log_writes_previous") {
       if ((key == "log_writes_first" && value.empty()) ||
           value.find_first_not_of("0123456789abcdef") != std::string::npos)
@@ -108,6 +114,7 @@ base::Status save_position(const std::string& state_dir, const OriginPosition& p
   std::ostringstream text;
   text << "next_seq=" << p.next_seq << "\nnext_epoch=" << p.next_epoch << "\nclean=" << (p.clean ? 1 : 0)
        << "\ngeneration=" << p.generation << "\nresync_generation=" << p.resync_generation << "\n";
+  if (p.resync_generation != 0 && !p.resync_source.empty()) text << "resync_source=" << p.resync_source << "\n";
   if (p.log_writes.active())
     text << "log_writes_first=" << p.log_writes.first_digest << "\nlog_writes_next_entry=" << p.log_writes.next_entry
          << "\nlog_writes_next_offset=" << p.log_writes.next_offset

@@ -18,8 +18,9 @@
 // one write so that a new run continues with no entry lost or sent twice.
 //
 // Format: text lines "next_seq=N", "next_epoch=N", "clean=0|1", and
-// optionally "generation=N" (default 1), "resync_generation=N" (default 0)
-// and the log_writes_* keys of LogWritesPosition. Written to a temporary file, fsynced and renamed into place (atomic).
+// optionally "generation=N" (default 1), "resync_generation=N" (default 0),
+// "resync_source=ID" (with a resync under way: image.h source_identity) and
+// the log_writes_* keys of LogWritesPosition. Written to a temporary file, fsynced and renamed into place (atomic).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +47,7 @@ struct OriginPosition {
   bool clean = true;
   uint64_t generation = 1;
   uint64_t resync_generation = 0;
+  std::string resync_source;  // image.h source_identity of the source that resync reads; "" when none
   LogWritesPosition log_writes;
 };
 

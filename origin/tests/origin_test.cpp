@@ -2,12 +2,15 @@
 // Unit tests: records, the workload generator, the retained log, the position file,
 // the resync's descent levels.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <thread>
 
+#include "origin/image.h"
 #include "origin/log.h"
 #include "origin/position.h"
 #include "origin/rng.h"
@@ -312,8 +315,31 @@ TEST_CASE("the position survives a save and a load, and a fresh state dir starts
   CHECK(back->next_seq == 1234);
   CHECK(back->next_epoch == 56);
   CHECK_FALSE(back->clean);
+  CHECK(back->resync_source.empty());
+  origin::OriginPosition resyncing{1234, 56, false, 1, 2};
+  resyncing.resync_source = "file:2049:12:67108864:1733557000123456789";
+  REQUIRE(origin::save_position(state, resyncing).is_ok());
+  back = origin::load_position(state);
+  REQUIRE(back.is_ok());
+  CHECK(back->resync_generation == 2);
+  CHECK(back->resync_source == resyncing.resync_source);
   origin_test::write_file(origin::position_path(state), base::Bytes{'x', '\n'});
   CHECK_FALSE(origin::load_position(state).is_ok());
+}
+
+TEST_CASE("a source's identity: a file's changes with its content, a device's is its number") {
+  origin_test::TempDir dir;
+  const std::string image = dir / "image";
+  origin_test::write_file(image, base::Bytes(8192, 1));
+  base::Result<std::string> first = origin::source_identity(image);
+  REQUIRE(first.is_ok());
+  CHECK(first->starts_with("file:"));
+  CHECK(origin::source_identity(image).value() == *first);  // reading changes nothing
+  struct timespec later[2] = {{0, UTIME_OMIT}, {1'700'000'000, 5}};
+  REQUIRE(::utimensat(AT_FDCWD, image.c_str(), later, 0) == 0);  // as a write would
+  CHECK(origin::source_identity(image).value() != *first);
+  CHECK(origin::source_identity(dir / "missing").status().code() == ENOENT);
+  CHECK(origin::source_identity(dir.path()).status().code() == EINVAL);  // a directory
 }
 
 TEST_CASE("a position left unclean or mid-resync is refused to the commands that number records, saying what to run") {

@@ -374,6 +374,40 @@ TEST_CASE("a resync cut by disconnects and by kill -9 resumes where it was, with
   stop(r);
 }
 
+// Found in review: a resync run again resumed at the clone's cursor whatever
+// its --source said, so a source that changed (or another snapshot) left the
+// first source's data below the cursor under "consistent".
+TEST_CASE("a resync run again after its source changed starts over, and ends identical to the new source") {
+  TempDir d;
+  constexpr uint64_t kDisk = 64ull << 20;
+  REQUIRE(write_random_file(d / "source.img", kDisk, 51));
+  REQUIRE(harness::make_zero_file(d / "clone.img", kDisk));
+  // A first copy goes in place; 16 MB/s and marks every 2 MiB leave time to cut it past a mark.
+  Running r = start(d, {}, {{"resync.rate_max", "\"16M\""}, {"resync.mark_interval", "\"2M\""}});
+  Process first(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "first.log");
+  uint64_t cursor = 0;
+  for (int t = 0; t < 600 && first.running() && (cursor == 0 || cursor == UINT64_MAX); ++t) {
+    std::string json;
+    harness::run({harness::binary("CLONECTL_BIN"), "status", "--config", r.pair.clone_config, "--json"}, json);
+    cursor = figure_json(json, "resync_cursor_bytes");
+    if (cursor == 0 || cursor == UINT64_MAX) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE_MESSAGE(first.running(), harness::read_file(d / "first.log"));
+  REQUIRE(cursor != UINT64_MAX);
+  REQUIRE(cursor > 0);
+  first.signal(SIGKILL);
+  first.wait(10000);
+  REQUIRE(write_at(d / "source.img", 0, std::string(4096, 'z')));  // below the cursor
+  std::string out;
+  REQUIRE_MESSAGE(harness::run(origin(r.pair, {"resync", "--source", d / "source.img"}), out, 300000) == 0, out);
+  CHECK_MESSAGE(out.find("read another source (or this one changed since); starting generation 3 from byte 0") !=
+                    std::string::npos,
+                out);
+  uint64_t diff = 0;
+  CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
+  stop(r);
+}
+
 TEST_CASE("a resync onto a consistent clone is staged on the stick: the disk keeps its generation until the end") {
   TempDir d;
   constexpr uint64_t kDisk = 64ull << 20;
