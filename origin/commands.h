@@ -54,6 +54,10 @@ struct HealthCommand {
   bool json = false;
   uint64_t collect_ms = 0;  // > 0: first collect from the clone for at most this long
 };
+// Whether a collecting session ends now (at `now_ms`): at its deadline, or
+// 0.7 s after the last report once one has come (before the first it waits:
+// a clone in the middle of a poll sends its backlog when the poll ends).
+bool collect_done(uint64_t now_ms, uint64_t deadline_ms, bool established, uint64_t received, uint64_t last_ms);
 
 // Generates the workload, writes it to the source image and replicates it;
 // returns once every record is durable on the clone (then compares, when

@@ -21,6 +21,9 @@ namespace origin {
 namespace {
 
 // After the backlog burst, this much quiet ends a collecting session early.
+// Only once a report came: a clone in the middle of a poll (a failing SATA
+// disk's SMART commands can take a minute) sends its backlog when the poll
+// ends, so before the first report the session waits its whole time.
 constexpr uint64_t kQuietMs = 700;
 
 class CollectListener final : public SessionListener {
@@ -41,8 +44,7 @@ class CollectListener final : public SessionListener {
     ++received_;
   }
   bool stop_requested() const override {
-    const uint64_t now = net::now_ms();
-    return now >= deadline_ms_ || (established_ && now - last_ms_ >= kQuietMs);
+    return collect_done(net::now_ms(), deadline_ms_, established_, received_, last_ms_);
   }
   uint64_t fresh() const { return fresh_; }
   uint64_t received() const { return received_; }
@@ -72,6 +74,10 @@ void collect(const config::OriginConfig& config, const config::DerivedKeys& keys
 }
 
 }  // namespace
+
+bool collect_done(uint64_t now_ms, uint64_t deadline_ms, bool established, uint64_t received, uint64_t last_ms) {
+  return now_ms >= deadline_ms || (established && received > 0 && now_ms - last_ms >= kQuietMs);
+}
 
 base::Status run_health(const config::OriginConfig& config, const config::DerivedKeys& keys,
                         const HealthCommand& command) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "origin/commands.h"
 #include "origin/image.h"
 #include "origin/log.h"
 #include "origin/position.h"
@@ -325,6 +326,17 @@ TEST_CASE("the position survives a save and a load, and a fresh state dir starts
   CHECK(back->resync_source == resyncing.resync_source);
   origin_test::write_file(origin::position_path(state), base::Bytes{'x', '\n'});
   CHECK_FALSE(origin::load_position(state).is_ok());
+}
+
+// Found in review: 0.7 s of quiet after the session opened ended it, while a
+// clone busy in a poll (a failing disk's SMART commands) had sent nothing yet.
+TEST_CASE("a collecting session waits its whole time for the first report, then 0.7 s after the last") {
+  const uint64_t deadline = 10'000;
+  CHECK_FALSE(origin::collect_done(5'000, deadline, true, 0, 100));  // long quiet, nothing came: it waits
+  CHECK(origin::collect_done(deadline, deadline, true, 0, 100));
+  CHECK(origin::collect_done(deadline, deadline, false, 0, 0));  // never established
+  CHECK_FALSE(origin::collect_done(5'000, deadline, true, 3, 4'500));
+  CHECK(origin::collect_done(5'200, deadline, true, 3, 4'500));  // the backlog's burst is over
 }
 
 TEST_CASE("a source's identity: a file's changes with its content, a device's is its number") {
