@@ -588,10 +588,9 @@ void wait_staging_under_way(const TempDir& d, const Running& r, Process& resync)
   REQUIRE_MESSAGE(staged_some, harness::read_file(d / "origin.log") << harness::read_file(d / "cloned.log"));
 }
 
-}  // namespace
-
-TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
-  TempDir d;
+// A staged resync under way (`resync`, an original that keeps retrying),
+// then cloned killed -9 mid-staging.
+Running staging_killed(const TempDir& d, std::unique_ptr<Process>& resync) {
   Running r = staged_setup(d, {},
                            {{"resync.rate_max", "\"16M\""},
                             {"resync.mark_interval", "\"2M\""},
@@ -601,15 +600,24 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
   // The data follows the whole comparison (the plan): 36 MiB to send keeps
   // the staging going for about 2 s at 16 MB/s, long enough to catch it.
   REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
-  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  wait_staging_under_way(d, r, resync);
+  resync = std::make_unique<Process>(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
+  wait_staging_under_way(d, r, *resync);
   r.cloned->signal(SIGKILL);
   CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes staging where it was") {
+  TempDir d;
+  std::unique_ptr<Process> resync;
+  Running r = staging_killed(d, resync);
   CHECK(harness::files_equal(d / "clone.img", d / "before.img"));
   CHECK_MESSAGE(status_of(r.pair).find("bootable: generation 2 (staging 3: ") != std::string::npos,
                 status_of(r.pair) << harness::read_file(d / "cloned.log"));
   launch(r, d);
-  const int code = resync.wait(300000);
+  const int code = resync->wait(300000);
   REQUIRE_MESSAGE(code == 0, harness::read_file(d / "origin.log"));
   uint64_t diff = 0;
   CHECK_MESSAGE(harness::files_equal(d / "source.img", d / "clone.img", &diff), "first difference at " << diff);
@@ -628,17 +636,8 @@ TEST_CASE("a staged resync cut by kill -9 leaves the disk untouched and resumes 
 // session that only stages leaves the fingerprint valid: the start finds it.
 TEST_CASE("a disk changed while a staged resync is cut is Diverged at the next start, not resumed over") {
   TempDir d;
-  Running r = staged_setup(d, {},
-                           {{"resync.rate_max", "\"16M\""},
-                            {"resync.mark_interval", "\"2M\""},
-                            {"origin.reconnect_initial_ms", "50"},
-                            {"origin.reconnect_max_ms", "500"},
-                            {"origin.reconnect_attempts_max", "100"}});
-  REQUIRE(write_at(d / "source.img", 32 << 20, std::string(24 << 20, 'k')));
-  Process resync(origin(r.pair, {"resync", "--source", d / "source.img"}), d / "origin.log");
-  wait_staging_under_way(d, r, resync);
-  r.cloned->signal(SIGKILL);
-  CHECK(r.cloned->wait(10000) == 128 + SIGKILL);
+  std::unique_ptr<Process> resync;
+  Running r = staging_killed(d, resync);
   REQUIRE(write_at(d / "clone.img", 0, std::string(4096, 'x')));  // a partition table's place
   std::string out;
   REQUIRE(harness::run({"/bin/cp", d / "clone.img", d / "changed.img"}, out) == 0);
@@ -646,7 +645,7 @@ TEST_CASE("a disk changed while a staged resync is cut is Diverged at the next s
   const std::string status =
       status_when(r.pair, [](const std::string& s) { return s.find("DIVERGED") != std::string::npos; });
   CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status << harness::read_file(d / "cloned.log"));
-  CHECK(resync.wait(300000) != 0);  // refused: a Diverged clone takes no resync that does not discard
+  CHECK(resync->wait(300000) != 0);  // refused: a Diverged clone takes no resync that does not discard
   CHECK_MESSAGE(harness::files_equal(d / "clone.img", d / "changed.img"), harness::read_file(d / "origin.log"));
   stop(r);
 }
