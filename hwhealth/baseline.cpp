@@ -60,13 +60,13 @@ Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous) {
   }
   if (previous == nullptr) return b;
   for (const Counter& c : previous->counters) {
-    if (source_read(snapshot, source_of(c.family))) continue;
+    if (!source_unanswered(snapshot, source_of(c.family))) continue;
     if (std::none_of(b.counters.begin(), b.counters.end(), [&](const Counter& n) { return n.key == c.key; }))
       b.counters.push_back(c);
   }
   std::sort(b.counters.begin(), b.counters.end(), [](const Counter& x, const Counter& y) { return x.key < y.key; });
   for (const Finding& f : previous->findings) {
-    if (source_read(snapshot, source_of(f.code))) continue;
+    if (!source_unanswered(snapshot, source_of(f.code))) continue;
     if (std::none_of(b.findings.begin(), b.findings.end(),
                      [&](const Finding& n) { return n.identity() == f.identity(); }))
       b.findings.push_back(f);

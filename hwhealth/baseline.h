@@ -43,8 +43,8 @@ struct Baseline {
   bool operator==(const Baseline&) const = default;
 };
 
-// The baseline a poll leaves for the next one. What a source that could not
-// be read in `snapshot` said in `previous` (its counters and lasting
+// The baseline a poll leaves for the next one. What a source that did not
+// answer in `snapshot` (source_unanswered) said in `previous` (its counters and lasting
 // findings) stands: the next poll that reads it compares with that, so a
 // counter that rose meanwhile is reported then and a finding is not cleared.
 Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous = nullptr);

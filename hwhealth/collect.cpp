@@ -9,7 +9,7 @@ namespace hwhealth {
 
 Collector::Collector(std::unique_ptr<HealthSource> source) : source_(std::move(source)) { assert(source_); }
 
-Snapshot Collector::poll(int64_t now_unix_ms) {
+Snapshot Collector::poll(int64_t now_unix_ms, std::vector<Finding> added) {
   Snapshot snapshot;
   snapshot.poll_number = last_ ? last_->poll_number + 1 : 1;
   snapshot.taken_unix_ms = now_unix_ms;
@@ -29,6 +29,10 @@ Snapshot Collector::poll(int64_t now_unix_ms) {
   snapshot.batteries = std::move(batteries.value);
   snapshot.disk_errors = std::move(disk_errors.value);
   snapshot.findings = assess(snapshot, last_ ? &*last_ : nullptr);
+  // Critical first, as assess() sorts: the caller's are critical.
+  snapshot.findings.insert(snapshot.findings.begin(), std::make_move_iterator(added.begin()),
+                           std::make_move_iterator(added.end()));
+  if (snapshot.findings.size() > kFindingsMax) snapshot.findings.resize(kFindingsMax);
   last_ = baseline_of(snapshot, last_ ? &*last_ : nullptr);
   return snapshot;
 }

@@ -86,8 +86,10 @@ class Collector {
 
   // Reads all five sources, numbers the snapshot (the last one's + 1, from
   // 1), stamps it with `now_unix_ms`, and fills its findings with
-  // assess(current, last). Its Baseline becomes the new last one.
-  Snapshot poll(int64_t now_unix_ms);
+  // assess(current, last) and `added` (the caller's own, first: the daemon's
+  // I/O errors and its lasting "the disk failed"). Its Baseline becomes the
+  // new last one, so a lasting finding of the caller's is news only once.
+  Snapshot poll(int64_t now_unix_ms, std::vector<Finding> added = {});
 
   // The last poll's Baseline, or nullptr before the first poll.
   const Baseline* last() const;

@@ -70,9 +70,9 @@ void finding_changes(const Baseline& previous, const Snapshot& current, std::vec
   }
   for (const Finding& finding : previous.findings) {
     if (finding.event || has_identity(current.findings, finding.identity())) continue;
-    // A source that could not be read this poll says nothing of its findings:
+    // A source that did not answer this poll says nothing of its findings:
     // a failing disk whose SMART stops answering is not "cleared".
-    if (!source_read(current, source_of(finding.code))) continue;
+    if (source_unanswered(current, source_of(finding.code))) continue;
     push(changes, finding_change(Change::Kind::finding_cleared, finding));
   }
 }

@@ -79,8 +79,9 @@ std::string_view source_of(std::string_view code) {
   return {};
 }
 
-bool source_read(const Snapshot& snapshot, std::string_view source) {
-  return source.empty() || available(snapshot, source);
+bool source_unanswered(const Snapshot& snapshot, std::string_view source) {
+  const Source* s = source.empty() ? nullptr : snapshot.source(source);
+  return s != nullptr && (s->availability == Availability::failed || s->availability == Availability::no_permission);
 }
 
 Verdict verdict(const Snapshot& snapshot) {

@@ -69,9 +69,11 @@ const char* verdict_name(Verdict verdict);  // "ok", "unknown", "warning", "crit
 // and "nvme.media_errors": smart; "temp.": temperatures; "memory_ecc.";
 // "battery."; "disk_errors." and "disk.": disk_errors), or "" for none.
 std::string_view source_of(std::string_view code);
-// Whether what `source` said can be judged from this snapshot: it was read,
-// or the name is "" (a finding of no source, such as the daemon's own).
-bool source_read(const Snapshot& snapshot, std::string_view source);
+// Whether `source` should have answered in this snapshot and did not: it
+// failed, or we may no longer ask. What it said before then stands (not
+// when it is unsupported: the device or battery is gone). False for "", the
+// source of no finding of a source (the daemon's own).
+bool source_unanswered(const Snapshot& snapshot, std::string_view source);
 
 // An error counter: a number that a healthy machine does not raise.
 struct Counter {

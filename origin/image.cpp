@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,15 +53,37 @@ base::Result<uint64_t> file_or_device_size(int fd, const std::string& path) {
   return base::Status::error(EINVAL, path + " is neither a regular file nor a block device.");
 }
 
+namespace {
+
+// The kernel's sequence number of the disk behind block device `rdev`, new
+// for each disk it sets up (a loop device attached again, a new device-mapper
+// snapshot at a reused minor); "0" where the kernel has none (before 5.15).
+std::string disk_sequence(dev_t rdev) {
+  const std::string dir = "/sys/dev/block/" + std::to_string(major(rdev)) + ":" + std::to_string(minor(rdev));
+  for (const std::string& file : {dir + "/diskseq", dir + "/../diskseq"}) {  // a partition's is its disk's
+    base::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    char text[32] = {};
+    const ssize_t n = fd ? ::read(fd.get(), text, sizeof text - 1) : -1;
+    if (n <= 0) continue;
+    std::string value(text, static_cast<size_t>(n));
+    while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
+    if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) return value;
+  }
+  return "0";
+}
+
+}  // namespace
+
 base::Result<std::string> source_identity(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return base::Status::from_errno("cannot stat " + path);
   const auto u = [](auto v) { return std::to_string(static_cast<uint64_t>(v)); };
-  if (S_ISBLK(st.st_mode)) return "block:" + u(st.st_rdev);
+  if (S_ISBLK(st.st_mode)) return "block:" + u(st.st_rdev) + ":" + disk_sequence(st.st_rdev);
   if (!S_ISREG(st.st_mode)) return base::Status::error(EINVAL, path + " is neither a regular file nor a block device.");
-  const uint64_t mtime_ns =
-      static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(st.st_mtim.tv_nsec);
-  return "file:" + u(st.st_dev) + ":" + u(st.st_ino) + ":" + u(st.st_size) + ":" + u(mtime_ns);
+  // The change time, not the modification time, which touch -d or cp -p set.
+  const uint64_t ctime_ns =
+      static_cast<uint64_t>(st.st_ctim.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(st.st_ctim.tv_nsec);
+  return "file:" + u(st.st_dev) + ":" + u(st.st_ino) + ":" + u(st.st_size) + ":" + u(ctime_ns);
 }
 
 // Both ways of opening check the size against the pair's disk, with one sentence.

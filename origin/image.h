@@ -55,11 +55,13 @@ class SourceImage {
 // Size of a regular file or block device.
 base::Result<uint64_t> file_or_device_size(int fd, const std::string& path);
 
-// Which source a resync reads, as text ("file:DEV:INO:SIZE:MTIME_NS", or
-// "block:RDEV" for a device): an interrupted resync resumes only from the
-// same one, unchanged as far as its metadata tells; another (a new snapshot,
-// the image written since) starts over, since below the resync's cursor the
-// clone holds the other source's data.
+// Which source a resync reads, as text ("file:DEV:INO:SIZE:CTIME_NS", or
+// "block:RDEV:DISKSEQ" for a device, the kernel's number of the disk behind
+// it): an interrupted resync resumes only from the same one, unchanged as far
+// as its metadata tells; another (a new snapshot, a loop device attached
+// again, the image written since) starts over, since below the resync's
+// cursor the clone holds the other source's data. A block device written in
+// place between the runs keeps its identity: resync from a snapshot.
 base::Result<std::string> source_identity(const std::string& path);
 
 struct CompareResult {

@@ -326,13 +326,6 @@ class Machine {
   // valid, durably, before anything is written (writes wait for the commit).
   void invalidate_fingerprint(Actions& actions);
   bool fingerprint_valid() const { return replica_.fingerprint_valid; }
-  // A maintenance session (a resync, a verify): the daemon invalidates the
-  // fingerprint at the start of a log session only. One that stages or
-  // verifies does not write the disk, so a change behind the daemon's back
-  // stays visible to the next start; the machine invalidates it itself before
-  // a maintenance session writes (a resync in place, begun or resumed; a log
-  // record).
-  bool maintenance_session() const { return in_session_ && maintenance_; }
   // Nothing queued, in flight, being flushed, or committing.
   bool quiet() const {
     return queue_.empty() && resync_queue_.empty() && idle_disk() && !commit_in_flight_ && !state_dirty_ &&
@@ -531,6 +524,7 @@ class Machine {
   uint64_t snapshots_taken_ = 0;
   uint64_t commit_snapshot_number_ = 0;  // of the commit in flight
   uint64_t snapshots_committed_ = 0;     // the newest the store holds
+  uint64_t position_snapshots_ = 0;      // snapshots taken before the last take_position
   // The first snapshot that lets writes_wait_for_commit_ go, and that may
   // answer resync_state_pending_ or plan_reply_pending_ (each set with a
   // barrier commit: need_write_barrier_commit).

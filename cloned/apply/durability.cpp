@@ -194,10 +194,11 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
                  "the committed reservation " + u64s(s.reserved_seq) + " falls below record " +
                      u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
                      ", which the disk may already hold or the original was told is durable");
-  // A snapshot of the generation a resync has just replaced holds nothing of
-  // the new generation's log: its position is neither taken nor told (the
-  // original forgets the records the clone says its store holds).
-  const bool current = s.generation == replica_.generation;
+  // A snapshot taken before a resync took its position (a new generation,
+  // or the same one begun again at another target) holds nothing of the log
+  // that follows: its position is neither taken nor told (the original
+  // forgets the records the clone says its store holds).
+  const bool current = s.generation == replica_.generation && commit_snapshot_number_ > position_snapshots_;
   if (current) {
     committed_ = {s.committed_seq, s.committed_epoch};
     committed_mark_ = s.mark;

@@ -63,6 +63,7 @@ void Machine::start_new_resync(const proto::ResyncBegin& b) {
 }
 
 void Machine::take_position(uint64_t seq, uint64_t epoch) {
+  position_snapshots_ = snapshots_taken_;  // a commit of a snapshot before this holds another log's position
   durable_ = {seq, epoch};
   // What the store holds of the replaced generation's log says nothing of
   // this one's: never more than the new position (a hello reply tells it,

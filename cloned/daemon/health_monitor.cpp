@@ -194,7 +194,7 @@ void HealthMonitor::requeue_io_errors(Work& work) {
   pending_.io_errors_dropped = work.io_errors_dropped;
 }
 
-void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const {
+std::vector<hwhealth::Finding> HealthMonitor::own_findings(const Work& work) const {
   std::vector<hwhealth::Finding> found;
   for (const IoErrorEvent& e : work.io_errors) {
     hwhealth::Finding f;
@@ -236,21 +236,20 @@ void HealthMonitor::add_io_findings(hwhealth::Snapshot& snapshot, const Work& wo
     f.figures = {{"message", work.disk_failed_why.substr(0, 200)}};
     found.push_back(std::move(f));
   }
-  // Critical findings come first (assess() sorts the same way).
-  snapshot.findings.insert(snapshot.findings.begin(), found.begin(), found.end());
-  if (snapshot.findings.size() > hwhealth::kFindingsMax) snapshot.findings.resize(hwhealth::kFindingsMax);
+  return found;
 }
 
 bool HealthMonitor::poll(const Work& work) {
   const int64_t now = unix_ms();
   const hwhealth::Baseline before = collector_.last() != nullptr ? *collector_.last() : hwhealth::Baseline{};
   const int64_t summary_before = last_summary_unix_ms_;
-  hwhealth::Snapshot snapshot = collector_.poll(now);
+  // In the snapshot before its baseline is kept: cloned.disk_failed lasts, and
+  // is news once (found in review: added after, it was new at every poll).
+  hwhealth::Snapshot snapshot = collector_.poll(now, own_findings(work));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++polls_;  // before its reports are posted: a reader of both sees them in order
   }
-  add_io_findings(snapshot, work);
   const std::vector<hwhealth::Change> changes = diff(before, snapshot);
   for (const hwhealth::Change& c : changes) {
     if (c.severity == hwhealth::Severity::critical)

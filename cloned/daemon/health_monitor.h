@@ -107,7 +107,9 @@ class HealthMonitor {
   bool poll(const Work& work);  // false: nothing of it was kept
   void requeue_io_errors(Work& work);
   void restore_baseline();
-  void add_io_findings(hwhealth::Snapshot& snapshot, const Work& work) const;
+  // The daemon's own findings for this poll: its I/O errors (events) and,
+  // once the disk failed, the lasting cloned.disk_failed.
+  std::vector<hwhealth::Finding> own_findings(const Work& work) const;
   void post_backlog(uint64_t after_id);
   void post(uint64_t id, base::Bytes bytes);
 

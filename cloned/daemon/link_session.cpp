@@ -77,7 +77,8 @@ void Daemon::on_hello(Conn* c, const proto::Hello& hello) {
   apply_actions(actions);
   // A log session writes at once: invalidated now, its commit overlapping
   // the first records. A maintenance session's writes do it in the machine.
-  if (session_ == c && !machine_.maintenance_session()) divergence_.invalidate();
+  // (By the hello's flag: a hello the machine defers is not in session yet.)
+  if (session_ == c && (hello.flags & proto::kHelloMaintenance) == 0) divergence_.invalidate();
 }
 
 void Daemon::on_record_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {

@@ -37,9 +37,10 @@ void Waker::on_tick(uint64_t now) {
       relisten();
       return stay_awake();
     }
-    // The session that asked to sleep invalidated the disk's fingerprint:
-    // a new one is taken and committed first, so that a start after the
-    // power went while asleep compares the disk with it (docs/DIVERGED.md).
+    // A log session (the one that asked to sleep, usually) invalidated the
+    // disk's fingerprint: a new one is taken and committed first, so that a
+    // start after the power went while asleep compares the disk with it
+    // (docs/DIVERGED.md).
     if (!host_.ready_to_sleep() && now < leave_deadline_ms_ + kBaselineWaitMs) return;
     enter_sleep();
     return;

@@ -128,6 +128,29 @@ TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a r
   CHECK(has(back.findings, "ata.pending_rose"));
 }
 
+TEST_CASE("a source that is gone (unsupported) clears what it said; one we may not ask keeps it") {
+  auto owned = healthy_fake();
+  hwhealth::FakeHealthSource& fake = *owned;
+  hwhealth::Collector collector(std::move(owned));
+  fake.smart.value.ata->status = hwhealth::AtaDriveStatus::failing;
+  (void)collector.poll(1000);
+  const hwhealth::AtaHealth failing = *fake.smart.value.ata;
+  fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::no_permission, "needs CAP_SYS_RAWIO");
+  hwhealth::Baseline before = *collector.last();
+  std::vector<hwhealth::Change> changes = hwhealth::diff(before, collector.poll(2000));
+  for (const hwhealth::Change& c : changes) CHECK(c.kind != hwhealth::Change::Kind::finding_cleared);
+  fake.set_ata("/dev/sda", failing);
+  (void)collector.poll(3000);
+  fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::unsupported, "the disk is gone");
+  before = *collector.last();
+  changes = hwhealth::diff(before, collector.poll(4000));
+  bool cleared = false;
+  for (const hwhealth::Change& c : changes)
+    cleared = cleared || (c.kind == hwhealth::Change::Kind::finding_cleared && c.finding.code == "ata.failing");
+  CHECK(cleared);
+  CHECK_FALSE(has(collector.last()->findings, "ata.failing"));
+}
+
 TEST_CASE("a restored baseline continues the numbering and is the baseline for rises") {
   auto owned = healthy_fake();
   hwhealth::FakeHealthSource& fake = *owned;

@@ -304,5 +304,15 @@ TEST_CASE("clonectl decide says recorded once the store holds it: a kill -9 righ
   status = c.ctl({"status"});
   CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
   CHECK_MESSAGE(status.find("decision:   keep-diverged") != std::string::npos, status);
-  c.stop();
+  // While it stops (its final commit takes 1.5 s) a decision is refused, not
+  // lost: nothing would commit it after the final commit.
+  c.cloned->signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::string stopping = c.ctl({"decide", "discard-clone-changes"}, &code);
+  CHECK(code == 1);
+  CHECK_MESSAGE(stopping.find("cloned is stopping; decide again once it has stopped") != std::string::npos, stopping);
+  CHECK(c.cloned->wait(30000) == 0);
+  c.cloned.reset();
+  status = c.ctl({"status"});
+  CHECK_MESSAGE(status.find("decision:   keep-diverged") != std::string::npos, status);  // unchanged
 }

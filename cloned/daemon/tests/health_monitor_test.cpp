@@ -72,35 +72,47 @@ TEST_CASE("the monitor reports at once: changes and a summary at the first poll,
 
 // Found in review: the I/O error is an event, so an hour later (the next
 // poll) `clonectl health` said OK while the clone took no writes.
-TEST_CASE("after the disk failed, every poll says so until a restart: the verdict stays critical") {
+TEST_CASE("after the disk failed, every poll says so until a restart: the verdict stays critical, news once") {
   Dir d;
+  // The changes of `got` of kind `kind` about finding `code`.
+  const auto count = [](const std::vector<cloned::HealthOutgoing>& got, hwhealth::Change::Kind kind,
+                        const std::string& code) {
+    int n = 0;
+    for (const cloned::HealthOutgoing& o : got) {
+      for (const hwhealth::Change& c : decode(o).changes) n += c.kind == kind && c.finding.code == code ? 1 : 0;
+    }
+    return n;
+  };
+  {
+    auto fake = std::make_unique<hwhealth::FakeHealthSource>();
+    fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+    cloned::HealthMonitor m({"/dev/fake", 1, 3600, 16}, open_store(d.path()), std::move(fake), nullptr);
+    REQUIRE(wait_for(m, 2).size() == 2);
+    const uint64_t polls = m.polls();
+    m.io_error({"write", EIO, 4096, 512, "write at offset=4096 len=512 failed"});
+    m.disk_failed("write at offset=4096 len=512 failed: Input/output error");
+    m.disk_failed("a second failure says nothing new");
+    for (int i = 0; i < 500 && m.polls() < polls + 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(m.polls() >= polls + 4);  // three interval polls after the failure's, no I/O error since
+    const std::vector<cloned::HealthOutgoing> got = wait_for(m, 1);
+    CHECK(count(got, hwhealth::Change::Kind::finding_new, "cloned.disk_failed") == 1);  // news once, not each poll
+    CHECK(count(got, hwhealth::Change::Kind::finding_new, "disk.io_error") == 1);
+    base::Result<store::HealthAssessment> latest = open_store(d.path())->health_latest();
+    REQUIRE(latest.is_ok());
+    CHECK(latest->verdict == "critical");
+    CHECK_MESSAGE(latest->text.find("Input/output error") != std::string::npos, latest->text);
+    CHECK(latest->text.find("a second failure") == std::string::npos);
+  }
+  // A restart takes writes again: the next process clears it.
   auto fake = std::make_unique<hwhealth::FakeHealthSource>();
   fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
-  cloned::HealthMonitor m({"/dev/fake", 1, 3600, 16}, open_store(d.path()), std::move(fake), nullptr);
-  REQUIRE(wait_for(m, 2).size() == 2);
-  m.io_error({"write", EIO, 4096, 512, "write at offset=4096 len=512 failed"});
-  m.disk_failed("write at offset=4096 len=512 failed: Input/output error");
-  m.disk_failed("a second failure says nothing new");
-  bool told = false;
-  for (int i = 0; i < 5 && !told; ++i) {
-    for (const cloned::HealthOutgoing& o : wait_for(m, 1)) {
-      for (const hwhealth::Change& c : decode(o).changes) {
-        if (c.kind == hwhealth::Change::Kind::finding_new && c.finding.code == "cloned.disk_failed") {
-          told =
-              c.severity == hwhealth::Severity::critical && c.sentence.find("Input/output error") != std::string::npos;
-        }
-      }
-    }
+  cloned::HealthMonitor again({"/dev/fake", 3600, 3600, 16}, open_store(d.path()), std::move(fake), nullptr);
+  std::vector<cloned::HealthOutgoing> got;
+  for (int i = 0; i < 5 && count(got, hwhealth::Change::Kind::finding_cleared, "cloned.disk_failed") == 0; ++i) {
+    for (cloned::HealthOutgoing& o : wait_for(again, 1)) got.push_back(std::move(o));
   }
-  CHECK(told);
-  const uint64_t polls = m.polls();
-  for (int i = 0; i < 500 && m.polls() < polls + 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  REQUIRE(m.polls() >= polls + 2);  // two interval polls later, no I/O error since
-  base::Result<store::HealthAssessment> latest = open_store(d.path())->health_latest();
-  REQUIRE(latest.is_ok());
-  CHECK(latest->verdict == "critical");
-  CHECK_MESSAGE(latest->text.find("cloned.disk_failed") != std::string::npos, latest->text);
-  CHECK(latest->text.find("a second failure") == std::string::npos);
+  CHECK(count(got, hwhealth::Change::Kind::finding_cleared, "cloned.disk_failed") == 1);
+  CHECK(open_store(d.path())->health_latest().value().verdict != "critical");
 }
 
 TEST_CASE("a poll the store could not keep is tried again, and the I/O error that caused it is reported then") {
