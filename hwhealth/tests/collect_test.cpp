@@ -42,6 +42,22 @@ std::unique_ptr<hwhealth::FakeHealthSource> healthy_fake() {
   return fake;
 }
 
+// A collector over a fake whose ATA drive says it is failing, with 3 pending
+// sectors, polled once (`first`); `failing` is that drive's page.
+struct FailingDrive {
+  std::unique_ptr<hwhealth::FakeHealthSource> owned = healthy_fake();
+  hwhealth::FakeHealthSource& fake = *owned;
+  hwhealth::Collector collector{failing_page(std::move(owned))};
+  hwhealth::Snapshot first = collector.poll(1000);
+  hwhealth::AtaHealth failing = *fake.smart.value.ata;
+
+  static std::unique_ptr<hwhealth::FakeHealthSource> failing_page(std::unique_ptr<hwhealth::FakeHealthSource> f) {
+    f->smart.value.ata->status = hwhealth::AtaDriveStatus::failing;
+    raw_of(*f, hwhealth::kAtaPendingSectors) = 3;
+    return f;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("the fake source starts with every source unsupported, never healthy") {
@@ -87,16 +103,12 @@ TEST_CASE("the collector numbers its polls, keeps the last, and judges a rise ag
 // Found in review: a failing drive whose SMART stopped answering was reported
 // "Cleared", and pending sectors that rose meanwhile were never reported.
 TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a rise meanwhile reported later") {
-  auto owned = healthy_fake();
-  hwhealth::FakeHealthSource& fake = *owned;
-  hwhealth::Collector collector(std::move(owned));
-  fake.smart.value.ata->status = hwhealth::AtaDriveStatus::failing;
-  raw_of(fake, hwhealth::kAtaPendingSectors) = 3;
-  const hwhealth::Snapshot first = collector.poll(1000);
-  REQUIRE(has(first.findings, "ata.failing"));
-  REQUIRE(has(first.findings, "ata.pending"));
+  FailingDrive drive;
+  hwhealth::FakeHealthSource& fake = drive.fake;
+  hwhealth::Collector& collector = drive.collector;
+  REQUIRE(has(drive.first.findings, "ata.failing"));
+  REQUIRE(has(drive.first.findings, "ata.pending"));
   const hwhealth::Baseline before_failure = *collector.last();
-  const hwhealth::AtaHealth failing = *fake.smart.value.ata;
 
   fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::failed, "SG_IO: Input/output error");
   const hwhealth::Snapshot unread = collector.poll(2000);
@@ -113,7 +125,7 @@ TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a r
   CHECK(std::count_if(kept.findings.begin(), kept.findings.end(),
                       [](const hwhealth::Finding& f) { return f.code == "ata.failing"; }) == 1);
 
-  fake.set_ata("/dev/sda", failing);
+  fake.set_ata("/dev/sda", drive.failing);
   raw_of(fake, hwhealth::kAtaPendingSectors) = 8;
   const hwhealth::Snapshot back = collector.poll(3000);
   changes = hwhealth::diff(kept, back);
@@ -129,17 +141,14 @@ TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a r
 }
 
 TEST_CASE("a source that is gone (unsupported) clears what it said; one we may not ask keeps it") {
-  auto owned = healthy_fake();
-  hwhealth::FakeHealthSource& fake = *owned;
-  hwhealth::Collector collector(std::move(owned));
-  fake.smart.value.ata->status = hwhealth::AtaDriveStatus::failing;
-  (void)collector.poll(1000);
-  const hwhealth::AtaHealth failing = *fake.smart.value.ata;
+  FailingDrive drive;
+  hwhealth::FakeHealthSource& fake = drive.fake;
+  hwhealth::Collector& collector = drive.collector;
   fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::no_permission, "needs CAP_SYS_RAWIO");
   hwhealth::Baseline before = *collector.last();
   std::vector<hwhealth::Change> changes = hwhealth::diff(before, collector.poll(2000));
   for (const hwhealth::Change& c : changes) CHECK(c.kind != hwhealth::Change::Kind::finding_cleared);
-  fake.set_ata("/dev/sda", failing);
+  fake.set_ata("/dev/sda", drive.failing);
   (void)collector.poll(3000);
   fake.fail(hwhealth::kSourceSmart, hwhealth::Availability::unsupported, "the disk is gone");
   before = *collector.last();
