@@ -449,11 +449,6 @@ TEST_CASE("a commit of the generation a resync replaces tells the original nothi
   CHECK(r.m.committed().seq == 10);
 }
 
-// Found in review: the daemon invalidated the fingerprint at every hello, so a
-// session that only staged or verified left a disk changed behind its back
-// undetected. Now a maintenance session leaves it alone unless it takes the
-// log, and an in-place resync invalidates it itself, resumed too: the disk
-// was fingerprinted while the resync was interrupted (refresh_if_quiet).
 // Found in review of the above: the same generation begun again (another
 // extent size: not a resume) takes a lower position than a commit in flight
 // of the log that ran in its first session; that commit is stale too.
@@ -481,6 +476,12 @@ TEST_CASE("a commit from before a resync begun again in the same generation tell
   CHECK(r.m.committed().seq <= r.m.durable().seq);
 }
 
+// Found in review: the daemon invalidated the fingerprint at every hello, so a
+// session that only staged or verified left a disk changed behind its back
+// undetected. Now the daemon invalidates it at a log session's hello only, and
+// the machine before a maintenance session writes: an in-place resync begun
+// or resumed (the disk may have been fingerprinted while it was interrupted:
+// refresh_if_quiet), its first log record.
 TEST_CASE("a resumed in-place resync invalidates a fingerprint taken meanwhile before it writes again") {
   ResyncRig r;
   r.interrupt_at_4096();
