@@ -171,7 +171,7 @@ base::Status write_new_file(const PairFile& file) {
     ::unlink(temp.c_str());
     return status;
   }
-  status = base::sync_dir(std::filesystem::path(file.path).parent_path().string());
+  status = base::sync_dir(base::parent_dir(file.path));
   if (!status) ::unlink(file.path.c_str());
   return status;
 }

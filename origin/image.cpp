@@ -5,7 +5,6 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include "base/aligned_buffer.h"
 #include "base/file_io.h"
 #include "base/units.h"
+#include "blockio/sysfs.h"
 
 namespace origin {
 
@@ -59,17 +59,8 @@ namespace {
 // for each disk it sets up (a loop device attached again, a new device-mapper
 // snapshot at a reused minor); "0" where the kernel has none (before 5.15).
 std::string disk_sequence(dev_t rdev) {
-  const std::string dir = "/sys/dev/block/" + std::to_string(major(rdev)) + ":" + std::to_string(minor(rdev));
-  for (const std::string& file : {dir + "/diskseq", dir + "/../diskseq"}) {  // a partition's is its disk's
-    base::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-    char text[32] = {};
-    const ssize_t n = fd ? ::read(fd.get(), text, sizeof text - 1) : -1;
-    if (n <= 0) continue;
-    std::string value(text, static_cast<size_t>(n));
-    while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
-    if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) return value;
-  }
-  return "0";
+  const std::string seq = blockio::read_attribute(blockio::sysfs_disk_dir_of(rdev) + "/diskseq");
+  return !seq.empty() && seq.find_first_not_of("0123456789") == std::string::npos ? seq : "0";
 }
 
 }  // namespace

@@ -309,7 +309,8 @@ class Machine {
 
   // --- Diverged (the daemon compares fingerprints; the machine keeps the state) ---
   void mark_diverged(const std::string& reason, Actions& actions);
-  // The owner's decision (decision.h); refused unless Diverged. It is
+  // The owner's decision (decision.h); refused unless Diverged, and while
+  // shutting down (nothing commits after the final commit). It is
   // durable once committed_snapshot() reaches state_snapshot() as it was
   // just after this call (the daemon answers clonectl then).
   base::Status apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions);

@@ -523,6 +523,12 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
 }
 
 base::Status Machine::apply_decision(apply::Decision d, const std::string& who, int64_t unix_ms, Actions& actions) {
+  // Nothing commits after the final commit, which may be under way already
+  // (found in review: a decision taken then was lost).
+  if (shutting_down())
+    return base::Status::error(EAGAIN,
+                               "cloned is stopping; decide again once it has stopped (clonectl then records the "
+                               "decision in the store itself) or once it runs again.");
   BASE_TRY(apply::apply_decision(replica_, d, who, unix_ms));
   state_dirty_ = true;
   request_commit(actions);

@@ -44,12 +44,6 @@ void Daemon::add_control_commands() {
         if (!apply::parse_decision(args.substr(0, space), d))
           return ControlReply::error("decide takes discard-clone-changes or keep-diverged");
         const std::string who = space == std::string::npos ? "?" : args.substr(space + 1);
-        // Its final commit may be under way already, and nothing commits
-        // after it (found in review: the decision was lost).
-        if (stopping_)
-          return ControlReply::error(
-              "cloned is stopping; decide again once it has stopped (clonectl then records the decision in the "
-              "store itself) or once it runs again.");
         apply::Actions actions;
         base::Status s = machine_.apply_decision(d, who, base::unix_ms(), actions);
         if (!s.is_ok()) return ControlReply::error(s.message());

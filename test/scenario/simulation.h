@@ -111,7 +111,7 @@ struct World {
                               const std::vector<uint8_t>& disk_bytes) const;
   void check_after_power_cut();
   void check_consistent_disk(const Clone& c);
-  std::array<uint64_t, 6> consistent_checked_{};  // what check_consistent_disk looked at last
+  std::array<uint64_t, 5> consistent_checked_{};  // what check_consistent_disk looked at last
   std::unique_ptr<base::AlignedBuffer> consistent_view_;
   std::vector<uint8_t> consistent_held_;
   void check_marks(Clone& c);

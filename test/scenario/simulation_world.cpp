@@ -160,8 +160,8 @@ void World::check_consistent_disk(const Clone& c) {
   const uint64_t to = std::max(from, std::min(from + 1, c.early_durable_epoch));  // made durable early
   // Only when the disk or the durable epoch changed since the last look: a
   // look at every step costs minutes under the sanitizers.
-  const std::array<uint64_t, 6> key{
-      seed, r.generation, from, to, disk.write_count() + disk.flush_count(), disk.unflushed_count()};
+  const std::array<uint64_t, 5> key{r.generation, from, to, disk.write_count() + disk.flush_count(),
+                                    disk.unflushed_count()};
   if (key == consistent_checked_) return;
   consistent_checked_ = key;
   const Original& o = of_generation(r.generation);

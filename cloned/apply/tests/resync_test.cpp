@@ -523,6 +523,18 @@ TEST_CASE("a maintenance session's first log record invalidates a valid fingerpr
   CHECK(a.submit.size() == 1);
 }
 
+TEST_CASE("a decision while shutting down is refused: nothing commits after the final commit") {
+  ResyncRig r(consistent_gen1());
+  r.run([&](Actions& a) { r.m.mark_diverged("changed", a); });
+  if (!r.last.commits.empty()) r.committed();
+  r.run([&](Actions& a) { r.m.begin_shutdown(a); });
+  base::Status s = base::Status::ok();
+  r.run([&](Actions& a) { s = r.m.apply_decision(apply::Decision::keep_diverged, "test", 0, a); });
+  CHECK(s.code() == EAGAIN);
+  CHECK(s.message().find("cloned is stopping") != std::string::npos);
+  CHECK(r.m.replica().decision.empty());
+}
+
 TEST_CASE("a resync_begin or resync_end past any log position is a protocol error") {
   ResyncRig r;
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
