@@ -65,13 +65,22 @@ Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous) {
       b.counters.push_back(c);
   }
   std::sort(b.counters.begin(), b.counters.end(), [](const Counter& x, const Counter& y) { return x.key < y.key; });
-  for (const Finding& f : previous->findings) {
-    if (!source_unanswered(snapshot, source_of(f.code))) continue;
-    if (std::none_of(b.findings.begin(), b.findings.end(),
-                     [&](const Finding& n) { return n.identity() == f.identity(); }))
-      b.findings.push_back(f);
-  }
+  for (Finding& f : carried_findings(*previous, snapshot)) b.findings.push_back(std::move(f));
   return b;
+}
+
+std::vector<Finding> carried_findings(const Baseline& previous, const Snapshot& snapshot) {
+  std::vector<Finding> carried;
+  for (const Finding& f : previous.findings) {
+    if (!source_unanswered(snapshot, source_of(f.code))) continue;
+    if (std::any_of(snapshot.findings.begin(), snapshot.findings.end(),
+                    [&](const Finding& n) { return n.identity() == f.identity(); }))
+      continue;
+    carried.push_back(f);
+    if (figure(f, "as_of_poll").empty())
+      carried.back().figures.push_back({"as_of_poll", std::to_string(previous.poll_number)});
+  }
+  return carried;
 }
 
 base::Bytes encode_baseline(const Baseline& b) {

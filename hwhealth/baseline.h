@@ -49,6 +49,13 @@ struct Baseline {
 // counter that rose meanwhile is reported then and a finding is not cleared.
 Baseline baseline_of(const Snapshot& snapshot, const Baseline* previous = nullptr);
 
+// The lasting findings of `previous` whose source did not answer in
+// `snapshot` (source_unanswered) and that `snapshot` does not hold: they
+// stand, in the snapshot too (its verdict and text: a failing drive whose
+// SMART stops answering is still critical, not "unknown"). Each carries the
+// figure `as_of_poll`, the poll that last read it.
+std::vector<Finding> carried_findings(const Baseline& previous, const Snapshot& snapshot);
+
 // Version byte, then the fields (layout in baseline.cpp). Strings longer
 // than the report limits (report.h) are cut; lists are cut to their bounds.
 base::Bytes encode_baseline(const Baseline& baseline);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "hwhealth/collect.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "hwhealth/assess.h"
@@ -29,9 +30,15 @@ Snapshot Collector::poll(int64_t now_unix_ms, std::vector<Finding> added) {
   snapshot.batteries = std::move(batteries.value);
   snapshot.disk_errors = std::move(disk_errors.value);
   snapshot.findings = assess(snapshot, last_ ? &*last_ : nullptr);
-  // Critical first, as assess() sorts: the caller's are critical.
+  if (last_) {
+    for (Finding& f : carried_findings(*last_, snapshot)) snapshot.findings.push_back(std::move(f));
+  }
+  // The caller's first among equals; the most severe first, as assess() sorts
+  // (a bound cuts the least severe).
   snapshot.findings.insert(snapshot.findings.begin(), std::make_move_iterator(added.begin()),
                            std::make_move_iterator(added.end()));
+  std::stable_sort(snapshot.findings.begin(), snapshot.findings.end(),
+                   [](const Finding& a, const Finding& b) { return a.severity > b.severity; });
   if (snapshot.findings.size() > kFindingsMax) snapshot.findings.resize(kFindingsMax);
   last_ = baseline_of(snapshot, last_ ? &*last_ : nullptr);
   return snapshot;

@@ -184,6 +184,7 @@ void Daemon::apply_actions(apply::Actions& a) {
     record_event("notice", "state", std::string("now ") + proto::clone_state_name(last_logged_state_));
     publish_status();
   }
+  health_.note_state();
   finish_if_done();
 }
 

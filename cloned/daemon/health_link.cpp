@@ -34,8 +34,9 @@ void HealthLink::start(const config::CloneConfig& config, std::function<void()> 
   settings.interval_s = config.health_interval_s;
   settings.summary_interval_s = config.health_summary_interval_s;
   settings.backlog_max = config.health_backlog_max;
-  monitor_ = std::make_unique<HealthMonitor>(settings, std::move(*st),
-                                             hwhealth::make_system_health_source(config.target_path), std::move(wake));
+  told_ = {machine_.replica().state, machine_.replica().state_reason};
+  monitor_ = std::make_unique<HealthMonitor>(
+      settings, std::move(*st), hwhealth::make_system_health_source(config.target_path), std::move(wake), told_);
   LOG_INFO("hardware health: polling every %u s, a summary every %u s, at most %u reports waiting",
            config.health_interval_s, config.health_summary_interval_s, config.health_backlog_max);
 }
@@ -47,6 +48,13 @@ void HealthLink::io_error(const Completion& c) {
 
 void HealthLink::disk_failed(const std::string& why) {
   if (monitor_) monitor_->disk_failed(why);
+}
+
+void HealthLink::note_state() {
+  const apply::ReplicaState& r = machine_.replica();
+  if (!monitor_ || (r.state == told_.state && r.state_reason == told_.reason)) return;
+  told_ = {r.state, r.state_reason};
+  monitor_->replication(told_);
 }
 
 void HealthLink::stop() { monitor_.reset(); }

@@ -58,7 +58,10 @@ class HealthLink {
   void io_error(const Completion& c);        // a disk worker's failure
   void disk_failed(const std::string& why);  // the machine stopped taking writes: lasting, until a restart
   void poll_now();                           // after a resume: the hardware may have changed
-  void stop();                               // joins the monitor's thread; no more reports
+  // The machine's replication state may have changed (after its actions):
+  // told to the monitor when it did (invariant 8: reports say so).
+  void note_state();
+  void stop();  // joins the monitor's thread; no more reports
 
   // A health-only hello: accepted if it is from this pair's original, else
   // refused (the connection is closed). The daemon then opens the session
@@ -78,6 +81,7 @@ class HealthLink {
   const apply::Machine& machine_;
   const blockio::Geometry geometry_;
   std::unique_ptr<HealthMonitor> monitor_;  // null when it could not start
+  ReplicationNote told_;                    // what the monitor was last told
 };
 
 }  // namespace cloned

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "base/log.h"
@@ -39,12 +40,39 @@ store::HealthReportRow row_of(const hwhealth::Report& report) {
   return row;
 }
 
+// Invariant 8: while the clone is no bootable copy, every report says so.
+// Diverged is critical (it takes no writes until a person decides);
+// inconsistent a warning (it ends by itself when the resync or catch-up does).
+std::optional<hwhealth::Finding> replication_finding(const ReplicationNote& note, const std::string& target) {
+  const std::string reason = note.reason.empty() ? "no reason recorded" : note.reason.substr(0, 300);
+  hwhealth::Finding f;
+  f.subject = target;
+  f.figures = {{"state", proto::clone_state_name(note.state)}, {"reason", reason.substr(0, 200)}};
+  if (note.state == proto::CloneState::inconsistent) {
+    f.severity = hwhealth::Severity::warning;
+    f.code = "cloned.inconsistent";
+    f.sentence = "The clone is inconsistent, not a bootable copy until this ends: " + reason +
+                 ". (clonectl status on the clone says more.)";
+  } else if (note.state == proto::CloneState::diverged) {
+    f.severity = hwhealth::Severity::critical;
+    f.code = "cloned.diverged";
+    f.sentence =
+        "The clone is DIVERGED and takes no writes until a person decides on the clone (clonectl decide): " + reason +
+        ".";
+  } else {
+    return std::nullopt;
+  }
+  return f;
+}
+
 }  // namespace
 
 HealthMonitor::HealthMonitor(HealthSettings settings, std::unique_ptr<store::Store> store,
-                             std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake)
+                             std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake,
+                             ReplicationNote replication)
     : settings_(std::move(settings)), store_(std::move(store)), collector_(std::move(source)), wake_(std::move(wake)) {
   assert(store_ && settings_.interval_s > 0);
+  pending_.replication = std::move(replication);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -71,6 +99,16 @@ void HealthMonitor::disk_failed(std::string why) {
     if (!pending_.disk_failed_why.empty()) return;  // the first says it
     pending_.disk_failed_why = why.empty() ? "a write or flush failed" : std::move(why);
     pending_.poll_now = true;
+  }
+  cv_.notify_all();
+}
+
+void HealthMonitor::replication(ReplicationNote note) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (note == pending_.replication) return;
+    if (note.state != pending_.replication.state) pending_.poll_now = true;
+    pending_.replication = std::move(note);
   }
   cv_.notify_all();
 }
@@ -155,6 +193,7 @@ void HealthMonitor::run() {
       work.acks.swap(pending_.acks);
       work.backlog = std::exchange(pending_.backlog, false);
       work.disk_failed_why = pending_.disk_failed_why;  // kept: it lasts
+      work.replication = pending_.replication;          // kept: it lasts
       if (std::exchange(pending_.poll_now, false)) next_poll_ms = mono_ms();
       if (!pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_) {
         work.io_errors.swap(pending_.io_errors);
@@ -236,6 +275,8 @@ std::vector<hwhealth::Finding> HealthMonitor::own_findings(const Work& work) con
     f.figures = {{"message", work.disk_failed_why.substr(0, 200)}};
     found.push_back(std::move(f));
   }
+  if (std::optional<hwhealth::Finding> f = replication_finding(work.replication, settings_.target_path))
+    found.push_back(std::move(*f));
   return found;
 }
 

@@ -34,6 +34,7 @@
 #include "cloned/store/store.h"
 #include "hwhealth/collect.h"
 #include "hwhealth/report.h"
+#include "proto/messages.h"
 
 namespace cloned {
 
@@ -61,13 +62,25 @@ struct HealthOutgoing {
   std::shared_ptr<const base::Bytes> report;  // hwhealth::encode_report
 };
 
+// The clone's replication state as the monitor tells it (invariant 8): an
+// inconsistent or Diverged clone is a lasting finding of every poll while it
+// lasts, so that the reports and `clonectl health` say so until it ends.
+struct ReplicationNote {
+  proto::CloneState state = proto::CloneState::consistent;
+  std::string reason;  // the replica's state_reason
+  bool operator==(const ReplicationNote&) const = default;
+};
+
 inline constexpr size_t kIoErrorsPerPollMax = 16;  // more are counted in one finding
 inline constexpr uint64_t kIoPollGapMs = 1000;     // I/O-triggered polls at most this often
 
 class HealthMonitor {
  public:
+  // `replication`: the clone's state when the monitor starts (its first
+  // poll runs at once).
   HealthMonitor(HealthSettings settings, std::unique_ptr<store::Store> store,
-                std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake);
+                std::unique_ptr<hwhealth::HealthSource> source, std::function<void()> wake,
+                ReplicationNote replication = {});
   ~HealthMonitor();  // stops and joins
   HealthMonitor(const HealthMonitor&) = delete;
   HealthMonitor& operator=(const HealthMonitor&) = delete;
@@ -78,6 +91,9 @@ class HealthMonitor {
   // critical finding cloned.disk_failed, so that `clonectl health` and the
   // reports say so until a restart (the I/O error itself is an event).
   void disk_failed(std::string why);
+  // The clone's replication state changed: a change of state polls at once
+  // (a new reason alone is told by the next poll).
+  void replication(ReplicationNote note);
   // Poll at once (after a resume from sleep: the hardware may have changed).
   void poll_now();
   void acked(uint64_t id);
@@ -95,6 +111,7 @@ class HealthMonitor {
     bool backlog = false;
     bool poll_now = false;
     std::string disk_failed_why;  // non-empty once the machine stopped writing
+    ReplicationNote replication;  // kept: it lasts
     // Kept up to kIoErrorsPerPollMax; more are counted in one finding.
     void add_io_error(IoErrorEvent e) {
       if (io_errors.size() < kIoErrorsPerPollMax)
@@ -107,8 +124,9 @@ class HealthMonitor {
   bool poll(const Work& work);  // false: nothing of it was kept
   void requeue_io_errors(Work& work);
   void restore_baseline();
-  // The daemon's own findings for this poll: its I/O errors (events) and,
-  // once the disk failed, the lasting cloned.disk_failed.
+  // The daemon's own findings for this poll: its I/O errors (events), once
+  // the disk failed the lasting cloned.disk_failed, and while the clone is
+  // no bootable copy the lasting cloned.inconsistent or cloned.diverged.
   std::vector<hwhealth::Finding> own_findings(const Work& work) const;
   void post_backlog(uint64_t after_id);
   void post(uint64_t id, base::Bytes bytes);

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "hwhealth/collect.h"
+#include "hwhealth/format.h"
 #include "hwhealth/tests/snapshots.h"
 #include "hwhealth/tests/test_support.h"
 
@@ -121,6 +122,14 @@ TEST_CASE("a source that cannot be read keeps what it said: nothing cleared, a r
       source_warned = c.severity == hwhealth::Severity::warning;
   }
   CHECK(source_warned);  // a disk that answered before and now fails to
+  // Found in review: the poll's own verdict said "unknown" (SMART unread) for
+  // a drive known to be failing; what stands is in the snapshot, marked.
+  CHECK(hwhealth::verdict(unread) == hwhealth::Verdict::critical);
+  const auto carried = std::find_if(unread.findings.begin(), unread.findings.end(),
+                                    [](const hwhealth::Finding& f) { return f.code == "ata.failing"; });
+  REQUIRE(carried != unread.findings.end());
+  CHECK(hwhealth::figure(*carried, "as_of_poll") == "1");
+  CHECK(hwhealth::format_text(unread).find("ata.failing") != std::string::npos);
   const hwhealth::Baseline kept = *collector.last();
   CHECK(std::count_if(kept.findings.begin(), kept.findings.end(),
                       [](const hwhealth::Finding& f) { return f.code == "ata.failing"; }) == 1);

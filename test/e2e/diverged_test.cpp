@@ -104,6 +104,14 @@ void expect_diverged(Clone& c, const std::string& what) {
   }
   CHECK_MESSAGE(status.find("DIVERGED") != std::string::npos, status);
   CHECK_MESSAGE(status.find(what) != std::string::npos, status);
+  // Invariant 8: the health assessment says so too (its poll follows the state).
+  std::string health;
+  for (int i = 0; i < 100; ++i) {
+    health = c.ctl({"health"});
+    if (health.find("The clone is DIVERGED") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK_MESSAGE(health.find("The clone is DIVERGED") != std::string::npos, health);
   std::string out;
   REQUIRE(harness::make_zero_file(c.d / "other.img", kDisk));
   const std::string before = c.d / "clone.before";
@@ -161,6 +169,12 @@ TEST_CASE("ext4 mounted read-write behind the daemon's back: Diverged, no writes
   std::string events = c.ctl({"events"});
   CHECK(events.find("diverged") != std::string::npos);
   CHECK(events.find("decision") != std::string::npos);
+  // Invariant 8: the original's health reports said Diverged, then
+  // inconsistent until the resync, and that each ended.
+  CHECK(c.origin({"health", "--collect-ms", "3000"}, out) == 0);
+  for (const char* said : {"The clone is DIVERGED", "The clone is inconsistent", "Cleared (cloned.diverged",
+                           "Cleared (cloned.inconsistent"})
+    CHECK_MESSAGE(out.find(said) != std::string::npos, said << " in:\n" << out);
   c.stop();
 }
 

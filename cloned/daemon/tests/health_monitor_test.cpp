@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -113,6 +114,78 @@ TEST_CASE("after the disk failed, every poll says so until a restart: the verdic
   }
   CHECK(count(got, hwhealth::Change::Kind::finding_cleared, "cloned.disk_failed") == 1);
   CHECK(open_store(d.path())->health_latest().value().verdict != "critical");
+}
+
+// Invariant 8: an inconsistent or Diverged clone says so in its health
+// reports too, not only in clonectl status (found in review: it did not).
+TEST_CASE("while the clone is inconsistent or Diverged every poll says so; a new state polls at once") {
+  Dir d;
+  const auto changes_of = [](const std::vector<cloned::HealthOutgoing>& got, hwhealth::Change::Kind kind,
+                             const std::string& code) {
+    std::vector<hwhealth::Change> found;
+    for (const cloned::HealthOutgoing& o : got) {
+      for (const hwhealth::Change& c : decode(o).changes) {
+        if (c.kind == kind && c.finding.code == code) found.push_back(c);
+      }
+    }
+    return found;
+  };
+  const auto polled = [](cloned::HealthMonitor& m, uint64_t n) {
+    for (int i = 0; i < 500 && m.polls() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return m.polls() >= n;
+  };
+  const cloned::ReplicationNote resyncing{proto::CloneState::inconsistent,
+                                          "resync of generation 2 in progress: not a bootable copy until it completes"};
+  {
+    auto fake = std::make_unique<hwhealth::FakeHealthSource>();
+    fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+    cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::move(fake), nullptr, resyncing);
+    std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);  // the first poll's changes and summary
+    REQUIRE(first.size() == 2);
+    const std::vector<hwhealth::Change> news =
+        changes_of(first, hwhealth::Change::Kind::finding_new, "cloned.inconsistent");
+    REQUIRE(news.size() == 1);
+    CHECK(news[0].severity == hwhealth::Severity::warning);
+    CHECK_MESSAGE(news[0].sentence.find("resync of generation 2 in progress") != std::string::npos, news[0].sentence);
+    CHECK(hwhealth::figure(news[0].finding, "state") == "inconsistent");
+    const hwhealth::Report summary = decode(first[1]);
+    CHECK(std::any_of(summary.findings.begin(), summary.findings.end(),
+                      [](const hwhealth::Finding& f) { return f.code == "cloned.inconsistent"; }));
+
+    // A new reason for the same state is told by the next poll, not at once.
+    m.replication({proto::CloneState::inconsistent, "resync complete; consistent once record 9 is durable"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(m.polls() == 1);
+
+    m.replication({proto::CloneState::consistent, ""});  // at once: the next interval is an hour away
+    REQUIRE(polled(m, 2));
+    std::vector<cloned::HealthOutgoing> ended = wait_for(m, 1);
+    CHECK(changes_of(ended, hwhealth::Change::Kind::finding_cleared, "cloned.inconsistent").size() == 1);
+
+    m.replication({proto::CloneState::diverged, "the disk's first MiB changed"});
+    REQUIRE(polled(m, 3));
+    std::vector<cloned::HealthOutgoing> diverged = wait_for(m, 1);
+    const std::vector<hwhealth::Change> d_news =
+        changes_of(diverged, hwhealth::Change::Kind::finding_new, "cloned.diverged");
+    REQUIRE(d_news.size() == 1);
+    CHECK(d_news[0].severity == hwhealth::Severity::critical);
+    CHECK(decode(diverged[0]).verdict == hwhealth::Verdict::critical);
+    base::Result<store::HealthAssessment> latest = open_store(d.path())->health_latest();
+    REQUIRE(latest.is_ok());
+    CHECK(latest->verdict == "critical");
+    CHECK_MESSAGE(latest->text.find("DIVERGED") != std::string::npos, latest->text);
+  }
+  // A restarted daemon still Diverged reports nothing new: the stored baseline holds it.
+  auto fake = std::make_unique<hwhealth::FakeHealthSource>();
+  fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+  cloned::HealthMonitor again({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::move(fake), nullptr,
+                              {proto::CloneState::diverged, "the disk's first MiB changed"});
+  REQUIRE(polled(again, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::vector<cloned::HealthOutgoing> restarted = again.take_outgoing();
+  CHECK(changes_of(restarted, hwhealth::Change::Kind::finding_new, "cloned.diverged").empty());
+  CHECK(changes_of(restarted, hwhealth::Change::Kind::finding_cleared, "cloned.diverged").empty());
+  CHECK(open_store(d.path())->health_latest().value().verdict == "critical");
 }
 
 TEST_CASE("a poll the store could not keep is tried again, and the I/O error that caused it is reported then") {
