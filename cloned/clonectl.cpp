@@ -175,7 +175,9 @@ std::pair<std::string, uint64_t> last_mark(const Report& r) {
 void print_json(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const auto [mark, mark_seq] = last_mark(r);
-  const bool bootable = s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh;
+  // Ranges a verify found out of sync make it no faithful copy until repaired.
+  const bool bootable =
+      (s.state == proto::CloneState::consistent || s.state == proto::CloneState::fresh) && r.out_of_sync == 0;
   const uint64_t applied = r.running ? r.live.applied_seq : s.committed_seq;
   const uint64_t log_end = r.running ? r.live.original_log_end : 0;
   const Json wake = {
@@ -227,7 +229,8 @@ void print_state_line(const Report& r) {
   switch (s.state) {
     case proto::CloneState::consistent:
       if (s.stage.phase == apply::StagePhase::staging) std::printf("clone:      %s\n", staging_line(r).c_str());
-      std::printf("clone:      a bootable copy (consistent) at record %llu, epoch %llu\n",
+      std::printf("clone:      %s (consistent) at record %llu, epoch %llu\n",
+                  r.out_of_sync > 0 ? "NOT a faithful copy until the ranges below are repaired" : "a bootable copy",
                   static_cast<unsigned long long>(r.running ? r.live.applied_seq : s.committed_seq),
                   static_cast<unsigned long long>(r.running ? r.live.applied_epoch : s.committed_epoch));
       break;

@@ -105,11 +105,14 @@ void Machine::on_resync_plan(const proto::ResyncPlan& plan, const StageRoom& roo
     return;
   }
   actions.plan_reply = r;
+  const bool repair = (b.flags & proto::kResyncRepair) != 0;
+  // A repair's disk is not whole: the verify before it found ranges out of sync.
   fail(actions, proto::ErrorCode::stage_full,
-       std::string((b.flags & proto::kResyncRepair) != 0 ? "the repair in generation " : "the resync of generation ") +
-           u64s(b.generation) + " does not fit the clone's stage: it needs " + figures(r) +
-           ". Nothing was written; the disk still holds generation " + u64s(replica_.generation) +
-           ", whole and bootable. Raise stage_max_bytes, free the stick, or run it again with --in-place-unbootable "
+       std::string(repair ? "the repair in generation " : "the resync of generation ") + u64s(b.generation) +
+           " does not fit the clone's stage: it needs " + figures(r) + ". Nothing was written; the disk " +
+           (repair ? "is as the verify found it, its ranges out of sync not yet repaired"
+                   : "still holds generation " + u64s(replica_.generation) + ", whole and bootable") +
+           ". Raise stage_max_bytes, free the stick, or run it again with --in-place-unbootable "
            "(the clone is then not bootable until it completes).");
 }
 
