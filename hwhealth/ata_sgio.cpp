@@ -30,6 +30,8 @@ constexpr uint8_t kTransferBlocksIn = (1 << 3) | (1 << 2) | 2;
 constexpr uint8_t kCheckCondition = 1 << 5;  // CK_COND: return the registers in sense data
 constexpr uint8_t kScsiStatusCheckCondition = 0x02;
 constexpr uint8_t kDriverSense = 0x08;  // driver_status: "sense data is valid", not an error
+constexpr uint16_t kHostTimeOut = 0x03;  // host_status DID_TIME_OUT: the command timed out
+constexpr uint8_t kDriverTimeout = 0x06;  // driver_status DRIVER_TIMEOUT (older kernels)
 constexpr uint8_t kAtaStatusError = 0x01;        // ERR of the ATA status register: the command was aborted
 constexpr uint8_t kAtaStatusDeviceFault = 0x20;  // DF: the drive reports a fault of its own
 constexpr uint8_t kSenseNoSense = 0x0, kSenseRecovered = 0x1, kSenseIllegalRequest = 0x5;
@@ -107,6 +109,11 @@ base::Result<AtaDriveStatus> return_status(int fd, const std::string& device_nam
 
 base::Status check_sgio_result(const SgioResult& result, AtaSmartCommand command, const std::string& device_name) {
   const std::string what = std::string(command_name(command)) + " on " + device_name;
+  if (result.host_status == kHostTimeOut || (result.driver_status & 0x0f) == kDriverTimeout) {
+    return base::Status::error(ETIMEDOUT, what + " did not answer within " + std::to_string(kSgioTimeoutMs / 1000) +
+                                              " s (host status " + hex(result.host_status) + ", driver status " +
+                                              hex(result.driver_status) + "): the drive may be failing");
+  }
   if (result.host_status != 0 || (result.driver_status & ~kDriverSense) != 0) {
     return base::Status::error(EIO, what + " failed in the SCSI layer (host status " + hex(result.host_status) +
                                         ", driver status " + hex(result.driver_status) + ")");
@@ -161,6 +168,9 @@ base::Result<AtaHealth> read_ata_smart(int fd, const std::string& device_name, u
   // Unsupported and no-permission end the read: the other commands would
   // fail the same way. A status the transport cannot decode does not.
   if (!status && (is_unsupported(status.status()) || is_no_permission(status.status()))) return status.status();
+  // Nor does a drive that did not answer: each command would wait the whole
+  // timeout again, and a stop waits for the poll (TimeoutStopSec is 60 s).
+  if (!status && status.status().code() == ETIMEDOUT) return status.status();
   if (status) health.status = *status;
   else health.status_problem = status.status().message();
 

@@ -118,3 +118,21 @@ TEST_CASE("SG_IO outcomes: transport trouble and other sense keys fail with the 
 
   CHECK(contains(check(check_condition({})).message(), "no readable sense data"));
 }
+
+// A drive that does not answer is failed, and told apart (ETIMEDOUT): the read
+// stops there rather than wait the timeout once per command.
+TEST_CASE("SG_IO outcomes: a command that timed out is ETIMEDOUT, failed") {
+  hwhealth::SgioResult timed_out;
+  timed_out.host_status = 0x03;  // DID_TIME_OUT
+  timed_out.result_nonzero = true;
+  base::Status status = check(timed_out);
+  CHECK(status.code() == ETIMEDOUT);
+  CHECK(hwhealth::classify(status) == Availability::failed);
+  CHECK(contains(status.message(), "SMART READ DATA on /dev/sda did not answer within 20 s"));
+  hwhealth::SgioResult old_kernel;
+  old_kernel.driver_status = 0x06;  // DRIVER_TIMEOUT
+  CHECK(check(old_kernel).code() == ETIMEDOUT);
+  hwhealth::SgioResult other;
+  other.host_status = 0x01;  // DID_NO_CONNECT
+  CHECK(check(other).code() == EIO);
+}
