@@ -174,6 +174,9 @@ base::Status request_clone_sleep(const config::OriginConfig& c, const config::De
   if (!pos) return pos.status();
   RetainedLog log(c.retention_bytes_max, pos->next_seq);
   SessionConfig sc = make_session_config(c, keys);
+  // The clone refuses a hello of another generation (found in review: after
+  // any resync this asked at generation 1 and was told to resync).
+  sc.generation = pos->generation;
   sc.request_sleep = true;
   SleepRequestListener listener(c.state_dir, net::now_ms() + timeout_ms);
   Session session(sc, log, listener, -1);

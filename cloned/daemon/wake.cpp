@@ -140,6 +140,11 @@ base::Status check_wake_testing_knob(const config::CloneConfig& c, const std::st
                                         "'. Remove the key: a real clone sleeps only when its NIC is armed.");
 }
 
+bool arm_lets_sleep(const wol::ArmStatus& arm, bool testing_knob) {
+  if (arm.state == wol::ArmState::armed) return arm.power_wakeup != "disabled";
+  return testing_knob && arm.state == wol::ArmState::unsupported;
+}
+
 const char* Waker::knob_name() const {
   return settings_.testing_sleep_on_virtio_nic ? "testing_sleep_on_virtio_nic" : "test_double_counts_as_armed";
 }
@@ -149,20 +154,16 @@ const char* Waker::knob_name() const {
 void Waker::arm(const char* when) {
   if (phase_ == Phase::off) return;
   arm_ = wol::arm_magic_wake(settings_.interface);
-  counts_as_armed_ = arm_.state == wol::ArmState::armed;
-  if (!counts_as_armed_ && test_double_ != nullptr && settings_.test_double_counts_as_armed &&
-      arm_.state == wol::ArmState::unsupported) {
-    counts_as_armed_ = true;  // the testing knob (config.cpp allows it only with the test double)
-  }
-  if (!counts_as_armed_ && settings_.testing_sleep_on_virtio_nic && arm_.state == wol::ArmState::unsupported) {
-    counts_as_armed_ = true;  // the VM suite's knob (main.cpp allows it only on a virtio NIC)
-  }
-  if (!power_error_.empty()) counts_as_armed_ = false;
+  // The testing knobs: config.cpp allows the first only with the test
+  // double, main.cpp the second only on a virtio NIC.
+  const bool knob = (test_double_ != nullptr && settings_.test_double_counts_as_armed) ||
+                    settings_.testing_sleep_on_virtio_nic;
+  counts_as_armed_ = arm_lets_sleep(arm_, knob) && power_error_.empty();
   const std::string now = std::string(wol::to_string(arm_.state)) + (counts_as_armed_ ? "+" : "-");
   if (now == last_arm_state_) return;
   last_arm_state_ = now;
   const char* nic = settings_.interface.c_str();
-  if (arm_.state == wol::ArmState::armed) {
+  if (arm_.state == wol::ArmState::armed && counts_as_armed_) {
     LOG_NOTICE("Wake-on-LAN armed on %s (%s) %s: %s", nic, mac_known_ ? wol::format_mac(mac_).c_str() : "MAC unknown",
                when, arm_.reason.c_str());
   } else if (counts_as_armed_) {
@@ -191,6 +192,10 @@ proto::WakeInfo Waker::info() const {
   }
   info.arm = to_wake_arm(arm_.state);
   info.reason = arm_.reason;
+  if (arm_.state == wol::ArmState::armed && !arm_lets_sleep(arm_, false)) {
+    info.arm = proto::WakeArm::error;  // armed, but the machine may not wake: it stays awake
+    info.reason += " The clone stays awake until then.";
+  }
   if (counts_as_armed_ && arm_.state != wol::ArmState::armed) {
     info.arm = proto::WakeArm::armed;
     info.flags |= proto::kWakeFlagTestDouble;

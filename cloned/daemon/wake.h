@@ -82,6 +82,13 @@ struct WakeSettings {
   bool testing_sleep_on_virtio_nic = false;  // main.cpp checked that the NIC is virtio_net
 };
 
+// Whether an arm status lets the clone sleep: magic-packet wake armed and
+// its device allowed to wake the machine (power/wakeup not "disabled": the
+// kernel then enables no wake for it in suspend, and the clone would stay
+// asleep for good); or unsupported, counted as armed by a testing knob (the
+// test double's, or the VM suite's on a virtio NIC).
+bool arm_lets_sleep(const wol::ArmStatus& arm, bool testing_knob);
+
 // [wake] testing_sleep_on_virtio_nic is refused (main.cpp: cloned does not
 // start) unless the wake interface is a virtio_net NIC, read under
 // sysfs_root ("/sys"): a real clone has no such NIC.

@@ -361,6 +361,9 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
   REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
   std::string out;
+  // A resync first: the request is of generation 2 (found in review: it was
+  // asked at generation 1, and refused, after any resync).
+  REQUIRE_MESSAGE(r.origin({"resync", "--source", r.d / "source.img"}, out) == 0, out);
   REQUIRE_MESSAGE(r.workload(3, out) == 0, out);
 
   // Without the request it stays up (idle_sleep_s = 0).

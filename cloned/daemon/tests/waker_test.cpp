@@ -109,3 +109,25 @@ TEST_CASE("the VM suite's knob is refused unless the wake NIC is a virtio NIC") 
   c.wake_interface = "ens3";
   CHECK(cloned::check_wake_testing_knob(c, sysfs.path()).is_ok());
 }
+
+// Found in review: an armed NIC whose device may not wake the machine
+// (power/wakeup disabled) counted as armed, and the clone slept for good.
+TEST_CASE("the clone sleeps only armed with its device allowed to wake the machine, or by a testing knob") {
+  wol::ArmStatus arm;
+  arm.state = wol::ArmState::armed;
+  for (const char* wakeup : {"enabled", ""}) {  // "": no file; the firmware decides
+    arm.power_wakeup = wakeup;
+    CHECK(cloned::arm_lets_sleep(arm, false));
+  }
+  arm.power_wakeup = "disabled";
+  CHECK_FALSE(cloned::arm_lets_sleep(arm, false));
+  CHECK_FALSE(cloned::arm_lets_sleep(arm, true));  // a knob counts an unsupported NIC, not this
+  arm.power_wakeup = "";
+  for (wol::ArmState state : {wol::ArmState::disarmed, wol::ArmState::no_permission, wol::ArmState::error}) {
+    arm.state = state;
+    CHECK_FALSE(cloned::arm_lets_sleep(arm, true));
+  }
+  arm.state = wol::ArmState::unsupported;
+  CHECK_FALSE(cloned::arm_lets_sleep(arm, false));
+  CHECK(cloned::arm_lets_sleep(arm, true));
+}
