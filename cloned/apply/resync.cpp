@@ -43,6 +43,9 @@ void Machine::need_write_barrier_commit(Actions& actions) {
 void Machine::start_new_resync(const proto::ResyncBegin& b) {
   const bool repair = (b.flags & proto::kResyncRepair) != 0;
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  // Marks of the replaced resync still waiting for a commit to cover them:
+  // none ever will (the cursor is 0 now), and their acks are not this one's.
+  marks_flushed_.clear();
   // An earlier staged resync, replaced: its file goes once this is committed.
   if (replica_.stage.active()) stage_drop_owed_ = true;
   replica_.stage = {};
@@ -513,6 +516,7 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
     // resync would leave those changes in a clone it then calls consistent.
     // It starts again from byte 0; a staged one with an empty stage.
     replica_.resync.cursor_bytes = 0;
+    marks_flushed_.clear();  // as start_new_resync: no commit covers them now
     if (staging()) {
       replica_.stage.durable_bytes = 0;
       replica_.stage.staged_disk_bytes = 0;

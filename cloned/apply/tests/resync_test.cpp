@@ -421,6 +421,79 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   CHECK(a.submit.size() == 1);
 }
 
+// Found in review: a mark flushed while a commit of an earlier cursor was in
+// flight, then the session ended and a new resync began (cursor 0) before
+// that commit completed. The mark stayed waiting for a commit to cover it:
+// every commit asked another (a stream of store commits on the stick) until
+// the new resync passed it, and then its ack went to a session that never
+// sent that mark.
+TEST_CASE("a flushed mark of a resync begun again is dropped: no stream of commits, no ack of another resync's mark") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  r.flushed();
+  REQUIRE(r.last.commits.size() == 1);  // in flight: cursor 4096
+  r.extent(resync_data(4096), &id);
+  r.io_done(id);
+  r.mark(8192);
+  r.flushed();
+  CHECK(r.last.commits.empty());  // 8192 waits for the commit in flight
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  Actions a = r.begin({2, 10, 3, 8192, 0});  // begun again: another extent size, cursor 0
+  REQUIRE(a.fail.empty());
+  int commits = 0;
+  for (int i = 0; i < 10; ++i) {
+    a = r.committed();
+    CHECK(a.resync_mark_acks.empty());
+    if (a.commits.empty()) break;
+    ++commits;
+  }
+  CHECK(commits <= 2);  // the begin's "in progress", and nothing after it
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+  // The new resync's own mark past 8192 is acked once, for itself.
+  r.extent(resync_data(0, 8192), &id);
+  r.io_done(id);
+  r.extent(resync_data(8192, 8192), &id);
+  r.io_done(id);
+  r.mark(16384);
+  r.flushed();
+  a = r.committed();
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  CHECK(a.resync_mark_acks[0] == 16384);
+}
+
+// The same after the clone is found Diverged (its resync's cursor goes back
+// to 0 and stays there until a decision): the stream of commits never ended.
+TEST_CASE("a flushed mark of a resync interrupted by Diverged is dropped: no stream of commits") {
+  ResyncRig r;
+  r.begin_gen2();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  r.flushed();
+  REQUIRE(r.last.commits.size() == 1);  // in flight: cursor 4096
+  r.extent(resync_data(4096), &id);
+  r.io_done(id);
+  r.mark(8192);
+  r.flushed();
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.run([&](Actions& x) { r.m.mark_diverged("the first MiB changed", x); });
+  int commits = 0;
+  for (int i = 0; i < 10; ++i) {
+    Actions a = r.committed();
+    CHECK(a.resync_mark_acks.empty());
+    if (a.commits.empty()) break;
+    ++commits;
+  }
+  CHECK(commits <= 1);  // the Diverged state's, and nothing after it
+  CHECK(r.m.replica().state == proto::CloneState::diverged);
+}
+
 // Found in review: a commit of generation 1 in flight when generation 2's
 // resync begins (at a lower record, as after the original lost its log)
 // told the original "committed 50" for its new log: the original forgets
