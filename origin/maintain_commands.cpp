@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // clone-origin resync and verify.
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "base/units.h"
 #include "origin/commands.h"
@@ -9,6 +12,7 @@
 #include "origin/maintenance.h"
 #include "origin/position.h"
 #include "origin/progress.h"
+#include "origin/wake.h"
 
 namespace origin {
 
@@ -31,6 +35,26 @@ std::string percent(uint64_t part, uint64_t whole) {
   return buf;
 }
 
+// The clone's hello. A clone that looks asleep is woken ([wake] auto) and
+// asked again as the reconnect policy allows (found in review: a resync or
+// verify of a sleeping clone failed at once, only log sessions woke it).
+base::Result<proto::Hello> ask_awake_clone(const SessionConfig& session, const ReconnectPolicy& policy) {
+  uint32_t backoff_ms = policy.initial_ms;
+  for (uint32_t attempt = 1;; ++attempt) {
+    base::Result<proto::Hello> hello = ask_clone(session);
+    if (hello || !policy.on_silence || !looks_asleep(hello.status()) || attempt >= policy.attempts_max) return hello;
+    policy.on_silence(hello.status());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms = std::min(policy.max_ms, backoff_ms * 2);
+  }
+}
+
+ReconnectPolicy waking_policy(const config::OriginConfig& config) {
+  ReconnectPolicy policy = make_reconnect_policy(config);
+  policy.on_silence = silence_waker(config);
+  return policy;
+}
+
 }  // namespace
 
 base::Status run_resync(const config::OriginConfig& config, const config::DerivedKeys& keys,
@@ -39,7 +63,8 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   if (!pos) return pos.status();
   SessionConfig session = make_session_config(config, keys);
   session.generation = pos->generation;
-  base::Result<proto::Hello> clone = ask_clone(session);
+  const ReconnectPolicy policy = waking_policy(config);
+  base::Result<proto::Hello> clone = ask_awake_clone(session, policy);
   if (!clone) return clone.status();
   base::Result<std::string> source = source_identity(command.source_path);
   if (!source) return source.status();
@@ -70,7 +95,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
     o.in_place_unbootable = o.in_place_unbootable || command.in_place_unbootable;
     return o;
   }();
-  base::Result<ResyncReport> r = resync_clone(session, make_reconnect_policy(config), command.source_path, generation,
+  base::Result<ResyncReport> r = resync_clone(session, policy, command.source_path, generation,
                                               pos->next_seq - 1, pos->next_epoch - 1, options);
   if (!r) return r.status();
   OriginPosition after = *pos;
@@ -115,6 +140,12 @@ base::Status run_verify(const config::OriginConfig& config, const config::Derive
   MaintenanceOptions options = options_from(config, command.extent_bytes);
   options.in_place_unbootable = options.in_place_unbootable || command.in_place_unbootable;
   const uint64_t at_seq = pos->next_seq - 1;
+  base::Result<proto::Hello> awake = ask_awake_clone(session, waking_policy(config));
+  if (!awake && looks_asleep(awake.status()))
+    return base::Status::error(awake.status().code(), awake.status().message() +
+                                                          " The clone may be asleep: wake it with clone-origin wake, "
+                                                          "then verify again.");
+  if (!awake) return awake.status();
   base::Result<VerifyReport> v = verify_clone(session, command.source_path, at_seq, options);
   if (!v) return v.status();
   auto print_ranges = [](const std::vector<Range>& ranges) {

@@ -429,6 +429,7 @@ base::Result<ResyncReport> resync_clone(const SessionConfig& session, const Reco
     if (++failures >= policy.attempts_max)
       return base::Status::error(
           s.code(), "the resync gave up after " + u64s(failures) + " failed attempts in a row; last: " + s.message());
+    if (policy.on_silence) policy.on_silence(s);  // a clone asleep is woken ([wake] auto)
     LOG_NOTICE("resync interrupted (%s); resuming in %u ms", s.message().c_str(), backoff_ms);
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min(policy.max_ms, backoff_ms * 2);

@@ -34,6 +34,9 @@ struct ReconnectPolicy {
   uint32_t initial_ms = 100;
   uint32_t max_ms = 5000;
   uint32_t attempts_max = 50;  // failed sessions in a row, then give up
+  // Called with each failed session's status before the wait (a resync's:
+  // wake a clone that looks asleep, wake.h silence_waker); may be empty.
+  std::function<void(const base::Status&)> on_silence;
 };
 ReconnectPolicy make_reconnect_policy(const config::OriginConfig& config);
 

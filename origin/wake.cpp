@@ -207,8 +207,12 @@ void attach_wake(Replicator& replicator, const config::OriginConfig& c) {
       LOG_WARN("the clone cannot be woken by a magic packet (%s: %s); it stays awake instead of sleeping",
                proto::wake_arm_name(info.arm), info.reason.c_str());
   });
-  if (!c.wake_auto) return;
-  replicator.set_silence_handler([c](const base::Status& why) {
+  if (auto waker = silence_waker(c)) replicator.set_silence_handler(std::move(waker));
+}
+
+std::function<void(const base::Status&)> silence_waker(const config::OriginConfig& c) {
+  if (!c.wake_auto) return {};
+  return [c](const base::Status& why) {
     if (!looks_asleep(why)) return;
     base::Result<wol::SendOptions> target = wake_target(c, "", "");
     if (!target) {
@@ -219,7 +223,7 @@ void attach_wake(Replicator& replicator, const config::OriginConfig& c) {
     base::Status s = send_wake(*target, summary);
     if (s.is_ok()) LOG_NOTICE("the clone does not answer; sent a %s", summary.c_str());
     else LOG_WARN("the clone does not answer, and waking it failed: %s", s.message().c_str());
-  });
+  };
 }
 
 }  // namespace origin

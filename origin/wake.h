@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "base/status.h"
@@ -51,6 +52,12 @@ bool looks_asleep(const base::Status& session_failure);
 // armed (it then stays awake and says why) or does not go to sleep in time.
 base::Status request_clone_sleep(const config::OriginConfig& config, const config::DerivedKeys& keys,
                                  uint32_t timeout_ms, std::string& summary);
+
+// With [wake] auto, what to do when a session with the clone fails: send a
+// magic packet if the failure looks like a sleeping clone (logged either
+// way). Empty without [wake] auto. For ReconnectPolicy::on_silence and the
+// replicator's silence handler.
+std::function<void(const base::Status&)> silence_waker(const config::OriginConfig& config);
 
 // Makes `replicator` remember the clone's wake info and, with [wake] auto,
 // send a magic packet when the clone looks asleep. Call before start().

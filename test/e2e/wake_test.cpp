@@ -400,6 +400,40 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   power_lost_while_asleep(r, cloned);
 }
 
+// Found in review: only log sessions woke a sleeping clone; a resync retried
+// against its silence until it gave up.
+TEST_CASE(
+    "a resync or a verify wakes a clone asleep and completes; without [wake] auto a verify says it may be asleep") {
+  Rig r(/*knob=*/true, /*idle_sleep_s=*/0);
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(3, out) == 0, out);  // the clone's wake_info (its MAC) is kept
+  const auto asleep = [&] {
+    REQUIRE_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out);
+    REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
+  };
+  asleep();
+  CHECK_MESSAGE(r.origin({"resync", "--source", r.d / "source.img"}, out) == 0,
+                out << harness::read_file(r.d / "cloned.log"));
+  CHECK_MESSAGE(out.find("the clone does not answer; sent a magic packet") != std::string::npos, out);
+  CHECK(harness::files_equal(r.d / "source.img", r.d / "clone.img"));
+  CHECK(r.live().find("wake_phase = \"awake\"") != std::string::npos);
+
+  asleep();
+  CHECK_MESSAGE(r.origin({"verify", "--source", r.d / "source.img"}, out) == 0, out);
+  CHECK_MESSAGE(out.find("the clone does not answer; sent a magic packet") != std::string::npos, out);
+  CHECK(out.find("0 range(s) out of sync") != std::string::npos);
+
+  asleep();
+  harness::set_config_keys(r.p.origin_config, {{"wake.auto", "false"}});
+  CHECK(r.origin({"verify", "--source", r.d / "source.img"}, out) == 1);
+  CHECK_MESSAGE(out.find("The clone may be asleep: wake it with clone-origin wake") != std::string::npos, out);
+  CHECK(r.live().find("wake_phase = \"asleep\"") != std::string::npos);
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
 TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
   Rig r(/*knob=*/false, /*idle_sleep_s=*/0);
   harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
