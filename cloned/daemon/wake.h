@@ -72,6 +72,10 @@ class WakeHost {
   ~WakeHost() = default;
 };
 
+// Sleeps that fail in a row (the power backend refused, or the suspend did
+// not happen) before the clone stops trying until it is restarted.
+inline constexpr uint32_t kSleepFailuresMax = 3;
+
 // The [wake] settings of cloned.toml the Waker reads.
 struct WakeSettings {
   std::string interface;  // "" = never sleeps
@@ -151,7 +155,8 @@ class Waker {
   std::unique_ptr<wol::PowerController> power_;
   wol::PacketWakePower* test_double_ = nullptr;  // = power_.get() for the test double
   wol::LogindPower* logind_ = nullptr;           // = power_.get() for logind
-  std::string power_error_;                      // the backend could not be set up
+  std::string power_error_;                      // the backend could not be set up, or is lost: no sleep
+  uint32_t sleeps_failed_ = 0;                   // sleeps that failed in a row (kSleepFailuresMax: give up)
 
   wol::ArmStatus arm_;
   bool counts_as_armed_ = false;  // armed, or the test double's testing knob

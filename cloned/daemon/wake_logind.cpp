@@ -25,9 +25,14 @@ void Waker::setup_logind() {
   logind_ = bus->get();
   power_ = std::move(*bus);
   logind_->set_sleep_failure_handler([this](const base::Status& s) { on_resumed(s); });
-  base::Status s = logind_->watch_prepare_for_sleep([this](bool going) { on_prepare_for_sleep(going); });
-  if (s.is_ok()) s = logind_->take_delay_lock(kDelayLockWhy);
-  if (!s.is_ok()) LOG_WARN("logind: %s", s.message().c_str());
+  // Without PrepareForSleep a clone asleep by its request never hears its
+  // resume (found in review): it does not sleep at all then.
+  if (base::Status s = logind_->watch_prepare_for_sleep([this](bool going) { on_prepare_for_sleep(going); });
+      !s.is_ok())
+    power_error_ =
+        "cannot watch systemd-logind's PrepareForSleep (" + s.message() + "), so a resume would not be heard";
+  else if (base::Status lock = logind_->take_delay_lock(kDelayLockWhy); !lock.is_ok())
+    LOG_WARN("logind: %s", lock.message().c_str());
   uv_poll_init(loop_, &bus_poll_, logind_->fd());
   bus_poll_.data = this;
   uv_timer_init(loop_, &bus_timer_);
@@ -38,6 +43,14 @@ void Waker::setup_logind() {
 
 void Waker::on_prepare_for_sleep(bool going) {
   if (going) {
+    // Someone else suspends the machine while the clone prepares or leaves
+    // for its own sleep: that sleep is moot, or the resume would be followed
+    // at once by another suspend (found in review). It listens again.
+    if (phase_ == Phase::preparing || phase_ == Phase::leaving) {
+      LOG_INFO("a suspend started elsewhere while the clone was about to sleep: it sleeps by that one");
+      if (phase_ == Phase::leaving) relisten_pending_ = true;
+      stay_awake();
+    }
     if (phase_ != Phase::asleep) rearm("before a suspend started elsewhere");  // someone else suspends the machine
     logind_->release_delay_lock();
   } else if (phase_ == Phase::asleep) {
@@ -66,7 +79,13 @@ void Waker::on_bus_lost(const base::Status& why) {
                            "): suspends and resumes are no longer heard; restart cloned";
   LOG_ERROR("%s", what.c_str());
   host_.record_event("error", "wake", what);
-  if (phase_ == Phase::asleep) on_resumed(why);
+  // No more sleeps: each would close the listener for a suspend whose resume
+  // nobody hears (found in review: one was tried every idle period).
+  if (power_error_.empty()) power_error_ = what;
+  if (phase_ == Phase::asleep)
+    on_resumed(why);
+  else
+    rearm("after losing systemd-logind");
 }
 
 void Waker::logind_reschedule() {

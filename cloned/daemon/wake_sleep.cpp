@@ -41,7 +41,14 @@ void Waker::on_tick(uint64_t now) {
     // disk's fingerprint: a new one is taken and committed first, so that a
     // start after the power went while asleep compares the disk with it
     // (docs/DIVERGED.md).
-    if (!host_.ready_to_sleep() && now < leave_deadline_ms_ + kBaselineWaitMs) return;
+    if (!host_.ready_to_sleep()) {
+      if (now < leave_deadline_ms_ + kBaselineWaitMs) return;
+      const std::string why = "sleeping before the disk's fingerprint was committed (" +
+                              std::to_string(kBaselineWaitMs / 1000) +
+                              " s): a change to the disk while the clone sleeps is not found at its next start";
+      LOG_WARN("%s", why.c_str());  // found in review: it was silent
+      host_.record_event("warning", "sleep", why);
+    }
     enter_sleep();
     return;
   }
@@ -148,6 +155,15 @@ void Waker::on_resumed(const base::Status& result) {
   else
     LOG_WARN("%s; staying awake and listening", why.c_str());
   host_.record_event(result.is_ok() ? "notice" : "warning", "wake", why);
+  // A backend that refuses every suspend (logind's policy, a kernel without
+  // the sleep state) is not asked again each idle period for good.
+  sleeps_failed_ = result.is_ok() ? 0 : sleeps_failed_ + 1;
+  if (sleeps_failed_ >= kSleepFailuresMax && power_error_.empty()) {
+    power_error_ = "the last " + std::to_string(sleeps_failed_) + " sleeps failed (the last: " + result.message() +
+                   "); the clone stays awake until cloned is restarted";
+    LOG_ERROR("%s", power_error_.c_str());
+    host_.record_event("error", "wake", power_error_);
+  }
   if (logind_ != nullptr) (void)logind_->take_delay_lock("cloned makes its work durable and re-arms Wake-on-LAN");
   if (link_) link_->on_readable();  // re-check the link: changes queued while asleep
   rearm("after waking");
