@@ -263,6 +263,12 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
     return fail(
         actions, proto::ErrorCode::protocol,
         "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
+  // A resume starts at the committed cursor: one off the block size would
+  // make the next session's first extent misaligned (found in review).
+  if (cursor % geometry_.logical_block_bytes != 0)
+    return fail(actions, proto::ErrorCode::misaligned,
+                "resync_mark at " + u64s(cursor) + " is not a multiple of the logical block size (" +
+                    u64s(geometry_.logical_block_bytes) + ").");
   if (marks_.size() + marks_flushed_.size() >= 2 * kResyncMarksMax)  // reading stopped at kResyncMarksMax
     return fail(actions, proto::ErrorCode::protocol,
                 "more than " + u64s(2 * kResyncMarksMax) + " resync marks wait for their acknowledgement.");

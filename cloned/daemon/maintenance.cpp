@@ -37,6 +37,18 @@ void Maintenance::session_started() {
 void Maintenance::session_ended() { disk_.drop_digests_before(session_serial_ + 1); }
 
 void Maintenance::on_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
+  // Nothing before the clone's hello (found in review: while the machine held
+  // a hello back, digests were read and out-of-sync ranges kept for a session
+  // it might then refuse). The machine refuses its own messages the same way.
+  if (!machine_.in_session()) {
+    const std::string why = "a maintenance message before the clone answered the hello.";
+    link_.send_error(c, proto::ErrorCode::protocol, why);
+    return link_.close_conn(c, why);
+  }
+  on_session_frame(c, type, frame);
+}
+
+void Maintenance::on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame) {
   const base::ByteSpan plain = frame.plain();
   base::Status s;
   apply::Actions actions;

@@ -47,7 +47,8 @@ class Maintenance {
   void session_started();
   // The session closed: its digest scans not yet started are dropped unread.
   void session_ended();
-  // A resync or verify message of the session on `c`.
+  // A resync or verify message of the session on `c` (refused before the
+  // machine answered its hello).
   void on_frame(Conn* c, proto::MsgType type, proto::Frame& frame);
   // A digest scan finished; `session` is the current session's connection or null.
   void on_digest_done(Conn* session, Completion& done);
@@ -57,6 +58,7 @@ class Maintenance {
   const MaintenanceProgress& progress() const { return progress_; }
 
  private:
+  void on_session_frame(Conn* c, proto::MsgType type, proto::Frame& frame);  // once in session
   base::Status on_digest_request(Conn* c, const proto::DigestRequest& q, bool& closed);
   base::Status on_out_of_sync(uint64_t offset_bytes, uint64_t length_bytes);
   void on_progress(const proto::Progress& p);

@@ -653,6 +653,17 @@ TEST_CASE("resync data below the last mark is a protocol error: the mark said ev
   CHECK(a.fail[0].message.find("after a mark at 131072") != std::string::npos);
 }
 
+TEST_CASE("a resync_mark off the logical block size is refused: a resume from it could not send an aligned extent") {
+  ResyncRig r;
+  r.begin_gen2();
+  REQUIRE(r.extent(resync_data(0)).fail.empty());
+  Actions a = r.mark(4096 + 100);
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::misaligned);
+  CHECK(a.fail[0].message.find("not a multiple of the logical block size") != std::string::npos);
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+}
+
 // Invariant 9: the log's ranges kept during an in-place resync are bounded.
 // Those below a flushed mark are let go; past the bound the session ends and
 // the resync resumes at its durable cursor with none kept.

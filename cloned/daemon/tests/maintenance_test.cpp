@@ -72,6 +72,28 @@ struct Rig {
   cloned::Maintenance maintenance{link, link, machine, device.geometry(), disk, *store_worker};
   cloned::Conn conn;
 
+  // A maintenance session the machine has answered (nothing is taken before).
+  bool in_session = open_machine_session();
+
+  bool open_machine_session() {
+    proto::Hello h;
+    h.role = proto::Role::original;
+    h.pair_id = machine.replica().pair_id;
+    h.flags = proto::kHelloMaintenance;
+    h.disk_size_bytes = kDisk;
+    h.logical_block_bytes = 512;
+    h.generation = machine.replica().generation;
+    h.log_start_seq = 1;
+    apply::Actions a;
+    machine.start_session(h, a);
+    if (!a.commits.empty()) {
+      apply::Actions b;
+      machine.on_commit_done(base::Status::ok(), b);
+    }
+    REQUIRE(machine.in_session());
+    return true;
+  }
+
   std::unique_ptr<store::Store> open_store() {
     REQUIRE(dir.ok());
     auto opened = store::Store::open(dir.path(), store::OpenMode::read_write, proto::PairId{}, "memory");
@@ -81,6 +103,24 @@ struct Rig {
 };
 
 }  // namespace
+
+// Found in review: while the machine held a hello back (the disk busy), a
+// digest request was read and answered before the clone's hello.
+TEST_CASE("nothing before the clone's hello: a digest request then is a protocol error and nothing is read") {
+  Rig r;
+  apply::Actions a;
+  r.machine.end_session(a);
+  REQUIRE_FALSE(r.machine.in_session());
+  r.maintenance.session_started();
+  proto::Frame f = digest_request(1, 0, 1);
+  r.maintenance.on_frame(&r.conn, proto::MsgType::digest_request, f);
+  REQUIRE(r.link.errors.size() == 1);
+  CHECK(r.link.errors[0] == proto::ErrorCode::protocol);
+  REQUIRE(r.link.closed.size() == 1);
+  CHECK(r.link.closed[0].find("before the clone answered the hello") != std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(r.done.take_all().empty());
+}
 
 TEST_CASE("a digest request outside the disk is refused as out of range and nothing is read") {
   Rig r;
