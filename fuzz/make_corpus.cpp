@@ -14,6 +14,7 @@
 
 #include "proto/frame.h"
 #include "proto/resync.h"
+#include "proto/wake_messages.h"
 #include "fuzz/fuzz_support.h"
 #include "origin/record.h"
 #include "origin/spool.h"
@@ -91,6 +92,13 @@ std::vector<Named> messages() {
   add("resync-plan-reply", [](base::Bytes& b) {
     proto::encode_resync_plan_reply({proto::PlanVerdict::refused, 0, 11ull << 20, 1ull << 20, 5ull << 30}, b);
   });
+  add("wake-info", [](base::Bytes& b) {
+    proto::encode_wake_info({proto::WakeArm::armed, proto::kWakeFlagSleepsWhenIdle, {2, 0, 0, 0, 0, 1}, 600,
+                             "enp0s31f6", "192.168.1.255", "enp0s31f6 wakes on a magic packet."},
+                            b);
+  });
+  add("going-to-sleep", [](base::Bytes& b) { proto::encode_going_to_sleep({33, 33, "idle for 600 s."}, b); });
+  add("sleep-request", [](base::Bytes& b) { proto::encode_sleep_request(b); });
   return out;
 }
 
