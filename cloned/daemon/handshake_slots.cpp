@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/daemon/handshake_slots.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 
 namespace cloned {
@@ -9,22 +11,24 @@ uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const 
   const size_t share = slots_max / 2 > 0 ? slots_max / 2 : 1;
   std::map<std::string, size_t> per_host;
   for (const PendingHandshake& p : pending) ++per_host[p.host];
-  std::string from;
+  // Who may go: the newcomer's own address at its share, else (all slots
+  // taken) every address that holds the most.
+  size_t most = 0;
   if (per_host[host] >= share) {
-    from = host;
+    most = SIZE_MAX;
   } else if (pending.size() >= slots_max) {
-    size_t most = 0;
-    for (const PendingHandshake& p : pending) {  // oldest first: ties go to the address of the oldest
-      if (per_host[p.host] > most) {
-        most = per_host[p.host];
-        from = p.host;
-      }
-    }
+    for (const auto& [h, n] : per_host) most = std::max(most, n);
   } else {
     return 0;
   }
+  const auto may_go = [&](const PendingHandshake& p) {
+    return most == SIZE_MAX ? p.host == host : per_host[p.host] == most;
+  };
+  // Oldest first: the oldest silent one, else the oldest.
   for (const PendingHandshake& p : pending)
-    if (p.host == from) return p.id;
+    if (may_go(p) && !p.spoke) return p.id;
+  for (const PendingHandshake& p : pending)
+    if (may_go(p)) return p.id;
   return 0;
 }
 

@@ -10,6 +10,10 @@
 // the slots), else, once all slots are taken, the oldest of the address that
 // holds the most. One address (a stranger on the LAN) can then hold at most
 // half the slots, and can never push out an original that holds fewer.
+// Between addresses that hold as many, a handshake whose peer has not sent its
+// ClientHello goes before one that has (the original sends it at once): found
+// in review, strangers on three addresses, each holding one slot and
+// reconnecting, pushed out the original's in turn.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +24,8 @@ namespace cloned {
 
 struct PendingHandshake {
   uint64_t id = 0;
-  std::string host;  // the peer's address, without its port
+  std::string host;    // the peer's address, without its port
+  bool spoke = false;  // its ClientHello arrived
 };
 
 // `pending`: the handshakes in progress, oldest first, not counting the

@@ -134,7 +134,7 @@ size_t Daemon::pending_handshakes() const {
 void Daemon::make_room_for_handshake(const Conn* newcomer) {
   std::vector<PendingHandshake> pending;
   for (const Conn* c : conns_)
-    if (c != newcomer && c->handshaking()) pending.push_back({c->id, c->host});
+    if (c != newcomer && c->handshaking()) pending.push_back({c->id, c->host, c->phase != Conn::Phase::client_hello});
   const uint64_t victim = handshake_to_evict(pending, newcomer->host, config_.max_pending_handshakes);
   for (Conn* c : conns_)
     if (victim != 0 && c->id == victim)

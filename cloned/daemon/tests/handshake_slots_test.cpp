@@ -38,6 +38,26 @@ TEST_CASE("a stranger reopening connections from one address never pushes out th
   CHECK(pending.front().id == 1);
 }
 
+// Found in review: strangers on three addresses, each holding one slot and
+// reconnecting without a word, pushed out the original in turn.
+TEST_CASE("strangers on several addresses that never speak do not push out an original that spoke") {
+  std::vector<PendingHandshake> pending = {{1, "s1"}, {2, "s2"}, {3, "s3"}, {4, "original", true}};
+  uint64_t next = 5;
+  for (int round = 0; round < 1000; ++round) {
+    const std::string from = "s" + std::to_string(1 + round % 3);
+    const uint64_t victim = handshake_to_evict(pending, from, 4);
+    REQUIRE(victim != 0);
+    CHECK(victim != 4);
+    std::erase_if(pending, [&](const PendingHandshake& p) { return p.id == victim; });
+    pending.push_back({next++, from});
+    CHECK(pending.size() <= 4);
+  }
+  // Between two that spoke, or two silent ones, the oldest still goes.
+  CHECK(handshake_to_evict({{1, "a", true}, {2, "b", true}, {3, "c"}, {4, "d", true}}, "e", 4) == 3);
+  CHECK(handshake_to_evict({{1, "a", true}, {2, "b", true}, {3, "c", true}, {4, "d", true}}, "e", 4) == 1);
+  CHECK(handshake_to_evict({{1, "a"}, {2, "a", true}, {3, "b", true}, {4, "b"}}, "a", 4) == 1);  // its own share
+}
+
 TEST_CASE("notices: a burst per window, then counted, and the count told later") {
   LogRateLimit limit(5, 10'000);
   uint64_t held = 99;
