@@ -288,7 +288,11 @@ void print_human(const Report& r) {
     std::printf("daemon:     not running (start it: systemctl start cloned, or cloned --config FILE)\n");
   } else {
     const cloned::LiveStatus& l = r.live;
-    std::printf("daemon:     running (pid %lld), listening on %s\n", static_cast<long long>(l.pid), l.listen.c_str());
+    if (!l.listen.empty())
+      std::printf("daemon:     running (pid %lld), listening on %s\n", static_cast<long long>(l.pid), l.listen.c_str());
+    else
+      std::printf("daemon:     running (pid %lld), not listening (asleep, or waiting for its address after waking)\n",
+                  static_cast<long long>(l.pid));
     if (l.link == "connected") {
       std::printf("link:       connected to the original at %s since %s\n", l.peer.c_str(),
                   clock_time(l.session_since_unix_ms).c_str());

@@ -99,7 +99,10 @@ LiveStatus Daemon::live_status() const {
   s.records_received = stats_.records_received;
   s.held_bytes = machine_.held_bytes();
   s.disk = device_->describe();
-  s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
+  // Empty while the listener is closed: asleep, or a listen after waking
+  // waiting for its address (found in review: the configured one was shown).
+  if (uv_is_closing(reinterpret_cast<const uv_handle_t*>(&listener_)) == 0)
+    s.listen = config_.listen_host + ":" + std::to_string(config_.listen_port);
   if (maintenance_.progress().fresh(now_ms())) s.progress = maintenance_.progress().line();
   if (waker_) waker_->fill_status(s);
   return s;

@@ -375,6 +375,7 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
   CHECK_MESSAGE(out.find("the clone goes to sleep (the original asked the clone to sleep.)") != std::string::npos, out);
   REQUIRE_MESSAGE(r.wait_live("wake_phase = \"asleep\"", 10000), r.live());
   CHECK(connect_errno(r) == ECONNREFUSED);
+  CHECK_MESSAGE(r.status().find("not listening (asleep") != std::string::npos, r.status());
 
   // clone-origin wake, with the MAC learned from the clone's wake_info.
   CHECK_MESSAGE(r.origin({"wake"}, out) == 0, out);
@@ -387,6 +388,7 @@ TEST_CASE("the original asks the clone to sleep: it says going_to_sleep and slee
     if (!listening) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CHECK(listening);
+  CHECK_MESSAGE(r.status().find("listening on " + r.address) != std::string::npos, r.status());
 
   // A wrong MAC wakes nothing.
   CHECK(r.origin({"sleep"}, out) == 0);

@@ -71,7 +71,7 @@ for cycle in 1 2; do
   g "journalctl -k -b --no-pager | grep -E 'PM: suspend entry|PM: suspend exit|Waking up from system sleep' | tail -n 3" | tr -d '\r' | sed 's/^/    guest: /'
   wake=$(status_line wake)
   grep -q "$cycle sleeps" <<<"$wake" || fail "cycle $cycle: clonectl status does not count $cycle sleeps: $wake"
-  grep -q "listening" <<<"$(status_line daemon)" || fail "cycle $cycle: cloned is not listening after the wake"
+  grep -q "listening on" <<<"$(status_line daemon)" || fail "cycle $cycle: cloned is not listening after the wake"
 done
 grep -E '"event": "(SUSPEND|WAKEUP)"' "$work/events.log" | python3 -c '
 import json, sys
