@@ -152,6 +152,9 @@ ArmStatus arm_with(WolBackend& backend, const std::string& interface, bool enabl
   if (on != enable) {
     if (base::Status set = backend.set_magic(interface, enable); !set) return failed(status, interface, set);
     if (!read_modes(backend, interface, status)) return status;
+    // Many drivers (e1000e, igb, r8169) set the device's power/wakeup with
+    // its WoL: the value read before the change is stale (found in review).
+    status.power_wakeup = read_power_wakeup(sysfs_root, interface);
     if (((status.enabled_modes & kWakeMagic) != 0) != enable) {
       status.state = ArmState::error;
       status.reason = "the driver of " + interface + " accepted the change but magic-packet wake is still " +

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "wol/arm.h"
 #include "wol/ethtool_msg.h"
@@ -77,6 +78,7 @@ class FakeNic final : public wol::WolBackend {
   int set_errno = 0;
   bool ignore_set = false;  // a driver that says yes and does nothing
   int set_count = 0;
+  std::string wakeup_file;  // when set, set_magic writes power/wakeup there as many drivers do
 
   const char* name() const override { return "fake"; }
   base::Status get(const std::string&, wol::WakeModes& out) override {
@@ -88,6 +90,7 @@ class FakeNic final : public wol::WolBackend {
     ++set_count;
     if (set_errno != 0) return base::Status::from_errno(set_errno, "cannot set the WoL modes");
     if (!ignore_set) enabled = enable ? (enabled | wol::kWakeMagic) : (enabled & ~wol::kWakeMagic);
+    if (!wakeup_file.empty()) std::ofstream(wakeup_file) << (enable ? "enabled\n" : "disabled\n");
     return base::Status::ok();
   }
 };
@@ -194,6 +197,20 @@ TEST_CASE("power/wakeup disabled or absent is said in the reason; the state stay
   status = wol::arm_with(nic, "eth8", true, sysfs.path());
   CHECK(status.power_wakeup.empty());
   CHECK(contains(status.reason, "no power/wakeup file"));
+}
+
+// Found in review: power/wakeup was read before arming; a driver that sets
+// it with its WoL left a stale "disabled", and the clone never slept.
+TEST_CASE("power/wakeup is read again after arming: a driver that enables it with WoL counts as enabled") {
+  wol_test::TempDir sysfs;
+  REQUIRE(sysfs.ok());
+  sysfs.write("class/net/eth7/device/power/wakeup", "disabled\n");
+  FakeNic nic;
+  nic.wakeup_file = sysfs.path() + "/class/net/eth7/device/power/wakeup";
+  wol::ArmStatus status = wol::arm_with(nic, "eth7", true, sysfs.path());
+  CHECK(status.state == wol::ArmState::armed);
+  CHECK(status.power_wakeup == "enabled");
+  CHECK(contains(status.reason, "may wake the machine"));
 }
 
 TEST_CASE("a NIC without magic wake, a driver without WoL, and missing rights map to clear states") {
