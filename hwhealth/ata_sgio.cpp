@@ -79,6 +79,7 @@ base::Result<SgioResult> run_sgio(int fd, AtaSmartCommand command, const std::st
   outcome.driver_status = hdr.driver_status;
   outcome.result_nonzero = (hdr.info & SG_INFO_OK_MASK) != SG_INFO_OK;
   outcome.residual_bytes = hdr.resid;
+  outcome.duration_ms = hdr.duration;
   outcome.sense_bytes = std::min<size_t>(hdr.sb_len_wr, outcome.sense.size());
   return outcome;
 }
@@ -109,7 +110,10 @@ base::Result<AtaDriveStatus> return_status(int fd, const std::string& device_nam
 
 base::Status check_sgio_result(const SgioResult& result, AtaSmartCommand command, const std::string& device_name) {
   const std::string what = std::string(command_name(command)) + " on " + device_name;
-  if (result.host_status == kHostTimeOut || (result.driver_status & 0x0f) == kDriverTimeout) {
+  // libata's error handler may end a timed-out pass-through command with
+  // generated sense data instead of DID_TIME_OUT: the time it took says it.
+  if (result.host_status == kHostTimeOut || (result.driver_status & 0x0f) == kDriverTimeout ||
+      result.duration_ms >= kSgioTimeoutMs) {
     return base::Status::error(ETIMEDOUT, what + " did not answer within " + std::to_string(kSgioTimeoutMs / 1000) +
                                               " s (host status " + hex(result.host_status) + ", driver status " +
                                               hex(result.driver_status) + "): the drive may be failing");

@@ -37,6 +37,7 @@ struct SgioResult {
   uint16_t driver_status = 0;
   bool result_nonzero = false;  // what the kernel counts in the disk's ioerr_cnt
   int residual_bytes = 0;
+  uint32_t duration_ms = 0;     // how long the command took (sg_io_hdr's duration)
   std::array<uint8_t, kSenseBytesMax> sense{};
   size_t sense_bytes = 0;
 

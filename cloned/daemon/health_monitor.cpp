@@ -107,7 +107,7 @@ void HealthMonitor::replication(ReplicationNote note) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (note == pending_.replication) return;
-    if (note.state != pending_.replication.state) pending_.poll_now = true;
+    if (note.state != pending_.replication.state) pending_.state_poll = true;
     pending_.replication = std::move(note);
   }
   cv_.notify_all();
@@ -181,12 +181,14 @@ void HealthMonitor::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       auto has_work = [&] {
         const bool io_due = !pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_;
-        return stopping_ || io_due || !pending_.acks.empty() || pending_.backlog || pending_.poll_now ||
+        const bool state_due = pending_.state_poll && mono_ms() >= state_poll_not_before_ms_;
+        return stopping_ || io_due || state_due || !pending_.acks.empty() || pending_.backlog || pending_.poll_now ||
                mono_ms() >= next_poll_ms;
       };
       while (!has_work()) {
         uint64_t until = next_poll_ms;
         if (!pending_.io_errors.empty()) until = std::min(until, io_poll_not_before_ms_);
+        if (pending_.state_poll) until = std::min(until, state_poll_not_before_ms_);
         cv_.wait_for(lock, std::chrono::milliseconds(until > mono_ms() ? until - mono_ms() : 1));
       }
       if (stopping_) return;
@@ -195,6 +197,11 @@ void HealthMonitor::run() {
       work.disk_failed_why = pending_.disk_failed_why;  // kept: it lasts
       work.replication = pending_.replication;          // kept: it lasts
       if (std::exchange(pending_.poll_now, false)) next_poll_ms = mono_ms();
+      if (pending_.state_poll && mono_ms() >= state_poll_not_before_ms_) {
+        pending_.state_poll = false;
+        next_poll_ms = mono_ms();
+        state_poll_not_before_ms_ = mono_ms() + settings_.state_poll_gap_ms;
+      }
       if (!pending_.io_errors.empty() && mono_ms() >= io_poll_not_before_ms_) {
         work.io_errors.swap(pending_.io_errors);
         work.io_errors_dropped = std::exchange(pending_.io_errors_dropped, 0);

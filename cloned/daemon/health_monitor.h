@@ -46,6 +46,10 @@ struct HealthSettings {
   // A poll the store could not keep (busy past its timeout, a full or failing
   // stick) is tried again this soon, its I/O errors with it.
   uint32_t retry_ms = 30000;
+  // A change of the clone's replication state polls at once, at most this
+  // often (a link that drops mid-epoch flips it at every reconnect; found in
+  // review); a change within the gap is polled when the gap ends.
+  uint32_t state_poll_gap_ms = 60000;
 };
 
 // An I/O error the disk workers met: it becomes a critical finding.
@@ -91,8 +95,9 @@ class HealthMonitor {
   // critical finding cloned.disk_failed, so that `clonectl health` and the
   // reports say so until a restart (the I/O error itself is an event).
   void disk_failed(std::string why);
-  // The clone's replication state changed: a change of state polls at once
-  // (a new reason alone is told by the next poll).
+  // The clone's replication state changed: a change of state polls at once,
+  // at most every state_poll_gap_ms (a new reason alone is told by the next
+  // poll).
   void replication(ReplicationNote note);
   // Poll at once (after a resume from sleep: the hardware may have changed).
   void poll_now();
@@ -112,6 +117,7 @@ class HealthMonitor {
     bool poll_now = false;
     std::string disk_failed_why;  // non-empty once the machine stopped writing
     ReplicationNote replication;  // kept: it lasts
+    bool state_poll = false;      // the replication state changed: poll (within state_poll_gap_ms)
     // Kept up to kIoErrorsPerPollMax; more are counted in one finding.
     void add_io_error(IoErrorEvent e) {
       if (io_errors.size() < kIoErrorsPerPollMax)
@@ -140,6 +146,7 @@ class HealthMonitor {
   // this id; 0: none) once the peer has acked as many as the last page held.
   uint64_t backlog_next_after_id_ = 0;
   size_t backlog_page_acks_owed_ = 0;
+  uint64_t state_poll_not_before_ms_ = 0;  // state-triggered polls at most every state_poll_gap_ms
   uint64_t io_poll_not_before_ms_ = 0;  // I/O-triggered polls at most every kIoPollGapMs; retry_ms after a failed one
 
   mutable std::mutex mutex_;

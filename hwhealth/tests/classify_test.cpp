@@ -132,6 +132,10 @@ TEST_CASE("SG_IO outcomes: a command that timed out is ETIMEDOUT, failed") {
   hwhealth::SgioResult old_kernel;
   old_kernel.driver_status = 0x06;  // DRIVER_TIMEOUT
   CHECK(check(old_kernel).code() == ETIMEDOUT);
+  // libata's way: CHECK CONDITION with generated sense, after the whole timeout.
+  hwhealth::SgioResult libata = check_condition(hwhealth_test::descriptor_sense(0x4f, 0xc2));
+  libata.duration_ms = hwhealth::kSgioTimeoutMs;
+  CHECK(check(libata).code() == ETIMEDOUT);
   hwhealth::SgioResult other;
   other.host_status = 0x01;  // DID_NO_CONNECT
   CHECK(check(other).code() == EIO);

@@ -139,7 +139,9 @@ TEST_CASE("while the clone is inconsistent or Diverged every poll says so; a new
   {
     auto fake = std::make_unique<hwhealth::FakeHealthSource>();
     fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
-    cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::move(fake), nullptr, resyncing);
+    cloned::HealthSettings settings{"/dev/fake", 3600, 86400, 16};
+    settings.state_poll_gap_ms = 1500;
+    cloned::HealthMonitor m(settings, open_store(d.path()), std::move(fake), nullptr, resyncing);
     std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);  // the first poll's changes and summary
     REQUIRE(first.size() == 2);
     const std::vector<hwhealth::Change> news =
@@ -162,7 +164,11 @@ TEST_CASE("while the clone is inconsistent or Diverged every poll says so; a new
     std::vector<cloned::HealthOutgoing> ended = wait_for(m, 1);
     CHECK(changes_of(ended, hwhealth::Change::Kind::finding_cleared, "cloned.inconsistent").size() == 1);
 
+    // Within the gap a new state waits for its end (a link that drops mid-epoch
+    // flips it at every reconnect), then polls.
     m.replication({proto::CloneState::diverged, "the disk's first MiB changed"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(m.polls() == 2);
     REQUIRE(polled(m, 3));
     std::vector<cloned::HealthOutgoing> diverged = wait_for(m, 1);
     const std::vector<hwhealth::Change> d_news =
