@@ -132,9 +132,10 @@ struct Report {
 std::string staging_line(const Report& r) {
   const apply::ReplicaState& s = r.stored;
   const uint64_t percent = r.disk_bytes == 0 ? 0 : s.resync.cursor_bytes * 100 / r.disk_bytes;
-  return "bootable: generation " + std::to_string(s.generation) + " (staging " + std::to_string(s.resync.generation) +
-         ": " + std::to_string(percent) + "%, " + base::format_bytes(s.stage.durable_bytes) + " of " +
-         base::format_bytes(r.stage_max_bytes) + " on the stick)";
+  // A staged repair of ranges a verify found: the disk is not a faithful copy meanwhile.
+  return std::string(r.out_of_sync > 0 ? "" : "bootable: ") + "generation " + std::to_string(s.generation) +
+         " (staging " + std::to_string(s.resync.generation) + ": " + std::to_string(percent) + "%, " +
+         base::format_bytes(s.stage.durable_bytes) + " of " + base::format_bytes(r.stage_max_bytes) + " on the stick)";
 }
 
 // Who may answer on the control socket: root, or the owner of the state directory.

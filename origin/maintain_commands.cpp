@@ -35,14 +35,24 @@ std::string percent(uint64_t part, uint64_t whole) {
   return buf;
 }
 
+// A woken laptop answers within seconds; past this the clone is off or away.
+constexpr uint64_t kWakeWaitMs = 60000;
+
 // The clone's hello. A clone that looks asleep is woken ([wake] auto) and
-// asked again as the reconnect policy allows (found in review: a resync or
-// verify of a sleeping clone failed at once, only log sessions woke it).
+// asked again as the reconnect policy spaces it, for at most kWakeWaitMs
+// (found in review: a resync or verify of a sleeping clone failed at once,
+// only log sessions woke it).
 base::Result<proto::Hello> ask_awake_clone(const SessionConfig& session, const ReconnectPolicy& policy) {
   uint32_t backoff_ms = policy.initial_ms;
+  const uint64_t start_ms = base::monotonic_ns() / 1'000'000;
   for (uint32_t attempt = 1;; ++attempt) {
     base::Result<proto::Hello> hello = ask_clone(session);
-    if (hello || !policy.on_silence || !looks_asleep(hello.status()) || attempt >= policy.attempts_max) return hello;
+    if (hello || !policy.on_silence || !looks_asleep(hello.status())) return hello;
+    if (attempt >= policy.attempts_max || base::monotonic_ns() / 1'000'000 - start_ms >= kWakeWaitMs)
+      return base::Status::error(hello.status().code(),
+                                 "the clone did not answer within " + u64s(kWakeWaitMs / 1000) +
+                                     " s of the first magic packet: it is off, or away from this network (last: " +
+                                     hello.status().message() + ")");
     policy.on_silence(hello.status());
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min(policy.max_ms, backoff_ms * 2);
@@ -140,8 +150,9 @@ base::Status run_verify(const config::OriginConfig& config, const config::Derive
   MaintenanceOptions options = options_from(config, command.extent_bytes);
   options.in_place_unbootable = options.in_place_unbootable || command.in_place_unbootable;
   const uint64_t at_seq = pos->next_seq - 1;
-  base::Result<proto::Hello> awake = ask_awake_clone(session, waking_policy(config));
-  if (!awake && looks_asleep(awake.status()))
+  const ReconnectPolicy policy = waking_policy(config);
+  base::Result<proto::Hello> awake = ask_awake_clone(session, policy);
+  if (!awake && !policy.on_silence && looks_asleep(awake.status()))  // [wake] auto is off
     return base::Status::error(awake.status().code(), awake.status().message() +
                                                           " The clone may be asleep: wake it with clone-origin wake, "
                                                           "then verify again.");

@@ -3,6 +3,8 @@
 // sleep decision needs to know about sessions and work, and the listener and
 // session it closes before sleeping; for Maintenance (maintenance.h) the
 // frames it hands over. Loop thread only.
+#include <algorithm>
+
 #include "base/log.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"
@@ -37,8 +39,12 @@ SleepInputs Daemon::sleep_inputs(uint64_t now) const {
   // Only an authenticated peer keeps the clone awake: anyone on the LAN can
   // open a connection, and one every few seconds would otherwise keep it up
   // for ever (issue 14, finding 4).
-  in.session_open =
-      session_ != nullptr || machine_.in_session() || machine_.hello_pending() || authenticated_waiting() > 0;
+  // A health-only session (clone-origin health --collect-ms) too: it was not
+  // counted, and the clone slept under it (found in review).
+  const bool health_session = std::any_of(
+      conns_.begin(), conns_.end(), [](const Conn* c) { return c->health.only && c->phase == Conn::Phase::session; });
+  in.session_open = session_ != nullptr || machine_.in_session() || machine_.hello_pending() ||
+                    authenticated_waiting() > 0 || health_session;
   in.work_pending = machine_.held_bytes() > 0 || machine_.in_flight() > 0 || machine_.queued() > 0 ||
                     !frames_.empty() || machine_.committed().seq < machine_.durable().seq ||
                     machine_.applying_stage();  // a staged generation being copied: no session needed

@@ -82,10 +82,12 @@ void Waker::on_bus_lost(const base::Status& why) {
   // No more sleeps: each would close the listener for a suspend whose resume
   // nobody hears (found in review: one was tried every idle period).
   if (power_error_.empty()) power_error_ = what;
-  if (phase_ == Phase::asleep)
-    on_resumed(why);
-  else
-    rearm("after losing systemd-logind");
+  if (phase_ == Phase::asleep) return on_resumed(why);
+  if (phase_ == Phase::preparing || phase_ == Phase::leaving) {  // its sleep is off: listen again
+    if (phase_ == Phase::leaving) relisten_pending_ = true;
+    stay_awake();
+  }
+  rearm("after losing systemd-logind");
 }
 
 void Waker::logind_reschedule() {

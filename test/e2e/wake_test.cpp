@@ -436,6 +436,21 @@ TEST_CASE(
   CHECK(cloned.wait(30000) == 0);
 }
 
+// Found in review: a health-only session did not keep the clone awake; it
+// slept under clone-origin health --collect-ms.
+TEST_CASE("a health-only session keeps the clone awake; it sleeps once the session ends") {
+  Rig r(/*knob=*/true);  // sleeps after kIdleSleepS idle
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(3, out) == 0, out);  // activity: the idle time counts from here
+  CHECK_MESSAGE(r.origin({"health", "--collect-ms", std::to_string((kIdleSleepS + 3) * 1000)}, out) == 0, out);
+  CHECK_MESSAGE(number_after(r.live(), "wake_sleep_count") == 0, r.live() << harness::read_file(r.d / "cloned.log"));
+  CHECK_MESSAGE(r.wait_live("wake_phase = \"asleep\"", (kIdleSleepS + 15) * 1000), r.live());
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
 TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
   Rig r(/*knob=*/false, /*idle_sleep_s=*/0);
   harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
