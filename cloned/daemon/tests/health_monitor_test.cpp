@@ -116,75 +116,92 @@ TEST_CASE("after the disk failed, every poll says so until a restart: the verdic
   CHECK(open_store(d.path())->health_latest().value().verdict != "critical");
 }
 
+namespace {
+
+// The changes of kind `kind` about finding `code` in the reports `got`.
+std::vector<hwhealth::Change> changes_of(const std::vector<cloned::HealthOutgoing>& got, hwhealth::Change::Kind kind,
+                                         const std::string& code) {
+  std::vector<hwhealth::Change> found;
+  for (const cloned::HealthOutgoing& o : got) {
+    for (const hwhealth::Change& c : decode(o).changes) {
+      if (c.kind == kind && c.finding.code == code) found.push_back(c);
+    }
+  }
+  return found;
+}
+
+// Whether `m` made its n-th poll within 5 s.
+bool polled(cloned::HealthMonitor& m, uint64_t n) {
+  for (int i = 0; i < 500 && m.polls() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return m.polls() >= n;
+}
+
+std::unique_ptr<hwhealth::FakeHealthSource> ecc_fake() {
+  auto fake = std::make_unique<hwhealth::FakeHealthSource>();
+  fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
+  return fake;
+}
+
+}  // namespace
+
 // Invariant 8: an inconsistent or Diverged clone says so in its health
 // reports too, not only in clonectl status (found in review: it did not).
-TEST_CASE("while the clone is inconsistent or Diverged every poll says so; a new state polls at once") {
+TEST_CASE("while the clone is inconsistent every poll says so; a new state polls at once, a new reason does not") {
   Dir d;
-  const auto changes_of = [](const std::vector<cloned::HealthOutgoing>& got, hwhealth::Change::Kind kind,
-                             const std::string& code) {
-    std::vector<hwhealth::Change> found;
-    for (const cloned::HealthOutgoing& o : got) {
-      for (const hwhealth::Change& c : decode(o).changes) {
-        if (c.kind == kind && c.finding.code == code) found.push_back(c);
-      }
-    }
-    return found;
-  };
-  const auto polled = [](cloned::HealthMonitor& m, uint64_t n) {
-    for (int i = 0; i < 500 && m.polls() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    return m.polls() >= n;
-  };
   const cloned::ReplicationNote resyncing{proto::CloneState::inconsistent,
                                           "resync of generation 2 in progress: not a bootable copy until it completes"};
+  cloned::HealthMonitor m({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), ecc_fake(), nullptr, resyncing);
+  std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);  // the first poll's changes and summary
+  REQUIRE(first.size() == 2);
+  const std::vector<hwhealth::Change> news =
+      changes_of(first, hwhealth::Change::Kind::finding_new, "cloned.inconsistent");
+  REQUIRE(news.size() == 1);
+  CHECK(news[0].severity == hwhealth::Severity::warning);
+  CHECK_MESSAGE(news[0].sentence.find("resync of generation 2 in progress") != std::string::npos, news[0].sentence);
+  CHECK(hwhealth::figure(news[0].finding, "state") == "inconsistent");
+  const hwhealth::Report summary = decode(first[1]);
+  CHECK(std::any_of(summary.findings.begin(), summary.findings.end(),
+                    [](const hwhealth::Finding& f) { return f.code == "cloned.inconsistent"; }));
+
+  // A new reason for the same state is told by the next poll, not at once.
+  m.replication({proto::CloneState::inconsistent, "resync complete; consistent once record 9 is durable"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(m.polls() == 1);
+
+  m.replication({proto::CloneState::consistent, ""});  // at once: the next interval is an hour away
+  REQUIRE(polled(m, 2));
+  std::vector<cloned::HealthOutgoing> ended = wait_for(m, 1);
+  CHECK(changes_of(ended, hwhealth::Change::Kind::finding_cleared, "cloned.inconsistent").size() == 1);
+}
+
+TEST_CASE(
+    "a Diverged clone is critical in every poll; a state within the gap waits for it; a restart says nothing new") {
+  Dir d;
   {
-    auto fake = std::make_unique<hwhealth::FakeHealthSource>();
-    fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
     cloned::HealthSettings settings{"/dev/fake", 3600, 86400, 16};
     settings.state_poll_gap_ms = 1500;
-    cloned::HealthMonitor m(settings, open_store(d.path()), std::move(fake), nullptr, resyncing);
-    std::vector<cloned::HealthOutgoing> first = wait_for(m, 2);  // the first poll's changes and summary
-    REQUIRE(first.size() == 2);
-    const std::vector<hwhealth::Change> news =
-        changes_of(first, hwhealth::Change::Kind::finding_new, "cloned.inconsistent");
-    REQUIRE(news.size() == 1);
-    CHECK(news[0].severity == hwhealth::Severity::warning);
-    CHECK_MESSAGE(news[0].sentence.find("resync of generation 2 in progress") != std::string::npos, news[0].sentence);
-    CHECK(hwhealth::figure(news[0].finding, "state") == "inconsistent");
-    const hwhealth::Report summary = decode(first[1]);
-    CHECK(std::any_of(summary.findings.begin(), summary.findings.end(),
-                      [](const hwhealth::Finding& f) { return f.code == "cloned.inconsistent"; }));
-
-    // A new reason for the same state is told by the next poll, not at once.
-    m.replication({proto::CloneState::inconsistent, "resync complete; consistent once record 9 is durable"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    CHECK(m.polls() == 1);
-
-    m.replication({proto::CloneState::consistent, ""});  // at once: the next interval is an hour away
-    REQUIRE(polled(m, 2));
-    std::vector<cloned::HealthOutgoing> ended = wait_for(m, 1);
-    CHECK(changes_of(ended, hwhealth::Change::Kind::finding_cleared, "cloned.inconsistent").size() == 1);
-
-    // Within the gap a new state waits for its end (a link that drops mid-epoch
-    // flips it at every reconnect), then polls.
+    cloned::HealthMonitor m(settings, open_store(d.path()), ecc_fake(), nullptr);
+    REQUIRE(wait_for(m, 2).size() == 2);
+    m.replication({proto::CloneState::inconsistent, "catching up after an unclean stop"});
+    REQUIRE(polled(m, 2));  // the first state change: at once
+    // Within the gap a new state waits for its end (a link that drops
+    // mid-epoch flips it at every reconnect), then polls.
     m.replication({proto::CloneState::diverged, "the disk's first MiB changed"});
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     CHECK(m.polls() == 2);
     REQUIRE(polled(m, 3));
-    std::vector<cloned::HealthOutgoing> diverged = wait_for(m, 1);
-    const std::vector<hwhealth::Change> d_news =
-        changes_of(diverged, hwhealth::Change::Kind::finding_new, "cloned.diverged");
-    REQUIRE(d_news.size() == 1);
-    CHECK(d_news[0].severity == hwhealth::Severity::critical);
-    CHECK(decode(diverged[0]).verdict == hwhealth::Verdict::critical);
+    std::vector<cloned::HealthOutgoing> got = wait_for(m, 2);
+    const std::vector<hwhealth::Change> news = changes_of(got, hwhealth::Change::Kind::finding_new, "cloned.diverged");
+    REQUIRE(news.size() == 1);
+    CHECK(news[0].severity == hwhealth::Severity::critical);
+    CHECK(decode(got.back()).verdict == hwhealth::Verdict::critical);
     base::Result<store::HealthAssessment> latest = open_store(d.path())->health_latest();
     REQUIRE(latest.is_ok());
     CHECK(latest->verdict == "critical");
     CHECK_MESSAGE(latest->text.find("DIVERGED") != std::string::npos, latest->text);
   }
   // A restarted daemon still Diverged reports nothing new: the stored baseline holds it.
-  auto fake = std::make_unique<hwhealth::FakeHealthSource>();
-  fake->set_memory_ecc({hwhealth::MemoryController{"mc0", "test", 0, 0}});
-  cloned::HealthMonitor again({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), std::move(fake), nullptr,
+  cloned::HealthMonitor again({"/dev/fake", 3600, 86400, 16}, open_store(d.path()), ecc_fake(), nullptr,
                               {proto::CloneState::diverged, "the disk's first MiB changed"});
   REQUIRE(polled(again, 1));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
