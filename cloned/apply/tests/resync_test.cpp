@@ -38,18 +38,45 @@ struct ResyncRig : Rig {
     a = committed();
     REQUIRE(a.resync_state);
   }
+  // One 4 KiB extent at `offset` written, a mark just past it, and the flush
+  // the mark asks for done.
+  void block_and_mark(uint64_t offset) {
+    apply::RecordId id = 0;
+    extent(resync_data(offset), &id);
+    io_done(id);
+    mark(offset + 4096);
+    flushed();
+  }
   // begin_gen2, one extent and a mark at 4096 made durable and acknowledged,
   // then the session ends: a resync interrupted at cursor 4096.
   void interrupt_at_4096() {
     begin_gen2();
-    apply::RecordId id = 0;
-    extent(resync_data(0), &id);
-    io_done(id);
-    mark(4096);
-    flushed();
+    block_and_mark(0);
     REQUIRE(committed().resync_mark_acks.size() == 1);
     run([&](Actions& x) { m.end_session(x); });
     REQUIRE(m.replica().resync.cursor_bytes == 4096);
+  }
+  // begin_gen2, then a mark at 4096 flushed (its commit in flight) and one at
+  // 8192 flushed behind it (waiting for that commit), then the session ends.
+  void flush_a_mark_behind_a_commit() {
+    begin_gen2();
+    block_and_mark(0);
+    REQUIRE(last.commits.size() == 1);  // in flight: cursor 4096
+    block_and_mark(4096);
+    CHECK(last.commits.empty());  // 8192 waits for the commit in flight
+    run([&](Actions& x) { m.end_session(x); });
+  }
+  // Completes commits (at most 10) until one asks for no other; how many asked
+  // for another. No mark is acked meanwhile.
+  int commits_until_quiet() {
+    int asked = 0;
+    for (int i = 0; i < 10; ++i) {
+      Actions a = committed();
+      CHECK(a.resync_mark_acks.empty());
+      if (a.commits.empty()) break;
+      ++asked;
+    }
+    return asked;
   }
 };
 
@@ -429,32 +456,14 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
 // sent that mark.
 TEST_CASE("a flushed mark of a resync begun again is dropped: no stream of commits, no ack of another resync's mark") {
   ResyncRig r;
-  r.begin_gen2();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.io_done(id);
-  r.mark(4096);
-  r.flushed();
-  REQUIRE(r.last.commits.size() == 1);  // in flight: cursor 4096
-  r.extent(resync_data(4096), &id);
-  r.io_done(id);
-  r.mark(8192);
-  r.flushed();
-  CHECK(r.last.commits.empty());  // 8192 waits for the commit in flight
-  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.flush_a_mark_behind_a_commit();
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
   Actions a = r.begin({2, 10, 3, 8192, 0});  // begun again: another extent size, cursor 0
   REQUIRE(a.fail.empty());
-  int commits = 0;
-  for (int i = 0; i < 10; ++i) {
-    a = r.committed();
-    CHECK(a.resync_mark_acks.empty());
-    if (a.commits.empty()) break;
-    ++commits;
-  }
-  CHECK(commits <= 2);  // the begin's "in progress", and nothing after it
+  CHECK(r.commits_until_quiet() <= 2);  // the begin's "in progress", and nothing after it
   CHECK(r.m.replica().resync.cursor_bytes == 0);
   // The new resync's own mark past 8192 is acked once, for itself.
+  apply::RecordId id = 0;
   r.extent(resync_data(0, 8192), &id);
   r.io_done(id);
   r.extent(resync_data(8192, 8192), &id);
@@ -470,27 +479,9 @@ TEST_CASE("a flushed mark of a resync begun again is dropped: no stream of commi
 // to 0 and stays there until a decision): the stream of commits never ended.
 TEST_CASE("a flushed mark of a resync interrupted by Diverged is dropped: no stream of commits") {
   ResyncRig r;
-  r.begin_gen2();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.io_done(id);
-  r.mark(4096);
-  r.flushed();
-  REQUIRE(r.last.commits.size() == 1);  // in flight: cursor 4096
-  r.extent(resync_data(4096), &id);
-  r.io_done(id);
-  r.mark(8192);
-  r.flushed();
-  r.run([&](Actions& x) { r.m.end_session(x); });
+  r.flush_a_mark_behind_a_commit();
   r.run([&](Actions& x) { r.m.mark_diverged("the first MiB changed", x); });
-  int commits = 0;
-  for (int i = 0; i < 10; ++i) {
-    Actions a = r.committed();
-    CHECK(a.resync_mark_acks.empty());
-    if (a.commits.empty()) break;
-    ++commits;
-  }
-  CHECK(commits <= 1);  // the Diverged state's, and nothing after it
+  CHECK(r.commits_until_quiet() <= 1);  // the Diverged state's, and nothing after it
   CHECK(r.m.replica().state == proto::CloneState::diverged);
 }
 
