@@ -438,6 +438,8 @@ class Machine {
   std::vector<Extent> unwritten_by_log(const proto::RecordHeader& h) const;
   void resync_entry_finished(uint64_t rseq);
   void end_resync_session(Actions& actions);
+  void resync_from_zero(const proto::ResyncBegin& begin);  // the cursor at 0, no marks of another resync
+  void end_reached(const PendingMark& end);                // end_committing_, from the next snapshot on
   void start_new_resync(const proto::ResyncBegin& begin);
   void begin_in_place(const proto::ResyncBegin& begin, Actions& actions);
   void continue_resync(Actions& actions);
@@ -553,7 +555,11 @@ class Machine {
   size_t marks_in_flush_ = 0;
   std::vector<PendingMark> marks_flushed_;     // durable on disk, cursor not yet committed
   std::optional<PendingMark> end_committing_;  // resync_end: its final commit is in flight
-  std::map<uint64_t, uint64_t> log_written_;   // offset -> end: written by the log during this resync
+  // The first snapshot that can hold that end: a commit of an older one (in
+  // flight since before the resync began, with no resync in it) is not the
+  // end's, though it shows no resync active (found by fuzz/apply).
+  uint64_t end_from_snapshot_ = 0;
+  std::map<uint64_t, uint64_t> log_written_;  // offset -> end: written by the log during this resync
   // Staged resync (staged.cpp).
   bool stage_failed_ = false;         // an append or sync failed: nothing more is staged until the next begin
   bool stage_applying_ = false;       // the copy to the disk is in progress (a stage_apply action is out)

@@ -186,19 +186,20 @@ void Machine::on_commit_done(const base::Status& status, Actions& actions) {
   }
   const apply::ReplicaState& s = commit_snapshot_;
   snapshots_committed_ = commit_snapshot_number_;
-  // The reservation never moves back below what this process wrote or
-  // acknowledged (a clean stop lowers it to exactly that, no further). A
-  // snapshot of the generation a resync has just replaced covers nothing now.
-  CLONED_PROMISE(s.generation != replica_.generation ||
-                     s.reserved_seq >= std::max({highest_submitted_seq_, durable_.seq, s.committed_seq}),
-                 "the committed reservation " + u64s(s.reserved_seq) + " falls below record " +
-                     u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
-                     ", which the disk may already hold or the original was told is durable");
   // A snapshot taken before a resync took its position (a new generation,
   // or the same one begun again at another target) holds nothing of the log
   // that follows: its position is neither taken nor told (the original
   // forgets the records the clone says its store holds).
   const bool current = s.generation == replica_.generation && commit_snapshot_number_ > position_snapshots_;
+  // The reservation never moves back below what this process wrote or
+  // acknowledged (a clean stop lowers it to exactly that, no further). A
+  // snapshot from before the position covers nothing now: found by
+  // fuzz/apply, one of a resync begun again in the same generation, at a
+  // target past its reservation, broke this promise (the daemon stopped).
+  CLONED_PROMISE(!current || s.reserved_seq >= std::max({highest_submitted_seq_, durable_.seq, s.committed_seq}),
+                 "the committed reservation " + u64s(s.reserved_seq) + " falls below record " +
+                     u64s(std::max({highest_submitted_seq_, durable_.seq, s.committed_seq})) +
+                     ", which the disk may already hold or the original was told is durable");
   if (current) {
     committed_ = {s.committed_seq, s.committed_epoch};
     committed_mark_ = s.mark;

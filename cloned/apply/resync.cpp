@@ -40,12 +40,22 @@ void Machine::need_write_barrier_commit(Actions& actions) {
   request_commit(actions);
 }
 
-void Machine::start_new_resync(const proto::ResyncBegin& b) {
-  const bool repair = (b.flags & proto::kResyncRepair) != 0;
+// In place or staged (found by fuzz/apply: a staged begin kept them).
+void Machine::resync_from_zero(const proto::ResyncBegin& b) {
   replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
   // Marks of the replaced resync still waiting for a commit to cover them:
   // none ever will (the cursor is 0 now), and their acks are not this one's.
   marks_flushed_.clear();
+}
+
+void Machine::end_reached(const PendingMark& end) {
+  end_committing_ = end;
+  end_from_snapshot_ = next_snapshot();
+}
+
+void Machine::start_new_resync(const proto::ResyncBegin& b) {
+  const bool repair = (b.flags & proto::kResyncRepair) != 0;
+  resync_from_zero(b);
   // An earlier staged resync, replaced: its file goes once this is committed.
   if (replica_.stage.active()) stage_drop_owed_ = true;
   replica_.stage = {};
@@ -256,19 +266,22 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
   if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
-  if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
-  const uint64_t last = resync_floor();
-  if (end_received()) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
-  if (cursor > geometry_.size_bytes || cursor < last)
-    return fail(
-        actions, proto::ErrorCode::protocol,
-        "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ") or past the disk's end.");
   // A resume starts at the committed cursor: one off the block size would
   // make the next session's first extent misaligned (found in review).
   if (cursor % geometry_.logical_block_bytes != 0)
     return fail(actions, proto::ErrorCode::misaligned,
                 "resync_mark at " + u64s(cursor) + " is not a multiple of the logical block size (" +
                     u64s(geometry_.logical_block_bytes) + ").");
+  // Checked before a whole resync's marks are acked, too (found by fuzz/apply).
+  if (cursor > geometry_.size_bytes)
+    return fail(actions, proto::ErrorCode::protocol,
+                "resync_mark at " + u64s(cursor) + " is past the disk's end (" + u64s(geometry_.size_bytes) + ").");
+  if (resync_complete_) return actions.resync_mark_acks.push_back(cursor);
+  const uint64_t last = resync_floor();
+  if (end_received()) return fail(actions, proto::ErrorCode::protocol, "resync_mark after the resync_end.");
+  if (cursor < last)
+    return fail(actions, proto::ErrorCode::protocol,
+                "resync_mark at " + u64s(cursor) + " is before the last mark (" + u64s(last) + ").");
   if (marks_.size() + marks_flushed_.size() >= 2 * kResyncMarksMax)  // reading stopped at kResyncMarksMax
     return fail(actions, proto::ErrorCode::protocol,
                 "more than " + u64s(2 * kResyncMarksMax) + " resync marks wait for their acknowledgement.");
@@ -436,7 +449,7 @@ void Machine::on_mark_flushed(Actions& actions) {
       replica_.consistent_at_seq = 0;
     }
     log_written_.clear();
-    end_committing_ = m;
+    end_reached(m);
     break;
   }
   state_dirty_ = true;
@@ -471,7 +484,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapsho
   if (end_committing_ && after_commit_staged(s, actions)) {
     // "applying" is durable: the copy to the disk is under way (staged.cpp)
   } else if (end_committing_) {
-    if (!s.resync.active()) {
+    if (snapshot >= end_from_snapshot_ && !s.resync.active()) {
       end_committing_.reset();
       marks_flushed_.clear();
       actions.clear_out_of_sync = true;
@@ -498,8 +511,13 @@ void Machine::end_resync_session(Actions& actions) {
     resync_outstanding_.erase(resync_queue_.back().rseq);
     resync_queue_.pop_back();
   }
-  // Marks not yet flushed are forgotten; flushed ones still get committed.
+  // Marks not yet flushed are forgotten. Flushed ones moved the cursor,
+  // which the next commit holds (the state is dirty), but their acks belong
+  // to this session: a later one, even of the same resync, never sent them
+  // (found by fuzz/apply: a resumed session was acked marks below the cursor
+  // its resync_state had just given it).
   marks_.clear();
+  marks_flushed_.clear();
   resync_running_ = false;  // an end still committing goes on (end_committing_), unanswered
   resync_state_pending_ = false;
   log_written_.clear();

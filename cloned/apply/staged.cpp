@@ -44,7 +44,7 @@ bool Machine::should_stage(const proto::ResyncBegin&) const {
 }
 
 void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions) {
-  replica_.resync = {b.generation, b.target_seq, b.target_epoch, 0, b.extent_bytes, b.flags};
+  resync_from_zero(b);
   replica_.stage = {apply::StagePhase::staging, 0, 0, 0};
   stage_drop_owed_ = false;  // the new stage truncates the file a replaced one left
   actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
@@ -179,7 +179,7 @@ void Machine::stage_end_reached(const PendingMark& end) {
   replica_.state_reason = "applying generation " + u64s(replica_.resync.generation) +
                           " from the stage on the stick (finishes without the original)";
   replica_.fingerprint_valid = false;
-  end_committing_ = end;
+  end_reached(end);
   stage_copy_owed_ = true;
 }
 
@@ -201,7 +201,7 @@ bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions
 void Machine::resume_staged_apply(Actions& actions) {
   if (!applying_stage() || stage_applying_) return;
   actions.stage_open = StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes};
-  end_committing_ = PendingMark{0, geometry_.size_bytes, true, replica_.stage.consistent_at_seq};
+  end_reached(PendingMark{0, geometry_.size_bytes, true, replica_.stage.consistent_at_seq});
   stage_applying_ = true;
   ++stage_applies_out_;
   actions.stage_apply = true;
@@ -241,7 +241,7 @@ void Machine::finish_staged_apply(Actions& actions) {
     replica_.consistent_at_seq = consistent_at;
     replica_.state_reason = "resync complete; consistent once record " + u64s(consistent_at) + " is durable";
   }
-  if (!end_committing_) end_committing_ = PendingMark{0, geometry_.size_bytes, true, consistent_at};
+  if (!end_committing_) end_reached(PendingMark{0, geometry_.size_bytes, true, consistent_at});
   stage_remove_owed_ = true;
   // A log session may open before this commit completes: its writes go on
   // top of G+1 only once the store no longer says "applying" (a restart

@@ -448,6 +448,65 @@ TEST_CASE("a commit in flight before a resync_begin answers neither the begin no
   CHECK(a.submit.size() == 1);
 }
 
+// Found by fuzz/apply: the reservation promise took a snapshot from before
+// a resync was begun again in the same generation for the current one. At a
+// target past the old reservation (16,384 records on) the daemon stopped on
+// a broken promise when that commit completed.
+TEST_CASE("a commit in flight when a resync is begun again far ahead in the same generation breaks no promise") {
+  ResyncRig r;
+  r.begin_gen2();  // record 10
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.io_done(id);
+  r.mark(4096);
+  Actions a = r.flushed();
+  REQUIRE(a.commits.size() == 1);  // in flight: reserved up to record 10 + 16,384
+  CHECK(a.commits[0].state.reserved_seq < 20'000);
+  r.run([&](Actions& x) { r.m.end_session(x); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  a = r.begin({2, 20'000, 7, 4096, 0});  // begun again: the original's log moved on
+  REQUIRE(a.fail.empty());
+  CHECK_FALSE(a.resync_state);
+  a = r.committed();  // the old snapshot: covers nothing of the new position
+  CHECK_FALSE(a.resync_state);
+  CHECK(a.resync_mark_acks.empty());
+  REQUIRE(a.commits.size() == 1);
+  CHECK(a.commits[0].state.resync.target_seq == 20'000);
+  CHECK(a.commits[0].state.reserved_seq >= 20'000);
+  a = r.committed();
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+}
+
+// Found by fuzz/apply: a commit taken before the begin (no resync in it) and
+// still in flight when the whole resync had reached its end was taken for the
+// end's commit. resync_done went to the original, and the verify's ranges
+// were let go, before the store held the new generation: a power cut then
+// left a clone at generation 1 that the original believed at 2.
+TEST_CASE("a commit in flight since before a resync_begin is not taken for the commit of the resync's end") {
+  ResyncRig r;
+  r.run([&](Actions& a) { r.m.set_fingerprint(base::Bytes{1, 2, 3}, a); });
+  REQUIRE(r.last.commits.size() == 1);  // in flight: generation 1, no resync in it
+  CHECK_FALSE(r.last.commits[0].state.resync.active());
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  REQUIRE(r.last.commits.empty());
+  Actions a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.fail.empty());
+  a = r.end(10);
+  REQUIRE(a.flush);
+  a = r.flushed();
+  CHECK(a.commits.empty());  // one commit at a time
+  a = r.committed();         // the fingerprint's
+  CHECK_FALSE(a.resync_done);
+  CHECK_FALSE(a.clear_out_of_sync);
+  int commits = 0;
+  while (!a.commits.empty() && !a.resync_done && commits++ < 4) a = r.committed();
+  REQUIRE(a.resync_done);
+  CHECK(a.resync_done->generation == 2);
+  CHECK(a.clear_out_of_sync);
+  CHECK(r.m.replica().generation == 2);
+}
+
 // Found in review: a mark flushed while a commit of an earlier cursor was in
 // flight, then the session ended and a new resync began (cursor 0) before
 // that commit completed. The mark stayed waiting for a commit to cover it:
@@ -473,6 +532,26 @@ TEST_CASE("a flushed mark of a resync begun again is dropped: no stream of commi
   a = r.committed();
   REQUIRE(a.resync_mark_acks.size() == 1);
   CHECK(a.resync_mark_acks[0] == 16384);
+}
+
+// Found by fuzz/apply: the marks a session had flushed behind a commit were
+// acked, once that commit (or the next) covered them, to the next session of
+// the same resync, which resumed above them and never sent them.
+TEST_CASE("a resumed resync's session is not acked the marks an earlier session flushed") {
+  ResyncRig r;
+  r.flush_a_mark_behind_a_commit();
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  Actions a = r.begin({2, 10, 3, 4096, 0});  // the same resync: resumed
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == 8192);  // on the disk, flushed
+  CHECK(r.commits_until_quiet() <= 2);          // 4096 in flight, then 8192; no acks
+  CHECK(r.m.replica().committed_seq == 10);
+  r.block_and_mark(8192);
+  a = r.committed();
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  CHECK(a.resync_mark_acks[0] == 12288);
 }
 
 // The same after the clone is found Diverged (its resync's cursor goes back
@@ -653,6 +732,31 @@ TEST_CASE("a resync_mark off the logical block size is refused: a resume from it
   CHECK(a.fail[0].code == proto::ErrorCode::misaligned);
   CHECK(a.fail[0].message.find("not a multiple of the logical block size") != std::string::npos);
   CHECK(r.m.replica().resync.cursor_bytes == 0);
+}
+
+// A resync asked again once it is whole acks its marks at once; a mark past
+// the disk's end is refused there as anywhere (found by fuzz/apply: it was
+// acked).
+TEST_CASE("the marks of a resync the clone already holds whole are acked, those past the disk's end refused") {
+  ResyncRig r;
+  r.begin_gen2();
+  REQUIRE(r.end(10).flush);
+  r.flushed();
+  REQUIRE(r.committed().resync_done);
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  Actions a = r.begin({2, 10, 3, 4096, 0});
+  REQUIRE(a.resync_state);
+  const uint64_t size = a.resync_state->total_bytes;
+  CHECK(a.resync_state->cursor_bytes == size);
+  a = r.mark(size);
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  CHECK(a.resync_mark_acks[0] == size);
+  a = r.mark(size + 4096);
+  CHECK(a.resync_mark_acks.empty());
+  REQUIRE(a.fail.size() == 1);
+  CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+  CHECK(a.fail[0].message.find("past the disk's end") != std::string::npos);
 }
 
 // Invariant 9: the log's ranges kept during an in-place resync are bounded.

@@ -688,3 +688,41 @@ TEST_CASE("a repair of a consistent clone is staged too: its ranges land togethe
   CHECK(a.clear_out_of_sync);
   CHECK(a.stage_remove);
 }
+
+// Found by fuzz/apply: a staged begin set the cursor to 0 but kept the marks
+// of the resync it replaced that were synced behind a commit in flight.
+// Every commit then asked for another, and the new resync's session got acks
+// of marks it never sent, twice for one cursor.
+TEST_CASE("a synced mark of a staged resync replaced by another is dropped: no ack of the replaced one's marks") {
+  StagedRig r;
+  r.begin_staged();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.mark(4096);
+  r.io_done(id);
+  REQUIRE(r.synced(1000, 4096).commits.size() == 1);  // in flight: cursor 4096
+  r.extent(resync_data(4096), &id);
+  r.mark(8192);
+  r.io_done(id);
+  CHECK(r.synced(2000, 8192).commits.empty());  // 8192 waits for the commit in flight
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  r.open_maintenance();
+  Actions a = r.begin({3, 10, 3, 8192, 0});
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  int commits = 0;
+  for (; commits < 10; ++commits) {
+    a = r.committed();
+    CHECK(a.resync_mark_acks.empty());
+    if (a.commits.empty()) break;
+  }
+  CHECK(commits <= 2);  // "staging" of generation 3, and nothing after it
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+  r.extent(resync_data(0, 8192), &id);
+  r.mark(8192);
+  r.io_done(id);
+  REQUIRE(r.synced(900, 8192).commits.size() == 1);
+  a = r.committed();
+  REQUIRE(a.resync_mark_acks.size() == 1);
+  CHECK(a.resync_mark_acks[0] == 8192);
+}
