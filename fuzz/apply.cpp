@@ -7,17 +7,24 @@
 // opcode byte and its arguments (see step()). Records come two ways: raw
 // message bytes through decode_record, as a peer sends them, and compact
 // fields that the driver encodes, so that most of them are valid and the
-// machine gets deep into epochs, overlaps, backpressure and catch-up.
+// machine gets deep into epochs, overlaps, backpressure and catch-up. The
+// resync messages (begin, extents, marks, plan, end) come the compact way,
+// beside log records, in place or staged (the loaded-state byte picks), with
+// the stage's open, sync and copy completed as the stage worker would.
 //
 // Checked on every action (docs/ARCHITECTURE.md, the invariants):
 //  - a submitted record is inside the disk, aligned, and overlaps nothing in
 //    flight (3, 5); no more than io_depth_max are in flight;
 //  - a flush is asked for only with nothing in flight, one at a time, and a
 //    barrier ack follows a completed flush, epochs increasing (4);
-//  - one store commit at a time; held bytes stay bounded (9).
+//  - one store commit at a time; held bytes stay bounded (9);
+//  - a resync's answers name the generation begun, its writes stay inside
+//    the extent sent, and its mark acks never go back.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <vector>
 
 #include "cloned/apply/apply.h"
@@ -28,8 +35,9 @@ namespace {
 constexpr uint64_t kDiskBytes = 1 << 20;
 constexpr uint32_t kBlockBytes = 512;
 
-apply::Limits limits() {
+apply::Limits limits(uint8_t pick) {
   apply::Limits l;
+  l.stage_resync = (pick & 4) != 0;
   l.held_bytes_max = 64 * 1024;
   l.io_depth_max = 4;
   l.commit_interval_ms = 10;
@@ -45,6 +53,11 @@ apply::ReplicaState loaded_state(uint8_t pick) {
     s.committed_epoch = 2;
     s.reserved_seq = 20;
     s.state = proto::CloneState::consistent;
+  }
+  if ((pick & 2) != 0) {  // an in-place resync of generation 2 was interrupted at 64 KiB
+    s.resync = apply::ResyncProgress{2, 40, 5, 64 * 1024, 4096, 0};
+    s.state = proto::CloneState::inconsistent;
+    s.state_reason = "resync interrupted";
   }
   return s;
 }
@@ -63,35 +76,87 @@ struct Driver {
   bool shutdown = false;
   uint64_t last_ack_epoch = 0;
   uint64_t now_ms = 0;
+  const apply::Limits lim;
+  // Resync, as the original would send it: the generation of the last begin,
+  // the cursor of its last mark, its mark acks so far.
+  uint64_t hello_generation = 1;
+  uint64_t resync_generation = 0;
+  uint64_t resync_target_seq = 0;
+  uint64_t last_mark = 0;
+  uint64_t last_mark_ack = 0;
+  uint64_t arrivals = 0;                      // resync extents accepted
+  std::map<apply::RecordId, uint64_t> arrival;  // of each accepted extent (0: a log record)
+  std::deque<uint64_t> marks_unacked;         // extents accepted before each mark sent
+  // The stage worker: an open, a sync or a copy asked and not yet answered,
+  // and what has been appended (the file's bytes, the disk bytes they hold).
+  bool stage_open_pending = false;
+  bool stage_sync_pending = false;
+  bool stage_apply_pending = false;
+  uint64_t stage_file_bytes = 0;
+  uint64_t stage_disk_bytes = 0;
 
-  explicit Driver(uint8_t pick) : machine({kDiskBytes, kBlockBytes, 4096}, loaded_state(pick), limits()) {}
+  explicit Driver(uint8_t pick)
+      : machine({kDiskBytes, kBlockBytes, 4096}, loaded_state(pick), limits(pick)), lim(limits(pick)) {}
 
   static bool overlaps(const proto::RecordHeader& a, const proto::RecordHeader& b) {
     return a.offset_bytes < b.offset_bytes + b.length_bytes && b.offset_bytes < a.offset_bytes + a.length_bytes;
   }
 
+  static bool resync_type(proto::MsgType t) {
+    return t == proto::MsgType::resync_data || t == proto::MsgType::resync_zero;
+  }
+
+  // A write's extent, and a resync extent's parts to write, are on the disk
+  // and aligned; only resync extents go to the stage, and only when staging.
+  void check_extent(const apply::SubmitIo& s) const {
+    const proto::RecordHeader& h = s.header;
+    FUZZ_CHECK(h.type == proto::MsgType::write || h.type == proto::MsgType::trim || h.type == proto::MsgType::zero ||
+               resync_type(h.type));
+    FUZZ_CHECK(h.length_bytes > 0 && h.offset_bytes <= kDiskBytes && h.length_bytes <= kDiskBytes - h.offset_bytes);
+    FUZZ_CHECK(h.offset_bytes % kBlockBytes == 0 && h.length_bytes % kBlockBytes == 0);
+    FUZZ_CHECK(s.only.empty() || resync_type(h.type));
+    for (const apply::Extent& e : s.only) {
+      FUZZ_CHECK(e.length_bytes > 0 && e.offset_bytes >= h.offset_bytes);
+      FUZZ_CHECK(e.offset_bytes + e.length_bytes <= h.offset_bytes + h.length_bytes);
+      FUZZ_CHECK(e.offset_bytes % kBlockBytes == 0 && e.length_bytes % kBlockBytes == 0);
+    }
+    FUZZ_CHECK(!s.to_stage || (lim.stage_resync && resync_type(h.type)));
+  }
+
   void handle(apply::Actions& a, bool after_flush) {
+    handle_stage(a);  // the open goes before the appends, as in the daemon
     for (const apply::SubmitIo& s : a.submit) {
       const proto::RecordHeader& h = s.header;
-      FUZZ_CHECK(h.type == proto::MsgType::write || h.type == proto::MsgType::trim || h.type == proto::MsgType::zero);
-      FUZZ_CHECK(h.length_bytes > 0 && h.offset_bytes <= kDiskBytes && h.length_bytes <= kDiskBytes - h.offset_bytes);
-      FUZZ_CHECK(h.offset_bytes % kBlockBytes == 0 && h.length_bytes % kBlockBytes == 0);
+      check_extent(s);
+      if (s.to_stage) {
+        const bool data = h.type == proto::MsgType::resync_data;
+        stage_file_bytes += apply::kStageEntryHeaderBytes + (data ? h.length_bytes : 0);
+        stage_disk_bytes += h.length_bytes;
+      }
       if (s.after_flush_gate != 0) {  // may overlap what is in flight: it starts after
         for (const apply::SubmitIo& f : held)
           FUZZ_CHECK(!overlaps(h, f.header) && f.after_flush_gate == s.after_flush_gate);
         FUZZ_CHECK(s.after_flush_gate > settled_gate && s.covered_by_gate == s.after_flush_gate + 1);
         held.push_back(s);
-        FUZZ_CHECK(held.size() <= limits().io_depth_max);
+        FUZZ_CHECK(held.size() <= lim.io_depth_max);
         continue;
       }
       for (const apply::SubmitIo& f : in_flight) FUZZ_CHECK(!overlaps(h, f.header));
       FUZZ_CHECK(held.empty());  // the machine waits for the flush they wait for
       in_flight.push_back(s);
-      FUZZ_CHECK(in_flight.size() <= limits().io_depth_max);
+      FUZZ_CHECK(in_flight.size() <= lim.io_depth_max);
     }
     if (a.cancel_after_flush) cancel_held();
     if (a.flush) {
-      FUZZ_CHECK(in_flight.empty() && !flush_pending);
+      FUZZ_CHECK(!flush_pending);
+      // A barrier's flush waits for every write; a mark's (gate 0) for the
+      // resync extents that came before the mark, not for those after it or
+      // for the log's writes (no barrier is acked by it).
+      for (const apply::SubmitIo& f : in_flight) {
+        FUZZ_CHECK(a.flush_gate == 0);
+        if (resync_type(f.header.type))
+          FUZZ_CHECK(!marks_unacked.empty() && arrival[f.id] > marks_unacked.front());
+      }
       FUZZ_CHECK(a.flush_gate == 0 || a.flush_gate > settled_gate);
       for (const apply::SubmitIo& s : held) FUZZ_CHECK(s.after_flush_gate == a.flush_gate);
       flush_pending = true;
@@ -101,16 +166,79 @@ struct Driver {
       FUZZ_CHECK(after_flush && b.epoch > last_ack_epoch);
       last_ack_epoch = b.epoch;
     }
+    handle_resync(a);
     commits_pending += a.commits.size();
     FUZZ_CHECK(commits_pending <= 1);
     for (const apply::FailSession& f : a.fail) FUZZ_CHECK(!f.message.empty());
-    FUZZ_CHECK(machine.held_bytes() <= limits().held_bytes_max + proto::kMaxWritePayloadBytes + apply::kRecordOverheadBytes);
+    FUZZ_CHECK(machine.held_bytes() <= lim.held_bytes_max + proto::kMaxWritePayloadBytes + apply::kRecordOverheadBytes);
     // A failed session is closed by the daemon right away (close_conn).
     if (!a.fail.empty() && session) end_session();
   }
 
+  void handle_resync(const apply::Actions& a) {
+    if (a.resync_state) {
+      const proto::ResyncState& st = *a.resync_state;
+      FUZZ_CHECK(st.generation == resync_generation && st.total_bytes == kDiskBytes);
+      FUZZ_CHECK(st.cursor_bytes <= kDiskBytes && st.cursor_bytes % kBlockBytes == 0);
+      // The original goes on from there. Marks sent before this answer (the
+      // reference original waits for it) may be acked with it, below it.
+      last_mark = std::max(last_mark, st.cursor_bytes);
+    }
+    for (uint64_t cursor : a.resync_mark_acks) {
+      FUZZ_CHECK(cursor >= last_mark_ack && cursor <= kDiskBytes);
+      last_mark_ack = cursor;
+      if (!marks_unacked.empty()) marks_unacked.pop_front();
+    }
+    if (a.resync_done) {
+      FUZZ_CHECK(a.resync_done->generation == resync_generation && a.resync_done->seq >= resync_target_seq);
+      last_ack_epoch = a.resync_done->epoch;  // the log goes on from the resync's position
+    }
+  }
+
+  // The stage worker takes one thing at a time; the open comes first.
+  void handle_stage(const apply::Actions& a) {
+    const bool any = a.stage_open || a.stage_sync || a.stage_apply || a.stage_remove || a.stage_drop;
+    FUZZ_CHECK(!any || lim.stage_resync);
+    if (a.stage_open) {
+      stage_open_pending = true;
+      stage_file_bytes = a.stage_open->create ? apply::kStageHeaderBytes : a.stage_open->durable_bytes;
+      if (a.stage_open->create) stage_disk_bytes = 0;
+    }
+    if (a.stage_sync) {
+      FUZZ_CHECK(!stage_sync_pending && !flush_pending);
+      stage_sync_pending = true;
+    }
+    if (a.stage_apply) {
+      FUZZ_CHECK(!stage_apply_pending);
+      stage_apply_pending = true;
+    }
+    if (a.stage_remove || a.stage_drop) stage_file_bytes = stage_disk_bytes = 0;
+  }
+
+  // The stage worker answers: `how` 0xff fails it (a full stick now and then).
+  void stage_done(uint8_t how) {
+    apply::Actions a;
+    const bool failed = how >= 0xfe;
+    const base::Status st = !failed ? base::Status::ok()
+                                    : base::Status::error(how == 0xff ? ENOSPC : EIO, "injected stage error.");
+    if (stage_open_pending) {
+      stage_open_pending = false;
+      if (failed) machine.on_stage_open_failed(st, a);
+    } else if (stage_sync_pending) {
+      stage_sync_pending = false;
+      machine.on_stage_synced(st, stage_file_bytes, stage_disk_bytes, a);
+    } else if (stage_apply_pending) {
+      stage_apply_pending = false;
+      machine.on_stage_applied(st, failed && (how & 1) == 0, a);
+    } else {
+      return;
+    }
+    handle(a, false);
+  }
+
   void end_session() {
     session = false;
+    marks_unacked.clear();
     apply::Actions a;
     machine.end_session(a);
     handle(a, false);
@@ -121,6 +249,8 @@ struct Driver {
     if (!msg.empty()) msg[0] = static_cast<uint8_t>(proto::MsgType::hello);
     proto::Hello h;
     if (!proto::decode_hello(msg, h).is_ok()) return;
+    hello_generation = h.generation;
+    last_mark = last_mark_ack = 0;  // until a resync_state says where the resync is
     if (session) end_session();  // superseded by the new connection
     session = true;
     apply::Actions a;
@@ -154,6 +284,81 @@ struct Driver {
     h.length_bytes = h.type == proto::MsgType::barrier ? 0 : (1 + uint64_t{r.u8()}) * kBlockBytes;
     if ((kind & 0x80) != 0) h.offset_bytes += 1;  // misaligned now and then
     record(h);
+  }
+
+  // A begin of the last generation begun, the next or the one after (or
+  // the hello's: a repair), to about the log position the clone is at.
+  void resync_begin(base::ByteReader& r) {
+    const uint8_t pick = r.u8();
+    const uint8_t flags = r.u8();
+    const auto seq_delta = static_cast<int8_t>(r.u8());
+    if (!session || !machine.can_accept()) return;
+    proto::ResyncBegin b;
+    b.generation = std::max(hello_generation, resync_generation) + pick % 3 - (pick & 0x80 ? 1 : 0);
+    b.target_seq = machine.received_seq() + static_cast<uint64_t>(seq_delta / 16);
+    b.target_epoch = machine.durable().epoch + pick / 3 % 3;
+    constexpr uint32_t kExtents[] = {kBlockBytes, 4096, 64 * 1024, 1 << 20, 1000};
+    b.extent_bytes = kExtents[pick / 9 % 5];
+    b.flags = flags & 0x0f;
+    resync_generation = b.generation;
+    resync_target_seq = b.target_seq;
+    apply::Actions a;
+    machine.on_resync_begin(b, a);
+    handle(a, false);
+  }
+
+  // Mostly just above the last mark: data or zeros, block-aligned or not.
+  void resync_extent(base::ByteReader& r) {
+    const uint8_t kind = r.u8();
+    const uint64_t ahead = uint64_t{r.u8()} * kBlockBytes;
+    const uint64_t length = (1 + uint64_t{r.u8()}) * kBlockBytes;
+    if (!session || !machine.can_accept()) return;
+    proto::RecordHeader h;
+    h.type = (kind & 1) != 0 ? proto::MsgType::resync_zero : proto::MsgType::resync_data;
+    h.seq = resync_target_seq;
+    h.offset_bytes = last_mark + ahead - ((kind & 0x40) != 0 ? kBlockBytes : 0) + ((kind & 0x80) != 0 ? 1 : 0);
+    h.length_bytes = length;
+    apply::Actions a;
+    apply::RecordId id = 0;
+    machine.on_resync_extent(h, id, a);
+    if (id != 0) arrival[id] = ++arrivals;
+    handle(a, false);
+  }
+
+  void resync_mark(base::ByteReader& r) {
+    const uint8_t step = r.u8();
+    if (!session || !machine.can_accept()) return;
+    const uint64_t ahead = static_cast<uint64_t>(step % 64) * 4096 + ((step & 0x40) != 0 ? 1 : 0);
+    const uint64_t cursor = step == 0xff ? kDiskBytes : last_mark + ahead;
+    last_mark = cursor;
+    apply::Actions a;
+    machine.on_resync_mark(cursor, a);
+    if (a.fail.empty()) marks_unacked.push_back(arrivals);
+    handle(a, false);
+  }
+
+  void resync_end(uint8_t how) {
+    if (!session || !machine.can_accept()) return;
+    apply::Actions a;
+    machine.on_resync_end(resync_target_seq + (how == 0xff ? 1 : 0), a);
+    handle(a, false);
+  }
+
+  // The plan's figures, and the stick's room for it, both from the input.
+  void resync_plan(base::ByteReader& r) {
+    proto::ResyncPlan plan;
+    plan.data_bytes = uint64_t{r.u16()} * kBlockBytes;
+    plan.zero_bytes = uint64_t{r.u8()} * 4096;
+    plan.extent_count = r.u8();
+    plan.flags = r.u8() & 1;
+    apply::StageRoom room;
+    room.bound_bytes = uint64_t{r.u16()} * 4096;
+    room.free_bytes = uint64_t{r.u16()} * 4096;
+    room.stage_file_bytes = stage_file_bytes;
+    if (!session || !machine.can_accept()) return;
+    apply::Actions a;
+    machine.on_resync_plan(plan, room, a);
+    handle(a, false);
   }
 
   void cancel_held() {
@@ -216,7 +421,7 @@ struct Driver {
 
   void step(base::ByteReader& r) {
     apply::Actions a;
-    switch (r.u8() % 10) {
+    switch (r.u8() % 16) {
       case 0: hello(r.span(std::min<size_t>(85, r.remaining()))); break;
       case 1: raw_record(r.span(std::min<size_t>(r.u8() + size_t{24}, r.remaining()))); break;
       case 2: compact_record(r); break;
@@ -241,6 +446,12 @@ struct Driver {
         shutdown = true;
         handle(a, false);
         break;
+      case 10: resync_begin(r); break;
+      case 11: resync_extent(r); break;
+      case 12: resync_mark(r); break;
+      case 13: resync_end(r.u8()); break;
+      case 14: resync_plan(r); break;
+      case 15: stage_done(r.u8()); break;
     }
   }
 };

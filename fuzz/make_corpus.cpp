@@ -180,9 +180,10 @@ void spool_seeds() {
 struct ApplyScript {
   base::Bytes b;
   explicit ApplyScript(uint8_t loaded) : b{loaded} {}
-  void hello(uint64_t log_end_seq) {
+  void hello(uint64_t log_end_seq, uint32_t flags = 0) {
     proto::Hello h;
     h.pair_id = fuzz::fixed_pair_id();
+    h.flags = flags;
     h.disk_size_bytes = 1 << 20;  // the target's disk
     h.logical_block_bytes = 512;
     h.generation = 1;
@@ -203,7 +204,49 @@ struct ApplyScript {
   void end_session() { b.push_back(7); }
   void read_batch_done() { b.push_back(8); }
   void shutdown() { b.push_back(9); }
+  // pick: generation (% 3 past the last), epoch (/ 3 % 3), extent size (/ 9 % 5).
+  void resync_begin(uint8_t pick, uint8_t flags, int8_t seq_delta) {
+    b.insert(b.end(), {10, pick, flags, static_cast<uint8_t>(seq_delta)});
+  }
+  // kind bit 0: zeros; `ahead` blocks past the last mark.
+  void resync_extent(uint8_t kind, uint8_t ahead_blocks, uint8_t length_blocks_minus_1) {
+    b.insert(b.end(), {11, kind, ahead_blocks, length_blocks_minus_1});
+  }
+  void resync_mark(uint8_t step_4k) { b.insert(b.end(), {12, step_4k}); }  // 0xff: the disk's end
+  void resync_end() { b.insert(b.end(), {13, 0}); }
+  void stage_done() { b.insert(b.end(), {15, 0}); }
 };
+
+// A fresh clone (generation 1) takes generation 2 in 4 KiB extents, to
+// record 2 of epoch 1: data, zeros, a mark, the rest, the end.
+void apply_resync_seed(uint8_t loaded, const char* name) {
+  ApplyScript a(loaded);
+  a.hello(2, proto::kHelloMaintenance);
+  a.resync_begin(13, 0, 32);
+  a.stage_done();  // a staged resync opens its stage first
+  a.commit_done();
+  a.resync_extent(0, 0, 7);
+  a.resync_extent(1, 8, 7);
+  a.complete_io(0);
+  a.complete_io(0);
+  a.resync_mark(2);
+  a.flush_done();
+  a.stage_done();
+  a.tick(4);
+  a.commit_done();
+  a.resync_extent(0, 0, 255);
+  a.complete_io(0);
+  a.resync_mark(0xff);
+  a.resync_end();
+  a.flush_done();
+  a.stage_done();
+  a.tick(4);
+  a.commit_done();
+  a.stage_done();  // a staged resync is copied to the disk
+  a.tick(4);
+  a.commit_done();
+  put("apply", name, a.b);
+}
 
 void apply_seeds() {
   ApplyScript a(0);  // fresh clone: two epochs, overlapping writes, a reconnect
@@ -245,6 +288,9 @@ void apply_seeds() {
   u.tick(4);
   u.commit_done();
   put("apply", "unclean-stop-catch-up", u.b);
+
+  apply_resync_seed(0, "resync-in-place");
+  apply_resync_seed(5, "resync-staged");  // consistent, staging on
 }
 
 // fuzz/hwhealth.cpp: an ATA SMART data page and its thresholds
