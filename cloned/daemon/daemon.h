@@ -204,6 +204,7 @@ class Daemon final : private LinkPort,
   // 10 s, then counted (issue 14, finding 3: a flood must not push a real
   // disk error out of journald's rate limit).
   LogRateLimit stranger_log_{5, 10'000};
+  HelloRateLimit hello_limit_{kHelloBurst, kHellosPerSecond, kHelloHostsMax};
   Notifier notifier_;
   uint64_t next_conn_id_ = 1;
 

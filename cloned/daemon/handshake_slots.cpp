@@ -32,6 +32,32 @@ uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const 
   return 0;
 }
 
+void HelloRateLimit::refill(Bucket& b, uint64_t now_ms) const {
+  if (now_ms <= b.at_ms) return;
+  b.milli = std::min(burst_milli_, b.milli + (now_ms - b.at_ms) * per_second_);
+  b.at_ms = now_ms;
+}
+
+bool HelloRateLimit::admit(const std::string& host, uint64_t now_ms) {
+  auto it = buckets_.find(host);
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= hosts_max_ && !buckets_.empty()) {
+      auto quietest = buckets_.begin();
+      for (auto b = buckets_.begin(); b != buckets_.end(); ++b) {
+        refill(b->second, now_ms);
+        if (b->second.milli > quietest->second.milli) quietest = b;
+      }
+      buckets_.erase(quietest);
+    }
+    it = buckets_.emplace(host, Bucket{burst_milli_, now_ms}).first;
+  }
+  Bucket& b = it->second;
+  refill(b, now_ms);
+  if (b.milli < 1000) return false;
+  b.milli -= 1000;
+  return true;
+}
+
 void LogRateLimit::roll(uint64_t now_ms) {
   if (now_ms - window_start_ms_ >= window_ms_) {
     window_start_ms_ = now_ms;

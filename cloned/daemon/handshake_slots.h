@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Who gives up a handshake slot to a newcomer (issue 14, finding 1), and how
-// often notices about unauthenticated peers reach the journal (finding 3).
+// Who gives up a handshake slot to a newcomer (issue 14, finding 1), how
+// often one address gets a ClientHello answered, and how often notices about
+// unauthenticated peers reach the journal (finding 3).
 // Pure: no I/O, no clock of their own, so unit tests drive them.
 //
 // A genuine original finishes its handshake in one round trip; a peer that
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,36 @@ struct PendingHandshake {
 // `pending`: the handshakes in progress, oldest first, not counting the
 // newcomer from `host`. Returns the id of the one to end, or 0 for none.
 uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const std::string& host, size_t slots_max);
+
+// ClientHellos answered per address: a token bucket each, `burst` deep,
+// refilled at `per_second`. Each hello answered costs the clone two X25519
+// operations on its loop, and a stranger that knows the pair's id (it travels
+// in clear) could otherwise send them as fast as it can connect. A genuine
+// original sends one per connection, and reconnects at its backoff, far under
+// the refill. The table keeps `hosts_max` addresses; a new one takes the place
+// of the one with the most tokens (the quietest, which loses nothing by it).
+inline constexpr uint32_t kHelloBurst = 32;      // from one address at once
+inline constexpr uint32_t kHellosPerSecond = 4;  // from one address after that
+inline constexpr size_t kHelloHostsMax = 256;    // addresses remembered
+class HelloRateLimit {
+ public:
+  HelloRateLimit(uint32_t burst, uint32_t per_second, size_t hosts_max)
+      : burst_milli_(uint64_t{burst} * 1000), per_second_(per_second), hosts_max_(hosts_max) {}
+  // True: answer this hello (it takes a token).
+  bool admit(const std::string& host, uint64_t now_ms);
+  size_t hosts() const { return buckets_.size(); }
+
+ private:
+  struct Bucket {
+    uint64_t milli = 0;  // thousandths of a hello
+    uint64_t at_ms = 0;  // when it was last refilled
+  };
+  void refill(Bucket& b, uint64_t now_ms) const;
+  uint64_t burst_milli_;
+  uint64_t per_second_;
+  size_t hosts_max_;
+  std::map<std::string, Bucket> buckets_;
+};
 
 // At most `burst` lines per window; the rest are counted, and the count is
 // told with the next line let through or by take_held().

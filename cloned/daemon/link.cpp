@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "cloned/daemon/conn.h"
 #include "cloned/daemon/daemon.h"
 #include "cloned/daemon/handshake_slots.h"
@@ -168,6 +169,9 @@ void Daemon::on_handshake_bytes(Conn* c) {
   Daemon* d = this;
   if (c->hs_have < c->hs_need()) return;
   if (c->phase == Conn::Phase::client_hello) {
+    if (!hello_limit_.admit(c->host, now_ms()))  // before its two X25519 operations
+      return refuse_busy(c, "more than " + base::u64s(kHelloBurst) + " handshakes from " + c->host + " at once, or " +
+                                base::u64s(kHellosPerSecond) + " a second after that");
     base::Bytes reply;
     base::Status s = c->handshake->on_client_hello({c->hs_buf, c->hs_have}, reply);
     if (!reply.empty()) d->send_handshake_bytes(c, std::move(reply));

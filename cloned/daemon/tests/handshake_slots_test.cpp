@@ -5,6 +5,7 @@
 #include "cloned/daemon/handshake_slots.h"
 
 using cloned::handshake_to_evict;
+using cloned::HelloRateLimit;
 using cloned::LogRateLimit;
 using cloned::PendingHandshake;
 
@@ -72,4 +73,32 @@ TEST_CASE("notices: a burst per window, then counted, and the count told later")
   for (int i = 0; i < 7; ++i) (void)limit.admit(30'002, held);  // 4 admitted, 3 held
   REQUIRE(limit.admit(40'002, held));                           // the next window's first line tells them
   CHECK(held == 3);
+}
+
+TEST_CASE("hellos: a burst per address, then a few a second; other addresses keep theirs; the table is bounded") {
+  HelloRateLimit limit(32, 4, 3);
+  int admitted = 0;
+  for (int i = 0; i < 1000; ++i) admitted += limit.admit("flood", 1000) ? 1 : 0;
+  CHECK(admitted == 32);
+  CHECK(limit.admit("original", 1000));  // another address is not held up by it
+  // 4 a second after that, however fast it asks.
+  admitted = 0;
+  for (uint64_t ms = 1001; ms <= 11'000; ++ms) admitted += limit.admit("flood", ms) ? 1 : 0;
+  CHECK(admitted == 40);
+  // A quiet address fills up to the burst again, not past it.
+  admitted = 0;
+  for (int i = 0; i < 100; ++i) admitted += limit.admit("original", 60'000) ? 1 : 0;
+  CHECK(admitted == 32);
+
+  // At 3 addresses a new one replaces the quietest ("quiet", near full),
+  // not the flood's (empty) or the busy one's.
+  HelloRateLimit table(4, 1, 3);
+  for (int i = 0; i < 10; ++i) (void)table.admit("flood", 0);
+  CHECK(table.admit("quiet", 0));
+  for (int i = 0; i < 3; ++i) CHECK(table.admit("busy", 0));
+  CHECK(table.admit("new", 100));
+  CHECK(table.hosts() == 3);
+  CHECK_FALSE(table.admit("flood", 100));  // its empty bucket was kept
+  CHECK(table.admit("busy", 100));         // its last token, kept too
+  CHECK_FALSE(table.admit("busy", 100));
 }
