@@ -41,19 +41,27 @@ constexpr uint64_t kWakeWaitMs = 60000;
 // The clone's hello. A clone that looks asleep is woken ([wake] auto) and
 // asked again as the reconnect policy spaces it, for at most kWakeWaitMs
 // (found in review: a resync or verify of a sleeping clone failed at once,
-// only log sessions woke it).
+// only log sessions woke it). A busy one (its handshake slots, or this
+// address's handshakes, spent for now) is asked again too, as the
+// replicator does.
 base::Result<proto::Hello> ask_awake_clone(const SessionConfig& session, const ReconnectPolicy& policy) {
   uint32_t backoff_ms = policy.initial_ms;
   const uint64_t start_ms = base::monotonic_ns() / 1'000'000;
   for (uint32_t attempt = 1;; ++attempt) {
     base::Result<proto::Hello> hello = ask_clone(session);
-    if (hello || !policy.on_silence || !looks_asleep(hello.status())) return hello;
+    if (hello) return hello;
+    const bool busy = hello.status().code() == EBUSY;
+    const bool asleep = policy.on_silence && looks_asleep(hello.status());
+    if (!busy && !asleep) return hello;
     if (attempt >= policy.attempts_max || base::monotonic_ns() / 1'000'000 - start_ms >= kWakeWaitMs)
       return base::Status::error(hello.status().code(),
-                                 "the clone did not answer within " + u64s(kWakeWaitMs / 1000) +
-                                     " s of the first magic packet: it is off, or away from this network (last: " +
-                                     hello.status().message() + ")");
-    policy.on_silence(hello.status());
+                                 busy ? "the clone stayed busy for " + u64s(kWakeWaitMs / 1000) +
+                                            " s (last: " + hello.status().message() + ")"
+                                      : "the clone did not answer within " + u64s(kWakeWaitMs / 1000) +
+                                            " s of the first magic packet: it is off, or away from this network "
+                                            "(last: " +
+                                            hello.status().message() + ")");
+    if (asleep) policy.on_silence(hello.status());
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
     backoff_ms = std::min(policy.max_ms, backoff_ms * 2);
   }
@@ -116,7 +124,7 @@ base::Status run_resync(const config::OriginConfig& config, const config::Derive
   after.log_writes = {};  // the clone is the source now: a new log may be shipped from here
   BASE_TRY(save_position(config.state_dir, after));
   session.generation = generation;
-  base::Result<proto::Hello> now = ask_clone(session);
+  base::Result<proto::Hello> now = ask_awake_clone(session, policy);
   if (!now) return now.status();
   const uint64_t size = config.disk_size_bytes;
   std::printf("resync done: generation %llu at record %llu in %.1f s over %llu session(s); compared %s by digest "

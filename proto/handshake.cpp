@@ -280,6 +280,12 @@ static base::Status check_client_hello(base::ByteSpan m, const PairId& pair_id, 
   return base::Status::ok();
 }
 
+bool ServerHandshake::would_answer(base::ByteSpan client_hello) const {
+  base::Bytes refused;
+  return state_->phase == State::Phase::await_hello &&
+         check_client_hello(client_hello, state_->pair_id, refused).is_ok();
+}
+
 base::Status ServerHandshake::on_client_hello(base::ByteSpan client_hello, base::Bytes& reply) {
   State& s = *state_;
   reply.clear();

@@ -78,6 +78,9 @@ class ServerHandshake {
   // Returns ok only when the handshake may continue; on a refusal (`reply`
   // carries the status) the caller sends `reply` and closes.
   base::Status on_client_hello(base::ByteSpan client_hello, base::Bytes& reply);
+  // True when on_client_hello would answer it with a ServerHello (the work
+  // of two X25519 operations): its form, version and pair are right. Cheap.
+  bool would_answer(base::ByteSpan client_hello) const;
   // Refuses a well-formed ClientHello with `status` (e.g. busy).
   static base::Bytes refusal(HelloStatus status);
   // Checks the client's proof; ok means authenticated, keys() valid.

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "cloned/daemon/handshake_slots.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <map>
 
@@ -38,20 +41,29 @@ void HelloRateLimit::refill(Bucket& b, uint64_t now_ms) const {
   b.at_ms = now_ms;
 }
 
-bool HelloRateLimit::admit(const std::string& host, uint64_t now_ms) {
-  auto it = buckets_.find(host);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= hosts_max_ && !buckets_.empty()) {
-      auto quietest = buckets_.begin();
-      for (auto b = buckets_.begin(); b != buckets_.end(); ++b) {
-        refill(b->second, now_ms);
-        if (b->second.milli > quietest->second.milli) quietest = b;
-      }
-      buckets_.erase(quietest);
+std::string HelloRateLimit::key_of(const std::string& host) {
+  in6_addr a{};
+  if (inet_pton(AF_INET6, host.c_str(), &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a)) return host;
+  std::memset(a.s6_addr + 8, 0, 8);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) return host;
+  return std::string(text) + "/64";
+}
+
+HelloRateLimit::Bucket& HelloRateLimit::bucket_for(const std::string& key, uint64_t now_ms) {
+  if (auto it = buckets_.find(key); it != buckets_.end()) return it->second;
+  if (buckets_.size() >= hosts_max_) {
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      refill(it->second, now_ms);
+      it = it->second.milli >= burst_milli_ ? buckets_.erase(it) : std::next(it);
     }
-    it = buckets_.emplace(host, Bucket{burst_milli_, now_ms}).first;
   }
-  Bucket& b = it->second;
+  if (buckets_.size() >= hosts_max_) return overflow_;
+  return buckets_.emplace(key, Bucket{burst_milli_, now_ms}).first->second;
+}
+
+bool HelloRateLimit::admit(const std::string& host, uint64_t now_ms) {
+  Bucket& b = bucket_for(key_of(host), now_ms);
   refill(b, now_ms);
   if (b.milli < 1000) return false;
   b.milli -= 1000;

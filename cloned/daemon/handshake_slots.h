@@ -39,18 +39,25 @@ uint64_t handshake_to_evict(const std::vector<PendingHandshake>& pending, const 
 // operations on its loop, and a stranger that knows the pair's id (it travels
 // in clear) could otherwise send them as fast as it can connect. A genuine
 // original sends one per connection, and reconnects at its backoff, far under
-// the refill. The table keeps `hosts_max` addresses; a new one takes the place
-// of the one with the most tokens (the quietest, which loses nothing by it).
+// the refill. An IPv6 address counts by its /64 (one host may hold many of
+// its addresses). The table keeps `hosts_max` addresses: a full bucket holds
+// nothing worth keeping and goes first; past that, new addresses share one
+// overflow bucket, so that many addresses cycled get no more than that.
 inline constexpr uint32_t kHelloBurst = 32;      // from one address at once
 inline constexpr uint32_t kHellosPerSecond = 4;  // from one address after that
 inline constexpr size_t kHelloHostsMax = 256;    // addresses remembered
 class HelloRateLimit {
  public:
   HelloRateLimit(uint32_t burst, uint32_t per_second, size_t hosts_max)
-      : burst_milli_(uint64_t{burst} * 1000), per_second_(per_second), hosts_max_(hosts_max) {}
+      : burst_milli_(uint64_t{burst} * 1000),
+        per_second_(per_second),
+        hosts_max_(hosts_max),
+        overflow_{burst_milli_, 0} {}
   // True: answer this hello (it takes a token).
   bool admit(const std::string& host, uint64_t now_ms);
   size_t hosts() const { return buckets_.size(); }
+  // The key an address counts under: itself, or an IPv6 address's /64.
+  static std::string key_of(const std::string& host);
 
  private:
   struct Bucket {
@@ -58,10 +65,12 @@ class HelloRateLimit {
     uint64_t at_ms = 0;  // when it was last refilled
   };
   void refill(Bucket& b, uint64_t now_ms) const;
+  Bucket& bucket_for(const std::string& key, uint64_t now_ms);
   uint64_t burst_milli_;
   uint64_t per_second_;
   size_t hosts_max_;
   std::map<std::string, Bucket> buckets_;
+  Bucket overflow_;
 };
 
 // At most `burst` lines per window; the rest are counted, and the count is

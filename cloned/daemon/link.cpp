@@ -169,11 +169,14 @@ void Daemon::on_handshake_bytes(Conn* c) {
   Daemon* d = this;
   if (c->hs_have < c->hs_need()) return;
   if (c->phase == Conn::Phase::client_hello) {
-    if (!hello_limit_.admit(c->host, now_ms()))  // before its two X25519 operations
+    // Only a hello it would answer costs a token: garbage and other pairs get
+    // their own refusals, and cannot empty an original's bucket.
+    const base::ByteSpan hello{c->hs_buf, c->hs_have};
+    if (c->handshake->would_answer(hello) && !hello_limit_.admit(c->host, now_ms()))  // before the X25519 work
       return refuse_busy(c, "more than " + base::u64s(kHelloBurst) + " handshakes from " + c->host + " at once, or " +
                                 base::u64s(kHellosPerSecond) + " a second after that");
     base::Bytes reply;
-    base::Status s = c->handshake->on_client_hello({c->hs_buf, c->hs_have}, reply);
+    base::Status s = c->handshake->on_client_hello(hello, reply);
     if (!reply.empty()) d->send_handshake_bytes(c, std::move(reply));
     if (!s.is_ok()) return d->close_conn(c, "handshake refused: " + s.message());
     c->phase = Conn::Phase::client_finish;

@@ -90,15 +90,28 @@ TEST_CASE("hellos: a burst per address, then a few a second; other addresses kee
   for (int i = 0; i < 100; ++i) admitted += limit.admit("original", 60'000) ? 1 : 0;
   CHECK(admitted == 32);
 
-  // At 3 addresses a new one replaces the quietest ("quiet", near full),
-  // not the flood's (empty) or the busy one's.
+  // At 3 addresses, a full bucket goes first; none full, a new address
+  // shares the overflow bucket (as deep as one address's).
   HelloRateLimit table(4, 1, 3);
   for (int i = 0; i < 10; ++i) (void)table.admit("flood", 0);
   CHECK(table.admit("quiet", 0));
   for (int i = 0; i < 3; ++i) CHECK(table.admit("busy", 0));
-  CHECK(table.admit("new", 100));
+  for (int i = 0; i < 4; ++i) CHECK(table.admit("cycled-" + std::to_string(i), 100));  // the overflow's 4
+  CHECK_FALSE(table.admit("cycled-4", 100));
   CHECK(table.hosts() == 3);
   CHECK_FALSE(table.admit("flood", 100));  // its empty bucket was kept
   CHECK(table.admit("busy", 100));         // its last token, kept too
   CHECK_FALSE(table.admit("busy", 100));
+  CHECK(table.admit("later", 4000));  // all three full again by then: dropped
+  CHECK(table.hosts() == 1);
+  // An IPv6 address counts by its /64.
+  CHECK(HelloRateLimit::key_of("2001:db8::1") == "2001:db8::/64");
+  CHECK(HelloRateLimit::key_of("2001:db8:0:0:1:2:3:4") == "2001:db8::/64");
+  CHECK(HelloRateLimit::key_of("::ffff:10.0.0.1") == "::ffff:10.0.0.1");
+  CHECK(HelloRateLimit::key_of("10.0.0.1") == "10.0.0.1");
+  HelloRateLimit six(2, 1, 8);
+  CHECK(six.admit("2001:db8::1", 0));
+  CHECK(six.admit("2001:db8::2", 0));
+  CHECK_FALSE(six.admit("2001:db8::3", 0));
+  CHECK(six.admit("2001:db8:1::1", 0));
 }
