@@ -4,8 +4,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <map>
 
 namespace cloned {
