@@ -385,6 +385,10 @@ class Machine {
     uint64_t cursor_bytes;
     bool is_end = false;
     uint64_t consistent_at_seq = 0;
+    // Flushed: the first snapshot that can hold its cursor. An older commit
+    // still in flight (of a resync begun again, or replaced) that shows a
+    // cursor as far is not this mark's (found in review).
+    uint64_t from_snapshot = 0;
   };
   std::optional<FailSession> validate(const proto::RecordHeader& h) const;
   std::optional<FailSession> validate_extent(const proto::RecordHeader& h, const std::string& what) const;

@@ -172,7 +172,10 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
     resync_running_ = true;
     resync_complete_ = true;
     actions.resync_state = proto::ResyncState{b.generation, geometry_.size_bytes, geometry_.size_bytes, true};
-    if (plan) plan_begin_ = b;
+    if (plan) {
+      plan_begin_ = b;
+      plan_resumes_ = false;  // the plan is answered as done (on_resync_plan)
+    }
     return;
   }
   if (repair) {
@@ -266,6 +269,8 @@ void Machine::on_resync_mark(uint64_t cursor, Actions& actions) {
   if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_mark outside a resync.");
+  if (plan_begin_)  // found in review: it let a stale plan_resumes_ run
+    return fail(actions, proto::ErrorCode::protocol, "a resync_mark arrived before the resync_plan it announced.");
   // A resume starts at the committed cursor: one off the block size would
   // make the next session's first extent misaligned (found in review).
   if (cursor % geometry_.logical_block_bytes != 0)
@@ -293,6 +298,8 @@ void Machine::on_resync_end(uint64_t consistent_at_seq, Actions& actions) {
   if (in_session_ && shutting_down()) return;  // as on_resync_extent
   if (!in_session_ || !resync_running_)
     return fail(actions, proto::ErrorCode::protocol, "resync_end outside a resync.");
+  if (plan_begin_)
+    return fail(actions, proto::ErrorCode::protocol, "a resync_end arrived before the resync_plan it announced.");
   if (resync_complete_) {
     resync_complete_ = false;
     resync_running_ = false;
@@ -430,6 +437,7 @@ void Machine::on_mark_flushed(Actions& actions) {
       replica_.resync.cursor_bytes = std::max(replica_.resync.cursor_bytes, m.cursor_bytes);
       forget_log_written_below(m.cursor_bytes);
       marks_flushed_.push_back(m);
+      marks_flushed_.back().from_snapshot = next_snapshot();
       continue;
     }
     if (staging()) {  // the stage is whole: apply it (staged.cpp)
@@ -473,7 +481,7 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapsho
   bool more = false;
   auto kept = marks_flushed_.begin();  // one pass: those the commit covers are acked, the rest kept in order
   for (const PendingMark& m : marks_flushed_) {
-    if (s.resync.active() && s.resync.cursor_bytes >= m.cursor_bytes) {
+    if (snapshot >= m.from_snapshot && s.resync.active() && s.resync.cursor_bytes >= m.cursor_bytes) {
       if (in_session_ && resync_running_) actions.resync_mark_acks.push_back(m.cursor_bytes);
     } else {
       more = true;
@@ -525,6 +533,7 @@ void Machine::end_resync_session(Actions& actions) {
   stage_failed_ = false;
   resync_complete_ = false;
   plan_begin_.reset();
+  plan_resumes_ = false;
   plan_reply_pending_.reset();
 }
 

@@ -246,3 +246,33 @@ TEST_CASE("a plan without a begin that announced one is a protocol error") {
   a = r.plan(0, 0, 0, {1, 1});
   REQUIRE(a.fail.size() == 1);
 }
+
+// Found in review: after a begin with a plan for a resync the clone already
+// held whole, a mark or an end before the plan was taken (the end answered
+// done), and the plan that followed then resumed by a flag left from an
+// earlier session: an in-place resync with none in the state, on a clone the
+// store called consistent.
+TEST_CASE("a mark or an end before the announced plan is a protocol error, the resync already whole too") {
+  apply::ReplicaState holds = consistent_gen1();
+  holds.generation = 2;
+  holds.committed_seq = holds.reserved_seq = 10;
+  holds.committed_epoch = 3;
+  for (const bool end : {false, true}) {
+    CAPTURE(end);
+    PlanRig r(holds);
+    Actions a = r.begin();
+    REQUIRE(a.resync_state);  // answered as done: it holds generation 2 at record 10
+    CHECK(a.resync_state->resumed);
+    a = r.run([&](Actions& x) {
+      if (end)
+        r.m.on_resync_end(10, x);
+      else
+        r.m.on_resync_mark(4096, x);
+    });
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].code == proto::ErrorCode::protocol);
+    CHECK(a.fail[0].message.find("before the resync_plan") != std::string::npos);
+    CHECK_FALSE(a.resync_done);
+    CHECK(a.resync_mark_acks.empty());
+  }
+}

@@ -554,6 +554,39 @@ TEST_CASE("a resumed resync's session is not acked the marks an earlier session 
   CHECK(a.resync_mark_acks[0] == 12288);
 }
 
+// Found in review: a mark is acked only by a commit of a snapshot taken after
+// its flush. One in flight from a replaced resync of the same generation,
+// at a higher cursor, acked the new resync's mark though the store held the
+// old one.
+TEST_CASE("a mark flushed while a replaced resync's commit is in flight is acked by a later commit only") {
+  ResyncRig r;
+  r.begin_gen2();
+  r.block_and_mark(0);
+  REQUIRE(r.last.commits.size() == 1);  // in flight: generation 2 to record 10, cursor 4096
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  REQUIRE(r.begin({2, 20, 5, 4096, 0}).fail.empty());  // begun again at another target: cursor 0
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  Actions a = r.begin({2, 20, 5, 4096, 0});  // the same: resumed at 0 at once
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->cursor_bytes == 0);
+  r.mark(4096);  // over what matches: no extent before it
+  REQUIRE(r.flushed().fail.empty());
+  a = r.committed();  // the replaced resync's: target 10, cursor 4096
+  CHECK(a.resync_mark_acks.empty());
+  int acks = 0;
+  for (int i = 0; i < 5 && !a.commits.empty(); ++i) {
+    a = r.committed();
+    for (uint64_t c : a.resync_mark_acks) {
+      CHECK(c == 4096);
+      ++acks;
+    }
+  }
+  CHECK(acks == 1);
+  CHECK(r.m.replica().resync.target_seq == 20);
+}
+
 // The same after the clone is found Diverged (its resync's cursor goes back
 // to 0 and stays there until a decision): the stream of commits never ended.
 TEST_CASE("a flushed mark of a resync interrupted by Diverged is dropped: no stream of commits") {
