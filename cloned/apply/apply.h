@@ -503,6 +503,9 @@ class Machine {
   // the first marks_in_flush_ resync marks. One flush at a time.
   enum class Flushing : uint8_t { none, barrier, marks };
   Flushing flushing_ = Flushing::none;
+  // The stage's sync in flight was for marks of a stage Diverged emptied:
+  // its figures are not the stage's now (found in review).
+  bool stage_sync_stale_ = false;
   Entry flushing_barrier_{};    // the barrier whose flush is in progress
   uint64_t flushing_gate_ = 0;  // and its gate (SubmitIo::after_flush_gate)
   // The gate the next barrier flush will carry; moved on when one is asked,

@@ -553,6 +553,7 @@ void Machine::mark_diverged(const std::string& reason, Actions& actions) {
     if (staging()) {
       replica_.stage.durable_bytes = 0;
       replica_.stage.staged_disk_bytes = 0;
+      stage_sync_stale_ = flushing_ == Flushing::marks;
     }
   }
   state_dirty_ = true;

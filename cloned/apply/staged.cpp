@@ -23,6 +23,7 @@
 #include <cassert>
 #include <cerrno>
 #include <iterator>
+#include <utility>
 
 #include "base/units.h"
 #include "cloned/apply/apply.h"
@@ -72,9 +73,12 @@ void Machine::on_stage_synced(const base::Status& status, uint64_t durable_bytes
                               Actions& actions) {
   assert(flushing_ == Flushing::marks);
   flushing_ = Flushing::none;
+  const bool stale = std::exchange(stage_sync_stale_, false);
   if (!status.is_ok()) return on_stage_error(status, actions);
-  replica_.stage.durable_bytes = durable_bytes;
-  replica_.stage.staged_disk_bytes = staged_disk_bytes;
+  if (!stale) {
+    replica_.stage.durable_bytes = durable_bytes;
+    replica_.stage.staged_disk_bytes = staged_disk_bytes;
+  }
   on_mark_flushed(actions);
   after_completion(actions);
 }

@@ -726,3 +726,25 @@ TEST_CASE("a synced mark of a staged resync replaced by another is dropped: no a
   REQUIRE(a.resync_mark_acks.size() == 1);
   CHECK(a.resync_mark_acks[0] == 8192);
 }
+
+// Found in review: Diverged empties a staged resync's stage (its cursor goes
+// to 0); a sync in flight from before then wrote the old stage's length back,
+// and the next resume reopened the old stage instead of an empty one.
+TEST_CASE("a stage sync in flight when Diverged empties the stage does not put its length back") {
+  StagedRig r;
+  r.begin_staged();
+  apply::RecordId id = 0;
+  r.extent(resync_data(0), &id);
+  r.mark(4096);
+  REQUIRE(r.io_done(id).stage_sync);  // in flight
+  r.run([&](Actions& a) { r.m.mark_diverged("the first MiB changed", a); });
+  CHECK(r.m.replica().stage.durable_bytes == 0);
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  r.synced(1000, 4096);  // the old stage's figures
+  CHECK(r.m.replica().stage.durable_bytes == 0);
+  CHECK(r.m.replica().stage.staged_disk_bytes == 0);
+  CHECK(r.m.replica().resync.cursor_bytes == 0);
+  int commits = 0;
+  for (Actions a = r.committed(); !a.commits.empty() && commits < 5; a = r.committed()) ++commits;
+  CHECK(r.m.replica().stage.durable_bytes == 0);
+}
