@@ -555,6 +555,7 @@ class Machine {
   // Resync (resync.cpp).
   bool resync_running_ = false;            // begun or resumed in this session (only this session's answers)
   bool resync_state_pending_ = false;      // answer the begin once its commit is done
+  bool resync_state_resumed_ = false;      // that answer is of a resumed resync
   std::deque<Entry> resync_queue_;         // received resync extents, not yet submitted
   std::set<uint64_t> resync_outstanding_;  // rseq of extents queued or in flight
   uint64_t resync_rseq_ = 0;

@@ -156,8 +156,15 @@ void Machine::on_resync_begin(const proto::ResyncBegin& announced, Actions& acti
   const apply::ResyncProgress& cur = replica_.resync;
   if (cur.active() && cur.generation == b.generation && cur.target_seq == b.target_seq &&
       cur.target_epoch == b.target_epoch && cur.extent_bytes == b.extent_bytes && cur.flags == b.flags) {
-    // The interrupted resync continues from its durable cursor.
-    actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
+    // The interrupted resync continues from its durable cursor. Not answered
+    // before the store holds it (found in review: the begin of a session
+    // that dropped before its commit was answered "resumed" at once).
+    if (writes_wait_for_commit_) {
+      resync_state_pending_ = true;
+      resync_state_resumed_ = true;
+    } else {
+      actions.resync_state = proto::ResyncState{b.generation, cur.cursor_bytes, geometry_.size_bytes, true};
+    }
     if (plan) {
       plan_begin_ = b;
       plan_resumes_ = true;
@@ -208,6 +215,7 @@ void Machine::begin_in_place(const proto::ResyncBegin& b, Actions& actions) {
   log_ok_ = true;
   log_refused_why_.clear();
   resync_state_pending_ = true;
+  resync_state_resumed_ = false;
   log_written_.clear();
   need_write_barrier_commit(actions);
 }
@@ -475,7 +483,8 @@ void Machine::after_commit_resync(const apply::ReplicaState& s, uint64_t snapsho
     resync_state_pending_ = false;
     if (in_session_)
       actions.resync_state =
-          proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, false};
+          proto::ResyncState{s.resync.generation, s.resync.cursor_bytes, geometry_.size_bytes, resync_state_resumed_};
+    resync_state_resumed_ = false;
   }
   after_commit_plan(s, snapshot, actions);
   bool more = false;
@@ -528,6 +537,7 @@ void Machine::end_resync_session(Actions& actions) {
   marks_flushed_.clear();
   resync_running_ = false;  // an end still committing goes on (end_committing_), unanswered
   resync_state_pending_ = false;
+  resync_state_resumed_ = false;
   log_written_.clear();
   maintenance_ = false;
   stage_failed_ = false;

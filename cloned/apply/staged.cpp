@@ -51,6 +51,7 @@ void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions)
   actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
   resync_running_ = true;
   resync_state_pending_ = true;
+  resync_state_resumed_ = false;
   log_written_.clear();
   resume_staging(actions);
   need_write_barrier_commit(actions);  // "staging" is durable before the first append

@@ -302,9 +302,13 @@ TEST_CASE("a session that ends before its begin's commit: the same begin resumed
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
   a = r.begin({2, 10, 3, 4096, 0});
   REQUIRE(a.fail.empty());
+  CHECK_FALSE(a.resync_state);  // found in review: it was answered "resumed" before the store held it
   a = r.extent(resync_data(0));
   CHECK(a.submit.empty());  // the store still says "consistent, generation 1"
   a = r.committed();        // now it says "resync of generation 2 in progress"
+  REQUIRE(a.resync_state);
+  CHECK(a.resync_state->resumed);
+  CHECK(a.resync_state->cursor_bytes == 0);
   REQUIRE(a.submit.size() == 1);
   CHECK(a.submit[0].header.offset_bytes == 0);
 }
@@ -568,22 +572,28 @@ TEST_CASE("a mark flushed while a replaced resync's commit is in flight is acked
   REQUIRE(r.begin({2, 20, 5, 4096, 0}).fail.empty());  // begun again at another target: cursor 0
   r.run([&](Actions& a) { r.m.end_session(a); });
   REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
-  Actions a = r.begin({2, 20, 5, 4096, 0});  // the same: resumed at 0 at once
-  REQUIRE(a.resync_state);
-  CHECK(a.resync_state->cursor_bytes == 0);
-  r.mark(4096);  // over what matches: no extent before it
+  Actions a = r.begin({2, 20, 5, 4096, 0});  // the same: resumed at 0, answered once the store holds it
+  CHECK_FALSE(a.resync_state);
+  r.mark(4096);  // over what matches, no extent before it (from a peer that does not wait for the answer)
   REQUIRE(r.flushed().fail.empty());
   a = r.committed();  // the replaced resync's: target 10, cursor 4096
   CHECK(a.resync_mark_acks.empty());
-  int acks = 0;
+  CHECK_FALSE(a.resync_state);
+  int acks = 0, answers = 0;
   for (int i = 0; i < 5 && !a.commits.empty(); ++i) {
     a = r.committed();
     for (uint64_t c : a.resync_mark_acks) {
       CHECK(c == 4096);
       ++acks;
     }
+    if (a.resync_state) {
+      ++answers;
+      CHECK(a.resync_state->resumed);
+      CHECK(a.resync_state->cursor_bytes <= 4096);  // what that commit holds
+    }
   }
   CHECK(acks == 1);
+  CHECK(answers == 1);
   CHECK(r.m.replica().resync.target_seq == 20);
 }
 
