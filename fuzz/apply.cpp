@@ -95,8 +95,16 @@ struct Driver {
   uint64_t stage_file_bytes = 0;
   uint64_t stage_disk_bytes = 0;
 
+  // The store: what it holds, and the commit in flight. An answer that says
+  // something is durable must find it in `stored`.
+  apply::ReplicaState stored;
+  apply::ReplicaState committing;
+  bool answer_at_once = false;  // a begin that announced a plan is answered before any commit
+
   explicit Driver(uint8_t pick)
-      : machine({kDiskBytes, kBlockBytes, 4096}, loaded_state(pick), limits(pick)), lim(limits(pick)) {}
+      : machine({kDiskBytes, kBlockBytes, 4096}, loaded_state(pick), limits(pick)),
+        lim(limits(pick)),
+        stored(loaded_state(pick)) {}
 
   static bool overlaps(const proto::RecordHeader& a, const proto::RecordHeader& b) {
     return a.offset_bytes < b.offset_bytes + b.length_bytes && b.offset_bytes < a.offset_bytes + a.length_bytes;
@@ -167,6 +175,7 @@ struct Driver {
       last_ack_epoch = b.epoch;
     }
     handle_resync(a);
+    if (!a.commits.empty()) committing = a.commits.back().state;
     commits_pending += a.commits.size();
     FUZZ_CHECK(commits_pending <= 1);
     for (const apply::FailSession& f : a.fail) FUZZ_CHECK(!f.message.empty());
@@ -180,17 +189,29 @@ struct Driver {
       const proto::ResyncState& st = *a.resync_state;
       FUZZ_CHECK(st.generation == resync_generation && st.total_bytes == kDiskBytes);
       FUZZ_CHECK(st.cursor_bytes <= kDiskBytes && st.cursor_bytes % kBlockBytes == 0);
+      // Durable first: the store holds this resync (or, for one the clone
+      // holds whole, its generation), unless a plan's begin is answered.
+      const bool whole = st.cursor_bytes == kDiskBytes && !stored.resync.active() && stored.generation == st.generation;
+      FUZZ_CHECK(answer_at_once || whole || (stored.resync.active() && stored.resync.generation == st.generation));
       // The original goes on from there. Marks sent before this answer (the
       // reference original waits for it) may be acked with it, below it.
       last_mark = std::max(last_mark, st.cursor_bytes);
     }
     for (uint64_t cursor : a.resync_mark_acks) {
       FUZZ_CHECK(cursor >= last_mark_ack && cursor <= kDiskBytes);
+      // Acked only once the store holds the cursor (or holds the resync whole).
+      if (stored.resync.active())
+        FUZZ_CHECK(stored.resync.generation == resync_generation && cursor <= stored.resync.cursor_bytes);
+      else
+        FUZZ_CHECK(stored.generation == resync_generation);
       last_mark_ack = cursor;
       if (!marks_unacked.empty()) marks_unacked.pop_front();
     }
     if (a.resync_done) {
       FUZZ_CHECK(a.resync_done->generation == resync_generation && a.resync_done->seq >= resync_target_seq);
+      // The store holds the new generation, whole, at that record.
+      FUZZ_CHECK(!stored.resync.active() && !stored.stage.active() && stored.generation == a.resync_done->generation &&
+                 stored.committed_seq == a.resync_done->seq);
       last_ack_epoch = a.resync_done->epoch;  // the log goes on from the resync's position
     }
   }
@@ -304,7 +325,9 @@ struct Driver {
     resync_target_seq = b.target_seq;
     apply::Actions a;
     machine.on_resync_begin(b, a);
+    answer_at_once = (b.flags & proto::kResyncPlanFollows) != 0;
     handle(a, false);
+    answer_at_once = false;
   }
 
   // Mostly just above the last mark: data or zeros, block-aligned or not.
@@ -415,6 +438,7 @@ struct Driver {
     if (commits_pending == 0) return;
     --commits_pending;
     apply::Actions a;
+    if (how != 0xff) stored = committing;
     machine.on_commit_done(how == 0xff ? base::Status::error(EIO, "injected store error.") : base::Status::ok(), a);
     handle(a, false);
   }

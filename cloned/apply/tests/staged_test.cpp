@@ -70,6 +70,14 @@ struct StagedRig : Rig {
     synced(1000, 4096);
     REQUIRE(committed().stage_apply);
   }
+  // Stages one extent at `off` and sends a mark after it; returns the
+  // write's completion, which asks for the stage's sync.
+  Actions stage_then_mark(uint64_t off) {
+    apply::RecordId id = 0;
+    extent(resync_data(off), &id);
+    mark(off + 4096);
+    return io_done(id);
+  }
   // Stages one extent at `off` and acknowledges a mark after it.
   void stage_and_mark(uint64_t off, uint64_t durable_bytes) {
     apply::RecordId id = 0;
@@ -286,10 +294,7 @@ TEST_CASE("a stage failure after its session ended does not hold up the next ses
 TEST_CASE("a failed stage sync acks no mark; the durable cursor stays") {
   StagedRig r;
   r.begin_staged();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.mark(4096);
-  r.io_done(id);
+  r.stage_then_mark(0);
   Actions a = r.synced(0, 0, base::Status::error(5, "cannot sync the stage file: Input/output error"));
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].code == proto::ErrorCode::disk_io);  // a stick's EIO may pass: retried
@@ -696,14 +701,9 @@ TEST_CASE("a repair of a consistent clone is staged too: its ranges land togethe
 TEST_CASE("a synced mark of a staged resync replaced by another is dropped: no ack of the replaced one's marks") {
   StagedRig r;
   r.begin_staged();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.mark(4096);
-  r.io_done(id);
+  r.stage_then_mark(0);
   REQUIRE(r.synced(1000, 4096).commits.size() == 1);  // in flight: cursor 4096
-  r.extent(resync_data(4096), &id);
-  r.mark(8192);
-  r.io_done(id);
+  r.stage_then_mark(4096);
   CHECK(r.synced(2000, 8192).commits.empty());  // 8192 waits for the commit in flight
   r.run([&](Actions& a) { r.m.end_session(a); });
   r.open_maintenance();
@@ -718,6 +718,7 @@ TEST_CASE("a synced mark of a staged resync replaced by another is dropped: no a
   }
   CHECK(commits <= 2);  // "staging" of generation 3, and nothing after it
   CHECK(r.m.replica().resync.cursor_bytes == 0);
+  apply::RecordId id = 0;
   r.extent(resync_data(0, 8192), &id);
   r.mark(8192);
   r.io_done(id);
@@ -733,10 +734,7 @@ TEST_CASE("a synced mark of a staged resync replaced by another is dropped: no a
 TEST_CASE("a stage sync in flight when Diverged empties the stage does not put its length back") {
   StagedRig r;
   r.begin_staged();
-  apply::RecordId id = 0;
-  r.extent(resync_data(0), &id);
-  r.mark(4096);
-  REQUIRE(r.io_done(id).stage_sync);  // in flight
+  REQUIRE(r.stage_then_mark(0).stage_sync);  // in flight
   r.run([&](Actions& a) { r.m.mark_diverged("the first MiB changed", a); });
   CHECK(r.m.replica().stage.durable_bytes == 0);
   r.run([&](Actions& a) { r.m.end_session(a); });
