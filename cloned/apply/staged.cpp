@@ -97,7 +97,11 @@ void Machine::on_stage_error(const base::Status& status, Actions& actions) {
   after_completion(actions);
 }
 
+// Only a stage in use fails: one a plan replaced by an in-place resync
+// since its open was asked stops nothing (found in review: stage_failed_
+// stopped that resync's writes and marks until its session ended).
 void Machine::on_stage_open_failed(const base::Status& status, Actions& actions) {
+  if (!staging() && !applying_stage()) return;
   stage_failed_ = true;
   if (staging()) {
     // The disk was not touched: forget the staged resync; the next begin

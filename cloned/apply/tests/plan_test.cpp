@@ -276,3 +276,27 @@ TEST_CASE("a mark or an end before the announced plan is a protocol error, the r
     CHECK(a.resync_mark_acks.empty());
   }
 }
+
+// Found in review: a stage's open that failed after a plan had replaced its
+// staged resync by one in place set stage_failed_, which stopped the
+// in-place resync's writes and marks until its session ended.
+TEST_CASE("a stage open that fails after a plan replaced the staged resync in place stops nothing") {
+  PlanRig r;
+  r.begin();
+  REQUIRE(r.plan(kData, 100, 0, {kNeeded, 1ull << 30}).stage_open);  // staged; the open is under way
+  if (!r.last.commits.empty()) r.committed();
+  r.run([&](Actions& a) { r.m.end_session(a); });
+  REQUIRE(r.hello(maintenance_hello(2)).hello_reply);
+  Actions a = r.begin();  // the same resync, resumed: the plan follows
+  REQUIRE(a.fail.empty());
+  a = r.plan(kData, 100, proto::kPlanInPlaceUnbootable, {kNeeded - 1, 1ull << 30});  // no longer fits
+  REQUIRE(a.fail.empty());
+  CHECK_FALSE(r.m.replica().stage.active());
+  for (int i = 0; i < 4 && !r.last.commits.empty(); ++i) r.committed();
+  a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  CHECK(a.fail.empty());  // not this resync's stage
+  apply::RecordId id = 0;
+  a = r.run([&](Actions& x) { r.m.on_resync_extent(resync_data(0), id, x); });
+  REQUIRE(a.submit.size() == 1);  // in place, going on
+  CHECK_FALSE(a.submit[0].to_stage);
+}
