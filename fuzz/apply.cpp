@@ -89,7 +89,7 @@ struct Driver {
   std::deque<uint64_t> marks_unacked;         // extents accepted before each mark sent
   // The stage worker: an open, a sync or a copy asked and not yet answered,
   // and what has been appended (the file's bytes, the disk bytes they hold).
-  bool stage_open_pending = false;
+  unsigned stage_opens_pending = 0;  // asked, not yet answered: a begin can ask another first
   bool stage_sync_pending = false;
   bool stage_apply_pending = false;
   uint64_t stage_file_bytes = 0;
@@ -221,7 +221,7 @@ struct Driver {
     const bool any = a.stage_open || a.stage_sync || a.stage_apply || a.stage_remove || a.stage_drop;
     FUZZ_CHECK(!any || lim.stage_resync);
     if (a.stage_open) {
-      stage_open_pending = true;
+      ++stage_opens_pending;
       stage_file_bytes = a.stage_open->create ? apply::kStageHeaderBytes : a.stage_open->durable_bytes;
       if (a.stage_open->create) stage_disk_bytes = 0;
     }
@@ -242,9 +242,9 @@ struct Driver {
     const bool failed = how >= 0xfe;
     const base::Status st = !failed ? base::Status::ok()
                                     : base::Status::error(how == 0xff ? ENOSPC : EIO, "injected stage error.");
-    if (stage_open_pending) {
-      stage_open_pending = false;
-      if (failed) machine.on_stage_open_failed(st, a);
+    if (stage_opens_pending > 0) {
+      --stage_opens_pending;
+      machine.on_stage_opened(st, a);
     } else if (stage_sync_pending) {
       stage_sync_pending = false;
       machine.on_stage_synced(st, stage_file_bytes, stage_disk_bytes, a);

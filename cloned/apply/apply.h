@@ -118,7 +118,7 @@ struct SubmitIo {
 // Open the stage before anything is staged: a fresh one (create) for
 // `generation` over `base_generation`, or the existing one of which
 // `durable_bytes` are durable. The daemon reports a failure with
-// Machine::on_stage_open_failed; later stage operations then fail too.
+// Machine::on_stage_opened; after a failure later stage operations fail too.
 struct StageOpen {
   bool create = false;
   uint64_t generation = 0;
@@ -291,8 +291,9 @@ class Machine {
   // on the stick, holding `staged_disk_bytes` of the disk.
   void on_stage_synced(const base::Status& status, uint64_t durable_bytes, uint64_t staged_disk_bytes,
                        Actions& actions);
-  // The stage could not be created or opened (status says why).
-  void on_stage_open_failed(const base::Status& status, Actions& actions);
+  // The stage worker answered a stage_open, in the order they were asked:
+  // the stage was created or opened, or not (status says why).
+  void on_stage_opened(const base::Status& status, Actions& actions);
   // The stage was copied to the disk and the disk flushed (or not:
   // `disk_failed` when the disk's write or flush failed, else the stage could
   // not be read from the stick).
@@ -457,6 +458,7 @@ class Machine {
   bool already_holds(const proto::ResyncBegin& begin) const;
   void start_staged_resync(const proto::ResyncBegin& begin, Actions& actions);
   void resume_staging(Actions& actions);
+  void ask_stage_open(const StageOpen& open, Actions& actions);
   void on_stage_error(const base::Status& status, Actions& actions);
   void on_stage_unreadable(const base::Status& status, Actions& actions);
   void stage_retry_tick(Actions& actions);
@@ -575,6 +577,7 @@ class Machine {
   bool stage_remove_owed_ = false;    // the applied stage goes once G+1 is committed
   bool stage_drop_owed_ = false;      // a replaced stage goes once the state without it is committed
   unsigned stage_applies_out_ = 0;    // stage_apply actions not yet answered (on_stage_applied)
+  unsigned stage_opens_out_ = 0;      // stage_open actions not yet answered (on_stage_opened)
   unsigned stage_retries_ = 0;        // the stick failed the apply this many times in this run
   uint64_t stage_retry_wait_ms_ = 0;  // a retry is due this long after stage_retry_at_ms_ is set
   uint64_t stage_retry_at_ms_ = 0;    // 0: counted from the next tick

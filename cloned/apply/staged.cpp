@@ -48,7 +48,7 @@ void Machine::start_staged_resync(const proto::ResyncBegin& b, Actions& actions)
   resync_from_zero(b);
   replica_.stage = {apply::StagePhase::staging, 0, 0, 0};
   stage_drop_owed_ = false;  // the new stage truncates the file a replaced one left
-  actions.stage_open = StageOpen{true, b.generation, replica_.generation, 0};
+  ask_stage_open(StageOpen{true, b.generation, replica_.generation, 0}, actions);
   resync_running_ = true;
   resync_state_pending_ = true;
   resync_state_resumed_ = false;
@@ -64,7 +64,7 @@ void Machine::resume_staging(Actions& actions) {
   // may not have created yet is made afresh, at cursor 0 as it must be.
   const uint64_t durable = replica_.stage.durable_bytes;
   if (!actions.stage_open)
-    actions.stage_open = StageOpen{durable == 0, replica_.resync.generation, replica_.generation, durable};
+    ask_stage_open(StageOpen{durable == 0, replica_.resync.generation, replica_.generation, durable}, actions);
   log_ok_ = false;
   log_refused_why_ = "the clone is staging the resync of generation " + u64s(replica_.resync.generation) +
                      "; the log continues once it is applied";
@@ -97,10 +97,23 @@ void Machine::on_stage_error(const base::Status& status, Actions& actions) {
   after_completion(actions);
 }
 
-// Only a stage in use fails: one a plan replaced by an in-place resync
-// since its open was asked stops nothing (found in review: stage_failed_
-// stopped that resync's writes and marks until its session ended).
-void Machine::on_stage_open_failed(const base::Status& status, Actions& actions) {
+// One open per Actions: a second in the same Actions replaces the first
+// before the daemon sees it.
+void Machine::ask_stage_open(const StageOpen& open, Actions& actions) {
+  if (!actions.stage_open) ++stage_opens_out_;
+  actions.stage_open = open;
+}
+
+// Only the stage in use fails, and only by its own open (found in review):
+// - one a plan replaced by an in-place resync since its open was asked stops
+//   nothing (stage_failed_ stopped that resync's writes and marks until its
+//   session ended);
+// - an open answered while a later one is queued was for a staged resync a
+//   new begin replaced: the worker's stage is the later open's (StageWorker
+//   starts afresh at each), and the failure would have failed the new one.
+void Machine::on_stage_opened(const base::Status& status, Actions& actions) {
+  if (stage_opens_out_ > 0) --stage_opens_out_;
+  if (status.is_ok() || stage_opens_out_ > 0) return;
   if (!staging() && !applying_stage()) return;
   stage_failed_ = true;
   if (staging()) {
@@ -209,7 +222,8 @@ bool Machine::after_commit_staged(const apply::ReplicaState& s, Actions& actions
 
 void Machine::resume_staged_apply(Actions& actions) {
   if (!applying_stage() || stage_applying_) return;
-  actions.stage_open = StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes};
+  ask_stage_open(StageOpen{false, replica_.resync.generation, replica_.generation, replica_.stage.durable_bytes},
+                 actions);
   end_reached(PendingMark{0, geometry_.size_bytes, true, replica_.stage.consistent_at_seq});
   stage_applying_ = true;
   ++stage_applies_out_;
@@ -218,7 +232,7 @@ void Machine::resume_staged_apply(Actions& actions) {
 
 void Machine::on_stage_applied(const base::Status& status, bool disk_failed, Actions& actions) {
   if (stage_applies_out_ > 0) --stage_applies_out_;
-  if (!stage_applying_) return;  // the stage could not be opened: on_stage_open_failed decided
+  if (!stage_applying_) return;  // the stage could not be opened: on_stage_opened decided
   if (!status.is_ok() && !disk_failed) return on_stage_unreadable(status, actions);
   stage_applying_ = false;
   stage_retries_ = 0;

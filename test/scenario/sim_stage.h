@@ -103,7 +103,7 @@ struct StageWorker {
     stage.reset();
     medium = nullptr;
     auto opened = file.open(how.create);
-    if (!opened.is_ok()) return m.on_stage_open_failed(opened.status(), a);
+    if (!opened.is_ok()) return m.on_stage_opened(opened.status(), a);
     auto faulty = std::make_unique<stage::FaultyMedium>(std::move(opened).value());
     medium = faulty.get();
     base::Result<stage::Stage> s =
@@ -112,6 +112,7 @@ struct StageWorker {
             : stage::Stage::open(std::move(faulty), how.durable_bytes, kRoomyStage);
     REQUIRE_MESSAGE(s.is_ok(), s.status().message());  // what was durable survives every cut
     stage.emplace(std::move(s).value());
+    m.on_stage_opened(base::Status::ok(), a);
   }
   void append(apply::Machine& m, apply::RecordId id, apply::Actions& a) {
     auto it = extents.find(id);
@@ -134,7 +135,7 @@ struct StageWorker {
     const int64_t read_fails_after = stage && fail_after < 0 ? stick_fault(stage->entry_count()) : -1;
     if (read_fails_after >= 0) medium->set_faults({.fail_read_after = read_fails_after});
     // A stage that could not be opened: the machine already decided
-    // (on_stage_open_failed) and ignores this.
+    // (on_stage_opened) and ignores this.
     stage::DiskFault fault;
     const base::Status s = stage ? stage::apply_stage(*stage, disk, &fault) : base::Status::error(EIO, "no stage");
     m.on_stage_applied(s, fault.op != nullptr, a);

@@ -293,7 +293,7 @@ TEST_CASE("a stage open that fails after a plan replaced the staged resync in pl
   REQUIRE(a.fail.empty());
   CHECK_FALSE(r.m.replica().stage.active());
   for (int i = 0; i < 4 && !r.last.commits.empty(); ++i) r.committed();
-  a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(EIO, "the stick went away."), x); });
   CHECK(a.fail.empty());  // not this resync's stage
   apply::RecordId id = 0;
   a = r.run([&](Actions& x) { r.m.on_resync_extent(resync_data(0), id, x); });

@@ -329,7 +329,7 @@ TEST_CASE(
   StagedRig r(saved);
   r.open_maintenance();
   r.begin();
-  Actions a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(2, "no such file"), x); });
+  Actions a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(2, "no such file"), x); });
   REQUIRE(a.fail.size() == 1);
   CHECK(a.fail[0].message.find("starts again from the beginning") != std::string::npos);
   REQUIRE(a.commits.size() == 1);
@@ -337,6 +337,38 @@ TEST_CASE(
   CHECK_FALSE(a.commits[0].state.stage.active());
   CHECK(a.commits[0].state.state == proto::CloneState::consistent);
   CHECK(a.commits[0].state.generation == 1);
+}
+
+TEST_CASE("a failed open of a stage a new begin replaced fails nothing: the worker's stage is the new one's") {
+  StagedRig r;
+  r.begin_staged();  // its open is still with the worker
+  Actions a;
+  r.m.end_session(a);
+  r.open_maintenance();
+  a = r.begin({2, 12, 4, 4096, 0});  // another target: a new stage
+  REQUIRE(a.fail.empty());
+  REQUIRE(a.stage_open);
+  CHECK(a.stage_open->create);
+  r.committed();
+  // The first open fails; the second, queued behind it, is still to come.
+  a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(EIO, "the stick went away."), x); });
+  CHECK(a.fail.empty());
+  CHECK(a.commits.empty());
+  CHECK(r.m.staging());
+  CHECK(r.m.replica().resync.generation == 2);
+  SUBCASE("the second opens, and the resync stages") {
+    a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::ok(), x); });
+    CHECK(a.fail.empty());
+    a = r.extent(resync_data(0));
+    REQUIRE(a.submit.size() == 1);
+    CHECK(a.submit[0].to_stage);
+  }
+  SUBCASE("the second fails too: that one is the stage in use") {
+    a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(EIO, "the stick went away."), x); });
+    REQUIRE(a.fail.size() == 1);
+    CHECK(a.fail[0].message.find("generation 2") != std::string::npos);
+    CHECK_FALSE(r.m.staging());
+  }
 }
 
 TEST_CASE("a staged resync interrupted before the clone was Diverged starts again with an empty stage") {
@@ -474,7 +506,7 @@ TEST_CASE("a stick that fails to give the stage while applying is tried again af
   REQUIRE(a.stage_apply);
   // The open fails with an error that may pass; the apply job queued behind
   // it comes back failed too, and is the old try's.
-  a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(EIO, "the stick went away."), x); });
   CHECK(a.commits.empty());  // nothing given up
   CHECK(a.fail.empty());
   CHECK(r.m.stage_retry_wait_ms() == 1000);
@@ -538,7 +570,7 @@ TEST_CASE("a stick that keeps failing while applying is given up after five trie
 TEST_CASE("a commit that completes while a stage's retry waits starts no copy: the retry reopens the stage") {
   StagedRig r = resumed_applying();
   r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
-  r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(EIO, "the stick went away."), x); });
+  r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(EIO, "the stick went away."), x); });
   REQUIRE(r.m.stage_retry_wait_ms() == 1000);
   // A maintenance session opens meanwhile (only its log and resync are
   // refused), and its start commits.
@@ -579,7 +611,7 @@ TEST_CASE("a stage that is gone or is another generation's is given up at once w
     CAPTURE(code);
     StagedRig r = resumed_applying();
     r.run([&](Actions& x) { r.m.resume_staged_apply(x); });
-    Actions a = r.run([&](Actions& x) { r.m.on_stage_open_failed(base::Status::error(code, "lost"), x); });
+    Actions a = r.run([&](Actions& x) { r.m.on_stage_opened(base::Status::error(code, "lost"), x); });
     REQUIRE(a.commits.size() == 1);
     CHECK(a.commits[0].state.needs_resync);
     CHECK(r.m.stage_retry_wait_ms() == 0);
