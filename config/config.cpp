@@ -237,6 +237,10 @@ void read_clone_wake(TomlDoc& doc, CloneConfig& c) {
       c.power_backend != "test-double")
     wake.fail("test_double_counts_as_armed",
               "is a testing knob, valid only together with power = \"test-double\"; remove it");
+  if (wake.u32("test_double_sleep_limit_ms", c.test_double_sleep_limit_ms, 100, 3'600'000) &&
+      c.power_backend != "test-double")
+    wake.fail("test_double_sleep_limit_ms",
+              "is a testing knob, valid only together with power = \"test-double\"; remove it");
   if (wake.boolean("testing_sleep_on_virtio_nic", c.testing_sleep_on_virtio_nic) && c.testing_sleep_on_virtio_nic &&
       c.wake_interface.empty())
     wake.fail("testing_sleep_on_virtio_nic",

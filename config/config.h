@@ -106,6 +106,9 @@ struct CloneConfig {
   // Testing knob, valid only with power_backend "test-double": the test
   // double counts as armed where arming is unsupported (a veth).
   bool test_double_counts_as_armed = false;
+  // Testing knob, valid only with power_backend "test-double": how long the
+  // test double waits for a magic packet before its sleep fails (ETIMEDOUT).
+  uint32_t test_double_sleep_limit_ms = 3'600'000;
   // Testing only (the VM suite): a virtio NIC, which cannot be armed, counts
   // as armed. cloned refuses to start with it unless the wake interface is
   // driven by virtio_net (main.cpp): a real clone has no such NIC.

@@ -20,6 +20,7 @@ WakeSettings wake_settings(const config::CloneConfig& c) {
   w.power_backend = c.power_backend;
   w.sysfs_mode = c.sysfs_mode;
   w.test_double_counts_as_armed = c.test_double_counts_as_armed;
+  w.test_double_sleep_limit_ms = c.test_double_sleep_limit_ms;
   w.testing_sleep_on_virtio_nic = c.testing_sleep_on_virtio_nic;
   return w;
 }

@@ -11,10 +11,6 @@
 
 namespace cloned {
 
-namespace {
-constexpr auto kTestDoubleSleepLimit = std::chrono::hours(1);
-}  // namespace
-
 proto::WakeArm to_wake_arm(wol::ArmState s) {
   switch (s) {
     case wol::ArmState::armed: return proto::WakeArm::armed;
@@ -104,7 +100,8 @@ void Waker::setup_power() {
       power_error_ = "the power test double needs the MAC of " + settings_.interface;
       return;
     }
-    auto p = std::make_unique<wol::PacketWakePower>(settings_.interface, mac_, kTestDoubleSleepLimit);
+    auto p = std::make_unique<wol::PacketWakePower>(
+        settings_.interface, mac_, std::chrono::milliseconds(settings_.test_double_sleep_limit_ms));
     test_double_ = p.get();
     power_ = std::move(p);
     LOG_NOTICE("power backend: the test double (it never suspends; asleep, the daemon does not listen until a "

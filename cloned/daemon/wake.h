@@ -83,7 +83,8 @@ struct WakeSettings {
   std::string power_backend = "logind";  // logind, sysfs, test-double
   std::string sysfs_mode = "mem";
   bool test_double_counts_as_armed = false;
-  bool testing_sleep_on_virtio_nic = false;  // main.cpp checked that the NIC is virtio_net
+  uint32_t test_double_sleep_limit_ms = 3'600'000;  // the test double's sleep fails after this
+  bool testing_sleep_on_virtio_nic = false;         // main.cpp checked that the NIC is virtio_net
 };
 
 // Whether an arm status lets the clone sleep: magic-packet wake armed and

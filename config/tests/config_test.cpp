@@ -556,6 +556,12 @@ TEST_CASE("the [wake] tables load, and the test-double knob is refused without t
   auto knob = config::load_clone_config(file);
   REQUIRE_MESSAGE(knob.is_ok(), knob.status().message());
   CHECK(knob->test_double_counts_as_armed);
+  CHECK(knob->test_double_sleep_limit_ms == 3'600'000);
+  write_file(file,
+             kMinimalClone + "[wake]\ninterface = \"v\"\npower = \"test-double\"\ntest_double_sleep_limit_ms = 500\n");
+  auto limit = config::load_clone_config(file);
+  REQUIRE_MESSAGE(limit.is_ok(), limit.status().message());
+  CHECK(limit->test_double_sleep_limit_ms == 500);
 
   write_file(file, kMinimalClone + "[wake]\ninterface = \"ens3\"\ntesting_sleep_on_virtio_nic = true\n");
   auto vm_knob = config::load_clone_config(file);
@@ -572,6 +578,10 @@ TEST_CASE("the [wake] tables load, and the test-double knob is refused without t
        "valid only together with power = \"test-double\""},
       {"[wake]\ninterface = \"eth0\"\npower = \"logind\"\ntest_double_counts_as_armed = true\n",
        "valid only together with power = \"test-double\""},
+      {"[wake]\ninterface = \"eth0\"\ntest_double_sleep_limit_ms = 500\n",
+       "valid only together with power = \"test-double\""},
+      {"[wake]\ninterface = \"v\"\npower = \"test-double\"\ntest_double_sleep_limit_ms = 10\n",
+       "test_double_sleep_limit_ms"},
       {"[wake]\npower = \"hibernate\"\n", "key 'wake.power' must be"},
       {"[wake]\ninterface = \"eth0\"\nidle_sleep_s = 5\n", "at least 10 seconds"},
       {"[wake]\nidle_sleep_s = 60\n", "needs wake.interface"},

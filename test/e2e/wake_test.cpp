@@ -465,6 +465,42 @@ TEST_CASE("an unarmed clone refuses to sleep on request and tells why") {
   CHECK(cloned.wait(30000) == 0);
 }
 
+// kSleepFailuresMax: a power backend whose every sleep fails (logind's policy,
+// a kernel without the sleep state) is not asked again and again. The test
+// double's sleep fails when no magic packet comes within its limit.
+TEST_CASE("three sleeps that fail in a row: the clone stops trying, stays awake and listening, and says why") {
+  Rig r(/*knob=*/true, /*idle_sleep_s=*/0);
+  harness::set_config_keys(r.p.clone_config, {{"wake.test_double_sleep_limit_ms", "300"}});
+  harness::Process cloned(r.cloned_argv(), r.d / "cloned.log");
+  REQUIRE_MESSAGE(r.wait_live("wake_arm = \"armed\"", 10000), harness::read_file(r.d / "cloned.log") << r.live());
+  std::string out;
+  REQUIRE_MESSAGE(r.workload(3, out) == 0, out);
+  for (uint64_t n = 1; n <= 3; ++n) {
+    CAPTURE(n);
+    REQUIRE_MESSAGE(r.origin({"sleep", "--timeout-s", "20"}, out) == 0, out << harness::read_file(r.d / "cloned.log"));
+    // Asleep for the limit, then the sleep fails: awake, and listening again.
+    bool back = false;
+    for (int i = 0; i < 100 && !back; ++i) {
+      const std::string live = r.live();
+      back = number_after(live, "wake_sleep_count") == n && live.find("wake_phase = \"awake\"") != std::string::npos &&
+             connect_errno(r) == 0;
+      if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE_MESSAGE(back, r.live() << harness::read_file(r.d / "cloned.log"));
+  }
+  const std::string log = harness::read_file(r.d / "cloned.log");
+  CHECK(harness::count_of(log, "the sleep failed: no magic packet") == 3);
+  CHECK_MESSAGE(log.find("the last 3 sleeps failed (the last: no magic packet") != std::string::npos, log);
+  // A fourth request is refused with the reason; the clone serves on.
+  CHECK(r.origin({"sleep", "--timeout-s", "10"}, out) == 1);
+  CHECK_MESSAGE(out.find("The clone cannot sleep: the last 3 sleeps failed") != std::string::npos, out);
+  CHECK(number_after(r.live(), "wake_sleep_count") == 3);
+  CHECK_MESSAGE(r.workload(4, out) == 0, out);
+  CHECK(connect_errno(r) == 0);
+  cloned.signal(SIGTERM);
+  CHECK(cloned.wait(30000) == 0);
+}
+
 namespace {
 
 bool wait_file_holds(const std::string& path, const std::string& part, int timeout_ms, size_t times = 1) {
