@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "cloned/apply/apply.h"
@@ -87,6 +88,17 @@ struct Driver {
   uint64_t arrivals = 0;                      // resync extents accepted
   std::map<apply::RecordId, uint64_t> arrival;  // of each accepted extent (0: a log record)
   std::deque<uint64_t> marks_unacked;         // extents accepted before each mark sent
+  // Extents accepted and not yet completed or dropped (by arrival), and the
+  // highest arrival through which every extent was complete when a flush or
+  // a stage sync that then succeeded was asked: a mark's ack needs its
+  // extents there (checked while the store holds the resync in progress).
+  std::set<uint64_t> pending_arrivals;
+  uint64_t flush_covers = 0, sync_covers = 0, durable_arrivals = 0;
+  uint64_t complete_through() const { return pending_arrivals.empty() ? arrivals : *pending_arrivals.begin() - 1; }
+  void settled(apply::RecordId id) {
+    const auto it = arrival.find(id);
+    if (it != arrival.end()) pending_arrivals.erase(it->second);
+  }
   // The stage worker: an open, a sync or a copy asked and not yet answered,
   // and what has been appended (the file's bytes, the disk bytes they hold).
   unsigned stage_opens_pending = 0;  // asked, not yet answered: a begin can ask another first
@@ -132,6 +144,7 @@ struct Driver {
   }
 
   void handle(apply::Actions& a, bool after_flush) {
+    for (apply::RecordId id : a.dropped) settled(id);
     handle_stage(a);  // the open goes before the appends, as in the daemon
     for (const apply::SubmitIo& s : a.submit) {
       const proto::RecordHeader& h = s.header;
@@ -169,6 +182,7 @@ struct Driver {
       for (const apply::SubmitIo& s : held) FUZZ_CHECK(s.after_flush_gate == a.flush_gate);
       flush_pending = true;
       flush_gate = a.flush_gate;
+      flush_covers = complete_through();
     }
     for (const apply::SendBarrierAck& b : a.barrier_acks) {
       FUZZ_CHECK(after_flush && b.epoch > last_ack_epoch);
@@ -200,9 +214,10 @@ struct Driver {
     for (uint64_t cursor : a.resync_mark_acks) {
       FUZZ_CHECK(cursor >= last_mark_ack && cursor <= kDiskBytes);
       // Acked only once the store holds the cursor (or holds the resync whole).
-      if (stored.resync.active())
+      if (stored.resync.active()) {
         FUZZ_CHECK(stored.resync.generation == resync_generation && cursor <= stored.resync.cursor_bytes);
-      else
+        FUZZ_CHECK(marks_unacked.empty() || marks_unacked.front() <= durable_arrivals);
+      } else
         FUZZ_CHECK(stored.generation == resync_generation);
       last_mark_ack = cursor;
       if (!marks_unacked.empty()) marks_unacked.pop_front();
@@ -228,6 +243,7 @@ struct Driver {
     if (a.stage_sync) {
       FUZZ_CHECK(!stage_sync_pending && !flush_pending);
       stage_sync_pending = true;
+      sync_covers = complete_through();
     }
     if (a.stage_apply) {
       FUZZ_CHECK(!stage_apply_pending);
@@ -247,6 +263,7 @@ struct Driver {
       machine.on_stage_opened(st, a);
     } else if (stage_sync_pending) {
       stage_sync_pending = false;
+      if (st.is_ok()) durable_arrivals = std::max(durable_arrivals, sync_covers);
       machine.on_stage_synced(st, stage_file_bytes, stage_disk_bytes, a);
     } else if (stage_apply_pending) {
       stage_apply_pending = false;
@@ -344,7 +361,10 @@ struct Driver {
     apply::Actions a;
     apply::RecordId id = 0;
     machine.on_resync_extent(h, id, a);
-    if (id != 0) arrival[id] = ++arrivals;
+    if (id != 0) {
+      arrival[id] = ++arrivals;
+      pending_arrivals.insert(arrivals);
+    }
     handle(a, false);
   }
 
@@ -396,6 +416,7 @@ struct Driver {
     if (!cancelled.empty()) {
       const apply::RecordId id = cancelled.back();
       cancelled.pop_back();
+      settled(id);
       apply::Actions a;
       machine.on_io_done(id, base::Status::error(ECANCELED, "not written."), false, a);
       handle(a, false);
@@ -410,6 +431,7 @@ struct Driver {
     const bool digest_mismatch = how == 0xfe;
     const base::Status st = how < 0xfd ? base::Status::ok() : base::Status::error(EIO, "injected I/O error.");
     if (!st.is_ok()) failed_gate = std::max(failed_gate, covered_by);
+    settled(id);
     apply::Actions a;
     machine.on_io_done(id, st, digest_mismatch, a);
     handle(a, false);
@@ -429,6 +451,7 @@ struct Driver {
       cancel_held();
     }
     settled_gate = std::max(settled_gate, flush_gate);
+    if (st.is_ok()) durable_arrivals = std::max(durable_arrivals, flush_covers);
     apply::Actions a;
     machine.on_flush_done(st, a);
     handle(a, true);
