@@ -93,7 +93,8 @@ struct Driver {
   // a stage sync that then succeeded was asked: a mark's ack needs its
   // extents there (checked while the store holds the resync in progress).
   std::set<uint64_t> pending_arrivals;
-  uint64_t flush_covers = 0, sync_covers = 0, durable_arrivals = 0;
+  uint64_t flush_covers = 0, sync_covers = 0;
+  uint64_t flushed_arrivals = 0, synced_arrivals = 0;  // by the disk's flushes, by the stage's syncs
   uint64_t complete_through() const { return pending_arrivals.empty() ? arrivals : *pending_arrivals.begin() - 1; }
   void settled(apply::RecordId id) {
     const auto it = arrival.find(id);
@@ -216,7 +217,9 @@ struct Driver {
       // Acked only once the store holds the cursor (or holds the resync whole).
       if (stored.resync.active()) {
         FUZZ_CHECK(stored.resync.generation == resync_generation && cursor <= stored.resync.cursor_bytes);
-        FUZZ_CHECK(marks_unacked.empty() || marks_unacked.front() <= durable_arrivals);
+        // A staged resync's marks are the stage's to make durable, others the disk's.
+        const uint64_t durable = stored.stage.active() ? synced_arrivals : flushed_arrivals;
+        FUZZ_CHECK(marks_unacked.empty() || marks_unacked.front() <= durable);
       } else
         FUZZ_CHECK(stored.generation == resync_generation);
       last_mark_ack = cursor;
@@ -263,7 +266,7 @@ struct Driver {
       machine.on_stage_opened(st, a);
     } else if (stage_sync_pending) {
       stage_sync_pending = false;
-      if (st.is_ok()) durable_arrivals = std::max(durable_arrivals, sync_covers);
+      if (st.is_ok()) synced_arrivals = std::max(synced_arrivals, sync_covers);
       machine.on_stage_synced(st, stage_file_bytes, stage_disk_bytes, a);
     } else if (stage_apply_pending) {
       stage_apply_pending = false;
@@ -451,7 +454,7 @@ struct Driver {
       cancel_held();
     }
     settled_gate = std::max(settled_gate, flush_gate);
-    if (st.is_ok()) durable_arrivals = std::max(durable_arrivals, flush_covers);
+    if (st.is_ok()) flushed_arrivals = std::max(flushed_arrivals, flush_covers);
     apply::Actions a;
     machine.on_flush_done(st, a);
     handle(a, true);

@@ -112,6 +112,7 @@ void Machine::ask_stage_open(const StageOpen& open, Actions& actions) {
 //   new begin replaced: the worker's stage is the later open's (StageWorker
 //   starts afresh at each), and the failure would have failed the new one.
 void Machine::on_stage_opened(const base::Status& status, Actions& actions) {
+  assert(stage_opens_out_ > 0);  // one answer per open asked, in order
   if (stage_opens_out_ > 0) --stage_opens_out_;
   if (status.is_ok() || stage_opens_out_ > 0) return;
   if (!staging() && !applying_stage()) return;
