@@ -292,8 +292,9 @@ class Machine {
   void on_stage_synced(const base::Status& status, uint64_t durable_bytes, uint64_t staged_disk_bytes,
                        Actions& actions);
   // The stage worker answered a stage_open, in the order they were asked:
-  // the stage was created or opened, or not (status says why).
-  void on_stage_opened(const base::Status& status, Actions& actions);
+  // the stage was created or opened, or not (status says why). True when a
+  // failure was the stage in use's, and so changed something.
+  bool on_stage_opened(const base::Status& status, Actions& actions);
   // The stage was copied to the disk and the disk flushed (or not:
   // `disk_failed` when the disk's write or flush failed, else the stage could
   // not be read from the stick).

@@ -111,11 +111,11 @@ void Machine::ask_stage_open(const StageOpen& open, Actions& actions) {
 // - an open answered while a later one is queued was for a staged resync a
 //   new begin replaced: the worker's stage is the later open's (StageWorker
 //   starts afresh at each), and the failure would have failed the new one.
-void Machine::on_stage_opened(const base::Status& status, Actions& actions) {
+bool Machine::on_stage_opened(const base::Status& status, Actions& actions) {
   assert(stage_opens_out_ > 0);  // one answer per open asked, in order
   if (stage_opens_out_ > 0) --stage_opens_out_;
-  if (status.is_ok() || stage_opens_out_ > 0) return;
-  if (!staging() && !applying_stage()) return;
+  if (status.is_ok() || stage_opens_out_ > 0) return false;
+  if (!staging() && !applying_stage()) return false;
   stage_failed_ = true;
   if (staging()) {
     // The disk was not touched: forget the staged resync; the next begin
@@ -130,9 +130,10 @@ void Machine::on_stage_opened(const base::Status& status, Actions& actions) {
            "the clone could not open the stage of generation " + u64s(g) + " on its stick: " + status.message() +
                " The staged resync starts again from the beginning; the disk still holds generation " +
                u64s(replica_.generation) + ".");
-    return;
+    return true;
   }
-  if (applying_stage()) on_stage_unreadable(status, actions);
+  on_stage_unreadable(status, actions);
+  return true;
 }
 
 namespace {

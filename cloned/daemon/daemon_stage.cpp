@@ -58,11 +58,13 @@ void Daemon::on_stage_completion(Completion& c, apply::Actions& actions) {
   const unsigned tries_before = machine_.stage_next_try();
   switch (c.kind) {
     case Completion::Kind::stage_open:
-      if (!c.status.is_ok()) {
+      if (machine_.on_stage_opened(c.status, actions)) {
         LOG_ERROR("the stage could not be opened: %s", c.status.message().c_str());
         record_event("error", "stage", "could not open the stage: " + c.status.message());
+      } else if (!c.status.is_ok()) {
+        LOG_INFO("the stage of a replaced resync could not be opened (it changes nothing): %s",
+                 c.status.message().c_str());
       }
-      machine_.on_stage_opened(c.status, actions);
       return log_stage_retry(tries_before);
     case Completion::Kind::stage_sync:
       if (!c.status.is_ok()) {

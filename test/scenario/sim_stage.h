@@ -103,7 +103,10 @@ struct StageWorker {
     stage.reset();
     medium = nullptr;
     auto opened = file.open(how.create);
-    if (!opened.is_ok()) return m.on_stage_opened(opened.status(), a);
+    if (!opened.is_ok()) {
+      m.on_stage_opened(opened.status(), a);
+      return;
+    }
     auto faulty = std::make_unique<stage::FaultyMedium>(std::move(opened).value());
     medium = faulty.get();
     base::Result<stage::Stage> s =
