@@ -95,6 +95,9 @@ struct Driver {
   std::set<uint64_t> pending_arrivals;
   uint64_t flush_covers = 0, sync_covers = 0;
   uint64_t flushed_arrivals = 0, synced_arrivals = 0;  // by the disk's flushes, by the stage's syncs
+  // The last resync_end taken: the extents before it, and whether the stage held them.
+  uint64_t end_arrivals = 0;
+  bool end_staged = false, end_pending = false;
   uint64_t complete_through() const { return pending_arrivals.empty() ? arrivals : *pending_arrivals.begin() - 1; }
   void settled(apply::RecordId id) {
     const auto it = arrival.find(id);
@@ -226,6 +229,9 @@ struct Driver {
       if (!marks_unacked.empty()) marks_unacked.pop_front();
     }
     if (a.resync_done) {
+      // Every extent before the end was durable where its resync put it first.
+      if (end_pending) FUZZ_CHECK(end_arrivals <= (end_staged ? synced_arrivals : flushed_arrivals));
+      end_pending = false;
       FUZZ_CHECK(a.resync_done->generation == resync_generation && a.resync_done->seq >= resync_target_seq);
       // The store holds the new generation, whole, at that record.
       FUZZ_CHECK(!stored.resync.active() && !stored.stage.active() && stored.generation == a.resync_done->generation &&
@@ -342,6 +348,7 @@ struct Driver {
     b.extent_bytes = kExtents[pick / 9 % 5];
     b.flags = flags & 0x0f;
     resync_generation = b.generation;
+    end_pending = false;
     resync_target_seq = b.target_seq;
     apply::Actions a;
     machine.on_resync_begin(b, a);
@@ -387,6 +394,11 @@ struct Driver {
     if (!session || !machine.can_accept()) return;
     apply::Actions a;
     machine.on_resync_end(resync_target_seq + (how == 0xff ? 1 : 0), a);
+    if (a.fail.empty() && !a.resync_done) {  // not a resync the clone held whole: its extents go first
+      end_arrivals = arrivals;
+      end_staged = machine.staging();
+      end_pending = true;
+    }
     handle(a, false);
   }
 
