@@ -19,6 +19,9 @@ VM_CACHE=${CLONED_VM_CACHE:-/var/cache/cloned-vm}
 fail() {
   echo "FAIL: $*" >&2
   if [ -n "${work:-}" ] && [ -f "$work/serial.log" ]; then
+    echo "--- the guest's serial console: each boot, its random pool, and the first lockups or stalls:" >&2
+    grep -a -E "Linux version|crng init done|Rebooting|soft lockup|rcu.*stall|hung_task|Kernel panic" "$work/serial.log" |
+      head -n 24 | tr -d '\r' >&2 || true
     echo "--- the guest's serial console, last 40 lines:" >&2
     tail -n 40 "$work/serial.log" | tr -d '\r' >&2
   fi
@@ -130,7 +133,8 @@ vm_write_stick() {
 }
 
 # vm_start [EXTRA_QEMU_ARGS...]: boots the stick; the NVMe disk (id nvme0) is
-# the clone's internal disk.
+# the clone's internal disk. RDRAND, as on the laptops: the guest's random
+# pool is ready at boot, and nothing early in a boot waits on entropy.
 vm_start() {
   if pgrep -f "file=$work/stick.img" >/dev/null; then fail "a qemu still runs on $work/stick.img"; fi
   rm -f "$work"/*.sock
@@ -143,6 +147,7 @@ vm_start() {
     -drive "file=$work/stick.img,format=raw,if=none,id=stick" -device virtio-blk-pci,drive=stick,bootindex=0 \
     -drive "file=$work/internal.img,format=raw,if=none,id=nvm" -device nvme,id=nvme0,serial=CLONEVMNVME,drive=nvm \
     -netdev tap,id=n0,ifname=cvm0,script=no,downscript=no -device "virtio-net-pci,netdev=n0,mac=$VM_MAC" \
+    -cpu qemu64,+rdrand \
     "$@" </dev/null >>"$work/qemu.log" 2>&1 &
   qemu_pid=$!
   echo "$(date +%T) qemu $qemu_pid started" >>"$work/vm.log"
