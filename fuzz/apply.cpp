@@ -19,12 +19,22 @@
 //    barrier ack follows a completed flush, epochs increasing (4);
 //  - one store commit at a time; held bytes stay bounded (9);
 //  - a resync's answers name the generation begun, its writes stay inside
-//    the extent sent, and its mark acks never go back.
+//    the extent sent, and its mark acks never go back;
+//  - write-ahead: a write reaches the disk only once the store says what a
+//    power cut then needs (a log record within the committed reservation, a
+//    resync extent or a stage's copy with the clone saying inconsistent) (4, 8);
+//  - once the disk holds part of a generation (an in-place resync extent or
+//    a stage's copy sent to it), no state the store takes says consistent
+//    until it holds whole a generation whose resync was ended (8).
+// A power cut (opcode 0xff) drops the daemon and everything in flight; a new
+// one loads what the store holds (a commit in flight landed or not) and starts
+// as the daemon does, a staged generation being applied resuming by itself.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -117,10 +127,41 @@ struct Driver {
   apply::ReplicaState committing;
   bool answer_at_once = false;  // a begin that announced a plan is answered before any commit
 
-  explicit Driver(uint8_t pick)
-      : machine({kDiskBytes, kBlockBytes, 4096}, loaded_state(pick), limits(pick)),
+  // Power cuts: asked, and whether the commit in flight then landed.
+  bool cut = false;
+  bool cut_commit_lands = false;
+  // The disk holds parts of generations (an extent of an in-place resync,
+  // or a stage's copy, sent to it), and the generations whose resync the
+  // clone took the end of since it last began: facts of the disk and of the
+  // original, kept across a cut. A resync covers the whole disk: once the
+  // store holds one of these whole, so does the disk.
+  bool mixed = false;
+  std::set<uint64_t> ended;
+
+  // A resync in place in the loaded store may have written anything: mixed
+  // (after a cut the last daemon's driver says).
+  Driver(uint8_t pick, const apply::ReplicaState& loaded)
+      : machine({kDiskBytes, kBlockBytes, 4096}, loaded, limits(pick)),
         lim(limits(pick)),
-        stored(loaded_state(pick)) {}
+        stored(loaded),
+        mixed(loaded.resync.active()) {}
+
+  // As the daemon starts (start_stage): a generation being applied from the
+  // stage finishes by itself. The original's side goes on as it was.
+  void start_after_cut(const Driver& before) {
+    hello_generation = before.hello_generation;
+    resync_generation = before.resync_generation;
+    resync_target_seq = before.resync_target_seq;
+    mixed = before.mixed;
+    ended = before.ended;
+    check_claim(stored);
+    apply::Actions a;
+    if (machine.applying_stage()) machine.resume_staged_apply(a);
+    handle(a, false);
+  }
+
+  // What the store holds after the cut.
+  apply::ReplicaState after_cut() const { return commits_pending > 0 && cut_commit_lands ? committing : stored; }
 
   static bool overlaps(const proto::RecordHeader& a, const proto::RecordHeader& b) {
     return a.offset_bytes < b.offset_bytes + b.length_bytes && b.offset_bytes < a.offset_bytes + a.length_bytes;
@@ -147,12 +188,39 @@ struct Driver {
     FUZZ_CHECK(!s.to_stage || (lim.stage_resync && resync_type(h.type)));
   }
 
+  // The write-ahead rule: were the power cut as this write reaches the disk,
+  // the store would say what the disk may hold. A log record lies within
+  // the committed reservation (the next start knows the disk unclean up to
+  // it); a resync extent written in place finds its resync in the store and
+  // the clone inconsistent (it is bootable no more until the resync ends).
+  void check_write_ahead(const apply::SubmitIo& s) {
+    if (s.to_stage) return;
+    if (resync_type(s.header.type)) {
+      FUZZ_CHECK(stored.resync.active() && !stored.stage.active() && stored.state != proto::CloneState::consistent);
+      mixed = true;
+    } else {
+      FUZZ_CHECK(s.header.seq <= stored.reserved_seq);
+    }
+  }
+
+  // A state the store takes (a commit landed, or what a cut left): with the
+  // disk mixed it says consistent only once it holds whole a generation
+  // whose end was taken.
+  void check_claim(const apply::ReplicaState& s) {
+    if (!mixed) return;
+    if (!s.resync.active() && ended.count(s.generation) != 0)
+      mixed = false;
+    else
+      FUZZ_CHECK(s.state != proto::CloneState::consistent);
+  }
+
   void handle(apply::Actions& a, bool after_flush) {
     for (apply::RecordId id : a.dropped) settled(id);
     handle_stage(a);  // the open goes before the appends, as in the daemon
     for (const apply::SubmitIo& s : a.submit) {
       const proto::RecordHeader& h = s.header;
       check_extent(s);
+      check_write_ahead(s);
       if (s.to_stage) {
         const bool data = h.type == proto::MsgType::resync_data;
         stage_file_bytes += apply::kStageEntryHeaderBytes + (data ? h.length_bytes : 0);
@@ -255,7 +323,12 @@ struct Driver {
       sync_covers = complete_through();
     }
     if (a.stage_apply) {
-      FUZZ_CHECK(!stage_apply_pending);
+      // The copy onto the disk: the store says "applying" first, so that a
+      // cut during it leaves a clone that says so and finishes it.
+      FUZZ_CHECK(!stage_apply_pending && stored.stage.phase == apply::StagePhase::applying &&
+                 stored.state != proto::CloneState::consistent);
+      mixed = true;
+      ended.insert(stored.resync.generation);  // "applying": the stage holds the end
       stage_apply_pending = true;
     }
     if (a.stage_remove || a.stage_drop) stage_file_bytes = stage_disk_bytes = 0;
@@ -352,6 +425,7 @@ struct Driver {
     resync_target_seq = b.target_seq;
     apply::Actions a;
     machine.on_resync_begin(b, a);
+    if (a.fail.empty()) ended.erase(b.generation);
     answer_at_once = (b.flags & proto::kResyncPlanFollows) != 0;
     handle(a, false);
     answer_at_once = false;
@@ -394,6 +468,7 @@ struct Driver {
     if (!session || !machine.can_accept()) return;
     apply::Actions a;
     machine.on_resync_end(resync_target_seq + (how == 0xff ? 1 : 0), a);
+    if (a.fail.empty()) ended.insert(resync_generation);
     if (a.fail.empty() && !a.resync_done) {  // not a resync the clone held whole: its extents go first
       end_arrivals = arrivals;
       end_staged = machine.staging();
@@ -476,14 +551,23 @@ struct Driver {
     if (commits_pending == 0) return;
     --commits_pending;
     apply::Actions a;
-    if (how != 0xff) stored = committing;
+    if (how != 0xff) {
+      stored = committing;
+      check_claim(stored);
+    }
     machine.on_commit_done(how == 0xff ? base::Status::error(EIO, "injected store error.") : base::Status::ok(), a);
     handle(a, false);
   }
 
   void step(base::ByteReader& r) {
     apply::Actions a;
-    switch (r.u8() % 16) {
+    const uint8_t op = r.u8();
+    if (op == 0xff) {  // the caller makes the new daemon
+      cut = true;
+      cut_commit_lands = (r.u8() & 1) != 0;
+      return;
+    }
+    switch (op % 16) {
       case 0: hello(r.span(std::min<size_t>(85, r.remaining()))); break;
       case 1: raw_record(r.span(std::min<size_t>(r.u8() + size_t{24}, r.remaining()))); break;
       case 2: compact_record(r); break;
@@ -522,10 +606,18 @@ struct Driver {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > 4096) return 0;  // long enough for hundreds of operations
-  Driver d(data[0]);
+  const uint8_t pick = data[0];
+  std::optional<Driver> d;
+  d.emplace(pick, loaded_state(pick));
   base::ByteReader r(base::ByteSpan(data + 1, size - 1));
   // An operation cut short by the end of the input makes the reader fail
   // (sticky): stop there.
-  while (r.remaining() > 0 && r.ok()) d.step(r);
+  while (r.remaining() > 0 && r.ok()) {
+    d->step(r);
+    if (!d->cut || !r.ok()) continue;
+    const Driver before = std::move(*d);
+    d.emplace(pick, before.after_cut());
+    d->start_after_cut(before);
+  }
   return 0;
 }
