@@ -215,16 +215,20 @@ struct ApplyScript {
   void resync_mark(uint8_t step_4k) { b.insert(b.end(), {12, step_4k}); }  // 0xff: the disk's end
   void resync_end() { b.insert(b.end(), {13, 0}); }
   void stage_done() { b.insert(b.end(), {15, 0}); }
+  void power_cut(bool commit_lands) { b.insert(b.end(), {0xff, static_cast<uint8_t>(commit_lands ? 1 : 0)}); }
 };
 
-// A fresh clone (generation 1) takes generation 2 in 4 KiB extents, to
-// record 2 of epoch 1: data, zeros, a mark, the rest, the end.
-void apply_resync_seed(uint8_t loaded, const char* name) {
+// A clone of generation 1 takes generation 2 in 4 KiB extents, to record 2
+// of epoch 1: data, zeros, a mark, the rest, the end; staged, the copy to
+// the disk. `cut`: the power fails once the store says "applying", as the
+// copy starts; the next daemon finishes it alone.
+void apply_resync_seed(uint8_t loaded, const char* name, bool cut = false) {
   ApplyScript a(loaded);
   a.hello(2, proto::kHelloMaintenance);
   a.resync_begin(13, 0, 32);
   a.stage_done();  // a staged resync opens its stage first
   a.commit_done();
+  if ((loaded & 4) == 0) a.commit_done();  // in place a fresh clone's hello commits first, then the begin
   a.resync_extent(0, 0, 7);
   a.resync_extent(1, 8, 7);
   a.complete_io(0);
@@ -241,11 +245,52 @@ void apply_resync_seed(uint8_t loaded, const char* name) {
   a.flush_done();
   a.stage_done();
   a.tick(4);
-  a.commit_done();
-  a.stage_done();  // a staged resync is copied to the disk
+  a.commit_done();  // the last mark; in place the end's flush follows, staged the stage's sync
+  a.flush_done();
+  a.stage_done();
+  a.tick(4);
+  a.commit_done();  // staged: "applying", and the copy asked
+  if (cut) {
+    a.power_cut(false);
+    a.stage_done();  // the next daemon opens the stage again
+  }
+  a.stage_done();  // the copy done
   a.tick(4);
   a.commit_done();
   put("apply", name, a.b);
+}
+
+// Generation 2 in place, the power cut after its first mark with an extent
+// in flight; the next daemon loads the resync in progress and the
+// original's begin (the same generation and target) resumes it to the end.
+void apply_resync_cut_seed() {
+  ApplyScript a(0);
+  a.hello(2, proto::kHelloMaintenance);
+  a.resync_begin(13, 0, 32);
+  a.commit_done();  // the hello's
+  a.commit_done();  // the begin's
+  a.resync_extent(0, 0, 7);
+  a.complete_io(0);
+  a.resync_mark(2);
+  a.flush_done();
+  a.tick(4);
+  a.commit_done();
+  a.resync_extent(0, 0, 15);
+  a.power_cut(false);
+  a.hello(2, proto::kHelloMaintenance);
+  a.resync_begin(9, 0, 0);  // the clone is at record 2 of epoch 1 now: the same target
+  a.commit_done();
+  a.resync_extent(0, 0, 255);
+  a.complete_io(0);
+  a.resync_mark(0xff);
+  a.resync_end();
+  a.flush_done();
+  a.tick(4);
+  a.commit_done();  // the last mark
+  a.flush_done();   // the end's
+  a.tick(4);
+  a.commit_done();  // generation 2 whole
+  put("apply", "resync-in-place-power-cut", a.b);
 }
 
 void apply_seeds() {
@@ -291,6 +336,8 @@ void apply_seeds() {
 
   apply_resync_seed(0, "resync-in-place");
   apply_resync_seed(5, "resync-staged");  // consistent, staging on
+  apply_resync_seed(5, "resync-staged-power-cut-applying", true);
+  apply_resync_cut_seed();
 }
 
 // fuzz/hwhealth.cpp: an ATA SMART data page and its thresholds
