@@ -21,14 +21,19 @@
 //  - a resync's answers name the generation begun, its writes stay inside
 //    the extent sent, and its mark acks never go back;
 //  - write-ahead: a write reaches the disk only once the store says what a
-//    power cut then needs (a log record within the committed reservation, a
-//    resync extent or a stage's copy with the clone saying inconsistent) (4, 8);
+//    power cut then needs: no valid fingerprint and not Diverged; a log
+//    record within the committed reservation, of the generation the clone
+//    holds, no stage being applied; a resync extent or a stage's copy with
+//    that resync in the store and the clone saying inconsistent (4, 7, 8);
 //  - once the disk holds part of a generation (an in-place resync extent or
 //    a stage's copy sent to it), no state the store takes says consistent
 //    until it holds whole a generation whose resync was ended (8).
 // A power cut (opcode 0xff) drops the daemon and everything in flight; a new
 // one loads what the store holds (a commit in flight landed or not) and starts
-// as the daemon does, a staged generation being applied resuming by itself.
+// as the daemon does: its Diverged guard (the input says whether the disk
+// changed while it was down), then a staged generation being applied resumes
+// by itself. The guard runs as in divergence.cpp: a log hello invalidates the
+// fingerprint, a quiet clone out of session records one on a tick.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -127,9 +132,11 @@ struct Driver {
   apply::ReplicaState committing;
   bool answer_at_once = false;  // a begin that announced a plan is answered before any commit
 
-  // Power cuts: asked, and whether the commit in flight then landed.
+  // Power cuts: asked, whether the commit in flight then landed, and
+  // whether the disk was changed outside cloned before the next start.
   bool cut = false;
   bool cut_commit_lands = false;
+  bool cut_disk_changed = false;
   // The disk holds parts of generations (an extent of an in-place resync,
   // or a stage's copy, sent to it), and the generations whose resync the
   // clone took the end of since it last began: facts of the disk and of the
@@ -154,9 +161,43 @@ struct Driver {
     resync_target_seq = before.resync_target_seq;
     mixed = before.mixed;
     ended = before.ended;
+    if (machine.staging() || machine.applying_stage()) {  // the stage file outlives the daemon
+      stage_file_bytes = before.stage_file_bytes;
+      stage_disk_bytes = before.stage_disk_bytes;
+    }
     check_claim(stored);
+    guard_check(before.cut_disk_changed);
     apply::Actions a;
     if (machine.applying_stage()) machine.resume_staged_apply(a);
+    handle(a, false);
+  }
+
+  // The daemon's Diverged guard (divergence.cpp), the disk's fingerprint as
+  // the input says. At start and before a session: a baseline if none is
+  // valid, Diverged if the disk changed since the one kept.
+  void guard_check(bool changed) {
+    const apply::ReplicaState& r = machine.replica();
+    if (r.state == proto::CloneState::diverged || machine.applying_stage()) return;
+    apply::Actions a;
+    if (!r.fingerprint_valid) {
+      if (machine.in_session() && !machine.quiet()) return;
+      machine.set_fingerprint(base::Bytes{1, 2, 3}, a);
+    } else if (changed) {
+      machine.mark_diverged("the disk changed outside cloned (injected).", a);
+    } else {
+      return;
+    }
+    handle(a, false);
+  }
+
+  // After a session, quiet: the fingerprint of the disk as it is left.
+  void guard_refresh() {
+    if (machine.in_session() || machine.hello_pending() || shutdown || machine.fingerprint_valid() ||
+        machine.replica().state == proto::CloneState::diverged || machine.applying_stage() || !machine.quiet() ||
+        machine.disk_failed())
+      return;
+    apply::Actions a;
+    machine.set_fingerprint(base::Bytes{1, 2, 3}, a);
     handle(a, false);
   }
 
@@ -195,11 +236,14 @@ struct Driver {
   // the clone inconsistent (it is bootable no more until the resync ends).
   void check_write_ahead(const apply::SubmitIo& s) {
     if (s.to_stage) return;
+    FUZZ_CHECK(!stored.fingerprint_valid && stored.state != proto::CloneState::diverged);
     if (resync_type(s.header.type)) {
-      FUZZ_CHECK(stored.resync.active() && !stored.stage.active() && stored.state != proto::CloneState::consistent);
+      FUZZ_CHECK(stored.resync.active() && stored.resync.generation == resync_generation && !stored.stage.active() &&
+                 stored.state != proto::CloneState::consistent);
       mixed = true;
     } else {
-      FUZZ_CHECK(s.header.seq <= stored.reserved_seq);
+      FUZZ_CHECK(s.header.seq <= stored.reserved_seq && stored.stage.phase != apply::StagePhase::applying &&
+                 stored.generation == machine.replica().generation);
     }
   }
 
@@ -326,7 +370,7 @@ struct Driver {
       // The copy onto the disk: the store says "applying" first, so that a
       // cut during it leaves a clone that says so and finishes it.
       FUZZ_CHECK(!stage_apply_pending && stored.stage.phase == apply::StagePhase::applying &&
-                 stored.state != proto::CloneState::consistent);
+                 stored.state != proto::CloneState::consistent && !stored.fingerprint_valid);
       mixed = true;
       ended.insert(stored.resync.generation);  // "applying": the stage holds the end
       stage_apply_pending = true;
@@ -371,11 +415,18 @@ struct Driver {
     if (!proto::decode_hello(msg, h).is_ok()) return;
     hello_generation = h.generation;
     last_mark = last_mark_ack = 0;  // until a resync_state says where the resync is
+    guard_check(false);          // before anything of this session
     if (session) end_session();  // superseded by the new connection
     session = true;
     apply::Actions a;
     machine.start_session(h, a);
     handle(a, false);
+    // A log session's first writes wait until the fingerprint is invalid.
+    if (session && (h.flags & proto::kHelloMaintenance) == 0) {
+      apply::Actions inv;
+      machine.invalidate_fingerprint(inv);
+      handle(inv, false);
+    }
   }
 
   void record(const proto::RecordHeader& h) {
@@ -468,8 +519,8 @@ struct Driver {
     if (!session || !machine.can_accept()) return;
     apply::Actions a;
     machine.on_resync_end(resync_target_seq + (how == 0xff ? 1 : 0), a);
-    if (a.fail.empty()) ended.insert(resync_generation);
-    if (a.fail.empty() && !a.resync_done) {  // not a resync the clone held whole: its extents go first
+    if (a.fail.empty() && !shutdown) ended.insert(resync_generation);  // shutting down, it is ignored
+    if (a.fail.empty() && !shutdown && !a.resync_done) {  // not a resync the clone held whole: its extents go first
       end_arrivals = arrivals;
       end_staged = machine.staging();
       end_pending = true;
@@ -563,8 +614,10 @@ struct Driver {
     apply::Actions a;
     const uint8_t op = r.u8();
     if (op == 0xff) {  // the caller makes the new daemon
+      const uint8_t how = r.u8();
       cut = true;
-      cut_commit_lands = (r.u8() & 1) != 0;
+      cut_commit_lands = (how & 1) != 0;
+      cut_disk_changed = (how & 0x0e) == 0x0e;  // now and then: Diverged ends what an input can do
       return;
     }
     switch (op % 16) {
@@ -578,6 +631,7 @@ struct Driver {
         now_ms += uint64_t{r.u8()} * 5;
         machine.on_tick(now_ms, a);
         handle(a, false);
+        guard_refresh();
         break;
       case 7:
         if (session) end_session();
@@ -609,6 +663,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t pick = data[0];
   std::optional<Driver> d;
   d.emplace(pick, loaded_state(pick));
+  d->guard_check(false);  // as the daemon starts
   base::ByteReader r(base::ByteSpan(data + 1, size - 1));
   // An operation cut short by the end of the input makes the reader fail
   // (sticky): stop there.

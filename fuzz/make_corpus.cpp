@@ -179,7 +179,8 @@ void spool_seeds() {
 // The apply target's input (apply.cpp): a loaded-state byte, then operations.
 struct ApplyScript {
   base::Bytes b;
-  explicit ApplyScript(uint8_t loaded) : b{loaded} {}
+  // The daemon's start records the disk's fingerprint (a commit): answered first.
+  explicit ApplyScript(uint8_t loaded) : b{loaded, 5, 0} {}
   void hello(uint64_t log_end_seq, uint32_t flags = 0) {
     proto::Hello h;
     h.pair_id = fuzz::fixed_pair_id();
@@ -195,7 +196,8 @@ struct ApplyScript {
   // kind: 0 write, 1 trim, 2 zero, 3 barrier; epoch_ahead 0 = the open epoch.
   void record(uint8_t kind, uint16_t offset_blocks, uint8_t length_blocks_minus_1, uint8_t epoch_ahead = 0) {
     b.insert(b.end(), {2, kind, 0, epoch_ahead, static_cast<uint8_t>(offset_blocks),
-                       static_cast<uint8_t>(offset_blocks >> 8), length_blocks_minus_1});
+                       static_cast<uint8_t>(offset_blocks >> 8)});
+    if (kind != 3) b.push_back(length_blocks_minus_1);  // a barrier has no length byte
   }
   void complete_io(uint8_t index) { b.insert(b.end(), {3, index, 0}); }
   void flush_done() { b.insert(b.end(), {4, 0}); }
@@ -218,9 +220,9 @@ struct ApplyScript {
   void power_cut(bool commit_lands) { b.insert(b.end(), {0xff, static_cast<uint8_t>(commit_lands ? 1 : 0)}); }
 };
 
-// A clone of generation 1 takes generation 2 in 4 KiB extents, to record 2
-// of epoch 1: data, zeros, a mark, the rest, the end; staged, the copy to
-// the disk. `cut`: the power fails once the store says "applying", as the
+// A clone of generation 1 takes generation 2 in 4 KiB extents, at its log
+// position and the next epoch: data, zeros, a mark, the rest, the end;
+// staged, the copy to the disk. `cut`: the power fails once the store says "applying", as the
 // copy starts; the next daemon finishes it alone.
 void apply_resync_seed(uint8_t loaded, const char* name, bool cut = false) {
   ApplyScript a(loaded);
@@ -228,7 +230,6 @@ void apply_resync_seed(uint8_t loaded, const char* name, bool cut = false) {
   a.resync_begin(13, 0, 32);
   a.stage_done();  // a staged resync opens its stage first
   a.commit_done();
-  if ((loaded & 4) == 0) a.commit_done();  // in place a fresh clone's hello commits first, then the begin
   a.resync_extent(0, 0, 7);
   a.resync_extent(1, 8, 7);
   a.complete_io(0);
@@ -267,8 +268,7 @@ void apply_resync_cut_seed() {
   ApplyScript a(0);
   a.hello(2, proto::kHelloMaintenance);
   a.resync_begin(13, 0, 32);
-  a.commit_done();  // the hello's
-  a.commit_done();  // the begin's
+  a.commit_done();
   a.resync_extent(0, 0, 7);
   a.complete_io(0);
   a.resync_mark(2);
@@ -277,6 +277,7 @@ void apply_resync_cut_seed() {
   a.commit_done();
   a.resync_extent(0, 0, 15);
   a.power_cut(false);
+  a.commit_done();  // the next daemon's fingerprint
   a.hello(2, proto::kHelloMaintenance);
   a.resync_begin(9, 0, 0);  // the clone is at record 2 of epoch 1 now: the same target
   a.commit_done();
@@ -296,6 +297,7 @@ void apply_resync_cut_seed() {
 void apply_seeds() {
   ApplyScript a(0);  // fresh clone: two epochs, overlapping writes, a reconnect
   a.hello(12);
+  a.commit_done();  // the fingerprint invalid: the writes go
   a.record(0, 0, 7);
   a.record(0, 4, 3);  // overlaps the first: must wait for it
   a.record(1, 64, 15);
@@ -310,10 +312,13 @@ void apply_seeds() {
   a.record(2, 128, 1);
   a.record(0, 2040, 7);
   a.end_session();
+  a.complete_io(0);  // the dropped session's writes come back
+  a.complete_io(0);
   a.hello(12);
+  a.commit_done();  // a new fingerprint, then invalid again: the writes go
+  a.commit_done();
   a.record(0, 8, 0);
   a.record(3, 0, 0);
-  a.complete_io(0);
   a.complete_io(0);
   a.flush_done();
   a.shutdown();
@@ -323,10 +328,14 @@ void apply_seeds() {
 
   ApplyScript u(1);  // after an unclean stop: catch-up while inconsistent
   u.hello(30);
-  u.commit_done();
-  for (uint8_t i = 0; i < 6; ++i) u.record(0, static_cast<uint16_t>(i * 16), 15);
+  u.commit_done();  // catching up
+  u.commit_done();  // the fingerprint invalid: the writes go
+  // Four blocks and a barrier: what the driver's 64 KiB of held records take
+  // (with each record's overhead) before it stops reading.
+  for (uint8_t i = 0; i < 4; ++i) u.record(0, static_cast<uint16_t>(i * 16), 0);
   u.record(3, 0, 0);
-  for (int i = 0; i < 6; ++i) u.complete_io(0);
+  u.read_batch_done();
+  for (int i = 0; i < 4; ++i) u.complete_io(0);
   u.tick(4);
   u.commit_done();
   u.flush_done();
