@@ -218,12 +218,20 @@ struct ApplyScript {
   void resync_end() { b.insert(b.end(), {13, 0}); }
   void stage_done() { b.insert(b.end(), {15, 0}); }
   void power_cut(bool commit_lands) { b.insert(b.end(), {0xff, static_cast<uint8_t>(commit_lands ? 1 : 0)}); }
+  // A resync's rest in one extent just above the last mark, written, then
+  // the mark at the disk's end and the end.
+  void resync_rest_and_end() {
+    resync_extent(0, 0, 255);
+    complete_io(0);
+    resync_mark(0xff);
+    resync_end();
+  }
 };
 
 // A clone of generation 1 takes generation 2 in 4 KiB extents, at its log
 // position and the next epoch: data, zeros, a mark, the rest, the end;
-// staged, the copy to the disk. `cut`: the power fails once the store says "applying", as the
-// copy starts; the next daemon finishes it alone.
+// staged, the copy to the disk. `cut`: the power fails once the store says
+// "applying", as the copy starts; the next daemon finishes it alone.
 void apply_resync_seed(uint8_t loaded, const char* name, bool cut = false) {
   ApplyScript a(loaded);
   a.hello(2, proto::kHelloMaintenance);
@@ -239,10 +247,7 @@ void apply_resync_seed(uint8_t loaded, const char* name, bool cut = false) {
   a.stage_done();
   a.tick(4);
   a.commit_done();
-  a.resync_extent(0, 0, 255);
-  a.complete_io(0);
-  a.resync_mark(0xff);
-  a.resync_end();
+  a.resync_rest_and_end();
   a.flush_done();
   a.stage_done();
   a.tick(4);
@@ -281,10 +286,7 @@ void apply_resync_cut_seed() {
   a.hello(2, proto::kHelloMaintenance);
   a.resync_begin(9, 0, 0);  // the clone is at record 2 of epoch 1 now: the same target
   a.commit_done();
-  a.resync_extent(0, 0, 255);
-  a.complete_io(0);
-  a.resync_mark(0xff);
-  a.resync_end();
+  a.resync_rest_and_end();
   a.flush_done();
   a.tick(4);
   a.commit_done();  // the last mark
