@@ -153,8 +153,9 @@ struct Driver {
         stored(loaded),
         mixed(loaded.resync.active()) {}
 
-  // As the daemon starts (start_stage): a generation being applied from the
-  // stage finishes by itself. The original's side goes on as it was.
+  // As the daemon starts: the Diverged guard, then (start_stage) a generation
+  // being applied from the stage finishes by itself. The original's side
+  // goes on as it was, and the disk is as the last daemon left it.
   void start_after_cut(const Driver& before) {
     hello_generation = before.hello_generation;
     resync_generation = before.resync_generation;
@@ -230,10 +231,13 @@ struct Driver {
   }
 
   // The write-ahead rule: were the power cut as this write reaches the disk,
-  // the store would say what the disk may hold. A log record lies within
-  // the committed reservation (the next start knows the disk unclean up to
-  // it); a resync extent written in place finds its resync in the store and
-  // the clone inconsistent (it is bootable no more until the resync ends).
+  // the store would say what the disk may hold. No fingerprint it holds is
+  // valid (the next start would call the clone's own write a change from
+  // outside), and it does not say Diverged. A log record lies within the
+  // committed reservation (the next start knows the disk unclean up to it),
+  // of the generation the clone holds, with no stage being copied; a resync
+  // extent written in place finds that resync in the store and the clone
+  // inconsistent (it is bootable no more until the resync ends).
   void check_write_ahead(const apply::SubmitIo& s) {
     if (s.to_stage) return;
     FUZZ_CHECK(!stored.fingerprint_valid && stored.state != proto::CloneState::diverged);
