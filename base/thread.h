@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +41,45 @@ inline base::Status raise_this_thread_priority(uint32_t steps) {
   if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), want) != 0)
     return base::Status::from_errno("cannot set the thread's nice value from " + std::to_string(now) + " to " +
                                     std::to_string(want));
+  return base::Status::ok();
+}
+
+// struct sched_attr of sched_setattr(2), as the kernel lays it out (size 56:
+// SCHED_ATTR_SIZE_VER1). glibc before 2.41 has no wrapper and no type.
+struct SchedAttr {
+  uint32_t size = sizeof(SchedAttr);
+  uint32_t sched_policy = 0;
+  uint64_t sched_flags = 0;
+  int32_t sched_nice = 0;
+  uint32_t sched_priority = 0;
+  uint64_t sched_runtime = 0;  // ns; for SCHED_OTHER, the time slice asked for
+  uint64_t sched_deadline = 0;
+  uint64_t sched_period = 0;
+  uint32_t sched_util_min = 0;
+  uint32_t sched_util_max = 0;
+};
+static_assert(sizeof(SchedAttr) == 56);
+
+// Asks the kernel to run the calling thread in time slices of `microseconds`
+// rather than its default (0.7-3 ms), keeping its policy and nice value. Since
+// Linux 6.12 the fair scheduler (EEVDF) gives a thread with a shorter slice an
+// earlier deadline, so that when it wakes it runs ahead of threads that are
+// busy computing: what a lower nice value gave under the older scheduler, which
+// EEVDF no longer does (there nice buys a share of the CPU, not a turn). The
+// kernel clamps the slice to 0.1-100 ms. Older kernels take the call and ignore
+// the slice. Needs no privilege.
+inline base::Status ask_this_thread_time_slice(uint32_t microseconds) {
+  if (microseconds == 0) return base::Status::ok();
+  constexpr uint64_t kKeepPolicy = 0x08;  // SCHED_FLAG_KEEP_POLICY
+  errno = 0;
+  const int nice = ::getpriority(PRIO_PROCESS, 0);
+  if (nice == -1 && errno != 0) return base::Status::from_errno("cannot read the thread's nice value");
+  SchedAttr attr;
+  attr.sched_flags = kKeepPolicy;
+  attr.sched_nice = nice;
+  attr.sched_runtime = uint64_t{microseconds} * 1000;
+  if (::syscall(SYS_sched_setattr, 0, &attr, 0) != 0)
+    return base::Status::from_errno("cannot ask for time slices of " + std::to_string(microseconds) + " us");
   return base::Status::ok();
 }
 

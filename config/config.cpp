@@ -182,6 +182,10 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   TomlSection apply = doc.section("apply");
   apply.u32("writer_threads", c.writer_threads, 1, 64);
   apply.u32("writer_priority_boost", c.writer_priority_boost, 0, 19);
+  // The kernel clamps a slice to 0.1-100 ms: a value it would change is refused.
+  if (apply.u32("writer_time_slice_us", c.writer_time_slice_us, 0, 100000) && c.writer_time_slice_us != 0 &&
+      c.writer_time_slice_us < 100)
+    apply.fail("writer_time_slice_us", "must be 0 (the kernel's own) or at least 100");
   apply.size("inflight_bytes_max", c.inflight_bytes_max, 1ull << 20, 1ull << 30);
   apply.u32("commit_interval_ms", c.commit_interval_ms, 1, 60000);
   apply.u32("store_commit_delay_ms", c.store_commit_delay_ms, 0, 10000);

@@ -70,6 +70,7 @@ struct CloneConfig {
   // [apply]
   uint32_t writer_threads = 4;                // 1..64
   uint32_t writer_priority_boost = 10;        // 0..19: the disk workers' nice, below the daemon's
+  uint32_t writer_time_slice_us = 100;        // 0 (the kernel's) or 100..100000: the disk workers' slices
   uint64_t inflight_bytes_max = 32ull << 20;  // 1 MiB..1 GiB: received, not yet durable
   uint32_t commit_interval_ms = 100;          // 1..60000: grouped store commits
   uint32_t store_commit_delay_ms = 0;         // 0..10000: testing, slows every commit

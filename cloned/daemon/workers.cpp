@@ -69,8 +69,8 @@ std::vector<Completion> Completions::take_all() {
 }
 
 DiskWorkers::DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads,
-                         Completions& done, bool read_back, uint32_t priority_boost)
-    : device_(device), digest_key_(digest_key), done_(done), read_back_(read_back), priority_boost_(priority_boost) {
+                         Completions& done, bool read_back, DiskWorkerPriority priority)
+    : device_(device), digest_key_(digest_key), done_(done), read_back_(read_back), priority_(priority) {
   assert(threads > 0);
   for (uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
@@ -343,11 +343,20 @@ void DiskWorkers::take_locked(std::vector<Job>& out) {
   if (!jobs_.empty() || held_unchecked_ > 0) wake_.notify_one();
 }
 
+void DiskWorkers::put_first_in_line() {
+  if (base::Status s = base::raise_this_thread_priority(priority_.nice_boost);
+      !s.is_ok() && !priority_noted_.exchange(true))
+    LOG_NOTICE("disk workers keep the daemon's priority ([apply] writer_priority_boost = %u): %s", priority_.nice_boost,
+               s.message().c_str());
+  if (base::Status s = base::ask_this_thread_time_slice(priority_.time_slice_us);
+      !s.is_ok() && !slice_noted_.exchange(true))
+    LOG_NOTICE("disk workers keep the kernel's time slice ([apply] writer_time_slice_us = %u): %s",
+               priority_.time_slice_us, s.message().c_str());
+}
+
 void DiskWorkers::run() {
   base::name_this_thread("cloned-disk");
-  if (base::Status s = base::raise_this_thread_priority(priority_boost_); !s.is_ok() && !priority_noted_.exchange(true))
-    LOG_NOTICE("disk workers keep the daemon's priority ([apply] writer_priority_boost = %u): %s", priority_boost_,
-               s.message().c_str());
+  put_first_in_line();
   std::vector<Job> jobs;
   for (;;) {
     bool checking = false;

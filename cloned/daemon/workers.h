@@ -107,6 +107,17 @@ class Completions {
   std::function<void()> wake_;
 };
 
+// How the disk workers put themselves first in line ([apply]
+// writer_priority_boost and writer_time_slice_us). nice_boost: each lowers its
+// nice value by this much (needs CAP_SYS_NICE, which the unit grants).
+// time_slice_us: each asks for time slices this short, which since Linux 6.12
+// lets it run as soon as it wakes where a lower nice value no longer does
+// (base::ask_this_thread_time_slice). 0: leave it as it is.
+struct DiskWorkerPriority {
+  uint32_t nice_boost = 0;
+  uint32_t time_slice_us = 0;
+};
+
 // Writes, trims, zeroes, flushes and digest scans on a pool of threads.
 //
 // Small records are carried in batches, because on a virtual machine every
@@ -148,15 +159,15 @@ class DiskWorkers {
   // (a mismatch is rewritten once and reported; twice is a disk error).
   // `digest_key` outlives the workers: it is kept by reference (the daemon's
   // lives in guarded memory, config::GuardedKeys), never copied.
-  // priority_boost: each worker thread lowers its nice value by this much as
-  // it starts ([apply] writer_priority_boost), so that a worker whose batch
-  // or flush completed gets a CPU ahead of the loop thread's decrypting (and,
-  // on a shared machine, of other processes) and issues the next one at once.
-  // Without the privilege to (CAP_SYS_NICE) the workers keep the daemon's
-  // priority, and the first of them says so in the log.
+  // priority: how each worker thread puts itself first in line as it starts,
+  // so that a worker whose batch or flush completed gets a CPU ahead of the
+  // loop thread's decrypting (and, on a shared machine, of other processes)
+  // and issues the next one at once (DiskWorkerPriority, above). A worker that cannot
+  // keeps the daemon's priority, and the first of them says so in the log.
   DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads, Completions& done,
-              bool read_back = false, uint32_t priority_boost = 0);
-  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false, uint32_t = 0) = delete;
+              bool read_back = false, DiskWorkerPriority priority = {});
+  DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false,
+              DiskWorkerPriority = {}) = delete;
   ~DiskWorkers();  // joins; pending jobs are completed first
   DiskWorkers(const DiskWorkers&) = delete;
   DiskWorkers& operator=(const DiskWorkers&) = delete;
@@ -276,14 +287,16 @@ class DiskWorkers {
   static Completion cancelled_completion(const Job& job);
   base::Status write_checked(uint64_t offset_bytes, base::ByteSpan data, std::string& note);
   void push_job(Job job);
+  void put_first_in_line();  // a worker thread's priority and time slice (priority_)
 
   blockio::BlockDevice& device_;
   const digest::DigestKey& digest_key_;
   Completions& done_;
   const bool read_back_;
-  const uint32_t priority_boost_;
+  const DiskWorkerPriority priority_;
   std::function<void()> test_after_settle_;
   std::atomic<bool> priority_noted_{false};  // the failure to raise it is logged once
+  std::atomic<bool> slice_noted_{false};     // the failure to shorten the slice likewise
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;

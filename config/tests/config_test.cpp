@@ -235,6 +235,7 @@ TEST_CASE("the example files in dist/ load, with every documented default") {
   CHECK(clone->listen_port == defaults.listen_port);
   CHECK(clone->writer_threads == defaults.writer_threads);
   CHECK(clone->writer_priority_boost == defaults.writer_priority_boost);
+  CHECK(clone->writer_time_slice_us == defaults.writer_time_slice_us);
   CHECK(clone->inflight_bytes_max == defaults.inflight_bytes_max);
   CHECK(clone->commit_interval_ms == defaults.commit_interval_ms);
   CHECK(clone->store_commit_delay_ms == defaults.store_commit_delay_ms);
@@ -290,6 +291,7 @@ TEST_CASE("a minimal config takes the defaults and resolves paths against its di
   CHECK(clone->runtime_dir == tmp.path() + "/stick/run");
   CHECK(clone->writer_threads == 4);
   CHECK(clone->writer_priority_boost == 10);
+  CHECK(clone->writer_time_slice_us == 100);
   CHECK(clone->inflight_bytes_max == (32u << 20));
 
   write_file(tmp.path() + "/stick/origin.toml", kMinimalOrigin);
@@ -328,6 +330,10 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
        ":10: ", "key 'apply.writer_threads' must be between 1 and 64, not 0"},
       {"priority boost out of range", kMinimalClone + "[apply]\nwriter_priority_boost = 20\n",
        ":9: ", "key 'apply.writer_priority_boost' must be between 0 and 19, not 20"},
+      {"time slice shorter than the kernel gives", kMinimalClone + "[apply]\nwriter_time_slice_us = 50\n",
+       ":9: ", "key 'apply.writer_time_slice_us' must be 0 (the kernel's own) or at least 100"},
+      {"time slice longer than the kernel gives", kMinimalClone + "[apply]\nwriter_time_slice_us = 100001\n",
+       ":9: ", "key 'apply.writer_time_slice_us' must be between 0 and 100000, not 100001"},
       {"bad size", kMinimalClone + "[apply]\ninflight_bytes_max = \"lots\"\n",
        ":9: ", "key 'apply.inflight_bytes_max' must be a size"},
       {"size out of range", kMinimalClone + "[apply]\ninflight_bytes_max = \"2G\"\n",

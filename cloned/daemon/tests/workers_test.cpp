@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/thread.h"
 #include "blockio/faulty_device.h"
 #include "blockio/memory_device.h"
 #include "cloned/daemon/workers.h"
@@ -130,7 +132,7 @@ TEST_CASE("the disk workers run writer_priority_boost nice steps above the threa
   const int expected = allowed ? want : own;
   blockio::MemoryDevice dev(kDisk, 512);
   cloned::Completions done;
-  cloned::DiskWorkers workers(dev, kKey, 2, done, false, 5);
+  cloned::DiskWorkers workers(dev, kKey, 2, done, false, {.nice_boost = 5});
   std::vector<int> nices;
   for (int i = 0; i < 2000; ++i) {
     nices = worker_nices();
@@ -141,6 +143,52 @@ TEST_CASE("the disk workers run writer_priority_boost nice steps above the threa
   CHECK(nices[0] == expected);
   CHECK(nices[1] == expected);
   CHECK(::getpriority(PRIO_PROCESS, 0) == own);  // the thread that made them is unchanged
+}
+
+namespace {
+
+// A thread's scheduling attributes (sched_getattr(2)); for a thread of the
+// fair class, sched_runtime is its time slice on kernels that report one
+// (6.12 and later), 0 on older ones.
+base::SchedAttr sched_attr_of(pid_t tid) {
+  base::SchedAttr attr;
+  REQUIRE(::syscall(SYS_sched_getattr, tid, &attr, sizeof attr, 0) == 0);
+  return attr;
+}
+
+}  // namespace
+
+TEST_CASE("the disk workers ask for writer_time_slice_us slices and keep their raised priority") {
+  const base::SchedAttr own = sched_attr_of(0);
+  // A kernel that reports no slice of its own (before 6.12) ignores the one
+  // asked for: the workers' call must still succeed and change nothing else.
+  const uint64_t expected_slice_ns = own.sched_runtime == 0 ? 0 : 250'000;
+  const bool root = ::geteuid() == 0;
+  const int expected_nice = root ? std::max(-20, own.sched_nice - 3) : own.sched_nice;
+  blockio::MemoryDevice dev(kDisk, 512);
+  cloned::Completions done;
+  cloned::DiskWorkers workers(dev, kKey, 2, done, false, {.nice_boost = root ? 3u : 0u, .time_slice_us = 250});
+  auto settled = [&] {
+    std::vector<base::SchedAttr> out;
+    for (const std::filesystem::path& task : disk_worker_tasks()) {
+      const base::SchedAttr attr = sched_attr_of(static_cast<pid_t>(std::stol(task.filename().string())));
+      if (attr.sched_runtime != expected_slice_ns || attr.sched_nice != expected_nice) return false;
+      out.push_back(attr);
+    }
+    return out.size() == 2;
+  };
+  bool ok = false;
+  for (int i = 0; i < 2000 && !(ok = settled()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(ok);
+  for (const std::filesystem::path& task : disk_worker_tasks()) {
+    const base::SchedAttr attr = sched_attr_of(static_cast<pid_t>(std::stol(task.filename().string())));
+    CHECK(attr.sched_runtime == expected_slice_ns);
+    CHECK(attr.sched_nice == expected_nice);
+    CHECK(attr.sched_policy == own.sched_policy);
+  }
+  const base::SchedAttr after = sched_attr_of(0);  // the thread that made them is unchanged
+  CHECK(after.sched_runtime == own.sched_runtime);
+  CHECK(after.sched_nice == own.sched_nice);
 }
 
 TEST_CASE("a digest request is answered with one keyed digest per extent, the last cut at the disk's end") {
