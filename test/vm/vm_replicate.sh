@@ -49,6 +49,17 @@ origin verify --source "$work/source.img" | tee "$work/verify.log" || fail "veri
 cmp "$work/source.img" "$work/internal.img" || fail "the NVMe disk image differs from the source"
 stamp "workload and verify done; the NVMe disk image is byte-identical to the source"
 
+# The unit's sandbox lets the disk workers put themselves first in line
+# (docs/ARCHITECTURE.md, "Threads"): CAP_SYS_NICE for the nice value, and
+# sched_setattr (in @system-service) for the time slice. cloned logs a notice
+# when either is refused.
+# The nice value is field 19 of a thread's stat line (no spaces in these names).
+nices=$(g "for t in /proc/\$(pidof cloned)/task/*; do [ \"\$(cat \$t/comm)\" = cloned-disk ] && cut -d' ' -f19 \$t/stat; done | sort -u" | tr -d '\r')
+[ "$nices" = -10 ] || fail "the disk workers run at nice '${nices//$'\n'/ }', not -10"
+refused=$(g "journalctl -b -u cloned --no-pager | grep -c -e 'disk workers keep' || true" | tr -d '\r')
+[ "$refused" = 0 ] || fail "cloned says its disk workers keep its priority or time slice: $(g journalctl -b -u cloned --no-pager | grep 'disk workers keep')"
+stamp "the disk workers run at nice -10 and no refusal of their priority or slice is logged"
+
 # cloned pings at half the watchdog's 30 s: within 45 s of the first reading
 # (the work above may take less than one interval).
 limit=$((SECONDS + 45))
