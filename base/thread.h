@@ -61,13 +61,15 @@ struct SchedAttr {
 static_assert(sizeof(SchedAttr) == 56);
 
 // Asks the kernel to run the calling thread in time slices of `microseconds`
-// rather than its default (0.7-3 ms), keeping its policy and nice value. Since
-// Linux 6.12 the fair scheduler (EEVDF) gives a thread with a shorter slice an
-// earlier deadline, so that when it wakes it runs ahead of threads that are
-// busy computing: what a lower nice value gave under the older scheduler, which
-// EEVDF no longer does (there nice buys a share of the CPU, not a turn). The
-// kernel clamps the slice to 0.1-100 ms. Older kernels take the call and ignore
-// the slice. Needs no privilege.
+// rather than its default (0.7-3 ms), keeping its policy and nice value. The
+// fair scheduler since Linux 6.6 (EEVDF) lets a thread that wakes run ahead of
+// busy ones by an earlier deadline, which a lower nice value no longer gives
+// (there it buys a share of the CPU, not a turn); since 6.12 a thread may ask
+// for a shorter slice, which makes its deadlines earlier. The kernel clamps the
+// slice to 0.1-100 ms. Older kernels (Debian 12's 6.1, whose scheduler still
+// lets a lower nice value preempt) take the call and ignore the slice; a
+// SCHED_IDLE thread's is ignored too, and a real-time thread's call fails
+// (EINVAL). Needs no privilege.
 inline base::Status ask_this_thread_time_slice(uint32_t microseconds) {
   if (microseconds == 0) return base::Status::ok();
   constexpr uint64_t kKeepPolicy = 0x08;  // SCHED_FLAG_KEEP_POLICY
@@ -78,8 +80,10 @@ inline base::Status ask_this_thread_time_slice(uint32_t microseconds) {
   attr.sched_flags = kKeepPolicy;
   attr.sched_nice = nice;
   attr.sched_runtime = uint64_t{microseconds} * 1000;
-  if (::syscall(SYS_sched_setattr, 0, &attr, 0) != 0)
-    return base::Status::from_errno("cannot ask for time slices of " + std::to_string(microseconds) + " us");
+  if (::syscall(SYS_sched_setattr, 0, &attr, 0) != 0) {
+    const int err = errno;
+    return base::Status::from_errno(err, "cannot ask for time slices of " + std::to_string(microseconds) + " us");
+  }
   return base::Status::ok();
 }
 

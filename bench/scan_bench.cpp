@@ -24,6 +24,7 @@
 #include "bench/cpu_time.h"
 #include "blockio/disk.h"
 #include "cloned/daemon/workers.h"
+#include "config/config.h"
 
 namespace {
 
@@ -129,7 +130,9 @@ int main(int argc, char** argv) {
 
   cloned::Completions done;
   const digest::DigestKey key{2};
-  cloned::DiskWorkers workers(**dev, key, threads, done);
+  const config::CloneConfig daemon;  // the workers with the daemon's priority and time slice
+  cloned::DiskWorkers workers(**dev, key, threads, done, false,
+                              {daemon.writer_priority_boost, daemon.writer_time_slice_us});
   const uint32_t per_request = std::min<uint32_t>(proto::kMaxDigestsPerRequest, (8u << 20) / extent);
   const uint64_t request_bytes = uint64_t{per_request} * extent;
   uint64_t next = 0, answered = 0, in_flight = 0, requests = 0;

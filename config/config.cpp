@@ -185,7 +185,8 @@ void read_clone_runtime(TomlDoc& doc, const std::string& dir, CloneConfig& c) {
   // The kernel clamps a slice to 0.1-100 ms: a value it would change is refused.
   if (apply.u32("writer_time_slice_us", c.writer_time_slice_us, 0, 100000) && c.writer_time_slice_us != 0 &&
       c.writer_time_slice_us < 100)
-    apply.fail("writer_time_slice_us", "must be 0 (the kernel's own) or at least 100");
+    apply.fail("writer_time_slice_us",
+               "must be 0 (the kernel's own) or between 100 and 100000, not " + std::to_string(c.writer_time_slice_us));
   apply.size("inflight_bytes_max", c.inflight_bytes_max, 1ull << 20, 1ull << 30);
   apply.u32("commit_interval_ms", c.commit_interval_ms, 1, 60000);
   apply.u32("store_commit_delay_ms", c.store_commit_delay_ms, 0, 10000);

@@ -331,7 +331,7 @@ TEST_CASE("each kind of mistake in cloned.toml names the file, the line and the 
       {"priority boost out of range", kMinimalClone + "[apply]\nwriter_priority_boost = 20\n",
        ":9: ", "key 'apply.writer_priority_boost' must be between 0 and 19, not 20"},
       {"time slice shorter than the kernel gives", kMinimalClone + "[apply]\nwriter_time_slice_us = 50\n",
-       ":9: ", "key 'apply.writer_time_slice_us' must be 0 (the kernel's own) or at least 100"},
+       ":9: ", "key 'apply.writer_time_slice_us' must be 0 (the kernel's own) or between 100 and 100000, not 50"},
       {"time slice longer than the kernel gives", kMinimalClone + "[apply]\nwriter_time_slice_us = 100001\n",
        ":9: ", "key 'apply.writer_time_slice_us' must be between 0 and 100000, not 100001"},
       {"bad size", kMinimalClone + "[apply]\ninflight_bytes_max = \"lots\"\n",

@@ -19,9 +19,9 @@ VM_CACHE=${CLONED_VM_CACHE:-/var/cache/cloned-vm}
 fail() {
   echo "FAIL: $*" >&2
   if [ -n "${work:-}" ] && [ -f "$work/serial.log" ]; then
-    echo "--- the guest's serial console: each boot, its random pool, and its first 8 lockups or stalls:" >&2
+    echo "--- the guest's serial console: each boot, its random pool, its first 8 lockups or stalls, and any panic:" >&2
     grep -a -E "Linux version|crng init done|Rebooting|soft lockup|rcu.*stall|hung_task|Kernel panic" "$work/serial.log" |
-      awk '/Linux version/ { n = 0; print; next } /crng init done|Rebooting/ { print; next } n < 8 { n++; print }' |
+      awk '/Linux version/ { n = 0; print; next } /crng init done|Rebooting|Kernel panic/ { print; next } n < 8 { n++; print }' |
       tr -d '\r' >&2 || true
     echo "--- the guest's serial console, last 40 lines:" >&2
     tail -n 40 "$work/serial.log" | tr -d '\r' >&2
