@@ -110,9 +110,9 @@ class Completions {
 // How the disk workers put themselves first in line ([apply]
 // writer_priority_boost and writer_time_slice_us). nice_boost: each lowers its
 // nice value by this much (needs CAP_SYS_NICE, which the unit grants).
-// time_slice_us: each asks for time slices this short, which since Linux 6.12
-// lets it run as soon as it wakes where a lower nice value no longer does
-// (base::ask_this_thread_time_slice). 0: leave it as it is.
+// time_slice_us: each asks for time slices this short, which lets it run as
+// soon as it wakes on kernels since 6.12, where a lower nice value no longer
+// does (base::ask_this_thread_time_slice). 0: leave either as it is.
 struct DiskWorkerPriority {
   uint32_t nice_boost = 0;
   uint32_t time_slice_us = 0;
@@ -159,11 +159,12 @@ class DiskWorkers {
   // (a mismatch is rewritten once and reported; twice is a disk error).
   // `digest_key` outlives the workers: it is kept by reference (the daemon's
   // lives in guarded memory, config::GuardedKeys), never copied.
-  // priority: how each worker thread puts itself first in line as it starts,
-  // so that a worker whose batch or flush completed gets a CPU ahead of the
-  // loop thread's decrypting (and, on a shared machine, of other processes)
-  // and issues the next one at once (DiskWorkerPriority, above). A worker that cannot
-  // keeps the daemon's priority, and the first of them says so in the log.
+  // priority: how each worker thread puts itself first in line as it starts
+  // (DiskWorkerPriority, above), so that a worker whose batch or flush
+  // completed gets a CPU ahead of the loop thread's decrypting (and, on a
+  // shared machine, of other processes) and issues the next one at once. A
+  // worker that cannot keeps the daemon's priority or the kernel's slice, and
+  // the first of them says so in the log.
   DiskWorkers(blockio::BlockDevice& device, const digest::DigestKey& digest_key, uint32_t threads, Completions& done,
               bool read_back = false, DiskWorkerPriority priority = {});
   DiskWorkers(blockio::BlockDevice&, digest::DigestKey&&, uint32_t, Completions&, bool = false,
